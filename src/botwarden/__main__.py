@@ -1,0 +1,3 @@
+from botwarden.cli import main
+
+main()

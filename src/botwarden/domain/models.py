@@ -1,0 +1,139 @@
+"""The bot's durable facts as plain, immutable data.
+
+Nothing here does I/O or reads a clock: every time comes in as an argument. Money and
+quantities are `Decimal` (a venue's prices and lot sizes are decimal; floats drift),
+and every timestamp is timezone-aware and normalised to UTC on the way in.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""A datetime that must carry a timezone; stored and compared in UTC."""
+
+Qty = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+Price = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+Amount = Annotated[Decimal, Field(allow_inf_nan=False)]
+
+
+class DomainModel(BaseModel):
+    """Frozen, strict about unknown fields: a typo in a stored record is an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Side(StrEnum):
+    """The direction of a position."""
+
+    LONG = "long"
+    SHORT = "short"
+
+    @property
+    def entry_order_side(self) -> OrderSide:
+        return OrderSide.BUY if self is Side.LONG else OrderSide.SELL
+
+    @property
+    def exit_order_side(self) -> OrderSide:
+        return OrderSide.SELL if self is Side.LONG else OrderSide.BUY
+
+
+class OrderSide(StrEnum):
+    """The direction of an order or a fill."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+
+class Position(DomainModel):
+    """What the bot holds in one symbol, and how it is protected."""
+
+    id: str
+    bot_id: str
+    symbol: str
+    side: Side
+    size: Qty
+    entry_price: Price
+    entry_time: UtcDatetime
+    stop_price: Price | None = None
+    stop_client_order_id: str | None = None
+    stop_venue_order_id: str | None = None
+    take_profit: Price | None = None
+    best_price: Price | None = None
+    """Best price seen since entry (highest for a long, lowest for a short): trailing stops."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Fill(DomainModel):
+    """One execution reported by the venue; `trade_id` is the venue's, unique per venue."""
+
+    trade_id: str
+    client_order_id: str
+    symbol: str
+    side: OrderSide
+    qty: Qty
+    price: Price
+    fee: Amount = Decimal(0)
+    fee_currency: str | None = None
+    time: UtcDatetime
+
+
+class RiskState(DomainModel):
+    """The counters the risk guards read; they survive restarts so a crash resets nothing."""
+
+    trading_day: date | None = None
+    daily_pnl: Amount = Decimal(0)
+    daily_trade_count: int = Field(default=0, ge=0)
+    consecutive_losses: int = Field(default=0, ge=0)
+    peak_equity: Amount | None = None
+    drawdown: Amount = Decimal(0)
+    """Fraction below peak equity: 0.1 is 10% down from the peak."""
+    breaker_until: UtcDatetime | None = None
+    breaker_reason: str | None = None
+
+
+class SignalState(DomainModel):
+    """What the strategy already acted on: processed signal ids, cooldowns, the last bar."""
+
+    processed: dict[str, UtcDatetime] = Field(default_factory=dict)
+    """Signal id -> when it was processed. Pruned by age, never by count."""
+    cooldowns: dict[str, UtcDatetime] = Field(default_factory=dict)
+    """Symbol -> until when no new entry is taken on it."""
+    last_bar_time: UtcDatetime | None = None
+
+
+class BotStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    ERROR = "error"
+    NEEDS_ATTENTION = "needs_attention"
+
+
+class Instance(DomainModel):
+    """The process that runs (or last ran) the bot. `epoch` is its fencing token."""
+
+    host: str
+    pid: int
+    epoch: int = Field(ge=0)
+    started_at: UtcDatetime
+
+
+class BotRecord(DomainModel):
+    bot_id: str
+    status: BotStatus = BotStatus.PENDING
+    last_run_at: UtcDatetime | None = None
+    last_error: str | None = None
+    last_updated_at: UtcDatetime | None = None
+    heartbeat_at: UtcDatetime | None = None
+    instance: Instance | None = None

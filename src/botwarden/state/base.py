@@ -1,0 +1,106 @@
+"""The storage port: one protocol that every backend implements the same way.
+
+A store holds, per bot (`flow_id`), a few named collections of JSON documents keyed
+by id, and one fencing epoch. It knows nothing of positions or orders: the
+`StateManager` turns domain objects into documents and back. Keeping the port this
+small is what lets one conformance suite prove every backend.
+
+Two guarantees every backend gives (promise I6):
+- `apply` writes a whole `Change` or nothing, and durably before it returns;
+- a change carrying an `epoch` lower than the flow's stored epoch is refused
+  (`FencedOut`) inside the same atomic write, so an instance that was taken over
+  cannot write state any more (promise I4). A higher epoch raises the stored one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+SCHEMA_VERSION = 1
+"""Layout version of what the stores hold. A store written by a newer version is refused."""
+
+COLLECTIONS: tuple[str, ...] = ("positions", "intents", "fills", "signals", "cooldowns", "meta")
+"""Every collection a flow may hold. `meta` holds singletons (bot record, risk, last bar)."""
+
+Snapshot = dict[str, dict[str, str]]
+"""collection -> key -> JSON text, with every collection of `COLLECTIONS` present."""
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    collection: str
+    key: str
+    value: Mapping[str, Any]
+    """A JSON-able mapping; encoded by the backend inside its atomic write."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    collection: str
+    key: str
+
+
+Op = Put | Delete
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Operations applied together, in order, as one atomic and durable write."""
+
+    ops: Sequence[Op] = field(default_factory=tuple)
+    epoch: int | None = None
+    """The writer's fencing epoch; None for tools that do not trade (export, import)."""
+
+    def __post_init__(self) -> None:
+        for op in self.ops:
+            if op.collection not in COLLECTIONS:
+                raise ValueError(
+                    f"unknown collection {op.collection!r}; expected one of {', '.join(COLLECTIONS)}"
+                )
+
+
+def encode(value: Mapping[str, Any]) -> str:
+    """The one JSON encoding of a document. NaN and infinity are refused: they are not
+    JSON, and a NaN price in state is a bug to stop at the door, not to store."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
+def empty_snapshot() -> Snapshot:
+    return {name: {} for name in COLLECTIONS}
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """What every backend provides. All methods are coroutines but `describe`."""
+
+    durable: bool
+    """False only for `memory`: nothing survives the process."""
+
+    def describe(self) -> str:
+        """Backend and location for messages, with any password removed."""
+        ...
+
+    async def open(self) -> None:
+        """Connect, create the layout if new, refuse a newer schema, detect corruption."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def load(self, flow_id: str) -> Snapshot:
+        """Everything one bot holds, in one bulk read."""
+        ...
+
+    async def apply(self, flow_id: str, change: Change) -> None:
+        """Write `change` atomically and durably, or raise with nothing written."""
+        ...
+
+    async def flows(self) -> list[str]:
+        """The bots that have state in this store, sorted."""
+        ...
+
+    async def epoch(self, flow_id: str) -> int:
+        """The flow's fencing epoch (0 if it never had one)."""
+        ...

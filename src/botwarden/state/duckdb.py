@@ -1,0 +1,59 @@
+"""`duckdb`: the embedded analytical engine. One process at a time may open the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from botwarden.state.sql import EmbeddedSqlStore
+
+
+def _duckdb() -> Any:
+    try:
+        import duckdb
+    except ImportError as error:  # pragma: no cover - depends on the install
+        from botwarden.errors import StoreUnavailable
+
+        raise StoreUnavailable(
+            "state backend 'duckdb' needs the duckdb package: pip install 'botwarden[duckdb]'"
+        ) from error
+    return duckdb
+
+
+class DuckdbStore(EmbeddedSqlStore):
+    backend = "duckdb"
+    companions = (".wal",)
+    _begin = "BEGIN TRANSACTION"
+    ddl = (
+        "CREATE TABLE IF NOT EXISTS botwarden_schema ("
+        " id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS botwarden_flows ("
+        " flow_id VARCHAR PRIMARY KEY, epoch BIGINT NOT NULL DEFAULT 0)",
+        "CREATE TABLE IF NOT EXISTS botwarden_records ("
+        " flow_id VARCHAR NOT NULL, collection VARCHAR NOT NULL, key VARCHAR NOT NULL,"
+        " doc VARCHAR NOT NULL, PRIMARY KEY (flow_id, collection, key))",
+    )
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(Path(path))
+        self._driver = _duckdb()
+        self.driver_errors = (self._driver.Error,)
+
+    def _connect(self) -> Any:
+        return self._driver.connect(str(self.path))
+
+    def _corruption(self, error: Exception) -> str | None:
+        message = str(error)
+        if "Could not set lock" in message or "Conflicting lock" in message:
+            return None  # another process has the file open: busy, not corrupt
+        if isinstance(error, self._driver.IOException | self._driver.SerializationException):
+            return message.splitlines()[0]
+        if isinstance(error, self._driver.InternalException | self._driver.FatalException):
+            return message.splitlines()[0]
+        return None
+
+    def _has_table(self, name: str) -> bool:
+        row = self._conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", (name,)
+        ).fetchone()
+        return bool(row[0])

@@ -1,0 +1,168 @@
+"""`jsonfile`: the whole state as one human-readable state.json.
+
+Every change rewrites the file (temp file, fsync, rename, fsync the directory), so a
+crash leaves the old file or the new one. Rewriting everything makes a change cost
+grow with the state: choose it for small bots whose operators want to read (and
+diff, and back up) their state as text; see docs/state.md.
+
+Several processes may share one file (bots whose `path` has no `{flow_id}`): a change
+takes an exclusive `flock` on `<file>.lock` and re-reads the file first if another
+process replaced it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from botwarden.errors import FencedOut, SchemaVersionError, StateCorruptError
+from botwarden.state.base import (
+    COLLECTIONS,
+    SCHEMA_VERSION,
+    Change,
+    Put,
+    Snapshot,
+    empty_snapshot,
+    encode,
+)
+from botwarden.state.files import atomic_write, quarantine
+
+log = logging.getLogger(__name__)
+
+_HEADER = "botwarden_state"
+
+
+class _Corrupt(Exception):
+    pass
+
+
+class JsonFileStore:
+    durable = True
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock_path = self.path.with_name(self.path.name + ".lock")
+        self._flows: dict[str, dict[str, Any]] = {}
+        self._signature: tuple[int, int, int] | None = None
+
+    def describe(self) -> str:
+        return f"jsonfile {self.path}"
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            self._refresh(on_open=True)
+
+    async def close(self) -> None:
+        self._flows = {}
+        self._signature = None
+
+    async def load(self, flow_id: str) -> Snapshot:
+        self._refresh()
+        snapshot = empty_snapshot()
+        flow = self._flows.get(flow_id, {})
+        for name in COLLECTIONS:
+            snapshot[name] = {key: encode(doc) for key, doc in flow.get(name, {}).items()}
+        return snapshot
+
+    async def apply(self, flow_id: str, change: Change) -> None:
+        with self._locked():
+            self._refresh()
+            flow = dict(self._flows.get(flow_id) or {"epoch": 0})
+            current = int(flow["epoch"])
+            if change.epoch is not None and change.epoch < current:
+                raise FencedOut(flow_id, change.epoch, current)
+            flow["epoch"] = max(current, change.epoch or 0)
+            touched: dict[str, dict[str, Any]] = {}
+            for op in change.ops:
+                records = touched.setdefault(op.collection, dict(flow.get(op.collection, {})))
+                if isinstance(op, Put):
+                    # Round-trip through the one encoding: refuses NaN, and the stored
+                    # document can never alias the caller's mutable mapping.
+                    records[op.key] = json.loads(encode(op.value))
+                else:
+                    records.pop(op.key, None)
+            flow.update(touched)
+            flows = {**self._flows, flow_id: flow}
+            self._write(flows)
+            self._flows = flows
+
+    async def flows(self) -> list[str]:
+        self._refresh()
+        return sorted(self._flows)
+
+    async def epoch(self, flow_id: str) -> int:
+        self._refresh()
+        return int(self._flows.get(flow_id, {}).get("epoch", 0))
+
+    # -- the file --------------------------------------------------------------------
+    @contextmanager
+    def _locked(self):
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _refresh(self, on_open: bool = False) -> None:
+        """Re-read the file if it is not the one we last read or wrote."""
+        signature = self._stat()
+        if signature is not None and signature == self._signature and not on_open:
+            return
+        if signature is None:
+            self._flows, self._signature = {}, None
+            return
+        try:
+            self._flows = self._parse(self.path.read_bytes())
+        except _Corrupt as error:
+            moved_to = quarantine(self.path)
+            log.error(
+                "state file %s is corrupt (%s); moved aside to %s", self.path, error, moved_to
+            )
+            self._flows, self._signature = {}, None
+            raise StateCorruptError(self.path, str(error), moved_to) from None
+        self._signature = signature
+
+    def _parse(self, raw: bytes) -> dict[str, dict[str, Any]]:
+        if not raw.strip():
+            raise _Corrupt("the file is empty")
+        try:
+            document = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise _Corrupt(f"not valid JSON: {error}") from None
+        if not isinstance(document, dict) or not isinstance(document.get(_HEADER), dict):
+            raise _Corrupt(f"no {_HEADER!r} header")
+        version = document[_HEADER].get("schema_version")
+        if not isinstance(version, int):
+            raise _Corrupt("no schema_version in the header")
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(self.describe(), version, SCHEMA_VERSION)
+        flows = document.get("flows")
+        if not isinstance(flows, dict):
+            raise _Corrupt("no 'flows' object")
+        for flow_id, flow in flows.items():
+            if not isinstance(flow, dict) or not isinstance(flow.get("epoch", 0), int):
+                raise _Corrupt(f"flow {flow_id!r} is not an object with an integer epoch")
+            for name, records in flow.items():
+                if name != "epoch" and (name not in COLLECTIONS or not isinstance(records, dict)):
+                    raise _Corrupt(f"flow {flow_id!r}: unexpected entry {name!r}")
+        return flows
+
+    def _write(self, flows: dict[str, dict[str, Any]]) -> None:
+        document = {_HEADER: {"schema_version": SCHEMA_VERSION}, "flows": flows}
+        text = json.dumps(document, indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False)
+        atomic_write(self.path, (text + "\n").encode())
+        self._signature = self._stat()

@@ -1,0 +1,57 @@
+"""`memory`: the whole store in a dict. For tests and throwaway runs: nothing survives
+the process, and the store says so when it opens."""
+
+from __future__ import annotations
+
+import logging
+
+from botwarden.errors import FencedOut
+from botwarden.state.base import Change, Put, Snapshot, empty_snapshot, encode
+
+log = logging.getLogger(__name__)
+
+
+class MemoryStore:
+    durable = False
+
+    def __init__(self) -> None:
+        self._flows: dict[str, Snapshot] = {}
+        self._epochs: dict[str, int] = {}
+
+    def describe(self) -> str:
+        return "memory (nothing survives a restart)"
+
+    async def open(self) -> None:
+        log.warning("state backend 'memory': nothing survives a restart of this process")
+
+    async def close(self) -> None:
+        pass
+
+    async def load(self, flow_id: str) -> Snapshot:
+        stored = self._flows.get(flow_id) or empty_snapshot()
+        return {name: dict(records) for name, records in stored.items()}
+
+    async def apply(self, flow_id: str, change: Change) -> None:
+        current = self._epochs.get(flow_id, 0)
+        if change.epoch is not None and change.epoch < current:
+            raise FencedOut(flow_id, change.epoch, current)
+        # Encode everything first (the only step that can fail), then write: a change
+        # that fails halfway leaves nothing applied.
+        staged = [
+            (op.collection, op.key, encode(op.value) if isinstance(op, Put) else None)
+            for op in change.ops
+        ]
+        stored = self._flows.setdefault(flow_id, empty_snapshot())
+        for collection, key, text in staged:
+            if text is None:
+                stored[collection].pop(key, None)
+            else:
+                stored[collection][key] = text
+        if change.epoch is not None and change.epoch > current:
+            self._epochs[flow_id] = change.epoch
+
+    async def flows(self) -> list[str]:
+        return sorted(self._flows)
+
+    async def epoch(self, flow_id: str) -> int:
+        return self._epochs.get(flow_id, 0)

@@ -1,0 +1,169 @@
+"""`redis`: shared state for many bots and hosts (redis-py asyncio).
+
+Layout, with `bw` as the key prefix:
+    bw:schema                    layout version (string)
+    bw:flows                     the bots with state (set)
+    bw:{<bot>}:epoch             the bot's fencing epoch (string)
+    bw:{<bot>}:<collection>      one hash per collection: key -> JSON document
+
+The braces are a Redis Cluster hash tag: all of one bot's keys live in one slot.
+
+A change is one Lua script, which Redis runs atomically and writes to its AOF as one
+unit. Redis does not roll a script back when a command inside it fails, so the
+script checks everything that could fail (key types, the fencing epoch) before its
+first write. Durability is the server's: a change survives a Redis restart only with
+`appendonly yes` and `appendfsync always`; `open` warns when the server says otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from botwarden.errors import FencedOut, SchemaVersionError, StoreUnavailable
+from botwarden.redact import redact_url
+from botwarden.state.base import COLLECTIONS, SCHEMA_VERSION, Change, Put, Snapshot, encode
+
+log = logging.getLogger(__name__)
+
+_APPLY = """
+local stored_type = redis.call('TYPE', KEYS[1])['ok']
+if stored_type ~= 'none' and stored_type ~= 'set' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' is a ' .. stored_type)
+end
+for i = 2, #KEYS do
+  local want = (i == 2) and 'string' or 'hash'
+  local found = redis.call('TYPE', KEYS[i])['ok']
+  if found ~= 'none' and found ~= want then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' is a ' .. found)
+  end
+end
+local stored = tonumber(redis.call('GET', KEYS[2]) or '0')
+if stored == nil then
+  return redis.error_reply('BADEPOCH ' .. KEYS[2] .. ' is not a number')
+end
+if ARGV[1] ~= '' then
+  local epoch = tonumber(ARGV[1])
+  if epoch < stored then
+    return redis.error_reply('FENCED ' .. stored)
+  end
+  if epoch > stored then
+    redis.call('SET', KEYS[2], epoch)
+  end
+end
+redis.call('SADD', KEYS[1], ARGV[2])
+local i = 3
+while i <= #ARGV do
+  local hash = KEYS[2 + tonumber(ARGV[i + 1])]
+  if ARGV[i] == 'p' then
+    redis.call('HSET', hash, ARGV[i + 2], ARGV[i + 3])
+    i = i + 4
+  else
+    redis.call('HDEL', hash, ARGV[i + 2])
+    i = i + 3
+  end
+end
+return stored
+"""
+
+_COLLECTION_INDEX = {name: index for index, name in enumerate(COLLECTIONS, start=1)}
+
+
+def _redis() -> Any:
+    try:
+        import redis.asyncio as redis_asyncio
+    except ImportError as error:  # pragma: no cover - depends on the install
+        raise StoreUnavailable(
+            "state backend 'redis' needs the redis package: pip install 'botwarden[redis]'"
+        ) from error
+    return redis_asyncio
+
+
+class RedisStore:
+    durable = True
+
+    def __init__(self, url: str, key_prefix: str = "bw", timeout: float = 10.0) -> None:
+        self._url = url
+        self._prefix = key_prefix
+        self._timeout = timeout
+        self._client: Any = None
+        self._script: Any = None
+
+    def describe(self) -> str:
+        return f"redis {redact_url(self._url)} (prefix {self._prefix!r})"
+
+    def _keys(self, flow_id: str) -> list[str]:
+        base = f"{self._prefix}:{{{flow_id}}}"
+        return [f"{self._prefix}:flows", f"{base}:epoch", *(f"{base}:{c}" for c in COLLECTIONS)]
+
+    async def open(self) -> None:
+        redis_asyncio = _redis()
+        self._client = redis_asyncio.from_url(
+            self._url,
+            decode_responses=True,
+            socket_timeout=self._timeout,
+            socket_connect_timeout=self._timeout,
+        )
+        try:
+            await self._client.set(f"{self._prefix}:schema", SCHEMA_VERSION, nx=True)
+            found = int(await self._client.get(f"{self._prefix}:schema"))
+            config = await self._server_persistence()
+        except redis_asyncio.RedisError as error:
+            await self.close()
+            raise StoreUnavailable(f"{self.describe()}: cannot connect: {error}") from None
+        if found > SCHEMA_VERSION:
+            await self.close()
+            raise SchemaVersionError(self.describe(), found, SCHEMA_VERSION)
+        if config and (config.get("appendonly") != "yes" or config.get("appendfsync") != "always"):
+            log.warning(
+                "%s: the server runs with appendonly=%s appendfsync=%s; a change survives a"
+                " bot crash but not a Redis restart (set appendonly yes, appendfsync always)",
+                self.describe(),
+                config.get("appendonly"),
+                config.get("appendfsync"),
+            )
+        self._script = self._client.register_script(_APPLY)
+
+    async def _server_persistence(self) -> dict[str, str] | None:
+        try:
+            return await self._client.config_get("append*")
+        except Exception:
+            return None
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def load(self, flow_id: str) -> Snapshot:
+        keys = self._keys(flow_id)[2:]
+        # MULTI/EXEC: the collections are read as one consistent snapshot.
+        async with self._client.pipeline(transaction=True) as pipe:
+            for key in keys:
+                pipe.hgetall(key)
+            results = await pipe.execute()
+        return dict(zip(COLLECTIONS, results, strict=True))
+
+    async def apply(self, flow_id: str, change: Change) -> None:
+        args: list[Any] = ["" if change.epoch is None else change.epoch, flow_id]
+        for op in change.ops:
+            index = _COLLECTION_INDEX[op.collection]
+            if isinstance(op, Put):
+                args += ["p", index, op.key, encode(op.value)]
+            else:
+                args += ["d", index, op.key]
+        redis_asyncio = _redis()
+        try:
+            await self._script(keys=self._keys(flow_id), args=args)
+        except redis_asyncio.ResponseError as error:
+            message = str(error)
+            if message.startswith("FENCED"):
+                raise FencedOut(flow_id, change.epoch or 0, int(message.split()[1])) from None
+            raise
+
+    async def flows(self) -> list[str]:
+        return sorted(await self._client.smembers(f"{self._prefix}:flows"))
+
+    async def epoch(self, flow_id: str) -> int:
+        value = await self._client.get(self._keys(flow_id)[1])
+        return int(value or 0)

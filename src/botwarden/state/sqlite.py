@@ -1,0 +1,65 @@
+"""`sqlite`: the embedded default. One file, WAL journal, every commit fsynced."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from botwarden.errors import StoreUnavailable
+from botwarden.state.sql import CorruptionFound, EmbeddedSqlStore
+
+# synchronous=FULL: in WAL mode, the WAL is fsynced at every commit, so a commit that
+# returned survives a power loss (NORMAL would only survive a process crash).
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA busy_timeout=5000",
+)
+
+_CORRUPT_CODES = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
+
+
+class SqliteStore(EmbeddedSqlStore):
+    backend = "sqlite"
+    companions = ("-wal", "-shm")
+    driver_errors = (sqlite3.Error,)
+    _begin = "BEGIN IMMEDIATE"
+    ddl = (
+        "CREATE TABLE IF NOT EXISTS botwarden_schema ("
+        " id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS botwarden_flows ("
+        " flow_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID",
+        "CREATE TABLE IF NOT EXISTS botwarden_records ("
+        " flow_id TEXT NOT NULL, collection TEXT NOT NULL, key TEXT NOT NULL,"
+        " doc TEXT NOT NULL, PRIMARY KEY (flow_id, collection, key)) WITHOUT ROWID",
+    )
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(Path(path))
+
+    def _connect(self) -> Any:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        mode = conn.execute(_PRAGMAS[0]).fetchone()[0]
+        if mode != "wal":
+            conn.close()
+            raise StoreUnavailable(f"{self.describe()}: cannot switch to WAL mode (got {mode})")
+        for pragma in _PRAGMAS[1:]:
+            conn.execute(pragma)
+        return conn
+
+    def _check_integrity(self) -> None:
+        problems = [row[0] for row in self._conn.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            raise CorruptionFound("; ".join(problems[:3]))
+
+    def _corruption(self, error: Exception) -> str | None:
+        if getattr(error, "sqlite_errorname", None) in _CORRUPT_CODES:
+            return str(error)
+        return None
+
+    def _has_table(self, name: str) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        return row is not None
