@@ -57,9 +57,8 @@ class Change:
     def __post_init__(self) -> None:
         for op in self.ops:
             if op.collection not in COLLECTIONS:
-                raise ValueError(
-                    f"unknown collection {op.collection!r}; expected one of {', '.join(COLLECTIONS)}"
-                )
+                known = ", ".join(COLLECTIONS)
+                raise ValueError(f"unknown collection {op.collection!r}; expected one of {known}")
 
 
 def encode(value: Mapping[str, Any]) -> str:

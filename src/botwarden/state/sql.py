@@ -14,6 +14,7 @@ commit itself.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -200,10 +201,9 @@ class EmbeddedSqlStore:
 
     def _close_quietly(self) -> None:
         if self._conn is not None:
-            try:
+            # Already failing or closing: the first error is the one that matters.
+            with contextlib.suppress(Exception):
                 self._conn.close()
-            except Exception:
-                pass
             self._conn = None
 
     async def close(self) -> None:
