@@ -106,7 +106,7 @@ class SignalState(DomainModel):
     """What the strategy already acted on: processed signal ids, cooldowns, the last bar."""
 
     processed: dict[str, UtcDatetime] = Field(default_factory=dict)
-    """Signal id -> when it was processed. Pruned by age, never by count."""
+    """Signal id -> when it was processed, oldest first. Pruned by age, never by count."""
     cooldowns: dict[str, UtcDatetime] = Field(default_factory=dict)
     """Symbol -> until when no new entry is taken on it."""
     last_bar_time: UtcDatetime | None = None

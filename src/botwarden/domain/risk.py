@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from botwarden.domain.models import RiskState, SignalState
+from botwarden.domain.models import RiskState
 
 
 def roll_day(risk: RiskState, today: date) -> RiskState:
@@ -54,12 +55,22 @@ def clear_expired_breaker(risk: RiskState, now: datetime) -> RiskState:
     return risk.model_copy(update={"breaker_until": None, "breaker_reason": None})
 
 
-def expired_signals(signals: SignalState, now: datetime, retention: timedelta) -> list[str]:
-    """Processed signal ids older than `retention`: safe to forget."""
+def expired_signals(
+    processed: Mapping[str, datetime], now: datetime, retention: timedelta
+) -> list[str]:
+    """Processed signal ids older than `retention`: safe to forget.
+
+    `processed` is in time order (as `SignalState.processed` is kept), so the scan
+    stops at the first id still inside the window: pruning costs what it prunes."""
     horizon = now - retention
-    return [signal_id for signal_id, at in signals.processed.items() if at < horizon]
+    expired = []
+    for signal_id, at in processed.items():
+        if at >= horizon:
+            break
+        expired.append(signal_id)
+    return expired
 
 
-def on_cooldown(signals: SignalState, symbol: str, now: datetime) -> bool:
-    until = signals.cooldowns.get(symbol)
+def on_cooldown(cooldowns: Mapping[str, datetime], symbol: str, now: datetime) -> bool:
+    until = cooldowns.get(symbol)
     return until is not None and now < until

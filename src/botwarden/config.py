@@ -1,0 +1,223 @@
+"""A bot's configuration: one typed model, read from YAML, JSON or TOML.
+
+Every mistake becomes one `ConfigError` line naming the file, the field, the bad value
+and what is allowed. Strings may name environment variables as `${NAME}` (or
+`${NAME:-default}`), which is how secrets such as a DSN's password stay out of files.
+Relative paths are relative to the config file's folder, so a bot started by cron or
+systemd from another directory finds the same state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
+
+from botwarden.errors import ConfigError
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`90s`, `15m`, `24h`, `7d`, `1h30m`, or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        parts = _DURATION_PART.findall(text)
+        if parts and _DURATION_PART.sub("", text).strip() == "":
+            return timedelta(seconds=sum(float(n) * _DURATION_UNITS[u] for n, u in parts))
+    raise ValueError(f"bad duration {value!r}: use a number and a unit, like 90s, 15m, 24h or 7d")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+BotId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+"""Also a file name and a key: letters, digits, `_`, `.`, `-`; 64 characters at most."""
+
+Backend = Literal["memory", "sqlite", "duckdb", "jsonfile", "redis", "postgres"]
+BACKENDS: tuple[str, ...] = Backend.__args__
+
+DEFAULT_BACKEND: Backend = "sqlite"
+"""The embedded default, chosen by measurement: see docs/benchmarks.md."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class FileSettings(Settings):
+    path: str
+    """May contain `{flow_id}`; relative to the config file's folder."""
+
+
+class SqliteSettings(FileSettings):
+    path: str = "state/{flow_id}.db"
+
+
+class DuckdbSettings(FileSettings):
+    path: str = "state/{flow_id}.duckdb"
+
+
+class JsonfileSettings(FileSettings):
+    path: str = "state/{flow_id}.json"
+
+
+class RedisSettings(Settings):
+    url: str = "redis://localhost:6379/0"
+    key_prefix: str = Field(default="bw", pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
+class PostgresSettings(Settings):
+    dsn: str = "postgresql://localhost/botwarden"
+    db_schema: str = Field(default="public", alias="schema", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class RecoverySettings(Settings):
+    mode: Literal["sync", "restore", "close_all", "manual"] = "sync"
+    orphan_positions: Literal["close", "adopt", "manual"] = "close"
+    max_state_age: Duration = timedelta(hours=24)
+
+
+class StateSettings(Settings):
+    backend: Backend = DEFAULT_BACKEND
+    sqlite: SqliteSettings = SqliteSettings()
+    duckdb: DuckdbSettings = DuckdbSettings()
+    jsonfile: JsonfileSettings = JsonfileSettings()
+    redis: RedisSettings = RedisSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    recovery: RecoverySettings = RecoverySettings()
+    signal_retention: Duration = timedelta(days=7)
+    """How long a processed signal id is remembered (de-duplication window)."""
+
+
+class BotConfig(Settings):
+    bot_id: BotId
+    state: StateSettings = StateSettings()
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @property
+    def base_dir(self) -> Path:
+        """Where relative paths start: the config file's folder (the working directory
+        for a config built in code). Not a setting: it comes from where the file is."""
+        return self._base_dir
+
+
+def resolve_path(template: str, flow_id: str, base_dir: Path) -> Path:
+    path = Path(template.replace("{flow_id}", flow_id)).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
+# -- loading ---------------------------------------------------------------------------
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _interpolate(value: Any, source: Path, where: str = "") -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _interpolate(v, source, f"{where}.{k}" if where else str(k))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_interpolate(v, source, f"{where}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{source}: {where}: environment variable {name} is not set")
+
+    return _ENV_REFERENCE.sub(substitute, value)
+
+
+def _parse(path: Path, text: str) -> Any:
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".yaml", ".yml"):
+            return yaml.safe_load(text)
+        if suffix == ".json":
+            return json.loads(text)
+        if suffix == ".toml":
+            return tomllib.loads(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(
+            f"{path}: not valid YAML{line}: {getattr(error, 'problem', error)}"
+        ) from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: not valid JSON at line {error.lineno}: {error.msg}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    raise ConfigError(f"{path}: unknown config format {suffix!r}; use .yaml, .yml, .json or .toml")
+
+
+def describe_validation_error(error: ValidationError, model: type[BaseModel]) -> str:
+    """The first problem as `field.path: what is wrong`, with what would be accepted."""
+    first = error.errors()[0]
+    loc = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_fields(model, first["loc"][:-1])
+        message = f"unknown field; allowed here: {', '.join(allowed)}"
+    elif kind == "missing":
+        message = "missing (required)"
+    elif kind == "literal_error":
+        expected = first.get("ctx", {}).get("expected", "")
+        message = f"{first['input']!r} is not allowed; use one of {expected}"
+    elif kind == "string_pattern_mismatch" and loc == "bot_id":
+        message = (
+            f"{first['input']!r} is not a valid bot id: use 1 to 64 letters, digits, '_', '.'"
+            " or '-', starting with a letter or digit"
+        )
+    else:
+        message = first["msg"].removeprefix("Value error, ")
+        if "input" in first and kind not in ("value_error", "model_type", "dict_type"):
+            message += f" (got {first['input']!r})"
+    more = len(error.errors()) - 1
+    return f"{loc}: {message}" + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+
+
+def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def load_config(path: str | Path) -> BotConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read: {error}") from None
+    raw = _parse(path, text)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    raw = _interpolate(raw, path)
+    try:
+        config = BotConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(f"{path}: {describe_validation_error(error, BotConfig)}") from None
+    config._base_dir = path.resolve().parent
+    return config
