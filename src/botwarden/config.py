@@ -157,8 +157,12 @@ def _parse(path: Path, text: str) -> Any:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark else ""
+        hint = ""
+        if mark and "{flow_id}" in text.splitlines()[mark.line]:
+            # YAML forbids a bare `{` inside `{...}`: `{path: state/{flow_id}.db}`.
+            hint = '; quote a value holding {flow_id} inside {...}: {path: "state/{flow_id}.db"}'
         raise ConfigError(
-            f"{path}: not valid YAML{line}: {getattr(error, 'problem', error)}"
+            f"{path}: not valid YAML{line}: {getattr(error, 'problem', error)}{hint}"
         ) from None
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path}: not valid JSON at line {error.lineno}: {error.msg}") from None

@@ -28,9 +28,12 @@ Amount = Annotated[Decimal, Field(allow_inf_nan=False)]
 
 
 class DomainModel(BaseModel):
-    """Frozen, strict about unknown fields: a typo in a stored record is an error."""
+    """Frozen, strict about unknown fields: a typo in a stored record is an error.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A NaN or infinity (say in `metadata`) is kept as such when dumped, so the store's
+    encoder refuses it loudly instead of pydantic's default quietly writing null."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 
 
 class Side(StrEnum):

@@ -1,41 +1,9 @@
-"""Durable bot state: the `StateStore` port, its six backends, and the `StateManager`."""
+"""Durable bot state: the `StateStore` port, its six backends, and the `StateManager`.
 
-from __future__ import annotations
+Importing this package stays light (no pydantic, no SDKs), so a process that only
+needs one backend, such as the crash-test writer, starts fast.
+"""
 
-from pathlib import Path
-
-from botwarden.config import StateSettings, resolve_path
 from botwarden.state.base import COLLECTIONS, SCHEMA_VERSION, Change, Delete, Put, StateStore
 
-
-def open_store(settings: StateSettings, flow_id: str, base_dir: Path) -> StateStore:
-    """The configured backend (not yet opened). SDKs are imported only when chosen."""
-    backend = settings.backend
-    if backend == "memory":
-        from botwarden.state.memory import MemoryStore
-
-        return MemoryStore()
-    if backend == "sqlite":
-        from botwarden.state.sqlite import SqliteStore
-
-        return SqliteStore(resolve_path(settings.sqlite.path, flow_id, base_dir))
-    if backend == "duckdb":
-        from botwarden.state.duckdb import DuckdbStore
-
-        return DuckdbStore(resolve_path(settings.duckdb.path, flow_id, base_dir))
-    if backend == "jsonfile":
-        from botwarden.state.jsonfile import JsonFileStore
-
-        return JsonFileStore(resolve_path(settings.jsonfile.path, flow_id, base_dir))
-    if backend == "redis":
-        from botwarden.state.redis import RedisStore
-
-        return RedisStore(settings.redis.url, settings.redis.key_prefix)
-    if backend == "postgres":
-        from botwarden.state.postgres import PostgresStore
-
-        return PostgresStore(settings.postgres.dsn, settings.postgres.db_schema)
-    raise ValueError(f"unknown state backend {backend!r}")  # config validation prevents this
-
-
-__all__ = ["COLLECTIONS", "SCHEMA_VERSION", "Change", "Delete", "Put", "StateStore", "open_store"]
+__all__ = ["COLLECTIONS", "SCHEMA_VERSION", "Change", "Delete", "Put", "StateStore"]

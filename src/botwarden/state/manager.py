@@ -40,8 +40,8 @@ from botwarden.domain.models import (
 )
 from botwarden.domain.orders import OrderIntent
 from botwarden.errors import FencedOut, StateError
-from botwarden.state import open_store
 from botwarden.state.base import Change, Delete, Op, Put, Snapshot, StateStore
+from botwarden.state.factory import open_store
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,152 @@
+"""Shared fixtures: every backend, against the real thing.
+
+Redis and PostgreSQL tests talk to real servers (127.0.0.1:6379 and :5432 unless
+BOTWARDEN_TEST_REDIS_URL / BOTWARDEN_TEST_POSTGRES_DSN say otherwise). Under CI
+(`CI=true`) a server that cannot be reached FAILS the test; on a developer's machine
+the test is skipped with a message saying how to enable it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from botwarden.config import StateSettings
+from botwarden.state.base import StateStore
+from botwarden.state.factory import open_store
+
+BACKENDS = ("memory", "sqlite", "duckdb", "jsonfile", "redis", "postgres")
+FILE_BACKENDS = ("sqlite", "duckdb", "jsonfile")
+
+REDIS_URL = os.environ.get("BOTWARDEN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+POSTGRES_DSN = os.environ.get(
+    "BOTWARDEN_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def service_missing(what: str, how: str) -> None:
+    """Fail under CI, skip elsewhere: a missing service never passes silently in CI."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{what} is required under CI=true and cannot be reached. {how}")
+    pytest.skip(f"{what} not reachable; {how}")
+
+
+_reachable: dict[str, str | None] = {}
+
+
+def _check_redis() -> str | None:
+    try:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+        client.ping()
+        client.close()
+    except Exception as error:
+        return str(error)
+    return None
+
+
+def _check_postgres() -> str | None:
+    try:
+        import psycopg
+
+        psycopg.connect(POSTGRES_DSN, connect_timeout=2).close()
+    except Exception as error:
+        return str(error)
+    return None
+
+
+def require_redis() -> str:
+    if "redis" not in _reachable:
+        _reachable["redis"] = _check_redis()
+    if _reachable["redis"] is not None:
+        service_missing(
+            f"Redis at {REDIS_URL}",
+            "Start one (`redis-server --port 6379`) or set BOTWARDEN_TEST_REDIS_URL.",
+        )
+    return REDIS_URL
+
+
+def require_postgres() -> str:
+    if "postgres" not in _reachable:
+        _reachable["postgres"] = _check_postgres()
+    if _reachable["postgres"] is not None:
+        service_missing(
+            f"PostgreSQL at {POSTGRES_DSN}",
+            "Start one (trust auth for user postgres) or set BOTWARDEN_TEST_POSTGRES_DSN.",
+        )
+    return POSTGRES_DSN
+
+
+def drop_redis_prefix(url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def drop_postgres_schema(dsn: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+class Backend:
+    """One backend under test: its `state:` settings and a way to (re)open its store."""
+
+    def __init__(self, name: str, settings: dict[str, Any], base_dir: Path) -> None:
+        self.name = name
+        self.settings = settings
+        self.base_dir = base_dir
+        self._memory: StateStore | None = None
+
+    @property
+    def durable(self) -> bool:
+        return self.name != "memory"
+
+    def store(self, flow_id: str = "bot") -> StateStore:
+        """A new store object on the same location (for memory: the same object, since
+        a new one would be empty by design)."""
+        if self.name == "memory":
+            if self._memory is None:
+                self._memory = open_store(
+                    StateSettings.model_validate(self.settings), flow_id, self.base_dir
+                )
+            return self._memory
+        return open_store(StateSettings.model_validate(self.settings), flow_id, self.base_dir)
+
+
+def make_backend(name: str, tmp_path: Path) -> Iterator[Backend]:
+    tag = f"t{uuid.uuid4().hex[:10]}"
+    settings: dict[str, Any] = {"backend": name}
+    if name in FILE_BACKENDS:
+        # No {flow_id}: one file holds every bot, so namespacing is really tested.
+        settings[name] = {"path": str(tmp_path / f"state.{name}")}
+    elif name == "redis":
+        settings["redis"] = {"url": require_redis(), "key_prefix": tag}
+    elif name == "postgres":
+        settings["postgres"] = {"dsn": require_postgres(), "schema": tag}
+    yield Backend(name, settings, tmp_path)
+    if name == "redis":
+        drop_redis_prefix(REDIS_URL, tag)
+    elif name == "postgres":
+        drop_postgres_schema(POSTGRES_DSN, tag)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    yield from make_backend(request.param, tmp_path)
+
+
+@pytest.fixture(params=[b for b in BACKENDS if b != "memory"])
+def durable_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    yield from make_backend(request.param, tmp_path)

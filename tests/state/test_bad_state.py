@@ -1,0 +1,213 @@
+"""Corrupt, truncated and too-new state: a clear error, and not one byte lost."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from botwarden.errors import SchemaVersionError, StateCorruptError, StateError
+from botwarden.state.base import SCHEMA_VERSION, Change, Put
+from botwarden.state.manager import StateManager
+from tests.conftest import FILE_BACKENDS, Backend
+
+
+async def write_some_state(backend: Backend) -> None:
+    store = backend.store()
+    await store.open()
+    ops = [Put("positions", f"p{i}", {"i": i, "pad": "x" * 500}) for i in range(200)]
+    await store.apply("bot", Change(ops))
+    await store.close()
+
+
+def state_file(backend: Backend) -> Path:
+    return Path(backend.settings[backend.name]["path"])
+
+
+def garble(path: Path) -> None:
+    """Junk in every 4 KiB page past the first, keeping the size: a bad disk or copy."""
+    raw = bytearray(path.read_bytes())
+    for offset in range(4096, len(raw) - 64, 4096):
+        raw[offset : offset + 64] = b"\xde\xad\xbe\xef" * 16
+    path.write_bytes(bytes(raw))
+
+
+def zero_header(path: Path) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[:100] = b"\0" * 100
+    path.write_bytes(bytes(raw))
+
+
+def truncate(path: Path) -> None:
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+
+
+@pytest.fixture(params=FILE_BACKENDS)
+def file_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return Backend(
+        request.param,
+        {
+            "backend": request.param,
+            request.param: {"path": str(tmp_path / f"state.{request.param}")},
+        },
+        tmp_path,
+    )
+
+
+@pytest.mark.parametrize("damage", [truncate, zero_header, garble], ids=lambda f: f.__name__)
+async def test_a_damaged_state_file_is_moved_aside_untouched(file_backend: Backend, damage) -> None:
+    await write_some_state(file_backend)
+    path = state_file(file_backend)
+    if file_backend.name == "sqlite":
+        # Fold the WAL into the main file so the damage hits the real database.
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    if file_backend.name == "duckdb":
+        import duckdb
+
+        with duckdb.connect(str(path)) as conn:
+            conn.execute("CHECKPOINT")
+    damage(path)
+    damaged_bytes = path.read_bytes()
+
+    store = file_backend.store()
+    with pytest.raises(StateCorruptError) as caught:
+        await store.open()
+
+    error = caught.value
+    assert str(path) in str(error) and "corrupt" in str(error)
+    assert error.moved_to is not None and error.moved_to.name.startswith(path.name + ".corrupt-")
+    assert error.moved_to.read_bytes() == damaged_bytes, "the bad file must be kept byte for byte"
+    assert not path.exists()
+
+    # The bot can now start afresh (from the venue's truth) without touching the copy.
+    fresh = file_backend.store()
+    await fresh.open()
+    assert (await fresh.load("bot"))["positions"] == {}
+    await fresh.apply("bot", Change([Put("positions", "new", {})]))
+    await fresh.close()
+    assert error.moved_to.read_bytes() == damaged_bytes
+
+
+async def test_a_second_corruption_never_overwrites_the_first_copy(tmp_path: Path) -> None:
+    from botwarden.state.jsonfile import JsonFileStore
+
+    path = tmp_path / "state.json"
+    copies = []
+    for content in (b"{ first broken", b"{ second broken"):
+        path.write_bytes(content)
+        with pytest.raises(StateCorruptError) as caught:
+            await JsonFileStore(path).open()
+        copies.append(caught.value.moved_to)
+    assert copies[0] != copies[1]
+    assert copies[0].read_bytes() == b"{ first broken"
+    assert copies[1].read_bytes() == b"{ second broken"
+
+
+async def test_an_empty_jsonfile_is_corrupt_not_a_fresh_start(tmp_path: Path) -> None:
+    from botwarden.state.jsonfile import JsonFileStore
+
+    path = tmp_path / "state.json"
+    path.write_bytes(b"")
+    with pytest.raises(StateCorruptError, match="empty"):
+        await JsonFileStore(path).open()
+
+
+def set_stored_version(backend: Backend, version: int) -> None:
+    name = backend.name
+    if name == "sqlite":
+        with sqlite3.connect(state_file(backend)) as conn:
+            conn.execute("UPDATE botwarden_schema SET version = ?", (version,))
+    elif name == "duckdb":
+        import duckdb
+
+        with duckdb.connect(str(state_file(backend))) as conn:
+            conn.execute("UPDATE botwarden_schema SET version = ?", [version])
+    elif name == "jsonfile":
+        path = state_file(backend)
+        document = json.loads(path.read_text())
+        document["botwarden_state"]["schema_version"] = version
+        path.write_text(json.dumps(document))
+    elif name == "redis":
+        import redis
+
+        settings = backend.settings["redis"]
+        client = redis.Redis.from_url(settings["url"])
+        client.set(f"{settings['key_prefix']}:schema", version)
+        client.close()
+    elif name == "postgres":
+        import psycopg
+
+        settings = backend.settings["postgres"]
+        with psycopg.connect(settings["dsn"], autocommit=True) as conn:
+            conn.execute(
+                f'UPDATE "{settings["schema"]}".botwarden_schema SET version = %s', (version,)
+            )
+
+
+async def test_state_from_a_newer_schema_is_refused_and_left_alone(
+    durable_backend: Backend,
+) -> None:
+    await write_some_state(durable_backend)
+    set_stored_version(durable_backend, SCHEMA_VERSION + 1)
+    before = (
+        state_file(durable_backend).read_bytes() if durable_backend.name in FILE_BACKENDS else None
+    )
+
+    with pytest.raises(SchemaVersionError) as caught:
+        await durable_backend.store().open()
+
+    assert f"schema version {SCHEMA_VERSION + 1}" in str(caught.value)
+    assert "upgrade botwarden" in str(caught.value)
+    if before is not None:
+        assert state_file(durable_backend).read_bytes() == before
+        assert not list(state_file(durable_backend).parent.glob("*.corrupt-*"))
+
+
+async def test_the_schema_version_is_stored_by_every_durable_backend(
+    durable_backend: Backend,
+) -> None:
+    await write_some_state(durable_backend)
+    set_stored_version(durable_backend, SCHEMA_VERSION)  # exists and is rewritable
+    store = durable_backend.store()
+    await store.open()  # the current version opens fine
+    await store.close()
+
+
+async def test_an_invalid_record_names_the_record_and_the_field(backend: Backend) -> None:
+    store = backend.store()
+    await store.open()
+    await store.apply("bot", Change([Put("positions", "p1", {"id": "p1", "size": "lots"})]))
+    await store.close()
+
+    manager = StateManager("bot", backend.store())
+    with pytest.raises(StateError, match=r"record positions/p1 is invalid at"):
+        await manager.open()
+
+
+async def test_a_wrong_typed_redis_key_leaves_the_change_unapplied(tmp_path: Path) -> None:
+    """Redis never rolls a script back, so the script must check before its first write."""
+    import redis
+
+    from tests.conftest import make_backend
+
+    for backend in make_backend("redis", tmp_path):
+        store = backend.store()
+        await store.open()
+        await store.apply("bot", Change([Put("positions", "p0", {"v": "before"})], epoch=1))
+        prefix = backend.settings["redis"]["key_prefix"]
+        client = redis.Redis.from_url(backend.settings["redis"]["url"], decode_responses=True)
+        client.set(f"{prefix}:{{bot}}:fills", "an operator's mistake")
+
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            await store.apply(
+                "bot",
+                Change([Put("positions", "p0", {"v": "after"}), Put("fills", "t1", {})], epoch=2),
+            )
+        assert client.hget(f"{prefix}:{{bot}}:positions", "p0") == '{"v":"before"}'
+        assert await store.epoch("bot") == 1
+        client.close()
+        await store.close()

@@ -1,0 +1,348 @@
+"""StateManager against every backend: what a bot writes is what it finds after a restart."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from botwarden.domain import BotStatus, Fill, OrderIntent, Position
+from botwarden.domain.orders import IntentStatus
+from botwarden.errors import FencedOut
+from botwarden.state.base import Change, Snapshot, StateStore
+from botwarden.state.manager import StateManager
+from tests.conftest import Backend
+
+T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def position(pid: str = "p1", size: str = "10", **changes: object) -> Position:
+    fields: dict[str, object] = {
+        "id": pid,
+        "bot_id": "bot",
+        "symbol": "SPY",
+        "side": "long",
+        "size": Decimal(size),
+        "entry_price": Decimal("450.25"),
+        "entry_time": T0,
+        "stop_price": Decimal("441.24"),
+        "metadata": {"signal": "golden_cross", "bars": [1, 2]},
+    }
+    fields.update(changes)
+    return Position.model_validate(fields)
+
+
+def entry(cid: str = "bot-1-000001", qty: str = "10") -> OrderIntent:
+    return OrderIntent(
+        client_order_id=cid,
+        symbol="SPY",
+        side="buy",
+        type="market",
+        qty=Decimal(qty),
+        purpose="entry",
+        position_id="p1",
+        created_at=T0,
+        updated_at=T0,
+    )
+
+
+def fill(trade_id: str = "T1", qty: str = "10", cid: str = "bot-1-000001") -> Fill:
+    return Fill(
+        trade_id=trade_id,
+        client_order_id=cid,
+        symbol="SPY",
+        side="buy",
+        qty=Decimal(qty),
+        price=Decimal("450.25"),
+        fee=Decimal("0.01"),
+        time=T0,
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def manager(backend: Backend, clock: Clock) -> AsyncIterator[StateManager]:
+    async with StateManager("bot", backend.store(), clock=clock) as state:
+        yield state
+
+
+async def reopened(backend: Backend, clock: Clock) -> StateManager:
+    """A new manager on a new store object: what a restarted process would see."""
+    state = StateManager("bot", backend.store(), clock=clock)
+    await state.open()
+    return state
+
+
+async def test_positions_survive_a_restart(
+    manager: StateManager, backend: Backend, clock: Clock
+) -> None:
+    await manager.save_position(position("p1"))
+    await manager.save_position(position("p2", size="3", side="short"))
+    await manager.remove_position("p2")
+    await manager.save_position(position("p1", best_price=Decimal("455.5")))
+
+    again = await reopened(backend, clock)
+    assert await again.get_positions() == [position("p1", best_price=Decimal("455.5"))]
+    assert await again.get_position("p2") is None
+    await again.close()
+
+
+async def test_a_fill_its_position_and_its_intent_are_one_atomic_write(
+    manager: StateManager, backend: Backend, clock: Clock
+) -> None:
+    sent = entry().submit(T0)
+    await manager.save_order(sent)
+    done = sent.fill(T0, Decimal("10"), Decimal("450.25"))
+    assert await manager.record_fill(fill(), position=position(), intent=done)
+
+    again = await reopened(backend, clock)
+    assert await again.get_fills() == [fill()]
+    assert await again.get_positions() == [position()]
+    assert (await again.get_order(done.client_order_id)).status is IntentStatus.FILLED
+    assert await again.get_pending_orders() == []
+    await again.close()
+
+
+async def test_a_fill_reported_twice_is_recorded_once(manager: StateManager) -> None:
+    assert await manager.record_fill(fill("T1", qty="4"))
+    assert not await manager.record_fill(fill("T1", qty="4"), position=position(size="8"))
+    assert await manager.get_positions() == [], "a duplicate fill must write nothing at all"
+    async with manager.transaction() as tx:
+        assert tx.record_fill(fill("T2", qty="6"))
+        assert not tx.record_fill(fill("T2", qty="6"))
+    assert [f.trade_id for f in await manager.get_fills()] == ["T1", "T2"]
+
+
+async def test_a_transaction_that_fails_halfway_writes_nothing(
+    manager: StateManager, backend: Backend, clock: Clock
+) -> None:
+    await manager.save_position(position("p1"))
+    unencodable = position("p2", metadata={"ratio": float("nan")})
+    with pytest.raises(ValueError, match="JSON"):
+        async with manager.transaction() as tx:
+            tx.record_fill(fill())
+            tx.save_position(position("p1", size="20"))
+            tx.save_position(unencodable)
+            tx.save_order(entry())
+
+    for state in (manager, again := await reopened(backend, clock)):
+        assert await state.get_positions() == [position("p1")]
+        assert await state.get_fills() == []
+        assert await state.get_orders() == []
+    await again.close()
+
+
+async def test_an_exception_inside_the_block_writes_nothing(manager: StateManager) -> None:
+    with pytest.raises(RuntimeError):
+        async with manager.transaction() as tx:
+            tx.save_position(position())
+            raise RuntimeError("strategy crashed mid-decision")
+    assert await manager.get_positions() == []
+
+
+async def test_pending_orders_are_every_intent_not_terminal(manager: StateManager) -> None:
+    new = entry("c-new")
+    unknown = entry("c-unknown").submit(T0).mark_unknown(T0, "timeout")
+    partial = entry("c-partial").submit(T0).accept(T0, "V1").fill(T0, Decimal("1"), Decimal("9"))
+    filled = entry("c-filled").submit(T0).fill(T0, Decimal("10"), Decimal("9"))
+    rejected = entry("c-rejected").submit(T0).reject(T0, "insufficient funds")
+    for intent in (new, unknown, partial, filled, rejected):
+        await manager.save_order(intent)
+    pending = {i.client_order_id for i in await manager.get_pending_orders()}
+    assert pending == {"c-new", "c-unknown", "c-partial"}
+
+
+async def test_the_circuit_breaker_survives_a_restart_and_expires_by_itself(
+    manager: StateManager, backend: Backend, clock: Clock
+) -> None:
+    assert await manager.check_circuit_breaker() is None
+    await manager.trigger_circuit_breaker("daily loss limit", timedelta(hours=1))
+
+    again = await reopened(backend, clock)
+    clock.advance(minutes=59)
+    assert await again.check_circuit_breaker() == "daily loss limit"
+    clock.advance(minutes=1)
+    assert await again.check_circuit_breaker() is None
+    assert (await again.get_risk_state()).breaker_until is None, "an expired breaker is cleared"
+    await again.close()
+
+
+async def test_daily_pnl_and_trades_roll_over_at_the_new_day(
+    manager: StateManager, clock: Clock
+) -> None:
+    await manager.count_trade()
+    risk = await manager.update_daily_pnl(Decimal("-12.5"))
+    assert (risk.daily_pnl, risk.daily_trade_count, risk.consecutive_losses) == (
+        Decimal("-12.5"),
+        1,
+        1,
+    )
+
+    clock.advance(days=1)
+    risk = await manager.update_daily_pnl(Decimal("3"))
+    assert (risk.daily_pnl, risk.daily_trade_count, risk.consecutive_losses) == (Decimal("3"), 0, 0)
+    assert risk.trading_day == clock.now.date()
+
+
+async def test_equity_tracks_peak_and_drawdown(manager: StateManager) -> None:
+    await manager.update_equity(Decimal("10000"))
+    risk = await manager.update_equity(Decimal("9000"))
+    assert (risk.peak_equity, risk.drawdown) == (Decimal("10000"), Decimal("0.1"))
+
+
+async def test_processed_signals_are_remembered_for_the_retention_window(
+    backend: Backend, clock: Clock
+) -> None:
+    state = StateManager("bot", backend.store(), clock=clock, signal_retention=timedelta(hours=1))
+    await state.open()
+    for n in range(150):  # more than any fixed-size window of 100
+        await state.mark_signal_processed(f"sig-{n}")
+        clock.advance(seconds=10)
+    assert await state.is_signal_processed("sig-0")
+    assert not await state.is_signal_processed("never-seen")
+
+    clock.advance(minutes=45)  # sig-0 is now 1h09m old
+    assert not await state.is_signal_processed("sig-0")
+    await state.mark_signal_processed("sig-new")  # prunes what aged out, in the same write
+    await state.close()
+
+    again = await reopened(backend, clock)
+    remembered = (await again.get_signal_state()).processed
+    assert "sig-0" not in remembered and "sig-149" in remembered and "sig-new" in remembered
+    assert all(clock.now - at <= timedelta(hours=1) for at in remembered.values())
+    await again.close()
+
+
+async def test_cooldowns_and_last_bar_survive_a_restart(
+    manager: StateManager, backend: Backend, clock: Clock
+) -> None:
+    await manager.set_cooldown("SPY", timedelta(minutes=30))
+    await manager.set_last_bar_time(T0 - timedelta(minutes=1))
+
+    again = await reopened(backend, clock)
+    assert await again.is_on_cooldown("SPY") and not await again.is_on_cooldown("QQQ")
+    assert (await again.get_signal_state()).last_bar_time == T0 - timedelta(minutes=1)
+    clock.advance(minutes=30)
+    assert not await again.is_on_cooldown("SPY")
+    await again.close()
+
+
+async def test_heartbeat_and_staleness(manager: StateManager, clock: Clock) -> None:
+    assert not await manager.check_stale(timedelta(hours=24)), "a bot never seen is not stale"
+    await manager.heartbeat()
+    clock.advance(hours=24)
+    assert not await manager.check_stale(timedelta(hours=24))
+    clock.advance(seconds=1)
+    assert await manager.check_stale(timedelta(hours=24))
+
+
+async def test_status_lifecycle_keeps_run_time_and_last_error(
+    manager: StateManager, clock: Clock
+) -> None:
+    record = await manager.set_status(BotStatus.RUNNING)
+    assert record.last_run_at == T0 and record.last_error is None
+    clock.advance(minutes=5)
+    record = await manager.set_status(BotStatus.ERROR, "error: API key rejected by venue")
+    assert record.status is BotStatus.ERROR
+    assert record.last_error == "error: API key rejected by venue"
+    assert record.last_run_at == T0 and record.last_updated_at == clock.now
+    assert (await manager.get_bot_record()) == record
+
+
+async def test_a_fenced_out_instance_cannot_write(backend: Backend, clock: Clock) -> None:
+    old = StateManager("bot", backend.store(), clock=clock)
+    await old.open()
+    await old.fence(1)
+    await old.save_position(position("p1"))
+
+    new = StateManager("bot", backend.store(), clock=clock)
+    await new.open()
+    await new.fence(2)
+
+    with pytest.raises(FencedOut):
+        await old.save_position(position("p1", size="99"))
+    with pytest.raises(FencedOut):
+        await old.fence(1)
+    assert await old.get_positions() == [position("p1")], "a refused write changes nothing"
+    await new.save_position(position("p2"))
+    assert {p.id for p in await new.get_positions()} == {"p1", "p2"}
+    for state in (old, new):
+        await state.close()
+
+
+class LosesTheAnswer:
+    """A store whose write lands but whose answer is lost, like a connection that drops
+    after the server committed. An honest adapter of the port, not a patch."""
+
+    def __init__(self, inner: StateStore) -> None:
+        self.inner = inner
+        self.durable = inner.durable
+        self.drop_next_answer = False
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def load(self, flow_id: str) -> Snapshot:
+        return await self.inner.load(flow_id)
+
+    async def apply(self, flow_id: str, change: Change) -> None:
+        await self.inner.apply(flow_id, change)
+        if self.drop_next_answer:
+            self.drop_next_answer = False
+            raise ConnectionResetError("connection reset after the write was sent")
+
+    async def flows(self) -> list[str]:
+        return await self.inner.flows()
+
+    async def epoch(self, flow_id: str) -> int:
+        return await self.inner.epoch(flow_id)
+
+
+async def test_after_a_lost_answer_the_manager_trusts_only_the_store(
+    backend: Backend, clock: Clock
+) -> None:
+    store = LosesTheAnswer(backend.store())
+    async with StateManager("bot", store, clock=clock) as state:
+        store.drop_next_answer = True
+        with pytest.raises(ConnectionResetError):
+            await state.save_position(position("p1"))
+        # The write did land: the manager must say so rather than trust its cache.
+        assert await state.get_positions() == [position("p1")]
+
+
+async def test_from_config_builds_the_configured_backend(tmp_path: Path) -> None:
+    settings = {"backend": "jsonfile", "jsonfile": {"path": "st/{flow_id}.json"}}
+    async with StateManager.from_config("alpha", settings, base_dir=tmp_path) as state:
+        await state.save_position(position(bot_id="alpha"))
+    assert (tmp_path / "st" / "alpha.json").exists()
+
+    async with StateManager.from_config(
+        "alpha", {"bot_id": "alpha", "state": settings}, base_dir=tmp_path
+    ) as state:
+        assert len(await state.get_positions()) == 1

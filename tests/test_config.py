@@ -1,0 +1,150 @@
+"""Config files: what users write loads; every mistake is one line naming file and field."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from botwarden.config import StateSettings, load_config, parse_duration, resolve_path
+from botwarden.errors import ConfigError
+
+FULL_YAML = """\
+bot_id: golden_cross_spy     # the flow_id
+state:
+  backend: sqlite
+  sqlite: {path: "state/{flow_id}.db"}
+  duckdb: {path: "state/{flow_id}.duckdb"}
+  jsonfile:
+    path: state/{flow_id}.json
+  redis: {url: redis://localhost:6379, key_prefix: bw}
+  postgres: {dsn: postgresql://localhost/botwarden}
+  recovery: {mode: sync, orphan_positions: close, max_state_age: 24h}
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_the_documented_yaml_loads(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "bot.yaml", FULL_YAML))
+    assert config.bot_id == "golden_cross_spy"
+    assert config.state.backend == "sqlite"
+    assert config.state.recovery.max_state_age == timedelta(hours=24)
+    assert config.base_dir == tmp_path.resolve()
+
+
+def test_json_and_toml_say_the_same(tmp_path: Path) -> None:
+    from_json = load_config(
+        write(tmp_path, "b.json", '{"bot_id": "b", "state": {"backend": "jsonfile"}}')
+    )
+    from_toml = load_config(
+        write(tmp_path, "b.toml", 'bot_id = "b"\n[state]\nbackend = "jsonfile"\n')
+    )
+    assert from_json.model_dump() == from_toml.model_dump()
+
+
+def test_no_state_section_means_the_embedded_durable_default(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "bot.yaml", "bot_id: b\n"))
+    assert config.state.backend == "sqlite"
+    assert StateSettings().backend != "memory"
+
+
+def test_relative_paths_start_at_the_config_files_folder(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "bot.yaml", "bot_id: b\n"))
+    assert resolve_path(config.state.sqlite.path, "b", config.base_dir) == (
+        tmp_path.resolve() / "state" / "b.db"
+    )
+    assert resolve_path("/abs/{flow_id}.db", "b", tmp_path) == Path("/abs/b.db")
+
+
+def test_environment_variables_fill_in_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BW_TEST_DSN", "postgresql://u:secret@db/bw")
+    text = (
+        "bot_id: b\nstate:\n  backend: postgres\n"
+        '  postgres: {dsn: "${BW_TEST_DSN}", schema: "${BW_SCHEMA:-bots}"}\n'
+    )
+    config = load_config(write(tmp_path, "bot.yaml", text))
+    assert config.state.postgres.dsn == "postgresql://u:secret@db/bw"
+    assert config.state.postgres.db_schema == "bots"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "bot_id: b\nstate: {backend: mongo}\n",
+            "state.backend: 'mongo' is not allowed; use one of 'memory', 'sqlite'",
+        ),
+        (
+            "bot_id: b\nstate: {recovery: {max_state_age: 24x}}\n",
+            "state.recovery.max_state_age: bad duration '24x'",
+        ),
+        ("state: {backend: sqlite}\n", "bot_id: missing (required)"),
+        (
+            "bot_id: b\nstate: {sqlit: {}}\n",
+            "state.sqlit: unknown field; allowed here: backend, sqlite",
+        ),
+        (
+            "bot_id: b\nstate: {recovery: {mode: yolo}}\n",
+            "state.recovery.mode: 'yolo' is not allowed; use one of 'sync'",
+        ),
+        ("bot_id: ../etc\n", "bot_id: '../etc' is not a valid bot id"),
+        (
+            "bot_id: b\nstate: {postgres: {dsn: '${BW_SURELY_UNSET}'}}\n",
+            "state.postgres.dsn: environment variable BW_SURELY_UNSET is not set",
+        ),
+        ("bot_id: b\n  oops: [\n", "not valid YAML at line 2"),
+        ("- a list\n", "expected a mapping of settings at the top level"),
+        (
+            "bot_id: b\nstate:\n  sqlite: {path: state/{flow_id}.db}\n",
+            'quote a value holding {flow_id} inside {...}: {path: "state/{flow_id}.db"}',
+        ),
+    ],
+)
+def test_a_mistake_is_one_line_naming_file_field_and_value(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, "bot.yaml", text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ")
+    assert expected in message
+    assert "\n" not in message
+    assert caught.value.exit_code == 2
+
+
+def test_missing_and_unknown_files_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "absent.yaml")
+    with pytest.raises(ConfigError, match=r"unknown config format '\.ini'"):
+        load_config(write(tmp_path, "bot.ini", "[x]"))
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90s", 90),
+        ("15m", 900),
+        ("24h", 86400),
+        ("7d", 604800),
+        ("1h30m", 5400),
+        ("500ms", 0.5),
+        (30, 30),
+    ],
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("bad", ["", "h", "10 parsecs", "-5s", -1, True, "5s garbage"])
+def test_bad_durations_are_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match="bad duration"):
+        parse_duration(bad)
