@@ -1,0 +1,110 @@
+"""How one bot's domain objects map onto the store's collections, both ways.
+
+    positions/<position id>     Position
+    intents/<client order id>   OrderIntent
+    fills/<venue trade id>      Fill
+    signals/<signal id>         {"at": time processed}
+    cooldowns/<symbol>          {"until": time}
+    meta/bot                    BotRecord
+    meta/risk                   RiskState
+    meta/last_bar               {"at": time of the last processed bar}
+
+Every record is validated on the way in, so a hand-edited or foreign record is
+reported with its collection, key and field instead of surfacing later as a wrong
+number in a trading decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from botwarden.domain.models import (
+    BotRecord,
+    DomainModel,
+    Fill,
+    Position,
+    RiskState,
+    SignalState,
+    UtcDatetime,
+)
+from botwarden.domain.orders import OrderIntent
+from botwarden.errors import StateError
+from botwarden.state.base import Snapshot
+
+BOT, RISK, LAST_BAR = "bot", "risk", "last_bar"
+"""Keys of the singletons in the `meta` collection."""
+
+
+class Stamp(DomainModel):
+    """The document of a processed signal or of the last bar: when it happened."""
+
+    at: UtcDatetime
+
+
+class Until(DomainModel):
+    """The document of a cooldown: until when it lasts."""
+
+    until: UtcDatetime
+
+
+def document(model: BaseModel) -> dict[str, Any]:
+    """A domain object as a JSON-able document (decimals as strings, times ISO 8601)."""
+    return model.model_dump(mode="json")
+
+
+@dataclass
+class BotState:
+    """Everything one bot holds, as domain objects."""
+
+    bot: BotRecord
+    positions: dict[str, Position] = field(default_factory=dict)
+    intents: dict[str, OrderIntent] = field(default_factory=dict)
+    fills: dict[str, Fill] = field(default_factory=dict)
+    signals: dict[str, datetime] = field(default_factory=dict)
+    """Processed signal id -> when, oldest first (pruning by age reads only the front)."""
+    cooldowns: dict[str, datetime] = field(default_factory=dict)
+    risk: RiskState = field(default_factory=RiskState)
+    last_bar: datetime | None = None
+
+    @classmethod
+    def empty(cls, flow_id: str) -> BotState:
+        return cls(bot=BotRecord(bot_id=flow_id))
+
+    def signal_state(self) -> SignalState:
+        return SignalState(
+            processed=dict(self.signals),
+            cooldowns=dict(self.cooldowns),
+            last_bar_time=self.last_bar,
+        )
+
+
+def decode(snapshot: Snapshot, flow_id: str, where: str) -> BotState:
+    """Domain objects from a store snapshot; `StateError` names any invalid record."""
+
+    def parse(model: type[BaseModel], collection: str, key: str) -> Any:
+        try:
+            return model.model_validate_json(snapshot[collection][key])
+        except ValidationError as error:
+            problem = error.errors()[0]
+            at = ".".join(str(part) for part in problem["loc"]) or "(document)"
+            raise StateError(
+                f"{where}: bot {flow_id}: record {collection}/{key} is invalid at {at}:"
+                f" {problem['msg']}"
+            ) from None
+
+    meta = snapshot["meta"]
+    signals = {key: parse(Stamp, "signals", key).at for key in snapshot["signals"]}
+    return BotState(
+        bot=parse(BotRecord, "meta", BOT) if BOT in meta else BotRecord(bot_id=flow_id),
+        positions={key: parse(Position, "positions", key) for key in snapshot["positions"]},
+        intents={key: parse(OrderIntent, "intents", key) for key in snapshot["intents"]},
+        fills={key: parse(Fill, "fills", key) for key in snapshot["fills"]},
+        signals=dict(sorted(signals.items(), key=lambda item: item[1])),
+        cooldowns={key: parse(Until, "cooldowns", key).until for key in snapshot["cooldowns"]},
+        risk=parse(RiskState, "meta", RISK) if RISK in meta else RiskState(),
+        last_bar=parse(Stamp, "meta", LAST_BAR).at if LAST_BAR in meta else None,
+    )
