@@ -31,11 +31,8 @@ class StateCorruptError(StateError):
     """A state file is unreadable. It has been moved aside, byte for byte, never rewritten."""
 
     def __init__(self, path: Path, reason: str, moved_to: Path | None) -> None:
-        where = f"; moved aside to {moved_to}" if moved_to else ""
-        super().__init__(
-            f"state file {path} is corrupt ({reason}){where}; the bot will start from"
-            " the venue's records"
-        )
+        where = f"; moved aside, byte for byte, to {moved_to}" if moved_to else ""
+        super().__init__(f"state file {path} is corrupt ({reason}){where}")
         self.path = path
         self.reason = reason
         self.moved_to = moved_to

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,7 +31,6 @@ from botwarden.state.base import (
 )
 from botwarden.state.files import atomic_write, quarantine
 
-log = logging.getLogger(__name__)
 
 _HEADER = "botwarden_state"
 
@@ -129,9 +127,6 @@ class JsonFileStore:
             self._flows = self._parse(self.path.read_bytes())
         except _Corrupt as error:
             moved_to = quarantine(self.path)
-            log.error(
-                "state file %s is corrupt (%s); moved aside to %s", self.path, error, moved_to
-            )
             self._flows, self._signature = {}, None
             raise StateCorruptError(self.path, str(error), moved_to) from None
         self._signature = signature

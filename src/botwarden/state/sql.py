@@ -171,9 +171,6 @@ class EmbeddedSqlStore:
             if reason is None:
                 raise StoreUnavailable(f"{self.describe()}: cannot open: {error}") from error
             moved_to = quarantine(self.path, self.companions)
-            log.error(
-                "state file %s is corrupt (%s); moved aside to %s", self.path, reason, moved_to
-            )
             raise StateCorruptError(self.path, reason, moved_to) from error
         if created:
             fsync_dir(self.path.parent)

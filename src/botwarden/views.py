@@ -1,0 +1,139 @@
+"""How a bot's state is shown to a person (rich tables) or a script (JSON)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+
+from botwarden.domain.models import BotStatus
+from botwarden.state.records import BotState, document
+
+STATUS_STYLE = {
+    BotStatus.RUNNING: "green",
+    BotStatus.STOPPED: "bright_black",
+    BotStatus.ERROR: "red",
+    BotStatus.PENDING: "blue",
+    BotStatus.NEEDS_ATTENTION: "yellow",
+}
+
+RECENT_FILLS = 10
+
+
+def age(then: datetime | None, now: datetime) -> str:
+    if then is None:
+        return "never"
+    seconds = int((now - then).total_seconds())
+    if seconds < 0:
+        return "in the future"
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}m ago"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m ago"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h ago"
+
+
+def state_as_json(
+    state: BotState, store: str, now: datetime, retention: timedelta
+) -> dict[str, Any]:
+    pending = [i for i in state.intents.values() if not i.status.is_terminal]
+    fills = sorted(state.fills.values(), key=lambda f: (f.time, f.trade_id))
+    return {
+        "bot_id": state.bot.bot_id,
+        "store": store,
+        "bot": document(state.bot),
+        "positions": [document(p) for p in state.positions.values()],
+        "pending_orders": [document(i) for i in pending],
+        "risk": document(state.risk),
+        "signals": {
+            "processed": len(state.signals),
+            "retention_seconds": retention.total_seconds(),
+            "cooldowns": {s: u.isoformat() for s, u in state.cooldowns.items() if u > now},
+            "last_bar_time": state.last_bar.isoformat() if state.last_bar else None,
+        },
+        "fills": {"count": len(fills), "recent": [document(f) for f in fills[-RECENT_FILLS:]]},
+    }
+
+
+def render_state(console: Console, state: BotState, store: str, now: datetime) -> None:
+    bot = state.bot
+    style = STATUS_STYLE.get(bot.status, "white")
+    summary = Table.grid(padding=(0, 2))
+    summary.add_row("status", f"[{style}]{bot.status.value}[/]")
+    summary.add_row("store", store)
+    summary.add_row("heartbeat", age(bot.heartbeat_at, now))
+    summary.add_row("last run", bot.last_run_at.isoformat() if bot.last_run_at else "never")
+    if bot.instance:
+        inst = bot.instance
+        summary.add_row("instance", f"pid {inst.pid} on {inst.host}, epoch {inst.epoch}")
+    if bot.last_error:
+        summary.add_row("last error", f"[red]{bot.last_error}[/]")
+
+    positions = Table(title="Positions", title_justify="left", expand=False)
+    for column in ("symbol", "side", "size", "entry", "entered", "stop", "stop order", "best"):
+        positions.add_column(column)
+    for p in state.positions.values():
+        stop = str(p.stop_price) if p.stop_price else "[red]none[/]"
+        stop_order = p.stop_venue_order_id or p.stop_client_order_id or "[red]none[/]"
+        positions.add_row(
+            p.symbol, p.side.value, str(p.size), str(p.entry_price), age(p.entry_time, now),
+            stop, stop_order, str(p.best_price or ""),
+        )  # fmt: skip
+
+    pending = Table(title="Pending order intents", title_justify="left")
+    for column in (
+        "client order id",
+        "symbol",
+        "side",
+        "type",
+        "qty",
+        "filled",
+        "purpose",
+        "status",
+    ):
+        pending.add_column(column)
+    for i in state.intents.values():
+        if i.status.is_terminal:
+            continue
+        status = f"[yellow]{i.status.value}[/]" if i.status.value == "unknown" else i.status.value
+        pending.add_row(
+            i.client_order_id, i.symbol, i.side.value, i.type.value, str(i.qty),
+            str(i.filled_qty), i.purpose.value, status,
+        )  # fmt: skip
+
+    risk = state.risk
+    risk_grid = Table.grid(padding=(0, 2))
+    risk_grid.add_row("trading day", str(risk.trading_day or "-"))
+    risk_grid.add_row("daily PnL", str(risk.daily_pnl))
+    risk_grid.add_row("trades today", str(risk.daily_trade_count))
+    risk_grid.add_row("losing streak", str(risk.consecutive_losses))
+    risk_grid.add_row("drawdown", f"{risk.drawdown:.2%}" if risk.peak_equity else "-")
+    breaker = "off"
+    if risk.breaker_until and risk.breaker_until > now:
+        breaker = f"[red]ON until {risk.breaker_until.isoformat()}: {risk.breaker_reason}[/]"
+    risk_grid.add_row("circuit breaker", breaker)
+
+    signals = Table.grid(padding=(0, 2))
+    signals.add_row("processed signals", str(len(state.signals)))
+    active = {s: u for s, u in state.cooldowns.items() if u > now}
+    signals.add_row(
+        "cooldowns", ", ".join(f"{s} until {u:%H:%M:%S}" for s, u in active.items()) or "none"
+    )
+    signals.add_row("last bar", state.last_bar.isoformat() if state.last_bar else "-")
+    signals.add_row("fills recorded", str(len(state.fills)))
+
+    console.print(Panel(summary, title=f"bot {bot.bot_id}", expand=False))
+    console.print(positions if state.positions else "[bright_black]no positions[/]")
+    has_pending = any(not i.status.is_terminal for i in state.intents.values())
+    console.print(pending if has_pending else "[bright_black]no pending order intents[/]")
+    console.print(
+        Group(
+            Panel(risk_grid, title="risk", expand=False),
+            Panel(signals, title="signals", expand=False),
+        )
+    )

@@ -1,0 +1,172 @@
+"""The `botwarden` command end to end, as an operator runs it (a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import drop_redis_prefix, require_redis
+
+
+def botwarden(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "botwarden", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def assert_one_line_error(
+    result: subprocess.CompletedProcess[str], code: int, *needles: str
+) -> None:
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("botwarden: error: ")]
+    assert len(errors) == 1, result.stderr
+    assert lines[-1] == errors[0], "the error is the last word"
+    for needle in needles:
+        assert needle in errors[0]
+
+
+def test_a_bad_config_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "bot.yaml", "bot_id: b\nstate: {backend: mongo}\n")
+    result = botwarden("state", "show", str(config), cwd=tmp_path)
+    assert_one_line_error(result, 2, str(config), "state.backend", "'mongo'", "'sqlite'")
+
+
+def test_showing_a_bot_without_state_creates_nothing(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "bot.yaml", "bot_id: fresh\n")
+    result = botwarden("state", "show", str(config), cwd=tmp_path)
+    assert_one_line_error(result, 1, "bot fresh has no state yet", "fresh.db")
+    assert not (tmp_path / "state").exists()
+
+
+def test_the_demo_remembers_across_runs_and_state_show_reports_it(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "demo.yaml", "bot_id: demo_bot\n")
+    first = botwarden("demo", str(config), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "starting fresh" in first.stdout
+    second = botwarden("demo", str(config), cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "1 position(s), 1 fill(s)" in second.stdout
+
+    shown = botwarden("state", "show", str(config), "--json", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    state = json.loads(shown.stdout)
+    assert state["bot"]["status"] == "stopped"
+    assert len(state["positions"]) == 1
+    assert [o["purpose"] for o in state["pending_orders"]] == ["stop"]
+    assert state["fills"]["count"] == 3  # entry, exit, entry
+    assert state["risk"]["daily_trade_count"] == 2
+    assert (
+        state["positions"][0]["stop_client_order_id"]
+        == state["pending_orders"][0]["client_order_id"]
+    )
+
+    tables = botwarden("state", "show", str(config), cwd=tmp_path)
+    assert tables.returncode == 0
+    assert "Positions" in tables.stdout and "SPY" in tables.stdout and "stopped" in tables.stdout
+
+
+def test_state_moves_from_sqlite_to_jsonfile_and_redis(tmp_path: Path) -> None:
+    source = write_config(tmp_path / "bot.yaml", "bot_id: mover\n")
+    assert botwarden("demo", str(source), cwd=tmp_path).returncode == 0
+    exported = tmp_path / "mover.json"
+    result = botwarden("state", "export", str(source), "-o", str(exported), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    before = json.loads(botwarden("state", "show", str(source), "--json", cwd=tmp_path).stdout)
+
+    url = require_redis()
+    targets = {
+        "jsonfile": "state: {backend: jsonfile}\n",
+        "redis": f"state: {{backend: redis, redis: {{url: '{url}', key_prefix: tcli}}}}\n",
+    }
+    try:
+        for name, section in targets.items():
+            target = write_config(tmp_path / f"{name}.yaml", f"bot_id: mover\n{section}")
+            result = botwarden("state", "import", str(target), str(exported), cwd=tmp_path)
+            assert result.returncode == 0, result.stderr
+            after = json.loads(
+                botwarden("state", "show", str(target), "--json", cwd=tmp_path).stdout
+            )
+            assert {**after, "store": None} == {**before, "store": None}, name
+
+            again = botwarden("state", "import", str(target), str(exported), cwd=tmp_path)
+            assert_one_line_error(again, 1, "already holds", "--replace")
+            replaced = botwarden(
+                "state", "import", str(target), str(exported), "--replace", cwd=tmp_path
+            )
+            assert replaced.returncode == 0, replaced.stderr
+    finally:
+        drop_redis_prefix(url, "tcli")
+
+
+def test_an_export_of_another_bot_is_refused(tmp_path: Path) -> None:
+    source = write_config(tmp_path / "a.yaml", "bot_id: alpha\n")
+    assert botwarden("demo", str(source), cwd=tmp_path).returncode == 0
+    exported = tmp_path / "alpha.json"
+    botwarden("state", "export", str(source), "-o", str(exported), cwd=tmp_path)
+    other = write_config(tmp_path / "b.yaml", "bot_id: beta\n")
+    result = botwarden("state", "import", str(other), str(exported), cwd=tmp_path)
+    assert_one_line_error(result, 1, "holds bot 'alpha'", "'beta'")
+
+
+def test_a_corrupt_state_file_is_reported_and_kept(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "bot.yaml", "bot_id: hurt\nstate: {backend: jsonfile}\n")
+    assert botwarden("demo", str(config), cwd=tmp_path).returncode == 0
+    path = tmp_path / "state" / "hurt.json"
+    damaged = path.read_bytes()[:-40]
+    path.write_bytes(damaged)
+
+    result = botwarden("state", "show", str(config), cwd=tmp_path)
+    assert_one_line_error(result, 1, str(path), "corrupt", "moved aside")
+    [kept] = path.parent.glob("hurt.json.corrupt-*")
+    assert kept.read_bytes() == damaged
+
+
+def test_state_from_a_newer_botwarden_is_refused(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "bot.yaml", "bot_id: future\n")
+    assert botwarden("demo", str(config), cwd=tmp_path).returncode == 0
+    path = tmp_path / "state" / "future.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE botwarden_schema SET version = 99")
+    result = botwarden("state", "show", str(config), cwd=tmp_path)
+    assert_one_line_error(result, 1, "schema version 99", "upgrade botwarden")
+    assert path.exists()
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        "state: {backend: postgres, postgres: {dsn: 'postgresql://bw:hunter2@127.0.0.1:1/x'}}",
+        "state: {backend: redis, redis: {url: 'redis://:hunter2@127.0.0.1:1/0'}}",
+    ],
+)
+def test_a_password_never_reaches_an_error_message(tmp_path: Path, section: str) -> None:
+    config = write_config(tmp_path / "bot.yaml", f"bot_id: b\n{section}\n")
+    result = botwarden("state", "show", str(config), cwd=tmp_path)
+    assert_one_line_error(result, 1, "cannot")
+    assert "hunter2" not in result.stderr + result.stdout
+    assert "***" in result.stderr
+
+
+def test_version() -> None:
+    result = botwarden("--version", cwd=Path.cwd())
+    assert result.returncode == 0
+    assert result.stdout.startswith("botwarden ")
