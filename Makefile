@@ -1,0 +1,40 @@
+# Two commands for a newcomer, each installing what it needs into .venv:
+#   make run    the main job on the embedded defaults (no keys, no servers)
+#   make test   the whole test suite (Redis and PostgreSQL on 127.0.0.1)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-slow bench lint install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "botwarden needs Python 3.11 or newer (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
+	@touch $@
+
+run: $(STAMP)
+	$(BIN)/botwarden demo examples/demo.yaml
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+# The long crash campaign: 500 kill -9 trials per backend.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow -v
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/state_store.py
+
+clean:
+	rm -rf $(VENV) examples/state .pytest_cache .ruff_cache
