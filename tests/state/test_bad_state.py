@@ -202,7 +202,7 @@ async def test_a_wrong_typed_redis_key_leaves_the_change_unapplied(tmp_path: Pat
         client = redis.Redis.from_url(backend.settings["redis"]["url"], decode_responses=True)
         client.set(f"{prefix}:{{bot}}:fills", "an operator's mistake")
 
-        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        with pytest.raises(StateError, match="WRONGTYPE"):
             await store.apply(
                 "bot",
                 Change([Put("positions", "p0", {"v": "after"}), Put("fills", "t1", {})], epoch=2),

@@ -9,9 +9,11 @@ server's (`synchronous_commit = on`, the default).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from botwarden.errors import SchemaVersionError, StoreUnavailable
+from botwarden.errors import SchemaVersionError, StateError, StoreUnavailable
 from botwarden.redact import redact_url
 from botwarden.state.base import SCHEMA_VERSION, Change, Snapshot, encode
 from botwarden.state.sql import Statements, fenced, snapshot_from_rows, split_ops
@@ -54,36 +56,53 @@ class PostgresStore:
         return f"postgres {redact_url(self._dsn)} (schema {self._schema!r})"
 
     async def open(self) -> None:
-        psycopg = _psycopg()
         try:
-            self._conn = await psycopg.AsyncConnection.connect(
-                self._dsn, autocommit=True, connect_timeout=int(self._timeout)
-            )
-            await self._prepare_layout(psycopg)
-        except psycopg.Error as error:
-            await self.close()
-            # psycopg's message names host, port and user, never the password.
-            reason = (
-                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            )
-            raise StoreUnavailable(f"{self.describe()}: cannot open: {reason}") from None
-        except SchemaVersionError:
+            with self._errors("cannot open"):
+                await self._connect()
+                await self._prepare_layout()
+        except BaseException:
             await self.close()
             raise
 
-    async def _prepare_layout(self, psycopg: Any) -> None:
+    async def _connect(self) -> Any:
+        psycopg = _psycopg()
+        self._conn = await psycopg.AsyncConnection.connect(
+            self._dsn,
+            autocommit=True,
+            connect_timeout=int(self._timeout),
+            application_name="botwarden",  # how operators find it in pg_stat_activity
+        )
+        # Session-level, so it holds for every later transaction on this connection.
         schema = psycopg.sql.Identifier(self._schema)
+        await self._conn.execute(psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+        await self._conn.execute(psycopg.sql.SQL("SET search_path TO {}").format(schema))
+        return self._conn
+
+    async def _connection(self) -> Any:
+        """The open connection, or a new one if the server dropped the last (a restart,
+        a failover): a bot outlives its database's hiccups."""
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            return await self._connect()
+        return self._conn
+
+    @contextmanager
+    def _errors(self, doing: str = "lost") -> Iterator[None]:
+        """psycopg's errors as the store's. Its messages name host, port and user, never
+        the password; only their first line is kept."""
+        psycopg = _psycopg()
+        try:
+            yield
+        except psycopg.OperationalError as error:
+            raise StoreUnavailable(f"{self.describe()}: {doing}: {_first_line(error)}") from None
+        except psycopg.Error as error:
+            raise StateError(f"{self.describe()}: {_first_line(error)}") from None
+
+    async def _prepare_layout(self) -> None:
         async with self._conn.transaction():
             # Many bots may start at once against a fresh database: one creates the layout.
             await self._conn.execute("SELECT pg_advisory_xact_lock(hashtext('botwarden_layout'))")
-            await self._conn.execute(
-                psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema)
-            )
-            # A session-level SET (not LOCAL): it outlives this transaction.
-            await self._conn.execute(psycopg.sql.SQL("SET search_path TO {}").format(schema))
             cursor = await self._conn.execute("SELECT to_regclass('botwarden_schema')")
-            exists = (await cursor.fetchone())[0] is not None
-            if exists:
+            if (await cursor.fetchone())[0] is not None:
                 cursor = await self._conn.execute(_STATEMENTS.read_version)
                 row = await cursor.fetchone()
                 if row is not None and row[0] > SCHEMA_VERSION:
@@ -97,31 +116,41 @@ class PostgresStore:
             await self._conn.close()
             self._conn = None
 
+    async def _query(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._errors():
+            conn = await self._connection()
+            cursor = await conn.execute(statement, params)
+            return await cursor.fetchall()
+
     async def load(self, flow_id: str) -> Snapshot:
-        cursor = await self._conn.execute(_STATEMENTS.load, (flow_id,))
-        return snapshot_from_rows(await cursor.fetchall())
+        return snapshot_from_rows(await self._query(_STATEMENTS.load, (flow_id,)))
 
     async def apply(self, flow_id: str, change: Change) -> None:
         upserts, deletes = split_ops(flow_id, change)
-        async with self._conn.transaction():
-            cursor = await self._conn.execute(_STATEMENTS.claim_flow, (flow_id, change.epoch or 0))
-            if error := fenced(flow_id, change, (await cursor.fetchone())[0]):
-                raise error
-            async with self._conn.cursor() as batch:
-                if upserts:
-                    # Encoded as the rows are sent: a value that cannot be encoded
-                    # aborts the transaction halfway, and nothing of it commits.
-                    await batch.executemany(
-                        _STATEMENTS.upsert, ((*row[:3], encode(row[3])) for row in upserts)
-                    )
-                if deletes:
-                    await batch.executemany(_STATEMENTS.delete, deletes)
+        with self._errors("lost during a write, which may or may not have committed"):
+            conn = await self._connection()
+            async with conn.transaction():
+                cursor = await conn.execute(_STATEMENTS.claim_flow, (flow_id, change.epoch or 0))
+                if error := fenced(flow_id, change, (await cursor.fetchone())[0]):
+                    raise error
+                async with conn.cursor() as batch:
+                    if upserts:
+                        # Encoded as the rows are sent: a value that cannot be encoded
+                        # aborts the transaction halfway, and nothing of it commits.
+                        await batch.executemany(
+                            _STATEMENTS.upsert, ((*row[:3], encode(row[3])) for row in upserts)
+                        )
+                    if deletes:
+                        await batch.executemany(_STATEMENTS.delete, deletes)
 
     async def flows(self) -> list[str]:
-        cursor = await self._conn.execute(_STATEMENTS.flows)
-        return [row[0] for row in await cursor.fetchall()]
+        return [row[0] for row in await self._query(_STATEMENTS.flows)]
 
     async def epoch(self, flow_id: str) -> int:
-        cursor = await self._conn.execute(_STATEMENTS.epoch, (flow_id,))
-        row = await cursor.fetchone()
-        return 0 if row is None else int(row[0])
+        rows = await self._query(_STATEMENTS.epoch, (flow_id,))
+        return int(rows[0][0]) if rows else 0
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -18,9 +18,12 @@ first write. Durability is the server's: a change survives a Redis restart only 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from botwarden.errors import FencedOut, SchemaVersionError, StoreUnavailable
+from botwarden.errors import FencedOut, SchemaVersionError, StateError, StoreUnavailable
 from botwarden.redact import redact_url
 from botwarden.state.base import COLLECTIONS, SCHEMA_VERSION, Change, Put, Snapshot, encode
 
@@ -66,6 +69,8 @@ end
 return stored
 """
 
+_FENCED = re.compile(r"FENCED (\d+)")
+
 _COLLECTION_INDEX = {name: index for index, name in enumerate(COLLECTIONS, start=1)}
 
 
@@ -98,11 +103,20 @@ class RedisStore:
 
     async def open(self) -> None:
         redis_asyncio = _redis()
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialBackoff
+
         self._client = redis_asyncio.from_url(
             self._url,
             decode_responses=True,
             socket_timeout=self._timeout,
             socket_connect_timeout=self._timeout,
+            client_name="botwarden",  # how operators find it in CLIENT LIST
+            # A dropped connection is retried on a new one. Safe for writes too: a change
+            # is a set of puts and deletes under an epoch check, so running it twice
+            # leaves the same state.
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+            retry_on_error=[redis_asyncio.ConnectionError, redis_asyncio.TimeoutError],
         )
         try:
             await self._client.set(f"{self._prefix}:schema", SCHEMA_VERSION, nx=True)
@@ -135,13 +149,26 @@ class RedisStore:
             await self._client.aclose()
             self._client = None
 
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """The driver's errors as the store's: a lost server is `StoreUnavailable` (redis-py
+        reconnects on the next call), a refusal by the server a `StateError`."""
+        redis_asyncio = _redis()
+        try:
+            yield
+        except (redis_asyncio.ConnectionError, redis_asyncio.TimeoutError) as error:
+            raise StoreUnavailable(f"{self.describe()}: {error}") from None
+        except redis_asyncio.ResponseError as error:
+            raise StateError(f"{self.describe()}: the server refused: {error}") from None
+
     async def load(self, flow_id: str) -> Snapshot:
         keys = self._keys(flow_id)[2:]
-        # MULTI/EXEC: the collections are read as one consistent snapshot.
-        async with self._client.pipeline(transaction=True) as pipe:
-            for key in keys:
-                pipe.hgetall(key)
-            results = await pipe.execute()
+        with self._errors():
+            # MULTI/EXEC: the collections are read as one consistent snapshot.
+            async with self._client.pipeline(transaction=True) as pipe:
+                for key in keys:
+                    pipe.hgetall(key)
+                results = await pipe.execute()
         return dict(zip(COLLECTIONS, results, strict=True))
 
     async def apply(self, flow_id: str, change: Change) -> None:
@@ -152,18 +179,20 @@ class RedisStore:
                 args += ["p", index, op.key, encode(op.value)]
             else:
                 args += ["d", index, op.key]
-        redis_asyncio = _redis()
         try:
-            await self._script(keys=self._keys(flow_id), args=args)
-        except redis_asyncio.ResponseError as error:
-            message = str(error)
-            if message.startswith("FENCED"):
-                raise FencedOut(flow_id, change.epoch or 0, int(message.split()[1])) from None
+            with self._errors():
+                await self._script(keys=self._keys(flow_id), args=args)
+        except StateError as error:
+            fenced = _FENCED.search(str(error))
+            if fenced:
+                raise FencedOut(flow_id, change.epoch or 0, int(fenced.group(1))) from None
             raise
 
     async def flows(self) -> list[str]:
-        return sorted(await self._client.smembers(f"{self._prefix}:flows"))
+        with self._errors():
+            return sorted(await self._client.smembers(f"{self._prefix}:flows"))
 
     async def epoch(self, flow_id: str) -> int:
-        value = await self._client.get(self._keys(flow_id)[1])
+        with self._errors():
+            value = await self._client.get(self._keys(flow_id)[1])
         return int(value or 0)
