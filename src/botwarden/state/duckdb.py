@@ -42,6 +42,29 @@ class DuckdbStore(EmbeddedSqlStore):
     def _connect(self) -> Any:
         return self._driver.connect(str(self.path))
 
+    # DuckDB's `INSERT ... ON CONFLICT DO UPDATE` costs ~2 ms of CPU per row here, twice
+    # a plain UPDATE; a change usually updates records that exist and an epoch that
+    # does not move. Reading first is race-free: only one process can open the file.
+    def _claim_flow(self, cursor: Any, flow_id: str, epoch: int) -> int:
+        row = cursor.execute(self.statements.epoch, (flow_id,)).fetchone()
+        if row is None:
+            cursor.execute("INSERT INTO botwarden_flows (flow_id, epoch) VALUES (?, ?)", (flow_id, epoch))
+            return epoch
+        if epoch > row[0]:
+            cursor.execute("UPDATE botwarden_flows SET epoch = ? WHERE flow_id = ?", (epoch, flow_id))
+            return epoch
+        return int(row[0])
+
+    def _upsert(self, cursor: Any, row: tuple[str, str, str, str]) -> None:
+        flow_id, collection, key, doc = row
+        # DuckDB answers an UPDATE with the count of rows it changed (cheaper than RETURNING).
+        (updated,) = cursor.execute(
+            "UPDATE botwarden_records SET doc = ? WHERE flow_id = ? AND collection = ? AND key = ?",
+            (doc, flow_id, collection, key),
+        ).fetchone()
+        if not updated:
+            cursor.execute("INSERT INTO botwarden_records VALUES (?, ?, ?, ?)", row)
+
     def _check_integrity(self) -> None:
         # DuckDB reads blocks lazily and opens a truncated file without complaint; a
         # scan of every stored byte makes it verify each block (and its checksum) now.

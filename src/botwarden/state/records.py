@@ -16,6 +16,9 @@ number in a trading decision.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -82,8 +85,28 @@ class BotState:
         )
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Decoding 10,000 positions allocates ~100,000 objects, none in a cycle; letting the
+    cyclic collector scan them over and over as they appear made loading take 75 to
+    130 ms instead of a steady 72 (benchmarks/state_store.py). Reference counting
+    still frees everything; the collector resumes right after."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def decode(snapshot: Snapshot, flow_id: str, where: str) -> BotState:
     """Domain objects from a store snapshot; `StateError` names any invalid record."""
+    with _cyclic_gc_paused():
+        return _decode(snapshot, flow_id, where)
+
+
+def _decode(snapshot: Snapshot, flow_id: str, where: str) -> BotState:
 
     def parse(model: type[BaseModel], collection: str, key: str) -> Any:
         try:

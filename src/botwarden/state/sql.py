@@ -216,15 +216,12 @@ class EmbeddedSqlStore:
         cursor = self._conn.cursor()
         cursor.execute(self._begin)
         try:
-            stored_epoch = cursor.execute(
-                self.statements.claim_flow, (flow_id, change.epoch or 0)
-            ).fetchone()[0]
-            if error := fenced(flow_id, change, stored_epoch):
+            if error := fenced(flow_id, change, self._claim_flow(cursor, flow_id, change.epoch or 0)):
                 raise error
             # Encoding happens here, inside the transaction: a value that cannot be
             # encoded aborts the whole change.
             for row in upserts:
-                cursor.execute(self.statements.upsert, (*row[:3], encode(row[3])))
+                self._upsert(cursor, (*row[:3], encode(row[3])))
             for row in deletes:
                 cursor.execute(self.statements.delete, row)
             cursor.execute("COMMIT")
@@ -236,6 +233,13 @@ class EmbeddedSqlStore:
             raise
 
     _begin = "BEGIN"
+
+    def _claim_flow(self, cursor: Any, flow_id: str, epoch: int) -> int:
+        """Register the flow, raise its epoch to `epoch` if higher; the stored epoch."""
+        return cursor.execute(self.statements.claim_flow, (flow_id, epoch)).fetchone()[0]
+
+    def _upsert(self, cursor: Any, row: tuple[str, str, str, str]) -> None:
+        cursor.execute(self.statements.upsert, row)
 
     async def flows(self) -> list[str]:
         return [row[0] for row in self._conn.execute(self.statements.flows).fetchall()]

