@@ -20,6 +20,11 @@ def _duckdb() -> Any:
     return duckdb
 
 
+def _record_id(flow_id: str, collection: str, key: str) -> str:
+    # Unambiguous: neither a bot id nor a collection name can contain "/".
+    return f"{flow_id}/{collection}/{key}"
+
+
 class DuckdbStore(EmbeddedSqlStore):
     backend = "duckdb"
     companions = (".wal",)
@@ -29,9 +34,11 @@ class DuckdbStore(EmbeddedSqlStore):
         " id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
         "CREATE TABLE IF NOT EXISTS botwarden_flows ("
         " flow_id VARCHAR PRIMARY KEY, epoch BIGINT NOT NULL DEFAULT 0)",
+        # A one-column key: DuckDB looks a row up through its index only for an equality
+        # on a single column; with the three-column key every update scanned the table.
         "CREATE TABLE IF NOT EXISTS botwarden_records ("
-        " flow_id VARCHAR NOT NULL, collection VARCHAR NOT NULL, key VARCHAR NOT NULL,"
-        " doc VARCHAR NOT NULL, PRIMARY KEY (flow_id, collection, key))",
+        " id VARCHAR PRIMARY KEY, flow_id VARCHAR NOT NULL, collection VARCHAR NOT NULL,"
+        " key VARCHAR NOT NULL, doc VARCHAR NOT NULL)",
     )
 
     def __init__(self, path: Path | str) -> None:
@@ -57,13 +64,20 @@ class DuckdbStore(EmbeddedSqlStore):
 
     def _upsert(self, cursor: Any, row: tuple[str, str, str, str]) -> None:
         flow_id, collection, key, doc = row
+        record_id = _record_id(flow_id, collection, key)
         # DuckDB answers an UPDATE with the count of rows it changed (cheaper than RETURNING).
         (updated,) = cursor.execute(
-            "UPDATE botwarden_records SET doc = ? WHERE flow_id = ? AND collection = ? AND key = ?",
-            (doc, flow_id, collection, key),
+            "UPDATE botwarden_records SET doc = ? WHERE id = ?", (doc, record_id)
         ).fetchone()
         if not updated:
-            cursor.execute("INSERT INTO botwarden_records VALUES (?, ?, ?, ?)", row)
+            cursor.execute(
+                "INSERT INTO botwarden_records (id, flow_id, collection, key, doc)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (record_id, *row),
+            )
+
+    def _delete(self, cursor: Any, row: tuple[str, str, str]) -> None:
+        cursor.execute("DELETE FROM botwarden_records WHERE id = ?", (_record_id(*row),))
 
     def _check_integrity(self) -> None:
         # DuckDB reads blocks lazily and opens a truncated file without complaint; a

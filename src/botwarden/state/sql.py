@@ -223,7 +223,7 @@ class EmbeddedSqlStore:
             for row in upserts:
                 self._upsert(cursor, (*row[:3], encode(row[3])))
             for row in deletes:
-                cursor.execute(self.statements.delete, row)
+                self._delete(cursor, row)
             cursor.execute("COMMIT")
         except BaseException:
             try:
@@ -240,6 +240,9 @@ class EmbeddedSqlStore:
 
     def _upsert(self, cursor: Any, row: tuple[str, str, str, str]) -> None:
         cursor.execute(self.statements.upsert, row)
+
+    def _delete(self, cursor: Any, row: tuple[str, str, str]) -> None:
+        cursor.execute(self.statements.delete, row)
 
     async def flows(self) -> list[str]:
         return [row[0] for row in self._conn.execute(self.statements.flows).fetchall()]
