@@ -624,6 +624,11 @@ def per_second(rate: float) -> str:
     return f"{rate:,.0f}"
 
 
+def latency_cells(series: Series) -> list[str]:
+    """samples, p50 ms, p99 ms, per second: the columns every latency table starts with."""
+    return [str(series.count), ms(series.p50), ms(series.p99), per_second(series.rate)]
+
+
 def fact_table(title: str, facts: Sequence[tuple[str, str]]) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
@@ -638,9 +643,7 @@ def floor_table(floors: dict[str, Series]) -> Table:
     for name in ("operation", "samples", "p50 ms", "p99 ms", "ops/s"):
         table.add_column(name, justify="left" if name == "operation" else "right")
     for name, series in floors.items():
-        table.add_row(
-            name, str(series.count), ms(series.p50), ms(series.p99), per_second(series.rate)
-        )
+        table.add_row(name, *latency_cells(series))
     return table
 
 
@@ -671,10 +674,7 @@ def single_table(results: Sequence[BackendResult], floor: Series, caveats: dict[
             notes.append(f"* {result.backend}: {caveats[result.backend]}")
         table.add_row(
             result.backend,
-            str(series.count),
-            ms(series.p50),
-            ms(series.p99),
-            per_second(series.rate),
+            *latency_cells(series),
             f"{series.rate / floor.rate:.2f}",
             per_second(paired.rate),
             f"{series.rate / paired.rate:.2f}{mark}",
@@ -696,10 +696,7 @@ def composite_table(results: Sequence[BackendResult]) -> Table:
             continue
         table.add_row(
             result.backend,
-            str(series.count),
-            ms(series.p50),
-            ms(series.p99),
-            per_second(series.rate),
+            *latency_cells(series),
             f"{series.p50 / single.p50:.2f}",
         )
     return table

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,51 +36,52 @@ def service_missing(what: str, how: str) -> None:
     pytest.skip(f"{what} not reachable; {how}")
 
 
-_reachable: dict[str, str | None] = {}
+def _ping_redis() -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    client.ping()
+    client.close()
 
 
-def _check_redis() -> str | None:
-    try:
-        import redis
+def _ping_postgres() -> None:
+    import psycopg
 
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-        client.ping()
-        client.close()
-    except Exception as error:
-        return str(error)
-    return None
+    psycopg.connect(POSTGRES_DSN, connect_timeout=2).close()
 
 
-def _check_postgres() -> str | None:
-    try:
-        import psycopg
+_unreachable: dict[str, str | None] = {}
+"""Service -> why it could not be reached (None: it could), checked once per session."""
 
-        psycopg.connect(POSTGRES_DSN, connect_timeout=2).close()
-    except Exception as error:
-        return str(error)
-    return None
+
+def _require(what: str, address: str, ping: Callable[[], None], how: str) -> str:
+    if what not in _unreachable:
+        try:
+            ping()
+            _unreachable[what] = None
+        except Exception as error:
+            _unreachable[what] = str(error)
+    if _unreachable[what] is not None:
+        service_missing(f"{what} at {address} ({_unreachable[what]})", how)
+    return address
 
 
 def require_redis() -> str:
-    if "redis" not in _reachable:
-        _reachable["redis"] = _check_redis()
-    if _reachable["redis"] is not None:
-        service_missing(
-            f"Redis at {REDIS_URL}",
-            "Start one (`redis-server --port 6379`) or set BOTWARDEN_TEST_REDIS_URL.",
-        )
-    return REDIS_URL
+    return _require(
+        "Redis",
+        REDIS_URL,
+        _ping_redis,
+        "Start one (`redis-server --port 6379`) or set BOTWARDEN_TEST_REDIS_URL.",
+    )
 
 
 def require_postgres() -> str:
-    if "postgres" not in _reachable:
-        _reachable["postgres"] = _check_postgres()
-    if _reachable["postgres"] is not None:
-        service_missing(
-            f"PostgreSQL at {POSTGRES_DSN}",
-            "Start one (trust auth for user postgres) or set BOTWARDEN_TEST_POSTGRES_DSN.",
-        )
-    return POSTGRES_DSN
+    return _require(
+        "PostgreSQL",
+        POSTGRES_DSN,
+        _ping_postgres,
+        "Start one (trust auth for user postgres) or set BOTWARDEN_TEST_POSTGRES_DSN.",
+    )
 
 
 def drop_redis_prefix(url: str, prefix: str) -> None:

@@ -170,3 +170,19 @@ def test_version() -> None:
     result = botwarden("--version", cwd=Path.cwd())
     assert result.returncode == 0
     assert result.stdout.startswith("botwarden ")
+
+
+def test_a_duckdb_file_in_use_is_reported_as_busy_never_as_corrupt(tmp_path: Path) -> None:
+    import duckdb
+
+    config = write_config(tmp_path / "bot.yaml", "bot_id: busy\nstate: {backend: duckdb}\n")
+    assert botwarden("demo", str(config), cwd=tmp_path).returncode == 0
+    path = tmp_path / "state" / "busy.duckdb"
+    running_bot = duckdb.connect(str(path))  # DuckDB lets one process open the file
+    try:
+        result = botwarden("state", "show", str(config), cwd=tmp_path)
+    finally:
+        running_bot.close()
+    assert_one_line_error(result, 1, str(path), "cannot open", "lock")
+    assert not list(path.parent.glob("*.corrupt-*")), "a busy file must never be moved aside"
+    assert botwarden("state", "show", str(config), cwd=tmp_path).returncode == 0
