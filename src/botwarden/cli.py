@@ -141,8 +141,11 @@ def state_import(
 
 @app.command("demo")
 def demo(config: ConfigArg) -> None:
-    """Run one trading cycle of a make-believe bot on the embedded store (no keys,
-    no servers). Run it twice: the second run finds what the first one left."""
+    """One trading cycle of a demo bot on the embedded store: no keys, no servers.
+
+    Run it twice: the second run finds what the first one left, checks its stop and
+    closes the position before it opens a new one.
+    """
     from botwarden.demo import run_demo
 
     settings = load_config(config)
