@@ -1,0 +1,94 @@
+"""Export one bot's state to a JSON document and import it into any store.
+
+This is how a bot moves between backends (sqlite to redis, say): export from the old
+config, import with the new one. The document holds every record as stored, plus the
+fencing epoch. Import validates every record first and writes everything in one
+atomic change; it refuses to mix with existing state unless asked to replace it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from botwarden.errors import StateError
+from botwarden.state.base import COLLECTIONS, SCHEMA_VERSION, Change, Delete, Put, StateStore
+from botwarden.state.records import decode
+
+FORMAT = "botwarden-state"
+
+
+async def export_state(store: StateStore, flow_id: str, now: datetime) -> dict[str, Any]:
+    snapshot = await store.load(flow_id)
+    decode(snapshot, flow_id, store.describe())  # refuse to export records we cannot read
+    return {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "bot_id": flow_id,
+        "exported_at": now.isoformat(),
+        "source": store.describe(),
+        "epoch": await store.epoch(flow_id),
+        "records": {
+            name: {key: json.loads(text) for key, text in sorted(snapshot[name].items())}
+            for name in COLLECTIONS
+        },
+    }
+
+
+def _records_of(document: Any, where: str, flow_id: str) -> tuple[dict[str, dict[str, Any]], int]:
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise StateError(f"{where}: not a botwarden state export (no \"format\": \"{FORMAT}\")")
+    version = document.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise StateError(
+            f"{where}: export of schema version {version!r}; this botwarden reads up to"
+            f" {SCHEMA_VERSION}: upgrade botwarden"
+        )
+    if document.get("bot_id") != flow_id:
+        raise StateError(
+            f"{where}: holds bot {document.get('bot_id')!r}, but the config is for bot"
+            f" {flow_id!r}; state moves between stores, not between bots"
+        )
+    records = document.get("records")
+    if not isinstance(records, dict) or not all(
+        isinstance(records.get(name, {}), dict) for name in COLLECTIONS
+    ):
+        raise StateError(f"{where}: \"records\" must map each collection to an object")
+    unknown = sorted(set(records) - set(COLLECTIONS))
+    if unknown:
+        raise StateError(f"{where}: unknown collections {unknown}; expected {list(COLLECTIONS)}")
+    epoch = document.get("epoch", 0)
+    if not isinstance(epoch, int) or epoch < 0:
+        raise StateError(f"{where}: \"epoch\" must be a whole number >= 0")
+    return records, epoch
+
+
+async def import_state(
+    store: StateStore, flow_id: str, document: Any, where: str, *, replace: bool = False
+) -> int:
+    """Write an export into `store` as ONE atomic change. Returns the records written."""
+    records, epoch = _records_of(document, where, flow_id)
+    snapshot = {
+        name: {key: json.dumps(doc) for key, doc in records.get(name, {}).items()}
+        for name in COLLECTIONS
+    }
+    decode(snapshot, flow_id, where)  # every record must be valid before any is written
+
+    existing = await store.load(flow_id)
+    held = sum(len(existing[name]) for name in COLLECTIONS)
+    if held and not replace:
+        raise StateError(
+            f"{store.describe()} already holds {held} records for bot {flow_id}; nothing was"
+            " imported (export them first if they matter, then pass --replace)"
+        )
+    ops: list[Put | Delete] = [
+        Delete(name, key)
+        for name in COLLECTIONS
+        for key in existing[name]
+        if key not in records.get(name, {})
+    ]
+    ops += [Put(name, key, doc) for name in COLLECTIONS for key, doc in records.get(name, {}).items()]
+    current = await store.epoch(flow_id)
+    await store.apply(flow_id, Change(ops, epoch=epoch if epoch > current else None))
+    return sum(len(records.get(name, {})) for name in COLLECTIONS)
