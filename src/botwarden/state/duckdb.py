@@ -55,10 +55,14 @@ class DuckdbStore(EmbeddedSqlStore):
     def _claim_flow(self, cursor: Any, flow_id: str, epoch: int) -> int:
         row = cursor.execute(self.statements.epoch, (flow_id,)).fetchone()
         if row is None:
-            cursor.execute("INSERT INTO botwarden_flows (flow_id, epoch) VALUES (?, ?)", (flow_id, epoch))
+            cursor.execute(
+                "INSERT INTO botwarden_flows (flow_id, epoch) VALUES (?, ?)", (flow_id, epoch)
+            )
             return epoch
         if epoch > row[0]:
-            cursor.execute("UPDATE botwarden_flows SET epoch = ? WHERE flow_id = ?", (epoch, flow_id))
+            cursor.execute(
+                "UPDATE botwarden_flows SET epoch = ? WHERE flow_id = ?", (epoch, flow_id)
+            )
             return epoch
         return int(row[0])
 

@@ -31,7 +31,6 @@ from botwarden.state.base import (
 )
 from botwarden.state.files import atomic_write, quarantine
 
-
 _HEADER = "botwarden_state"
 
 

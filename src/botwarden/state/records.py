@@ -113,7 +113,8 @@ def _decode(snapshot: Snapshot, flow_id: str, where: str) -> BotState:
         problem = error.errors()[0]
         at = ".".join(str(part) for part in problem["loc"]) or "(document)"
         return StateError(
-            f"{where}: bot {flow_id}: record {collection}/{key} is invalid at {at}: {problem['msg']}"
+            f"{where}: bot {flow_id}: record {collection}/{key} is invalid at {at}:"
+            f" {problem['msg']}"
         )
 
     def parse_all(model: type[M], collection: str) -> dict[str, M]:

@@ -216,7 +216,9 @@ class EmbeddedSqlStore:
         cursor = self._conn.cursor()
         cursor.execute(self._begin)
         try:
-            if error := fenced(flow_id, change, self._claim_flow(cursor, flow_id, change.epoch or 0)):
+            if error := fenced(
+                flow_id, change, self._claim_flow(cursor, flow_id, change.epoch or 0)
+            ):
                 raise error
             # Encoding happens here, inside the transaction: a value that cannot be
             # encoded aborts the whole change.

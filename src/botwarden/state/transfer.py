@@ -38,7 +38,7 @@ async def export_state(store: StateStore, flow_id: str, now: datetime) -> dict[s
 
 def _records_of(document: Any, where: str, flow_id: str) -> tuple[dict[str, dict[str, Any]], int]:
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise StateError(f"{where}: not a botwarden state export (no \"format\": \"{FORMAT}\")")
+        raise StateError(f'{where}: not a botwarden state export (no "format": "{FORMAT}")')
     version = document.get("schema_version")
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise StateError(
@@ -54,13 +54,13 @@ def _records_of(document: Any, where: str, flow_id: str) -> tuple[dict[str, dict
     if not isinstance(records, dict) or not all(
         isinstance(records.get(name, {}), dict) for name in COLLECTIONS
     ):
-        raise StateError(f"{where}: \"records\" must map each collection to an object")
+        raise StateError(f'{where}: "records" must map each collection to an object')
     unknown = sorted(set(records) - set(COLLECTIONS))
     if unknown:
         raise StateError(f"{where}: unknown collections {unknown}; expected {list(COLLECTIONS)}")
     epoch = document.get("epoch", 0)
     if not isinstance(epoch, int) or epoch < 0:
-        raise StateError(f"{where}: \"epoch\" must be a whole number >= 0")
+        raise StateError(f'{where}: "epoch" must be a whole number >= 0')
     return records, epoch
 
 
@@ -88,7 +88,9 @@ async def import_state(
         for key in existing[name]
         if key not in records.get(name, {})
     ]
-    ops += [Put(name, key, doc) for name in COLLECTIONS for key, doc in records.get(name, {}).items()]
+    ops += [
+        Put(name, key, doc) for name in COLLECTIONS for key, doc in records.get(name, {}).items()
+    ]
     current = await store.epoch(flow_id)
     await store.apply(flow_id, Change(ops, epoch=epoch if epoch > current else None))
     return sum(len(records.get(name, {})) for name in COLLECTIONS)
