@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,11 +208,25 @@ class EmbeddedSqlStore:
         self._close_quietly()
 
     # -- reads and writes ------------------------------------------------------------
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """The driver's errors as the store's, in one line naming the file (a full disk,
+        a file another process holds locked)."""
+        try:
+            yield
+        except self.driver_errors as error:
+            raise StoreUnavailable(f"{self.describe()}: {error}") from error
+
     async def load(self, flow_id: str) -> Snapshot:
-        rows = self._conn.execute(self.statements.load, (flow_id,)).fetchall()
+        with self._errors():
+            rows = self._conn.execute(self.statements.load, (flow_id,)).fetchall()
         return snapshot_from_rows(rows)
 
     async def apply(self, flow_id: str, change: Change) -> None:
+        with self._errors():
+            self._apply(flow_id, change)
+
+    def _apply(self, flow_id: str, change: Change) -> None:
         upserts, deletes = split_ops(flow_id, change)
         cursor = self._conn.cursor()
         cursor.execute(self._begin)
@@ -228,10 +243,10 @@ class EmbeddedSqlStore:
                 self._delete(cursor, row)
             cursor.execute("COMMIT")
         except BaseException:
-            try:
+            # A failed COMMIT (a full disk) may have rolled back already; the error
+            # that matters is the first one.
+            with contextlib.suppress(*self.driver_errors):
                 cursor.execute("ROLLBACK")
-            except self.driver_errors as rollback_error:  # the connection itself failed
-                log.error("rollback failed on %s: %s", self.describe(), rollback_error)
             raise
 
     _begin = "BEGIN"
@@ -247,8 +262,10 @@ class EmbeddedSqlStore:
         cursor.execute(self.statements.delete, row)
 
     async def flows(self) -> list[str]:
-        return [row[0] for row in self._conn.execute(self.statements.flows).fetchall()]
+        with self._errors():
+            return [row[0] for row in self._conn.execute(self.statements.flows).fetchall()]
 
     async def epoch(self, flow_id: str) -> int:
-        row = self._conn.execute(self.statements.epoch, (flow_id,)).fetchone()
+        with self._errors():
+            row = self._conn.execute(self.statements.epoch, (flow_id,)).fetchone()
         return 0 if row is None else int(row[0])
