@@ -57,6 +57,17 @@ def test_showing_a_bot_without_state_creates_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "state").exists()
 
 
+def test_a_bot_unknown_to_a_shared_store_is_an_error_not_an_empty_report(tmp_path: Path) -> None:
+    url = require_redis()
+    section = f"state: {{backend: redis, redis: {{url: '{url}', key_prefix: tnone}}}}"
+    config = write_config(tmp_path / "bot.yaml", f"bot_id: typo_bot\n{section}\n")
+    try:
+        result = botwarden("state", "show", str(config), cwd=tmp_path)
+        assert_one_line_error(result, 1, "bot typo_bot has no state in redis")
+    finally:
+        drop_redis_prefix(url, "tnone")
+
+
 def test_the_demo_remembers_across_runs_and_state_show_reports_it(tmp_path: Path) -> None:
     config = write_config(tmp_path / "demo.yaml", "bot_id: demo_bot\n")
     first = botwarden("demo", str(config), cwd=tmp_path)

@@ -11,6 +11,8 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -52,13 +54,18 @@ def _main(
     """botwarden: a crash-safe runtime for trading bots."""
 
 
-def _manager(config: BotConfig) -> StateManager:
-    """A manager for an existing bot's state; refuses to create a state file by looking."""
+@asynccontextmanager
+async def _existing_state(config: BotConfig) -> AsyncIterator[StateManager]:
+    """The opened state of a bot that has some. Looking never creates a state file, and
+    a mistyped bot id is an error rather than an empty report."""
     state = StateManager.from_config(config.bot_id, config)
     path = getattr(state.store, "path", None)
     if path is not None and not path.exists():
         raise StateError(f"bot {config.bot_id} has no state yet: {path} does not exist")
-    return state
+    async with state:
+        if config.bot_id not in await state.store.flows():
+            raise StateError(f"bot {config.bot_id} has no state in {state.store.describe()}")
+        yield state
 
 
 @state_app.command("show")
@@ -72,7 +79,7 @@ def state_show(
     settings = load_config(config)
 
     async def show() -> None:
-        async with _manager(settings) as state:
+        async with _existing_state(settings) as state:
             snapshot = await state.snapshot()
             where = state.store.describe()
         if as_json:
@@ -98,7 +105,7 @@ def state_export(
     settings = load_config(config)
 
     async def export() -> dict:
-        async with _manager(settings) as state:
+        async with _existing_state(settings) as state:
             return await export_state(state.store, settings.bot_id, utc_now())
 
     text = json.dumps(asyncio.run(export()), indent=2, ensure_ascii=False) + "\n"
