@@ -102,6 +102,7 @@ def test_environment_variables_fill_in_secrets(
         ),
         ("bot_id: b\n  oops: [\n", "not valid YAML at line 2"),
         ("- a list\n", "expected a mapping of settings at the top level"),
+        ("bot_id: b\nstate: {", "not valid YAML"),
         (
             "bot_id: b\nstate:\n  sqlite: {path: state/{flow_id}.db}\n",
             'quote a value holding {flow_id} inside {...}: {path: "state/{flow_id}.db"}',

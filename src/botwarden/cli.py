@@ -22,7 +22,9 @@ from rich.console import Console
 from botwarden import __version__
 from botwarden.config import BotConfig, load_config
 from botwarden.errors import BotwardenError, StateError
-from botwarden.state.manager import StateManager, utc_now
+from botwarden.state.base import StateStore
+from botwarden.state.factory import open_store
+from botwarden.state.manager import utc_now
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -55,17 +57,22 @@ def _main(
 
 
 @asynccontextmanager
-async def _existing_state(config: BotConfig) -> AsyncIterator[StateManager]:
-    """The opened state of a bot that has some. Looking never creates a state file, and
-    a mistyped bot id is an error rather than an empty report."""
-    state = StateManager.from_config(config.bot_id, config)
-    path = getattr(state.store, "path", None)
-    if path is not None and not path.exists():
+async def _opened_store(config: BotConfig, *, existing: bool) -> AsyncIterator[StateStore]:
+    """The bot's store, opened. With `existing`, the bot must already have state there:
+    looking never creates a state file, and a mistyped bot id is an error, not an empty
+    report. The records are not decoded here, so a broken one can still be exported,
+    mended and imported back."""
+    store = open_store(config.state, config.bot_id, config.base_dir)
+    path = getattr(store, "path", None)
+    if existing and path is not None and not path.exists():
         raise StateError(f"bot {config.bot_id} has no state yet: {path} does not exist")
-    async with state:
-        if config.bot_id not in await state.store.flows():
-            raise StateError(f"bot {config.bot_id} has no state in {state.store.describe()}")
-        yield state
+    await store.open()
+    try:
+        if existing and config.bot_id not in await store.flows():
+            raise StateError(f"bot {config.bot_id} has no state in {store.describe()}")
+        yield store
+    finally:
+        await store.close()
 
 
 @state_app.command("show")
@@ -74,20 +81,21 @@ def state_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Positions, pending order intents, risk, signals and status of one bot."""
+    from botwarden.state.records import decode
     from botwarden.views import render_state, state_as_json
 
     settings = load_config(config)
 
     async def show() -> None:
-        async with _existing_state(settings) as state:
-            snapshot = await state.snapshot()
-            where = state.store.describe()
+        async with _opened_store(settings, existing=True) as store:
+            where = store.describe()
+            state = decode(await store.load(settings.bot_id), settings.bot_id, where)
         if as_json:
             retention = settings.state.signal_retention
-            document = state_as_json(snapshot, where, utc_now(), retention)
+            document = state_as_json(state, where, utc_now(), retention)
             sys.stdout.write(json.dumps(document, indent=2) + "\n")
         else:
-            render_state(console, snapshot, where, utc_now())
+            render_state(console, state, where, utc_now())
 
     asyncio.run(show())
 
@@ -99,14 +107,15 @@ def state_export(
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
 ) -> None:
-    """Write all of one bot's state as JSON (to move it to another store, or keep a copy)."""
+    """Write all of one bot's state as JSON, record for record (to move it to another
+    store, keep a copy, or mend a broken record by hand and import it back)."""
     from botwarden.state.transfer import export_state
 
     settings = load_config(config)
 
     async def export() -> dict:
-        async with _existing_state(settings) as state:
-            return await export_state(state.store, settings.bot_id, utc_now())
+        async with _opened_store(settings, existing=True) as store:
+            return await export_state(store, settings.bot_id, utc_now())
 
     text = json.dumps(asyncio.run(export()), indent=2, ensure_ascii=False) + "\n"
     if output is None:
@@ -124,23 +133,26 @@ def state_import(
         bool, typer.Option("--replace", help="Replace the state the store already holds.")
     ] = False,
 ) -> None:
-    """Load an export into the store this config names, in one atomic write."""
+    """Load an export into the store this config names: every record checked first,
+    then all of them in one atomic write."""
     from botwarden.state.transfer import import_state
 
     settings = load_config(config)
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not a number an export can hold")
+
     try:
-        document = json.loads(file.read_text(encoding="utf-8"))
+        document = json.loads(file.read_text(encoding="utf-8"), parse_constant=refuse)
     except FileNotFoundError:
         raise StateError(f"{file}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, ValueError) as error:  # ValueError: bad JSON, bad text, NaN
         raise StateError(f"{file}: not a readable JSON export: {error}") from None
 
     async def load() -> tuple[int, str]:
-        async with StateManager.from_config(settings.bot_id, settings) as state:
-            count = await import_state(
-                state.store, settings.bot_id, document, str(file), replace=replace
-            )
-            return count, state.store.describe()
+        async with _opened_store(settings, existing=False) as store:
+            count = await import_state(store, settings.bot_id, document, str(file), replace=replace)
+            return count, store.describe()
 
     count, where = asyncio.run(load())
     errors.print(f"imported {count} records of bot {settings.bot_id} into {where}")

@@ -158,7 +158,8 @@ def _parse(path: Path, text: str) -> Any:
         mark = getattr(error, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark else ""
         hint = ""
-        if mark and "{flow_id}" in text.splitlines()[mark.line]:
+        lines = text.splitlines()
+        if mark and mark.line < len(lines) and "{flow_id}" in lines[mark.line]:
             # YAML forbids a bare `{` inside `{...}`: `{path: state/{flow_id}.db}`.
             hint = '; quote a value holding {flow_id} inside {...}: {path: "state/{flow_id}.db"}'
         raise ConfigError(

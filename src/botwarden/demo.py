@@ -155,11 +155,9 @@ class DemoTrader:
         placed = await self._send(stop)
         await self.state.save_order(placed)
         await self.state.save_position(
-            position.model_copy(
-                update={
-                    "stop_client_order_id": placed.client_order_id,
-                    "stop_venue_order_id": placed.venue_order_id,
-                }
+            position.evolve(
+                stop_client_order_id=placed.client_order_id,
+                stop_venue_order_id=placed.venue_order_id,
             )
         )
         await self.state.count_trade()

@@ -167,14 +167,39 @@ async def test_state_from_a_newer_schema_is_refused_and_left_alone(
         assert not list(state_file(durable_backend).parent.glob("*.corrupt-*"))
 
 
+def stored_version(backend: Backend) -> int:
+    name = backend.name
+    if name in ("sqlite", "duckdb"):
+        module = sqlite3 if name == "sqlite" else __import__("duckdb")
+        conn = module.connect(str(state_file(backend)))
+        try:
+            return conn.execute("SELECT version FROM botwarden_schema").fetchone()[0]
+        finally:
+            conn.close()
+    if name == "jsonfile":
+        return json.loads(state_file(backend).read_text())["botwarden_state"]["schema_version"]
+    if name == "redis":
+        import redis
+
+        settings = backend.settings["redis"]
+        client = redis.Redis.from_url(settings["url"])
+        try:
+            return int(client.get(f"{settings['key_prefix']}:schema"))
+        finally:
+            client.close()
+    import psycopg
+
+    settings = backend.settings["postgres"]
+    with psycopg.connect(settings["dsn"], autocommit=True) as conn:
+        query = f'SELECT version FROM "{settings["schema"]}".botwarden_schema'
+        return conn.execute(query).fetchone()[0]
+
+
 async def test_the_schema_version_is_stored_by_every_durable_backend(
     durable_backend: Backend,
 ) -> None:
     await write_some_state(durable_backend)
-    set_stored_version(durable_backend, SCHEMA_VERSION)  # exists and is rewritable
-    store = durable_backend.store()
-    await store.open()  # the current version opens fine
-    await store.close()
+    assert stored_version(durable_backend) == SCHEMA_VERSION
 
 
 async def test_an_invalid_record_names_the_record_and_the_field(backend: Backend) -> None:
@@ -186,6 +211,36 @@ async def test_an_invalid_record_names_the_record_and_the_field(backend: Backend
     manager = StateManager("bot", backend.store())
     with pytest.raises(StateError, match=r"record positions/p1 is invalid at"):
         await manager.open()
+
+
+@pytest.mark.parametrize(
+    ("collection", "key", "record", "complaint"),
+    [
+        ("positions", "WRONG", {"id": "p1"}, "positions/WRONG holds id 'p1'"),
+        ("intents", "c-other", {"client_order_id": "c1"}, "holds client_order_id 'c1'"),
+        ("fills", "T-other", {"trade_id": "T1"}, "holds trade_id 'T1'"),
+        ("positions", "p1", {"id": "p1", "bot_id": "somebody_else"}, "belongs to bot"),
+    ],
+)
+async def test_a_record_filed_under_another_id_or_bot_is_refused(
+    backend: Backend, collection: str, key: str, record: dict, complaint: str
+) -> None:
+    """Loaded as is, it would be a second copy of the same position or order the moment
+    the bot saved it again."""
+    from tests.state.test_manager import entry, fill, position
+
+    valid = {
+        "positions": lambda: position().model_dump(mode="json"),
+        "intents": lambda: entry().model_dump(mode="json"),
+        "fills": lambda: fill().model_dump(mode="json"),
+    }[collection]()
+    store = backend.store()
+    await store.open()
+    await store.apply("bot", Change([Put(collection, key, {**valid, **record})]))
+    await store.close()
+
+    with pytest.raises(StateError, match=complaint):
+        await StateManager("bot", backend.store()).open()
 
 
 async def test_a_wrong_typed_redis_key_leaves_the_change_unapplied(tmp_path: Path) -> None:

@@ -11,6 +11,12 @@ its append-only file, which is the restart an operator's machine would go throug
 
 Trials per backend: 50 in every run, 500 in the slow campaign (`make test-slow`);
 BOTWARDEN_CRASH_TRIALS overrides both.
+
+What this does not prove: SIGKILL (of the writer or of Redis) leaves the kernel's page
+cache intact, so a missing fsync would go unnoticed here. That a commit is fsynced is
+the backends' configuration (SQLite `synchronous=FULL`, the jsonfile's fsync of the
+file and its folder, Redis `appendfsync always`), documented in docs/state.md; failing
+and lying disks are the subject of the I/O fault tests.
 """
 
 from __future__ import annotations

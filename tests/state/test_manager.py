@@ -8,8 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from botwarden.domain import BotStatus, Fill, OrderIntent, Position
+from botwarden.domain import BotStatus, Fill, OrderIntent, Position, RiskState
 from botwarden.domain.orders import IntentStatus
 from botwarden.errors import FencedOut
 from botwarden.state.base import Change, Snapshot, StateStore
@@ -277,6 +278,7 @@ async def test_a_fenced_out_instance_cannot_write(backend: Backend, clock: Clock
 
     new = StateManager("bot", backend.store(), clock=clock)
     await new.open()
+    await old.update_daily_pnl(Decimal("-100"))  # the old instance's last word
     await new.fence(2)
 
     with pytest.raises(FencedOut):
@@ -284,10 +286,50 @@ async def test_a_fenced_out_instance_cannot_write(backend: Backend, clock: Clock
     with pytest.raises(FencedOut):
         await old.fence(1)
     assert await old.get_positions() == [position("p1")], "a refused write changes nothing"
+
+    # Taking over carries on from everything the old instance wrote, not from what
+    # the new one had read before it fenced.
+    assert (await new.update_daily_pnl(Decimal("-5"))).daily_pnl == Decimal("-105")
     await new.save_position(position("p2"))
     assert {p.id for p in await new.get_positions()} == {"p1", "p2"}
     for state in (old, new):
         await state.close()
+
+
+async def test_an_instance_that_never_fenced_is_refused_once_another_has(
+    backend: Backend, clock: Clock
+) -> None:
+    careless = StateManager("bot", backend.store(), clock=clock)
+    await careless.open()
+    await careless.save_position(position("p1"))
+
+    owner = StateManager("bot", backend.store(), clock=clock)
+    await owner.open()
+    await owner.fence(1)
+    with pytest.raises(FencedOut):
+        await careless.save_position(position("p1", size="99"))
+    for state in (careless, owner):
+        await state.close()
+
+
+async def test_values_are_validated_before_anything_is_written(
+    manager: StateManager, backend: Backend, clock: Clock
+) -> None:
+    naive = datetime(2026, 3, 2, 14, 30)  # a bar time straight from a feed, no zone
+    with pytest.raises(ValidationError):
+        await manager.set_last_bar_time(naive)
+    with pytest.raises(ValidationError):
+        async with manager.transaction() as tx:
+            tx.set_cooldown("SPY", naive)
+    with pytest.raises(ValidationError):
+        await manager.update_daily_pnl(Decimal("Infinity"))
+    with pytest.raises(ValidationError):
+        RiskState().evolve(daily_trade_count=-1)  # the rules' copies are checked too
+
+    again = await reopened(backend, clock)  # the state still loads
+    assert (await again.get_signal_state()).last_bar_time is None
+    assert (await again.get_risk_state()).daily_pnl == 0
+    await again.close()
 
 
 class LosesTheAnswer:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -38,6 +38,12 @@ class DomainModel(BaseModel):
     model_config = ConfigDict(
         frozen=True, extra="forbid", ser_json_inf_nan="constants", cache_strings="keys"
     )
+
+    def evolve(self, **changes: Any) -> Self:
+        """A copy with `changes`, validated like any new object. (pydantic's
+        `model_copy` skips validation: a naive time or an infinite PnL would pass, be
+        stored, and make the state unloadable at the next start.)"""
+        return self.model_validate({**self.model_dump(), **changes})
 
 
 class Side(StrEnum):

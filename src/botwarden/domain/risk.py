@@ -13,36 +13,34 @@ def roll_day(risk: RiskState, today: date) -> RiskState:
     """Start a new trading day: the daily counters reset, everything else carries over."""
     if risk.trading_day == today:
         return risk
-    return risk.model_copy(
-        update={"trading_day": today, "daily_pnl": Decimal(0), "daily_trade_count": 0}
-    )
+    return risk.evolve(trading_day=today, daily_pnl=Decimal(0), daily_trade_count=0)
 
 
 def add_realized_pnl(risk: RiskState, pnl: Decimal, today: date) -> RiskState:
     """Book one closed trade's realized PnL into the day and the losing streak."""
     risk = roll_day(risk, today)
     losses = risk.consecutive_losses + 1 if pnl < 0 else 0
-    return risk.model_copy(update={"daily_pnl": risk.daily_pnl + pnl, "consecutive_losses": losses})
+    return risk.evolve(daily_pnl=risk.daily_pnl + pnl, consecutive_losses=losses)
 
 
 def count_trade(risk: RiskState, today: date) -> RiskState:
     """One more trade taken today (the daily trade limit counts these)."""
     risk = roll_day(risk, today)
-    return risk.model_copy(update={"daily_trade_count": risk.daily_trade_count + 1})
+    return risk.evolve(daily_trade_count=risk.daily_trade_count + 1)
 
 
 def mark_equity(risk: RiskState, equity: Decimal) -> RiskState:
     """Track the peak and the current drawdown from it."""
     peak = equity if risk.peak_equity is None else max(risk.peak_equity, equity)
     drawdown = (peak - equity) / peak if peak > 0 else Decimal(0)
-    return risk.model_copy(update={"peak_equity": peak, "drawdown": drawdown})
+    return risk.evolve(peak_equity=peak, drawdown=drawdown)
 
 
 def trip_breaker(risk: RiskState, reason: str, until: datetime) -> RiskState:
     """Halt new entries until `until`; a later trip never shortens an earlier one."""
     if risk.breaker_until is not None and risk.breaker_until > until:
         until = risk.breaker_until
-    return risk.model_copy(update={"breaker_until": until, "breaker_reason": reason})
+    return risk.evolve(breaker_until=until, breaker_reason=reason)
 
 
 def breaker_active(risk: RiskState, now: datetime) -> bool:
@@ -52,7 +50,7 @@ def breaker_active(risk: RiskState, now: datetime) -> bool:
 def clear_expired_breaker(risk: RiskState, now: datetime) -> RiskState:
     if risk.breaker_until is None or breaker_active(risk, now):
         return risk
-    return risk.model_copy(update={"breaker_until": None, "breaker_reason": None})
+    return risk.evolve(breaker_until=None, breaker_reason=None)
 
 
 def expired_signals(

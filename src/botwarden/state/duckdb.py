@@ -20,6 +20,13 @@ def _duckdb() -> Any:
     return duckdb
 
 
+_CORRUPTION_SIGNS = (
+    "not a valid DuckDB database file",  # a damaged header
+    "Corrupt database file",  # a block whose checksum does not match
+    "Could not read enough bytes",  # a truncated file
+)
+
+
 def _record_id(flow_id: str, collection: str, key: str) -> str:
     # Unambiguous: neither a bot id nor a collection name can contain "/".
     return f"{flow_id}/{collection}/{key}"
@@ -97,13 +104,11 @@ class DuckdbStore(EmbeddedSqlStore):
                 self._conn.execute(f"SELECT sum({columns}) FROM {table}").fetchall()
 
     def _corruption(self, error: Exception) -> str | None:
-        message = str(error)
-        if "Could not set lock" in message or "Conflicting lock" in message:
-            return None  # another process has the file open: busy, not corrupt
-        if isinstance(error, self._driver.IOException | self._driver.SerializationException):
-            return message.splitlines()[0]
-        if isinstance(error, self._driver.InternalException | self._driver.FatalException):
-            return message.splitlines()[0]
+        # Only what DuckDB says of a damaged file: every other I/O error (a lock held by
+        # another process, too many open files, a full disk) leaves the file alone.
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if any(sign in message for sign in _CORRUPTION_SIGNS):
+            return message
         return None
 
     def _has_table(self, name: str) -> bool:

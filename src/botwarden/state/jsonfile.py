@@ -70,8 +70,8 @@ class JsonFileStore:
     async def apply(self, flow_id: str, change: Change) -> None:
         with self._locked():
             self._refresh()
-            flow = dict(self._flows.get(flow_id) or {"epoch": 0})
-            current = int(flow["epoch"])
+            flow = dict(self._flows.get(flow_id) or {})
+            current = int(flow.get("epoch", 0))
             if change.epoch is not None and change.epoch < current:
                 raise FencedOut(flow_id, change.epoch, current)
             flow["epoch"] = max(current, change.epoch or 0)

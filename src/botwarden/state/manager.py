@@ -35,7 +35,16 @@ from botwarden.domain.orders import OrderIntent
 from botwarden.errors import FencedOut
 from botwarden.state.base import Change, Delete, Op, Put, StateStore
 from botwarden.state.factory import open_store
-from botwarden.state.records import BOT, LAST_BAR, RISK, BotState, decode, document
+from botwarden.state.records import (
+    BOT,
+    LAST_BAR,
+    RISK,
+    BotState,
+    Stamp,
+    Until,
+    decode,
+    document,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,29 +120,35 @@ class Transaction:
         self._put("meta", BOT, document(record), effect)
 
     def mark_signal_processed(self, signal_id: str, at: datetime) -> None:
+        stamp = Stamp(at=at)  # validated here: a naive time never reaches the store
+
         def effect(s: BotState) -> None:
             s.signals.pop(signal_id, None)  # re-marked: moves to the young end
-            s.signals[signal_id] = at
+            s.signals[signal_id] = stamp.at
 
-        self._put("signals", signal_id, {"at": at.isoformat()}, effect)
+        self._put("signals", signal_id, document(stamp), effect)
 
     def forget_signal(self, signal_id: str) -> None:
         self._delete("signals", signal_id, lambda s: s.signals.pop(signal_id, None))
 
     def set_cooldown(self, symbol: str, until: datetime) -> None:
-        def effect(s: BotState) -> None:
-            s.cooldowns[symbol] = until
+        cooldown = Until(until=until)
 
-        self._put("cooldowns", symbol, {"until": until.isoformat()}, effect)
+        def effect(s: BotState) -> None:
+            s.cooldowns[symbol] = cooldown.until
+
+        self._put("cooldowns", symbol, document(cooldown), effect)
 
     def clear_cooldown(self, symbol: str) -> None:
         self._delete("cooldowns", symbol, lambda s: s.cooldowns.pop(symbol, None))
 
     def set_last_bar_time(self, at: datetime) -> None:
-        def effect(s: BotState) -> None:
-            s.last_bar = at
+        stamp = Stamp(at=at)
 
-        self._put("meta", LAST_BAR, {"at": at.isoformat()}, effect)
+        def effect(s: BotState) -> None:
+            s.last_bar = stamp.at
+
+        self._put("meta", LAST_BAR, document(stamp), effect)
 
 
 class StateManager:
@@ -145,13 +160,15 @@ class StateManager:
         store: StateStore,
         *,
         clock: Clock = utc_now,
-        epoch: int | None = None,
+        epoch: int = 0,
         signal_retention: timedelta = timedelta(days=7),
     ) -> None:
         self.flow_id = flow_id
         self.store = store
         self.epoch = epoch
-        """This instance's fencing epoch; every write carries it (see `fence`)."""
+        """This instance's fencing epoch; every write carries it (see `fence`). An
+        instance that never fenced writes as epoch 0, so once any instance of the bot
+        has fenced, the store refuses it."""
         self._clock = clock
         self._signal_retention = signal_retention
         self._state = BotState.empty(flow_id)
@@ -166,7 +183,7 @@ class StateManager:
         *,
         base_dir: Path | None = None,
         clock: Clock = utc_now,
-        epoch: int | None = None,
+        epoch: int = 0,
     ) -> StateManager:
         """A manager over the configured store. `config` is a whole bot config, its
         `state:` section, or None for the embedded default. Not opened yet: use
@@ -248,6 +265,9 @@ class StateManager:
         async with self._lock:
             await self.store.apply(self.flow_id, Change((), epoch=epoch))
             self.epoch = epoch
+            # The instance being replaced may have written after this one loaded: from
+            # here on nobody else can, so this is the state to carry on from.
+            await self.reload()
 
     async def save_position(self, position: Position) -> None:
         async with self.transaction() as tx:
@@ -344,7 +364,7 @@ class StateManager:
 
     async def _update_bot(self, **changes: Any) -> BotRecord:
         async with self.transaction() as tx:
-            record = tx.state.bot.model_copy(update=changes)
+            record = tx.state.bot.evolve(**changes)
             tx.save_bot_record(record)
         return record
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from botwarden.errors import SchemaVersionError, StateError, StoreUnavailable
-from botwarden.redact import redact_url
+from botwarden.redact import redact_url, scrub
 from botwarden.state.base import SCHEMA_VERSION, Change, Snapshot, encode
 from botwarden.state.sql import Statements, fenced, snapshot_from_rows, split_ops
 
@@ -87,15 +87,16 @@ class PostgresStore:
 
     @contextmanager
     def _errors(self, doing: str = "lost") -> Iterator[None]:
-        """psycopg's errors as the store's. Its messages name host, port and user, never
-        the password; only their first line is kept."""
+        """psycopg's errors as the store's, first line only. psycopg may echo a part of
+        the DSN it could not parse, so the DSN's secrets are scrubbed from the text."""
         psycopg = _psycopg()
         try:
             yield
         except psycopg.OperationalError as error:
-            raise StoreUnavailable(f"{self.describe()}: {doing}: {_first_line(error)}") from None
+            reason = scrub(_first_line(error), self._dsn)
+            raise StoreUnavailable(f"{self.describe()}: {doing}: {reason}") from None
         except psycopg.Error as error:
-            raise StateError(f"{self.describe()}: {_first_line(error)}") from None
+            raise StateError(f"{self.describe()}: {scrub(_first_line(error), self._dsn)}") from None
 
     async def _prepare_layout(self) -> None:
         async with self._conn.transaction():

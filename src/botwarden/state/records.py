@@ -117,12 +117,12 @@ def _decode(snapshot: Snapshot, flow_id: str, where: str) -> BotState:
             f" {problem['msg']}"
         )
 
-    def parse_all(model: type[M], collection: str) -> dict[str, M]:
+    def parse_all(model: type[M], collection: str, id_field: str | None = None) -> dict[str, M]:
         # One comprehension for the hot path (10,000 positions); the failing record is
         # looked for only once something failed.
         records = snapshot[collection]
         try:
-            return {key: model.model_validate_json(text) for key, text in records.items()}
+            parsed = {key: model.model_validate_json(text) for key, text in records.items()}
         except ValidationError:
             for key, text in records.items():
                 try:
@@ -130,6 +130,16 @@ def _decode(snapshot: Snapshot, flow_id: str, where: str) -> BotState:
                 except ValidationError as error:
                     raise invalid(collection, key, error) from None
             raise
+        if id_field is not None:
+            # A record filed under another key would be a second copy of the same
+            # position or order the moment the bot saves it again.
+            for key, record in parsed.items():
+                if getattr(record, id_field) != key:
+                    raise StateError(
+                        f"{where}: bot {flow_id}: record {collection}/{key} holds"
+                        f" {id_field} {getattr(record, id_field)!r}; the key must equal it"
+                    )
+        return parsed
 
     def parse_meta(model: type[M], key: str) -> M | None:
         text = snapshot["meta"].get(key)
@@ -144,11 +154,20 @@ def _decode(snapshot: Snapshot, flow_id: str, where: str) -> BotState:
     last_bar = parse_meta(Stamp, LAST_BAR)
     return BotState(
         bot=parse_meta(BotRecord, BOT) or BotRecord(bot_id=flow_id),
-        positions=parse_all(Position, "positions"),
-        intents=parse_all(OrderIntent, "intents"),
-        fills=parse_all(Fill, "fills"),
+        positions=_owned(parse_all(Position, "positions", "id"), flow_id, where),
+        intents=parse_all(OrderIntent, "intents", "client_order_id"),
+        fills=parse_all(Fill, "fills", "trade_id"),
         signals=dict(sorted(signals.items(), key=lambda item: item[1])),
         cooldowns={key: until.until for key, until in parse_all(Until, "cooldowns").items()},
         risk=parse_meta(RiskState, RISK) or RiskState(),
         last_bar=last_bar.at if last_bar else None,
     )
+
+
+def _owned(positions: dict[str, Position], flow_id: str, where: str) -> dict[str, Position]:
+    for key, position in positions.items():
+        if position.bot_id != flow_id:
+            raise StateError(
+                f"{where}: bot {flow_id}: record positions/{key} belongs to bot {position.bot_id!r}"
+            )
+    return positions

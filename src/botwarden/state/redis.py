@@ -6,7 +6,8 @@ Layout, with `bw` as the key prefix:
     bw:{<bot>}:epoch             the bot's fencing epoch (string)
     bw:{<bot>}:<collection>      one hash per collection: key -> JSON document
 
-The braces are a Redis Cluster hash tag: all of one bot's keys live in one slot.
+The braces are a hash tag keeping a bot's keys together; Redis Cluster is still not
+supported, because a change also registers the bot in `bw:flows`, another slot.
 
 A change is one Lua script, which Redis runs atomically and writes to its AOF as one
 unit. Redis does not roll a script back when a command inside it fails, so the
@@ -24,7 +25,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from botwarden.errors import FencedOut, SchemaVersionError, StateError, StoreUnavailable
-from botwarden.redact import redact_url
+from botwarden.redact import redact_url, scrub
 from botwarden.state.base import COLLECTIONS, SCHEMA_VERSION, Change, Put, Snapshot, encode
 
 log = logging.getLogger(__name__)
@@ -106,25 +107,26 @@ class RedisStore:
         from redis.asyncio.retry import Retry
         from redis.backoff import ExponentialBackoff
 
-        self._client = redis_asyncio.from_url(
-            self._url,
-            decode_responses=True,
-            socket_timeout=self._timeout,
-            socket_connect_timeout=self._timeout,
-            client_name="botwarden",  # how operators find it in CLIENT LIST
-            # A dropped connection is retried on a new one. Safe for writes too: a change
-            # is a set of puts and deletes under an epoch check, so running it twice
-            # leaves the same state.
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
-            retry_on_error=[redis_asyncio.ConnectionError, redis_asyncio.TimeoutError],
-        )
         try:
+            self._client = redis_asyncio.from_url(
+                self._url,
+                decode_responses=True,
+                socket_timeout=self._timeout,
+                socket_connect_timeout=self._timeout,
+                client_name="botwarden",  # how operators find it in CLIENT LIST
+                # A dropped connection is retried on a new one. Safe for writes too: a
+                # change is a set of puts and deletes under an epoch check, so running
+                # it twice leaves the same state.
+                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+                retry_on_error=[redis_asyncio.ConnectionError, redis_asyncio.TimeoutError],
+            )
             await self._client.set(f"{self._prefix}:schema", SCHEMA_VERSION, nx=True)
             found = int(await self._client.get(f"{self._prefix}:schema"))
             config = await self._server_persistence()
-        except redis_asyncio.RedisError as error:
+        except (redis_asyncio.RedisError, ValueError) as error:  # ValueError: a malformed URL
             await self.close()
-            raise StoreUnavailable(f"{self.describe()}: cannot connect: {error}") from None
+            reason = scrub(str(error), self._url)
+            raise StoreUnavailable(f"{self.describe()}: cannot connect: {reason}") from None
         if found > SCHEMA_VERSION:
             await self.close()
             raise SchemaVersionError(self.describe(), found, SCHEMA_VERSION)
@@ -157,9 +159,10 @@ class RedisStore:
         try:
             yield
         except (redis_asyncio.ConnectionError, redis_asyncio.TimeoutError) as error:
-            raise StoreUnavailable(f"{self.describe()}: {error}") from None
+            raise StoreUnavailable(f"{self.describe()}: {scrub(str(error), self._url)}") from None
         except redis_asyncio.ResponseError as error:
-            raise StateError(f"{self.describe()}: the server refused: {error}") from None
+            reason = scrub(str(error), self._url)
+            raise StateError(f"{self.describe()}: the server refused: {reason}") from None
 
     async def load(self, flow_id: str) -> Snapshot:
         keys = self._keys(flow_id)[2:]
