@@ -1,0 +1,1 @@
+"""Venues: the `Venue` port, its error taxonomy, and the adapters behind it."""

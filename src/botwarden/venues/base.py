@@ -1,0 +1,249 @@
+"""The venue port: what the engine may ask of an exchange or broker, and how it fails.
+
+Every adapter (the paper exchange, Alpaca, ccxt) implements `Venue` and speaks only in
+these types and these errors, whatever its SDK does. After a crash the venue is the
+source of truth, so the port is built for recovery: find an order by the client order
+id the bot chose, and list positions, open orders and fills in a few bulk calls.
+
+The error taxonomy is what makes recovery safe (promise I5):
+- `Retryable`: nothing reached the venue (a refused connection, a rate limit, a
+  maintenance window); safe to try again.
+- `Ambiguous`: the request may have reached the venue (a timeout after sending, a 5xx,
+  a reset connection). An order submission that ends here is NOT retried: the caller
+  looks the order up by its client order id.
+- `Rejected`: the venue said no, definitively (invalid order, insufficient funds,
+  duplicate client order id).
+- `NotFound`: the venue has no such order (or symbol).
+- `AuthError`: the keys are wrong or lack permission; retrying cannot help.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal, Protocol, Self
+
+from pydantic import Field, model_validator
+
+from botwarden.domain.markets import MarketRules, TimeInForce
+from botwarden.domain.models import (
+    Amount,
+    DomainModel,
+    Fill,
+    OrderSide,
+    Price,
+    Qty,
+    Side,
+    UtcDatetime,
+)
+from botwarden.domain.orders import OrderIntent, OrderType
+from botwarden.errors import BotwardenError
+
+# -- errors --------------------------------------------------------------------------
+
+
+class VenueError(BotwardenError):
+    """Something a venue call ended with; the subclass says what the caller may do."""
+
+    def __init__(self, venue: str, message: str) -> None:
+        super().__init__(f"{venue}: {message}")
+        self.venue = venue
+
+
+class Retryable(VenueError):
+    """Nothing reached the venue, or it asked to come back later: safe to retry."""
+
+    def __init__(self, venue: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(venue, message)
+        self.retry_after = retry_after
+
+
+class Ambiguous(VenueError):
+    """The request may have reached the venue; its effect is unknown."""
+
+
+class Rejected(VenueError):
+    """The venue refused, definitively."""
+
+    def __init__(self, venue: str, message: str, code: str | None = None) -> None:
+        super().__init__(venue, message)
+        self.code = code
+
+
+class NotFound(VenueError):
+    """The venue has no such order or symbol."""
+
+
+class AuthError(VenueError):
+    """The credentials are missing, wrong, or lack a permission."""
+
+
+# -- what goes in and comes out ---------------------------------------------------------
+
+
+class OrderState(StrEnum):
+    """An order's state as the venue reports it."""
+
+    OPEN = "open"
+    """Accepted and resting (including a stop that has not triggered)."""
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
+
+
+class OrderRequest(DomainModel):
+    """An order to send, under the client order id the bot chose and stored first."""
+
+    client_order_id: str = Field(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9_-]+$")
+    """36 characters of [A-Za-z0-9_-] at most: what every supported venue accepts."""
+    symbol: str
+    side: OrderSide
+    type: OrderType
+    qty: Qty
+    limit_price: Price | None = None
+    stop_price: Price | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    reduce_only: bool = False
+    """Only ever shrinks a position (futures venues): what a stop-loss should be."""
+
+    @model_validator(mode="after")
+    def _prices_match_type(self) -> Self:
+        if self.type is OrderType.LIMIT and self.limit_price is None:
+            raise ValueError("a limit order needs limit_price")
+        if self.type is OrderType.STOP and self.stop_price is None:
+            raise ValueError("a stop order needs stop_price")
+        return self
+
+    @classmethod
+    def from_intent(cls, intent: OrderIntent, **extra: object) -> OrderRequest:
+        return cls.model_validate(
+            {
+                "client_order_id": intent.client_order_id,
+                "symbol": intent.symbol,
+                "side": intent.side,
+                "type": intent.type,
+                "qty": intent.qty,
+                "limit_price": intent.limit_price,
+                "stop_price": intent.stop_price,
+                **extra,
+            }
+        )
+
+
+class VenueOrder(DomainModel):
+    """An order as the venue knows it."""
+
+    client_order_id: str
+    venue_order_id: str
+    symbol: str
+    side: OrderSide
+    type: OrderType
+    qty: Qty
+    state: OrderState
+    filled_qty: Amount = Decimal(0)
+    avg_price: Price | None = None
+    limit_price: Price | None = None
+    stop_price: Price | None = None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    reason: str | None = None
+
+
+class VenuePosition(DomainModel):
+    """What the venue says the account holds in one symbol."""
+
+    symbol: str
+    side: Side
+    qty: Qty
+    avg_entry_price: Price
+
+
+class Balance(DomainModel):
+    currency: str
+    cash: Amount
+    equity: Amount
+    buying_power: Amount
+
+
+class Bar(DomainModel):
+    time: UtcDatetime
+    """When the bar opened."""
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    volume: Amount
+
+
+class FillPage(DomainModel):
+    fills: list[Fill]
+    cursor: str | None = None
+    """Pass back to get the fills after these; None when there were none."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a venue can do, so the engine never asks for what is not there."""
+
+    shorting: bool
+    stop_orders: bool
+    """Resting stop orders live on the venue (they work while the bot is down)."""
+    client_ids: Literal["unique", "unique_while_open"]
+    """`unique`: a reused client order id is rejected, forever (Alpaca).
+    `unique_while_open`: only while the first order is open (Binance): resending after
+    a fill opens a second position."""
+    closed_order_lookup: bool
+    """An order can be found by client order id after it filled or was canceled."""
+    bulk: frozenset[Literal["positions", "open_orders", "fills"]]
+    """What one call lists for the whole account, whatever it holds."""
+
+
+# -- the port ------------------------------------------------------------------------
+
+
+class Venue(Protocol):
+    """One trading account at one venue. Every method may raise a `VenueError`."""
+
+    name: str
+    capabilities: Capabilities
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def balance(self) -> Balance: ...
+
+    async def positions(self) -> list[VenuePosition]: ...
+
+    async def open_orders(self, symbol: str | None = None) -> list[VenueOrder]: ...
+
+    async def order(self, client_order_id: str, symbol: str) -> VenueOrder:
+        """The order with this client order id, open or closed; `NotFound` if none."""
+        ...
+
+    async def fills(self, since: datetime | None = None, cursor: str | None = None) -> FillPage:
+        """Executions after `cursor` (or since `since`), oldest first."""
+        ...
+
+    async def submit(self, request: OrderRequest) -> VenueOrder:
+        """Send an order. Never retried inside: `Ambiguous` goes back to the caller."""
+        ...
+
+    async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder: ...
+
+    async def last_price(self, symbol: str) -> Decimal: ...
+
+    async def bars(self, symbol: str, timeframe: str, limit: int) -> Sequence[Bar]: ...
+
+    async def market(self, symbol: str) -> MarketRules:
+        """The symbol's trading rules; `NotFound` for an unknown symbol."""
+        ...
