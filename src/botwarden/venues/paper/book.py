@@ -1,0 +1,369 @@
+"""The paper exchange's book: accounts, orders, fills and matching, kept in SQLite.
+
+Every operation is one transaction, written before it answers, so an exchange that
+lives in a bot's process and dies with it (kill -9) comes back exactly as it was: an
+order it accepted is there to be found by its client order id, as at a real venue.
+
+Time only moves forward: `advance(now)` replays the price path since the book last
+looked and fills whatever resting order the path crossed (a stop that triggered while
+the bot was down fills when anyone next asks, at the price where the path crossed).
+
+Prices come from the feed; the book never stores them. Money is `Decimal` throughout.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from botwarden.domain.models import Fill, OrderSide, Side
+from botwarden.domain.orders import OrderType
+from botwarden.venues.base import (
+    Balance,
+    NotFound,
+    OrderRequest,
+    OrderState,
+    Rejected,
+    VenueOrder,
+    VenuePosition,
+)
+from botwarden.venues.paper.feed import RandomWalkFeed
+
+ClientIds = Literal["alpaca", "binance"]
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS positions (symbol TEXT PRIMARY KEY, qty TEXT NOT NULL,"
+    " avg_price TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS orders (venue_order_id TEXT PRIMARY KEY,"
+    " client_order_id TEXT NOT NULL, seq INTEGER NOT NULL, final INTEGER NOT NULL,"
+    " doc TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS orders_by_client_id ON orders (client_order_id, seq)",
+    "CREATE TABLE IF NOT EXISTS fills (seq INTEGER PRIMARY KEY, doc TEXT NOT NULL)",
+)
+
+
+@dataclass(frozen=True)
+class BookSettings:
+    currency: str = "USD"
+    starting_cash: Decimal = Decimal("100000")
+    fee_rate: Decimal = Decimal("0")
+    """Charged on every fill's value (0.0005 is 5 basis points)."""
+    slippage: Decimal = Decimal("0")
+    """Market and stop fills pay this fraction of the price (0.0005 is 5 bps)."""
+    client_ids: ClientIds = "alpaca"
+    shorting: bool = True
+    """False for a spot account: a sell beyond what is held is rejected."""
+
+
+class PaperBook:
+    NAME = "paper"
+
+    def __init__(self, path: Path, feed: RandomWalkFeed, settings: BookSettings) -> None:
+        self.path = Path(path)
+        self.feed = feed
+        self.settings = settings
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # NORMAL in WAL mode survives a process crash (what a simulated exchange must
+        # survive) without paying an fsync per order.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        for statement in _SCHEMA:
+            self._db.execute(statement)
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta VALUES ('cash', ?)", (str(settings.starting_cash),)
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- small persistence helpers --------------------------------------------------------
+    def _meta(self, key: str, default: str | None = None) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def _next(self, counter: str) -> int:
+        value = int(self._meta(counter, "0")) + 1
+        self._set_meta(counter, str(value))
+        return value
+
+    def _save_order(self, order: VenueOrder, seq: int | None = None) -> None:
+        if seq is None:
+            seq = self._db.execute(
+                "SELECT seq FROM orders WHERE venue_order_id = ?", (order.venue_order_id,)
+            ).fetchone()[0]
+        self._db.execute(
+            "INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?)",
+            (
+                order.venue_order_id,
+                order.client_order_id,
+                seq,
+                int(order.state.is_final),
+                order.model_dump_json(),
+            ),
+        )
+
+    def _orders(self, where: str, params: tuple = ()) -> list[VenueOrder]:
+        rows = self._db.execute(f"SELECT doc FROM orders WHERE {where} ORDER BY seq", params)
+        return [VenueOrder.model_validate_json(doc) for (doc,) in rows]
+
+    def _position(self, symbol: str) -> tuple[Decimal, Decimal]:
+        row = self._db.execute(
+            "SELECT qty, avg_price FROM positions WHERE symbol = ?", (symbol,)
+        ).fetchone()
+        return (Decimal(row[0]), Decimal(row[1])) if row else (Decimal(0), Decimal(0))
+
+    # -- reads ---------------------------------------------------------------------------
+    def cash(self) -> Decimal:
+        return Decimal(self._meta("cash"))
+
+    def balance(self, now: datetime) -> Balance:
+        cash = self.cash()
+        held = self.positions()
+        exposure = sum((self._signed(p) * self.feed.price(p.symbol, now) for p in held), Decimal(0))
+        equity = cash + exposure
+        return Balance(currency=self.settings.currency, cash=cash, equity=equity, buying_power=cash)
+
+    @staticmethod
+    def _signed(position: VenuePosition) -> Decimal:
+        return position.qty if position.side is Side.LONG else -position.qty
+
+    def positions(self) -> list[VenuePosition]:
+        rows = self._db.execute("SELECT symbol, qty, avg_price FROM positions ORDER BY symbol")
+        return [
+            VenuePosition(
+                symbol=symbol,
+                side=Side.LONG if Decimal(qty) > 0 else Side.SHORT,
+                qty=abs(Decimal(qty)),
+                avg_entry_price=Decimal(avg),
+            )
+            for symbol, qty, avg in rows
+        ]
+
+    def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
+        orders = self._orders("final = 0")
+        return [o for o in orders if symbol is None or o.symbol == symbol]
+
+    def order(self, client_order_id: str) -> VenueOrder:
+        """The newest order with this client order id, open or closed."""
+        orders = self._orders("client_order_id = ?", (client_order_id,))
+        if not orders:
+            raise NotFound(self.NAME, f"no order with client order id {client_order_id!r}")
+        return orders[-1]
+
+    def fills(self, after_seq: int = 0, since: datetime | None = None) -> list[tuple[int, Fill]]:
+        rows = self._db.execute(
+            "SELECT seq, doc FROM fills WHERE seq > ? ORDER BY seq", (after_seq,)
+        )
+        fills = [(seq, Fill.model_validate_json(doc)) for seq, doc in rows]
+        return [(seq, f) for seq, f in fills if since is None or f.time >= since]
+
+    # -- writes ----------------------------------------------------------------------------
+    def submit(self, request: OrderRequest, now: datetime) -> VenueOrder:
+        self._check_symbol(request.symbol)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            order = self._accept(request, now)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return order
+
+    def _check_symbol(self, symbol: str) -> None:
+        if symbol not in self.feed.instruments:
+            known = ", ".join(self.feed.symbols())
+            raise Rejected(self.NAME, f"unknown symbol {symbol!r}; this exchange lists {known}")
+
+    def _accept(self, request: OrderRequest, now: datetime) -> VenueOrder:
+        self._check_client_id(request.client_order_id)
+        price = self.feed.price(request.symbol, now)
+        if request.type is OrderType.STOP:
+            self._check_stop_side(request, price)
+        self._check_funds(request, price)
+        seq = self._next("order_seq")
+        order = VenueOrder(
+            client_order_id=request.client_order_id,
+            venue_order_id=f"P{seq:08d}",
+            symbol=request.symbol,
+            side=request.side,
+            type=request.type,
+            qty=request.qty,
+            state=OrderState.OPEN,
+            limit_price=request.limit_price,
+            stop_price=request.stop_price,
+            created_at=now,
+            updated_at=now,
+        )
+        self._save_order(order, seq)
+        marketable = request.type is OrderType.MARKET or (
+            request.type is OrderType.LIMIT
+            and (
+                (request.side is OrderSide.BUY and price <= request.limit_price)
+                or (request.side is OrderSide.SELL and price >= request.limit_price)
+            )
+        )
+        if marketable:
+            fill_price = (
+                price if request.type is OrderType.LIMIT else self._slipped(price, request.side)
+            )
+            order = self._fill(order, request.qty, fill_price, now)
+        return order
+
+    def _check_client_id(self, client_order_id: str) -> None:
+        """Alpaca: a client order id is used once, ever. Binance: once among open orders
+        (a second order with the id of a filled one is accepted, and doubles up)."""
+        clause = "client_order_id = ?" + (
+            " AND final = 0" if self.settings.client_ids == "binance" else ""
+        )
+        if self._db.execute(f"SELECT 1 FROM orders WHERE {clause}", (client_order_id,)).fetchone():
+            raise Rejected(
+                self.NAME,
+                f"duplicate client order id {client_order_id!r}",
+                code="duplicate_client_id",
+            )
+
+    def _check_stop_side(self, request: OrderRequest, price: Decimal) -> None:
+        wrong = (request.side is OrderSide.SELL and request.stop_price >= price) or (
+            request.side is OrderSide.BUY and request.stop_price <= price
+        )
+        if wrong:
+            where = "below" if request.side is OrderSide.SELL else "above"
+            raise Rejected(
+                self.NAME,
+                f"a {request.side.value} stop must be {where} the price: stop"
+                f" {request.stop_price}, {request.symbol} trades at {price}",
+                code="stop_wrong_side",
+            )
+
+    def _check_funds(self, request: OrderRequest, price: Decimal) -> None:
+        held, _ = self._position(request.symbol)
+        if request.side is OrderSide.SELL:
+            if not self.settings.shorting and request.qty > held:
+                raise Rejected(
+                    self.NAME,
+                    f"insufficient {request.symbol}: selling {request.qty}, holding {held}",
+                    code="insufficient_balance",
+                )
+            return
+        cost = request.qty * (request.limit_price or price) * (1 + self.settings.fee_rate)
+        if cost > self.cash() and held >= 0:
+            raise Rejected(
+                self.NAME,
+                f"insufficient funds: {request.qty} {request.symbol} costs {cost:.2f},"
+                f" cash is {self.cash():.2f}",
+                code="insufficient_funds",
+            )
+
+    def _slipped(self, price: Decimal, side: OrderSide) -> Decimal:
+        tick = Decimal("0.00000001")
+        factor = 1 + self.settings.slippage if side is OrderSide.BUY else 1 - self.settings.slippage
+        return (price * factor).quantize(tick).normalize()
+
+    def _fill(self, order: VenueOrder, qty: Decimal, price: Decimal, now: datetime) -> VenueOrder:
+        """Execute `qty` of `order` at `price`: fill record, cash, position, order state."""
+        seq = self._next("trade_seq")
+        fee = (qty * price * self.settings.fee_rate).quantize(Decimal("0.00000001")).normalize()
+        fill = Fill(
+            trade_id=f"T{seq:08d}",
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            qty=qty,
+            price=price,
+            fee=fee,
+            fee_currency=self.settings.currency,
+            time=now,
+        )
+        self._db.execute("INSERT INTO fills VALUES (?, ?)", (seq, fill.model_dump_json()))
+        signed = qty if order.side is OrderSide.BUY else -qty
+        self._set_meta("cash", str(self.cash() - signed * price - fee))
+        self._move_position(order.symbol, signed, price)
+        filled = order.filled_qty + qty
+        average = ((order.avg_price or 0) * order.filled_qty + price * qty) / filled
+        order = order.evolve(
+            filled_qty=filled,
+            avg_price=average,
+            state=OrderState.FILLED if filled == order.qty else OrderState.PARTIALLY_FILLED,
+            updated_at=now,
+        )
+        self._save_order(order)
+        return order
+
+    def _move_position(self, symbol: str, signed_qty: Decimal, price: Decimal) -> None:
+        held, average = self._position(symbol)
+        new = held + signed_qty
+        if new == 0:
+            self._db.execute("DELETE FROM positions WHERE symbol = ?", (symbol,))
+            return
+        if held == 0 or (held > 0) != (new > 0):
+            average = price  # opened, or flipped through zero: a fresh entry
+        elif (held > 0) == (signed_qty > 0):
+            average = (held * average + signed_qty * price) / new  # added to it
+        self._db.execute(
+            "INSERT OR REPLACE INTO positions VALUES (?, ?, ?)", (symbol, str(new), str(average))
+        )
+
+    def cancel(self, client_order_id: str, now: datetime) -> VenueOrder:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            open_ = self._orders("client_order_id = ? AND final = 0", (client_order_id,))
+            if not open_:
+                self.order(client_order_id)  # NotFound if it never existed
+                raise Rejected(self.NAME, f"order {client_order_id!r} is not open", code="not_open")
+            order = open_[-1].evolve(state=OrderState.CANCELED, updated_at=now)
+            self._save_order(order)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return order
+
+    def advance(self, now: datetime) -> list[VenueOrder]:
+        """Fill every resting order the price path crossed since the last call.
+        Returns the orders that filled."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            last = self._meta("processed_until")
+            filled = []
+            if last is not None and datetime.fromisoformat(last) < now:
+                for order in self._orders("final = 0"):
+                    crossed = self._crossing(order, datetime.fromisoformat(last), now)
+                    if crossed is not None:
+                        filled.append(self._fill(order, order.qty - order.filled_qty, *crossed))
+            if last is None or datetime.fromisoformat(last) < now:
+                self._set_meta("processed_until", now.isoformat())
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return filled
+
+    def _crossing(
+        self, order: VenueOrder, after: datetime, until: datetime
+    ) -> tuple[Decimal, datetime] | None:
+        """The price and time at which the path first met `order`, if it did."""
+        feed = self.feed
+        first, last = feed.step_index(after) + 1, feed.step_index(until)
+        for index in range(first, last + 1):
+            at = feed.step_time(index)
+            price = feed.price(order.symbol, at)
+            buy = order.side is OrderSide.BUY
+            if order.type is OrderType.STOP:
+                if (buy and price >= order.stop_price) or (not buy and price <= order.stop_price):
+                    # A stop becomes a market order: it fills where the path is, which
+                    # after a gap is beyond the stop price.
+                    return self._slipped(price, order.side), at
+            elif order.type is OrderType.LIMIT and (
+                (buy and price <= order.limit_price) or (not buy and price >= order.limit_price)
+            ):
+                return order.limit_price, at
+        return None

@@ -1,0 +1,227 @@
+"""The paper exchange: fills, stops, client-id semantics, restarts, and bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from botwarden.domain.models import Side
+from botwarden.venues.base import NotFound, OrderRequest, OrderState, Rejected
+from botwarden.venues.paper.book import BookSettings, PaperBook
+from botwarden.venues.paper.feed import Instrument, RandomWalkFeed
+from botwarden.venues.paper.venue import PaperVenue
+
+T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+FEED = RandomWalkFeed(
+    {
+        "SPY": Instrument("SPY", Decimal("450")),
+        "BTC/USDT": Instrument("BTC/USDT", Decimal("60000"), Decimal("0.1"), Decimal("0.001")),
+    },
+    seed=11,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def make_venue(path: Path, clock: Clock, **settings: object) -> PaperVenue:
+    return PaperVenue(PaperBook(path, FEED, BookSettings(**settings)), clock)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def venue(tmp_path: Path, clock: Clock) -> Iterator[PaperVenue]:
+    venue = make_venue(tmp_path / "paper.db", clock, fee_rate=Decimal("0.001"))
+    yield venue
+    venue.book.close()
+
+
+def order(
+    cid: str, side: str = "buy", qty: str = "10", symbol: str = "SPY", **extra: object
+) -> OrderRequest:
+    fields: dict[str, object] = {
+        "client_order_id": cid,
+        "symbol": symbol,
+        "side": side,
+        "type": "market",
+        "qty": Decimal(qty),
+    }
+    fields.update(extra)
+    return OrderRequest.model_validate(fields)
+
+
+def first_time_price(symbol: str, start: datetime, test) -> datetime:
+    """The first step after `start` at which the feed's price passes `test`."""
+    at = start
+    for _ in range(288 * 60):
+        at += FEED.step
+        if test(FEED.price(symbol, at)):
+            return at
+    raise AssertionError("the feed never got there in 60 days")
+
+
+async def test_a_market_order_fills_at_the_mark_and_moves_cash_and_position(
+    venue: PaperVenue,
+) -> None:
+    price = FEED.price("SPY", T0)
+    filled = await venue.submit(order("bot-000001"))
+    assert filled.state is OrderState.FILLED
+    assert (filled.filled_qty, filled.avg_price) == (Decimal("10"), price)
+
+    [position] = await venue.positions()
+    assert (position.symbol, position.side, position.qty) == ("SPY", Side.LONG, Decimal("10"))
+    fee = Decimal("10") * price * Decimal("0.001")
+    assert (await venue.balance()).cash == Decimal("100000") - 10 * price - fee
+
+    page = await venue.fills()
+    assert [(f.client_order_id, f.qty, f.price, f.fee) for f in page.fills] == [
+        ("bot-000001", Decimal("10"), price, fee)
+    ]
+    assert (await venue.fills(cursor=page.cursor)).fills == [], "the cursor moves past them"
+
+
+async def test_a_stop_triggers_when_the_price_crosses_it_even_while_nobody_asks(
+    venue: PaperVenue, clock: Clock
+) -> None:
+    await venue.submit(order("bot-entry"))
+    stop_price = (FEED.price("SPY", T0) * Decimal("0.99")).quantize(Decimal("0.01"))
+    stop = await venue.submit(
+        order("bot-stop", side="sell", type="stop", stop_price=stop_price, reduce_only=True)
+    )
+    assert stop.state is OrderState.OPEN
+    crossing = first_time_price("SPY", T0, lambda p: p <= stop_price)
+
+    clock.now = crossing + timedelta(days=3)  # the bot was down; the exchange was not
+    assert await venue.positions() == []
+    done = await venue.order("bot-stop", "SPY")
+    assert done.state is OrderState.FILLED
+    assert done.avg_price <= stop_price, "a stop fills where the path crossed, gaps included"
+    [_, stop_fill] = (await venue.fills()).fills
+    assert stop_fill.time == crossing
+
+
+async def test_a_limit_order_rests_until_the_price_comes_to_it(
+    venue: PaperVenue, clock: Clock
+) -> None:
+    limit = (FEED.price("SPY", T0) * Decimal("0.995")).quantize(Decimal("0.01"))
+    resting = await venue.submit(order("bot-limit", type="limit", limit_price=limit))
+    assert resting.state is OrderState.OPEN
+    assert [o.client_order_id for o in await venue.open_orders()] == ["bot-limit"]
+
+    clock.now = first_time_price("SPY", T0, lambda p: p <= limit)
+    filled = await venue.order("bot-limit", "SPY")
+    assert (filled.state, filled.avg_price) == (OrderState.FILLED, limit)
+    assert await venue.open_orders() == []
+
+
+async def test_alpaca_semantics_reject_a_reused_client_order_id_forever(venue: PaperVenue) -> None:
+    await venue.submit(order("bot-000001"))
+    with pytest.raises(Rejected, match="duplicate client order id") as refused:
+        await venue.submit(order("bot-000001"))
+    assert refused.value.code == "duplicate_client_id"
+    assert len((await venue.fills()).fills) == 1
+
+
+async def test_binance_semantics_accept_a_reused_id_once_filled_which_doubles_a_blind_resend(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """Why a bot must never resend an order it is unsure of: on Binance the id only
+    protects while the first order is open. A market order fills at once, so the
+    'safe' resend after a timeout buys a second time."""
+    venue = make_venue(tmp_path / "binance.db", clock, client_ids="binance")
+    await venue.submit(order("bot-000001"))  # its answer was lost in a timeout...
+    await venue.submit(order("bot-000001"))  # ...and the bot resent it
+    [position] = await venue.positions()
+    assert position.qty == Decimal("20")
+
+    limit = (FEED.price("SPY", T0) * Decimal("0.9")).quantize(Decimal("0.01"))
+    await venue.submit(order("bot-000002", type="limit", limit_price=limit))
+    with pytest.raises(Rejected, match="duplicate"):  # while open, the id does protect
+        await venue.submit(order("bot-000002", type="limit", limit_price=limit))
+    venue.book.close()
+
+
+async def test_the_exchange_survives_its_own_restart(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "paper.db"
+    first = make_venue(path, clock)
+    await first.submit(order("bot-entry"))
+    stop_price = (FEED.price("SPY", T0) * Decimal("0.9")).quantize(Decimal("0.01"))
+    await first.submit(order("bot-stop", side="sell", type="stop", stop_price=stop_price))
+    before = (await first.positions(), await first.open_orders(), (await first.fills()).fills)
+    first.book.close()  # the process dies; the file stays
+
+    second = make_venue(path, clock)
+    assert (
+        await second.positions(),
+        await second.open_orders(),
+        (await second.fills()).fills,
+    ) == before
+    assert (await second.order("bot-entry", "SPY")).state is OrderState.FILLED
+    with pytest.raises(Rejected, match="duplicate"):
+        await second.submit(order("bot-entry"))
+    second.book.close()
+
+
+async def test_cancel(venue: PaperVenue) -> None:
+    limit = (FEED.price("SPY", T0) * Decimal("0.9")).quantize(Decimal("0.01"))
+    await venue.submit(order("bot-limit", type="limit", limit_price=limit))
+    assert (await venue.cancel("bot-limit", "SPY")).state is OrderState.CANCELED
+    assert await venue.open_orders() == []
+    with pytest.raises(Rejected, match="is not open"):
+        await venue.cancel("bot-limit", "SPY")
+    with pytest.raises(NotFound):
+        await venue.cancel("never-sent", "SPY")
+
+
+async def test_bad_orders_get_one_clear_answer(
+    tmp_path: Path, clock: Clock, venue: PaperVenue
+) -> None:
+    with pytest.raises(Rejected, match="unknown symbol 'TSLA'; this exchange lists BTC/USDT, SPY"):
+        await venue.submit(order("c1", symbol="TSLA"))
+    with pytest.raises(NotFound, match="unknown symbol 'TSLA'"):
+        await venue.last_price("TSLA")
+    price = FEED.price("SPY", T0)
+    with pytest.raises(Rejected, match="a sell stop must be below the price") as wrong:
+        await venue.submit(order("c2", side="sell", type="stop", stop_price=price + 1))
+    assert wrong.value.code == "stop_wrong_side"
+    with pytest.raises(Rejected, match="insufficient funds"):
+        await venue.submit(order("c3", qty="1000000"))
+    for bad_qty in ("0", "-1"):
+        with pytest.raises(ValidationError):
+            order("c4", qty=bad_qty)
+
+    spot = make_venue(tmp_path / "spot.db", clock, shorting=False)
+    with pytest.raises(Rejected, match="insufficient SPY: selling 1, holding 0"):
+        await spot.submit(order("c5", side="sell", qty="1"))
+    spot.book.close()
+
+
+async def test_shorts_are_allowed_where_the_account_allows_them(venue: PaperVenue) -> None:
+    await venue.submit(order("short-1", side="sell", qty="5"))
+    [position] = await venue.positions()
+    assert (position.side, position.qty) == (Side.SHORT, Decimal("5"))
+    await venue.submit(order("cover-1", side="buy", qty="5"))
+    assert await venue.positions() == []
+
+
+async def test_bars_and_market_rules(venue: PaperVenue) -> None:
+    bars = await venue.bars("SPY", "1d", 30)
+    assert len(bars) == 30
+    assert all(b.low <= min(b.open, b.close) and b.high >= max(b.open, b.close) for b in bars)
+    assert bars[-1].time + timedelta(days=1) <= T0
+    rules = await venue.market("BTC/USDT")
+    assert (rules.price_tick, rules.qty_step) == (Decimal("0.1"), Decimal("0.001"))
