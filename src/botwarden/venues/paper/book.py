@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -167,11 +167,15 @@ class PaperBook:
         return [(seq, f) for seq, f in fills if since is None or f.time >= since]
 
     # -- writes ----------------------------------------------------------------------------
-    def submit(self, request: OrderRequest, now: datetime) -> VenueOrder:
+    def submit(
+        self, request: OrderRequest, now: datetime, fill_fraction: Decimal | None = None
+    ) -> VenueOrder:
+        """Accept (and, if marketable, fill) an order. With `fill_fraction`, a market
+        order fills only that part now and the rest when the book next advances."""
         self._check_symbol(request.symbol)
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            order = self._accept(request, now)
+            order = self._accept(request, now, fill_fraction)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -183,7 +187,9 @@ class PaperBook:
             known = ", ".join(self.feed.symbols())
             raise Rejected(self.NAME, f"unknown symbol {symbol!r}; this exchange lists {known}")
 
-    def _accept(self, request: OrderRequest, now: datetime) -> VenueOrder:
+    def _accept(
+        self, request: OrderRequest, now: datetime, fill_fraction: Decimal | None
+    ) -> VenueOrder:
         self._check_client_id(request.client_order_id)
         price = self.feed.price(request.symbol, now)
         if request.type is OrderType.STOP:
@@ -215,8 +221,15 @@ class PaperBook:
             fill_price = (
                 price if request.type is OrderType.LIMIT else self._slipped(price, request.side)
             )
-            order = self._fill(order, request.qty, fill_price, now)
+            order = self._fill(order, self._first_part(request, fill_fraction), fill_price, now)
         return order
+
+    def _first_part(self, request: OrderRequest, fraction: Decimal | None) -> Decimal:
+        if fraction is None or request.type is not OrderType.MARKET:
+            return request.qty
+        step = self.feed.instrument(request.symbol).qty_step or Decimal("0.00000001")
+        part = (request.qty * fraction / step).to_integral_value(rounding=ROUND_FLOOR) * step
+        return part if 0 < part < request.qty else request.qty
 
     def _check_client_id(self, client_order_id: str) -> None:
         """Alpaca: a client order id is used once, ever. Binance: once among open orders
@@ -352,6 +365,8 @@ class PaperBook:
     ) -> tuple[Decimal, datetime] | None:
         """The price and time at which the path first met `order`, if it did."""
         feed = self.feed
+        if order.type is OrderType.MARKET:  # the rest of a partly filled market order
+            return self._slipped(feed.price(order.symbol, until), order.side), until
         first, last = feed.step_index(after) + 1, feed.step_index(until)
         for index in range(first, last + 1):
             at = feed.step_time(index)

@@ -7,22 +7,27 @@ or simulated.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 from botwarden.domain.markets import MarketRules
 from botwarden.venues.base import (
+    Ambiguous,
     Balance,
     Bar,
     Capabilities,
     FillPage,
     NotFound,
     OrderRequest,
+    Retryable,
     VenueOrder,
     VenuePosition,
 )
 from botwarden.venues.paper.book import PaperBook
+from botwarden.venues.paper.faults import FaultKind, FaultPlan
 from botwarden.venues.paper.feed import EPOCH
 
 TIMEFRAMES = {
@@ -34,6 +39,9 @@ TIMEFRAMES = {
 }
 
 
+T = TypeVar("T")
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -41,8 +49,14 @@ def utc_now() -> datetime:
 class PaperVenue:
     name = "paper"
 
-    def __init__(self, book: PaperBook, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        book: PaperBook,
+        clock: Callable[[], datetime] = utc_now,
+        faults: FaultPlan | None = None,
+    ) -> None:
         self.book = book
+        self.faults = faults or FaultPlan([])
         self._clock = clock
         self.capabilities = Capabilities(
             shorting=book.settings.shorting,
@@ -52,57 +66,89 @@ class PaperVenue:
             bulk=frozenset({"positions", "open_orders", "fills"}),
         )
 
-    def _now(self) -> datetime:
+    async def _call(self, operation: str, effect: Callable[[datetime], T]) -> T:
+        """Bring the book up to now and run `effect`, suffering whatever fault the plan
+        has drawn for this call, before or after the effect."""
         now = self._clock()
+        fault = self.faults.draw(operation, now)
+        kind = fault.kind if fault else None
+        injected = f"{operation}: injected {kind}"
+        if kind in (FaultKind.ERROR_BEFORE, FaultKind.OUTAGE):
+            raise Retryable(self.name, f"{injected}: the venue did not take the request")
+        if kind is FaultKind.RATE_LIMIT:
+            raise Retryable(self.name, f"{injected}: 429", retry_after=fault.retry_after)
+        if kind is FaultKind.TIMEOUT_BEFORE or (
+            kind is FaultKind.SERVER_ERROR and self.faults.coin()
+        ):
+            raise Ambiguous(self.name, f"{injected}: no answer")
+        if kind is FaultKind.SLOW:
+            await asyncio.sleep(fault.seconds)
+            now = self._clock()
         self.book.advance(now)
-        return now
+        result = effect(now)
+        if kind in (FaultKind.TIMEOUT_AFTER, FaultKind.SERVER_ERROR):
+            raise Ambiguous(self.name, f"{injected}: no answer")
+        return result
 
     def _known(self, symbol: str) -> None:
         if symbol not in self.book.feed.instruments:
             raise NotFound(self.name, f"unknown symbol {symbol!r}")
 
     async def connect(self) -> None:
-        self._now()
+        self.book.advance(self._clock())
 
     async def close(self) -> None:
         self.book.close()
 
     async def balance(self) -> Balance:
-        return self.book.balance(self._now())
+        return await self._call("balance", self.book.balance)
 
     async def positions(self) -> list[VenuePosition]:
-        self._now()
-        return self.book.positions()
+        return await self._call("positions", lambda now: self.book.positions())
 
     async def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
-        self._now()
-        return self.book.open_orders(symbol)
+        return await self._call("open_orders", lambda now: self.book.open_orders(symbol))
 
     async def order(self, client_order_id: str, symbol: str) -> VenueOrder:
-        self._now()
+        return await self._call("order", lambda now: self._lookup(client_order_id, symbol, now))
+
+    def _lookup(self, client_order_id: str, symbol: str, now: datetime) -> VenueOrder:
         order = self.book.order(client_order_id)
-        if order.symbol != symbol:
+        stale = self.faults.rule(FaultKind.STALE_LOOKUP)
+        hidden = (
+            stale is not None
+            and stale.in_window(now)
+            and ((now - order.created_at).total_seconds() < stale.seconds)
+        )
+        if order.symbol != symbol or hidden:
             raise NotFound(self.name, f"no {symbol} order with client order id {client_order_id!r}")
         return order
 
     async def fills(self, since: datetime | None = None, cursor: str | None = None) -> FillPage:
-        self._now()
-        rows = self.book.fills(after_seq=int(cursor) if cursor else 0, since=since)
-        return FillPage(
-            fills=[fill for _, fill in rows], cursor=str(rows[-1][0]) if rows else cursor
-        )
+        def page(now: datetime) -> FillPage:
+            rows = self.book.fills(after_seq=int(cursor) if cursor else 0, since=since)
+            last = str(rows[-1][0]) if rows else cursor
+            return FillPage(fills=[fill for _, fill in rows], cursor=last)
+
+        return await self._call("fills", page)
 
     async def submit(self, request: OrderRequest) -> VenueOrder:
-        return self.book.submit(request, self._now())
+        def accept(now: datetime) -> VenueOrder:
+            partial = self.faults.draw("submit", now, kinds=frozenset({FaultKind.PARTIAL_FILL}))
+            return self.book.submit(request, now, partial.fraction if partial else None)
+
+        return await self._call("submit", accept)
 
     async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder:
-        now = self._now()
-        await self.order(client_order_id, symbol)
-        return self.book.cancel(client_order_id, now)
+        def cancel(now: datetime) -> VenueOrder:
+            self._lookup(client_order_id, symbol, now)
+            return self.book.cancel(client_order_id, now)
+
+        return await self._call("cancel", cancel)
 
     async def last_price(self, symbol: str) -> Decimal:
         self._known(symbol)
-        return self.book.feed.price(symbol, self._now())
+        return await self._call("last_price", lambda now: self.book.feed.price(symbol, now))
 
     async def bars(self, symbol: str, timeframe: str, limit: int) -> list[Bar]:
         """The last `limit` completed bars, oldest first."""
@@ -112,7 +158,7 @@ class PaperVenue:
                 self.name, f"timeframe {timeframe!r}; use one of {', '.join(TIMEFRAMES)}"
             )
         width = TIMEFRAMES[timeframe]
-        now = self._now()
+        now = await self._call("bars", lambda now: now)
         last_close = EPOCH + ((now - EPOCH) // width) * width
         bars = []
         for n in range(limit, 0, -1):
