@@ -14,11 +14,20 @@ import os
 import re
 import tomllib
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 from botwarden.errors import ConfigError
 
@@ -101,9 +110,65 @@ class StateSettings(Settings):
     """How long a processed signal id is remembered (de-duplication window)."""
 
 
+class PaperInstrument(Settings):
+    price: Decimal = Field(gt=0)
+    """Where the price path starts (it wanders from there, repeatably)."""
+    tick: Decimal = Field(default=Decimal("0.01"), gt=0)
+    qty_step: Decimal | None = Field(default=None, gt=0)
+    min_notional: Decimal | None = Field(default=None, ge=0)
+    volatility: float = Field(default=0.015, gt=0, lt=1)
+    """Typical daily move, as a fraction of the price."""
+
+
+def _default_instruments() -> dict[str, PaperInstrument]:
+    crypto = {"qty_step": Decimal("0.0001"), "min_notional": Decimal("5")}
+    return {
+        "SPY": PaperInstrument(price=Decimal("450")),
+        "QQQ": PaperInstrument(price=Decimal("380")),
+        "AAPL": PaperInstrument(price=Decimal("190"), volatility=0.02),
+        "BTC/USDT": PaperInstrument(
+            price=Decimal("60000"), tick=Decimal("0.1"), volatility=0.03, **crypto
+        ),
+        "ETH/USDT": PaperInstrument(price=Decimal("3000"), volatility=0.035, **crypto),
+    }
+
+
+class PaperVenueSettings(Settings):
+    """The simulated exchange, the embedded default: no keys, no network."""
+
+    type: Literal["paper"] = "paper"
+    path: str = "state/{flow_id}.paper.db"
+    """The exchange's own book; relative to the config file's folder."""
+    seed: int = 7
+    """Decides the price path: the same seed, the same prices."""
+    currency: str = "USD"
+    starting_cash: Decimal = Field(default=Decimal("100000"), gt=0)
+    fee_rate: Decimal = Field(default=Decimal("0"), ge=0, lt=1)
+    slippage: Decimal = Field(default=Decimal("0"), ge=0, lt=1)
+    client_ids: Literal["alpaca", "binance"] = "alpaca"
+    """Whose rule for reused client order ids: alpaca (never) or binance (once filled)."""
+    shorting: bool = True
+    instruments: dict[str, PaperInstrument] = Field(default_factory=_default_instruments)
+    faults: str = ""
+    """Injected faults, e.g. `timeout_after:on=submit,p=0.1; rate_limit:p=0.05`."""
+    fault_seed: int = 0
+
+    @field_validator("faults")
+    @classmethod
+    def _faults_parse(cls, spec: str) -> str:
+        from botwarden.venues.paper.faults import FaultPlan
+
+        try:
+            FaultPlan.parse(spec, where="faults")
+        except ConfigError as error:
+            raise ValueError(str(error).removeprefix("faults: ")) from None
+        return spec
+
+
 class BotConfig(Settings):
     bot_id: BotId
     state: StateSettings = StateSettings()
+    venue: PaperVenueSettings = PaperVenueSettings()
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
     @property

@@ -1,0 +1,65 @@
+"""The `venue:` section: the paper exchange from a config file, and its mistakes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from botwarden.config import load_config
+from botwarden.errors import ConfigError
+from botwarden.venues.base import OrderState
+from botwarden.venues.factory import open_paper_venue
+from tests.venues.test_paper import Clock, order
+
+
+async def test_a_bot_without_a_venue_section_trades_on_the_paper_exchange(tmp_path: Path) -> None:
+    path = tmp_path / "bot.yaml"
+    path.write_text("bot_id: golden\n")
+    config = load_config(path)
+    assert config.venue.type == "paper"
+    assert {"SPY", "QQQ", "AAPL", "BTC/USDT", "ETH/USDT"} <= set(config.venue.instruments)
+
+    venue = open_paper_venue(config.venue, config.bot_id, config.base_dir, Clock())
+    filled = await venue.submit(order("golden-000001", qty="2"))
+    assert filled.state is OrderState.FILLED
+    rules = await venue.market("BTC/USDT")
+    assert (rules.qty_step, rules.min_notional) == (Decimal("0.0001"), Decimal("5"))
+    venue.book.close()
+    assert (tmp_path / "state" / "golden.paper.db").exists()
+
+
+async def test_paper_settings_shape_the_exchange(tmp_path: Path) -> None:
+    path = tmp_path / "bot.yaml"
+    path.write_text(
+        "bot_id: b\n"
+        "venue:\n"
+        "  client_ids: binance\n"
+        "  starting_cash: 5000\n"
+        "  instruments: {XYZ: {price: 12.5}}\n"
+        "  faults: 'timeout_after:on=submit,nth=1'\n"
+    )
+    config = load_config(path)
+    venue = open_paper_venue(config.venue, config.bot_id, config.base_dir, Clock())
+    assert venue.capabilities.client_ids == "unique_while_open"
+    assert (await venue.balance()).cash == Decimal("5000")
+    assert await venue.bars("XYZ", "1h", 2)
+    venue.book.close()
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ("venue: {type: kraken}", "venue.type: 'kraken' is not allowed; use one of 'paper'"),
+        ("venue: {faults: 'meteor:p=1'}", "venue.faults: unknown fault 'meteor'"),
+        ("venue: {instruments: {X: {price: -1}}}", "venue.instruments.X.price"),
+    ],
+)
+def test_venue_mistakes_are_one_line(tmp_path: Path, section: str, expected: str) -> None:
+    path = tmp_path / "bot.yaml"
+    path.write_text(f"bot_id: b\n{section}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert expected in str(caught.value)
+    assert "\n" not in str(caught.value)
