@@ -121,17 +121,30 @@ def next_status(
         raise IllegalTransition(client_order_id, status, event) from None
 
 
-class OrderIntent(DomainModel):
-    """An order the bot means to have at the venue, recorded before it is sent."""
+class OrderShape(DomainModel):
+    """What makes an order an order: id, symbol, side, type, quantity, its prices."""
 
     client_order_id: str
     symbol: str
     side: OrderSide
     type: OrderType
     qty: Qty
-    purpose: Purpose
     limit_price: Price | None = None
     stop_price: Price | None = None
+
+    @model_validator(mode="after")
+    def _prices_match_type(self) -> Self:
+        if self.type is OrderType.LIMIT and self.limit_price is None:
+            raise ValueError("a limit order needs limit_price")
+        if self.type is OrderType.STOP and self.stop_price is None:
+            raise ValueError("a stop order needs stop_price")
+        return self
+
+
+class OrderIntent(OrderShape):
+    """An order the bot means to have at the venue, recorded before it is sent."""
+
+    purpose: Purpose
     position_id: str | None = None
     """The position this order opens, closes or protects."""
     status: IntentStatus = IntentStatus.NEW
@@ -144,11 +157,7 @@ class OrderIntent(DomainModel):
     updated_at: UtcDatetime
 
     @model_validator(mode="after")
-    def _prices_match_type(self) -> Self:
-        if self.type is OrderType.LIMIT and self.limit_price is None:
-            raise ValueError("a limit order needs limit_price")
-        if self.type is OrderType.STOP and self.stop_price is None:
-            raise ValueError("a stop order needs stop_price")
+    def _filled_within_qty(self) -> Self:
         if self.filled_qty > self.qty:
             raise ValueError(f"filled_qty {self.filled_qty} exceeds qty {self.qty}")
         return self

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal, Protocol, Self
+from typing import Literal, Protocol
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from botwarden.domain.markets import MarketRules, TimeInForce
 from botwarden.domain.models import (
@@ -39,7 +39,7 @@ from botwarden.domain.models import (
     Side,
     UtcDatetime,
 )
-from botwarden.domain.orders import OrderIntent, OrderType
+from botwarden.domain.orders import OrderIntent, OrderShape, OrderType
 from botwarden.errors import BotwardenError
 
 # -- errors --------------------------------------------------------------------------
@@ -100,28 +100,14 @@ class OrderState(StrEnum):
         return self not in (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
 
 
-class OrderRequest(DomainModel):
+class OrderRequest(OrderShape):
     """An order to send, under the client order id the bot chose and stored first."""
 
     client_order_id: str = Field(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9_-]+$")
     """36 characters of [A-Za-z0-9_-] at most: what every supported venue accepts."""
-    symbol: str
-    side: OrderSide
-    type: OrderType
-    qty: Qty
-    limit_price: Price | None = None
-    stop_price: Price | None = None
     time_in_force: TimeInForce = TimeInForce.GTC
     reduce_only: bool = False
     """Only ever shrinks a position (futures venues): what a stop-loss should be."""
-
-    @model_validator(mode="after")
-    def _prices_match_type(self) -> Self:
-        if self.type is OrderType.LIMIT and self.limit_price is None:
-            raise ValueError("a limit order needs limit_price")
-        if self.type is OrderType.STOP and self.stop_price is None:
-            raise ValueError("a stop order needs stop_price")
-        return self
 
     @classmethod
     def from_intent(cls, intent: OrderIntent, **extra: object) -> OrderRequest:
