@@ -148,6 +148,8 @@ class PaperVenueSettings(Settings):
     client_ids: Literal["alpaca", "binance"] = "alpaca"
     """Whose rule for reused client order ids: alpaca (never) or binance (once filled)."""
     shorting: bool = True
+    speed: float = Field(default=1.0, gt=0)
+    """Exchange time runs this many times faster than the wall clock (60: an hour a minute)."""
     instruments: dict[str, PaperInstrument] = Field(default_factory=_default_instruments)
     faults: str = ""
     """Injected faults, e.g. `timeout_after:on=submit,p=0.1; rate_limit:p=0.05`."""

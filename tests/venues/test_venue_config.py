@@ -63,3 +63,23 @@ def test_venue_mistakes_are_one_line(tmp_path: Path, section: str, expected: str
         load_config(path)
     assert expected in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+async def test_an_accelerated_exchange_keeps_its_timeline_across_restarts(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from tests.venues.test_paper import T0
+
+    path = tmp_path / "bot.yaml"
+    path.write_text("bot_id: fast\nvenue: {speed: 60}\n")
+    config = load_config(path)
+    wall = Clock()
+    venue = open_paper_venue(config.venue, config.bot_id, config.base_dir, wall)
+    wall.now = T0 + timedelta(minutes=1)
+    assert venue.clock() == T0 + timedelta(hours=1)
+    venue.book.close()
+
+    wall.now = T0 + timedelta(minutes=2)  # down for a minute: the exchange moved on an hour
+    again = open_paper_venue(config.venue, config.bot_id, config.base_dir, wall)
+    assert again.clock() == T0 + timedelta(hours=2)
+    again.book.close()

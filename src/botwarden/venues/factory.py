@@ -10,7 +10,7 @@ from botwarden.config import PaperVenueSettings, resolve_path
 from botwarden.venues.paper.book import BookSettings, PaperBook
 from botwarden.venues.paper.faults import FaultPlan
 from botwarden.venues.paper.feed import Instrument, RandomWalkFeed
-from botwarden.venues.paper.venue import PaperVenue, utc_now
+from botwarden.venues.paper.venue import AcceleratedClock, PaperVenue, utc_now
 
 
 def open_paper_venue(
@@ -45,4 +45,6 @@ def open_paper_venue(
             shorting=settings.shorting,
         ),
     )
+    if settings.speed != 1:
+        clock = AcceleratedClock(book, settings.speed, real=clock)
     return PaperVenue(book, clock, FaultPlan.parse(settings.faults, seed=settings.fault_seed))

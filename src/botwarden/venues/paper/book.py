@@ -82,6 +82,16 @@ class PaperBook:
     def close(self) -> None:
         self._db.close()
 
+    def clock_anchor(self, venue_now: datetime, real_now: datetime) -> tuple[datetime, datetime]:
+        """The (venue time, real time) pair an accelerated clock counts from, fixed the
+        first time it is asked, so the exchange's timeline survives its restarts."""
+        stored = self._meta("clock_anchor")
+        if stored is None:
+            stored = f"{venue_now.isoformat()} {real_now.isoformat()}"
+            self._set_meta("clock_anchor", stored)
+        venue, real = stored.split(" ")
+        return datetime.fromisoformat(venue), datetime.fromisoformat(real)
+
     # -- small persistence helpers --------------------------------------------------------
     def _meta(self, key: str, default: str | None = None) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -46,6 +46,22 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class AcceleratedClock:
+    """Exchange time running `speed` times faster than the wall clock, from an anchor kept
+    in the book: a restart (or a bot down for a minute) finds the exchange `speed`
+    minutes further on, as a real exchange would have moved on without it."""
+
+    def __init__(
+        self, book: PaperBook, speed: float, real: Callable[[], datetime] = utc_now
+    ) -> None:
+        self.speed = speed
+        self._real = real
+        self._venue_anchor, self._real_anchor = book.clock_anchor(real(), real())
+
+    def __call__(self) -> datetime:
+        return self._venue_anchor + (self._real() - self._real_anchor) * self.speed
+
+
 class PaperVenue:
     name = "paper"
 
@@ -57,7 +73,8 @@ class PaperVenue:
     ) -> None:
         self.book = book
         self.faults = faults or FaultPlan([])
-        self._clock = clock
+        self.clock = clock
+        """The exchange's time: the wall clock, an accelerated one, or a test's."""
         self.capabilities = Capabilities(
             shorting=book.settings.shorting,
             stop_orders=True,
@@ -69,7 +86,7 @@ class PaperVenue:
     async def _call(self, operation: str, effect: Callable[[datetime], T]) -> T:
         """Bring the book up to now and run `effect`, suffering whatever fault the plan
         has drawn for this call, before or after the effect."""
-        now = self._clock()
+        now = self.clock()
         fault = self.faults.draw(operation, now)
         kind = fault.kind if fault else None
         injected = f"{operation}: injected {kind}"
@@ -83,7 +100,7 @@ class PaperVenue:
             raise Ambiguous(self.name, f"{injected}: no answer")
         if kind is FaultKind.SLOW:
             await asyncio.sleep(fault.seconds)
-            now = self._clock()
+            now = self.clock()
         self.book.advance(now)
         result = effect(now)
         if kind in (FaultKind.TIMEOUT_AFTER, FaultKind.SERVER_ERROR):
@@ -95,7 +112,7 @@ class PaperVenue:
             raise NotFound(self.name, f"unknown symbol {symbol!r}")
 
     async def connect(self) -> None:
-        self.book.advance(self._clock())
+        self.book.advance(self.clock())
 
     async def close(self) -> None:
         self.book.close()
