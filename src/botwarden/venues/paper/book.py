@@ -162,6 +162,15 @@ class PaperBook:
         orders = self._orders("final = 0")
         return [o for o in orders if symbol is None or o.symbol == symbol]
 
+    def all_orders(self) -> list[VenueOrder]:
+        return self._orders("1 = 1")
+
+    def order_by_venue_id(self, venue_order_id: str) -> VenueOrder:
+        orders = self._orders("venue_order_id = ?", (venue_order_id,))
+        if not orders:
+            raise NotFound(self.NAME, f"no order {venue_order_id!r}")
+        return orders[0]
+
     def order(self, client_order_id: str) -> VenueOrder:
         """The newest order with this client order id, open or closed."""
         orders = self._orders("client_order_id = ?", (client_order_id,))

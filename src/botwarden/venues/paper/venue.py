@@ -126,10 +126,19 @@ class PaperVenue:
     async def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
         return await self._call("open_orders", lambda now: self.book.open_orders(symbol))
 
-    async def order(self, client_order_id: str, symbol: str) -> VenueOrder:
+    async def order(self, client_order_id: str, symbol: str | None) -> VenueOrder:
+        """The order with this client order id (in `symbol`, if given: Binance asks for
+        it, Alpaca does not)."""
         return await self._call("order", lambda now: self._lookup(client_order_id, symbol, now))
 
-    def _lookup(self, client_order_id: str, symbol: str, now: datetime) -> VenueOrder:
+    async def all_orders(self) -> list[VenueOrder]:
+        """Every order, oldest first (the emulators list closed orders from here)."""
+        return await self._call("open_orders", lambda now: self.book.all_orders())
+
+    async def order_by_venue_id(self, venue_order_id: str) -> VenueOrder:
+        return await self._call("order", lambda now: self.book.order_by_venue_id(venue_order_id))
+
+    def _lookup(self, client_order_id: str, symbol: str | None, now: datetime) -> VenueOrder:
         order = self.book.order(client_order_id)
         stale = self.faults.rule(FaultKind.STALE_LOOKUP)
         hidden = (
@@ -137,7 +146,7 @@ class PaperVenue:
             and stale.in_window(now)
             and ((now - order.created_at).total_seconds() < stale.seconds)
         )
-        if order.symbol != symbol or hidden:
+        if (symbol is not None and order.symbol != symbol) or hidden:
             raise NotFound(self.name, f"no {symbol} order with client order id {client_order_id!r}")
         return order
 

@@ -1,0 +1,1 @@
+"""Local servers that speak real venues' wire formats, backed by the paper exchange."""

@@ -1,0 +1,279 @@
+"""A local server that speaks Alpaca's trading API (v2), backed by the paper exchange.
+
+An unmodified alpaca-py `TradingClient(key, secret, url_override=<this server>)` works
+against it; so does any bot written for Alpaca. Given a key and secret it accepts only
+those, as Alpaca does. Errors come back with Alpaca's status codes and JSON bodies
+(`{"code": 40310000, "message": "insufficient buying power"}`), and the paper
+exchange's injected faults come back as the HTTP failures a client of Alpaca meets:
+429 with Retry-After, 503 for an outage, 500 for an answer lost after the fact.
+
+Order ids are UUIDs, as at Alpaca; they encode the paper book's own order number.
+Facts of Alpaca's API as implemented here: `GET /v2/orders:by_client_order_id`,
+`GET /v2/account/activities/FILL` (fills carry the order id, not the client order id),
+and auth by the `APCA-API-KEY-ID` / `APCA-API-SECRET-KEY` headers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from botwarden.domain.markets import TimeInForce
+from botwarden.venues.base import (
+    Ambiguous,
+    NotFound,
+    OrderRequest,
+    OrderState,
+    Rejected,
+    Retryable,
+    VenueError,
+    VenueOrder,
+    VenuePosition,
+)
+from botwarden.venues.paper.venue import PaperVenue
+
+_STATUS = {
+    OrderState.OPEN: "new",
+    OrderState.PARTIALLY_FILLED: "partially_filled",
+    OrderState.FILLED: "filled",
+    OrderState.CANCELED: "canceled",
+    OrderState.EXPIRED: "expired",
+    OrderState.REJECTED: "rejected",
+}
+
+# Alpaca's error codes for the refusals the paper exchange can make.
+_REJECTIONS = {
+    "duplicate_client_id": (422, 40010001),
+    "insufficient_funds": (403, 40310000),
+    "insufficient_balance": (403, 40310000),
+    "stop_wrong_side": (422, 42210000),
+    "not_open": (422, 42210000),
+}
+
+
+def order_uuid(venue_order_id: str) -> str:
+    """`P00000042` -> `00000000-0000-4000-8000-000000000042`: a valid UUID, reversible."""
+    return f"00000000-0000-4000-8000-{int(venue_order_id.removeprefix('P')):012d}"
+
+
+def venue_order_id(order_id: str) -> str:
+    try:
+        return f"P{int(uuid.UUID(order_id).hex[-12:]):08d}"
+    except ValueError:
+        raise NotFound("alpaca", f"order {order_id!r} not found") from None
+
+
+def _asset_id(symbol: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"botwarden/asset/{symbol}"))
+
+
+def _asset_class(symbol: str) -> str:
+    return "crypto" if "/" in symbol else "us_equity"
+
+
+def _number(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def order_json(order: VenueOrder) -> dict[str, Any]:
+    done_at = _time(order.updated_at)
+    return {
+        "id": order_uuid(order.venue_order_id),
+        "client_order_id": order.client_order_id,
+        "created_at": _time(order.created_at),
+        "updated_at": done_at,
+        "submitted_at": _time(order.created_at),
+        "filled_at": done_at if order.state is OrderState.FILLED else None,
+        "expired_at": done_at if order.state is OrderState.EXPIRED else None,
+        "canceled_at": done_at if order.state is OrderState.CANCELED else None,
+        "failed_at": done_at if order.state is OrderState.REJECTED else None,
+        "replaced_at": None,
+        "replaced_by": None,
+        "replaces": None,
+        "asset_id": _asset_id(order.symbol),
+        "symbol": order.symbol,
+        "asset_class": _asset_class(order.symbol),
+        "notional": None,
+        "qty": _number(order.qty),
+        "filled_qty": _number(order.filled_qty),
+        "filled_avg_price": _number(order.avg_price),
+        "order_class": "simple",
+        "order_type": order.type.value,
+        "type": order.type.value,
+        "side": order.side.value,
+        "time_in_force": "gtc",
+        "limit_price": _number(order.limit_price),
+        "stop_price": _number(order.stop_price),
+        "status": _STATUS[order.state],
+        "extended_hours": False,
+        "legs": None,
+        "trail_percent": None,
+        "trail_price": None,
+        "hwm": None,
+    }
+
+
+def position_json(position: VenuePosition, price: Decimal) -> dict[str, Any]:
+    signed = position.qty if position.side.value == "long" else -position.qty
+    return {
+        "asset_id": _asset_id(position.symbol),
+        "symbol": position.symbol,
+        "exchange": "CRYPTO" if "/" in position.symbol else "NASDAQ",
+        "asset_class": _asset_class(position.symbol),
+        "avg_entry_price": _number(position.avg_entry_price),
+        "qty": _number(signed),
+        "qty_available": _number(signed),
+        "side": position.side.value,
+        "market_value": _number(signed * price),
+        "cost_basis": _number(signed * position.avg_entry_price),
+        "unrealized_pl": _number(signed * (price - position.avg_entry_price)),
+        "current_price": _number(price),
+    }
+
+
+def _error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
+
+
+def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = None) -> FastAPI:
+    app = FastAPI(title="botwarden Alpaca emulator", docs_url=None, redoc_url=None)
+
+    @app.middleware("http")
+    async def authenticate(request: Request, call_next: Any) -> Response:
+        if key is not None and (
+            request.headers.get("APCA-API-KEY-ID") != key
+            or request.headers.get("APCA-API-SECRET-KEY") != secret
+        ):
+            return _error(401, 40110000, "request is not authorized")
+        return await call_next(request)
+
+    @app.exception_handler(VenueError)
+    async def venue_error(request: Request, error: VenueError) -> Response:
+        message = str(error).removeprefix(f"{error.venue}: ")
+        if isinstance(error, Rejected):
+            status, code = _REJECTIONS.get(error.code or "", (422, 42210000))
+            return _error(status, code, message)
+        if isinstance(error, NotFound):
+            return _error(404, 40410000, message)
+        if isinstance(error, Retryable):
+            if error.retry_after is not None or "429" in message:
+                headers = {"Retry-After": f"{error.retry_after or 1:g}"}
+                return _error(429, 42910000, "rate limit exceeded", headers)
+            return _error(503, 50300000, message)
+        if isinstance(error, Ambiguous):
+            return _error(500, 50010000, "internal server error")
+        return _error(500, 50010000, message)
+
+    @app.get("/v2/account")
+    async def account() -> dict[str, Any]:
+        balance = await venue.balance()
+        return {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "botwarden/account")),
+            "account_number": "PA0BOTWARDEN",
+            "status": "ACTIVE",
+            "crypto_status": "ACTIVE",
+            "currency": balance.currency,
+            "cash": _number(balance.cash),
+            "buying_power": _number(balance.buying_power),
+            "non_marginable_buying_power": _number(balance.buying_power),
+            "portfolio_value": _number(balance.equity),
+            "equity": _number(balance.equity),
+            "last_equity": _number(balance.equity),
+            "multiplier": "1",
+            "shorting_enabled": venue.capabilities.shorting,
+            "pattern_day_trader": False,
+            "trading_blocked": False,
+            "transfers_blocked": False,
+            "account_blocked": False,
+            "trade_suspended_by_user": False,
+        }
+
+    @app.get("/v2/positions")
+    async def positions() -> list[dict[str, Any]]:
+        held = await venue.positions()
+        return [position_json(p, await venue.last_price(p.symbol)) for p in held]
+
+    @app.get("/v2/orders")
+    async def orders(
+        status: str = "open", symbols: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        if status == "open":
+            found = await venue.open_orders()
+        else:
+            found = await venue.all_orders()
+            if status == "closed":
+                found = [o for o in found if o.state.is_final]
+        wanted = set(symbols.split(",")) if symbols else None
+        found = [o for o in found if wanted is None or o.symbol in wanted]
+        return [order_json(o) for o in reversed(found)][:limit]  # newest first, as Alpaca
+
+    @app.get("/v2/orders:by_client_order_id")
+    async def by_client_order_id(client_order_id: str) -> dict[str, Any]:
+        return order_json(await venue.order(client_order_id, None))
+
+    @app.get("/v2/orders/{order_id}")
+    async def order_by_id(order_id: str) -> dict[str, Any]:
+        return order_json(await venue.order_by_venue_id(venue_order_id(order_id)))
+
+    @app.post("/v2/orders")
+    async def submit(request: Request) -> Response:
+        body = await request.json()
+        try:
+            order = OrderRequest(
+                client_order_id=body.get("client_order_id") or str(uuid.uuid4()),
+                symbol=body["symbol"],
+                side=body["side"],
+                type=body.get("type") or body.get("order_type", "market"),
+                qty=Decimal(str(body["qty"])),
+                limit_price=_decimal(body.get("limit_price")),
+                stop_price=_decimal(body.get("stop_price")),
+                time_in_force=TimeInForce(body.get("time_in_force", "gtc")),
+            )
+        except (KeyError, ValueError, InvalidOperation) as error:
+            return _error(422, 40010000, f"invalid order: {error}")
+        return JSONResponse(order_json(await venue.submit(order)))
+
+    @app.delete("/v2/orders/{order_id}", status_code=204)
+    async def cancel(order_id: str) -> Response:
+        order = await venue.order_by_venue_id(venue_order_id(order_id))
+        await venue.cancel(order.client_order_id, order.symbol)
+        return Response(status_code=204)
+
+    @app.get("/v2/account/activities/FILL")
+    async def fills(page_token: str | None = None, page_size: int = 100) -> list[dict[str, Any]]:
+        # The page token is the last activity id seen; its first part is the paper
+        # book's fill number, which is also the number in the fill's trade id.
+        page = await venue.fills(cursor=page_token.split("::")[0] if page_token else None)
+        activities = []
+        for fill in page.fills[:page_size]:
+            order = await venue.order(fill.client_order_id, fill.symbol)
+            activities.append(
+                {
+                    "id": f"{int(fill.trade_id.removeprefix('T')):012d}::{fill.trade_id}",
+                    "activity_type": "FILL",
+                    "transaction_time": _time(fill.time),
+                    "type": "fill" if order.state is OrderState.FILLED else "partial_fill",
+                    "price": _number(fill.price),
+                    "qty": _number(fill.qty),
+                    "side": fill.side.value,
+                    "symbol": fill.symbol,
+                    "order_id": order_uuid(order.venue_order_id),
+                    "order_status": _STATUS[order.state],
+                }
+            )
+        return activities
+
+    return app
+
+
+def _decimal(value: object) -> Decimal | None:
+    return None if value is None else Decimal(str(value))

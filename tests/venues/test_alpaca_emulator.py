@@ -1,0 +1,143 @@
+"""The Alpaca emulator, driven by the real, unmodified alpaca-py client over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip(
+    "alpaca", reason="the Alpaca emulator tests need alpaca-py: pip install 'botwarden[alpaca]'"
+)
+
+from alpaca.common.exceptions import APIError
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
+from alpaca.trading.requests import GetOrdersRequest, MarketOrderRequest, StopOrderRequest
+
+from botwarden.venues.emulators.alpaca import create_app
+from botwarden.venues.paper.book import BookSettings, PaperBook
+from botwarden.venues.paper.faults import FaultPlan
+from botwarden.venues.paper.venue import PaperVenue
+from tests.venues.servers import serving
+from tests.venues.test_paper import FEED, T0, Clock
+
+KEY, SECRET = "PKTEST", "not-a-real-secret"
+
+
+def start(tmp_path: Path, faults: str = "") -> tuple[PaperVenue, object]:
+    venue = PaperVenue(
+        PaperBook(tmp_path / "alpaca.db", FEED, BookSettings()), Clock(), FaultPlan.parse(faults)
+    )
+    return venue, create_app(venue, KEY, SECRET)
+
+
+def client(url: str, key: str = KEY) -> TradingClient:
+    trading = TradingClient(key, SECRET, url_override=url)
+    # alpaca-py retries 429 and 504 by itself, three times with 3 s sleeps, and its
+    # TradingClient offers no argument to stop it: the attribute is the only switch.
+    trading._retry = 0
+    return trading
+
+
+@pytest.fixture
+def alpaca(tmp_path: Path) -> Iterator[tuple[TradingClient, PaperVenue]]:
+    venue, app = start(tmp_path)
+    with serving(app) as url:
+        yield client(url), venue
+    venue.book.close()
+
+
+def market(cid: str, qty: float = 10) -> MarketOrderRequest:
+    return MarketOrderRequest(
+        symbol="SPY",
+        qty=qty,
+        side=OrderSide.BUY,
+        time_in_force=TimeInForce.GTC,
+        client_order_id=cid,
+    )
+
+
+def test_an_order_fills_and_is_found_by_its_client_order_id(alpaca) -> None:
+    trading, _ = alpaca
+    sent = trading.submit_order(market("bot-000001"))
+    assert sent.status is OrderStatus.FILLED
+    assert Decimal(sent.filled_avg_price) == FEED.price("SPY", T0)
+
+    found = trading.get_order_by_client_id("bot-000001")
+    assert (found.id, found.status) == (sent.id, OrderStatus.FILLED)
+    assert trading.get_order_by_id(sent.id).client_order_id == "bot-000001"
+
+    [position] = trading.get_all_positions()
+    assert (position.symbol, position.qty, position.side.value) == ("SPY", "10", "long")
+    account = trading.get_account()
+    assert Decimal(account.cash) == Decimal(100000) - 10 * FEED.price("SPY", T0)
+
+
+def test_a_stop_rests_is_listed_and_can_be_canceled(alpaca) -> None:
+    trading, _ = alpaca
+    trading.submit_order(market("bot-entry"))
+    stop_price = float((FEED.price("SPY", T0) * Decimal("0.95")).quantize(Decimal("0.01")))
+    stop = trading.submit_order(
+        StopOrderRequest(
+            symbol="SPY", qty=10, side=OrderSide.SELL, time_in_force=TimeInForce.GTC,
+            stop_price=stop_price, client_order_id="bot-stop",
+        )
+    )  # fmt: skip
+    assert stop.status is OrderStatus.NEW
+    listed = trading.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN))
+    assert [o.client_order_id for o in listed] == ["bot-stop"]
+
+    trading.cancel_order_by_id(stop.id)
+    assert trading.get_order_by_client_id("bot-stop").status is OrderStatus.CANCELED
+    closed = trading.get_orders(GetOrdersRequest(status=QueryOrderStatus.CLOSED))
+    assert {o.client_order_id for o in closed} == {"bot-entry", "bot-stop"}
+
+
+def test_refusals_come_back_with_alpacas_codes(alpaca) -> None:
+    trading, _ = alpaca
+    trading.submit_order(market("bot-000001"))
+    with pytest.raises(APIError) as duplicate:
+        trading.submit_order(market("bot-000001"))
+    assert (duplicate.value.status_code, duplicate.value.code) == (422, 40010001)
+    with pytest.raises(APIError) as broke:
+        trading.submit_order(market("bot-000002", qty=10**7))
+    assert (broke.value.status_code, broke.value.code) == (403, 40310000)
+    with pytest.raises(APIError) as missing:
+        trading.get_order_by_client_id("never-sent")
+    assert missing.value.status_code == 404
+
+
+def test_fills_are_listed_as_account_activities(alpaca) -> None:
+    trading, _ = alpaca
+    sent = trading.submit_order(market("bot-000001"))
+    activities = trading.get("/account/activities/FILL")
+    assert [(a["order_id"], a["qty"], a["type"]) for a in activities] == [
+        (str(sent.id), "10", "fill")
+    ]
+    assert trading.get("/account/activities/FILL", {"page_token": activities[-1]["id"]}) == []
+
+
+def test_wrong_keys_are_refused(tmp_path: Path) -> None:
+    venue, app = start(tmp_path)
+    with serving(app) as url, pytest.raises(APIError) as refused:
+        client(url, key="PKWRONG").get_account()
+    assert refused.value.status_code == 401
+    venue.book.close()
+
+
+def test_injected_faults_reach_the_client_as_http_failures(tmp_path: Path) -> None:
+    venue, app = start(tmp_path, "timeout_after:on=submit,nth=1; rate_limit:on=positions,nth=1")
+    with serving(app) as url:
+        trading = client(url)
+        with pytest.raises(APIError) as lost:
+            trading.submit_order(market("bot-000001"))
+        assert lost.value.status_code == 500
+        assert trading.get_order_by_client_id("bot-000001").status is OrderStatus.FILLED
+        with pytest.raises(APIError) as limited:
+            trading.get_all_positions()
+        assert limited.value.status_code == 429
+        assert len(trading.get_all_positions()) == 1
+    venue.book.close()
