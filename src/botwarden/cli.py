@@ -13,15 +13,17 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from botwarden import __version__
 from botwarden.config import BotConfig, load_config
-from botwarden.errors import BotwardenError, StateError
+from botwarden.errors import BotwardenError, ConfigError, StateError
 from botwarden.state.base import StateStore
 from botwarden.state.factory import open_store
 from botwarden.state.manager import utc_now
@@ -34,6 +36,8 @@ app = typer.Typer(
 )
 state_app = typer.Typer(no_args_is_help=True, help="Inspect, export and import a bot's state.")
 app.add_typer(state_app, name="state")
+venue_app = typer.Typer(no_args_is_help=True, help="Run local emulators of real venues.")
+app.add_typer(venue_app, name="venue")
 
 console = Console()
 errors = Console(stderr=True)
@@ -156,6 +160,56 @@ def state_import(
 
     count, where = asyncio.run(load())
     errors.print(f"imported {count} records of bot {settings.bot_id} into {where}")
+
+
+class EmulatedApi(StrEnum):
+    alpaca = "alpaca"
+
+
+@venue_app.command("serve")
+def venue_serve(
+    api: Annotated[EmulatedApi, typer.Option(help="Whose API to speak.")] = EmulatedApi.alpaca,
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8710,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    key: Annotated[
+        str | None,
+        typer.Option(envvar="BOTWARDEN_EMULATOR_KEY", help="Accept only this API key."),
+    ] = None,
+    secret: Annotated[
+        str | None,
+        typer.Option(envvar="BOTWARDEN_EMULATOR_SECRET", help="...and this secret."),
+    ] = None,
+    faults: Annotated[str, typer.Option(help="Faults to inject (see docs/venues.md).")] = "",
+    book: Annotated[
+        Path | None,
+        typer.Option(
+            help="The exchange's book, kept across restarts [default: state/emulator-API.db]."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Decides the price path.")] = 7,
+    speed: Annotated[float, typer.Option(help="Exchange time per wall-clock time.")] = 1.0,
+) -> None:
+    """Serve a venue's real API on this machine, backed by the paper exchange: point an
+    unmodified SDK (alpaca-py) or bot at it to rehearse fills, stops and outages."""
+    import uvicorn
+
+    from botwarden.config import PaperVenueSettings, describe_validation_error
+    from botwarden.venues.emulators.alpaca import create_app
+    from botwarden.venues.factory import open_paper_venue
+
+    if (key is None) != (secret is None):
+        raise ConfigError("--key and --secret go together (or set neither)")
+    try:
+        path = str(book or f"state/emulator-{api.value}.db")
+        settings = PaperVenueSettings(path=path, faults=faults, seed=seed, speed=speed)
+    except ValidationError as error:
+        raise ConfigError(
+            f"venue serve: {describe_validation_error(error, PaperVenueSettings)}"
+        ) from None
+    venue = open_paper_venue(settings, api.value, Path.cwd())
+    auth = "only the given key" if key else "any key"
+    errors.print(f"{api.value} emulator on http://{host}:{port}, book {venue.book.path}, {auth}")
+    uvicorn.run(create_app(venue, key, secret), host=host, port=port, log_level="warning")
 
 
 @app.command("demo")
