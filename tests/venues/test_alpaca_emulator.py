@@ -27,9 +27,13 @@ from tests.venues.test_paper import FEED, T0, Clock
 KEY, SECRET = "PKTEST", "not-a-real-secret"
 
 
-def start(tmp_path: Path, faults: str = "") -> tuple[PaperVenue, object]:
+def start(
+    tmp_path: Path, faults: str = "", clock: Clock | None = None
+) -> tuple[PaperVenue, object]:
     venue = PaperVenue(
-        PaperBook(tmp_path / "alpaca.db", FEED, BookSettings()), Clock(), FaultPlan.parse(faults)
+        PaperBook(tmp_path / "alpaca.db", FEED, BookSettings()),
+        clock or Clock(),
+        FaultPlan.parse(faults),
     )
     return venue, create_app(venue, KEY, SECRET)
 
@@ -110,14 +114,65 @@ def test_refusals_come_back_with_alpacas_codes(alpaca) -> None:
     assert missing.value.status_code == 404
 
 
-def test_fills_are_listed_as_account_activities(alpaca) -> None:
+def test_fills_are_listed_as_account_activities(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from alpaca.trading.models import TradeActivity
+
+    clock = Clock()
+    venue, app = start(tmp_path, "partial_fill:fraction=0.4,times=1", clock)
+    with serving(app) as url:
+        trading = client(url)
+        sent = trading.submit_order(market("bot-000001"))
+        clock.now += timedelta(seconds=1)
+        trading.get_order_by_client_id("bot-000001")  # the next look completes it
+        raw = trading.get("/account/activities/FILL", {"direction": "asc"})
+        activities = [TradeActivity(**a) for a in raw]  # alpaca-py's own model
+        assert [
+            (str(a.order_id), a.qty, a.cum_qty, a.leaves_qty, a.type.value) for a in activities
+        ] == [
+            (str(sent.id), 4, 4, 6, "partial_fill"),
+            (str(sent.id), 6, 10, 0, "fill"),
+        ]
+        newest_first = trading.get("/account/activities/FILL")
+        assert [a["id"] for a in newest_first] == [a["id"] for a in reversed(raw)]
+        after = trading.get(
+            "/account/activities/FILL", {"direction": "asc", "page_token": raw[0]["id"]}
+        )
+        assert [a["id"] for a in after] == [raw[1]["id"]]
+    venue.book.close()
+
+
+def test_time_in_force_and_ids_are_kept_as_alpaca_keeps_them(alpaca) -> None:
+    from alpaca.trading.requests import LimitOrderRequest
+
     trading, _ = alpaca
-    sent = trading.submit_order(market("bot-000001"))
-    activities = trading.get("/account/activities/FILL")
-    assert [(a["order_id"], a["qty"], a["type"]) for a in activities] == [
-        (str(sent.id), "10", "fill")
-    ]
-    assert trading.get("/account/activities/FILL", {"page_token": activities[-1]["id"]}) == []
+    long_id = "x" * 40  # Alpaca takes client order ids up to 128 characters
+    day = trading.submit_order(
+        MarketOrderRequest(
+            symbol="SPY",
+            qty=1,
+            side=OrderSide.BUY,
+            time_in_force=TimeInForce.DAY,
+            client_order_id=long_id,
+        )
+    )
+    assert (day.time_in_force, day.client_order_id) == (TimeInForce.DAY, long_id)
+    far = float((FEED.price("SPY", T0) * Decimal("0.5")).quantize(Decimal("0.01")))
+    ioc = trading.submit_order(
+        LimitOrderRequest(
+            symbol="SPY",
+            qty=1,
+            side=OrderSide.BUY,
+            time_in_force=TimeInForce.IOC,
+            limit_price=far,
+            client_order_id="ioc-1",
+        )
+    )
+    assert ioc.status is OrderStatus.CANCELED
+    with pytest.raises(APIError) as foreign:
+        trading.get_order_by_id("3f2b1c4d-aaaa-4bbb-8ccc-000000000001")
+    assert foreign.value.status_code == 404
 
 
 def test_wrong_keys_are_refused(tmp_path: Path) -> None:

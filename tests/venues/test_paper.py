@@ -225,3 +225,56 @@ async def test_bars_and_market_rules(venue: PaperVenue) -> None:
     assert bars[-1].time + timedelta(days=1) <= T0
     rules = await venue.market("BTC/USDT")
     assert (rules.price_tick, rules.qty_step) == (Decimal("0.1"), Decimal("0.001"))
+
+
+async def test_orders_crossed_during_downtime_fill_in_the_order_they_crossed(
+    venue: PaperVenue, clock: Clock
+) -> None:
+    await venue.submit(order("entry", qty="10"))
+    start = FEED.price("SPY", T0)
+    stop_price = (start * Decimal("0.98")).quantize(Decimal("0.01"))
+    limit_price = (start * Decimal("0.995")).quantize(Decimal("0.01"))
+    await venue.submit(order("stop", side="sell", type="stop", stop_price=stop_price, qty="10"))
+    await venue.submit(order("add", type="limit", limit_price=limit_price, qty="10"))
+    limit_at = first_time_price("SPY", T0, lambda p: p <= limit_price)
+    stop_at = first_time_price("SPY", T0, lambda p: p <= stop_price)
+    assert limit_at < stop_at, "the test needs the later order to cross first"
+
+    clock.now = stop_at + timedelta(days=1)
+    fills = (await venue.fills()).fills
+    assert [f.client_order_id for f in fills] == ["entry", "add", "stop"]
+    assert [f.time for f in fills] == sorted(f.time for f in fills)
+    assert [f.trade_id for f in fills] == sorted(f.trade_id for f in fills)
+    [position] = await venue.positions()
+    assert position.avg_entry_price == (fills[0].price + limit_price) / 2
+
+
+async def test_what_open_orders_claim_cannot_be_spent_twice(tmp_path: Path, clock: Clock) -> None:
+    spot = make_venue(tmp_path / "spot.db", clock, shorting=False)
+    await spot.submit(order("entry", qty="10"))
+    stop_price = (FEED.price("SPY", T0) * Decimal("0.9")).quantize(Decimal("0.01"))
+    await spot.submit(order("stop", side="sell", type="stop", stop_price=stop_price, qty="10"))
+    with pytest.raises(Rejected, match="of which 0 is not already on sale"):
+        await spot.submit(order("dump", side="sell", qty="10"))  # would leave the stop naked
+    spot.book.close()
+
+    small = make_venue(tmp_path / "small.db", clock, starting_cash=Decimal("10000"))
+    price = FEED.price("SPY", T0)
+    limit = (price * Decimal("0.9")).quantize(Decimal("0.01"))
+    qty = (Decimal("9000") / limit).quantize(Decimal("1"))
+    await small.submit(order("bid", type="limit", limit_price=limit, qty=str(qty)))
+    with pytest.raises(Rejected, match="insufficient funds"):
+        await small.submit(order("more", qty="5"))  # the cash is promised to the bid
+    await small.submit(order("short", side="sell", qty="1"))
+    with pytest.raises(Rejected, match="insufficient funds"):
+        await small.submit(order("huge", qty="1000"))  # short proceeds are not a fortune
+    small.book.close()
+
+
+async def test_immediate_orders_never_rest(venue: PaperVenue) -> None:
+    far = (FEED.price("SPY", T0) * Decimal("0.5")).quantize(Decimal("0.01"))
+    ioc = await venue.submit(order("ioc", type="limit", limit_price=far, time_in_force="ioc"))
+    assert (ioc.state, ioc.filled_qty) == (OrderState.CANCELED, Decimal(0))
+    fok = await venue.submit(order("fok", time_in_force="fok"))
+    assert fok.state is OrderState.FILLED
+    assert await venue.open_orders() == []

@@ -128,3 +128,28 @@ async def test_the_same_seed_gives_the_same_faults(tmp_path: Path) -> None:
 def test_a_bad_fault_spec_is_one_clear_error(spec: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         FaultPlan.parse(spec, where="--faults")
+
+
+async def test_a_slow_answer_still_did_the_work(tmp_path: Path) -> None:
+    import asyncio
+
+    venue = venue_with(tmp_path, "slow:on=submit,seconds=5,nth=1")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(venue.submit(order("bot-000001")), 0.05)
+    assert (await venue.order("bot-000001", "SPY")).state is OrderState.FILLED
+    venue.book.close()
+
+
+async def test_stale_lookups_obey_their_options_and_hide_only_from_lookups(tmp_path: Path) -> None:
+    never = venue_with(tmp_path / "never", "stale_lookup:seconds=30,p=0")
+    await never.submit(order("a"))
+    assert (await never.order("a", "SPY")).client_order_id == "a"
+    never.book.close()
+
+    venue = venue_with(tmp_path / "stale", "stale_lookup:seconds=30")
+    limit = (FEED.price("SPY", T0) * Decimal("0.9")).quantize(Decimal("0.01"))
+    await venue.submit(order("resting", type="limit", limit_price=limit))
+    with pytest.raises(NotFound):
+        await venue.order("resting", "SPY")
+    assert (await venue.cancel("resting", "SPY")).state is OrderState.CANCELED
+    venue.book.close()

@@ -100,3 +100,15 @@ async def test_retries_stop_at_the_deadline_and_raise_the_last_error() -> None:
     with pytest.raises(Retryable, match="outage 3"):
         await run(script, policy, time)
     assert time.slept == [1, 2, 4], "the fifth try would start after 11 s, past the deadline"
+
+
+async def test_an_ambiguous_cancel_is_not_retried_but_resolved_by_lookup() -> None:
+    from botwarden.venues.retry import CANCELS
+
+    script = Script(Ambiguous("paper", "answer lost"), "not open: it was canceled")
+    with pytest.raises(Ambiguous):
+        await run(script, CANCELS, FakeTime())
+    assert script.tries == 1
+    assert (
+        await run(Script(Retryable("paper", "429"), "canceled"), CANCELS, FakeTime()) == "canceled"
+    )

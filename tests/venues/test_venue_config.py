@@ -9,7 +9,7 @@ import pytest
 
 from botwarden.config import load_config
 from botwarden.errors import ConfigError
-from botwarden.venues.base import OrderState
+from botwarden.venues.base import Ambiguous, OrderState
 from botwarden.venues.factory import open_paper_venue
 from tests.venues.test_paper import Clock, order
 
@@ -44,7 +44,10 @@ async def test_paper_settings_shape_the_exchange(tmp_path: Path) -> None:
     venue = open_paper_venue(config.venue, config.bot_id, config.base_dir, Clock())
     assert venue.capabilities.client_ids == "unique_while_open"
     assert (await venue.balance()).cash == Decimal("5000")
-    assert await venue.bars("XYZ", "1h", 2)
+    assert [bar.close > 0 for bar in await venue.bars("XYZ", "1h", 2)] == [True, True]
+    with pytest.raises(Ambiguous):  # the configured fault: the first answer is lost
+        await venue.submit(order("b-000001", symbol="XYZ", qty="1"))
+    assert (await venue.order("b-000001", "XYZ")).state is OrderState.FILLED
     venue.book.close()
 
 
@@ -83,3 +86,27 @@ async def test_an_accelerated_exchange_keeps_its_timeline_across_restarts(tmp_pa
     again = open_paper_venue(config.venue, config.bot_id, config.base_dir, wall)
     assert again.clock() == T0 + timedelta(hours=2)
     again.book.close()
+
+
+async def test_a_restart_at_another_speed_never_turns_the_exchange_clock_back(
+    tmp_path: Path,
+) -> None:
+    from datetime import timedelta
+
+    from tests.venues.test_paper import T0
+
+    path = tmp_path / "bot.yaml"
+    path.write_text("bot_id: fast\nvenue: {speed: 60}\n")
+    wall = Clock()
+    fast = open_paper_venue(load_config(path).venue, "fast", tmp_path, wall)
+    wall.now = T0 + timedelta(minutes=10)
+    await fast.positions()  # the book has now seen T0 + 10 h
+    fast.book.close()
+
+    path.write_text("bot_id: fast\nvenue: {speed: 1}\n")
+    wall.now = T0 + timedelta(minutes=11)
+    slow = open_paper_venue(load_config(path).venue, "fast", tmp_path, wall)
+    assert slow.clock() == T0 + timedelta(hours=11), "re-anchored where the fast clock got to"
+    wall.now += timedelta(minutes=1)
+    assert slow.clock() == T0 + timedelta(hours=11, minutes=1)
+    slow.book.close()

@@ -103,8 +103,9 @@ class OrderState(StrEnum):
 class OrderRequest(OrderShape):
     """An order to send, under the client order id the bot chose and stored first."""
 
-    client_order_id: str = Field(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9_-]+$")
-    """36 characters of [A-Za-z0-9_-] at most: what every supported venue accepts."""
+    client_order_id: str = Field(min_length=1, max_length=128, pattern=r"^[!-~]+$")
+    """Printable, no spaces, 128 characters at most (Alpaca's limit). The ids botwarden
+    makes are shorter: 36 of [A-Za-z0-9_-], which every venue accepts (Binance's limit)."""
     time_in_force: TimeInForce = TimeInForce.GTC
     reduce_only: bool = False
     """Only ever shrinks a position (futures venues): what a stop-loss should be."""
@@ -139,6 +140,7 @@ class VenueOrder(DomainModel):
     avg_price: Price | None = None
     limit_price: Price | None = None
     stop_price: Price | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
     created_at: UtcDatetime
     updated_at: UtcDatetime
     reason: str | None = None

@@ -45,6 +45,8 @@ def open_paper_venue(
             shorting=settings.shorting,
         ),
     )
-    if settings.speed != 1:
-        clock = AcceleratedClock(book, settings.speed, real=clock)
-    return PaperVenue(book, clock, FaultPlan.parse(settings.faults, seed=settings.fault_seed))
+    # Anchored even at speed 1: a book that once ran faster keeps its timeline.
+    exchange_clock = AcceleratedClock(book, settings.speed, real=clock)
+    return PaperVenue(
+        book, exchange_clock, FaultPlan.parse(settings.faults, seed=settings.fault_seed)
+    )

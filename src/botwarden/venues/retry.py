@@ -1,7 +1,8 @@
 """One retry policy for venue calls, declared where the call is made.
 
-Reads and cancels are safe to repeat, so they retry `Retryable` and `Ambiguous` errors
-with exponential backoff, full jitter, a cap and an overall deadline. An order
+Reads are safe to repeat, so they retry `Retryable` and `Ambiguous` errors with
+exponential backoff, full jitter, a cap and an overall deadline. Cancels retry only
+`Retryable` ones (an ambiguous cancel is resolved by looking the order up). An order
 submission is never retried here: a submission that ends `Ambiguous` goes back to the
 caller, who looks the order up by its client order id (resending under a new id is how
 bots double their positions).
@@ -39,7 +40,12 @@ class RetryPolicy:
 
 
 READS = RetryPolicy(retry_on=(Retryable, Ambiguous))
-"""For reads and cancels: asking again changes nothing at the venue."""
+"""For reads: asking again changes nothing at the venue."""
+
+CANCELS = RetryPolicy(retry_on=(Retryable,))
+"""For cancels: retried only when nothing reached the venue. After an ambiguous
+cancel the order is looked up instead: a retry would answer "not open" for an order
+the first try did cancel, which reads like a fill."""
 
 NO_RETRY = RetryPolicy(attempts=1)
 """For order submissions."""

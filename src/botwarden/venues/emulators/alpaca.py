@@ -56,16 +56,23 @@ _REJECTIONS = {
 }
 
 
+ACCOUNT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "botwarden/account"))
+
+
 def order_uuid(venue_order_id: str) -> str:
     """`P00000042` -> `00000000-0000-4000-8000-000000000042`: a valid UUID, reversible."""
     return f"00000000-0000-4000-8000-{int(venue_order_id.removeprefix('P')):012d}"
 
 
 def venue_order_id(order_id: str) -> str:
+    """The inverse of `order_uuid`; any other id is an order that does not exist."""
     try:
-        return f"P{int(uuid.UUID(order_id).hex[-12:]):08d}"
+        candidate = f"P{int(order_id.rsplit('-', 1)[-1]):08d}"
     except ValueError:
-        raise NotFound("alpaca", f"order {order_id!r} not found") from None
+        candidate = None
+    if candidate is None or order_uuid(candidate) != order_id:
+        raise NotFound("alpaca", f"order {order_id!r} not found")
+    return candidate
 
 
 def _asset_id(symbol: str) -> str:
@@ -110,7 +117,7 @@ def order_json(order: VenueOrder) -> dict[str, Any]:
         "order_type": order.type.value,
         "type": order.type.value,
         "side": order.side.value,
-        "time_in_force": "gtc",
+        "time_in_force": order.time_in_force.value,
         "limit_price": _number(order.limit_price),
         "stop_price": _number(order.stop_price),
         "status": _STATUS[order.state],
@@ -177,7 +184,7 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
     async def account() -> dict[str, Any]:
         balance = await venue.balance()
         return {
-            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "botwarden/account")),
+            "id": ACCOUNT_ID,
             "account_number": "PA0BOTWARDEN",
             "status": "ACTIVE",
             "crypto_status": "ACTIVE",
@@ -249,24 +256,42 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
         return Response(status_code=204)
 
     @app.get("/v2/account/activities/FILL")
-    async def fills(page_token: str | None = None, page_size: int = 100) -> list[dict[str, Any]]:
-        # The page token is the last activity id seen; its first part is the paper
-        # book's fill number, which is also the number in the fill's trade id.
-        page = await venue.fills(cursor=page_token.split("::")[0] if page_token else None)
+    async def fills(
+        page_token: str | None = None, page_size: int = 100, direction: str = "desc"
+    ) -> list[dict[str, Any]]:
+        # An activity id starts with the paper book's fill number, which is also the
+        # number in the fill's trade id; the page token is the last id seen.
+        every = (await venue.fills()).fills
+        cumulative: dict[str, Decimal] = {}
+        rows = []
+        for fill in every:  # oldest first: what each fill left open, at its time
+            done = cumulative[fill.client_order_id] = (
+                cumulative.get(fill.client_order_id, Decimal(0)) + fill.qty
+            )
+            rows.append((int(fill.trade_id.removeprefix("T")), fill, done))
+        if page_token:
+            after = int(page_token.split("::")[0])
+            rows = [r for r in rows if (r[0] > after if direction == "asc" else r[0] < after)]
+        if direction != "asc":
+            rows.reverse()
         activities = []
-        for fill in page.fills[:page_size]:
-            order = await venue.order(fill.client_order_id, fill.symbol)
+        for number, fill, done in rows[:page_size]:
+            order = venue.book.order(fill.client_order_id)  # the exchange's own records
+            left = order.qty - done
             activities.append(
                 {
-                    "id": f"{int(fill.trade_id.removeprefix('T')):012d}::{fill.trade_id}",
+                    "id": f"{number:012d}::{fill.trade_id}",
+                    "account_id": ACCOUNT_ID,
                     "activity_type": "FILL",
                     "transaction_time": _time(fill.time),
-                    "type": "fill" if order.state is OrderState.FILLED else "partial_fill",
+                    "type": "fill" if left == 0 else "partial_fill",
                     "price": _number(fill.price),
                     "qty": _number(fill.qty),
                     "side": fill.side.value,
                     "symbol": fill.symbol,
+                    "leaves_qty": _number(left),
                     "order_id": order_uuid(order.venue_order_id),
+                    "cum_qty": _number(done),
                     "order_status": _STATUS[order.state],
                 }
             )

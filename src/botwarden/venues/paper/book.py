@@ -20,6 +20,7 @@ from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Literal
 
+from botwarden.domain.markets import TimeInForce
 from botwarden.domain.models import Fill, OrderSide, Side
 from botwarden.domain.orders import OrderType
 from botwarden.venues.base import (
@@ -82,15 +83,27 @@ class PaperBook:
     def close(self) -> None:
         self._db.close()
 
-    def clock_anchor(self, venue_now: datetime, real_now: datetime) -> tuple[datetime, datetime]:
-        """The (venue time, real time) pair an accelerated clock counts from, fixed the
-        first time it is asked, so the exchange's timeline survives its restarts."""
+    def clock_anchor(self, speed: float, real_now: datetime) -> tuple[datetime, datetime]:
+        """The (exchange time, wall time) pair a clock running at `speed` counts from.
+
+        Kept in the book with its speed, so the exchange's timeline survives restarts;
+        a restart at another speed re-anchors where the old timeline had got to, and
+        never before the last moment the book processed: exchange time never runs back.
+        """
         stored = self._meta("clock_anchor")
-        if stored is None:
-            stored = f"{venue_now.isoformat()} {real_now.isoformat()}"
-            self._set_meta("clock_anchor", stored)
-        venue, real = stored.split(" ")
-        return datetime.fromisoformat(venue), datetime.fromisoformat(real)
+        if stored is not None:
+            venue_text, real_text, speed_text = stored.split(" ")
+            venue, real = datetime.fromisoformat(venue_text), datetime.fromisoformat(real_text)
+            if float(speed_text) == speed:
+                return venue, real
+            venue_now = venue + (real_now - real) * float(speed_text)
+        else:
+            venue_now = real_now
+        processed = self._meta("processed_until")
+        if processed is not None:
+            venue_now = max(venue_now, datetime.fromisoformat(processed))
+        self._set_meta("clock_anchor", f"{venue_now.isoformat()} {real_now.isoformat()} {speed!r}")
+        return venue_now, real_now
 
     # -- small persistence helpers --------------------------------------------------------
     def _meta(self, key: str, default: str | None = None) -> str | None:
@@ -225,6 +238,7 @@ class PaperBook:
             state=OrderState.OPEN,
             limit_price=request.limit_price,
             stop_price=request.stop_price,
+            time_in_force=request.time_in_force,
             created_at=now,
             updated_at=now,
         )
@@ -240,7 +254,19 @@ class PaperBook:
             fill_price = (
                 price if request.type is OrderType.LIMIT else self._slipped(price, request.side)
             )
+            if request.time_in_force is TimeInForce.FOK:
+                fill_fraction = None  # fill or kill: never a part
             order = self._fill(order, self._first_part(request, fill_fraction), fill_price, now)
+        immediate = request.time_in_force in (TimeInForce.IOC, TimeInForce.FOK)
+        if immediate and order.state is not OrderState.FILLED:
+            # Immediate or cancel: what did not fill at once is canceled. (DAY orders
+            # rest like GTC ones: the paper exchange has no trading sessions.)
+            order = order.evolve(
+                state=OrderState.CANCELED,
+                updated_at=now,
+                reason=f"{request.time_in_force.value}: not filled at once",
+            )
+            self._save_order(order)
         return order
 
     def _first_part(self, request: OrderRequest, fraction: Decimal | None) -> Decimal:
@@ -277,21 +303,44 @@ class PaperBook:
             )
 
     def _check_funds(self, request: OrderRequest, price: Decimal) -> None:
-        held, _ = self._position(request.symbol)
+        """What open orders already claim is not available again (as Alpaca's
+        `qty_available` and Binance's locked balances): a spot account cannot sell the
+        same shares twice, and no account can spend the same cash twice."""
+        open_orders = self._orders("final = 0")
+
+        def claimed(side: OrderSide, symbol: str | None = None) -> list[VenueOrder]:
+            return [o for o in open_orders if o.side is side and symbol in (None, o.symbol)]
+
         if request.side is OrderSide.SELL:
-            if not self.settings.shorting and request.qty > held:
+            if self.settings.shorting:
+                return
+            held, _ = self._position(request.symbol)
+            available = held - sum(
+                (o.qty - o.filled_qty for o in claimed(OrderSide.SELL, request.symbol)), Decimal(0)
+            )
+            if request.qty > available:
                 raise Rejected(
                     self.NAME,
-                    f"insufficient {request.symbol}: selling {request.qty}, holding {held}",
+                    f"insufficient {request.symbol}: selling {request.qty}, holding {held},"
+                    f" of which {available} is not already on sale",
                     code="insufficient_balance",
                 )
             return
-        cost = request.qty * (request.limit_price or price) * (1 + self.settings.fee_rate)
-        if cost > self.cash() and held >= 0:
+        fee = 1 + self.settings.fee_rate
+        reserved = sum(
+            (
+                (o.qty - o.filled_qty) * (o.limit_price or o.stop_price or price) * fee
+                for o in claimed(OrderSide.BUY)
+            ),
+            Decimal(0),
+        )
+        cost = request.qty * (request.limit_price or request.stop_price or price) * fee
+        available = self.cash() - reserved
+        if cost > available:
             raise Rejected(
                 self.NAME,
                 f"insufficient funds: {request.qty} {request.symbol} costs {cost:.2f},"
-                f" cash is {self.cash():.2f}",
+                f" {available:.2f} is available",
                 code="insufficient_funds",
             )
 
@@ -367,10 +416,16 @@ class PaperBook:
             last = self._meta("processed_until")
             filled = []
             if last is not None and datetime.fromisoformat(last) < now:
-                for order in self._orders("final = 0"):
+                # Every crossing first, then applied in the order they happened, as the
+                # exchange would have while nobody was looking.
+                crossings = []
+                for seq, order in enumerate(self._orders("final = 0")):
                     crossed = self._crossing(order, datetime.fromisoformat(last), now)
                     if crossed is not None:
-                        filled.append(self._fill(order, order.qty - order.filled_qty, *crossed))
+                        price, at = crossed
+                        crossings.append((at, seq, order, price))
+                for at, _, order, price in sorted(crossings, key=lambda c: (c[0], c[1])):
+                    filled.append(self._fill_resting(order, price, at))
             if last is None or datetime.fromisoformat(last) < now:
                 self._set_meta("processed_until", now.isoformat())
             self._db.execute("COMMIT")
@@ -378,6 +433,26 @@ class PaperBook:
             self._db.execute("ROLLBACK")
             raise
         return filled
+
+    def _fill_resting(self, order: VenueOrder, price: Decimal, at: datetime) -> VenueOrder:
+        """Fill what is left of a resting order, unless the account can no longer pay
+        for it (then it is rejected, as a venue would, never left to overdraw)."""
+        qty = order.qty - order.filled_qty
+        held, _ = self._position(order.symbol)
+        if order.side is OrderSide.BUY:
+            short = qty * price * (1 + self.settings.fee_rate) - self.cash()
+            problem = f"insufficient funds at fill: short by {short:.2f}" if short > 0 else None
+        else:
+            problem = (
+                f"insufficient {order.symbol} at fill: selling {qty}, holding {held}"
+                if not self.settings.shorting and qty > held
+                else None
+            )
+        if problem:
+            rejected = order.evolve(state=OrderState.REJECTED, updated_at=at, reason=problem)
+            self._save_order(rejected)
+            return rejected
+        return self._fill(order, qty, price, at)
 
     def _crossing(
         self, order: VenueOrder, after: datetime, until: datetime

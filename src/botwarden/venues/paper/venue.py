@@ -56,7 +56,7 @@ class AcceleratedClock:
     ) -> None:
         self.speed = speed
         self._real = real
-        self._venue_anchor, self._real_anchor = book.clock_anchor(real(), real())
+        self._venue_anchor, self._real_anchor = book.clock_anchor(speed, real())
 
     def __call__(self) -> datetime:
         return self._venue_anchor + (self._real() - self._real_anchor) * self.speed
@@ -98,13 +98,12 @@ class PaperVenue:
             kind is FaultKind.SERVER_ERROR and self.faults.coin()
         ):
             raise Ambiguous(self.name, f"{injected}: no answer")
-        if kind is FaultKind.SLOW:
-            await asyncio.sleep(fault.seconds)
-            now = self.clock()
         self.book.advance(now)
         result = effect(now)
         if kind in (FaultKind.TIMEOUT_AFTER, FaultKind.SERVER_ERROR):
             raise Ambiguous(self.name, f"{injected}: no answer")
+        if kind is FaultKind.SLOW:  # done at once, answered late
+            await asyncio.sleep(fault.seconds)
         return result
 
     def _known(self, symbol: str) -> None:
@@ -139,14 +138,17 @@ class PaperVenue:
         return await self._call("order", lambda now: self.book.order_by_venue_id(venue_order_id))
 
     def _lookup(self, client_order_id: str, symbol: str | None, now: datetime) -> VenueOrder:
+        """An order by client order id, as a lookup sees it: a fresh order may be hidden
+        by a `stale_lookup` fault (only lookups are: cancels and fills are not)."""
+        order = self._find(client_order_id, symbol)
+        stale = self.faults.draw("order", now, kinds=frozenset({FaultKind.STALE_LOOKUP}))
+        if stale is not None and (now - order.created_at).total_seconds() < stale.seconds:
+            raise NotFound(self.name, f"no {symbol} order with client order id {client_order_id!r}")
+        return order
+
+    def _find(self, client_order_id: str, symbol: str | None) -> VenueOrder:
         order = self.book.order(client_order_id)
-        stale = self.faults.rule(FaultKind.STALE_LOOKUP)
-        hidden = (
-            stale is not None
-            and stale.in_window(now)
-            and ((now - order.created_at).total_seconds() < stale.seconds)
-        )
-        if (symbol is not None and order.symbol != symbol) or hidden:
+        if symbol is not None and order.symbol != symbol:
             raise NotFound(self.name, f"no {symbol} order with client order id {client_order_id!r}")
         return order
 
@@ -167,7 +169,7 @@ class PaperVenue:
 
     async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder:
         def cancel(now: datetime) -> VenueOrder:
-            self._lookup(client_order_id, symbol, now)
+            self._find(client_order_id, symbol)
             return self.book.cancel(client_order_id, now)
 
         return await self._call("cancel", cancel)
