@@ -10,6 +10,7 @@ systemd from another directory finds the same state.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import tomllib
@@ -25,11 +26,14 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SecretStr,
     ValidationError,
     field_validator,
 )
 
 from botwarden.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -167,10 +171,42 @@ class PaperVenueSettings(Settings):
         return spec
 
 
+class AlpacaVenueSettings(Settings):
+    """Stocks and crypto at Alpaca, through alpaca-py.
+
+    Keys come from ALPACA_API_KEY and ALPACA_SECRET_KEY, or from `api_key` and
+    `secret_key` here (then keep the file private: botwarden warns otherwise)."""
+
+    type: Literal["alpaca"]
+    paper: bool = True
+    """Trade the paper account (Alpaca's own simulation), not real money."""
+    base_url: str | None = None
+    """Another host for the trading API: the local emulator, a proxy."""
+    data_url: str | None = None
+    """Another host for the market data API (the emulator serves both)."""
+    api_key: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    timeout: Duration = timedelta(seconds=10)
+
+
+def _paper_unless_named(value: Any) -> Any:
+    """A `venue:` section without `type:` describes the paper exchange."""
+    if isinstance(value, dict) and "type" not in value:
+        return {**value, "type": "paper"}
+    return value
+
+
+VenueSettings = Annotated[
+    PaperVenueSettings | AlpacaVenueSettings,
+    Field(discriminator="type"),
+    BeforeValidator(_paper_unless_named),
+]
+
+
 class BotConfig(Settings):
     bot_id: BotId
     state: StateSettings = StateSettings()
-    venue: PaperVenueSettings = PaperVenueSettings()
+    venue: VenueSettings = PaperVenueSettings()
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
     @property
@@ -239,13 +275,26 @@ def _parse(path: Path, text: str) -> Any:
     raise ConfigError(f"{path}: unknown config format {suffix!r}; use .yaml, .yml, .json or .toml")
 
 
+_VENUE_TYPES = ("paper", "alpaca")
+
+
 def describe_validation_error(error: ValidationError, model: type[BaseModel]) -> str:
     """The first problem as `field.path: what is wrong`, with what would be accepted."""
     first = error.errors()[0]
-    loc = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    # A tagged union (`venue:`) puts the tag in the path; the file has no such key.
+    parts = [
+        p
+        for i, p in enumerate(first["loc"])
+        if not (i and first["loc"][i - 1] == "venue" and p in _VENUE_TYPES)
+    ]
+    loc = ".".join(str(part) for part in parts) or "(top level)"
     kind = first["type"]
-    if kind == "extra_forbidden":
-        allowed = _allowed_fields(model, first["loc"][:-1])
+    if kind == "union_tag_invalid":
+        ctx = first.get("ctx", {})
+        loc += f".{ctx.get('discriminator', 'type').strip(chr(39))}"
+        message = f"{ctx.get('tag')!r} is not allowed; use one of {ctx.get('expected_tags')}"
+    elif kind == "extra_forbidden":
+        allowed = _allowed_fields(model, tuple(parts[:-1]))
         message = f"unknown field; allowed here: {', '.join(allowed)}"
     elif kind == "missing":
         message = "missing (required)"
@@ -259,7 +308,9 @@ def describe_validation_error(error: ValidationError, model: type[BaseModel]) ->
         )
     else:
         message = first["msg"].removeprefix("Value error, ")
-        if "input" in first and kind not in ("value_error", "model_type", "dict_type"):
+        secret = any(word in loc for word in ("key", "secret", "password", "dsn", "url"))
+        shown = kind not in ("value_error", "model_type", "dict_type") and not secret
+        if "input" in first and shown:
             message += f" (got {first['input']!r})"
     more = len(error.errors()) - 1
     return f"{loc}: {message}" + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
@@ -292,4 +343,19 @@ def load_config(path: str | Path) -> BotConfig:
     except ValidationError as error:
         raise ConfigError(f"{path}: {describe_validation_error(error, BotConfig)}") from None
     config._base_dir = path.resolve().parent
+    _warn_if_keys_readable(path, config)
     return config
+
+
+def _warn_if_keys_readable(path: Path, config: BotConfig) -> None:
+    keys_inside = getattr(config.venue, "api_key", None) or getattr(
+        config.venue, "secret_key", None
+    )
+    if keys_inside and path.stat().st_mode & 0o077:
+        log.warning(
+            "%s holds API keys and other users can read it (mode %o): chmod 600 %s, or put"
+            " the keys in the environment instead",
+            path,
+            path.stat().st_mode & 0o777,
+            path,
+        )

@@ -110,3 +110,62 @@ async def test_a_restart_at_another_speed_never_turns_the_exchange_clock_back(
     wall.now += timedelta(minutes=1)
     assert slow.clock() == T0 + timedelta(hours=11, minutes=1)
     slow.book.close()
+
+
+async def test_an_alpaca_venue_from_config_trades_through_the_emulator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("alpaca", reason="needs alpaca-py: pip install 'botwarden[alpaca]'")
+    from botwarden.venues.factory import open_venue
+    from tests.venues.servers import serving
+    from tests.venues.test_alpaca_emulator import KEY, SECRET, start
+
+    venue, app = start(tmp_path)
+    with serving(app) as url:
+        path = tmp_path / "bot.yaml"
+        path.write_text(
+            f"bot_id: b\nvenue: {{type: alpaca, base_url: '{url}', data_url: '{url}'}}\n"
+        )
+        monkeypatch.setenv("ALPACA_API_KEY", KEY)
+        monkeypatch.setenv("ALPACA_SECRET_KEY", SECRET)
+        config = load_config(path)
+        alpaca = open_venue(config.venue, config.bot_id, config.base_dir)
+        await alpaca.connect()
+        assert (await alpaca.submit(order("b-000001"))).state is OrderState.FILLED
+        await alpaca.close()
+    venue.book.close()
+
+
+def test_an_alpaca_venue_without_keys_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botwarden.venues.factory import open_venue
+
+    monkeypatch.delenv("ALPACA_API_KEY", raising=False)
+    monkeypatch.delenv("ALPACA_SECRET_KEY", raising=False)
+    path = tmp_path / "bot.yaml"
+    path.write_text("bot_id: b\nvenue: {type: alpaca}\n")
+    config = load_config(path)
+    with pytest.raises(ConfigError, match="no API keys; set ALPACA_API_KEY and ALPACA_SECRET_KEY"):
+        open_venue(config.venue, config.bot_id, config.base_dir)
+
+
+def test_keys_in_a_config_others_can_read_are_warned_about_and_never_shown(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "bot.yaml"
+    path.write_text("bot_id: b\nvenue: {type: alpaca, api_key: PKSECRET1, secret_key: hunter2}\n")
+    path.chmod(0o644)
+    config = load_config(path)
+    assert "chmod 600" in caplog.text
+    assert "hunter2" not in repr(config) + str(config.model_dump()) + caplog.text
+    path.chmod(0o600)
+    caplog.clear()
+    load_config(path)
+    assert "chmod" not in caplog.text
+
+    path.write_text("bot_id: b\nvenue: {type: alpaca, secret_key: [hunter2]}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert "venue.secret_key" in str(caught.value)
+    assert "hunter2" not in str(caught.value)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from botwarden.config import PaperVenueSettings, resolve_path
+from botwarden.config import (
+    AlpacaVenueSettings,
+    PaperVenueSettings,
+    VenueSettings,
+    resolve_path,
+)
+from botwarden.errors import ConfigError
+from botwarden.venues.base import Venue
 from botwarden.venues.paper.book import BookSettings, PaperBook
 from botwarden.venues.paper.faults import FaultPlan
 from botwarden.venues.paper.feed import Instrument, RandomWalkFeed
@@ -50,3 +58,43 @@ def open_paper_venue(
     return PaperVenue(
         book, exchange_clock, FaultPlan.parse(settings.faults, seed=settings.fault_seed)
     )
+
+
+def open_alpaca_venue(settings: AlpacaVenueSettings) -> Venue:
+    from botwarden.venues.alpaca import AlpacaVenue
+
+    key = (
+        settings.api_key.get_secret_value()
+        if settings.api_key
+        else os.environ.get("ALPACA_API_KEY")
+    )
+    secret = (
+        settings.secret_key.get_secret_value()
+        if settings.secret_key
+        else os.environ.get("ALPACA_SECRET_KEY")
+    )
+    if not key or not secret:
+        raise ConfigError(
+            "venue alpaca: no API keys; set ALPACA_API_KEY and ALPACA_SECRET_KEY in the"
+            " environment (or api_key and secret_key in the venue section)"
+        )
+    return AlpacaVenue(
+        key,
+        secret,
+        paper=settings.paper,
+        base_url=settings.base_url,
+        data_url=settings.data_url,
+        timeout=settings.timeout.total_seconds(),
+    )
+
+
+def open_venue(
+    settings: VenueSettings,
+    flow_id: str,
+    base_dir: Path,
+    clock: Callable[[], datetime] = utc_now,
+) -> Venue:
+    """The venue a bot's config names (not connected yet: `await venue.connect()`)."""
+    if isinstance(settings, AlpacaVenueSettings):
+        return open_alpaca_venue(settings)
+    return open_paper_venue(settings, flow_id, base_dir, clock)

@@ -257,7 +257,10 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
 
     @app.get("/v2/account/activities/FILL")
     async def fills(
-        page_token: str | None = None, page_size: int = 100, direction: str = "desc"
+        page_token: str | None = None,
+        page_size: int = 100,
+        direction: str = "desc",
+        after: str | None = None,
     ) -> list[dict[str, Any]]:
         # An activity id starts with the paper book's fill number, which is also the
         # number in the fill's trade id; the page token is the last id seen.
@@ -269,9 +272,12 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
                 cumulative.get(fill.client_order_id, Decimal(0)) + fill.qty
             )
             rows.append((int(fill.trade_id.removeprefix("T")), fill, done))
+        if after:
+            since = datetime.fromisoformat(after.replace("Z", "+00:00"))
+            rows = [r for r in rows if r[1].time > since]
         if page_token:
-            after = int(page_token.split("::")[0])
-            rows = [r for r in rows if (r[0] > after if direction == "asc" else r[0] < after)]
+            seen = int(page_token.split("::")[0])
+            rows = [r for r in rows if (r[0] > seen if direction == "asc" else r[0] < seen)]
         if direction != "asc":
             rows.reverse()
         activities = []
@@ -297,7 +303,45 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
             )
         return activities
 
+    # -- market data (Alpaca serves it from another host; point the data client here) --
+    @app.get("/v2/stocks/trades/latest")
+    async def latest_trades(symbols: str) -> dict[str, Any]:
+        trades = {}
+        for symbol in symbols.split(","):
+            price = await venue.last_price(symbol)
+            trades[symbol] = {
+                "t": _time(venue.clock()), "x": "V", "p": float(price), "s": 100,
+                "c": ["@"], "i": 1, "z": "C",
+            }  # fmt: skip
+        return {"trades": trades}
+
+    @app.get("/v2/stocks/bars")
+    async def bars(symbols: str, timeframe: str, limit: int = 1000) -> dict[str, Any]:
+        frame = _TIMEFRAMES.get(timeframe)
+        if frame is None:
+            return _error(422, 42210000, f"invalid timeframe {timeframe!r}")
+        found = {}
+        for symbol in symbols.split(","):
+            found[symbol] = [
+                {
+                    "t": _time(b.time),
+                    "o": float(b.open),
+                    "h": float(b.high),
+                    "l": float(b.low),
+                    "c": float(b.close),
+                    "v": float(b.volume),
+                    "n": 0,
+                    "vw": float(b.close),
+                }
+                for b in await venue.bars(symbol, frame, limit)
+            ]
+        return {"bars": found, "next_page_token": None}
+
     return app
+
+
+_TIMEFRAMES = {"1Min": "1m", "5Min": "5m", "15Min": "15m", "1Hour": "1h", "1Day": "1d"}
+"""Alpaca's timeframe names and the paper exchange's."""
 
 
 def _decimal(value: object) -> Decimal | None:

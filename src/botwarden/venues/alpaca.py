@@ -1,0 +1,401 @@
+"""`alpaca`: stocks (and crypto orders) at Alpaca, through alpaca-py.
+
+alpaca-py is synchronous, sets no HTTP timeout and retries 429 and 504 on its own (three
+times, 3 s apart), and its clients take no argument to change either. So this adapter:
+- runs every SDK call in a worker thread, off the event loop;
+- bounds every HTTP request by mounting a timeout on the SDK's `requests` session, and
+  switches the SDK's own retries off (`_retry = 0`, the only switch there is), so that
+  the one retry policy is botwarden's (`retry.py`): reads retried, cancels retried only
+  when nothing reached Alpaca, submissions never;
+- maps whatever the SDK raised onto the error taxonomy, telling "never reached Alpaca"
+  (connection refused, connect timeout, 429, 503) from "may have" (read timeout, a
+  reset connection, other 5xx).
+
+Facts of Alpaca's API used here: orders are found by client order id at
+`GET /v2/orders:by_client_order_id`, even once closed; client order ids are unique
+for the account, forever; fills are account activities (`/v2/account/activities/FILL`)
+that name the order by its id, not by the client order id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from botwarden.domain.markets import MarketRules, TimeInForce
+from botwarden.domain.models import Fill, OrderSide, Side
+from botwarden.domain.orders import OrderType
+from botwarden.venues.base import (
+    Ambiguous,
+    AuthError,
+    Balance,
+    Bar,
+    Capabilities,
+    FillPage,
+    NotFound,
+    OrderRequest,
+    OrderState,
+    Rejected,
+    Retryable,
+    VenueError,
+    VenueOrder,
+    VenuePosition,
+)
+from botwarden.venues.retry import CANCELS, NO_RETRY, READS, RetryPolicy, call_with_retry
+
+T = TypeVar("T")
+
+_STATES = {
+    "new": OrderState.OPEN,
+    "accepted": OrderState.OPEN,
+    "pending_new": OrderState.OPEN,
+    "accepted_for_bidding": OrderState.OPEN,
+    "held": OrderState.OPEN,
+    "stopped": OrderState.OPEN,
+    "calculated": OrderState.OPEN,
+    "pending_cancel": OrderState.OPEN,
+    "pending_replace": OrderState.OPEN,
+    "pending_review": OrderState.OPEN,
+    "suspended": OrderState.OPEN,
+    "partially_filled": OrderState.PARTIALLY_FILLED,
+    "filled": OrderState.FILLED,
+    "canceled": OrderState.CANCELED,
+    "replaced": OrderState.CANCELED,
+    "done_for_day": OrderState.EXPIRED,
+    "expired": OrderState.EXPIRED,
+    "rejected": OrderState.REJECTED,
+}
+"""Alpaca's order statuses as the port's states. Anything not final at Alpaca is open:
+an order pending cancel may still fill."""
+
+_PAGE = 500  # Alpaca's largest page of orders
+
+
+class AlpacaVenue:
+    name = "alpaca"
+
+    def __init__(
+        self,
+        api_key: str,
+        secret_key: str,
+        *,
+        paper: bool = True,
+        base_url: str | None = None,
+        data_url: str | None = None,
+        timeout: float = 10.0,
+        reads: RetryPolicy = READS,
+        cancels: RetryPolicy = CANCELS,
+    ) -> None:
+        self._key, self._secret = api_key, secret_key
+        self._paper = paper
+        self._base_url, self._data_url = base_url, data_url
+        self._timeout = timeout
+        self._reads, self._cancels = reads, cancels
+        self._trading: Any = None
+        self._data: Any = None
+        self._client_ids: dict[str, str] = {}
+        """Alpaca order id -> client order id, for naming fills."""
+        self.capabilities = Capabilities(
+            shorting=True,
+            stop_orders=True,
+            client_ids="unique",
+            closed_order_lookup=True,
+            bulk=frozenset({"positions", "open_orders", "fills"}),
+        )
+
+    # -- plumbing ----------------------------------------------------------------------
+    async def connect(self) -> None:
+        try:
+            from alpaca.data.historical.stock import StockHistoricalDataClient
+            from alpaca.trading.client import TradingClient
+        except ImportError as error:  # pragma: no cover - depends on the install
+            raise AuthError(
+                self.name, "the alpaca venue needs alpaca-py: pip install 'botwarden[alpaca]'"
+            ) from error
+        self._trading = TradingClient(
+            self._key, self._secret, paper=self._paper, url_override=self._base_url
+        )
+        self._data = StockHistoricalDataClient(self._key, self._secret, url_override=self._data_url)
+        for client in (self._trading, self._data):
+            client._retry = 0  # the SDK's own 429/504 retries: the policy is ours
+            _bound(client._session, self._timeout)
+        await self.balance()  # proves the keys now, not at the first order
+
+    async def close(self) -> None:
+        for client in (self._trading, self._data):
+            if client is not None:
+                client._session.close()
+
+    async def _call(self, what: str, call: Callable[[], T], policy: RetryPolicy) -> T:
+        async def once() -> T:
+            try:
+                return await asyncio.to_thread(call)
+            except VenueError:
+                raise
+            except Exception as error:
+                raise self._translate(error, what) from error
+
+        # The HTTP timeout ends a hung request first; the time limit is the backstop.
+        return await call_with_retry(
+            once, policy, venue=self.name, what=what, per_try=self._timeout * 2 + 1
+        )
+
+    def _translate(self, error: Exception, what: str) -> VenueError:
+        import requests
+        from alpaca.common.exceptions import APIError
+        from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+        if isinstance(error, requests.exceptions.ConnectTimeout):
+            return Retryable(self.name, f"{what}: could not connect: {error}")
+        if isinstance(error, requests.exceptions.ReadTimeout):
+            return Ambiguous(self.name, f"{what}: no answer within {self._timeout:g} s")
+        if isinstance(error, requests.exceptions.ConnectionError):
+            reason = error.args[0] if error.args else None
+            if isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError):
+                return Retryable(self.name, f"{what}: could not connect")
+            return Ambiguous(self.name, f"{what}: the connection broke: {error}")
+        if isinstance(error, APIError):
+            return self._api_error(error, what)
+        return Ambiguous(self.name, f"{what}: unexpected answer: {type(error).__name__}: {error}")
+
+    def _api_error(self, error: Any, what: str) -> VenueError:
+        status = error.status_code or 0
+        try:
+            code, message = error.code, error.message
+        except (ValueError, KeyError, TypeError):
+            code, message = None, str(error)[:200]
+        text = f"{what}: HTTP {status}: {message}"
+        if status == 429:
+            after = (
+                error.response.headers.get("Retry-After") if error.response is not None else None
+            )
+            return Retryable(self.name, text, retry_after=float(after) if after else None)
+        if status == 401 or (status == 403 and code != 40310000):
+            return AuthError(self.name, text)
+        if status == 404:
+            return NotFound(self.name, text)
+        if status in (400, 403, 409, 422):
+            return Rejected(self.name, text, code=None if code is None else str(code))
+        if status == 503:
+            return Retryable(self.name, text)
+        return Ambiguous(self.name, text)
+
+    # -- the port ------------------------------------------------------------------------
+    async def balance(self) -> Balance:
+        account = await self._call("account", lambda: self._trading.get_account(), self._reads)
+        return Balance(
+            currency=account.currency or "USD",
+            cash=Decimal(account.cash or 0),
+            equity=Decimal(account.equity or 0),
+            buying_power=Decimal(account.buying_power or 0),
+        )
+
+    async def positions(self) -> list[VenuePosition]:
+        held = await self._call("positions", lambda: self._trading.get_all_positions(), self._reads)
+        return [
+            VenuePosition(
+                symbol=p.symbol,
+                side=Side.LONG if p.side.value == "long" else Side.SHORT,
+                qty=abs(Decimal(p.qty)),
+                avg_entry_price=Decimal(p.avg_entry_price),
+            )
+            for p in held
+        ]
+
+    async def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
+        from alpaca.trading.enums import QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
+        orders: list[VenueOrder] = []
+        after: datetime | None = None
+        while True:  # pages of 500, oldest first
+            request = GetOrdersRequest(
+                status=QueryOrderStatus.OPEN,
+                limit=_PAGE,
+                direction="asc",
+                after=after,
+                symbols=[symbol] if symbol else None,
+            )
+            page = await self._call(
+                "open orders", lambda r=request: self._trading.get_orders(r), self._reads
+            )
+            orders += [self._order(o) for o in page]
+            if len(page) < _PAGE:
+                return orders
+            after = page[-1].submitted_at
+
+    async def order(self, client_order_id: str, symbol: str | None = None) -> VenueOrder:
+        found = await self._call(
+            "order lookup",
+            lambda: self._trading.get_order_by_client_id(client_order_id),
+            self._reads,
+        )
+        order = self._order(found)
+        if symbol is not None and order.symbol != symbol:
+            raise NotFound(self.name, f"no {symbol} order with client order id {client_order_id!r}")
+        return order
+
+    async def fills(self, since: datetime | None = None, cursor: str | None = None) -> FillPage:
+        params: dict[str, Any] = {"direction": "asc", "page_size": 100}
+        if cursor:
+            params["page_token"] = cursor
+        elif since is not None:
+            params["after"] = (since - timedelta(microseconds=1)).isoformat()
+        activities = await self._call(
+            "fills",
+            lambda: self._trading.get("/account/activities/FILL", params),
+            self._reads,
+        )
+        fills = [await self._fill(a) for a in activities or []]
+        last = activities[-1]["id"] if activities else cursor
+        return FillPage(fills=fills, cursor=last)
+
+    async def _fill(self, activity: dict[str, Any]) -> Fill:
+        order_id = activity["order_id"]
+        if order_id not in self._client_ids:
+            found = await self._call(
+                "order by id", lambda: self._trading.get_order_by_id(order_id), self._reads
+            )
+            self._client_ids[order_id] = found.client_order_id
+        return Fill(
+            trade_id=activity["id"],
+            client_order_id=self._client_ids[order_id],
+            symbol=activity["symbol"],
+            side=OrderSide(activity["side"]),
+            qty=Decimal(str(activity["qty"])),
+            price=Decimal(str(activity["price"])),
+            time=datetime.fromisoformat(activity["transaction_time"].replace("Z", "+00:00")),
+        )
+
+    async def submit(self, request: OrderRequest) -> VenueOrder:
+        sdk_request = _sdk_order(request)
+        sent = await self._call("submit", lambda: self._trading.submit_order(sdk_request), NO_RETRY)
+        return self._order(sent)
+
+    async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder:
+        order = await self.order(client_order_id, symbol)
+        await self._call(
+            "cancel",
+            lambda: self._trading.cancel_order_by_id(order.venue_order_id),
+            self._cancels,
+        )
+        return await self.order(client_order_id, symbol)
+
+    async def last_price(self, symbol: str) -> Decimal:
+        from alpaca.data.requests import StockLatestTradeRequest
+
+        request = StockLatestTradeRequest(symbol_or_symbols=symbol)
+        trades = await self._call(
+            "last price", lambda: self._data.get_stock_latest_trade(request), self._reads
+        )
+        if symbol not in trades:
+            raise NotFound(self.name, f"no trades for {symbol!r}")
+        return Decimal(str(trades[symbol].price))
+
+    async def bars(self, symbol: str, timeframe: str, limit: int) -> Sequence[Bar]:
+        from alpaca.data.requests import StockBarsRequest
+
+        frame, width = _timeframe(timeframe)
+        start = datetime.now().astimezone() - width * (limit + 1)
+        request = StockBarsRequest(
+            symbol_or_symbols=symbol, timeframe=frame, start=start, limit=limit + 1
+        )
+        bar_set = await self._call("bars", lambda: self._data.get_stock_bars(request), self._reads)
+        found = bar_set.data.get(symbol, [])
+        return [
+            Bar(
+                time=b.timestamp,
+                open=Decimal(str(b.open)),
+                high=Decimal(str(b.high)),
+                low=Decimal(str(b.low)),
+                close=Decimal(str(b.close)),
+                volume=Decimal(str(b.volume)),
+            )
+            for b in found[-limit:]
+        ]
+
+    async def market(self, symbol: str) -> MarketRules:
+        if "/" in symbol:  # crypto: GTC or IOC only, $1 minimum (Alpaca's rules)
+            return MarketRules(
+                symbol=symbol,
+                min_notional=Decimal(1),
+                time_in_force=frozenset({TimeInForce.GTC, TimeInForce.IOC}),
+            )
+        return MarketRules(symbol=symbol, price_tick=Decimal("0.01"))
+
+    def _order(self, order: Any) -> VenueOrder:
+        self._client_ids[str(order.id)] = order.client_order_id
+        qty = Decimal(str(order.qty)) if order.qty is not None else Decimal(0)
+        return VenueOrder(
+            client_order_id=order.client_order_id,
+            venue_order_id=str(order.id),
+            symbol=order.symbol,
+            side=OrderSide(order.side.value),
+            type=OrderType(order.order_type.value if order.order_type else order.type.value),
+            qty=qty,
+            state=_STATES.get(order.status.value, OrderState.OPEN),
+            filled_qty=Decimal(str(order.filled_qty or 0)),
+            avg_price=_decimal(order.filled_avg_price),
+            limit_price=_decimal(order.limit_price),
+            stop_price=_decimal(order.stop_price),
+            time_in_force=TimeInForce(order.time_in_force.value)
+            if order.time_in_force.value in TimeInForce._value2member_map_
+            else TimeInForce.GTC,
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+        )
+
+
+def _decimal(value: object) -> Decimal | None:
+    return None if value in (None, "") else Decimal(str(value))
+
+
+def _sdk_order(request: OrderRequest) -> Any:
+    from alpaca.trading import requests as sdk
+    from alpaca.trading.enums import OrderSide as SdkSide
+    from alpaca.trading.enums import TimeInForce as SdkTimeInForce
+
+    common = {
+        "symbol": request.symbol,
+        "qty": float(request.qty),
+        "side": SdkSide(request.side.value),
+        "time_in_force": SdkTimeInForce(request.time_in_force.value),
+        "client_order_id": request.client_order_id,
+    }
+    if request.type is OrderType.LIMIT:
+        return sdk.LimitOrderRequest(**common, limit_price=float(request.limit_price))
+    if request.type is OrderType.STOP:
+        return sdk.StopOrderRequest(**common, stop_price=float(request.stop_price))
+    return sdk.MarketOrderRequest(**common)
+
+
+def _timeframe(text: str) -> tuple[Any, timedelta]:
+    from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
+
+    frames = {
+        "1m": (TimeFrame(1, TimeFrameUnit.Minute), timedelta(minutes=1)),
+        "5m": (TimeFrame(5, TimeFrameUnit.Minute), timedelta(minutes=5)),
+        "15m": (TimeFrame(15, TimeFrameUnit.Minute), timedelta(minutes=15)),
+        "1h": (TimeFrame(1, TimeFrameUnit.Hour), timedelta(hours=1)),
+        "1d": (TimeFrame(1, TimeFrameUnit.Day), timedelta(days=1)),
+    }
+    if text not in frames:
+        raise NotFound("alpaca", f"timeframe {text!r}; use one of {', '.join(frames)}")
+    return frames[text]
+
+
+def _bound(session: Any, timeout: float) -> None:
+    """Give every request of `session` a timeout (requests has no session-wide one)."""
+    from requests.adapters import HTTPAdapter
+
+    class TimeoutAdapter(HTTPAdapter):
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            if kwargs.get("timeout") is None:
+                kwargs["timeout"] = timeout
+            return super().send(request, **kwargs)
+
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, TimeoutAdapter())

@@ -1,0 +1,149 @@
+"""The alpaca adapter: real alpaca-py over real HTTP to the Alpaca emulator, and every
+failure mapped to the error class that tells the engine what it may do."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("alpaca", reason="needs alpaca-py: pip install 'botwarden[alpaca]'")
+
+from botwarden.venues.alpaca import AlpacaVenue
+from botwarden.venues.base import (
+    Ambiguous,
+    AuthError,
+    NotFound,
+    OrderState,
+    Rejected,
+    Retryable,
+)
+from botwarden.venues.retry import RetryPolicy
+from tests.state.test_crash import free_port
+from tests.venues.servers import serving
+from tests.venues.test_alpaca_emulator import KEY, SECRET, start
+from tests.venues.test_paper import FEED, T0, Clock, order
+
+QUICK = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, deadline=5)
+
+
+def adapter(url: str, key: str = KEY, timeout: float = 2.0) -> AlpacaVenue:
+    return AlpacaVenue(
+        key, SECRET, base_url=url, data_url=url, timeout=timeout, reads=QUICK, cancels=QUICK
+    )
+
+
+@pytest.fixture
+async def alpaca(tmp_path: Path) -> AsyncIterator[tuple[AlpacaVenue, Clock]]:
+    clock = Clock()
+    venue, app = start(tmp_path, clock=clock)
+    with serving(app) as url:
+        alpaca = adapter(url)
+        await alpaca.connect()
+        yield alpaca, clock
+        await alpaca.close()
+    venue.book.close()
+
+
+async def test_orders_positions_and_fills_through_alpaca_py(alpaca) -> None:
+    venue, _ = alpaca
+    filled = await venue.submit(order("bot-000001", qty="10"))
+    assert (filled.state, filled.filled_qty) == (OrderState.FILLED, Decimal("10"))
+    assert (await venue.order("bot-000001", "SPY")).venue_order_id == filled.venue_order_id
+
+    [position] = await venue.positions()
+    assert (position.symbol, position.qty, position.avg_entry_price) == (
+        "SPY", Decimal("10"), FEED.price("SPY", T0)
+    )  # fmt: skip
+    page = await venue.fills()
+    assert [(f.client_order_id, f.qty) for f in page.fills] == [("bot-000001", Decimal("10"))]
+    assert (await venue.fills(cursor=page.cursor)).fills == []
+
+    stop_price = (FEED.price("SPY", T0) * Decimal("0.95")).quantize(Decimal("0.01"))
+    stop = await venue.submit(order("bot-stop", side="sell", type="stop", stop_price=stop_price))
+    assert stop.state is OrderState.OPEN
+    assert [o.client_order_id for o in await venue.open_orders()] == ["bot-stop"]
+    assert (await venue.cancel("bot-stop", "SPY")).state is OrderState.CANCELED
+    assert (await venue.balance()).cash < Decimal("100000")
+
+
+async def test_prices_and_bars_come_from_the_data_api(alpaca) -> None:
+    venue, _ = alpaca
+    assert await venue.last_price("SPY") == FEED.price("SPY", T0)
+    bars = await venue.bars("SPY", "1d", 5)
+    assert len(bars) == 5
+    assert all(b.low <= b.close <= b.high for b in bars)
+    assert (await venue.market("BTC/USD")).min_notional == 1
+
+
+async def test_refusals_are_rejected_and_missing_orders_not_found(alpaca) -> None:
+    venue, _ = alpaca
+    await venue.submit(order("bot-000001"))
+    with pytest.raises(Rejected) as duplicate:
+        await venue.submit(order("bot-000001"))
+    assert duplicate.value.code == "40010001"
+    with pytest.raises(Rejected, match="insufficient funds"):
+        await venue.submit(order("bot-000002", qty="1000000"))
+    with pytest.raises(NotFound):
+        await venue.order("never-sent", "SPY")
+
+
+async def test_an_answer_lost_after_acceptance_is_ambiguous_and_never_resent(
+    tmp_path: Path,
+) -> None:
+    venue, app = start(tmp_path, "timeout_after:on=submit,nth=1")
+    with serving(app) as url:
+        alpaca = adapter(url)
+        await alpaca.connect()
+        with pytest.raises(Ambiguous):
+            await alpaca.submit(order("bot-000001"))
+        assert len((await alpaca.fills()).fills) == 1, "sent once, filled once"
+        assert (await alpaca.order("bot-000001", "SPY")).state is OrderState.FILLED
+        await alpaca.close()
+    venue.book.close()
+
+
+async def test_an_answer_that_never_comes_is_ambiguous_after_the_timeout(tmp_path: Path) -> None:
+    venue, app = start(tmp_path, "slow:on=submit,seconds=3,nth=1")
+    with serving(app) as url:
+        alpaca = adapter(url, timeout=0.5)
+        await alpaca.connect()
+        with pytest.raises(Ambiguous, match="no answer"):
+            await alpaca.submit(order("bot-000001"))
+        assert (await alpaca.order("bot-000001", "SPY")).state is OrderState.FILLED
+        await alpaca.close()
+    venue.book.close()
+
+
+async def test_rate_limits_and_outages_are_retried_for_reads(tmp_path: Path) -> None:
+    venue, app = start(tmp_path, "rate_limit:on=positions,nth=1,retry_after=0.01")
+    with serving(app) as url:
+        alpaca = adapter(url)
+        await alpaca.connect()
+        assert await alpaca.positions() == []  # the 429 was retried by our policy
+        await alpaca.close()
+    venue.book.close()
+
+
+async def test_wrong_keys_are_an_auth_error_at_connect(tmp_path: Path) -> None:
+    venue, app = start(tmp_path)
+    with serving(app) as url, pytest.raises(AuthError, match="401"):
+        await adapter(url, key="PKWRONG").connect()
+    venue.book.close()
+
+
+async def test_a_venue_that_cannot_be_reached_is_retryable() -> None:
+    with pytest.raises(Retryable, match="could not connect"):
+        await adapter(f"http://127.0.0.1:{free_port()}").connect()
+
+
+async def test_fills_since_a_time(alpaca) -> None:
+    venue, clock = alpaca
+    await venue.submit(order("early"))
+    clock.now += timedelta(minutes=5)
+    await venue.submit(order("late"))
+    later = await venue.fills(since=T0 + timedelta(minutes=1))
+    assert [f.client_order_id for f in later.fills] == ["late"]
