@@ -45,6 +45,7 @@ from botwarden.venues.base import (
     VenuePosition,
 )
 from botwarden.venues.retry import CANCELS, NO_RETRY, READS, RetryPolicy, call_with_retry
+from botwarden.venues.rules import enforce
 
 T = TypeVar("T")
 
@@ -271,6 +272,8 @@ class AlpacaVenue:
         )
 
     async def submit(self, request: OrderRequest) -> VenueOrder:
+        # Checked here, not sent to be rejected; a market order's value is left to Alpaca.
+        enforce(request, await self.market(request.symbol), None)
         sdk_request = _sdk_order(request)
         sent = await self._call("submit", lambda: self._trading.submit_order(sdk_request), NO_RETRY)
         return self._order(sent)

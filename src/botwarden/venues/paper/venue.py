@@ -29,6 +29,7 @@ from botwarden.venues.base import (
 from botwarden.venues.paper.book import PaperBook
 from botwarden.venues.paper.faults import FaultKind, FaultPlan
 from botwarden.venues.paper.feed import EPOCH
+from botwarden.venues.rules import enforce
 
 TIMEFRAMES = {
     "1m": timedelta(minutes=1),
@@ -161,6 +162,10 @@ class PaperVenue:
         return await self._call("fills", page)
 
     async def submit(self, request: OrderRequest) -> VenueOrder:
+        if request.symbol in self.book.feed.instruments:  # an unknown one: the venue says so
+            price = self.book.feed.price(request.symbol, self.clock())
+            enforce(request, await self.market(request.symbol), price)
+
         def accept(now: datetime) -> VenueOrder:
             partial = self.faults.draw("submit", now, kinds=frozenset({FaultKind.PARTIAL_FILL}))
             return self.book.submit(request, now, partial.fraction if partial else None)
