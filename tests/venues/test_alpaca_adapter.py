@@ -147,3 +147,29 @@ async def test_fills_since_a_time(alpaca) -> None:
     await venue.submit(order("late"))
     later = await venue.fills(since=T0 + timedelta(minutes=1))
     assert [f.client_order_id for f in later.fills] == ["late"]
+
+
+async def test_recovery_names_fills_with_a_few_bulk_calls_not_one_per_order(tmp_path: Path) -> None:
+    """Alpaca's fills name only the order; a restarted bot must learn the client order
+    ids without asking order by order."""
+    clock = Clock()
+    exchange, app = start(tmp_path, clock=clock)
+    with serving(app) as url:
+        before = adapter(url)
+        await before.connect()
+        for n in range(30):
+            clock.now += timedelta(seconds=1)
+            await before.submit(order(f"bot-{n:06d}", qty="1"))
+        await before.close()
+
+        restarted = adapter(url)  # knows nothing yet
+        await restarted.connect()
+        app.state.calls.clear()
+        fills = (await restarted.fills()).fills
+        assert [f.client_order_id for f in fills] == [f"bot-{n:06d}" for n in range(30)]
+        assert dict(app.state.calls) == {
+            "GET /v2/account/activities/FILL": 1,
+            "GET /v2/orders": 1,
+        }
+        await restarted.close()
+    exchange.book.close()

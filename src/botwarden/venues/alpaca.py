@@ -210,9 +210,9 @@ class AlpacaVenue:
         from alpaca.trading.enums import QueryOrderStatus
         from alpaca.trading.requests import GetOrdersRequest
 
-        orders: list[VenueOrder] = []
+        orders: dict[str, VenueOrder] = {}
         after: datetime | None = None
-        while True:  # pages of 500, oldest first
+        while True:  # pages of 500, oldest first, each after the last one's submission
             request = GetOrdersRequest(
                 status=QueryOrderStatus.OPEN,
                 limit=_PAGE,
@@ -223,9 +223,10 @@ class AlpacaVenue:
             page = await self._call(
                 "open orders", lambda r=request: self._trading.get_orders(r), self._reads
             )
-            orders += [self._order(o) for o in page]
-            if len(page) < _PAGE:
-                return orders
+            new = [o for o in page if str(o.id) not in orders]
+            orders.update((str(o.id), self._order(o)) for o in new)
+            if len(page) < _PAGE or not new:
+                return list(orders.values())
             after = page[-1].submitted_at
 
     async def order(self, client_order_id: str, symbol: str | None = None) -> VenueOrder:
@@ -250,17 +251,43 @@ class AlpacaVenue:
             lambda: self._trading.get("/account/activities/FILL", params),
             self._reads,
         )
-        fills = [await self._fill(a) for a in activities or []]
+        activities = activities or []
+        await self._name_orders({a["order_id"] for a in activities})
         last = activities[-1]["id"] if activities else cursor
-        return FillPage(fills=fills, cursor=last)
+        return FillPage(fills=[self._fill(a) for a in activities], cursor=last)
 
-    async def _fill(self, activity: dict[str, Any]) -> Fill:
-        order_id = activity["order_id"]
-        if order_id not in self._client_ids:
+    async def _name_orders(self, order_ids: set[str]) -> None:
+        """Learn the client order ids of these orders: Alpaca's fills name only the
+        order. Recent orders are listed in bulk (500 a call, newest first), so the
+        calls grow with the orders, not with the fills; one by one only for the rest."""
+        from alpaca.trading.enums import QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
+        unknown = order_ids - self._client_ids.keys()
+        until: datetime | None = None
+        for _ in range(10):
+            if not unknown:
+                return
+            request = GetOrdersRequest(
+                status=QueryOrderStatus.ALL, limit=_PAGE, direction="desc", until=until
+            )
+            page = await self._call(
+                "orders", lambda r=request: self._trading.get_orders(r), self._reads
+            )
+            for listed in page:
+                self._client_ids[str(listed.id)] = listed.client_order_id
+            unknown -= {str(listed.id) for listed in page}
+            if len(page) < _PAGE:
+                break
+            until = page[-1].submitted_at
+        for order_id in unknown:
             found = await self._call(
-                "order by id", lambda: self._trading.get_order_by_id(order_id), self._reads
+                "order by id", lambda i=order_id: self._trading.get_order_by_id(i), self._reads
             )
             self._client_ids[order_id] = found.client_order_id
+
+    def _fill(self, activity: dict[str, Any]) -> Fill:
+        order_id = activity["order_id"]
         return Fill(
             trade_id=activity["id"],
             client_order_id=self._client_ids[order_id],

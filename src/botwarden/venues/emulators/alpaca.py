@@ -16,6 +16,7 @@ and auth by the `APCA-API-KEY-ID` / `APCA-API-SECRET-KEY` headers.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -153,9 +154,12 @@ def _error(status: int, code: int, message: str, headers: dict[str, str] | None 
 
 def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = None) -> FastAPI:
     app = FastAPI(title="botwarden Alpaca emulator", docs_url=None, redoc_url=None)
+    app.state.calls = Counter()
+    """`METHOD /path` -> requests served: what a benchmark or a test counts."""
 
     @app.middleware("http")
     async def authenticate(request: Request, call_next: Any) -> Response:
+        app.state.calls[f"{request.method} {request.url.path}"] += 1
         if key is not None and (
             request.headers.get("APCA-API-KEY-ID") != key
             or request.headers.get("APCA-API-SECRET-KEY") != secret
@@ -211,8 +215,15 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
 
     @app.get("/v2/orders")
     async def orders(
-        status: str = "open", symbols: str | None = None, limit: int = 50
+        status: str = "open",
+        symbols: str | None = None,
+        limit: int = 50,
+        after: str | None = None,
+        until: str | None = None,
+        direction: str = "desc",
     ) -> list[dict[str, Any]]:
+        """As Alpaca: by submission time, newest first unless `direction=asc`, at most
+        `limit` (500), strictly after `after` and before `until`."""
         if status == "open":
             found = await venue.open_orders()
         else:
@@ -220,8 +231,16 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
             if status == "closed":
                 found = [o for o in found if o.state.is_final]
         wanted = set(symbols.split(",")) if symbols else None
-        found = [o for o in found if wanted is None or o.symbol in wanted]
-        return [order_json(o) for o in reversed(found)][:limit]  # newest first, as Alpaca
+        start, end = _moment(after), _moment(until)
+        found = [
+            o
+            for o in found
+            if (wanted is None or o.symbol in wanted)
+            and (start is None or o.created_at > start)
+            and (end is None or o.created_at < end)
+        ]
+        found.sort(key=lambda o: (o.created_at, o.venue_order_id), reverse=direction != "asc")
+        return [order_json(o) for o in found[: min(limit, 500)]]
 
     @app.get("/v2/orders:by_client_order_id")
     async def by_client_order_id(client_order_id: str) -> dict[str, Any]:
@@ -342,6 +361,10 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
 
 _TIMEFRAMES = {"1Min": "1m", "5Min": "5m", "15Min": "15m", "1Hour": "1h", "1Day": "1d"}
 """Alpaca's timeframe names and the paper exchange's."""
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _decimal(value: object) -> Decimal | None:
