@@ -1,4 +1,4 @@
-"""Venue benchmark: what recovery costs to ask, and how fast the paper engine trades.
+"""Venue benchmark: what recovery costs to ask, and how fast orders go through.
 
 For an account holding 1, 100 and 1,000 positions (each with a resting stop), it
 measures the calls and the wall time needed to fetch positions, open orders and fills
@@ -6,7 +6,8 @@ measures the calls and the wall time needed to fetch positions, open orders and 
 
     .venv/bin/python benchmarks/venues.py [--sizes 1,100,1000]
 
-The Alpaca and ccxt adapters join this table when their emulators land (step 2).
+Measured for the paper exchange called directly and for the alpaca adapter (real
+alpaca-py over HTTP) against the Alpaca emulator; ccxt joins when its emulators land.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ import shutil
 import statistics
 import tempfile
 import time
-from datetime import UTC, datetime
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from botwarden.venues.base import OrderRequest
+from botwarden.venues.base import OrderRequest, Venue
 from botwarden.venues.paper.book import BookSettings, PaperBook
 from botwarden.venues.paper.feed import Instrument, RandomWalkFeed
 from botwarden.venues.paper.venue import PaperVenue
@@ -32,12 +36,24 @@ from botwarden.venues.paper.venue import PaperVenue
 NOW = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 
 
-def make_venue(directory: Path, symbols: int) -> PaperVenue:
+class Ticking:
+    """Exchange time that moves a millisecond per look: orders get distinct times, as
+    they do at a real venue (Alpaca pages its order lists by submission time)."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now
+
+
+def make_paper(directory: Path, symbols: int, name: str) -> PaperVenue:
     feed = RandomWalkFeed(
         {f"S{i:04d}": Instrument(f"S{i:04d}", Decimal("100")) for i in range(symbols)}, seed=3
     )
     settings = BookSettings(starting_cash=Decimal("1000000000"))
-    return PaperVenue(PaperBook(directory / f"paper-{symbols}.db", feed, settings), lambda: NOW)
+    return PaperVenue(PaperBook(directory / f"{name}-{symbols}.db", feed, settings), Ticking())
 
 
 async def timed(call) -> float:
@@ -46,8 +62,8 @@ async def timed(call) -> float:
     return time.perf_counter() - started
 
 
-async def measure(directory: Path, held: int) -> dict[str, float]:
-    venue = make_venue(directory, held)
+async def trade(venue: Venue, held: int) -> tuple[list[float], list[float]]:
+    """One position per symbol, each with its resting stop."""
     entries, stops = [], []
     for i in range(held):
         symbol = f"S{i:04d}"
@@ -55,61 +71,116 @@ async def measure(directory: Path, held: int) -> dict[str, float]:
             client_order_id=f"e{i}", symbol=symbol, side="buy", type="market", qty=Decimal(1)
         )
         entries.append(await timed(venue.submit(entry)))
-        price = await venue.last_price(symbol)
         stop = OrderRequest(
             client_order_id=f"s{i}",
             symbol=symbol,
             side="sell",
             type="stop",
             qty=Decimal(1),
-            stop_price=(price * Decimal("0.9")).quantize(Decimal("0.01")),
+            stop_price=Decimal("50"),
         )
         stops.append(await timed(venue.submit(stop)))
-    reads = {
-        "positions": min([await timed(venue.positions()) for _ in range(5)]),
-        "open orders": min([await timed(venue.open_orders()) for _ in range(5)]),
-        "fills": min([await timed(venue.fills()) for _ in range(5)]),
-    }
-    assert len(await venue.positions()) == held
-    assert len(await venue.open_orders()) == held
+    return entries, stops
+
+
+async def all_fills(venue: Venue) -> int:
+    """Every fill, page after page, as recovery reads them."""
+    count, cursor = 0, None
+    while True:
+        page = await venue.fills(cursor=cursor)
+        if not page.fills:
+            return count
+        count, cursor = count + len(page.fills), page.cursor
+
+
+async def recovery_reads(venue: Venue, held: int, calls: Callable[[], Counter]) -> dict[str, Any]:
+    """What a restarted bot asks: positions, open orders, fills; time and calls each."""
+    result: dict[str, Any] = {}
+    for kind, read, expected in (
+        ("positions", venue.positions, held),
+        ("open orders", venue.open_orders, held),
+        ("fills", lambda: all_fills(venue), held),
+    ):
+        calls().clear()
+        started = time.perf_counter()
+        found = await read()
+        result[f"{kind} ms"] = (time.perf_counter() - started) * 1e3
+        result[f"{kind} calls"] = sum(calls().values()) or 1
+        size = found if isinstance(found, int) else len(found)
+        assert size == expected, f"{kind}: {size} != {expected}"
+    return result
+
+
+async def measure_paper(directory: Path, held: int) -> dict[str, Any]:
+    venue = make_paper(directory, held, "paper")
+    entries, stops = await trade(venue, held)
+    result = await recovery_reads(venue, held, Counter)
     venue.book.close()
+    return {**result, **order_times(entries, stops)}
+
+
+async def measure_alpaca(directory: Path, held: int) -> dict[str, Any]:
+    from botwarden.venues.alpaca import AlpacaVenue
+    from botwarden.venues.emulators.alpaca import create_app
+    from botwarden.venues.emulators.server import serving
+
+    exchange = make_paper(directory, held, "alpaca")
+    app = create_app(exchange, "PKBENCH", "bench")
+    with serving(app) as url:
+        trader = AlpacaVenue("PKBENCH", "bench", base_url=url, data_url=url)
+        await trader.connect()
+        entries, stops = await trade(trader, held)
+        await trader.close()
+        restarted = AlpacaVenue("PKBENCH", "bench", base_url=url, data_url=url)
+        await restarted.connect()
+        result = await recovery_reads(restarted, held, lambda: app.state.calls)
+        await restarted.close()
+    exchange.book.close()
+    return {**result, **order_times(entries, stops)}
+
+
+def order_times(entries: list[float], stops: list[float]) -> dict[str, float]:
     return {
-        **reads,
         "market order ms": statistics.median(entries) * 1e3,
         "stop order ms": statistics.median(stops) * 1e3,
         "orders per s": 1 / statistics.mean(entries + stops),
     }
 
 
+READS = ("positions", "open orders", "fills")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,100,1000")
+    parser.add_argument("--paper-only", action="store_true", help="skip the Alpaca emulator")
     args = parser.parse_args()
     console = Console(width=max(Console().width, 110))
     directory = Path(tempfile.mkdtemp(prefix="venues-"))
     try:
-        table = Table(
-            title="Paper venue: recovery reads and order throughput", title_justify="left"
-        )
-        for column in ("held", "calls", "positions ms", "open orders ms", "fills ms",
-                       "market order ms", "stop order ms", "orders/s"):  # fmt: skip
-            table.add_column(column, justify="right")
-        for held in (int(size) for size in args.sizes.split(",")):
-            result = await measure(directory, held)
-            table.add_row(
-                f"{held:,}",
-                "3",
-                f"{result['positions'] * 1e3:.2f}",
-                f"{result['open orders'] * 1e3:.2f}",
-                f"{result['fills'] * 1e3:.2f}",
-                f"{result['market order ms']:.3f}",
-                f"{result['stop order ms']:.3f}",
-                f"{result['orders per s']:,.0f}",
-            )
+        table = Table(title="Venues: recovery reads and order throughput", title_justify="left")
+        columns = ["venue", "held", *(f"{kind} ms (calls)" for kind in READS)]
+        for column in [*columns, "market order ms", "stop order ms", "orders/s"]:
+            table.add_column(column, justify="left" if column == "venue" else "right")
+        measures = {"paper": measure_paper}
+        if not args.paper_only:
+            measures["alpaca (emulator)"] = measure_alpaca
+        for name, measure in measures.items():
+            for held in (int(size) for size in args.sizes.split(",")):
+                r = await measure(directory, held)
+                table.add_row(
+                    name,
+                    f"{held:,}",
+                    *(f"{r[f'{kind} ms']:.1f} ({r[f'{kind} calls']})" for kind in READS),
+                    f"{r['market order ms']:.3f}",
+                    f"{r['stop order ms']:.3f}",
+                    f"{r['orders per s']:,.0f}",
+                )
         console.print(table)
         console.print(
-            "calls: to fetch positions, open orders and fills, one bulk call each whatever the"
-            " account holds; read times are the best of 5; order times the median."
+            "calls: requests a restarted bot needs to read everything (paper: one method"
+            " call each; alpaca: HTTP requests to the emulator, counted there). Order"
+            " times are the median of the orders that built the account."
         )
     finally:
         shutil.rmtree(directory, ignore_errors=True)

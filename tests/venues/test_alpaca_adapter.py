@@ -21,9 +21,9 @@ from botwarden.venues.base import (
     Rejected,
     Retryable,
 )
+from botwarden.venues.emulators.server import serving
 from botwarden.venues.retry import RetryPolicy
 from tests.state.test_crash import free_port
-from tests.venues.servers import serving
 from tests.venues.test_alpaca_emulator import KEY, SECRET, start
 from tests.venues.test_paper import FEED, T0, Clock, order
 

@@ -18,10 +18,10 @@ from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeI
 from alpaca.trading.requests import GetOrdersRequest, MarketOrderRequest, StopOrderRequest
 
 from botwarden.venues.emulators.alpaca import create_app
+from botwarden.venues.emulators.server import serving
 from botwarden.venues.paper.book import BookSettings, PaperBook
 from botwarden.venues.paper.faults import FaultPlan
 from botwarden.venues.paper.venue import PaperVenue
-from tests.venues.servers import serving
 from tests.venues.test_paper import FEED, T0, Clock
 
 KEY, SECRET = "PKTEST", "not-a-real-secret"

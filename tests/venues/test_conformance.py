@@ -41,7 +41,7 @@ async def paper_venue(tmp_path: Path, faults: str) -> AsyncIterator[tuple[Venue,
 @asynccontextmanager
 async def alpaca_venue(tmp_path: Path, faults: str) -> AsyncIterator[tuple[Venue, Clock]]:
     pytest.importorskip("alpaca", reason="needs alpaca-py: pip install 'botwarden[alpaca]'")
-    from tests.venues.servers import serving
+    from botwarden.venues.emulators.server import serving
     from tests.venues.test_alpaca_adapter import adapter
     from tests.venues.test_alpaca_emulator import start
 

@@ -116,8 +116,8 @@ async def test_an_alpaca_venue_from_config_trades_through_the_emulator(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("alpaca", reason="needs alpaca-py: pip install 'botwarden[alpaca]'")
+    from botwarden.venues.emulators.server import serving
     from botwarden.venues.factory import open_venue
-    from tests.venues.servers import serving
     from tests.venues.test_alpaca_emulator import KEY, SECRET, start
 
     venue, app = start(tmp_path)

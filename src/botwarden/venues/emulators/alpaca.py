@@ -211,7 +211,8 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
     @app.get("/v2/positions")
     async def positions() -> list[dict[str, Any]]:
         held = await venue.positions()
-        return [position_json(p, await venue.last_price(p.symbol)) for p in held]
+        now = venue.clock()  # one moment prices every position
+        return [position_json(p, venue.book.feed.price(p.symbol, now)) for p in held]
 
     @app.get("/v2/orders")
     async def orders(

@@ -1,4 +1,4 @@
-"""Run an emulator's ASGI app on 127.0.0.1 in a background thread, for tests."""
+"""Run an emulator in a background thread of this process (tests, benchmarks)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import uvicorn
 
 @contextmanager
 def serving(app: object) -> Iterator[str]:
-    """The app's base URL while the block runs; a free port is chosen."""
+    """Serve `app` on 127.0.0.1 (a free port) while the block runs; yields its base URL."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
