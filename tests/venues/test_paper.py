@@ -265,6 +265,7 @@ async def test_what_open_orders_claim_cannot_be_spent_twice(tmp_path: Path, cloc
     await small.submit(order("bid", type="limit", limit_price=limit, qty=str(qty)))
     with pytest.raises(Rejected, match="insufficient funds"):
         await small.submit(order("more", qty="5"))  # the cash is promised to the bid
+    assert [o.client_order_id for o in await small.open_orders()] == ["bid"], "nothing half-kept"
     await small.submit(order("short", side="sell", qty="1"))
     with pytest.raises(Rejected, match="insufficient funds"):
         await small.submit(order("huge", qty="1000"))  # short proceeds are not a fortune

@@ -14,6 +14,8 @@ Prices come from the feed; the book never stores them. Money is `Decimal` throug
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
@@ -79,6 +81,8 @@ class PaperBook:
         self._db.execute(
             "INSERT OR IGNORE INTO meta VALUES ('cash', ?)", (str(settings.starting_cash),)
         )
+        self._open: dict[str, VenueOrder] | None = None
+        self._staged: dict[str, VenueOrder] = {}
 
     def close(self) -> None:
         self._db.close()
@@ -118,6 +122,32 @@ class PaperBook:
         self._set_meta(counter, str(value))
         return value
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction; the in-memory open orders follow only once it committed."""
+        self._db.execute("BEGIN IMMEDIATE")
+        self._staged: dict[str, VenueOrder] = {}
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        open_orders = self._open_orders()
+        for venue_id, order in self._staged.items():
+            if order.state.is_final:
+                open_orders.pop(venue_id, None)
+            else:
+                open_orders[venue_id] = order
+
+    def _open_orders(self) -> dict[str, VenueOrder]:
+        """Open orders, oldest first, kept in memory: every operation consults them, and
+        decoding them from the file each time made an order cost grow with their count.
+        (One process owns a book: the bot it lives in, or the emulator serving it.)"""
+        if self._open is None:
+            self._open = {o.venue_order_id: o for o in self._orders("final = 0")}
+        return self._open
+
     def _save_order(self, order: VenueOrder, seq: int | None = None) -> None:
         if seq is None:
             seq = self._db.execute(
@@ -133,6 +163,7 @@ class PaperBook:
                 order.model_dump_json(),
             ),
         )
+        self._staged[order.venue_order_id] = order
 
     def _orders(self, where: str, params: tuple = ()) -> list[VenueOrder]:
         rows = self._db.execute(f"SELECT doc FROM orders WHERE {where} ORDER BY seq", params)
@@ -172,7 +203,7 @@ class PaperBook:
         ]
 
     def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
-        orders = self._orders("final = 0")
+        orders = list(self._open_orders().values())
         return [o for o in orders if symbol is None or o.symbol == symbol]
 
     def all_orders(self) -> list[VenueOrder]:
@@ -205,13 +236,8 @@ class PaperBook:
         """Accept (and, if marketable, fill) an order. With `fill_fraction`, a market
         order fills only that part now and the rest when the book next advances."""
         self._check_symbol(request.symbol)
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             order = self._accept(request, now, fill_fraction)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return order
 
     def _check_symbol(self, symbol: str) -> None:
@@ -306,7 +332,7 @@ class PaperBook:
         """What open orders already claim is not available again (as Alpaca's
         `qty_available` and Binance's locked balances): a spot account cannot sell the
         same shares twice, and no account can spend the same cash twice."""
-        open_orders = self._orders("final = 0")
+        open_orders = list(self._open_orders().values())
 
         def claimed(side: OrderSide, symbol: str | None = None) -> list[VenueOrder]:
             return [o for o in open_orders if o.side is side and symbol in (None, o.symbol)]
@@ -394,32 +420,28 @@ class PaperBook:
         )
 
     def cancel(self, client_order_id: str, now: datetime) -> VenueOrder:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            open_ = self._orders("client_order_id = ? AND final = 0", (client_order_id,))
+        with self._transaction():
+            open_ = [
+                o for o in self._open_orders().values() if o.client_order_id == client_order_id
+            ]
             if not open_:
                 self.order(client_order_id)  # NotFound if it never existed
                 raise Rejected(self.NAME, f"order {client_order_id!r} is not open", code="not_open")
             order = open_[-1].evolve(state=OrderState.CANCELED, updated_at=now)
             self._save_order(order)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return order
 
     def advance(self, now: datetime) -> list[VenueOrder]:
         """Fill every resting order the price path crossed since the last call.
         Returns the orders that filled."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             last = self._meta("processed_until")
             filled = []
             if last is not None and datetime.fromisoformat(last) < now:
                 # Every crossing first, then applied in the order they happened, as the
                 # exchange would have while nobody was looking.
                 crossings = []
-                for seq, order in enumerate(self._orders("final = 0")):
+                for seq, order in enumerate(self._open_orders().values()):
                     crossed = self._crossing(order, datetime.fromisoformat(last), now)
                     if crossed is not None:
                         price, at = crossed
@@ -428,10 +450,6 @@ class PaperBook:
                     filled.append(self._fill_resting(order, price, at))
             if last is None or datetime.fromisoformat(last) < now:
                 self._set_meta("processed_until", now.isoformat())
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return filled
 
     def _fill_resting(self, order: VenueOrder, price: Decimal, at: datetime) -> VenueOrder:
