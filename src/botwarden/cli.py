@@ -208,7 +208,11 @@ def venue_serve(
         ) from None
     venue = open_paper_venue(settings, api.value, Path.cwd())
     auth = "only the given key" if key else "any key"
-    errors.print(f"{api.value} emulator on http://{host}:{port}, book {venue.book.path}, {auth}")
+    errors.print(
+        f"{api.value} emulator on http://{host}:{port}, book {venue.book.path}, {auth}",
+        markup=False,
+        highlight=False,
+    )
     uvicorn.run(create_app(venue, key, secret), host=host, port=port, log_level="warning")
 
 
