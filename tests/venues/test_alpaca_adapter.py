@@ -4,6 +4,7 @@ failure mapped to the error class that tells the engine what it may do."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -36,16 +37,26 @@ def adapter(url: str, key: str = KEY, timeout: float = 2.0) -> AlpacaVenue:
     )
 
 
+@asynccontextmanager
+async def emulated_alpaca(
+    tmp_path: Path, faults: str = ""
+) -> AsyncIterator[tuple[AlpacaVenue, Clock]]:
+    """The adapter, connected to an Alpaca emulator over a paper exchange with `faults`,
+    and the exchange's clock."""
+    clock = Clock()
+    exchange, app = start(tmp_path, faults, clock)
+    with serving(app) as url:
+        venue = adapter(url)
+        await venue.connect()
+        yield venue, clock
+        await venue.close()
+    exchange.book.close()
+
+
 @pytest.fixture
 async def alpaca(tmp_path: Path) -> AsyncIterator[tuple[AlpacaVenue, Clock]]:
-    clock = Clock()
-    venue, app = start(tmp_path, clock=clock)
-    with serving(app) as url:
-        alpaca = adapter(url)
-        await alpaca.connect()
-        yield alpaca, clock
-        await alpaca.close()
-    venue.book.close()
+    async with emulated_alpaca(tmp_path) as opened:
+        yield opened
 
 
 async def test_orders_positions_and_fills_through_alpaca_py(alpaca) -> None:

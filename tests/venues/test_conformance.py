@@ -41,18 +41,10 @@ async def paper_venue(tmp_path: Path, faults: str) -> AsyncIterator[tuple[Venue,
 @asynccontextmanager
 async def alpaca_venue(tmp_path: Path, faults: str) -> AsyncIterator[tuple[Venue, Clock]]:
     pytest.importorskip("alpaca", reason="needs alpaca-py: pip install 'botwarden[alpaca]'")
-    from botwarden.venues.emulators.server import serving
-    from tests.venues.test_alpaca_adapter import adapter
-    from tests.venues.test_alpaca_emulator import start
+    from tests.venues.test_alpaca_adapter import emulated_alpaca
 
-    clock = Clock()
-    exchange, app = start(tmp_path, faults, clock)
-    with serving(app) as url:
-        venue = adapter(url)
-        await venue.connect()
-        yield venue, clock
-        await venue.close()
-    exchange.book.close()
+    async with emulated_alpaca(tmp_path, faults) as opened:
+        yield opened
 
 
 VENUES = {"paper": paper_venue, "alpaca": alpaca_venue}
