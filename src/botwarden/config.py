@@ -171,22 +171,45 @@ class PaperVenueSettings(Settings):
         return spec
 
 
-class AlpacaVenueSettings(Settings):
-    """Stocks and crypto at Alpaca, through alpaca-py.
+class KeyedVenueSettings(Settings):
+    """A real venue's keys: written here (then keep the file private: botwarden warns
+    otherwise), or, when not, read from the environment, then from `secrets_file`."""
 
-    Keys come from ALPACA_API_KEY and ALPACA_SECRET_KEY, or from `api_key` and
-    `secret_key` here (then keep the file private: botwarden warns otherwise)."""
+    api_key: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    secrets_file: str | None = None
+    """A file of `NAME=value` lines holding the same variables as the environment;
+    relative to the config file's folder."""
+    base_url: str | None = None
+    """Another host for the venue's API: the local emulator, a testnet, a proxy."""
+    timeout: Duration = timedelta(seconds=10)
+    """Every HTTP request to the venue ends within this time."""
+
+
+class AlpacaVenueSettings(KeyedVenueSettings):
+    """Stocks and crypto at Alpaca, through alpaca-py. Keys: ALPACA_API_KEY and
+    ALPACA_SECRET_KEY."""
 
     type: Literal["alpaca"]
     paper: bool = True
     """Trade the paper account (Alpaca's own simulation), not real money."""
-    base_url: str | None = None
-    """Another host for the trading API: the local emulator, a proxy."""
     data_url: str | None = None
     """Another host for the market data API (the emulator serves both)."""
-    api_key: SecretStr | None = None
-    secret_key: SecretStr | None = None
-    timeout: Duration = timedelta(seconds=10)
+
+
+class CcxtVenueSettings(KeyedVenueSettings):
+    """A crypto exchange through ccxt (Binance spot and USD-M futures are the tested
+    ones). Keys: BOTWARDEN_CCXT_API_KEY and BOTWARDEN_CCXT_SECRET."""
+
+    type: Literal["ccxt"]
+    exchange: str = Field(pattern=r"^[a-z][a-z0-9]*$")
+    """ccxt's id of the exchange: `binanceusdm` (USD-M futures), `binance` (spot), ..."""
+    symbols: list[str] = Field(default_factory=list)
+    """The markets the bot trades (`BTC/USDT`, or `BTC/USDT:USDT` for a perpetual).
+    Binance lists fills one market at a time, so these are where fills are looked for
+    (besides every market the bot held or ordered in since it started)."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Passed to the ccxt exchange as its `options`."""
 
 
 def _paper_unless_named(value: Any) -> Any:
@@ -197,7 +220,7 @@ def _paper_unless_named(value: Any) -> Any:
 
 
 VenueSettings = Annotated[
-    PaperVenueSettings | AlpacaVenueSettings,
+    PaperVenueSettings | AlpacaVenueSettings | CcxtVenueSettings,
     Field(discriminator="type"),
     BeforeValidator(_paper_unless_named),
 ]
@@ -275,7 +298,7 @@ def _parse(path: Path, text: str) -> Any:
     raise ConfigError(f"{path}: unknown config format {suffix!r}; use .yaml, .yml, .json or .toml")
 
 
-_VENUE_TYPES = ("paper", "alpaca")
+_VENUE_TYPES = ("paper", "alpaca", "ccxt")
 
 
 def describe_validation_error(error: ValidationError, model: type[BaseModel]) -> str:

@@ -1,15 +1,20 @@
 """The venue conformance suite: the same promises, checked against every venue.
 
-`paper` is the simulated exchange called directly; `alpaca` is the real alpaca-py,
-over HTTP, against the Alpaca emulator running on the same paper exchange. Both share
-a clock the test moves, which is how a stop gets triggered on a price move.
-(ccxt joins when its emulators land.)
+- `paper`: the simulated exchange, called directly;
+- `alpaca`: the real alpaca-py, over HTTP, against the Alpaca emulator;
+- `ccxt-binance` and `ccxt-binanceusdm`: the real ccxt, over HTTP, against the Binance
+  spot and USD-M futures emulators.
+
+Every emulator runs on a paper exchange whose clock the test moves, which is how a stop
+gets triggered on a price move. Each venue trades its own instrument (SPY at Alpaca,
+BTC/USDT at Binance), in quantities that fit its market.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +24,7 @@ import pytest
 from botwarden.venues.base import (
     Ambiguous,
     NotFound,
+    OrderRequest,
     OrderState,
     Rejected,
     Retryable,
@@ -30,97 +36,182 @@ from botwarden.venues.paper.venue import PaperVenue
 from tests.venues.test_paper import FEED, T0, Clock, first_time_price, order
 
 
+@dataclass
+class Harness:
+    venue: Venue
+    clock: Clock
+    symbol: str
+    """The venue's name for the instrument traded."""
+    feed_symbol: str
+    """The paper feed's name for it (its prices)."""
+    qty: Decimal
+    tick: Decimal
+    futures: bool = False
+    """A futures account: buying a position does not spend the wallet."""
+
+    def order(self, cid: str, qty: Decimal | None = None, **extra: object) -> OrderRequest:
+        fields: dict[str, object] = {"symbol": self.symbol, **extra}
+        return order(cid, qty=str(qty or self.qty), **fields)
+
+    def price(self) -> Decimal:
+        return FEED.price(self.feed_symbol, self.clock.now)
+
+    def away(self, fraction: str) -> Decimal:
+        """The current price times `fraction`, on the tick."""
+        return (self.price() * Decimal(fraction)).quantize(self.tick)
+
+
 @asynccontextmanager
-async def paper_venue(tmp_path: Path, faults: str) -> AsyncIterator[tuple[Venue, Clock]]:
+async def paper_venue(tmp_path: Path, faults: str) -> AsyncIterator[Harness]:
     clock = Clock()
     book = PaperBook(tmp_path / "paper.db", FEED, BookSettings())
-    yield PaperVenue(book, clock, FaultPlan.parse(faults)), clock
+    yield Harness(
+        PaperVenue(book, clock, FaultPlan.parse(faults)),
+        clock,
+        "SPY",
+        "SPY",
+        Decimal(10),
+        Decimal("0.01"),
+    )
     book.close()
 
 
 @asynccontextmanager
-async def alpaca_venue(tmp_path: Path, faults: str) -> AsyncIterator[tuple[Venue, Clock]]:
+async def alpaca_venue(tmp_path: Path, faults: str) -> AsyncIterator[Harness]:
     pytest.importorskip("alpaca", reason="needs alpaca-py: pip install 'botwarden[alpaca]'")
     from tests.venues.test_alpaca_adapter import emulated_alpaca
 
-    async with emulated_alpaca(tmp_path, faults) as opened:
-        yield opened
+    async with emulated_alpaca(tmp_path, faults) as (venue, clock):
+        yield Harness(venue, clock, "SPY", "SPY", Decimal(10), Decimal("0.01"))
 
 
-VENUES = {"paper": paper_venue, "alpaca": alpaca_venue}
+def ccxt_venue(flavour: str) -> Callable[[Path, str], AbstractAsyncContextManager[Harness]]:
+    @asynccontextmanager
+    async def opened(tmp_path: Path, faults: str) -> AsyncIterator[Harness]:
+        pytest.importorskip("ccxt", reason="needs ccxt: pip install 'botwarden[ccxt]'")
+        from tests.venues.test_ccxt_adapter import emulated_ccxt
+
+        async with emulated_ccxt(tmp_path, flavour, faults) as emulated:
+            yield Harness(
+                emulated.venue,
+                emulated.clock,
+                emulated.symbol,
+                "BTC/USDT",
+                Decimal("0.01"),
+                Decimal("0.1"),
+                futures=flavour == "usdm",
+            )
+
+    return opened
+
+
+VENUES = {
+    "paper": paper_venue,
+    "alpaca": alpaca_venue,
+    "ccxt-binance": ccxt_venue("spot"),
+    "ccxt-binanceusdm": ccxt_venue("usdm"),
+}
 
 
 @pytest.fixture(params=sorted(VENUES))
 def opened(request: pytest.FixtureRequest, tmp_path: Path):
-    """`opened(faults)`: an async context manager giving (venue, clock)."""
+    """`opened(faults)`: an async context manager giving the venue's `Harness`."""
     return lambda faults="": VENUES[request.param](tmp_path, faults)
 
 
 async def test_an_order_is_found_by_its_client_order_id_open_and_filled(opened) -> None:
-    async with opened() as (venue, _):
-        filled = await venue.submit(order("conf-000001", qty="10"))
+    async with opened() as h:
+        filled = await h.venue.submit(h.order("conf-000001"))
         assert filled.state is OrderState.FILLED
-        found = await venue.order("conf-000001", "SPY")
+        found = await h.venue.order("conf-000001", h.symbol)
         assert (found.state, found.filled_qty, found.venue_order_id) == (
-            OrderState.FILLED, Decimal("10"), filled.venue_order_id
+            OrderState.FILLED, h.qty, filled.venue_order_id
         )  # fmt: skip
 
-        limit = (FEED.price("SPY", T0) * Decimal("0.9")).quantize(Decimal("0.01"))
-        await venue.submit(order("conf-000002", type="limit", limit_price=limit, qty="1"))
-        assert (await venue.order("conf-000002", "SPY")).state is OrderState.OPEN
-        assert [o.client_order_id for o in await venue.open_orders()] == ["conf-000002"]
+        limit = h.away("0.9")
+        await h.venue.submit(h.order("conf-000002", type="limit", limit_price=limit))
+        assert (await h.venue.order("conf-000002", h.symbol)).state is OrderState.OPEN
+        assert [o.client_order_id for o in await h.venue.open_orders()] == ["conf-000002"]
         with pytest.raises(NotFound):
-            await venue.order("never-sent", "SPY")
+            await h.venue.order("never-sent", h.symbol)
 
 
 async def test_positions_balance_and_fills_after_trading(opened) -> None:
-    async with opened() as (venue, _):
-        cash = (await venue.balance()).cash
-        await venue.submit(order("conf-buy", qty="10"))
-        await venue.submit(order("conf-sell", side="sell", qty="4"))
-        [position] = await venue.positions()
-        assert (position.symbol, position.qty) == ("SPY", Decimal("6"))
-        assert (await venue.balance()).cash == cash - 6 * FEED.price("SPY", T0)
-        page = await venue.fills()
+    async with opened() as h:
+        cash = (await h.venue.balance()).cash
+        await h.venue.submit(h.order("conf-buy", qty=h.qty * 10))
+        await h.venue.submit(h.order("conf-sell", side="sell", qty=h.qty * 4))
+        [position] = await h.venue.positions()
+        assert (position.symbol, position.qty) == (h.symbol, h.qty * 6)
+        spent = Decimal(0) if h.futures else h.qty * 6 * h.price()
+        assert (await h.venue.balance()).cash == cash - spent
+        page = await h.venue.fills()
         assert [(f.client_order_id, f.side.value, f.qty) for f in page.fills] == [
-            ("conf-buy", "buy", Decimal("10")),
-            ("conf-sell", "sell", Decimal("4")),
+            ("conf-buy", "buy", h.qty * 10),
+            ("conf-sell", "sell", h.qty * 4),
         ]
-        assert (await venue.fills(cursor=page.cursor)).fills == []
+        assert (await h.venue.fills(cursor=page.cursor)).fills == []
 
 
 async def test_a_resting_order_can_be_canceled(opened) -> None:
-    async with opened() as (venue, _):
-        limit = (FEED.price("SPY", T0) * Decimal("0.9")).quantize(Decimal("0.01"))
-        await venue.submit(order("conf-limit", type="limit", limit_price=limit, qty="1"))
-        assert (await venue.cancel("conf-limit", "SPY")).state is OrderState.CANCELED
-        assert await venue.open_orders() == []
+    async with opened() as h:
+        await h.venue.submit(h.order("conf-limit", type="limit", limit_price=h.away("0.9")))
+        assert (await h.venue.cancel("conf-limit", h.symbol)).state is OrderState.CANCELED
+        assert await h.venue.open_orders() == []
 
 
 async def test_a_stop_triggers_on_a_price_move(opened) -> None:
-    async with opened() as (venue, clock):
-        await venue.submit(order("conf-entry", qty="10"))
-        stop_price = (FEED.price("SPY", T0) * Decimal("0.99")).quantize(Decimal("0.01"))
-        stop = await venue.submit(
-            order("conf-stop", side="sell", type="stop", stop_price=stop_price, qty="10")
+    async with opened() as h:
+        await h.venue.submit(h.order("conf-entry"))
+        stop_price = h.away("0.99")
+        stop = await h.venue.submit(
+            h.order("conf-stop", side="sell", type="stop", stop_price=stop_price)
         )
         assert stop.state is OrderState.OPEN
-        clock.now = first_time_price("SPY", T0, lambda p: p <= stop_price) + timedelta(hours=1)
-        assert await venue.positions() == []
-        assert (await venue.order("conf-stop", "SPY")).state is OrderState.FILLED
-        assert [f.client_order_id for f in (await venue.fills()).fills] == [
+        crossed = first_time_price(h.feed_symbol, T0, lambda p: p <= stop_price)
+        h.clock.now = crossed + timedelta(hours=1)
+        assert await h.venue.positions() == []
+        assert (await h.venue.order("conf-stop", h.symbol)).state is OrderState.FILLED
+        assert [f.client_order_id for f in (await h.venue.fills()).fills] == [
             "conf-entry",
             "conf-stop",
         ]
 
 
-async def test_a_reused_client_order_id_is_rejected(opened) -> None:
-    async with opened() as (venue, _):
-        await venue.submit(order("conf-000001"))
-        with pytest.raises(Rejected, match=r"duplicate"):
-            await venue.submit(order("conf-000001"))
+async def test_prices_and_bars(opened) -> None:
+    async with opened() as h:
+        assert await h.venue.last_price(h.symbol) == h.price()
+        bars = await h.venue.bars(h.symbol, "1h", 5)
+        assert len(bars) == 5
+        assert all(b.low <= min(b.open, b.close) and max(b.open, b.close) <= b.high for b in bars)
+        assert [b.time for b in bars] == [bars[0].time + timedelta(hours=n) for n in range(5)]
+        assert bars[-1].time + timedelta(hours=1) <= h.clock.now, "only completed bars"
+
+
+async def test_an_open_order_id_is_never_taken_twice(opened) -> None:
+    async with opened() as h:
+        limit = h.away("0.9")
+        await h.venue.submit(h.order("conf-000001", type="limit", limit_price=limit))
+        with pytest.raises(Rejected, match=r"(?i)duplicate"):
+            await h.venue.submit(h.order("conf-000001", type="limit", limit_price=limit))
         with pytest.raises(Rejected):
-            await venue.submit(order("conf-000002", symbol="NOPE"))
+            await h.venue.submit(h.order("conf-000002", symbol="NOPE"))
+
+
+async def test_a_filled_orders_id_follows_the_venues_rule(opened) -> None:
+    """`unique` venues (Alpaca) refuse a reused id forever. `unique_while_open` venues
+    (Binance) accept it once the first order filled, and fill it again: the reason an
+    ambiguous order is looked up, never blindly resent."""
+    async with opened() as h:
+        await h.venue.submit(h.order("conf-000001"))
+        if h.venue.capabilities.client_ids == "unique":
+            with pytest.raises(Rejected, match=r"(?i)duplicate"):
+                await h.venue.submit(h.order("conf-000001"))
+            return
+        again = await h.venue.submit(h.order("conf-000001"))
+        assert again.state is OrderState.FILLED
+        [position] = await h.venue.positions()
+        assert position.qty == h.qty * 2, "the blind resend doubled the position"
 
 
 @pytest.mark.parametrize(
@@ -136,13 +227,13 @@ async def test_a_reused_client_order_id_is_rejected(opened) -> None:
 async def test_every_fault_reaches_the_caller_as_its_error_class(
     opened, fault: str, error: type, applied: bool
 ) -> None:
-    async with opened(f"{fault}:on=submit,nth=1") as (venue, _):
+    async with opened(f"{fault}:on=submit,nth=1") as h:
         with pytest.raises(error):
-            await venue.submit(order("conf-000001"))
+            await h.venue.submit(h.order("conf-000001"))
         if applied:
-            assert (await venue.order("conf-000001", "SPY")).state is OrderState.FILLED
+            assert (await h.venue.order("conf-000001", h.symbol)).state is OrderState.FILLED
         else:
             with pytest.raises(NotFound):
-                await venue.order("conf-000001", "SPY")
-            await venue.submit(order("conf-000001"))  # known absent: the same id again
-        assert len((await venue.fills()).fills) == 1, "never two orders for one intent"
+                await h.venue.order("conf-000001", h.symbol)
+            await h.venue.submit(h.order("conf-000001"))  # known absent: the same id again
+        assert len((await h.venue.fills()).fills) == 1, "never two orders for one intent"

@@ -92,6 +92,9 @@ class Fill(DomainModel):
 
     trade_id: str
     client_order_id: str
+    venue_order_id: str | None = None
+    """The venue's id of the order: where client order ids may be reused (Binance,
+    once the first order closed), the only way to tell which order filled."""
     symbol: str
     side: OrderSide
     qty: Qty

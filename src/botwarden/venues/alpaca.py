@@ -291,6 +291,7 @@ class AlpacaVenue:
         return Fill(
             trade_id=activity["id"],
             client_order_id=self._client_ids[order_id],
+            venue_order_id=order_id,
             symbol=activity["symbol"],
             side=OrderSide(activity["side"]),
             qty=Decimal(str(activity["qty"])),

@@ -152,7 +152,9 @@ class VenuePosition(DomainModel):
     symbol: str
     side: Side
     qty: Qty
-    avg_entry_price: Price
+    avg_entry_price: Price | None
+    """None where the venue keeps no entry price (a spot account holds coins, not
+    positions)."""
 
 
 class Balance(DomainModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from datetime import datetime
@@ -9,6 +10,8 @@ from pathlib import Path
 
 from botwarden.config import (
     AlpacaVenueSettings,
+    CcxtVenueSettings,
+    KeyedVenueSettings,
     PaperVenueSettings,
     VenueSettings,
     resolve_path,
@@ -19,6 +22,8 @@ from botwarden.venues.paper.book import BookSettings, PaperBook
 from botwarden.venues.paper.faults import FaultPlan
 from botwarden.venues.paper.feed import Instrument, RandomWalkFeed
 from botwarden.venues.paper.venue import AcceleratedClock, PaperVenue, utc_now
+
+log = logging.getLogger(__name__)
 
 
 def open_paper_venue(
@@ -60,30 +65,74 @@ def open_paper_venue(
     )
 
 
-def open_alpaca_venue(settings: AlpacaVenueSettings) -> Venue:
+def read_secrets_file(path: Path) -> dict[str, str]:
+    """`NAME=value` lines (`#` comments, an optional `export `, optional quotes)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the secrets file: {error.strerror}") from None
+    if path.stat().st_mode & 0o077:
+        log.warning("%s holds API keys and other users can read it: chmod 600 %s", path, path)
+    found = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip().removeprefix("export ").strip()
+        if not line or line.startswith("#"):
+            continue
+        name, equals, value = line.partition("=")
+        if not equals or not name.strip().isidentifier():
+            raise ConfigError(f"{path}: line {number}: expected NAME=value")
+        found[name.strip()] = value.strip().strip("'\"")
+    return found
+
+
+def credentials(
+    settings: KeyedVenueSettings, names: tuple[str, str], base_dir: Path
+) -> tuple[str, str]:
+    """The venue's key and secret: from its config section, else the environment
+    variables `names`, else its secrets file. Missing ones are a `ConfigError`."""
+    written = (settings.api_key, settings.secret_key)
+    if all(written):
+        return written[0].get_secret_value(), written[1].get_secret_value()
+    sources: list[dict[str, str] | os._Environ[str]] = [os.environ]
+    if settings.secrets_file:
+        sources.append(read_secrets_file(resolve_path(settings.secrets_file, "", base_dir)))
+    key, secret = (next((s[name] for s in sources if s.get(name)), None) for name in names)
+    if not key or not secret:
+        where = " or in secrets_file" if settings.secrets_file else ""
+        raise ConfigError(
+            f"venue {settings.type}: no API keys; set {names[0]} and {names[1]} in the"
+            f" environment{where} (or api_key and secret_key in the venue section)"
+        )
+    return key, secret
+
+
+def open_alpaca_venue(settings: AlpacaVenueSettings, base_dir: Path) -> Venue:
     from botwarden.venues.alpaca import AlpacaVenue
 
-    key = (
-        settings.api_key.get_secret_value()
-        if settings.api_key
-        else os.environ.get("ALPACA_API_KEY")
-    )
-    secret = (
-        settings.secret_key.get_secret_value()
-        if settings.secret_key
-        else os.environ.get("ALPACA_SECRET_KEY")
-    )
-    if not key or not secret:
-        raise ConfigError(
-            "venue alpaca: no API keys; set ALPACA_API_KEY and ALPACA_SECRET_KEY in the"
-            " environment (or api_key and secret_key in the venue section)"
-        )
+    key, secret = credentials(settings, ("ALPACA_API_KEY", "ALPACA_SECRET_KEY"), base_dir)
     return AlpacaVenue(
         key,
         secret,
         paper=settings.paper,
         base_url=settings.base_url,
         data_url=settings.data_url,
+        timeout=settings.timeout.total_seconds(),
+    )
+
+
+def open_ccxt_venue(settings: CcxtVenueSettings, base_dir: Path) -> Venue:
+    from botwarden.venues.ccxt import CcxtVenue
+
+    key, secret = credentials(
+        settings, ("BOTWARDEN_CCXT_API_KEY", "BOTWARDEN_CCXT_SECRET"), base_dir
+    )
+    return CcxtVenue(
+        settings.exchange,
+        key,
+        secret,
+        base_url=settings.base_url,
+        symbols=settings.symbols,
+        options=settings.options,
         timeout=settings.timeout.total_seconds(),
     )
 
@@ -96,5 +145,7 @@ def open_venue(
 ) -> Venue:
     """The venue a bot's config names (not connected yet: `await venue.connect()`)."""
     if isinstance(settings, AlpacaVenueSettings):
-        return open_alpaca_venue(settings)
+        return open_alpaca_venue(settings, base_dir)
+    if isinstance(settings, CcxtVenueSettings):
+        return open_ccxt_venue(settings, base_dir)
     return open_paper_venue(settings, flow_id, base_dir, clock)

@@ -288,8 +288,8 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
         cumulative: dict[str, Decimal] = {}
         rows = []
         for fill in every:  # oldest first: what each fill left open, at its time
-            done = cumulative[fill.client_order_id] = (
-                cumulative.get(fill.client_order_id, Decimal(0)) + fill.qty
+            done = cumulative[fill.venue_order_id] = (
+                cumulative.get(fill.venue_order_id, Decimal(0)) + fill.qty
             )
             rows.append((int(fill.trade_id.removeprefix("T")), fill, done))
         if after:
@@ -302,7 +302,7 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
             rows.reverse()
         activities = []
         for number, fill, done in rows[:page_size]:
-            order = venue.book.order(fill.client_order_id)  # the exchange's own records
+            order = venue.book.order_by_venue_id(fill.venue_order_id)
             left = order.qty - done
             activities.append(
                 {

@@ -382,6 +382,7 @@ class PaperBook:
         fill = Fill(
             trade_id=f"T{seq:08d}",
             client_order_id=order.client_order_id,
+            venue_order_id=order.venue_order_id,
             symbol=order.symbol,
             side=order.side,
             qty=qty,

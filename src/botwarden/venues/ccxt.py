@@ -1,0 +1,577 @@
+"""`ccxt`: crypto exchanges through ccxt's asyncio API; Binance spot (`binance`) and
+USD-M futures (`binanceusdm`) are the ones proven here, against their emulators.
+
+What this adapter adds to ccxt:
+- one retry policy, botwarden's (`retry.py`), and a timeout on every request (ccxt's
+  own `timeout`, with the time limit of `call_with_retry` as the backstop);
+- every order carries the client order id the bot stored first (ccxt sends it as
+  Binance's `newClientOrderId`, or `clientAlgoId` for a futures stop), and is found
+  again by it, including a stop that lives in Binance's algo-order service;
+- errors mapped onto the taxonomy by what reached the exchange: a refused connection is
+  `Retryable`, a timeout or a dropped connection `Ambiguous`, and Binance's own error
+  codes are read from the answer's body, so the mapping is the same whatever host
+  ccxt talks to (ccxt applies its Binance tables only to binance.com's hosts);
+- positions of a spot account are its coin balances (spot venues keep no entry price).
+
+Binance lists fills one market at a time, so `fills` asks each market the bot
+trades (the configured `symbols`, and every market it held or ordered in).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from botwarden.domain.markets import MarketRules, TimeInForce
+from botwarden.domain.models import Fill, OrderSide, Side
+from botwarden.domain.orders import OrderType
+from botwarden.errors import ConfigError
+from botwarden.venues.base import (
+    Ambiguous,
+    AuthError,
+    Balance,
+    Bar,
+    Capabilities,
+    FillPage,
+    NotFound,
+    OrderRequest,
+    OrderState,
+    Rejected,
+    Retryable,
+    VenueError,
+    VenueOrder,
+    VenuePosition,
+)
+from botwarden.venues.retry import CANCELS, NO_RETRY, READS, RetryPolicy, call_with_retry
+from botwarden.venues.rules import enforce
+
+T = TypeVar("T")
+
+DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
+    # load_markets asks only for what the exchange object trades: spot markets for
+    # `binance` (not futures, options, margin pairs); never the currency list.
+    "binance": {"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False},
+}
+COMMON_OPTIONS = {"fetchCurrencies": False, "warnOnFetchOpenOrdersWithoutSymbol": False}
+
+ALGO_STOPS = frozenset({"binanceusdm"})
+"""Exchanges that keep stop orders apart from the others (Binance USD-M's algo-order
+service): open stops, stop lookups and stop cancels are separate calls there."""
+
+_STATES = {
+    "open": OrderState.OPEN,
+    "closed": OrderState.FILLED,
+    "canceled": OrderState.CANCELED,
+    "cancelled": OrderState.CANCELED,
+    "expired": OrderState.EXPIRED,
+    "rejected": OrderState.REJECTED,
+}
+
+# Binance's error codes (its API documentation), by what they tell the caller.
+_RETRYABLE_CODES = {-1003, -1008, -1015, -1021}
+"""Too many requests, server busy, too many orders, timestamp outside recvWindow
+(the request was refused before anything happened)."""
+_AMBIGUOUS_CODES = {-1000, -1001, -1006, -1007}
+"""Unknown error, disconnected, unexpected answer, backend timeout: the order's fate
+is unknown."""
+_AUTH_CODES = {-1002, -1022, -2014, -2015}
+_NOT_FOUND_CODES = {-1121, -2013}
+_NOT_OPEN_CODE = -2011  # cancel of an order that is not open (filled, canceled, unknown)
+
+_BODY = re.compile(r"\{.*\}", re.DOTALL)
+_STATUS = re.compile(r" (\d{3}) ")
+
+
+def binance_error(message: str) -> tuple[int, str] | None:
+    """Binance's `(code, msg)` inside a ccxt error message, if there is one."""
+    found = _BODY.search(message)
+    if not found:
+        return None
+    try:
+        body = json.loads(found.group(0))
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    if not isinstance(code, int) or code >= 0:
+        return None
+    return code, str(body.get("msg", ""))
+
+
+def rewrite_hosts(urls: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """Every API url of `urls` (ccxt's `urls['api']`) moved to `base_url`, path kept."""
+    base = base_url.rstrip("/")
+    return {
+        name: rewrite_hosts(url, base_url) if isinstance(url, dict) else base + urlsplit(url).path
+        for name, url in urls.items()
+    }
+
+
+def _ms(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+def _time(ms: Any) -> datetime:
+    return datetime.fromtimestamp(int(ms) / 1000, UTC)
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return None if value in (None, "") else Decimal(str(value))
+
+
+class CcxtVenue:
+    def __init__(
+        self,
+        exchange_id: str,
+        api_key: str,
+        secret: str,
+        *,
+        base_url: str | None = None,
+        symbols: Sequence[str] = (),
+        options: dict[str, Any] | None = None,
+        timeout: float = 10.0,
+        reads: RetryPolicy = READS,
+        cancels: RetryPolicy = CANCELS,
+    ) -> None:
+        self.name = exchange_id
+        self._key, self._secret = api_key, secret
+        self._base_url = base_url
+        self._options = {
+            **COMMON_OPTIONS,
+            **DEFAULT_OPTIONS.get(exchange_id, {}),
+            **(options or {}),
+        }
+        self._timeout = timeout
+        self._reads, self._cancels = reads, cancels
+        self._symbols = list(dict.fromkeys(symbols))
+        """Where fills are looked for: the configured markets, then each one traded."""
+        self._exchange: Any = None
+        self._client_ids: dict[tuple[str, str], str] = {}
+        """(symbol, exchange order id) -> client order id, for naming fills."""
+        self._algo = exchange_id in ALGO_STOPS
+        self.capabilities = Capabilities(
+            shorting=True,
+            stop_orders=True,
+            client_ids="unique_while_open",
+            closed_order_lookup=True,
+            bulk=frozenset({"positions", "open_orders"}),
+        )
+
+    # -- plumbing ----------------------------------------------------------------------
+    async def connect(self) -> None:
+        try:
+            import ccxt.async_support as ccxt
+        except ImportError as error:  # pragma: no cover - depends on the install
+            raise ConfigError("the ccxt venue needs ccxt: pip install 'botwarden[ccxt]'") from error
+        if self.name not in ccxt.exchanges:
+            raise ConfigError(f"venue ccxt: ccxt knows no exchange {self.name!r}")
+        self._exchange = getattr(ccxt, self.name)(
+            {
+                "apiKey": self._key,
+                "secret": self._secret,
+                "timeout": int(self._timeout * 1000),
+                "enableRateLimit": True,
+                "options": self._options,
+            }
+        )
+        if self._base_url:
+            self._exchange.urls["api"] = rewrite_hosts(self._exchange.urls["api"], self._base_url)
+        await self._call("markets", self._exchange.load_markets, self._reads)
+        spot = self._exchange.options.get("defaultType", "spot") == "spot"
+        self._spot = spot
+        self.capabilities = Capabilities(
+            shorting=not spot,
+            stop_orders=True,
+            client_ids="unique_while_open",
+            closed_order_lookup=True,
+            bulk=frozenset({"positions", "open_orders"}),
+        )
+        for symbol in self._symbols:
+            self._rules(symbol)  # a configured market that is not listed: say so now
+        await self.balance()  # proves the keys now, not at the first order
+
+    async def close(self) -> None:
+        if self._exchange is not None:
+            await self._exchange.close()
+
+    async def _call(self, what: str, call: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
+        async def once() -> T:
+            try:
+                return await call()
+            except VenueError:
+                raise
+            except Exception as error:
+                raise self._translate(error, what) from error
+
+        return await call_with_retry(
+            once, policy, venue=self.name, what=what, per_try=self._timeout * 2 + 1
+        )
+
+    def _translate(self, error: Exception, what: str) -> VenueError:
+        import ccxt
+
+        text = str(error)
+        found = binance_error(text)
+        if found is not None:
+            return self._binance_code(*found, what)
+        if isinstance(error, ccxt.AuthenticationError | ccxt.PermissionDenied):
+            return AuthError(self.name, f"{what}: {text}")
+        if isinstance(error, ccxt.OrderNotFound | ccxt.BadSymbol):
+            return NotFound(self.name, f"{what}: {text}")
+        if isinstance(error, ccxt.InvalidOrder | ccxt.InsufficientFunds | ccxt.BadRequest):
+            return Rejected(self.name, f"{what}: {text}")
+        if isinstance(error, ccxt.NotSupported):
+            return Rejected(self.name, f"{what}: {self.name} does not support this: {text}")
+        if isinstance(error, ccxt.DDoSProtection | ccxt.OnMaintenance):
+            return Retryable(self.name, f"{what}: {text}")
+        if isinstance(error, ccxt.RequestTimeout):
+            return Ambiguous(self.name, f"{what}: no answer within {self._timeout:g} s")
+        if isinstance(error, ccxt.ExchangeNotAvailable) and _refused(error):
+            return Retryable(self.name, f"{what}: could not connect")
+        status = _STATUS.search(text)
+        if status and 400 <= int(status.group(1)) < 500 and status.group(1) != "408":
+            return Rejected(self.name, f"{what}: {text[:300]}", code=status.group(1))
+        # 5xx, a dropped connection, an answer that makes no sense: it may have happened.
+        return Ambiguous(self.name, f"{what}: {text[:300]}")
+
+    def _binance_code(self, code: int, msg: str, what: str) -> VenueError:
+        text = f"{what}: {msg} (Binance {code})"
+        if code in _RETRYABLE_CODES:
+            return Retryable(self.name, text)
+        if code in _AMBIGUOUS_CODES:
+            return Ambiguous(self.name, text)
+        if code in _AUTH_CODES:
+            return AuthError(self.name, text)
+        if code in _NOT_FOUND_CODES:
+            return NotFound(self.name, text)
+        if code == _NOT_OPEN_CODE:
+            return Rejected(self.name, text, code="not_open")
+        return Rejected(self.name, text, code=str(code))
+
+    def _rules(self, symbol: str) -> dict[str, Any]:
+        market = self._exchange.markets.get(symbol)
+        if market is None:
+            listed = ", ".join(sorted(self._exchange.markets)[:10])
+            raise NotFound(self.name, f"unknown symbol {symbol!r}; listed: {listed}")
+        return market
+
+    def _traded(self, symbol: str) -> None:
+        if symbol not in self._symbols:
+            self._symbols.append(symbol)
+
+    # -- the port ------------------------------------------------------------------------
+    async def balance(self) -> Balance:
+        found = await self._call("balance", self._exchange.fetch_balance, self._reads)
+        currency = self._currency()
+        total = Decimal(str(found.get("total", {}).get(currency) or 0))
+        free = Decimal(str(found.get("free", {}).get(currency) or 0))
+        equity = total
+        info = found.get("info") or {}
+        if isinstance(info, dict) and info.get("totalMarginBalance") is not None:
+            equity = Decimal(str(info["totalMarginBalance"]))  # futures: with open PnL
+        return Balance(currency=currency, cash=total, equity=equity, buying_power=free)
+
+    def _currency(self) -> str:
+        """The account's currency: the quote (settle) currency of the markets traded."""
+        for symbol in self._symbols:
+            market = self._exchange.markets.get(symbol)
+            if market:
+                return market.get("settle") or market["quote"]
+        return "USDT"
+
+    async def positions(self) -> list[VenuePosition]:
+        if self._spot:
+            return await self._spot_positions()
+        found = await self._call("positions", self._exchange.fetch_positions, self._reads)
+        held = []
+        for position in found:
+            contracts = Decimal(str(position.get("contracts") or 0))
+            size = Decimal(str(self._rules(position["symbol"]).get("contractSize") or 1))
+            if contracts == 0:
+                continue
+            self._traded(position["symbol"])
+            held.append(
+                VenuePosition(
+                    symbol=position["symbol"],
+                    side=Side.SHORT if position.get("side") == "short" else Side.LONG,
+                    qty=abs(contracts * size),
+                    avg_entry_price=_decimal(position.get("entryPrice")),
+                )
+            )
+        return held
+
+    async def _spot_positions(self) -> list[VenuePosition]:
+        """A spot account's coins, as long positions in their markets against the
+        account's currency; dust below a market's minimum quantity is left out (it
+        cannot be sold)."""
+        found = await self._call("balance", self._exchange.fetch_balance, self._reads)
+        currency = self._currency()
+        held = []
+        for coin, amount in sorted((found.get("total") or {}).items()):
+            symbol = f"{coin}/{currency}"
+            market = self._exchange.markets.get(symbol)
+            qty = Decimal(str(amount or 0))
+            if coin == currency or market is None or qty <= 0:
+                continue
+            minimum = market.get("limits", {}).get("amount", {}).get("min")
+            if minimum and qty < Decimal(str(minimum)):
+                continue
+            self._traded(symbol)
+            held.append(VenuePosition(symbol=symbol, side=Side.LONG, qty=qty, avg_entry_price=None))
+        return held
+
+    async def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
+        found = await self._call(
+            "open orders", lambda: self._exchange.fetch_open_orders(symbol), self._reads
+        )
+        if self._algo:
+            found += await self._call(
+                "open stops",
+                lambda: self._exchange.fetch_open_orders(symbol, None, None, {"trigger": True}),
+                self._reads,
+            )
+        return [self._order(o) for o in found]
+
+    async def order(self, client_order_id: str, symbol: str) -> VenueOrder:
+        self._rules(symbol)
+        try:
+            found = await self._call(
+                "order lookup",
+                lambda: self._exchange.fetch_order(
+                    None, symbol, {"clientOrderId": client_order_id}
+                ),
+                self._reads,
+            )
+        except NotFound:
+            if not self._algo:
+                raise
+            found = await self._call(
+                "stop lookup",
+                lambda: self._exchange.fetch_order(
+                    None, symbol, {"clientOrderId": client_order_id, "trigger": True}
+                ),
+                self._reads,
+            )
+        return self._order(found)
+
+    async def fills(self, since: datetime | None = None, cursor: str | None = None) -> FillPage:
+        after: dict[str, int] = json.loads(cursor) if cursor else {}
+        fills: list[Fill] = []
+        for symbol in list(self._symbols):
+            trades = await self._trades(symbol, since, after.get(symbol))
+            if trades:
+                await self._name_orders(symbol, {str(t["order"]) for t in trades}, trades)
+                after[symbol] = int(trades[-1]["id"])
+                fills += [self._fill(t) for t in trades]
+        fills.sort(key=lambda f: (f.time, f.trade_id))
+        return FillPage(fills=fills, cursor=json.dumps(after, sort_keys=True) if after else cursor)
+
+    async def _trades(
+        self, symbol: str, since: datetime | None, last_id: int | None
+    ) -> list[dict[str, Any]]:
+        """Every trade in `symbol` after trade `last_id` (or since `since`), in pages."""
+        trades: list[dict[str, Any]] = []
+        while True:
+            params = {"fromId": last_id + 1} if last_id is not None else {}
+            start = None if last_id is not None else _ms(since)
+            page = await self._call(
+                "fills",
+                lambda p=params, s=start: self._exchange.fetch_my_trades(symbol, s, 1000, p),
+                self._reads,
+            )
+            page = [t for t in page if last_id is None or int(t["id"]) > last_id]
+            trades += page
+            if len(page) < 1000:
+                return trades
+            last_id = int(page[-1]["id"])
+
+    async def _name_orders(
+        self, symbol: str, order_ids: set[str], trades: list[dict[str, Any]]
+    ) -> None:
+        """Learn the client order ids of the orders these trades belong to: Binance's
+        trades name only the exchange's order id. One listing of the market's orders
+        (and, on USD-M, of its stops: a triggered stop trades as a market order of its
+        own, named by the stop's `actualOrderId`)."""
+        if not order_ids - {oid for (s, oid) in self._client_ids if s == symbol}:
+            return
+        since = min(int(t["timestamp"]) for t in trades) - 86_400_000
+        listed = await self._call(
+            "orders", lambda: self._exchange.fetch_orders(symbol, since, 1000), self._reads
+        )
+        if self._algo:
+            listed += await self._call(
+                "stops",
+                lambda: self._exchange.fetch_orders(symbol, since, 1000, {"trigger": True}),
+                self._reads,
+            )
+        for order in listed:
+            self._order(order)
+
+    def _fill(self, trade: dict[str, Any]) -> Fill:
+        order_id = str(trade["order"])
+        fee = trade.get("fee") or {}
+        return Fill(
+            trade_id=str(trade["id"]),
+            client_order_id=self._client_ids.get((trade["symbol"], order_id), order_id),
+            venue_order_id=order_id,
+            symbol=trade["symbol"],
+            side=OrderSide(trade["side"]),
+            qty=Decimal(str(trade["amount"])),
+            price=Decimal(str(trade["price"])),
+            fee=abs(Decimal(str(fee.get("cost") or 0))),
+            fee_currency=fee.get("currency"),
+            time=_time(trade["timestamp"]),
+        )
+
+    async def submit(self, request: OrderRequest) -> VenueOrder:
+        if request.symbol not in self._exchange.markets:
+            raise Rejected(self.name, f"submit: unknown symbol {request.symbol!r}")
+        # Checked here, not sent to be rejected; a market order's value is left to the
+        # exchange (pricing it here would cost a call).
+        enforce(request, await self.market(request.symbol), None)
+        self._traded(request.symbol)
+        params: dict[str, Any] = {"clientOrderId": request.client_order_id}
+        if request.type is not OrderType.MARKET:
+            params["timeInForce"] = request.time_in_force.value.upper()
+        if request.reduce_only and not self._spot:
+            params["reduceOnly"] = True
+        if request.type is OrderType.STOP:
+            params["stopLossPrice"] = str(request.stop_price)
+        kind = "limit" if request.type is OrderType.LIMIT else "market"
+        sent = await self._call(
+            "submit",
+            lambda: self._exchange.create_order(
+                request.symbol,
+                kind,
+                request.side.value,
+                str(request.qty),
+                None if request.limit_price is None else str(request.limit_price),
+                params,
+            ),
+            NO_RETRY,
+        )
+        return self._order(sent, request)
+
+    async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder:
+        order = await self.order(client_order_id, symbol)
+        params: dict[str, Any] = {"clientOrderId": client_order_id}
+        if self._algo and order.type is OrderType.STOP:
+            params["trigger"] = True
+        await self._call(
+            "cancel",
+            lambda: self._exchange.cancel_order(None, symbol, params),
+            self._cancels,
+        )
+        return await self.order(client_order_id, symbol)
+
+    async def last_price(self, symbol: str) -> Decimal:
+        self._rules(symbol)
+        ticker = await self._call(
+            "last price", lambda: self._exchange.fetch_ticker(symbol), self._reads
+        )
+        return Decimal(str(ticker["last"]))
+
+    async def bars(self, symbol: str, timeframe: str, limit: int) -> Sequence[Bar]:
+        """The last `limit` completed bars: the exchange's newest bar is still forming."""
+        self._rules(symbol)
+        if timeframe not in self._exchange.timeframes:
+            raise NotFound(
+                self.name,
+                f"timeframe {timeframe!r}; use one of {', '.join(self._exchange.timeframes)}",
+            )
+        rows = await self._call(
+            "bars",
+            lambda: self._exchange.fetch_ohlcv(symbol, timeframe, None, limit + 1),
+            self._reads,
+        )
+        return [
+            Bar(
+                time=_time(row[0]),
+                open=Decimal(str(row[1])),
+                high=Decimal(str(row[2])),
+                low=Decimal(str(row[3])),
+                close=Decimal(str(row[4])),
+                volume=Decimal(str(row[5] or 0)),
+            )
+            for row in rows[:-1][-limit:]
+        ]
+
+    async def market(self, symbol: str) -> MarketRules:
+        market = self._rules(symbol)
+        precision, limits = market.get("precision", {}), market.get("limits", {})
+        return MarketRules(
+            symbol=symbol,
+            qty_step=self._step(precision.get("amount")),
+            min_qty=_decimal(limits.get("amount", {}).get("min")),
+            price_tick=self._step(precision.get("price")),
+            min_notional=_decimal(limits.get("cost", {}).get("min")) or None,
+            time_in_force=frozenset({TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK}),
+            shortable=not market.get("spot", False),
+        )
+
+    def _step(self, precision: Any) -> Decimal | None:
+        """ccxt's precision as a step: a tick size already, or a number of decimals."""
+        import ccxt
+
+        if precision is None:
+            return None
+        if self._exchange.precisionMode == ccxt.TICK_SIZE:
+            return Decimal(str(precision)).normalize()
+        return Decimal(1).scaleb(-int(precision))
+
+    def _order(self, order: dict[str, Any], sent: OrderRequest | None = None) -> VenueOrder:
+        """A ccxt order as the port's; `sent` fills in what an exchange's short
+        acknowledgement leaves out."""
+        info = order.get("info") or {}
+        symbol = order.get("symbol") or (sent.symbol if sent else None)
+        client_order_id = order.get("clientOrderId") or info.get("clientAlgoId")
+        client_order_id = client_order_id or (sent.client_order_id if sent else None)
+        order_id = str(order.get("id") or info.get("algoId") or "")
+        # Trades name regular order ids: a stop in the algo service trades under the
+        # id of the order it became (`actualOrderId`), never under its algo id.
+        traded_as = info.get("actualOrderId") if "algoId" in info else order_id
+        if traded_as and symbol and client_order_id:
+            self._client_ids[(symbol, str(traded_as))] = client_order_id
+        trigger = _decimal(order.get("triggerPrice") or order.get("stopPrice"))
+        kind = OrderType.STOP if trigger else OrderType(order.get("type") or "market")
+        if kind not in (OrderType.STOP, OrderType.LIMIT, OrderType.MARKET):
+            kind = OrderType.MARKET
+        filled = Decimal(str(order.get("filled") or info.get("executedQty") or 0))
+        state = _STATES.get(order.get("status") or "", OrderState.OPEN)
+        if info.get("algoStatus") in ("TRIGGERED", "FINISHED"):
+            state = OrderState.FILLED if filled > 0 else OrderState.OPEN
+        if state is OrderState.OPEN and filled > 0:
+            state = OrderState.PARTIALLY_FILLED
+        stamp = order.get("timestamp") or order.get("lastUpdateTimestamp")
+        created = _time(stamp) if stamp else datetime.now(UTC)
+        updated = order.get("lastUpdateTimestamp") or order.get("lastTradeTimestamp")
+        tif = (order.get("timeInForce") or "GTC").lower()
+        return VenueOrder(
+            client_order_id=client_order_id or order_id,
+            venue_order_id=order_id,
+            symbol=symbol,
+            side=OrderSide(order.get("side") or (sent.side.value if sent else "buy")),
+            type=kind,
+            qty=Decimal(str(order.get("amount") or (sent.qty if sent else 0))),
+            state=state,
+            filled_qty=filled,
+            avg_price=_decimal(order.get("average") or info.get("avgPrice") or None) or None,
+            limit_price=_decimal(order.get("price")) if kind is OrderType.LIMIT else None,
+            stop_price=trigger,
+            time_in_force=TimeInForce(tif)
+            if tif in TimeInForce._value2member_map_
+            else TimeInForce.GTC,
+            created_at=created,
+            updated_at=_time(updated) if updated else created,
+        )
+
+
+def _refused(error: Exception) -> bool:
+    """True when the connection was never made (nothing reached the exchange)."""
+    import aiohttp
+
+    return isinstance(error.__cause__, aiohttp.ClientConnectorError)

@@ -1,0 +1,298 @@
+"""The ccxt adapter: real ccxt (asyncio) over real HTTP to the Binance emulators, spot
+and USD-M futures, and every failure mapped to the error class that tells the engine
+what it may do."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ccxt", reason="needs ccxt: pip install 'botwarden[ccxt]'")
+
+from botwarden.venues.base import (
+    Ambiguous,
+    AuthError,
+    NotFound,
+    OrderState,
+    Rejected,
+    Retryable,
+)
+from botwarden.venues.ccxt import CcxtVenue, binance_error, rewrite_hosts
+from botwarden.venues.emulators.binance import Flavour, create_app
+from botwarden.venues.emulators.server import serving
+from botwarden.venues.paper.book import BookSettings, PaperBook
+from botwarden.venues.paper.faults import FaultPlan
+from botwarden.venues.paper.venue import PaperVenue
+from botwarden.venues.retry import RetryPolicy
+from tests.state.test_crash import free_port
+from tests.venues.test_paper import FEED, T0, Clock, first_time_price, order
+
+KEY, SECRET = "binance-test-key", "binance-test-secret"
+QUICK = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, deadline=5)
+EXCHANGES: dict[Flavour, str] = {"spot": "binance", "usdm": "binanceusdm"}
+SYMBOLS: dict[Flavour, str] = {"spot": "BTC/USDT", "usdm": "BTC/USDT:USDT"}
+
+
+def start(
+    tmp_path: Path, flavour: Flavour, faults: str = "", clock: Clock | None = None
+) -> tuple[PaperVenue, object]:
+    """A Binance emulator over a paper exchange kept the way Binance keeps accounts:
+    USDT, client ids unique among open orders, no shorting on spot."""
+    settings = BookSettings(currency="USDT", client_ids="binance", shorting=flavour == "usdm")
+    venue = PaperVenue(
+        PaperBook(tmp_path / f"binance-{flavour}.db", FEED, settings),
+        clock or Clock(),
+        FaultPlan.parse(faults),
+    )
+    return venue, create_app(venue, flavour, KEY, SECRET)
+
+
+def adapter(url: str, flavour: Flavour, key: str = KEY, timeout: float = 2.0) -> CcxtVenue:
+    return CcxtVenue(
+        EXCHANGES[flavour],
+        key,
+        SECRET,
+        base_url=url,
+        symbols=[SYMBOLS[flavour]],
+        timeout=timeout,
+        reads=QUICK,
+        cancels=QUICK,
+    )
+
+
+@dataclass
+class Emulated:
+    venue: CcxtVenue
+    clock: Clock
+    exchange: PaperVenue
+    calls: Counter[str]
+    """`METHOD /path` -> requests the emulator served."""
+    flavour: Flavour
+
+    @property
+    def symbol(self) -> str:
+        return SYMBOLS[self.flavour]
+
+
+@asynccontextmanager
+async def emulated_ccxt(
+    tmp_path: Path, flavour: Flavour, faults: str = ""
+) -> AsyncIterator[Emulated]:
+    """The adapter, connected to a Binance emulator over a paper exchange with
+    `faults`, with the exchange, its clock and the emulator's call counts."""
+    clock = Clock()
+    exchange, app = start(tmp_path, flavour, faults, clock)
+    with serving(app) as url:
+        venue = adapter(url, flavour)
+        await venue.connect()
+        try:
+            yield Emulated(venue, clock, exchange, app.state.calls, flavour)
+        finally:
+            await venue.close()
+    exchange.book.close()
+
+
+@pytest.fixture(params=["spot", "usdm"])
+async def binance(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Emulated]:
+    async with emulated_ccxt(tmp_path, request.param) as emulated:
+        yield emulated
+
+
+def btc(cid: str, **extra: object):
+    return order(cid, symbol=extra.pop("symbol", "BTC/USDT"), qty=extra.pop("qty", "0.01"), **extra)
+
+
+async def test_markets_come_from_exchange_info_with_binances_filters(binance) -> None:
+    venue = binance.venue
+    rules = await venue.market(binance.symbol)
+    assert (rules.qty_step, rules.min_qty, rules.price_tick) == (
+        Decimal("0.001"), Decimal("0.001"), Decimal("0.1")
+    )  # fmt: skip
+    assert rules.shortable is (binance.flavour == "usdm")
+    assert venue.capabilities.client_ids == "unique_while_open"
+    with pytest.raises(NotFound, match="unknown symbol"):
+        await venue.market("DOGE/USDT")
+
+
+async def test_a_stop_is_found_listed_and_canceled_by_its_client_id(binance) -> None:
+    """On USD-M the stop lives in the algo-order service: found, listed and canceled
+    there, with the same calls to the port as anywhere else."""
+    venue, symbol = binance.venue, binance.symbol
+    await venue.submit(btc("bw-entry", symbol=symbol))
+    stop_price = (FEED.price("BTC/USDT", T0) * Decimal("0.95")).quantize(Decimal("0.1"))
+    stop = await venue.submit(
+        btc("bw-stop", symbol=symbol, side="sell", type="stop", stop_price=stop_price)
+    )
+    assert (stop.type.value, stop.state, stop.stop_price) == ("stop", OrderState.OPEN, stop_price)
+    [listed] = await venue.open_orders()
+    assert (listed.client_order_id, listed.type.value) == ("bw-stop", "stop")
+    found = await venue.order("bw-stop", symbol)
+    assert (found.state, found.stop_price, found.qty) == (
+        OrderState.OPEN, stop_price, Decimal("0.01")
+    )  # fmt: skip
+    assert (await venue.cancel("bw-stop", symbol)).state is OrderState.CANCELED
+    assert await venue.open_orders() == []
+    if binance.flavour == "usdm":
+        assert binance.calls["POST /fapi/v1/algoOrder"] == 1
+        assert binance.calls["DELETE /fapi/v1/algoOrder"] == 1
+
+
+async def test_a_spot_account_holds_coins_not_positions(tmp_path: Path) -> None:
+    async with emulated_ccxt(tmp_path, "spot") as emulated:
+        venue = emulated.venue
+        await venue.submit(btc("bw-buy", qty="0.02"))
+        [held] = await venue.positions()
+        assert (held.symbol, held.side.value, held.qty, held.avg_entry_price) == (
+            "BTC/USDT", "long", Decimal("0.02"), None
+        )  # fmt: skip
+        with pytest.raises(Rejected, match="insufficient balance"):
+            await venue.submit(btc("bw-short", side="sell", qty="0.05"))
+
+
+async def test_a_futures_position_carries_its_entry_and_can_be_short(tmp_path: Path) -> None:
+    async with emulated_ccxt(tmp_path, "usdm") as emulated:
+        venue, symbol = emulated.venue, emulated.symbol
+        await venue.submit(btc("bw-short", symbol=symbol, side="sell", qty="0.02"))
+        [held] = await venue.positions()
+        assert (held.symbol, held.side.value, held.qty, held.avg_entry_price) == (
+            symbol, "short", Decimal("0.02"), FEED.price("BTC/USDT", T0)
+        )  # fmt: skip
+        balance = await venue.balance()
+        assert balance.cash == Decimal("100000"), "a futures wallet does not pay for a position"
+
+
+async def test_a_triggered_futures_stop_names_its_fills_by_the_stops_client_id(
+    tmp_path: Path,
+) -> None:
+    """A USD-M stop trades as a new market order of its own; its fills still come back
+    under the client id the bot gave the stop (through the stop's actualOrderId)."""
+    async with emulated_ccxt(tmp_path, "usdm") as emulated:
+        venue, clock, symbol = emulated.venue, emulated.clock, emulated.symbol
+        await venue.submit(btc("bw-entry", symbol=symbol))
+        stop_price = (FEED.price("BTC/USDT", T0) * Decimal("0.99")).quantize(Decimal("0.1"))
+        await venue.submit(
+            btc("bw-stop", symbol=symbol, side="sell", type="stop", stop_price=stop_price)
+        )
+        clock.now = first_time_price("BTC/USDT", T0, lambda p: p <= stop_price)
+        found = await venue.order("bw-stop", symbol)
+        assert (found.state, found.filled_qty) == (OrderState.FILLED, Decimal("0.01"))
+        fills = (await venue.fills()).fills
+        assert [(f.client_order_id, f.side.value) for f in fills] == [
+            ("bw-entry", "buy"),
+            ("bw-stop", "sell"),
+        ]
+        assert await venue.positions() == []
+
+
+async def test_fills_page_by_cursor_and_since(binance) -> None:
+    venue, clock, symbol = binance.venue, binance.clock, binance.symbol
+    await venue.submit(btc("bw-1", symbol=symbol))
+    first = await venue.fills()
+    assert [f.client_order_id for f in first.fills] == ["bw-1"]
+    assert (await venue.fills(cursor=first.cursor)).fills == []
+    clock.now = T0 + timedelta(hours=1)
+    await venue.submit(btc("bw-2", symbol=symbol))
+    assert [f.client_order_id for f in (await venue.fills(cursor=first.cursor)).fills] == ["bw-2"]
+    since = await venue.fills(since=T0 + timedelta(minutes=30))
+    assert [f.client_order_id for f in since.fills] == ["bw-2"]
+
+
+async def test_binance_refusals_are_rejected_with_their_codes(binance) -> None:
+    venue, symbol, spot = binance.venue, binance.symbol, binance.flavour == "spot"
+    limit = (FEED.price("BTC/USDT", T0) * Decimal("0.9")).quantize(Decimal("0.1"))
+    await venue.submit(btc("bw-open", symbol=symbol, type="limit", limit_price=limit))
+    with pytest.raises(Rejected) as duplicate:
+        await venue.submit(btc("bw-open", symbol=symbol, type="limit", limit_price=limit))
+    assert duplicate.value.code == ("-2010" if spot else "-4116")
+    with pytest.raises(Rejected, match=r"(?i)insufficient"):
+        await venue.submit(btc("bw-huge", symbol=symbol, qty="1000"))
+    below = (FEED.price("BTC/USDT", T0) * Decimal("0.9")).quantize(Decimal("0.1"))
+    with pytest.raises(Rejected, match="immediately"):  # a buy stop below the price
+        await venue.submit(btc("bw-stop", symbol=symbol, side="buy", type="stop", stop_price=below))
+    with pytest.raises(NotFound):
+        await venue.order("never-sent", symbol)
+
+
+async def test_an_order_off_the_lot_step_is_refused_before_it_is_sent(binance) -> None:
+    from botwarden.domain.markets import OrderRefused
+
+    with pytest.raises(OrderRefused, match=r"lot step 0\.001"):
+        await binance.venue.submit(btc("bw-odd", symbol=binance.symbol, qty="0.0105"))
+    assert await binance.exchange.all_orders() == []
+
+
+async def test_an_answer_lost_after_acceptance_is_ambiguous_and_found_again(
+    tmp_path: Path,
+) -> None:
+    async with emulated_ccxt(tmp_path, "usdm", "timeout_after:on=submit,nth=1") as emulated:
+        venue, symbol = emulated.venue, emulated.symbol
+        with pytest.raises(Ambiguous, match="-1007"):
+            await venue.submit(btc("bw-1", symbol=symbol))
+        assert (await venue.order("bw-1", symbol)).state is OrderState.FILLED
+
+
+async def test_an_answer_that_never_comes_is_ambiguous_after_the_timeout(tmp_path: Path) -> None:
+    clock = Clock()
+    exchange, app = start(tmp_path, "spot", "slow:on=submit,nth=1,seconds=3", clock)
+    with serving(app) as url:
+        venue = adapter(url, "spot", timeout=0.5)
+        await venue.connect()
+        with pytest.raises(Ambiguous):
+            await venue.submit(btc("bw-slow"))
+        assert (await venue.order("bw-slow", "BTC/USDT")).state is OrderState.FILLED
+        await venue.close()
+    exchange.book.close()
+
+
+async def test_rate_limits_and_outages_are_retried_for_reads(tmp_path: Path) -> None:
+    faults = "rate_limit:on=open_orders,nth=1; outage:on=open_orders,nth=2"
+    async with emulated_ccxt(tmp_path, "usdm", faults) as emulated:
+        assert await emulated.venue.open_orders() == []
+        assert emulated.calls["GET /fapi/v1/openOrders"] == 3, "429, then 503, then served"
+
+
+async def test_wrong_keys_are_an_auth_error_at_connect(tmp_path: Path) -> None:
+    exchange, app = start(tmp_path, "usdm")
+    with serving(app) as url:
+        venue = adapter(url, "usdm", key="stolen-key")
+        with pytest.raises(AuthError, match="-2015"):
+            await venue.connect()
+        await venue.close()
+    exchange.book.close()
+
+
+async def test_a_venue_that_cannot_be_reached_is_retryable() -> None:
+    venue = adapter(f"http://127.0.0.1:{free_port()}", "spot", timeout=1)
+    with pytest.raises(Retryable, match="could not connect"):
+        await venue.connect()
+    await venue.close()
+
+
+def test_binance_errors_are_read_from_the_body_whatever_the_host() -> None:
+    assert binance_error('binance {"code":-2019,"msg":"Margin is insufficient."}') == (
+        -2019,
+        "Margin is insufficient.",
+    )
+    assert binance_error("binance GET http://x/api/v3/order 502 Bad Gateway <html>") is None
+    assert binance_error('binance {"code":200,"msg":"success"}') is None
+
+
+def test_every_api_host_is_moved_and_its_path_kept() -> None:
+    moved = rewrite_hosts(
+        {
+            "public": "https://api.binance.com/api/v3",
+            "x": {"y": "https://fapi.binance.com/fapi/v1"},
+        },
+        "http://127.0.0.1:9/",
+    )
+    assert moved == {
+        "public": "http://127.0.0.1:9/api/v3",
+        "x": {"y": "http://127.0.0.1:9/fapi/v1"},
+    }
