@@ -13,7 +13,6 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -27,6 +26,7 @@ from botwarden.errors import BotwardenError, ConfigError, StateError
 from botwarden.state.base import StateStore
 from botwarden.state.factory import open_store
 from botwarden.state.manager import utc_now
+from botwarden.venues.emulators.apis import EmulatedApi
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -162,10 +162,6 @@ def state_import(
     errors.print(f"imported {count} records of bot {settings.bot_id} into {where}")
 
 
-class EmulatedApi(StrEnum):
-    alpaca = "alpaca"
-
-
 @venue_app.command("serve")
 def venue_serve(
     api: Annotated[EmulatedApi, typer.Option(help="Whose API to speak.")] = EmulatedApi.alpaca,
@@ -190,18 +186,20 @@ def venue_serve(
     speed: Annotated[float, typer.Option(help="Exchange time per wall-clock time.")] = 1.0,
 ) -> None:
     """Serve a venue's real API on this machine, backed by the paper exchange: point an
-    unmodified SDK (alpaca-py) or bot at it to rehearse fills, stops and outages."""
+    unmodified SDK (alpaca-py, ccxt) or bot at it to rehearse fills, stops and outages."""
     import uvicorn
 
     from botwarden.config import PaperVenueSettings, describe_validation_error
-    from botwarden.venues.emulators.alpaca import create_app
+    from botwarden.venues.emulators.apis import create_app, paper_settings
     from botwarden.venues.factory import open_paper_venue
 
     if (key is None) != (secret is None):
         raise ConfigError("--key and --secret go together (or set neither)")
     try:
         path = str(book or f"state/emulator-{api.value}.db")
-        settings = PaperVenueSettings(path=path, faults=faults, seed=seed, speed=speed)
+        settings = PaperVenueSettings(
+            path=path, faults=faults, seed=seed, speed=speed, **paper_settings(api)
+        )
     except ValidationError as error:
         raise ConfigError(
             f"venue serve: {describe_validation_error(error, PaperVenueSettings)}"
@@ -213,7 +211,8 @@ def venue_serve(
         markup=False,
         highlight=False,
     )
-    uvicorn.run(create_app(venue, key, secret), host=host, port=port, log_level="warning")
+    app = create_app(api, venue, key, secret)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @app.command("demo")

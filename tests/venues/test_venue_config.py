@@ -169,3 +169,83 @@ def test_keys_in_a_config_others_can_read_are_warned_about_and_never_shown(
         load_config(path)
     assert "venue.secret_key" in str(caught.value)
     assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize("api", ["binance", "binanceusdm"])
+async def test_a_ccxt_venue_from_config_trades_through_the_emulator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api: str
+) -> None:
+    pytest.importorskip("ccxt", reason="needs ccxt: pip install 'botwarden[ccxt]'")
+    from botwarden.venues.emulators.server import serving
+    from botwarden.venues.factory import open_venue
+    from tests.venues.test_ccxt_adapter import KEY, SECRET, start
+
+    flavour, symbol = ("spot", "BTC/USDT") if api == "binance" else ("usdm", "BTC/USDT:USDT")
+    venue, app = start(tmp_path, flavour)
+    with serving(app) as url:
+        path = tmp_path / "bot.yaml"
+        path.write_text(
+            f"bot_id: b\nvenue: {{type: ccxt, exchange: {api}, base_url: '{url}',"
+            f" symbols: ['{symbol}']}}\n"
+        )
+        monkeypatch.setenv("BOTWARDEN_CCXT_API_KEY", KEY)
+        monkeypatch.setenv("BOTWARDEN_CCXT_SECRET", SECRET)
+        config = load_config(path)
+        ccxt = open_venue(config.venue, config.bot_id, config.base_dir)
+        await ccxt.connect()
+        filled = await ccxt.submit(order("b-000001", symbol=symbol, qty="0.01"))
+        assert filled.state is OrderState.FILLED
+        await ccxt.close()
+    venue.book.close()
+
+
+def test_keys_come_from_a_secrets_file_when_not_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from botwarden.venues.factory import credentials
+
+    monkeypatch.delenv("BOTWARDEN_CCXT_API_KEY", raising=False)
+    monkeypatch.setenv("BOTWARDEN_CCXT_SECRET", "from-the-environment")
+    secrets = tmp_path / "keys.env"
+    secrets.write_text(
+        "# Binance\nexport BOTWARDEN_CCXT_API_KEY='file-key'\nBOTWARDEN_CCXT_SECRET=file-secret\n"
+    )
+    secrets.chmod(0o600)
+    path = tmp_path / "bot.yaml"
+    path.write_text("bot_id: b\nvenue: {type: ccxt, exchange: binance, secrets_file: keys.env}\n")
+    config = load_config(path)
+    names = ("BOTWARDEN_CCXT_API_KEY", "BOTWARDEN_CCXT_SECRET")
+    assert credentials(config.venue, names, config.base_dir) == (
+        "file-key", "from-the-environment"
+    )  # fmt: skip
+    assert "chmod" not in caplog.text
+    secrets.chmod(0o644)
+    credentials(config.venue, names, config.base_dir)
+    assert "chmod 600" in caplog.text and "file-secret" not in caplog.text
+
+    secrets.write_text("BOTWARDEN_CCXT_API_KEY file-key\n")
+    with pytest.raises(ConfigError, match=r"keys\.env: line 1: expected NAME=value"):
+        credentials(config.venue, names, config.base_dir)
+    secrets.unlink()
+    with pytest.raises(ConfigError, match=r"keys\.env: cannot read the secrets file"):
+        credentials(config.venue, names, config.base_dir)
+
+
+def test_a_ccxt_venue_names_an_exchange_ccxt_knows(tmp_path: Path) -> None:
+    path = tmp_path / "bot.yaml"
+    path.write_text("bot_id: b\nvenue: {type: ccxt}\n")
+    with pytest.raises(ConfigError, match=r"venue\.exchange: missing"):
+        load_config(path)
+    path.write_text("bot_id: b\nvenue: {type: ccxt, exchange: Binance}\n")
+    with pytest.raises(ConfigError, match=r"venue\.exchange"):
+        load_config(path)
+    pytest.importorskip("ccxt", reason="needs ccxt: pip install 'botwarden[ccxt]'")
+    from botwarden.venues.factory import open_venue
+
+    path.write_text(
+        "bot_id: b\nvenue: {type: ccxt, exchange: binanceusd, api_key: k, secret_key: s}\n"
+    )
+    path.chmod(0o600)
+    config = load_config(path)
+    with pytest.raises(ConfigError, match=r"no exchange 'binanceusd'; did you mean binanceusdm"):
+        open_venue(config.venue, config.bot_id, config.base_dir)

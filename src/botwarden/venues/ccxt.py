@@ -87,6 +87,14 @@ _BODY = re.compile(r"\{.*\}", re.DOTALL)
 _STATUS = re.compile(r" (\d{3}) ")
 
 
+def known_exchanges() -> list[str]:
+    try:
+        import ccxt
+    except ImportError as error:  # pragma: no cover - depends on the install
+        raise ConfigError("the ccxt venue needs ccxt: pip install 'botwarden[ccxt]'") from error
+    return list(ccxt.exchanges)
+
+
 def binance_error(message: str) -> tuple[int, str] | None:
     """Binance's `(code, msg)` inside a ccxt error message, if there is one."""
     found = _BODY.search(message)
@@ -163,12 +171,10 @@ class CcxtVenue:
 
     # -- plumbing ----------------------------------------------------------------------
     async def connect(self) -> None:
-        try:
-            import ccxt.async_support as ccxt
-        except ImportError as error:  # pragma: no cover - depends on the install
-            raise ConfigError("the ccxt venue needs ccxt: pip install 'botwarden[ccxt]'") from error
-        if self.name not in ccxt.exchanges:
-            raise ConfigError(f"venue ccxt: ccxt knows no exchange {self.name!r}")
+        if self.name not in known_exchanges():
+            raise ConfigError(f"venue.exchange: ccxt knows no exchange {self.name!r}")
+        import ccxt.async_support as ccxt
+
         self._exchange = getattr(ccxt, self.name)(
             {
                 "apiKey": self._key,

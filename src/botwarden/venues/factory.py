@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from collections.abc import Callable
@@ -121,8 +122,13 @@ def open_alpaca_venue(settings: AlpacaVenueSettings, base_dir: Path) -> Venue:
 
 
 def open_ccxt_venue(settings: CcxtVenueSettings, base_dir: Path) -> Venue:
-    from botwarden.venues.ccxt import CcxtVenue
+    from botwarden.venues.ccxt import CcxtVenue, known_exchanges
 
+    known = known_exchanges()
+    if settings.exchange not in known:
+        close = difflib.get_close_matches(settings.exchange, known, n=3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise ConfigError(f"venue.exchange: ccxt knows no exchange {settings.exchange!r}{hint}")
     key, secret = credentials(
         settings, ("BOTWARDEN_CCXT_API_KEY", "BOTWARDEN_CCXT_SECRET"), base_dir
     )

@@ -1,0 +1,224 @@
+"""The Binance emulators on the wire: signatures, keys and timestamps checked as Binance
+checks them, error bodies, the USD-M algo-order service, and the command line."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from botwarden.venues.emulators.binance import Flavour
+from botwarden.venues.emulators.server import serving
+from botwarden.venues.paper.venue import PaperVenue
+from tests.venues.test_ccxt_adapter import KEY, SECRET, start
+from tests.venues.test_paper import FEED, T0, first_time_price
+
+
+class Client:
+    """Signed requests, made by hand the way Binance documents them."""
+
+    def __init__(self, url: str, key: str = KEY, secret: str = SECRET) -> None:
+        self.url, self.key, self.secret = url, key, secret
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        sign: bool = True,
+        stamp: int | None = None,
+        **params: Any,
+    ) -> tuple[int, Any]:
+        query = urlencode(params)
+        if sign:
+            stamp = int(time.time() * 1000) if stamp is None else stamp
+            query = "&".join(part for part in (query, f"timestamp={stamp}") if part)
+            digest = hmac.new(self.secret.encode(), query.encode(), hashlib.sha256).hexdigest()
+            query += f"&signature={digest}"
+        body = None
+        url = f"{self.url}{path}"
+        if method == "POST":
+            body = query.encode()
+        elif query:
+            url += f"?{query}"
+        request = urllib.request.Request(url, data=body, method=method)
+        if self.key:
+            request.add_header("X-MBX-APIKEY", self.key)
+        if body is not None:
+            request.add_header("Content-Type", "application/x-www-form-urlencoded")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+
+@pytest.fixture
+def emulator(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Client, PaperVenue]]:
+    flavour: Flavour = getattr(request, "param", "usdm")
+    venue, app = start(tmp_path, flavour)
+    with serving(app) as url:
+        yield Client(url), venue
+    venue.book.close()
+
+
+def test_only_requests_signed_with_the_right_key_and_secret_are_served(tmp_path: Path) -> None:
+    venue, app = start(tmp_path, "spot")
+    with serving(app) as url:
+        assert Client(url).call("GET", "/api/v3/account")[0] == 200
+        assert Client(url, secret="wrong").call("GET", "/api/v3/account") == (
+            400, {"code": -1022, "msg": "Signature for this request is not valid."}
+        )  # fmt: skip
+        assert Client(url, key="other").call("GET", "/api/v3/account")[1]["code"] == -2015
+        assert Client(url, key="").call("GET", "/api/v3/account")[1]["code"] == -2014
+        stale = int(time.time() * 1000) - 60_000
+        assert Client(url).call("GET", "/api/v3/account", stamp=stale) == (
+            400, {"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."}
+        )  # fmt: skip
+        # ...unless the request allows that much with its own recvWindow.
+        status, _ = Client(url).call("GET", "/api/v3/account", stamp=stale, recvWindow=61_000)
+        assert status == 200
+        # Market data needs no key.
+        assert Client(url, key="").call("GET", "/api/v3/exchangeInfo", sign=False)[0] == 200
+    venue.book.close()
+
+
+def test_a_client_order_id_follows_binances_pattern(emulator) -> None:
+    client, _ = emulator
+    status, answer = client.call(
+        "POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="MARKET",
+        quantity="0.01", newClientOrderId="x" * 37,
+    )  # fmt: skip
+    assert (status, answer["code"]) == (400, -1100)
+    assert "newClientOrderId" in answer["msg"]
+    status, answer = client.call(
+        "POST", "/fapi/v1/order", symbol="NOPEUSDT", side="BUY", type="MARKET", quantity="1"
+    )
+    assert (status, answer) == (400, {"code": -1121, "msg": "Invalid symbol."})
+
+
+def test_futures_stops_live_in_the_algo_service_until_they_trigger(emulator) -> None:
+    client, venue = emulator
+    assert client.call(
+        "POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="MARKET",
+        quantity="0.01", newClientOrderId="entry",
+    )[0] == 200  # fmt: skip
+    stop_price = (FEED.price("BTC/USDT", T0) * Decimal("0.99")).quantize(Decimal("0.1"))
+    # A stop on the regular endpoint is refused, as Binance has done since December 2025.
+    status, answer = client.call(
+        "POST", "/fapi/v1/order", symbol="BTCUSDT", side="SELL", type="STOP_MARKET",
+        quantity="0.01", stopPrice=str(stop_price),
+    )  # fmt: skip
+    assert (status, answer["code"]) == (400, -4120)
+    status, stop = client.call(
+        "POST", "/fapi/v1/algoOrder", algoType="CONDITIONAL", symbol="BTCUSDT", side="SELL",
+        type="STOP_MARKET", quantity="0.01", triggerPrice=str(stop_price), clientAlgoId="stop",
+    )  # fmt: skip
+    assert (status, stop["algoStatus"], stop["clientAlgoId"]) == (200, "NEW", "stop")
+    assert client.call("GET", "/fapi/v1/openOrders")[1] == []
+    [listed] = client.call("GET", "/fapi/v1/openAlgoOrders")[1]
+    assert listed["algoId"] == stop["algoId"]
+    assert client.call("GET", "/fapi/v1/order", symbol="BTCUSDT", origClientOrderId="stop")[1][
+        "code"
+    ] == -2013  # fmt: skip
+
+    venue.clock.now = first_time_price("BTC/USDT", T0, lambda p: p <= stop_price)
+    _, done = client.call("GET", "/fapi/v1/algoOrder", clientAlgoId="stop")
+    assert (done["algoStatus"], done["executedQty"]) == ("FINISHED", "0.01")
+    _, actual = client.call(
+        "GET", "/fapi/v1/order", symbol="BTCUSDT", orderId=done["actualOrderId"]
+    )
+    assert (actual["status"], actual["type"], actual["side"]) == ("FILLED", "MARKET", "SELL")
+    _, trades = client.call("GET", "/fapi/v1/userTrades", symbol="BTCUSDT")
+    assert [str(t["orderId"]) for t in trades][-1] == done["actualOrderId"]
+
+
+@pytest.mark.parametrize("emulator", ["spot"], indirect=True)
+def test_a_spot_account_shows_what_open_orders_lock(emulator) -> None:
+    client, _ = emulator
+    client.call(
+        "POST", "/api/v3/order", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.02"
+    )
+    price = FEED.price("BTC/USDT", T0)
+    limit = (price * 2).quantize(Decimal("0.1"))
+    status, _ = client.call(
+        "POST", "/api/v3/order", symbol="BTCUSDT", side="SELL", type="LIMIT",
+        timeInForce="GTC", quantity="0.015", price=str(limit),
+    )  # fmt: skip
+    assert status == 200
+    balances = {b["asset"]: b for b in client.call("GET", "/api/v3/account")[1]["balances"]}
+    assert (balances["BTC"]["free"], balances["BTC"]["locked"]) == ("0.005", "0.015")
+    assert Decimal(balances["USDT"]["free"]) == Decimal(100000) - Decimal("0.02") * price
+
+
+def test_injected_faults_come_back_as_binance_fails(tmp_path: Path) -> None:
+    venue, app = start(
+        tmp_path, "usdm", "rate_limit:on=positions,nth=1; outage:on=positions,nth=2;"
+        " timeout_after:on=positions,nth=3"
+    )  # fmt: skip
+    with serving(app) as url:
+        client = Client(url)
+        assert client.call("GET", "/fapi/v3/positionRisk")[:2] == (
+            429, {"code": -1003, "msg": "Too many requests; please use the websocket."}
+        )  # fmt: skip
+        status, answer = client.call("GET", "/fapi/v3/positionRisk")
+        assert (status, answer["code"]) == (503, -1008)
+        status, answer = client.call("GET", "/fapi/v3/positionRisk")
+        assert (status, answer["code"]) == (503, -1007)
+        assert "execution status unknown" in answer["msg"]
+        assert client.call("GET", "/fapi/v3/positionRisk") == (200, [])
+    venue.book.close()
+
+
+@pytest.mark.parametrize("api", ["binance", "binanceusdm"])
+def test_the_emulator_starts_from_the_command_line(tmp_path: Path, api: str) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from tests.state.test_crash import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "botwarden", "venue", "serve", "--api", api,
+         "--port", str(port), "--key", KEY, "--secret", SECRET],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the emulator did not start"
+                time.sleep(0.05)
+        client = Client(f"http://127.0.0.1:{port}")
+        prefix = "/api/v3" if api == "binance" else "/fapi/v1"
+        _, info = client.call("GET", f"{prefix}/exchangeInfo", sign=False)
+        assert [s["symbol"] for s in info["symbols"]] == ["BTCUSDT", "ETHUSDT"]
+        status, order = client.call(
+            "POST", f"{prefix}/order", symbol="ETHUSDT", side="BUY", type="MARKET",
+            quantity="0.1", newClientOrderId="cli-1",
+        )  # fmt: skip
+        assert (status, order["status"], order["clientOrderId"]) == (200, "FILLED", "cli-1")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=20)
+    assert server.returncode in (0, -signal.SIGTERM), stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    assert (tmp_path / "state" / f"emulator-{api}.db").exists()
+    assert f"{api} emulator on http://127.0.0.1" in stderr.decode()
