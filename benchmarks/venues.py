@@ -6,8 +6,10 @@ measures the calls and the wall time needed to fetch positions, open orders and 
 
     .venv/bin/python benchmarks/venues.py [--sizes 1,100,1000]
 
-Measured for the paper exchange called directly and for the alpaca adapter (real
-alpaca-py over HTTP) against the Alpaca emulator; ccxt joins when its emulators land.
+Measured for the paper exchange called directly, the alpaca adapter (real alpaca-py
+over HTTP) against the Alpaca emulator, and the ccxt adapter (real ccxt over HTTP)
+against the Binance spot and USD-M emulators (ccxt's own request pacing off: it would
+measure Binance's rate limits, not the adapter).
 """
 
 from __future__ import annotations
@@ -48,12 +50,16 @@ class Ticking:
         return self.now
 
 
-def make_paper(directory: Path, symbols: int, name: str) -> PaperVenue:
-    feed = RandomWalkFeed(
-        {f"S{i:04d}": Instrument(f"S{i:04d}", Decimal("100")) for i in range(symbols)}, seed=3
-    )
-    settings = BookSettings(starting_cash=Decimal("1000000000"))
-    return PaperVenue(PaperBook(directory / f"{name}-{symbols}.db", feed, settings), Ticking())
+def symbols(count: int, quote: str = "") -> list[str]:
+    return [f"S{i:04d}{quote}" for i in range(count)]
+
+
+def make_paper(directory: Path, count: int, name: str, **settings: Any) -> PaperVenue:
+    """A paper exchange listing `count` symbols (`S0000`, or `S0000/USDT` for Binance)."""
+    quote = "/USDT" if settings.get("currency") == "USDT" else ""
+    feed = RandomWalkFeed({s: Instrument(s, Decimal("100")) for s in symbols(count, quote)}, seed=3)
+    book = BookSettings(starting_cash=Decimal("1000000000"), **settings)
+    return PaperVenue(PaperBook(directory / f"{name}-{count}.db", feed, book), Ticking())
 
 
 async def timed(call) -> float:
@@ -62,11 +68,10 @@ async def timed(call) -> float:
     return time.perf_counter() - started
 
 
-async def trade(venue: Venue, held: int) -> tuple[list[float], list[float]]:
+async def trade(venue: Venue, traded: list[str]) -> tuple[list[float], list[float]]:
     """One position per symbol, each with its resting stop."""
     entries, stops = [], []
-    for i in range(held):
-        symbol = f"S{i:04d}"
+    for i, symbol in enumerate(traded):
         entry = OrderRequest(
             client_order_id=f"e{i}", symbol=symbol, side="buy", type="market", qty=Decimal(1)
         )
@@ -88,9 +93,9 @@ async def all_fills(venue: Venue) -> int:
     count, cursor = 0, None
     while True:
         page = await venue.fills(cursor=cursor)
-        if not page.fills:
-            return count
         count, cursor = count + len(page.fills), page.cursor
+        if not page.more:
+            return count
 
 
 async def recovery_reads(venue: Venue, held: int, calls: Callable[[], Counter]) -> dict[str, Any]:
@@ -113,7 +118,7 @@ async def recovery_reads(venue: Venue, held: int, calls: Callable[[], Counter]) 
 
 async def measure_paper(directory: Path, held: int) -> dict[str, Any]:
     venue = make_paper(directory, held, "paper")
-    entries, stops = await trade(venue, held)
+    entries, stops = await trade(venue, symbols(held))
     result = await recovery_reads(venue, held, Counter)
     venue.book.close()
     return {**result, **order_times(entries, stops)}
@@ -129,7 +134,7 @@ async def measure_alpaca(directory: Path, held: int) -> dict[str, Any]:
     with serving(app) as url:
         trader = AlpacaVenue("PKBENCH", "bench", base_url=url, data_url=url)
         await trader.connect()
-        entries, stops = await trade(trader, held)
+        entries, stops = await trade(trader, symbols(held))
         await trader.close()
         restarted = AlpacaVenue("PKBENCH", "bench", base_url=url, data_url=url)
         await restarted.connect()
@@ -137,6 +142,41 @@ async def measure_alpaca(directory: Path, held: int) -> dict[str, Any]:
         await restarted.close()
     exchange.book.close()
     return {**result, **order_times(entries, stops)}
+
+
+def ccxt_measure(flavour: str) -> Callable[[Path, int], Any]:
+    async def measure(directory: Path, held: int) -> dict[str, Any]:
+        from botwarden.venues.ccxt import CcxtVenue
+        from botwarden.venues.emulators.binance import create_app
+        from botwarden.venues.emulators.server import serving
+
+        exchange = make_paper(
+            directory, held, flavour, currency="USDT", client_ids="binance",
+            shorting=flavour == "usdm",
+        )  # fmt: skip
+        app = create_app(exchange, flavour, "bench-key", "bench-secret")
+        traded = symbols(held, "/USDT" if flavour == "spot" else "/USDT:USDT")
+        exchange_id = "binance" if flavour == "spot" else "binanceusdm"
+        with serving(app) as url:
+
+            def adapter() -> CcxtVenue:
+                return CcxtVenue(
+                    exchange_id, "bench-key", "bench-secret", base_url=url, symbols=traded,
+                    throttle=False,
+                )  # fmt: skip
+
+            trader = adapter()
+            await trader.connect()
+            entries, stops = await trade(trader, traded)
+            await trader.close()
+            restarted = adapter()
+            await restarted.connect()
+            result = await recovery_reads(restarted, held, lambda: app.state.calls)
+            await restarted.close()
+        exchange.book.close()
+        return {**result, **order_times(entries, stops)}
+
+    return measure
 
 
 def order_times(entries: list[float], stops: list[float]) -> dict[str, float]:
@@ -153,7 +193,7 @@ READS = ("positions", "open orders", "fills")
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,100,1000")
-    parser.add_argument("--paper-only", action="store_true", help="skip the Alpaca emulator")
+    parser.add_argument("--paper-only", action="store_true", help="skip the emulators")
     args = parser.parse_args()
     console = Console(width=max(Console().width, 110))
     directory = Path(tempfile.mkdtemp(prefix="venues-"))
@@ -165,6 +205,8 @@ async def main() -> None:
         measures = {"paper": measure_paper}
         if not args.paper_only:
             measures["alpaca (emulator)"] = measure_alpaca
+            measures["ccxt binance spot (emulator)"] = ccxt_measure("spot")
+            measures["ccxt binanceusdm (emulator)"] = ccxt_measure("usdm")
         for name, measure in measures.items():
             for held in (int(size) for size in args.sizes.split(",")):
                 r = await measure(directory, held)
@@ -179,8 +221,9 @@ async def main() -> None:
         console.print(table)
         console.print(
             "calls: requests a restarted bot needs to read everything (paper: one method"
-            " call each; alpaca: HTTP requests to the emulator, counted there). Order"
-            " times are the median of the orders that built the account."
+            " call each; emulators: HTTP requests, counted there; Binance lists trades one"
+            " market at a time). Order times are the median of the orders that built the"
+            " account."
         )
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -184,3 +184,19 @@ async def test_recovery_names_fills_with_a_few_bulk_calls_not_one_per_order(tmp_
         }
         await restarted.close()
     exchange.book.close()
+
+
+async def test_fills_come_in_pages_and_say_when_more_are_waiting(tmp_path: Path) -> None:
+    clock = Clock()
+    exchange, app = start(tmp_path, clock=clock)
+    with serving(app) as url:
+        venue = adapter(url)
+        await venue.connect()
+        for n in range(101):
+            await venue.submit(order(f"bot-{n:06d}", qty="1"))
+        first = await venue.fills()
+        assert (len(first.fills), first.more) == (100, True), "Alpaca's largest page"
+        rest = await venue.fills(cursor=first.cursor)
+        assert ([f.client_order_id for f in rest.fills], rest.more) == (["bot-000100"], False)
+        await venue.close()
+    exchange.book.close()

@@ -64,6 +64,7 @@ def adapter(url: str, flavour: Flavour, key: str = KEY, timeout: float = 2.0) ->
         timeout=timeout,
         reads=QUICK,
         cancels=QUICK,
+        throttle=False,  # ccxt paces requests to Binance's limits; the emulator has none
     )
 
 

@@ -150,6 +150,7 @@ async def test_positions_balance_and_fills_after_trading(opened) -> None:
             ("conf-buy", "buy", h.qty * 10),
             ("conf-sell", "sell", h.qty * 4),
         ]
+        assert not page.more, "all there is, in one page"
         assert (await h.venue.fills(cursor=page.cursor)).fills == []
 
 
@@ -237,3 +238,41 @@ async def test_every_fault_reaches_the_caller_as_its_error_class(
                 await h.venue.order("conf-000001", h.symbol)
             await h.venue.submit(h.order("conf-000001"))  # known absent: the same id again
         assert len((await h.venue.fills()).fills) == 1, "never two orders for one intent"
+
+
+async def test_a_server_error_is_ambiguous_and_the_lookup_says_what_happened(opened) -> None:
+    """A 5xx may or may not have applied the order (a seeded coin decides, per call):
+    either way the caller learns which by looking the order up, never by resending."""
+    async with opened("server_error:on=submit,nth=1") as h:
+        with pytest.raises(Ambiguous):
+            await h.venue.submit(h.order("conf-000001"))
+        try:
+            found = await h.venue.order("conf-000001", h.symbol)
+        except NotFound:
+            assert await h.venue.positions() == []
+        else:
+            assert found.state is OrderState.FILLED
+            [position] = await h.venue.positions()
+            assert position.qty == h.qty
+
+
+async def test_a_partial_fill_completes_later(opened) -> None:
+    async with opened("partial_fill:fraction=0.3,times=1") as h:
+        first = await h.venue.submit(h.order("conf-000001", qty=h.qty * 10))
+        assert (first.state, first.filled_qty) == (OrderState.PARTIALLY_FILLED, h.qty * 3)
+        h.clock.now += timedelta(seconds=1)
+        done = await h.venue.order("conf-000001", h.symbol)
+        assert (done.state, done.filled_qty) == (OrderState.FILLED, h.qty * 10)
+        assert [f.qty for f in (await h.venue.fills()).fills] == [h.qty * 3, h.qty * 7]
+
+
+async def test_a_fresh_order_may_be_missing_from_lookups_for_a_while(opened) -> None:
+    """Why "not found" right after an ambiguous submission proves nothing: the venue's
+    lookups may lag its book. The engine waits, and asks everywhere, before it concludes."""
+    async with opened("stale_lookup:seconds=30") as h:
+        await h.venue.submit(h.order("conf-000001"))
+        with pytest.raises(NotFound):
+            await h.venue.order("conf-000001", h.symbol)
+        assert [f.client_order_id for f in (await h.venue.fills()).fills] == ["conf-000001"]
+        h.clock.now += timedelta(seconds=30)
+        assert (await h.venue.order("conf-000001", h.symbol)).state is OrderState.FILLED

@@ -254,7 +254,11 @@ class AlpacaVenue:
         activities = activities or []
         await self._name_orders({a["order_id"] for a in activities})
         last = activities[-1]["id"] if activities else cursor
-        return FillPage(fills=[self._fill(a) for a in activities], cursor=last)
+        return FillPage(
+            fills=[self._fill(a) for a in activities],
+            cursor=last,
+            more=len(activities) == params["page_size"],
+        )
 
     async def _name_orders(self, order_ids: set[str]) -> None:
         """Learn the client order ids of these orders: Alpaca's fills name only the

@@ -178,6 +178,9 @@ class FillPage(DomainModel):
     fills: list[Fill]
     cursor: str | None = None
     """Pass back to get the fills after these; None when there were none."""
+    more: bool = False
+    """More fills are waiting: ask again with the cursor. False means these were all
+    the fills there are so far, so no call is spent on an empty page."""
 
 
 @dataclass(frozen=True)

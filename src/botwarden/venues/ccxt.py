@@ -144,8 +144,11 @@ class CcxtVenue:
         timeout: float = 10.0,
         reads: RetryPolicy = READS,
         cancels: RetryPolicy = CANCELS,
+        throttle: bool = True,
     ) -> None:
         self.name = exchange_id
+        self._throttle = throttle
+        """ccxt's own pacing of requests to the exchange's published rate limits."""
         self._key, self._secret = api_key, secret
         self._base_url = base_url
         self._options = {
@@ -180,7 +183,7 @@ class CcxtVenue:
                 "apiKey": self._key,
                 "secret": self._secret,
                 "timeout": int(self._timeout * 1000),
-                "enableRateLimit": True,
+                "enableRateLimit": self._throttle,
                 "options": self._options,
             }
         )

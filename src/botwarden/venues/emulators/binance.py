@@ -175,6 +175,22 @@ class Exchange:
         book_symbols = [s for s in venue.book.feed.symbols() if "/" in s]
         self.symbols = {s.replace("/", ""): s for s in book_symbols}
         """Binance's symbol (`BTCUSDT`) -> the paper book's (`BTC/USDT`)."""
+        self._fills: list[Fill] = []
+        self._fills_seen = 0
+
+    async def listed_fills(self) -> list[Fill]:
+        """The fills, as a listing call sees them: the exchange brought up to now, and
+        any fault drawn for `fills`."""
+        await self.venue.fills(cursor=str(self._fills_seen))
+        return self.fills()
+
+    def fills(self) -> list[Fill]:
+        """Every fill in the book so far, each decoded once (fills never change, only
+        new ones come). Read straight from the book: no fault is drawn here."""
+        for seq, fill in self.venue.book.fills(after_seq=self._fills_seen):
+            self._fills.append(fill)
+            self._fills_seen = seq
+        return self._fills
 
     def book_symbol(self, symbol: str | None) -> str:
         if not symbol:
@@ -568,7 +584,7 @@ def create_app(
     async def trades(request: Request) -> list[dict[str, Any]]:
         params = await signed(request)
         book_symbol = exchange.book_symbol(params.get("symbol"))
-        rows = (await venue.fills()).fills
+        rows = await exchange.listed_fills()
         limit = min(int(params.get("limit") or 500), 1000)
         start, end = params.get("startTime"), params.get("endTime")
         from_id = params.get("fromId")
@@ -699,8 +715,8 @@ def create_app(
         book_symbol = exchange.book_symbol(params.get("symbol"))
         found = [
             o
-            for o in await venue.all_orders()
-            if o.symbol == book_symbol and (not exchange.is_algo(o) or o.filled_qty > 0)
+            for o in await venue.all_orders(book_symbol)
+            if not exchange.is_algo(o) or o.filled_qty > 0
         ]
         return [exchange.order_json(o) for o in orders_since(params, found)]
 
@@ -739,7 +755,7 @@ def create_app(
                     "commissionAsset": f.fee_currency or "USDT",
                     "tradeId": int(f.trade_id.removeprefix("T")),
                 }
-                for f in (await venue.fills()).fills
+                for f in exchange.fills()
                 if f.venue_order_id == order.venue_order_id
             ]
         return answer
@@ -973,9 +989,7 @@ def create_app(
     async def all_algo_orders(request: Request) -> list[dict[str, Any]]:
         params = await signed(request)
         book_symbol = exchange.book_symbol(params.get("symbol"))
-        found = [
-            o for o in await venue.all_orders() if o.symbol == book_symbol and exchange.is_algo(o)
-        ]
+        found = [o for o in await venue.all_orders(book_symbol) if exchange.is_algo(o)]
         return [exchange.algo_json(o) for o in orders_since(params, found)]
 
     @app.get("/fapi/v1/leverageBracket")

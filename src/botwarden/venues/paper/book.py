@@ -206,8 +206,10 @@ class PaperBook:
         orders = list(self._open_orders().values())
         return [o for o in orders if symbol is None or o.symbol == symbol]
 
-    def all_orders(self) -> list[VenueOrder]:
-        return self._orders("1 = 1")
+    def all_orders(self, symbol: str | None = None) -> list[VenueOrder]:
+        if symbol is None:
+            return self._orders("1 = 1")
+        return self._orders("json_extract(doc, '$.symbol') = ?", (symbol,))
 
     def order_by_venue_id(self, venue_order_id: str) -> VenueOrder:
         orders = self._orders("venue_order_id = ?", (venue_order_id,))

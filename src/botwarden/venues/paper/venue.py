@@ -131,9 +131,10 @@ class PaperVenue:
         it, Alpaca does not)."""
         return await self._call("order", lambda now: self._lookup(client_order_id, symbol, now))
 
-    async def all_orders(self) -> list[VenueOrder]:
-        """Every order, oldest first (the emulators list closed orders from here)."""
-        return await self._call("open_orders", lambda now: self.book.all_orders())
+    async def all_orders(self, symbol: str | None = None) -> list[VenueOrder]:
+        """Every order (in `symbol`), oldest first: the emulators list closed orders
+        from here."""
+        return await self._call("open_orders", lambda now: self.book.all_orders(symbol))
 
     async def order_by_venue_id(self, venue_order_id: str) -> VenueOrder:
         return await self._call("order", lambda now: self.book.order_by_venue_id(venue_order_id))
