@@ -80,13 +80,14 @@ def test_only_requests_signed_with_the_right_key_and_secret_are_served(tmp_path:
         )  # fmt: skip
         assert Client(url, key="other").call("GET", "/api/v3/account")[1]["code"] == -2015
         assert Client(url, key="").call("GET", "/api/v3/account")[1]["code"] == -2014
-        stale = int(time.time() * 1000) - 60_000
+        stale = int(time.time() * 1000) - 30_000
         assert Client(url).call("GET", "/api/v3/account", stamp=stale) == (
             400, {"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."}
         )  # fmt: skip
-        # ...unless the request allows that much with its own recvWindow.
-        status, _ = Client(url).call("GET", "/api/v3/account", stamp=stale, recvWindow=61_000)
+        # ...unless the request allows that much with its own recvWindow (a minute at most).
+        status, _ = Client(url).call("GET", "/api/v3/account", stamp=stale, recvWindow=40_000)
         assert status == 200
+        assert Client(url).call("GET", "/api/v3/account", recvWindow=61_000)[1]["code"] == -1131
         # Market data needs no key.
         assert Client(url, key="").call("GET", "/api/v3/exchangeInfo", sign=False)[0] == 200
     venue.book.close()
@@ -134,12 +135,65 @@ def test_futures_stops_live_in_the_algo_service_until_they_trigger(emulator) -> 
     venue.clock.now = first_time_price("BTC/USDT", T0, lambda p: p <= stop_price)
     _, done = client.call("GET", "/fapi/v1/algoOrder", clientAlgoId="stop")
     assert (done["algoStatus"], done["executedQty"]) == ("FINISHED", "0.01")
+    assert done["actualOrderId"] != str(done["algoId"]), "two orders, two ids"
+    assert client.call("GET", "/fapi/v1/order", symbol="BTCUSDT", orderId=done["algoId"])[1][
+        "code"
+    ] == -2013  # fmt: skip
     _, actual = client.call(
         "GET", "/fapi/v1/order", symbol="BTCUSDT", orderId=done["actualOrderId"]
     )
     assert (actual["status"], actual["type"], actual["side"]) == ("FILLED", "MARKET", "SELL")
     _, trades = client.call("GET", "/fapi/v1/userTrades", symbol="BTCUSDT")
     assert [str(t["orderId"]) for t in trades][-1] == done["actualOrderId"]
+
+
+@pytest.mark.parametrize("emulator", ["spot"], indirect=True)
+def test_spot_market_and_stop_orders_take_no_time_in_force(emulator) -> None:
+    client, _ = emulator
+    for extra in ({"type": "MARKET"}, {"type": "STOP_LOSS", "stopPrice": "1000"}):
+        status, answer = client.call(
+            "POST", "/api/v3/order", symbol="BTCUSDT", side="SELL", quantity="0.01",
+            timeInForce="GTC", **extra,
+        )  # fmt: skip
+        assert (status, answer["code"]) == (400, -1106)
+
+
+def test_a_cancel_by_order_id_cancels_that_order_or_none(emulator) -> None:
+    """Client ids are unique among open orders only: the filled order "a" and the open
+    order "a" are two orders, and canceling the first by its id cancels nothing."""
+    client, _ = emulator
+    _, filled = client.call(
+        "POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="MARKET",
+        quantity="0.01", newClientOrderId="a",
+    )  # fmt: skip
+    limit = (FEED.price("BTC/USDT", T0) * Decimal("0.9")).quantize(Decimal("0.1"))
+    _, resting = client.call(
+        "POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
+        quantity="0.01", price=str(limit), newClientOrderId="a",
+    )  # fmt: skip
+    assert (filled["status"], resting["status"]) == ("FILLED", "NEW")
+    status, answer = client.call(
+        "DELETE", "/fapi/v1/order", symbol="BTCUSDT", orderId=filled["orderId"]
+    )
+    assert (status, answer["code"]) == (400, -2011)
+    assert [o["orderId"] for o in client.call("GET", "/fapi/v1/openOrders")[1]] == [
+        resting["orderId"]
+    ]
+
+
+def test_order_and_trade_lists_start_from_the_newest_unless_told_where(emulator) -> None:
+    client, _ = emulator
+    for n in range(3):
+        client.call(
+            "POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="MARKET",
+            quantity="0.01", newClientOrderId=f"o{n}",
+        )  # fmt: skip
+    _, newest = client.call("GET", "/fapi/v1/allOrders", symbol="BTCUSDT", limit=2)
+    assert [o["clientOrderId"] for o in newest] == ["o1", "o2"]
+    _, oldest = client.call("GET", "/fapi/v1/userTrades", symbol="BTCUSDT", limit=2, fromId=0)
+    assert [t["id"] for t in oldest] == [1, 2]
+    _, latest = client.call("GET", "/fapi/v1/userTrades", symbol="BTCUSDT", limit=2)
+    assert [t["id"] for t in latest] == [2, 3]
 
 
 @pytest.mark.parametrize("emulator", ["spot"], indirect=True)

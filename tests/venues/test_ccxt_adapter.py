@@ -76,6 +76,7 @@ class Emulated:
     calls: Counter[str]
     """`METHOD /path` -> requests the emulator served."""
     flavour: Flavour
+    url: str
 
     @property
     def symbol(self) -> str:
@@ -94,7 +95,7 @@ async def emulated_ccxt(
         venue = adapter(url, flavour)
         await venue.connect()
         try:
-            yield Emulated(venue, clock, exchange, app.state.calls, flavour)
+            yield Emulated(venue, clock, exchange, app.state.calls, flavour, url)
         finally:
             await venue.close()
     exchange.book.close()
@@ -297,3 +298,83 @@ def test_every_api_host_is_moved_and_its_path_kept() -> None:
         "public": "http://127.0.0.1:9/api/v3",
         "x": {"y": "http://127.0.0.1:9/fapi/v1"},
     }
+
+
+async def test_a_stop_that_triggers_long_after_the_last_look_still_names_its_fills(
+    tmp_path: Path,
+) -> None:
+    """The bot read its fills, then the stop fired 30 hours later: the new fill is named
+    by the stop's client id, not by the number of the order it became."""
+    async with emulated_ccxt(tmp_path, "usdm") as emulated:
+        venue, clock, symbol = emulated.venue, emulated.clock, emulated.symbol
+        await venue.submit(btc("bw-entry", symbol=symbol))
+        stop_price = (FEED.price("BTC/USDT", T0) * Decimal("0.97")).quantize(Decimal("0.1"))
+        await venue.submit(
+            btc("bw-stop", symbol=symbol, side="sell", type="stop", stop_price=stop_price)
+        )
+        seen = await venue.fills()
+        crossed = first_time_price("BTC/USDT", T0, lambda p: p <= stop_price)
+        assert crossed - T0 > timedelta(hours=30), "the test needs a stop that fires late"
+        clock.now = crossed
+        restarted = adapter(emulated.url, "usdm")
+        await restarted.connect()
+        later = await restarted.fills(cursor=seen.cursor)
+        assert [(f.client_order_id, f.side.value) for f in later.fills] == [("bw-stop", "sell")]
+        await restarted.close()
+
+
+async def test_fills_since_more_than_a_week_ago_are_found_on_futures(tmp_path: Path) -> None:
+    """ccxt asks USD-M for one week of trades at a time: the adapter walks the weeks."""
+    async with emulated_ccxt(tmp_path, "usdm") as emulated:
+        await emulated.venue.submit(btc("bw-1", symbol=emulated.symbol))
+        page = await emulated.venue.fills(since=T0 - timedelta(days=10))
+        assert [f.client_order_id for f in page.fills] == ["bw-1"]
+
+
+async def test_a_cancel_whose_confirmation_is_lost_is_ambiguous(tmp_path: Path) -> None:
+    faults = "; ".join(f"error_before:on=order,nth={n}" for n in (2, 3, 4))
+    async with emulated_ccxt(tmp_path, "usdm", faults) as emulated:
+        venue, symbol = emulated.venue, emulated.symbol
+        limit = (FEED.price("BTC/USDT", T0) * Decimal("0.9")).quantize(Decimal("0.1"))
+        await venue.submit(btc("bw-limit", symbol=symbol, type="limit", limit_price=limit))
+        with pytest.raises(Ambiguous, match="canceled, but"):
+            await venue.cancel("bw-limit", symbol)
+        assert (await venue.order("bw-limit", symbol)).state is OrderState.CANCELED
+
+
+async def test_a_rate_limit_passes_on_how_long_to_wait(tmp_path: Path) -> None:
+    faults = "rate_limit:on=submit,nth=1,retry_after=7"
+    async with emulated_ccxt(tmp_path, "spot", faults) as emulated:
+        with pytest.raises(Retryable) as limited:
+            await emulated.venue.submit(btc("bw-1"))
+        assert limited.value.retry_after == 7
+
+
+async def test_spot_equity_counts_the_coins_at_their_price(tmp_path: Path) -> None:
+    async with emulated_ccxt(tmp_path, "spot") as emulated:
+        await emulated.venue.submit(btc("bw-1", qty="0.5"))
+        balance = await emulated.venue.balance()
+        price = FEED.price("BTC/USDT", T0)
+        assert balance.cash == Decimal(100000) - Decimal("0.5") * price
+        assert balance.equity == Decimal(100000)
+
+
+def test_a_futures_stops_state_follows_the_order_it_became() -> None:
+    venue = CcxtVenue("binanceusdm", "k", "s")
+    base = {"symbol": "BTC/USDT:USDT", "side": "sell", "amount": 1, "timestamp": 0,
+            "triggerPrice": 100, "clientOrderId": "bw-stop", "id": "7"}  # fmt: skip
+
+    def state(status: str, algo: str, filled: float) -> OrderState:
+        order = {
+            **base,
+            "status": status,
+            "filled": filled,
+            "info": {"algoId": 7, "algoStatus": algo},
+        }
+        return venue._order(order).state
+
+    assert state("open", "NEW", 0) is OrderState.OPEN
+    assert state("open", "TRIGGERED", 0.4) is OrderState.PARTIALLY_FILLED
+    assert state("closed", "FINISHED", 1) is OrderState.FILLED
+    assert state("closed", "FINISHED", 0) is OrderState.CANCELED, "triggered, then canceled"
+    assert state("closed", "FINISHED", 0.4) is OrderState.CANCELED

@@ -63,6 +63,8 @@ ALGO_STOPS = frozenset({"binanceusdm"})
 """Exchanges that keep stop orders apart from the others (Binance USD-M's algo-order
 service): open stops, stop lookups and stop cancels are separate calls there."""
 
+_TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT}
+"""ccxt's order types the port has (a stop is told by its trigger price)."""
 _STATES = {
     "open": OrderState.OPEN,
     "closed": OrderState.FILLED,
@@ -80,11 +82,16 @@ _AMBIGUOUS_CODES = {-1000, -1001, -1006, -1007}
 """Unknown error, disconnected, unexpected answer, backend timeout: the order's fate
 is unknown."""
 _AUTH_CODES = {-1002, -1022, -2014, -2015}
+_BANNED = 418  # Binance's answer to ignoring 429s: the IP is banned for Retry-After s
 _NOT_FOUND_CODES = {-1121, -2013}
 _NOT_OPEN_CODE = -2011  # cancel of an order that is not open (filled, canceled, unknown)
 
 _BODY = re.compile(r"\{.*\}", re.DOTALL)
-_STATUS = re.compile(r" (\d{3}) ")
+_STATUS = re.compile(r"^\S+ (?:GET|POST|PUT|DELETE) \S+ (\d{3}) ")
+"""ccxt's message for an HTTP failure: `<id> <METHOD> <url> <status> <reason> <body>`."""
+_QUERY = re.compile(r"\?\S*")
+WEEK_MS = 7 * 86_400_000
+"""Binance USD-M answers trades for at most a week per request (ccxt clips to it)."""
 
 
 def known_exchanges() -> list[str]:
@@ -164,11 +171,18 @@ class CcxtVenue:
         self._client_ids: dict[tuple[str, str], str] = {}
         """(symbol, exchange order id) -> client order id, for naming fills."""
         self._algo = exchange_id in ALGO_STOPS
-        self.capabilities = Capabilities(
-            shorting=True,
+        self._spot = False
+        """A spot account (coins, no shorting): known once the markets are loaded."""
+        self.capabilities = self._capabilities()
+
+    def _capabilities(self) -> Capabilities:
+        return Capabilities(
+            shorting=not self._spot,
             stop_orders=True,
             client_ids="unique_while_open",
-            closed_order_lookup=True,
+            # Binance forgets orders: canceled ones without fills after 3 days on
+            # USD-M, any after 90. "Not found" is never proof of absence here.
+            closed_order_lookup=False,
             bulk=frozenset({"positions", "open_orders"}),
         )
 
@@ -190,15 +204,8 @@ class CcxtVenue:
         if self._base_url:
             self._exchange.urls["api"] = rewrite_hosts(self._exchange.urls["api"], self._base_url)
         await self._call("markets", self._exchange.load_markets, self._reads)
-        spot = self._exchange.options.get("defaultType", "spot") == "spot"
-        self._spot = spot
-        self.capabilities = Capabilities(
-            shorting=not spot,
-            stop_orders=True,
-            client_ids="unique_while_open",
-            closed_order_lookup=True,
-            bulk=frozenset({"positions", "open_orders"}),
-        )
+        self._spot = self._exchange.options.get("defaultType", "spot") == "spot"
+        self.capabilities = self._capabilities()
         for symbol in self._symbols:
             self._rules(symbol)  # a configured market that is not listed: say so now
         await self.balance()  # proves the keys now, not at the first order
@@ -223,7 +230,12 @@ class CcxtVenue:
     def _translate(self, error: Exception, what: str) -> VenueError:
         import ccxt
 
-        text = str(error)
+        text = _QUERY.sub("?...", str(error))  # no signed query strings in messages
+        if isinstance(error, ccxt.DDoSProtection):  # 429, or 418: banned for a while
+            after = (self._exchange.last_response_headers or {}).get("Retry-After")
+            return Retryable(
+                self.name, f"{what}: {text[:300]}", retry_after=float(after) if after else None
+            )
         found = binance_error(text)
         if found is not None:
             return self._binance_code(*found, what)
@@ -235,7 +247,7 @@ class CcxtVenue:
             return Rejected(self.name, f"{what}: {text}")
         if isinstance(error, ccxt.NotSupported):
             return Rejected(self.name, f"{what}: {self.name} does not support this: {text}")
-        if isinstance(error, ccxt.DDoSProtection | ccxt.OnMaintenance):
+        if isinstance(error, ccxt.OnMaintenance):
             return Retryable(self.name, f"{what}: {text}")
         if isinstance(error, ccxt.RequestTimeout):
             return Ambiguous(self.name, f"{what}: no answer within {self._timeout:g} s")
@@ -251,14 +263,16 @@ class CcxtVenue:
         text = f"{what}: {msg} (Binance {code})"
         if code in _RETRYABLE_CODES:
             return Retryable(self.name, text)
-        if code in _AMBIGUOUS_CODES:
-            return Ambiguous(self.name, text)
         if code in _AUTH_CODES:
             return AuthError(self.name, text)
         if code in _NOT_FOUND_CODES:
             return NotFound(self.name, text)
         if code == _NOT_OPEN_CODE:
             return Rejected(self.name, text, code="not_open")
+        if code in _AMBIGUOUS_CODES or -1099 <= code <= -1000:
+            # Binance's 10xx are about the server and the connection, not the order:
+            # one it does not name may have been taken.
+            return Ambiguous(self.name, text)
         return Rejected(self.name, text, code=str(code))
 
     def _rules(self, symbol: str) -> dict[str, Any]:
@@ -274,15 +288,38 @@ class CcxtVenue:
 
     # -- the port ------------------------------------------------------------------------
     async def balance(self) -> Balance:
+        """Cash is what is settled: a spot account's currency, a futures wallet (without
+        open profit). Equity adds the rest: coins at their last price on spot, open
+        profit on futures."""
         found = await self._call("balance", self._exchange.fetch_balance, self._reads)
         currency = self._currency()
         total = Decimal(str(found.get("total", {}).get(currency) or 0))
         free = Decimal(str(found.get("free", {}).get(currency) or 0))
-        equity = total
+        cash = equity = total
         info = found.get("info") or {}
-        if isinstance(info, dict) and info.get("totalMarginBalance") is not None:
-            equity = Decimal(str(info["totalMarginBalance"]))  # futures: with open PnL
-        return Balance(currency=currency, cash=total, equity=equity, buying_power=free)
+        assets = info.get("assets") if isinstance(info, dict) else None
+        for asset in assets or []:
+            if asset.get("asset") == currency and asset.get("walletBalance") is not None:
+                cash = Decimal(str(asset["walletBalance"]))  # futures: realised only
+        if self._spot:
+            equity = cash + await self._coins_value(found, currency)
+        return Balance(currency=currency, cash=cash, equity=equity, buying_power=free)
+
+    async def _coins_value(self, balance: dict[str, Any], currency: str) -> Decimal:
+        held = {
+            f"{coin}/{currency}": Decimal(str(amount))
+            for coin, amount in (balance.get("total") or {}).items()
+            if coin != currency and amount and f"{coin}/{currency}" in self._exchange.markets
+        }
+        if not held:
+            return Decimal(0)
+        tickers = await self._call(
+            "prices", lambda: self._exchange.fetch_tickers(list(held)), self._reads
+        )
+        return sum(
+            (qty * Decimal(str(tickers[symbol]["last"])) for symbol, qty in held.items()),
+            Decimal(0),
+        )
 
     def _currency(self) -> str:
         """The account's currency: the quote (settle) currency of the markets traded."""
@@ -373,23 +410,32 @@ class CcxtVenue:
         for symbol in list(self._symbols):
             trades = await self._trades(symbol, since, after.get(symbol))
             if trades:
-                await self._name_orders(symbol, {str(t["order"]) for t in trades}, trades)
+                await self._name_orders(symbol, {str(t["order"]) for t in trades})
                 after[symbol] = int(trades[-1]["id"])
                 fills += [self._fill(t) for t in trades]
-        fills.sort(key=lambda f: (f.time, f.trade_id))
+        fills.sort(key=lambda f: (f.time, int(f.trade_id) if f.trade_id.isdigit() else 0))
         return FillPage(fills=fills, cursor=json.dumps(after, sort_keys=True) if after else cursor)
 
     async def _trades(
         self, symbol: str, since: datetime | None, last_id: int | None
     ) -> list[dict[str, Any]]:
-        """Every trade in `symbol` after trade `last_id` (or since `since`), in pages."""
-        trades: list[dict[str, Any]] = []
+        """Every trade in `symbol` after trade `last_id` (else since `since`, else ever),
+        oldest first. Binance pages trades by id (`fromId`); a time only finds the
+        first one, and on USD-M a week at a time."""
+        if last_id is None and since is not None:
+            first = await self._first_trades_since(symbol, _ms(since))
+            if not first:
+                return []
+            trades, last_id = first, int(first[-1]["id"])
+            if len(first) < 1000:
+                return trades
+        else:
+            trades = []
         while True:
-            params = {"fromId": last_id + 1} if last_id is not None else {}
-            start = None if last_id is not None else _ms(since)
+            start = 0 if last_id is None else last_id + 1
             page = await self._call(
                 "fills",
-                lambda p=params, s=start: self._exchange.fetch_my_trades(symbol, s, 1000, p),
+                lambda s=start: self._exchange.fetch_my_trades(symbol, None, 1000, {"fromId": s}),
                 self._reads,
             )
             page = [t for t in page if last_id is None or int(t["id"]) > last_id]
@@ -398,34 +444,62 @@ class CcxtVenue:
                 return trades
             last_id = int(page[-1]["id"])
 
-    async def _name_orders(
-        self, symbol: str, order_ids: set[str], trades: list[dict[str, Any]]
-    ) -> None:
-        """Learn the client order ids of the orders these trades belong to: Binance's
-        trades name only the exchange's order id. One listing of the market's orders
-        (and, on USD-M, of its stops: a triggered stop trades as a market order of its
-        own, named by the stop's `actualOrderId`)."""
-        if not order_ids - {oid for (s, oid) in self._client_ids if s == symbol}:
-            return
-        since = min(int(t["timestamp"]) for t in trades) - 86_400_000
-        listed = await self._call(
-            "orders", lambda: self._exchange.fetch_orders(symbol, since, 1000), self._reads
-        )
-        if self._algo:
-            listed += await self._call(
-                "stops",
-                lambda: self._exchange.fetch_orders(symbol, since, 1000, {"trigger": True}),
+    async def _first_trades_since(self, symbol: str, since: int) -> list[dict[str, Any]]:
+        """The trades from `since` on, up to a page: on USD-M one week at a time (the
+        most Binance answers for), up to now."""
+        window = WEEK_MS if not self._spot else None
+        start = since
+        while True:
+            until = None if window is None else start + window
+            params = {} if until is None else {"until": until}
+            page = await self._call(
+                "fills",
+                lambda s=start, p=params: self._exchange.fetch_my_trades(symbol, s, 1000, p),
                 self._reads,
             )
-        for order in listed:
-            self._order(order)
+            if page or until is None or until >= self._exchange.milliseconds():
+                return page
+            start = until
+
+    async def _name_orders(self, symbol: str, order_ids: set[str]) -> None:
+        """Learn the client order ids of the orders these trades belong to: Binance's
+        trades name only the exchange's order id. One listing of the market's recent
+        orders (and, on USD-M, of its stops: a triggered stop trades as a market order
+        of its own, its `actualOrderId`), then one lookup per order still unknown."""
+        unknown = order_ids - {oid for (s, oid) in self._client_ids if s == symbol}
+        if not unknown:
+            return
+        if self._algo:  # stops first: their market orders must not name their fills
+            listed = await self._call(
+                "stops",
+                lambda: self._exchange.fetch_orders(symbol, None, 1000, {"trigger": True}),
+                self._reads,
+            )
+            for order in listed:
+                self._order(order)
+            unknown -= {oid for (s, oid) in self._client_ids if s == symbol}
+        if unknown:
+            listed = await self._call(
+                "orders", lambda: self._exchange.fetch_orders(symbol, None, 1000), self._reads
+            )
+            for order in listed:
+                if str(order.get("id")) in unknown:
+                    self._order(order)
+            unknown -= {oid for (s, oid) in self._client_ids if s == symbol}
+        for order_id in sorted(unknown):
+            found = await self._call(
+                "order by id",
+                lambda i=order_id: self._exchange.fetch_order(i, symbol),
+                self._reads,
+            )
+            self._order(found)
 
     def _fill(self, trade: dict[str, Any]) -> Fill:
         order_id = str(trade["order"])
         fee = trade.get("fee") or {}
         return Fill(
             trade_id=str(trade["id"]),
-            client_order_id=self._client_ids.get((trade["symbol"], order_id), order_id),
+            client_order_id=self._client_ids[(trade["symbol"], order_id)],
             venue_order_id=order_id,
             symbol=trade["symbol"],
             side=OrderSide(trade["side"]),
@@ -444,7 +518,7 @@ class CcxtVenue:
         enforce(request, await self.market(request.symbol), None)
         self._traded(request.symbol)
         params: dict[str, Any] = {"clientOrderId": request.client_order_id}
-        if request.type is not OrderType.MARKET:
+        if request.type is OrderType.LIMIT:  # Binance refuses it on market and stop orders
             params["timeInForce"] = request.time_in_force.value.upper()
         if request.reduce_only and not self._spot:
             params["reduceOnly"] = True
@@ -463,7 +537,10 @@ class CcxtVenue:
             ),
             NO_RETRY,
         )
-        return self._order(sent, request)
+        try:
+            return self._order(sent, request)
+        except (ValueError, TypeError, KeyError) as error:  # taken, but answered oddly
+            raise Ambiguous(self.name, f"submit: unreadable answer: {error}") from error
 
     async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder:
         order = await self.order(client_order_id, symbol)
@@ -475,7 +552,14 @@ class CcxtVenue:
             lambda: self._exchange.cancel_order(None, symbol, params),
             self._cancels,
         )
-        return await self.order(client_order_id, symbol)
+        try:
+            return await self.order(client_order_id, symbol)
+        except VenueError as error:
+            # The cancel went through; only its confirmation is missing. The caller
+            # must look again, never cancel again (that answers "not open").
+            raise Ambiguous(
+                self.name, f"cancel: canceled, but the order could not be read back: {error}"
+            ) from error
 
     async def last_price(self, symbol: str) -> Decimal:
         self._rules(symbol)
@@ -546,13 +630,15 @@ class CcxtVenue:
         if traded_as and symbol and client_order_id:
             self._client_ids[(symbol, str(traded_as))] = client_order_id
         trigger = _decimal(order.get("triggerPrice") or order.get("stopPrice"))
-        kind = OrderType.STOP if trigger else OrderType(order.get("type") or "market")
-        if kind not in (OrderType.STOP, OrderType.LIMIT, OrderType.MARKET):
-            kind = OrderType.MARKET
+        kind = OrderType.STOP if trigger else _TYPES.get(order.get("type"), OrderType.MARKET)
+        qty = Decimal(str(order.get("amount") or (sent.qty if sent else 0)))
         filled = Decimal(str(order.get("filled") or info.get("executedQty") or 0))
         state = _STATES.get(order.get("status") or "", OrderState.OPEN)
-        if info.get("algoStatus") in ("TRIGGERED", "FINISHED"):
-            state = OrderState.FILLED if filled > 0 else OrderState.OPEN
+        algo_status = info.get("algoStatus")
+        if algo_status == "FINISHED":  # the order the stop became is done: filled or not
+            state = OrderState.FILLED if filled >= qty > 0 else OrderState.CANCELED
+        elif algo_status in ("TRIGGERING", "TRIGGERED"):  # working in the matching engine
+            state = OrderState.OPEN
         if state is OrderState.OPEN and filled > 0:
             state = OrderState.PARTIALLY_FILLED
         stamp = order.get("timestamp") or order.get("lastUpdateTimestamp")
@@ -565,7 +651,7 @@ class CcxtVenue:
             symbol=symbol,
             side=OrderSide(order.get("side") or (sent.side.value if sent else "buy")),
             type=kind,
-            qty=Decimal(str(order.get("amount") or (sent.qty if sent else 0))),
+            qty=qty,
             state=state,
             filled_qty=filled,
             avg_price=_decimal(order.get("average") or info.get("avgPrice") or None) or None,

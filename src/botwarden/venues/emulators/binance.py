@@ -167,6 +167,12 @@ def _order_number(order: VenueOrder) -> int:
     return int(order.venue_order_id.removeprefix("P"))
 
 
+TRIGGERED_BASE = 1_000_000_000
+"""A triggered USD-M stop becomes a market order with an id of its own: the stop's
+number plus this (algo ids and order ids are separate sequences at Binance)."""
+MAX_RECV_WINDOW_MS = 60_000
+
+
 class Exchange:
     """The exchange as Binance shows it: its symbols, and its orders in Binance's JSON."""
 
@@ -210,6 +216,14 @@ class Exchange:
     def is_algo(self, order: VenueOrder) -> bool:
         """USD-M keeps stop orders in its algo service."""
         return self.flavour == "usdm" and order.type is OrderType.STOP
+
+    def order_id(self, order: VenueOrder) -> int:
+        """The order's id in the regular order lists (and in its trades)."""
+        return _order_number(order) + (TRIGGERED_BASE if self.is_algo(order) else 0)
+
+    def book_id(self, order_id: int) -> str:
+        """The paper book's id of the regular order `order_id`."""
+        return f"P{order_id % TRIGGERED_BASE:08d}"
 
     def market_info(self, book_symbol: str) -> dict[str, Any]:
         instrument = self.venue.book.feed.instrument(book_symbol)
@@ -297,7 +311,7 @@ class Exchange:
 
     def order_json(self, order: VenueOrder) -> dict[str, Any]:
         """A regular order (or, on USD-M, the market order a stop became)."""
-        number = _order_number(order)
+        number = self.order_id(order)
         kind = _TYPES[self.flavour][order.type]
         quote_qty = order.filled_qty * (order.avg_price or 0)
         common = {
@@ -358,7 +372,7 @@ class Exchange:
             "timeInForce": "GTC",
             "quantity": _number(order.qty),
             "algoStatus": _ALGO_STATUS[order.state],
-            "actualOrderId": str(_order_number(order)) if triggered else "",
+            "actualOrderId": str(self.order_id(order)) if triggered else "",
             "actualPrice": _number(order.avg_price),
             "executedQty": _number(order.filled_qty),
             "avgPrice": _number(order.avg_price),
@@ -382,7 +396,7 @@ class Exchange:
         common = {
             "symbol": self.exchange_symbol(fill.symbol),
             "id": number,
-            "orderId": _order_number(order),
+            "orderId": self.order_id(order),
             "price": _number(fill.price),
             "qty": _number(fill.qty),
             "quoteQty": _number(fill.qty * fill.price),
@@ -441,6 +455,8 @@ def create_app(
 ) -> FastAPI:
     """Binance spot (`flavour="spot"`) or USD-M futures (`"usdm"`) over `venue`. With a
     key and secret, only signed requests made with them are served."""
+    if (key is None) != (secret is None):
+        raise ValueError("a key and a secret go together (or neither)")
     exchange = Exchange(venue, flavour)
     title = "spot" if flavour == "spot" else "USD-M futures"
     app = FastAPI(title=f"botwarden Binance {title} emulator", docs_url=None, redoc_url=None)
@@ -492,6 +508,8 @@ def create_app(
                 -1102,
                 "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.",
             ) from None
+        if window > MAX_RECV_WINDOW_MS:
+            raise BinanceError(400, -1131, "recvWindow must be less than 60000")
         now = int(server_clock() * 1000)
         if stamp >= now + 1000 or now - stamp > window:
             raise BinanceError(
@@ -510,7 +528,8 @@ def create_app(
                 -1102,
                 f"Param '{id_field}' or '{cid_field}' must be sent, but both were empty/null!",
             )
-        return f"P{int(params[id_field]):08d}"
+        number = int(params[id_field])
+        return exchange.book_id(number) if id_field == "orderId" else f"P{number:08d}"
 
     def in_symbol(order: VenueOrder, book_symbol: str | None) -> VenueOrder:
         if book_symbol is not None and order.symbol != book_symbol:
@@ -525,7 +544,14 @@ def create_app(
         if params.get(cid_field):
             return await venue.order(params[cid_field], book_symbol)
         number = order_number(params, id_field, cid_field)
-        return in_symbol(await venue.order_by_venue_id(number), book_symbol)
+        return checked(params, in_symbol(await venue.order_by_venue_id(number), book_symbol))
+
+    def checked(params: dict[str, str], order: VenueOrder) -> VenueOrder:
+        """An order named by a regular order id is that order: not a stop that has yet
+        to trigger, nor the stop behind a triggered one's number."""
+        if params.get("orderId") and exchange.order_id(order) != int(params["orderId"]):
+            raise BinanceError(400, -2013, "Order does not exist.")
+        return order
 
     def locate(
         params: dict[str, str], *, id_field: str, cid_field: str, symbol_required: bool
@@ -535,7 +561,7 @@ def create_app(
         if params.get(cid_field):
             return in_symbol(venue.book.order(params[cid_field]), book_symbol)
         number = order_number(params, id_field, cid_field)
-        return in_symbol(venue.book.order_by_venue_id(number), book_symbol)
+        return checked(params, in_symbol(venue.book.order_by_venue_id(number), book_symbol))
 
     def request_from(params: dict[str, str], kind: str, cid_field: str) -> OrderRequest:
         book_symbol = exchange.book_symbol(params.get("symbol"))
@@ -553,6 +579,8 @@ def create_app(
         side = params.get("side", "").lower()
         if side not in ("buy", "sell"):
             raise BinanceError(400, -1102, "Mandatory parameter 'side' was not sent.")
+        if flavour == "spot" and kind != "LIMIT" and "timeInForce" in params:
+            raise BinanceError(400, -1106, "Parameter 'timeInForce' sent when not required.")
         tif = params.get("timeInForce", "GTC").lower()
         if tif not in TimeInForce._value2member_map_ or tif == "day":
             raise BinanceError(400, -1115, "Invalid timeInForce.")
@@ -577,9 +605,10 @@ def create_app(
             for o in found
             if (not start or _ms(o.created_at) >= int(start))
             and (not end or _ms(o.created_at) <= int(end))
-            and (not params.get("orderId") or _order_number(o) >= int(params["orderId"]))
+            and (not params.get("orderId") or exchange.order_id(o) >= int(params["orderId"]))
         ]
-        return chosen[:limit]
+        # Binance: from the start (time or id) when one is given, else the most recent.
+        return chosen[:limit] if start or params.get("orderId") else chosen[-limit:]
 
     async def trades(request: Request) -> list[dict[str, Any]]:
         params = await signed(request)
@@ -600,10 +629,11 @@ def create_app(
             if end and _ms(fill.time) > int(end):
                 continue
             order = venue.book.order_by_venue_id(fill.venue_order_id)
-            if params.get("orderId") and _order_number(order) != int(params["orderId"]):
+            if params.get("orderId") and exchange.order_id(order) != int(params["orderId"]):
                 continue
             chosen.append(exchange.trade_json(number, fill, order))
-        return chosen[:limit]
+        # Binance: from the start (time or id) when one is given, else the most recent.
+        return chosen[:limit] if start or from_id else chosen[-limit:]
 
     # -- public market data --------------------------------------------------------------
     def ticker(book_symbol: str) -> dict[str, Any]:
@@ -763,10 +793,17 @@ def create_app(
     @app.delete(f"{prefix}/order")
     async def delete_order(request: Request) -> dict[str, Any]:
         params = await signed(request)
-        order = locate(params, **REGULAR)
+        order = cancelable(locate(params, **REGULAR))
         if exchange.is_algo(order):
             raise BinanceError(400, -2011, "Unknown order sent.")
         return exchange.order_json(await venue.cancel(order.client_order_id, order.symbol))
+
+    def cancelable(order: VenueOrder) -> VenueOrder:
+        """Only an open order can be canceled. (Found by id, a closed one may share its
+        client id with an open one: that one is not the order named.)"""
+        if order.state.is_final:
+            raise BinanceError(400, -2011, "Unknown order sent.")
+        return order
 
     if flavour == "spot":
 
@@ -969,7 +1006,7 @@ def create_app(
     @app.delete("/fapi/v1/algoOrder")
     async def delete_algo_order(request: Request) -> dict[str, Any]:
         params = await signed(request)
-        order = algo_only(locate(params, **ALGO))
+        order = cancelable(algo_only(locate(params, **ALGO)))
         canceled = await venue.cancel(order.client_order_id, order.symbol)
         return {
             "algoId": _order_number(canceled),
