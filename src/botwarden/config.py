@@ -31,6 +31,7 @@ from pydantic import (
     field_validator,
 )
 
+from botwarden.domain.positions import StopPolicy
 from botwarden.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -226,10 +227,23 @@ VenueSettings = Annotated[
 ]
 
 
+class EngineSettings(Settings):
+    check_interval: Duration = timedelta(seconds=60)
+    """How often the bot wakes: fills, protection, strategy."""
+    unknown_order_grace: Duration = timedelta(seconds=15)
+    """An order whose fate is unknown is taken as never sent only after the venue has
+    said so, everywhere it can be asked, for this long (then a stop or exit is sent
+    again under the same client order id; an entry is dropped)."""
+
+
 class BotConfig(Settings):
     bot_id: BotId
     state: StateSettings = StateSettings()
     venue: VenueSettings = PaperVenueSettings()
+    stop: StopPolicy = StopPolicy()
+    """Where every position's stop goes: `{kind: percent, distance: 2, trailing: false,
+    max_underwater_pct: 5}`."""
+    engine: EngineSettings = EngineSettings()
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
     @property

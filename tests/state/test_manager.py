@@ -388,3 +388,37 @@ async def test_from_config_builds_the_configured_backend(tmp_path: Path) -> None
         "alpha", {"bot_id": "alpha", "state": settings}, base_dir=tmp_path
     ) as state:
         assert len(await state.get_positions()) == 1
+
+
+async def test_order_sequence_and_event_log_survive_a_restart(
+    manager: StateManager, backend: Backend, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botwarden.state import manager as manager_module
+
+    monkeypatch.setattr(manager_module, "EVENTS_KEPT", 3)
+    async with manager.transaction() as tx:
+        assert (tx.next_order_seq(), tx.next_order_seq()) == (0, 1)
+        tx.save_order(entry("bot-0-1"))
+        tx.add_event(clock.now, "order", "entry sent", {"cid": "bot-0-1"})
+        tx.set_fills_cursor("T7")
+    for n in range(4):
+        async with manager.transaction() as tx:
+            tx.add_event(clock.now, "tick", f"tick {n}")
+
+    again = await reopened(backend, clock)
+    state = await again.snapshot()
+    assert (state.ledger.next_order_seq, state.ledger.fills_cursor) == (2, "T7")
+    assert [e.message for e in state.events.values()] == ["tick 1", "tick 2", "tick 3"]
+    assert [e.seq for e in state.events.values()] == [2, 3, 4]
+    async with again.transaction() as tx:
+        assert tx.next_order_seq() == 2, "a number is never handed out twice"
+    await again.close()
+
+
+async def test_a_sequence_number_from_a_failed_change_is_not_spent(manager: StateManager) -> None:
+    with pytest.raises(RuntimeError):
+        async with manager.transaction() as tx:
+            tx.next_order_seq()
+            raise RuntimeError("crash before the write")
+    async with manager.transaction() as tx:
+        assert tx.next_order_seq() == 0

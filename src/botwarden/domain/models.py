@@ -128,6 +128,27 @@ class SignalState(DomainModel):
     last_bar_time: UtcDatetime | None = None
 
 
+class Ledger(DomainModel):
+    """The engine's durable counters, written in the same change as what they number."""
+
+    next_order_seq: int = Field(default=0, ge=0)
+    """The sequence part of the next client order id."""
+    next_event_seq: int = Field(default=0, ge=0)
+    fills_cursor: str | None = None
+    """Where the venue's fill listing was last read up to."""
+
+
+class Event(DomainModel):
+    """One line of the bot's event log: what it decided or saw, and why."""
+
+    seq: int = Field(ge=0)
+    time: UtcDatetime
+    kind: str
+    """`fill`, `trade`, `stop_placed`, `recovery`, `alert`, `status`, ..."""
+    message: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
 class BotStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"

@@ -22,7 +22,15 @@ from typing import Any, Protocol, runtime_checkable
 SCHEMA_VERSION = 1
 """Layout version of what the stores hold. A store written by a newer version is refused."""
 
-COLLECTIONS: tuple[str, ...] = ("positions", "intents", "fills", "signals", "cooldowns", "meta")
+COLLECTIONS: tuple[str, ...] = (
+    "positions",
+    "intents",
+    "fills",
+    "signals",
+    "cooldowns",
+    "events",
+    "meta",
+)
 """Every collection a flow may hold. `meta` holds singletons (bot record, risk, last bar)."""
 
 Snapshot = dict[str, dict[str, str]]

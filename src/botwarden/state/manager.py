@@ -30,7 +30,16 @@ from typing import Any, Self
 
 from botwarden.config import BotConfig, StateSettings
 from botwarden.domain import risk as rules
-from botwarden.domain.models import BotRecord, BotStatus, Fill, Position, RiskState, SignalState
+from botwarden.domain.models import (
+    BotRecord,
+    BotStatus,
+    Event,
+    Fill,
+    Ledger,
+    Position,
+    RiskState,
+    SignalState,
+)
 from botwarden.domain.orders import OrderIntent
 from botwarden.errors import FencedOut
 from botwarden.state.base import Change, Delete, Op, Put, StateStore
@@ -38,17 +47,21 @@ from botwarden.state.factory import open_store
 from botwarden.state.records import (
     BOT,
     LAST_BAR,
+    LEDGER,
     RISK,
     BotState,
     Stamp,
     Until,
     decode,
     document,
+    event_key,
 )
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+EVENTS_KEPT = 2000
+"""The event log keeps the newest events; older ones leave in the change adding new ones."""
 Effect = Callable[[BotState], None]
 
 
@@ -68,6 +81,7 @@ class Transaction:
         self.ops: list[Op] = []
         self.effects: list[Effect] = []
         self._new_fills: set[str] = set()
+        self._ledger: Ledger | None = None
 
     def _put(self, collection: str, key: str, value: Mapping[str, Any], effect: Effect) -> None:
         self.ops.append(Put(collection, key, value))
@@ -149,6 +163,47 @@ class Transaction:
             s.last_bar = stamp.at
 
         self._put("meta", LAST_BAR, document(stamp), effect)
+
+    @property
+    def ledger(self) -> Ledger:
+        """The counters as this change leaves them."""
+        return self._ledger or self.state.ledger
+
+    def _save_ledger(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+        def effect(s: BotState) -> None:
+            s.ledger = ledger
+
+        self._put("meta", LEDGER, document(ledger), effect)
+
+    def next_order_seq(self) -> int:
+        """A sequence number for a client order id, stored with this change: a crash
+        can lose the change, never hand the number out twice."""
+        seq = self.ledger.next_order_seq
+        self._save_ledger(self.ledger.evolve(next_order_seq=seq + 1))
+        return seq
+
+    def set_fills_cursor(self, cursor: str | None) -> None:
+        self._save_ledger(self.ledger.evolve(fills_cursor=cursor))
+
+    def add_event(
+        self, at: datetime, kind: str, message: str, data: Mapping[str, Any] | None = None
+    ) -> Event:
+        """Append to the event log; the oldest beyond `EVENTS_KEPT` go in the same change."""
+        seq = self.ledger.next_event_seq
+        event = Event(seq=seq, time=at, kind=kind, message=message, data=dict(data or {}))
+        self._save_ledger(self.ledger.evolve(next_event_seq=seq + 1))
+        key = event_key(seq)
+
+        def effect(s: BotState) -> None:
+            s.events[key] = event
+
+        self._put("events", key, document(event), effect)
+        if seq >= EVENTS_KEPT:
+            old = event_key(seq - EVENTS_KEPT)
+            self._delete("events", old, lambda s: s.events.pop(old, None))
+        return event
 
 
 class StateManager:

@@ -5,7 +5,9 @@
     fills/<venue trade id>      Fill
     signals/<signal id>         {"at": time processed}
     cooldowns/<symbol>          {"until": time}
+    events/<seq, 12 digits>     Event (the newest EVENTS_KEPT)
     meta/bot                    BotRecord
+    meta/ledger                 Ledger (order and event sequences, the fills cursor)
     meta/risk                   RiskState
     meta/last_bar               {"at": time of the last processed bar}
 
@@ -28,7 +30,9 @@ from pydantic import BaseModel, ValidationError
 from botwarden.domain.models import (
     BotRecord,
     DomainModel,
+    Event,
     Fill,
+    Ledger,
     Position,
     RiskState,
     SignalState,
@@ -40,7 +44,7 @@ from botwarden.state.base import Snapshot
 
 M = TypeVar("M", bound=BaseModel)
 
-BOT, RISK, LAST_BAR = "bot", "risk", "last_bar"
+BOT, RISK, LAST_BAR, LEDGER = "bot", "risk", "last_bar", "ledger"
 """Keys of the singletons in the `meta` collection."""
 
 
@@ -74,6 +78,9 @@ class BotState:
     cooldowns: dict[str, datetime] = field(default_factory=dict)
     risk: RiskState = field(default_factory=RiskState)
     last_bar: datetime | None = None
+    ledger: Ledger = field(default_factory=Ledger)
+    events: dict[str, Event] = field(default_factory=dict)
+    """Event key (its sequence, zero-padded) -> event, oldest first."""
 
     @classmethod
     def empty(cls, flow_id: str) -> BotState:
@@ -161,7 +168,13 @@ def _decode(snapshot: Snapshot, flow_id: str, where: str) -> BotState:
         cooldowns={key: until.until for key, until in parse_all(Until, "cooldowns").items()},
         risk=parse_meta(RiskState, RISK) or RiskState(),
         last_bar=last_bar.at if last_bar else None,
+        ledger=parse_meta(Ledger, LEDGER) or Ledger(),
+        events=dict(sorted(parse_all(Event, "events").items())),
     )
+
+
+def event_key(seq: int) -> str:
+    return f"{seq:012d}"
 
 
 def _owned(positions: dict[str, Position], flow_id: str, where: str) -> dict[str, Position]:

@@ -1,0 +1,295 @@
+"""Orders, written ahead: every order is stored before it is sent, under a client order
+id the venue will see, and every answer is stored as it comes (promises I1, I5).
+
+    place:   intent stored (SUBMITTING) ─> sent ─> answer stored
+                                             ├─ accepted / filled: ACCEPTED (fills follow)
+                                             ├─ refused: REJECTED
+                                             ├─ nothing reached the venue: CANCELED
+                                             └─ no answer (timeout, 5xx): UNKNOWN
+    resolve: an intent SUBMITTING (after a crash) or UNKNOWN is looked up by its client
+             order id: the order, the open orders, the fills. Found: its state is
+             applied. Absent everywhere for `unknown_order_grace`: a stop or exit is
+             sent again under the SAME id; an entry is dropped. Never a new id.
+    fills:   the venue's fills are read from a durable cursor; each fill of the bot's
+             orders is recorded once (by trade id) in the same atomic write as the
+             intent and the position it changes, and the trade it closes.
+
+Positions change only through fills, so the ledger and the positions can never tell
+different stories.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from botwarden.domain.markets import OrderRefused
+from botwarden.domain.models import Fill, OrderSide, Position
+from botwarden.domain.orders import IntentStatus, OrderIntent, OrderType, Purpose
+from botwarden.domain.positions import StopPolicy, apply_fill
+from botwarden.engine.crash import CRASH
+from botwarden.engine.ids import ClientIds
+from botwarden.state.manager import StateManager, Transaction
+from botwarden.venues.base import (
+    Ambiguous,
+    NotFound,
+    OrderRequest,
+    OrderState,
+    Rejected,
+    Retryable,
+    Venue,
+    VenueOrder,
+)
+
+log = logging.getLogger(__name__)
+
+WAITING = frozenset({IntentStatus.SUBMITTING, IntentStatus.UNKNOWN})
+"""Sent, or maybe sent, with no answer stored: only the venue can say what happened."""
+
+
+@dataclass
+class Context:
+    """What every part of the engine works with."""
+
+    bot_id: str
+    state: StateManager
+    venue: Venue
+    ids: ClientIds
+    clock: Callable[[], datetime]
+    stop: StopPolicy
+    unknown_order_grace: timedelta
+
+    async def position_in(self, symbol: str) -> Position | None:
+        for position in (await self.state.snapshot()).positions.values():
+            if position.symbol == symbol:
+                return position
+        return None
+
+    async def intent(self, client_order_id: str) -> OrderIntent:
+        return (await self.state.snapshot()).intents[client_order_id]
+
+
+class OrderDesk:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    # -- placing ---------------------------------------------------------------------------
+    async def place(
+        self,
+        *,
+        symbol: str,
+        side: OrderSide,
+        qty: Decimal,
+        purpose: Purpose,
+        position_id: str | None = None,
+        type: OrderType = OrderType.MARKET,
+        stop_price: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        also: Callable[[Transaction, OrderIntent], None] | None = None,
+    ) -> OrderIntent:
+        """Store the intent, then send it. `also` adds writes to the intent's change
+        (a position learning its stop's id, say): they are durable together."""
+        ctx = self.ctx
+        CRASH.reached(f"before_{purpose}_stored")
+        now = ctx.clock()
+        async with ctx.state.transaction() as tx:
+            cid = ctx.ids.make(tx.next_order_seq())
+            intent = OrderIntent(
+                client_order_id=cid,
+                symbol=symbol,
+                side=side,
+                type=type,
+                qty=qty,
+                limit_price=limit_price,
+                stop_price=stop_price,
+                purpose=purpose,
+                position_id=position_id,
+                created_at=now,
+                updated_at=now,
+            ).submit(now)
+            tx.save_order(intent)
+            if also is not None:
+                also(tx, intent)
+            price = f" at {stop_price}" if stop_price else ""
+            tx.add_event(
+                now,
+                "order",
+                f"{purpose} {side} {qty} {symbol} {type}{price}: sending as {cid}",
+                {"client_order_id": cid},
+            )
+        CRASH.reached(f"{purpose}_stored_not_sent")
+        return await self.send(intent)
+
+    async def send(self, intent: OrderIntent) -> OrderIntent:
+        """Send a SUBMITTING intent and store what the venue answered."""
+        ctx = self.ctx
+        request = OrderRequest.from_intent(intent, reduce_only=intent.purpose is not Purpose.ENTRY)
+        try:
+            answer = await ctx.venue.submit(request)
+        except Ambiguous as error:
+            return await self._store(intent.mark_unknown(ctx.clock(), str(error)), "unknown", error)
+        except (Rejected, NotFound, OrderRefused) as error:
+            return await self._store(intent.reject(ctx.clock(), str(error)), "alert", error)
+        except Retryable as error:  # nothing reached the venue: it never existed there
+            canceled = intent.cancel(ctx.clock(), f"not sent: {error}")
+            return await self._store(canceled, "order", error)
+        CRASH.reached(f"{intent.purpose}_sent_answer_not_stored")
+        return await self.apply_answer(intent, answer)
+
+    async def _store(self, intent: OrderIntent, kind: str, why: Exception) -> OrderIntent:
+        async with self.ctx.state.transaction() as tx:
+            tx.save_order(intent)
+            tx.add_event(
+                self.ctx.clock(),
+                kind,
+                f"{intent.client_order_id} ({intent.purpose} {intent.symbol}):"
+                f" {intent.status}: {why}",
+                {"client_order_id": intent.client_order_id},
+            )
+        log.log(
+            logging.WARNING if kind != "order" else logging.INFO,
+            "%s: %s %s: %s",
+            self.ctx.bot_id,
+            intent.client_order_id,
+            intent.status,
+            why,
+        )
+        return intent
+
+    async def apply_answer(self, intent: OrderIntent, order: VenueOrder) -> OrderIntent:
+        """Store what the venue says of the order. Quantities come only from fills
+        (`sync_fills`); this moves the status: accepted, canceled, rejected."""
+        moved = self._moved(intent, order)
+        if moved == intent:
+            return intent
+        async with self.ctx.state.transaction() as tx:
+            tx.save_order(moved)
+        return moved
+
+    def _moved(self, intent: OrderIntent, order: VenueOrder) -> OrderIntent:
+        now = self.ctx.clock()
+        if intent.venue_order_id is None and order.venue_order_id:
+            intent = intent.evolve(venue_order_id=order.venue_order_id)
+        if order.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED, OrderState.FILLED):
+            if intent.status in WAITING:
+                return intent.accept(now, order.venue_order_id)
+            return intent
+        if order.filled_qty > intent.filled_qty:
+            return intent  # closed at the venue, but fills still to read: they come first
+        if intent.status.is_terminal:
+            return intent
+        if order.state is OrderState.REJECTED:
+            if intent.status in WAITING or intent.status is IntentStatus.ACCEPTED:
+                return intent.reject(now, order.reason or "rejected by the venue")
+            return intent
+        return intent.cancel(now, order.reason or f"{order.state} at the venue")
+
+    # -- resolving -------------------------------------------------------------------------
+    async def resolve(self, intent: OrderIntent, open_orders: dict[str, VenueOrder]) -> OrderIntent:
+        """Find out what became of an intent sent with no answer stored. `open_orders`:
+        the venue's open orders by client order id, listed once for every intent."""
+        ctx = self.ctx
+        cid = intent.client_order_id
+        try:
+            found: VenueOrder | None = await ctx.venue.order(cid, intent.symbol)
+        except NotFound:
+            found = open_orders.get(cid)
+        if found is not None:
+            await self.sync_fills()
+            return await self.apply_answer(await ctx.intent(cid), found)
+        await self.sync_fills()
+        current = await ctx.intent(cid)
+        if current.filled_qty > 0 or current.status not in WAITING:
+            return current  # its fills prove it reached the venue
+        waited = ctx.clock() - current.updated_at
+        if waited < ctx.unknown_order_grace:
+            return current
+        where = "by lookup, in the open orders and in the fills"
+        if current.purpose is Purpose.ENTRY:
+            dropped = current.cancel(
+                ctx.clock(), f"never reached the venue: not found {where} for {waited}"
+            )
+            return await self._store(dropped, "order", RuntimeError("entry dropped"))
+        # A stop or an exit is still needed: the same id again, never a new one.
+        again = current.submit(ctx.clock())
+        async with ctx.state.transaction() as tx:
+            tx.save_order(again)
+            tx.add_event(
+                ctx.clock(),
+                "order",
+                f"{cid} not found {where} for {waited}: sent again under the same id",
+                {"client_order_id": cid},
+            )
+        return await self.send(again)
+
+    # -- fills -------------------------------------------------------------------------------
+    async def sync_fills(self) -> int:
+        """Record every new fill of the bot's orders; returns how many were new."""
+        ctx = self.ctx
+        state = await ctx.state.snapshot()
+        cursor = state.ledger.fills_cursor
+        since = None
+        if cursor is None:
+            started = [i.created_at for i in state.intents.values()]
+            since = min(started) if started else ctx.clock()
+        new = 0
+        while True:
+            page = await ctx.venue.fills(since=since, cursor=cursor)
+            for fill in page.fills:
+                if ctx.ids.owns(fill.client_order_id):
+                    new += await self._record(fill)
+            if page.cursor != cursor:
+                cursor = page.cursor
+                async with ctx.state.transaction() as tx:
+                    tx.set_fills_cursor(cursor)
+            if not page.more:
+                return new
+
+    async def _record(self, fill: Fill) -> int:
+        """One fill, its intent, its position and the trade it closed: one write."""
+        ctx = self.ctx
+        state = await ctx.state.snapshot()
+        if fill.trade_id in state.fills:
+            return 0
+        CRASH.reached("fill_seen_not_recorded")
+        intent = state.intents.get(fill.client_order_id)
+        position = await ctx.position_in(fill.symbol)
+        outcome = apply_fill(
+            position,
+            fill,
+            bot_id=ctx.bot_id,
+            new_position_id=f"pos-{fill.client_order_id}",
+        )
+        async with ctx.state.transaction() as tx:
+            if not tx.record_fill(fill):
+                return 0
+            if intent is not None and not intent.status.is_terminal:
+                tx.save_order(intent.fill(fill.time, fill.qty, fill.price, fill.venue_order_id))
+            elif intent is not None:
+                log.warning("%s: fill %s for closed intent", ctx.bot_id, fill.trade_id)
+            if outcome.position is None and position is not None:
+                tx.remove_position(position.id)
+            if outcome.position is not None:
+                if outcome.position.id != getattr(position, "id", None) and position is not None:
+                    tx.remove_position(position.id)
+                tx.save_position(outcome.position)
+            tx.add_event(
+                fill.time,
+                "fill",
+                f"{fill.side} {fill.qty} {fill.symbol} at {fill.price} ({fill.client_order_id})",
+                {"trade_id": fill.trade_id, "client_order_id": fill.client_order_id},
+            )
+            if outcome.trade is not None:
+                trade = outcome.trade
+                tx.add_event(
+                    fill.time,
+                    "trade",
+                    f"closed {trade.qty} {trade.symbol} {trade.side}: {trade.entry_price} ->"
+                    f" {trade.exit_price}, PnL {trade.pnl:.2f}",
+                    trade.model_dump(mode="json"),
+                )
+        CRASH.reached("fill_recorded")
+        return 1

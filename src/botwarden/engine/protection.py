@@ -1,0 +1,199 @@
+"""The stop-loss guarantee (promise I2): every position has a stop resting on the venue,
+covering its size, at the price the bot's stop policy gives.
+
+Checked after every fill, at every tick and at every start, against the venue's own
+list of open orders:
+- the stop is there, with the right size and price: nothing to do;
+- it is missing (never placed, canceled by hand, lost in a crash): placed again;
+- its size is wrong (a partial fill, a manual change) or a trailing stop should move:
+  a new stop is placed and then the old one canceled (on a spot account, where the
+  old stop holds the coins, the old one is canceled first);
+- the price is already past where the stop belongs: within `max_underwater_pct`,
+  the position is closed at market (the stop would have fired); beyond it, nothing
+  is placed (it would fire at once into slippage), and the bot says so, loudly, and
+  waits for an operator.
+A stop whose placement has no answer yet is left to resolution (`OrderDesk.resolve`):
+placing a second one could double the exit.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from botwarden.domain.markets import MarketRules, fit_price
+from botwarden.domain.models import Position
+from botwarden.domain.orders import IntentStatus, OrderIntent, OrderType, Purpose
+from botwarden.domain.positions import best_price
+from botwarden.engine.orders import WAITING, Context, OrderDesk
+from botwarden.state.manager import Transaction
+from botwarden.venues.base import Ambiguous, Rejected, VenueError, VenueOrder
+
+log = logging.getLogger(__name__)
+
+
+class Protector:
+    def __init__(self, ctx: Context, desk: OrderDesk) -> None:
+        self.ctx = ctx
+        self.desk = desk
+        self._markets: dict[str, MarketRules] = {}
+
+    async def market(self, symbol: str) -> MarketRules:
+        if symbol not in self._markets:
+            self._markets[symbol] = await self.ctx.venue.market(symbol)
+        return self._markets[symbol]
+
+    async def protect_all(
+        self, open_orders: dict[str, VenueOrder], prices: dict[str, Decimal]
+    ) -> list[str]:
+        """Check every position's stop; returns the symbols left unprotected by policy
+        (too far underwater), which need an operator."""
+        exposed = []
+        for position in list((await self.ctx.state.snapshot()).positions.values()):
+            price = prices.get(position.symbol)
+            if price is None:
+                price = await self.ctx.venue.last_price(position.symbol)
+            if not await self.protect(position, open_orders, price):
+                exposed.append(position.symbol)
+        return exposed
+
+    async def protect(
+        self, position: Position, open_orders: dict[str, VenueOrder], price: Decimal
+    ) -> bool:
+        """Make sure `position` has its stop; False if policy leaves it without one."""
+        ctx = self.ctx
+        state = await ctx.state.snapshot()
+        if any(
+            i.position_id == position.id and i.purpose is Purpose.EXIT and not i.status.is_terminal
+            for i in state.intents.values()
+        ):
+            return True  # being closed already
+        position = await self._track_best(position, price)
+        stop_intent = state.intents.get(position.stop_client_order_id or "")
+        if stop_intent is not None and stop_intent.status in WAITING:
+            return True  # its fate is being resolved; a second stop could double the exit
+        rules = await self.market(position.symbol)
+        exit_side = position.side.exit_order_side
+        wanted = fit_price(ctx.stop.stop_for(position), rules, exit_side)
+        live = open_orders.get(position.stop_client_order_id or "")
+        if live is None or live.qty != position.size or live.stop_price != wanted:
+            underwater = ctx.stop.underwater(position, wanted, price)
+            if underwater > 0:
+                return await self._past_its_stop(position, wanted, price, underwater)
+            await self._replace(position, live, wanted, rules)
+        await self._sweep(position, open_orders)
+        return True
+
+    async def _track_best(self, position: Position, price: Decimal) -> Position:
+        best = best_price(position, price)
+        if best == position.best_price:
+            return position
+        moved = position.evolve(best_price=best)
+        await self.ctx.state.save_position(moved)
+        return moved
+
+    async def _replace(
+        self, position: Position, live: VenueOrder | None, wanted: Decimal, rules: MarketRules
+    ) -> None:
+        """Place the stop `position` needs. The one it had is canceled afterwards by
+        the sweep, once the new one is confirmed; first on an account that cannot hold
+        both (spot: the old stop holds the coins), or when the venue refused the new
+        one while the old one stood."""
+        if live is not None and not rules.shortable:
+            await self._cancel(live)
+            live = None
+        placed = await self._place(position, wanted)
+        if placed.status is IntentStatus.REJECTED and live is not None:
+            await self._cancel(live)
+            await self._place(await self._fresh(position), wanted)
+
+    async def _fresh(self, position: Position) -> Position:
+        return (await self.ctx.state.snapshot()).positions.get(position.id, position)
+
+    async def _sweep(self, position: Position, open_orders: dict[str, VenueOrder]) -> None:
+        """Cancel the position's other stops on the venue (replaced, or left by a crash
+        between placing a new stop and canceling the old), once its own is confirmed."""
+        state = await self.ctx.state.snapshot()
+        current = state.positions.get(position.id)
+        if current is None or current.stop_client_order_id is None:
+            return
+        own = state.intents.get(current.stop_client_order_id)
+        if own is None or own.status is not IntentStatus.ACCEPTED:
+            return  # not confirmed yet: the old stop still protects
+        for cid, order in open_orders.items():
+            intent = state.intents.get(cid)
+            if (
+                intent is not None
+                and cid != current.stop_client_order_id
+                and intent.purpose is Purpose.STOP
+                and intent.position_id == position.id
+            ):
+                await self._cancel(order)
+
+    async def _place(self, position: Position, stop_price: Decimal) -> OrderIntent:
+        def remember(tx: Transaction, intent: OrderIntent) -> None:
+            tx.save_position(
+                position.evolve(stop_price=stop_price, stop_client_order_id=intent.client_order_id)
+            )
+
+        placed = await self.desk.place(
+            symbol=position.symbol,
+            side=position.side.exit_order_side,
+            qty=position.size,
+            purpose=Purpose.STOP,
+            position_id=position.id,
+            type=OrderType.STOP,
+            stop_price=stop_price,
+            also=remember,
+        )
+        async with self.ctx.state.transaction() as tx:
+            tx.add_event(
+                self.ctx.clock(),
+                "alert" if placed.status is IntentStatus.REJECTED else "stop_placed",
+                f"stop for {position.size} {position.symbol} at {stop_price}:"
+                f" {placed.status} ({placed.client_order_id})",
+                {"client_order_id": placed.client_order_id, "position_id": position.id},
+            )
+        return placed
+
+    async def _cancel(self, order: VenueOrder) -> None:
+        """Cancel a stop that is no longer the one; its intent learns it from the venue."""
+        ctx = self.ctx
+        try:
+            answer = await ctx.venue.cancel(order.client_order_id, order.symbol)
+        except Rejected:  # not open any more (filled, canceled): fills will tell
+            return
+        except Ambiguous:
+            return  # looked at again next time; the new stop already protects
+        intent = (await ctx.state.snapshot()).intents.get(order.client_order_id)
+        if intent is not None:
+            await self.desk.apply_answer(intent, answer)
+
+    async def _past_its_stop(
+        self, position: Position, stop: Decimal, price: Decimal, underwater: Decimal
+    ) -> bool:
+        ctx = self.ctx
+        if underwater <= ctx.stop.max_underwater_pct:
+            try:
+                await self.desk.place(
+                    symbol=position.symbol,
+                    side=position.side.exit_order_side,
+                    qty=position.size,
+                    purpose=Purpose.EXIT,
+                    position_id=position.id,
+                )
+            except VenueError as error:
+                log.warning("%s: exit of %s failed: %s", ctx.bot_id, position.symbol, error)
+            return True
+        if not position.metadata.get("underwater_alert"):
+            message = (
+                f"{position.symbol}: price {price} is {underwater:.2f}% past the stop {stop}"
+                f" (limit {ctx.stop.max_underwater_pct}%): no stop placed, it would fire at"
+                " once; an operator must decide"
+            )
+            log.error("%s: %s", ctx.bot_id, message)
+            async with ctx.state.transaction() as tx:
+                flagged = {**position.metadata, "underwater_alert": str(ctx.clock())}
+                tx.save_position(position.evolve(metadata=flagged))
+                tx.add_event(ctx.clock(), "alert", message, {"position_id": position.id})
+        return False

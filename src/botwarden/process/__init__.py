@@ -1,0 +1,1 @@
+"""Processes: one live instance per bot (the lock), and the supervisor."""

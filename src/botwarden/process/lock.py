@@ -1,0 +1,78 @@
+"""One live instance per bot on a host: an exclusive `flock` held for the process's life.
+
+The kernel releases a flock when its process dies, however it dies (SIGKILL, a power
+cut releases everything), so a lock can never be left stale, unlike a PID file alone.
+The file also holds the owner's PID and start time, read only to name the holder in
+the message a second instance exits with.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+
+from botwarden.errors import BotwardenError
+
+
+class AlreadyRunning(BotwardenError):
+    """Another process holds the bot's lock."""
+
+
+class InstanceLock:
+    def __init__(self, path: Path, bot_id: str) -> None:
+        self.path = Path(path)
+        self.bot_id = bot_id
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock at once, or raise `AlreadyRunning` naming the holder."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._holder(fd)
+            os.close(fd)
+            raise AlreadyRunning(
+                f"bot {self.bot_id} is already running{holder}; stop it first (lock {self.path})"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        owner = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started_at": datetime.now(UTC).isoformat(),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(owner).encode(), 0)
+        self._fd = fd
+
+    @staticmethod
+    def _holder(fd: int) -> str:
+        try:
+            owner = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            return f" (pid {owner['pid']} on {owner['host']}, since {owner['started_at']})"
+        except (ValueError, KeyError, OSError):
+            return ""
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> InstanceLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()

@@ -1,0 +1,97 @@
+"""A bot's engine on a paper exchange and a SQLite store, with a clock the test moves:
+what the engine tests build on. `restart()` is what a killed process comes back to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from botwarden.domain.positions import StopPolicy
+from botwarden.engine.ids import ClientIds
+from botwarden.engine.orders import Context, OrderDesk
+from botwarden.engine.protection import Protector
+from botwarden.state.manager import StateManager
+from botwarden.state.sqlite import SqliteStore
+from botwarden.venues.base import VenueOrder
+from botwarden.venues.paper.book import BookSettings, PaperBook
+from botwarden.venues.paper.faults import FaultPlan
+from botwarden.venues.paper.venue import PaperVenue
+from tests.venues.test_paper import FEED, Clock
+
+BOT = "golden"
+
+
+@dataclass
+class Bot:
+    ctx: Context
+    desk: OrderDesk
+    protector: Protector
+    venue: PaperVenue
+    clock: Clock
+
+    async def open_orders(self) -> dict[str, VenueOrder]:
+        return {o.client_order_id: o for o in await self.venue.open_orders()}
+
+    async def protect(self) -> list[str]:
+        price = self.venue.book.feed.price("SPY", self.clock.now)
+        return await self.protector.protect_all(await self.open_orders(), {"SPY": price})
+
+
+class World:
+    """One paper exchange and one state file, outliving the bots that use them."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        faults: str = "",
+        client_ids: str = "alpaca",
+        stop: StopPolicy | None = None,
+        grace: timedelta = timedelta(seconds=15),
+    ) -> None:
+        self.clock = Clock()
+        self.book = PaperBook(
+            tmp_path / "paper.db", FEED, BookSettings(client_ids=client_ids, shorting=True)
+        )
+        self.faults = faults
+        self.state_path = tmp_path / "state.db"
+        self.stop = stop or StopPolicy()
+        self.grace = grace
+        self.epoch = 0
+        self.bots: list[Bot] = []
+
+    async def start(self) -> Bot:
+        """A new instance: a new manager on the same file, a new epoch."""
+        self.epoch += 1
+        state = StateManager(BOT, SqliteStore(self.state_path), clock=self.clock)
+        await state.open()
+        await state.fence(self.epoch)
+        venue = PaperVenue(self.book, self.clock, FaultPlan.parse(self.faults))
+        ctx = Context(
+            bot_id=BOT,
+            state=state,
+            venue=venue,
+            ids=ClientIds(BOT, self.epoch),
+            clock=self.clock,
+            stop=self.stop,
+            unknown_order_grace=self.grace,
+        )
+        desk = OrderDesk(ctx)
+        bot = Bot(ctx, desk, Protector(ctx, desk), venue, self.clock)
+        self.bots.append(bot)
+        return bot
+
+    async def close(self) -> None:
+        for bot in self.bots:
+            await bot.ctx.state.close()
+        self.book.close()
+
+    def venue_orders(self, client_order_id: str) -> int:
+        return sum(o.client_order_id == client_order_id for o in self.book.all_orders())
+
+
+def price(at=None) -> Decimal:
+    from tests.venues.test_paper import T0
+
+    return FEED.price("SPY", at or T0)

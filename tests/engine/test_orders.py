@@ -1,0 +1,200 @@
+"""Orders written ahead, answers stored as they come, unknown fates resolved by client id,
+and fills recorded once with the position they change."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from botwarden.domain.models import OrderSide, Side
+from botwarden.domain.orders import IntentStatus, Purpose
+from botwarden.engine.ids import ClientIds, bot_prefix
+from tests.engine.harness import World, price
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    world = World(tmp_path)
+    yield world
+    await world.close()
+
+
+async def buy(bot, qty: str = "10"):
+    return await bot.desk.place(
+        symbol="SPY", side=OrderSide.BUY, qty=Decimal(qty), purpose=Purpose.ENTRY
+    )
+
+
+def test_client_order_ids_fit_every_venue_and_never_repeat() -> None:
+    ids = ClientIds("golden_cross.spy-hourly-with-a-very-long-name", epoch=123456)
+    made = {ids.make(seq) for seq in (0, 1, 10**9)}
+    assert len(made) == 3
+    assert all(len(cid) <= 36 and cid.replace("-", "").isalnum() for cid in made)
+    assert ids.owns(ids.make(5)) and not ids.owns("other-bot-1-5")
+    assert bot_prefix("a.b") != bot_prefix("ab"), "same stem, different bots"
+    assert ClientIds("golden", 1).make(7) != ClientIds("golden", 2).make(7)
+
+
+async def test_an_entry_is_stored_before_it_is_sent_and_its_fill_opens_the_position(
+    world: World,
+) -> None:
+    bot = await world.start()
+    intent = await buy(bot)
+    await bot.desk.sync_fills()
+    state = await bot.ctx.state.snapshot()
+    stored = state.intents[intent.client_order_id]
+    assert (stored.status, stored.filled_qty) == (IntentStatus.FILLED, Decimal(10))
+    [position] = state.positions.values()
+    assert (position.symbol, position.side, position.size, position.entry_price) == (
+        "SPY", Side.LONG, Decimal(10), price()
+    )  # fmt: skip
+    assert [f.client_order_id for f in state.fills.values()] == [intent.client_order_id]
+    assert state.ledger.next_order_seq == 1
+    assert await bot.desk.sync_fills() == 0, "a fill is recorded once"
+
+
+async def test_the_stop_goes_on_the_venue_right_after_the_entry_fill(world: World) -> None:
+    bot = await world.start()
+    await buy(bot)
+    await bot.desk.sync_fills()
+    assert await bot.protect() == []
+    state = await bot.ctx.state.snapshot()
+    [position] = state.positions.values()
+    expected = (price() * Decimal("0.98")).quantize(Decimal("0.01"), rounding="ROUND_CEILING")
+    assert position.stop_price == expected
+    [stop] = await bot.venue.open_orders()
+    assert (stop.client_order_id, stop.qty, stop.stop_price, stop.side) == (
+        position.stop_client_order_id, Decimal(10), expected, OrderSide.SELL
+    )  # fmt: skip
+    assert await bot.protect() == [], "a stop in place is left alone"
+    assert len(await bot.venue.open_orders()) == 1
+
+
+async def test_a_missing_stop_is_placed_again(world: World) -> None:
+    bot = await world.start()
+    await buy(bot)
+    await bot.desk.sync_fills()
+    await bot.protect()
+    [stop] = await bot.venue.open_orders()
+    await bot.venue.cancel(stop.client_order_id, "SPY")  # an operator, or a venue purge
+    await bot.protect()
+    [again] = await bot.venue.open_orders()
+    assert again.client_order_id != stop.client_order_id
+    assert again.qty == Decimal(10)
+
+
+async def test_an_answer_lost_after_acceptance_is_resolved_not_resent(tmp_path: Path) -> None:
+    world = World(tmp_path, faults="timeout_after:on=submit,nth=1")
+    bot = await world.start()
+    intent = await buy(bot)
+    assert intent.status is IntentStatus.UNKNOWN
+    resolved = await bot.desk.resolve(intent, await bot.open_orders())
+    assert resolved.status is IntentStatus.FILLED
+    assert world.venue_orders(intent.client_order_id) == 1
+    await world.close()
+
+
+async def test_an_order_that_never_arrived_is_dropped_only_after_the_grace(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, faults="timeout_before:on=submit,nth=1")
+    bot = await world.start()
+    intent = await buy(bot)
+    assert intent.status is IntentStatus.UNKNOWN
+    still = await bot.desk.resolve(intent, await bot.open_orders())
+    assert still.status is IntentStatus.UNKNOWN, "not found yet proves nothing"
+    world.clock.now += timedelta(seconds=15)
+    dropped = await bot.desk.resolve(still, await bot.open_orders())
+    assert dropped.status is IntentStatus.CANCELED
+    assert "never reached the venue" in dropped.reason
+    assert world.venue_orders(intent.client_order_id) == 0
+    await world.close()
+
+
+@pytest.mark.parametrize("client_ids", ["alpaca", "binance"])
+async def test_a_lookup_that_lies_for_a_while_cannot_make_the_bot_send_twice(
+    tmp_path: Path, client_ids: str
+) -> None:
+    """The answer is lost after the venue filled the order, and lookups say "no such
+    order" for a minute: the fills prove it exists. Under Binance's rule a resend
+    would have been accepted and doubled the position."""
+    faults = "timeout_after:on=submit,nth=1; stale_lookup:seconds=60"
+    world = World(tmp_path, faults=faults, client_ids=client_ids)
+    bot = await world.start()
+    intent = await buy(bot)
+    world.clock.now += timedelta(seconds=30)  # past the grace, inside the lie
+    resolved = await bot.desk.resolve(intent, await bot.open_orders())
+    assert resolved.status is IntentStatus.FILLED
+    assert world.venue_orders(intent.client_order_id) == 1
+    [position] = (await bot.ctx.state.snapshot()).positions.values()
+    assert position.size == Decimal(10)
+    await world.close()
+
+
+async def test_a_stop_that_never_arrived_is_sent_again_under_the_same_id(tmp_path: Path) -> None:
+    world = World(tmp_path, faults="timeout_before:on=submit,nth=2")
+    bot = await world.start()
+    await buy(bot)
+    await bot.desk.sync_fills()
+    await bot.protect()
+    position = next(iter((await bot.ctx.state.snapshot()).positions.values()))
+    stop = (await bot.ctx.state.snapshot()).intents[position.stop_client_order_id]
+    assert stop.status is IntentStatus.UNKNOWN
+    assert await bot.protect() == [] and await bot.venue.open_orders() == [], (
+        "no second stop while the first one's fate is unknown"
+    )
+    world.clock.now += timedelta(seconds=15)
+    again = await bot.desk.resolve(stop, await bot.open_orders())
+    assert (again.client_order_id, again.status) == (stop.client_order_id, IntentStatus.ACCEPTED)
+    assert world.venue_orders(stop.client_order_id) == 1
+    await world.close()
+
+
+async def test_a_partial_fill_resizes_the_stop_new_one_first(tmp_path: Path) -> None:
+    world = World(tmp_path, faults="partial_fill:fraction=0.4,times=1")
+    bot = await world.start()
+    await buy(bot)
+    await bot.desk.sync_fills()
+    await bot.protect()
+    [first] = await stops(bot)
+    assert first.qty == Decimal(4)
+    world.clock.now += timedelta(seconds=1)
+    await bot.desk.sync_fills()  # the rest filled
+    await bot.protect()
+    [second] = await stops(bot)
+    assert (second.qty, second.client_order_id != first.client_order_id) == (Decimal(10), True)
+    canceled = (await bot.ctx.state.snapshot()).intents[first.client_order_id]
+    assert canceled.status is IntentStatus.CANCELED
+    await world.close()
+
+
+async def test_a_position_far_past_its_stop_gets_no_stop_and_an_alert(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    bot = await world.start()
+    await buy(bot)
+    await bot.desk.sync_fills()
+    position = next(iter((await bot.ctx.state.snapshot()).positions.values()))
+    crash = {"SPY": position.entry_price * Decimal("0.9")}  # 8% past a 2% stop
+    assert await bot.protector.protect_all({}, crash) == ["SPY"]
+    assert await bot.venue.open_orders() == []
+    events = (await bot.ctx.state.snapshot()).events.values()
+    assert any(e.kind == "alert" and "operator" in e.message for e in events)
+
+    near = {"SPY": position.entry_price * Decimal("0.97")}  # 1% past: close it now
+    fresh = World(tmp_path / "near")
+    other = await fresh.start()
+    await buy(other)
+    await other.desk.sync_fills()
+    await other.protector.protect_all({}, near)
+    await other.desk.sync_fills()
+    assert (await other.ctx.state.snapshot()).positions == {}
+    await fresh.close()
+    await world.close()
+
+
+async def stops(bot):
+    return [o for o in await bot.venue.open_orders() if o.type.value == "stop"]
