@@ -101,6 +101,9 @@ class RecoverySettings(Settings):
     mode: Literal["sync", "restore", "close_all", "manual"] = "sync"
     orphan_positions: Literal["close", "adopt", "manual"] = "close"
     max_state_age: Duration = timedelta(hours=24)
+    on_stale: Literal["continue", "manual"] = "continue"
+    """What a heartbeat older than `max_state_age` means: recover as usual (the venue is
+    the truth anyway), or wait for an operator."""
 
 
 class StateSettings(Settings):

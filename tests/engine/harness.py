@@ -8,10 +8,12 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from botwarden.config import RecoverySettings
 from botwarden.domain.positions import StopPolicy
 from botwarden.engine.ids import ClientIds
 from botwarden.engine.orders import Context, OrderDesk
 from botwarden.engine.protection import Protector
+from botwarden.engine.recovery import Recovery, RecoveryReport
 from botwarden.state.manager import StateManager
 from botwarden.state.sqlite import SqliteStore
 from botwarden.venues.base import VenueOrder
@@ -33,6 +35,10 @@ class Bot:
 
     async def open_orders(self) -> dict[str, VenueOrder]:
         return {o.client_order_id: o for o in await self.venue.open_orders()}
+
+    async def recover(self, **settings: object) -> RecoveryReport:
+        recovery = Recovery(self.ctx, self.desk, self.protector, RecoverySettings(**settings))
+        return await recovery.run()
 
     async def protect(self) -> list[str]:
         price = self.venue.book.feed.price("SPY", self.clock.now)

@@ -61,6 +61,9 @@ class Context:
     clock: Callable[[], datetime]
     stop: StopPolicy
     unknown_order_grace: timedelta
+    symbols: tuple[str, ...] = ()
+    """The markets the bot trades: positions elsewhere on the account are not its own
+    (another bot's, the owner's). Empty: every market is."""
 
     async def position_in(self, symbol: str) -> Position | None:
         for position in (await self.state.snapshot()).positions.values():
@@ -214,6 +217,8 @@ class OrderDesk:
             )
             return await self._store(dropped, "order", RuntimeError("entry dropped"))
         # A stop or an exit is still needed: the same id again, never a new one.
+        if current.status is IntentStatus.SUBMITTING:  # stored; the process stopped there
+            current = current.mark_unknown(ctx.clock(), "no answer stored")
         again = current.submit(ctx.clock())
         async with ctx.state.transaction() as tx:
             tx.save_order(again)

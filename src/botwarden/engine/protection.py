@@ -48,6 +48,7 @@ class Protector:
     ) -> list[str]:
         """Check every position's stop; returns the symbols left unprotected by policy
         (too far underwater), which need an operator."""
+        await self._cancel_stops_without_positions(open_orders)
         exposed = []
         for position in list((await self.ctx.state.snapshot()).positions.values()):
             price = prices.get(position.symbol)
@@ -83,6 +84,19 @@ class Protector:
             await self._replace(position, live, wanted, rules)
         await self._sweep(position, open_orders)
         return True
+
+    async def _cancel_stops_without_positions(self, open_orders: dict[str, VenueOrder]) -> None:
+        """A stop left resting after its position closed (by an exit, or by a crash
+        between the two) would open a new position when it fires: it goes."""
+        state = await self.ctx.state.snapshot()
+        for cid, order in open_orders.items():
+            intent = state.intents.get(cid)
+            if (
+                intent is not None
+                and intent.purpose is Purpose.STOP
+                and intent.position_id not in state.positions
+            ):
+                await self._cancel(order)
 
     async def _track_best(self, position: Position, price: Decimal) -> Position:
         best = best_price(position, price)

@@ -1,0 +1,265 @@
+"""Recovery, on every start, before any entry: the venue is asked what happened while
+the bot was away, and the bot's state is made to agree with it.
+
+In order (each step a named crash point, so a crash during recovery is tested too):
+1. staleness: a heartbeat older than `max_state_age` is reported (and, with
+   `on_stale: manual`, stops here for an operator);
+2. balance: if it cannot be read, the bot runs "protect only" (no new entries);
+3. every order sent with no answer stored is resolved by its client order id, and
+   every order thought open is checked against the venue's open orders;
+4. the venue's fills since the last one seen are recorded (a stop that fired while the
+   bot was down closes its position here, with its trade and PnL);
+5. positions are reconciled by `mode`: `sync` (the venue says what is held; the bot's
+   own knowledge of entry time, stop and best price is kept), `restore` (the bot's state
+   stands; every mismatch is reported loudly), `close_all` (every order canceled, every
+   position closed at market), `manual` (nothing touched: the bot waits for an
+   operator with this report). Positions held on the venue that the bot does not know
+   (orphans, in the markets it trades) are closed, adopted (and protected) or left
+   for an operator, by `orphan_positions`; positions the bot thinks it holds and the
+   venue does not (phantoms) are closed out;
+6. every position's stop is verified (the stop guarantee), and only then does the bot
+   run. Every decision is an event in the bot's log and a line of the report.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from botwarden.config import RecoverySettings
+from botwarden.domain.models import Position
+from botwarden.domain.orders import Purpose
+from botwarden.engine.crash import CRASH
+from botwarden.engine.orders import WAITING, Context, OrderDesk
+from botwarden.engine.protection import Protector
+from botwarden.venues.base import NotFound, VenueError, VenueOrder, VenuePosition
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RecoveryReport:
+    lines: list[str] = field(default_factory=list)
+    protect_only: bool = False
+    """The balance could not be read: no new entries until it can."""
+    needs_attention: bool = False
+    """An operator must look (manual mode, a position left unprotected by policy...)."""
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)
+
+
+class Recovery:
+    def __init__(
+        self, ctx: Context, desk: OrderDesk, protector: Protector, settings: RecoverySettings
+    ) -> None:
+        self.ctx, self.desk, self.protector, self.settings = ctx, desk, protector, settings
+        self.report = RecoveryReport()
+
+    async def note(self, message: str, *, attention: bool = False, kind: str = "recovery") -> None:
+        self.report.lines.append(message)
+        if attention:
+            self.report.needs_attention = True
+        log.log(logging.WARNING if attention else logging.INFO, "%s: %s", self.ctx.bot_id, message)
+        async with self.ctx.state.transaction() as tx:
+            tx.add_event(self.ctx.clock(), kind, message)
+
+    async def run(self) -> RecoveryReport:
+        ctx = self.ctx
+        CRASH.reached("recovery_loaded")
+        if await ctx.state.check_stale(self.settings.max_state_age):
+            beat = (await ctx.state.snapshot()).bot.heartbeat_at
+            stale = self.settings.on_stale == "manual"
+            await self.note(
+                f"state is stale: last heartbeat {beat}, older than"
+                f" {self.settings.max_state_age}" + ("; waiting for an operator" if stale else ""),
+                attention=stale,
+            )
+            if stale:
+                return self.report
+        try:
+            balance = await ctx.venue.balance()
+            await self.note(f"balance: {balance.cash} {balance.currency} cash")
+        except VenueError as error:
+            self.report.protect_only = True
+            await self.note(f"balance unreadable ({error}): protecting only, no new entries")
+
+        open_orders = await self._open_orders()
+        await self._resolve(open_orders)
+        CRASH.reached("recovery_unknowns_resolved")
+        new = await self.desk.sync_fills()
+        if new:
+            await self.note(f"{new} fill(s) recorded that came while the bot was away")
+        if self.settings.mode == "manual":
+            await self._describe_only()
+            return self.report
+        if self.settings.mode == "close_all":
+            await self._close_all(await self._open_orders())
+        else:
+            await self._reconcile(await ctx.venue.positions())
+        CRASH.reached("recovery_reconciled")
+        exposed = await self.protector.protect_all(await self._open_orders(), {})
+        for symbol in exposed:
+            await self.note(f"{symbol}: left without a stop by policy", attention=True)
+        CRASH.reached("recovery_protected")
+        held = len((await ctx.state.snapshot()).positions)
+        await self.note(f"recovered: {held} position(s), each checked against the venue")
+        return self.report
+
+    async def _open_orders(self) -> dict[str, VenueOrder]:
+        return {o.client_order_id: o for o in await self.ctx.venue.open_orders()}
+
+    async def _resolve(self, open_orders: dict[str, VenueOrder]) -> None:
+        state = await self.ctx.state.snapshot()
+        for intent in list(state.intents.values()):
+            if intent.status.is_terminal:
+                continue
+            if intent.status in WAITING:
+                resolved = await self.desk.resolve(intent, open_orders)
+                await self.note(
+                    f"{intent.client_order_id} ({intent.purpose} {intent.symbol}) was sent"
+                    f" with no answer stored: {resolved.status}"
+                )
+            elif intent.client_order_id not in open_orders:
+                try:  # thought open, not open now: filled or canceled while away
+                    found = await self.ctx.venue.order(intent.client_order_id, intent.symbol)
+                except NotFound:
+                    continue  # resolved by its fills, or left for the next look
+                await self.desk.sync_fills()
+                current = (await self.ctx.state.snapshot()).intents[intent.client_order_id]
+                await self.desk.apply_answer(current, found)
+
+    def _ours(self, symbol: str) -> bool:
+        return not self.ctx.symbols or symbol in self.ctx.symbols
+
+    async def _reconcile(self, held: list[VenuePosition], orphans: str | None = None) -> None:
+        ctx = self.ctx
+        on_venue = {p.symbol: p for p in held}
+        local = {p.symbol: p for p in (await ctx.state.snapshot()).positions.values()}
+        restore = self.settings.mode == "restore"
+        for symbol, position in local.items():
+            there = on_venue.get(symbol)
+            if there is not None and there.side is position.side and there.qty == position.size:
+                continue
+            if restore:
+                await self.note(
+                    f"MISMATCH {symbol}: the bot holds {position.side} {position.size}, the"
+                    f" venue {_held(there)}; restore mode keeps the bot's state",
+                    attention=True,
+                )
+                continue
+            if there is not None and there.side is position.side:
+                await self._resize(position, there)
+            else:
+                await self._phantom(position, there)
+        for symbol, there in on_venue.items():
+            if symbol in local or not self._ours(symbol):
+                continue
+            if restore:
+                await self.note(
+                    f"MISMATCH {symbol}: the venue holds {_held(there)}", attention=True
+                )
+                continue
+            await self._orphan(there, orphans or self.settings.orphan_positions)
+
+    async def _resize(self, position: Position, there: VenuePosition) -> None:
+        await self.ctx.state.save_position(position.evolve(size=there.qty))
+        await self.note(
+            f"{position.symbol}: the venue holds {there.qty}, the bot thought {position.size}:"
+            " size taken from the venue (entry, stop and best price kept)"
+        )
+
+    async def _phantom(self, position: Position, there: VenuePosition | None) -> None:
+        """Held in the bot's state, not on the venue, and no fill explains it (closed by
+        hand, or by fills the bot cannot see): closed out, at the last price."""
+        price = await self.ctx.venue.last_price(position.symbol)
+        async with self.ctx.state.transaction() as tx:
+            tx.remove_position(position.id)
+            tx.add_event(
+                self.ctx.clock(),
+                "trade",
+                f"closed out {position.size} {position.symbol}: gone from the venue with no"
+                f" fill of the bot's; valued at the last price {price}",
+                {"position_id": position.id, "exit_price": str(price), "phantom": True},
+            )
+        await self.note(f"{position.symbol}: phantom position closed out (not on the venue)")
+        if there is not None:
+            await self._orphan(there, self.settings.orphan_positions)
+
+    async def _orphan(self, there: VenuePosition, policy: str) -> None:
+        what = f"{there.symbol}: the venue holds {_held(there)} the bot did not know of"
+        if policy == "manual":
+            await self.note(f"{what}: left for an operator", attention=True)
+            return
+        adopted = await self._adopt(there)
+        if policy == "adopt":
+            await self.note(f"{what}: adopted, and protected like any other")
+            return
+        await self.desk.place(
+            symbol=adopted.symbol,
+            side=adopted.side.exit_order_side,
+            qty=adopted.size,
+            purpose=Purpose.EXIT,
+            position_id=adopted.id,
+        )
+        await self.desk.sync_fills()
+        await self.note(f"{what}: closed at market")
+
+    async def _adopt(self, there: VenuePosition) -> Position:
+        ctx = self.ctx
+        entry = there.avg_entry_price or await ctx.venue.last_price(there.symbol)
+        now = ctx.clock()
+        position = Position(
+            id=f"adopted-{there.symbol}-{int(now.timestamp())}",
+            bot_id=ctx.bot_id,
+            symbol=there.symbol,
+            side=there.side,
+            size=there.qty,
+            entry_price=entry,
+            entry_time=now,
+            best_price=entry,
+            metadata={"adopted": True},
+        )
+        await ctx.state.save_position(position)
+        return position
+
+    async def _close_all(self, open_orders: dict[str, VenueOrder]) -> None:
+        ctx = self.ctx
+        state = await ctx.state.snapshot()
+        for cid, order in open_orders.items():
+            if ctx.ids.owns(cid):
+                answer = await ctx.venue.cancel(cid, order.symbol)
+                intent = state.intents.get(cid)
+                if intent is not None:
+                    await self.desk.apply_answer(intent, answer)
+        # The state agrees with the venue first, orphans included: all of it goes.
+        await self._reconcile(await ctx.venue.positions(), orphans="adopt")
+        for position in list((await ctx.state.snapshot()).positions.values()):
+            await self.desk.place(
+                symbol=position.symbol,
+                side=position.side.exit_order_side,
+                qty=position.size,
+                purpose=Purpose.EXIT,
+                position_id=position.id,
+            )
+        await self.desk.sync_fills()
+        await self.note("close_all: every order canceled, every position closed at market")
+
+    async def _describe_only(self) -> None:
+        held = {p.symbol: p for p in await self.ctx.venue.positions()}
+        local = {p.symbol: p for p in (await self.ctx.state.snapshot()).positions.values()}
+        for symbol in sorted(set(held) | set(local)):
+            mine = local.get(symbol)
+            mine_text = f"{mine.side} {mine.size}" if mine else "nothing"
+            await self.note(
+                f"{symbol}: the bot holds {mine_text}, the venue {_held(held.get(symbol))}"
+            )
+        await self.note("manual mode: nothing changed; waiting for an operator", attention=True)
+
+
+def _held(position: VenuePosition | None) -> str:
+    if position is None:
+        return "nothing"
+    return f"{position.side} {position.qty}" + (
+        f" at {position.avg_entry_price}" if position.avg_entry_price else ""
+    )
