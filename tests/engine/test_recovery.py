@@ -33,6 +33,11 @@ def behind_the_bots_back(world: World, cid: str, side: str = "buy", qty: str = "
     world.book.submit(request, world.clock.now)
 
 
+def lose_the_state(world: World) -> None:
+    for companion in ("", "-wal", "-shm"):
+        Path(f"{world.state_path}{companion}").unlink(missing_ok=True)
+
+
 def stops_on_venue(world: World) -> list:
     return [o for o in world.book.open_orders() if o.type.value == "stop"]
 
@@ -100,9 +105,7 @@ async def test_flat_in_the_state_but_held_at_the_broker_is_corrected(tmp_path: P
     bot's position. Sync mode with orphans adopted puts it back under a stop."""
     world = World(tmp_path)
     await held_and_protected(world)
-    world.state_path.unlink()
-    for companion in ("-wal", "-shm"):
-        Path(f"{world.state_path}{companion}").unlink(missing_ok=True)
+    lose_the_state(world)
     bot = await world.start()
     await bot.recover(orphan_positions="adopt")
     [position] = (await bot.ctx.state.snapshot()).positions.values()
