@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from botwarden.config import StateSettings, load_config, parse_duration, resolve_path
+from botwarden.config import StateSettings, load_config, resolve_path
+from botwarden.domain.models import parse_duration
 from botwarden.errors import ConfigError
 
 FULL_YAML = """\

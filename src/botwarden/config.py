@@ -31,30 +31,12 @@ from pydantic import (
     field_validator,
 )
 
+from botwarden.domain.models import Duration
 from botwarden.domain.positions import StopPolicy
+from botwarden.domain.risk import RiskLimits
 from botwarden.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: Any) -> timedelta:
-    """`90s`, `15m`, `24h`, `7d`, `1h30m`, or a number of seconds."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        text = value.strip().lower()
-        parts = _DURATION_PART.findall(text)
-        if parts and _DURATION_PART.sub("", text).strip() == "":
-            return timedelta(seconds=sum(float(n) * _DURATION_UNITS[u] for n, u in parts))
-    raise ValueError(f"bad duration {value!r}: use a number and a unit, like 90s, 15m, 24h or 7d")
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 BotId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 """Also a file name and a key: letters, digits, `_`, `.`, `-`; 64 characters at most."""
@@ -243,6 +225,9 @@ class BotConfig(Settings):
     bot_id: BotId
     state: StateSettings = StateSettings()
     venue: VenueSettings = PaperVenueSettings()
+    risk: RiskLimits = RiskLimits()
+    """The guards: `{daily_loss_limit: 500, max_trades_per_hour: 10, day_starts_at: "09:30",
+    timezone: America/New_York, ...}`."""
     stop: StopPolicy = StopPolicy()
     """Where every position's stop goes: `{kind: percent, distance: 2, trailing: false,
     max_underwater_pct: 5}`."""

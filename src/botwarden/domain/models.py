@@ -7,12 +7,13 @@ and every timestamp is timezone-aware and normalised to UTC on the way in.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import re
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -44,6 +45,28 @@ class DomainModel(BaseModel):
         `model_copy` skips validation: a naive time or an infinite PnL would pass, be
         stored, and make the state unloadable at the next start.)"""
         return self.model_validate({**self.model_dump(), **changes})
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`90s`, `15m`, `24h`, `7d`, `1h30m`, or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        parts = _DURATION_PART.findall(text)
+        if parts and _DURATION_PART.sub("", text).strip() == "":
+            return timedelta(seconds=sum(float(n) * _DURATION_UNITS[u] for n, u in parts))
+    raise ValueError(f"bad duration {value!r}: use a number and a unit, like 90s, 15m, 24h or 7d")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+"""A length of time written `90s`, `15m`, `24h`, `7d`, `1h30m`, or in seconds."""
 
 
 class Side(StrEnum):
@@ -116,6 +139,8 @@ class RiskState(DomainModel):
     """Fraction below peak equity: 0.1 is 10% down from the peak."""
     breaker_until: UtcDatetime | None = None
     breaker_reason: str | None = None
+    recent_entries: list[UtcDatetime] = Field(default_factory=list)
+    """When the entries of the last hour were taken: the trade-frequency limit."""
 
 
 class SignalState(DomainModel):

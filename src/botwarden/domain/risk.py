@@ -3,10 +3,89 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from botwarden.domain.models import RiskState
+from pydantic import Field, field_validator
+
+from botwarden.domain.models import DomainModel, Duration, RiskState
+
+HOUR = timedelta(hours=1)
+
+
+class RiskLimits(DomainModel):
+    """The guards a bot trades under; every one survives restarts (RiskState)."""
+
+    daily_loss_limit: Decimal | None = Field(default=None, gt=0)
+    """Realised loss in a trading day (account currency) that trips the breaker."""
+    max_consecutive_losses: int | None = Field(default=None, ge=1)
+    max_drawdown_pct: Decimal | None = Field(default=None, gt=0, lt=100)
+    """Equity this far below its peak trips the breaker."""
+    max_trades_per_day: int | None = Field(default=None, ge=1)
+    max_trades_per_hour: int | None = Field(default=10, ge=1)
+    """A runaway loop cannot fire 27 trades in 14 minutes."""
+    cooldown_after_exit: Duration = timedelta(0)
+    """No new entry in a symbol for this long after a position in it closed."""
+    breaker_duration: Duration = timedelta(hours=12)
+    day_starts_at: time = time(0, 0)
+    """When the daily counters reset, in `timezone` (`09:30`: a stock market's day)."""
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r} (e.g. UTC, America/New_York)") from None
+        return name
+
+    def trading_day(self, now: datetime) -> date:
+        """The trading day `now` belongs to: a day starts at `day_starts_at` local time."""
+        local = now.astimezone(ZoneInfo(self.timezone))
+        day = local.date()
+        return day - timedelta(days=1) if local.time() < self.day_starts_at else day
+
+
+def entry_refused(risk: RiskState, limits: RiskLimits, now: datetime) -> str | None:
+    """Why a new entry may not be taken now, or None. (Exits and stops are never refused:
+    the guards stop new risk, never the protection of what is held.)"""
+    if breaker_active(risk, now):
+        return (
+            f"circuit breaker until {risk.breaker_until:%Y-%m-%d %H:%M} UTC: {risk.breaker_reason}"
+        )
+    today = limits.trading_day(now)
+    taken_today = risk.daily_trade_count if risk.trading_day == today else 0
+    if limits.max_trades_per_day is not None and taken_today >= limits.max_trades_per_day:
+        return f"{taken_today} trades today, the daily limit is {limits.max_trades_per_day}"
+    last_hour = [t for t in risk.recent_entries if now - t < HOUR]
+    if limits.max_trades_per_hour is not None and len(last_hour) >= limits.max_trades_per_hour:
+        return (
+            f"{len(last_hour)} entries in the last hour, the limit is {limits.max_trades_per_hour}"
+        )
+    return None
+
+
+def breaker_reason(risk: RiskState, limits: RiskLimits) -> str | None:
+    """Why the breaker must trip now (a loss limit reached), or None."""
+    if limits.daily_loss_limit is not None and -risk.daily_pnl >= limits.daily_loss_limit:
+        return f"daily loss {-risk.daily_pnl:.2f} reached the limit {limits.daily_loss_limit}"
+    if (
+        limits.max_consecutive_losses is not None
+        and risk.consecutive_losses >= limits.max_consecutive_losses
+    ):
+        return f"{risk.consecutive_losses} losing trades in a row"
+    if limits.max_drawdown_pct is not None and risk.drawdown * 100 >= limits.max_drawdown_pct:
+        return f"drawdown {risk.drawdown * 100:.1f}% from the peak equity"
+    return None
+
+
+def record_entry(risk: RiskState, now: datetime, today: date) -> RiskState:
+    """One more entry taken: the day's count, and the last hour's times."""
+    risk = count_trade(risk, today)
+    recent = [t for t in risk.recent_entries if now - t < HOUR] + [now]
+    return risk.evolve(recent_entries=recent)
 
 
 def roll_day(risk: RiskState, today: date) -> RiskState:
