@@ -1,0 +1,1 @@
+"""Strategies: bars and the current position in, a signal out. No I/O, no clock."""
