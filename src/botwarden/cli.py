@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -213,6 +214,63 @@ def venue_serve(
     )
     app = create_app(api, venue, key, secret)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+@app.command("run")
+def run(
+    config: ConfigArg,
+    ticks: Annotated[
+        int | None, typer.Option(help="Stop after this many passes (default: run until stopped).")
+    ] = None,
+    log_format: Annotated[
+        LogFormat, typer.Option("--log-format", help="The log file's format.")
+    ] = LogFormat.text,
+) -> None:
+    """Run a bot in the foreground until SIGTERM or Ctrl-C: recovery first, then the loop.
+
+    One instance per bot: a second one exits at once, naming the first one's PID.
+    """
+    from botwarden.process.run import log_path, run_bot
+
+    settings = load_config(config)
+    path = log_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _log_to(path, log_format)
+    errors.print(f"bot {settings.bot_id}: log in {path}", markup=False, highlight=False)
+    asyncio.run(run_bot(settings, ticks=ticks))
+
+
+def _log_to(path: Path, log_format: LogFormat) -> None:
+    """The bot's log file, and its progress on the console."""
+    root = logging.getLogger("botwarden")
+    root.setLevel(logging.INFO)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(_JsonFormatter() if log_format is LogFormat.json else _TextFormatter())
+    root.addHandler(handler)
+    for console_handler in logging.getLogger().handlers:
+        console_handler.setLevel(logging.INFO)
+
+
+class _TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {
+                "time": self.formatTime(record),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+        )
 
 
 @app.command("demo")

@@ -29,6 +29,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from botwarden.domain.models import Duration
@@ -212,6 +213,34 @@ VenueSettings = Annotated[
 ]
 
 
+class SizingSettings(Settings):
+    """How big each entry is: a quantity, or a value in the account's currency."""
+
+    qty: Decimal | None = Field(default=None, gt=0)
+    notional: Decimal | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SizingSettings:
+        if (self.qty is None) == (self.notional is None):
+            raise ValueError("give exactly one of qty (units) or notional (account currency)")
+        return self
+
+
+class StrategySettings(Settings):
+    name: str = "golden_cross"
+    params: dict[str, Any] = Field(default_factory=dict)
+    """The strategy's own settings (golden_cross: `{fast: 40, slow: 100}`)."""
+    timeframe: Literal["1m", "5m", "15m", "1h", "1d"] = "1h"
+    """The bars the strategy sees (completed ones only)."""
+
+    @model_validator(mode="after")
+    def _known(self) -> StrategySettings:
+        from botwarden.strategies.base import build_strategy
+
+        build_strategy(self.name, self.params)  # ValueError names the problem
+        return self
+
+
 class EngineSettings(Settings):
     check_interval: Duration = timedelta(seconds=60)
     """How often the bot wakes: fills, protection, strategy."""
@@ -228,6 +257,10 @@ class BotConfig(Settings):
     risk: RiskLimits = RiskLimits()
     """The guards: `{daily_loss_limit: 500, max_trades_per_hour: 10, day_starts_at: "09:30",
     timezone: America/New_York, ...}`."""
+    symbols: list[str] = Field(default_factory=list)
+    """The markets the bot trades, as its venue names them (`SPY`, `BTC/USDT`)."""
+    order: SizingSettings = SizingSettings(qty=Decimal(1))
+    strategy: StrategySettings = StrategySettings()
     stop: StopPolicy = StopPolicy()
     """Where every position's stop goes: `{kind: percent, distance: 2, trailing: false,
     max_underwater_pct: 5}`."""

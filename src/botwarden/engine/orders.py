@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from botwarden.domain import risk as rules
 from botwarden.domain.markets import OrderRefused
 from botwarden.domain.models import Fill, OrderSide, Position
 from botwarden.domain.orders import IntentStatus, OrderIntent, OrderType, Purpose
-from botwarden.domain.positions import StopPolicy, apply_fill
+from botwarden.domain.positions import StopPolicy, Trade, apply_fill
+from botwarden.domain.risk import RiskLimits
 from botwarden.engine.crash import CRASH
 from botwarden.engine.ids import ClientIds
 from botwarden.state.manager import StateManager, Transaction
@@ -64,6 +66,7 @@ class Context:
     symbols: tuple[str, ...] = ()
     """The markets the bot trades: positions elsewhere on the account are not its own
     (another bot's, the owner's). Empty: every market is."""
+    limits: RiskLimits = field(default_factory=RiskLimits)
 
     async def position_in(self, symbol: str) -> Position | None:
         for position in (await self.state.snapshot()).positions.values():
@@ -253,6 +256,22 @@ class OrderDesk:
             if not page.more:
                 return new
 
+    def _count(self, tx: Transaction, trade: Trade) -> None:
+        """A closed trade in the risk counters, in the same write as the fill: its PnL
+        in the day and the losing streak, the symbol's cooldown, and the breaker if a
+        loss limit is reached."""
+        limits = self.ctx.limits
+        at = trade.exit_time
+        risk = rules.add_realized_pnl(tx.state.risk, trade.pnl, limits.trading_day(at))
+        reason = rules.breaker_reason(risk, limits)
+        if reason is not None and not rules.breaker_active(risk, at):
+            risk = rules.trip_breaker(risk, reason, at + limits.breaker_duration)
+            tx.add_event(at, "alert", f"circuit breaker tripped: {reason}")
+            log.warning("%s: circuit breaker tripped: %s", self.ctx.bot_id, reason)
+        tx.save_risk_state(risk)
+        if limits.cooldown_after_exit:
+            tx.set_cooldown(trade.symbol, at + limits.cooldown_after_exit)
+
     async def _record(self, fill: Fill) -> int:
         """One fill, its intent, its position and the trade it closed: one write."""
         ctx = self.ctx
@@ -296,5 +315,6 @@ class OrderDesk:
                     f" {trade.exit_price}, PnL {trade.pnl:.2f}",
                     trade.model_dump(mode="json"),
                 )
+                self._count(tx, trade)
         CRASH.reached("fill_recorded")
         return 1

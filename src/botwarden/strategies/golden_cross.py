@@ -45,7 +45,8 @@ class GoldenCross:
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise ValueError(f"{where + ': ' if where else ''}{first['msg']}") from None
+            message = first["msg"].removeprefix("Value error, ")
+            raise ValueError(f"{where + ': ' if where else ''}{message}") from None
 
     @property
     def bars_needed(self) -> int:

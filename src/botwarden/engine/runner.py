@@ -1,0 +1,249 @@
+"""The bot: recovery, then the loop, until told to stop.
+
+    start:  a new lease epoch (the store fences out any older instance), status
+            pending, the venue connected, recovery; then running (or needs attention)
+    tick:   heartbeat · the venue's open orders · new fills · unresolved orders ·
+            every stop checked · equity and the breaker · for each symbol: completed
+            bars, the strategy, the guards, and the order (its intent, the processed
+            signal and the day's counters are one write)
+    stop:   the current tick finishes, the state is saved, status stopped
+
+Nothing here needs a graceful exit to be safe: every step is written before the next
+one starts, and a SIGKILL at any point is what recovery is for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+
+from botwarden.config import BotConfig
+from botwarden.domain import risk as rules
+from botwarden.domain.markets import OrderRefused, fit_qty
+from botwarden.domain.models import BotStatus, Instance, OrderSide
+from botwarden.domain.orders import OrderIntent, Purpose
+from botwarden.engine.ids import ClientIds
+from botwarden.engine.orders import WAITING, Context, OrderDesk
+from botwarden.engine.protection import Protector
+from botwarden.engine.recovery import Recovery, RecoveryReport
+from botwarden.state.manager import StateManager, Transaction
+from botwarden.strategies.base import Action, Signal, build_strategy
+from botwarden.venues.base import AuthError, Venue, VenueError, VenueOrder
+
+log = logging.getLogger(__name__)
+
+
+class Runner:
+    def __init__(
+        self,
+        config: BotConfig,
+        state: StateManager,
+        venue: Venue,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.venue = venue
+        self.clock = clock
+        self.strategy = build_strategy(config.strategy.name, config.strategy.params)
+        self.report: RecoveryReport | None = None
+        self.protect_only = False
+        self.ctx: Context | None = None
+
+    # -- start ---------------------------------------------------------------------------
+    async def start(self) -> RecoveryReport:
+        config, state = self.config, self.state
+        previous = (await state.snapshot()).bot.instance
+        epoch = (previous.epoch if previous else 0) + 1
+        await state.fence(epoch)
+        instance = Instance(
+            host=socket.gethostname(), pid=os.getpid(), epoch=epoch, started_at=self.clock()
+        )
+        async with state.transaction() as tx:
+            tx.save_bot_record(
+                tx.state.bot.evolve(
+                    instance=instance, status=BotStatus.PENDING, last_updated_at=self.clock()
+                )
+            )
+            tx.add_event(
+                self.clock(), "status", f"starting as instance {epoch} (pid {os.getpid()})"
+            )
+        await self.venue.connect()
+        ctx = Context(
+            bot_id=config.bot_id,
+            state=state,
+            venue=self.venue,
+            ids=ClientIds(config.bot_id, epoch),
+            clock=self.clock,
+            stop=config.stop,
+            unknown_order_grace=config.engine.unknown_order_grace,
+            symbols=tuple(config.symbols),
+            limits=config.risk,
+        )
+        self.ctx = ctx
+        self.desk = OrderDesk(ctx)
+        self.protector = Protector(ctx, self.desk)
+        recovery = Recovery(ctx, self.desk, self.protector, config.state.recovery)
+        self.report = await recovery.run()
+        self.protect_only = self.report.protect_only
+        status = BotStatus.NEEDS_ATTENTION if self.report.needs_attention else BotStatus.RUNNING
+        await state.set_status(status)
+        return self.report
+
+    # -- the loop ----------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event, ticks: int | None = None, pause: float = 0) -> None:
+        """Tick until `stop` is set (or `ticks` ran), `pause` seconds apart."""
+        done = 0
+        while not stop.is_set() and (ticks is None or done < ticks):
+            await self.tick()
+            done += 1
+            with contextlib.suppress(TimeoutError):  # woken early by stop
+                await asyncio.wait_for(stop.wait(), timeout=pause)
+
+    async def tick(self) -> None:
+        """One pass; a venue that fails to answer ends the pass, to be tried again."""
+        assert self.ctx is not None, "start() first"
+        await self.state.heartbeat()
+        if self.config.state.recovery.mode == "manual" and self.report.needs_attention:
+            return  # waiting for an operator: nothing is touched
+        try:
+            await self._tick()
+        except AuthError:
+            raise
+        except VenueError as error:
+            log.warning("%s: tick cut short: %s", self.config.bot_id, error)
+
+    async def _tick(self) -> None:
+        ctx, desk = self.ctx, self.desk
+        open_orders = await self._open()
+        await desk.sync_fills()
+        waiting = await self._waiting()
+        for intent in waiting:
+            await desk.resolve(intent, open_orders)
+        if waiting:  # resolving may have sent orders again
+            open_orders = await self._open()
+        prices = {s: await ctx.venue.last_price(s) for s in self.config.symbols}
+        exposed = await self.protector.protect_all(open_orders, prices)
+        if exposed and (await self.state.snapshot()).bot.status is BotStatus.RUNNING:
+            await self.state.set_status(BotStatus.NEEDS_ATTENTION)
+        await self._watch_equity()
+        for symbol in self.config.symbols:
+            bars = await ctx.venue.bars(
+                symbol, self.config.strategy.timeframe, self.strategy.bars_needed
+            )
+            position = await ctx.position_in(symbol)
+            signal = self.strategy.decide(symbol, bars, position)
+            if signal is not None and not await self.state.is_signal_processed(signal.id):
+                await self._act(signal, prices[symbol])
+
+    async def _open(self) -> dict[str, VenueOrder]:
+        return {o.client_order_id: o for o in await self.ctx.venue.open_orders()}
+
+    async def _waiting(self) -> list[OrderIntent]:
+        intents = (await self.state.snapshot()).intents.values()
+        return [i for i in intents if i.status in WAITING]
+
+    async def _watch_equity(self) -> None:
+        try:
+            balance = await self.ctx.venue.balance()
+        except VenueError:
+            self.protect_only = True
+            return
+        self.protect_only = self.report.protect_only = False
+        risk = await self.state.update_equity(balance.equity)
+        reason = rules.breaker_reason(risk, self.config.risk)
+        now = self.clock()
+        if reason is not None and not rules.breaker_active(risk, now):
+            await self.state.trigger_circuit_breaker(reason, self.config.risk.breaker_duration)
+
+    # -- acting on a signal -----------------------------------------------------------------
+    async def _act(self, signal: Signal, price: Decimal) -> None:
+        if signal.action is Action.EXIT:
+            await self._exit(signal)
+        else:
+            await self._enter(signal, price)
+
+    async def _skip(self, signal: Signal, why: str) -> None:
+        now = self.clock()
+        async with self.state.transaction() as tx:
+            tx.mark_signal_processed(signal.id, now)
+            tx.add_event(now, "signal", f"{signal.action} {signal.symbol} skipped: {why}")
+        log.info("%s: %s %s skipped: %s", self.config.bot_id, signal.action, signal.symbol, why)
+
+    async def _entry_refused(self, symbol: str) -> str | None:
+        state = await self.state.snapshot()
+        if self.protect_only:
+            return "the balance cannot be read: protecting only"
+        if state.bot.status is BotStatus.NEEDS_ATTENTION:
+            return "the bot needs attention"
+        if await self.ctx.position_in(symbol) is not None:
+            return "a position is already held"
+        if any(i.symbol == symbol and not i.status.is_terminal for i in state.intents.values()):
+            return "an order in this symbol is still open or unresolved"
+        if await self.state.is_on_cooldown(symbol):
+            return f"cooling down until {state.cooldowns[symbol]:%Y-%m-%d %H:%M}"
+        return rules.entry_refused(state.risk, self.config.risk, self.clock())
+
+    async def _enter(self, signal: Signal, price: Decimal) -> None:
+        why = await self._entry_refused(signal.symbol)
+        if why is not None:
+            await self._skip(signal, why)
+            return
+        sizing = self.config.order
+        wanted = sizing.qty if sizing.qty is not None else sizing.notional / price
+        try:
+            qty = fit_qty(wanted, await self.protector.market(signal.symbol))
+        except OrderRefused as error:
+            await self._skip(signal, str(error))
+            return
+        now = self.clock()
+        limits = self.config.risk
+
+        def taken(tx: Transaction, intent: OrderIntent) -> None:
+            tx.mark_signal_processed(signal.id, now)
+            tx.save_risk_state(rules.record_entry(tx.state.risk, now, limits.trading_day(now)))
+
+        side = OrderSide.BUY if signal.action is Action.ENTER_LONG else OrderSide.SELL
+        log.info("%s: %s %s: %s", self.config.bot_id, signal.action, signal.symbol, signal.reason)
+        await self.desk.place(
+            symbol=signal.symbol, side=side, qty=qty, purpose=Purpose.ENTRY, also=taken
+        )
+        await self.desk.sync_fills()
+        await self.protector.protect_all(await self._open(), {signal.symbol: price})
+
+    async def _exit(self, signal: Signal) -> None:
+        position = await self.ctx.position_in(signal.symbol)
+        state = await self.state.snapshot()
+        leaving = any(
+            i.purpose is Purpose.EXIT and not i.status.is_terminal and i.symbol == signal.symbol
+            for i in state.intents.values()
+        )
+        if position is None or leaving:
+            await self._skip(signal, "nothing to exit" if position is None else "already exiting")
+            return
+        now = self.clock()
+        log.info("%s: exit %s: %s", self.config.bot_id, signal.symbol, signal.reason)
+        await self.desk.place(
+            symbol=position.symbol,
+            side=position.side.exit_order_side,
+            qty=position.size,
+            purpose=Purpose.EXIT,
+            position_id=position.id,
+            also=lambda tx, intent: tx.mark_signal_processed(signal.id, now),
+        )
+        await self.desk.sync_fills()
+        await self.protector.protect_all(await self._open(), {})
+
+    # -- stop ----------------------------------------------------------------------------------
+    async def stopped(self, error: BaseException | None = None) -> None:
+        """Record how the run ended: stopped, or error with its message."""
+        if error is None:
+            await self.state.set_status(BotStatus.STOPPED)
+        else:
+            await self.state.set_status(BotStatus.ERROR, f"{type(error).__name__}: {error}")

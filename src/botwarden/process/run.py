@@ -1,0 +1,81 @@
+"""`botwarden run`: one bot in this process, from its lock to its last write.
+
+The lock is taken before anything else and held for the process's life; the state and
+the venue come from the config; SIGTERM and SIGINT stop the loop after its current
+step (the state is saved, the lock released, exit 0). A SIGKILL skips all of that,
+and the next start's recovery is what makes it safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from botwarden.config import BotConfig, resolve_path
+from botwarden.engine.crash import CRASH
+from botwarden.engine.runner import Runner
+from botwarden.process.lock import InstanceLock
+from botwarden.state.manager import StateManager, utc_now
+from botwarden.venues.factory import open_venue
+from botwarden.venues.paper.venue import PaperVenue
+
+log = logging.getLogger(__name__)
+
+FILE_BACKENDS = ("sqlite", "duckdb", "jsonfile")
+
+
+def runtime_dir(config: BotConfig) -> Path:
+    """Where the bot's lock and log live: beside its state file (or `state/` beside the
+    config for a server backend)."""
+    backend = config.state.backend
+    if backend in FILE_BACKENDS:
+        template = getattr(config.state, backend).path
+        return resolve_path(template, config.bot_id, config.base_dir).parent
+    return config.base_dir / "state"
+
+
+def lock_path(config: BotConfig) -> Path:
+    return runtime_dir(config) / f"{config.bot_id}.lock"
+
+
+def log_path(config: BotConfig) -> Path:
+    return runtime_dir(config) / f"{config.bot_id}.log"
+
+
+async def run_bot(config: BotConfig, *, ticks: int | None = None) -> None:
+    """Run the bot until SIGTERM / SIGINT (or `ticks` passes). Raises `AlreadyRunning`
+    if another process runs it; any other failure is stored as the bot's last error."""
+    CRASH.arm_from_environment()
+    with InstanceLock(lock_path(config), config.bot_id):
+        venue = open_venue(config.venue, config.bot_id, config.base_dir)
+        clock: Callable[[], datetime] = venue.clock if isinstance(venue, PaperVenue) else utc_now
+        speed = getattr(venue.clock, "speed", 1.0) if isinstance(venue, PaperVenue) else 1.0
+        pause = config.engine.check_interval.total_seconds() / speed
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with StateManager.from_config(config.bot_id, config, clock=clock) as state:
+            runner = Runner(config, state, venue, clock)
+            try:
+                await runner.start()  # its report goes to the log, line by line
+                await runner.run(stop, ticks=ticks, pause=pause)
+            except Exception as error:
+                log.error("%s: stopped by an error: %s", config.bot_id, error)
+                await _record_error(runner, error)
+                raise
+            finally:
+                await venue.close()
+            await runner.stopped()
+            log.info("%s: stopped", config.bot_id)
+
+
+async def _record_error(runner: Runner, error: Exception) -> None:
+    try:
+        await runner.stopped(error)
+    except Exception as unrecorded:  # the store itself may be what failed
+        log.error("could not record the error in the state: %s", unrecorded)

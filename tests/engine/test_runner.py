@@ -1,0 +1,118 @@
+"""The bot's loop on the paper exchange, hour after simulated hour: it trades on the
+strategy's signals, protects every position, keeps the guards, and a new instance
+started from the same state carries on without buying twice."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from botwarden.config import BotConfig
+from botwarden.domain.models import BotStatus
+from botwarden.domain.orders import Purpose
+from botwarden.engine.checks import check_promises
+from botwarden.engine.runner import Runner
+from botwarden.state.manager import StateManager
+from botwarden.state.sqlite import SqliteStore
+from botwarden.venues.paper.book import BookSettings, PaperBook
+from botwarden.venues.paper.venue import PaperVenue
+from tests.venues.test_paper import FEED, Clock
+
+CONFIG = {
+    "bot_id": "golden",
+    "symbols": ["SPY"],
+    "order": {"qty": 10},
+    "strategy": {"name": "golden_cross", "params": {"fast": 3, "slow": 8}, "timeframe": "1h"},
+    "stop": {"distance": 1.5},
+}
+
+
+class Exchange:
+    def __init__(self, tmp_path: Path) -> None:
+        self.clock = Clock()
+        self.book = PaperBook(tmp_path / "paper.db", FEED, BookSettings())
+        self.state_path = tmp_path / "state.db"
+
+    async def runner(self, **overrides: object) -> Runner:
+        config = BotConfig.model_validate({**CONFIG, **overrides})
+        state = StateManager("golden", SqliteStore(self.state_path), clock=self.clock)
+        await state.open()
+        runner = Runner(config, state, PaperVenue(self.book, self.clock), self.clock)
+        await runner.start()
+        return runner
+
+    async def hours(self, runner: Runner, count: int) -> None:
+        """Tick once an hour; after every tick, every promise holds."""
+        for _ in range(count):
+            self.clock.now += timedelta(hours=1)
+            await runner.tick()
+            state = await runner.state.snapshot()
+            violations = check_promises(state, self.book, runner.ctx.ids)
+            assert violations == [], "\n".join(map(str, violations))
+
+
+@pytest.fixture
+async def exchange(tmp_path: Path) -> AsyncIterator[Exchange]:
+    exchange = Exchange(tmp_path)
+    yield exchange
+    exchange.book.close()
+
+
+async def test_the_bot_trades_on_its_signals_and_protects_every_position(
+    exchange: Exchange,
+) -> None:
+    runner = await exchange.runner()
+    assert (await runner.state.snapshot()).bot.status is BotStatus.RUNNING
+    await exchange.hours(runner, 24 * 20)
+    state = await runner.state.snapshot()
+    entries = [i for i in state.intents.values() if i.purpose is Purpose.ENTRY]
+    trades = [e for e in state.events.values() if e.kind == "trade"]
+    assert len(entries) >= 3 and len(trades) >= 2, "twenty days of crosses"
+    assert all(s.startswith("golden_cross:SPY:") for s in state.signals)
+    await runner.stopped()
+    assert (await runner.state.snapshot()).bot.status is BotStatus.STOPPED
+    await runner.state.close()
+
+
+async def test_a_new_instance_carries_on_without_buying_twice(exchange: Exchange) -> None:
+    first = await exchange.runner()
+    for _ in range(24 * 20):  # until it holds something
+        exchange.clock.now += timedelta(hours=1)
+        await first.tick()
+        if (await first.state.snapshot()).positions:
+            break
+    assert (await first.state.snapshot()).positions, "the strategy entered"
+    # killed here: no stop(), no close
+    second = await exchange.runner()
+    assert second.ctx.ids.epoch == first.ctx.ids.epoch + 1
+    buys_before = sum(o.side.value == "buy" for o in exchange.book.all_orders())
+    await second.tick()
+    assert sum(o.side.value == "buy" for o in exchange.book.all_orders()) == buys_before
+    await exchange.hours(second, 48)
+    await second.state.close()
+
+
+async def test_the_hourly_limit_and_the_breaker_stop_new_entries(exchange: Exchange) -> None:
+    runner = await exchange.runner(risk={"max_trades_per_hour": 1, "max_consecutive_losses": 1})
+    await exchange.hours(runner, 24 * 30)
+    state = await runner.state.snapshot()
+    skipped = [e.message for e in state.events.values() if e.kind == "signal"]
+    tripped = [e.message for e in state.events.values() if "circuit breaker" in e.message]
+    assert tripped, "a losing trade trips a breaker set to one loss"
+    assert any("circuit breaker until" in m for m in skipped)
+    await runner.state.close()
+
+
+async def test_an_entry_is_sized_from_a_notional(exchange: Exchange) -> None:
+    runner = await exchange.runner(order={"notional": 1000})
+    await exchange.hours(runner, 24 * 20)
+    entries = [
+        i for i in (await runner.state.snapshot()).intents.values() if i.purpose is Purpose.ENTRY
+    ]
+    assert entries and all(i.qty * Decimal(500) > 0 for i in entries)
+    assert all(i.qty < Decimal(3) for i in entries), "about $1,000 of a ~$450 stock"
+    await runner.state.close()
