@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 run: $(STAMP)
-	$(BIN)/botwarden demo examples/demo.yaml
+	$(BIN)/botwarden demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

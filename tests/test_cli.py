@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -29,6 +30,23 @@ def botwarden(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def write_config(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+TRADING = (
+    "symbols: [SPY]\norder: {qty: 10}\nstrategy: {params: {fast: 3, slow: 8}}\n"
+    "venue: {speed: 36000}\nengine: {check_interval: 1h}\n"
+)
+"""A bot that trades within a few dozen ticks (an hour each, 0.1 s apart)."""
+
+
+def trade(config: Path, cwd: Path, ticks: int = 40) -> subprocess.CompletedProcess[str]:
+    """Run the bot in `config` (plus TRADING) for `ticks` passes: a state to look at."""
+    text = config.read_text()
+    if "symbols:" not in text:
+        config.write_text(text + TRADING)
+    result = botwarden("run", str(config), "--ticks", str(ticks), cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return result
 
 
 def assert_one_line_error(
@@ -68,36 +86,31 @@ def test_a_bot_unknown_to_a_shared_store_is_an_error_not_an_empty_report(tmp_pat
         drop_redis_prefix(url, "tnone")
 
 
-def test_the_demo_remembers_across_runs_and_state_show_reports_it(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "demo.yaml", "bot_id: demo_bot\n")
-    first = botwarden("demo", str(config), cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
-    assert "starting fresh" in first.stdout
-    second = botwarden("demo", str(config), cwd=tmp_path)
-    assert second.returncode == 0, second.stderr
-    assert "1 position(s), 1 fill(s)" in second.stdout
+def test_a_bot_run_twice_carries_on_and_state_show_reports_it(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "bot.yaml", "bot_id: golden\n")
+    trade(config, tmp_path)
+    trade(config, tmp_path)
 
     shown = botwarden("state", "show", str(config), "--json", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     state = json.loads(shown.stdout)
     assert state["bot"]["status"] == "stopped"
-    assert len(state["positions"]) == 1
-    assert [o["purpose"] for o in state["pending_orders"]] == ["stop"]
-    assert state["fills"]["count"] == 3  # entry, exit, entry
-    assert state["risk"]["daily_trade_count"] == 2
-    assert (
-        state["positions"][0]["stop_client_order_id"]
-        == state["pending_orders"][0]["client_order_id"]
-    )
+    assert state["bot"]["instance"]["epoch"] == 2
+    assert state["fills"]["count"] >= 1
+    assert state["risk"]["daily_trade_count"] >= 1
+    for position in state["positions"]:  # every position held has its stop
+        assert position["stop_client_order_id"] in {
+            o["client_order_id"] for o in state["pending_orders"] if o["purpose"] == "stop"
+        }
 
     tables = botwarden("state", "show", str(config), cwd=tmp_path)
     assert tables.returncode == 0
-    assert "Positions" in tables.stdout and "SPY" in tables.stdout and "stopped" in tables.stdout
+    assert "stopped" in tables.stdout and "risk" in tables.stdout
 
 
 def test_state_moves_from_sqlite_to_jsonfile_and_redis(tmp_path: Path) -> None:
     source = write_config(tmp_path / "bot.yaml", "bot_id: mover\n")
-    assert botwarden("demo", str(source), cwd=tmp_path).returncode == 0
+    trade(source, tmp_path)
     exported = tmp_path / "mover.json"
     result = botwarden("state", "export", str(source), "-o", str(exported), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -130,7 +143,7 @@ def test_state_moves_from_sqlite_to_jsonfile_and_redis(tmp_path: Path) -> None:
 
 def test_an_export_of_another_bot_is_refused(tmp_path: Path) -> None:
     source = write_config(tmp_path / "a.yaml", "bot_id: alpha\n")
-    assert botwarden("demo", str(source), cwd=tmp_path).returncode == 0
+    trade(source, tmp_path)
     exported = tmp_path / "alpha.json"
     botwarden("state", "export", str(source), "-o", str(exported), cwd=tmp_path)
     other = write_config(tmp_path / "b.yaml", "bot_id: beta\n")
@@ -140,7 +153,7 @@ def test_an_export_of_another_bot_is_refused(tmp_path: Path) -> None:
 
 def test_a_corrupt_state_file_is_reported_and_kept(tmp_path: Path) -> None:
     config = write_config(tmp_path / "bot.yaml", "bot_id: hurt\nstate: {backend: jsonfile}\n")
-    assert botwarden("demo", str(config), cwd=tmp_path).returncode == 0
+    trade(config, tmp_path)
     path = tmp_path / "state" / "hurt.json"
     damaged = path.read_bytes()[:-40]
     path.write_bytes(damaged)
@@ -153,7 +166,7 @@ def test_a_corrupt_state_file_is_reported_and_kept(tmp_path: Path) -> None:
 
 def test_state_from_a_newer_botwarden_is_refused(tmp_path: Path) -> None:
     config = write_config(tmp_path / "bot.yaml", "bot_id: future\n")
-    assert botwarden("demo", str(config), cwd=tmp_path).returncode == 0
+    trade(config, tmp_path)
     path = tmp_path / "state" / "future.db"
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE botwarden_schema SET version = 99")
@@ -194,7 +207,7 @@ def test_a_duckdb_file_in_use_is_reported_as_busy_never_as_corrupt(tmp_path: Pat
     import duckdb
 
     config = write_config(tmp_path / "bot.yaml", "bot_id: busy\nstate: {backend: duckdb}\n")
-    assert botwarden("demo", str(config), cwd=tmp_path).returncode == 0
+    trade(config, tmp_path)
     path = tmp_path / "state" / "busy.duckdb"
     running_bot = duckdb.connect(str(path))  # DuckDB lets one process open the file
     try:
@@ -208,7 +221,7 @@ def test_a_duckdb_file_in_use_is_reported_as_busy_never_as_corrupt(tmp_path: Pat
 
 def test_a_broken_record_can_be_exported_mended_and_imported_back(tmp_path: Path) -> None:
     config = write_config(tmp_path / "bot.yaml", "bot_id: mend\n")
-    assert botwarden("demo", str(config), cwd=tmp_path).returncode == 0
+    trade(config, tmp_path)
     with sqlite3.connect(tmp_path / "state" / "mend.db") as conn:  # a hand edit gone wrong
         conn.execute(
             'UPDATE botwarden_records SET doc = \'{"at": "2026-03-02T14:30:00"}\''
@@ -237,3 +250,17 @@ def test_an_export_holding_nan_is_refused_in_one_line(tmp_path: Path) -> None:
     bad.write_text('{"format": "botwarden-state", "records": {"positions": {"p": {"x": NaN}}}}')
     result = botwarden("state", "import", str(config), str(bad), cwd=tmp_path)
     assert_one_line_error(result, 1, str(bad), "NaN")
+
+
+def test_the_demo_kills_restarts_and_checks_every_promise(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "botwarden", "demo", "--seconds", "12", "--seed", "3",
+         "--dir", str(tmp_path / "demo")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("PASS") == 6
+    held = re.search(r"3 SIGKILLs \((\d+) while holding a position\), 4 runs", result.stdout)
+    assert held and int(held.group(1)) >= 1, result.stdout
+    assert "already running" in result.stdout, "a second instance was refused"
+    assert (tmp_path / "demo" / "state" / "golden_cross.db").exists()

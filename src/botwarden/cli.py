@@ -274,16 +274,25 @@ class _JsonFormatter(logging.Formatter):
 
 
 @app.command("demo")
-def demo(config: ConfigArg) -> None:
-    """One trading cycle of a demo bot on the embedded store: no keys, no servers.
-
-    Run it twice: the second run finds what the first one left, checks its stop and
-    closes the position before it opens a new one.
-    """
+def demo(
+    config: Annotated[
+        Path | None,
+        typer.Argument(help="A bot on the paper exchange [default: examples/golden_cross.yaml]."),
+    ] = None,
+    kills: Annotated[int, typer.Option(help="SIGKILLs during the run.", min=1)] = 3,
+    seconds: Annotated[float, typer.Option(help="How long to trade, in wall-clock seconds.")] = 60,
+    seed: Annotated[int | None, typer.Option(help="Replays a run's kill times.")] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Where the bot's files go [default: a new temp folder]."),
+    ] = None,
+) -> None:
+    """The golden-cross bot on the paper exchange, killed with SIGKILL and restarted;
+    then every promise (I1 to I6) checked against the exchange's own records."""
     from botwarden.demo import run_demo
 
-    settings = load_config(config)
-    asyncio.run(run_demo(settings, console, config))
+    code = run_demo(console, config, kills=kills, seconds=seconds, seed=seed, workdir=directory)
+    raise typer.Exit(code)
 
 
 class _OperatorFormatter(logging.Formatter):

@@ -1,183 +1,259 @@
-"""The state demo: one trading cycle of a make-believe bot, written the crash-safe way.
+"""`botwarden demo`: the golden-cross bot on the paper exchange, killed with SIGKILL and
+restarted, then every promise (I1 to I6) checked against the exchange's own records.
 
-It stands in for the real bot until the engine lands. Each run closes the position
-the previous run left (after checking its stop), then takes a new one: every order is
-stored as an intent before it is "sent", and a fill, its position and its intent are
-one atomic write. Run it twice: the second run finds what the first one left.
+The bot runs as a real `botwarden run` process, at an accelerated exchange clock (an
+hour of trading a tick), in a fresh folder. The demo kills it at random moments (at
+least `kills` times, at least once while it holds a position), starts a second
+instance once while the first one runs (it must be refused), restarts it after each
+kill, and stops it with SIGTERM at the end. Then it reads the bot's state and the
+paper exchange's book and reports: trades and PnL, each restart and what its
+recovery found and did, and each promise PASS or FAIL. Exit status 1 if any failed.
 """
 
 from __future__ import annotations
 
-import math
-from datetime import timedelta
+import asyncio
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+import yaml
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from botwarden.config import BotConfig
-from botwarden.domain import (
-    BotStatus,
-    Fill,
-    OrderIntent,
-    OrderSide,
-    OrderType,
-    Position,
-    Purpose,
-    Side,
-)
-from botwarden.state.manager import StateManager, utc_now
-from botwarden.views import age, render_state
+from botwarden.config import BotConfig, load_config
+from botwarden.engine.checks import PROMISES, Violation, check_promises
+from botwarden.engine.ids import ClientIds
+from botwarden.errors import ConfigError
+from botwarden.state.manager import StateManager
+from botwarden.state.records import BotState
+from botwarden.venues.factory import open_paper_venue
 
-SYMBOL = "SPY"
-QTY = Decimal("10")
-STOP_DISTANCE = Decimal("0.02")
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "golden_cross.yaml"
+SPEED = 72000
+"""Exchange seconds per wall-clock second: an hour of trading every 50 ms."""
 
 
-def price_at(step: int) -> Decimal:
-    """A made-up but repeatable price path."""
-    return Decimal(str(round(450 + 6 * math.sin(step / 3) + step * 0.4, 2)))
+@dataclass
+class Run:
+    """One process of the bot, and how it ended."""
+
+    ended: str = "running"
+    holding_when_killed: bool = False
 
 
-async def run_demo(config: BotConfig, console: Console, config_path: Path) -> None:
-    async with StateManager.from_config(config.bot_id, config) as state:
-        earlier = await state.snapshot()
-        if earlier.fills:
-            console.print(
-                f"Found the state of an earlier run in {state.store.describe()}:"
-                f" {len(earlier.positions)} position(s), {len(earlier.fills)} fill(s),"
-                f" last heartbeat {age(earlier.bot.heartbeat_at, utc_now())}."
+@dataclass
+class Campaign:
+    runs: list[Run] = field(default_factory=list)
+    second_instance: str = ""
+    """What a second `botwarden run` said while the bot ran (it must be refused)."""
+
+
+def prepare(source: Path | None, workdir: Path) -> Path:
+    """The bot's config in `workdir` (its state and the exchange's book go there too),
+    with the exchange clock accelerated for the demo."""
+    source = source or EXAMPLE
+    load_config(source)  # one clear error for a bad config, before anything runs
+    raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    venue = raw.get("venue") or {}
+    if venue.get("type", "paper") != "paper":
+        raise ConfigError(f"{source}: the demo runs on the paper exchange (venue type paper)")
+    raw["venue"] = {**venue, "type": "paper", "speed": SPEED}
+    raw["engine"] = {**(raw.get("engine") or {}), "check_interval": "1h"}
+    target = workdir / "bot.yaml"
+    target.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return target
+
+
+def _start(config: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "botwarden", "run", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def _holding(book: Path) -> bool:
+    """Does the exchange hold a position for the bot right now? (Read-only, while the
+    bot writes: SQLite's WAL lets a reader in.)"""
+    if not book.exists():
+        return False
+    try:
+        with sqlite3.connect(f"file:{book}?mode=ro", uri=True, timeout=1) as conn:
+            return conn.execute("SELECT count(*) FROM positions").fetchone()[0] > 0
+    except sqlite3.Error:
+        return False
+
+
+def campaign(
+    config: Path, book: Path, kills: int, seconds: float, rng: random.Random, progress
+) -> Campaign:
+    """Run, kill, restart; one second instance along the way; SIGTERM at the end."""
+    done = Campaign()
+    started = time.monotonic()
+    task = progress.add_task("trading", total=seconds)
+    want_holding = rng.randrange(kills)  # which kill waits for an open position
+    for number in range(kills + 1):
+        run = Run()
+        done.runs.append(run)
+        process = _start(config)
+        last = number == kills
+        budget = seconds - (time.monotonic() - started)
+        lifetime = budget if last else rng.uniform(0.35, 0.8) * budget / (kills - number)
+        deadline = time.monotonic() + max(lifetime, 2.0)
+        while time.monotonic() < deadline or (number == want_holding and not _holding(book)):
+            if process.poll() is not None:
+                break
+            if number == 1 and not done.second_instance and time.monotonic() > deadline - 1:
+                second = subprocess.run(
+                    [sys.executable, "-m", "botwarden", "run", str(config)],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+                said = [ln for ln in second.stderr.splitlines() if "error:" in ln]
+                done.second_instance = f"exit {second.returncode}: " + " ".join(said)
+            if number == want_holding and _holding(book) and time.monotonic() >= deadline:
+                break
+            progress.update(
+                task,
+                completed=min(seconds, time.monotonic() - started),
+                description=f"trading (run {number + 1} of {kills + 1})",
             )
+            time.sleep(0.05)
+        if process.poll() is not None:
+            run.ended = f"exited by itself ({process.returncode}): {process.stderr.read()[-300:]}"
+            continue
+        if last:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+            run.ended = "SIGTERM" if process.returncode == 0 else f"exit {process.returncode}"
         else:
-            console.print(f"No earlier state in {state.store.describe()}: starting fresh.")
-        await state.set_status(BotStatus.RUNNING)
-        await state.heartbeat()
-
-        trader = DemoTrader(state, config.bot_id, step=len(earlier.fills))
-        for position in await state.get_positions():
-            await trader.close(position)
-        await trader.enter()
-
-        await state.heartbeat()
-        await state.set_status(BotStatus.STOPPED)
-        console.print()
-        render_state(console, await state.snapshot(), state.store.describe(), utc_now())
-        console.print(
-            "\nRun it again: the bot finds this position, checks its stop and closes it."
-            f"\nInspect it any time: botwarden state show {config_path}"
-        )
+            run.holding_when_killed = _holding(book)
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=60)
+            run.ended = "SIGKILL"
+    progress.update(task, completed=seconds)
+    return done
 
 
-class DemoTrader:
-    """Plays both the bot and a venue that fills every order at once."""
+async def _outcome(config: BotConfig) -> tuple[BotState, list[Violation]]:
+    async with StateManager.from_config(config.bot_id, config) as state:
+        snapshot = await state.snapshot()
+    venue = open_paper_venue(config.venue, config.bot_id, config.base_dir)
+    try:
+        epoch = snapshot.bot.instance.epoch if snapshot.bot.instance else 0
+        violations = check_promises(snapshot, venue.book, ClientIds(config.bot_id, epoch))
+        violations += _one_instance(snapshot, venue)
+    finally:
+        venue.book.close()
+    return snapshot, violations
 
-    def __init__(self, state: StateManager, bot_id: str, step: int) -> None:
-        self.state = state
-        self.bot_id = bot_id
-        self.step = step
 
-    async def _next_client_id(self) -> str:
-        sequence = len(await self.state.get_orders()) + 1
-        return f"{self.bot_id[:24]}-{sequence:06d}"
-
-    async def _send(self, intent: OrderIntent) -> OrderIntent:
-        """Write ahead: the intent is durable as SUBMITTING before the venue sees it."""
-        now = utc_now()
-        await self.state.save_order(intent)
-        submitting = intent.submit(now)
-        await self.state.save_order(submitting)
-        return submitting.accept(now, venue_order_id=f"V-{intent.client_order_id}")
-
-    def _fill_of(self, intent: OrderIntent, price: Decimal) -> Fill:
-        self.step += 1
-        return Fill(
-            trade_id=f"demo-T{self.step:06d}",
-            client_order_id=intent.client_order_id,
-            symbol=intent.symbol,
-            side=intent.side,
-            qty=intent.qty,
-            price=price,
-            fee=(price * intent.qty * Decimal("0.0005")).quantize(Decimal("0.01")),
-            time=utc_now(),
-        )
-
-    def _intent(self, cid: str, side: OrderSide, purpose: Purpose, **extra: object) -> OrderIntent:
-        now = utc_now()
-        return OrderIntent.model_validate(
-            {
-                "client_order_id": cid,
-                "symbol": SYMBOL,
-                "side": side,
-                "type": extra.pop("type", OrderType.MARKET),
-                "qty": QTY,
-                "purpose": purpose,
-                "created_at": now,
-                "updated_at": now,
-                **extra,
-            }
-        )
-
-    async def enter(self) -> None:
-        signal_id = f"golden_cross:{SYMBOL}:{self.step}"
-        if await self.state.is_signal_processed(signal_id):
-            return  # the same signal never enters twice, even across restarts
-        entry = await self._send(
-            self._intent(await self._next_client_id(), OrderSide.BUY, Purpose.ENTRY)
-        )
-        price = price_at(self.step)
-        fill = self._fill_of(entry, price)
-        stop_price = (price * (1 - STOP_DISTANCE)).quantize(Decimal("0.01"))
-        position = Position(
-            id=f"pos-{entry.client_order_id}",
-            bot_id=self.bot_id,
-            symbol=SYMBOL,
-            side=Side.LONG,
-            size=fill.qty,
-            entry_price=price,
-            entry_time=fill.time,
-            stop_price=stop_price,
-            best_price=price,
-        )
-        stop = self._intent(
-            await self._next_client_id(),
-            OrderSide.SELL,
-            Purpose.STOP,
-            type=OrderType.STOP,
-            stop_price=stop_price,
-            position_id=position.id,
-        )
-        # The fill, the position, the filled entry and the stop it needs: one write.
-        async with self.state.transaction() as tx:
-            tx.record_fill(fill)
-            tx.save_position(position)
-            tx.save_order(entry.fill(fill.time, fill.qty, fill.price))
-            tx.save_order(stop)
-        placed = await self._send(stop)
-        await self.state.save_order(placed)
-        await self.state.save_position(
-            position.evolve(
-                stop_client_order_id=placed.client_order_id,
-                stop_venue_order_id=placed.venue_order_id,
+def _one_instance(state: BotState, venue) -> list[Violation]:
+    """I4: no order of an instance was sent after a later instance started."""
+    starts: dict[int, object] = {}
+    for event in state.events.values():
+        if event.kind == "status" and event.message.startswith("starting as instance"):
+            starts[int(event.message.split()[3])] = event.time
+    found = []
+    prefix = ClientIds(state.bot.bot_id, 0).prefix
+    for order in venue.book.all_orders():
+        if not order.client_order_id.startswith(prefix + "-"):
+            continue
+        epoch = int(order.client_order_id.split("-")[-2])
+        successor = starts.get(epoch + 1)
+        if successor is not None and order.created_at > successor:
+            found.append(
+                Violation(
+                    "I4",
+                    f"{order.client_order_id} (instance {epoch}) was sent after instance"
+                    f" {epoch + 1} started",
+                )
             )
-        )
-        await self.state.count_trade()
-        await self.state.mark_signal_processed(signal_id)
-        await self.state.set_cooldown(SYMBOL, timedelta(minutes=1))
+    return found
 
-    async def close(self, position: Position) -> None:
-        stop = await self.state.get_order(position.stop_client_order_id or "")
-        if stop is None or stop.status.is_terminal:
-            raise RuntimeError(f"position {position.id} has no live stop: the demo state is off")
-        exit_order = await self._send(
-            self._intent(
-                await self._next_client_id(), OrderSide.SELL, Purpose.EXIT, position_id=position.id
-            )
+
+def run_demo(
+    console: Console,
+    source: Path | None = None,
+    *,
+    kills: int = 3,
+    seconds: float = 60.0,
+    seed: int | None = None,
+    workdir: Path | None = None,
+) -> int:
+    seed = seed if seed is not None else random.randrange(10**6)
+    rng = random.Random(seed)
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="botwarden-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_path = prepare(source, workdir)
+    config = load_config(config_path)
+    book = workdir / "state" / f"{config.bot_id}.paper.db"
+    console.print(
+        f"[bold]botwarden demo[/]: bot {config.bot_id} ({config.strategy.name} on"
+        f" {', '.join(config.symbols)}) on the paper exchange, an hour of trading every"
+        f" {3600 / SPEED * 1000:.0f} ms; killed with SIGKILL {kills} times. Seed {seed};"
+        f" files in {workdir}"
+    )
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        done = campaign(config_path, book, kills, seconds, rng, progress)
+    state, violations = asyncio.run(_outcome(config))
+    if "already running" not in done.second_instance:
+        violations.append(
+            Violation("I4", f"a second instance was not refused: {done.second_instance!r}")
         )
-        fill = self._fill_of(exit_order, price_at(self.step))
-        pnl = (fill.price - position.entry_price) * fill.qty - fill.fee
-        async with self.state.transaction() as tx:
-            tx.record_fill(fill)
-            tx.remove_position(position.id)
-            tx.save_order(exit_order.fill(fill.time, fill.qty, fill.price))
-            tx.save_order(stop.cancel(fill.time, "position closed"))
-        await self.state.update_daily_pnl(pnl)
+    report(console, state, done, violations)
+    return 1 if violations else 0
+
+
+def report(console: Console, state: BotState, done: Campaign, violations: list[Violation]) -> None:
+    trades = [e for e in state.events.values() if e.kind == "trade"]
+    pnl = sum((Decimal(e.data.get("pnl", "0")) for e in trades), Decimal(0))
+    kills = sum(run.ended == "SIGKILL" for run in done.runs)
+    holding = sum(run.holding_when_killed for run in done.runs)
+    console.print(
+        f"\n{len(trades)} trades, PnL {pnl:+.2f}; {kills} SIGKILLs ({holding} while holding"
+        f" a position), {len(done.runs)} runs; a second instance: {done.second_instance}"
+    )
+    recoveries = Table(title="What each start found and did", title_justify="left")
+    recoveries.add_column("run", justify="right")
+    recoveries.add_column("recovery")
+    run, lines = 0, []
+    for event in state.events.values():
+        if event.kind == "status" and event.message.startswith("starting as instance"):
+            if lines:
+                recoveries.add_row(str(run), "\n".join(lines))
+            run, lines = run + 1, []
+        elif event.kind == "recovery":
+            lines.append(event.message)
+    if lines:
+        recoveries.add_row(str(run), "\n".join(lines))
+    console.print(recoveries)
+    promises = Table(
+        title="The promises, checked against the exchange's book", title_justify="left"
+    )
+    for column in ("promise", "", "result"):
+        promises.add_column(column)
+    for key, name in PROMISES.items():
+        failed = [v for v in violations if v.promise == key]
+        result = (
+            "[green]PASS[/]"
+            if not failed
+            else "[red]FAIL[/]: " + "; ".join(v.message for v in failed[:3])
+        )
+        promises.add_row(key, name, result)
+    console.print(promises)
