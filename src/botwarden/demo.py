@@ -112,7 +112,12 @@ def campaign(
         budget = seconds - (time.monotonic() - started)
         lifetime = budget if last else rng.uniform(0.35, 0.8) * budget / (kills - number)
         deadline = time.monotonic() + max(lifetime, 2.0)
-        while time.monotonic() < deadline or (number == want_holding and not _holding(book)):
+        # The kill meant to hit an open position waits for one, but not forever (a bot
+        # whose guards keep it flat never holds one).
+        patience = deadline + max(seconds / 2, 10.0)
+        while time.monotonic() < deadline or (
+            number == want_holding and not _holding(book) and time.monotonic() < patience
+        ):
             if process.poll() is not None:
                 break
             if number == 1 and not done.second_instance and time.monotonic() > deadline - 1:

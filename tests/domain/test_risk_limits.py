@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from botwarden.domain.models import RiskState
-from botwarden.domain.risk import RiskLimits, breaker_reason, entry_refused, record_entry
+from botwarden.domain.risk import RiskLimits, entry_refused, record_entry, trip_on_limits
 
 NOW = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 
@@ -56,7 +56,23 @@ def test_the_breaker_trips_on_each_loss_limit(risk: RiskState, reason: str | Non
     limits = RiskLimits(
         daily_loss_limit=Decimal(500), max_consecutive_losses=3, max_drawdown_pct=Decimal(20)
     )
-    assert breaker_reason(risk, limits) == reason
+    tripped, why = trip_on_limits(risk, limits, NOW)
+    assert why == reason
+    assert (tripped.breaker_until == NOW + limits.breaker_duration) is (reason is not None)
+
+
+def test_a_breaker_uses_up_its_cause_so_it_can_expire() -> None:
+    """Only a win ends a losing streak, and a bot that may not enter cannot win: a
+    breaker that kept the streak would trip again the moment it expired, forever."""
+    limits = RiskLimits(max_consecutive_losses=3, max_drawdown_pct=Decimal(20))
+    streak, _ = trip_on_limits(RiskState(consecutive_losses=3), limits, NOW)
+    later = NOW + limits.breaker_duration
+    assert trip_on_limits(streak, limits, later) == (streak, None)
+    assert entry_refused(streak, limits, later) is None
+    deep = RiskState(peak_equity=Decimal(1000), drawdown=Decimal("0.25"))
+    tripped, _ = trip_on_limits(deep, limits, NOW)
+    assert (tripped.peak_equity, tripped.drawdown) == (Decimal(750), Decimal(0))
+    assert trip_on_limits(tripped, limits, later)[1] is None
 
 
 def test_an_active_breaker_refuses_entries_until_it_expires() -> None:

@@ -104,6 +104,13 @@ async def test_the_hourly_limit_and_the_breaker_stop_new_entries(exchange: Excha
     tripped = [e.message for e in state.events.values() if "circuit breaker" in e.message]
     assert tripped, "a losing trade trips a breaker set to one loss"
     assert any("circuit breaker until" in m for m in skipped)
+    first_trip = min(e.time for e in state.events.values() if "breaker tripped" in e.message)
+    after = [
+        i
+        for i in state.intents.values()
+        if i.purpose is Purpose.ENTRY and i.created_at > first_trip + timedelta(hours=12)
+    ]
+    assert after, "the breaker expires: the bot trades again after it"
     await runner.state.close()
 
 

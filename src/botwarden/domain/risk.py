@@ -67,18 +67,34 @@ def entry_refused(risk: RiskState, limits: RiskLimits, now: datetime) -> str | N
     return None
 
 
-def breaker_reason(risk: RiskState, limits: RiskLimits) -> str | None:
-    """Why the breaker must trip now (a loss limit reached), or None."""
+def trip_on_limits(
+    risk: RiskState, limits: RiskLimits, now: datetime
+) -> tuple[RiskState, str | None]:
+    """Trip the breaker if a loss limit is reached; returns the new state and why.
+
+    A trip uses up what caused it, so the breaker can expire: the losing streak starts
+    again from zero, and the drawdown is measured from the equity at the trip. (A daily
+    loss stays until the trading day ends: that limit is meant to hold for the day.)
+    Without that, a streak of losses would re-trip the breaker the moment it expired,
+    and since only a winning trade ends a streak, the bot would never trade again."""
+    if breaker_active(risk, now):
+        return risk, None
+    until = now + limits.breaker_duration
     if limits.daily_loss_limit is not None and -risk.daily_pnl >= limits.daily_loss_limit:
-        return f"daily loss {-risk.daily_pnl:.2f} reached the limit {limits.daily_loss_limit}"
+        reason = f"daily loss {-risk.daily_pnl:.2f} reached the limit {limits.daily_loss_limit}"
+        return trip_breaker(risk, reason, until), reason
     if (
         limits.max_consecutive_losses is not None
         and risk.consecutive_losses >= limits.max_consecutive_losses
     ):
-        return f"{risk.consecutive_losses} losing trades in a row"
+        reason = f"{risk.consecutive_losses} losing trades in a row"
+        return trip_breaker(risk.evolve(consecutive_losses=0), reason, until), reason
     if limits.max_drawdown_pct is not None and risk.drawdown * 100 >= limits.max_drawdown_pct:
-        return f"drawdown {risk.drawdown * 100:.1f}% from the peak equity"
-    return None
+        reason = f"drawdown {risk.drawdown * 100:.1f}% from the peak equity"
+        equity = (risk.peak_equity or Decimal(0)) * (1 - risk.drawdown)
+        fresh = risk.evolve(peak_equity=equity, drawdown=Decimal(0))
+        return trip_breaker(fresh, reason, until), reason
+    return risk, None
 
 
 def record_entry(risk: RiskState, now: datetime, today: date) -> RiskState:

@@ -263,9 +263,8 @@ class OrderDesk:
         limits = self.ctx.limits
         at = trade.exit_time
         risk = rules.add_realized_pnl(tx.state.risk, trade.pnl, limits.trading_day(at))
-        reason = rules.breaker_reason(risk, limits)
-        if reason is not None and not rules.breaker_active(risk, at):
-            risk = rules.trip_breaker(risk, reason, at + limits.breaker_duration)
+        risk, reason = rules.trip_on_limits(risk, limits, at)
+        if reason is not None:
             tx.add_event(at, "alert", f"circuit breaker tripped: {reason}")
             log.warning("%s: circuit breaker tripped: %s", self.ctx.bot_id, reason)
         tx.save_risk_state(risk)

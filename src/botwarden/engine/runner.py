@@ -156,11 +156,15 @@ class Runner:
             self.protect_only = True
             return
         self.protect_only = self.report.protect_only = False
-        risk = await self.state.update_equity(balance.equity)
-        reason = rules.breaker_reason(risk, self.config.risk)
         now = self.clock()
-        if reason is not None and not rules.breaker_active(risk, now):
-            await self.state.trigger_circuit_breaker(reason, self.config.risk.breaker_duration)
+        async with self.state.transaction() as tx:
+            risk = rules.mark_equity(tx.state.risk, balance.equity)
+            risk, reason = rules.trip_on_limits(risk, self.config.risk, now)
+            if risk != tx.state.risk:
+                tx.save_risk_state(risk)
+            if reason is not None:
+                tx.add_event(now, "alert", f"circuit breaker tripped: {reason}")
+                log.warning("%s: circuit breaker tripped: %s", self.config.bot_id, reason)
 
     # -- acting on a signal -----------------------------------------------------------------
     async def _act(self, signal: Signal, price: Decimal) -> None:
