@@ -111,3 +111,62 @@ async def test_sigkill_at_a_crash_point_then_restart(config: Path, point: str) -
     assert again.returncode == 0, err
     assert "Traceback" not in err
     await promises_hold(config, epoch_at_least=2)
+
+
+async def test_a_corrupt_state_is_set_aside_and_rebuilt_from_the_venue(tmp_path: Path) -> None:
+    """The state file is damaged while the bot holds a position: the next start moves it
+    aside, says so loudly, replays the bot's fills from the venue (the position comes
+    back with them) and protects it, under an epoch no earlier instance can have used."""
+    path = tmp_path / "bot.yaml"
+    path.write_text(CONFIG + "state: {backend: jsonfile}\n")
+    state_file = tmp_path / "state" / "golden_spy.json"
+    book = tmp_path / "state" / "golden_spy.paper.db"
+    first = botwarden("run", str(path))
+    wait_for(lambda: _holding(book) and _resting_stops(book) == 1, seconds=60)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    state_file.write_bytes(state_file.read_bytes()[:-60])  # torn in the middle
+
+    again = botwarden("run", str(path), "--ticks", "3")
+    _, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    assert "corrupt" in err and "rebuilding the state from the venue" in err
+    assert list(state_file.parent.glob("golden_spy.json.corrupt-*")), "kept, set aside"
+
+    from botwarden.state.jsonfile import JsonFileStore
+
+    store = JsonFileStore(state_file)
+    await store.open()
+    state = decode(await store.load("golden_spy"), "golden_spy", "test")
+    await store.close()
+    [position] = state.positions.values()
+    assert position.stop_client_order_id, "protected"
+    assert _resting_stops(book) == 1, "the lost instance's stop gave way to the new one"
+    assert state.fills, "the ledger replayed from the venue"
+    assert state.bot.instance.epoch > 1_000_000_000, "an epoch made from the time"
+    assert any("STATE LOST" in e.message for e in state.events.values())
+    config = load_config(path)
+    venue = open_paper_venue(config.venue, "golden_spy", config.base_dir)
+    violations = check_promises(state, venue.book, ClientIds("golden_spy", 0))
+    venue.book.close()
+    assert violations == [], "\n".join(map(str, violations))
+
+
+def _resting_stops(book: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{book}?mode=ro", uri=True, timeout=1) as conn:
+        rows = conn.execute("SELECT doc FROM orders WHERE final = 0").fetchall()
+    return sum('"type":"stop"' in doc for (doc,) in rows)
+
+
+def _holding(book: Path) -> bool:
+    import sqlite3
+
+    if not book.exists():
+        return False
+    try:
+        with sqlite3.connect(f"file:{book}?mode=ro", uri=True, timeout=1) as conn:
+            return conn.execute("SELECT count(*) FROM positions").fetchone()[0] > 0
+    except sqlite3.Error:
+        return False

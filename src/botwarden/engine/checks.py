@@ -84,6 +84,12 @@ def check_promises(state: BotState, book: PaperBook, ids: ClientIds) -> list[Vio
                     "I2", f"{symbol}: {position.qty} held, {covered} covered by resting stops"
                 )
             )
+        if covered > position.qty:  # both firing would open a position the other way
+            found.append(
+                Violation(
+                    "I1", f"{symbol}: {position.qty} held, {covered} covered by resting stops"
+                )
+            )
 
     # ...and no stop resting without a position: it would open one when it fires.
     for order in book.open_orders():

@@ -234,13 +234,14 @@ class OrderDesk:
         return await self.send(again)
 
     # -- fills -------------------------------------------------------------------------------
-    async def sync_fills(self) -> int:
-        """Record every new fill of the bot's orders; returns how many were new."""
+    async def sync_fills(self, everything: bool = False) -> int:
+        """Record every new fill of the bot's orders; returns how many were new.
+        `everything`: from the venue's first fill (a lost state rebuilt from its fills)."""
         ctx = self.ctx
         state = await ctx.state.snapshot()
         cursor = state.ledger.fills_cursor
         since = None
-        if cursor is None:
+        if cursor is None and not everything:
             started = [i.created_at for i in state.intents.values()]
             since = min(started) if started else ctx.clock()
         new = 0

@@ -51,9 +51,17 @@ class RecoveryReport:
 
 class Recovery:
     def __init__(
-        self, ctx: Context, desk: OrderDesk, protector: Protector, settings: RecoverySettings
+        self,
+        ctx: Context,
+        desk: OrderDesk,
+        protector: Protector,
+        settings: RecoverySettings,
+        rebuild: bool = False,
     ) -> None:
         self.ctx, self.desk, self.protector, self.settings = ctx, desk, protector, settings
+        self.rebuild = rebuild
+        """The state was lost: its fills, positions and trades are replayed from the
+        venue's fills of the bot's orders first."""
         self.report = RecoveryReport()
 
     async def note(self, message: str, *, attention: bool = False, kind: str = "recovery") -> None:
@@ -84,6 +92,9 @@ class Recovery:
             self.report.protect_only = True
             await self.note(f"balance unreadable ({error}): protecting only, no new entries")
 
+        if self.rebuild:
+            replayed = await self.desk.sync_fills(everything=True)
+            await self.note(f"rebuilt from the venue: {replayed} fill(s) of the bot's replayed")
         open_orders = await self._open_orders()
         await self._resolve(open_orders)
         CRASH.reached("recovery_unknowns_resolved")
@@ -96,6 +107,7 @@ class Recovery:
         if self.settings.mode == "close_all":
             await self._close_all(await self._open_orders())
         else:
+            await self._cancel_strays(await self._open_orders())
             await self._reconcile(await ctx.venue.positions())
         CRASH.reached("recovery_reconciled")
         exposed = await self.protector.protect_all(await self._open_orders(), {})
@@ -128,6 +140,27 @@ class Recovery:
                 await self.desk.sync_fills()
                 current = (await self.ctx.state.snapshot()).intents[intent.client_order_id]
                 await self.desk.apply_answer(current, found)
+
+    async def _cancel_strays(self, open_orders: dict[str, VenueOrder]) -> None:
+        """Orders of the bot's (by their client id) that its state does not know: their
+        intents were lost with a state file. A stray stop would double the protection
+        (both firing open a position the other way); the engine places what it needs."""
+        if self.settings.mode == "restore":
+            return
+        known = (await self.ctx.state.snapshot()).intents
+        for cid, order in open_orders.items():
+            if self.ctx.ids.owns(cid) and cid not in known:
+                try:
+                    await self.ctx.venue.cancel(cid, order.symbol)
+                except VenueError as error:
+                    await self.note(
+                        f"stray order {cid} could not be canceled: {error}", attention=True
+                    )
+                    continue
+                await self.note(
+                    f"{cid} ({order.type} {order.side} {order.qty} {order.symbol}) is the bot's"
+                    " but unknown to its state: canceled"
+                )
 
     def _ours(self, symbol: str) -> bool:
         return not self.ctx.symbols or symbol in self.ctx.symbols

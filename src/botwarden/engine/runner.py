@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -57,10 +58,17 @@ class Runner:
         self.ctx: Context | None = None
 
     # -- start ---------------------------------------------------------------------------
-    async def start(self) -> RecoveryReport:
+    async def start(self, rebuilt_after: str | None = None) -> RecoveryReport:
+        """Start an instance and recover. `rebuilt_after`: the bot's state was lost
+        (corrupt, moved aside) and starts empty: its fills are replayed from the venue
+        (positions and trades with them), whatever else the venue holds in its markets
+        is adopted, and its epoch is made from the time, so that no client order id of
+        the lost instances can ever be made again."""
         config, state = self.config, self.state
         previous = (await state.snapshot()).bot.instance
         epoch = (previous.epoch if previous else 0) + 1
+        if rebuilt_after is not None:
+            epoch = max(epoch, int(time.time()))
         await state.fence(epoch)
         instance = Instance(
             host=socket.gethostname(), pid=os.getpid(), epoch=epoch, started_at=self.clock()
@@ -89,7 +97,19 @@ class Runner:
         self.ctx = ctx
         self.desk = OrderDesk(ctx)
         self.protector = Protector(ctx, self.desk)
-        recovery = Recovery(ctx, self.desk, self.protector, config.state.recovery)
+        settings = config.state.recovery
+        if rebuilt_after is not None:
+            settings = settings.model_copy(update={"orphan_positions": "adopt"})
+        recovery = Recovery(
+            ctx, self.desk, self.protector, settings, rebuild=rebuilt_after is not None
+        )
+        if rebuilt_after is not None:
+            await recovery.note(
+                f"STATE LOST: {rebuilt_after}; rebuilding from the venue: the bot's fills"
+                " replayed, anything else it holds in"
+                f" {', '.join(config.symbols) or 'every market'} adopted, all protected",
+                kind="alert",
+            )
         self.report = await recovery.run()
         self.protect_only = self.report.protect_only
         status = BotStatus.NEEDS_ATTENTION if self.report.needs_attention else BotStatus.RUNNING

@@ -18,6 +18,7 @@ from pathlib import Path
 from botwarden.config import BotConfig, resolve_path
 from botwarden.engine.crash import CRASH
 from botwarden.engine.runner import Runner
+from botwarden.errors import StateCorruptError
 from botwarden.process.lock import InstanceLock
 from botwarden.state.manager import StateManager, utc_now
 from botwarden.venues.factory import open_venue
@@ -59,10 +60,11 @@ async def run_bot(config: BotConfig, *, ticks: int | None = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with StateManager.from_config(config.bot_id, config, clock=clock) as state:
+        state, lost = await _open_state(config, clock)
+        async with state:
             runner = Runner(config, state, venue, clock)
             try:
-                await runner.start()  # its report goes to the log, line by line
+                await runner.start(rebuilt_after=lost)  # the report goes to the log
                 await runner.run(stop, ticks=ticks, pause=pause)
             except Exception as error:
                 log.error("%s: stopped by an error: %s", config.bot_id, error)
@@ -72,6 +74,24 @@ async def run_bot(config: BotConfig, *, ticks: int | None = None) -> None:
                 await venue.close()
             await runner.stopped()
             log.info("%s: stopped", config.bot_id)
+
+
+async def _open_state(
+    config: BotConfig, clock: Callable[[], datetime]
+) -> tuple[StateManager, str | None]:
+    """The bot's state, opened; a corrupt one is moved aside (by the store, byte for
+    byte) and the bot starts from an empty one, to be rebuilt from the venue. Returns
+    what was lost, if anything."""
+    state = StateManager.from_config(config.bot_id, config, clock=clock)
+    try:
+        await state.open()
+        return state, None
+    except StateCorruptError as error:
+        lost = str(error)
+    log.error("%s: %s; rebuilding the state from the venue", config.bot_id, lost)
+    state = StateManager.from_config(config.bot_id, config, clock=clock)
+    await state.open()
+    return state, lost
 
 
 async def _record_error(runner: Runner, error: Exception) -> None:
