@@ -15,6 +15,7 @@ import pytest
 from botwarden.config import load_config
 from botwarden.domain.models import BotStatus
 from botwarden.engine.checks import check_promises
+from botwarden.engine.crash import POINTS
 from botwarden.engine.ids import ClientIds
 from botwarden.state.records import decode
 from botwarden.state.sqlite import SqliteStore
@@ -85,29 +86,18 @@ async def test_a_second_instance_exits_at_once_naming_the_first(config: Path) ->
     assert state.bot.status is BotStatus.STOPPED
 
 
-@pytest.mark.parametrize(
-    "point",
-    [
-        "entry_sent_answer_not_stored",
-        "fill_recorded",
-        "stop_stored_not_sent",
-        "recovery_reconciled",
-    ],
-)
+@pytest.mark.parametrize("point", sorted(POINTS))
 async def test_sigkill_at_a_crash_point_then_restart(config: Path, point: str) -> None:
-    """Armed by the environment, the process kills itself with SIGKILL at the point; the
-    restart recovers, trades on, and every promise holds."""
-    armed = botwarden("run", str(config), env={"BOTWARDEN_CRASH_AT": point})
-    if point.startswith("recovery_"):  # needs an earlier run to recover from
-        armed.kill()
-        armed.wait()
+    """Armed by the environment, the process kills itself with SIGKILL when it reaches
+    the point; the restart recovers, trades on, and every promise holds."""
+    if point.startswith("recovery_"):  # a start with something to recover first
         first = botwarden("run", str(config), "--ticks", "40")
-        first.communicate(timeout=60)
-        armed = botwarden("run", str(config), env={"BOTWARDEN_CRASH_AT": point})
-    _, err = armed.communicate(timeout=60)
-    assert armed.returncode == -signal.SIGKILL, err
+        assert first.wait(timeout=60) == 0
+    armed = botwarden("run", str(config), "--ticks", "400", env={"BOTWARDEN_CRASH_AT": point})
+    _, err = armed.communicate(timeout=90)
+    assert armed.returncode == -signal.SIGKILL, f"{point} was never reached: {err[-500:]}"
     again = botwarden("run", str(config), "--ticks", "40")
-    _, err = again.communicate(timeout=60)
+    _, err = again.communicate(timeout=90)
     assert again.returncode == 0, err
     assert "Traceback" not in err
     await promises_hold(config, epoch_at_least=2)
