@@ -150,3 +150,9 @@ def test_durations(text: object, seconds: float) -> None:
 def test_bad_durations_are_refused(bad: object) -> None:
     with pytest.raises(ValueError, match="bad duration"):
         parse_duration(bad)
+
+
+@pytest.mark.parametrize("name", ["golden_cross.yaml", "alpaca_paper.yaml", "binance_usdm.yaml"])
+def test_the_example_configs_load(name: str) -> None:
+    config = load_config(Path(__file__).parents[1] / "examples" / name)
+    assert config.symbols and config.strategy.name == "golden_cross"

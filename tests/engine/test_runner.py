@@ -123,3 +123,32 @@ async def test_an_entry_is_sized_from_a_notional(exchange: Exchange) -> None:
     assert entries and all(i.qty * Decimal(500) > 0 for i in entries)
     assert all(i.qty < Decimal(3) for i in entries), "about $1,000 of a ~$450 stock"
     await runner.state.close()
+
+
+@pytest.mark.parametrize("venue_name", ["alpaca", "ccxt-binanceusdm"])
+async def test_the_bot_runs_the_same_through_the_real_sdks(tmp_path: Path, venue_name: str) -> None:
+    """The same loop through alpaca-py and ccxt over HTTP to the emulators: it trades,
+    every position it holds has its stop on the venue, every venue order is one intent."""
+    from tests.venues.test_conformance import VENUES
+
+    async with VENUES[venue_name](tmp_path, "") as h:
+        symbol = h.symbol
+        config = BotConfig.model_validate(
+            {**CONFIG, "symbols": [symbol], "order": {"qty": str(h.qty)}}
+        )
+        state = StateManager("golden", SqliteStore(tmp_path / "state.db"), clock=h.clock)
+        await state.open()
+        runner = Runner(config, state, h.venue, h.clock)
+        await runner.start()
+        for _ in range(24 * 10):
+            h.clock.now += timedelta(hours=1)
+            await runner.tick()
+            snapshot = await state.snapshot()
+            open_orders = {o.client_order_id: o for o in await h.venue.open_orders()}
+            for position in snapshot.positions.values():
+                stop = open_orders.get(position.stop_client_order_id or "")
+                assert stop is not None and stop.qty == position.size, position
+        entries = [i for i in snapshot.intents.values() if i.purpose is Purpose.ENTRY]
+        assert entries, "it traded"
+        assert len(snapshot.fills) >= len(entries)
+        await state.close()
