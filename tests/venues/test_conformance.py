@@ -182,6 +182,7 @@ async def test_a_stop_triggers_on_a_price_move(opened) -> None:
 async def test_prices_and_bars(opened) -> None:
     async with opened() as h:
         assert await h.venue.last_price(h.symbol) == h.price()
+        assert await h.venue.last_prices([h.symbol]) == {h.symbol: h.price()}
         bars = await h.venue.bars(h.symbol, "1h", 5)
         assert len(bars) == 5
         assert all(b.low <= min(b.open, b.close) and max(b.open, b.close) <= b.high for b in bars)

@@ -49,11 +49,13 @@ class Protector:
         """Check every position's stop; returns the symbols left unprotected by policy
         (too far underwater), which need an operator."""
         await self._cancel_stops_without_positions(open_orders)
+        positions = list((await self.ctx.state.snapshot()).positions.values())
+        unpriced = sorted({p.symbol for p in positions} - prices.keys())
+        if unpriced:  # one call for all of them
+            prices = {**prices, **await self.ctx.venue.last_prices(unpriced)}
         exposed = []
-        for position in list((await self.ctx.state.snapshot()).positions.values()):
-            price = prices.get(position.symbol)
-            if price is None:
-                price = await self.ctx.venue.last_price(position.symbol)
+        for position in positions:
+            price = prices[position.symbol]
             if not await self.protect(position, open_orders, price):
                 exposed.append(position.symbol)
         return exposed

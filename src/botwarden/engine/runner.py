@@ -148,7 +148,7 @@ class Runner:
             await desk.resolve(intent, open_orders)
         if waiting:  # resolving may have sent orders again
             open_orders = await self._open()
-        prices = {s: await ctx.venue.last_price(s) for s in self.config.symbols}
+        prices = await ctx.venue.last_prices(self.config.symbols)
         exposed = await self.protector.protect_all(open_orders, prices)
         if exposed and (await self.state.snapshot()).bot.status is BotStatus.RUNNING:
             await self.state.set_status(BotStatus.NEEDS_ATTENTION)

@@ -320,15 +320,19 @@ class AlpacaVenue:
         return await self.order(client_order_id, symbol)
 
     async def last_price(self, symbol: str) -> Decimal:
+        return (await self.last_prices([symbol]))[symbol]
+
+    async def last_prices(self, symbols: Sequence[str]) -> dict[str, Decimal]:
         from alpaca.data.requests import StockLatestTradeRequest
 
-        request = StockLatestTradeRequest(symbol_or_symbols=symbol)
+        request = StockLatestTradeRequest(symbol_or_symbols=list(symbols))
         trades = await self._call(
-            "last price", lambda: self._data.get_stock_latest_trade(request), self._reads
+            "last prices", lambda: self._data.get_stock_latest_trade(request), self._reads
         )
-        if symbol not in trades:
-            raise NotFound(self.name, f"no trades for {symbol!r}")
-        return Decimal(str(trades[symbol].price))
+        missing = [s for s in symbols if s not in trades]
+        if missing:
+            raise NotFound(self.name, f"no trades for {', '.join(map(repr, missing))}")
+        return {s: Decimal(str(trades[s].price)) for s in symbols}
 
     async def bars(self, symbol: str, timeframe: str, limit: int) -> Sequence[Bar]:
         from alpaca.data.requests import StockBarsRequest

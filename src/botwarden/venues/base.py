@@ -235,6 +235,11 @@ class Venue(Protocol):
 
     async def last_price(self, symbol: str) -> Decimal: ...
 
+    async def last_prices(self, symbols: Sequence[str]) -> dict[str, Decimal]:
+        """The last price of each symbol, in one call where the venue allows it (a bot
+        holding many positions must not cost one call each)."""
+        ...
+
     async def bars(self, symbol: str, timeframe: str, limit: int) -> Sequence[Bar]: ...
 
     async def market(self, symbol: str) -> MarketRules:

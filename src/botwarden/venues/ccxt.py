@@ -313,13 +313,8 @@ class CcxtVenue:
         }
         if not held:
             return Decimal(0)
-        tickers = await self._call(
-            "prices", lambda: self._exchange.fetch_tickers(list(held)), self._reads
-        )
-        return sum(
-            (qty * Decimal(str(tickers[symbol]["last"])) for symbol, qty in held.items()),
-            Decimal(0),
-        )
+        prices = await self.last_prices(list(held))
+        return sum((qty * prices[symbol] for symbol, qty in held.items()), Decimal(0))
 
     def _currency(self) -> str:
         """The account's currency: the quote (settle) currency of the markets traded."""
@@ -562,11 +557,15 @@ class CcxtVenue:
             ) from error
 
     async def last_price(self, symbol: str) -> Decimal:
-        self._rules(symbol)
-        ticker = await self._call(
-            "last price", lambda: self._exchange.fetch_ticker(symbol), self._reads
+        return (await self.last_prices([symbol]))[symbol]
+
+    async def last_prices(self, symbols: Sequence[str]) -> dict[str, Decimal]:
+        for symbol in symbols:
+            self._rules(symbol)
+        tickers = await self._call(
+            "last prices", lambda: self._exchange.fetch_tickers(list(symbols)), self._reads
         )
-        return Decimal(str(ticker["last"]))
+        return {s: Decimal(str(tickers[s]["last"])) for s in symbols}
 
     async def bars(self, symbol: str, timeframe: str, limit: int) -> Sequence[Bar]:
         """The last `limit` completed bars: the exchange's newest bar is still forming."""

@@ -8,7 +8,7 @@ or simulated.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
@@ -181,8 +181,14 @@ class PaperVenue:
         return await self._call("cancel", cancel)
 
     async def last_price(self, symbol: str) -> Decimal:
-        self._known(symbol)
-        return await self._call("last_price", lambda now: self.book.feed.price(symbol, now))
+        return (await self.last_prices([symbol]))[symbol]
+
+    async def last_prices(self, symbols: Sequence[str]) -> dict[str, Decimal]:
+        for symbol in symbols:
+            self._known(symbol)
+        return await self._call(
+            "last_price", lambda now: {s: self.book.feed.price(s, now) for s in symbols}
+        )
 
     async def bars(self, symbol: str, timeframe: str, limit: int) -> list[Bar]:
         """The last `limit` completed bars, oldest first."""
