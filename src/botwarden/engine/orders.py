@@ -243,7 +243,9 @@ class OrderDesk:
         since = None
         if cursor is None and not everything:
             started = [i.created_at for i in state.intents.values()]
-            since = min(started) if started else ctx.clock()
+            if not started:
+                return 0  # no order sent yet: no fill can be the bot's
+            since = min(started)
         new = 0
         while True:
             page = await ctx.venue.fills(since=since, cursor=cursor)

@@ -1,0 +1,198 @@
+"""Recovery benchmark: from a start to "every position verified protected, running".
+
+    .venv/bin/python benchmarks/recovery.py [--sizes 0,100,1000]
+
+For a bot holding 0, 100 and 1,000 positions (one per symbol, each with its stop on
+the venue), a new instance starts on the same state and the same exchange, as after a
+crash: it opens its state, fences the older instance out, connects, and recovers
+(balance, orders without an answer, fills, positions, every stop checked). Measured:
+the wall time of that start and the venue calls it made, on the paper exchange called
+directly and through the ccxt adapter (real ccxt over HTTP) against the Binance USD-M
+emulator. Also the cost of getting to a running bot at all: `import botwarden.cli`,
+and `botwarden --version` as a process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from benchmarks.venues import Ticking
+from rich.console import Console
+from rich.table import Table
+
+from botwarden.config import BotConfig
+from botwarden.domain.models import OrderSide
+from botwarden.domain.orders import Purpose
+from botwarden.engine.runner import Runner
+from botwarden.state.manager import StateManager
+from botwarden.state.sqlite import SqliteStore
+from botwarden.venues.paper.book import BookSettings, PaperBook
+from botwarden.venues.paper.feed import Instrument, RandomWalkFeed
+from botwarden.venues.paper.venue import PaperVenue
+
+
+class Counted:
+    """A venue whose calls are counted, by method. (`market` is not counted: every
+    adapter answers it from what it loaded at connect, without a request.)"""
+
+    def __init__(self, venue: Any) -> None:
+        self._venue = venue
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._venue, name)
+        if not callable(target) or name in ("connect", "close", "market"):
+            return target
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return await target(*args, **kwargs)
+
+        return counted
+
+
+def paper(directory: Path, symbols: list[str], quote: str = "") -> PaperVenue:
+    feed = RandomWalkFeed({s: Instrument(s, Decimal("100")) for s in symbols}, seed=3)
+    settings = BookSettings(starting_cash=Decimal("1000000000"), currency=quote or "USD")
+    return PaperVenue(PaperBook(directory / "paper.db", feed, settings), Ticking())
+
+
+def config(symbols: list[str]) -> BotConfig:
+    return BotConfig.model_validate(
+        {"bot_id": "bench", "symbols": symbols, "order": {"qty": 1}, "stop": {"distance": 20}}
+    )
+
+
+async def hold(runner: Runner, symbols: list[str]) -> None:
+    """One position per symbol, each protected: what the crashed instance left."""
+    for symbol in symbols:
+        await runner.desk.place(
+            symbol=symbol, side=OrderSide.BUY, qty=Decimal(1), purpose=Purpose.ENTRY
+        )
+    await runner.desk.sync_fills()
+    await runner.protector.protect_all(
+        {o.client_order_id: o for o in await runner.venue.open_orders()}, {}
+    )
+
+
+async def restart(
+    directory: Path, symbols: list[str], venue: Any, clock: Callable[[], Any]
+) -> tuple[float, Runner]:
+    started = time.perf_counter()
+    state = StateManager("bench", SqliteStore(directory / "state.db"), clock=clock)
+    await state.open()
+    runner = Runner(config(symbols), state, venue, clock)
+    await runner.start()
+    return time.perf_counter() - started, runner
+
+
+async def measure_paper(directory: Path, held: int) -> dict[str, Any]:
+    symbols = [f"S{i:04d}" for i in range(max(held, 1))]
+    exchange = paper(directory, symbols)
+    _, first = await restart(directory, symbols, exchange, exchange.clock)
+    await hold(first, symbols[:held])
+    await first.state.close()
+    counted = Counted(exchange)
+    seconds, runner = await restart(directory, symbols, counted, exchange.clock)
+    protected = len((await runner.state.snapshot()).positions)
+    await runner.state.close()
+    exchange.book.close()
+    return {"seconds": seconds, "calls": sum(counted.calls.values()), "protected": protected}
+
+
+async def measure_ccxt(directory: Path, held: int) -> dict[str, Any]:
+    from botwarden.venues.ccxt import CcxtVenue
+    from botwarden.venues.emulators.binance import create_app
+    from botwarden.venues.emulators.server import serving
+
+    book_symbols = [f"S{i:04d}/USDT" for i in range(max(held, 1))]
+    symbols = [f"{s}:USDT" for s in book_symbols]
+    exchange = paper(directory, book_symbols, quote="USDT")
+    app = create_app(exchange, "usdm", "k", "s")
+    with serving(app) as url:
+
+        def adapter() -> CcxtVenue:
+            return CcxtVenue("binanceusdm", "k", "s", base_url=url, symbols=symbols, throttle=False)
+
+        _, first = await restart(directory, symbols, adapter(), exchange.clock)
+        await hold(first, symbols[:held])
+        await first.state.close()
+        await first.venue.close()
+        app.state.calls.clear()
+        venue = adapter()
+        seconds, runner = await restart(directory, symbols, venue, exchange.clock)
+        calls = sum(app.state.calls.values())
+        protected = len((await runner.state.snapshot()).positions)
+        await runner.state.close()
+        await venue.close()
+    exchange.book.close()
+    return {"seconds": seconds, "calls": calls, "protected": protected}
+
+
+def startup_costs(samples: int = 5) -> tuple[float, float]:
+    """Median seconds to `import botwarden.cli`, and to run `botwarden --version`."""
+    imports, versions = [], []
+    for _ in range(samples):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import botwarden.cli"], check=True)
+        imports.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "botwarden", "--version"], check=True, capture_output=True
+        )
+        versions.append(time.perf_counter() - started)
+    return statistics.median(imports), statistics.median(versions)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="0,100,1000")
+    args = parser.parse_args()
+    console = Console(width=max(Console().width, 100))
+    table = Table(
+        title="Recovery: start to every position verified protected", title_justify="left"
+    )
+    for column in ("venue", "positions", "start ms", "venue calls", "protected"):
+        table.add_column(column, justify="left" if column == "venue" else "right")
+    for name, measure in (("paper", measure_paper), ("ccxt binanceusdm (emulator)", measure_ccxt)):
+        for held in (int(size) for size in args.sizes.split(",")):
+            directory = Path(tempfile.mkdtemp(prefix="recovery-"))
+            try:
+                r = await measure(directory, held)
+            finally:
+                shutil.rmtree(directory, ignore_errors=True)
+            table.add_row(
+                name, f"{held:,}", f"{r['seconds'] * 1e3:.0f}", str(r["calls"]), str(r["protected"])
+            )
+    console.print(table)
+    imported, version = startup_costs()
+    console.print(
+        f"import botwarden.cli: {imported * 1e3:.0f} ms (process included);"
+        f" botwarden --version: {version * 1e3:.0f} ms. Python alone:"
+        f" {python_alone() * 1e3:.0f} ms."
+    )
+
+
+def python_alone(samples: int = 5) -> float:
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
