@@ -160,3 +160,38 @@ def _holding(book: Path) -> bool:
             return conn.execute("SELECT count(*) FROM positions").fetchone()[0] > 0
     except sqlite3.Error:
         return False
+
+
+@pytest.mark.parametrize("secret_given", ["binance-test-secret", "a-wrong-secret-42"])
+def test_keys_never_reach_the_log_the_state_or_the_console(
+    tmp_path: Path, secret_given: str
+) -> None:
+    """A real bot on ccxt against the Binance emulator: whether the keys work or not,
+    neither the key nor the secret appears in the bot's log, its stored last error,
+    or what it prints."""
+    pytest.importorskip("ccxt", reason="needs ccxt: pip install 'botwarden[ccxt]'")
+    from botwarden.venues.emulators.server import serving
+    from tests.venues.test_ccxt_adapter import KEY, SECRET, start
+
+    exchange, app = start(tmp_path, "usdm")
+    path = tmp_path / "bot.yaml"
+    with serving(app) as url:
+        path.write_text(
+            'bot_id: keyed\nsymbols: ["BTC/USDT:USDT"]\norder: {qty: 0.01}\n'
+            f"venue: {{type: ccxt, exchange: binanceusdm, base_url: '{url}'}}\n"
+            "engine: {check_interval: 1s}\n"
+        )
+        run = botwarden(
+            "run", str(path), "--ticks", "1",
+            env={"BOTWARDEN_CCXT_API_KEY": KEY, "BOTWARDEN_CCXT_SECRET": secret_given},
+        )  # fmt: skip
+        out, err = run.communicate(timeout=60)
+    exchange.book.close()
+    works = secret_given == SECRET
+    assert run.returncode == (0 if works else 1), err
+    if not works:
+        assert "Signature for this request is not valid" in err
+    seen = out + err + (tmp_path / "state" / "keyed.log").read_text()
+    seen += (tmp_path / "state" / "keyed.db").read_bytes().decode("latin-1")
+    for secret in (KEY, secret_given):
+        assert secret not in seen
