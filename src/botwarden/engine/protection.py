@@ -37,6 +37,8 @@ class Protector:
         self.ctx = ctx
         self.desk = desk
         self._markets: dict[str, MarketRules] = {}
+        self._stops_by_position: dict[str, list[str]] = {}
+        """The stops resting on the venue, by position: built once per `protect_all`."""
 
     async def market(self, symbol: str) -> MarketRules:
         if symbol not in self._markets:
@@ -53,6 +55,13 @@ class Protector:
         unpriced = sorted({p.symbol for p in positions} - prices.keys())
         if unpriced:  # one call for all of them
             prices = {**prices, **await self.ctx.venue.last_prices(unpriced)}
+        positions = await self._track_best(positions, prices)
+        intents = (await self.ctx.state.snapshot()).intents
+        self._stops_by_position: dict[str, list[str]] = {}
+        for cid in open_orders:  # one pass, not one per position
+            intent = intents.get(cid)
+            if intent is not None and intent.purpose is Purpose.STOP and intent.position_id:
+                self._stops_by_position.setdefault(intent.position_id, []).append(cid)
         exposed = []
         for position in positions:
             price = prices[position.symbol]
@@ -71,7 +80,6 @@ class Protector:
             for i in state.intents.values()
         ):
             return True  # being closed already
-        position = await self._track_best(position, price)
         stop_intent = state.intents.get(position.stop_client_order_id or "")
         if stop_intent is not None and stop_intent.status in WAITING:
             return True  # its fate is being resolved; a second stop could double the exit
@@ -100,13 +108,23 @@ class Protector:
             ):
                 await self._cancel(order)
 
-    async def _track_best(self, position: Position, price: Decimal) -> Position:
-        best = best_price(position, price)
-        if best == position.best_price:
-            return position
-        moved = position.evolve(best_price=best)
-        await self.ctx.state.save_position(moved)
-        return moved
+    async def _track_best(
+        self, positions: list[Position], prices: dict[str, Decimal]
+    ) -> list[Position]:
+        """Every position with the best price seen since entry (what a trailing stop
+        follows), all moved ones saved in one write."""
+        tracked, moved = [], []
+        for position in positions:
+            best = best_price(position, prices[position.symbol])
+            if best != position.best_price:
+                position = position.evolve(best_price=best)
+                moved.append(position)
+            tracked.append(position)
+        if moved:
+            async with self.ctx.state.transaction() as tx:
+                for position in moved:
+                    tx.save_position(position)
+        return tracked
 
     async def _replace(
         self, position: Position, live: VenueOrder | None, wanted: Decimal, rules: MarketRules
@@ -136,15 +154,9 @@ class Protector:
         own = state.intents.get(current.stop_client_order_id)
         if own is None or own.status is not IntentStatus.ACCEPTED:
             return  # not confirmed yet: the old stop still protects
-        for cid, order in open_orders.items():
-            intent = state.intents.get(cid)
-            if (
-                intent is not None
-                and cid != current.stop_client_order_id
-                and intent.purpose is Purpose.STOP
-                and intent.position_id == position.id
-            ):
-                await self._cancel(order)
+        for cid in self._stops_by_position.get(position.id, ()):
+            if cid != current.stop_client_order_id and cid in open_orders:
+                await self._cancel(open_orders[cid])
 
     async def _place(self, position: Position, stop_price: Decimal) -> OrderIntent:
         def remember(tx: Transaction, intent: OrderIntent) -> None:

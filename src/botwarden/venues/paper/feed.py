@@ -59,7 +59,9 @@ class RandomWalkFeed:
         self.seed = seed
         self.step = step
         self._steps_per_day = DAY // step
-        self._day_path = lru_cache(maxsize=64)(self._generate_day)
+        # A few days for every instrument: a book of a thousand symbols prices them all
+        # on every look, and regenerating a day costs ~0.5 ms.
+        self._day_path = lru_cache(maxsize=max(64, 4 * len(self.instruments)))(self._generate_day)
 
     def symbols(self) -> list[str]:
         return sorted(self.instruments)
