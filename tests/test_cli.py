@@ -34,7 +34,7 @@ def write_config(path: Path, text: str) -> Path:
 
 TRADING = (
     "symbols: [SPY]\norder: {qty: 10}\nstrategy: {params: {fast: 3, slow: 8}}\n"
-    "venue: {speed: 36000}\nengine: {check_interval: 1h}\n"
+    "venue: {speed: 36000, start: 2026-03-02T14:30:00Z}\nengine: {check_interval: 1h}\n"
 )
 """A bot that trades within a few dozen ticks (an hour each, 0.1 s apart)."""
 

@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from botwarden.domain.models import Duration
+from botwarden.domain.models import Duration, UtcDatetime
 from botwarden.domain.positions import StopPolicy
 from botwarden.domain.risk import RiskLimits
 from botwarden.errors import ConfigError
@@ -141,6 +141,9 @@ class PaperVenueSettings(Settings):
     shorting: bool = True
     speed: float = Field(default=1.0, gt=0)
     """Exchange time runs this many times faster than the wall clock (60: an hour a minute)."""
+    start: UtcDatetime | None = None
+    """The exchange's time when its book is first opened (default: now). With the same
+    seed, the same start gives the same prices: a run that can be replayed."""
     instruments: dict[str, PaperInstrument] = Field(default_factory=_default_instruments)
     faults: str = ""
     """Injected faults, e.g. `timeout_after:on=submit,p=0.1; rate_limit:p=0.05`."""

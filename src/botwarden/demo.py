@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -58,16 +59,18 @@ class Campaign:
     """What a second `botwarden run` said while the bot ran (it must be refused)."""
 
 
-def prepare(source: Path | None, workdir: Path) -> Path:
+def prepare(source: Path | None, workdir: Path, seed: int) -> Path:
     """The bot's config in `workdir` (its state and the exchange's book go there too),
-    with the exchange clock accelerated for the demo."""
+    with the exchange clock accelerated for the demo and started at a time the seed
+    picks, so that a seed gives the same prices again."""
     source = source or EXAMPLE
     load_config(source)  # one clear error for a bad config, before anything runs
     raw = yaml.safe_load(source.read_text(encoding="utf-8"))
     venue = raw.get("venue") or {}
     if venue.get("type", "paper") != "paper":
         raise ConfigError(f"{source}: the demo runs on the paper exchange (venue type paper)")
-    raw["venue"] = {**venue, "type": "paper", "speed": SPEED}
+    start = datetime(2025, 1, 6, tzinfo=UTC) + timedelta(hours=seed % (24 * 365))
+    raw["venue"] = {**venue, "type": "paper", "speed": SPEED, "start": start.isoformat()}
     raw["engine"] = {**(raw.get("engine") or {}), "check_interval": "1h"}
     target = workdir / "bot.yaml"
     target.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
@@ -203,7 +206,7 @@ def run_demo(
     rng = random.Random(seed)
     workdir = workdir or Path(tempfile.mkdtemp(prefix="botwarden-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    config_path = prepare(source, workdir)
+    config_path = prepare(source, workdir, seed)
     config = load_config(config_path)
     book = workdir / "state" / f"{config.bot_id}.paper.db"
     console.print(

@@ -26,7 +26,7 @@ bot_id: golden_spy
 symbols: [SPY]
 order: {qty: 10}
 strategy: {name: golden_cross, params: {fast: 3, slow: 8}, timeframe: 1h}
-venue: {type: paper, speed: 36000}
+venue: {type: paper, speed: 36000, start: 2026-03-02T14:30:00Z}
 engine: {check_interval: 1h, unknown_order_grace: 15s}
 """
 

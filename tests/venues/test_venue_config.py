@@ -88,6 +88,29 @@ async def test_an_accelerated_exchange_keeps_its_timeline_across_restarts(tmp_pa
     again.book.close()
 
 
+async def test_a_start_time_makes_a_run_replayable(tmp_path: Path) -> None:
+    """Two books started at the same exchange time with the same seed see the same
+    prices, whatever the wall clock says; the start counts only for a new book."""
+    from datetime import timedelta
+
+    from tests.venues.test_paper import T0
+
+    path = tmp_path / "bot.yaml"
+    path.write_text("bot_id: a\nvenue: {speed: 3600, start: 2026-01-05T00:00:00Z}\n")
+    config = load_config(path)
+    wall = Clock()
+    first = open_paper_venue(config.venue, "a", config.base_dir, wall)
+    other = open_paper_venue(config.venue, "b", config.base_dir, Clock(T0 + timedelta(days=9)))
+    assert str(first.clock()) == str(other.clock()) == "2026-01-05 00:00:00+00:00"
+    assert await first.last_price("SPY") == await other.last_price("SPY")
+    first.book.close()
+    wall.now = T0 + timedelta(seconds=2)
+    again = open_paper_venue(config.venue, "a", config.base_dir, wall)
+    assert str(again.clock()) == "2026-01-05 02:00:00+00:00", "the book's own timeline"
+    again.book.close()
+    other.book.close()
+
+
 async def test_a_restart_at_another_speed_never_turns_the_exchange_clock_back(
     tmp_path: Path,
 ) -> None:

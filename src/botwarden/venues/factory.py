@@ -60,7 +60,7 @@ def open_paper_venue(
         ),
     )
     # Anchored even at speed 1: a book that once ran faster keeps its timeline.
-    exchange_clock = AcceleratedClock(book, settings.speed, real=clock)
+    exchange_clock = AcceleratedClock(book, settings.speed, real=clock, start=settings.start)
     return PaperVenue(
         book, exchange_clock, FaultPlan.parse(settings.faults, seed=settings.fault_seed)
     )

@@ -87,8 +87,11 @@ class PaperBook:
     def close(self) -> None:
         self._db.close()
 
-    def clock_anchor(self, speed: float, real_now: datetime) -> tuple[datetime, datetime]:
-        """The (exchange time, wall time) pair a clock running at `speed` counts from.
+    def clock_anchor(
+        self, speed: float, real_now: datetime, start: datetime | None = None
+    ) -> tuple[datetime, datetime]:
+        """The (exchange time, wall time) pair a clock running at `speed` counts from;
+        a new book's exchange time starts at `start` (default: the wall clock).
 
         Kept in the book with its speed, so the exchange's timeline survives restarts;
         a restart at another speed re-anchors where the old timeline had got to, and
@@ -102,7 +105,7 @@ class PaperBook:
                 return venue, real
             venue_now = venue + (real_now - real) * float(speed_text)
         else:
-            venue_now = real_now
+            venue_now = start or real_now
         processed = self._meta("processed_until")
         if processed is not None:
             venue_now = max(venue_now, datetime.fromisoformat(processed))

@@ -53,11 +53,15 @@ class AcceleratedClock:
     minutes further on, as a real exchange would have moved on without it."""
 
     def __init__(
-        self, book: PaperBook, speed: float, real: Callable[[], datetime] = utc_now
+        self,
+        book: PaperBook,
+        speed: float,
+        real: Callable[[], datetime] = utc_now,
+        start: datetime | None = None,
     ) -> None:
         self.speed = speed
         self._real = real
-        self._venue_anchor, self._real_anchor = book.clock_anchor(speed, real())
+        self._venue_anchor, self._real_anchor = book.clock_anchor(speed, real(), start)
 
     def __call__(self) -> datetime:
         return self._venue_anchor + (self._real() - self._real_anchor) * self.speed
