@@ -218,3 +218,37 @@ async def test_killed_between_the_buy_and_the_stop_the_stop_comes_first(tmp_path
     assert stop.qty == 10
     await promises(bot, world)
     await world.close()
+
+
+@pytest.mark.parametrize("policy", ["close", "adopt", "manual"])
+@pytest.mark.parametrize("mode", ["sync", "restore", "close_all", "manual"])
+async def test_every_mode_with_every_orphan_policy(tmp_path: Path, mode: str, policy: str) -> None:
+    """The bot holds 10 SPY, protected; the account also holds 0.5 BTC it does not know.
+    (More SPY than the bot thought is not an orphan: sync takes the venue's size.)"""
+    world = World(tmp_path)
+    await held_and_protected(world)
+    orphan = OrderRequest(
+        client_order_id="manual-btc", symbol="BTC/USDT", side="buy", type="market",
+        qty=Decimal("0.5"),
+    )  # fmt: skip
+    world.book.submit(orphan, world.clock.now)
+    bot = await world.start()
+    report = await bot.recover(mode=mode, orphan_positions=policy)
+    held = {p.symbol: p.qty for p in world.book.positions()}
+    stops = {s.symbol: s.qty for s in stops_on_venue(world)}
+    btc_after = {
+        "sync": {"close": None, "adopt": Decimal("0.5"), "manual": Decimal("0.5")},
+        "restore": dict.fromkeys(("close", "adopt", "manual"), Decimal("0.5")),
+        "close_all": dict.fromkeys(("close", "adopt", "manual")),
+        "manual": dict.fromkeys(("close", "adopt", "manual"), Decimal("0.5")),
+    }[mode][policy]
+    assert held.get("BTC/USDT") == btc_after, str(report)
+    assert held.get("SPY") == (None if mode == "close_all" else Decimal(10))
+    attention = mode in ("restore", "manual") or (mode == "sync" and policy == "manual")
+    assert report.needs_attention is attention, str(report)
+    if mode == "sync":  # what it holds and knows is protected; what it left, it says
+        assert stops.get("SPY") == Decimal(10)
+        assert stops.get("BTC/USDT") == (Decimal("0.5") if policy == "adopt" else None)
+    if mode == "close_all":
+        assert stops == {} and (await bot.ctx.state.snapshot()).positions == {}
+    await world.close()
