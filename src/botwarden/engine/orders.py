@@ -129,6 +129,27 @@ class OrderDesk:
         CRASH.reached(f"{purpose}_stored_not_sent")
         return await self.send(intent)
 
+    async def close(
+        self, position: Position, also: Callable[[Transaction, OrderIntent], None] | None = None
+    ) -> OrderIntent:
+        """Close `position` at market (its fills will say when it is closed)."""
+        return await self.place(
+            symbol=position.symbol,
+            side=position.side.exit_order_side,
+            qty=position.size,
+            purpose=Purpose.EXIT,
+            position_id=position.id,
+            also=also,
+        )
+
+    async def closing(self, position: Position) -> bool:
+        """Is an exit of `position` already on its way?"""
+        intents = (await self.ctx.state.snapshot()).intents.values()
+        return any(
+            i.position_id == position.id and i.purpose is Purpose.EXIT and not i.status.is_terminal
+            for i in intents
+        )
+
     async def send(self, intent: OrderIntent) -> OrderIntent:
         """Send a SUBMITTING intent and store what the venue answered."""
         ctx = self.ctx

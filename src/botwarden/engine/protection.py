@@ -27,7 +27,7 @@ from botwarden.domain.orders import IntentStatus, OrderIntent, OrderType, Purpos
 from botwarden.domain.positions import best_price
 from botwarden.engine.orders import WAITING, Context, OrderDesk
 from botwarden.state.manager import Transaction
-from botwarden.venues.base import Ambiguous, Rejected, VenueError, VenueOrder
+from botwarden.venues.base import Ambiguous, Rejected, VenueOrder
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +74,9 @@ class Protector:
     ) -> bool:
         """Make sure `position` has its stop; False if policy leaves it without one."""
         ctx = self.ctx
-        state = await ctx.state.snapshot()
-        if any(
-            i.position_id == position.id and i.purpose is Purpose.EXIT and not i.status.is_terminal
-            for i in state.intents.values()
-        ):
+        if await self.desk.closing(position):
             return True  # being closed already
+        state = await ctx.state.snapshot()
         stop_intent = state.intents.get(position.stop_client_order_id or "")
         if stop_intent is not None and stop_intent.status in WAITING:
             return True  # its fate is being resolved; a second stop could double the exit
@@ -202,16 +199,7 @@ class Protector:
     ) -> bool:
         ctx = self.ctx
         if underwater <= ctx.stop.max_underwater_pct:
-            try:
-                await self.desk.place(
-                    symbol=position.symbol,
-                    side=position.side.exit_order_side,
-                    qty=position.size,
-                    purpose=Purpose.EXIT,
-                    position_id=position.id,
-                )
-            except VenueError as error:
-                log.warning("%s: exit of %s failed: %s", ctx.bot_id, position.symbol, error)
+            await self.desk.close(position)  # its answer, whatever it is, is stored
             return True
         if not position.metadata.get("underwater_alert"):
             message = (

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 
 from botwarden.config import RecoverySettings
 from botwarden.domain.models import Position
-from botwarden.domain.orders import Purpose
 from botwarden.engine.crash import CRASH
 from botwarden.engine.orders import WAITING, Context, OrderDesk
 from botwarden.engine.protection import Protector
@@ -228,13 +227,7 @@ class Recovery:
         if policy == "adopt":
             await self.note(f"{what}: adopted, and protected like any other")
             return
-        await self.desk.place(
-            symbol=adopted.symbol,
-            side=adopted.side.exit_order_side,
-            qty=adopted.size,
-            purpose=Purpose.EXIT,
-            position_id=adopted.id,
-        )
+        await self.desk.close(adopted)
         await self.desk.sync_fills()
         await self.note(f"{what}: closed at market")
 
@@ -268,13 +261,7 @@ class Recovery:
         # The state agrees with the venue first, orphans included: all of it goes.
         await self._reconcile(await ctx.venue.positions(), orphans="adopt")
         for position in list((await ctx.state.snapshot()).positions.values()):
-            await self.desk.place(
-                symbol=position.symbol,
-                side=position.side.exit_order_side,
-                qty=position.size,
-                purpose=Purpose.EXIT,
-                position_id=position.id,
-            )
+            await self.desk.close(position)
         await self.desk.sync_fills()
         await self.note("close_all: every order canceled, every position closed at market")
 

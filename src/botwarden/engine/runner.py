@@ -243,23 +243,14 @@ class Runner:
 
     async def _exit(self, signal: Signal) -> None:
         position = await self.ctx.position_in(signal.symbol)
-        state = await self.state.snapshot()
-        leaving = any(
-            i.purpose is Purpose.EXIT and not i.status.is_terminal and i.symbol == signal.symbol
-            for i in state.intents.values()
-        )
+        leaving = position is not None and await self.desk.closing(position)
         if position is None or leaving:
             await self._skip(signal, "nothing to exit" if position is None else "already exiting")
             return
         now = self.clock()
         log.info("%s: exit %s: %s", self.config.bot_id, signal.symbol, signal.reason)
-        await self.desk.place(
-            symbol=position.symbol,
-            side=position.side.exit_order_side,
-            qty=position.size,
-            purpose=Purpose.EXIT,
-            position_id=position.id,
-            also=lambda tx, intent: tx.mark_signal_processed(signal.id, now),
+        await self.desk.close(
+            position, also=lambda tx, intent: tx.mark_signal_processed(signal.id, now)
         )
         await self.desk.sync_fills()
         await self.protector.protect_all(await self._open(), {})
