@@ -87,7 +87,7 @@ def _start(config: Path) -> subprocess.Popen:
     )
 
 
-def _holding(book: Path) -> bool:
+def holding(book: Path) -> bool:
     """Does the exchange hold a position for the bot right now? (Read-only, while the
     bot writes: SQLite's WAL lets a reader in.)"""
     if not book.exists():
@@ -119,7 +119,7 @@ def campaign(
         # whose guards keep it flat never holds one).
         patience = deadline + max(seconds / 2, 10.0)
         while time.monotonic() < deadline or (
-            number == want_holding and not _holding(book) and time.monotonic() < patience
+            number == want_holding and not holding(book) and time.monotonic() < patience
         ):
             if process.poll() is not None:
                 break
@@ -132,7 +132,7 @@ def campaign(
                 )
                 said = [ln for ln in second.stderr.splitlines() if "error:" in ln]
                 done.second_instance = f"exit {second.returncode}: " + " ".join(said)
-            if number == want_holding and _holding(book) and time.monotonic() >= deadline:
+            if number == want_holding and holding(book) and time.monotonic() >= deadline:
                 break
             progress.update(
                 task,
@@ -148,7 +148,7 @@ def campaign(
             process.wait(timeout=60)
             run.ended = "SIGTERM" if process.returncode == 0 else f"exit {process.returncode}"
         else:
-            run.holding_when_killed = _holding(book)
+            run.holding_when_killed = holding(book)
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=60)
             run.ended = "SIGKILL"
@@ -232,9 +232,9 @@ def report(console: Console, state: BotState, done: Campaign, violations: list[V
     trades = [e for e in state.events.values() if e.kind == "trade"]
     pnl = sum((Decimal(e.data.get("pnl", "0")) for e in trades), Decimal(0))
     kills = sum(run.ended == "SIGKILL" for run in done.runs)
-    holding = sum(run.holding_when_killed for run in done.runs)
+    killed_holding = sum(run.holding_when_killed for run in done.runs)
     console.print(
-        f"\n{len(trades)} trades, PnL {pnl:+.2f}; {kills} SIGKILLs ({holding} while holding"
+        f"\n{len(trades)} trades, PnL {pnl:+.2f}; {kills} SIGKILLs ({killed_holding} while holding"
         f" a position), {len(done.runs)} runs; a second instance: {done.second_instance}"
     )
     recoveries = Table(title="What each start found and did", title_justify="left")

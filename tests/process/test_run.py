@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from botwarden.config import load_config
+from botwarden.demo import holding
 from botwarden.domain.models import BotStatus
 from botwarden.engine.checks import check_promises
 from botwarden.engine.crash import POINTS
@@ -112,7 +113,7 @@ async def test_a_corrupt_state_is_set_aside_and_rebuilt_from_the_venue(tmp_path:
     state_file = tmp_path / "state" / "golden_spy.json"
     book = tmp_path / "state" / "golden_spy.paper.db"
     first = botwarden("run", str(path))
-    wait_for(lambda: _holding(book) and _resting_stops(book) == 1, seconds=60)
+    wait_for(lambda: holding(book) and _resting_stops(book) == 1, seconds=60)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
     state_file.write_bytes(state_file.read_bytes()[:-60])  # torn in the middle
@@ -149,18 +150,6 @@ def _resting_stops(book: Path) -> int:
     with sqlite3.connect(f"file:{book}?mode=ro", uri=True, timeout=1) as conn:
         rows = conn.execute("SELECT doc FROM orders WHERE final = 0").fetchall()
     return sum('"type":"stop"' in doc for (doc,) in rows)
-
-
-def _holding(book: Path) -> bool:
-    import sqlite3
-
-    if not book.exists():
-        return False
-    try:
-        with sqlite3.connect(f"file:{book}?mode=ro", uri=True, timeout=1) as conn:
-            return conn.execute("SELECT count(*) FROM positions").fetchone()[0] > 0
-    except sqlite3.Error:
-        return False
 
 
 @pytest.mark.parametrize("secret_given", ["binance-test-secret", "a-wrong-secret-42"])

@@ -199,39 +199,8 @@ def test_injected_faults_reach_the_client_as_http_failures(tmp_path: Path) -> No
 
 
 def test_the_emulator_starts_from_the_command_line(tmp_path: Path) -> None:
-    import os
-    import signal
-    import socket
-    import subprocess
-    import sys
-    import time
+    from tests.venues.cli_server import served_from_the_cli
 
-    from tests.state.test_crash import free_port
-
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "botwarden", "venue", "serve", "--api", "alpaca",
-         "--port", str(port), "--key", KEY, "--secret", SECRET],
-        cwd=tmp_path,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "COLUMNS": "200"},
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the emulator did not start"
-                time.sleep(0.05)
-        trading = client(f"http://127.0.0.1:{port}")
+    with served_from_the_cli("alpaca", tmp_path, KEY, SECRET) as url:
+        trading = client(url)
         assert trading.submit_order(market("cli-000001")).status is OrderStatus.FILLED
-    finally:
-        server.send_signal(signal.SIGTERM)
-        _, stderr = server.communicate(timeout=20)
-    # uvicorn shuts down cleanly, then re-raises SIGTERM so the exit status says why.
-    assert server.returncode in (0, -signal.SIGTERM), stderr.decode()
-    assert "Traceback" not in stderr.decode()
-    assert (tmp_path / "state" / "emulator-alpaca.db").exists()
-    assert "alpaca emulator on http://127.0.0.1" in stderr.decode()

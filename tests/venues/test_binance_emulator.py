@@ -235,32 +235,10 @@ def test_injected_faults_come_back_as_binance_fails(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("api", ["binance", "binanceusdm"])
 def test_the_emulator_starts_from_the_command_line(tmp_path: Path, api: str) -> None:
-    import os
-    import signal
-    import socket
-    import subprocess
-    import sys
+    from tests.venues.cli_server import served_from_the_cli
 
-    from tests.state.test_crash import free_port
-
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "botwarden", "venue", "serve", "--api", api,
-         "--port", str(port), "--key", KEY, "--secret", SECRET],
-        cwd=tmp_path,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "COLUMNS": "200"},
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the emulator did not start"
-                time.sleep(0.05)
-        client = Client(f"http://127.0.0.1:{port}")
+    with served_from_the_cli(api, tmp_path, KEY, SECRET) as url:
+        client = Client(url)
         prefix = "/api/v3" if api == "binance" else "/fapi/v1"
         _, info = client.call("GET", f"{prefix}/exchangeInfo", sign=False)
         assert [s["symbol"] for s in info["symbols"]] == ["BTCUSDT", "ETHUSDT"]
@@ -269,10 +247,3 @@ def test_the_emulator_starts_from_the_command_line(tmp_path: Path, api: str) -> 
             quantity="0.1", newClientOrderId="cli-1",
         )  # fmt: skip
         assert (status, order["status"], order["clientOrderId"]) == (200, "FILLED", "cli-1")
-    finally:
-        server.send_signal(signal.SIGTERM)
-        _, stderr = server.communicate(timeout=20)
-    assert server.returncode in (0, -signal.SIGTERM), stderr.decode()
-    assert "Traceback" not in stderr.decode()
-    assert (tmp_path / "state" / f"emulator-{api}.db").exists()
-    assert f"{api} emulator on http://127.0.0.1" in stderr.decode()
