@@ -7,10 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from botwarden.domain.models import Position
+from botwarden.domain.models import Bar, Position
 from botwarden.strategies.base import Action, build_strategy
 from botwarden.strategies.golden_cross import GoldenCross, GoldenCrossParams
-from botwarden.venues.base import Bar
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 

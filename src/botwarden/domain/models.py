@@ -110,6 +110,16 @@ class Position(DomainModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class Bar(DomainModel):
+    time: UtcDatetime
+    """When the bar opened."""
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    volume: Amount
+
+
 class Fill(DomainModel):
     """One execution reported by the venue; `trade_id` is the venue's, unique per venue."""
 

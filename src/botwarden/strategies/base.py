@@ -15,8 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from botwarden.domain.models import Position
-from botwarden.venues.base import Bar
+from botwarden.domain.models import Bar, Position
 
 
 class Action(StrEnum):

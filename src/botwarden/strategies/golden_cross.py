@@ -10,9 +10,8 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from botwarden.domain.models import Position
+from botwarden.domain.models import Bar, Position
 from botwarden.strategies.base import Action, Signal
-from botwarden.venues.base import Bar
 
 
 class GoldenCrossParams(BaseModel):

@@ -31,6 +31,7 @@ from pydantic import Field
 from botwarden.domain.markets import MarketRules, TimeInForce
 from botwarden.domain.models import (
     Amount,
+    Bar,
     DomainModel,
     Fill,
     OrderSide,
@@ -162,16 +163,6 @@ class Balance(DomainModel):
     cash: Amount
     equity: Amount
     buying_power: Amount
-
-
-class Bar(DomainModel):
-    time: UtcDatetime
-    """When the bar opened."""
-    open: Price
-    high: Price
-    low: Price
-    close: Price
-    volume: Amount
 
 
 class FillPage(DomainModel):
