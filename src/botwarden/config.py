@@ -139,6 +139,9 @@ class PaperVenueSettings(Settings):
     client_ids: Literal["alpaca", "binance"] = "alpaca"
     """Whose rule for reused client order ids: alpaca (never) or binance (once filled)."""
     shorting: bool = True
+    reduce_only: bool = False
+    """Honour reduce-only orders like a futures venue (an exit never flips a position);
+    false: like a stock broker, where the bot cancels a position's stops before exiting."""
     speed: float = Field(default=1.0, gt=0)
     """Exchange time runs this many times faster than the wall clock (60: an hour a minute)."""
     start: UtcDatetime | None = None

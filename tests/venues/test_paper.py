@@ -279,3 +279,44 @@ async def test_immediate_orders_never_rest(venue: PaperVenue) -> None:
     fok = await venue.submit(order("fok", time_in_force="fok"))
     assert fok.state is OrderState.FILLED
     assert await venue.open_orders() == []
+
+
+async def test_the_rest_of_a_market_order_claims_cash_at_its_own_price(
+    venue: PaperVenue,
+) -> None:
+    """The unfilled part of a partly filled buy is priced in its own market, not in
+    the market of the order being checked (the simulator found a $60,000 coin price
+    applied to shares, which refused a stop the account could well pay for)."""
+    partial = venue.book.submit(order("spy", qty="100"), T0, fill_fraction=Decimal("0.5"))
+    assert partial.state is OrderState.PARTIALLY_FILLED
+    coin = await venue.submit(order("coin", symbol="BTC/USDT", qty="0.5"))
+    assert coin.state is OrderState.FILLED
+
+
+async def test_reduce_only_orders_never_grow_or_flip_a_position(
+    tmp_path: Path, clock: Clock
+) -> None:
+    futures = make_venue(tmp_path / "futures.db", clock, reduce_only=True)
+    await futures.submit(order("entry", qty="10"))
+    below = (FEED.price("SPY", T0) * Decimal("0.99")).quantize(Decimal("0.01"))
+    for cid in ("old-stop", "new-stop"):  # moving a stop: the new one placed first
+        await futures.submit(
+            order(cid, side="sell", type="stop", stop_price=below, qty="10", reduce_only=True)
+        )
+    clock.now = first_time_price("SPY", T0, lambda p: p < below)
+    orders = {o.client_order_id: o for o in await futures.all_orders()}
+    assert await futures.positions() == [], "closed, not flipped short"
+    assert sorted(o.state for o in (orders["old-stop"], orders["new-stop"])) == [
+        OrderState.CANCELED,
+        OrderState.FILLED,
+    ]
+    exit_ = await futures.submit(order("late-exit", side="sell", qty="10", reduce_only=True))
+    assert (exit_.state, exit_.filled_qty) == (OrderState.CANCELED, Decimal(0))
+    assert await futures.positions() == []
+    futures.book.close()
+
+    stocks = make_venue(tmp_path / "stocks.db", clock)  # no reduce-only: an order is an order
+    await stocks.submit(order("entry", qty="10"))
+    await stocks.submit(order("exit", side="sell", qty="20", reduce_only=True))
+    assert [(p.side, p.qty) for p in await stocks.positions()] == [(Side.SHORT, Decimal(10))]
+    stocks.book.close()

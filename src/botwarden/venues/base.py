@@ -145,6 +145,7 @@ class VenueOrder(DomainModel):
     created_at: UtcDatetime
     updated_at: UtcDatetime
     reason: str | None = None
+    reduce_only: bool = False
 
 
 class VenuePosition(DomainModel):
@@ -189,6 +190,11 @@ class Capabilities:
     """An order can be found by client order id after it filled or was canceled."""
     bulk: frozenset[Literal["positions", "open_orders", "fills"]]
     """What one call lists for the whole account, whatever it holds."""
+    reduce_only: bool = False
+    """Orders flagged reduce-only never grow or flip a position (futures venues), so
+    two exits resting at once (a stop being moved, a stop and a market exit) are safe:
+    whichever fires second finds nothing to reduce. Without it, an exit is only sent
+    once the other exits of the position are canceled."""
 
 
 # -- the port ------------------------------------------------------------------------

@@ -184,6 +184,7 @@ class CcxtVenue:
             # USD-M, any after 90. "Not found" is never proof of absence here.
             closed_order_lookup=False,
             bulk=frozenset({"positions", "open_orders"}),
+            reduce_only=not self._spot,
         )
 
     # -- plumbing ----------------------------------------------------------------------

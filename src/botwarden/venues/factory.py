@@ -27,12 +27,8 @@ from botwarden.venues.paper.venue import AcceleratedClock, PaperVenue, utc_now
 log = logging.getLogger(__name__)
 
 
-def open_paper_venue(
-    settings: PaperVenueSettings,
-    flow_id: str,
-    base_dir: Path,
-    clock: Callable[[], datetime] = utc_now,
-) -> PaperVenue:
+def paper_book(settings: PaperVenueSettings, path: Path) -> PaperBook:
+    """The paper exchange's book at `path`, with the prices and rules `settings` give."""
     feed = RandomWalkFeed(
         {
             symbol: Instrument(
@@ -47,8 +43,8 @@ def open_paper_venue(
         },
         seed=settings.seed,
     )
-    book = PaperBook(
-        resolve_path(settings.path, flow_id, base_dir),
+    return PaperBook(
+        path,
         feed,
         BookSettings(
             currency=settings.currency,
@@ -57,8 +53,18 @@ def open_paper_venue(
             slippage=settings.slippage,
             client_ids=settings.client_ids,
             shorting=settings.shorting,
+            reduce_only=settings.reduce_only,
         ),
     )
+
+
+def open_paper_venue(
+    settings: PaperVenueSettings,
+    flow_id: str,
+    base_dir: Path,
+    clock: Callable[[], datetime] = utc_now,
+) -> PaperVenue:
+    book = paper_book(settings, resolve_path(settings.path, flow_id, base_dir))
     # Anchored even at speed 1: a book that once ran faster keeps its timeline.
     exchange_clock = AcceleratedClock(book, settings.speed, real=clock, start=settings.start)
     return PaperVenue(

@@ -17,7 +17,8 @@ class EmulatedApi(StrEnum):
 def paper_settings(api: EmulatedApi) -> dict[str, Any]:
     """What the paper exchange behind `api` needs to behave like that venue's account
     (fields of `PaperVenueSettings`): Binance's accounts are in USDT, take client ids
-    again once closed, list coins only, and short only on futures."""
+    again once closed, list coins only, and short (and honour reduce-only orders) only
+    on futures."""
     if api is EmulatedApi.alpaca:
         return {}
     from botwarden.config import PaperVenueSettings
@@ -31,6 +32,7 @@ def paper_settings(api: EmulatedApi) -> dict[str, Any]:
         "currency": "USDT",
         "client_ids": "binance",
         "shorting": api is EmulatedApi.binanceusdm,
+        "reduce_only": api is EmulatedApi.binanceusdm,
         "instruments": coins,
     }
 

@@ -348,7 +348,7 @@ class Exchange:
             **common,
             "avgPrice": _number(order.avg_price),
             "cumQuote": _number(quote_qty),
-            "reduceOnly": False,
+            "reduceOnly": order.reduce_only,
             "closePosition": False,
             "positionSide": "BOTH",
             "workingType": "CONTRACT_PRICE",
@@ -384,7 +384,7 @@ class Exchange:
             "priceMatch": "NONE",
             "closePosition": False,
             "priceProtect": False,
-            "reduceOnly": False,
+            "reduceOnly": order.reduce_only,
             "createTime": _ms(order.created_at),
             "updateTime": _ms(order.updated_at),
             "triggerTime": _ms(order.updated_at) if triggered else 0,
@@ -595,6 +595,7 @@ def create_app(
             limit_price=_decimal(params, "price", required=order_type is OrderType.LIMIT),
             stop_price=stop if order_type is OrderType.STOP else None,
             time_in_force=TimeInForce(tif),
+            reduce_only=flavour == "usdm" and params.get("reduceOnly", "").lower() == "true",
         )
 
     def orders_since(params: dict[str, str], found: list[VenueOrder]) -> list[VenueOrder]:

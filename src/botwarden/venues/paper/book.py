@@ -61,6 +61,10 @@ class BookSettings:
     client_ids: ClientIds = "alpaca"
     shorting: bool = True
     """False for a spot account: a sell beyond what is held is rejected."""
+    reduce_only: bool = False
+    """Honour reduce-only orders, as futures venues do: one fills at most what is held
+    the other way, and what it cannot fill is canceled. False: like a stock broker,
+    an order is an order, flag or not."""
 
 
 class PaperBook:
@@ -257,7 +261,7 @@ class PaperBook:
         price = self.feed.price(request.symbol, now)
         if request.type is OrderType.STOP:
             self._check_stop_side(request, price)
-        self._check_funds(request, price)
+        self._check_funds(request, price, now)
         seq = self._next("order_seq")
         order = VenueOrder(
             client_order_id=request.client_order_id,
@@ -272,6 +276,7 @@ class PaperBook:
             time_in_force=request.time_in_force,
             created_at=now,
             updated_at=now,
+            reduce_only=request.reduce_only and self.settings.reduce_only,
         )
         self._save_order(order, seq)
         marketable = request.type is OrderType.MARKET or (
@@ -287,7 +292,8 @@ class PaperBook:
             )
             if request.time_in_force is TimeInForce.FOK:
                 fill_fraction = None  # fill or kill: never a part
-            order = self._fill(order, self._first_part(request, fill_fraction), fill_price, now)
+            qty = min(self._first_part(request, fill_fraction), self._reducible(order))
+            order = self._fill_or_cancel(order, qty, fill_price, now)
         immediate = request.time_in_force in (TimeInForce.IOC, TimeInForce.FOK)
         if immediate and order.state is not OrderState.FILLED:
             # Immediate or cancel: what did not fill at once is canceled. (DAY orders
@@ -296,6 +302,31 @@ class PaperBook:
                 state=OrderState.CANCELED,
                 updated_at=now,
                 reason=f"{request.time_in_force.value}: not filled at once",
+            )
+            self._save_order(order)
+        return order
+
+    def _reducible(self, order: VenueOrder) -> Decimal:
+        """How much of `order` may fill: what is left of it, or for a reduce-only
+        order, no more than is held the other way."""
+        left = order.qty - order.filled_qty
+        if not order.reduce_only:
+            return left
+        held, _ = self._position(order.symbol)
+        other_way = held if order.side is OrderSide.SELL else -held
+        return max(Decimal(0), min(left, other_way))
+
+    def _fill_or_cancel(
+        self, order: VenueOrder, qty: Decimal, price: Decimal, now: datetime
+    ) -> VenueOrder:
+        """Fill `qty` of `order`; a reduce-only order that can fill no more than that
+        has the rest canceled (it may never open or grow a position)."""
+        if qty > 0:
+            order = self._fill(order, qty, price, now)
+        done = order.state is OrderState.FILLED
+        if order.reduce_only and not done and not self._reducible(order):
+            order = order.evolve(
+                state=OrderState.CANCELED, updated_at=now, reason="reduce-only: nothing to reduce"
             )
             self._save_order(order)
         return order
@@ -333,7 +364,7 @@ class PaperBook:
                 code="stop_wrong_side",
             )
 
-    def _check_funds(self, request: OrderRequest, price: Decimal) -> None:
+    def _check_funds(self, request: OrderRequest, price: Decimal, now: datetime) -> None:
         """What open orders already claim is not available again (as Alpaca's
         `qty_available` and Binance's locked balances): a spot account cannot sell the
         same shares twice, and no account can spend the same cash twice."""
@@ -360,7 +391,9 @@ class PaperBook:
         fee = 1 + self.settings.fee_rate
         reserved = sum(
             (
-                (o.qty - o.filled_qty) * (o.limit_price or o.stop_price or price) * fee
+                (o.qty - o.filled_qty)
+                * (o.limit_price or o.stop_price or self.feed.price(o.symbol, now))
+                * fee
                 for o in claimed(OrderSide.BUY)
             ),
             Decimal(0),
@@ -459,9 +492,10 @@ class PaperBook:
         return filled
 
     def _fill_resting(self, order: VenueOrder, price: Decimal, at: datetime) -> VenueOrder:
-        """Fill what is left of a resting order, unless the account can no longer pay
-        for it (then it is rejected, as a venue would, never left to overdraw)."""
-        qty = order.qty - order.filled_qty
+        """Fill what is left of a resting order (of a reduce-only one, what is still
+        held), unless the account can no longer pay for it (then it is rejected, as a
+        venue would, never left to overdraw)."""
+        qty = self._reducible(order)
         held, _ = self._position(order.symbol)
         if order.side is OrderSide.BUY:
             short = qty * price * (1 + self.settings.fee_rate) - self.cash()
@@ -476,7 +510,7 @@ class PaperBook:
             rejected = order.evolve(state=OrderState.REJECTED, updated_at=at, reason=problem)
             self._save_order(rejected)
             return rejected
-        return self._fill(order, qty, price, at)
+        return self._fill_or_cancel(order, qty, price, at)
 
     def _crossing(
         self, order: VenueOrder, after: datetime, until: datetime

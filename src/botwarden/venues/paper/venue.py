@@ -8,7 +8,7 @@ or simulated.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
@@ -75,17 +75,21 @@ class PaperVenue:
         book: PaperBook,
         clock: Callable[[], datetime] = utc_now,
         faults: FaultPlan | None = None,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.book = book
         self.faults = faults or FaultPlan([])
         self.clock = clock
         """The exchange's time: the wall clock, an accelerated one, or a test's."""
+        self._sleep = sleep
+        """How a `slow` answer waits (a simulation moves its clock instead)."""
         self.capabilities = Capabilities(
             shorting=book.settings.shorting,
             stop_orders=True,
             client_ids="unique" if book.settings.client_ids == "alpaca" else "unique_while_open",
             closed_order_lookup=True,
             bulk=frozenset({"positions", "open_orders", "fills"}),
+            reduce_only=book.settings.reduce_only,
         )
 
     async def _call(self, operation: str, effect: Callable[[datetime], T]) -> T:
@@ -108,7 +112,7 @@ class PaperVenue:
         if kind in (FaultKind.TIMEOUT_AFTER, FaultKind.SERVER_ERROR):
             raise Ambiguous(self.name, f"{injected}: no answer")
         if kind is FaultKind.SLOW:  # done at once, answered late
-            await asyncio.sleep(fault.seconds)
+            await self._sleep(fault.seconds)
         return result
 
     def _known(self, symbol: str) -> None:
