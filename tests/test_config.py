@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from botwarden.config import StateSettings, load_config, resolve_path
-from botwarden.domain.models import parse_duration
+from botwarden.config import BotConfig, StateSettings, load_config, resolve_path
+from botwarden.domain.models import format_duration, parse_duration
 from botwarden.errors import ConfigError
 
 FULL_YAML = """\
@@ -156,3 +156,16 @@ def test_bad_durations_are_refused(bad: object) -> None:
 def test_the_example_configs_load(name: str) -> None:
     config = load_config(Path(__file__).parents[1] / "examples" / name)
     assert config.symbols and config.strategy.name == "golden_cross"
+
+
+def test_a_config_written_out_reads_back_the_same() -> None:
+    """Durations are written as a config writes them (`2h`, `1m30s`), not ISO 8601, so
+    what botwarden writes out (the simulator, an export) loads again."""
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    config = load_config(examples / "golden_cross.yaml")
+    written = config.model_dump(mode="json")
+    assert written["risk"]["cooldown_after_exit"] == "2h"
+    assert written["engine"]["unknown_order_grace"] == "15s"
+    assert BotConfig.model_validate(written).model_dump() == config.model_dump()
+    for text, written in (("1d5m1.5s", "1d5m1.5s"), ("90s", "1m30s"), ("0s", "0s"), ("1w", "7d")):
+        assert format_duration(parse_duration(text)) == written

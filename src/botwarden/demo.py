@@ -163,34 +163,9 @@ async def _outcome(config: BotConfig) -> tuple[BotState, list[Violation]]:
     try:
         epoch = snapshot.bot.instance.epoch if snapshot.bot.instance else 0
         violations = check_promises(snapshot, venue.book, ClientIds(config.bot_id, epoch))
-        violations += _one_instance(snapshot, venue)
     finally:
         venue.book.close()
     return snapshot, violations
-
-
-def _one_instance(state: BotState, venue) -> list[Violation]:
-    """I4: no order of an instance was sent after a later instance started."""
-    starts: dict[int, object] = {}
-    for event in state.events.values():
-        if event.kind == "status" and event.message.startswith("starting as instance"):
-            starts[int(event.message.split()[3])] = event.time
-    found = []
-    prefix = ClientIds(state.bot.bot_id, 0).prefix
-    for order in venue.book.all_orders():
-        if not order.client_order_id.startswith(prefix + "-"):
-            continue
-        epoch = int(order.client_order_id.split("-")[-2])
-        successor = starts.get(epoch + 1)
-        if successor is not None and order.created_at > successor:
-            found.append(
-                Violation(
-                    "I4",
-                    f"{order.client_order_id} (instance {epoch}) was sent after instance"
-                    f" {epoch + 1} started",
-                )
-            )
-    return found
 
 
 def run_demo(
@@ -242,7 +217,7 @@ def report(console: Console, state: BotState, done: Campaign, violations: list[V
     recoveries.add_column("recovery")
     run, lines = 0, []
     for event in state.events.values():
-        if event.kind == "status" and event.message.startswith("starting as instance"):
+        if "instance" in event.data:  # a new instance started
             if lines:
                 recoveries.add_row(str(run), "\n".join(lines))
             run, lines = run + 1, []

@@ -54,14 +54,14 @@ def test_nothing_leaves_a_terminal_state() -> None:
 
 
 def test_filled_cannot_go_back_to_accepted() -> None:
-    filled = intent().submit(T0).fill(T0, Decimal("10"), Decimal("100"))
+    filled = intent().submit(T0, 1).fill(T0, Decimal("10"), Decimal("100"))
     with pytest.raises(IllegalTransition, match="bot-1-000001: cannot accept from filled"):
         filled.accept(T0, "venue-1")
 
 
 def test_the_happy_path_through_partial_fills() -> None:
     now = T0 + timedelta(seconds=1)
-    sent = intent().submit(T0)
+    sent = intent().submit(T0, 1)
     accepted = sent.accept(now, "V1")
     half = accepted.fill(now, Decimal("4"), Decimal("100"))
     full = half.fill(now, Decimal("6"), Decimal("110"))
@@ -80,13 +80,13 @@ def test_the_happy_path_through_partial_fills() -> None:
 
 
 def test_an_ambiguous_submission_is_unknown_and_only_evidence_moves_it() -> None:
-    unknown = intent().submit(T0).mark_unknown(T0, "timeout after sending")
+    unknown = intent().submit(T0, 1).mark_unknown(T0, "timeout after sending")
     assert unknown.status is IntentStatus.UNKNOWN and not unknown.status.is_terminal
     assert unknown.accept(T0, "V9").status is IntentStatus.ACCEPTED
     assert unknown.fill(T0, Decimal("10"), Decimal("5")).status is IntentStatus.FILLED
     assert unknown.reject(T0, "insufficient funds").status is IntentStatus.REJECTED
     # Sent again only under the same client order id: the id is the intent's identity.
-    resent = unknown.submit(T0)
+    resent = unknown.submit(T0, 1)
     assert resent.status is IntentStatus.SUBMITTING
     assert resent.client_order_id == unknown.client_order_id
 
@@ -98,7 +98,7 @@ def test_an_intent_never_sent_can_be_abandoned() -> None:
 
 
 def test_a_fill_beyond_the_order_qty_is_refused() -> None:
-    sent = intent().submit(T0)
+    sent = intent().submit(T0, 1)
     with pytest.raises(ValueError, match="would exceed qty 10"):
         sent.fill(T0, Decimal("11"), Decimal("1"))
     with pytest.raises(ValueError, match="must be > 0"):

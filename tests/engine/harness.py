@@ -55,10 +55,13 @@ class World:
         client_ids: str = "alpaca",
         stop: StopPolicy | None = None,
         grace: timedelta = timedelta(seconds=15),
+        reduce_only: bool = False,
     ) -> None:
         self.clock = Clock()
         self.book = PaperBook(
-            tmp_path / "paper.db", FEED, BookSettings(client_ids=client_ids, shorting=True)
+            tmp_path / "paper.db",
+            FEED,
+            BookSettings(client_ids=client_ids, shorting=True, reduce_only=reduce_only),
         )
         self.faults = faults
         self.state_path = tmp_path / "state.db"

@@ -111,7 +111,7 @@ async def test_positions_survive_a_restart(
 async def test_a_fill_its_position_and_its_intent_are_one_atomic_write(
     manager: StateManager, backend: Backend, clock: Clock
 ) -> None:
-    sent = entry().submit(T0)
+    sent = entry().submit(T0, 1)
     await manager.save_order(sent)
     done = sent.fill(T0, Decimal("10"), Decimal("450.25"))
     assert await manager.record_fill(fill(), position=position(), intent=done)
@@ -163,10 +163,10 @@ async def test_an_exception_inside_the_block_writes_nothing(manager: StateManage
 
 async def test_pending_orders_are_every_intent_not_terminal(manager: StateManager) -> None:
     new = entry("c-new")
-    unknown = entry("c-unknown").submit(T0).mark_unknown(T0, "timeout")
-    partial = entry("c-partial").submit(T0).accept(T0, "V1").fill(T0, Decimal("1"), Decimal("9"))
-    filled = entry("c-filled").submit(T0).fill(T0, Decimal("10"), Decimal("9"))
-    rejected = entry("c-rejected").submit(T0).reject(T0, "insufficient funds")
+    unknown = entry("c-unknown").submit(T0, 1).mark_unknown(T0, "timeout")
+    partial = entry("c-partial").submit(T0, 1).accept(T0, "V1").fill(T0, Decimal("1"), Decimal("9"))
+    filled = entry("c-filled").submit(T0, 1).fill(T0, Decimal("10"), Decimal("9"))
+    rejected = entry("c-rejected").submit(T0, 1).reject(T0, "insufficient funds")
     for intent in (new, unknown, partial, filled, rejected):
         await manager.save_order(intent)
     pending = {i.client_order_id for i in await manager.get_pending_orders()}

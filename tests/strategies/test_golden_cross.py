@@ -53,5 +53,6 @@ def test_parameters_are_checked_by_name() -> None:
         build_strategy("golden_cross", {"fast": 20, "slow": 5})
     with pytest.raises(ValueError, match="speed: Extra inputs are not permitted"):
         build_strategy("golden_cross", {"speed": 3})
-    with pytest.raises(ValueError, match="unknown strategy 'death_cross'; available: golden_cross"):
+    unknown = "unknown strategy 'death_cross'; available: coin_flip, golden_cross"
+    with pytest.raises(ValueError, match=unknown):
         build_strategy("death_cross", {})

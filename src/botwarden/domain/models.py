@@ -13,7 +13,15 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -65,7 +73,26 @@ def parse_duration(value: Any) -> timedelta:
     raise ValueError(f"bad duration {value!r}: use a number and a unit, like 90s, 15m, 24h or 7d")
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+def format_duration(value: timedelta) -> str:
+    """The way a config writes it (`1h30m`), so a dumped config loads again."""
+    seconds = value.total_seconds()
+    if seconds == 0:
+        return "0s"
+    parts = []
+    for unit in ("d", "h", "m"):
+        whole, seconds = divmod(seconds, _DURATION_UNITS[unit])
+        if whole:
+            parts.append(f"{whole:.0f}{unit}")
+    if seconds:
+        parts.append(f"{seconds:g}s")
+    return "".join(parts)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
 """A length of time written `90s`, `15m`, `24h`, `7d`, `1h30m`, or in seconds."""
 
 
@@ -171,6 +198,9 @@ class Ledger(DomainModel):
     next_event_seq: int = Field(default=0, ge=0)
     fills_cursor: str | None = None
     """Where the venue's fill listing was last read up to."""
+    lost_before_epoch: int = Field(default=0, ge=0)
+    """The state was lost and rebuilt from the venue by this instance: the orders of the
+    instances before it have no intents here."""
 
 
 class Event(DomainModel):

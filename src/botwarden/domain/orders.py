@@ -153,6 +153,9 @@ class OrderIntent(OrderShape):
     avg_price: Price | None = None
     reason: str | None = None
     """Why it ended as it did (the venue's reject message, a cancel reason)."""
+    sent_by: int | None = None
+    """The lease epoch of the instance that last sent it (a later instance may send it
+    again, under the same client order id, when the first one's fate stayed unknown)."""
     created_at: UtcDatetime
     updated_at: UtcDatetime
 
@@ -172,8 +175,9 @@ class OrderIntent(OrderShape):
         data.update(changes, status=status, updated_at=now)
         return OrderIntent.model_validate(data)
 
-    def submit(self, now: datetime) -> OrderIntent:
-        return self._move(IntentEvent.SUBMIT, now)
+    def submit(self, now: datetime, epoch: int) -> OrderIntent:
+        """About to be sent by the instance holding `epoch`."""
+        return self._move(IntentEvent.SUBMIT, now, sent_by=epoch)
 
     def accept(self, now: datetime, venue_order_id: str | None = None) -> OrderIntent:
         return self._move(

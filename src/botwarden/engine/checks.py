@@ -2,20 +2,33 @@
 
 `check_promises` compares what the bot stored with what the exchange did (its book
 holds every order, fill and position, whatever the bot believed) and returns each
-violation with its evidence. Used by the demo, the crash tests and the simulator.
+violation with its evidence: the intents, venue orders, fills and positions involved.
+One function, used by the demo, the crash tests and the torture simulator.
+
+Some promises hold at every instant (I1, I4, I5, I6); two are partly about what the
+bot catches up with: I2 (a stop within a bounded time of a fill) and I3 (the ledger,
+once the bot has read the venue's fills). Checked with `catching_up=True` (right after
+a recovery, when the venue may have filled something since the bot last looked), a
+position is owed its stop once every fill in its market is in the bot's ledger and
+no order in it is of unknown fate (a stop being resolved may already rest on the
+venue: a second one could double the exit), and the ledger may lag the venue but
+never hold a fill the venue does not. Without it, both are owed in full.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
-from botwarden.domain.models import OrderSide, Side
-from botwarden.domain.orders import IntentStatus, OrderType, Purpose
+from botwarden.domain.models import Fill, OrderSide, Position, Side
+from botwarden.domain.orders import IntentStatus, OrderIntent, OrderType, Purpose
 from botwarden.engine.ids import ClientIds
+from botwarden.engine.orders import WAITING
 from botwarden.state.records import BotState
-from botwarden.venues.base import OrderState
+from botwarden.venues.base import OrderState, VenueOrder, VenuePosition
 from botwarden.venues.paper.book import PaperBook
 
 PROMISES = {
@@ -32,116 +45,250 @@ PROMISES = {
 class Violation:
     promise: str
     message: str
+    evidence: tuple[str, ...] = ()
+    """The records involved, one line each: what a reader needs to see why."""
 
     def __str__(self) -> str:
         return f"{self.promise} {PROMISES[self.promise]}: {self.message}"
 
+    def explain(self) -> str:
+        return "\n".join([str(self), *(f"    {line}" for line in self.evidence)])
 
-def check_promises(state: BotState, book: PaperBook, ids: ClientIds) -> list[Violation]:
-    """Every violation of I1, I2, I3, I5 and I6 visible in `state` and `book` now.
-    (I4 is the lock's and the fence's: checked where instances are started.)"""
-    found: list[Violation] = []
-    orders = [o for o in book.all_orders() if ids.owns(o.client_order_id)]
-    by_cid: dict[str, list] = defaultdict(list)
-    for order in orders:
-        by_cid[order.client_order_id].append(order)
-    fills = [f for _, f in book.fills() if ids.owns(f.client_order_id)]
 
-    # I1: one venue order per intent, and no position larger than one entry.
-    for cid, same in by_cid.items():
-        if len(same) > 1:
-            found.append(Violation("I1", f"{len(same)} venue orders carry client id {cid}"))
-    largest_entry: dict[str, Decimal] = defaultdict(Decimal)
-    for intent in state.intents.values():
-        if intent.purpose is Purpose.ENTRY:
-            largest_entry[intent.symbol] = max(largest_entry[intent.symbol], intent.qty)
-    held = {p.symbol: p for p in book.positions()}
-    for symbol, position in held.items():
-        if symbol in largest_entry and position.qty > largest_entry[symbol]:
-            found.append(
-                Violation(
+def describe(record: VenueOrder | OrderIntent | Fill | Position | VenuePosition) -> str:
+    """One line for a record in a violation's evidence."""
+    if isinstance(record, VenueOrder):
+        at = f" stop {record.stop_price}" if record.stop_price is not None else ""
+        return (
+            f"venue order {record.client_order_id} ({record.venue_order_id}): {record.state}"
+            f" {record.type} {record.side} {record.filled_qty}/{record.qty}"
+            f" {record.symbol}{at}, created {record.created_at:%Y-%m-%d %H:%M:%S}"
+        )
+    if isinstance(record, OrderIntent):
+        return (
+            f"intent {record.client_order_id}: {record.status} {record.purpose}"
+            f" {record.side} {record.filled_qty}/{record.qty} {record.symbol}"
+        )
+    if isinstance(record, Fill):
+        return (
+            f"fill {record.trade_id}: {record.side} {record.qty} {record.symbol} at"
+            f" {record.price} for {record.client_order_id}"
+        )
+    if isinstance(record, Position):
+        stop = f", stop {record.stop_price} ({record.stop_client_order_id})"
+        return f"bot's position {record.symbol}: {record.side} {record.size}{stop}"
+    return f"venue position {record.symbol}: {record.side} {record.qty}"
+
+
+def check_promises(
+    state: BotState,
+    book: PaperBook,
+    ids: ClientIds,
+    promises: Collection[str] = tuple(PROMISES),
+    catching_up: bool = False,
+) -> list[Violation]:
+    """Every violation of `promises` visible in `state` and `book` now. I4 is checked
+    from the venue's side: no order of an instance reached the venue after a later
+    instance had started (the lock and the fence are what keep that true)."""
+    view = _View(state, book, ids, catching_up)
+    checks = {"I1": view.i1, "I2": view.i2, "I3": view.i3, "I4": view.i4, "I5": view.i5}
+    checks["I6"] = view.i6
+    return [v for promise in PROMISES if promise in promises for v in checks[promise]()]
+
+
+class _View:
+    """The bot's records and the exchange's, indexed once for the checks."""
+
+    def __init__(self, state: BotState, book: PaperBook, ids: ClientIds, catching_up: bool) -> None:
+        self.state = state
+        self.ids = ids
+        self.catching_up = catching_up
+        self.reduce_only = book.settings.reduce_only
+        self.orders = [o for o in book.all_orders() if ids.owns(o.client_order_id)]
+        self.by_cid: dict[str, list[VenueOrder]] = defaultdict(list)
+        for order in self.orders:
+            self.by_cid[order.client_order_id].append(order)
+        self.fills = [f for _, f in book.fills() if ids.owns(f.client_order_id)]
+        self.held = {p.symbol: p for p in book.positions()}
+        self.resting_stops: dict[str, list[VenueOrder]] = defaultdict(list)
+        self.working_exits: dict[str, list[VenueOrder]] = defaultdict(list)
+        for order in book.open_orders():
+            if not ids.owns(order.client_order_id):
+                continue
+            if order.type is OrderType.STOP:
+                self.resting_stops[order.symbol].append(order)
+            elif order.type is OrderType.MARKET:  # the rest of a partly filled one
+                self.working_exits[order.symbol].append(order)
+
+    def _bot_position(self, symbol: str) -> list[str]:
+        return [describe(p) for p in self.state.positions.values() if p.symbol == symbol]
+
+    def i1(self) -> Iterable[Violation]:
+        """One venue order per intent (and an intent for every venue order); no
+        position larger than one entry; no stops that, firing together or with nothing
+        held, would open a position."""
+        lost_before = self.state.ledger.lost_before_epoch
+        for cid, same in self.by_cid.items():
+            if cid not in self.state.intents and self.ids.epoch_of(cid) >= lost_before:
+                yield Violation(
+                    "I1",
+                    f"venue order {cid} has no intent: it was sent without being written"
+                    " ahead, and a restart cannot know it exists",
+                    tuple(map(describe, same)),
+                )
+            if len(same) > 1:
+                intent = self.state.intents.get(cid)
+                yield Violation(
+                    "I1",
+                    f"{len(same)} venue orders carry client id {cid}",
+                    tuple(map(describe, same)) + ((describe(intent),) if intent else ()),
+                )
+        largest: dict[str, OrderIntent] = {}
+        for intent in self.state.intents.values():
+            best = largest.get(intent.symbol)
+            if intent.purpose is Purpose.ENTRY and (best is None or intent.qty > best.qty):
+                largest[intent.symbol] = intent
+        for symbol, position in self.held.items():
+            entry = largest.get(symbol)
+            if entry is not None and position.qty > entry.qty:
+                entries = [
+                    describe(o)
+                    for o in self.orders
+                    if o.symbol == symbol and o.side is entry.side and o.filled_qty
+                ]
+                yield Violation(
                     "I1",
                     f"{symbol}: the venue holds {position.qty}, more than any one entry"
-                    f" ({largest_entry[symbol]}): an entry was repeated",
+                    f" ({entry.qty}): an entry was repeated",
+                    (describe(position), *entries),
                 )
-            )
-
-    # I2: every position held has resting stops covering it, or a declared exception.
-    alerted = {p.symbol for p in state.positions.values() if p.metadata.get("underwater_alert")}
-    for symbol, position in held.items():
-        exit_side = OrderSide.SELL if position.side is Side.LONG else OrderSide.BUY
-        covered = sum(
-            (
-                o.qty - o.filled_qty
-                for o in book.open_orders(symbol)
-                if o.type is OrderType.STOP and o.side is exit_side and ids.owns(o.client_order_id)
-            ),
-            Decimal(0),
-        )
-        if covered < position.qty and symbol not in alerted:
-            found.append(
-                Violation(
-                    "I2", f"{symbol}: {position.qty} held, {covered} covered by resting stops"
-                )
-            )
-        if covered > position.qty:  # both firing would open a position the other way
-            found.append(
-                Violation(
-                    "I1", f"{symbol}: {position.qty} held, {covered} covered by resting stops"
-                )
-            )
-
-    # ...and no stop resting without a position: it would open one when it fires.
-    for order in book.open_orders():
-        mine = order.type is OrderType.STOP and ids.owns(order.client_order_id)
-        if mine and order.symbol not in held:
-            found.append(
-                Violation(
+        if self.reduce_only:
+            return  # the venue lets no stop grow or flip a position, however many rest
+        for symbol, stops in self.resting_stops.items():
+            position = self.held.get(symbol)
+            covered = sum((o.qty - o.filled_qty for o in stops), Decimal(0))
+            if position is None:
+                yield Violation(
                     "I1",
-                    f"stop {order.client_order_id} rests in {order.symbol}, where nothing is"
-                    " held: it would open a position",
+                    f"{len(stops)} stop(s) rest in {symbol}, where nothing is held: each"
+                    " would open a position when it fires",
+                    tuple(map(describe, stops)),
                 )
+            elif covered > position.qty:
+                yield Violation(
+                    "I1",
+                    f"{symbol}: {position.qty} held, {covered} covered by resting stops:"
+                    " firing together they would open a position the other way",
+                    (describe(position), *map(describe, stops)),
+                )
+
+    def i2(self) -> Iterable[Violation]:
+        """Every position held has resting stops covering it (or a market exit still
+        filling: closing it is better than a stop), or a declared exception."""
+        alerted = {
+            p.symbol for p in self.state.positions.values() if p.metadata.get("underwater_alert")
+        }
+        unseen = {f.symbol for f in self.fills if f.trade_id not in self.state.fills}
+        unknown = {i.symbol for i in self.state.intents.values() if i.status in WAITING}
+        for symbol, position in self.held.items():
+            if self.catching_up and (symbol in unseen or symbol in unknown):
+                continue  # not owed yet: the bot has not seen this position as it is
+            exit_side = OrderSide.SELL if position.side is Side.LONG else OrderSide.BUY
+            stops = [
+                o
+                for o in self.resting_stops.get(symbol, []) + self.working_exits.get(symbol, [])
+                if o.side is exit_side
+            ]
+            covered = sum((o.qty - o.filled_qty for o in stops), Decimal(0))
+            if covered < position.qty and symbol not in alerted:
+                yield Violation(
+                    "I2",
+                    f"{symbol}: {position.qty} held, {covered} covered by resting stops",
+                    (describe(position), *self._bot_position(symbol), *map(describe, stops)),
+                )
+
+    def i3(self) -> Iterable[Violation]:
+        """The ledger is the venue's fills of the bot's orders, no more, no fewer (no
+        fewer only once the bot has caught up)."""
+        venue = {f.trade_id: f for f in self.fills}
+        missing = [] if self.catching_up else sorted(venue.keys() - self.state.fills.keys())
+        for trade_id in missing:
+            yield Violation(
+                "I3",
+                f"venue fill {trade_id} is not in the bot's ledger",
+                (describe(venue[trade_id]),),
+            )
+        for extra in sorted(self.state.fills.keys() - venue.keys()):
+            yield Violation(
+                "I3",
+                f"ledger fill {extra} is not a venue fill of the bot's",
+                (describe(self.state.fills[extra]),),
             )
 
-    # I3: the ledger is the venue's fills of the bot's orders, no more, no fewer.
-    venue_trades = {f.trade_id for f in fills}
-    ledger = set(state.fills)
-    for missing in sorted(venue_trades - ledger):
-        found.append(Violation("I3", f"venue fill {missing} is not in the bot's ledger"))
-    for extra in sorted(ledger - venue_trades):
-        found.append(Violation("I3", f"ledger fill {extra} is not a venue fill of the bot's"))
+    def i4(self) -> Iterable[Violation]:
+        """No order of an instance reached the venue after a later instance started
+        (the instance that sent it is the intent's `sent_by`: an intent left unknown may
+        be sent again, under its id, by a later instance)."""
+        starts: dict[int, datetime] = {}
+        for event in self.state.events.values():
+            if "instance" in event.data:  # the runner's "starting as instance N"
+                starts[int(event.data["instance"])] = event.time
+        if (instance := self.state.bot.instance) is not None:
+            starts[instance.epoch] = instance.started_at
+        for order in self.orders:
+            intent = self.state.intents.get(order.client_order_id)
+            sent_by = intent.sent_by if intent is not None else None
+            epoch = sent_by if sent_by is not None else self.ids.epoch_of(order.client_order_id)
+            later = [at for e, at in starts.items() if e > epoch]
+            if later and order.created_at > min(later):
+                yield Violation(
+                    "I4",
+                    f"{order.client_order_id} (instance {epoch}) reached the venue after a"
+                    f" later instance started ({min(later):%Y-%m-%d %H:%M:%S})",
+                    (describe(order),),
+                )
 
-    # I5: nothing terminal without the venue's word for it.
-    for intent in state.intents.values():
-        venue_orders = by_cid.get(intent.client_order_id, [])
-        states = {o.state for o in venue_orders}
-        if intent.status is IntentStatus.FILLED and OrderState.FILLED not in states:
-            found.append(
-                Violation("I5", f"{intent.client_order_id} marked filled; the venue: {states}")
-            )
-        if (
-            intent.status is IntentStatus.CANCELED
-            and venue_orders
-            and not (states & {OrderState.CANCELED, OrderState.EXPIRED})
-        ):
-            found.append(
-                Violation("I5", f"{intent.client_order_id} marked canceled; the venue: {states}")
-            )
+    def i5(self) -> Iterable[Violation]:
+        """Nothing marked terminal without the venue's word for it."""
+        for intent in self.state.intents.values():
+            venue_orders = self.by_cid.get(intent.client_order_id, [])
+            states = {o.state for o in venue_orders}
+            evidence = (describe(intent), *map(describe, venue_orders))
+            if intent.status is IntentStatus.FILLED and OrderState.FILLED not in states:
+                yield Violation(
+                    "I5",
+                    f"{intent.client_order_id} marked filled; the venue: {_names(states)}",
+                    evidence,
+                )
+            if (
+                intent.status is IntentStatus.CANCELED
+                and venue_orders
+                and not (states & {OrderState.CANCELED, OrderState.EXPIRED})
+            ):
+                yield Violation(
+                    "I5",
+                    f"{intent.client_order_id} marked canceled; the venue: {_names(states)}",
+                    evidence,
+                )
 
-    # I6: the positions the state holds are what its own ledger adds up to.
-    net: dict[str, Decimal] = defaultdict(Decimal)
-    for fill in state.fills.values():
-        net[fill.symbol] += fill.qty if fill.side is OrderSide.BUY else -fill.qty
-    for position in state.positions.values():
-        if position.metadata.get("adopted"):
-            continue
-        signed = position.size if position.side is Side.LONG else -position.size
-        if net[position.symbol] != signed:
-            found.append(
-                Violation(
+    def i6(self) -> Iterable[Violation]:
+        """The positions the state holds are what its own ledger adds up to."""
+        net: dict[str, Decimal] = defaultdict(Decimal)
+        for fill in self.state.fills.values():
+            net[fill.symbol] += fill.qty if fill.side is OrderSide.BUY else -fill.qty
+        for position in self.state.positions.values():
+            if position.metadata.get("adopted"):
+                continue
+            signed = position.size if position.side is Side.LONG else -position.size
+            if net[position.symbol] != signed:
+                fills = [f for f in self.state.fills.values() if f.symbol == position.symbol]
+                yield Violation(
                     "I6",
                     f"{position.symbol}: position {signed}, its ledger adds up to"
                     f" {net[position.symbol]}",
+                    (describe(position), *map(describe, fills)),
                 )
-            )
-    return found
+
+
+def _names(states: set[OrderState]) -> str:
+    return ", ".join(sorted(s.value for s in states)) or "no such order"

@@ -45,3 +45,8 @@ class ClientIds:
     def owns(self, client_order_id: str) -> bool:
         """True for ids this bot made, in any epoch."""
         return client_order_id.startswith(self.prefix + "-")
+
+    @staticmethod
+    def epoch_of(client_order_id: str) -> int:
+        """The epoch of the instance that made `client_order_id` (one of the bot's)."""
+        return int(client_order_id.rsplit("-", 2)[-2])

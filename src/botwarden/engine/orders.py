@@ -79,6 +79,10 @@ class Context:
 
 
 class OrderDesk:
+    write_ahead = True
+    """False only to break the engine on purpose: the torture simulator's own test
+    proves its checker finds what this rule prevents (orders sent before stored)."""
+
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
@@ -115,7 +119,7 @@ class OrderDesk:
                 position_id=position_id,
                 created_at=now,
                 updated_at=now,
-            ).submit(now)
+            ).submit(now, ctx.ids.epoch)
             tx.save_order(intent)
             if also is not None:
                 also(tx, intent)
@@ -126,13 +130,23 @@ class OrderDesk:
                 f"{purpose} {side} {qty} {symbol} {type}{price}: sending as {cid}",
                 {"client_order_id": cid},
             )
+            if not self.write_ahead:  # broken on purpose: sent before it is stored
+                request = OrderRequest.from_intent(intent, reduce_only=purpose is not Purpose.ENTRY)
+                answer = await ctx.venue.submit(request)
+        if not self.write_ahead:
+            return await self.apply_answer(intent, answer)
         CRASH.reached(f"{purpose}_stored_not_sent")
         return await self.send(intent)
 
     async def close(
         self, position: Position, also: Callable[[Transaction, OrderIntent], None] | None = None
     ) -> OrderIntent:
-        """Close `position` at market (its fills will say when it is closed)."""
+        """Close `position` at market (its fills will say when it is closed). Where the
+        venue does not honour reduce-only orders, its stops are canceled first: a stop
+        firing beside the exit would sell twice. (A cancel with no answer raises:
+        nothing is sent, and the caller tries again later.)"""
+        if not self.ctx.venue.capabilities.reduce_only:
+            await self._cancel_stops(position)
         return await self.place(
             symbol=position.symbol,
             side=position.side.exit_order_side,
@@ -141,6 +155,21 @@ class OrderDesk:
             position_id=position.id,
             also=also,
         )
+
+    async def _cancel_stops(self, position: Position) -> None:
+        state = await self.ctx.state.snapshot()
+        for intent in state.intents.values():
+            if (
+                intent.position_id != position.id
+                or intent.purpose is not Purpose.STOP
+                or intent.status.is_terminal
+            ):
+                continue
+            try:
+                answer = await self.ctx.venue.cancel(intent.client_order_id, intent.symbol)
+            except (Rejected, NotFound):
+                continue  # not resting (filled, canceled, never there): fills will tell
+            await self.apply_answer(intent, answer)
 
     async def closing(self, position: Position) -> bool:
         """Is an exit of `position` already on its way?"""
@@ -235,15 +264,15 @@ class OrderDesk:
         if waited < ctx.unknown_order_grace:
             return current
         where = "by lookup, in the open orders and in the fills"
-        if current.purpose is Purpose.ENTRY:
+        if current.purpose is Purpose.ENTRY or not await self._still_needed(current):
             dropped = current.cancel(
                 ctx.clock(), f"never reached the venue: not found {where} for {waited}"
             )
-            return await self._store(dropped, "order", RuntimeError("entry dropped"))
-        # A stop or an exit is still needed: the same id again, never a new one.
+            return await self._store(dropped, "order", RuntimeError(f"{current.purpose} dropped"))
+        # A stop or an exit still needed: the same id again, never a new one.
         if current.status is IntentStatus.SUBMITTING:  # stored; the process stopped there
             current = current.mark_unknown(ctx.clock(), "no answer stored")
-        again = current.submit(ctx.clock())
+        again = current.submit(ctx.clock(), ctx.ids.epoch)
         async with ctx.state.transaction() as tx:
             tx.save_order(again)
             tx.add_event(
@@ -253,6 +282,16 @@ class OrderDesk:
                 {"client_order_id": cid},
             )
         return await self.send(again)
+
+    async def _still_needed(self, intent: OrderIntent) -> bool:
+        """Is this stop or exit still wanted? Not once its position is gone, nor a stop
+        its position has replaced (sent now, it would rest beside the new one)."""
+        position = (await self.ctx.state.snapshot()).positions.get(intent.position_id or "")
+        if position is None:
+            return False
+        return intent.purpose is not Purpose.STOP or (
+            position.stop_client_order_id == intent.client_order_id
+        )
 
     # -- fills -------------------------------------------------------------------------------
     async def sync_fills(self, everything: bool = False) -> int:

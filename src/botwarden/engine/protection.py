@@ -6,8 +6,10 @@ list of open orders:
 - the stop is there, with the right size and price: nothing to do;
 - it is missing (never placed, canceled by hand, lost in a crash): placed again;
 - its size is wrong (a partial fill, a manual change) or a trailing stop should move:
-  a new stop is placed and then the old one canceled (on a spot account, where the
-  old stop holds the coins, the old one is canceled first);
+  where the venue honours reduce-only orders, a new stop is placed and then the old
+  one canceled (never a moment unprotected, and both firing cannot flip the
+  position); elsewhere the old one is canceled first, and the new one placed only
+  once the venue confirmed it (two stops firing would sell twice);
 - the price is already past where the stop belongs: within `max_underwater_pct`,
   the position is closed at market (the stop would have fired); beyond it, nothing
   is placed (it would fire at once into slippage), and the bot says so, loudly, and
@@ -27,7 +29,7 @@ from botwarden.domain.orders import IntentStatus, OrderIntent, OrderType, Purpos
 from botwarden.domain.positions import best_price
 from botwarden.engine.orders import WAITING, Context, OrderDesk
 from botwarden.state.manager import Transaction
-from botwarden.venues.base import Ambiguous, Rejected, VenueOrder
+from botwarden.venues.base import Ambiguous, OrderState, Rejected, VenueError, VenueOrder
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ class Protector:
             underwater = ctx.stop.underwater(position, wanted, price)
             if underwater > 0:
                 return await self._past_its_stop(position, wanted, price, underwater)
-            await self._replace(position, live, wanted, rules)
+            await self._replace(position, live, wanted)
         await self._sweep(position, open_orders)
         return True
 
@@ -123,15 +125,15 @@ class Protector:
                     tx.save_position(position)
         return tracked
 
-    async def _replace(
-        self, position: Position, live: VenueOrder | None, wanted: Decimal, rules: MarketRules
-    ) -> None:
-        """Place the stop `position` needs. The one it had is canceled afterwards by
-        the sweep, once the new one is confirmed; first on an account that cannot hold
-        both (spot: the old stop holds the coins), or when the venue refused the new
-        one while the old one stood."""
-        if live is not None and not rules.shortable:
-            await self._cancel(live)
+    async def _replace(self, position: Position, live: VenueOrder | None, wanted: Decimal) -> None:
+        """Place the stop `position` needs. Where the venue honours reduce-only orders,
+        the one it had is canceled afterwards by the sweep, once the new one is
+        confirmed (or first, when the venue refused the new one while the old one
+        stood); elsewhere it is canceled first, and nothing is placed until the venue
+        confirmed that cancel."""
+        if live is not None and not self.ctx.venue.capabilities.reduce_only:
+            if not await self._cancel(live):
+                return  # maybe still resting: looked at again at the next pass
             live = None
         placed = await self._place(position, wanted)
         if placed.status is IntentStatus.REJECTED and live is not None:
@@ -181,18 +183,25 @@ class Protector:
             )
         return placed
 
-    async def _cancel(self, order: VenueOrder) -> None:
-        """Cancel a stop that is no longer the one; its intent learns it from the venue."""
+    async def _cancel(self, order: VenueOrder) -> bool:
+        """Cancel a stop that is no longer the one; its intent learns it from the venue.
+        True once the stop surely rests no more."""
         ctx = self.ctx
         try:
             answer = await ctx.venue.cancel(order.client_order_id, order.symbol)
         except Rejected:  # not open any more (filled, canceled): fills will tell
-            return
-        except Ambiguous:
-            return  # looked at again next time; the new stop already protects
+            return True
+        except Ambiguous:  # did it land? one look now, else at the next pass
+            try:
+                answer = await ctx.venue.order(order.client_order_id, order.symbol)
+            except VenueError:
+                return False
+            if answer.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED):
+                return False
         intent = (await ctx.state.snapshot()).intents.get(order.client_order_id)
         if intent is not None:
             await self.desk.apply_answer(intent, answer)
+        return True
 
     async def _past_its_stop(
         self, position: Position, stop: Decimal, price: Decimal, underwater: Decimal

@@ -1,7 +1,9 @@
 """The bot: recovery, then the loop, until told to stop.
 
     start:  a new lease epoch (the store fences out any older instance), status
-            pending, the venue connected, recovery; then running (or needs attention)
+            pending, the venue connected, recovery; then running (or needs attention).
+            A venue or a store that fails during recovery leaves the bot pending:
+            each tick tries the recovery again, and nothing else, until it completes
     tick:   heartbeat · the venue's open orders · new fills · unresolved orders ·
             every stop checked · equity and the breaker · for each symbol: completed
             bars, the strategy, the guards, and the order (its intent, the processed
@@ -10,6 +12,12 @@
 
 Nothing here needs a graceful exit to be safe: every step is written before the next
 one starts, and a SIGKILL at any point is what recovery is for.
+
+A store that fails to write (a full disk, a lost server) cuts the tick short, like a
+venue that fails to answer: an order is only sent once its intent is durable, so no
+new position is opened, the stops already resting on the venue keep protecting what
+is held, and the next tick starts from what the store really holds (a write that
+failed may or may not have landed). The bot carries on by itself once writes succeed.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from botwarden.engine.ids import ClientIds
 from botwarden.engine.orders import WAITING, Context, OrderDesk
 from botwarden.engine.protection import Protector
 from botwarden.engine.recovery import Recovery, RecoveryReport
+from botwarden.errors import FencedOut, StateError
 from botwarden.state.manager import StateManager, Transaction
 from botwarden.strategies.base import Action, Signal, build_strategy
 from botwarden.venues.base import AuthError, Venue, VenueError, VenueOrder
@@ -54,12 +63,16 @@ class Runner:
         self.clock = clock
         self.strategy = build_strategy(config.strategy.name, config.strategy.params)
         self.report: RecoveryReport | None = None
+        """The last completed recovery's; None until one completed."""
         self.protect_only = False
         self.ctx: Context | None = None
+        self._store_failing = False
 
     # -- start ---------------------------------------------------------------------------
-    async def start(self, rebuilt_after: str | None = None) -> RecoveryReport:
-        """Start an instance and recover. `rebuilt_after`: the bot's state was lost
+    async def start(self, rebuilt_after: str | None = None) -> RecoveryReport | None:
+        """Start an instance and recover; the recovery's report, or None if the venue
+        or the store failed during it (each tick tries again until it completes).
+        `rebuilt_after`: the bot's state was lost
         (corrupt, moved aside) and starts empty: its fills are replayed from the venue
         (positions and trades with them), whatever else the venue holds in its markets
         is adopted, and its epoch is made from the time, so that no client order id of
@@ -80,8 +93,13 @@ class Runner:
                 )
             )
             tx.add_event(
-                self.clock(), "status", f"starting as instance {epoch} (pid {os.getpid()})"
+                self.clock(),
+                "status",
+                f"starting as instance {epoch} (pid {os.getpid()})",
+                {"instance": epoch},
             )
+            if rebuilt_after is not None:
+                tx.mark_state_lost(epoch)
         await self.venue.connect()
         ctx = Context(
             bot_id=config.bot_id,
@@ -97,24 +115,41 @@ class Runner:
         self.ctx = ctx
         self.desk = OrderDesk(ctx)
         self.protector = Protector(ctx, self.desk)
-        settings = config.state.recovery
+        self._rebuild = rebuilt_after is not None
         if rebuilt_after is not None:
-            settings = settings.model_copy(update={"orphan_positions": "adopt"})
-        recovery = Recovery(
-            ctx, self.desk, self.protector, settings, rebuild=rebuilt_after is not None
-        )
-        if rebuilt_after is not None:
-            await recovery.note(
+            await self._recovery().note(
                 f"STATE LOST: {rebuilt_after}; rebuilding from the venue: the bot's fills"
                 " replayed, anything else it holds in"
                 f" {', '.join(config.symbols) or 'every market'} adopted, all protected",
                 kind="alert",
             )
-        self.report = await recovery.run()
-        self.protect_only = self.report.protect_only
-        status = BotStatus.NEEDS_ATTENTION if self.report.needs_attention else BotStatus.RUNNING
-        await state.set_status(status)
+        await self._recover()
         return self.report
+
+    def _recovery(self) -> Recovery:
+        settings = self.config.state.recovery
+        if self._rebuild:
+            settings = settings.model_copy(update={"orphan_positions": "adopt"})
+        return Recovery(self.ctx, self.desk, self.protector, settings, rebuild=self._rebuild)
+
+    async def _recover(self) -> None:
+        """One attempt at recovery; on success the bot runs (or needs attention)."""
+        try:
+            report = await self._recovery().run()
+        except (AuthError, FencedOut):
+            raise
+        except (VenueError, StateError) as error:
+            log.warning(
+                "%s: recovery not finished (%s); trying again at the next check, no"
+                " entries until then",
+                self.config.bot_id,
+                error,
+            )
+            return
+        self.report = report
+        self.protect_only = report.protect_only
+        status = BotStatus.NEEDS_ATTENTION if report.needs_attention else BotStatus.RUNNING
+        await self.state.set_status(status)
 
     # -- the loop ----------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, ticks: int | None = None, pause: float = 0) -> None:
@@ -127,17 +162,33 @@ class Runner:
                 await asyncio.wait_for(stop.wait(), timeout=pause)
 
     async def tick(self) -> None:
-        """One pass; a venue that fails to answer ends the pass, to be tried again."""
+        """One pass; a venue that fails to answer or a store that fails to write ends
+        the pass, to be tried again at the next."""
         assert self.ctx is not None, "start() first"
-        await self.state.heartbeat()
-        if self.config.state.recovery.mode == "manual" and self.report.needs_attention:
-            return  # waiting for an operator: nothing is touched
         try:
-            await self._tick()
-        except AuthError:
+            await self.state.heartbeat()
+            if self.report is None:
+                await self._recover()
+            elif not (self.config.state.recovery.mode == "manual" and self.report.needs_attention):
+                await self._tick()  # (manual and needing attention: nothing is touched)
+        except (AuthError, FencedOut):
             raise
         except VenueError as error:
             log.warning("%s: tick cut short: %s", self.config.bot_id, error)
+            return
+        except StateError as error:
+            if not self._store_failing:
+                log.error(
+                    "%s: the state store failed to write (%s): no new orders until it"
+                    " works again; the stops on the venue keep protecting what is held",
+                    self.config.bot_id,
+                    error,
+                )
+            self._store_failing = True
+            return
+        if self._store_failing:
+            log.warning("%s: the state store works again", self.config.bot_id)
+            self._store_failing = False
 
     async def _tick(self) -> None:
         ctx, desk = self.ctx, self.desk

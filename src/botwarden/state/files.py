@@ -21,17 +21,24 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Replace `path` with `data`: temp file, fsync, rename, fsync the directory.
 
     A crash at any point leaves either the old file or the new one, whole.
+    A write that fails (a full disk) removes its temp file and leaves the old file; a
+    failure after the rename (the directory's sync) leaves the new one, reported all the
+    same: the caller cannot count it as durable.
     """
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
 
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from botwarden.errors import FencedOut, SchemaVersionError, StateCorruptError
+from botwarden.errors import FencedOut, SchemaVersionError, StateCorruptError, StoreUnavailable
 from botwarden.state.base import (
     COLLECTIONS,
     SCHEMA_VERSION,
@@ -86,7 +86,10 @@ class JsonFileStore:
                     records.pop(op.key, None)
             flow.update(touched)
             flows = {**self._flows, flow_id: flow}
-            self._write(flows)
+            try:
+                self._write(flows)
+            except OSError as error:  # a full disk, an I/O error: said like every store
+                raise StoreUnavailable(f"{self.describe()}: {error}") from error
             self._flows = flows
 
     async def flows(self) -> list[str]:

@@ -187,6 +187,10 @@ class Transaction:
     def set_fills_cursor(self, cursor: str | None) -> None:
         self._save_ledger(self.ledger.evolve(fills_cursor=cursor))
 
+    def mark_state_lost(self, epoch: int) -> None:
+        """This instance (`epoch`) rebuilds a lost state: older orders have no intents."""
+        self._save_ledger(self.ledger.evolve(lost_before_epoch=epoch))
+
     def add_event(
         self, at: datetime, kind: str, message: str, data: Mapping[str, Any] | None = None
     ) -> Event:

@@ -13,9 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from botwarden.domain.models import Bar, Position
+
+P = TypeVar("P", bound=BaseModel)
 
 
 class Action(StrEnum):
@@ -50,11 +54,23 @@ class Strategy(Protocol):
     ) -> Signal | None: ...
 
 
+def parse_params(model: type[P], params: dict[str, Any]) -> P:
+    """A strategy's parameters, checked: `ValueError` naming the first bad field."""
+    try:
+        return model.model_validate(params)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{where + ': ' if where else ''}{message}") from None
+
+
 def build_strategy(name: str, params: dict[str, Any]) -> Strategy:
     """The strategy a config names, with its parameters checked (`ValueError` if not)."""
+    from botwarden.strategies.coin_flip import CoinFlip
     from botwarden.strategies.golden_cross import GoldenCross
 
-    known = {"golden_cross": GoldenCross}
+    known = {"golden_cross": GoldenCross, "coin_flip": CoinFlip}
     if name not in known:
         raise ValueError(f"unknown strategy {name!r}; available: {', '.join(sorted(known))}")
     return known[name].from_params(params)

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from botwarden.domain.models import Bar, Position
-from botwarden.strategies.base import Action, Signal
+from botwarden.strategies.base import Action, Signal, parse_params
 
 
 class GoldenCrossParams(BaseModel):
@@ -39,13 +39,7 @@ class GoldenCross:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> GoldenCross:
-        try:
-            return cls(GoldenCrossParams.model_validate(params))
-        except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            message = first["msg"].removeprefix("Value error, ")
-            raise ValueError(f"{where + ': ' if where else ''}{message}") from None
+        return cls(parse_params(GoldenCrossParams, params))
 
     @property
     def bars_needed(self) -> int:

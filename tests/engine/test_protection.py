@@ -1,0 +1,72 @@
+"""Moving a stop and exiting a position without ever resting two exits that could
+both fire: new-first only where the venue honours reduce-only orders."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from botwarden.domain.models import OrderSide
+from botwarden.domain.orders import OrderType, Purpose
+from botwarden.domain.positions import StopPolicy
+from botwarden.venues.base import Ambiguous
+from botwarden.venues.paper.faults import FaultPlan
+from tests.engine.harness import World
+from tests.venues.test_paper import T0, first_time_price
+
+TRAILING = StopPolicy(distance=Decimal(2), trailing=True)
+
+
+async def held_and_protected(world: World):
+    bot = await world.start()
+    await bot.desk.place(symbol="SPY", side=OrderSide.BUY, qty=Decimal(10), purpose=Purpose.ENTRY)
+    await bot.desk.sync_fills()
+    await bot.protect()
+    [position] = (await bot.ctx.state.snapshot()).positions.values()
+    return bot, position
+
+
+def resting_stops(world: World) -> list[str]:
+    return [o.client_order_id for o in world.book.open_orders() if o.type is OrderType.STOP]
+
+
+@pytest.mark.parametrize("reduce_only", [False, True])
+async def test_a_trailing_stop_moves_without_two_stops_that_could_both_fire(
+    tmp_path: Path, reduce_only: bool
+) -> None:
+    world = World(tmp_path, stop=TRAILING, reduce_only=reduce_only)
+    bot, position = await held_and_protected(world)
+    [old] = resting_stops(world)
+    world.clock.now = first_time_price("SPY", T0, lambda p: p > position.entry_price * 102 / 100)
+    bot.venue.faults = FaultPlan.parse("timeout_before:on=cancel")  # cancels go unanswered
+    await bot.protect()
+    if reduce_only:  # both may rest: whichever fires second finds nothing to reduce
+        assert len(resting_stops(world)) == 2 and old in resting_stops(world)
+    else:  # the old one's cancel is not confirmed: no second stop beside it
+        assert resting_stops(world) == [old]
+    bot.venue.faults = FaultPlan([])
+    await bot.protect()
+    [new] = resting_stops(world)
+    assert new != old
+    stop = next(o for o in world.book.open_orders() if o.client_order_id == new)
+    assert stop.stop_price > position.stop_price, "moved up behind the price"
+    await world.close()
+
+
+async def test_an_exit_cancels_the_stop_first_where_reduce_only_is_not_honoured(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path)
+    bot, position = await held_and_protected(world)
+    bot.venue.faults = FaultPlan.parse("timeout_before:on=cancel")
+    with pytest.raises(Ambiguous):
+        await bot.desk.close(position)  # the stop may still rest: no exit beside it
+    assert not any(o.side is OrderSide.SELL and o.type is OrderType.MARKET
+                   for o in world.book.all_orders())  # fmt: skip
+    bot.venue.faults = FaultPlan([])
+    await bot.desk.close(position)
+    await bot.desk.sync_fills()
+    assert resting_stops(world) == [] and world.book.positions() == []
+    await world.close()
