@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow bench lint install clean
+.PHONY: run test test-slow torture bench lint install clean
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The crash simulator's CI campaign: 2,000 seeds, every fault kind, zero violations.
+torture: $(STAMP)
+	$(BIN)/botwarden torture --seeds 2000
 
 # The long crash campaign: 500 kill -9 trials per backend.
 test-slow: $(STAMP)

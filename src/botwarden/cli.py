@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -293,6 +294,53 @@ def demo(
 
     code = run_demo(console, config, kills=kills, seconds=seconds, seed=seed, workdir=directory)
     raise typer.Exit(code)
+
+
+@app.command("torture")
+def torture(
+    seeds: Annotated[int, typer.Option(help="How many seeds to simulate.", min=1)] = 100,
+    seed_base: Annotated[int, typer.Option(help="The first seed.")] = 0,
+    days: Annotated[float, typer.Option(help="Simulated days per seed.", min=0.01)] = 1.0,
+    faults: Annotated[
+        str,
+        typer.Option(help="Fault kinds to inject, comma-separated, or 'none' [default: all]."),
+    ] = "all",
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Simulate this bot (its strategy, sizing, stops, guards, recovery)."),
+    ] = None,
+    store: Annotated[str, typer.Option(help="The state backend: sqlite, duckdb or jsonfile.")] = (
+        "sqlite"
+    ),
+    jobs: Annotated[
+        int, typer.Option(help="Processes to run seeds in [default: one per CPU].", min=0)
+    ] = 0,
+    history_dir: Annotated[
+        Path, typer.Option(help="Where a failing seed's history is written.")
+    ] = Path("torture-histories"),
+) -> None:
+    """Deterministic simulation: the real engine and store on the paper exchange, with
+    the seed's faults and crashes, every promise checked; a failing seed is printed
+    with its history and the command that replays it. Exit status 1 on any failure."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from botwarden.torture.campaign import print_summary, run_campaign
+    from botwarden.torture.simulation import parse_options
+
+    options = parse_options(days=days, faults=faults, config=config, store=store)
+    with Progress(
+        TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), console=errors
+    ) as progress:
+        task = progress.add_task("seeds", total=seeds)
+        summary = run_campaign(
+            range(seed_base, seed_base + seeds),
+            options,
+            jobs=jobs or os.cpu_count() or 1,
+            history_dir=history_dir,
+            progress=lambda outcome: progress.advance(task),
+        )
+    print_summary(console, summary, options, config)
+    raise typer.Exit(1 if summary.failures else 0)
 
 
 class _OperatorFormatter(logging.Formatter):

@@ -1,0 +1,486 @@
+"""One seed of the torture simulator: a bot's life on the paper exchange, with every
+fault the seed draws, killed and restarted again and again, checked all along.
+
+Everything runs in this process, on a simulated clock (nothing sleeps): the real
+engine (`Runner`), a real store (SQLite by default) and the paper exchange, whose
+book outlives every "process" of the bot as a real exchange would. The seed decides:
+- the bot: its markets, stop policy, recovery mode and orphan policy, client-id
+  rules of Alpaca or Binance (or the user's own config, with its own strategy);
+- the prices (the paper feed's seed) and the coin-flip strategy's signals;
+- the venue's faults: errors before or after acceptance, timeouts, 429s, 5xx,
+  outages, slow answers, partial fills, lookups that say "not found" for a while;
+- the store's faults: the n-th write fails (ENOSPC or EIO), once or for a while,
+  with nothing written or with the write landed and its sync failed;
+- the crashes: at named crash points or at the n-th venue call or store write (just
+  before or just after it), during recovery too, nested up to three deep.
+
+After each completed recovery the promises are checked (I2 and I3 as far as the bot
+can have caught up; I2 only if the venue and the store did not fail during that
+recovery: a stop it could not place is owed within a bounded time, not at once); at
+the end the faults stop, one clean instance recovers and runs
+a few hours, and every promise is checked in full. The same seed gives the same
+history, entry for entry.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import traceback
+from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from botwarden.config import BotConfig, PaperVenueSettings, load_config
+from botwarden.engine.checks import PROMISES, Violation, check_promises
+from botwarden.engine.crash import CRASH, POINTS, SimulatedCrash
+from botwarden.engine.ids import ClientIds
+from botwarden.engine.orders import OrderDesk
+from botwarden.engine.runner import Runner
+from botwarden.errors import ConfigError, StateError, StoreUnavailable
+from botwarden.state.base import Change, StateStore
+from botwarden.state.factory import open_store
+from botwarden.state.manager import StateManager
+from botwarden.torture.history import Crasher, History, RecordingVenue
+from botwarden.venues.factory import paper_book
+from botwarden.venues.paper.book import PaperBook
+from botwarden.venues.paper.faults import FaultKind, FaultPlan
+from botwarden.venues.paper.venue import PaperVenue
+
+VENUE_FAULTS = tuple(kind.value for kind in FaultKind)
+FAULTS = (*VENUE_FAULTS, "crash", "store_io")
+"""What `--faults` may name: the paper venue's fault kinds, crashes, store I/O errors."""
+
+START = datetime(2025, 1, 6, tzinfo=UTC)
+HEALING_TICKS = 3
+"""Clean hours at the end, after the faults stop: what the bot gets to catch up."""
+BOT_ID = "torture"
+STORES = ("sqlite", "duckdb", "jsonfile")
+NESTING = 3
+"""At most this many crashes in a row during recoveries."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """What every seed of a campaign shares (`botwarden torture`'s options)."""
+
+    days: float = 1.0
+    faults: frozenset[str] = frozenset(FAULTS)
+    config: BotConfig | None = None
+    """The user's bot (its symbols, strategy, sizing, stops, guards, recovery); None: a
+    coin-flip bot the seed shapes."""
+    store: str = "sqlite"
+    sabotage: frozenset[str] = frozenset()
+    """Engine safeguards switched off, to prove the checker catches what they prevent
+    (`write_ahead`: orders are sent before their intent is stored). Tests only."""
+
+
+def parse_options(days: float, faults: str, config: Path | None, store: str) -> Options:
+    """`botwarden torture`'s options, checked: one clear error naming the bad value."""
+    if faults.strip() == "all":
+        kinds = frozenset(FAULTS)
+    elif faults.strip() == "none":
+        kinds = frozenset()
+    else:
+        kinds = frozenset(k.strip() for k in faults.split(",") if k.strip())
+        unknown = sorted(kinds - set(FAULTS))
+        if unknown:
+            raise ConfigError(
+                f"--faults: unknown fault {unknown[0]!r}; use all, none, or some of"
+                f" {', '.join(FAULTS)}"
+            )
+    if store not in STORES:
+        raise ConfigError(f"--store: {store!r} is not one of {', '.join(STORES)}")
+    bot = None
+    if config is not None:
+        bot = load_config(config)
+        listed = PaperVenueSettings().instruments
+        for symbol in bot.symbols:
+            if symbol not in listed:
+                raise ConfigError(
+                    f"{config}: symbols: the simulator's exchange lists {', '.join(listed)},"
+                    f" not {symbol!r}"
+                )
+    return Options(days=days, faults=kinds, config=bot, store=store)
+
+
+@dataclass(frozen=True)
+class StoreFault:
+    """The n-th store write (counted over the seed) fails; `lasts` > 0: every write
+    fails for that long; `landed`: the write reached the store, its sync failed."""
+
+    nth: int
+    code: int
+    lasts: timedelta
+    landed: bool
+
+    def __str__(self) -> str:
+        how = "landed, sync failed" if self.landed else "nothing written"
+        span = f"for {self.lasts}" if self.lasts else "once"
+        return f"store write #{self.nth} fails with {errno.errorcode[self.code]} {span} ({how})"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What a seed decides, all drawn before the run starts."""
+
+    seed: int
+    config: BotConfig
+    paper: PaperVenueSettings
+    venue_faults: str
+    store_fault: StoreFault | None
+    crash_rate: float
+    start: datetime
+
+    def describe(self) -> str:
+        recovery = self.config.state.recovery
+        stop = self.config.stop
+        return "; ".join(
+            [
+                f"{self.config.strategy.name} on {', '.join(self.config.symbols)}",
+                f"{self.paper.client_ids} client ids",
+                "reduce-only honoured" if self.paper.reduce_only else "no reduce-only",
+                f"recovery {recovery.mode}/{recovery.orphan_positions}",
+                f"stop {stop.distance}%{' trailing' if stop.trailing else ''}",
+                f"venue faults: {self.venue_faults or 'none'}",
+                f"store: {self.store_fault or 'no faults'}",
+                f"crash rate {self.crash_rate:.2f}",
+            ]
+        )
+
+
+def draw_scenario(seed: int, options: Options) -> Scenario:
+    rng = random.Random(f"scenario:{seed}")
+    paper = PaperVenueSettings(
+        seed=seed,
+        client_ids=rng.choice(["alpaca", "binance"]),
+        reduce_only=rng.random() < 0.5,
+    )
+    if options.config is not None:
+        raw = options.config.model_dump(mode="json", exclude={"venue", "state"})
+        raw["state"] = options.config.state.model_dump(mode="json")
+    else:
+        symbols = rng.sample(sorted(paper.instruments), rng.choice([1, 1, 2, 3]))
+        raw = {
+            "bot_id": BOT_ID,
+            "symbols": symbols,
+            "order": {"notional": 2000},
+            "strategy": {
+                "name": "coin_flip",
+                "params": {"seed": seed, "enter": 0.35, "exit": 0.25, "short": rng.random() < 0.5},
+                "timeframe": "1h",
+            },
+            "stop": {
+                "distance": rng.choice([0.5, 1, 2, 3]),
+                "trailing": rng.random() < 0.5,
+                "max_underwater_pct": rng.choice([1, 5, 20]),
+            },
+            "state": {
+                "recovery": {
+                    "mode": rng.choice(["sync", "sync", "restore", "close_all"]),
+                    "orphan_positions": rng.choice(["close", "adopt"]),
+                }
+            },
+        }
+    raw["bot_id"] = raw.get("bot_id") or BOT_ID
+    raw["state"]["backend"] = options.store
+    raw["engine"] = {"check_interval": "1h", "unknown_order_grace": "15s"}
+    config = BotConfig.model_validate(raw)
+    start = START + timedelta(hours=rng.randrange(24 * 365))
+    return Scenario(
+        seed=seed,
+        config=config,
+        paper=paper,
+        venue_faults=_venue_faults(rng, options, start),
+        store_fault=_store_fault(rng) if "store_io" in options.faults else None,
+        crash_rate=rng.uniform(0.5, 0.9) if "crash" in options.faults else 0.0,
+        start=start,
+    )
+
+
+def _venue_faults(rng: random.Random, options: Options, start: datetime) -> str:
+    """A fault plan, as a config would write it: each allowed kind, by chance."""
+    rules = []
+    span = timedelta(days=options.days)
+    for kind in VENUE_FAULTS:
+        if kind not in options.faults or rng.random() < 0.4:
+            continue
+        if kind == "outage":
+            begin = start + span * rng.random()
+            end = begin + timedelta(minutes=rng.randrange(10, 180))
+            rules.append(f"outage:from={begin:%Y-%m-%dT%H:%MZ},to={end:%Y-%m-%dT%H:%MZ}")
+        elif kind == "slow":
+            rules.append(f"slow:p={rng.uniform(0.02, 0.1):.3f},seconds={rng.randrange(1, 60)}")
+        elif kind == "partial_fill":
+            rules.append(f"partial_fill:p={rng.uniform(0.2, 0.6):.3f},fraction=0.5")
+        elif kind == "stale_lookup":
+            rules.append(
+                f"stale_lookup:p={rng.uniform(0.3, 1):.3f},seconds={rng.randrange(5, 120)}"
+            )
+        elif kind in ("timeout_after", "server_error"):
+            rules.append(f"{kind}:on=submit|cancel|order,p={rng.uniform(0.03, 0.2):.3f}")
+        elif kind == "rate_limit":
+            rules.append(f"rate_limit:p={rng.uniform(0.01, 0.05):.3f},retry_after=1")
+        else:
+            rules.append(f"{kind}:p={rng.uniform(0.01, 0.06):.3f}")
+    return "; ".join(rules)
+
+
+def _store_fault(rng: random.Random) -> StoreFault | None:
+    if rng.random() < 0.5:
+        return None
+    lasts = timedelta(0) if rng.random() < 0.5 else timedelta(minutes=rng.randrange(30, 300))
+    return StoreFault(
+        nth=rng.randrange(1, 150),
+        code=rng.choice([errno.ENOSPC, errno.EIO]),
+        lasts=lasts,
+        landed=rng.random() < 0.3,
+    )
+
+
+class SimClock:
+    """The simulation's time: it moves only when told to."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class FaultyStore:
+    """The bot's store, with the seed's write faults and crashes around each write.
+    Reads always work (a full disk still reads)."""
+
+    def __init__(self, store: StateStore, sim: Simulation) -> None:
+        self._store = store
+        self._sim = sim
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def apply(self, flow_id: str, change: Change) -> None:
+        sim = self._sim
+        sim.crasher.before("store write")
+        sim.store_writes += 1
+        fault = sim.scenario.store_fault
+        if fault is not None and sim.store_failing(fault):
+            if fault.landed:
+                await self._store.apply(flow_id, change)
+            sim.faults["store_io"] += 1
+            sim.history.note("store fault", f"write #{sim.store_writes}: {fault}")
+            raise StoreUnavailable(f"{self._store.describe()}: {os.strerror(fault.code)}")
+        await self._store.apply(flow_id, change)
+        sim.crasher.after("store write")
+
+
+@dataclass
+class Finding:
+    when: str
+    violation: Violation
+
+
+@dataclass
+class Outcome:
+    seed: int
+    days: float
+    scenario: str = ""
+    crashes: int = 0
+    recoveries: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    orders: int = 0
+    fills: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    error: str | None = None
+    """A bug: the engine raised something it should not have (traceback)."""
+    history: History | None = None
+    history_file: Path | None = None
+    """Where a failing seed's history was written (by the campaign)."""
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.findings or self.error)
+
+
+class Simulation:
+    def __init__(self, seed: int, options: Options, workdir: Path) -> None:
+        self.seed = seed
+        self.options = options
+        self.workdir = workdir
+        self.scenario = draw_scenario(seed, options)
+        self.rng = random.Random(f"run:{seed}")
+        self.clock = SimClock(self.scenario.start)
+        self.history = History(self.clock)
+        self.crasher = Crasher()
+        self.faults: Counter[str] = Counter()
+        self.store_writes = 0
+        self._store_failed_at: datetime | None = None
+        self.outcome = Outcome(seed, options.days, self.scenario.describe())
+        self.book: PaperBook | None = None
+        self.venue_faults = FaultPlan.parse(self.scenario.venue_faults, seed=seed)
+        self.plan = self.venue_faults
+        """The faults the venue has now: the seed's, then none for the healing hours."""
+
+    # -- faults ---------------------------------------------------------------------
+    def store_failing(self, fault: StoreFault) -> bool:
+        if self._store_failed_at is None:
+            if self.store_writes != fault.nth:
+                return False
+            self._store_failed_at = self.clock.now
+            return True
+        return self.store_writes == fault.nth or (
+            self.clock.now < self._store_failed_at + fault.lasts
+        )
+
+    def _arm(self, nested: int) -> None:
+        """Perhaps arm a crash for the instance starting now (`nested`: how many crashes
+        in a row came during recovery before it)."""
+        rng = self.rng
+        if nested >= NESTING or rng.random() >= self.scenario.crash_rate:
+            return
+        if nested and rng.random() < 0.6:  # crash its recovery too
+            points = sorted(p for p in POINTS if p.startswith("recovery_"))
+            if rng.random() < 0.5:
+                CRASH.arm(rng.choice(points))
+            else:
+                self.crasher.arm(rng.randrange(1, 15), after=rng.random() < 0.5)
+            return
+        if rng.random() < 0.4:
+            CRASH.arm(rng.choice(sorted(POINTS)), nth=rng.randrange(1, 3))
+        else:  # a day is some 300 venue calls and store writes
+            early = rng.random() < 0.25
+            self.crasher.arm(rng.randrange(1, 15 if early else 200), after=rng.random() < 0.5)
+
+    # -- the run ----------------------------------------------------------------------
+    async def run(self) -> Outcome:
+        config = self.scenario.config
+        self.book = paper_book(self.scenario.paper, self.workdir / "paper.db")
+        OrderDesk.write_ahead = "write_ahead" not in self.options.sabotage
+        try:
+            await self._lifetimes()
+            CRASH.disarm()
+            self.crasher.disarm()
+            await self._healed()
+        except Exception:
+            self.outcome.error = traceback.format_exc()
+            self.history.note("bug", self.outcome.error.splitlines()[-1])
+        finally:
+            CRASH.disarm()
+            OrderDesk.write_ahead = True
+        mine = ClientIds(config.bot_id, 0)
+        self.outcome.orders = sum(mine.owns(o.client_order_id) for o in self.book.all_orders())
+        self.outcome.fills = sum(mine.owns(f.client_order_id) for _, f in self.book.fills())
+        self.book.close()
+        self.outcome.faults = self.faults + Counter(
+            {kind.value: n for kind, n in self.venue_faults.fired.items()}
+        )
+        self.outcome.history = self.history
+        return self.outcome
+
+    async def _lifetimes(self) -> None:
+        """Instances of the bot, one after the other, until the simulated time is up."""
+        end = self.scenario.start + timedelta(days=self.options.days)
+        interval = self.scenario.config.engine.check_interval
+        nested = 0
+        while self.clock.now < end:
+            runner = await self._instance()
+            self._arm(nested)
+            recovered = False
+            try:
+                await runner.start()
+                recovered = await self._recovered(runner, recovered)
+                if nested >= NESTING:  # spared during recovery; fair game after it
+                    nested = 0
+                    self._arm(0)
+                while self.clock.now < end:
+                    self.clock.now += interval
+                    await runner.tick()
+                    recovered = await self._recovered(runner, recovered)
+                await runner.stopped()
+            except SimulatedCrash as crash:
+                self.faults["crash"] += 1
+                self.outcome.crashes += 1
+                self.history.note("crash", str(crash))
+                nested = 0 if recovered else nested + 1
+                self.clock.now += timedelta(seconds=self.rng.choice([1, 30, 600, 3600, 7200]))
+            except StateError as error:  # the store failed at start: the process exits
+                self.history.note("exit", str(error))
+                self.clock.now += timedelta(minutes=1)
+            finally:
+                CRASH.disarm()
+                self.crasher.disarm()
+                await runner.state.store.close()
+
+    async def _healed(self) -> None:
+        """The faults stop; a last instance recovers and runs a few clean hours; then
+        every promise is owed in full."""
+        self.plan = FaultPlan([])
+        self.scenario = _without_store_fault(self.scenario)
+        runner = await self._instance()
+        try:
+            await runner.start()
+            await self._recovered(runner, False)
+            for _ in range(HEALING_TICKS):
+                self.clock.now += self.scenario.config.engine.check_interval
+                await runner.tick()
+            await runner.stopped()
+            await self._check(runner, "at the end", catching_up=False)
+        finally:
+            await runner.state.store.close()
+
+    async def _instance(self) -> Runner:
+        self.history.instance += 1
+        self.history.note("start")
+        config = self.scenario.config
+        store = FaultyStore(open_store(config.state, config.bot_id, self.workdir), self)
+        state = StateManager(config.bot_id, store, clock=self.clock)
+        await state.open()
+        venue = PaperVenue(self.book, self.clock, self.plan, sleep=self.clock.sleep)
+        recorded = RecordingVenue(venue, self.history, self.crasher)
+        self._faults_at_start = self._faults_so_far()
+        return Runner(config, state, recorded, self.clock)
+
+    async def _recovered(self, runner: Runner, before: bool) -> bool:
+        """Check the promises once, when the instance's recovery has just completed."""
+        if before or runner.report is None:
+            return before
+        self.outcome.recoveries += 1
+        self.history.note("recovered")
+        promises = set(PROMISES)
+        if self._faults_so_far() != self._faults_at_start:
+            promises.discard("I2")
+        when = f"after recovery {self.outcome.recoveries}"
+        await self._check(runner, when, catching_up=True, promises=promises)
+        return True
+
+    def _faults_so_far(self) -> int:
+        return sum(self.plan.fired.values()) + self.faults["store_io"]
+
+    async def _check(
+        self,
+        runner: Runner,
+        when: str,
+        catching_up: bool,
+        promises: Collection[str] = frozenset(PROMISES),
+    ) -> None:
+        state = await runner.state.snapshot()
+        found = check_promises(state, self.book, runner.ctx.ids, promises, catching_up=catching_up)
+        stamp = f"{when} ({self.clock.now:%Y-%m-%d %H:%M})"
+        self.history.note("check", f"{when}: {len(found)} violation(s)")
+        self.outcome.findings += [Finding(stamp, v) for v in found]
+
+
+def _without_store_fault(scenario: Scenario) -> Scenario:
+    return Scenario(**{**scenario.__dict__, "store_fault": None})
+
+
+async def simulate(seed: int, options: Options, workdir: Path) -> Outcome:
+    """Run one seed in `workdir` (which should be empty: its files are the seed's)."""
+    return await Simulation(seed, options, workdir).run()
