@@ -154,7 +154,7 @@ async def test_a_stop_that_never_arrived_is_sent_again_under_the_same_id(tmp_pat
     await world.close()
 
 
-async def test_a_partial_fill_resizes_the_stop_new_one_first(tmp_path: Path) -> None:
+async def test_a_partial_fill_resizes_the_stop(tmp_path: Path) -> None:
     world = World(tmp_path, faults="partial_fill:fraction=0.4,times=1")
     bot = await world.start()
     await buy(bot)
@@ -198,3 +198,27 @@ async def test_a_position_far_past_its_stop_gets_no_stop_and_an_alert(tmp_path: 
 
 async def stops(bot):
     return [o for o in await bot.venue.open_orders() if o.type.value == "stop"]
+
+
+async def test_a_venue_that_fills_more_than_ordered_gets_an_alert_not_a_crash(
+    world: World,
+) -> None:
+    """A venue that rounds a quantity up (Alpaca keeps nine decimals, and its SDK
+    reads them back as floats) fills a hair more than the intent: the fill stands, as
+    on the venue, with an alert; the bot never stops on it at every start."""
+    bot = await world.start()
+    send = bot.venue.submit
+
+    async def rounding_up(request):
+        return await send(request.model_copy(update={"qty": request.qty + Decimal("1e-9")}))
+
+    bot.venue.submit = rounding_up
+    intent = await buy(bot, "10")
+    assert await bot.desk.sync_fills() == 1
+    state = await bot.ctx.state.snapshot()
+    stored = state.intents[intent.client_order_id]
+    assert (stored.status, stored.filled_qty) == (IntentStatus.FILLED, Decimal("10.000000001"))
+    [position] = state.positions.values()
+    assert position.size == Decimal("10.000000001"), "what the venue holds"
+    alerts = [e.message for e in state.events.values() if e.kind == "alert"]
+    assert any("more than the 10 left of the order" in a for a in alerts)

@@ -88,6 +88,8 @@ async def test_prices_and_bars_come_from_the_data_api(alpaca) -> None:
     assert len(bars) == 5
     assert all(b.low <= b.close <= b.high for b in bars)
     assert (await venue.market("BTC/USD")).min_notional == 1
+    # nine decimal places, as Alpaca keeps: an order of more would fill as another qty
+    assert (await venue.market("SPY")).qty_step == Decimal("0.000000001")
 
 
 async def test_refusals_are_rejected_and_missing_orders_not_found(alpaca) -> None:

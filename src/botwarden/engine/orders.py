@@ -353,6 +353,15 @@ class OrderDesk:
             if not tx.record_fill(fill):
                 return 0
             if intent is not None and not intent.status.is_terminal:
+                if fill.qty > intent.remaining_qty:  # the venue rounded up: the fill stands
+                    tx.add_event(
+                        fill.time,
+                        "alert",
+                        f"{fill.client_order_id}: the venue filled {fill.qty}, more than the"
+                        f" {intent.remaining_qty} left of the order; recorded as filled",
+                        {"trade_id": fill.trade_id, "client_order_id": fill.client_order_id},
+                    )
+                    intent = intent.evolve(qty=intent.filled_qty + fill.qty)
                 tx.save_order(intent.fill(fill.time, fill.qty, fill.price, fill.venue_order_id))
             elif intent is not None:
                 log.warning("%s: fill %s for closed intent", ctx.bot_id, fill.trade_id)

@@ -73,6 +73,8 @@ _STATES = {
 an order pending cancel may still fill."""
 
 _PAGE = 500  # Alpaca's largest page of orders
+QTY_STEP = Decimal("0.000000001")
+"""Alpaca takes fractional quantities to nine decimal places."""
 
 
 class AlpacaVenue:
@@ -357,13 +359,17 @@ class AlpacaVenue:
         ]
 
     async def market(self, symbol: str) -> MarketRules:
+        # Fractional quantities go to nine decimal places at Alpaca; more is rounded by
+        # Alpaca (and read back through alpaca-py's floats), so a fill would not match
+        # the order the bot stored.
         if "/" in symbol:  # crypto: GTC or IOC only, $1 minimum (Alpaca's rules)
             return MarketRules(
                 symbol=symbol,
+                qty_step=QTY_STEP,
                 min_notional=Decimal(1),
                 time_in_force=frozenset({TimeInForce.GTC, TimeInForce.IOC}),
             )
-        return MarketRules(symbol=symbol, price_tick=Decimal("0.01"))
+        return MarketRules(symbol=symbol, qty_step=QTY_STEP, price_tick=Decimal("0.01"))
 
     def _order(self, order: Any) -> VenueOrder:
         self._client_ids[str(order.id)] = order.client_order_id

@@ -60,6 +60,16 @@ _REJECTIONS = {
 ACCOUNT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "botwarden/account"))
 
 
+def activity_id(number: int, trade_id: str) -> str:
+    """A fill's activity id, shaped like Alpaca's (`<sortable>::<id>`)."""
+    return f"{number:012d}::{trade_id}"
+
+
+def book_trade_id(activity: str) -> str:
+    """The paper book's trade id behind an activity id this emulator gave."""
+    return activity.partition("::")[2]
+
+
 def order_uuid(venue_order_id: str) -> str:
     """`P00000042` -> `00000000-0000-4000-8000-000000000042`: a valid UUID, reversible."""
     return f"00000000-0000-4000-8000-{int(venue_order_id.removeprefix('P')):012d}"
@@ -306,7 +316,7 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
             left = order.qty - done
             activities.append(
                 {
-                    "id": f"{number:012d}::{fill.trade_id}",
+                    "id": activity_id(number, fill.trade_id),
                     "account_id": ACCOUNT_ID,
                     "activity_type": "FILL",
                     "transaction_time": _time(fill.time),
