@@ -29,9 +29,11 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
-# The crash simulator's CI campaign: 2,000 seeds, every fault kind, zero violations.
+# The proof CI runs: 2,000 simulated seeds (every fault kind) and 100 trials of real
+# processes killed with SIGKILL, zero violations.
 torture: $(STAMP)
 	$(BIN)/botwarden torture --seeds 2000
+	$(BIN)/botwarden torture --real --trials 100
 
 # The long crash campaign: 500 kill -9 trials per backend.
 test-slow: $(STAMP)

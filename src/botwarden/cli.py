@@ -12,11 +12,11 @@ import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -43,6 +43,7 @@ app.add_typer(venue_app, name="venue")
 
 console = Console()
 errors = Console(stderr=True)
+T = TypeVar("T")
 
 ConfigArg = Annotated[Path, typer.Argument(help="The bot's config file (YAML, JSON or TOML).")]
 
@@ -309,38 +310,76 @@ def torture(
         Path | None,
         typer.Option(help="Simulate this bot (its strategy, sizing, stops, guards, recovery)."),
     ] = None,
-    store: Annotated[str, typer.Option(help="The state backend: sqlite, duckdb or jsonfile.")] = (
-        "sqlite"
-    ),
+    store: Annotated[
+        str, typer.Option(help="The state backend: sqlite, duckdb, jsonfile, redis or postgres.")
+    ] = "sqlite",
+    store_url: Annotated[
+        str | None,
+        typer.Option(help="The Redis URL or PostgreSQL DSN [default: the config's]."),
+    ] = None,
     jobs: Annotated[
-        int, typer.Option(help="Processes to run seeds in [default: one per CPU].", min=0)
+        int,
+        typer.Option(
+            help="Seeds run in this many processes [default: one per CPU]; real trials"
+            " this many at a time [default: three per CPU].",
+            min=0,
+        ),
     ] = 0,
     history_dir: Annotated[
         Path, typer.Option(help="Where a failing seed's history is written.")
     ] = Path("torture-histories"),
+    real: Annotated[
+        bool, typer.Option("--real", help="Real processes killed with SIGKILL, not a simulation.")
+    ] = False,
+    trials: Annotated[int, typer.Option(help="With --real: how many trials.", min=1)] = 20,
 ) -> None:
     """Deterministic simulation: the real engine and store on the paper exchange, with
     the seed's faults and crashes, every promise checked; a failing seed is printed
-    with its history and the command that replays it. Exit status 1 on any failure."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    with its history and the command that replays it. With --real: the exchange and
+    the bot as real processes, the bot killed, frozen and doubled. Exit status 1 on
+    any failure."""
+    if real:
+        from botwarden.torture.real import default_jobs, print_real_summary, run_real_campaign
+
+        outcome = _with_progress(
+            "killing",
+            trials,
+            lambda advance: run_real_campaign(
+                range(seed_base, seed_base + trials), jobs=jobs or default_jobs(), progress=advance
+            ),
+        )
+        print_real_summary(console, outcome)
+        raise typer.Exit(1 if outcome.failures else 0)
 
     from botwarden.torture.campaign import print_summary, run_campaign
     from botwarden.torture.simulation import parse_options
 
-    options = parse_options(days=days, faults=faults, config=config, store=store)
-    with Progress(
-        TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), console=errors
-    ) as progress:
-        task = progress.add_task("seeds", total=seeds)
-        summary = run_campaign(
+    options = parse_options(
+        days=days, faults=faults, config=config, store=store, store_url=store_url
+    )
+    summary = _with_progress(
+        "simulating",
+        seeds,
+        lambda advance: run_campaign(
             range(seed_base, seed_base + seeds),
             options,
             jobs=jobs or os.cpu_count() or 1,
             history_dir=history_dir,
-            progress=lambda outcome: progress.advance(task),
-        )
+            progress=advance,
+        ),
+    )
     print_summary(console, summary, options, config)
     raise typer.Exit(1 if summary.failures else 0)
+
+
+def _with_progress(label: str, total: int, work: Callable[[Callable[[object], None]], T]) -> T:
+    """Run `work`, which calls the function it is given once per unit done, behind a
+    progress bar on stderr (stdout keeps the report)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), console=errors) as bar:
+        task = bar.add_task(label, total=total)
+        return work(lambda done: bar.advance(task))
 
 
 class _OperatorFormatter(logging.Formatter):

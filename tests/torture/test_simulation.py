@@ -14,6 +14,7 @@ from rich.console import Console
 
 from botwarden.torture.campaign import print_summary, run_campaign, run_seed
 from botwarden.torture.simulation import FAULTS, Options, simulate
+from tests.conftest import require_postgres, require_redis
 
 BROKEN = Options(sabotage=frozenset({"write_ahead"}))
 
@@ -114,6 +115,10 @@ def test_the_users_own_bot_can_be_simulated(tmp_path: Path) -> None:
     [
         (["--faults", "timeout_after,meteor"], "--faults: unknown fault 'meteor'"),
         (["--store", "floppy"], "--store: 'floppy' is not one of sqlite, duckdb, jsonfile"),
+        (
+            ["--store", "postgres", "--store-url", "postgresql://me:hunter2@127.0.0.1:1/x"],
+            "--store postgres: postgres postgresql://me:***@127.0.0.1:1/x",
+        ),
     ],
 )
 def test_bad_options_get_one_clear_line(tmp_path: Path, option: list[str], said: str) -> None:
@@ -125,3 +130,36 @@ def test_bad_options_get_one_clear_line(tmp_path: Path, option: list[str], said:
     )
     assert done.returncode == 2
     assert said in done.stderr and "Traceback" not in done.stderr
+    assert "hunter2" not in done.stderr
+
+
+@pytest.mark.parametrize("store", ["redis", "postgres"])
+def test_server_stores_are_tortured_too_and_left_as_found(store: str, tmp_path: Path) -> None:
+    url = require_redis() if store == "redis" else require_postgres()
+    options = Options(store=store, store_url=url)
+    summary = run_campaign(range(8), options, jobs=1, history_dir=tmp_path)
+    assert [(r.seed, r.findings, r.error) for r in summary.failures] == []
+    assert summary.crashes > 0 and summary.faults["store_io"] > 0
+    # The same seed does the same things, whichever store keeps the bot's state.
+    on_server = asyncio.run(simulate(3, options, tmp_path / "server")).history.text()
+    assert on_server == _history(3, tmp_path / "sqlite")
+    assert _namespaces_left(store, url) == [], "every seed's namespace dropped"
+
+
+def _namespaces_left(store: str, url: str) -> list[str]:
+    if store == "redis":
+        import redis
+
+        client = redis.Redis.from_url(url)
+        try:
+            return [k.decode() for k in client.scan_iter(match="bwtorture_*")]
+        finally:
+            client.close()
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT schema_name FROM information_schema.schemata"
+            " WHERE schema_name LIKE 'bwtorture%'"
+        ).fetchall()
+    return [row[0] for row in rows]

@@ -18,7 +18,7 @@ never hold a fill the venue does not. Without it, both are owed in full.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -86,11 +86,14 @@ def check_promises(
     ids: ClientIds,
     promises: Collection[str] = tuple(PROMISES),
     catching_up: bool = False,
+    book_trade_id: Callable[[str], str] = str,
 ) -> list[Violation]:
     """Every violation of `promises` visible in `state` and `book` now. I4 is checked
     from the venue's side: no order of an instance reached the venue after a later
-    instance had started (the lock and the fence are what keep that true)."""
-    view = _View(state, book, ids, catching_up)
+    instance had started (the lock and the fence are what keep that true).
+    `book_trade_id`: the book's trade id for a ledger's, where the bot traded through
+    an emulator that names fills its own way (Alpaca's activity ids)."""
+    view = _View(state, book, ids, catching_up, book_trade_id)
     checks = {"I1": view.i1, "I2": view.i2, "I3": view.i3, "I4": view.i4, "I5": view.i5}
     checks["I6"] = view.i6
     return [v for promise in PROMISES if promise in promises for v in checks[promise]()]
@@ -99,8 +102,16 @@ def check_promises(
 class _View:
     """The bot's records and the exchange's, indexed once for the checks."""
 
-    def __init__(self, state: BotState, book: PaperBook, ids: ClientIds, catching_up: bool) -> None:
+    def __init__(
+        self,
+        state: BotState,
+        book: PaperBook,
+        ids: ClientIds,
+        catching_up: bool,
+        book_trade_id: Callable[[str], str],
+    ) -> None:
         self.state = state
+        self.ledger = {book_trade_id(tid): fill for tid, fill in state.fills.items()}
         self.ids = ids
         self.catching_up = catching_up
         self.reduce_only = book.settings.reduce_only
@@ -188,7 +199,7 @@ class _View:
         alerted = {
             p.symbol for p in self.state.positions.values() if p.metadata.get("underwater_alert")
         }
-        unseen = {f.symbol for f in self.fills if f.trade_id not in self.state.fills}
+        unseen = {f.symbol for f in self.fills if f.trade_id not in self.ledger}
         unknown = {i.symbol for i in self.state.intents.values() if i.status in WAITING}
         for symbol, position in self.held.items():
             if self.catching_up and (symbol in unseen or symbol in unknown):
@@ -211,18 +222,18 @@ class _View:
         """The ledger is the venue's fills of the bot's orders, no more, no fewer (no
         fewer only once the bot has caught up)."""
         venue = {f.trade_id: f for f in self.fills}
-        missing = [] if self.catching_up else sorted(venue.keys() - self.state.fills.keys())
+        missing = [] if self.catching_up else sorted(venue.keys() - self.ledger.keys())
         for trade_id in missing:
             yield Violation(
                 "I3",
                 f"venue fill {trade_id} is not in the bot's ledger",
                 (describe(venue[trade_id]),),
             )
-        for extra in sorted(self.state.fills.keys() - venue.keys()):
+        for extra in sorted(self.ledger.keys() - venue.keys()):
             yield Violation(
                 "I3",
                 f"ledger fill {extra} is not a venue fill of the bot's",
-                (describe(self.state.fills[extra]),),
+                (describe(self.ledger[extra]),),
             )
 
     def i4(self) -> Iterable[Violation]:

@@ -20,7 +20,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from botwarden.redact import redact_url
 from botwarden.torture.simulation import FAULTS, Options, Outcome, simulate
+from botwarden.torture.tables import print_table, violation_rows
 
 
 @dataclass
@@ -126,19 +128,14 @@ def replay_command(seed: int, options: Options, config: Path | None) -> str:
         words += ["--config", str(config)]
     if options.store != Options.store:
         words += ["--store", options.store]
+    if options.store_url is not None:
+        words += ["--store-url", redact_url(options.store_url)]
     return shlex.join(words)
 
 
 def print_summary(console, summary: Summary, options: Options, config: Path | None) -> None:
     """The campaign's table, then each failing seed with its evidence and replay."""
-    from rich.table import Table
-
-    from botwarden.engine.checks import PROMISES
-
     seconds = max(summary.seconds, 1e-9)
-    table = Table(title="botwarden torture", title_justify="left", show_header=False)
-    table.add_column(style="bold")
-    table.add_column(justify="right")
     rows = [
         ("seeds", f"{summary.seeds:,}"),
         ("simulated bot-days", f"{summary.days:,.0f}"),
@@ -151,18 +148,13 @@ def print_summary(console, summary: Summary, options: Options, config: Path | No
             for kind in FAULTS
             if kind in options.faults
         ),
-        *(
-            (f"violations: {key} {name}", f"{summary.violations[key]:,}")
-            for key, name in PROMISES.items()
-        ),
+        *violation_rows(summary.violations),
         ("engine errors (bugs)", f"{summary.violations['bug']:,}"),
         ("seeds per second", f"{summary.seeds / seconds:,.1f}"),
         ("bot-days per second", f"{summary.days / seconds:,.1f}"),
         ("wall time", f"{summary.seconds:,.1f} s"),
     ]
-    for name, value in rows:
-        table.add_row(name, value)
-    console.print(table)
+    print_table(console, "botwarden torture", rows)
     for outcome in summary.failures[:10]:
         console.print(f"\n[red]seed {outcome.seed} FAILED[/] ({outcome.scenario})", highlight=False)
         for finding in outcome.findings[:5]:

@@ -24,13 +24,15 @@ history, entry for entry.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import random
 import traceback
+import uuid
 from collections import Counter
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,7 +61,10 @@ START = datetime(2025, 1, 6, tzinfo=UTC)
 HEALING_TICKS = 3
 """Clean hours at the end, after the faults stop: what the bot gets to catch up."""
 BOT_ID = "torture"
-STORES = ("sqlite", "duckdb", "jsonfile")
+STORES = ("sqlite", "duckdb", "jsonfile", "redis", "postgres")
+SHARED = ("redis", "postgres")
+"""Server stores: each seed gets a namespace of its own there (a key prefix, a
+schema), dropped when the seed ends."""
 NESTING = 3
 """At most this many crashes in a row during recoveries."""
 
@@ -74,12 +79,16 @@ class Options:
     """The user's bot (its symbols, strategy, sizing, stops, guards, recovery); None: a
     coin-flip bot the seed shapes."""
     store: str = "sqlite"
+    store_url: str | None = None
+    """The Redis URL or PostgreSQL DSN of a server store (default: the config's)."""
     sabotage: frozenset[str] = frozenset()
     """Engine safeguards switched off, to prove the checker catches what they prevent
     (`write_ahead`: orders are sent before their intent is stored). Tests only."""
 
 
-def parse_options(days: float, faults: str, config: Path | None, store: str) -> Options:
+def parse_options(
+    days: float, faults: str, config: Path | None, store: str, store_url: str | None = None
+) -> Options:
     """`botwarden torture`'s options, checked: one clear error naming the bad value."""
     if faults.strip() == "all":
         kinds = frozenset(FAULTS)
@@ -105,7 +114,10 @@ def parse_options(days: float, faults: str, config: Path | None, store: str) -> 
                     f"{config}: symbols: the simulator's exchange lists {', '.join(listed)},"
                     f" not {symbol!r}"
                 )
-    return Options(days=days, faults=kinds, config=bot, store=store)
+    options = Options(days=days, faults=kinds, config=bot, store=store, store_url=store_url)
+    if store in SHARED:
+        asyncio.run(_reach(draw_scenario(0, options).config))
+    return options
 
 
 @dataclass(frozen=True)
@@ -188,6 +200,10 @@ def draw_scenario(seed: int, options: Options) -> Scenario:
         }
     raw["bot_id"] = raw.get("bot_id") or BOT_ID
     raw["state"]["backend"] = options.store
+    if options.store_url is not None and options.store in SHARED:
+        where = "url" if options.store == "redis" else "dsn"
+        server = raw["state"].get(options.store, {})
+        raw["state"][options.store] = {**server, where: options.store_url}
     raw["engine"] = {"check_interval": "1h", "unknown_order_grace": "15s"}
     config = BotConfig.model_validate(raw)
     start = START + timedelta(hours=rng.randrange(24 * 365))
@@ -315,6 +331,10 @@ class Simulation:
         self.options = options
         self.workdir = workdir
         self.scenario = draw_scenario(seed, options)
+        if options.store in SHARED:  # a namespace of its own: seeds may run side by side
+            namespace = f"bwtorture_{seed}_{uuid.uuid4().hex[:12]}"
+            config = _in_namespace(self.scenario.config, namespace)
+            self.scenario = replace(self.scenario, config=config)
         self.rng = random.Random(f"run:{seed}")
         self.clock = SimClock(self.scenario.start)
         self.history = History(self.clock)
@@ -374,6 +394,7 @@ class Simulation:
         finally:
             CRASH.disarm()
             OrderDesk.write_ahead = True
+            await _drop_namespace(self.scenario.config)
         mine = ClientIds(config.bot_id, 0)
         self.outcome.orders = sum(mine.owns(o.client_order_id) for o in self.book.all_orders())
         self.outcome.fills = sum(mine.owns(f.client_order_id) for _, f in self.book.fills())
@@ -478,7 +499,55 @@ class Simulation:
 
 
 def _without_store_fault(scenario: Scenario) -> Scenario:
-    return Scenario(**{**scenario.__dict__, "store_fault": None})
+    return replace(scenario, store_fault=None)
+
+
+def _in_namespace(config: BotConfig, namespace: str) -> BotConfig:
+    """The config with its server store's records under `namespace`."""
+    state = config.state
+    if state.backend == "redis":
+        state = state.model_copy(
+            update={"redis": state.redis.model_copy(update={"key_prefix": namespace})}
+        )
+    elif state.backend == "postgres":
+        state = state.model_copy(
+            update={"postgres": state.postgres.model_copy(update={"db_schema": namespace})}
+        )
+    return config.model_copy(update={"state": state})
+
+
+async def _reach(config: BotConfig) -> None:
+    """One clear error, before any seed runs, if the server store cannot be reached."""
+    config = _in_namespace(config, f"bwtorture_reach_{uuid.uuid4().hex[:12]}")
+    store = open_store(config.state, config.bot_id, Path.cwd())
+    try:
+        await store.open()
+    except StateError as error:
+        raise ConfigError(f"--store {config.state.backend}: {error}") from None
+    finally:
+        await store.close()
+    await _drop_namespace(config)
+
+
+async def _drop_namespace(config: BotConfig) -> None:
+    """Remove what a seed left in a server store."""
+    state = config.state
+    if state.backend == "redis":
+        import redis.asyncio as redis
+
+        client = redis.from_url(state.redis.url)
+        try:
+            keys = [key async for key in client.scan_iter(match=f"{state.redis.key_prefix}:*")]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
+    elif state.backend == "postgres":
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(state.postgres.dsn) as conn:
+            name = psycopg.sql.Identifier(state.postgres.db_schema)
+            await conn.execute(psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(name))
 
 
 async def simulate(seed: int, options: Options, workdir: Path) -> Outcome:

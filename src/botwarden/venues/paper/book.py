@@ -87,6 +87,8 @@ class PaperBook:
         )
         self._open: dict[str, VenueOrder] | None = None
         self._staged: dict[str, VenueOrder] = {}
+        self._processed: datetime | None = None
+        """How far `advance` has got, once known (one process owns a book)."""
 
     def close(self) -> None:
         self._db.close()
@@ -473,6 +475,8 @@ class PaperBook:
     def advance(self, now: datetime) -> list[VenueOrder]:
         """Fill every resting order the price path crossed since the last call.
         Returns the orders that filled."""
+        if self._processed is not None and now <= self._processed:
+            return []  # nothing has happened since: every call of a tick asks at one instant
         with self._transaction():
             last = self._meta("processed_until")
             filled = []
@@ -489,6 +493,8 @@ class PaperBook:
                     filled.append(self._fill_resting(order, price, at))
             if last is None or datetime.fromisoformat(last) < now:
                 self._set_meta("processed_until", now.isoformat())
+            reached = max(now, datetime.fromisoformat(last)) if last else now
+        self._processed = reached
         return filled
 
     def _fill_resting(self, order: VenueOrder, price: Decimal, at: datetime) -> VenueOrder:

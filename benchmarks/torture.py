@@ -1,0 +1,70 @@
+"""Torture benchmark: how fast the simulator runs, and the real campaign.
+
+    .venv/bin/python -m benchmarks.torture [--seeds 400] [--trials 20]
+
+The simulator: seeds per second and simulated bot-days per second (one day per seed
+unless said), in one process and in one process per CPU, with every fault kind and
+with none (a fault-free seed trades more: nothing cuts its ticks short). Also where a
+seed's time goes: its fixed cost (a run of 0.05 days) against a day's. The real
+campaign: trials per minute, three per CPU at a time (as `botwarden torture --real`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from botwarden.torture.campaign import run_campaign
+from botwarden.torture.real import default_jobs, run_real_campaign
+from botwarden.torture.simulation import Options
+
+
+def simulator(seeds: int, jobs: int, options: Options) -> tuple[float, float, float]:
+    started = time.perf_counter()
+    summary = run_campaign(range(seeds), options, jobs=jobs, history_dir=None)
+    assert not summary.failures, [o.seed for o in summary.failures]
+    seconds = time.perf_counter() - started
+    return seeds / seconds, summary.days / seconds, seconds * 1000 * jobs / seeds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=400)
+    parser.add_argument("--trials", type=int, default=20)
+    args = parser.parse_args()
+    cpus = os.cpu_count() or 1
+    console = Console()
+
+    table = Table(title=f"The simulator ({args.seeds} seeds, {cpus} CPUs)", title_justify="left")
+    for column in ("faults", "days per seed", "processes", "seeds/s", "bot-days/s", "ms per seed"):
+        table.add_column(column, justify="right")
+    for label, faults in (("all", None), ("none", frozenset())):
+        for days in (1.0, 0.05):
+            for jobs in (1, cpus):
+                options = Options(days=days) if faults is None else Options(days, faults)
+                rate, day_rate, per_seed = simulator(args.seeds, jobs, options)
+                table.add_row(
+                    label, f"{days:g}", str(jobs), f"{rate:.1f}", f"{day_rate:.1f}",
+                    f"{per_seed:.0f}",
+                )  # fmt: skip
+    console.print(table)
+
+    real = run_real_campaign(range(args.trials), jobs=default_jobs())
+    assert not real.failures, [t.number for t in real.failures]
+    table = Table(title=f"Real processes ({args.trials} trials)", title_justify="left")
+    for column in ("trials", "SIGKILLs", "freezes", "second copies", "trials/min"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        str(real.trials), str(real.counts["kills"]), str(real.counts["freezes"]),
+        str(real.counts["second_instances"]),
+        f"{real.trials / real.seconds * 60:.1f}",
+    )  # fmt: skip
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
