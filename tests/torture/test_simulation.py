@@ -133,6 +133,18 @@ def test_bad_options_get_one_clear_line(tmp_path: Path, option: list[str], said:
     assert "hunter2" not in done.stderr
 
 
+def test_a_bot_that_waits_for_an_operator_is_refused_with_the_reason(tmp_path: Path) -> None:
+    config = tmp_path / "bot.yaml"
+    config.write_text("bot_id: b\nsymbols: [SPY]\nstate: {recovery: {mode: manual}}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "botwarden", "torture", "--config", str(config)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "state.recovery.mode: manual waits for an operator" in done.stderr
+
+
 @pytest.mark.parametrize("store", ["redis", "postgres"])
 def test_server_stores_are_tortured_too_and_left_as_found(store: str, tmp_path: Path) -> None:
     url = require_redis() if store == "redis" else require_postgres()

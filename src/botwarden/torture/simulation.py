@@ -107,6 +107,11 @@ def parse_options(
     bot = None
     if config is not None:
         bot = load_config(config)
+        if bot.state.recovery.mode == "manual":
+            raise ConfigError(
+                f"{config}: state.recovery.mode: manual waits for an operator at every"
+                " start, and the simulator has none; simulate with sync, restore or close_all"
+            )
         listed = PaperVenueSettings().instruments
         for symbol in bot.symbols:
             if symbol not in listed:
@@ -123,16 +128,18 @@ def parse_options(
 @dataclass(frozen=True)
 class StoreFault:
     """The n-th store write (counted over the seed) fails; `lasts` > 0: every write
-    fails for that long; `landed`: the write reached the store, its sync failed."""
+    fails for that long (None: from then on, until the faults stop at the end);
+    `landed`: the write reached the store, its sync failed."""
 
     nth: int
     code: int
-    lasts: timedelta
+    lasts: timedelta | None
     landed: bool
 
     def __str__(self) -> str:
         how = "landed, sync failed" if self.landed else "nothing written"
-        span = f"for {self.lasts}" if self.lasts else "once"
+        span = "from then on" if self.lasts is None else f"for {self.lasts}"
+        span = "once" if self.lasts == timedelta(0) else span
         return f"store write #{self.nth} fails with {errno.errorcode[self.code]} {span} ({how})"
 
 
@@ -249,7 +256,7 @@ def _venue_faults(rng: random.Random, options: Options, start: datetime) -> str:
 def _store_fault(rng: random.Random) -> StoreFault | None:
     if rng.random() < 0.5:
         return None
-    lasts = timedelta(0) if rng.random() < 0.5 else timedelta(minutes=rng.randrange(30, 300))
+    lasts = rng.choice([timedelta(0), timedelta(minutes=rng.randrange(30, 300)), None])
     return StoreFault(
         nth=rng.randrange(1, 150),
         code=rng.choice([errno.ENOSPC, errno.EIO]),
@@ -355,8 +362,10 @@ class Simulation:
                 return False
             self._store_failed_at = self.clock.now
             return True
-        return self.store_writes == fault.nth or (
-            self.clock.now < self._store_failed_at + fault.lasts
+        return (
+            self.store_writes == fault.nth
+            or fault.lasts is None
+            or self.clock.now < self._store_failed_at + fault.lasts
         )
 
     def _arm(self, nested: int) -> None:
