@@ -3,9 +3,10 @@
     .venv/bin/python -m benchmarks.torture [--seeds 400] [--trials 20]
 
 The simulator: seeds per second and simulated bot-days per second (one day per seed
-unless said), in one process and in one process per CPU, with every fault kind and
-with none (a fault-free seed trades more: nothing cuts its ticks short). Also where a
-seed's time goes: its fixed cost (a run of 0.05 days) against a day's. The real
+unless said), in one process and in one process per CPU: the simulator's own busy
+coin-flip bot with every fault kind and with none (a fault-free seed trades more:
+nothing cuts its ticks short), a seed's fixed cost (a run of 0.05 days), and the
+golden-cross example (a bot that trades every few days, as most do). The real
 campaign: trials per minute, three per CPU at a time (as `botwarden torture --real`).
 """
 
@@ -18,6 +19,8 @@ import time
 from rich.console import Console
 from rich.table import Table
 
+from botwarden.config import load_config
+from botwarden.demo import EXAMPLE
 from botwarden.torture.campaign import run_campaign
 from botwarden.torture.real import default_jobs, run_real_campaign
 from botwarden.torture.simulation import Options
@@ -40,17 +43,22 @@ def main() -> None:
     console = Console()
 
     table = Table(title=f"The simulator ({args.seeds} seeds, {cpus} CPUs)", title_justify="left")
-    for column in ("faults", "days per seed", "processes", "seeds/s", "bot-days/s", "ms per seed"):
+    for column in ("bot", "faults", "days/seed", "processes", "seeds/s", "bot-days/s", "ms/seed"):
         table.add_column(column, justify="right")
-    for label, faults in (("all", None), ("none", frozenset())):
-        for days in (1.0, 0.05):
-            for jobs in (1, cpus):
-                options = Options(days=days) if faults is None else Options(days, faults)
-                rate, day_rate, per_seed = simulator(args.seeds, jobs, options)
-                table.add_row(
-                    label, f"{days:g}", str(jobs), f"{rate:.1f}", f"{day_rate:.1f}",
-                    f"{per_seed:.0f}",
-                )  # fmt: skip
+    golden = load_config(EXAMPLE)
+    runs = [
+        ("coin_flip", "all", Options(days=1.0)),
+        ("coin_flip", "all", Options(days=0.05)),
+        ("coin_flip", "none", Options(days=1.0, faults=frozenset())),
+        ("golden_cross example", "all", Options(days=1.0, config=golden)),
+    ]
+    for bot, faults, options in runs:
+        for jobs in (1, cpus):
+            rate, day_rate, per_seed = simulator(args.seeds, jobs, options)
+            table.add_row(
+                bot, faults, f"{options.days:g}", str(jobs), f"{rate:.1f}", f"{day_rate:.1f}",
+                f"{per_seed:.0f}",
+            )  # fmt: skip
     console.print(table)
 
     real = run_real_campaign(range(args.trials), jobs=default_jobs())

@@ -14,7 +14,7 @@ from botwarden.domain.positions import StopPolicy
 from botwarden.venues.base import Ambiguous
 from botwarden.venues.paper.faults import FaultPlan
 from tests.engine.harness import World
-from tests.venues.test_paper import T0, first_time_price
+from tests.venues.test_paper import FEED, T0, first_time_price
 
 TRAILING = StopPolicy(distance=Decimal(2), trailing=True)
 
@@ -69,4 +69,29 @@ async def test_an_exit_cancels_the_stop_first_where_reduce_only_is_not_honoured(
     await bot.desk.close(position)
     await bot.desk.sync_fills()
     assert resting_stops(world) == [] and world.book.positions() == []
+    await world.close()
+
+
+async def test_a_position_whose_price_sits_on_its_stop_is_closed_not_left_bare(
+    tmp_path: Path,
+) -> None:
+    """No venue takes a stop at the price itself (it would fire at once): a position
+    whose stop could not be placed, found later with the price right at the stop, is
+    closed at market (the simulator found it left unprotected, its stop refused)."""
+    entry = FEED.price("SPY", T0)
+    later = first_time_price("SPY", T0, lambda p: p < entry * Decimal("0.995"))
+    at = FEED.price("SPY", later)
+    world = World(tmp_path, stop=StopPolicy(kind="absolute", distance=entry - at))
+    bot = await world.start()
+    bot.venue.faults = FaultPlan.parse("error_before:on=submit,nth=2")  # the stop's
+    await bot.desk.place(symbol="SPY", side=OrderSide.BUY, qty=Decimal(10), purpose=Purpose.ENTRY)
+    await bot.desk.sync_fills()
+    await bot.protect()  # its stop did not reach the venue
+    assert resting_stops(world) == []
+    world.clock.now = later
+    await bot.protect()
+    await bot.desk.sync_fills()
+    assert world.book.positions() == [], "closed at market where the stop would have fired"
+    state = await bot.ctx.state.snapshot()
+    assert not [e for e in state.events.values() if e.kind == "alert"], "no refused stop"
     await world.close()

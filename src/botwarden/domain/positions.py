@@ -140,10 +140,11 @@ class StopPolicy(DomainModel):
         tighter = max if position.side is Side.LONG else min
         return tighter(wanted, position.stop_price)
 
-    def underwater(self, position: Position, stop: Decimal, price: Decimal) -> Decimal:
-        """How far (percent of the stop) `price` is already past `stop`; 0 if it is not."""
+    def underwater(self, position: Position, stop: Decimal, price: Decimal) -> Decimal | None:
+        """How far (percent of the stop) `price` is already at or past `stop`: 0 at
+        it, where no venue takes the stop (it would fire at once); None if not there."""
         past = stop - price if position.side is Side.LONG else price - stop
-        return max(Decimal(0), past / stop * 100)
+        return past / stop * 100 if past >= 0 else None
 
 
 def best_price(position: Position, price: Decimal) -> Decimal:

@@ -10,7 +10,8 @@ list of open orders:
   one canceled (never a moment unprotected, and both firing cannot flip the
   position); elsewhere the old one is canceled first, and the new one placed only
   once the venue confirmed it (two stops firing would sell twice);
-- the price is already past where the stop belongs: within `max_underwater_pct`,
+- the price is already at or past where the stop belongs (no venue takes a stop
+  that would fire at once): within `max_underwater_pct`,
   the position is closed at market (the stop would have fired); beyond it, nothing
   is placed (it would fire at once into slippage), and the bot says so, loudly, and
   waits for an operator.
@@ -88,7 +89,7 @@ class Protector:
         live = open_orders.get(position.stop_client_order_id or "")
         if live is None or live.qty != position.size or live.stop_price != wanted:
             underwater = ctx.stop.underwater(position, wanted, price)
-            if underwater > 0:
+            if underwater is not None:
                 return await self._past_its_stop(position, wanted, price, underwater)
             await self._replace(position, live, wanted)
         await self._sweep(position, open_orders)
