@@ -108,6 +108,26 @@ async def test_positions_survive_a_restart(
     await again.close()
 
 
+async def test_records_come_back_oldest_first_whatever_the_backends_order(
+    backend: Backend, clock: Clock
+) -> None:
+    """The engine walks positions and orders in the order the state gives them, so
+    that order must not be the backend's own (a Redis hash has one): the same bot does
+    the same things on every store, which the simulator's histories compare."""
+    async with StateManager("bot", backend.store(), clock=clock) as state:
+        for n, pid in enumerate(["p-z", "p-a", "p-m"]):  # created in this order
+            at = T0 + timedelta(minutes=n)
+            await state.save_position(position(pid, entry_time=at))
+            await state.save_order(
+                entry(f"c-{pid}").evolve(position_id=pid, created_at=at, updated_at=at)
+            )
+    again = await reopened(backend, clock)
+    loaded = await again.snapshot()
+    assert list(loaded.positions) == ["p-z", "p-a", "p-m"]
+    assert list(loaded.intents) == ["c-p-z", "c-p-a", "c-p-m"]
+    await again.close()
+
+
 async def test_a_fill_its_position_and_its_intent_are_one_atomic_write(
     manager: StateManager, backend: Backend, clock: Clock
 ) -> None:

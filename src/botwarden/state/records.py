@@ -19,7 +19,7 @@ number in a trading decision.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -157,15 +157,25 @@ def _decode(snapshot: Snapshot, flow_id: str, where: str) -> BotState:
         except ValidationError as error:
             raise invalid("meta", key, error) from None
 
-    signals = {key: stamp.at for key, stamp in parse_all(Stamp, "signals").items()}
+    def in_order(records: dict[str, M], when: Callable[[M], object]) -> dict[str, M]:
+        # One order whatever the backend's (a Redis hash has its own): oldest first,
+        # ties by key, as the bot made them. The engine walks these in this order, so a
+        # bot does the same things on every store.
+        return dict(sorted(records.items(), key=lambda item: (when(item[1]), item[0])))
+
+    positions = parse_all(Position, "positions", "id")
+    intents = parse_all(OrderIntent, "intents", "client_order_id")
+    signals = parse_all(Stamp, "signals")
     last_bar = parse_meta(Stamp, LAST_BAR)
     return BotState(
         bot=parse_meta(BotRecord, BOT) or BotRecord(bot_id=flow_id),
-        positions=_owned(parse_all(Position, "positions", "id"), flow_id, where),
-        intents=parse_all(OrderIntent, "intents", "client_order_id"),
-        fills=parse_all(Fill, "fills", "trade_id"),
-        signals=dict(sorted(signals.items(), key=lambda item: item[1])),
-        cooldowns={key: until.until for key, until in parse_all(Until, "cooldowns").items()},
+        positions=_owned(in_order(positions, lambda p: p.entry_time), flow_id, where),
+        intents=in_order(intents, lambda i: i.created_at),
+        fills=in_order(parse_all(Fill, "fills", "trade_id"), lambda f: f.time),
+        signals={key: stamp.at for key, stamp in in_order(signals, lambda s: s.at).items()},
+        cooldowns={
+            key: until.until for key, until in sorted(parse_all(Until, "cooldowns").items())
+        },
         risk=parse_meta(RiskState, RISK) or RiskState(),
         last_bar=last_bar.at if last_bar else None,
         ledger=parse_meta(Ledger, LEDGER) or Ledger(),
