@@ -309,13 +309,21 @@ class OrderDesk:
         new = 0
         while True:
             page = await ctx.venue.fills(since=since, cursor=cursor)
-            for fill in page.fills:
-                if ctx.ids.owns(fill.client_order_id):
-                    new += await self._record(fill)
-            if page.cursor != cursor:
-                cursor = page.cursor
+            mine = [fill for fill in page.fills if ctx.ids.owns(fill.client_order_id)]
+            moved = page.cursor != cursor
+            carried = False
+            for number, fill in enumerate(mine):
+                # The page's cursor goes in the write of its last fill: one write less,
+                # and a crash before it only means the page is read (and deduplicated)
+                # again.
+                carry = page.cursor if moved and number == len(mine) - 1 else None
+                recorded = await self._record(fill, cursor=carry)
+                new += recorded
+                carried = bool(carry and recorded)
+            if moved and not carried:
                 async with ctx.state.transaction() as tx:
-                    tx.set_fills_cursor(cursor)
+                    tx.set_fills_cursor(page.cursor)
+            cursor = page.cursor
             if not page.more:
                 return new
 
@@ -334,8 +342,9 @@ class OrderDesk:
         if limits.cooldown_after_exit:
             tx.set_cooldown(trade.symbol, at + limits.cooldown_after_exit)
 
-    async def _record(self, fill: Fill) -> int:
-        """One fill, its intent, its position and the trade it closed: one write."""
+    async def _record(self, fill: Fill, cursor: str | None = None) -> int:
+        """One fill, its intent, its position and the trade it closed (and the fill
+        cursor, if given): one write."""
         ctx = self.ctx
         state = await ctx.state.snapshot()
         if fill.trade_id in state.fills:
@@ -352,6 +361,8 @@ class OrderDesk:
         async with ctx.state.transaction() as tx:
             if not tx.record_fill(fill):
                 return 0
+            if cursor is not None:
+                tx.set_fills_cursor(cursor)
             if intent is not None and not intent.status.is_terminal:
                 if fill.qty > intent.remaining_qty:  # the venue rounded up: the fill stands
                     tx.add_event(
