@@ -62,6 +62,9 @@ class RandomWalkFeed:
         # A few days for every instrument: a book of a thousand symbols prices them all
         # on every look, and regenerating a day costs ~0.5 ms.
         self._day_path = lru_cache(maxsize=max(64, 4 * len(self.instruments)))(self._generate_day)
+        # A bar never changes once its time is past, and a strategy asks for the same
+        # hundred bars again at every check: each is computed once.
+        self.ohlc = lru_cache(maxsize=max(4096, 256 * len(self.instruments)))(self._ohlc)
 
     def symbols(self) -> list[str]:
         return sorted(self.instruments)
@@ -122,7 +125,7 @@ class RandomWalkFeed:
         points = [self._log_price(symbol, i) for i in indices]
         return self._to_price(symbol, min(points)), self._to_price(symbol, max(points))
 
-    def ohlc(self, symbol: str, start: datetime, end: datetime) -> tuple[Decimal, ...]:
+    def _ohlc(self, symbol: str, start: datetime, end: datetime) -> tuple[Decimal, ...]:
         """Open, high, low, close of the bar from `start` to `end` (its closing price is
         the path's value at `end`)."""
         first, last = self.step_index(start), self.step_index(end)
