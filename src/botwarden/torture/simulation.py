@@ -349,6 +349,9 @@ class Simulation:
         self.faults: Counter[str] = Counter()
         self.store_writes = 0
         self._store_failed_at: datetime | None = None
+        self._faults_at_start = 0
+        """Faults fired before the current instance started (to tell whether its
+        recovery met any)."""
         self.outcome = Outcome(seed, options.days, self.scenario.describe())
         self.book: PaperBook | None = None
         self.venue_faults = FaultPlan.parse(self.scenario.venue_faults, seed=seed)
