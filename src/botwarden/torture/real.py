@@ -22,6 +22,7 @@ second its imports take, which is what lets a hundred trials fit in CI.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import random
@@ -30,6 +31,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -122,29 +124,41 @@ def _main(argv: list[str], folder: Path, env: dict[str, str], output: Path) -> N
     main()
 
 
+_POLLING = threading.Lock()
+"""multiprocessing polls every child of the process when it starts one, from whatever
+thread starts it: two threads reading one child's exit status race, and the loser
+reads 255. Trials run in threads, so every start and poll goes through this lock."""
+
+
 class Command:
     """`botwarden ARGS` as a real process of its own, its output kept in a file."""
 
     def __init__(self, argv: list[str], folder: Path, env: dict[str, str]) -> None:
         self.output = folder / f"{argv[0]}-{time.monotonic_ns()}.out"
         self.process = _forks.Process(target=_main, args=(argv, folder, env, self.output))
-        self.process.start()
+        with _POLLING:
+            self.process.start()
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
     def alive(self) -> bool:
-        return self.process.is_alive()
+        with _POLLING:
+            return self.process.is_alive()
 
     def signal(self, number: int) -> None:
-        os.kill(self.pid, number)
+        with contextlib.suppress(ProcessLookupError):  # it died meanwhile
+            os.kill(self.pid, number)
 
     def wait(self, timeout: float) -> int:
-        self.process.join(timeout)
-        if self.process.exitcode is None:
-            raise TimeoutError(f"botwarden (pid {self.pid}) did not exit in {timeout} s")
-        return self.process.exitcode
+        deadline = time.monotonic() + timeout
+        while self.alive():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"botwarden (pid {self.pid}) did not exit in {timeout} s")
+            time.sleep(0.01)
+        with _POLLING:
+            return self.process.exitcode
 
     def said(self) -> str:
         return self.output.read_text(errors="replace") if self.output.exists() else ""
