@@ -43,6 +43,7 @@ from botwarden.venues.base import (
     Rejected,
     Retryable,
     Venue,
+    VenueError,
     VenueOrder,
 )
 
@@ -160,16 +161,36 @@ class OrderDesk:
         state = await self.ctx.state.snapshot()
         for intent in state.intents.values():
             if (
-                intent.position_id != position.id
-                or intent.purpose is not Purpose.STOP
-                or intent.status.is_terminal
+                intent.position_id == position.id
+                and intent.purpose is Purpose.STOP
+                and not intent.status.is_terminal
+                and not await self.cancel(intent.client_order_id, intent.symbol)
             ):
-                continue
+                raise Ambiguous(
+                    self.ctx.venue.name,
+                    f"cancel of stop {intent.client_order_id} unconfirmed: no exit beside it",
+                )
+
+    async def cancel(self, client_order_id: str, symbol: str) -> bool:
+        """Cancel one of the bot's orders; its intent learns the venue's answer. True
+        once the order surely rests no more; False if it may still rest (the caller
+        looks again later)."""
+        venue = self.ctx.venue
+        try:
+            answer = await venue.cancel(client_order_id, symbol)
+        except (Rejected, NotFound):  # not resting (filled, canceled, never there): fills tell
+            return True
+        except Ambiguous:  # did it land? one look now, else at the next pass
             try:
-                answer = await self.ctx.venue.cancel(intent.client_order_id, intent.symbol)
-            except (Rejected, NotFound):
-                continue  # not resting (filled, canceled, never there): fills will tell
+                answer = await venue.order(client_order_id, symbol)
+            except VenueError:
+                return False
+            if answer.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED):
+                return False
+        intent = (await self.ctx.state.snapshot()).intents.get(client_order_id)
+        if intent is not None:
             await self.apply_answer(intent, answer)
+        return True
 
     async def closing(self, position: Position) -> bool:
         """Is an exit of `position` already on its way?"""

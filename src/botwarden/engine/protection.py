@@ -30,7 +30,7 @@ from botwarden.domain.orders import IntentStatus, OrderIntent, OrderType, Purpos
 from botwarden.domain.positions import best_price
 from botwarden.engine.orders import WAITING, Context, OrderDesk
 from botwarden.state.manager import Transaction
-from botwarden.venues.base import Ambiguous, OrderState, Rejected, VenueError, VenueOrder
+from botwarden.venues.base import VenueOrder
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class Protector:
                 and intent.purpose is Purpose.STOP
                 and intent.position_id not in state.positions
             ):
-                await self._cancel(order)
+                await self.desk.cancel(cid, order.symbol)
 
     async def _track_best(
         self, positions: list[Position], prices: dict[str, Decimal]
@@ -133,12 +133,12 @@ class Protector:
         stood); elsewhere it is canceled first, and nothing is placed until the venue
         confirmed that cancel."""
         if live is not None and not self.ctx.venue.capabilities.reduce_only:
-            if not await self._cancel(live):
+            if not await self.desk.cancel(live.client_order_id, live.symbol):
                 return  # maybe still resting: looked at again at the next pass
             live = None
         placed = await self._place(position, wanted)
         if placed.status is IntentStatus.REJECTED and live is not None:
-            await self._cancel(live)
+            await self.desk.cancel(live.client_order_id, live.symbol)
             await self._place(await self._fresh(position), wanted)
 
     async def _fresh(self, position: Position) -> Position:
@@ -156,7 +156,7 @@ class Protector:
             return  # not confirmed yet: the old stop still protects
         for cid in self._stops_by_position.get(position.id, ()):
             if cid != current.stop_client_order_id and cid in open_orders:
-                await self._cancel(open_orders[cid])
+                await self.desk.cancel(cid, position.symbol)
 
     async def _place(self, position: Position, stop_price: Decimal) -> OrderIntent:
         def remember(tx: Transaction, intent: OrderIntent) -> None:
@@ -183,26 +183,6 @@ class Protector:
                 {"client_order_id": placed.client_order_id, "position_id": position.id},
             )
         return placed
-
-    async def _cancel(self, order: VenueOrder) -> bool:
-        """Cancel a stop that is no longer the one; its intent learns it from the venue.
-        True once the stop surely rests no more."""
-        ctx = self.ctx
-        try:
-            answer = await ctx.venue.cancel(order.client_order_id, order.symbol)
-        except Rejected:  # not open any more (filled, canceled): fills will tell
-            return True
-        except Ambiguous:  # did it land? one look now, else at the next pass
-            try:
-                answer = await ctx.venue.order(order.client_order_id, order.symbol)
-            except VenueError:
-                return False
-            if answer.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED):
-                return False
-        intent = (await ctx.state.snapshot()).intents.get(order.client_order_id)
-        if intent is not None:
-            await self.desk.apply_answer(intent, answer)
-        return True
 
     async def _past_its_stop(
         self, position: Position, stop: Decimal, price: Decimal, underwater: Decimal
