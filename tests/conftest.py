@@ -29,6 +29,17 @@ POSTGRES_DSN = os.environ.get(
 )
 
 
+@pytest.fixture(autouse=True)
+def botwarden_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Each test's runtime files (logs, launch records) in a home of its own: never the
+    user's ~/.botwarden, never another test's."""
+    path = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("BOTWARDEN_HOME", str(path))
+    return path
+
+
 def service_missing(what: str, how: str) -> None:
     """Fail under CI, skip elsewhere: a missing service never passes silently in CI."""
     if os.environ.get("CI", "").lower() == "true":

@@ -237,11 +237,13 @@ def run(
 
     One instance per bot: a second one exits at once, naming the first one's PID.
     """
-    from botwarden.process.run import log_path, run_bot
+    from botwarden.process.home import bot_files
+    from botwarden.process.run import lock_path, run_bot
 
     settings = load_config(config)
-    path = log_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    files = bot_files(settings.bot_id)
+    files.remember(config, lock_path(settings))  # for status, stop and logs
+    path = files.log
     _log_to(path, log_format)
     errors.print(f"bot {settings.bot_id}: log in {path}", markup=False, highlight=False)
     asyncio.run(run_bot(settings, ticks=ticks))
@@ -273,6 +275,107 @@ class _JsonFormatter(logging.Formatter):
                 "message": record.getMessage(),
             }
         )
+
+
+BotArg = Annotated[str, typer.Argument(help="The bot's id (`bot_id` in its config).")]
+TimeoutOpt = Annotated[
+    float, typer.Option(help="Seconds to wait after SIGTERM before SIGKILL.", min=0)
+]
+
+
+@app.command("start")
+def start(config: ConfigArg) -> None:
+    """Start a bot in the background (its own session and process group), once.
+
+    Refused, naming the PID, if the bot already runs. Returns once the new process
+    holds the bot's lock; if it exits first, its reason is the error.
+    """
+    from botwarden.process.supervisor import Supervisor
+
+    supervisor = Supervisor()
+    launch = supervisor.start(config)
+    files = supervisor.files(load_config(config).bot_id)
+    console.print(
+        f"started bot {files.bot_id} (pid {launch.pid}); log: {files.log}",
+        markup=False,
+        highlight=False,
+    )
+
+
+@app.command("stop")
+def stop(bot: BotArg, timeout: TimeoutOpt = 30.0) -> None:
+    """Stop a bot: SIGTERM to its process group, SIGKILL after the timeout; returns once
+    nothing of it is left and its lock is free."""
+    from botwarden.process.supervisor import Supervisor
+
+    done = Supervisor().stop(bot, timeout)
+    if done.pid is None:
+        console.print(f"bot {bot} is not running", markup=False, highlight=False)
+    elif done.killed:
+        console.print(
+            f"bot {bot} (pid {done.pid}) ignored SIGTERM for {timeout:g}s: killed with SIGKILL",
+            markup=False,
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"stopped bot {bot} (pid {done.pid}) in {done.seconds:.1f}s",
+            markup=False,
+            highlight=False,
+        )
+
+
+@app.command("restart")
+def restart(bot: BotArg, timeout: TimeoutOpt = 30.0) -> None:
+    """Stop the bot (as `stop`), then start it again from the config it last ran."""
+    from botwarden.process.supervisor import Supervisor
+
+    launch = Supervisor().restart(bot, timeout)
+    console.print(f"restarted bot {bot} (pid {launch.pid})", markup=False, highlight=False)
+
+
+@app.command("status")
+def status(
+    bot: Annotated[str | None, typer.Argument(help="One bot [default: every bot].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Every bot (or one): status, process, uptime, heartbeat, positions and their
+    stops, today's PnL and trades, the breaker and the last error."""
+    from botwarden.process.supervisor import Supervisor
+    from botwarden.views import render_status
+
+    supervisor = Supervisor()
+    if bot is None:
+        reports = asyncio.run(supervisor.reports())
+    else:
+        reports = [asyncio.run(supervisor.report(bot))]
+    if as_json:
+        sys.stdout.write(json.dumps([r.as_json() for r in reports], indent=2) + "\n")
+    else:
+        render_status(console, reports, supervisor.root)
+
+
+@app.command("logs")
+def logs(
+    bot: BotArg,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many last lines.", min=0)] = 50,
+) -> None:
+    """The bot's log (the last lines; with -f, then every new line until Ctrl-C)."""
+    from botwarden.process.logs import follow_log, last_lines
+    from botwarden.process.supervisor import Supervisor
+
+    files = Supervisor().files(bot)
+    files.read_record()  # an unknown bot is an error, not an empty log
+    for line in last_lines(files.log, lines):
+        sys.stdout.write(line)
+    sys.stdout.flush()
+    if follow:
+        for line in follow_log(files.log):
+            sys.stdout.write(line)
+            sys.stdout.flush()
 
 
 @app.command("demo")

@@ -77,13 +77,18 @@ def prepare(source: Path | None, workdir: Path, seed: int) -> Path:
     return target
 
 
+def _environment(config: Path) -> dict[str, str]:
+    """The bot's runtime files (its log) in the demo's folder, not the user's home."""
+    return {**os.environ, "COLUMNS": "200", "BOTWARDEN_HOME": str(config.parent / "home")}
+
+
 def _start(config: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "botwarden", "run", str(config)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "COLUMNS": "200"},
+        env=_environment(config),
     )
 
 
@@ -129,6 +134,7 @@ def campaign(
                     capture_output=True,
                     text=True,
                     timeout=60,
+                    env=_environment(config),
                 )
                 said = [ln for ln in second.stderr.splitlines() if "error:" in ln]
                 done.second_instance = f"exit {second.returncode}: " + " ".join(said)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.panel import Panel
@@ -11,6 +12,9 @@ from rich.table import Table
 
 from botwarden.domain.models import BotStatus
 from botwarden.state.records import BotState, document
+
+if TYPE_CHECKING:
+    from botwarden.process.supervisor import BotReport
 
 STATUS_STYLE = {
     BotStatus.RUNNING: "green",
@@ -23,19 +27,25 @@ STATUS_STYLE = {
 RECENT_FILLS = 10
 
 
+def span(seconds: float) -> str:
+    """A length of time as a person reads it: `45s`, `12m`, `3h 5m`, `2d 4h`."""
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+
+
 def age(then: datetime | None, now: datetime) -> str:
     if then is None:
         return "never"
-    seconds = int((now - then).total_seconds())
+    seconds = (now - then).total_seconds()
     if seconds < 0:
         return "in the future"
-    if seconds < 120:
-        return f"{seconds}s ago"
-    if seconds < 7200:
-        return f"{seconds // 60}m ago"
-    if seconds < 2 * 86400:
-        return f"{seconds // 3600}h {seconds % 3600 // 60}m ago"
-    return f"{seconds // 86400}d {seconds % 86400 // 3600}h ago"
+    return f"{span(seconds)} ago"
 
 
 def state_as_json(
@@ -137,3 +147,35 @@ def render_state(console: Console, state: BotState, store: str, now: datetime) -
             Panel(signals, title="signals", expand=False),
         )
     )
+
+
+def render_status(console: Console, reports: list[BotReport], home: Path) -> None:
+    """`botwarden status`: one row per bot."""
+    if not reports:
+        console.print(f"no bots in {home} yet: `botwarden start CONFIG` starts one")
+        return
+    table = Table(title_justify="left")
+    for column in (
+        "bot", "status", "pid", "uptime", "heartbeat", "positions (stop)", "pnl today",
+        "trades today", "breaker", "last error",
+    ):  # fmt: skip
+        table.add_column(column)
+    for r in reports:
+        style = STATUS_STYLE.get(BotStatus(r.status), "white")
+        positions = ", ".join(
+            f"{p.side} {p.size} {p.symbol} ({p.stop_price if p.stop_live else '[red]NO STOP[/]'})"
+            for p in r.positions
+        )
+        table.add_row(
+            r.bot_id,
+            f"[{style}]{r.status.replace('_', ' ')}[/]",
+            str(r.pid) if r.pid else "[bright_black]not running[/]",
+            span(r.uptime_seconds) if r.uptime_seconds is not None else "-",
+            f"{span(r.heartbeat_seconds)} ago" if r.heartbeat_seconds is not None else "never",
+            positions or "-",
+            r.pnl_today,
+            str(r.trades_today),
+            f"[red]{r.breaker}[/]" if r.breaker else "off",
+            f"[red]{r.last_error or r.problem}[/]" if r.last_error or r.problem else "",
+        )
+    console.print(table)

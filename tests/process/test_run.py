@@ -154,7 +154,7 @@ def _resting_stops(book: Path) -> int:
 
 @pytest.mark.parametrize("secret_given", ["binance-test-secret", "a-wrong-secret-42"])
 def test_keys_never_reach_the_log_the_state_or_the_console(
-    tmp_path: Path, secret_given: str
+    tmp_path: Path, botwarden_home: Path, secret_given: str
 ) -> None:
     """A real bot on ccxt against the Binance emulator: whether the keys work or not,
     neither the key nor the secret appears in the bot's log, its stored last error,
@@ -181,7 +181,7 @@ def test_keys_never_reach_the_log_the_state_or_the_console(
     assert run.returncode == (0 if works else 1), err
     if not works:
         assert "Signature for this request is not valid" in err
-    seen = out + err + (tmp_path / "state" / "keyed.log").read_text()
+    seen = out + err + (botwarden_home / "bots" / "keyed" / "bot.log").read_text()
     seen += (tmp_path / "state" / "keyed.db").read_bytes().decode("latin-1")
     for secret in (KEY, secret_given):
         assert secret not in seen

@@ -238,4 +238,7 @@ class BotRecord(DomainModel):
     last_error: str | None = None
     last_updated_at: UtcDatetime | None = None
     heartbeat_at: UtcDatetime | None = None
+    seen_at: UtcDatetime | None = None
+    """The last heartbeat by the wall clock: how long ago the process showed life
+    (`heartbeat_at` is by the bot's own clock, which a paper exchange may run faster)."""
     instance: Instance | None = None

@@ -3,7 +3,8 @@
 The kernel releases a flock when its process dies, however it dies (SIGKILL, a power
 cut releases everything), so a lock can never be left stale, unlike a PID file alone.
 The file also holds the owner's PID and start time, read only to name the holder in
-the message a second instance exits with.
+the message a second instance exits with. Who holds the lock is asked of the kernel
+(`holder`), never of that file.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from botwarden.errors import BotwardenError
+from botwarden.process.procs import PROC
 
 
 class AlreadyRunning(BotwardenError):
@@ -76,3 +78,40 @@ class InstanceLock:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
+
+
+def holder(path: Path) -> int | None:
+    """The PID of the process holding the lock at `path`, or None if it is free.
+
+    Read from the kernel's table of locks (/proc/locks), so that looking never takes
+    the lock, not even for a moment (a bot starting at that moment would be refused).
+    Where there is no such table, the lock is tried, shared, and let go at once.
+    """
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    locks = PROC / "locks"
+    if not locks.exists():
+        return _probe(path)
+    device = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    for line in locks.read_text().splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5308597 0 EOF"; "1: -> FLOCK ..." waits
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device:
+            return int(fields[4])
+    return None
+
+
+def _probe(path: Path) -> int | None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            return int(json.loads(os.pread(fd, 4096, 0) or b"{}").get("pid", -1))
+        except ValueError:
+            return -1
+    finally:
+        os.close(fd)  # closing lets go of a shared lock taken above
+    return None

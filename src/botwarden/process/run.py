@@ -9,7 +9,9 @@ and the next start's recovery is what makes it safe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 from collections.abc import Callable
 from datetime import datetime
@@ -30,8 +32,8 @@ FILE_BACKENDS = ("sqlite", "duckdb", "jsonfile")
 
 
 def runtime_dir(config: BotConfig) -> Path:
-    """Where the bot's lock and log live: beside its state file (or `state/` beside the
-    config for a server backend)."""
+    """Where the bot's lock lives: beside its state file (or `state/` beside the config
+    for a server backend), so that whoever shares the state shares the lock."""
     backend = config.state.backend
     if backend in FILE_BACKENDS:
         template = getattr(config.state, backend).path
@@ -41,10 +43,6 @@ def runtime_dir(config: BotConfig) -> Path:
 
 def lock_path(config: BotConfig) -> Path:
     return runtime_dir(config) / f"{config.bot_id}.lock"
-
-
-def log_path(config: BotConfig) -> Path:
-    return runtime_dir(config) / f"{config.bot_id}.log"
 
 
 async def run_bot(config: BotConfig, *, ticks: int | None = None) -> None:
@@ -65,6 +63,7 @@ async def run_bot(config: BotConfig, *, ticks: int | None = None) -> None:
             runner = Runner(config, state, venue, clock)
             try:
                 await runner.start(rebuilt_after=lost)  # the report goes to the log
+                _tell_supervisor_started()
                 await runner.run(stop, ticks=ticks, pause=pause)
             except Exception as error:
                 log.error("%s: stopped by an error: %s", config.bot_id, error)
@@ -74,6 +73,22 @@ async def run_bot(config: BotConfig, *, ticks: int | None = None) -> None:
                 await venue.close()
             await runner.stopped()
             log.info("%s: stopped", config.bot_id)
+
+
+READY_FD = "BOTWARDEN_READY_FD"
+"""Set by `botwarden start`: a pipe on which the bot says it started (its lock held, its
+state open, its recovery done or retrying), as systemd's sd_notify does. A failure
+before that closes the pipe unsaid, and the start reports the bot's last words."""
+
+
+def _tell_supervisor_started() -> None:
+    fd = os.environ.pop(READY_FD, None)
+    if fd is None:
+        return
+    with contextlib.suppress(OSError, ValueError):  # the supervisor gave up waiting
+        os.write(int(fd), b"started\n")
+    with contextlib.suppress(OSError, ValueError):
+        os.close(int(fd))
 
 
 async def _open_state(

@@ -439,7 +439,7 @@ class StateManager:
 
     async def heartbeat(self) -> None:
         now = self._clock()
-        await self._update_bot(heartbeat_at=now, last_updated_at=now)
+        await self._update_bot(heartbeat_at=now, last_updated_at=now, seen_at=utc_now())
 
     async def check_stale(self, max_age: timedelta) -> bool:
         """True if the last heartbeat is older than `max_age` (a bot never seen is not)."""

@@ -115,6 +115,7 @@ def _main(argv: list[str], folder: Path, env: dict[str, str], output: Path) -> N
     os.chdir(folder)
     os.environ.clear()
     os.environ.update(env)
+    os.environ["BOTWARDEN_HOME"] = str(folder / "home")  # its log and records: the trial's
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(fd, 1)
     os.dup2(fd, 2)

@@ -1,0 +1,94 @@
+"""Where botwarden keeps its runtime files: `$BOTWARDEN_HOME`, `~/.botwarden` by default.
+
+    bots/<bot_id>/
+        bot.json       the config the bot was last run from (for stop, status, logs)
+        launch.json    the detached process `botwarden start` launched: its PID and the
+                       kernel's start time of that PID (a PID alone may be reused)
+        bot.log        the bot's log, whether run in the foreground or started
+        console.log    what a detached process printed (a crash before logging began)
+        supervise.lock serializes start, stop and resolve of one bot
+
+Several installations (and every test) stay apart by pointing `BOTWARDEN_HOME`
+elsewhere. A bot's lock is not here: it lives beside the bot's state, so that two
+homes sharing one state file still run it once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from botwarden.errors import BotwardenError, ConfigError
+from botwarden.state.files import atomic_write
+
+
+def home() -> Path:
+    configured = os.environ.get("BOTWARDEN_HOME")
+    return Path(configured).expanduser().resolve() if configured else Path.home() / ".botwarden"
+
+
+class UnknownBot(BotwardenError):
+    """No bot of that id was ever run from this home."""
+
+
+@dataclass(frozen=True)
+class BotFiles:
+    bot_id: str
+    dir: Path
+
+    @property
+    def record(self) -> Path:
+        return self.dir / "bot.json"
+
+    @property
+    def launch(self) -> Path:
+        return self.dir / "launch.json"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "bot.log"
+
+    @property
+    def console(self) -> Path:
+        return self.dir / "console.log"
+
+    @property
+    def supervise_lock(self) -> Path:
+        return self.dir / "supervise.lock"
+
+    def read_record(self) -> dict[str, str]:
+        """{"bot_id", "config": the config it was last run from, "lock": its lock}."""
+        try:
+            record = json.loads(self.record.read_text(encoding="utf-8"))
+            return {key: str(record[key]) for key in ("bot_id", "config", "lock")}
+        except FileNotFoundError:
+            raise UnknownBot(
+                f"no bot {self.bot_id!r} in {self.dir.parent}: start it once with"
+                " `botwarden start CONFIG` (or run it with `botwarden run CONFIG`)"
+            ) from None
+        except (ValueError, KeyError, TypeError) as error:
+            raise ConfigError(f"{self.record}: unreadable ({error}); start the bot again") from None
+
+    def config_path(self) -> Path:
+        return Path(self.read_record()["config"])
+
+    def remember(self, config: Path, lock: Path) -> None:
+        """Note where the bot's config and lock are, for stop, status and logs."""
+        self.dir.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # logs, tokens
+        self.dir.mkdir(parents=True, exist_ok=True)
+        record = {"bot_id": self.bot_id, "config": str(config.resolve()), "lock": str(lock)}
+        atomic_write(self.record, json.dumps(record).encode())
+
+
+def bot_files(bot_id: str, root: Path | None = None) -> BotFiles:
+    return BotFiles(bot_id, (root or home()) / "bots" / bot_id)
+
+
+def known_bots(root: Path | None = None) -> list[str]:
+    """Every bot run from this home, by id."""
+    bots = (root or home()) / "bots"
+    if not bots.is_dir():
+        return []
+    return sorted(d.name for d in bots.iterdir() if (d / "bot.json").is_file())

@@ -1,0 +1,433 @@
+"""Bots as background processes: start, stop, restart, and the truth about each.
+
+    start:   the config is checked; refused if the bot runs (its lock is held) or is
+             starting; `botwarden run CONFIG` is launched detached, in its own session
+             and process group, its output in `console.log`; its PID and the kernel's
+             start time of that PID are written to `launch.json`; then the start waits
+             until the bot says it started, over a pipe (its lock held, its state
+             open, its recovery done or retrying), or its pipe closes unsaid: it
+             failed, and its last words (an unreachable store, a rejected key) are
+             the error
+    stop:    SIGTERM to the bot's process group; after `timeout`, SIGKILL to the group;
+             then nothing of the group may be left and the lock must be free
+    status:  what the state says, checked against what the kernel says: the lock's
+             holder and the launched process (PID and start time, so a PID reused by
+             another process is never taken for the bot)
+
+Nothing is ever found or killed by name. Starts and stops of one bot are serialized
+by `supervise.lock`, so two `start`s at once launch one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from botwarden.config import BotConfig, load_config
+from botwarden.domain.models import BotStatus
+from botwarden.domain.orders import IntentStatus
+from botwarden.errors import BotwardenError
+from botwarden.process.home import BotFiles, bot_files, home, known_bots
+from botwarden.process.lock import AlreadyRunning, InstanceLock, holder
+from botwarden.process.procs import ProcessId, group_members, identify, uptime
+from botwarden.process.run import READY_FD, lock_path
+from botwarden.state.files import atomic_write
+from botwarden.state.manager import StateManager, utc_now
+from botwarden.state.records import BotState, decode
+from botwarden.views import age
+
+log = logging.getLogger(__name__)
+
+START_WAIT = 60.0
+"""Seconds a start waits for the new process to say it started."""
+KILL_WAIT = 10.0
+"""Seconds to wait for the kernel to take a SIGKILLed group away."""
+
+_launched: list[subprocess.Popen] = []
+"""Processes this process launched: reaped as they end, so none lingers as a zombie in
+a long-lived supervisor (the API server)."""
+
+
+class StartFailed(BotwardenError):
+    """The launched process exited before it held the bot's lock."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What `launch.json` holds: the process `start` launched, named beyond its PID."""
+
+    pid: int
+    started: int
+    boot: str
+    config: str
+    at: str
+
+    @property
+    def process(self) -> ProcessId:
+        return ProcessId(self.pid, self.started, self.boot)
+
+    def alive(self) -> bool:
+        return identify(self.pid) == self.process
+
+
+@dataclass
+class Stopped:
+    bot_id: str
+    pid: int | None
+    """None: it was not running."""
+    killed: bool = False
+    """SIGTERM was not enough: the group was killed with SIGKILL."""
+    seconds: float = 0.0
+
+
+@dataclass
+class PositionView:
+    symbol: str
+    side: str
+    size: str
+    entry: str
+    stop_price: str | None
+    stop_live: bool
+    """The stop rests on the venue, as the bot saw at its last check."""
+
+
+@dataclass
+class BotReport:
+    """One bot, as an operator needs it: `botwarden status`, the API, the dashboard."""
+
+    bot_id: str
+    config: str
+    status: str
+    """What is true now: the stored status, corrected by the kernel's view."""
+    pid: int | None = None
+    """The live process running the bot (None: none)."""
+    uptime_seconds: float | None = None
+    heartbeat_seconds: float | None = None
+    """Wall-clock seconds since the bot last showed life."""
+    positions: list[PositionView] = field(default_factory=list)
+    pending_orders: int = 0
+    trading_day: str | None = None
+    pnl_today: str = "0"
+    trades_today: int = 0
+    breaker: str | None = None
+    last_error: str | None = None
+    last_run_at: str | None = None
+    last_updated_at: str | None = None
+    problem: str | None = None
+    """Why part of this report could not be read (a broken config, a busy store)."""
+
+    @property
+    def unprotected(self) -> list[str]:
+        return [p.symbol for p in self.positions if not p.stop_live]
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Supervisor:
+    def __init__(self, root: Path | None = None, start_wait: float = START_WAIT) -> None:
+        self.root = root or home()
+        self.start_wait = start_wait
+
+    def files(self, bot_id: str) -> BotFiles:
+        return bot_files(bot_id, self.root)
+
+    # -- start ------------------------------------------------------------------------
+    def start(self, config_path: Path) -> Launch:
+        """Launch the bot in the background; returns once it says it started (its lock
+        held, its state open, its recovery done or retrying), or after `start_wait`
+        seconds. Raises `AlreadyRunning` (naming the PID) or `StartFailed` (with the
+        bot's last words)."""
+        config_path = config_path.resolve()
+        config = load_config(config_path)  # a broken config is refused here, not later
+        files = self.files(config.bot_id)
+        with self._serialized(files):
+            running = self._running_pid(files, lock_path(config))
+            if running is not None:
+                raise AlreadyRunning(
+                    f"bot {config.bot_id} is already running (pid {running}); stop it first"
+                    f" with `botwarden stop {config.bot_id}`"
+                )
+            files.remember(config_path, lock_path(config))
+            return self._launch(config, config_path, files)
+
+    def _launch(self, config: BotConfig, config_path: Path, files: BotFiles) -> Launch:
+        """Launch `botwarden run CONFIG` detached; wait until it says it started."""
+        ready, told = os.pipe()
+        try:
+            with open(files.console, "ab") as console:
+                console.write(f"--- {utc_now():%Y-%m-%d %H:%M:%S} UTC: starting\n".encode())
+                console.flush()
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "botwarden", "run", str(config_path)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=console,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own session and group: stop takes both
+                    cwd=config.base_dir,
+                    pass_fds=(told,),
+                    env={**os.environ, "BOTWARDEN_HOME": str(self.root), READY_FD: str(told)},
+                )
+            os.close(told)
+            told = -1
+            _launched.append(process)
+            named = identify(process.pid) or ProcessId(process.pid, 0, "")
+            launch = Launch(
+                pid=process.pid,
+                started=named.started,
+                boot=named.boot,
+                config=str(config_path),
+                at=utc_now().isoformat(),
+            )
+            atomic_write(files.launch, json.dumps(asdict(launch)).encode())
+            self._await_started(config, files, process, ready)
+            return launch
+        finally:
+            os.close(ready)
+            if told >= 0:
+                os.close(told)
+
+    def _await_started(
+        self, config: BotConfig, files: BotFiles, process: subprocess.Popen, ready: int
+    ) -> None:
+        readable, _, _ = select.select([ready], [], [], self.start_wait)
+        if not readable:
+            return  # slow to start (a venue slow to answer): `status` shows it pending
+        if os.read(ready, 64).startswith(b"started"):
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)  # its pipe closed unsaid: it is exiting
+        _reap()
+        raise StartFailed(
+            f"bot {config.bot_id} exited at once: {_last_words(files.console)}"
+            f" (all of its output: {files.console})"
+        )
+
+    # -- stop -------------------------------------------------------------------------
+    def stop(self, bot_id: str, timeout: float = 30.0) -> Stopped:
+        """SIGTERM to the bot's process group, SIGKILL after `timeout` seconds; returns
+        once nothing of the group is left and the lock is free."""
+        files = self.files(bot_id)
+        record = files.read_record()
+        lock = Path(record["lock"])
+        with self._serialized(files):
+            launch = self._launch_record(files)
+            group = launch.pid if launch is not None and launch.alive() else None
+            pid = group if group is not None else holder(lock)
+            if pid is None:
+                return Stopped(bot_id, None)
+            began = time.monotonic()
+
+            def send(sig: signal.Signals) -> None:
+                with contextlib.suppress(ProcessLookupError):
+                    if group is not None:
+                        os.killpg(group, sig)
+                    else:  # run in the foreground (`botwarden run`): that process only
+                        os.kill(pid, sig)
+
+            def gone() -> bool:
+                _reap()
+                left = group_members(group) if group is not None else identify(pid) is not None
+                return not left and holder(lock) is None
+
+            send(signal.SIGTERM)
+            killed = not _wait_for(gone, timeout)
+            if killed:
+                send(signal.SIGKILL)
+                if not _wait_for(gone, KILL_WAIT):
+                    raise BotwardenError(
+                        f"bot {bot_id}: still there after SIGKILL (processes"
+                        f" {group_members(group) if group else [pid]}, lock {holder(lock)})"
+                    )
+                _record_kill(Path(record["config"]), timeout)
+            return Stopped(bot_id, pid, killed, time.monotonic() - began)
+
+    def restart(self, bot_id: str, timeout: float = 30.0) -> Launch:
+        config = self.files(bot_id).config_path()
+        self.stop(bot_id, timeout)
+        return self.start(config)
+
+    # -- status -----------------------------------------------------------------------
+    async def report(self, bot_id: str) -> BotReport:
+        files = self.files(bot_id)
+        record = files.read_record()
+        report = BotReport(bot_id, record["config"], BotStatus.STOPPED.value)
+        lock_pid = holder(Path(record["lock"]))
+        launch = self._launch_record(files)
+        starting = launch is not None and launch.alive() and lock_pid is None
+        report.pid = lock_pid if lock_pid is not None else (launch.pid if starting else None)
+        if report.pid is not None and (named := identify(report.pid)) is not None:
+            report.uptime_seconds = uptime(named)
+        try:
+            config = load_config(record["config"])
+            state = await _read_state(config)
+        except (BotwardenError, OSError) as error:
+            report.problem = str(error)
+            report.status = BotStatus.RUNNING.value if lock_pid else BotStatus.STOPPED.value
+            return report
+        _fill(report, state)
+        stored = state.bot.status if state.bot.instance else BotStatus.STOPPED  # never ran
+        report.status = _true_status(stored, lock_pid is not None, starting).value
+        if report.status == BotStatus.ERROR and stored is not BotStatus.ERROR:
+            seen = age(state.bot.seen_at, utc_now()) if state.bot.seen_at else "never"
+            report.last_error = (
+                "not running: the process ended without recording a stop (SIGKILL, out of"
+                f" memory, a reboot?); last seen {seen}"
+            )
+        return report
+
+    async def reports(self) -> list[BotReport]:
+        return [await self.report(bot_id) for bot_id in known_bots(self.root)]
+
+    # -- helpers ----------------------------------------------------------------------
+    def _running_pid(self, files: BotFiles, lock: Path) -> int | None:
+        """The process running (or starting) the bot, if any."""
+        pid = holder(lock)
+        if pid is not None:
+            return pid
+        launch = self._launch_record(files)
+        return launch.pid if launch is not None and launch.alive() else None
+
+    @staticmethod
+    def _launch_record(files: BotFiles) -> Launch | None:
+        try:
+            return Launch(**json.loads(files.launch.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return None
+        except (ValueError, TypeError):  # torn by hand: trust the lock alone
+            return None
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _serialized(files: BotFiles) -> Iterator[None]:
+        files.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(files.supervise_lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+def _true_status(stored: BotStatus, locked: bool, starting: bool) -> BotStatus:
+    """The stored status, checked against the processes: a bot whose process is gone
+    is not running, whatever its last write said."""
+    if stored is BotStatus.NEEDS_ATTENTION:
+        return stored  # until an operator resolves it, process or not
+    if locked:
+        return stored if stored in (BotStatus.PENDING, BotStatus.RUNNING) else BotStatus.PENDING
+    if starting:
+        return BotStatus.PENDING
+    if stored in (BotStatus.PENDING, BotStatus.RUNNING):
+        return BotStatus.ERROR
+    return stored
+
+
+def _fill(report: BotReport, state: BotState) -> None:
+    bot, risk, now = state.bot, state.risk, utc_now()
+    for p in state.positions.values():
+        stop = state.intents.get(p.stop_client_order_id or "")
+        live = stop is not None and stop.status in (
+            IntentStatus.ACCEPTED,
+            IntentStatus.PARTIALLY_FILLED,
+        )
+        stop_price = str(p.stop_price) if p.stop_price else None
+        report.positions.append(
+            PositionView(p.symbol, p.side.value, str(p.size), str(p.entry_price), stop_price, live)
+        )
+    report.pending_orders = sum(not i.status.is_terminal for i in state.intents.values())
+    report.trading_day = str(risk.trading_day) if risk.trading_day else None
+    report.pnl_today = str(risk.daily_pnl)
+    report.trades_today = risk.daily_trade_count
+    if risk.breaker_until is not None:
+        report.breaker = f"until {risk.breaker_until.isoformat()}: {risk.breaker_reason}"
+    report.last_error = bot.last_error
+    report.last_run_at = _iso(bot.last_run_at)
+    report.last_updated_at = _iso(bot.last_updated_at)
+    if bot.seen_at is not None:
+        report.heartbeat_seconds = max(0.0, (now - bot.seen_at).total_seconds())
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+async def _read_state(config: BotConfig) -> BotState:
+    """The bot's state as stored, read without writing (a running bot owns it)."""
+    from botwarden.state.factory import open_store
+
+    store = open_store(config.state, config.bot_id, config.base_dir)
+    path = getattr(store, "path", None)
+    if path is not None and not path.exists():  # looking never creates a state file
+        return BotState.empty(config.bot_id)
+    await store.open()
+    try:
+        return decode(await store.load(config.bot_id), config.bot_id, store.describe())
+    finally:
+        await store.close()
+
+
+def _record_kill(config_path: Path, timeout: float) -> None:
+    """A bot killed with SIGKILL could not record its stop: the supervisor does, holding
+    the bot's lock meanwhile (so that no instance starts in between)."""
+
+    async def record(config: BotConfig) -> None:
+        state = StateManager.from_config(config.bot_id, config)
+        async with state:
+            state.epoch = await state.store.epoch(config.bot_id)
+            async with state.transaction() as tx:
+                tx.save_bot_record(
+                    tx.state.bot.evolve(status=BotStatus.STOPPED, last_updated_at=utc_now())
+                )
+                tx.add_event(
+                    utc_now(),
+                    "status",
+                    f"stopped by the operator: SIGKILL after {timeout:g}s (SIGTERM not obeyed)",
+                )
+
+    try:
+        config = load_config(config_path)
+        with InstanceLock(lock_path(config), config.bot_id):
+            asyncio.run(record(config))
+    except (BotwardenError, OSError) as error:  # started again meanwhile, or no store
+        log.warning("bot killed, but its stop could not be recorded: %s", error)
+
+
+def _wait_for(condition: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _reap() -> None:
+    for process in list(_launched):
+        if process.poll() is not None:
+            _launched.remove(process)
+
+
+def _last_words(console: Path) -> str:
+    """The last line a failed start printed (its error, by the CLI's convention)."""
+    try:
+        lines = console.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return "no output"
+    starts = [i for i, line in enumerate(lines) if line.startswith("--- ")]
+    words = [line for line in lines[starts[-1] + 1 if starts else 0 :] if line.strip()]
+    return words[-1].strip().removeprefix("botwarden: error: ") if words else "no output"

@@ -1,0 +1,245 @@
+"""`botwarden start | stop | restart | status | logs` with real processes: one process per
+bot however often it is started, a stop that gets through a bot that does not obey
+SIGTERM, a status that tells the truth after a SIGKILL, and a PID that now belongs to
+another process never taken for the bot."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from botwarden.domain.models import BotStatus
+from botwarden.process.home import UnknownBot
+from botwarden.process.lock import holder
+from botwarden.process.logs import follow_log, last_lines
+from botwarden.process.procs import group_members, identify
+from botwarden.process.supervisor import BotReport, StartFailed, Supervisor
+from tests.process.test_run import CONFIG
+
+LOCK = Path("state") / "golden_spy.lock"
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "bot.yaml"
+    path.write_text(CONFIG)
+    return path
+
+
+@pytest.fixture
+def supervisor(botwarden_home: Path) -> Iterator[Supervisor]:
+    supervisor = Supervisor(botwarden_home)
+    yield supervisor
+    with contextlib.suppress(UnknownBot):  # never leave a bot running behind a test
+        supervisor.stop("golden_spy", timeout=5)
+
+
+def report_of(supervisor: Supervisor) -> BotReport:
+    return asyncio.run(supervisor.report("golden_spy"))
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "botwarden", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+
+
+def bot_processes(config: Path) -> list[int]:
+    """Every live `botwarden run CONFIG` process on the machine."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"run" in argv and str(config).encode() in argv and identify(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def test_started_twice_at_once_runs_once(config: Path, supervisor: Supervisor) -> None:
+    first, second = (
+        subprocess.Popen(
+            [sys.executable, "-m", "botwarden", "start", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    )
+    answers = [(*p.communicate(timeout=120), p.returncode) for p in (first, second)]
+    codes = sorted(code for _, _, code in answers)
+    assert codes == [0, 1], answers
+    [running] = bot_processes(config)
+    refusal = next(err for _, err, code in answers if code == 1)
+    assert f"already running (pid {running})" in refusal
+    assert holder(config.parent / LOCK) == running
+    report = report_of(supervisor)
+    assert report.status == BotStatus.RUNNING and report.pid == running
+
+
+def test_a_bot_that_does_not_obey_sigterm_is_killed_and_its_lock_freed(
+    config: Path, supervisor: Supervisor
+) -> None:
+    launch = supervisor.start(config)
+    os.kill(launch.pid, signal.SIGSTOP)  # hung: SIGTERM stays pending, unhandled
+    stopped = supervisor.stop("golden_spy", timeout=1)
+    assert stopped.killed and stopped.pid == launch.pid
+    assert group_members(launch.pid) == [] and bot_processes(config) == []
+    assert holder(config.parent / LOCK) is None
+    report = report_of(supervisor)
+    assert report.status == BotStatus.STOPPED and report.pid is None
+    supervisor.start(config)  # the freed lock takes a new instance at once
+
+
+def test_a_clean_stop_on_sigterm(config: Path, supervisor: Supervisor) -> None:
+    launch = supervisor.start(config)
+    stopped = supervisor.stop("golden_spy", timeout=30)
+    assert not stopped.killed and stopped.pid == launch.pid
+    assert bot_processes(config) == [] and holder(config.parent / LOCK) is None
+    report = report_of(supervisor)
+    assert report.status == BotStatus.STOPPED
+    assert supervisor.stop("golden_spy").pid is None, "stopping a stopped bot is a no-op"
+
+
+def test_status_after_a_sigkill_says_the_bot_is_not_running(
+    config: Path, supervisor: Supervisor
+) -> None:
+    launch = supervisor.start(config)
+    assert (report_of(supervisor)).status == BotStatus.RUNNING
+    os.kill(launch.pid, signal.SIGKILL)
+    _wait(lambda: holder(config.parent / LOCK) is None)
+    report = report_of(supervisor)
+    assert report.status == BotStatus.ERROR and report.pid is None
+    assert "not running: the process ended without recording a stop" in report.last_error
+    shown = cli("status", "--json")
+    assert shown.returncode == 0, shown.stderr
+    [row] = json.loads(shown.stdout)
+    assert row["status"] == "error" and row["pid"] is None
+
+
+def test_a_pid_reused_by_another_process_is_not_the_bot(
+    config: Path, supervisor: Supervisor
+) -> None:
+    """The launch record names a PID that now belongs to an unrelated process (same PID,
+    another start time): it is neither reported as the bot, nor signalled, nor does it
+    stop the bot from starting."""
+    supervisor.start(config)
+    supervisor.stop("golden_spy")
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        files = supervisor.files("golden_spy")
+        record = json.loads(files.launch.read_text())
+        real = identify(stranger.pid)
+        stale = {**record, "pid": stranger.pid, "started": real.started - 1000}
+        files.launch.write_text(json.dumps(stale))
+        report = report_of(supervisor)
+        assert report.pid is None and report.status == BotStatus.STOPPED
+        assert supervisor.stop("golden_spy", timeout=1).pid is None
+        assert stranger.poll() is None, "the stranger was signalled"
+        launch = supervisor.start(config)
+        assert launch.pid != stranger.pid and bot_processes(config) == [launch.pid]
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_a_start_that_fails_says_why(tmp_path: Path, supervisor: Supervisor) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "bot_id: golden_spy\nsymbols: [SPY]\n"
+        'state: {backend: redis, redis: {url: "redis://127.0.0.1:1/0"}}\n'
+    )
+    with pytest.raises(StartFailed, match=r"exited at once: redis .*cannot connect"):
+        supervisor.start(path)
+    shown = cli("start", str(path))
+    assert shown.returncode == 1
+    assert "bot golden_spy exited at once: redis" in shown.stderr
+    assert "Traceback" not in shown.stderr + shown.stdout
+
+
+def test_a_broken_config_is_refused_before_anything_starts(
+    tmp_path: Path, botwarden_home: Path
+) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("bot_id: x\nstrategy: {name: nope}\n")
+    shown = cli("start", str(path))
+    assert shown.returncode == 2 and "broken.yaml" in shown.stderr
+    assert not (botwarden_home / "bots" / "x").exists()
+
+
+def test_unknown_bots_are_named(botwarden_home: Path) -> None:
+    for command in (["stop", "ghost"], ["status", "ghost"], ["logs", "ghost"]):
+        shown = cli(*command)
+        assert shown.returncode == 1 and "no bot 'ghost'" in shown.stderr, command
+    empty = cli("status")
+    assert empty.returncode == 0 and "no bots" in empty.stdout
+
+
+def test_the_cli_round_trip(config: Path, supervisor: Supervisor) -> None:
+    started = cli("start", str(config))
+    assert started.returncode == 0, started.stderr
+    again = cli("start", str(config))
+    assert again.returncode == 1 and "already running" in again.stderr
+    table = cli("status")
+    assert "golden_spy" in table.stdout and "running" in table.stdout
+    _wait(lambda: "recovered" in cli("logs", "golden_spy").stdout)
+    restarted = cli("restart", "golden_spy")
+    assert restarted.returncode == 0, restarted.stderr
+    [pid] = bot_processes(config)
+    assert f"pid {pid}" in restarted.stdout
+    stopped = cli("stop", "golden_spy")
+    assert stopped.returncode == 0 and f"stopped bot golden_spy (pid {pid})" in stopped.stdout
+    assert bot_processes(config) == []
+
+
+def test_a_log_is_followed_through_rotation(tmp_path: Path) -> None:
+    log = tmp_path / "bot.log"
+    log.write_text("old 1\nold 2\nold 3\n")
+    assert last_lines(log, 2) == ["old 2\n", "old 3\n"]
+    seen: list[str] = []
+    lines = follow_log(log, poll=0.01)
+
+    def read() -> None:
+        for line in lines:
+            seen.append(line)
+            if line == "after rotation\n":
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.1)
+    with open(log, "a") as file:
+        file.write("new, in two ")
+        file.flush()
+        time.sleep(0.05)
+        file.write("writes\n")
+    _wait(lambda: seen == ["new, in two writes\n"])
+    log.rename(tmp_path / "bot.log.1")
+    log.write_text("after rotation\n")
+    reader.join(timeout=10)
+    assert seen == ["new, in two writes\n", "after rotation\n"]
+
+
+def _wait(condition, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
