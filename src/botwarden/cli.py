@@ -334,6 +334,25 @@ def restart(bot: BotArg, timeout: TimeoutOpt = 30.0) -> None:
     console.print(f"restarted bot {bot} (pid {launch.pid})", markup=False, highlight=False)
 
 
+@app.command("resolve")
+def resolve(bot: BotArg) -> None:
+    """Clear "needs attention" once you have looked: a running bot recovers again, now
+    acting on what the venue says (manual mode reconciles as sync, a stale state is
+    accepted); a stopped one does so at its next start. What is still wrong asks for
+    attention again."""
+    from botwarden.process.supervisor import Supervisor
+
+    done = Supervisor().resolve(bot)
+    if done.pid is None:
+        say = f"bot {bot} resolved; it is not running: its next start recovers, acting"
+    elif done.status is None:
+        say = f"bot {bot} (pid {done.pid}) told; its answer will be in `botwarden logs {bot}`"
+    else:
+        say = f"bot {bot} resolved: {done.status.replace('_', ' ')}"
+        say += "".join(f"\n  {note}" for note in done.notes)
+    console.print(say, markup=False, highlight=False)
+
+
 @app.command("status")
 def status(
     bot: Annotated[str | None, typer.Argument(help="One bot [default: every bot].")] = None,

@@ -114,6 +114,40 @@ async def test_the_hourly_limit_and_the_breaker_stop_new_entries(exchange: Excha
     await runner.state.close()
 
 
+async def test_needs_attention_lasts_until_an_operator_resolves_it(exchange: Exchange) -> None:
+    """Manual mode waits for an operator at every start; a stop does not clear that;
+    the operator's word (SIGUSR1 in a real process) makes it recover again, acting,
+    and trade; the next start waits again."""
+    manual = {"state": {"recovery": {"mode": "manual"}}}
+    runner = await exchange.runner(**manual)
+    assert (await runner.state.snapshot()).bot.status is BotStatus.NEEDS_ATTENTION
+    await exchange.hours(runner, 24 * 5)
+    assert exchange.book.all_orders() == [], "nothing touched while it waits"
+    await runner.stopped()
+    assert (await runner.state.snapshot()).bot.status is BotStatus.NEEDS_ATTENTION
+    await runner.state.close()
+
+    runner = await exchange.runner(**manual)
+    runner.request_resolve()
+    await exchange.hours(runner, 1)
+    state = await runner.state.snapshot()
+    assert state.bot.status is BotStatus.RUNNING and not state.bot.acknowledged
+    messages = [e.message for e in state.events.values()]
+    assert any("resolved by an operator: reconciling" in m for m in messages)
+    await exchange.hours(runner, 24 * 10)
+    assert exchange.book.all_orders(), "it trades once resolved"
+    await runner.state.close()
+
+    runner = await exchange.runner(**manual)
+    assert (await runner.state.snapshot()).bot.status is BotStatus.NEEDS_ATTENTION
+    runner.request_resolve()  # and nothing to resolve once running: a no-op
+    await exchange.hours(runner, 1)
+    runner.request_resolve()
+    await exchange.hours(runner, 1)
+    assert (await runner.state.snapshot()).bot.status is BotStatus.RUNNING
+    await runner.state.close()
+
+
 async def test_an_entry_is_sized_from_a_notional(exchange: Exchange) -> None:
     runner = await exchange.runner(order={"notional": 1000})
     await exchange.hours(runner, 24 * 20)

@@ -210,6 +210,31 @@ def test_the_cli_round_trip(config: Path, supervisor: Supervisor) -> None:
     assert bot_processes(config) == []
 
 
+def test_resolve_clears_needs_attention_running_or_stopped(
+    config: Path, supervisor: Supervisor
+) -> None:
+    config.write_text(CONFIG + "state: {recovery: {mode: manual}}\n")
+    supervisor.start(config)
+    assert report_of(supervisor).status == BotStatus.NEEDS_ATTENTION
+    resolved = cli("resolve", "golden_spy")
+    assert resolved.returncode == 0, resolved.stderr
+    assert "bot golden_spy resolved: running" in resolved.stdout
+    assert "reconciling with the venue (as sync)" in resolved.stdout
+    assert report_of(supervisor).status == BotStatus.RUNNING
+    again = cli("resolve", "golden_spy")
+    assert again.returncode == 1 and "does not need attention (status running)" in again.stderr
+
+    supervisor.restart("golden_spy")  # manual mode: every start waits for an operator
+    assert report_of(supervisor).status == BotStatus.NEEDS_ATTENTION
+    supervisor.stop("golden_spy")
+    assert report_of(supervisor).status == BotStatus.NEEDS_ATTENTION, "a stop does not clear it"
+    resolved = cli("resolve", "golden_spy")
+    assert "not running: its next start recovers, acting" in resolved.stdout
+    assert report_of(supervisor).status == BotStatus.STOPPED
+    supervisor.start(config)
+    assert report_of(supervisor).status == BotStatus.RUNNING
+
+
 def test_a_log_is_followed_through_rotation(tmp_path: Path) -> None:
     log = tmp_path / "bot.log"
     log.write_text("old 1\nold 2\nold 3\n")

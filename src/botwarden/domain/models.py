@@ -241,4 +241,9 @@ class BotRecord(DomainModel):
     seen_at: UtcDatetime | None = None
     """The last heartbeat by the wall clock: how long ago the process showed life
     (`heartbeat_at` is by the bot's own clock, which a paper exchange may run faster)."""
+    acknowledged: bool = False
+    """An operator resolved the bot's "needs attention" (`botwarden resolve`): its next
+    recovery acts on what it finds (manual mode reconciles as sync, a stale state is
+    accepted), then this is cleared. What is still wrong (an orphan left for an
+    operator, a position too far past its stop) asks for attention again."""
     instance: Instance | None = None

@@ -56,9 +56,12 @@ class Recovery:
         protector: Protector,
         settings: RecoverySettings,
         rebuild: bool = False,
+        acknowledged: bool = False,
     ) -> None:
         self.ctx, self.desk, self.protector, self.settings = ctx, desk, protector, settings
         self.rebuild = rebuild
+        self.acknowledged = acknowledged
+        """An operator resolved the last "needs attention": act instead of waiting."""
         """The state was lost: its fills, positions and trades are replayed from the
         venue's fills of the bot's orders first."""
         self.report = RecoveryReport()
@@ -76,7 +79,7 @@ class Recovery:
         CRASH.reached("recovery_loaded")
         if await ctx.state.check_stale(self.settings.max_state_age):
             beat = (await ctx.state.snapshot()).bot.heartbeat_at
-            stale = self.settings.on_stale == "manual"
+            stale = self.settings.on_stale == "manual" and not self.acknowledged
             await self.note(
                 f"state is stale: last heartbeat {beat}, older than"
                 f" {self.settings.max_state_age}" + ("; waiting for an operator" if stale else ""),
@@ -100,9 +103,11 @@ class Recovery:
         new = await self.desk.sync_fills()
         if new:
             await self.note(f"{new} fill(s) recorded that came while the bot was away")
-        if self.settings.mode == "manual":
+        if self.settings.mode == "manual" and not self.acknowledged:
             await self._describe_only()
             return self.report
+        if self.settings.mode == "manual":
+            await self.note("resolved by an operator: reconciling with the venue (as sync)")
         if self.settings.mode == "close_all":
             await self._close_all(await self._open_orders())
         else:

@@ -23,7 +23,6 @@ failed may or may not have landed). The bot carries on by itself once writes suc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -67,6 +66,8 @@ class Runner:
         self.protect_only = False
         self.ctx: Context | None = None
         self._store_failing = False
+        self._resolve_requested = False
+        self._wake = asyncio.Event()
 
     # -- start ---------------------------------------------------------------------------
     async def start(self, rebuilt_after: str | None = None) -> RecoveryReport | None:
@@ -126,16 +127,24 @@ class Runner:
         await self._recover()
         return self.report
 
-    def _recovery(self) -> Recovery:
+    def _recovery(self, acknowledged: bool = False) -> Recovery:
         settings = self.config.state.recovery
         if self._rebuild:
             settings = settings.model_copy(update={"orphan_positions": "adopt"})
-        return Recovery(self.ctx, self.desk, self.protector, settings, rebuild=self._rebuild)
+        return Recovery(
+            self.ctx,
+            self.desk,
+            self.protector,
+            settings,
+            rebuild=self._rebuild,
+            acknowledged=acknowledged,
+        )
 
     async def _recover(self) -> None:
         """One attempt at recovery; on success the bot runs (or needs attention)."""
+        acknowledged = (await self.state.snapshot()).bot.acknowledged
         try:
-            report = await self._recovery().run()
+            report = await self._recovery(acknowledged).run()
         except (AuthError, FencedOut):
             raise
         except (VenueError, StateError) as error:
@@ -149,17 +158,49 @@ class Runner:
         self.report = report
         self.protect_only = report.protect_only
         status = BotStatus.NEEDS_ATTENTION if report.needs_attention else BotStatus.RUNNING
-        await self.state.set_status(status)
+        await self.state.set_status(status, acknowledged=False)
+
+    # -- an operator's word ------------------------------------------------------------------
+    def request_resolve(self) -> None:
+        """An operator resolved "needs attention" (`botwarden resolve`, by SIGUSR1): acted
+        on at the next step, without waiting out the pause."""
+        self._resolve_requested = True
+        self._wake.set()
+
+    async def _resolve(self) -> None:
+        """Take the operator's word durably, and recover again, acting this time."""
+        if (await self.state.snapshot()).bot.status is not BotStatus.NEEDS_ATTENTION:
+            log.info("%s: asked to resolve, but nothing needs attention", self.config.bot_id)
+            self._resolve_requested = False
+            return
+        now = self.clock()
+        async with self.state.transaction() as tx:
+            tx.save_bot_record(tx.state.bot.evolve(acknowledged=True, last_updated_at=now))
+            tx.add_event(
+                now,
+                "status",
+                "needs attention: resolved by an operator; recovering again, acting on what"
+                " the venue says",
+                {"resolved_by": "operator"},
+            )
+        log.warning("%s: resolved by an operator: recovering again", self.config.bot_id)
+        self._resolve_requested = False
+        self.report = None
 
     # -- the loop ----------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, ticks: int | None = None, pause: float = 0) -> None:
         """Tick until `stop` is set (or `ticks` ran), `pause` seconds apart."""
         done = 0
         while not stop.is_set() and (ticks is None or done < ticks):
+            self._wake.clear()  # a wake-up during the tick still cuts the pause short
             await self.tick()
             done += 1
-            with contextlib.suppress(TimeoutError):  # woken early by stop
-                await asyncio.wait_for(stop.wait(), timeout=pause)
+            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+            try:  # until the pause is over, or stop, or an operator's word
+                await asyncio.wait(waits, timeout=pause, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
 
     async def tick(self) -> None:
         """One pass; a venue that fails to answer or a store that fails to write ends
@@ -167,6 +208,8 @@ class Runner:
         assert self.ctx is not None, "start() first"
         try:
             await self.state.heartbeat()
+            if self._resolve_requested:
+                await self._resolve()
             if self.report is None:
                 await self._recover()
             elif not (self.config.state.recovery.mode == "manual" and self.report.needs_attention):
@@ -308,8 +351,10 @@ class Runner:
 
     # -- stop ----------------------------------------------------------------------------------
     async def stopped(self, error: BaseException | None = None) -> None:
-        """Record how the run ended: stopped, or error with its message."""
+        """Record how the run ended: stopped, or error with its message. A bot that needs
+        attention still does once stopped: only an operator clears that."""
         if error is None:
-            await self.state.set_status(BotStatus.STOPPED)
+            if (await self.state.snapshot()).bot.status is not BotStatus.NEEDS_ATTENTION:
+                await self.state.set_status(BotStatus.STOPPED)
         else:
             await self.state.set_status(BotStatus.ERROR, f"{type(error).__name__}: {error}")

@@ -49,6 +49,9 @@ async def run_bot(config: BotConfig, *, ticks: int | None = None) -> None:
     """Run the bot until SIGTERM / SIGINT (or `ticks` passes). Raises `AlreadyRunning`
     if another process runs it; any other failure is stored as the bot's last error."""
     CRASH.arm_from_environment()
+    # `botwarden resolve` sends SIGUSR1 to the lock's holder; held back until the
+    # runner can act on it (its default action would end the process).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
     with InstanceLock(lock_path(config), config.bot_id):
         venue = open_venue(config.venue, config.bot_id, config.base_dir)
         clock: Callable[[], datetime] = venue.clock if isinstance(venue, PaperVenue) else utc_now
@@ -61,6 +64,8 @@ async def run_bot(config: BotConfig, *, ticks: int | None = None) -> None:
         state, lost = await _open_state(config, clock)
         async with state:
             runner = Runner(config, state, venue, clock)
+            loop.add_signal_handler(signal.SIGUSR1, runner.request_resolve)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
             try:
                 await runner.start(rebuilt_after=lost)  # the report goes to the log
                 _tell_supervisor_started()

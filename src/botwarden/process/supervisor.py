@@ -31,7 +31,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -40,13 +40,13 @@ from typing import Any
 from botwarden.config import BotConfig, load_config
 from botwarden.domain.models import BotStatus
 from botwarden.domain.orders import IntentStatus
-from botwarden.errors import BotwardenError
+from botwarden.errors import BotwardenError, StateError
 from botwarden.process.home import BotFiles, bot_files, home, known_bots
 from botwarden.process.lock import AlreadyRunning, InstanceLock, holder
 from botwarden.process.procs import ProcessId, group_members, identify, uptime
 from botwarden.process.run import READY_FD, lock_path
 from botwarden.state.files import atomic_write
-from botwarden.state.manager import StateManager, utc_now
+from botwarden.state.manager import StateManager, Transaction, utc_now
 from botwarden.state.records import BotState, decode
 from botwarden.views import age
 
@@ -92,6 +92,34 @@ class Stopped:
     killed: bool = False
     """SIGTERM was not enough: the group was killed with SIGKILL."""
     seconds: float = 0.0
+
+
+class NothingToResolve(BotwardenError):
+    """`resolve` of a bot that does not need attention."""
+
+
+@dataclass
+class Resolved:
+    bot_id: str
+    pid: int | None
+    """The running bot told; None: not running (its next start acts)."""
+    status: str | None
+    """The status after; None if the bot did not answer in time."""
+    notes: list[str] = field(default_factory=list)
+    """What the bot's recovery said since."""
+
+
+def _acknowledge(tx: Transaction, now: datetime) -> None:
+    tx.save_bot_record(
+        tx.state.bot.evolve(status=BotStatus.STOPPED, acknowledged=True, last_updated_at=now)
+    )
+    tx.add_event(
+        now,
+        "status",
+        "needs attention: resolved by an operator; the next start recovers acting on what"
+        " the venue says",
+        {"resolved_by": "operator"},
+    )
 
 
 @dataclass
@@ -261,6 +289,45 @@ class Supervisor:
         self.stop(bot_id, timeout)
         return self.start(config)
 
+    # -- resolve ----------------------------------------------------------------------
+    def resolve(self, bot_id: str, wait: float = 30.0) -> Resolved:
+        """An operator has looked at a bot that needs attention: a running bot is told
+        (SIGUSR1) and recovers again, acting on what it finds; a stopped one does so at
+        its next start. Raises `NothingToResolve` if the bot does not need attention."""
+        files = self.files(bot_id)
+        record = files.read_record()
+        config = load_config(record["config"])
+        with self._serialized(files):
+            pid = holder(Path(record["lock"]))
+            if config.state.backend == "duckdb" and pid is not None:
+                os.kill(pid, signal.SIGUSR1)  # its state cannot be read meanwhile: told only
+                return Resolved(bot_id, pid, None)
+            before = asyncio.run(_read_state(config))
+            if before.bot.status is not BotStatus.NEEDS_ATTENTION:
+                raise NothingToResolve(
+                    f"bot {bot_id} does not need attention (status {before.bot.status})"
+                )
+            if pid is None:
+                _write_while_stopped(config, _acknowledge)
+                return Resolved(bot_id, None, BotStatus.STOPPED.value)
+            os.kill(pid, signal.SIGUSR1)
+            since = before.ledger.next_event_seq
+            after: list[BotState] = []
+
+            def answered() -> bool:
+                state = asyncio.run(_read_state(config))
+                after[:] = [state]
+                taken = any(
+                    e.seq >= since and e.data.get("resolved_by") for e in state.events.values()
+                )
+                return taken and not state.bot.acknowledged  # recovered again since
+
+            if not _wait_for(answered, wait):
+                return Resolved(bot_id, pid, None)
+            state = after[0]
+            notes = [e.message for e in state.events.values() if e.seq >= since]
+            return Resolved(bot_id, pid, state.bot.status.value, notes)
+
     # -- status -----------------------------------------------------------------------
     async def report(self, bot_id: str) -> BotReport:
         files = self.files(bot_id)
@@ -274,6 +341,11 @@ class Supervisor:
             report.uptime_seconds = uptime(named)
         try:
             config = load_config(record["config"])
+            if config.state.backend == "duckdb" and lock_pid is not None:
+                raise StateError(
+                    "the state is not shown while the bot runs: DuckDB lets one process open"
+                    " it (its log: `botwarden logs`)"
+                )
             state = await _read_state(config)
         except (BotwardenError, OSError) as error:
             report.problem = str(error)
@@ -382,29 +454,34 @@ async def _read_state(config: BotConfig) -> BotState:
 
 
 def _record_kill(config_path: Path, timeout: float) -> None:
-    """A bot killed with SIGKILL could not record its stop: the supervisor does, holding
-    the bot's lock meanwhile (so that no instance starts in between)."""
+    """A bot killed with SIGKILL could not record its stop: the supervisor does."""
 
-    async def record(config: BotConfig) -> None:
+    def stopped(tx: Transaction, now: datetime) -> None:
+        tx.save_bot_record(tx.state.bot.evolve(status=BotStatus.STOPPED, last_updated_at=now))
+        message = f"stopped by the operator: SIGKILL after {timeout:g}s (SIGTERM not obeyed)"
+        tx.add_event(now, "status", message)
+
+    try:
+        _write_while_stopped(load_config(config_path), stopped)
+    except (BotwardenError, OSError) as error:  # started again meanwhile, or no store
+        log.warning("bot killed, but its stop could not be recorded: %s", error)
+
+
+def _write_while_stopped(
+    config: BotConfig, change: Callable[[Transaction, datetime], None]
+) -> None:
+    """One change to the state of a bot that is not running, written holding the bot's
+    lock (no instance can start meanwhile) at the store's current epoch."""
+
+    async def write() -> None:
         state = StateManager.from_config(config.bot_id, config)
         async with state:
             state.epoch = await state.store.epoch(config.bot_id)
             async with state.transaction() as tx:
-                tx.save_bot_record(
-                    tx.state.bot.evolve(status=BotStatus.STOPPED, last_updated_at=utc_now())
-                )
-                tx.add_event(
-                    utc_now(),
-                    "status",
-                    f"stopped by the operator: SIGKILL after {timeout:g}s (SIGTERM not obeyed)",
-                )
+                change(tx, utc_now())
 
-    try:
-        config = load_config(config_path)
-        with InstanceLock(lock_path(config), config.bot_id):
-            asyncio.run(record(config))
-    except (BotwardenError, OSError) as error:  # started again meanwhile, or no store
-        log.warning("bot killed, but its stop could not be recorded: %s", error)
+    with InstanceLock(lock_path(config), config.bot_id):
+        asyncio.run(write())
 
 
 def _wait_for(condition: Any, seconds: float) -> bool:

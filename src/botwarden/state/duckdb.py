@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ def _duckdb() -> Any:
         ) from error
     return duckdb
 
+
+LOCK_PATIENCE = 5.0
+"""Seconds an open waits for another process to let go of the file."""
 
 _CORRUPTION_SIGNS = (
     "not a valid DuckDB database file",  # a damaged header
@@ -54,7 +58,16 @@ class DuckdbStore(EmbeddedSqlStore):
         self.driver_errors = (self._driver.Error,)
 
     def _connect(self) -> Any:
-        return self._driver.connect(str(self.path))
+        # Another process may hold the file for a moment (`botwarden status` reading a
+        # stopped bot's state): wait it out rather than fail a start.
+        deadline = time.monotonic() + LOCK_PATIENCE
+        while True:
+            try:
+                return self._driver.connect(str(self.path))
+            except self._driver.Error as error:
+                if "Could not set lock" not in str(error) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
 
     # DuckDB's `INSERT ... ON CONFLICT DO UPDATE` costs ~2 ms of CPU per row here, twice
     # a plain UPDATE; a change usually updates records that exist and an epoch that

@@ -427,10 +427,15 @@ class StateManager:
             tx.save_bot_record(record)
         return record
 
-    async def set_status(self, status: BotStatus, error: str | None = None) -> BotRecord:
-        """Move the bot's lifecycle status; `error` is kept as the last error message."""
+    async def set_status(
+        self, status: BotStatus, error: str | None = None, *, acknowledged: bool | None = None
+    ) -> BotRecord:
+        """Move the bot's lifecycle status; `error` is kept as the last error message,
+        `acknowledged` (if given) set in the same write."""
         now = self._clock()
         changes: dict[str, Any] = {"status": status, "last_updated_at": now}
+        if acknowledged is not None:
+            changes["acknowledged"] = acknowledged
         if status is BotStatus.RUNNING:
             changes["last_run_at"] = now
         if error is not None:
