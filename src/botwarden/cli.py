@@ -397,6 +397,50 @@ def logs(
             sys.stdout.flush()
 
 
+@app.command("serve")
+def serve(
+    host: Annotated[
+        str, typer.Option(envvar="BOTWARDEN_API_HOST", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="BOTWARDEN_API_PORT", help="TCP port.")] = 8700,
+) -> None:
+    """The control API and the live dashboard, over every bot of this home.
+
+    Every route but /healthz asks for the API token (`Authorization: Bearer TOKEN`),
+    made at the first start, kept in $BOTWARDEN_HOME/api-token (mode 0600) and shown
+    that once.
+    """
+    import uvicorn
+
+    from botwarden.api.app import create_app
+    from botwarden.api.auth import load_or_create_token, token_path
+    from botwarden.process.supervisor import Supervisor
+
+    supervisor = Supervisor()
+    token, new = load_or_create_token(supervisor.root)
+    address = f"http://{host}:{port}/"
+    if new:
+        errors.print(
+            f"a new API token, shown this once (kept in {token_path(supervisor.root)},"
+            f" mode 0600):\n  {token}\ndashboard, signed in: {address}#token={token}",
+            markup=False,
+            highlight=False,
+        )
+    else:
+        errors.print(
+            f"dashboard: {address} (the token: {token_path(supervisor.root)})",
+            markup=False,
+            highlight=False,
+        )
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("botwarden").warning(
+            "listening on %s: beyond this machine the token is the only guard, and plain"
+            " HTTP carries it in clear; put TLS in front (a reverse proxy)",
+            host,
+        )
+    uvicorn.run(create_app(supervisor, token), host=host, port=port, log_level="warning")
+
+
 @app.command("demo")
 def demo(
     config: Annotated[

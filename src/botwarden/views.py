@@ -10,7 +10,9 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 
+from botwarden.config import BotConfig
 from botwarden.domain.models import BotStatus
+from botwarden.redact import redact_url
 from botwarden.state.records import BotState, document
 
 if TYPE_CHECKING:
@@ -179,3 +181,12 @@ def render_status(console: Console, reports: list[BotReport], home: Path) -> Non
             f"[red]{r.last_error or r.problem}[/]" if r.last_error or r.problem else "",
         )
     console.print(table)
+
+
+def config_as_json(config: BotConfig) -> dict[str, Any]:
+    """A bot's config as the API shows it: keys masked, passwords out of URLs."""
+    shown = config.model_dump(mode="json")  # SecretStr fields come out masked
+    state = shown["state"]
+    state["redis"]["url"] = redact_url(state["redis"]["url"])
+    state["postgres"]["dsn"] = redact_url(state["postgres"]["dsn"])
+    return shown

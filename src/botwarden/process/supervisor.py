@@ -175,6 +175,21 @@ class Supervisor:
         return bot_files(bot_id, self.root)
 
     # -- start ------------------------------------------------------------------------
+    def register(self, config_path: Path) -> str:
+        """Make a bot known by its config (without starting it); returns its id."""
+        config_path = config_path.resolve()
+        config = load_config(config_path)
+        files = self.files(config.bot_id)
+        with self._serialized(files):
+            running = self._running_pid(files, lock_path(config))
+            if running is not None and files.config_path() != config_path:
+                raise AlreadyRunning(
+                    f"bot {config.bot_id} runs (pid {running}) from {files.config_path()}:"
+                    " stop it before giving it another config"
+                )
+            files.remember(config_path, lock_path(config))
+        return config.bot_id
+
     def start(self, config_path: Path) -> Launch:
         """Launch the bot in the background; returns once it says it started (its lock
         held, its state open, its recovery done or retrying), or after `start_wait`
@@ -330,6 +345,15 @@ class Supervisor:
 
     # -- status -----------------------------------------------------------------------
     async def report(self, bot_id: str) -> BotReport:
+        return (await self.look(bot_id))[0]
+
+    async def reports(self) -> list[BotReport]:
+        return [(await self.look(bot_id))[0] for bot_id in known_bots(self.root)]
+
+    async def look(self, bot_id: str) -> tuple[BotReport, BotState | None]:
+        """The bot's report, and its state as stored (None if it cannot be read now:
+        `report.problem` says why)."""
+        _reap()
         files = self.files(bot_id)
         record = files.read_record()
         report = BotReport(bot_id, record["config"], BotStatus.STOPPED.value)
@@ -350,7 +374,7 @@ class Supervisor:
         except (BotwardenError, OSError) as error:
             report.problem = str(error)
             report.status = BotStatus.RUNNING.value if lock_pid else BotStatus.STOPPED.value
-            return report
+            return report, None
         _fill(report, state)
         stored = state.bot.status if state.bot.instance else BotStatus.STOPPED  # never ran
         report.status = _true_status(stored, lock_pid is not None, starting).value
@@ -360,10 +384,10 @@ class Supervisor:
                 "not running: the process ended without recording a stop (SIGKILL, out of"
                 f" memory, a reboot?); last seen {seen}"
             )
-        return report
+        return report, state
 
-    async def reports(self) -> list[BotReport]:
-        return [await self.report(bot_id) for bot_id in known_bots(self.root)]
+    def config(self, bot_id: str) -> BotConfig:
+        return load_config(self.files(bot_id).config_path())
 
     # -- helpers ----------------------------------------------------------------------
     def _running_pid(self, files: BotFiles, lock: Path) -> int | None:
@@ -425,7 +449,7 @@ def _fill(report: BotReport, state: BotState) -> None:
     report.trading_day = str(risk.trading_day) if risk.trading_day else None
     report.pnl_today = str(risk.daily_pnl)
     report.trades_today = risk.daily_trade_count
-    if risk.breaker_until is not None:
+    if risk.breaker_until is not None and risk.breaker_until > now:
         report.breaker = f"until {risk.breaker_until.isoformat()}: {risk.breaker_reason}"
     report.last_error = bot.last_error
     report.last_run_at = _iso(bot.last_run_at)

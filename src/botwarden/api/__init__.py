@@ -1,0 +1,1 @@
+"""The control API and the dashboard: `botwarden serve`."""

@@ -1,0 +1,273 @@
+"""The control API and the dashboard, one FastAPI app over the supervisor.
+
+    GET  /healthz                        no token: is the server up
+    GET  /                               the dashboard (a page with no data of its own)
+    GET  /api/v1/bots                    every bot's report (as `botwarden status`)
+    POST /api/v1/bots                    {"config": PATH}: make a bot known, not started
+    GET  /api/v1/bots/{id}               report, config (keys masked), state summary
+    GET  /api/v1/bots/{id}/positions | orders | fills | events
+    POST /api/v1/bots/{id}/start | stop | restart | resolve
+    GET  /api/v1/events/stream           server-sent events: status changes, fills,
+                                         stops placed, alerts, every event of the bots
+    GET  /metrics                        Prometheus text format
+    GET  /openapi.json                   the API described
+
+Everything but `/healthz` and the dashboard's files asks for `Authorization: Bearer
+TOKEN`. Errors are JSON `{"error": ...}` with a 4xx status; an operator's mistake is
+never a 500, and no response carries a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from pathlib import Path as FilePath
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from botwarden.api.auth import authorized
+from botwarden.api.watch import Watcher, metrics_text
+from botwarden.errors import BotwardenError, ConfigError, StateError
+from botwarden.process.home import UnknownBot
+from botwarden.process.lock import AlreadyRunning
+from botwarden.process.supervisor import (
+    BotReport,
+    NothingToResolve,
+    StartFailed,
+    Supervisor,
+)
+from botwarden.state.records import BotState, document
+from botwarden.views import config_as_json
+
+log = logging.getLogger(__name__)
+
+STATIC = FilePath(__file__).parent / "static"
+T = TypeVar("T")
+
+BotIdParam = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="The bot's id.")
+]
+Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many, newest.")]
+
+STATUS_OF_ERROR: dict[type[BotwardenError], int] = {
+    UnknownBot: 404,
+    AlreadyRunning: 409,
+    NothingToResolve: 409,
+    ConfigError: 422,
+    StartFailed: 422,
+    StateError: 503,
+}
+
+
+class NewBot(BaseModel):
+    config: str
+    """The bot's config file, on the server (relative: to the server's folder)."""
+
+
+def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) -> FastAPI:
+    watcher = Watcher(supervisor, watch_interval)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(watcher.run())
+        try:
+            yield
+        finally:
+            watcher.close()
+            task.cancel()
+
+    app = FastAPI(
+        title="botwarden",
+        summary="Watch and control crash-safe trading bots.",
+        lifespan=lifespan,
+        openapi_url=None,  # served below, behind the token
+        docs_url=None,  # the interactive pages load their scripts from a CDN
+        redoc_url=None,
+    )
+
+    def require_token(request: Request) -> None:
+        if not authorized(request.headers.get("authorization"), token):
+            raise HTTPException(401, "a token is needed: Authorization: Bearer TOKEN")
+
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+
+    async def off_loop(work: Callable[[], T]) -> T:
+        """Supervisor calls block (processes, files, stores): never on the event loop."""
+        return await asyncio.to_thread(work)
+
+    async def look(bot_id: str) -> tuple[BotReport, BotState]:
+        report, state = await off_loop(lambda: asyncio.run(supervisor.look(bot_id)))
+        if state is None:
+            raise StateError(f"bot {bot_id}: its state cannot be read now: {report.problem}")
+        return report, state
+
+    # -- bots ---------------------------------------------------------------------------
+    @api.get("/bots")
+    async def bots() -> list[dict[str, Any]]:
+        reports = await off_loop(lambda: asyncio.run(supervisor.reports()))
+        return [r.as_json() for r in reports]
+
+    @api.post("/bots", status_code=201)
+    async def add_bot(body: NewBot) -> dict[str, Any]:
+        bot_id = await off_loop(lambda: supervisor.register(FilePath(body.config)))
+        report = await off_loop(lambda: asyncio.run(supervisor.report(bot_id)))
+        watcher.poke()
+        return report.as_json()
+
+    @api.get("/bots/{bot_id}")
+    async def bot(bot_id: BotIdParam) -> dict[str, Any]:
+        report, state = await off_loop(lambda: asyncio.run(supervisor.look(bot_id)))
+        config = await off_loop(lambda: supervisor.config(bot_id))
+        shown: dict[str, Any] = {"report": report.as_json(), "config": config_as_json(config)}
+        if state is not None:
+            shown["state"] = {
+                "bot": document(state.bot),
+                "risk": document(state.risk),
+                "positions": len(state.positions),
+                "pending_orders": sum(not i.status.is_terminal for i in state.intents.values()),
+                "fills": len(state.fills),
+                "cooldowns": {s: u.isoformat() for s, u in state.cooldowns.items()},
+            }
+        return shown
+
+    @api.get("/bots/{bot_id}/positions")
+    async def positions(bot_id: BotIdParam) -> list[dict[str, Any]]:
+        report, state = await look(bot_id)
+        live = {p.symbol: p.stop_live for p in report.positions}
+        return [{**document(p), "stop_live": live.get(p.symbol)} for p in state.positions.values()]
+
+    @api.get("/bots/{bot_id}/orders")
+    async def orders(
+        bot_id: BotIdParam,
+        limit: Limit = 100,
+        pending: Annotated[bool, Query(description="Only those not final yet.")] = False,
+    ) -> list[dict[str, Any]]:
+        _, state = await look(bot_id)
+        intents = [i for i in state.intents.values() if not (pending and i.status.is_terminal)]
+        intents.sort(key=lambda i: i.created_at)
+        return [document(i) for i in intents[-limit:]]
+
+    @api.get("/bots/{bot_id}/fills")
+    async def fills(bot_id: BotIdParam, limit: Limit = 100) -> list[dict[str, Any]]:
+        _, state = await look(bot_id)
+        ordered = sorted(state.fills.values(), key=lambda f: (f.time, f.trade_id))
+        return [document(f) for f in ordered[-limit:]]
+
+    @api.get("/bots/{bot_id}/events")
+    async def events(
+        bot_id: BotIdParam,
+        limit: Limit = 100,
+        after: Annotated[int, Query(ge=-1, description="Only events after this seq.")] = -1,
+    ) -> list[dict[str, Any]]:
+        _, state = await look(bot_id)
+        newer = [e for e in state.events.values() if e.seq > after]
+        return [document(e) for e in newer[-limit:]]
+
+    # -- control ------------------------------------------------------------------------
+    @api.post("/bots/{bot_id}/start")
+    async def start(bot_id: BotIdParam) -> dict[str, Any]:
+        config = await off_loop(lambda: supervisor.files(bot_id).config_path())
+        launch = await off_loop(lambda: supervisor.start(config))
+        watcher.poke()
+        return {"bot_id": bot_id, "pid": launch.pid, "started": True}
+
+    @api.post("/bots/{bot_id}/stop")
+    async def stop(
+        bot_id: BotIdParam,
+        grace: Annotated[
+            float,
+            Query(alias="timeout", ge=0, le=600, description="Seconds from SIGTERM to SIGKILL."),
+        ] = 30,
+    ) -> dict[str, Any]:
+        done = await off_loop(lambda: supervisor.stop(bot_id, grace))
+        watcher.poke()
+        return {**asdict(done), "was_running": done.pid is not None}
+
+    @api.post("/bots/{bot_id}/restart")
+    async def restart(bot_id: BotIdParam) -> dict[str, Any]:
+        launch = await off_loop(lambda: supervisor.restart(bot_id))
+        watcher.poke()
+        return {"bot_id": bot_id, "pid": launch.pid, "started": True}
+
+    @api.post("/bots/{bot_id}/resolve")
+    async def resolve(bot_id: BotIdParam) -> dict[str, Any]:
+        done = await off_loop(lambda: supervisor.resolve(bot_id))
+        watcher.poke()
+        return asdict(done)
+
+    # -- live ---------------------------------------------------------------------------
+    @api.get("/events/stream")
+    async def stream(request: Request) -> StreamingResponse:
+        async def messages() -> AsyncIterator[str]:
+            queue = watcher.subscribe()
+            try:
+                yield ": botwarden events\n\n"
+                while not await request.is_disconnected():
+                    try:
+                        kind, data = await asyncio.wait_for(queue.get(), timeout=15)
+                    except TimeoutError:
+                        yield ": still here\n\n"  # keeps proxies from closing the stream
+                        continue
+                    yield f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+            finally:
+                watcher.unsubscribe(queue)
+
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return StreamingResponse(messages(), media_type="text/event-stream", headers=headers)
+
+    app.include_router(api)
+
+    @app.get("/metrics", dependencies=[Depends(require_token)], response_class=PlainTextResponse)
+    async def metrics() -> str:
+        reports = await off_loop(lambda: asyncio.run(supervisor.reports()))
+        return metrics_text(reports)
+
+    @app.get("/openapi.json", dependencies=[Depends(require_token)], include_in_schema=False)
+    async def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _error_handlers(app)
+    return app
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(BotwardenError)
+    async def operator_error(request: Request, error: BotwardenError) -> JSONResponse:
+        status = next((s for kind, s in STATUS_OF_ERROR.items() if isinstance(error, kind)), 400)
+        return JSONResponse({"error": str(error)}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()
+        ]
+        return JSONResponse({"error": "; ".join(problems)}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
+        return JSONResponse({"error": error.detail}, status_code=error.status_code, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, error: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return JSONResponse({"error": "internal error: see the server's log"}, status_code=500)
