@@ -438,7 +438,9 @@ def serve(
             " HTTP carries it in clear; put TLS in front (a reverse proxy)",
             host,
         )
-    uvicorn.run(create_app(supervisor, token), host=host, port=port, log_level="warning")
+    app = create_app(supervisor, token)
+    # Event streams stay open until their browser goes: a stop waits for them a moment.
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
 
 
 @app.command("demo")

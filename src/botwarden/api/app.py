@@ -134,7 +134,7 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
                 "bot": document(state.bot),
                 "risk": document(state.risk),
                 "positions": len(state.positions),
-                "pending_orders": sum(not i.status.is_terminal for i in state.intents.values()),
+                "open_orders": sum(not i.status.is_terminal for i in state.intents.values()),
                 "fills": len(state.fills),
                 "cooldowns": {s: u.isoformat() for s, u in state.cooldowns.items()},
             }

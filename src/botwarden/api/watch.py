@@ -138,7 +138,11 @@ def metrics_text(reports: list[BotReport]) -> str:
         "Positions without a live stop on the venue (as the bot last saw).",
         each(lambda r: len(r.unprotected)),
     )
-    family("botwarden_pending_orders", "Orders not final yet.", each(lambda r: r.pending_orders))
+    family(
+        "botwarden_open_orders",
+        "Orders not final yet (resting stops included).",
+        each(lambda r: r.open_orders),
+    )
     family(
         "botwarden_heartbeat_age_seconds",
         "Wall-clock seconds since the bot last showed life.",

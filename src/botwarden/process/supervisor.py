@@ -147,7 +147,7 @@ class BotReport:
     heartbeat_seconds: float | None = None
     """Wall-clock seconds since the bot last showed life."""
     positions: list[PositionView] = field(default_factory=list)
-    pending_orders: int = 0
+    open_orders: int = 0
     trading_day: str | None = None
     pnl_today: str = "0"
     trades_today: int = 0
@@ -445,7 +445,7 @@ def _fill(report: BotReport, state: BotState) -> None:
         report.positions.append(
             PositionView(p.symbol, p.side.value, str(p.size), str(p.entry_price), stop_price, live)
         )
-    report.pending_orders = sum(not i.status.is_terminal for i in state.intents.values())
+    report.open_orders = sum(not i.status.is_terminal for i in state.intents.values())
     report.trading_day = str(risk.trading_day) if risk.trading_day else None
     report.pnl_today = str(risk.daily_pnl)
     report.trades_today = risk.daily_trade_count

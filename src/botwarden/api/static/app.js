@@ -79,8 +79,8 @@ function positionsTable(positions) {
           : el("span", { class: "no-stop" }, "NO STOP")))));
 }
 
-function pendingTable(orders) {
-  if (!orders.length) return el("p", { class: "muted" }, "no pending orders");
+function ordersTable(orders) {
+  if (!orders.length) return el("p", { class: "muted" }, "no open orders");
   return table(["client order id", "purpose", "side", "qty", "type", "status"], orders.map((o) =>
     el("tr", {}, el("td", {}, o.client_order_id), el("td", {}, o.purpose), el("td", {}, o.side),
       el("td", {}, o.qty), el("td", {}, o.type), el("td", {}, o.status))));
@@ -133,7 +133,7 @@ function card(bot, details) {
   const facts = [
     ["pid", bot.pid ?? "not running"], ["uptime", span(bot.uptime_seconds)],
     ["heartbeat", bot.heartbeat_seconds === null ? "never" : `${span(bot.heartbeat_seconds)} ago`],
-    ["pending", bot.pending_orders], ["PnL today", money(bot.pnl_today)],
+    ["open orders", bot.open_orders], ["PnL today", money(bot.pnl_today)],
     ["trades today", bot.trades_today], ["breaker", bot.breaker || "off"],
     ["trading day", bot.trading_day || "-"],
   ];
@@ -149,7 +149,7 @@ function card(bot, details) {
       symbol: p.symbol, side: p.side, size: p.size, entry_price: p.entry, stop_price: p.stop_price,
       stop_live: p.stop_live,
     })) ),
-    el("h3", {}, "pending orders"), pendingTable(details.orders || []),
+    el("h3", {}, "open orders"), ordersTable(details.orders || []),
     el("h3", {}, "realized PnL"), pnlChart(trades),
     el("h3", {}, "recent trades"), tradesTable(trades));
 }
