@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -159,7 +160,7 @@ def render_status(console: Console, reports: list[BotReport], home: Path) -> Non
     table = Table(title_justify="left")
     for column in (
         "bot", "status", "pid", "uptime", "heartbeat", "positions (stop)", "pnl today",
-        "trades today", "breaker", "last error",
+        "trades today", "breaker", "error or attention",
     ):  # fmt: skip
         table.add_column(column)
     for r in reports:
@@ -178,7 +179,7 @@ def render_status(console: Console, reports: list[BotReport], home: Path) -> Non
             r.pnl_today,
             str(r.trades_today),
             f"[red]{r.breaker}[/]" if r.breaker else "off",
-            f"[red]{r.last_error or r.problem}[/]" if r.last_error or r.problem else "",
+            _trouble(r),
         )
     console.print(table)
 
@@ -190,3 +191,12 @@ def config_as_json(config: BotConfig) -> dict[str, Any]:
     state["redis"]["url"] = redact_url(state["redis"]["url"])
     state["postgres"]["dsn"] = redact_url(state["postgres"]["dsn"])
     return shown
+
+
+def _trouble(report: BotReport) -> str:
+    """What an operator should read first: the error, what needs them, what is unread."""
+    if report.last_error:
+        return f"[red]{escape(report.last_error)}[/]"
+    if report.attention:
+        return f"[yellow]{escape(report.attention)}[/]"
+    return escape(report.problem or "")

@@ -215,7 +215,10 @@ def test_resolve_clears_needs_attention_running_or_stopped(
 ) -> None:
     config.write_text(CONFIG + "state: {recovery: {mode: manual}}\n")
     supervisor.start(config)
-    assert report_of(supervisor).status == BotStatus.NEEDS_ATTENTION
+    waiting = report_of(supervisor)
+    assert waiting.status == BotStatus.NEEDS_ATTENTION
+    assert "manual mode: nothing changed; waiting for an operator" in waiting.attention
+    assert "waiting for an operator" in cli("status").stdout
     resolved = cli("resolve", "golden_spy")
     assert resolved.returncode == 0, resolved.stderr
     assert "bot golden_spy resolved: running" in resolved.stdout

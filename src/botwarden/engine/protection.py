@@ -201,5 +201,6 @@ class Protector:
             async with ctx.state.transaction() as tx:
                 flagged = {**position.metadata, "underwater_alert": str(ctx.clock())}
                 tx.save_position(position.evolve(metadata=flagged))
-                tx.add_event(ctx.clock(), "alert", message, {"position_id": position.id})
+                data = {"position_id": position.id, "attention": True}
+                tx.add_event(ctx.clock(), "alert", message, data)
         return False

@@ -72,7 +72,9 @@ class Recovery:
             self.report.needs_attention = True
         log.log(logging.WARNING if attention else logging.INFO, "%s: %s", self.ctx.bot_id, message)
         async with self.ctx.state.transaction() as tx:
-            tx.add_event(self.ctx.clock(), kind, message)
+            tx.add_event(
+                self.ctx.clock(), kind, message, {"attention": True} if attention else None
+            )
 
     async def run(self) -> RecoveryReport:
         ctx = self.ctx

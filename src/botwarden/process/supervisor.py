@@ -153,6 +153,8 @@ class BotReport:
     trades_today: int = 0
     breaker: str | None = None
     last_error: str | None = None
+    attention: str | None = None
+    """What needs an operator, when the status says so (the newest such event)."""
     last_run_at: str | None = None
     last_updated_at: str | None = None
     problem: str | None = None
@@ -452,6 +454,9 @@ def _fill(report: BotReport, state: BotState) -> None:
     if risk.breaker_until is not None and risk.breaker_until > now:
         report.breaker = f"until {risk.breaker_until.isoformat()}: {risk.breaker_reason}"
     report.last_error = bot.last_error
+    if bot.status is BotStatus.NEEDS_ATTENTION:
+        asks = [e.message for e in state.events.values() if e.data.get("attention")]
+        report.attention = asks[-1] if asks else None
     report.last_run_at = _iso(bot.last_run_at)
     report.last_updated_at = _iso(bot.last_updated_at)
     if bot.seen_at is not None:

@@ -88,9 +88,9 @@ function ordersTable(orders) {
 
 function tradesTable(trades) {
   if (!trades.length) return el("p", { class: "muted" }, "no trades yet");
-  return table(["closed", "symbol", "side", "qty", "entry", "exit", "PnL"],
+  return table(["closed (UTC)", "symbol", "side", "qty", "entry", "exit", "PnL"],
     trades.slice(-RECENT_TRADES).reverse().map((e) =>
-      el("tr", {}, el("td", {}, new Date(e.time).toLocaleString()), el("td", {}, e.data.symbol),
+      el("tr", {}, el("td", {}, e.time.slice(0, 16).replace("T", " ")), el("td", {}, e.data.symbol),
         el("td", {}, e.data.side), el("td", {}, e.data.qty), el("td", {}, e.data.entry_price),
         el("td", {}, e.data.exit_price), el("td", {}, money(e.data.pnl)))));
 }
@@ -144,6 +144,7 @@ function card(bot, details) {
       actions(bot)),
     el("dl", { class: "facts" }, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
     bot.last_error ? el("p", { class: "error-text", "data-last-error": "" }, bot.last_error) : null,
+    bot.attention ? el("p", { class: "attention-text" }, `needs attention: ${bot.attention}`) : null,
     bot.problem ? el("p", { class: "muted" }, bot.problem) : null,
     el("h3", {}, "positions"), positionsTable(details.positions || bot.positions.map((p) => ({
       symbol: p.symbol, side: p.side, size: p.size, entry_price: p.entry, stop_price: p.stop_price,
