@@ -353,6 +353,46 @@ def resolve(bot: BotArg) -> None:
     console.print(say, markup=False, highlight=False)
 
 
+@app.command("flatten")
+def flatten(
+    bot: BotArg,
+    symbol: Annotated[
+        str | None, typer.Option(help="Only this market [default: every one].")
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Mean it: positions are closed at market.")
+    ] = False,
+    timeout: TimeoutOpt = 30.0,
+) -> None:
+    """Emergency: stop the bot, cancel its orders and close its positions at market.
+
+    Each exit is written ahead and recorded like any other (its fills, its trade, its
+    PnL). The bot is left stopped: `botwarden start` when you are ready.
+    """
+    from botwarden.process.supervisor import Supervisor
+
+    if not yes:
+        raise ConfigError(
+            f"flatten closes bot {bot}'s positions at market and leaves it stopped:"
+            " add --yes to mean it"
+        )
+    supervisor = Supervisor()
+    _log_to(supervisor.files(bot).log, LogFormat.text)
+    stopped, done = supervisor.flatten(bot, symbol, timeout)
+    lines = [
+        f"bot {bot} stopped (pid {stopped.pid})" if stopped.pid else f"bot {bot} was not running"
+    ]
+    lines.append(f"closed at market: {', '.join(done.closed) or 'nothing was held'}")
+    if done.still_held or done.still_open:
+        lines.append(
+            f"NOT FLAT YET: still held {', '.join(done.still_held) or 'nothing'}; orders still"
+            f" open {', '.join(done.still_open) or 'none'} (the next start resolves them)"
+        )
+    console.print("\n".join(lines), markup=False, highlight=False)
+    if done.still_held or done.still_open:
+        raise typer.Exit(1)
+
+
 @app.command("status")
 def status(
     bot: Annotated[str | None, typer.Argument(help="One bot [default: every bot].")] = None,

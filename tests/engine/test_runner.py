@@ -148,6 +148,21 @@ async def test_needs_attention_lasts_until_an_operator_resolves_it(exchange: Exc
     await runner.state.close()
 
 
+async def test_flatten_closes_at_market_through_the_desk(exchange: Exchange) -> None:
+    runner = await exchange.runner()
+    while not (await runner.state.snapshot()).positions:
+        await exchange.hours(runner, 1)
+    done = await runner.flatten()
+    assert done.closed == ["SPY"] and done.still_held == [] and done.still_open == []
+    assert exchange.book.positions() == [] and exchange.book.open_orders() == []
+    state = await runner.state.snapshot()
+    assert state.positions == {}
+    assert any(e.kind == "trade" for e in state.events.values()), "recorded like any exit"
+    violations = check_promises(state, exchange.book, runner.ctx.ids)
+    assert violations == [], "\n".join(map(str, violations))
+    await runner.state.close()
+
+
 async def test_an_entry_is_sized_from_a_notional(exchange: Exchange) -> None:
     runner = await exchange.runner(order={"notional": 1000})
     await exchange.hours(runner, 24 * 20)

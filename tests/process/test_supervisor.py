@@ -19,13 +19,15 @@ from pathlib import Path
 
 import pytest
 
+from botwarden.demo import holding
 from botwarden.domain.models import BotStatus
+from botwarden.domain.orders import IntentStatus, Purpose
 from botwarden.process.home import UnknownBot
 from botwarden.process.lock import holder
 from botwarden.process.logs import follow_log, last_lines
 from botwarden.process.procs import group_members, identify
 from botwarden.process.supervisor import BotReport, StartFailed, Supervisor
-from tests.process.test_run import CONFIG
+from tests.process.test_run import CONFIG, promises_hold
 
 LOCK = Path("state") / "golden_spy.lock"
 
@@ -236,6 +238,53 @@ def test_resolve_clears_needs_attention_running_or_stopped(
     assert report_of(supervisor).status == BotStatus.STOPPED
     supervisor.start(config)
     assert report_of(supervisor).status == BotStatus.RUNNING
+
+
+def test_flatten_stops_the_bot_and_closes_at_market_only_when_meant(
+    config: Path, supervisor: Supervisor
+) -> None:
+    config.write_text(  # enters at once, never exits by itself, its stop far away
+        CONFIG.replace(
+            "strategy: {name: golden_cross, params: {fast: 3, slow: 8}, timeframe: 1h}",
+            "strategy: {name: coin_flip, params: {enter: 1, exit: 0}, timeframe: 1h}",
+        )
+        + "stop: {distance: 25}\n"
+    )
+    supervisor.start(config)
+    _wait(lambda: report_of(supervisor).positions)
+    refused = cli("flatten", "golden_spy")
+    assert refused.returncode == 2 and "add --yes to mean it" in refused.stderr
+    wrong = cli("flatten", "golden_spy", "--symbol", "QQQ", "--yes")
+    assert wrong.returncode == 2 and "does not trade 'QQQ'" in wrong.stderr
+    assert report_of(supervisor).pid is not None, "nothing touched by a refused flatten"
+    supervisor.stop("golden_spy")
+    [held] = report_of(supervisor).positions  # held while stopped, its stop resting
+
+    done = cli("flatten", "golden_spy", "--symbol", "SPY", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "bot golden_spy was not running" in done.stdout
+    assert "closed at market: SPY" in done.stdout
+    report = report_of(supervisor)
+    assert report.positions == [] and report.open_orders == 0 and report.pid is None
+    assert report.status == BotStatus.STOPPED
+    state = asyncio.run(promises_hold(config, epoch_at_least=2))
+    exits = sorted(
+        (i for i in state.intents.values() if i.purpose is Purpose.EXIT),
+        key=lambda i: i.created_at,
+    )
+    assert exits[-1].status is IntentStatus.FILLED, "the flatten's exit, written ahead"
+    trades = [e for e in state.events.values() if e.kind == "trade"]
+    assert trades[-1].data["symbol"] == "SPY" and trades[-1].data["qty"] == held.size
+    assert not holding(config.parent / "state" / "golden_spy.paper.db")
+    assert "flattening SPY, asked by an operator" in cli("logs", "golden_spy").stdout
+
+    supervisor.start(config)  # a running bot is stopped first, then flattened
+    _wait(lambda: report_of(supervisor).positions)
+    done = cli("flatten", "golden_spy", "--yes")
+    assert done.returncode == 0 and "bot golden_spy stopped (pid" in done.stdout, done.stdout
+    assert bot_processes(config) == []
+    assert report_of(supervisor).positions == []
+    assert not holding(config.parent / "state" / "golden_spy.paper.db")
 
 
 def test_a_log_is_followed_through_rotation(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -46,6 +47,17 @@ from botwarden.strategies.base import Action, Signal, build_strategy
 from botwarden.venues.base import AuthError, Venue, VenueError, VenueOrder
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Flattened:
+    closed: list[str]
+    """The symbols whose positions an exit was sent for."""
+    still_held: list[str]
+    """Positions not closed yet when the wait ended (their exits rest; the next start
+    resolves them)."""
+    still_open: list[str]
+    """Client order ids of the bot's still not final (an exit not filled yet)."""
 
 
 class Runner:
@@ -348,6 +360,49 @@ class Runner:
         )
         await self.desk.sync_fills()
         await self.protector.protect_all(await self._open(), {})
+
+    # -- an operator's emergency -------------------------------------------------------------
+    async def flatten(self, symbol: str | None = None, wait: float = 30.0) -> Flattened:
+        """Cancel the bot's orders and close its positions at market (in `symbol` only,
+        if given), each exit written ahead and recorded like any other. Entries are
+        canceled first (none may fill behind the exits), then the positions closed,
+        then, once their fills came, whatever still rests (their stops)."""
+        assert self.ctx is not None, "start() first"
+        desk = self.desk
+        now = self.clock()
+        where = symbol or "every market"
+        async with self.state.transaction() as tx:
+            tx.add_event(now, "alert", f"flatten ({where}) asked by an operator")
+        log.warning("%s: flattening %s, asked by an operator", self.config.bot_id, where)
+
+        def mine(intent: OrderIntent) -> bool:
+            return not intent.status.is_terminal and symbol in (None, intent.symbol)
+
+        intents = (await self.state.snapshot()).intents.values()
+        for intent in [i for i in intents if mine(i) and i.purpose is Purpose.ENTRY]:
+            await desk.cancel(intent.client_order_id, intent.symbol)
+        positions = [
+            p
+            for p in (await self.state.snapshot()).positions.values()
+            if symbol in (None, p.symbol)
+        ]
+        for position in positions:
+            if not await desk.closing(position):
+                await desk.close(position)
+        deadline = time.monotonic() + wait
+        while True:
+            await desk.sync_fills()
+            held = (await self.state.snapshot()).positions.keys() & {p.id for p in positions}
+            if not held or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        intents = (await self.state.snapshot()).intents.values()
+        for intent in [i for i in intents if mine(i) and i.purpose is not Purpose.EXIT]:
+            await desk.cancel(intent.client_order_id, intent.symbol)
+        state = await self.state.snapshot()
+        left = [p.symbol for p in state.positions.values() if symbol in (None, p.symbol)]
+        open_left = [i.client_order_id for i in state.intents.values() if mine(i)]
+        return Flattened([p.symbol for p in positions], left, open_left)
 
     # -- stop ----------------------------------------------------------------------------------
     async def stopped(self, error: BaseException | None = None) -> None:

@@ -13,13 +13,13 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 
 from botwarden.config import BotConfig, resolve_path
 from botwarden.engine.crash import CRASH
-from botwarden.engine.runner import Runner
+from botwarden.engine.runner import Flattened, Runner
 from botwarden.errors import StateCorruptError
 from botwarden.process.lock import InstanceLock
 from botwarden.state.manager import StateManager, utc_now
@@ -52,32 +52,51 @@ async def run_bot(config: BotConfig, *, ticks: int | None = None) -> None:
     # `botwarden resolve` sends SIGUSR1 to the lock's holder; held back until the
     # runner can act on it (its default action would end the process).
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with _instance(config) as runner:
+        loop.add_signal_handler(signal.SIGUSR1, runner.request_resolve)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+        _tell_supervisor_started()
+        venue = runner.venue
+        speed = getattr(venue.clock, "speed", 1.0) if isinstance(venue, PaperVenue) else 1.0
+        pause = config.engine.check_interval.total_seconds() / speed
+        await runner.run(stop, ticks=ticks, pause=pause)
+
+
+async def flatten_bot(config: BotConfig, symbol: str | None = None) -> Flattened:
+    """An operator's emergency, with the bot not running: its lock taken, its recovery
+    run, then every order of its canceled and every position closed at market (see
+    `Runner.flatten`); the bot is left stopped."""
+    async with _instance(config) as runner:
+        return await runner.flatten(symbol)
+
+
+@contextlib.asynccontextmanager
+async def _instance(config: BotConfig) -> AsyncIterator[Runner]:
+    """An instance of the bot in this process: its lock (taken first, held to the end),
+    its venue, its state, and a runner that has started (recovered, or retrying);
+    stopped at the end, or in error with the error stored."""
     with InstanceLock(lock_path(config), config.bot_id):
         venue = open_venue(config.venue, config.bot_id, config.base_dir)
         clock: Callable[[], datetime] = venue.clock if isinstance(venue, PaperVenue) else utc_now
-        speed = getattr(venue.clock, "speed", 1.0) if isinstance(venue, PaperVenue) else 1.0
-        pause = config.engine.check_interval.total_seconds() / speed
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        state, lost = await _open_state(config, clock)
-        async with state:
-            runner = Runner(config, state, venue, clock)
-            loop.add_signal_handler(signal.SIGUSR1, runner.request_resolve)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
-            try:
-                await runner.start(rebuilt_after=lost)  # the report goes to the log
-                _tell_supervisor_started()
-                await runner.run(stop, ticks=ticks, pause=pause)
-            except Exception as error:
-                log.error("%s: stopped by an error: %s", config.bot_id, error)
-                await _record_error(runner, error)
-                raise
-            finally:
-                await venue.close()
-            await runner.stopped()
-            log.info("%s: stopped", config.bot_id)
+        try:
+            state, lost = await _open_state(config, clock)
+            async with state:
+                runner = Runner(config, state, venue, clock)
+                try:
+                    await runner.start(rebuilt_after=lost)  # the report goes to the log
+                    yield runner
+                except Exception as error:
+                    log.error("%s: stopped by an error: %s", config.bot_id, error)
+                    await _record_error(runner, error)
+                    raise
+                await runner.stopped()
+                log.info("%s: stopped", config.bot_id)
+        finally:
+            await venue.close()
 
 
 READY_FD = "BOTWARDEN_READY_FD"

@@ -40,11 +40,12 @@ from typing import Any
 from botwarden.config import BotConfig, load_config
 from botwarden.domain.models import BotStatus
 from botwarden.domain.orders import IntentStatus
-from botwarden.errors import BotwardenError, StateError
+from botwarden.engine.runner import Flattened
+from botwarden.errors import BotwardenError, ConfigError, StateError
 from botwarden.process.home import BotFiles, bot_files, home, known_bots
 from botwarden.process.lock import AlreadyRunning, InstanceLock, holder
 from botwarden.process.procs import ProcessId, group_members, identify, uptime
-from botwarden.process.run import READY_FD, lock_path
+from botwarden.process.run import READY_FD, flatten_bot, lock_path
 from botwarden.state.files import atomic_write
 from botwarden.state.manager import StateManager, Transaction, utc_now
 from botwarden.state.records import BotState, decode
@@ -268,38 +269,59 @@ class Supervisor:
         once nothing of the group is left and the lock is free."""
         files = self.files(bot_id)
         record = files.read_record()
-        lock = Path(record["lock"])
         with self._serialized(files):
-            launch = self._launch_record(files)
-            group = launch.pid if launch is not None and launch.alive() else None
-            pid = group if group is not None else holder(lock)
-            if pid is None:
-                return Stopped(bot_id, None)
-            began = time.monotonic()
+            return self._stop(files, record, timeout)
 
-            def send(sig: signal.Signals) -> None:
-                with contextlib.suppress(ProcessLookupError):
-                    if group is not None:
-                        os.killpg(group, sig)
-                    else:  # run in the foreground (`botwarden run`): that process only
-                        os.kill(pid, sig)
+    def _stop(self, files: BotFiles, record: dict[str, str], timeout: float) -> Stopped:
+        bot_id = files.bot_id
+        lock = Path(record["lock"])
+        launch = self._launch_record(files)
+        group = launch.pid if launch is not None and launch.alive() else None
+        pid = group if group is not None else holder(lock)
+        if pid is None:
+            return Stopped(bot_id, None)
+        began = time.monotonic()
 
-            def gone() -> bool:
-                _reap()
-                left = group_members(group) if group is not None else identify(pid) is not None
-                return not left and holder(lock) is None
+        def send(sig: signal.Signals) -> None:
+            with contextlib.suppress(ProcessLookupError):
+                if group is not None:
+                    os.killpg(group, sig)
+                else:  # run in the foreground (`botwarden run`): that process only
+                    os.kill(pid, sig)
 
-            send(signal.SIGTERM)
-            killed = not _wait_for(gone, timeout)
-            if killed:
-                send(signal.SIGKILL)
-                if not _wait_for(gone, KILL_WAIT):
-                    raise BotwardenError(
-                        f"bot {bot_id}: still there after SIGKILL (processes"
-                        f" {group_members(group) if group else [pid]}, lock {holder(lock)})"
-                    )
-                _record_kill(Path(record["config"]), timeout)
-            return Stopped(bot_id, pid, killed, time.monotonic() - began)
+        def gone() -> bool:
+            _reap()
+            left = group_members(group) if group is not None else identify(pid) is not None
+            return not left and holder(lock) is None
+
+        send(signal.SIGTERM)
+        killed = not _wait_for(gone, timeout)
+        if killed:
+            send(signal.SIGKILL)
+            if not _wait_for(gone, KILL_WAIT):
+                raise BotwardenError(
+                    f"bot {bot_id}: still there after SIGKILL (processes"
+                    f" {group_members(group) if group else [pid]}, lock {holder(lock)})"
+                )
+            _record_kill(Path(record["config"]), timeout)
+        return Stopped(bot_id, pid, killed, time.monotonic() - began)
+
+    def flatten(
+        self, bot_id: str, symbol: str | None = None, timeout: float = 30.0
+    ) -> tuple[Stopped, Flattened]:
+        """An operator's emergency: the bot stopped (as `stop`), then its orders canceled
+        and its positions closed at market by the engine, in this process, holding the
+        bot's lock; the bot is left stopped."""
+        files = self.files(bot_id)
+        record = files.read_record()
+        config = load_config(record["config"])
+        if symbol is not None and config.symbols and symbol not in config.symbols:
+            raise ConfigError(
+                f"bot {bot_id} does not trade {symbol!r}; it trades {', '.join(config.symbols)}"
+            )
+        with self._serialized(files):
+            stopped = self._stop(files, record, timeout)
+            return stopped, asyncio.run(flatten_bot(config, symbol))
 
     def restart(self, bot_id: str, timeout: float = 30.0) -> Launch:
         config = self.files(bot_id).config_path()
