@@ -353,6 +353,27 @@ def resolve(bot: BotArg) -> None:
     console.print(say, markup=False, highlight=False)
 
 
+@app.command("account")
+def account(
+    config: ConfigArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """The balance, positions and open orders as the venue sees them, beside what the
+    bot believes, with every difference named. Reads only: nothing is sent or written."""
+    from dataclasses import asdict
+
+    from botwarden.process.account import account_of
+    from botwarden.views import render_account
+
+    view = asyncio.run(account_of(load_config(config)))
+    if as_json:
+        balance = view.balance.model_dump(mode="json") if view.balance else None
+        shown = {**asdict(view), "balance": balance, "differences": view.differences}
+        sys.stdout.write(json.dumps(shown, indent=2) + "\n")
+    else:
+        render_account(console, view)
+
+
 @app.command("flatten")
 def flatten(
     bot: BotArg,

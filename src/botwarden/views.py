@@ -17,6 +17,7 @@ from botwarden.redact import redact_url
 from botwarden.state.records import BotState, document
 
 if TYPE_CHECKING:
+    from botwarden.engine.account import AccountView
     from botwarden.process.supervisor import BotReport
 
 STATUS_STYLE = {
@@ -200,3 +201,37 @@ def _trouble(report: BotReport) -> str:
     if report.attention:
         return f"[yellow]{escape(report.attention)}[/]"
     return escape(report.problem or "")
+
+
+def render_account(console: Console, view: AccountView) -> None:
+    """`botwarden account`: the venue's side, the bot's side, the differences in red."""
+    balance = view.balance
+    if balance is not None:
+        console.print(
+            f"[bold]{view.bot_id}[/] on {escape(view.venue)}: cash {balance.cash}"
+            f" {balance.currency}, equity {balance.equity}, buying power {balance.buying_power}"
+        )
+    positions = Table(title="Positions", title_justify="left")
+    for column in ("symbol", "the venue", "the bot", "its stop", "difference"):
+        positions.add_column(column)
+    for row in view.positions:
+        positions.add_row(
+            row.symbol, row.venue or "-", row.bot or "-", row.stop or "-",
+            f"[red]{escape(row.difference)}[/]" if row.difference else "[green]agree[/]",
+        )  # fmt: skip
+    orders = Table(title="Open orders", title_justify="left")
+    for column in ("client order id", "symbol", "order", "the venue", "the bot", "difference"):
+        orders.add_column(column)
+    for o in view.orders:
+        orders.add_row(
+            o.client_order_id, o.symbol, o.order, o.venue or "-", o.bot or "-",
+            f"[red]{escape(o.difference)}[/]" if o.difference else "",
+        )  # fmt: skip
+    console.print(positions if view.positions else "[bright_black]no positions[/]")
+    console.print(orders if view.orders else "[bright_black]no open orders[/]")
+    for note in view.notes:
+        console.print(f"[yellow]{escape(note)}[/]")
+    if view.differences:
+        console.print(f"[red]{view.differences} difference(s)[/]")
+    else:
+        console.print("[green]the venue and the bot agree[/]")

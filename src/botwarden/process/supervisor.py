@@ -46,9 +46,10 @@ from botwarden.process.home import BotFiles, bot_files, home, known_bots
 from botwarden.process.lock import AlreadyRunning, InstanceLock, holder
 from botwarden.process.procs import ProcessId, group_members, identify, uptime
 from botwarden.process.run import READY_FD, flatten_bot, lock_path
+from botwarden.state.factory import read_state
 from botwarden.state.files import atomic_write
 from botwarden.state.manager import StateManager, Transaction, utc_now
-from botwarden.state.records import BotState, decode
+from botwarden.state.records import BotState
 from botwarden.views import age
 
 log = logging.getLogger(__name__)
@@ -490,18 +491,7 @@ def _iso(at: datetime | None) -> str | None:
 
 
 async def _read_state(config: BotConfig) -> BotState:
-    """The bot's state as stored, read without writing (a running bot owns it)."""
-    from botwarden.state.factory import open_store
-
-    store = open_store(config.state, config.bot_id, config.base_dir)
-    path = getattr(store, "path", None)
-    if path is not None and not path.exists():  # looking never creates a state file
-        return BotState.empty(config.bot_id)
-    await store.open()
-    try:
-        return decode(await store.load(config.bot_id), config.bot_id, store.describe())
-    finally:
-        await store.close()
+    return await read_state(config.state, config.bot_id, config.base_dir)
 
 
 def _record_kill(config_path: Path, timeout: float) -> None:

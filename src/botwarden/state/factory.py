@@ -6,6 +6,7 @@ from pathlib import Path
 
 from botwarden.config import StateSettings, resolve_path
 from botwarden.state.base import StateStore
+from botwarden.state.records import BotState, decode
 
 
 def open_store(settings: StateSettings, flow_id: str, base_dir: Path) -> StateStore:
@@ -36,3 +37,17 @@ def open_store(settings: StateSettings, flow_id: str, base_dir: Path) -> StateSt
 
         return PostgresStore(settings.postgres.dsn, settings.postgres.db_schema)
     raise ValueError(f"unknown state backend {backend!r}")  # config validation prevents this
+
+
+async def read_state(settings: StateSettings, flow_id: str, base_dir: Path) -> BotState:
+    """A bot's state as stored, read without writing (another process may own it);
+    empty if it has none yet. Looking never creates a state file."""
+    store = open_store(settings, flow_id, base_dir)
+    path = getattr(store, "path", None)
+    if path is not None and not path.exists():
+        return BotState.empty(flow_id)
+    await store.open()
+    try:
+        return decode(await store.load(flow_id), flow_id, store.describe())
+    finally:
+        await store.close()
