@@ -40,6 +40,8 @@ state_app = typer.Typer(no_args_is_help=True, help="Inspect, export and import a
 app.add_typer(state_app, name="state")
 venue_app = typer.Typer(no_args_is_help=True, help="Run local emulators of real venues.")
 app.add_typer(venue_app, name="venue")
+keys_app = typer.Typer(no_args_is_help=True, help="Venue keys stored through the API.")
+app.add_typer(keys_app, name="keys")
 
 console = Console()
 errors = Console(stderr=True)
@@ -163,6 +165,25 @@ def state_import(
 
     count, where = asyncio.run(load())
     errors.print(f"imported {count} records of bot {settings.bot_id} into {where}")
+
+
+@keys_app.command("master")
+def keys_master() -> None:
+    """Print a new master key for BOTWARDEN_MASTER_KEY (stored keys are encrypted with
+    it; keep it apart from them: a secret manager, a systemd credential)."""
+    from botwarden.keystore import new_master_key
+
+    sys.stdout.write(new_master_key() + "\n")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """The stored keys: name, last four characters, when stored (never the key)."""
+    from botwarden.config import botwarden_home
+    from botwarden.keystore import KeyStore
+
+    for key in KeyStore(botwarden_home()).list():
+        console.print(f"{key.name}  ...{key.last4}  {key.created_at}", markup=False)
 
 
 @venue_app.command("serve")

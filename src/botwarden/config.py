@@ -165,9 +165,13 @@ class PaperVenueSettings(Settings):
 
 
 class KeyedVenueSettings(Settings):
-    """A real venue's keys: written here (then keep the file private: botwarden warns
-    otherwise), or, when not, read from the environment, then from `secrets_file`."""
+    """A real venue's keys: stored through the API (`stored_key`), written here (then
+    keep the file private: botwarden warns otherwise), or, when not, read from the
+    environment, then from `secrets_file`."""
 
+    stored_key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    """The name of a key stored through the API (`POST /api/v1/keys`), decrypted when
+    the bot starts with the master key in BOTWARDEN_MASTER_KEY."""
     api_key: SecretStr | None = None
     secret_key: SecretStr | None = None
     secrets_file: str | None = None
@@ -278,6 +282,13 @@ class BotConfig(Settings):
         """Where relative paths start: the config file's folder (the working directory
         for a config built in code). Not a setting: it comes from where the file is."""
         return self._base_dir
+
+
+def botwarden_home() -> Path:
+    """Where runtime files live (logs, launch records, the API token, stored keys):
+    `$BOTWARDEN_HOME`, `~/.botwarden` by default."""
+    configured = os.environ.get("BOTWARDEN_HOME")
+    return Path(configured).expanduser().resolve() if configured else Path.home() / ".botwarden"
 
 
 def resolve_path(template: str, flow_id: str, base_dir: Path) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,16 +11,11 @@ from pathlib import Path
 import httpx
 
 from tests.process.test_run import CONFIG
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.state.test_crash import free_port
 
 
 class Server:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -30,7 +24,7 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "BOTWARDEN_HOME": str(home), "COLUMNS": "250"},
+            env={**os.environ, "BOTWARDEN_HOME": str(home), "COLUMNS": "250", **(env or {})},
         )
         deadline = time.monotonic() + 60
         while True:

@@ -7,6 +7,9 @@
     GET  /api/v1/bots/{id}               report, config (keys masked), state summary
     GET  /api/v1/bots/{id}/positions | orders | fills | events
     POST /api/v1/bots/{id}/start | stop | restart | resolve
+    POST /api/v1/keys                    {"name", "api_key", "secret_key"}: a venue key,
+                                         kept encrypted; shown only by name and last 4
+    GET  /api/v1/keys · DELETE /api/v1/keys/{name}
     GET  /api/v1/events/stream           server-sent events: status changes, fills,
                                          stops placed, alerts, every event of the bots
     GET  /metrics                        Prometheus text format
@@ -32,12 +35,13 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, SecretStr
 from starlette.exceptions import HTTPException
 
 from botwarden.api.auth import authorized
 from botwarden.api.watch import Watcher, metrics_text
 from botwarden.errors import BotwardenError, ConfigError, StateError
+from botwarden.keystore import KeyExists, KeyStore, KeyStoreError, UnknownKey
 from botwarden.process.home import UnknownBot
 from botwarden.process.lock import AlreadyRunning
 from botwarden.process.supervisor import (
@@ -57,16 +61,29 @@ T = TypeVar("T")
 BotIdParam = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="The bot's id.")
 ]
+KeyNameParam = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="The key's name.")
+]
 Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many, newest.")]
 
-STATUS_OF_ERROR: dict[type[BotwardenError], int] = {
+STATUS_OF_ERROR: dict[type[BotwardenError], int] = {  # the first that matches
     UnknownBot: 404,
+    UnknownKey: 404,
+    KeyExists: 409,
+    KeyStoreError: 503,  # no master key, or not one: the server's setting
     AlreadyRunning: 409,
     NothingToResolve: 409,
     ConfigError: 422,
     StartFailed: 422,
     StateError: 503,
 }
+
+
+class NewKey(BaseModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    """How bots name it: `venue: {stored_key: NAME}`."""
+    api_key: SecretStr = Field(min_length=8)
+    secret_key: SecretStr = Field(min_length=1)
 
 
 class NewBot(BaseModel):
@@ -76,6 +93,7 @@ class NewBot(BaseModel):
 
 def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) -> FastAPI:
     watcher = Watcher(supervisor, watch_interval)
+    keys = KeyStore(supervisor.root)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -204,6 +222,23 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
         done = await off_loop(lambda: supervisor.resolve(bot_id))
         watcher.poke()
         return asdict(done)
+
+    # -- stored venue keys ----------------------------------------------------------------
+    @api.post("/keys", status_code=201)
+    async def add_key(body: NewKey) -> dict[str, str]:
+        secret = body.secret_key.get_secret_value()
+        stored = await off_loop(
+            lambda: keys.put(body.name, body.api_key.get_secret_value(), secret)
+        )
+        return asdict(stored)
+
+    @api.get("/keys")
+    async def list_keys() -> list[dict[str, str]]:
+        return [asdict(k) for k in await off_loop(keys.list)]
+
+    @api.delete("/keys/{name}", status_code=204)
+    async def delete_key(name: KeyNameParam) -> None:
+        await off_loop(lambda: keys.delete(name))
 
     # -- live ---------------------------------------------------------------------------
     @api.get("/events/stream")

@@ -16,17 +16,16 @@ homes sharing one state file still run it once.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from botwarden.config import botwarden_home
 from botwarden.errors import BotwardenError, ConfigError
 from botwarden.state.files import atomic_write
 
 
 def home() -> Path:
-    configured = os.environ.get("BOTWARDEN_HOME")
-    return Path(configured).expanduser().resolve() if configured else Path.home() / ".botwarden"
+    return botwarden_home()
 
 
 class UnknownBot(BotwardenError):

@@ -18,11 +18,12 @@ from datetime import datetime
 from pathlib import Path
 
 from botwarden.config import BotConfig, resolve_path
+from botwarden.domain.models import BotStatus
 from botwarden.engine.crash import CRASH
 from botwarden.engine.runner import Flattened, Runner
-from botwarden.errors import StateCorruptError
+from botwarden.errors import BotwardenError, StateCorruptError
 from botwarden.process.lock import InstanceLock
-from botwarden.state.manager import StateManager, utc_now
+from botwarden.state.manager import StateManager, Transaction, utc_now
 from botwarden.venues.factory import open_venue
 from botwarden.venues.paper.venue import PaperVenue
 
@@ -80,7 +81,11 @@ async def _instance(config: BotConfig) -> AsyncIterator[Runner]:
     its venue, its state, and a runner that has started (recovered, or retrying);
     stopped at the end, or in error with the error stored."""
     with InstanceLock(lock_path(config), config.bot_id):
-        venue = open_venue(config.venue, config.bot_id, config.base_dir)
+        try:
+            venue = open_venue(config.venue, config.bot_id, config.base_dir)
+        except BotwardenError as error:  # its keys cannot be had: the bot is in error
+            await _record_failed_start(config, error)
+            raise
         clock: Callable[[], datetime] = venue.clock if isinstance(venue, PaperVenue) else utc_now
         try:
             state, lost = await _open_state(config, clock)
@@ -131,6 +136,32 @@ async def _open_state(
     state = StateManager.from_config(config.bot_id, config, clock=clock)
     await state.open()
     return state, lost
+
+
+async def write_unfenced(
+    config: BotConfig, change: Callable[[Transaction, datetime], None]
+) -> None:
+    """One change to the state of a bot no instance runs (the caller holds its lock),
+    written at the store's current epoch: an operator's word, or a failure recorded."""
+    state = StateManager.from_config(config.bot_id, config)
+    async with state:
+        state.epoch = await state.store.epoch(config.bot_id)
+        async with state.transaction() as tx:
+            change(tx, utc_now())
+
+
+async def _record_failed_start(config: BotConfig, error: BotwardenError) -> None:
+    def failed(tx: Transaction, now: datetime) -> None:
+        bot = tx.state.bot.evolve(
+            status=BotStatus.ERROR, last_error=str(error), last_updated_at=now
+        )
+        tx.save_bot_record(bot)
+        tx.add_event(now, "status", f"could not start: {error}")
+
+    try:
+        await write_unfenced(config, failed)
+    except Exception as unrecorded:  # the store itself may be what failed
+        log.error("could not record the error in the state: %s", unrecorded)
 
 
 async def _record_error(runner: Runner, error: Exception) -> None:

@@ -45,10 +45,10 @@ from botwarden.errors import BotwardenError, ConfigError, StateError
 from botwarden.process.home import BotFiles, bot_files, home, known_bots
 from botwarden.process.lock import AlreadyRunning, InstanceLock, holder
 from botwarden.process.procs import ProcessId, group_members, identify, uptime
-from botwarden.process.run import READY_FD, flatten_bot, lock_path
+from botwarden.process.run import READY_FD, flatten_bot, lock_path, write_unfenced
 from botwarden.state.factory import read_state
 from botwarden.state.files import atomic_write
-from botwarden.state.manager import StateManager, Transaction, utc_now
+from botwarden.state.manager import Transaction, utc_now
 from botwarden.state.records import BotState
 from botwarden.views import age
 
@@ -511,18 +511,10 @@ def _record_kill(config_path: Path, timeout: float) -> None:
 def _write_while_stopped(
     config: BotConfig, change: Callable[[Transaction, datetime], None]
 ) -> None:
-    """One change to the state of a bot that is not running, written holding the bot's
-    lock (no instance can start meanwhile) at the store's current epoch."""
-
-    async def write() -> None:
-        state = StateManager.from_config(config.bot_id, config)
-        async with state:
-            state.epoch = await state.store.epoch(config.bot_id)
-            async with state.transaction() as tx:
-                change(tx, utc_now())
-
+    """One change to the state of a bot that is not running, holding its lock (no
+    instance can start meanwhile)."""
     with InstanceLock(lock_path(config), config.bot_id):
-        asyncio.run(write())
+        asyncio.run(write_unfenced(config, change))
 
 
 def _wait_for(condition: Any, seconds: float) -> bool:
