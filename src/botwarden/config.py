@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from botwarden.domain.models import Duration, UtcDatetime
+from botwarden.domain.models import Duration, Topic, UtcDatetime
 from botwarden.domain.positions import StopPolicy
 from botwarden.domain.risk import RiskLimits
 from botwarden.errors import ConfigError
@@ -260,6 +260,46 @@ class EngineSettings(Settings):
     again under the same client order id; an entry is dropped)."""
 
 
+class WebhookSettings(Settings):
+    url: SecretStr
+    """Where a JSON POST goes for each notification (kept secret: hook URLs often hold a
+    token). `{"bot_id", "topic", "kind", "message", "time", "seq", "data"}`."""
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("an http:// or https:// URL")
+        return value
+
+
+class TelegramSettings(Settings):
+    token: SecretStr
+    """The bot's token from @BotFather (better from the environment: `${TELEGRAM_TOKEN}`)."""
+    chat_id: str
+    base_url: str = "https://api.telegram.org"
+    """The Bot API's host (another one for a local Bot API server, or a test's)."""
+
+
+class NotifySettings(Settings):
+    """Telling an operator: `{webhook: {url: ...}, telegram: {token: ..., chat_id: ...},
+    on: [error, breaker, unprotected, needs_attention, fill]}`."""
+
+    webhook: WebhookSettings | None = None
+    telegram: TelegramSettings | None = None
+    on: list[Topic] = Field(
+        default_factory=lambda: [
+            Topic.ERROR,
+            Topic.BREAKER,
+            Topic.UNPROTECTED,
+            Topic.NEEDS_ATTENTION,
+        ]
+    )
+    """What to be told of (`fill` too, for every fill)."""
+    timeout: Duration = timedelta(seconds=5)
+    """Each delivery ends within this time (tried three times)."""
+
+
 class BotConfig(Settings):
     bot_id: BotId
     state: StateSettings = StateSettings()
@@ -275,6 +315,7 @@ class BotConfig(Settings):
     """Where every position's stop goes: `{kind: percent, distance: 2, trailing: false,
     max_underwater_pct: 5}`."""
     engine: EngineSettings = EngineSettings()
+    notify: NotifySettings = NotifySettings()
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
     @property

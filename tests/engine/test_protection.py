@@ -95,3 +95,32 @@ async def test_a_position_whose_price_sits_on_its_stop_is_closed_not_left_bare(
     state = await bot.ctx.state.snapshot()
     assert not [e for e in state.events.values() if e.kind == "alert"], "no refused stop"
     await world.close()
+
+
+async def test_a_position_far_past_its_stop_is_left_for_an_operator_loudly(
+    tmp_path: Path,
+) -> None:
+    """Beyond `max_underwater_pct` no stop is placed (it would fire at once into
+    slippage) and nothing is sold: the position is reported unprotected, once, as an
+    alert an operator is told of."""
+    entry = FEED.price("SPY", T0)
+    later = first_time_price("SPY", T0, lambda p: p < entry * Decimal("0.985"))
+    stop = StopPolicy(kind="percent", distance=Decimal("0.2"), max_underwater_pct=Decimal("0.5"))
+    world = World(tmp_path, stop=stop)
+    bot = await world.start()
+    bot.venue.faults = FaultPlan.parse("error_before:on=submit,nth=2")  # the stop's
+    await bot.desk.place(symbol="SPY", side=OrderSide.BUY, qty=Decimal(10), purpose=Purpose.ENTRY)
+    await bot.desk.sync_fills()
+    await bot.protect()
+    world.clock.now = later
+    assert await bot.protect() == ["SPY"], "left unprotected, and said so"
+    assert await bot.protect() == ["SPY"]
+    assert resting_stops(world) == [] and len(world.book.positions()) == 1, "nothing sold"
+    alerts = [
+        e for e in (await bot.ctx.state.snapshot()).events.values() if e.data.get("attention")
+    ]
+    assert len(alerts) == 1, "once, not at every pass"
+    assert alerts[0].data["notify"] == "unprotected" and "an operator must decide" in (
+        alerts[0].message
+    )
+    await world.close()

@@ -212,6 +212,23 @@ class Event(DomainModel):
     """`fill`, `trade`, `stop_placed`, `recovery`, `alert`, `status`, ..."""
     message: str
     data: dict[str, Any] = Field(default_factory=dict)
+    """What the event is about (ids, the trade); `notify` names its `Topic`, if an
+    operator may want to be told."""
+
+
+class Topic(StrEnum):
+    """What an operator can ask to be told of (`notify.on` in a bot's config)."""
+
+    ERROR = "error"
+    """The bot stopped by an error, or could not start."""
+    BREAKER = "breaker"
+    """The circuit breaker tripped: no new entries for a while."""
+    UNPROTECTED = "unprotected"
+    """A position is without its stop (refused by the venue, or too far past it)."""
+    NEEDS_ATTENTION = "needs_attention"
+    """An operator must look."""
+    FILL = "fill"
+    """Any fill of the bot's orders."""
 
 
 class BotStatus(StrEnum):

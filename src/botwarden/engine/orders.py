@@ -28,7 +28,7 @@ from decimal import Decimal
 
 from botwarden.domain import risk as rules
 from botwarden.domain.markets import OrderRefused
-from botwarden.domain.models import Fill, OrderSide, Position
+from botwarden.domain.models import Fill, OrderSide, Position, Topic
 from botwarden.domain.orders import IntentStatus, OrderIntent, OrderType, Purpose
 from botwarden.domain.positions import StopPolicy, Trade, apply_fill
 from botwarden.domain.risk import RiskLimits
@@ -48,6 +48,8 @@ from botwarden.venues.base import (
 )
 
 log = logging.getLogger(__name__)
+
+BREAKER = {"notify": Topic.BREAKER}
 
 WAITING = frozenset({IntentStatus.SUBMITTING, IntentStatus.UNKNOWN})
 """Sent, or maybe sent, with no answer stored: only the venue can say what happened."""
@@ -357,7 +359,7 @@ class OrderDesk:
         risk = rules.add_realized_pnl(tx.state.risk, trade.pnl, limits.trading_day(at))
         risk, reason = rules.trip_on_limits(risk, limits, at)
         if reason is not None:
-            tx.add_event(at, "alert", f"circuit breaker tripped: {reason}")
+            tx.add_event(at, "alert", f"circuit breaker tripped: {reason}", BREAKER)
             log.warning("%s: circuit breaker tripped: %s", self.ctx.bot_id, reason)
         tx.save_risk_state(risk)
         if limits.cooldown_after_exit:
@@ -391,7 +393,11 @@ class OrderDesk:
                         "alert",
                         f"{fill.client_order_id}: the venue filled {fill.qty}, more than the"
                         f" {intent.remaining_qty} left of the order; recorded as filled",
-                        {"trade_id": fill.trade_id, "client_order_id": fill.client_order_id},
+                        {
+                            "trade_id": fill.trade_id,
+                            "client_order_id": fill.client_order_id,
+                            "notify": Topic.FILL,
+                        },
                     )
                     intent = intent.evolve(qty=intent.filled_qty + fill.qty)
                 tx.save_order(intent.fill(fill.time, fill.qty, fill.price, fill.venue_order_id))
@@ -407,7 +413,11 @@ class OrderDesk:
                 fill.time,
                 "fill",
                 f"{fill.side} {fill.qty} {fill.symbol} at {fill.price} ({fill.client_order_id})",
-                {"trade_id": fill.trade_id, "client_order_id": fill.client_order_id},
+                {
+                    "trade_id": fill.trade_id,
+                    "client_order_id": fill.client_order_id,
+                    "notify": Topic.FILL,
+                },
             )
             if outcome.trade is not None:
                 trade = outcome.trade

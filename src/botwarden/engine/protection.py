@@ -25,7 +25,7 @@ import logging
 from decimal import Decimal
 
 from botwarden.domain.markets import MarketRules, fit_price
-from botwarden.domain.models import Position
+from botwarden.domain.models import Position, Topic
 from botwarden.domain.orders import IntentStatus, OrderIntent, OrderType, Purpose
 from botwarden.domain.positions import best_price
 from botwarden.engine.orders import WAITING, Context, OrderDesk
@@ -180,7 +180,15 @@ class Protector:
                 "alert" if placed.status is IntentStatus.REJECTED else "stop_placed",
                 f"stop for {position.size} {position.symbol} at {stop_price}:"
                 f" {placed.status} ({placed.client_order_id})",
-                {"client_order_id": placed.client_order_id, "position_id": position.id},
+                {
+                    "client_order_id": placed.client_order_id,
+                    "position_id": position.id,
+                    **(
+                        {"notify": Topic.UNPROTECTED}
+                        if placed.status is IntentStatus.REJECTED
+                        else {}
+                    ),
+                },
             )
         return placed
 
@@ -201,6 +209,6 @@ class Protector:
             async with ctx.state.transaction() as tx:
                 flagged = {**position.metadata, "underwater_alert": str(ctx.clock())}
                 tx.save_position(position.evolve(metadata=flagged))
-                data = {"position_id": position.id, "attention": True}
+                data = {"position_id": position.id, "attention": True, "notify": Topic.UNPROTECTED}
                 tx.add_event(ctx.clock(), "alert", message, data)
         return False

@@ -27,7 +27,7 @@ import logging
 from dataclasses import dataclass, field
 
 from botwarden.config import RecoverySettings
-from botwarden.domain.models import Position
+from botwarden.domain.models import Position, Topic
 from botwarden.engine.crash import CRASH
 from botwarden.engine.orders import WAITING, Context, OrderDesk
 from botwarden.engine.protection import Protector
@@ -72,9 +72,8 @@ class Recovery:
             self.report.needs_attention = True
         log.log(logging.WARNING if attention else logging.INFO, "%s: %s", self.ctx.bot_id, message)
         async with self.ctx.state.transaction() as tx:
-            tx.add_event(
-                self.ctx.clock(), kind, message, {"attention": True} if attention else None
-            )
+            asks = {"attention": True, "notify": Topic.NEEDS_ATTENTION} if attention else None
+            tx.add_event(self.ctx.clock(), kind, message, asks)
 
     async def run(self) -> RecoveryReport:
         ctx = self.ctx

@@ -31,22 +31,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
 from botwarden.config import BotConfig
 from botwarden.domain import risk as rules
 from botwarden.domain.markets import OrderRefused, fit_qty
-from botwarden.domain.models import BotStatus, Instance, OrderSide
+from botwarden.domain.models import BotStatus, Instance, OrderSide, Topic
 from botwarden.domain.orders import OrderIntent, Purpose
 from botwarden.engine.ids import ClientIds
-from botwarden.engine.orders import WAITING, Context, OrderDesk
+from botwarden.engine.orders import BREAKER, WAITING, Context, OrderDesk
 from botwarden.engine.protection import Protector
 from botwarden.engine.recovery import Recovery, RecoveryReport
 from botwarden.errors import FencedOut, StateError
 from botwarden.state.manager import StateManager, Transaction
+from botwarden.state.records import BotState
 from botwarden.strategies.base import Action, Signal, build_strategy
 from botwarden.venues.base import AuthError, Venue, VenueError, VenueOrder
 
 log = logging.getLogger(__name__)
+
+
+class Notifications(Protocol):
+    """Where the events an operator asked to be told of go (`botwarden.notify`)."""
+
+    def publish(self, state: BotState) -> None:
+        """Take the events of `state` not seen yet; never blocks, never raises."""
 
 
 @dataclass
@@ -67,9 +76,11 @@ class Runner:
         state: StateManager,
         venue: Venue,
         clock: Callable[[], datetime],
+        notifications: Notifications | None = None,
     ) -> None:
         self.config = config
         self.state = state
+        self.notifications = notifications
         self.venue = venue
         self.clock = clock
         self.strategy = build_strategy(config.strategy.name, config.strategy.params)
@@ -137,6 +148,7 @@ class Runner:
                 kind="alert",
             )
         await self._recover()
+        await self._publish()
         return self.report
 
     def _recovery(self, acknowledged: bool = False) -> Recovery:
@@ -230,7 +242,6 @@ class Runner:
             raise
         except VenueError as error:
             log.warning("%s: tick cut short: %s", self.config.bot_id, error)
-            return
         except StateError as error:
             if not self._store_failing:
                 log.error(
@@ -240,10 +251,11 @@ class Runner:
                     error,
                 )
             self._store_failing = True
-            return
-        if self._store_failing:
-            log.warning("%s: the state store works again", self.config.bot_id)
-            self._store_failing = False
+        else:
+            if self._store_failing:
+                log.warning("%s: the state store works again", self.config.bot_id)
+                self._store_failing = False
+        await self._publish()
 
     async def _tick(self) -> None:
         ctx, desk = self.ctx, self.desk
@@ -258,6 +270,10 @@ class Runner:
         exposed = await self.protector.protect_all(open_orders, prices)
         if exposed and (await self.state.snapshot()).bot.status is BotStatus.RUNNING:
             await self.state.set_status(BotStatus.NEEDS_ATTENTION)
+            await self._note(
+                f"needs attention: {', '.join(exposed)} left without a stop by policy",
+                Topic.NEEDS_ATTENTION,
+            )
         await self._watch_equity()
         for symbol in self.config.symbols:
             bars = await ctx.venue.bars(
@@ -289,7 +305,7 @@ class Runner:
             if risk != tx.state.risk:
                 tx.save_risk_state(risk)
             if reason is not None:
-                tx.add_event(now, "alert", f"circuit breaker tripped: {reason}")
+                tx.add_event(now, "alert", f"circuit breaker tripped: {reason}", BREAKER)
                 log.warning("%s: circuit breaker tripped: %s", self.config.bot_id, reason)
 
     # -- acting on a signal -----------------------------------------------------------------
@@ -412,4 +428,21 @@ class Runner:
             if (await self.state.snapshot()).bot.status is not BotStatus.NEEDS_ATTENTION:
                 await self.state.set_status(BotStatus.STOPPED)
         else:
-            await self.state.set_status(BotStatus.ERROR, f"{type(error).__name__}: {error}")
+            message = f"{type(error).__name__}: {error}"
+            await self.state.set_status(BotStatus.ERROR, message)
+            await self._note(f"stopped by an error: {message}", Topic.ERROR)
+        await self._publish()
+
+    async def _note(self, message: str, topic: Topic) -> None:
+        async with self.state.transaction() as tx:
+            tx.add_event(self.clock(), "status", message, {"notify": topic})
+
+    async def _publish(self) -> None:
+        """Hand the events written since the last time to the notifications, if any."""
+        if self.notifications is None:
+            return
+        try:
+            state = await self.state.snapshot()
+        except StateError:  # the store is failing: told at a later pass
+            return
+        self.notifications.publish(state)

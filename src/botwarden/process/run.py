@@ -18,10 +18,11 @@ from datetime import datetime
 from pathlib import Path
 
 from botwarden.config import BotConfig, resolve_path
-from botwarden.domain.models import BotStatus
+from botwarden.domain.models import BotStatus, Topic
 from botwarden.engine.crash import CRASH
 from botwarden.engine.runner import Flattened, Runner
 from botwarden.errors import BotwardenError, StateCorruptError
+from botwarden.notify import Notifier
 from botwarden.process.lock import InstanceLock
 from botwarden.state.manager import StateManager, Transaction, utc_now
 from botwarden.venues.factory import open_venue
@@ -80,17 +81,23 @@ async def _instance(config: BotConfig) -> AsyncIterator[Runner]:
     """An instance of the bot in this process: its lock (taken first, held to the end),
     its venue, its state, and a runner that has started (recovered, or retrying);
     stopped at the end, or in error with the error stored."""
+    notifier = Notifier.for_bot(config.bot_id, config.notify)
     with InstanceLock(lock_path(config), config.bot_id):
         try:
             venue = open_venue(config.venue, config.bot_id, config.base_dir)
         except BotwardenError as error:  # its keys cannot be had: the bot is in error
             await _record_failed_start(config, error)
+            if notifier is not None:
+                notifier.announce(Topic.ERROR, f"could not start: {error}")
+                await notifier.close()
             raise
         clock: Callable[[], datetime] = venue.clock if isinstance(venue, PaperVenue) else utc_now
         try:
             state, lost = await _open_state(config, clock)
             async with state:
-                runner = Runner(config, state, venue, clock)
+                runner = Runner(config, state, venue, clock, notifier)
+                if notifier is not None:
+                    notifier.start_from((await state.snapshot()).ledger.next_event_seq)
                 try:
                     await runner.start(rebuilt_after=lost)  # the report goes to the log
                     yield runner
@@ -102,6 +109,8 @@ async def _instance(config: BotConfig) -> AsyncIterator[Runner]:
                 log.info("%s: stopped", config.bot_id)
         finally:
             await venue.close()
+            if notifier is not None:
+                await notifier.close()
 
 
 READY_FD = "BOTWARDEN_READY_FD"

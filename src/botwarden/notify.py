@@ -1,0 +1,190 @@
+"""Telling an operator: a webhook (a JSON POST) and Telegram (the Bot API's
+`sendMessage`), for the events of the topics a bot's config asks for (`notify.on`).
+
+The engine tags the events an operator may want (`Event.data["notify"]`: error,
+breaker, unprotected, needs_attention, fill) in the same write as what they tell of.
+The notifier takes the ones written since it last looked (by their sequence number),
+and a worker task delivers them in order, off the bot's path: a slow or dead endpoint
+delays nothing but its own messages (each delivery is tried three times within
+`timeout`; a queue of 100 drops the oldest beyond). At the end of the process what is
+queued is delivered, for a few seconds at most. Delivery is at most once: a message
+queued when the process is killed is not sent by the next one.
+
+Neither the webhook's URL nor the Telegram token appears in a log line or an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from botwarden.config import NotifySettings, TelegramSettings, WebhookSettings
+from botwarden.domain.models import Event, Topic
+from botwarden.state.records import BotState, document
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 100
+ATTEMPTS = 3
+DRAIN = 5.0
+"""Seconds the end of a process waits for queued messages to go."""
+
+Message = dict[str, Any]
+
+
+class Webhook:
+    name = "webhook"
+
+    def __init__(self, settings: WebhookSettings) -> None:
+        self._url = settings.url.get_secret_value()
+
+    def request(self, message: Message) -> urllib.request.Request:
+        return _json_post(self._url, message)
+
+
+class Telegram:
+    name = "telegram"
+
+    def __init__(self, settings: TelegramSettings) -> None:
+        token = settings.token.get_secret_value()
+        self._url = f"{settings.base_url.rstrip('/')}/bot{token}/sendMessage"
+        self._chat = settings.chat_id
+
+    def request(self, message: Message) -> urllib.request.Request:
+        text = f"botwarden · {message['bot_id']} · {message['topic']}: {message['message']}"
+        return _json_post(self._url, {"chat_id": self._chat, "text": text})
+
+
+class Notifier:
+    def __init__(self, bot_id: str, settings: NotifySettings) -> None:
+        self.bot_id = bot_id
+        self.settings = settings
+        self.channels = [
+            channel
+            for channel in (
+                Webhook(settings.webhook) if settings.webhook else None,
+                Telegram(settings.telegram) if settings.telegram else None,
+            )
+            if channel is not None
+        ]
+        self._topics = set(settings.on)
+        self._since: int | None = None
+        self._queue: asyncio.Queue[Message] | None = None
+        self._worker: asyncio.Task | None = None
+
+    @classmethod
+    def for_bot(cls, bot_id: str, settings: NotifySettings) -> Notifier | None:
+        """A notifier, or None if the config names no channel."""
+        notifier = cls(bot_id, settings)
+        return notifier if notifier.channels else None
+
+    def start_from(self, next_seq: int) -> None:
+        """Events from this sequence number on are news (the older ones were told, or
+        not, by an earlier process)."""
+        self._since = next_seq
+
+    def publish(self, state: BotState) -> None:
+        """Queue the events written since the last look whose topic was asked for."""
+        since = self._since if self._since is not None else state.ledger.next_event_seq
+        for event in state.events.values():
+            if event.seq >= since and event.data.get("notify") in self._topics:
+                self._enqueue(self._message(event))
+        self._since = state.ledger.next_event_seq
+
+    def announce(self, topic: Topic, text: str) -> None:
+        """Tell of something no event holds (a start that failed before the state)."""
+        if topic in self._topics:
+            self._enqueue(
+                {
+                    "bot_id": self.bot_id,
+                    "topic": str(topic),
+                    "kind": "status",
+                    "message": text,
+                    "time": None,
+                    "seq": None,
+                    "data": {},
+                }
+            )
+
+    async def close(self, wait: float = DRAIN) -> None:
+        """Deliver what is queued (for `wait` seconds at most), then stop."""
+        if self._queue is None or self._worker is None:
+            return
+        try:
+            await asyncio.wait_for(self._queue.join(), wait)
+        except TimeoutError:
+            log.warning("%s: %d notification(s) not delivered", self.bot_id, self._queue.qsize())
+        self._worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._worker
+
+    # -- delivery -------------------------------------------------------------------------
+    def _message(self, event: Event) -> Message:
+        data = {k: v for k, v in document(event)["data"].items() if k != "notify"}
+        return {
+            "bot_id": self.bot_id,
+            "topic": str(event.data["notify"]),
+            "kind": event.kind,
+            "message": event.message,
+            "time": event.time.isoformat(),
+            "seq": event.seq,
+            "data": data,
+        }
+
+    def _enqueue(self, message: Message) -> None:
+        if self._queue is None:
+            self._queue = asyncio.Queue(QUEUE_SIZE)
+            self._worker = asyncio.create_task(self._deliver_all())
+        if self._queue.full():
+            self._queue.get_nowait()
+            self._queue.task_done()
+            log.warning("%s: notifications fall behind: the oldest dropped", self.bot_id)
+        self._queue.put_nowait(message)
+
+    async def _deliver_all(self) -> None:
+        assert self._queue is not None
+        while True:
+            message = await self._queue.get()
+            try:
+                for channel in self.channels:
+                    await asyncio.to_thread(self._deliver, channel, message)
+            finally:
+                self._queue.task_done()
+
+    def _deliver(self, channel: Webhook | Telegram, message: Message) -> None:
+        timeout = self.settings.timeout.total_seconds()
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                with urllib.request.urlopen(channel.request(message), timeout=timeout) as answer:
+                    answer.read()
+                return
+            except urllib.error.HTTPError as error:
+                why = f"HTTP {error.code}"
+                if 400 <= error.code < 500 and error.code != 429:
+                    break  # refused: asking again changes nothing
+            except (urllib.error.URLError, OSError) as error:
+                why = str(getattr(error, "reason", error))  # never the URL: it holds secrets
+            if attempt < ATTEMPTS:
+                time.sleep(0.5 * attempt)
+        log.warning(
+            "%s: %s notification (%s) not delivered: %s",
+            self.bot_id,
+            channel.name,
+            message["topic"],
+            why,
+        )
+
+
+def _json_post(url: str, body: Any) -> urllib.request.Request:
+    return urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "User-Agent": "botwarden"},
+        method="POST",
+    )
