@@ -153,6 +153,9 @@ class BotReport:
     trading_day: str | None = None
     pnl_today: str = "0"
     trades_today: int = 0
+    losing_streak: int = 0
+    drawdown: str | None = None
+    """Below the peak equity, as a fraction (`0.031`); None before an equity was seen."""
     breaker: str | None = None
     last_error: str | None = None
     attention: str | None = None
@@ -474,6 +477,8 @@ def _fill(report: BotReport, state: BotState) -> None:
     report.trading_day = str(risk.trading_day) if risk.trading_day else None
     report.pnl_today = str(risk.daily_pnl)
     report.trades_today = risk.daily_trade_count
+    report.losing_streak = risk.consecutive_losses
+    report.drawdown = str(risk.drawdown) if risk.peak_equity is not None else None
     if risk.breaker_until is not None and risk.breaker_until > now:
         report.breaker = f"until {risk.breaker_until.isoformat()}: {risk.breaker_reason}"
     report.last_error = bot.last_error

@@ -135,7 +135,8 @@ function card(bot, details) {
     ["heartbeat", bot.heartbeat_seconds === null ? "never" : `${span(bot.heartbeat_seconds)} ago`],
     ["open orders", bot.open_orders], ["PnL today", money(bot.pnl_today)],
     ["trades today", bot.trades_today], ["breaker", bot.breaker || "off"],
-    ["trading day", bot.trading_day || "-"],
+    ["trading day", bot.trading_day || "-"], ["losing streak", bot.losing_streak],
+    ["drawdown", bot.drawdown === null ? "-" : `${(Number(bot.drawdown) * 100).toFixed(2)}%`],
   ];
   const trades = (details.events || []).filter((e) => e.kind === "trade");
   return el("section", { class: "bot", "data-bot": bot.bot_id, "data-status": bot.status },
