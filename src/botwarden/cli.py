@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import logging.handlers
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -270,11 +271,19 @@ def run(
     asyncio.run(run_bot(settings, ticks=ticks))
 
 
+LOG_BYTES = 10 * 1024 * 1024
+LOG_FILES = 5
+"""A bot's log: bot.log and five older ones (bot.log.1 ...), 10 MB each."""
+
+
 def _log_to(path: Path, log_format: LogFormat) -> None:
     """The bot's log file, and its progress on the console."""
     root = logging.getLogger("botwarden")
     root.setLevel(logging.INFO)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    # Bots run for weeks: the log rotates (`botwarden logs -f` follows it across).
+    handler = logging.handlers.RotatingFileHandler(
+        path, maxBytes=LOG_BYTES, backupCount=LOG_FILES, encoding="utf-8"
+    )
     handler.setFormatter(_JsonFormatter() if log_format is LogFormat.json else _TextFormatter())
     root.addHandler(handler)
     for console_handler in logging.getLogger().handlers:
@@ -419,7 +428,9 @@ def flatten(
             " add --yes to mean it"
         )
     supervisor = Supervisor()
-    _log_to(supervisor.files(bot).log, LogFormat.text)
+    files = supervisor.files(bot)
+    files.read_record()  # an unknown bot is named before anything else
+    _log_to(files.log, LogFormat.text)
     stopped, done = supervisor.flatten(bot, symbol, timeout)
     lines = [
         f"bot {bot} stopped (pid {stopped.pid})" if stopped.pid else f"bot {bot} was not running"

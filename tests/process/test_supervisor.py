@@ -188,7 +188,14 @@ def test_a_broken_config_is_refused_before_anything_starts(
 
 
 def test_unknown_bots_are_named(botwarden_home: Path) -> None:
-    for command in (["stop", "ghost"], ["status", "ghost"], ["logs", "ghost"]):
+    for command in (
+        ["stop", "ghost"],
+        ["status", "ghost"],
+        ["logs", "ghost"],
+        ["restart", "ghost"],
+        ["resolve", "ghost"],
+        ["flatten", "ghost", "--yes"],
+    ):
         shown = cli(*command)
         assert shown.returncode == 1 and "no bot 'ghost'" in shown.stderr, command
     empty = cli("status")
