@@ -23,6 +23,7 @@ from botwarden.process.supervisor import StartFailed, Supervisor
 from botwarden.state.records import BotState, event_key
 from tests.engine.test_runner import Exchange
 from tests.process.test_run import CONFIG
+from tests.state.test_crash import free_port
 
 TOKEN = "123456:telegram-test-token"
 
@@ -124,6 +125,33 @@ async def test_a_failing_endpoint_is_tried_three_times_and_named_without_its_sec
     assert "webhook notification (error) not delivered: HTTP 503" in said
     assert "telegram notification (error) not delivered: HTTP 503" in said
     assert TOKEN not in said and receiver.url not in said
+
+
+async def test_an_unreachable_or_malformed_endpoint_leaks_nothing_and_stops_nothing(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    closed = free_port()  # nothing listens there
+    config = {
+        "webhook": {"url": f"http://127.0.0.1:{closed}/hook?token=hook-secret-42"},
+        "telegram": {"token": TOKEN, "chat_id": 42, "base_url": f"http://127.0.0.1:{closed}"},
+        "timeout": "2s",
+    }
+    notifier = Notifier("golden", NotifySettings.model_validate(config))
+    notifier.start_from(0)
+    with caplog.at_level(logging.WARNING, logger="botwarden"):
+        notifier.announce(Topic.ERROR, "first")
+        broken = {**config, "webhook": {"url": "http://exa mple.com/hook?token=hook-secret-42"},
+                  "telegram": {**config["telegram"], "base_url": receiver.url}}  # fmt: skip
+        other = Notifier("golden", NotifySettings.model_validate(broken))
+        other.announce(Topic.ERROR, "second")
+        await notifier.close(wait=30)
+        await other.close(wait=30)
+    said = caplog.text
+    assert "webhook notification (error) not delivered: ConnectionRefusedError" in said
+    assert "webhook notification (error) not delivered: InvalidURL" in said
+    assert "hook-secret-42" not in said and TOKEN not in said and str(closed) not in said
+    [told] = receiver.telegram()
+    assert told["text"].endswith("error: second") and told["chat_id"] == 42
 
 
 def test_real_bots_tell_of_needing_attention_and_of_a_failed_start(

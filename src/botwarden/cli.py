@@ -286,6 +286,10 @@ def _log_to(path: Path, log_format: LogFormat) -> None:
     )
     handler.setFormatter(_JsonFormatter() if log_format is LogFormat.json else _TextFormatter())
     root.addHandler(handler)
+    from botwarden.process.run import READY_FD
+
+    if READY_FD in os.environ:
+        return  # started detached: the console is console.log, for warnings and worse
     for console_handler in logging.getLogger().handlers:
         console_handler.setLevel(logging.INFO)
 
@@ -325,11 +329,14 @@ def start(config: ConfigArg) -> None:
     supervisor = Supervisor()
     launch = supervisor.start(config)
     files = supervisor.files(load_config(config).bot_id)
-    console.print(
-        f"started bot {files.bot_id} (pid {launch.pid}); log: {files.log}",
-        markup=False,
-        highlight=False,
-    )
+    if launch.confirmed:
+        said = f"started bot {files.bot_id} (pid {launch.pid}); log: {files.log}"
+    else:
+        said = (
+            f"launched bot {files.bot_id} (pid {launch.pid}), but it has not said it started"
+            f" after {supervisor.start_wait:g}s: see `botwarden status` and {files.log}"
+        )
+    console.print(said, markup=False, highlight=False)
 
 
 @app.command("stop")

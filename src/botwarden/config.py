@@ -276,8 +276,9 @@ class WebhookSettings(Settings):
 class TelegramSettings(Settings):
     token: SecretStr
     """The bot's token from @BotFather (better from the environment: `${TELEGRAM_TOKEN}`)."""
-    chat_id: str
-    base_url: str = "https://api.telegram.org"
+    chat_id: int | str
+    """The chat to write to: a number, or `@channelname`."""
+    base_url: str = Field(default="https://api.telegram.org", pattern=r"^https?://")
     """The Bot API's host (another one for a local Bot API server, or a test's)."""
 
 
@@ -297,7 +298,7 @@ class NotifySettings(Settings):
     )
     """What to be told of (`fill` too, for every fill)."""
     timeout: Duration = timedelta(seconds=5)
-    """Each delivery ends within this time (tried three times)."""
+    """Each delivery (up to three tries) ends within this time."""
 
 
 class BotConfig(Settings):
@@ -424,7 +425,7 @@ def describe_validation_error(error: ValidationError, model: type[BaseModel]) ->
         )
     else:
         message = first["msg"].removeprefix("Value error, ")
-        secret = any(word in loc for word in ("key", "secret", "password", "dsn", "url"))
+        secret = any(word in loc for word in ("key", "secret", "password", "dsn", "url", "token"))
         shown = kind not in ("value_error", "model_type", "dict_type") and not secret
         if "input" in first and shown:
             message += f" (got {first['input']!r})"

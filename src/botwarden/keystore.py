@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from botwarden.errors import BotwardenError, ConfigError
-from botwarden.state.files import atomic_write
+from botwarden.state.files import atomic_write, fsync_dir
 
 MASTER_ENV = "BOTWARDEN_MASTER_KEY"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -82,7 +83,17 @@ class KeyStore:
             "secret": cipher.encrypt(secret.encode()).decode(),
         }
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        atomic_write(path, json.dumps(record).encode())  # created 0600
+        # Written whole aside (0600), then linked in: a link never replaces a file, so
+        # of two keys stored under one name at once, the second is refused.
+        draft = path.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        atomic_write(draft, json.dumps(record).encode())
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            raise KeyExists(f"a key named {name!r} is stored already: delete it first") from None
+        finally:
+            draft.unlink()
+        fsync_dir(self.dir)
         return shown
 
     def list(self) -> list[StoredKey]:
@@ -146,4 +157,9 @@ class KeyStore:
 
     @staticmethod
     def _shown(record: dict) -> StoredKey:
-        return StoredKey(record["name"], record["last4"], record["created_at"])
+        try:
+            return StoredKey(record["name"], record["last4"], record["created_at"])
+        except (KeyError, TypeError):
+            raise KeyStoreError(
+                f"a stored key's file is malformed: {record.get('name')!r}"
+            ) from None

@@ -5,10 +5,11 @@ The engine tags the events an operator may want (`Event.data["notify"]`: error,
 breaker, unprotected, needs_attention, fill) in the same write as what they tell of.
 The notifier takes the ones written since it last looked (by their sequence number),
 and a worker task delivers them in order, off the bot's path: a slow or dead endpoint
-delays nothing but its own messages (each delivery is tried three times within
-`timeout`; a queue of 100 drops the oldest beyond). At the end of the process what is
-queued is delivered, for a few seconds at most. Delivery is at most once: a message
-queued when the process is killed is not sent by the next one.
+delays nothing but its own messages (each delivery is tried up to three times, all
+within `timeout`; a queue of 100 drops the oldest beyond). At the end of the process
+what is queued is delivered, for five seconds (and the delivery under way) at most.
+Delivery is at most once: a message queued when the process is killed is not sent by
+the next one.
 
 Neither the webhook's URL nor the Telegram token appears in a log line or an error.
 """
@@ -16,7 +17,6 @@ Neither the webhook's URL nor the Telegram token appears in a log line or an err
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -121,8 +121,12 @@ class Notifier:
         except TimeoutError:
             log.warning("%s: %d notification(s) not delivered", self.bot_id, self._queue.qsize())
         self._worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await self._worker
+        except asyncio.CancelledError:
+            pass
+        except Exception as error:  # a bug in delivery: its kind only, never a URL
+            log.error("%s: notifications failed: %s", self.bot_id, type(error).__name__)
 
     # -- delivery -------------------------------------------------------------------------
     def _message(self, event: Event) -> Message:
@@ -154,24 +158,36 @@ class Notifier:
             try:
                 for channel in self.channels:
                     await asyncio.to_thread(self._deliver, channel, message)
+            except Exception as error:  # never the end of every later notification
+                log.error("%s: a notification failed: %s", self.bot_id, type(error).__name__)
             finally:
                 self._queue.task_done()
 
     def _deliver(self, channel: Webhook | Telegram, message: Message) -> None:
-        timeout = self.settings.timeout.total_seconds()
+        """Up to three tries, all within `timeout`; a failure is logged by its kind
+        only (the URL, and so any token in it, never)."""
+        deadline = time.monotonic() + self.settings.timeout.total_seconds()
+        why = "no time left"
         for attempt in range(1, ATTEMPTS + 1):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
             try:
-                with urllib.request.urlopen(channel.request(message), timeout=timeout) as answer:
+                with urllib.request.urlopen(channel.request(message), timeout=left) as answer:
                     answer.read()
                 return
             except urllib.error.HTTPError as error:
                 why = f"HTTP {error.code}"
                 if 400 <= error.code < 500 and error.code != 429:
                     break  # refused: asking again changes nothing
-            except (urllib.error.URLError, OSError) as error:
-                why = str(getattr(error, "reason", error))  # never the URL: it holds secrets
-            if attempt < ATTEMPTS:
-                time.sleep(0.5 * attempt)
+            except urllib.error.URLError as error:
+                reason = error.reason
+                why = reason if isinstance(reason, str) else type(reason).__name__
+            except Exception as error:  # a malformed URL, a TLS failure...: its kind only
+                why = type(error).__name__
+            pause = min(0.5 * attempt, deadline - time.monotonic())
+            if attempt < ATTEMPTS and pause > 0:
+                time.sleep(pause)
         log.warning(
             "%s: %s notification (%s) not delivered: %s",
             self.bot_id,

@@ -140,11 +140,15 @@ async def test_needs_attention_lasts_until_an_operator_resolves_it(exchange: Exc
 
     runner = await exchange.runner(**manual)
     assert (await runner.state.snapshot()).bot.status is BotStatus.NEEDS_ATTENTION
-    runner.request_resolve()  # and nothing to resolve once running: a no-op
-    await exchange.hours(runner, 1)
     runner.request_resolve()
     await exchange.hours(runner, 1)
     assert (await runner.state.snapshot()).bot.status is BotStatus.RUNNING
+    before = (await runner.state.snapshot()).ledger.next_event_seq
+    runner.request_resolve()  # nothing needs attention: nothing is done
+    await exchange.hours(runner, 1)
+    state = await runner.state.snapshot()
+    assert state.bot.status is BotStatus.RUNNING and not state.bot.acknowledged
+    assert not [e for e in state.events.values() if e.seq >= before and "resolved" in e.message]
     await runner.state.close()
 
 

@@ -219,6 +219,36 @@ def test_the_cli_round_trip(config: Path, supervisor: Supervisor) -> None:
     assert bot_processes(config) == []
 
 
+def test_a_start_not_confirmed_in_time_says_so(config: Path, botwarden_home: Path) -> None:
+    impatient = Supervisor(botwarden_home, start_wait=0.001)
+    launch = impatient.start(config)
+    assert not launch.confirmed
+    _wait(lambda: report_of(impatient).status == BotStatus.RUNNING)
+    impatient.stop("golden_spy")
+
+
+def test_a_bot_that_could_not_start_shows_error_with_the_reason(
+    tmp_path: Path, supervisor: Supervisor
+) -> None:
+    path = tmp_path / "keyed.yaml"
+    path.write_text(
+        "bot_id: golden_spy\nsymbols: [SPY]\nvenue: {type: alpaca, stored_key: nowhere}\n"
+    )
+    with pytest.raises(StartFailed, match="no stored key named 'nowhere'"):
+        supervisor.start(path)
+    report = report_of(supervisor)
+    assert report.status == BotStatus.ERROR and report.pid is None
+    assert "no stored key named 'nowhere'" in report.last_error
+
+
+def test_a_bot_killed_by_stop_still_needs_attention(config: Path, supervisor: Supervisor) -> None:
+    config.write_text(CONFIG + "state: {recovery: {mode: manual}}\n")
+    launch = supervisor.start(config)
+    os.kill(launch.pid, signal.SIGSTOP)
+    assert supervisor.stop("golden_spy", timeout=1).killed
+    assert report_of(supervisor).status == BotStatus.NEEDS_ATTENTION
+
+
 def test_resolve_clears_needs_attention_running_or_stopped(
     config: Path, supervisor: Supervisor
 ) -> None:
@@ -295,11 +325,13 @@ def test_flatten_stops_the_bot_and_closes_at_market_only_when_meant(
 
 
 def test_a_log_is_followed_through_rotation(tmp_path: Path) -> None:
+    """New lines only, a line written in two parts whole, and across a rotation the
+    old file's last lines first, then the new file's."""
     log = tmp_path / "bot.log"
     log.write_text("old 1\nold 2\nold 3\n")
     assert last_lines(log, 2) == ["old 2\n", "old 3\n"]
     seen: list[str] = []
-    lines = follow_log(log, poll=0.01)
+    lines = follow_log(log, poll=0.3)
 
     def read() -> None:
         for line in lines:
@@ -316,10 +348,12 @@ def test_a_log_is_followed_through_rotation(tmp_path: Path) -> None:
         time.sleep(0.05)
         file.write("writes\n")
     _wait(lambda: seen == ["new, in two writes\n"])
+    with open(log, "a") as file:  # then, within one look, written and rotated away
+        file.write("the old one's last\n")
     log.rename(tmp_path / "bot.log.1")
     log.write_text("after rotation\n")
     reader.join(timeout=10)
-    assert seen == ["new, in two writes\n", "after rotation\n"]
+    assert seen == ["new, in two writes\n", "the old one's last\n", "after rotation\n"]
 
 
 def _wait(condition, seconds: float = 30) -> None:

@@ -197,7 +197,7 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
         config = await off_loop(lambda: supervisor.files(bot_id).config_path())
         launch = await off_loop(lambda: supervisor.start(config))
         watcher.poke()
-        return {"bot_id": bot_id, "pid": launch.pid, "started": True}
+        return {"bot_id": bot_id, "pid": launch.pid, "started": launch.confirmed}
 
     @api.post("/bots/{bot_id}/stop")
     async def stop(
@@ -215,7 +215,7 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
     async def restart(bot_id: BotIdParam) -> dict[str, Any]:
         launch = await off_loop(lambda: supervisor.restart(bot_id))
         watcher.poke()
-        return {"bot_id": bot_id, "pid": launch.pid, "started": True}
+        return {"bot_id": bot_id, "pid": launch.pid, "started": launch.confirmed}
 
     @api.post("/bots/{bot_id}/resolve")
     async def resolve(bot_id: BotIdParam) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import contextlib
 from botwarden.config import BotConfig, PaperVenueSettings
 from botwarden.engine.account import AccountView, look_at_account
 from botwarden.errors import BotwardenError
-from botwarden.process.lock import InstanceLock, holder
+from botwarden.process.lock import InstanceLock, holder, named
 from botwarden.process.run import lock_path
 from botwarden.state.factory import read_state
 from botwarden.state.records import BotState
@@ -21,8 +21,8 @@ async def account_of(config: BotConfig) -> AccountView:
     paper = isinstance(config.venue, PaperVenueSettings)
     if paper and running is not None:
         raise BotwardenError(
-            f"the paper exchange of bot {config.bot_id} lives inside its process (pid"
-            f" {running}): look while the bot is stopped, or run the exchange as a process"
+            f"the paper exchange of bot {config.bot_id} lives inside its process"
+            f" ({named(running)}): look while the bot is stopped, or run the exchange as a process"
             " of its own (`botwarden venue serve`) and point the bot at it"
         )
     # A paper exchange is opened here, in this process: the bot must not start meanwhile.

@@ -80,8 +80,14 @@ class InstanceLock:
         self.release()
 
 
+HIDDEN = 0
+"""What `holder` says of a lock held by a process this one cannot see (another PID
+namespace: a container sharing the state's folder). Never a PID to signal."""
+
+
 def holder(path: Path) -> int | None:
-    """The PID of the process holding the lock at `path`, or None if it is free.
+    """The PID of the process holding the lock at `path`, `HIDDEN` if it is held by a
+    process not visible from here, or None if it is free.
 
     Read from the kernel's table of locks (/proc/locks), so that looking never takes
     the lock, not even for a moment (a bot starting at that moment would be refused).
@@ -99,7 +105,7 @@ def holder(path: Path) -> int | None:
         fields = line.split()
         # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5308597 0 EOF"; "1: -> FLOCK ..." waits
         if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device:
-            return int(fields[4])
+            return max(HIDDEN, int(fields[4]))
     return None
 
 
@@ -108,10 +114,15 @@ def _probe(path: Path) -> int | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        try:
-            return int(json.loads(os.pread(fd, 4096, 0) or b"{}").get("pid", -1))
-        except ValueError:
-            return -1
+        try:  # the holder wrote its PID; a torn or empty file tells nothing
+            return max(HIDDEN, int(json.loads(os.pread(fd, 4096, 0) or b"{}").get("pid", 0)))
+        except (ValueError, TypeError, AttributeError):
+            return HIDDEN
     finally:
         os.close(fd)  # closing lets go of a shared lock taken above
     return None
+
+
+def named(pid: int) -> str:
+    """`pid 1234`, or what a hidden holder is."""
+    return f"pid {pid}" if pid > HIDDEN else "a process not visible from here"

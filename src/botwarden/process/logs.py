@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 POLL = 0.25
 """Seconds between looks at a followed log."""
@@ -23,28 +25,35 @@ def last_lines(path: Path, count: int) -> list[str]:
 
 def follow_log(path: Path, poll: float = POLL) -> Iterator[str]:
     """Every line added to `path` from now on, forever (the caller stops it). A log
-    that appears, is replaced (rotated) or is truncated is read from its start."""
-    try:
-        stat = os.stat(path)
-        inode, position = stat.st_ino, stat.st_size
-    except FileNotFoundError:
-        inode, position = None, 0
+    that appears, or is replaced (rotated: the old one is read to its end first) or
+    truncated, is read from its start."""
+    file: BinaryIO | None = None
+    with contextlib.suppress(FileNotFoundError):
+        file = open(path, "rb")  # noqa: SIM115 (kept open across the loop)
+        file.seek(0, os.SEEK_END)
     pending = b""
-    while True:
-        try:
-            stat = os.stat(path)
-        except FileNotFoundError:
-            time.sleep(poll)
-            continue
-        if stat.st_ino != inode or stat.st_size < position:
-            inode, position, pending = stat.st_ino, 0, b""
-        if stat.st_size == position:
-            time.sleep(poll)
-            continue
-        with open(path, "rb") as file:
-            file.seek(position)
-            chunk = file.read()
-        position += len(chunk)
-        *complete, pending = (pending + chunk).split(b"\n")
-        for line in complete:
-            yield line.decode("utf-8", errors="replace") + "\n"
+    try:
+        while True:
+            chunk = file.read() if file is not None else b""
+            if chunk:
+                *complete, pending = (pending + chunk).split(b"\n")
+                for line in complete:
+                    yield line.decode("utf-8", errors="replace") + "\n"
+                continue
+            try:
+                stat = os.stat(path)
+            except FileNotFoundError:
+                time.sleep(poll)
+                continue
+            if file is None or stat.st_ino != os.fstat(file.fileno()).st_ino:
+                if file is not None:
+                    file.close()
+                file, pending = open(path, "rb"), b""  # noqa: SIM115
+            elif stat.st_size < file.tell():
+                file.seek(0)
+                pending = b""
+            else:
+                time.sleep(poll)
+    finally:
+        if file is not None:
+            file.close()

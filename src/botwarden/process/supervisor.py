@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import json
 import logging
 import os
-import select
+import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -43,7 +45,7 @@ from botwarden.domain.orders import IntentStatus
 from botwarden.engine.runner import Flattened
 from botwarden.errors import BotwardenError, ConfigError, StateError
 from botwarden.process.home import BotFiles, bot_files, home, known_bots
-from botwarden.process.lock import AlreadyRunning, InstanceLock, holder
+from botwarden.process.lock import HIDDEN, AlreadyRunning, InstanceLock, holder, named
 from botwarden.process.procs import ProcessId, group_members, identify, uptime
 from botwarden.process.run import READY_FD, flatten_bot, lock_path, write_unfenced
 from botwarden.state.factory import read_state
@@ -56,12 +58,15 @@ log = logging.getLogger(__name__)
 
 START_WAIT = 60.0
 """Seconds a start waits for the new process to say it started."""
+CONSOLE_BYTES = 1024 * 1024
+"""console.log (what detached bots printed: their warnings) is set aside beyond this."""
 KILL_WAIT = 10.0
 """Seconds to wait for the kernel to take a SIGKILLed group away."""
 
 _launched: list[subprocess.Popen] = []
 """Processes this process launched: reaped as they end, so none lingers as a zombie in
 a long-lived supervisor (the API server)."""
+_launched_lock = threading.Lock()
 
 
 class StartFailed(BotwardenError):
@@ -77,6 +82,8 @@ class Launch:
     boot: str
     config: str
     at: str
+    confirmed: bool = True
+    """The bot said it started; False: it had not yet when the start stopped waiting."""
 
     @property
     def process(self) -> ProcessId:
@@ -191,7 +198,7 @@ class Supervisor:
             running = self._running_pid(files, lock_path(config))
             if running is not None and files.config_path() != config_path:
                 raise AlreadyRunning(
-                    f"bot {config.bot_id} runs (pid {running}) from {files.config_path()}:"
+                    f"bot {config.bot_id} runs ({named(running)}) from {files.config_path()}:"
                     " stop it before giving it another config"
                 )
             files.remember(config_path, lock_path(config))
@@ -209,7 +216,7 @@ class Supervisor:
             running = self._running_pid(files, lock_path(config))
             if running is not None:
                 raise AlreadyRunning(
-                    f"bot {config.bot_id} is already running (pid {running}); stop it first"
+                    f"bot {config.bot_id} is already running ({named(running)}); stop it first"
                     f" with `botwarden stop {config.bot_id}`"
                 )
             files.remember(config_path, lock_path(config))
@@ -218,6 +225,9 @@ class Supervisor:
     def _launch(self, config: BotConfig, config_path: Path, files: BotFiles) -> Launch:
         """Launch `botwarden run CONFIG` detached; wait until it says it started."""
         ready, told = os.pipe()
+        with contextlib.suppress(FileNotFoundError):
+            if files.console.stat().st_size > CONSOLE_BYTES:  # one older copy is kept
+                os.replace(files.console, files.console.with_name("console.log.1"))
         try:
             with open(files.console, "ab") as console:
                 console.write(f"--- {utc_now():%Y-%m-%d %H:%M:%S} UTC: starting\n".encode())
@@ -234,18 +244,19 @@ class Supervisor:
                 )
             os.close(told)
             told = -1
-            _launched.append(process)
-            named = identify(process.pid) or ProcessId(process.pid, 0, "")
+            with _launched_lock:
+                _launched.append(process)
+            launched = identify(process.pid) or ProcessId(process.pid, 0, "")
             launch = Launch(
                 pid=process.pid,
-                started=named.started,
-                boot=named.boot,
+                started=launched.started,
+                boot=launched.boot,
                 config=str(config_path),
                 at=utc_now().isoformat(),
             )
             atomic_write(files.launch, json.dumps(asdict(launch)).encode())
-            self._await_started(config, files, process, ready)
-            return launch
+            confirmed = self._await_started(config, files, process, ready)
+            return dataclasses.replace(launch, confirmed=confirmed)
         finally:
             os.close(ready)
             if told >= 0:
@@ -253,12 +264,16 @@ class Supervisor:
 
     def _await_started(
         self, config: BotConfig, files: BotFiles, process: subprocess.Popen, ready: int
-    ) -> None:
-        readable, _, _ = select.select([ready], [], [], self.start_wait)
+    ) -> bool:
+        """True once the bot said it started; False if it has not within `start_wait`
+        (a venue slow to answer: `status` shows it pending); raises if it exited."""
+        with selectors.DefaultSelector() as waiting:  # any fd number (select() stops at 1024)
+            waiting.register(ready, selectors.EVENT_READ)
+            readable = waiting.select(self.start_wait)
         if not readable:
-            return  # slow to start (a venue slow to answer): `status` shows it pending
+            return False
         if os.read(ready, 64).startswith(b"started"):
-            return
+            return True
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=5)  # its pipe closed unsaid: it is exiting
         _reap()
@@ -284,18 +299,26 @@ class Supervisor:
         pid = group if group is not None else holder(lock)
         if pid is None:
             return Stopped(bot_id, None)
+        _visible(bot_id, pid)
         began = time.monotonic()
+        process = identify(pid)  # a foreground bot's PID, named: it may be reused
 
         def send(sig: signal.Signals) -> None:
-            with contextlib.suppress(ProcessLookupError):
+            try:
                 if group is not None:
                     os.killpg(group, sig)
-                else:  # run in the foreground (`botwarden run`): that process only
+                elif identify(pid) == process:  # run in the foreground: that process only
                     os.kill(pid, sig)
+            except ProcessLookupError:
+                pass  # gone meanwhile
+            except PermissionError:
+                raise BotwardenError(
+                    f"bot {bot_id} runs as another user (pid {pid}): stop it as that user"
+                ) from None
 
         def gone() -> bool:
             _reap()
-            left = group_members(group) if group is not None else identify(pid) is not None
+            left = group_members(group) if group is not None else identify(pid) == process
             return not left and holder(lock) is None
 
         send(signal.SIGTERM)
@@ -343,7 +366,7 @@ class Supervisor:
         with self._serialized(files):
             pid = holder(Path(record["lock"]))
             if config.state.backend == "duckdb" and pid is not None:
-                os.kill(pid, signal.SIGUSR1)  # its state cannot be read meanwhile: told only
+                _tell(bot_id, pid)  # its state cannot be read meanwhile: told only
                 return Resolved(bot_id, pid, None)
             before = asyncio.run(_read_state(config))
             if before.bot.status is not BotStatus.NEEDS_ATTENTION:
@@ -353,7 +376,7 @@ class Supervisor:
             if pid is None:
                 _write_while_stopped(config, _acknowledge)
                 return Resolved(bot_id, None, BotStatus.STOPPED.value)
-            os.kill(pid, signal.SIGUSR1)
+            _tell(bot_id, pid)
             since = before.ledger.next_event_seq
             after: list[BotState] = []
 
@@ -389,8 +412,11 @@ class Supervisor:
         launch = self._launch_record(files)
         starting = launch is not None and launch.alive() and lock_pid is None
         report.pid = lock_pid if lock_pid is not None else (launch.pid if starting else None)
-        if report.pid is not None and (named := identify(report.pid)) is not None:
-            report.uptime_seconds = uptime(named)
+        if report.pid == HIDDEN:
+            report.pid = None
+            report.problem = "run by a process not visible from here (another container?)"
+        if report.pid is not None and (process := identify(report.pid)) is not None:
+            report.uptime_seconds = uptime(process)
         try:
             config = load_config(record["config"])
             if config.state.backend == "duckdb" and lock_pid is not None:
@@ -401,10 +427,13 @@ class Supervisor:
             state = await _read_state(config)
         except (BotwardenError, OSError) as error:
             report.problem = str(error)
-            report.status = BotStatus.RUNNING.value if lock_pid else BotStatus.STOPPED.value
+            locked = lock_pid is not None
+            report.status = BotStatus.RUNNING.value if locked else BotStatus.STOPPED.value
             return report, None
         _fill(report, state)
-        stored = state.bot.status if state.bot.instance else BotStatus.STOPPED  # never ran
+        stored = state.bot.status
+        if state.bot.instance is None and stored is not BotStatus.ERROR:
+            stored = BotStatus.STOPPED  # never ran (an ERROR: it could not start)
         report.status = _true_status(stored, lock_pid is not None, starting).value
         if report.status == BotStatus.ERROR and stored is not BotStatus.ERROR:
             seen = age(state.bot.seen_at, utc_now()) if state.bot.seen_at else "never"
@@ -445,6 +474,27 @@ class Supervisor:
             yield
         finally:
             os.close(fd)
+
+
+def _visible(bot_id: str, pid: int) -> None:
+    if pid == HIDDEN:
+        raise BotwardenError(
+            f"bot {bot_id} runs in a process not visible from here (another container or"
+            " PID namespace shares its state): act on it where it runs"
+        )
+
+
+def _tell(bot_id: str, pid: int) -> None:
+    """SIGUSR1 to the bot: an operator resolved what needed attention."""
+    _visible(bot_id, pid)
+    try:
+        os.kill(pid, signal.SIGUSR1)
+    except ProcessLookupError:
+        raise BotwardenError(f"bot {bot_id} stopped meanwhile: resolve it again") from None
+    except PermissionError:
+        raise BotwardenError(
+            f"bot {bot_id} runs as another user (pid {pid}): resolve it as that user"
+        ) from None
 
 
 def _true_status(stored: BotStatus, locked: bool, starting: bool) -> BotStatus:
@@ -503,7 +553,10 @@ def _record_kill(config_path: Path, timeout: float) -> None:
     """A bot killed with SIGKILL could not record its stop: the supervisor does."""
 
     def stopped(tx: Transaction, now: datetime) -> None:
-        tx.save_bot_record(tx.state.bot.evolve(status=BotStatus.STOPPED, last_updated_at=now))
+        bot = tx.state.bot
+        if bot.status is not BotStatus.NEEDS_ATTENTION:  # only an operator clears that
+            bot = bot.evolve(status=BotStatus.STOPPED)
+        tx.save_bot_record(bot.evolve(last_updated_at=now))
         message = f"stopped by the operator: SIGKILL after {timeout:g}s (SIGTERM not obeyed)"
         tx.add_event(now, "status", message)
 
@@ -532,9 +585,8 @@ def _wait_for(condition: Any, seconds: float) -> bool:
 
 
 def _reap() -> None:
-    for process in list(_launched):
-        if process.poll() is not None:
-            _launched.remove(process)
+    with _launched_lock:  # the API's threads reap too
+        _launched[:] = [process for process in _launched if process.poll() is None]
 
 
 def _last_words(console: Path) -> str:
