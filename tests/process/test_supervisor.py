@@ -195,9 +195,10 @@ def test_unknown_bots_are_named(botwarden_home: Path) -> None:
         ["restart", "ghost"],
         ["resolve", "ghost"],
         ["flatten", "ghost", "--yes"],
+        ["stop", "../ghost"],
     ):
         shown = cli(*command)
-        assert shown.returncode == 1 and "no bot 'ghost'" in shown.stderr, command
+        assert shown.returncode == 1 and f"no bot '{command[1]}'" in shown.stderr, command
     empty = cli("status")
     assert empty.returncode == 0 and "no bots" in empty.stdout
 

@@ -16,6 +16,7 @@ homes sharing one state file still run it once.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +82,15 @@ class BotFiles:
         atomic_write(self.record, json.dumps(record).encode())
 
 
+BOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+"""A bot's id, as its config allows it (and so a safe folder name)."""
+
+
 def bot_files(bot_id: str, root: Path | None = None) -> BotFiles:
+    if not BOT_ID.match(bot_id):
+        raise UnknownBot(
+            f"no bot {bot_id!r}: a bot's id is letters, digits, '_', '.', '-' (64 at most)"
+        )
     return BotFiles(bot_id, (root or home()) / "bots" / bot_id)
 
 
