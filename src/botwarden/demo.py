@@ -121,8 +121,10 @@ def campaign(
         lifetime = budget if last else rng.uniform(0.35, 0.8) * budget / (kills - number)
         deadline = time.monotonic() + max(lifetime, 2.0)
         # The kill meant to hit an open position waits for one, but not forever (a bot
-        # whose guards keep it flat never holds one).
-        patience = deadline + max(seconds / 2, 10.0)
+        # whose guards keep it flat never holds one). Golden crosses come some 10 to 20
+        # seconds apart here, and one that falls in a restart's gap is missed: room for
+        # two of them.
+        patience = deadline + max(seconds, 30.0)
         while time.monotonic() < deadline or (
             number == want_holding and not holding(book) and time.monotonic() < patience
         ):
