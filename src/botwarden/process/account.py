@@ -8,10 +8,9 @@ from botwarden.config import BotConfig, PaperVenueSettings
 from botwarden.engine.account import AccountView, look_at_account
 from botwarden.errors import BotwardenError
 from botwarden.process.lock import InstanceLock, holder, named
-from botwarden.process.run import lock_path
+from botwarden.process.run import lock_path, open_bot_venue
 from botwarden.state.factory import read_state
 from botwarden.state.records import BotState
-from botwarden.venues.factory import open_venue
 
 
 async def account_of(config: BotConfig) -> AccountView:
@@ -34,7 +33,7 @@ async def account_of(config: BotConfig) -> AccountView:
             notes.append("the bot's state is not read while it runs (DuckDB: one process)")
         else:
             state = await read_state(config.state, config.bot_id, config.base_dir)
-        venue = open_venue(config.venue, config.bot_id, config.base_dir)
+        venue = open_bot_venue(config)
         try:
             await venue.connect()
             view = await look_at_account(venue, state, config.bot_id, tuple(config.symbols))

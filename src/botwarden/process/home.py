@@ -25,10 +25,6 @@ from botwarden.errors import BotwardenError, ConfigError
 from botwarden.state.files import atomic_write
 
 
-def home() -> Path:
-    return botwarden_home()
-
-
 class UnknownBot(BotwardenError):
     """No bot of that id was ever run from this home."""
 
@@ -91,12 +87,12 @@ def bot_files(bot_id: str, root: Path | None = None) -> BotFiles:
         raise UnknownBot(
             f"no bot {bot_id!r}: a bot's id is letters, digits, '_', '.', '-' (64 at most)"
         )
-    return BotFiles(bot_id, (root or home()) / "bots" / bot_id)
+    return BotFiles(bot_id, (root or botwarden_home()) / "bots" / bot_id)
 
 
 def known_bots(root: Path | None = None) -> list[str]:
     """Every bot run from this home, by id."""
-    bots = (root or home()) / "bots"
+    bots = (root or botwarden_home()) / "bots"
     if not bots.is_dir():
         return []
     return sorted(d.name for d in bots.iterdir() if (d / "bot.json").is_file())

@@ -17,14 +17,18 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 
-from botwarden.config import BotConfig, resolve_path
+from pydantic import SecretStr
+
+from botwarden.config import BotConfig, KeyedVenueSettings, botwarden_home, resolve_path
 from botwarden.domain.models import BotStatus, Topic
 from botwarden.engine.crash import CRASH
 from botwarden.engine.runner import Flattened, Runner
 from botwarden.errors import BotwardenError, StateCorruptError
+from botwarden.keystore import KeyStore
 from botwarden.notify import Notifier
 from botwarden.process.lock import InstanceLock
 from botwarden.state.manager import StateManager, Transaction, utc_now
+from botwarden.venues.base import Venue
 from botwarden.venues.factory import open_venue
 from botwarden.venues.paper.venue import PaperVenue
 
@@ -76,6 +80,17 @@ async def flatten_bot(config: BotConfig, symbol: str | None = None) -> Flattened
         return await runner.flatten(symbol)
 
 
+def open_bot_venue(config: BotConfig) -> Venue:
+    """The venue a bot's config names, not connected yet. A key stored through the API
+    (`stored_key`) is decrypted here, at the edge: the venue layer knows no key store."""
+    settings = config.venue
+    if isinstance(settings, KeyedVenueSettings) and settings.stored_key is not None:
+        key, secret = KeyStore(botwarden_home()).reveal(settings.stored_key)
+        keys = {"api_key": SecretStr(key), "secret_key": SecretStr(secret)}
+        settings = settings.model_copy(update=keys)
+    return open_venue(settings, config.bot_id, config.base_dir)
+
+
 @contextlib.asynccontextmanager
 async def _instance(config: BotConfig) -> AsyncIterator[Runner]:
     """An instance of the bot in this process: its lock (taken first, held to the end),
@@ -84,7 +99,7 @@ async def _instance(config: BotConfig) -> AsyncIterator[Runner]:
     notifier = Notifier.for_bot(config.bot_id, config.notify)
     with InstanceLock(lock_path(config), config.bot_id):
         try:
-            venue = open_venue(config.venue, config.bot_id, config.base_dir)
+            venue = open_bot_venue(config)
         except BotwardenError as error:  # its keys cannot be had: the bot is in error
             await _record_failed_start(config, error)
             if notifier is not None:

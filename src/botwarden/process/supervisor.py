@@ -39,12 +39,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from botwarden.config import BotConfig, load_config
+from botwarden.config import BotConfig, botwarden_home, load_config
 from botwarden.domain.models import BotStatus
 from botwarden.domain.orders import IntentStatus
 from botwarden.engine.runner import Flattened
 from botwarden.errors import BotwardenError, ConfigError, StateError
-from botwarden.process.home import BotFiles, bot_files, home, known_bots
+from botwarden.process.home import BotFiles, bot_files, known_bots
 from botwarden.process.lock import HIDDEN, AlreadyRunning, InstanceLock, holder, named
 from botwarden.process.procs import ProcessId, group_members, identify, uptime
 from botwarden.process.run import READY_FD, flatten_bot, lock_path, write_unfenced
@@ -182,7 +182,7 @@ class BotReport:
 
 class Supervisor:
     def __init__(self, root: Path | None = None, start_wait: float = START_WAIT) -> None:
-        self.root = root or home()
+        self.root = root or botwarden_home()
         self.start_wait = start_wait
 
     def files(self, bot_id: str) -> BotFiles:

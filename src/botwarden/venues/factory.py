@@ -15,7 +15,6 @@ from botwarden.config import (
     KeyedVenueSettings,
     PaperVenueSettings,
     VenueSettings,
-    botwarden_home,
     resolve_path,
 )
 from botwarden.errors import ConfigError
@@ -96,13 +95,9 @@ def read_secrets_file(path: Path) -> dict[str, str]:
 def credentials(
     settings: KeyedVenueSettings, names: tuple[str, str], base_dir: Path
 ) -> tuple[str, str]:
-    """The venue's key and secret: a key stored through the API, else from its config
-    section, else the environment variables `names`, else its secrets file. Missing
-    ones are a `ConfigError`."""
-    if settings.stored_key is not None:
-        from botwarden.keystore import KeyStore
-
-        return KeyStore(botwarden_home()).reveal(settings.stored_key)
+    """The venue's key and secret: from its config section (where a key stored through
+    the API was put when the bot started), else the environment variables `names`, else
+    its secrets file. Missing ones are a `ConfigError`."""
     written = (settings.api_key, settings.secret_key)
     if all(written):
         return written[0].get_secret_value(), written[1].get_secret_value()
