@@ -21,7 +21,7 @@ from botwarden.domain.models import BotRecord, Event, Topic
 from botwarden.notify import Notifier
 from botwarden.process.supervisor import StartFailed, Supervisor
 from botwarden.state.records import BotState, event_key
-from tests.engine.test_runner import Exchange
+from tests.engine.harness import Exchange
 from tests.process.test_run import CONFIG
 from tests.state.test_crash import free_port
 

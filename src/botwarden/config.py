@@ -284,7 +284,7 @@ class TelegramSettings(Settings):
 
 class NotifySettings(Settings):
     """Telling an operator: `{webhook: {url: ...}, telegram: {token: ..., chat_id: ...},
-    on: [error, breaker, unprotected, needs_attention, fill]}`."""
+    on: [error, breaker, unprotected, needs_attention, limit, day, fill]}`."""
 
     webhook: WebhookSettings | None = None
     telegram: TelegramSettings | None = None
@@ -294,6 +294,8 @@ class NotifySettings(Settings):
             Topic.BREAKER,
             Topic.UNPROTECTED,
             Topic.NEEDS_ATTENTION,
+            Topic.LIMIT,
+            Topic.DAY,
         ]
     )
     """What to be told of (`fill` too, for every fill)."""

@@ -61,3 +61,13 @@ class FencedOut(StateError):
         self.flow_id = flow_id
         self.epoch = epoch
         self.current = current
+
+
+class UntradableSymbol(BotwardenError):
+    """A symbol the bot was told to trade is not traded on its venue."""
+
+    def __init__(self, symbol: str, venue: str, why: str) -> None:
+        super().__init__(
+            f"symbol {symbol!r} cannot be traded on {venue}: {why}; fix `symbols` in the config"
+        )
+        self.symbol = symbol

@@ -63,3 +63,11 @@ def test_cooldown_lasts_until_its_time() -> None:
     assert rules.on_cooldown(cooldowns, "SPY", NOON - timedelta(seconds=1))
     assert not rules.on_cooldown(cooldowns, "SPY", NOON)
     assert not rules.on_cooldown(cooldowns, "QQQ", NOON - timedelta(days=1))
+
+
+def test_a_trade_of_a_day_already_over_never_takes_the_day_back() -> None:
+    today = rules.add_realized_pnl(RiskState(), Decimal("-5"), TUESDAY)
+    late = rules.add_realized_pnl(today, Decimal("-40"), MONDAY)  # recorded after a restart
+    assert late.trading_day == TUESDAY and late.daily_pnl == Decimal("-5")
+    assert late.consecutive_losses == 2, "it still counts in the streak"
+    assert rules.count_trade(late, MONDAY).daily_trade_count == 0

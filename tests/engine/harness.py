@@ -8,12 +8,14 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from botwarden.config import RecoverySettings
+from botwarden.config import BotConfig, RecoverySettings
 from botwarden.domain.positions import StopPolicy
+from botwarden.engine.checks import check_promises
 from botwarden.engine.ids import ClientIds
 from botwarden.engine.orders import Context, OrderDesk
 from botwarden.engine.protection import Protector
 from botwarden.engine.recovery import Recovery, RecoveryReport
+from botwarden.engine.runner import Runner
 from botwarden.state.manager import StateManager
 from botwarden.state.sqlite import SqliteStore
 from botwarden.venues.base import VenueOrder
@@ -104,3 +106,38 @@ def price(at=None) -> Decimal:
     from tests.venues.test_paper import T0
 
     return FEED.price("SPY", at or T0)
+
+
+# -- the whole bot: a Runner on a paper exchange and a SQLite file ------------------------
+
+CONFIG = {
+    "bot_id": "golden",
+    "symbols": ["SPY"],
+    "order": {"qty": 10},
+    "strategy": {"name": "golden_cross", "params": {"fast": 3, "slow": 8}, "timeframe": "1h"},
+    "stop": {"distance": 1.5},
+}
+
+
+class Exchange:
+    def __init__(self, tmp_path: Path) -> None:
+        self.clock = Clock()
+        self.book = PaperBook(tmp_path / "paper.db", FEED, BookSettings())
+        self.state_path = tmp_path / "state.db"
+
+    async def runner(self, **overrides: object) -> Runner:
+        config = BotConfig.model_validate({**CONFIG, **overrides})
+        state = StateManager("golden", SqliteStore(self.state_path), clock=self.clock)
+        await state.open()
+        runner = Runner(config, state, PaperVenue(self.book, self.clock), self.clock)
+        await runner.start()
+        return runner
+
+    async def hours(self, runner: Runner, count: int) -> None:
+        """Tick once an hour; after every tick, every promise holds."""
+        for _ in range(count):
+            self.clock.now += timedelta(hours=1)
+            await runner.tick()
+            state = await runner.state.snapshot()
+            violations = check_promises(state, self.book, runner.ctx.ids)
+            assert violations == [], "\n".join(map(str, violations))

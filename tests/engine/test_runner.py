@@ -4,7 +4,6 @@ started from the same state carries on without buying twice."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -13,53 +12,15 @@ import pytest
 
 from botwarden.config import BotConfig
 from botwarden.domain.models import BotStatus
-from botwarden.domain.orders import Purpose
+from botwarden.domain.orders import OrderType, Purpose
 from botwarden.engine.checks import check_promises
 from botwarden.engine.runner import Runner
+from botwarden.errors import UntradableSymbol
 from botwarden.state.manager import StateManager
 from botwarden.state.sqlite import SqliteStore
-from botwarden.venues.paper.book import BookSettings, PaperBook
-from botwarden.venues.paper.venue import PaperVenue
-from tests.venues.test_paper import FEED, Clock
-
-CONFIG = {
-    "bot_id": "golden",
-    "symbols": ["SPY"],
-    "order": {"qty": 10},
-    "strategy": {"name": "golden_cross", "params": {"fast": 3, "slow": 8}, "timeframe": "1h"},
-    "stop": {"distance": 1.5},
-}
-
-
-class Exchange:
-    def __init__(self, tmp_path: Path) -> None:
-        self.clock = Clock()
-        self.book = PaperBook(tmp_path / "paper.db", FEED, BookSettings())
-        self.state_path = tmp_path / "state.db"
-
-    async def runner(self, **overrides: object) -> Runner:
-        config = BotConfig.model_validate({**CONFIG, **overrides})
-        state = StateManager("golden", SqliteStore(self.state_path), clock=self.clock)
-        await state.open()
-        runner = Runner(config, state, PaperVenue(self.book, self.clock), self.clock)
-        await runner.start()
-        return runner
-
-    async def hours(self, runner: Runner, count: int) -> None:
-        """Tick once an hour; after every tick, every promise holds."""
-        for _ in range(count):
-            self.clock.now += timedelta(hours=1)
-            await runner.tick()
-            state = await runner.state.snapshot()
-            violations = check_promises(state, self.book, runner.ctx.ids)
-            assert violations == [], "\n".join(map(str, violations))
-
-
-@pytest.fixture
-async def exchange(tmp_path: Path) -> AsyncIterator[Exchange]:
-    exchange = Exchange(tmp_path)
-    yield exchange
-    exchange.book.close()
+from botwarden.venues.base import VenueOrder
+from botwarden.venues.paper.book import PaperBook
+from tests.engine.harness import CONFIG, Exchange
 
 
 async def test_the_bot_trades_on_its_signals_and_protects_every_position(
@@ -205,3 +166,78 @@ async def test_the_bot_runs_the_same_through_the_real_sdks(tmp_path: Path, venue
         assert entries, "it traded"
         assert len(snapshot.fills) >= len(entries)
         await state.close()
+
+
+BUSY = {"strategy": {"name": "coin_flip", "params": {"seed": 7}, "timeframe": "1h"}}
+
+
+def _entries_at_the_venue(book: PaperBook) -> list[VenueOrder]:
+    """The bot's entries as the exchange saw them (market orders; stops are stops)."""
+    return [o for o in book.all_orders() if o.type is OrderType.MARKET and o.filled_qty > 0]
+
+
+async def test_a_daily_loss_halts_the_day_and_the_bot_trades_again_the_next(
+    exchange: Exchange,
+) -> None:
+    """The defect: once the daily loss tripped the breaker, the day only rolled when a
+    trade happened, so a flat bot re-read the old day's loss and never traded again."""
+    risk = {"daily_loss_limit": "0.01", "max_trades_per_hour": None, "breaker_duration": "2h"}
+    first_day = exchange.clock.now.date()
+    runner = await exchange.runner(**BUSY, risk=risk)
+    await exchange.hours(runner, 24 * 6)
+    await runner.state.close()
+    runner = await exchange.runner(**BUSY, risk=risk)  # a restart mid-life
+    await exchange.hours(runner, 24 * 6)
+    state = await runner.state.snapshot()
+    trips = sorted(e.time for e in state.events.values() if "breaker tripped" in e.message)
+    assert trips, "a loss of a cent trips it"
+    trip_days = {t.date() for t in trips}
+    entry_days = {o.created_at.date() for o in _entries_at_the_venue(exchange.book)}
+    assert entry_days - {trips[0].date()} and max(entry_days) > trips[0].date(), (
+        "entries on later days, as the exchange saw them"
+    )
+    assert len(trips) == len(trip_days), "one trip a day at most: no re-trip every 2h"
+    day_events = [e for e in state.events.values() if e.kind == "day"]
+    days = [e.data["trading_day"] for e in day_events]
+    new_days = (exchange.clock.now.date() - first_day).days
+    assert len(days) == len(set(days)) == new_days, "a reset each new day, once, across a restart"
+    assert all(e.data["notify"] == "day" for e in day_events)
+    await runner.state.close()
+
+
+async def test_the_daily_reset_happens_on_a_quiet_day_and_shows_in_the_counters(
+    exchange: Exchange,
+) -> None:
+    quiet = {"strategy": {"name": "coin_flip", "params": {"enter": 0}, "timeframe": "1h"}}
+    runner = await exchange.runner(**quiet)
+    async with runner.state.transaction() as tx:  # yesterday's loss, as a bot left it
+        day = exchange.clock.now.date()
+        tx.save_risk_state(tx.state.risk.evolve(trading_day=day, daily_pnl=Decimal(-40)))
+    await runner.state.set_status(BotStatus.RUNNING, "a venue error earlier today")
+    while exchange.clock.now.date() == day:
+        await exchange.hours(runner, 1)
+    state = await runner.state.snapshot()
+    assert state.risk.trading_day == day + timedelta(days=1) and state.risk.daily_pnl == 0
+    assert state.bot.last_error is None, "a running bot's last error is cleared"
+    (event,) = [e for e in state.events.values() if e.kind == "day"]
+    assert f"{day} closed with PnL -40.00" in event.message
+    await runner.state.close()
+
+
+async def test_a_frequency_limit_tells_the_operator_once_per_window(exchange: Exchange) -> None:
+    runner = await exchange.runner(**BUSY, risk={"max_trades_per_day": 1})
+    await exchange.hours(runner, 24 * 3)
+    state = await runner.state.snapshot()
+    refused = [e for e in state.events.values() if "daily limit is 1" in e.message]
+    alerts = [e for e in state.events.values() if e.data.get("notify") == "limit"]
+    assert len(refused) > len(alerts) >= 2, "many refusals, told once a day"
+    assert len({a.time.date() for a in alerts}) == len(alerts)
+    assert all("max_trades_per_day refused an entry" in a.message for a in alerts)
+    await runner.state.close()
+
+
+async def test_a_symbol_the_venue_does_not_trade_is_an_error_not_an_idle_bot(
+    exchange: Exchange,
+) -> None:
+    with pytest.raises(UntradableSymbol, match="'NOPE' cannot be traded on paper"):
+        await exchange.runner(symbols=["SPY", "NOPE"])

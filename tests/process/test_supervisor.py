@@ -15,19 +15,23 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from botwarden.demo import holding
-from botwarden.domain.models import BotStatus
+from botwarden.domain.models import BotStatus, RiskState
 from botwarden.domain.orders import IntentStatus, Purpose
 from botwarden.process.home import UnknownBot
 from botwarden.process.lock import holder
 from botwarden.process.logs import follow_log, last_lines
 from botwarden.process.procs import group_members, identify
 from botwarden.process.supervisor import BotReport, StartFailed, Supervisor
-from tests.process.test_run import CONFIG, promises_hold
+from botwarden.state.manager import StateManager
+from botwarden.state.sqlite import SqliteStore
+from tests.process.test_run import CONFIG, promises_hold, wait_for
 
 LOCK = Path("state") / "golden_spy.lock"
 
@@ -362,3 +366,60 @@ def _wait(condition, seconds: float = 30) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_a_stopped_bot_never_shows_an_older_days_pnl_as_today(
+    config: Path, supervisor: Supervisor
+) -> None:
+    """The day used to roll only when the bot traded: status showed yesterday's loss as
+    'PnL today' for as long as the bot stayed flat or stopped."""
+    supervisor.register(config)
+
+    async def lost_forty_last_week() -> None:
+        state = StateManager("golden_spy", SqliteStore(config.parent / "state/golden_spy.db"))
+        async with state:
+            last_week = datetime.now(UTC).date() - timedelta(days=7)
+            await state.save_risk_state(
+                RiskState(trading_day=last_week, daily_pnl=Decimal(-40), daily_trade_count=3)
+            )
+
+    asyncio.run(lost_forty_last_week())
+    report = report_of(supervisor)
+    assert report.trading_day == str(datetime.now(UTC).date())
+    assert (report.pnl_today, report.trades_today) == ("0", 0)
+
+
+def test_a_venue_unreachable_at_start_leaves_the_bot_pending_until_it_answers(
+    tmp_path: Path, supervisor: Supervisor
+) -> None:
+    """A ccxt bot whose exchange is down when it starts waits, saying why, and runs
+    once the exchange answers (it used to exit at once: "stopped by an error")."""
+    pytest.importorskip("ccxt", reason="needs ccxt: pip install 'botwarden[ccxt]'")
+    from tests.state.test_crash import free_port
+    from tests.venues.test_ccxt_adapter import KEY, SECRET
+
+    port = free_port()
+    path = tmp_path / "bot.yaml"
+    path.write_text(
+        'bot_id: golden_spy\nsymbols: ["BTC/USDT:USDT"]\norder: {qty: 0.01}\n'
+        f"venue: {{type: ccxt, exchange: binanceusdm, base_url: 'http://127.0.0.1:{port}',"
+        f" api_key: {KEY}, secret_key: {SECRET}}}\n"
+    )
+    supervisor.start(path)
+    wait_for(lambda: "recovery not finished" in (report_of(supervisor).last_error or ""))
+    report = report_of(supervisor)
+    assert report.status == "pending" and "trying again in" in report.last_error
+    (tmp_path / "exchange").mkdir()
+    exchange = subprocess.Popen(
+        [sys.executable, "-m", "botwarden", "venue", "serve", "--api", "binanceusdm",
+         "--port", str(port), "--key", KEY, "--secret", SECRET],
+        cwd=tmp_path / "exchange",
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: report_of(supervisor).status == "running", seconds=90)
+        assert report_of(supervisor).last_error is None, "the reason is over once it runs"
+    finally:
+        supervisor.stop("golden_spy", timeout=10)
+        exchange.terminate()
+        exchange.wait(timeout=20)

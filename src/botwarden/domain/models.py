@@ -178,6 +178,9 @@ class RiskState(DomainModel):
     breaker_reason: str | None = None
     recent_entries: list[UtcDatetime] = Field(default_factory=list)
     """When the entries of the last hour were taken: the trade-frequency limit."""
+    limit_alerts: dict[str, UtcDatetime] = Field(default_factory=dict)
+    """A trade-frequency limit an operator was told refused entries, and until when
+    (its window): told once per window, however many signals it refuses."""
 
 
 class SignalState(DomainModel):
@@ -229,6 +232,10 @@ class Topic(StrEnum):
     """An operator must look."""
     FILL = "fill"
     """Any fill of the bot's orders."""
+    LIMIT = "limit"
+    """A trade-frequency limit refused an entry (told once per window of the limit)."""
+    DAY = "day"
+    """A trading day began: the last day's PnL and trades; the daily counters reset."""
 
 
 class BotStatus(StrEnum):

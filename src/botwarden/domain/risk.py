@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -42,29 +43,105 @@ class RiskLimits(DomainModel):
         return name
 
     def trading_day(self, now: datetime) -> date:
-        """The trading day `now` belongs to: a day starts at `day_starts_at` local time."""
-        local = now.astimezone(ZoneInfo(self.timezone))
+        """The trading day `now` belongs to: a day starts at the first instant its local
+        time reaches `day_starts_at`, and never goes backwards. (In a daylight-saving
+        fall-back hour the clock passes `day_starts_at` twice: the second pass, with its
+        local time briefly behind again, is still the same day.)"""
+        zone = ZoneInfo(self.timezone)
+        local = now.astimezone(zone)
         day = local.date()
-        return day - timedelta(days=1) if local.time() < self.day_starts_at else day
+        if local.time() >= self.day_starts_at:
+            return day
+        if local.fold == 1 and _repeated(day, self.day_starts_at, zone):
+            return day  # reached in the first pass through the repeated hour
+        return day - timedelta(days=1)
+
+    def day_start(self, day: date) -> datetime:
+        """When trading day `day` starts, in UTC: the first instant local time reaches
+        `day_starts_at` (in a spring-forward gap, the instant the clock jumps past it)."""
+        zone = ZoneInfo(self.timezone)
+        naive = datetime.combine(day, self.day_starts_at)
+        first = naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
+        if first.astimezone(zone).replace(tzinfo=None) == naive:
+            return first
+        # In the gap: the start is the jump, between the two readings of the wall time.
+        low, high = naive.replace(tzinfo=zone, fold=1).astimezone(UTC), first
+        while high - low > timedelta(seconds=1):
+            middle = low + (high - low) / 2
+            if middle.astimezone(zone).replace(tzinfo=None) >= naive:
+                high = middle
+            else:
+                low = middle
+        return high.replace(microsecond=0)
+
+    def next_day_start(self, now: datetime) -> datetime:
+        """When the trading day after the one `now` belongs to starts."""
+        return self.day_start(self.trading_day(now) + timedelta(days=1))
 
 
-def entry_refused(risk: RiskState, limits: RiskLimits, now: datetime) -> str | None:
+def _repeated(day: date, at: time, zone: ZoneInfo) -> bool:
+    """Does local time `at` occur twice on `day` (a daylight-saving fall-back)?"""
+    naive = datetime.combine(day, at)
+    return (
+        naive.replace(tzinfo=zone, fold=0).utcoffset()
+        != naive.replace(tzinfo=zone, fold=1).utcoffset()
+    )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a new entry may not be taken now."""
+
+    reason: str
+    limit: str | None = None
+    """The trade-frequency limit that refused it (`max_trades_per_hour`,
+    `max_trades_per_day`): an operator is told once per window."""
+    until: datetime | None = None
+    """When that limit's window ends."""
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def entry_refused(risk: RiskState, limits: RiskLimits, now: datetime) -> Refusal | None:
     """Why a new entry may not be taken now, or None. (Exits and stops are never refused:
     the guards stop new risk, never the protection of what is held.)"""
     if breaker_active(risk, now):
-        return (
+        return Refusal(
             f"circuit breaker until {risk.breaker_until:%Y-%m-%d %H:%M} UTC: {risk.breaker_reason}"
         )
     today = limits.trading_day(now)
     taken_today = risk.daily_trade_count if risk.trading_day == today else 0
     if limits.max_trades_per_day is not None and taken_today >= limits.max_trades_per_day:
-        return f"{taken_today} trades today, the daily limit is {limits.max_trades_per_day}"
+        return Refusal(
+            f"{taken_today} trades today, the daily limit is {limits.max_trades_per_day}",
+            "max_trades_per_day",
+            limits.next_day_start(now),
+        )
     last_hour = [t for t in risk.recent_entries if now - t < HOUR]
     if limits.max_trades_per_hour is not None and len(last_hour) >= limits.max_trades_per_hour:
-        return (
-            f"{len(last_hour)} entries in the last hour, the limit is {limits.max_trades_per_hour}"
+        return Refusal(
+            f"{len(last_hour)} entries in the last hour, the limit is {limits.max_trades_per_hour}",
+            "max_trades_per_hour",
+            # the window reopens when enough of its entries are an hour old
+            sorted(last_hour)[len(last_hour) - limits.max_trades_per_hour] + HOUR,
         )
     return None
+
+
+def limit_alert_due(risk: RiskState, refusal: Refusal, now: datetime) -> bool:
+    """Should an operator be told of this refusal? Once per window of its limit."""
+    if refusal.limit is None:
+        return False
+    told_until = risk.limit_alerts.get(refusal.limit)
+    return told_until is None or now >= told_until
+
+
+def limit_alerted(risk: RiskState, refusal: Refusal) -> RiskState:
+    """Remember that an operator was told of `refusal`'s limit, until its window ends."""
+    assert refusal.limit is not None, "only a limit's refusal is alerted"
+    assert refusal.until is not None
+    return risk.evolve(limit_alerts={**risk.limit_alerts, refusal.limit: refusal.until})
 
 
 def trip_on_limits(
@@ -74,15 +151,20 @@ def trip_on_limits(
 
     A trip uses up what caused it, so the breaker can expire: the losing streak starts
     again from zero, and the drawdown is measured from the equity at the trip. (A daily
-    loss stays until the trading day ends: that limit is meant to hold for the day.)
+    loss holds for the day: its breaker lasts until the next trading day starts, when
+    the day's counters reset, and yesterday's loss is never read again.)
     Without that, a streak of losses would re-trip the breaker the moment it expired,
     and since only a winning trade ends a streak, the bot would never trade again."""
     if breaker_active(risk, now):
         return risk, None
     until = now + limits.breaker_duration
-    if limits.daily_loss_limit is not None and -risk.daily_pnl >= limits.daily_loss_limit:
+    if (
+        limits.daily_loss_limit is not None
+        and risk.trading_day == limits.trading_day(now)
+        and -risk.daily_pnl >= limits.daily_loss_limit
+    ):
         reason = f"daily loss {-risk.daily_pnl:.2f} reached the limit {limits.daily_loss_limit}"
-        return trip_breaker(risk, reason, until), reason
+        return trip_breaker(risk, reason, limits.next_day_start(now)), reason
     if (
         limits.max_consecutive_losses is not None
         and risk.consecutive_losses >= limits.max_consecutive_losses
@@ -105,22 +187,29 @@ def record_entry(risk: RiskState, now: datetime, today: date) -> RiskState:
 
 
 def roll_day(risk: RiskState, today: date) -> RiskState:
-    """Start a new trading day: the daily counters reset, everything else carries over."""
-    if risk.trading_day == today:
+    """Start a new trading day: the daily counters reset, everything else carries over.
+    A day never goes backwards: an older `today` (a fill of yesterday's recorded late)
+    changes nothing."""
+    if risk.trading_day is not None and today <= risk.trading_day:
         return risk
     return risk.evolve(trading_day=today, daily_pnl=Decimal(0), daily_trade_count=0)
 
 
-def add_realized_pnl(risk: RiskState, pnl: Decimal, today: date) -> RiskState:
-    """Book one closed trade's realized PnL into the day and the losing streak."""
-    risk = roll_day(risk, today)
+def add_realized_pnl(risk: RiskState, pnl: Decimal, day: date) -> RiskState:
+    """Book one closed trade's realized PnL (closed on trading day `day`) into the
+    losing streak, and into the day's PnL unless that day is already over."""
+    risk = roll_day(risk, day)
     losses = risk.consecutive_losses + 1 if pnl < 0 else 0
+    if risk.trading_day != day:  # a past day's trade: today's loss is today's
+        return risk.evolve(consecutive_losses=losses)
     return risk.evolve(daily_pnl=risk.daily_pnl + pnl, consecutive_losses=losses)
 
 
-def count_trade(risk: RiskState, today: date) -> RiskState:
-    """One more trade taken today (the daily trade limit counts these)."""
-    risk = roll_day(risk, today)
+def count_trade(risk: RiskState, day: date) -> RiskState:
+    """One more trade taken on trading day `day` (the daily trade limit counts these)."""
+    risk = roll_day(risk, day)
+    if risk.trading_day != day:
+        return risk
     return risk.evolve(daily_trade_count=risk.daily_trade_count + 1)
 
 

@@ -13,25 +13,32 @@ In order (each step a named crash point, so a crash during recovery is tested to
    own knowledge of entry time, stop and best price is kept), `restore` (the bot's state
    stands; every mismatch is reported loudly), `close_all` (every order canceled, every
    position closed at market), `manual` (nothing touched: the bot waits for an
-   operator with this report). Positions held on the venue that the bot does not know
-   (orphans, in the markets it trades) are closed, adopted (and protected) or left
-   for an operator, by `orphan_positions`; positions the bot thinks it holds and the
-   venue does not (phantoms) are closed out;
-6. every position's stop is verified (the stop guarantee), and only then does the bot
+   operator with this report). A position held on the venue that the state does not
+   know, but that the bot's own fills at the venue explain, is the bot's: restored.
+   Others (orphans, in the markets it trades) are closed, adopted (and protected) or
+   left for an operator, by `orphan_positions`; positions the bot thinks it holds and
+   the venue does not (phantoms) are closed out;
+6. orders of the bot's the state does not know (lost with a state file): a stop that
+   protects a position held is kept as its stop, any other is canceled (only now,
+   once every position's fate is decided);
+7. every position's stop is verified (the stop guarantee), and only then does the bot
    run. Every decision is an event in the bot's log and a line of the report.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from botwarden.config import RecoverySettings
-from botwarden.domain.models import Position, Topic
+from botwarden.domain.models import Fill, OrderSide, Position, Side, Topic
+from botwarden.domain.orders import OrderIntent, OrderType, Purpose
 from botwarden.engine.crash import CRASH
+from botwarden.engine.ids import ClientIds
 from botwarden.engine.orders import WAITING, Context, OrderDesk
 from botwarden.engine.protection import Protector
-from botwarden.venues.base import NotFound, VenueError, VenueOrder, VenuePosition
+from botwarden.venues.base import NotFound, Venue, VenueError, VenueOrder, VenuePosition
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,7 @@ class Recovery:
         """The state was lost: its fills, positions and trades are replayed from the
         venue's fills of the bot's orders first."""
         self.report = RecoveryReport()
+        self._own_fills: list[Fill] | None = None
 
     async def note(self, message: str, *, attention: bool = False, kind: str = "recovery") -> None:
         self.report.lines.append(message)
@@ -112,8 +120,11 @@ class Recovery:
         if self.settings.mode == "close_all":
             await self._close_all(await self._open_orders())
         else:
-            await self._cancel_strays(await self._open_orders())
+            # Positions first, then the orders nobody knows: a stray stop may be what
+            # protects a position the venue holds, and is never canceled before that
+            # position's fate is decided.
             await self._reconcile(await ctx.venue.positions())
+            await self._strays(await self._open_orders())
         CRASH.reached("recovery_reconciled")
         exposed = await self.protector.protect_all(await self._open_orders(), {})
         for symbol in exposed:
@@ -146,26 +157,83 @@ class Recovery:
                 current = (await self.ctx.state.snapshot()).intents[intent.client_order_id]
                 await self.desk.apply_answer(current, found)
 
-    async def _cancel_strays(self, open_orders: dict[str, VenueOrder]) -> None:
-        """Orders of the bot's (by their client id) that its state does not know: their
-        intents were lost with a state file. A stray stop would double the protection
-        (both firing open a position the other way); the engine places what it needs."""
+    async def _strays(self, open_orders: dict[str, VenueOrder]) -> None:
+        """Orders of the bot's (by their client id) whose intent the state lost, or
+        stops whose position it lost. A stop on the exit side of a position held with
+        no stop of its own is that position's: kept as its stop (the stop guarantee then
+        moves it where the policy wants it). Any other unknown order is canceled: a
+        stray stop beside the position's own would double the protection (both firing
+        open a position the other way), and the engine places what it needs."""
         if self.settings.mode == "restore":
             return
-        known = (await self.ctx.state.snapshot()).intents
+        state = await self.ctx.state.snapshot()
         for cid, order in open_orders.items():
-            if self.ctx.ids.owns(cid) and cid not in known:
-                try:
-                    await self.ctx.venue.cancel(cid, order.symbol)
-                except VenueError as error:
-                    await self.note(
-                        f"stray order {cid} could not be canceled: {error}", attention=True
-                    )
-                    continue
-                await self.note(
-                    f"{cid} ({order.type} {order.side} {order.qty} {order.symbol}) is the bot's"
-                    " but unknown to its state: canceled"
+            if not self.ctx.ids.owns(cid):
+                continue
+            intent = state.intents.get(cid)
+            if intent is not None and (
+                intent.purpose is not Purpose.STOP or intent.position_id in state.positions
+            ):
+                continue  # known, and still what it was for
+            position = await self._unprotected(order.symbol)
+            if position is not None and _protects(order, position):
+                await self._adopt_stop(position, order, intent)
+                continue
+            if intent is not None:
+                continue  # a known stop of a closed position: the stop guarantee cancels it
+            try:
+                await self.ctx.venue.cancel(cid, order.symbol)
+            except VenueError as error:
+                await self.note(f"stray order {cid} could not be canceled: {error}", attention=True)
+                continue
+            await self.note(
+                f"{cid} ({order.type} {order.side} {order.qty} {order.symbol}) is the bot's"
+                " but unknown to its state: canceled"
+            )
+
+    async def _unprotected(self, symbol: str) -> Position | None:
+        """The position held in `symbol` if no stop of its own rests on the venue yet."""
+        state = await self.ctx.state.snapshot()
+        for position in state.positions.values():
+            if position.symbol != symbol:
+                continue
+            own = state.intents.get(position.stop_client_order_id or "")
+            return position if own is None or own.status.is_terminal else None
+        return None
+
+    async def _adopt_stop(
+        self, position: Position, order: VenueOrder, known: OrderIntent | None
+    ) -> None:
+        now = self.ctx.clock()
+        intent = known.evolve(position_id=position.id) if known is not None else None
+        intent = intent or (
+            OrderIntent(
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                side=order.side,
+                type=OrderType.STOP,
+                qty=order.qty,
+                stop_price=order.stop_price,
+                purpose=Purpose.STOP,
+                position_id=position.id,
+                created_at=order.created_at,
+                updated_at=now,
+            )
+            .submit(now, ClientIds.epoch_of(order.client_order_id))
+            .accept(now, order.venue_order_id)
+        )
+        async with self.ctx.state.transaction() as tx:
+            tx.save_order(intent)
+            tx.save_position(
+                position.evolve(
+                    stop_price=order.stop_price, stop_client_order_id=order.client_order_id
                 )
+            )
+        await self.note(
+            f"{order.client_order_id} (stop {order.side} {order.qty} {order.symbol} at"
+            f" {order.stop_price}) is the bot's, its position lost from its state, and"
+            f" protects the {position.size} {position.symbol} held: kept as its stop"
+        )
 
     def _ours(self, symbol: str) -> bool:
         return not self.ctx.symbols or symbol in self.ctx.symbols
@@ -226,6 +294,13 @@ class Recovery:
 
     async def _orphan(self, there: VenuePosition, policy: str) -> None:
         what = f"{there.symbol}: the venue holds {_held(there)} the bot did not know of"
+        if await self._made_by_the_bot(there):
+            await self._adopt(there, "restored")
+            await self.note(
+                f"{what}, but its own fills at the venue explain it: the bot's, restored and"
+                " protected (the orphan policy is for positions the bot did not make)"
+            )
+            return
         if policy == "manual":
             await self.note(f"{what}: left for an operator", attention=True)
             return
@@ -237,12 +312,28 @@ class Recovery:
         await self.desk.sync_fills()
         await self.note(f"{what}: closed at market")
 
-    async def _adopt(self, there: VenuePosition) -> Position:
+    async def _made_by_the_bot(self, there: VenuePosition) -> bool:
+        """Do the bot's own fills at the venue (by their client ids) add up to what the
+        venue holds in this market? Then the position is the bot's, whatever its state
+        lost. (Read only when an unknown position turns up: every fill of the venue's.)"""
+        if self._own_fills is None:
+            self._own_fills = [
+                f async for f in venue_fills(self.ctx.venue) if self.ctx.ids.owns(f.client_order_id)
+            ]
+        net = sum(
+            (f.qty if f.side is OrderSide.BUY else -f.qty)
+            for f in self._own_fills
+            if f.symbol == there.symbol
+        )
+        held = there.qty if there.side is Side.LONG else -there.qty
+        return net != 0 and net == held
+
+    async def _adopt(self, there: VenuePosition, how: str = "adopted") -> Position:
         ctx = self.ctx
         entry = there.avg_entry_price or await ctx.venue.last_price(there.symbol)
         now = ctx.clock()
         position = Position(
-            id=f"adopted-{there.symbol}-{int(now.timestamp())}",
+            id=f"{how}-{there.symbol}-{int(now.timestamp())}",
             bot_id=ctx.bot_id,
             symbol=there.symbol,
             side=there.side,
@@ -250,7 +341,7 @@ class Recovery:
             entry_price=entry,
             entry_time=now,
             best_price=entry,
-            metadata={"adopted": True},
+            metadata={how: True},
         )
         await ctx.state.save_position(position)
         return position
@@ -281,6 +372,27 @@ class Recovery:
                 f"{symbol}: the bot holds {mine_text}, the venue {_held(held.get(symbol))}"
             )
         await self.note("manual mode: nothing changed; waiting for an operator", attention=True)
+
+
+def _protects(order: VenueOrder, position: Position) -> bool:
+    """Is `order` a stop that closes (part of) `position`?"""
+    return (
+        order.type is OrderType.STOP
+        and order.side is position.side.exit_order_side
+        and order.stop_price is not None
+    )
+
+
+async def venue_fills(venue: Venue) -> AsyncIterator[Fill]:
+    """Every fill the venue keeps, oldest first, page by page."""
+    cursor = None
+    while True:
+        page = await venue.fills(cursor=cursor)
+        for fill in page.fills:
+            yield fill
+        cursor = page.cursor
+        if not page.more:
+            return
 
 
 def _held(position: VenuePosition | None) -> str:

@@ -23,6 +23,7 @@ failed may or may not have landed). The bot carries on by itself once writes suc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -41,14 +42,24 @@ from botwarden.domain.orders import OrderIntent, Purpose
 from botwarden.engine.ids import ClientIds
 from botwarden.engine.orders import BREAKER, WAITING, Context, OrderDesk
 from botwarden.engine.protection import Protector
-from botwarden.engine.recovery import Recovery, RecoveryReport
-from botwarden.errors import FencedOut, StateError
+from botwarden.engine.recovery import Recovery, RecoveryReport, venue_fills
+from botwarden.errors import FencedOut, StateError, UntradableSymbol
 from botwarden.state.manager import StateManager, Transaction
 from botwarden.state.records import BotState
 from botwarden.strategies.base import Action, Signal, build_strategy
-from botwarden.venues.base import AuthError, Venue, VenueError, VenueOrder
+from botwarden.venues.base import (
+    AuthError,
+    NotFound,
+    Rejected,
+    Venue,
+    VenueError,
+    VenueOrder,
+)
 
 log = logging.getLogger(__name__)
+
+MAX_RETRY_PAUSE = 60.0
+"""Seconds: the longest wait between two recovery attempts of a pending bot."""
 
 
 class Notifications(Protocol):
@@ -89,6 +100,10 @@ class Runner:
         self.protect_only = False
         self.ctx: Context | None = None
         self._store_failing = False
+        self._connected = False
+        self._history_checked = False
+        self._fresh = False
+        self._failed_attempts = 0
         self._resolve_requested = False
         self._wake = asyncio.Event()
 
@@ -102,7 +117,9 @@ class Runner:
         is adopted, and its epoch is made from the time, so that no client order id of
         the lost instances can ever be made again."""
         config, state = self.config, self.state
-        previous = (await state.snapshot()).bot.instance
+        stored = await state.snapshot()
+        previous = stored.bot.instance
+        self._fresh = previous is None and not (stored.intents or stored.fills or stored.positions)
         epoch = (previous.epoch if previous else 0) + 1
         if rebuilt_after is not None:
             epoch = max(epoch, int(time.time()))
@@ -124,7 +141,6 @@ class Runner:
             )
             if rebuilt_after is not None:
                 tx.mark_state_lost(epoch)
-        await self.venue.connect()
         ctx = Context(
             bot_id=config.bot_id,
             state=state,
@@ -165,24 +181,94 @@ class Runner:
         )
 
     async def _recover(self) -> None:
-        """One attempt at recovery; on success the bot runs (or needs attention)."""
+        """One attempt at recovery (connecting to the venue first, if it is not yet);
+        on success the bot runs (or needs attention). A venue or a store that fails
+        leaves the bot pending, saying why, and the next attempt comes sooner than a
+        check interval (`retry_pause`)."""
         acknowledged = (await self.state.snapshot()).bot.acknowledged
         try:
+            if not self._connected:
+                await self.venue.connect()
+                self._connected = True
+                await self._check_symbols()
+            if not self._history_checked:
+                await self._epoch_above_the_venue()
+                self._history_checked = True
             report = await self._recovery(acknowledged).run()
-        except (AuthError, FencedOut):
+        except (AuthError, FencedOut, UntradableSymbol):
             raise
         except (VenueError, StateError) as error:
-            log.warning(
-                "%s: recovery not finished (%s); trying again at the next check, no"
-                " entries until then",
-                self.config.bot_id,
-                error,
-            )
+            self._failed_attempts += 1
+            why = f"recovery not finished: {error}; trying again in {self.retry_pause():.0f} s"
+            log.warning("%s: %s, no entries until then", self.config.bot_id, why)
+            with contextlib.suppress(StateError):  # the store may be what fails
+                await self.state.set_status(BotStatus.PENDING, why)
             return
+        self._failed_attempts = 0
         self.report = report
         self.protect_only = report.protect_only
         status = BotStatus.NEEDS_ATTENTION if report.needs_attention else BotStatus.RUNNING
-        await self.state.set_status(status, acknowledged=False)
+        await self.state.set_status(status, acknowledged=False, clear_error=True)
+
+    async def _epoch_above_the_venue(self) -> None:
+        """A state that starts empty or was rebuilt must not make client order ids the
+        venue has seen: its epoch goes above every epoch in the bot's ids at the venue
+        (its open orders and its fills). An empty state whose venue shows the bot's
+        history is a lost state (an emptied or replaced file): rebuilt from the venue."""
+        if not (self._fresh or self._rebuild):
+            return
+        ids, venue = self.ctx.ids, self.venue
+        seen = [o.client_order_id for o in await venue.open_orders() if ids.owns(o.client_order_id)]
+        seen += [f.client_order_id async for f in venue_fills(venue) if ids.owns(f.client_order_id)]
+        if not seen:
+            return  # a new bot: the venue knows nothing of it
+        highest = max(ClientIds.epoch_of(cid) for cid in seen)
+        if self._rebuild and highest < ids.epoch:
+            return
+        epoch = max(highest + 1, ids.epoch)
+        lost = self._fresh and not self._rebuild
+        if lost:
+            epoch = max(epoch, int(time.time()))
+        await self.state.fence(epoch)
+        self.ctx.ids = ClientIds(self.config.bot_id, epoch)
+        now = self.clock()
+        async with self.state.transaction() as tx:
+            bot = tx.state.bot
+            instance = bot.instance.evolve(epoch=epoch) if bot.instance else None
+            tx.save_bot_record(bot.evolve(instance=instance, last_updated_at=now))
+            tx.add_event(
+                now,
+                "status",
+                f"instance epoch raised to {epoch}: the venue holds client order ids of the"
+                f" bot's up to epoch {highest}",
+                {"instance": epoch},
+            )
+            if lost:
+                tx.mark_state_lost(epoch)
+        if lost:
+            self._rebuild = True
+            await self._recovery().note(
+                f"STATE LOST: the state holds nothing of this bot, yet the venue has"
+                f" {len(seen)} of its orders and fills (an emptied or replaced state file?);"
+                " rebuilding from the venue: the bot's fills replayed, its stops kept, all"
+                " protected",
+                kind="alert",
+            )
+
+    def retry_pause(self) -> float:
+        """Seconds until the next recovery attempt after a failed one: 1, 2, 4 ... 60."""
+        return min(2.0 ** max(self._failed_attempts - 1, 0), MAX_RETRY_PAUSE)
+
+    async def _check_symbols(self) -> None:
+        """Every symbol of the config must be one the venue trades: a bot told to trade
+        what it cannot is in error, saying which and why, not running idle."""
+        if not self.config.symbols:
+            raise UntradableSymbol("", self.venue.name, "the config names no symbol")
+        for symbol in self.config.symbols:
+            try:
+                await self.protector.market(symbol)
+            except (Rejected, NotFound) as error:
+                raise UntradableSymbol(symbol, self.venue.name, str(error)) from None
 
     # -- an operator's word ------------------------------------------------------------------
     def request_resolve(self) -> None:
@@ -212,16 +298,28 @@ class Runner:
         self.report = None
 
     # -- the loop ----------------------------------------------------------------------------
-    async def run(self, stop: asyncio.Event, ticks: int | None = None, pause: float = 0) -> None:
-        """Tick until `stop` is set (or `ticks` ran), `pause` seconds apart."""
+    async def run(
+        self, stop: asyncio.Event, ticks: int | None = None, pause: float = 0, speed: float = 1.0
+    ) -> None:
+        """Tick until `stop` is set (or `ticks` ran), `pause` seconds apart; sooner while
+        recovery is retrying, and at the start of each trading day. `speed`: how many
+        of the bot's clock's seconds pass in one second (a paper exchange's clock may
+        run fast)."""
         done = 0
-        while not stop.is_set() and (ticks is None or done < ticks):
+        while not stop.is_set():
             self._wake.clear()  # a wake-up during the tick still cuts the pause short
             await self.tick()
             done += 1
+            if ticks is not None and done >= ticks:
+                return  # no pause after the last tick
+            wait = pause
+            if self.report is None:
+                wait = min(wait, self.retry_pause())
+            next_day = self.config.risk.next_day_start(self.clock())
+            wait = min(wait, max((next_day - self.clock()).total_seconds(), 0) / speed)
             waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
             try:  # until the pause is over, or stop, or an operator's word
-                await asyncio.wait(waits, timeout=pause, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for waiting in waits:
                     waiting.cancel()
@@ -232,13 +330,14 @@ class Runner:
         assert self.ctx is not None, "start() first"
         try:
             await self.state.heartbeat()
+            await self._start_day()
             if self._resolve_requested:
                 await self._resolve()
             if self.report is None:
                 await self._recover()
             elif not (self.config.state.recovery.mode == "manual" and self.report.needs_attention):
                 await self._tick()  # (manual and needing attention: nothing is touched)
-        except (AuthError, FencedOut):
+        except (AuthError, FencedOut, UntradableSymbol):
             raise
         except VenueError as error:
             log.warning("%s: tick cut short: %s", self.config.bot_id, error)
@@ -256,6 +355,36 @@ class Runner:
                 log.warning("%s: the state store works again", self.config.bot_id)
                 self._store_failing = False
         await self._publish()
+
+    async def _start_day(self) -> None:
+        """The daily reset, at the first step on or after `day_starts_at`, whether or
+        not the bot trades: the day's counters start again, a breaker tripped by the
+        daily loss ends (it lasts until the day starts), a running bot's last error is
+        cleared, and the last day's figures are an event (and a notification). Once
+        per day across restarts: the new day is stored in the same write as its event."""
+        now = self.clock()
+        today = self.config.risk.trading_day(now)
+        known = (await self.state.snapshot()).risk.trading_day
+        if known is not None and known >= today:
+            return
+        async with self.state.transaction() as tx:
+            last = tx.state.risk
+            risk = rules.clear_expired_breaker(rules.roll_day(last, today), now)
+            tx.save_risk_state(risk)
+            if last.trading_day is None:
+                return  # the bot's first day: nothing to reset
+            bot = tx.state.bot
+            if bot.status is BotStatus.RUNNING and bot.last_error is not None:
+                tx.save_bot_record(bot.evolve(last_error=None, last_updated_at=now))
+            lifted = last.breaker_until is not None and risk.breaker_until is None
+            message = (
+                f"trading day {today} began: {last.trading_day} closed with PnL"
+                f" {last.daily_pnl:.2f} over {last.daily_trade_count} trade(s); daily"
+                " counters reset"
+                + (f"; the breaker ({last.breaker_reason}) ended" if lifted else "")
+            )
+            tx.add_event(now, "day", message, {"notify": Topic.DAY, "trading_day": str(today)})
+        log.info("%s: %s", self.config.bot_id, message)
 
     async def _tick(self) -> None:
         ctx, desk = self.ctx, self.desk
@@ -315,14 +444,25 @@ class Runner:
         else:
             await self._enter(signal, price)
 
-    async def _skip(self, signal: Signal, why: str) -> None:
+    async def _skip(self, signal: Signal, why: str | rules.Refusal) -> None:
+        """A signal not acted on, with why; a trade-frequency limit that refused it is
+        told to the operator too, once per window of that limit."""
         now = self.clock()
         async with self.state.transaction() as tx:
             tx.mark_signal_processed(signal.id, now)
             tx.add_event(now, "signal", f"{signal.action} {signal.symbol} skipped: {why}")
+            if isinstance(why, rules.Refusal) and rules.limit_alert_due(tx.state.risk, why, now):
+                tx.save_risk_state(rules.limit_alerted(tx.state.risk, why))
+                tx.add_event(
+                    now,
+                    "alert",
+                    f"{why.limit} refused an entry: {why}; no new entries until"
+                    f" {why.until:%Y-%m-%d %H:%M} UTC",
+                    {"notify": Topic.LIMIT, "limit": why.limit},
+                )
         log.info("%s: %s %s skipped: %s", self.config.bot_id, signal.action, signal.symbol, why)
 
-    async def _entry_refused(self, symbol: str) -> str | None:
+    async def _entry_refused(self, symbol: str) -> str | rules.Refusal | None:
         state = await self.state.snapshot()
         if self.protect_only:
             return "the balance cannot be read: protecting only"

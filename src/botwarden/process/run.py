@@ -69,7 +69,7 @@ async def run_bot(config: BotConfig, *, ticks: int | None = None) -> None:
         venue = runner.venue
         speed = getattr(venue.clock, "speed", 1.0) if isinstance(venue, PaperVenue) else 1.0
         pause = config.engine.check_interval.total_seconds() / speed
-        await runner.run(stop, ticks=ticks, pause=pause)
+        await runner.run(stop, ticks=ticks, pause=pause, speed=speed)
 
 
 async def flatten_bot(config: BotConfig, symbol: str | None = None) -> Flattened:

@@ -35,11 +35,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from botwarden.config import BotConfig, botwarden_home, load_config
+from botwarden.domain import risk as rules
 from botwarden.domain.models import BotStatus
 from botwarden.domain.orders import IntentStatus
 from botwarden.engine.runner import Flattened
@@ -430,7 +431,7 @@ class Supervisor:
             locked = lock_pid is not None
             report.status = BotStatus.RUNNING.value if locked else BotStatus.STOPPED.value
             return report, None
-        _fill(report, state)
+        _fill(report, state, config.risk.trading_day(utc_now()))
         stored = state.bot.status
         if state.bot.instance is None and stored is not BotStatus.ERROR:
             stored = BotStatus.STOPPED  # never ran (an ERROR: it could not start)
@@ -511,8 +512,11 @@ def _true_status(stored: BotStatus, locked: bool, starting: bool) -> BotStatus:
     return stored
 
 
-def _fill(report: BotReport, state: BotState) -> None:
-    bot, risk, now = state.bot, state.risk, utc_now()
+def _fill(report: BotReport, state: BotState, today: date) -> None:
+    """The report's figures from the state. `today`: the trading day by the wall clock;
+    a bot that has not reached it (stopped, say) shows that day's counters, zero, never
+    an older day's as today's."""
+    bot, risk, now = state.bot, rules.roll_day(state.risk, today), utc_now()
     for p in state.positions.values():
         stop = state.intents.get(p.stop_client_order_id or "")
         live = stop is not None and stop.status in (

@@ -428,12 +428,20 @@ class StateManager:
         return record
 
     async def set_status(
-        self, status: BotStatus, error: str | None = None, *, acknowledged: bool | None = None
+        self,
+        status: BotStatus,
+        error: str | None = None,
+        *,
+        acknowledged: bool | None = None,
+        clear_error: bool = False,
     ) -> BotRecord:
-        """Move the bot's lifecycle status; `error` is kept as the last error message,
-        `acknowledged` (if given) set in the same write."""
+        """Move the bot's lifecycle status; `error` is kept as the last error message
+        (`clear_error`: the last one is over), `acknowledged` (if given) set in the
+        same write."""
         now = self._clock()
         changes: dict[str, Any] = {"status": status, "last_updated_at": now}
+        if clear_error:
+            changes["last_error"] = None
         if acknowledged is not None:
             changes["acknowledged"] = acknowledged
         if status is BotStatus.RUNNING:

@@ -444,7 +444,8 @@ class Simulation:
                 nested = 0 if recovered else nested + 1
                 self.clock.now += timedelta(seconds=self.rng.choice([1, 30, 600, 3600, 7200]))
             except StateError as error:  # the store failed at start: the process exits
-                self.history.note("exit", str(error))
+                # (without the seed's folder: a history is the same wherever it ran)
+                self.history.note("exit", str(error).replace(str(self.workdir), "<workdir>"))
                 self.clock.now += timedelta(minutes=1)
             finally:
                 CRASH.disarm()
