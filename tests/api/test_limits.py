@@ -19,6 +19,10 @@ from tests.api.server import Server
 
 JSON = {"Content-Type": "application/json"}
 HUGE = 300 * 1024 * 1024  # what the server grew to 1.6 GB on
+PEM_SECRET = (  # a venue secret may be a private key in PEM: line breaks are part of it
+    "-----BEGIN EC PRIVATE KEY-----\n" + "A" * 64 + "\n" + "B" * 64 + "\n"
+    "-----END EC PRIVATE KEY-----\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +134,69 @@ def test_health_and_the_dashboard_stay_open_and_the_rest_is_shut(server: Server)
         answer = httpx.get(server.url + path)
         assert answer.status_code == 401, path
         assert answer.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "field"),
+    [
+        ("/api/v1/bots", '{"config": "bot\\u0000.yaml"}', "config"),
+        ("/api/v1/bots", '{"config": "bot.yaml\\nX"}', "config"),
+        ("/api/v1/bots", '{"config": "\\ud800.yaml"}', "config"),
+        ("/api/v1/bots", json.dumps({"config": "/" + "d" * 5000}), "config"),
+        (
+            "/api/v1/keys",
+            json.dumps({"name": "n1", "api_key": "PK\x00SECRETPART", "secret_key": "s"}),
+            "api_key",
+        ),
+        (
+            "/api/v1/keys",
+            json.dumps({"name": "n2", "api_key": "PK" + "K" * 300, "secret_key": "s"}),
+            "api_key",
+        ),
+        (
+            "/api/v1/keys",
+            json.dumps({"name": "n3", "api_key": "PK12345678", "secret_key": "S" * 5000}),
+            "secret_key",
+        ),
+        (
+            "/api/v1/keys",
+            json.dumps({"name": "n4", "api_key": "PK12345678", "secret_key": "SECRET\x07PART"}),
+            "secret_key",
+        ),
+        (
+            "/api/v1/keys",
+            '{"name": "n5", "api_key": "PK\\udfffSECRETPART", "secret_key": "s"}',
+            "api_key",
+        ),
+        (
+            "/api/v1/keys",
+            json.dumps({"name": "n\x006", "api_key": "PK12345678", "secret_key": "s"}),
+            "name",
+        ),
+    ],
+)
+def test_a_bad_field_gets_a_422_naming_it_and_nothing_is_stored(
+    server: Server, route: str, body: str, field: str
+) -> None:
+    answer = server.client.post(route, content=body.encode(), headers=JSON)
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    error = answer.json()["error"]
+    assert f"body.{field}:" in error and "Traceback" not in answer.text
+    assert "SECRET" not in error and "PART" not in error, "a key's value is never shown"
+    assert server.client.get("/api/v1/keys").json() == []
+    assert server.client.get("/api/v1/bots").json() == []
+
+
+def test_a_ten_mib_key_is_not_stored(server: Server) -> None:
+    body = {"name": "big", "api_key": "K" * (10 * 1024 * 1024), "secret_key": "s"}
+    answer = server.client.post("/api/v1/keys", json=body)
+    assert answer.status_code == 413, answer.text[:200]
+    assert server.client.get("/api/v1/keys").json() == []
+
+
+def test_a_pem_secret_with_its_line_breaks_is_stored(server: Server) -> None:
+    body = {"name": "pem", "api_key": "organizations/o1/apiKeys/k1", "secret_key": PEM_SECRET}
+    stored = server.client.post("/api/v1/keys", json=body)
+    assert stored.status_code == 201, stored.text
+    assert server.client.delete("/api/v1/keys/pem").status_code == 204

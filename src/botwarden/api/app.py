@@ -17,7 +17,7 @@
 
 Everything but `/healthz` and the dashboard's files asks for `Authorization: Bearer
 TOKEN`, decided from the headers before a byte of the body is read, and a body is
-read up to a cap (gate.py).
+read up to a cap (gate.py); the bodies' fields have limits of their own (bodies.py).
 Errors are JSON `{"error": ...}` with a 4xx status; an operator's mistake is
 never a 500, and no response carries a traceback.
 """
@@ -37,9 +37,9 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field, SecretStr
 from starlette.exceptions import HTTPException
 
+from botwarden.api.bodies import NewBot, NewKey
 from botwarden.api.gate import Gate
 from botwarden.api.watch import Watcher, metrics_text
 from botwarden.errors import BotwardenError, ConfigError, StateError
@@ -79,18 +79,6 @@ STATUS_OF_ERROR: dict[type[BotwardenError], int] = {  # the first that matches
     StartFailed: 422,
     StateError: 503,
 }
-
-
-class NewKey(BaseModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    """How bots name it: `venue: {stored_key: NAME}`."""
-    api_key: SecretStr = Field(min_length=8)
-    secret_key: SecretStr = Field(min_length=1)
-
-
-class NewBot(BaseModel):
-    config: str
-    """The bot's config file, on the server (relative: to the server's folder)."""
 
 
 def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) -> FastAPI:
