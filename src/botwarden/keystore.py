@@ -26,6 +26,12 @@ from botwarden.state.files import atomic_write, fsync_dir
 
 MASTER_ENV = "BOTWARDEN_MASTER_KEY"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+API_KEY_MIN, API_KEY_MAX = 8, 256
+"""Characters. Venue API keys run from 20 (Alpaca) to 64 (Binance) characters; a Coinbase key's
+name (organizations/.../apiKeys/...) is about 100."""
+SECRET_MAX = 4096
+"""Characters. A secret may be a private key in PEM (Binance's RSA or Ed25519 keys, Coinbase's EC
+keys): a 4096-bit RSA key is about 3.3 KB."""
 
 
 class KeyStoreError(BotwardenError):
@@ -71,8 +77,11 @@ class KeyStore:
 
     def put(self, name: str, api_key: str, secret: str) -> StoredKey:
         path = self._path(name)
-        if len(api_key) < 8 or not secret:
-            raise ConfigError("a key of 8 characters at least, and its secret, are needed")
+        if not API_KEY_MIN <= len(api_key) <= API_KEY_MAX or not 0 < len(secret) <= SECRET_MAX:
+            raise ConfigError(
+                f"an API key of {API_KEY_MIN} to {API_KEY_MAX} characters, and its secret"
+                f" of {SECRET_MAX} at most, are needed"
+            )
         if path.exists():
             raise KeyExists(f"a key named {name!r} is stored already: delete it first")
         cipher = self._cipher()

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from botwarden.keystore import MASTER_ENV, new_master_key
+from botwarden.errors import ConfigError
+from botwarden.keystore import MASTER_ENV, KeyStore, new_master_key
 from tests.api.server import Server
 from tests.venues.cli_server import served_from_the_cli
 
@@ -114,3 +115,12 @@ def test_the_master_key_command(botwarden_home: Path) -> None:
         capture_output=True, text=True, timeout=60, env=dict(os.environ),
     )  # fmt: skip
     assert made.returncode == 0 and len(made.stdout.strip()) == 44
+
+
+def test_the_store_itself_refuses_a_key_past_its_length(tmp_path: Path, master: str) -> None:
+    store = KeyStore(tmp_path, master)
+    with pytest.raises(ConfigError, match="8 to 256 characters"):
+        store.put("long-key", "K" * 257, "s")
+    with pytest.raises(ConfigError, match="4096 at most"):
+        store.put("long-secret", "K" * 20, "S" * 4097)
+    assert store.list() == []

@@ -16,7 +16,9 @@
     GET  /openapi.json                   the API described
 
 Everything but `/healthz` and the dashboard's files asks for `Authorization: Bearer
-TOKEN`. Errors are JSON `{"error": ...}` with a 4xx status; an operator's mistake is
+TOKEN`, decided from the headers before a byte of the body is read, and a body is
+read up to a cap (gate.py); the bodies' fields have limits of their own (bodies.py).
+Errors are JSON `{"error": ...}` with a 4xx status; an operator's mistake is
 never a 500, and no response carries a traceback.
 """
 
@@ -31,14 +33,14 @@ from dataclasses import asdict
 from pathlib import Path as FilePath
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field, SecretStr
 from starlette.exceptions import HTTPException
 
-from botwarden.api.auth import authorized
+from botwarden.api.bodies import NewBot, NewKey
+from botwarden.api.gate import Gate
 from botwarden.api.watch import Watcher, metrics_text
 from botwarden.errors import BotwardenError, ConfigError, StateError
 from botwarden.keystore import KeyExists, KeyStore, KeyStoreError, UnknownKey
@@ -79,18 +81,6 @@ STATUS_OF_ERROR: dict[type[BotwardenError], int] = {  # the first that matches
 }
 
 
-class NewKey(BaseModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    """How bots name it: `venue: {stored_key: NAME}`."""
-    api_key: SecretStr = Field(min_length=8)
-    secret_key: SecretStr = Field(min_length=1)
-
-
-class NewBot(BaseModel):
-    config: str
-    """The bot's config file, on the server (relative: to the server's folder)."""
-
-
 def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) -> FastAPI:
     watcher = Watcher(supervisor, watch_interval)
     keys = KeyStore(supervisor.root)
@@ -113,11 +103,8 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
         redoc_url=None,
     )
 
-    def require_token(request: Request) -> None:
-        if not authorized(request.headers.get("authorization"), token):
-            raise HTTPException(401, "a token is needed: Authorization: Bearer TOKEN")
-
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+    app.add_middleware(Gate, token=token)
+    api = APIRouter(prefix="/api/v1")
 
     async def off_loop(work: Callable[[], T]) -> T:
         """Supervisor calls block (processes, files, stores): never on the event loop."""
@@ -262,12 +249,12 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
 
     app.include_router(api)
 
-    @app.get("/metrics", dependencies=[Depends(require_token)], response_class=PlainTextResponse)
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> str:
         reports = await off_loop(lambda: asyncio.run(supervisor.reports()))
         return metrics_text(reports)
 
-    @app.get("/openapi.json", dependencies=[Depends(require_token)], include_in_schema=False)
+    @app.get("/openapi.json", include_in_schema=False)
     async def openapi() -> dict[str, Any]:
         return app.openapi()
 
@@ -299,8 +286,7 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
-        return JSONResponse({"error": error.detail}, status_code=error.status_code, headers=headers)
+        return JSONResponse({"error": error.detail}, status_code=error.status_code)
 
     @app.exception_handler(Exception)
     async def bug(request: Request, error: Exception) -> JSONResponse:
