@@ -21,6 +21,7 @@ from botwarden.venues.emulators.alpaca import create_app
 from botwarden.venues.emulators.server import serving
 from botwarden.venues.paper.book import BookSettings, PaperBook
 from botwarden.venues.paper.faults import FaultPlan
+from botwarden.venues.paper.feed import RandomWalkFeed
 from botwarden.venues.paper.venue import PaperVenue
 from tests.venues.test_paper import FEED, T0, Clock
 
@@ -28,10 +29,10 @@ KEY, SECRET = "PKTEST", "not-a-real-secret"
 
 
 def start(
-    tmp_path: Path, faults: str = "", clock: Clock | None = None
+    tmp_path: Path, faults: str = "", clock: Clock | None = None, feed: RandomWalkFeed = FEED
 ) -> tuple[PaperVenue, object]:
     venue = PaperVenue(
-        PaperBook(tmp_path / "alpaca.db", FEED, BookSettings()),
+        PaperBook(tmp_path / "alpaca.db", feed, BookSettings()),
         clock or Clock(),
         FaultPlan.parse(faults),
     )

@@ -15,6 +15,19 @@ Facts of Alpaca's API used here: orders are found by client order id at
 `GET /v2/orders:by_client_order_id`, even once closed; client order ids are unique
 for the account, forever; fills are account activities (`/v2/account/activities/FILL`)
 that name the order by its id, not by the client order id.
+
+Alpaca's order rules, which decide what is sent (`_time_in_force`, `_sdk_order`):
+- a stock order for a fractional quantity (or a notional one) must be a DAY order, and
+  may not sell short; only assets marked `fractionable` take fractions. So a fraction
+  goes as DAY (the longest it may rest), and stock entries are sized in whole shares
+  unless `fractional=True`: a whole-share position's stop is GTC and keeps resting
+  while the bot is down; a fractional one's is a DAY order that ends at the close.
+- crypto (`BTC/USD`) takes `gtc` and `ioc` only, and market, limit and stop-limit
+  orders, no plain stop: a stop goes as a stop-limit whose limit lies
+  `crypto_stop_band` beyond the stop, so that a fall through the stop still fills.
+  Crypto is never sold short. Its prices and bars come from the crypto data API.
+- each symbol's rules (fractionable, shortable, a coin's increments) are read once
+  from `GET /v2/assets/{symbol}`.
 """
 
 from __future__ import annotations
@@ -22,10 +35,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, TypeVar
 
-from botwarden.domain.markets import MarketRules, TimeInForce
+from botwarden.domain.markets import MarketRules, OrderRefused, TimeInForce
 from botwarden.domain.models import Fill, OrderSide, Side
 from botwarden.domain.orders import OrderType
 from botwarden.venues.base import (
@@ -72,9 +85,21 @@ _STATES = {
 """Alpaca's order statuses as the port's states. Anything not final at Alpaca is open:
 an order pending cancel may still fill."""
 
+_TYPES = {
+    "market": OrderType.MARKET,
+    "limit": OrderType.LIMIT,
+    "stop": OrderType.STOP,
+    "stop_limit": OrderType.STOP,
+    "trailing_stop": OrderType.STOP,
+}
+"""Alpaca's order types as the port's: whatever protects a position is a stop."""
+
 _PAGE = 500  # Alpaca's largest page of orders
 QTY_STEP = Decimal("0.000000001")
 """Alpaca takes fractional quantities to nine decimal places."""
+CRYPTO_STOP_BAND = Decimal("0.05")
+"""How far past its stop price a crypto stop-limit's limit lies (5%)."""
+CRYPTO_TIME_IN_FORCE = frozenset({TimeInForce.GTC, TimeInForce.IOC})
 
 
 class AlpacaVenue:
@@ -91,14 +116,23 @@ class AlpacaVenue:
         timeout: float = 10.0,
         reads: RetryPolicy = READS,
         cancels: RetryPolicy = CANCELS,
+        fractional: bool = False,
+        crypto_stop_band: Decimal = CRYPTO_STOP_BAND,
     ) -> None:
+        """`fractional`: size stock entries in fractions of a share (their stops are
+        then DAY orders, gone at each close until the bot places them again)."""
         self._key, self._secret = api_key, secret_key
+        self._fractional = fractional
+        self._crypto_stop_band = crypto_stop_band
         self._paper = paper
         self._base_url, self._data_url = base_url, data_url
         self._timeout = timeout
         self._reads, self._cancels = reads, cancels
         self._trading: Any = None
         self._data: Any = None
+        self._crypto_data: Any = None
+        self._assets: dict[str, Any] = {}
+        """Symbol -> Alpaca's asset (what it allows for the symbol), read once."""
         self._client_ids: dict[str, str] = {}
         """Alpaca order id -> client order id, for naming fills."""
         self.capabilities = Capabilities(
@@ -112,6 +146,7 @@ class AlpacaVenue:
     # -- plumbing ----------------------------------------------------------------------
     async def connect(self) -> None:
         try:
+            from alpaca.data.historical.crypto import CryptoHistoricalDataClient
             from alpaca.data.historical.stock import StockHistoricalDataClient
             from alpaca.trading.client import TradingClient
         except ImportError as error:  # pragma: no cover - depends on the install
@@ -122,13 +157,16 @@ class AlpacaVenue:
             self._key, self._secret, paper=self._paper, url_override=self._base_url
         )
         self._data = StockHistoricalDataClient(self._key, self._secret, url_override=self._data_url)
-        for client in (self._trading, self._data):
+        self._crypto_data = CryptoHistoricalDataClient(
+            self._key, self._secret, url_override=self._data_url
+        )
+        for client in (self._trading, self._data, self._crypto_data):
             client._retry = 0  # the SDK's own 429/504 retries: the policy is ours
             _bound(client._session, self._timeout)
         await self.balance()  # proves the keys now, not at the first order
 
     async def close(self) -> None:
-        for client in (self._trading, self._data):
+        for client in (self._trading, self._data, self._crypto_data):
             if client is not None:
                 client._session.close()
 
@@ -200,7 +238,7 @@ class AlpacaVenue:
         held = await self._call("positions", lambda: self._trading.get_all_positions(), self._reads)
         return [
             VenuePosition(
-                symbol=p.symbol,
+                symbol=_pair(p.symbol) if p.asset_class.value == "crypto" else p.symbol,
                 side=Side.LONG if p.side.value == "long" else Side.SHORT,
                 qty=abs(Decimal(p.qty)),
                 avg_entry_price=Decimal(p.avg_entry_price),
@@ -307,10 +345,29 @@ class AlpacaVenue:
 
     async def submit(self, request: OrderRequest) -> VenueOrder:
         # Checked here, not sent to be rejected; a market order's value is left to Alpaca.
-        enforce(request, await self.market(request.symbol), None)
-        sdk_request = _sdk_order(request)
+        # What Alpaca takes, not how the bot sizes: an exit sells a fractional position.
+        try:
+            asset = await self._asset(request.symbol)
+        except NotFound as error:  # as Alpaca answers an order for it: refused
+            raise Rejected(self.name, f"submit: {request.symbol}: {error}") from error
+        enforce(request, _rules(asset, fractional=True), None)
+        sdk_request = _sdk_order(
+            request, _time_in_force(request, _is_crypto(asset)), self._limit_for(request, asset)
+        )
         sent = await self._call("submit", lambda: self._trading.submit_order(sdk_request), NO_RETRY)
         return self._order(sent)
+
+    def _limit_for(self, request: OrderRequest, asset: Any) -> Decimal | None:
+        """A crypto stop's limit price: `crypto_stop_band` past the stop, rounded away
+        from it (Alpaca has no plain stop for crypto)."""
+        if request.type is not OrderType.STOP or not _is_crypto(asset):
+            return request.limit_price
+        stop = request.stop_price
+        tick = _decimal(asset.price_increment) or Decimal(1).scaleb(stop.as_tuple().exponent)
+        sell = request.side is OrderSide.SELL
+        limit = stop * (1 - self._crypto_stop_band if sell else 1 + self._crypto_stop_band)
+        units = (limit / tick).to_integral_value(rounding=ROUND_FLOOR if sell else ROUND_CEILING)
+        return (units * tick).quantize(tick)
 
     async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder:
         order = await self.order(client_order_id, symbol)
@@ -325,26 +382,41 @@ class AlpacaVenue:
         return (await self.last_prices([symbol]))[symbol]
 
     async def last_prices(self, symbols: Sequence[str]) -> dict[str, Decimal]:
-        from alpaca.data.requests import StockLatestTradeRequest
+        from alpaca.data.requests import CryptoLatestTradeRequest, StockLatestTradeRequest
 
-        request = StockLatestTradeRequest(symbol_or_symbols=list(symbols))
-        trades = await self._call(
-            "last prices", lambda: self._data.get_stock_latest_trade(request), self._reads
-        )
+        coins = [s for s in symbols if "/" in s]  # Alpaca's crypto symbols are pairs
+        stocks = [s for s in symbols if "/" not in s]
+        trades: dict[str, Any] = {}
+        if stocks:
+            request = StockLatestTradeRequest(symbol_or_symbols=stocks)
+            trades |= await self._call(
+                "last prices", lambda: self._data.get_stock_latest_trade(request), self._reads
+            )
+        if coins:
+            coin_request = CryptoLatestTradeRequest(symbol_or_symbols=coins)
+            trades |= await self._call(
+                "last crypto prices",
+                lambda: self._crypto_data.get_crypto_latest_trade(coin_request),
+                self._reads,
+            )
         missing = [s for s in symbols if s not in trades]
         if missing:
             raise NotFound(self.name, f"no trades for {', '.join(map(repr, missing))}")
         return {s: Decimal(str(trades[s].price)) for s in symbols}
 
     async def bars(self, symbol: str, timeframe: str, limit: int) -> Sequence[Bar]:
-        from alpaca.data.requests import StockBarsRequest
+        from alpaca.data.requests import CryptoBarsRequest, StockBarsRequest
 
         frame, width = _timeframe(timeframe)
         start = datetime.now().astimezone() - width * (limit + 1)
-        request = StockBarsRequest(
-            symbol_or_symbols=symbol, timeframe=frame, start=start, limit=limit + 1
-        )
-        bar_set = await self._call("bars", lambda: self._data.get_stock_bars(request), self._reads)
+        fields = {"symbol_or_symbols": symbol, "timeframe": frame, "start": start}
+        if "/" in symbol:
+            request: Any = CryptoBarsRequest(**fields, limit=limit + 1)
+            ask = self._crypto_data.get_crypto_bars
+        else:
+            request = StockBarsRequest(**fields, limit=limit + 1)
+            ask = self._data.get_stock_bars
+        bar_set = await self._call("bars", lambda: ask(request), self._reads)
         found = bar_set.data.get(symbol, [])
         return [
             Bar(
@@ -359,17 +431,15 @@ class AlpacaVenue:
         ]
 
     async def market(self, symbol: str) -> MarketRules:
-        # Fractional quantities go to nine decimal places at Alpaca; more is rounded by
-        # Alpaca (and read back through alpaca-py's floats), so a fill would not match
-        # the order the bot stored.
-        if "/" in symbol:  # crypto: GTC or IOC only, $1 minimum (Alpaca's rules)
-            return MarketRules(
-                symbol=symbol,
-                qty_step=QTY_STEP,
-                min_notional=Decimal(1),
-                time_in_force=frozenset({TimeInForce.GTC, TimeInForce.IOC}),
+        """How the bot may size and price orders in `symbol` (see the module's notes)."""
+        return _rules(await self._asset(symbol), fractional=self._fractional)
+
+    async def _asset(self, symbol: str) -> Any:
+        if symbol not in self._assets:
+            self._assets[symbol] = await self._call(
+                "asset", lambda: self._trading.get_asset(symbol), self._reads
             )
-        return MarketRules(symbol=symbol, qty_step=QTY_STEP, price_tick=Decimal("0.01"))
+        return self._assets[symbol]
 
     def _order(self, order: Any) -> VenueOrder:
         self._client_ids[str(order.id)] = order.client_order_id
@@ -379,7 +449,7 @@ class AlpacaVenue:
             venue_order_id=str(order.id),
             symbol=order.symbol,
             side=OrderSide(order.side.value),
-            type=OrderType(order.order_type.value if order.order_type else order.type.value),
+            type=_TYPES[order.order_type.value if order.order_type else order.type.value],
             qty=qty,
             state=_STATES.get(order.status.value, OrderState.OPEN),
             filled_qty=Decimal(str(order.filled_qty or 0)),
@@ -398,7 +468,61 @@ def _decimal(value: object) -> Decimal | None:
     return None if value in (None, "") else Decimal(str(value))
 
 
-def _sdk_order(request: OrderRequest) -> Any:
+_QUOTES = ("USDT", "USDC", "USD", "BTC")
+"""The currencies Alpaca prices coins in, longest first (`BTCUSDT` is BTC/USDT)."""
+
+
+def _pair(symbol: str) -> str:
+    """A coin's pair as orders name it: Alpaca lists positions as `BTCUSD`."""
+    if "/" in symbol:
+        return symbol
+    quote = next((q for q in _QUOTES if symbol.endswith(q) and symbol != q), None)
+    return f"{symbol.removesuffix(quote)}/{quote}" if quote else symbol
+
+
+def _is_crypto(asset: Any) -> bool:
+    return asset.asset_class.value == "crypto"
+
+
+def _rules(asset: Any, fractional: bool) -> MarketRules:
+    """Alpaca's rules for `asset`; `fractional`: may quantities be fractions of a share."""
+    # Fractions go to nine decimal places at Alpaca; more is rounded by Alpaca (and read
+    # back through alpaca-py's floats), so a fill would not match the stored order.
+    if _is_crypto(asset):  # $1 minimum (Alpaca's rule), a coin's own increments
+        return MarketRules(
+            symbol=asset.symbol,
+            qty_step=_decimal(asset.min_trade_increment) or QTY_STEP,
+            min_qty=_decimal(asset.min_order_size),
+            price_tick=_decimal(asset.price_increment),
+            min_notional=Decimal(1),
+            time_in_force=CRYPTO_TIME_IN_FORCE,
+            shortable=False,
+        )
+    fractional = fractional and asset.fractionable
+    return MarketRules(
+        symbol=asset.symbol,
+        qty_step=QTY_STEP if fractional else Decimal(1),
+        price_tick=Decimal("0.01"),
+        min_notional=Decimal(1) if fractional else None,
+        shortable=asset.shortable,
+    )
+
+
+def _time_in_force(request: OrderRequest, crypto: bool) -> TimeInForce:
+    """What Alpaca takes for this order: a fractional stock order must be DAY, so the
+    port's GTC (rest as long as the venue allows) becomes DAY for it."""
+    fractional = request.qty != request.qty.to_integral_value()
+    if crypto or not fractional or request.time_in_force is TimeInForce.DAY:
+        return request.time_in_force
+    if request.time_in_force is TimeInForce.GTC:
+        return TimeInForce.DAY
+    raise OrderRefused(
+        f"{request.symbol}: quantity {request.qty} is a fraction of a share, and Alpaca's"
+        f" fractional orders must be DAY orders, not {request.time_in_force.value}"
+    )
+
+
+def _sdk_order(request: OrderRequest, time_in_force: TimeInForce, limit: Decimal | None) -> Any:
     from alpaca.trading import requests as sdk
     from alpaca.trading.enums import OrderSide as SdkSide
     from alpaca.trading.enums import TimeInForce as SdkTimeInForce
@@ -407,11 +531,15 @@ def _sdk_order(request: OrderRequest) -> Any:
         "symbol": request.symbol,
         "qty": float(request.qty),
         "side": SdkSide(request.side.value),
-        "time_in_force": SdkTimeInForce(request.time_in_force.value),
+        "time_in_force": SdkTimeInForce(time_in_force.value),
         "client_order_id": request.client_order_id,
     }
     if request.type is OrderType.LIMIT:
         return sdk.LimitOrderRequest(**common, limit_price=float(request.limit_price))
+    if request.type is OrderType.STOP and limit is not None:
+        return sdk.StopLimitOrderRequest(
+            **common, stop_price=float(request.stop_price), limit_price=float(limit)
+        )
     if request.type is OrderType.STOP:
         return sdk.StopOrderRequest(**common, stop_price=float(request.stop_price))
     return sdk.MarketOrderRequest(**common)

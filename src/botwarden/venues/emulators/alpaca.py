@@ -11,20 +11,30 @@ Order ids are UUIDs, as at Alpaca; they encode the paper book's own order number
 Facts of Alpaca's API as implemented here: `GET /v2/orders:by_client_order_id`,
 `GET /v2/account/activities/FILL` (fills carry the order id, not the client order id),
 and auth by the `APCA-API-KEY-ID` / `APCA-API-SECRET-KEY` headers.
+
+Alpaca's order rules are enforced, with Alpaca's answers (`refusal`): a fractional or
+notional stock order must be a DAY order and never sells short; crypto (`BTC/USD`)
+takes `gtc` and `ioc` only, market, limit and stop-limit orders only, and never sells
+more than the account holds. Crypto prices and bars are served where Alpaca serves
+them (`/v1beta3/crypto/us/...`); the stock data routes refuse a crypto symbol. A
+triggered stop-limit fills like a stop (the paper exchange models no gap past its
+limit), and DAY orders do not expire (it has no trading sessions).
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import Counter
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from botwarden.domain.markets import TimeInForce
+from botwarden.domain.orders import OrderType
 from botwarden.venues.base import (
     Ambiguous,
     NotFound,
@@ -102,8 +112,10 @@ def _time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
-def order_json(order: VenueOrder) -> dict[str, Any]:
+def order_json(order: VenueOrder, notional: Decimal | None = None) -> dict[str, Any]:
+    """`notional`: the dollars the order was sent for; Alpaca then shows no quantity."""
     done_at = _time(order.updated_at)
+    kind = _type_name(order)
     return {
         "id": order_uuid(order.venue_order_id),
         "client_order_id": order.client_order_id,
@@ -120,13 +132,13 @@ def order_json(order: VenueOrder) -> dict[str, Any]:
         "asset_id": _asset_id(order.symbol),
         "symbol": order.symbol,
         "asset_class": _asset_class(order.symbol),
-        "notional": None,
-        "qty": _number(order.qty),
+        "notional": _number(notional),
+        "qty": None if notional is not None else _number(order.qty),
         "filled_qty": _number(order.filled_qty),
         "filled_avg_price": _number(order.avg_price),
         "order_class": "simple",
-        "order_type": order.type.value,
-        "type": order.type.value,
+        "order_type": kind,
+        "type": kind,
         "side": order.side.value,
         "time_in_force": order.time_in_force.value,
         "limit_price": _number(order.limit_price),
@@ -140,11 +152,19 @@ def order_json(order: VenueOrder) -> dict[str, Any]:
     }
 
 
+def _type_name(order: VenueOrder) -> str:
+    """Alpaca's name of the order's type: the paper book keeps a stop-limit as a stop
+    that carries a limit price."""
+    if order.type is OrderType.STOP and order.limit_price is not None:
+        return "stop_limit"
+    return order.type.value
+
+
 def position_json(position: VenuePosition, price: Decimal) -> dict[str, Any]:
     signed = position.qty if position.side.value == "long" else -position.qty
     return {
         "asset_id": _asset_id(position.symbol),
-        "symbol": position.symbol,
+        "symbol": position.symbol.replace("/", ""),  # Alpaca lists a coin as BTCUSD
         "exchange": "CRYPTO" if "/" in position.symbol else "NASDAQ",
         "asset_class": _asset_class(position.symbol),
         "avg_entry_price": _number(position.avg_entry_price),
@@ -160,6 +180,39 @@ def position_json(position: VenuePosition, price: Decimal) -> dict[str, Any]:
 
 def _error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
+
+
+_CRYPTO_TYPES = frozenset({"market", "limit", "stop_limit"})
+_CRYPTO_TIME_IN_FORCE = frozenset({"gtc", "ioc"})
+_FRACTION = Decimal("0.000000001")  # Alpaca keeps nine decimal places
+
+
+def refusal(
+    symbol: str, kind: str, time_in_force: str, side: str, qty: Decimal, notional: bool,
+    held: Decimal, available: Decimal,
+) -> Response | None:  # fmt: skip
+    """Alpaca's answer to an order it does not take, word for word, or None.
+    `held`: the long position; `available`: what of it no open order claims."""
+    if "/" in symbol:
+        if kind not in _CRYPTO_TYPES:
+            return _error(422, 40010001, "invalid order type for crypto order")
+        if time_in_force not in _CRYPTO_TIME_IN_FORCE:
+            return _error(422, 42210000, "invalid crypto time_in_force")
+        if side == "sell" and qty > available:
+            coin = symbol.split("/")[0]
+            return _error(
+                403,
+                40310000,
+                f"insufficient balance for {coin} (requested: {_number(qty)},"
+                f" available: {_number(max(available, Decimal(0)))})",
+            )
+        return None
+    fractional = notional or qty != qty.to_integral_value()
+    if fractional and time_in_force != "day":
+        return _error(422, 42210000, "fractional orders must be DAY orders")
+    if fractional and side == "sell" and qty > held:
+        return _error(422, 42210000, "fractional orders cannot be sold short")
+    return None
 
 
 def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = None) -> FastAPI:
@@ -251,33 +304,116 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
             and (end is None or o.created_at < end)
         ]
         found.sort(key=lambda o: (o.created_at, o.venue_order_id), reverse=direction != "asc")
-        return [order_json(o) for o in found[: min(limit, 500)]]
+        return [shown(o) for o in found[: min(limit, 500)]]
 
     @app.get("/v2/orders:by_client_order_id")
     async def by_client_order_id(client_order_id: str) -> dict[str, Any]:
-        return order_json(await venue.order(client_order_id, None))
+        return shown(await venue.order(client_order_id, None))
 
     @app.get("/v2/orders/{order_id}")
     async def order_by_id(order_id: str) -> dict[str, Any]:
-        return order_json(await venue.order_by_venue_id(venue_order_id(order_id)))
+        return shown(await venue.order_by_venue_id(venue_order_id(order_id)))
+
+    notionals: dict[str, Decimal] = {}
+    """venue order id -> the dollars it was sent for (kept while the emulator runs)."""
+
+    def shown(order: VenueOrder) -> dict[str, Any]:
+        return order_json(order, notionals.get(order.venue_order_id))
+
+    def holding(symbol: str) -> tuple[Decimal, Decimal]:
+        """The long position in `symbol`, and what of it no open sell order claims.
+        Read from the book: the fault plan is for the calls a client makes."""
+        held = sum(
+            (
+                p.qty
+                for p in venue.book.positions()
+                if p.symbol == symbol and p.side.value == "long"
+            ),
+            Decimal(0),
+        )
+        on_sale = sum(
+            (
+                o.qty - o.filled_qty
+                for o in venue.book.open_orders(symbol)
+                if o.side.value == "sell"
+            ),
+            Decimal(0),
+        )
+        return held, held - on_sale
 
     @app.post("/v2/orders")
     async def submit(request: Request) -> Response:
         body = await request.json()
         try:
-            order = OrderRequest(
-                client_order_id=body.get("client_order_id") or str(uuid.uuid4()),
-                symbol=body["symbol"],
-                side=body["side"],
-                type=body.get("type") or body.get("order_type", "market"),
-                qty=Decimal(str(body["qty"])),
-                limit_price=_decimal(body.get("limit_price")),
-                stop_price=_decimal(body.get("stop_price")),
-                time_in_force=TimeInForce(body.get("time_in_force", "gtc")),
-            )
+            symbol, side = body["symbol"], body["side"]
+            kind = body.get("type") or body.get("order_type", "market")
+            time_in_force = body.get("time_in_force", "day")
+            limit_price = _decimal(body.get("limit_price"))
+            stop_price = _decimal(body.get("stop_price"))
+            notional = _decimal(body.get("notional"))
+            if symbol not in venue.book.feed.instruments:
+                return _error(422, 42210000, f'asset "{symbol}" not found')
+            if notional is not None:  # that many dollars, in shares at the order's price
+                price = limit_price or stop_price or venue.book.feed.price(symbol, venue.clock())
+                qty = (notional / price).quantize(_FRACTION, rounding=ROUND_DOWN)
+            else:
+                qty = Decimal(str(body["qty"]))
         except (KeyError, ValueError, InvalidOperation) as error:
             return _error(422, 40010000, f"invalid order: {error}")
-        return JSONResponse(order_json(await venue.submit(order)))
+        refused = refusal(
+            symbol, kind, time_in_force, side, qty, notional is not None, *holding(symbol)
+        )
+        if refused is not None:
+            return refused
+        try:
+            order = OrderRequest(
+                client_order_id=body.get("client_order_id") or str(uuid.uuid4()),
+                symbol=symbol,
+                side=side,
+                type="stop" if kind == "stop_limit" else kind,
+                qty=qty,
+                limit_price=limit_price,
+                stop_price=stop_price,
+                time_in_force=TimeInForce(time_in_force),
+            )
+        except ValueError as error:
+            return _error(422, 40010000, f"invalid order: {error}")
+        accepted = await venue.submit(order)
+        if notional is not None:
+            notionals[accepted.venue_order_id] = notional
+        return JSONResponse(shown(accepted))
+
+    @app.get("/v2/assets/{symbol:path}")
+    async def asset(symbol: str) -> Response:
+        instrument = venue.book.feed.instruments.get(symbol)
+        if instrument is None:
+            return _error(404, 40410000, "asset not found")
+        crypto = "/" in symbol
+        increments = (
+            {
+                "min_order_size": _number(instrument.qty_step),
+                "min_trade_increment": _number(instrument.qty_step),
+                "price_increment": _number(instrument.tick),
+            }
+            if crypto
+            else {}
+        )
+        return JSONResponse(
+            {
+                "id": _asset_id(symbol),
+                "class": _asset_class(symbol),
+                "exchange": "CRYPTO" if crypto else "NASDAQ",
+                "symbol": symbol,
+                "name": symbol,
+                "status": "active",
+                "tradable": True,
+                "marginable": not crypto,
+                "shortable": not crypto and venue.capabilities.shorting,
+                "easy_to_borrow": not crypto,
+                "fractionable": True,
+                **increments,
+            }
+        )
 
     @app.delete("/v2/orders/{order_id}", status_code=204)
     async def cancel(order_id: str) -> Response:
@@ -334,10 +470,9 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
         return activities
 
     # -- market data (Alpaca serves it from another host; point the data client here) --
-    @app.get("/v2/stocks/trades/latest")
-    async def latest_trades(symbols: str) -> dict[str, Any]:
+    async def latest_trades(symbols: list[str]) -> dict[str, Any]:
         trades = {}
-        for symbol in symbols.split(","):
+        for symbol in symbols:
             price = await venue.last_price(symbol)
             trades[symbol] = {
                 "t": _time(venue.clock()), "x": "V", "p": float(price), "s": 100,
@@ -345,13 +480,12 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
             }  # fmt: skip
         return {"trades": trades}
 
-    @app.get("/v2/stocks/bars")
-    async def bars(symbols: str, timeframe: str, limit: int = 1000) -> dict[str, Any]:
+    async def bars(symbols: list[str], timeframe: str, limit: int) -> Response | dict[str, Any]:
         frame = _TIMEFRAMES.get(timeframe)
         if frame is None:
             return _error(422, 42210000, f"invalid timeframe {timeframe!r}")
         found = {}
-        for symbol in symbols.split(","):
+        for symbol in symbols:
             found[symbol] = [
                 {
                     "t": _time(b.time),
@@ -367,8 +501,46 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
             ]
         return {"bars": found, "next_page_token": None}
 
+    def stocks(symbols: str) -> list[str] | Response:
+        listed = symbols.split(",")
+        wrong = [s for s in listed if "/" in s]
+        if wrong:  # crypto is served by the crypto data API only
+            return JSONResponse({"message": f"invalid symbol: {wrong[0]}"}, status_code=400)
+        return listed
+
+    def coins(symbols: str) -> list[str] | Response:
+        listed = symbols.split(",")
+        wrong = [s for s in listed if not _PAIR.match(s)]
+        if wrong:  # Alpaca's own words
+            message = f"invalid symbol: {wrong[0]} does not match {_PAIR.pattern}"
+            return JSONResponse({"message": message}, status_code=400)
+        return [s for s in listed if s in venue.book.feed.instruments]  # others: no data
+
+    @app.get("/v2/stocks/trades/latest")
+    async def stock_latest_trades(symbols: str) -> Any:
+        listed = stocks(symbols)
+        return listed if isinstance(listed, Response) else await latest_trades(listed)
+
+    @app.get("/v2/stocks/bars")
+    async def stock_bars(symbols: str, timeframe: str, limit: int = 1000) -> Any:
+        listed = stocks(symbols)
+        return listed if isinstance(listed, Response) else await bars(listed, timeframe, limit)
+
+    @app.get("/v1beta3/crypto/us/latest/trades")
+    async def crypto_latest_trades(symbols: str) -> Any:
+        listed = coins(symbols)
+        return listed if isinstance(listed, Response) else await latest_trades(listed)
+
+    @app.get("/v1beta3/crypto/us/bars")
+    async def crypto_bars(symbols: str, timeframe: str, limit: int = 1000) -> Any:
+        listed = coins(symbols)
+        return listed if isinstance(listed, Response) else await bars(listed, timeframe, limit)
+
     return app
 
+
+_PAIR = re.compile(r"^[A-Z]+/[A-Z]+$")
+"""What Alpaca's crypto data API takes for a symbol."""
 
 _TIMEFRAMES = {"1Min": "1m", "5Min": "5m", "15Min": "15m", "1Hour": "1h", "1Day": "1d"}
 """Alpaca's timeframe names and the paper exchange's."""

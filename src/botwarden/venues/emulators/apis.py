@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -16,12 +17,26 @@ class EmulatedApi(StrEnum):
 
 def paper_settings(api: EmulatedApi) -> dict[str, Any]:
     """What the paper exchange behind `api` needs to behave like that venue's account
-    (fields of `PaperVenueSettings`): Binance's accounts are in USDT, take client ids
+    (fields of `PaperVenueSettings`): Alpaca's lists stocks and coins priced in USD
+    (`BTC/USD`, in Alpaca's increments); Binance's accounts are in USDT, take client ids
     again once closed, list coins only, and short (and honour reduce-only orders) only
     on futures."""
+    from botwarden.config import PaperInstrument, PaperVenueSettings
+
     if api is EmulatedApi.alpaca:
-        return {}
-    from botwarden.config import PaperVenueSettings
+        stocks = {
+            symbol: instrument
+            for symbol, instrument in PaperVenueSettings().instruments.items()
+            if "/" not in symbol
+        }
+        coin = {"tick": Decimal("0.01"), "qty_step": Decimal("0.000000001"), "min_notional": 1}
+        return {
+            "instruments": {
+                **stocks,
+                "BTC/USD": PaperInstrument(price=Decimal(60000), volatility=0.03, **coin),
+                "ETH/USD": PaperInstrument(price=Decimal(3000), volatility=0.035, **coin),
+            }
+        }
 
     coins = {
         symbol: instrument
