@@ -120,9 +120,9 @@ CONFIG = {
 
 
 class Exchange:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, **book: object) -> None:
         self.clock = Clock()
-        self.book = PaperBook(tmp_path / "paper.db", FEED, BookSettings())
+        self.book = PaperBook(tmp_path / "paper.db", FEED, BookSettings(**book))
         self.state_path = tmp_path / "state.db"
 
     async def runner(self, **overrides: object) -> Runner:

@@ -18,7 +18,7 @@ from botwarden.engine.runner import Runner
 from botwarden.errors import UntradableSymbol
 from botwarden.state.manager import StateManager
 from botwarden.state.sqlite import SqliteStore
-from botwarden.venues.base import VenueOrder
+from botwarden.venues.base import OrderState, VenueOrder
 from botwarden.venues.paper.book import PaperBook
 from tests.engine.harness import CONFIG, Exchange
 
@@ -241,3 +241,19 @@ async def test_a_symbol_the_venue_does_not_trade_is_an_error_not_an_idle_bot(
 ) -> None:
     with pytest.raises(UntradableSymbol, match="'NOPE' cannot be traded on paper"):
         await exchange.runner(symbols=["SPY", "NOPE"])
+
+
+async def test_a_short_signal_where_the_market_cannot_be_shorted_is_skipped_not_sent(
+    tmp_path: Path,
+) -> None:
+    """Spot markets (Alpaca crypto, Binance spot) refuse short sales: the signal is
+    skipped with the reason; nothing reaches the venue to be refused."""
+    exchange = Exchange(tmp_path, shorting=False)
+    shorts = {"strategy": {"name": "coin_flip", "params": {"short": True}, "timeframe": "1h"}}
+    runner = await exchange.runner(**shorts)
+    await exchange.hours(runner, 24 * 3)
+    state = await runner.state.snapshot()
+    assert any("cannot be sold short on paper" in e.message for e in state.events.values())
+    assert not [o for o in exchange.book.all_orders() if o.state is OrderState.REJECTED]
+    exchange.book.close()
+    await runner.state.close()

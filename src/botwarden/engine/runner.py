@@ -483,8 +483,12 @@ class Runner:
             return
         sizing = self.config.order
         wanted = sizing.qty if sizing.qty is not None else sizing.notional / price
+        market = await self.protector.market(signal.symbol)
+        if signal.action is Action.ENTER_SHORT and not market.shortable:
+            await self._skip(signal, f"{signal.symbol} cannot be sold short on {self.venue.name}")
+            return
         try:
-            qty = fit_qty(wanted, await self.protector.market(signal.symbol))
+            qty = fit_qty(wanted, market)
         except OrderRefused as error:
             await self._skip(signal, str(error))
             return
