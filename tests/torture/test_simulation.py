@@ -175,3 +175,18 @@ def _namespaces_left(store: str, url: str) -> list[str]:
             " WHERE schema_name LIKE 'bwtorture%'"
         ).fetchall()
     return [row[0] for row in rows]
+
+
+def test_the_checker_catches_a_position_left_bare_while_the_store_fails(tmp_path: Path) -> None:
+    """With the outage guard switched off, an entry that fills as the store starts
+    failing stays without a stop until the store writes again: the campaign's check
+    from the venue's book, while the store is down, says so."""
+    broken = Options(sabotage=frozenset({"outage_guard"}))
+    summary = run_campaign(range(300), broken, jobs=1, history_dir=tmp_path)
+    bare = [
+        f
+        for r in summary.failures
+        for f in r.findings
+        if f.violation.promise == "I2" and f.when.startswith("while the store failed")
+    ]
+    assert bare, "a bare position during a store outage is found"

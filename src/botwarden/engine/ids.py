@@ -46,7 +46,33 @@ class ClientIds:
         """True for ids this bot made, in any epoch."""
         return client_order_id.startswith(self.prefix + "-")
 
+    def guard_stop_id(self, position_id: str, number: int = 0) -> str:
+        """The client order id of this instance's `number`th guard for `position_id`,
+        sent while the store cannot write (`engine/outage.py`; a position that grows by
+        partial fills meanwhile gets another for the rest). Made from the position's id
+        alone, so a later pass finds the same ones and never sends one twice, and once
+        the store writes the stop guarantee adopts them (a later instance finds them
+        among the orders its state does not know)."""
+        if not 0 <= number < len(_GUARD_NUMBERS):
+            raise ValueError(f"guard number {number} out of range")
+        return f"{self.prefix}-{self.epoch}-{_guard_tag(position_id)}{_GUARD_NUMBERS[number]}"
+
+    def is_guard_stop(self, client_order_id: str, position_id: str) -> bool:
+        """Is this a guard of `position_id`, sent by any instance of the bot?"""
+        return self.owns(client_order_id) and client_order_id[:-1].endswith(
+            "-" + _guard_tag(position_id)
+        )
+
     @staticmethod
     def epoch_of(client_order_id: str) -> int:
         """The epoch of the instance that made `client_order_id` (one of the bot's)."""
         return int(client_order_id.rsplit("-", 2)[-2])
+
+
+_GUARD_NUMBERS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _guard_tag(position_id: str) -> str:
+    """A guard's client order id ends in `g`, five hex digits of the position id's hash
+    and its number: short enough for a ten-digit epoch within 36 characters."""
+    return "g" + hashlib.sha256(position_id.encode()).hexdigest()[:5]

@@ -81,6 +81,40 @@ class Context:
         return (await self.state.snapshot()).intents[client_order_id]
 
 
+def found_on_the_venue(
+    order: VenueOrder,
+    now: datetime,
+    position_id: str | None = None,
+    purpose: Purpose | None = None,
+) -> OrderIntent:
+    """The intent of an order of the bot's found on the venue that its state does not
+    know (lost with a state, or a guard sent while the store could not write):
+    accepted, as the venue says, sent by the instance its client order id names. Its
+    purpose, unless given, is what the order can be: a stop, an exit (reduce-only), or
+    an entry."""
+    if purpose is None:
+        purpose = Purpose.STOP if order.type is OrderType.STOP else Purpose.ENTRY
+        if order.reduce_only and purpose is Purpose.ENTRY:
+            purpose = Purpose.EXIT
+    return (
+        OrderIntent(
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            type=order.type,
+            qty=order.qty,
+            limit_price=order.limit_price,
+            stop_price=order.stop_price,
+            purpose=purpose,
+            position_id=position_id,
+            created_at=order.created_at,
+            updated_at=now,
+        )
+        .submit(now, ClientIds.epoch_of(order.client_order_id))
+        .accept(now, order.venue_order_id)
+    )
+
+
 class OrderDesk:
     write_ahead = True
     """False only to break the engine on purpose: the torture simulator's own test
@@ -365,6 +399,22 @@ class OrderDesk:
         if limits.cooldown_after_exit:
             tx.set_cooldown(trade.symbol, at + limits.cooldown_after_exit)
 
+    async def _found_by_its_fill(self, fill: Fill) -> OrderIntent | None:
+        """The order of a fill of the bot's that its state does not know (a guard sent
+        while the store could not write, by an instance that died before writing it):
+        as the venue shows it, so the state knows every order of the bot's."""
+        venue, cid = self.ctx.venue, fill.client_order_id
+        try:
+            order = await venue.order(cid, fill.symbol)
+        except NotFound:  # a lookup may lag: a working order is in the open ones
+            working = [o for o in await venue.open_orders(fill.symbol) if o.client_order_id == cid]
+            if not working:
+                return None
+            order = working[0]
+        position = await self.ctx.position_in(fill.symbol)
+        closes = position is not None and fill.side is position.side.exit_order_side
+        return found_on_the_venue(order, self.ctx.clock(), position.id if closes else None)
+
     async def _record(self, fill: Fill, cursor: str | None = None) -> int:
         """One fill, its intent, its position and the trade it closed (and the fill
         cursor, if given): one write."""
@@ -374,6 +424,10 @@ class OrderDesk:
             return 0
         CRASH.reached("fill_seen_not_recorded")
         intent = state.intents.get(fill.client_order_id)
+        if intent is None and ctx.ids.epoch_of(fill.client_order_id) >= (
+            state.ledger.lost_before_epoch
+        ):
+            intent = await self._found_by_its_fill(fill)
         position = await ctx.position_in(fill.symbol)
         outcome = apply_fill(
             position,
@@ -384,6 +438,8 @@ class OrderDesk:
         async with ctx.state.transaction() as tx:
             if not tx.record_fill(fill):
                 return 0
+            if intent is not None and intent.client_order_id not in tx.state.intents:
+                tx.save_order(intent)  # found by its fill: written with it
             if cursor is not None:
                 tx.set_fills_cursor(cursor)
             if intent is not None and not intent.status.is_terminal:

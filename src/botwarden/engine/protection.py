@@ -28,11 +28,21 @@ from botwarden.domain.markets import MarketRules, fit_price
 from botwarden.domain.models import Position, Topic
 from botwarden.domain.orders import IntentStatus, OrderIntent, OrderType, Purpose
 from botwarden.domain.positions import best_price
-from botwarden.engine.orders import WAITING, Context, OrderDesk
+from botwarden.engine.orders import WAITING, Context, OrderDesk, found_on_the_venue
 from botwarden.state.manager import Transaction
 from botwarden.venues.base import VenueOrder
 
 log = logging.getLogger(__name__)
+
+
+def protects(order: VenueOrder, position: Position) -> bool:
+    """Is `order` a stop that closes (part of) `position`?"""
+    return (
+        order.symbol == position.symbol
+        and order.type is OrderType.STOP
+        and order.side is position.side.exit_order_side
+        and order.stop_price is not None
+    )
 
 
 class Protector:
@@ -87,6 +97,15 @@ class Protector:
         exit_side = position.side.exit_order_side
         wanted = fit_price(ctx.stop.stop_for(position), rules, exit_side)
         live = open_orders.get(position.stop_client_order_id or "")
+        guard = None
+        if live is None:  # a guard stop placed while the store could not write?
+            guards = (o for c, o in open_orders.items() if ctx.ids.is_guard_stop(c, position.id))
+            guard = next(guards, None)
+        if guard is not None and protects(guard, position):
+            position, live = await self.adopt_stop(position, guard), guard
+            log.warning(
+                "%s: %s: guard stop %s adopted", ctx.bot_id, position.symbol, guard.client_order_id
+            )
         if live is None or live.qty != position.size or live.stop_price != wanted:
             underwater = ctx.stop.underwater(position, wanted, price)
             if underwater is not None:
@@ -94,6 +113,28 @@ class Protector:
             await self._replace(position, live, wanted)
         await self._sweep(position, open_orders)
         return True
+
+    async def adopt_stop(
+        self, position: Position, order: VenueOrder, known: OrderIntent | None = None
+    ) -> Position:
+        """Take a stop of the bot's resting on the venue as `position`'s own (its intent
+        lost with a state, or never written: a guard stop placed while the store could
+        not write). Returns the position as it is now."""
+        now = self.ctx.clock()
+        intent = (
+            known.evolve(position_id=position.id)
+            if known is not None
+            else found_on_the_venue(order, now, position.id, Purpose.STOP)
+        )
+        async with self.ctx.state.transaction() as tx:
+            tx.save_order(intent)
+            tx.save_position(
+                position.evolve(
+                    stop_price=order.stop_price, stop_client_order_id=order.client_order_id
+                )
+            )
+        self._stops_by_position.setdefault(position.id, []).append(order.client_order_id)
+        return (await self.ctx.state.snapshot()).positions[position.id]
 
     async def _cancel_stops_without_positions(self, open_orders: dict[str, VenueOrder]) -> None:
         """A stop left resting after its position closed (by an exit, or by a crash
@@ -154,9 +195,21 @@ class Protector:
         own = state.intents.get(current.stop_client_order_id)
         if own is None or own.status is not IntentStatus.ACCEPTED:
             return  # not confirmed yet: the old stop still protects
-        for cid in self._stops_by_position.get(position.id, ()):
-            if cid != current.stop_client_order_id and cid in open_orders:
-                await self.desk.cancel(cid, position.symbol)
+        ids = self.ctx.ids
+        others = [
+            cid
+            for cid in open_orders
+            if cid != current.stop_client_order_id
+            and (
+                cid in self._stops_by_position.get(position.id, ())
+                or ids.is_guard_stop(cid, position.id)  # sent while the store failed
+            )
+        ]
+        for cid in others:
+            if cid not in state.intents:  # a guard never written: the state knows it first
+                found = found_on_the_venue(open_orders[cid], self.ctx.clock(), position.id)
+                await self.ctx.state.save_order(found)
+            await self.desk.cancel(cid, position.symbol)
 
     async def _place(self, position: Position, stop_price: Decimal) -> OrderIntent:
         def remember(tx: Transaction, intent: OrderIntent) -> None:

@@ -33,11 +33,10 @@ from dataclasses import dataclass, field
 
 from botwarden.config import RecoverySettings
 from botwarden.domain.models import Fill, OrderSide, Position, Side, Topic
-from botwarden.domain.orders import OrderIntent, OrderType, Purpose
+from botwarden.domain.orders import Purpose
 from botwarden.engine.crash import CRASH
-from botwarden.engine.ids import ClientIds
-from botwarden.engine.orders import WAITING, Context, OrderDesk
-from botwarden.engine.protection import Protector
+from botwarden.engine.orders import WAITING, Context, OrderDesk, found_on_the_venue
+from botwarden.engine.protection import Protector, protects
 from botwarden.venues.base import NotFound, Venue, VenueError, VenueOrder, VenuePosition
 
 log = logging.getLogger(__name__)
@@ -176,20 +175,29 @@ class Recovery:
             ):
                 continue  # known, and still what it was for
             position = await self._unprotected(order.symbol)
-            if position is not None and _protects(order, position):
-                await self._adopt_stop(position, order, intent)
+            if position is not None and protects(order, position):
+                await self.protector.adopt_stop(position, order, intent)
+                await self.note(
+                    f"{cid} (stop {order.side} {order.qty} {order.symbol} at"
+                    f" {order.stop_price}) is the bot's, its position lost from its state,"
+                    f" and protects the {position.size} {position.symbol} held: kept as its stop"
+                )
                 continue
             if intent is not None:
                 continue  # a known stop of a closed position: the stop guarantee cancels it
-            try:
-                await self.ctx.venue.cancel(cid, order.symbol)
-            except VenueError as error:
-                await self.note(f"stray order {cid} could not be canceled: {error}", attention=True)
-                continue
-            await self.note(
-                f"{cid} ({order.type} {order.side} {order.qty} {order.symbol}) is the bot's"
-                " but unknown to its state: canceled"
-            )
+            await self._write_down(order)
+            if await self.desk.cancel(cid, order.symbol):
+                await self.note(
+                    f"{cid} ({order.type} {order.side} {order.qty} {order.symbol}) is the bot's"
+                    " but unknown to its state: canceled"
+                )
+            else:
+                await self.note(f"stray order {cid} could not be canceled yet", attention=True)
+
+    async def _write_down(self, order: VenueOrder) -> None:
+        """An order of the bot's its state does not know, stored as the venue shows it
+        before anything is done with it: the state knows every order of the bot's."""
+        await self.ctx.state.save_order(found_on_the_venue(order, self.ctx.clock()))
 
     async def _unprotected(self, symbol: str) -> Position | None:
         """The position held in `symbol` if no stop of its own rests on the venue yet."""
@@ -200,40 +208,6 @@ class Recovery:
             own = state.intents.get(position.stop_client_order_id or "")
             return position if own is None or own.status.is_terminal else None
         return None
-
-    async def _adopt_stop(
-        self, position: Position, order: VenueOrder, known: OrderIntent | None
-    ) -> None:
-        now = self.ctx.clock()
-        intent = known.evolve(position_id=position.id) if known is not None else None
-        intent = intent or (
-            OrderIntent(
-                client_order_id=order.client_order_id,
-                symbol=order.symbol,
-                side=order.side,
-                type=OrderType.STOP,
-                qty=order.qty,
-                stop_price=order.stop_price,
-                purpose=Purpose.STOP,
-                position_id=position.id,
-                created_at=order.created_at,
-                updated_at=now,
-            )
-            .submit(now, ClientIds.epoch_of(order.client_order_id))
-            .accept(now, order.venue_order_id)
-        )
-        async with self.ctx.state.transaction() as tx:
-            tx.save_order(intent)
-            tx.save_position(
-                position.evolve(
-                    stop_price=order.stop_price, stop_client_order_id=order.client_order_id
-                )
-            )
-        await self.note(
-            f"{order.client_order_id} (stop {order.side} {order.qty} {order.symbol} at"
-            f" {order.stop_price}) is the bot's, its position lost from its state, and"
-            f" protects the {position.size} {position.symbol} held: kept as its stop"
-        )
 
     def _ours(self, symbol: str) -> bool:
         return not self.ctx.symbols or symbol in self.ctx.symbols
@@ -350,11 +324,12 @@ class Recovery:
         ctx = self.ctx
         state = await ctx.state.snapshot()
         for cid, order in open_orders.items():
-            if ctx.ids.owns(cid):
-                answer = await ctx.venue.cancel(cid, order.symbol)
-                intent = state.intents.get(cid)
-                if intent is not None:
-                    await self.desk.apply_answer(intent, answer)
+            if not ctx.ids.owns(cid):
+                continue
+            if cid not in state.intents:
+                await self._write_down(order)
+            answer = await ctx.venue.cancel(cid, order.symbol)
+            await self.desk.apply_answer((await ctx.state.snapshot()).intents[cid], answer)
         # The state agrees with the venue first, orphans included: all of it goes.
         await self._reconcile(await ctx.venue.positions(), orphans="adopt")
         for position in list((await ctx.state.snapshot()).positions.values()):
@@ -372,15 +347,6 @@ class Recovery:
                 f"{symbol}: the bot holds {mine_text}, the venue {_held(held.get(symbol))}"
             )
         await self.note("manual mode: nothing changed; waiting for an operator", attention=True)
-
-
-def _protects(order: VenueOrder, position: Position) -> bool:
-    """Is `order` a stop that closes (part of) `position`?"""
-    return (
-        order.type is OrderType.STOP
-        and order.side is position.side.exit_order_side
-        and order.stop_price is not None
-    )
 
 
 async def venue_fills(venue: Venue) -> AsyncIterator[Fill]:

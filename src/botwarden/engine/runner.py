@@ -41,6 +41,7 @@ from botwarden.domain.models import BotStatus, Instance, OrderSide, Topic
 from botwarden.domain.orders import OrderIntent, Purpose
 from botwarden.engine.ids import ClientIds
 from botwarden.engine.orders import BREAKER, WAITING, Context, OrderDesk
+from botwarden.engine.outage import OutageGuard
 from botwarden.engine.protection import Protector
 from botwarden.engine.recovery import Recovery, RecoveryReport, venue_fills
 from botwarden.errors import FencedOut, StateError, UntradableSymbol
@@ -68,6 +69,10 @@ class Notifications(Protocol):
     def publish(self, state: BotState) -> None:
         """Take the events of `state` not seen yet; never blocks, never raises."""
 
+    def announce(self, topic: Topic, text: str) -> None:
+        """Tell of something the state cannot hold yet (the store failing); never
+        blocks, never raises."""
+
 
 @dataclass
 class Flattened:
@@ -81,6 +86,10 @@ class Flattened:
 
 
 class Runner:
+    guard_without_store = True
+    """False only to break the engine on purpose: the simulator's own test proves its
+    checker finds a position left bare while the store cannot write."""
+
     def __init__(
         self,
         config: BotConfig,
@@ -100,6 +109,8 @@ class Runner:
         self.protect_only = False
         self.ctx: Context | None = None
         self._store_failing = False
+        self._unwritten: list[tuple[datetime, str]] = []
+        """What the outage guard did while the store failed: events to write."""
         self._connected = False
         self._history_checked = False
         self._fresh = False
@@ -155,6 +166,7 @@ class Runner:
         self.ctx = ctx
         self.desk = OrderDesk(ctx)
         self.protector = Protector(ctx, self.desk)
+        self.guard = OutageGuard(ctx, self.protector)
         self._rebuild = rebuilt_after is not None
         if rebuilt_after is not None:
             await self._recovery().note(
@@ -330,6 +342,7 @@ class Runner:
         assert self.ctx is not None, "start() first"
         try:
             await self.state.heartbeat()
+            await self._write_down_the_outage()
             await self._start_day()
             if self._resolve_requested:
                 await self._resolve()
@@ -345,16 +358,53 @@ class Runner:
             if not self._store_failing:
                 log.error(
                     "%s: the state store failed to write (%s): no new orders until it"
-                    " works again; the stops on the venue keep protecting what is held",
+                    " works again; every position the bot holds keeps a stop on the venue"
+                    " (guard stops where one is missing)",
                     self.config.bot_id,
                     error,
                 )
             self._store_failing = True
+            await self._guard_without_store()
         else:
             if self._store_failing:
                 log.warning("%s: the state store works again", self.config.bot_id)
                 self._store_failing = False
         await self._publish()
+
+    async def _guard_without_store(self) -> None:
+        """The store cannot write: the stop guarantee goes on without it (see
+        `engine/outage.py`), and the operator is told of every guard at once."""
+        if self.report is None or not self.guard_without_store:
+            return  # not recovered yet: nothing is known to guard
+        try:
+            known = await self.state.snapshot()
+        except StateError:  # cannot even read: the last copy known
+            known = self.state.last_known()
+        try:
+            done = await self.guard.protect(known)
+        except VenueError as error:
+            log.warning("%s: guarding without the store cut short: %s", self.config.bot_id, error)
+            return
+        for line in done:
+            log.error("%s: %s", self.config.bot_id, line)
+            self._unwritten.append((self.clock(), line))
+            if self.notifications is not None:
+                self.notifications.announce(Topic.UNPROTECTED, line)
+
+    async def _write_down_the_outage(self) -> None:
+        """The store writes again: what the guard did meanwhile goes in the event log, and
+        the guards sent become intents like any other order (adopted as their
+        positions' stops, resolved if unanswered)."""
+        if not self._unwritten and not self.guard.unwritten:
+            return
+        async with self.state.transaction() as tx:
+            for at, line in self._unwritten:
+                tx.add_event(at, "alert", f"while the store failed: {line}", {"outage": True})
+            for cid, intent in self.guard.unwritten.items():
+                if cid not in tx.state.intents:
+                    tx.save_order(intent)
+        self._unwritten.clear()
+        self.guard.unwritten.clear()
 
     async def _start_day(self) -> None:
         """The daily reset, at the first step on or after `day_starts_at`, whether or

@@ -464,6 +464,11 @@ class StateManager:
         """The whole state as it is durable now. Treat it as read-only."""
         return await self._current()
 
+    def last_known(self) -> BotState:
+        """The copy as of the last write known to have landed, without asking the store
+        (which may be unreachable): a write that failed since may have landed too."""
+        return self._state
+
     async def get_positions(self) -> list[Position]:
         return list((await self._current()).positions.values())
 

@@ -83,7 +83,8 @@ class Options:
     """The Redis URL or PostgreSQL DSN of a server store (default: the config's)."""
     sabotage: frozenset[str] = frozenset()
     """Engine safeguards switched off, to prove the checker catches what they prevent
-    (`write_ahead`: orders are sent before their intent is stored). Tests only."""
+    (`write_ahead`: orders are sent before their intent is stored; `outage_guard`: no
+    stop is placed while the store cannot write). Tests only."""
 
 
 def parse_options(
@@ -371,6 +372,12 @@ class Simulation:
             or self.clock.now < self._store_failed_at + fault.lasts
         )
 
+    def _store_down_now(self) -> bool:
+        fault, since = self.scenario.store_fault, self._store_failed_at
+        if fault is None or since is None:
+            return False
+        return fault.lasts is None or self.clock.now < since + fault.lasts
+
     def _arm(self, nested: int) -> None:
         """Perhaps arm a crash for the instance starting now (`nested`: how many crashes
         in a row came during recovery before it)."""
@@ -395,6 +402,7 @@ class Simulation:
         config = self.scenario.config
         self.book = paper_book(self.scenario.paper, self.workdir / "paper.db")
         OrderDesk.write_ahead = "write_ahead" not in self.options.sabotage
+        Runner.guard_without_store = "outage_guard" not in self.options.sabotage
         try:
             await self._lifetimes()
             CRASH.disarm()
@@ -406,6 +414,7 @@ class Simulation:
         finally:
             CRASH.disarm()
             OrderDesk.write_ahead = True
+            Runner.guard_without_store = True
             await _drop_namespace(self.scenario.config)
         mine = ClientIds(config.bot_id, 0)
         self.outcome.orders = sum(mine.owns(o.client_order_id) for o in self.book.all_orders())
@@ -432,10 +441,14 @@ class Simulation:
                 if nested >= NESTING:  # spared during recovery; fair game after it
                     nested = 0
                     self._arm(0)
+                held_before: set[str] = set()
                 while self.clock.now < end:
                     self.clock.now += interval
+                    venue_faults = sum(self.plan.fired.values())
                     await runner.tick()
                     recovered = await self._recovered(runner, recovered)
+                    quiet = sum(self.plan.fired.values()) == venue_faults
+                    held_before = await self._check_outage(runner, held_before, quiet)
                 await runner.stopped()
             except SimulatedCrash as crash:
                 self.faults["crash"] += 1
@@ -490,9 +503,30 @@ class Simulation:
         promises = set(PROMISES)
         if self._faults_so_far() != self._faults_at_start:
             promises.discard("I2")
+        if self._store_down_now():
+            # Guards sent while the store fails have no intent until it writes again.
+            promises.discard("I1")
         when = f"after recovery {self.outcome.recoveries}"
         await self._check(runner, when, catching_up=True, promises=promises)
         return True
+
+    async def _check_outage(self, runner: Runner, held_before: set[str], quiet: bool) -> set[str]:
+        """While the store cannot write, the stop guarantee still holds, read from the
+        venue's book: a position held after two passes in a row (the first may be the
+        one that filled it), the last with no venue fault, rests covered by stops.
+        Returns what is held now (or nothing, when the store writes)."""
+        if not self._store_down_now() or runner.report is None:
+            return set()
+        held = {p.symbol for p in self.book.positions()}
+        owed = (held & held_before) - runner.guard.left_bare if quiet else set()
+        if owed:
+            state = runner.state.last_known()
+            found = check_promises(state, self.book, runner.ctx.ids, {"I2"}, catching_up=False)
+            found = [v for v in found if v.message.split(":")[0] in owed]
+            stamp = f"while the store failed ({self.clock.now:%Y-%m-%d %H:%M})"
+            self.history.note("check", f"store down: {len(found)} violation(s)")
+            self.outcome.findings += [Finding(stamp, v) for v in found]
+        return held
 
     def _faults_so_far(self) -> int:
         return sum(self.plan.fired.values()) + self.faults["store_io"]
