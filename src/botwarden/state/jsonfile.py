@@ -58,12 +58,14 @@ class JsonFileStore:
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self._flows: dict[str, dict[str, Any]] = {}
         self._signature: tuple[int, int, int] | None = None
+        # Bots this store found in the file or wrote to it: none ever leaves a file.
+        self._seen: set[str] = set()
 
     def describe(self) -> str:
         return f"jsonfile {self.path}"
 
     async def open(self) -> None:
-        self._signature = None
+        self._signature, self._seen = None, set()
         if self.path.exists():
             refuse_another_format(self.path, "jsonfile")  # before its lock file is made
         elif self.readonly:
@@ -91,9 +93,8 @@ class JsonFileStore:
         if self.readonly:
             raise StateError(f"{self.describe()}: opened read-only, not for writing")
         with self._locked():
-            held = flow_id in self._flows
             self._refresh()
-            if held and flow_id not in self._flows:
+            if flow_id in self._seen and flow_id not in self._flows:
                 raise StateLost(self.path, f"was replaced by a file without bot {flow_id}")
             flow = dict(self._flows.get(flow_id) or {})
             current = int(flow.get("epoch", 0))
@@ -116,6 +117,7 @@ class JsonFileStore:
             except OSError as error:  # a full disk, an I/O error: said like every store
                 raise StoreUnavailable(f"{self.describe()}: {error}") from error
             self._flows = flows
+            self._seen.add(flow_id)
 
     async def flows(self) -> list[str]:
         self._refresh()
@@ -154,6 +156,7 @@ class JsonFileStore:
             return
         try:
             self._flows = self._parse(self.path.read_bytes())
+            self._seen.update(self._flows)
         except _Corrupt as error:
             moved_to = None if self.readonly else quarantine(self.path)
             self._flows, self._signature = {}, None
