@@ -152,6 +152,9 @@ class EmbeddedSqlStore:
         self.path = Path(path)
         self.readonly = readonly
         self._conn: Any = None
+        self._watched = [
+            self.path.with_name(self.path.name + suffix) for suffix in ("", *self.steady_companions)
+        ]
         self._open_files: dict[Path, FileId] = {}
 
     def describe(self) -> str:
@@ -204,8 +207,7 @@ class EmbeddedSqlStore:
         """Raise `StateLost` if the file, or a steady companion, is no longer the one
         open: deleted or replaced, a write would land where nobody reads it again.
         One stat per file."""
-        for suffix in ("", *self.steady_companions):
-            path = self.path.with_name(self.path.name + suffix)
+        for path in self._watched:
             now, known = file_id(path), self._open_files.get(path)
             if known is None:
                 if now is not None:  # first seen (a WAL made by the first write)
