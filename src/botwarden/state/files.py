@@ -16,9 +16,13 @@ FORMAT_NAMES = {"sqlite": "a SQLite database", "duckdb": "a DuckDB database", "j
 def file_format(path: Path) -> str | None:
     """The backend whose format the file at `path` is in, told by its first bytes:
     "sqlite", "duckdb" or "jsonfile"; "empty" for no bytes; None for anything else (a
-    damaged header, a file that is not state at all)."""
-    with open(path, "rb") as file:
-        head = file.read(64)
+    damaged header, a file that is not state at all, one that cannot be read: the
+    backend's own open then says what is wrong with it)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(64)
+    except OSError:
+        return None
     if not head:
         return "empty"
     if head.startswith(b"SQLite format 3\0"):
