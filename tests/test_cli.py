@@ -151,17 +151,44 @@ def test_an_export_of_another_bot_is_refused(tmp_path: Path) -> None:
     assert_one_line_error(result, 1, "holds bot 'alpha'", "'beta'")
 
 
-def test_a_corrupt_state_file_is_reported_and_kept(tmp_path: Path) -> None:
+def test_a_corrupt_state_file_is_reported_and_left_where_it_is(tmp_path: Path) -> None:
+    """Looking moves nothing: only a start sets a corrupt file aside."""
     config = write_config(tmp_path / "bot.yaml", "bot_id: hurt\nstate: {backend: jsonfile}\n")
     trade(config, tmp_path)
     path = tmp_path / "state" / "hurt.json"
     damaged = path.read_bytes()[:-40]
     path.write_bytes(damaged)
 
-    result = botwarden("state", "show", str(config), cwd=tmp_path)
-    assert_one_line_error(result, 1, str(path), "corrupt", "moved aside")
-    [kept] = path.parent.glob("hurt.json.corrupt-*")
-    assert kept.read_bytes() == damaged
+    for command in ("show", "export"):
+        result = botwarden("state", command, str(config), cwd=tmp_path)
+        assert_one_line_error(result, 1, str(path), "corrupt", "left as it is")
+    assert path.read_bytes() == damaged
+    assert not list(path.parent.glob("hurt.json.corrupt-*"))
+
+
+def test_a_config_naming_the_wrong_backend_is_told_so_and_moves_nothing(tmp_path: Path) -> None:
+    """`state show` with jsonfile over the SQLite file once called the file corrupt and
+    moved it aside, and the next `run` started as a new bot."""
+    right = write_config(tmp_path / "bot.yaml", "bot_id: golden\n")
+    trade(right, tmp_path)
+    path = tmp_path / "state" / "golden.db"
+    before = path.read_bytes()
+    wrong = write_config(
+        tmp_path / "wrong.yaml",
+        "bot_id: golden\nstate: {backend: jsonfile, jsonfile: {path: state/golden.db}}\n",
+    )
+
+    for command in (("state", "show"), ("state", "export"), ("run",)):
+        result = botwarden(*command, str(wrong), cwd=tmp_path)
+        assert_one_line_error(
+            result, 2, str(path), "is a SQLite database", "the config says state.backend jsonfile"
+        )
+        assert path.read_bytes() == before, f"{command} changed the state file"
+    assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith("golden.db")) == [
+        "golden.db"
+    ]
+    shown = botwarden("state", "show", str(right), "--json", cwd=tmp_path)
+    assert json.loads(shown.stdout)["bot"]["instance"]["epoch"] == 1, "the same bot, kept"
 
 
 def test_state_from_a_newer_botwarden_is_refused(tmp_path: Path) -> None:

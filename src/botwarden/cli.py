@@ -68,11 +68,12 @@ def _main(
 
 @asynccontextmanager
 async def _opened_store(config: BotConfig, *, existing: bool) -> AsyncIterator[StateStore]:
-    """The bot's store, opened. With `existing`, the bot must already have state there:
-    looking never creates a state file, and a mistyped bot id is an error, not an empty
+    """The bot's store, opened. With `existing` (the commands that only look), the bot
+    must already have state there and the store is read-only: looking never creates,
+    changes or moves a state file, and a mistyped bot id is an error, not an empty
     report. The records are not decoded here, so a broken one can still be exported,
     mended and imported back."""
-    store = open_store(config.state, config.bot_id, config.base_dir)
+    store = open_store(config.state, config.bot_id, config.base_dir, readonly=existing)
     path = getattr(store, "path", None)
     if existing and path is not None and not path.exists():
         raise StateError(f"bot {config.bot_id} has no state yet: {path} does not exist")

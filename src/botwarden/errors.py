@@ -28,14 +28,46 @@ class StoreUnavailable(StateError):
 
 
 class StateCorruptError(StateError):
-    """A state file is unreadable. It has been moved aside, byte for byte, never rewritten."""
+    """A state file is unreadable. A store that may write moves it aside, byte for byte;
+    one opened read-only (`state show`, `status`) leaves it where it is. Never rewritten."""
 
     def __init__(self, path: Path, reason: str, moved_to: Path | None) -> None:
-        where = f"; moved aside, byte for byte, to {moved_to}" if moved_to else ""
+        where = f"; moved aside, byte for byte, to {moved_to}" if moved_to else "; left as it is"
         super().__init__(f"state file {path} is corrupt ({reason}){where}")
         self.path = path
         self.reason = reason
         self.moved_to = moved_to
+
+
+class WrongBackend(StateError):
+    """A state file is in another backend's format: a config mistake, not damage, so the
+    file is never moved aside. Exit code 2, like every config error."""
+
+    exit_code = 2
+
+    def __init__(self, path: Path, found: str, kind: str, configured: str) -> None:
+        super().__init__(
+            f"state file {path} is {kind}, but the config says state.backend {configured}:"
+            f" set state.backend to {found}, or give {configured} a path of its own;"
+            " the file was left as it is"
+        )
+        self.path = path
+        self.found = found
+        self.configured = configured
+
+
+class StateLost(StateError):
+    """The state file (or its WAL) was deleted or replaced while the store had it open:
+    a write since then may sit in a file nobody will read again, and the next start
+    would find no state, or another one. Stop trading new; rebuild from the venue."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        super().__init__(
+            f"state file {path} {what} while the bot had it open: changes written since are"
+            " not at that path; stop the bot and start it again to rebuild its state from"
+            " the venue"
+        )
+        self.path = path
 
 
 class SchemaVersionError(StateError):

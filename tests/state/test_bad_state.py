@@ -1,75 +1,40 @@
-"""Corrupt, truncated and too-new state: a clear error, and not one byte lost."""
+"""Corrupt, truncated, misconfigured and too-new state: a clear error, and not one
+byte lost; a store opened only to read never moves or changes anything."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from botwarden.errors import SchemaVersionError, StateCorruptError, StateError
+from botwarden.errors import SchemaVersionError, StateCorruptError, StateError, WrongBackend
 from botwarden.state.base import SCHEMA_VERSION, Change, Put
 from botwarden.state.manager import StateManager
 from tests.conftest import FILE_BACKENDS, Backend
-
-
-async def write_some_state(backend: Backend) -> None:
-    store = backend.store()
-    await store.open()
-    ops = [Put("positions", f"p{i}", {"i": i, "pad": "x" * 500}) for i in range(200)]
-    await store.apply("bot", Change(ops))
-    await store.close()
-
-
-def state_file(backend: Backend) -> Path:
-    return Path(backend.settings[backend.name]["path"])
-
-
-def garble(path: Path) -> None:
-    """Junk in every 4 KiB page past the first, keeping the size: a bad disk or copy."""
-    raw = bytearray(path.read_bytes())
-    for offset in range(4096, len(raw) - 64, 4096):
-        raw[offset : offset + 64] = b"\xde\xad\xbe\xef" * 16
-    path.write_bytes(bytes(raw))
-
-
-def zero_header(path: Path) -> None:
-    raw = bytearray(path.read_bytes())
-    raw[:100] = b"\0" * 100
-    path.write_bytes(bytes(raw))
-
-
-def truncate(path: Path) -> None:
-    raw = path.read_bytes()
-    path.write_bytes(raw[: len(raw) // 2])
-
-
-@pytest.fixture(params=FILE_BACKENDS)
-def file_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return Backend(
-        request.param,
-        {
-            "backend": request.param,
-            request.param: {"path": str(tmp_path / f"state.{request.param}")},
-        },
-        tmp_path,
-    )
+from tests.state.files import (
+    empty,
+    file_backend_at,
+    fingerprint,
+    fold_wal,
+    garble,
+    read_only_store,
+    set_aside_copies,
+    state_file,
+    truncate,
+    write_some_state,
+    zero_header,
+)
 
 
 @pytest.mark.parametrize("damage", [truncate, zero_header, garble], ids=lambda f: f.__name__)
 async def test_a_damaged_state_file_is_moved_aside_untouched(file_backend: Backend, damage) -> None:
     await write_some_state(file_backend)
     path = state_file(file_backend)
-    if file_backend.name == "sqlite":
-        # Fold the WAL into the main file so the damage hits the real database.
-        with sqlite3.connect(path) as conn:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    if file_backend.name == "duckdb":
-        import duckdb
-
-        with duckdb.connect(str(path)) as conn:
-            conn.execute("CHECKPOINT")
+    fold_wal(file_backend)
     damage(path)
     damaged_bytes = path.read_bytes()
 
@@ -90,6 +55,106 @@ async def test_a_damaged_state_file_is_moved_aside_untouched(file_backend: Backe
     await fresh.apply("bot", Change([Put("positions", "new", {})]))
     await fresh.close()
     assert error.moved_to.read_bytes() == damaged_bytes
+
+
+FORMAT_NAMES = {"sqlite": "a SQLite database", "duckdb": "a DuckDB database", "jsonfile": "JSON"}
+
+
+def another_backends_file(path: Path) -> None:
+    """Healthy state of another backend in its place: what a config naming the wrong
+    backend (jsonfile over the SQLite file, say) meets."""
+    path.unlink()
+    if path.suffix == ".jsonfile":
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE TABLE botwarden_schema (id INTEGER PRIMARY KEY, version INTEGER)")
+        return
+    document = {"botwarden_state": {"schema_version": SCHEMA_VERSION}, "flows": {"bot": {}}}
+    path.write_text(json.dumps(document))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [empty, truncate, zero_header, garble, another_backends_file],
+    ids=lambda f: f.__name__,
+)
+async def test_a_store_opened_to_read_reports_a_bad_file_and_leaves_it_as_it_is(
+    file_backend: Backend, damage: Callable[[Path], None]
+) -> None:
+    """`state show` with a config naming the wrong backend once called a healthy file
+    corrupt and moved it aside: the next `run` started as a new bot."""
+    await write_some_state(file_backend)
+    fold_wal(file_backend)
+    path = state_file(file_backend)
+    damage(path)
+    before = fingerprint(path)
+
+    with pytest.raises(StateError) as caught:
+        await read_only_store(file_backend).open()
+
+    assert isinstance(caught.value, StateCorruptError | WrongBackend)
+    assert str(path) in str(caught.value) and "left as it is" in str(caught.value)
+    assert fingerprint(path) == before, "a reader changed the state file"
+    assert not set_aside_copies(path)
+
+
+async def test_reading_healthy_state_changes_no_byte_and_writes_nothing(
+    file_backend: Backend,
+) -> None:
+    await write_some_state(file_backend)
+    path = state_file(file_backend)
+    before = fingerprint(path)
+
+    store = read_only_store(file_backend)
+    await store.open()
+    assert len((await store.load("bot"))["positions"]) == 200
+    assert await store.flows() == ["bot"]
+    with pytest.raises(StateError, match="read-only"):
+        await store.apply("bot", Change([Put("positions", "p0", {"i": "changed"})]))
+    await store.close()
+
+    assert fingerprint(path) == before
+    assert not set_aside_copies(path)
+
+
+async def test_a_store_opened_to_read_creates_no_file(file_backend: Backend) -> None:
+    path = state_file(file_backend)
+    moved = file_backend_at(file_backend.name, path.parent / "not-yet" / path.name)
+    with pytest.raises(StateError, match="does not exist"):
+        await read_only_store(moved).open()
+    assert not (path.parent / "not-yet").exists()
+
+
+@pytest.mark.parametrize(
+    ("configured", "written"),
+    [
+        pytest.param(configured, written, id=f"{configured}-config-{written}-file")
+        for configured, written in itertools.permutations(FILE_BACKENDS, 2)
+    ],
+)
+async def test_a_file_of_another_backend_is_a_config_mistake_never_moved(
+    tmp_path: Path, configured: str, written: str
+) -> None:
+    """Even a store that may write: the file is healthy, the config is wrong."""
+    path = tmp_path / "state.file"
+    written_backend = file_backend_at(written, path)
+    await write_some_state(written_backend)
+    fold_wal(written_backend)
+    before = fingerprint(path)
+
+    with pytest.raises(WrongBackend) as caught:
+        await file_backend_at(configured, path).store().open()
+
+    message = str(caught.value)
+    assert f"{path} is {FORMAT_NAMES[written]}" in message
+    assert f"the config says state.backend {configured}" in message
+    assert caught.value.exit_code == 2
+    assert fingerprint(path) == before
+    assert not set_aside_copies(path)
+    # The right config still finds the bot.
+    store = written_backend.store()
+    await store.open()
+    assert await store.flows() == ["bot"]
+    await store.close()
 
 
 async def test_a_second_corruption_never_overwrites_the_first_copy(tmp_path: Path) -> None:

@@ -5,6 +5,13 @@ cut releases everything), so a lock can never be left stale, unlike a PID file a
 The file also holds the owner's PID and start time, read only to name the holder in
 the message a second instance exits with. Who holds the lock is asked of the kernel
 (`holder`), never of that file.
+
+A flock belongs to a file, not to its path: a lock file deleted or replaced while its
+holder runs leaves the holder locking a file no path names, and a new file at the path
+would let a second instance start. So a start refuses while any process of this user
+holds a lock on a file that was at the path (the kernel shows it as "<path> (deleted)"
+in /proc/PID/fd), and the holder calls `verify` on every tick, which puts the file back
+(locked, with its owner written) or says the lock was lost.
 """
 
 from __future__ import annotations
@@ -13,8 +20,10 @@ import fcntl
 import json
 import os
 import socket
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 from botwarden.errors import BotwardenError
 from botwarden.process.procs import PROC
@@ -24,43 +33,74 @@ class AlreadyRunning(BotwardenError):
     """Another process holds the bot's lock."""
 
 
+class LockLost(BotwardenError):
+    """The instance's lock file was deleted or replaced, and another process holds the
+    lock on the file now at its path: this instance must stop trading."""
+
+
 class InstanceLock:
     def __init__(self, path: Path, bot_id: str) -> None:
         self.path = Path(path)
         self.bot_id = bot_id
         self._fd: int | None = None
+        self._owner = b""
 
     def acquire(self) -> None:
         """Take the lock at once, or raise `AlreadyRunning` naming the holder."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = _lock_file_at(self.path)
         except BlockingIOError:
-            holder = self._holder(fd)
+            self._refuse(_owner_of(self.path) or _pid_only(holder(self.path)))
+        pid, lost_file = _holder_of_lost_file(self.path)
+        if pid is not None:
             os.close(fd)
-            raise AlreadyRunning(
-                f"bot {self.bot_id} is already running{holder}; stop it first (lock {self.path})"
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        owner = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "started_at": datetime.now(UTC).isoformat(),
-        }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(owner).encode(), 0)
+            self._refuse(
+                _owner_of(lost_file) or _pid_only(pid), ", its lock file deleted or replaced"
+            )
+        self._owner = json.dumps(
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started_at": datetime.now(UTC).isoformat(),
+            }
+        ).encode()
         self._fd = fd
+        self._write_owner()
 
-    @staticmethod
-    def _holder(fd: int) -> str:
+    def _refuse(self, holder: str, why: str = "") -> NoReturn:
+        raise AlreadyRunning(
+            f"bot {self.bot_id} is already running{holder}{why}; stop it first (lock {self.path})"
+        ) from None
+
+    def _write_owner(self) -> None:
+        assert self._fd is not None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, self._owner, 0)
+
+    def verify(self) -> bool:
+        """Check, on every tick, that the lock file at the path is still the one held.
+        If it was deleted or replaced, lock the file now at the path (made if missing)
+        and write the owner in it, so that `status`, `stop` and a second start find this
+        instance again; True if it had to. `LockLost` if another process holds that file.
+        """
+        if self._fd is None:
+            raise RuntimeError(f"lock {self.path} is not held")
+        if _names(self.path, self._fd):
+            return False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            owner = json.loads(os.pread(fd, 4096, 0) or b"{}")
-            return f" (pid {owner['pid']} on {owner['host']}, since {owner['started_at']})"
-        except (ValueError, KeyError, OSError):
-            return ""
+            fd = _lock_file_at(self.path)
+        except BlockingIOError:
+            raise LockLost(
+                f"bot {self.bot_id}: lock file {self.path} was deleted or replaced, and"
+                f" {named(holder(self.path) or HIDDEN)} now holds the file there: this"
+                " instance must stop trading"
+            ) from None
+        os.close(self._fd)  # the old file, which no path names
+        self._fd = fd
+        self._write_owner()
+        return True
 
     def release(self) -> None:
         if self._fd is not None:
@@ -78,6 +118,48 @@ class InstanceLock:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether `path` still names the file open as `fd`."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _lock_file_at(path: Path) -> int:
+    """A descriptor holding an exclusive flock on the file `path` names (made if
+    missing); `BlockingIOError` if another process holds it."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BaseException:
+            os.close(fd)
+            raise
+        if _names(path, fd):
+            return fd
+        os.close(fd)  # deleted or replaced between the open and the lock: lock the new one
+
+
+def _owner_of(path: Path | str | None) -> str:
+    """ " (pid 1234 on host, since ...)" from a lock file; "" if it tells nothing (torn,
+    empty, gone)."""
+    if path is None:
+        return ""
+    try:
+        with open(path, "rb") as file:
+            owner = json.loads(file.read(4096) or b"{}")
+        return f" (pid {owner['pid']} on {owner['host']}, since {owner['started_at']})"
+    except (ValueError, KeyError, TypeError, OSError):
+        return ""
+
+
+def _pid_only(pid: int | None) -> str:
+    return "" if pid is None else f" ({named(pid)})"
 
 
 HIDDEN = 0
@@ -100,13 +182,53 @@ def holder(path: Path) -> int | None:
     locks = PROC / "locks"
     if not locks.exists():
         return _probe(path)
-    device = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
-    for line in locks.read_text().splitlines():
+    device = _device(stat)
+    for pid, locked in _flocks():
+        if locked == device:
+            return max(HIDDEN, pid)
+    return None
+
+
+def _device(stat: os.stat_result) -> str:
+    """A file as /proc/locks names it: major:minor:inode."""
+    return f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+
+
+def _flocks() -> Iterator[tuple[int, str]]:
+    """(pid, file) of every flock held, from the kernel's table."""
+    for line in (PROC / "locks").read_text().splitlines():
         fields = line.split()
         # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5308597 0 EOF"; "1: -> FLOCK ..." waits
-        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device:
-            return max(HIDDEN, int(fields[4]))
-    return None
+        if len(fields) >= 6 and fields[1] == "FLOCK":
+            yield int(fields[4]), fields[5]
+
+
+def _holder_of_lost_file(path: Path) -> tuple[int | None, str | None]:
+    """(pid, its descriptor's /proc path) of a process holding a flock on a file that
+    was at `path` and was deleted or replaced since; (None, None) if there is none.
+
+    Only processes this user may look into are seen; another PID namespace is left to
+    the holder's own `verify`."""
+    if not (PROC / "locks").exists():
+        return None, None
+    lost = f"{os.path.realpath(path)} (deleted)"
+    for pid, locked in set(_flocks()):
+        if pid <= HIDDEN:
+            continue
+        try:
+            descriptors = list(os.scandir(PROC / str(pid) / "fd"))
+        except OSError:  # gone, or not ours to look at
+            continue
+        for descriptor in descriptors:
+            try:
+                if (
+                    os.readlink(descriptor.path) == lost
+                    and _device(os.stat(descriptor.path)) == locked
+                ):
+                    return pid, descriptor.path
+            except OSError:
+                continue
+    return None, None
 
 
 def _probe(path: Path) -> int | None:

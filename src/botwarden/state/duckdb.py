@@ -39,6 +39,7 @@ def _record_id(flow_id: str, collection: str, key: str) -> str:
 class DuckdbStore(EmbeddedSqlStore):
     backend = "duckdb"
     companions = (".wal",)
+    # No steady companion: DuckDB removes its .wal at every checkpoint and makes a new one.
     _begin = "BEGIN TRANSACTION"
     ddl = (
         "CREATE TABLE IF NOT EXISTS botwarden_schema ("
@@ -52,8 +53,8 @@ class DuckdbStore(EmbeddedSqlStore):
         " key VARCHAR NOT NULL, doc VARCHAR NOT NULL)",
     )
 
-    def __init__(self, path: Path | str) -> None:
-        super().__init__(Path(path))
+    def __init__(self, path: Path | str, readonly: bool = False) -> None:
+        super().__init__(Path(path), readonly)
         self._driver = _duckdb()
         self.driver_errors = (self._driver.Error,)
 
@@ -63,7 +64,7 @@ class DuckdbStore(EmbeddedSqlStore):
         deadline = time.monotonic() + LOCK_PATIENCE
         while True:
             try:
-                return self._driver.connect(str(self.path))
+                return self._driver.connect(str(self.path), read_only=self.readonly)
             except self._driver.Error as error:
                 if "Could not set lock" not in str(error) or time.monotonic() > deadline:
                     raise

@@ -9,8 +9,13 @@ from botwarden.state.base import StateStore
 from botwarden.state.records import BotState, decode
 
 
-def open_store(settings: StateSettings, flow_id: str, base_dir: Path) -> StateStore:
-    """The configured backend (not yet opened). SDKs are imported only when chosen."""
+def open_store(
+    settings: StateSettings, flow_id: str, base_dir: Path, *, readonly: bool = False
+) -> StateStore:
+    """The configured backend (not yet opened). SDKs are imported only when chosen.
+
+    `readonly`, for commands that only look: a file store never creates, lays out or
+    moves its file, and refuses writes. The servers' stores do not take it yet."""
     backend = settings.backend
     if backend == "memory":
         from botwarden.state.memory import MemoryStore
@@ -19,15 +24,15 @@ def open_store(settings: StateSettings, flow_id: str, base_dir: Path) -> StateSt
     if backend == "sqlite":
         from botwarden.state.sqlite import SqliteStore
 
-        return SqliteStore(resolve_path(settings.sqlite.path, flow_id, base_dir))
+        return SqliteStore(resolve_path(settings.sqlite.path, flow_id, base_dir), readonly)
     if backend == "duckdb":
         from botwarden.state.duckdb import DuckdbStore
 
-        return DuckdbStore(resolve_path(settings.duckdb.path, flow_id, base_dir))
+        return DuckdbStore(resolve_path(settings.duckdb.path, flow_id, base_dir), readonly)
     if backend == "jsonfile":
         from botwarden.state.jsonfile import JsonFileStore
 
-        return JsonFileStore(resolve_path(settings.jsonfile.path, flow_id, base_dir))
+        return JsonFileStore(resolve_path(settings.jsonfile.path, flow_id, base_dir), readonly)
     if backend == "redis":
         from botwarden.state.redis import RedisStore
 
@@ -41,8 +46,8 @@ def open_store(settings: StateSettings, flow_id: str, base_dir: Path) -> StateSt
 
 async def read_state(settings: StateSettings, flow_id: str, base_dir: Path) -> BotState:
     """A bot's state as stored, read without writing (another process may own it);
-    empty if it has none yet. Looking never creates a state file."""
-    store = open_store(settings, flow_id, base_dir)
+    empty if it has none yet. Looking never creates, changes or moves a state file."""
+    store = open_store(settings, flow_id, base_dir, readonly=True)
     path = getattr(store, "path", None)
     if path is not None and not path.exists():
         return BotState.empty(flow_id)

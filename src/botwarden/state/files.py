@@ -1,11 +1,60 @@
-"""File-system steps the file backends share: durable replace, directory sync, and
-moving a corrupt file aside without ever overwriting anything."""
+"""File-system steps the file backends share: durable replace, directory sync, moving
+a corrupt file aside without ever overwriting anything, telling one backend's file
+from another's, and noticing that an open file is no longer the one at its path."""
 
 from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+
+from botwarden.errors import WrongBackend
+
+FORMAT_NAMES = {"sqlite": "a SQLite database", "duckdb": "a DuckDB database", "jsonfile": "JSON"}
+
+
+def file_format(path: Path) -> str | None:
+    """The backend whose format the file at `path` is in, told by its first bytes:
+    "sqlite", "duckdb" or "jsonfile"; "empty" for no bytes; None for anything else (a
+    damaged header, a file that is not state at all, one that cannot be read: the
+    backend's own open then says what is wrong with it)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(64)
+    except OSError:
+        return None
+    if not head:
+        return "empty"
+    if head.startswith(b"SQLite format 3\0"):
+        return "sqlite"
+    if head[8:12] == b"DUCK":  # after DuckDB's 8-byte checksum
+        return "duckdb"
+    if head.lstrip()[:1] == b"{":
+        return "jsonfile"
+    return None
+
+
+def refuse_another_format(path: Path, backend: str) -> str | None:
+    """The file's format; `WrongBackend` if it is another backend's. Such a file is
+    healthy and the config is wrong: called corrupt, it would be moved aside and the
+    bot would start again from nothing."""
+    found = file_format(path)
+    if found in FORMAT_NAMES and found != backend:
+        raise WrongBackend(path, found, FORMAT_NAMES[found], backend)
+    return found
+
+
+FileId = tuple[int, int]
+"""(st_dev, st_ino): which file a path names. A file deleted or replaced under an open
+descriptor keeps its own; the path then names another, or nothing."""
+
+
+def file_id(path: Path) -> FileId | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def fsync_dir(directory: Path) -> None:

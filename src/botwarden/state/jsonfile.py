@@ -7,7 +7,11 @@ diff, and back up) their state as text; see docs/state.md.
 
 Several processes may share one file (bots whose `path` has no `{flow_id}`): a change
 takes an exclusive `flock` on `<file>.lock` and re-reads the file first if another
-process replaced it.
+process replaced it. Replaced is normal here; deleted, or replaced by a file that no
+longer holds a bot this store wrote, is `StateLost`.
+
+Opened `readonly` (commands that only look), it takes no lock, creates nothing and
+moves nothing: a rename makes every version of the file whole, so reading needs none.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from botwarden.errors import FencedOut, SchemaVersionError, StateCorruptError, StoreUnavailable
+from botwarden.errors import (
+    FencedOut,
+    SchemaVersionError,
+    StateCorruptError,
+    StateError,
+    StateLost,
+    StoreUnavailable,
+)
 from botwarden.state.base import (
     COLLECTIONS,
     SCHEMA_VERSION,
@@ -29,7 +40,7 @@ from botwarden.state.base import (
     empty_snapshot,
     encode,
 )
-from botwarden.state.files import atomic_write, quarantine
+from botwarden.state.files import atomic_write, quarantine, refuse_another_format
 
 _HEADER = "botwarden_state"
 
@@ -41,16 +52,27 @@ class _Corrupt(Exception):
 class JsonFileStore:
     durable = True
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self._flows: dict[str, dict[str, Any]] = {}
         self._signature: tuple[int, int, int] | None = None
+        # Bots this store found in the file or wrote to it: none ever leaves a file.
+        self._seen: set[str] = set()
 
     def describe(self) -> str:
         return f"jsonfile {self.path}"
 
     async def open(self) -> None:
+        self._signature, self._seen = None, set()
+        if self.path.exists():
+            refuse_another_format(self.path, "jsonfile")  # before its lock file is made
+        elif self.readonly:
+            raise StateError(f"state file {self.path} does not exist")
+        if self.readonly:
+            self._refresh(on_open=True)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._locked():
             self._refresh(on_open=True)
@@ -68,8 +90,12 @@ class JsonFileStore:
         return snapshot
 
     async def apply(self, flow_id: str, change: Change) -> None:
+        if self.readonly:
+            raise StateError(f"{self.describe()}: opened read-only, not for writing")
         with self._locked():
             self._refresh()
+            if flow_id in self._seen and flow_id not in self._flows:
+                raise StateLost(self.path, f"was replaced by a file without bot {flow_id}")
             flow = dict(self._flows.get(flow_id) or {})
             current = int(flow.get("epoch", 0))
             if change.epoch is not None and change.epoch < current:
@@ -91,6 +117,7 @@ class JsonFileStore:
             except OSError as error:  # a full disk, an I/O error: said like every store
                 raise StoreUnavailable(f"{self.describe()}: {error}") from error
             self._flows = flows
+            self._seen.add(flow_id)
 
     async def flows(self) -> list[str]:
         self._refresh()
@@ -123,12 +150,15 @@ class JsonFileStore:
         if signature is not None and signature == self._signature and not on_open:
             return
         if signature is None:
-            self._flows, self._signature = {}, None
+            if self._signature is not None:  # it was here: the next write would start afresh
+                raise StateLost(self.path, "was deleted")
+            self._flows = {}
             return
         try:
             self._flows = self._parse(self.path.read_bytes())
+            self._seen.update(self._flows)
         except _Corrupt as error:
-            moved_to = quarantine(self.path)
+            moved_to = None if self.readonly else quarantine(self.path)
             self._flows, self._signature = {}, None
             raise StateCorruptError(self.path, str(error), moved_to) from None
         self._signature = signature

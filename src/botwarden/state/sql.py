@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botwarden.errors import FencedOut, SchemaVersionError, StateCorruptError, StoreUnavailable
+from botwarden.errors import (
+    FencedOut,
+    SchemaVersionError,
+    StateCorruptError,
+    StateError,
+    StateLost,
+    StoreUnavailable,
+)
 from botwarden.state.base import (
     SCHEMA_VERSION,
     Change,
@@ -31,7 +38,7 @@ from botwarden.state.base import (
     empty_snapshot,
     encode,
 )
-from botwarden.state.files import fsync_dir, quarantine
+from botwarden.state.files import FileId, file_id, fsync_dir, quarantine, refuse_another_format
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +133,9 @@ class EmbeddedSqlStore:
 
     Subclasses say how to connect, which DDL to run, and which of their driver's
     errors mean "this file is corrupt" as opposed to "busy" or "locked".
+
+    `readonly` is for commands that only look (`state show`, `status`): such a store
+    never creates, lays out or moves a file, and refuses every write.
     """
 
     durable = True
@@ -133,10 +143,19 @@ class EmbeddedSqlStore:
     companions: tuple[str, ...] = ()
     statements = Statements.for_dialect("?")
     ddl: tuple[str, ...] = ()
+    steady_companions: tuple[str, ...] = ()
+    """Companions that stay the same file while the store is open (SQLite's -wal, where
+    a commit lands first): one deleted or replaced loses the writes as surely as the
+    main file would."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
         self._conn: Any = None
+        self._watched = [
+            self.path.with_name(self.path.name + suffix) for suffix in ("", *self.steady_companions)
+        ]
+        self._open_files: dict[Path, FileId] = {}
 
     def describe(self) -> str:
         return f"{self.backend} {self.path}"
@@ -157,13 +176,19 @@ class EmbeddedSqlStore:
 
     # -- lifecycle -----------------------------------------------------------------
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         created = not self.path.exists()
+        if created and self.readonly:
+            raise StateError(f"state file {self.path} does not exist")
+        if created:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif refuse_another_format(self.path, self.backend) == "empty" and self.readonly:
+            # A writer takes an empty file for a new database; a reader says what it saw.
+            raise StateCorruptError(self.path, "the file is empty", None)
         try:
             self._conn = self._connect()
             self._check_integrity()
             self._prepare_layout()
-        except SchemaVersionError:
+        except StateError:
             self._close_quietly()
             raise
         except (CorruptionFound, *self.driver_errors) as error:
@@ -171,15 +196,35 @@ class EmbeddedSqlStore:
             reason = str(error) if isinstance(error, CorruptionFound) else self._corruption(error)
             if reason is None:
                 raise StoreUnavailable(f"{self.describe()}: cannot open: {error}") from error
-            moved_to = quarantine(self.path, self.companions)
+            moved_to = None if self.readonly else quarantine(self.path, self.companions)
             raise StateCorruptError(self.path, reason, moved_to) from error
         if created:
             fsync_dir(self.path.parent)
+        self._open_files = {}
+        self._check_files()
+
+    def _check_files(self) -> None:
+        """Raise `StateLost` if the file, or a steady companion, is no longer the one
+        open: deleted or replaced, a write would land where nobody reads it again.
+        One stat per file."""
+        for path in self._watched:
+            now, known = file_id(path), self._open_files.get(path)
+            if known is None:
+                if now is not None:  # first seen (a WAL made by the first write)
+                    self._open_files[path] = now
+            elif now != known:
+                what = "was deleted" if now is None else "was replaced by another file"
+                raise StateLost(path, what)
 
     def _prepare_layout(self) -> None:
         found = self._stored_version()
         if found is not None and found > SCHEMA_VERSION:
             raise SchemaVersionError(self.describe(), found, SCHEMA_VERSION)
+        if found is None and self.readonly:
+            raise StateError(
+                f"{self.describe()}: holds no botwarden state (no botwarden_schema table);"
+                " left as it is"
+            )
         if found is None:
             cursor = self._conn.cursor()
             cursor.execute("BEGIN")
@@ -223,8 +268,13 @@ class EmbeddedSqlStore:
         return snapshot_from_rows(rows)
 
     async def apply(self, flow_id: str, change: Change) -> None:
+        if self.readonly:
+            raise StateError(f"{self.describe()}: opened read-only, not for writing")
         with self._errors():
             self._apply(flow_id, change)
+        # After the commit, not before: a file lost between a check and the commit
+        # would take this write with it, and the caller would count it as durable.
+        self._check_files()
 
     def _apply(self, flow_id: str, change: Change) -> None:
         upserts, deletes = split_ops(flow_id, change)

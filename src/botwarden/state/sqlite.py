@@ -40,10 +40,19 @@ class SqliteStore(EmbeddedSqlStore):
         " doc TEXT NOT NULL, PRIMARY KEY (flow_id, collection, key)) WITHOUT ROWID",
     )
 
-    def __init__(self, path: Path | str) -> None:
-        super().__init__(Path(path))
+    steady_companions = ("-wal",)
+
+    def __init__(self, path: Path | str, readonly: bool = False) -> None:
+        super().__init__(Path(path), readonly)
 
     def _connect(self) -> Any:
+        if self.readonly:
+            # mode=ro: SQLite itself refuses every write. A reader of a WAL database
+            # may still create the empty -wal and -shm SQLite keeps beside it.
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            conn.execute(_PRAGMAS[-1])
+            return conn
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         mode = conn.execute(_PRAGMAS[0]).fetchone()[0]
         if mode != "wal":
