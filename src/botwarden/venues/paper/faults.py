@@ -23,13 +23,17 @@ The kinds, as a client sees them:
 - `partial_fill`: a market order fills `fraction` now and the rest at the next look.
 - `stale_lookup`: an order is not found by its client id for `seconds` after it was
   accepted (eventually consistent order lookups).
+- `clock_skew`: the exchange's clock runs `by` ahead of the host's (`by=8d`; behind
+  when negative, `by=-90s`): its trades, its server time and its market data move with
+  it (a lagging host before NTP syncs).
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -46,10 +50,17 @@ class FaultKind(StrEnum):
     SLOW = "slow"
     PARTIAL_FILL = "partial_fill"
     STALE_LOOKUP = "stale_lookup"
+    CLOCK_SKEW = "clock_skew"
 
 
-# Kinds that decide per call; the other two shape data (fills, lookups) instead.
-PER_CALL = frozenset(FaultKind) - {FaultKind.PARTIAL_FILL, FaultKind.STALE_LOOKUP}
+# Kinds that decide per call; the others shape data (fills, lookups, the clock) instead.
+PER_CALL = frozenset(FaultKind) - {
+    FaultKind.PARTIAL_FILL,
+    FaultKind.STALE_LOOKUP,
+    FaultKind.CLOCK_SKEW,
+}
+_SPAN = re.compile(r"^(-?\d+(?:\.\d+)?)(s|m|h|d)$")
+_UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 
 
 @dataclass
@@ -68,6 +79,8 @@ class FaultRule:
     retry_after: float | None = None
     fraction: Decimal = Decimal("0.5")
     """`partial_fill`: how much fills at once."""
+    by: timedelta = timedelta(0)
+    """`clock_skew`: how far the exchange's clock is ahead of the host's."""
     seen: int = 0
     fired: int = 0
 
@@ -114,6 +127,11 @@ class FaultPlan:
     def rule(self, kind: FaultKind) -> FaultRule | None:
         return next((r for r in self.rules if r.kind is kind), None)
 
+    def clock_skew(self) -> timedelta:
+        """How far the exchange's clock is to run from the host's."""
+        skew = self.rule(FaultKind.CLOCK_SKEW)
+        return skew.by if skew else timedelta(0)
+
     @classmethod
     def parse(cls, spec: str, seed: int = 0, where: str = "faults") -> FaultPlan:
         return cls(
@@ -156,11 +174,16 @@ def _set_option(rule: FaultRule, name: str, value: str) -> None:
         setattr(rule, "start" if name == "from" else "end", moment)
     elif name in ("seconds", "retry_after"):
         setattr(rule, name, float(value))
+    elif name == "by":
+        found = _SPAN.match(value)
+        if not found:
+            raise ValueError("a span is a number and a unit: 90s, 5m, 2h, 8d (or -8d)")
+        rule.by = timedelta(seconds=float(found.group(1)) * _UNITS[found.group(2)])
     elif name == "fraction":
         rule.fraction = Decimal(value)
         if not 0 < rule.fraction < 1:
             raise ValueError("a fraction is between 0 and 1, exclusive")
     else:
         raise ValueError(
-            "unknown option; use on, p, nth, times, from, to, seconds, retry_after, fraction"
+            "unknown option; use on, p, nth, times, from, to, seconds, retry_after, fraction, by"
         )
