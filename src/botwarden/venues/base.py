@@ -259,8 +259,9 @@ class Venue(Protocol):
 
     async def fills(self, since: datetime | None = None, cursor: str | None = None) -> FillPage:
         """Executions after `cursor` (or since `since`), oldest first. `since` is a time
-        of the host's clock (when the bot sent its first order): a venue whose clock is
-        off the host's finds its fills all the same."""
+        of the bot's clock (when it sent its first order): the host's for a real venue,
+        which finds its fills whatever its own clock says; the paper exchange's own when
+        the bot runs on it."""
         ...
 
     async def read_clock(self) -> ClockReading:

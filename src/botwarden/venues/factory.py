@@ -68,7 +68,7 @@ def open_paper_venue(
     faults = FaultPlan.parse(settings.faults, seed=settings.fault_seed)
     # Anchored even at speed 1: a book that once ran faster keeps its timeline.
     exchange_clock = AcceleratedClock(
-        book, settings.speed, real=clock, start=settings.start, skew=faults.clock_skew()
+        book, settings.speed, real=clock, start=settings.start, skew=faults.clock_skew
     )
     return PaperVenue(book, exchange_clock, faults, host_clock=clock)
 

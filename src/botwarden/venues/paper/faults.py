@@ -23,9 +23,11 @@ The kinds, as a client sees them:
 - `partial_fill`: a market order fills `fraction` now and the rest at the next look.
 - `stale_lookup`: an order is not found by its client id for `seconds` after it was
   accepted (eventually consistent order lookups).
-- `clock_skew`: the exchange's clock runs `by` ahead of the host's (`by=8d`; behind
-  when negative, `by=-90s`): its trades, its server time and its market data move with
-  it (a lagging host before NTP syncs).
+
+One more rule sets the exchange up rather than failing its calls (so it is no kind the
+plan draws): `clock_skew:by=8d` runs the exchange's clock that far ahead of the host's
+(behind when negative, `by=-90s`; units s, m, h, d): its trades, its server time and
+its market data move with it (a lagging host before NTP syncs).
 """
 
 from __future__ import annotations
@@ -50,15 +52,11 @@ class FaultKind(StrEnum):
     SLOW = "slow"
     PARTIAL_FILL = "partial_fill"
     STALE_LOOKUP = "stale_lookup"
-    CLOCK_SKEW = "clock_skew"
 
 
-# Kinds that decide per call; the others shape data (fills, lookups, the clock) instead.
-PER_CALL = frozenset(FaultKind) - {
-    FaultKind.PARTIAL_FILL,
-    FaultKind.STALE_LOOKUP,
-    FaultKind.CLOCK_SKEW,
-}
+# Kinds that decide per call; the other two shape data (fills, lookups) instead.
+PER_CALL = frozenset(FaultKind) - {FaultKind.PARTIAL_FILL, FaultKind.STALE_LOOKUP}
+CLOCK_SKEW = "clock_skew"
 _SPAN = re.compile(r"^(-?\d+(?:\.\d+)?)(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 
@@ -79,8 +77,6 @@ class FaultRule:
     retry_after: float | None = None
     fraction: Decimal = Decimal("0.5")
     """`partial_fill`: how much fills at once."""
-    by: timedelta = timedelta(0)
-    """`clock_skew`: how far the exchange's clock is ahead of the host's."""
     seen: int = 0
     fired: int = 0
 
@@ -92,8 +88,12 @@ class FaultRule:
 
 
 class FaultPlan:
-    def __init__(self, rules: list[FaultRule], seed: int = 0) -> None:
+    def __init__(
+        self, rules: list[FaultRule], seed: int = 0, clock_skew: timedelta = timedelta(0)
+    ) -> None:
         self.rules = rules
+        self.clock_skew = clock_skew
+        """How far the exchange's clock is to run ahead of the host's."""
         self._rng = random.Random(seed)
         self.fired: dict[FaultKind, int] = {}
 
@@ -127,16 +127,28 @@ class FaultPlan:
     def rule(self, kind: FaultKind) -> FaultRule | None:
         return next((r for r in self.rules if r.kind is kind), None)
 
-    def clock_skew(self) -> timedelta:
-        """How far the exchange's clock is to run from the host's."""
-        skew = self.rule(FaultKind.CLOCK_SKEW)
-        return skew.by if skew else timedelta(0)
-
     @classmethod
     def parse(cls, spec: str, seed: int = 0, where: str = "faults") -> FaultPlan:
-        return cls(
-            [_parse_rule(text.strip(), where) for text in spec.split(";") if text.strip()], seed
+        rules: list[FaultRule] = []
+        skew = timedelta(0)
+        for text in filter(None, (t.strip() for t in spec.split(";"))):
+            if text.partition(":")[0].strip() == CLOCK_SKEW:
+                skew = _parse_skew(text, where)
+            else:
+                rules.append(_parse_rule(text, where))
+        return cls(rules, seed, clock_skew=skew)
+
+
+def _parse_skew(text: str, where: str) -> timedelta:
+    option = text.partition(":")[2].strip()
+    name, _, value = option.partition("=")
+    found = _SPAN.match(value.strip()) if name.strip() == "by" else None
+    if not found:
+        raise ConfigError(
+            f"{where}: fault {CLOCK_SKEW}: {option!r}: give by= a number and a unit:"
+            " by=90s, 5m, 2h, 8d (or -8d)"
         )
+    return timedelta(seconds=float(found.group(1)) * _UNITS[found.group(2)])
 
 
 def _parse_rule(text: str, where: str) -> FaultRule:
@@ -144,7 +156,7 @@ def _parse_rule(text: str, where: str) -> FaultRule:
     try:
         kind = FaultKind(kind_text.strip())
     except ValueError:
-        allowed = ", ".join(k.value for k in FaultKind)
+        allowed = ", ".join([*(k.value for k in FaultKind), CLOCK_SKEW])
         raise ConfigError(
             f"{where}: unknown fault {kind_text.strip()!r}; use one of {allowed}"
         ) from None
@@ -174,16 +186,11 @@ def _set_option(rule: FaultRule, name: str, value: str) -> None:
         setattr(rule, "start" if name == "from" else "end", moment)
     elif name in ("seconds", "retry_after"):
         setattr(rule, name, float(value))
-    elif name == "by":
-        found = _SPAN.match(value)
-        if not found:
-            raise ValueError("a span is a number and a unit: 90s, 5m, 2h, 8d (or -8d)")
-        rule.by = timedelta(seconds=float(found.group(1)) * _UNITS[found.group(2)])
     elif name == "fraction":
         rule.fraction = Decimal(value)
         if not 0 < rule.fraction < 1:
             raise ValueError("a fraction is between 0 and 1, exclusive")
     else:
         raise ValueError(
-            "unknown option; use on, p, nth, times, from, to, seconds, retry_after, fraction, by"
+            "unknown option; use on, p, nth, times, from, to, seconds, retry_after, fraction"
         )
