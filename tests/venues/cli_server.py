@@ -16,13 +16,16 @@ from tests.state.test_crash import free_port
 
 
 @contextmanager
-def served_from_the_cli(api: str, cwd: Path, key: str, secret: str) -> Iterator[str]:
-    """Run `botwarden venue serve --api API` until the block ends; yields its URL, and
-    checks afterwards that it stopped cleanly on SIGTERM and said where it served."""
+def served_from_the_cli(
+    api: str, cwd: Path, key: str, secret: str, faults: str = ""
+) -> Iterator[str]:
+    """Run `botwarden venue serve --api API [--faults FAULTS]` until the block ends;
+    yields its URL, and checks afterwards that it stopped cleanly on SIGTERM and said
+    where it served."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "botwarden", "venue", "serve", "--api", api,
-         "--port", str(port), "--key", key, "--secret", secret],
+         "--port", str(port), "--key", key, "--secret", secret, "--faults", faults],
         cwd=cwd,
         stderr=subprocess.PIPE,
         env={**os.environ, "COLUMNS": "200"},
@@ -34,6 +37,8 @@ def served_from_the_cli(api: str, cwd: Path, key: str, secret: str) -> Iterator[
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break
             except OSError:
+                if server.poll() is not None:  # it refused to start: say why
+                    raise AssertionError(server.stderr.read().decode()) from None
                 assert time.monotonic() < deadline, "the emulator did not start"
                 time.sleep(0.05)
         yield f"http://127.0.0.1:{port}"

@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from botwarden.venues.emulators.binance import Flavour
 from botwarden.venues.emulators.server import serving
 from botwarden.venues.paper.venue import PaperVenue
 from tests.venues.test_ccxt_adapter import KEY, SECRET, start
-from tests.venues.test_paper import FEED, T0, first_time_price
+from tests.venues.test_paper import FEED, T0, Clock, first_time_price
 
 
 class Client:
@@ -247,3 +248,68 @@ def test_the_emulator_starts_from_the_command_line(tmp_path: Path, api: str) -> 
             quantity="0.1", newClientOrderId="cli-1",
         )  # fmt: skip
         assert (status, order["status"], order["clientOrderId"]) == (200, "FILLED", "cli-1")
+
+
+def ms(moment) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@pytest.mark.parametrize("flavour", ["spot", "usdm"])
+def test_the_server_time_is_the_exchanges_clock_and_signatures_the_hosts(
+    tmp_path: Path, flavour: Flavour
+) -> None:
+    """A venue tells the time its trades are stamped with. Request timestamps are
+    checked against the host's clock, so an exchange clock a test freezes, speeds up
+    or sets off still takes the requests of a client on this host."""
+    venue, app = start(tmp_path, flavour, clock=Clock(T0 + timedelta(days=8)))
+    prefix = "/api/v3" if flavour == "spot" else "/fapi/v1"
+    with serving(app) as url:
+        client = Client(url)
+        assert client.call("GET", f"{prefix}/time", sign=False) == (
+            200, {"serverTime": ms(T0 + timedelta(days=8))}
+        )  # fmt: skip
+        _, info = client.call("GET", f"{prefix}/exchangeInfo", sign=False)
+        assert info["serverTime"] == ms(T0 + timedelta(days=8))
+        account = "/api/v3/account" if flavour == "spot" else "/fapi/v2/account"
+        assert client.call("GET", account)[0] == 200
+    venue.book.close()
+
+
+def test_futures_trades_are_asked_for_a_week_at_most(emulator) -> None:
+    """USD-M: "The time between startTime and endTime cannot be longer than 7 days";
+    without either, the last 7 days, by the exchange's clock."""
+    client, venue = emulator
+    client.call(
+        "POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="MARKET",
+        quantity="0.01", newClientOrderId="o1",
+    )  # fmt: skip
+    week = timedelta(days=7)
+    status, answer = client.call(
+        "GET", "/fapi/v1/userTrades", symbol="BTCUSDT",
+        startTime=ms(T0 - week), endTime=ms(T0 + timedelta(seconds=1)),
+    )  # fmt: skip
+    assert (status, answer["code"]) == (400, -1127)
+    _, found = client.call(
+        "GET", "/fapi/v1/userTrades", symbol="BTCUSDT", startTime=ms(T0 - week), endTime=ms(T0)
+    )
+    assert [t["id"] for t in found] == [1]
+    assert [t["id"] for t in client.call("GET", "/fapi/v1/userTrades", symbol="BTCUSDT")[1]] == [1]
+    venue.clock.now = T0 + week + timedelta(seconds=1)
+    assert client.call("GET", "/fapi/v1/userTrades", symbol="BTCUSDT")[1] == []
+    _, by_id = client.call("GET", "/fapi/v1/userTrades", symbol="BTCUSDT", fromId=0)
+    assert [t["id"] for t in by_id] == [1], "by trade id, however old"
+
+
+def test_the_emulators_clock_can_be_set_off_the_hosts_from_the_command_line(
+    tmp_path: Path,
+) -> None:
+    from tests.venues.cli_server import served_from_the_cli
+
+    faults = "clock_skew:by=-8d"
+    with served_from_the_cli("binanceusdm", tmp_path, KEY, SECRET, faults) as url:
+        client = Client(url)
+        before = int(time.time() * 1000)
+        _, answer = client.call("GET", "/fapi/v1/time", sign=False)
+        behind = before - answer["serverTime"]
+        assert abs(behind - ms(T0 + timedelta(days=8)) + ms(T0)) < 60_000
+        assert client.call("GET", "/fapi/v2/account")[0] == 200, "signed by the host's clock"

@@ -4,13 +4,17 @@ what it may do."""
 
 from __future__ import annotations
 
+import gc
+import logging
+import warnings
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +45,10 @@ SYMBOLS: dict[Flavour, str] = {"spot": "BTC/USDT", "usdm": "BTC/USDT:USDT"}
 
 
 def start(
-    tmp_path: Path, flavour: Flavour, faults: str = "", clock: Clock | None = None
+    tmp_path: Path,
+    flavour: Flavour,
+    faults: str = "",
+    clock: Callable[[], datetime] | None = None,
 ) -> tuple[PaperVenue, object]:
     """A Binance emulator over a paper exchange kept the way Binance keeps accounts:
     USDT, client ids unique among open orders, no shorting on spot."""
@@ -54,7 +61,9 @@ def start(
     return venue, create_app(venue, flavour, KEY, SECRET)
 
 
-def adapter(url: str, flavour: Flavour, key: str = KEY, timeout: float = 2.0) -> CcxtVenue:
+def adapter(
+    url: str, flavour: Flavour, key: str = KEY, timeout: float = 2.0, **extra: Any
+) -> CcxtVenue:
     return CcxtVenue(
         EXCHANGES[flavour],
         key,
@@ -65,6 +74,7 @@ def adapter(url: str, flavour: Flavour, key: str = KEY, timeout: float = 2.0) ->
         reads=QUICK,
         cancels=QUICK,
         throttle=False,  # ccxt paces requests to Binance's limits; the emulator has none
+        **extra,
     )
 
 
@@ -92,7 +102,7 @@ async def emulated_ccxt(
     clock = Clock()
     exchange, app = start(tmp_path, flavour, faults, clock)
     with serving(app) as url:
-        venue = adapter(url, flavour)
+        venue = adapter(url, flavour, host_clock=clock)  # the host and the venue agree
         await venue.connect()
         try:
             yield Emulated(venue, clock, exchange, app.state.calls, flavour, url)
@@ -270,11 +280,48 @@ async def test_wrong_keys_are_an_auth_error_at_connect(tmp_path: Path) -> None:
     exchange.book.close()
 
 
-async def test_a_venue_that_cannot_be_reached_is_retryable() -> None:
-    venue = adapter(f"http://127.0.0.1:{free_port()}", "spot", timeout=1)
-    with pytest.raises(Retryable, match="could not connect"):
+async def test_a_venue_that_cannot_be_reached_is_retryable_and_a_later_connect_works(
+    tmp_path: Path,
+) -> None:
+    """The bot waits for a venue that is down at start (the runner retries `connect`):
+    a failed connect says why, and leaves nothing behind that the next one trips on."""
+    port = free_port()
+    venue = adapter(f"http://127.0.0.1:{port}", "usdm", timeout=1, host_clock=Clock())
+    assert await failure(venue.connect()) == (
+        "Retryable: binanceusdm: markets could not load: could not connect"
+    )
+    exchange, app = start(tmp_path, "usdm")
+    with serving(app, port=port), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         await venue.connect()
-    await venue.close()
+        assert await venue.positions() == []
+        await venue.close()
+        gc.collect()
+    exchange.book.close()
+    assert not [w for w in caught if "Unclosed" in str(w.message)], "a leaked HTTP session"
+
+
+async def failure(call: Awaitable[object]) -> str:
+    """How `call` failed, as a line; kept apart so that nothing of the failure (its
+    traceback's frames) outlives it."""
+    try:
+        await call
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    raise AssertionError("it did not fail")
+
+
+async def test_a_venue_that_answers_nothing_at_start_is_retryable_not_ambiguous(
+    tmp_path: Path,
+) -> None:
+    """Connecting changes nothing at the venue, so no answer there is only "try later"."""
+    exchange, app = start(tmp_path, "usdm", "server_error:on=balance")
+    with serving(app) as url:
+        venue = adapter(url, "usdm", host_clock=Clock())
+        with pytest.raises(Retryable, match=r"the account could not be read: .*-100[07]"):
+            await venue.connect()
+        await venue.close()
+    exchange.book.close()
 
 
 def test_binance_errors_are_read_from_the_body_whatever_the_host() -> None:
@@ -378,3 +425,57 @@ def test_a_futures_stops_state_follows_the_order_it_became() -> None:
     assert state("closed", "FINISHED", 1) is OrderState.FILLED
     assert state("closed", "FINISHED", 0) is OrderState.CANCELED, "triggered, then canceled"
     assert state("closed", "FINISHED", 0.4) is OrderState.CANCELED
+
+
+def skewed(by: timedelta) -> Callable[[], datetime]:
+    """A venue's clock `by` ahead of this host's (behind, when negative)."""
+    return lambda: datetime.now(UTC) + by
+
+
+@pytest.mark.parametrize("flavour", ["spot", "usdm"])
+@pytest.mark.parametrize("skew", [timedelta(days=8), -timedelta(days=8)], ids=["ahead", "behind"])
+async def test_a_fill_is_learned_whichever_way_the_venues_clock_is_off(
+    tmp_path: Path, flavour: Flavour, skew: timedelta
+) -> None:
+    """Issue 12.5: the venue's clock a week and more off the host's (a lagging host
+    before NTP syncs, an accelerated emulator). The bot asks for fills since the host's
+    time it sent its first order; the venue stamps the fill with its own time."""
+    exchange, app = start(tmp_path, flavour, clock=skewed(skew))
+    symbol = SYMBOLS[flavour]
+    with serving(app) as url:
+        venue = adapter(url, flavour)  # the host's real clock
+        await venue.connect()
+        sent_at = datetime.now(UTC)
+        await venue.submit(btc("bw-entry", symbol=symbol))
+        page = await venue.fills(since=sent_at)
+        assert [f.client_order_id for f in page.fills] == ["bw-entry"]
+        assert (await venue.fills(cursor=page.cursor)).fills == []
+        await venue.submit(btc("bw-exit", symbol=symbol, side="sell"))
+        later = await venue.fills(cursor=page.cursor)
+        assert [f.client_order_id for f in later.fills] == ["bw-exit"]
+        await venue.close()
+    exchange.book.close()
+
+
+async def test_connect_reads_the_venues_clock_and_warns_when_it_is_off(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    exchange, app = start(tmp_path, "usdm", clock=skewed(timedelta(days=8)))
+    with serving(app) as url:
+        venue = adapter(url, "usdm")
+        with caplog.at_level(logging.WARNING, logger="botwarden.venues.ccxt"):
+            await venue.connect()
+        assert "clock is 8.0 days ahead of this host's (tolerance 5 s)" in caplog.text
+        reading = await venue.read_clock()
+        assert reading.skewed
+        assert abs(reading.offset - timedelta(days=8)) < timedelta(minutes=1)
+        await venue.close()
+
+        caplog.clear()
+        tolerant = adapter(url, "usdm", clock_tolerance=timedelta(days=9))
+        with caplog.at_level(logging.WARNING, logger="botwarden.venues.ccxt"):
+            await tolerant.connect()
+        assert "clock" not in caplog.text
+        assert not (await tolerant.read_clock()).skewed
+        await tolerant.close()
+    exchange.book.close()

@@ -123,6 +123,8 @@ async def test_the_same_seed_gives_the_same_faults(tmp_path: Path) -> None:
         ("rate_limit:p=2", "'p=2': a probability is between 0 and 1"),
         ("outage:from=2026-03-02T15:00", "give the time zone"),
         ("slow:speed=3", "unknown option"),
+        ("clock_skew:by=8 days", "clock_skew: 'by=8 days': give by= a number and a unit"),
+        ("clock_skew:p=1", "clock_skew: 'p=1': give by= a number and a unit"),
     ],
 )
 def test_a_bad_fault_spec_is_one_clear_error(spec: str, message: str) -> None:

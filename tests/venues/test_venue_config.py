@@ -272,3 +272,25 @@ def test_a_ccxt_venue_names_an_exchange_ccxt_knows(tmp_path: Path) -> None:
     config = load_config(path)
     with pytest.raises(ConfigError, match=r"no exchange 'binanceusd'; did you mean binanceusdm"):
         open_venue(config.venue, config.bot_id, config.base_dir)
+
+
+async def test_a_clock_skew_sets_the_exchanges_clock_off_the_hosts(tmp_path: Path) -> None:
+    """`clock_skew:by=-8d`: the exchange's clock (its fills, its prices, the time it
+    tells) runs 8 days behind the host's, as at a venue whose host lags."""
+    from datetime import timedelta
+
+    from tests.venues.test_paper import T0
+
+    path = tmp_path / "bot.yaml"
+    path.write_text("bot_id: s\nvenue: {faults: 'clock_skew:by=-8d'}\n")
+    config = load_config(path)
+    host = Clock()
+    venue = open_paper_venue(config.venue, config.bot_id, config.base_dir, host)
+    assert venue.clock() == T0 - timedelta(days=8)
+    reading = await venue.read_clock()
+    assert (reading.offset, reading.skewed) == (-timedelta(days=8), True)
+    assert reading.describe("paper") == (
+        "paper's clock is 8.0 days behind this host's (tolerance 5 s)"
+    )
+    assert await venue.positions() == [], "no call fails for it"
+    venue.book.close()

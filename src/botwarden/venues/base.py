@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal, Protocol
@@ -197,6 +197,43 @@ class Capabilities:
     once the other exits of the position are canceled."""
 
 
+DEFAULT_CLOCK_TOLERANCE = timedelta(seconds=5)
+"""How far a venue's clock may be from the host's before the bot warns."""
+
+
+@dataclass(frozen=True)
+class ClockReading:
+    """The venue's clock, read against the host's at the moment the venue answered."""
+
+    venue_time: datetime
+    host_time: datetime
+    tolerance: timedelta = DEFAULT_CLOCK_TOLERANCE
+
+    @property
+    def offset(self) -> timedelta:
+        """The venue's time minus the host's: positive when the venue is ahead."""
+        return self.venue_time - self.host_time
+
+    @property
+    def skewed(self) -> bool:
+        return abs(self.offset) > self.tolerance
+
+    def describe(self, venue: str) -> str:
+        way = "ahead of" if self.offset > timedelta(0) else "behind"
+        return (
+            f"{venue}'s clock is {_span(abs(self.offset))} {way} this host's"
+            f" (tolerance {_span(self.tolerance)})"
+        )
+
+
+def _span(span: timedelta) -> str:
+    seconds = span.total_seconds()
+    for unit, size in (("days", 86_400), ("hours", 3_600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:g} s"
+
+
 # -- the port ------------------------------------------------------------------------
 
 
@@ -221,7 +258,15 @@ class Venue(Protocol):
         ...
 
     async def fills(self, since: datetime | None = None, cursor: str | None = None) -> FillPage:
-        """Executions after `cursor` (or since `since`), oldest first."""
+        """Executions after `cursor` (or since `since`), oldest first. `since` is a time
+        of the bot's clock (when it sent its first order): the host's for a real venue,
+        which finds its fills whatever its own clock says; the paper exchange's own when
+        the bot runs on it."""
+        ...
+
+    async def read_clock(self) -> ClockReading:
+        """The venue's clock against the host's, read now: from the venue where it tells
+        its time (the paper exchange: its own clock), else the host's."""
         ...
 
     async def submit(self, request: OrderRequest) -> VenueOrder:

@@ -15,14 +15,21 @@ What this adapter adds to ccxt:
 
 Binance lists fills one market at a time, so `fills` asks each market the bot
 trades (the configured `symbols`, and every market it held or ordered in).
+
+Fills are searched by the venue's clock, never the host's: the first search (before any
+fill is known) reads the venue's time (`fetch_time`) and walks from the bot's first
+order, moved onto the venue's clock, up to the venue's present; after that, fills are
+paged by trade id, which no clock moves. `connect` reads the clock too, and warns when
+it is further off the host's than `clock_tolerance`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -32,11 +39,13 @@ from botwarden.domain.models import Fill, OrderSide, Side
 from botwarden.domain.orders import OrderType
 from botwarden.errors import ConfigError
 from botwarden.venues.base import (
+    DEFAULT_CLOCK_TOLERANCE,
     Ambiguous,
     AuthError,
     Balance,
     Bar,
     Capabilities,
+    ClockReading,
     FillPage,
     NotFound,
     OrderRequest,
@@ -49,6 +58,8 @@ from botwarden.venues.base import (
 )
 from botwarden.venues.retry import CANCELS, NO_RETRY, READS, RetryPolicy, call_with_retry
 from botwarden.venues.rules import enforce
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -92,6 +103,9 @@ _STATUS = re.compile(r"^\S+ (?:GET|POST|PUT|DELETE) \S+ (\d{3}) ")
 _QUERY = re.compile(r"\?\S*")
 WEEK_MS = 7 * 86_400_000
 """Binance USD-M answers trades for at most a week per request (ccxt clips to it)."""
+SINCE_MARGIN = timedelta(minutes=1)
+"""A search for fills starts this much earlier than asked: a clock reading is off by up
+to half a round trip, and a trade seen twice costs nothing (the ledger keys by id)."""
 
 
 def known_exchanges() -> list[str]:
@@ -138,6 +152,10 @@ def _decimal(value: Any) -> Decimal | None:
     return None if value in (None, "") else Decimal(str(value))
 
 
+def _host_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class CcxtVenue:
     def __init__(
         self,
@@ -152,6 +170,8 @@ class CcxtVenue:
         reads: RetryPolicy = READS,
         cancels: RetryPolicy = CANCELS,
         throttle: bool = True,
+        clock_tolerance: timedelta = DEFAULT_CLOCK_TOLERANCE,
+        host_clock: Callable[[], datetime] = _host_now,
     ) -> None:
         self.name = exchange_id
         self._throttle = throttle
@@ -165,6 +185,9 @@ class CcxtVenue:
         }
         self._timeout = timeout
         self._reads, self._cancels = reads, cancels
+        self._clock_tolerance = clock_tolerance
+        self._host_clock = host_clock
+        """The clock the bot's own times come from (`since` of `fills`)."""
         self._symbols = list(dict.fromkeys(symbols))
         """Where fills are looked for: the configured markets, then each one traded."""
         self._exchange: Any = None
@@ -189,8 +212,19 @@ class CcxtVenue:
 
     # -- plumbing ----------------------------------------------------------------------
     async def connect(self) -> None:
+        """Load the markets, read the venue's clock, prove the keys. Connecting changes
+        nothing at the venue, so a venue that cannot be reached or does not answer is
+        `Retryable`, and a failed connect leaves nothing open: call it again."""
         if self.name not in known_exchanges():
             raise ConfigError(f"venue.exchange: ccxt knows no exchange {self.name!r}")
+        await self.close()  # a connect before this one: its HTTP session
+        try:
+            await self._open()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _open(self) -> None:
         import ccxt.async_support as ccxt
 
         self._exchange = getattr(ccxt, self.name)(
@@ -204,16 +238,38 @@ class CcxtVenue:
         )
         if self._base_url:
             self._exchange.urls["api"] = rewrite_hosts(self._exchange.urls["api"], self._base_url)
-        await self._call("markets", self._exchange.load_markets, self._reads)
+        await _later(
+            self._call("markets", self._exchange.load_markets, self._reads),
+            "markets could not load",
+        )
         self._spot = self._exchange.options.get("defaultType", "spot") == "spot"
         self.capabilities = self._capabilities()
         for symbol in self._symbols:
             self._rules(symbol)  # a configured market that is not listed: say so now
-        await self.balance()  # proves the keys now, not at the first order
+        clock = await _later(self.read_clock(), "the clock could not be read")
+        if clock.skewed:
+            log.warning(
+                "%s: fills are looked for by the venue's time; set this host's clock (NTP)",
+                clock.describe(self.name),
+            )
+        # The keys are proven now, not at the first order.
+        await _later(self.balance(), "the account could not be read")
 
     async def close(self) -> None:
         if self._exchange is not None:
-            await self._exchange.close()
+            exchange, self._exchange = self._exchange, None
+            await exchange.close()
+
+    async def read_clock(self) -> ClockReading:
+        """The venue's time (`fetch_time`) against the host's at the middle of the call;
+        the host's own where the exchange tells no time."""
+        if not self._exchange.has.get("fetchTime"):
+            now = self._host_clock()
+            return ClockReading(now, now, self._clock_tolerance)
+        sent = self._host_clock()
+        told = await self._call("server time", self._exchange.fetch_time, self._reads)
+        answered = self._host_clock()
+        return ClockReading(_time(told), sent + (answered - sent) / 2, self._clock_tolerance)
 
     async def _call(self, what: str, call: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
         async def once() -> T:
@@ -419,7 +475,7 @@ class CcxtVenue:
         oldest first. Binance pages trades by id (`fromId`); a time only finds the
         first one, and on USD-M a week at a time."""
         if last_id is None and since is not None:
-            first = await self._first_trades_since(symbol, _ms(since))
+            first = await self._first_trades_since(symbol, since)
             if not first:
                 return []
             trades, last_id = first, int(first[-1]["id"])
@@ -440,11 +496,14 @@ class CcxtVenue:
                 return trades
             last_id = int(page[-1]["id"])
 
-    async def _first_trades_since(self, symbol: str, since: int) -> list[dict[str, Any]]:
-        """The trades from `since` on, up to a page: on USD-M one week at a time (the
-        most Binance answers for), up to now."""
+    async def _first_trades_since(self, symbol: str, since: datetime) -> list[dict[str, Any]]:
+        """The trades from `since` (the host's time) on, up to a page, searched by the
+        venue's clock: from `since` moved onto it, and on USD-M one week at a time (the
+        most Binance answers for) up to the venue's present, wherever the host's is."""
+        clock = await self.read_clock()
+        start = _ms(since + clock.offset - SINCE_MARGIN)
+        present = _ms(clock.venue_time)
         window = WEEK_MS if not self._spot else None
-        start = since
         while True:
             until = None if window is None else start + window
             params = {} if until is None else {"until": until}
@@ -453,7 +512,7 @@ class CcxtVenue:
                 lambda s=start, p=params: self._exchange.fetch_my_trades(symbol, s, 1000, p),
                 self._reads,
             )
-            if page or until is None or until >= self._exchange.milliseconds():
+            if page or until is None or until >= present:
                 return page
             start = until
 
@@ -663,6 +722,17 @@ class CcxtVenue:
             created_at=created,
             updated_at=_time(updated) if updated else created,
         )
+
+
+async def _later(step: Awaitable[T], failure: str) -> T:
+    """A step of connecting. It changes nothing at the venue, so no answer there (an
+    `Ambiguous` read) only means "try again later", like no connection."""
+    try:
+        return await step
+    except (Retryable, Ambiguous) as error:
+        # "<venue>: <call>: <cause>" -> the cause
+        cause = str(error).removeprefix(f"{error.venue}: ").split(": ", 1)[-1]
+        raise Retryable(error.venue, f"{failure}: {cause}") from error
 
 
 def _refused(error: Exception) -> bool:

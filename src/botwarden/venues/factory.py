@@ -65,11 +65,12 @@ def open_paper_venue(
     clock: Callable[[], datetime] = utc_now,
 ) -> PaperVenue:
     book = paper_book(settings, resolve_path(settings.path, flow_id, base_dir))
+    faults = FaultPlan.parse(settings.faults, seed=settings.fault_seed)
     # Anchored even at speed 1: a book that once ran faster keeps its timeline.
-    exchange_clock = AcceleratedClock(book, settings.speed, real=clock, start=settings.start)
-    return PaperVenue(
-        book, exchange_clock, FaultPlan.parse(settings.faults, seed=settings.fault_seed)
+    exchange_clock = AcceleratedClock(
+        book, settings.speed, real=clock, start=settings.start, skew=faults.clock_skew
     )
+    return PaperVenue(book, exchange_clock, faults, host_clock=clock)
 
 
 def read_secrets_file(path: Path) -> dict[str, str]:

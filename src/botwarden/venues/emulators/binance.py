@@ -16,7 +16,13 @@ here works against it, signatures and all. Facts of Binance's API implemented he
   `triggerPrice`): the regular order lists do not show them until they trigger; a
   triggered stop becomes a market order of its own (`actualOrderId`), whose trades
   name that order, not the stop;
-- a spot account holds assets, not positions: a bought coin is a balance.
+- a spot account holds assets, not positions: a bought coin is a balance;
+- USD-M answers trades for at most 7 days between `startTime` and `endTime`, and
+  without either (nor `fromId`) for the last 7 days;
+- `GET .../time` tells the exchange's clock, the one its trades are stamped with.
+  (Request timestamps are checked against the host's clock, unlike Binance: a test's
+  exchange clock may be frozen, accelerated or set off, and its client lives on the
+  host.)
 
 The paper exchange's injected faults come back as the HTTP failures a client of Binance
 meets (429, 503 -1008 for "try again", 503 -1007 for "may have happened").
@@ -167,6 +173,7 @@ def _order_number(order: VenueOrder) -> int:
     return int(order.venue_order_id.removeprefix("P"))
 
 
+FUTURES_TRADES_WINDOW_MS = 7 * 86_400_000
 TRIGGERED_BASE = 1_000_000_000
 """A triggered USD-M stop becomes a market order with an id of its own: the stop's
 number plus this (algo ids and order ids are separate sequences at Binance)."""
@@ -454,7 +461,8 @@ def create_app(
     server_clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     """Binance spot (`flavour="spot"`) or USD-M futures (`"usdm"`) over `venue`. With a
-    key and secret, only signed requests made with them are served."""
+    key and secret, only signed requests made with them are served, their timestamps
+    checked against `server_clock` (the host's)."""
     if (key is None) != (secret is None):
         raise ValueError("a key and a secret go together (or neither)")
     exchange = Exchange(venue, flavour)
@@ -618,6 +626,10 @@ def create_app(
         limit = min(int(params.get("limit") or 500), 1000)
         start, end = params.get("startTime"), params.get("endTime")
         from_id = params.get("fromId")
+        # Binance: from the start (time or id) when one is given, else the most recent.
+        oldest_first = bool(start or from_id)
+        if flavour == "usdm" and not from_id:
+            start, end = futures_trades_window(start, end)
         chosen = []
         for fill in rows:
             number = int(fill.trade_id.removeprefix("T"))
@@ -633,8 +645,19 @@ def create_app(
             if params.get("orderId") and exchange.order_id(order) != int(params["orderId"]):
                 continue
             chosen.append(exchange.trade_json(number, fill, order))
-        # Binance: from the start (time or id) when one is given, else the most recent.
-        return chosen[:limit] if start or from_id else chosen[-limit:]
+        return chosen[:limit] if oldest_first else chosen[-limit:]
+
+    def futures_trades_window(start: str | None, end: str | None) -> tuple[str, str]:
+        """The (startTime, endTime) USD-M answers trades for: a week at most."""
+        if not start and not end:
+            end = str(_ms(venue.clock()))
+        if not start:
+            start = str(int(end) - FUTURES_TRADES_WINDOW_MS)
+        if not end:
+            end = str(int(start) + FUTURES_TRADES_WINDOW_MS)
+        if int(end) - int(start) > FUTURES_TRADES_WINDOW_MS:
+            raise BinanceError(400, -1127, "More than 7 days between startTime and endTime.")
+        return start, end
 
     # -- public market data --------------------------------------------------------------
     def ticker(book_symbol: str) -> dict[str, Any]:
@@ -700,7 +723,7 @@ def create_app(
     def exchange_info() -> dict[str, Any]:
         return {
             "timezone": "UTC",
-            "serverTime": int(server_clock() * 1000),
+            "serverTime": _ms(venue.clock()),
             "rateLimits": [
                 {
                     "rateLimitType": "REQUEST_WEIGHT",
@@ -720,7 +743,7 @@ def create_app(
         }
 
     def server_time() -> dict[str, int]:
-        return {"serverTime": int(server_clock() * 1000)}
+        return {"serverTime": _ms(venue.clock())}
 
     prefix = "/api/v3" if flavour == "spot" else "/fapi/v1"
     app.get(f"{prefix}/ping")(lambda: {})

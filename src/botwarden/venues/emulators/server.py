@@ -11,9 +11,10 @@ import uvicorn
 
 
 @contextmanager
-def serving(app: object) -> Iterator[str]:
-    """Serve `app` on 127.0.0.1 (a free port) while the block runs; yields its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+def serving(app: object, port: int = 0) -> Iterator[str]:
+    """Serve `app` on 127.0.0.1 (`port`, else a free one) while the block runs; yields
+    its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Literal
@@ -94,7 +94,11 @@ class PaperBook:
         self._db.close()
 
     def clock_anchor(
-        self, speed: float, real_now: datetime, start: datetime | None = None
+        self,
+        speed: float,
+        real_now: datetime,
+        start: datetime | None = None,
+        skew: timedelta = timedelta(0),
     ) -> tuple[datetime, datetime]:
         """The (exchange time, wall time) pair a clock running at `speed` counts from;
         a new book's exchange time starts at `start` (default: the wall clock).
@@ -102,6 +106,8 @@ class PaperBook:
         Kept in the book with its speed, so the exchange's timeline survives restarts;
         a restart at another speed re-anchors where the old timeline had got to, and
         never before the last moment the book processed: exchange time never runs back.
+        The anchor is kept without the clock's `skew` (the times the book processed
+        include it).
         """
         stored = self._meta("clock_anchor")
         if stored is not None:
@@ -114,7 +120,7 @@ class PaperBook:
             venue_now = start or real_now
         processed = self._meta("processed_until")
         if processed is not None:
-            venue_now = max(venue_now, datetime.fromisoformat(processed))
+            venue_now = max(venue_now, datetime.fromisoformat(processed) - skew)
         self._set_meta("clock_anchor", f"{venue_now.isoformat()} {real_now.isoformat()} {speed!r}")
         return venue_now, real_now
 

@@ -23,13 +23,19 @@ The kinds, as a client sees them:
 - `partial_fill`: a market order fills `fraction` now and the rest at the next look.
 - `stale_lookup`: an order is not found by its client id for `seconds` after it was
   accepted (eventually consistent order lookups).
+
+One more rule sets the exchange up rather than failing its calls (so it is no kind the
+plan draws): `clock_skew:by=8d` runs the exchange's clock that far ahead of the host's
+(behind when negative, `by=-90s`; units s, m, h, d): its trades, its server time and
+its market data move with it (a lagging host before NTP syncs).
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -50,6 +56,9 @@ class FaultKind(StrEnum):
 
 # Kinds that decide per call; the other two shape data (fills, lookups) instead.
 PER_CALL = frozenset(FaultKind) - {FaultKind.PARTIAL_FILL, FaultKind.STALE_LOOKUP}
+CLOCK_SKEW = "clock_skew"
+_SPAN = re.compile(r"^(-?\d+(?:\.\d+)?)(s|m|h|d)$")
+_UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 
 
 @dataclass
@@ -79,8 +88,12 @@ class FaultRule:
 
 
 class FaultPlan:
-    def __init__(self, rules: list[FaultRule], seed: int = 0) -> None:
+    def __init__(
+        self, rules: list[FaultRule], seed: int = 0, clock_skew: timedelta = timedelta(0)
+    ) -> None:
         self.rules = rules
+        self.clock_skew = clock_skew
+        """How far the exchange's clock is to run ahead of the host's."""
         self._rng = random.Random(seed)
         self.fired: dict[FaultKind, int] = {}
 
@@ -116,9 +129,26 @@ class FaultPlan:
 
     @classmethod
     def parse(cls, spec: str, seed: int = 0, where: str = "faults") -> FaultPlan:
-        return cls(
-            [_parse_rule(text.strip(), where) for text in spec.split(";") if text.strip()], seed
+        rules: list[FaultRule] = []
+        skew = timedelta(0)
+        for text in filter(None, (t.strip() for t in spec.split(";"))):
+            if text.partition(":")[0].strip() == CLOCK_SKEW:
+                skew = _parse_skew(text, where)
+            else:
+                rules.append(_parse_rule(text, where))
+        return cls(rules, seed, clock_skew=skew)
+
+
+def _parse_skew(text: str, where: str) -> timedelta:
+    option = text.partition(":")[2].strip()
+    name, _, value = option.partition("=")
+    found = _SPAN.match(value.strip()) if name.strip() == "by" else None
+    if not found:
+        raise ConfigError(
+            f"{where}: fault {CLOCK_SKEW}: {option!r}: give by= a number and a unit:"
+            " by=90s, 5m, 2h, 8d (or -8d)"
         )
+    return timedelta(seconds=float(found.group(1)) * _UNITS[found.group(2)])
 
 
 def _parse_rule(text: str, where: str) -> FaultRule:
@@ -126,7 +156,7 @@ def _parse_rule(text: str, where: str) -> FaultRule:
     try:
         kind = FaultKind(kind_text.strip())
     except ValueError:
-        allowed = ", ".join(k.value for k in FaultKind)
+        allowed = ", ".join([*(k.value for k in FaultKind), CLOCK_SKEW])
         raise ConfigError(
             f"{where}: unknown fault {kind_text.strip()!r}; use one of {allowed}"
         ) from None

@@ -19,6 +19,7 @@ from botwarden.venues.base import (
     Balance,
     Bar,
     Capabilities,
+    ClockReading,
     FillPage,
     NotFound,
     OrderRequest,
@@ -50,7 +51,11 @@ def utc_now() -> datetime:
 class AcceleratedClock:
     """Exchange time running `speed` times faster than the wall clock, from an anchor kept
     in the book: a restart (or a bot down for a minute) finds the exchange `speed`
-    minutes further on, as a real exchange would have moved on without it."""
+    minutes further on, as a real exchange would have moved on without it.
+
+    `skew` sets the exchange's clock that far off the host's on top (the `clock_skew`
+    fault). It is not kept in the book: taking it away turns the exchange's clock back,
+    and the book then waits for its time to catch up (use a fresh book instead)."""
 
     def __init__(
         self,
@@ -58,13 +63,15 @@ class AcceleratedClock:
         speed: float,
         real: Callable[[], datetime] = utc_now,
         start: datetime | None = None,
+        skew: timedelta = timedelta(0),
     ) -> None:
         self.speed = speed
+        self.skew = skew
         self._real = real
-        self._venue_anchor, self._real_anchor = book.clock_anchor(speed, real(), start)
+        self._venue_anchor, self._real_anchor = book.clock_anchor(speed, real(), start, skew)
 
     def __call__(self) -> datetime:
-        return self._venue_anchor + (self._real() - self._real_anchor) * self.speed
+        return self._venue_anchor + (self._real() - self._real_anchor) * self.speed + self.skew
 
 
 class PaperVenue:
@@ -76,6 +83,7 @@ class PaperVenue:
         clock: Callable[[], datetime] = utc_now,
         faults: FaultPlan | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        host_clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.book = book
         self.faults = faults or FaultPlan([])
@@ -83,6 +91,8 @@ class PaperVenue:
         """The exchange's time: the wall clock, an accelerated one, or a test's."""
         self._sleep = sleep
         """How a `slow` answer waits (a simulation moves its clock instead)."""
+        self._host_clock = host_clock
+        """The host's clock, which the exchange's may run ahead of (accelerated, skewed)."""
         self.capabilities = Capabilities(
             shorting=book.settings.shorting,
             stop_orders=True,
@@ -124,6 +134,9 @@ class PaperVenue:
 
     async def close(self) -> None:
         self.book.close()
+
+    async def read_clock(self) -> ClockReading:
+        return ClockReading(venue_time=self.clock(), host_time=self._host_clock())
 
     async def balance(self) -> Balance:
         return await self._call("balance", self.book.balance)
