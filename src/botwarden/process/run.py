@@ -54,6 +54,7 @@ def lock_path(config: BotConfig) -> Path:
 async def run_bot(config: BotConfig, *, ticks: int | None = None) -> None:
     """Run the bot until SIGTERM / SIGINT (or `ticks` passes). Raises `AlreadyRunning`
     if another process runs it; any other failure is stored as the bot's last error."""
+    config.require_markets()
     CRASH.arm_from_environment()
     # `botwarden resolve` sends SIGUSR1 to the lock's holder; held back until the
     # runner can act on it (its default action would end the process).
