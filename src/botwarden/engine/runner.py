@@ -219,6 +219,8 @@ class Runner:
             self._wake.clear()  # a wake-up during the tick still cuts the pause short
             await self.tick()
             done += 1
+            if ticks is not None and done >= ticks:
+                break  # the last pass: nothing to wait for
             waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
             try:  # until the pause is over, or stop, or an operator's word
                 await asyncio.wait(waits, timeout=pause, return_when=asyncio.FIRST_COMPLETED)
