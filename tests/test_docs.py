@@ -413,3 +413,15 @@ def test_run_ticks_ends_after_its_last_pass(world: World) -> None:
     config.write_text("bot_id: hourly\nsymbols: [SPY]\nengine: {check_interval: 1h}\n")
     ran = world.run(f"botwarden run {config} --ticks 1", timeout=60)
     assert ran.returncode == 0, ran.stderr
+
+
+def test_links_stay_inside_the_repository() -> None:
+    """docs/architecture.md once pointed at a design file outside the repository."""
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        assert "../shared/" not in text, path
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if target.startswith(("http://", "https://")):
+                continue
+            linked = (path.parent / target).resolve()
+            assert linked.is_relative_to(REPO) and linked.exists(), f"{path}: {target}"
