@@ -175,7 +175,8 @@ def test_a_config_naming_the_wrong_backend_is_told_so_and_moves_nothing(tmp_path
     before = path.read_bytes()
     wrong = write_config(
         tmp_path / "wrong.yaml",
-        "bot_id: golden\nstate: {backend: jsonfile, jsonfile: {path: state/golden.db}}\n",
+        "bot_id: golden\nsymbols: [SPY]\n"
+        "state: {backend: jsonfile, jsonfile: {path: state/golden.db}}\n",
     )
 
     for command in (("state", "show"), ("state", "export"), ("run",)):

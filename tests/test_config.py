@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -98,10 +101,23 @@ def test_environment_variables_fill_in_secrets(
         ),
         ("bot_id: ../etc\n", "bot_id: '../etc' is not a valid bot id"),
         (
-            "bot_id: b\nstate: {postgres: {dsn: '${BW_SURELY_UNSET}'}}\n",
+            "bot_id: b\nstate: {backend: postgres, postgres: {dsn: '${BW_SURELY_UNSET}'}}\n",
             "state.postgres.dsn: environment variable BW_SURELY_UNSET is not set",
         ),
         ("bot_id: b\n  oops: [\n", "not valid YAML at line 2"),
+        (
+            "bot_id: b\nsymbols: [SPY]\nbot_id: c\n",
+            "line 3: bot_id is given twice (first at line 1)",
+        ),
+        (
+            "bot_id: b\nstate:\n  backend: sqlite\n  recovery: {mode: sync, mode: manual}\n",
+            "line 4: mode is given twice (first at line 4)",
+        ),
+        (
+            "bot_id: b\nvenue: {type: alpaca, paper: true}\nvenue: {type: paper}\n",
+            "line 3: venue is given twice (first at line 2)",
+        ),
+        ("bot_id: b\nsymbols: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
         ("- a list\n", "expected a mapping of settings at the top level"),
         ("bot_id: b\nstate: {", "not valid YAML"),
         (
@@ -169,3 +185,96 @@ def test_a_config_written_out_reads_back_the_same() -> None:
     assert BotConfig.model_validate(written).model_dump() == config.model_dump()
     for text, written in (("1d5m1.5s", "1d5m1.5s"), ("90s", "1m30s"), ("0s", "0s"), ("1w", "7d")):
         assert format_duration(parse_duration(text)) == written
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        (
+            "bot.json",
+            '{"bot_id": "b",\n "state": {"backend": "sqlite"},\n "bot_id": "c"}',
+            "line 3",
+        ),
+        ("bot.json", '{"bot_id": "b", "state": {\n"backend": "x",\n"backend": "y"}}', "line 3"),
+        ("bot.toml", 'bot_id = "b"\nsymbols = ["SPY"]\nbot_id = "c"\n', "line 3"),
+        ("bot.toml", 'bot_id = "b"\n[state]\nbackend = "sqlite"\n[state]\n', "line 4"),
+    ],
+)
+def test_a_key_given_twice_is_an_error_naming_the_key_and_line(
+    tmp_path: Path, name: str, text: str, expected: str
+) -> None:
+    """Pasting two alternatives (`venue:` twice) used to load silently, the last one
+    winning; YAML, JSON and TOML alike now refuse it."""
+    path = write(tmp_path, name, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {expected}: ")
+    assert "given twice" in message and (
+        "bot_id" in message or "backend" in message or "state" in message
+    )
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("bot.json", '{"bot_id": "b", "symbols": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+        ("bot.toml", 'bot_id = "b"\nsymbols = ' + "[" * 5000 + "]" * 5000 + "\n"),
+    ],
+)
+def test_a_config_nested_too_deeply_is_one_line(tmp_path: Path, name: str, text: str) -> None:
+    path = write(tmp_path, name, text)
+    with pytest.raises(ConfigError, match="nested too deeply") as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}: ")
+
+
+def test_only_the_chosen_backends_section_needs_its_environment(tmp_path: Path) -> None:
+    """The README's example: sqlite chosen, the postgres section's `${...}` unset."""
+    text = (
+        "bot_id: b\nstate:\n  backend: sqlite\n"
+        '  postgres: {dsn: "${BW_SURELY_UNSET_DSN}"}\n'
+        '  redis: {url: "${BW_SURELY_UNSET_URL}"}\n'
+    )
+    config = load_config(write(tmp_path, "bot.yaml", text))
+    assert config.state.backend == "sqlite"
+    with pytest.raises(ConfigError, match=r"state\.redis\.url: environment variable"):
+        load_config(write(tmp_path, "bot.yaml", text.replace("sqlite", "redis")))
+
+
+def test_on_is_a_key_not_a_boolean(tmp_path: Path) -> None:
+    """YAML 1.1 reads a bare `on:` (and yes, no, off) as a boolean; a config means the
+    word. Booleans are still true and false, and yes/no still read as such where a
+    boolean is asked for."""
+    text = "bot_id: b\nnotify:\n  on: [error, fill]\nvenue: {shorting: no, reduce_only: true}\n"
+    config = load_config(write(tmp_path, "bot.yaml", text))
+    assert [topic.value for topic in config.notify.on] == ["error", "fill"]
+    assert config.venue.shorting is False and config.venue.reduce_only is True
+
+
+def test_a_bot_with_no_symbols_is_refused_when_it_would_trade(tmp_path: Path) -> None:
+    """A store-only config still serves `state show`; a bot run with it would trade
+    nothing, silently."""
+    path = write(tmp_path, "bot.yaml", "bot_id: b\n")
+    config = load_config(path)
+    with pytest.raises(ConfigError) as caught:
+        config.require_markets()
+    assert str(caught.value).startswith(f"{path}: symbols: ")
+    load_config(write(tmp_path, "ok.yaml", "bot_id: b\nsymbols: [SPY]\n")).require_markets()
+
+
+def test_running_a_bot_with_no_symbols_is_one_line_naming_the_field(tmp_path: Path) -> None:
+    path = write(tmp_path, "bot.yaml", "bot_id: idle\nengine: {check_interval: 1s}\n")
+    env = {**os.environ, "BOTWARDEN_HOME": str(tmp_path / "home")}
+    ran = subprocess.run(
+        [sys.executable, "-m", "botwarden", "run", str(path), "--ticks", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert ran.returncode == 2, ran.stderr
+    assert ran.stderr.strip().splitlines()[-1].startswith(f"botwarden: error: {path}: symbols: ")
+    assert "Traceback" not in ran.stderr

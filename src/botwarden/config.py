@@ -14,10 +14,11 @@ import logging
 import os
 import re
 import tomllib
+from collections.abc import Hashable
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -207,6 +208,9 @@ class CcxtVenueSettings(KeyedVenueSettings):
     (besides every market the bot held or ordered in since it started)."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Passed to the ccxt exchange as its `options`."""
+    clock_tolerance: Duration = timedelta(seconds=5)
+    """How far the exchange's clock may be from this host's before the bot warns (fills
+    are looked for by the exchange's own time either way)."""
 
 
 def _paper_unless_named(value: Any) -> Any:
@@ -320,6 +324,16 @@ class BotConfig(Settings):
     engine: EngineSettings = EngineSettings()
     notify: NotifySettings = NotifySettings()
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _source: str = PrivateAttr(default="config")
+
+    def require_markets(self) -> None:
+        """A bot about to trade must name its markets: with none it would run, doing
+        nothing, and say nothing. (A config used only to reach a store needs none.)"""
+        if not self.symbols:
+            raise ConfigError(
+                f"{self._source}: symbols: empty: the bot would trade nothing; name the"
+                " markets it trades, as its venue names them, e.g. symbols: [SPY]"
+            )
 
     @property
     def base_dir(self) -> Path:
@@ -345,14 +359,18 @@ def resolve_path(template: str, flow_id: str, base_dir: Path) -> Path:
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _interpolate(value: Any, source: Path, where: str = "") -> Any:
+def _interpolate(value: Any, source: Path, where: str = "", *, required: bool = True) -> Any:
+    """`${NAME}` replaced from the environment. Not `required`: an unset one is left as
+    written (the section is not used, so nothing reads it)."""
     if isinstance(value, dict):
         return {
-            k: _interpolate(v, source, f"{where}.{k}" if where else str(k))
+            k: _interpolate(v, source, f"{where}.{k}" if where else str(k), required=required)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_interpolate(v, source, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [
+            _interpolate(v, source, f"{where}[{i}]", required=required) for i, v in enumerate(value)
+        ]
     if not isinstance(value, str):
         return value
 
@@ -362,20 +380,119 @@ def _interpolate(value: Any, source: Path, where: str = "") -> Any:
             return os.environ[name]
         if default is not None:
             return default
+        if not required:
+            return match.group(0)
         raise ConfigError(f"{source}: {where}: environment variable {name} is not set")
 
     return _ENV_REFERENCE.sub(substitute, value)
+
+
+def _interpolate_config(raw: dict[str, Any], source: Path) -> dict[str, Any]:
+    """Only the store the bot uses needs its variables: a config naming sqlite may keep
+    a postgres section whose `${DSN}` is set only where postgres is chosen."""
+    state = raw.get("state")
+    if not isinstance(state, dict):
+        return _interpolate(raw, source)
+    backend = _interpolate(state.get("backend", DEFAULT_BACKEND), source, "state.backend")
+    unused = {name for name in BACKENDS if name != backend}
+    state = {
+        key: _interpolate(value, source, f"state.{key}", required=key not in unused)
+        for key, value in state.items()
+    }
+    rest = _interpolate({k: v for k, v in raw.items() if k != "state"}, source)
+    return {**rest, "state": state}
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: object, line: int | None, first: int | None) -> None:
+        self.key, self.line, self.first = key, line, first
+
+    def message(self, path: Path) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        first = f" (first at line {self.first})" if self.first else ""
+        return f"{path}: {where}{self.key} is given twice{first}; keep one"
+
+
+_YAML_BOOL = "tag:yaml.org,2002:bool"
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML as a config means it: a key given twice is an error (pasting two
+    alternatives loaded the last one, silently), and only true and false are booleans
+    (YAML 1.1 also reads on, off, yes and no as booleans, so `on:` became `true:`;
+    a boolean setting still takes yes and no)."""
+
+    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, re.Pattern[str]]]]] = {
+        first: [(tag, regex) for tag, regex in resolvers if tag != _YAML_BOOL]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first_lines: dict[object, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<:` merges another mapping in; its keys may be overridden
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, Hashable):
+                continue  # not a valid key anyway: validation names it
+            if key in first_lines:
+                raise _DuplicateKey(key, line, first_lines[key])
+            first_lines[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+_ConfigLoader.add_implicit_resolver(
+    _YAML_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    for i, key in enumerate(keys):
+        if key in keys[:i]:
+            raise _DuplicateKey(key, None, None)
+    return dict(pairs)
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_json_object)
+    except _DuplicateKey as duplicate:
+        # JSON's parser keeps no positions; JSON is YAML's flow style, whose does.
+        try:
+            yaml.load(text, _ConfigLoader)
+        except _DuplicateKey as located:
+            raise located from None
+        except yaml.YAMLError:
+            pass
+        raise duplicate from None
+
+
+def _toml_duplicate(text: str, error: tomllib.TOMLDecodeError) -> _DuplicateKey | None:
+    """tomllib says where a key or table came twice, not which one: read it off the line."""
+    found = re.search(r"(Cannot overwrite a value|twice|Duplicate).*at line (\d+)", str(error))
+    if not found:
+        return None
+    line = int(found.group(2))
+    written = text.splitlines()[line - 1].strip() if line <= len(text.splitlines()) else ""
+    key = written.strip("[]").strip() if written.startswith("[") else written.split("=")[0]
+    return _DuplicateKey(key.strip() or "a key", line, None)
 
 
 def _parse(path: Path, text: str) -> Any:
     suffix = path.suffix.lower()
     try:
         if suffix in (".yaml", ".yml"):
-            return yaml.safe_load(text)
+            return yaml.load(text, _ConfigLoader)
         if suffix == ".json":
-            return json.loads(text)
+            return _parse_json(text)
         if suffix == ".toml":
             return tomllib.loads(text)
+    except _DuplicateKey as duplicate:
+        raise ConfigError(duplicate.message(path)) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a bot's config") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark else ""
@@ -390,6 +507,9 @@ def _parse(path: Path, text: str) -> Any:
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path}: not valid JSON at line {error.lineno}: {error.msg}") from None
     except tomllib.TOMLDecodeError as error:
+        duplicate = _toml_duplicate(text, error)
+        if duplicate is not None:
+            raise ConfigError(duplicate.message(path)) from None
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     raise ConfigError(f"{path}: unknown config format {suffix!r}; use .yaml, .yml, .json or .toml")
 
@@ -456,12 +576,14 @@ def load_config(path: str | Path) -> BotConfig:
     raw = _parse(path, text)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
-    raw = _interpolate(raw, path)
     try:
-        config = BotConfig.model_validate(raw)
+        config = BotConfig.model_validate(_interpolate_config(raw, path))
     except ValidationError as error:
         raise ConfigError(f"{path}: {describe_validation_error(error, BotConfig)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a bot's config") from None
     config._base_dir = path.resolve().parent
+    config._source = str(path)
     _warn_if_keys_readable(path, config)
     return config
 

@@ -185,3 +185,57 @@ def test_keys_never_reach_the_log_the_state_or_the_console(
     seen += (tmp_path / "state" / "keyed.db").read_bytes().decode("latin-1")
     for secret in (KEY, secret_given):
         assert secret not in seen
+
+
+async def test_a_state_file_deleted_while_the_bot_runs_stops_it_and_the_restart_rebuilds(
+    tmp_path: Path,
+) -> None:
+    """The bot used to write on into the unlinked file without a word, and the next
+    start was a new bot. Now the store notices, the bot makes sure every position has
+    its stop and exits with the reason; the restart finds no state, sees the bot's
+    history at the venue, and rebuilds."""
+    path = tmp_path / "bot.yaml"
+    path.write_text(CONFIG)
+    state_file = tmp_path / "state" / "golden_spy.db"
+    book = tmp_path / "state" / "golden_spy.paper.db"
+    first = botwarden("run", str(path))
+    wait_for(lambda: holding(book) and _resting_stops(book) == 1, seconds=60)
+    for name in ("golden_spy.db", "golden_spy.db-wal", "golden_spy.db-shm"):
+        (state_file.parent / name).unlink(missing_ok=True)  # an operator's `rm state/*`
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 1, err
+    assert "STATE LOST" in err and "deleted" in err and "Traceback" not in err
+    assert not holding(book) or _resting_stops(book) >= 1, "what it holds keeps a stop"
+
+    again = botwarden("run", str(path), "--ticks", "3")
+    _, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    store = SqliteStore(state_file)
+    await store.open()
+    state = decode(await store.load("golden_spy"), "golden_spy", "test")
+    await store.close()
+    assert any("STATE LOST" in e.message for e in state.events.values())
+    assert state.bot.instance.epoch > 1, "never the lost life's epoch again"
+    config = load_config(path)
+    venue = open_paper_venue(config.venue, "golden_spy", config.base_dir)
+    violations = check_promises(state, venue.book, ClientIds("golden_spy", 0))
+    venue.book.close()
+    assert violations == [], "\n".join(map(str, violations))
+
+
+def test_a_lock_file_deleted_while_the_bot_runs_still_refuses_a_second_start(
+    config: Path,
+) -> None:
+    first = botwarden("run", str(config))
+    lock = config.parent / "state" / "golden_spy.lock"
+    wait_for(lambda: lock.exists() and b"pid" in lock.read_bytes())
+    lock.unlink()
+    wait_for(lambda: lock.exists() and str(first.pid).encode() in lock.read_bytes())
+    second = botwarden("run", str(config))
+    _, err = second.communicate(timeout=30)
+    assert second.returncode == 1
+    assert f"bot golden_spy is already running (pid {first.pid} " in err
+    first.send_signal(signal.SIGTERM)
+    _, err = first.communicate(timeout=30)
+    assert first.returncode == 0, err
+    assert "lock file" in err and "locked again" in err

@@ -44,7 +44,7 @@ from botwarden.engine.orders import BREAKER, WAITING, Context, OrderDesk
 from botwarden.engine.outage import OutageGuard
 from botwarden.engine.protection import Protector
 from botwarden.engine.recovery import Recovery, RecoveryReport, venue_fills
-from botwarden.errors import FencedOut, StateError, UntradableSymbol
+from botwarden.errors import FencedOut, StateError, StateLost, UntradableSymbol
 from botwarden.state.manager import StateManager, Transaction
 from botwarden.state.records import BotState
 from botwarden.strategies.base import Action, Signal, build_strategy
@@ -98,6 +98,7 @@ class Runner:
         clock: Callable[[], datetime],
         notifications: Notifications | None = None,
     ) -> None:
+        config.require_markets()
         self.config = config
         self.state = state
         self.notifications = notifications
@@ -274,8 +275,6 @@ class Runner:
     async def _check_symbols(self) -> None:
         """Every symbol of the config must be one the venue trades: a bot told to trade
         what it cannot is in error, saying which and why, not running idle."""
-        if not self.config.symbols:
-            raise UntradableSymbol("", self.venue.name, "the config names no symbol")
         for symbol in self.config.symbols:
             try:
                 await self.protector.market(symbol)
@@ -311,15 +310,23 @@ class Runner:
 
     # -- the loop ----------------------------------------------------------------------------
     async def run(
-        self, stop: asyncio.Event, ticks: int | None = None, pause: float = 0, speed: float = 1.0
+        self,
+        stop: asyncio.Event,
+        ticks: int | None = None,
+        pause: float = 0,
+        speed: float = 1.0,
+        each_pass: Callable[[], None] | None = None,
     ) -> None:
         """Tick until `stop` is set (or `ticks` ran), `pause` seconds apart; sooner while
         recovery is retrying, and at the start of each trading day. `speed`: how many
         of the bot's clock's seconds pass in one second (a paper exchange's clock may
-        run fast)."""
+        run fast). `each_pass`: called before every pass (the process checks its lock);
+        what it raises ends the run."""
         done = 0
         while not stop.is_set():
             self._wake.clear()  # a wake-up during the tick still cuts the pause short
+            if each_pass is not None:
+                each_pass()
             await self.tick()
             done += 1
             if ticks is not None and done >= ticks:
@@ -351,6 +358,14 @@ class Runner:
             elif not (self.config.state.recovery.mode == "manual" and self.report.needs_attention):
                 await self._tick()  # (manual and needing attention: nothing is touched)
         except (AuthError, FencedOut, UntradableSymbol):
+            raise
+        except StateLost as error:
+            # Gone for good (deleted, replaced): every position keeps a stop, then the
+            # bot stops; its next start finds no state and rebuilds it from the venue.
+            log.error("%s: STATE LOST: %s", self.config.bot_id, error)
+            await self._guard_without_store()
+            if self.notifications is not None:
+                self.notifications.announce(Topic.ERROR, f"STATE LOST: {error}")
             raise
         except VenueError as error:
             log.warning("%s: tick cut short: %s", self.config.bot_id, error)

@@ -54,6 +54,7 @@ def lock_path(config: BotConfig) -> Path:
 async def run_bot(config: BotConfig, *, ticks: int | None = None) -> None:
     """Run the bot until SIGTERM / SIGINT (or `ticks` passes). Raises `AlreadyRunning`
     if another process runs it; any other failure is stored as the bot's last error."""
+    config.require_markets()
     CRASH.arm_from_environment()
     # `botwarden resolve` sends SIGUSR1 to the lock's holder; held back until the
     # runner can act on it (its default action would end the process).
@@ -62,21 +63,33 @@ async def run_bot(config: BotConfig, *, ticks: int | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with _instance(config) as runner:
+    async with _instance(config) as (runner, lock):
         loop.add_signal_handler(signal.SIGUSR1, runner.request_resolve)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         _tell_supervisor_started()
         venue = runner.venue
         speed = getattr(venue.clock, "speed", 1.0) if isinstance(venue, PaperVenue) else 1.0
         pause = config.engine.check_interval.total_seconds() / speed
-        await runner.run(stop, ticks=ticks, pause=pause, speed=speed)
+        await runner.run(
+            stop, ticks=ticks, pause=pause, speed=speed, each_pass=lambda: _still_locked(lock)
+        )
+
+
+def _still_locked(lock: InstanceLock) -> None:
+    """Before every pass: the lock file at its path is still the one this process holds
+    (a deleted one would let a second instance start); remade if it was deleted,
+    `LockLost` (the run ends) if another process took the new one."""
+    if lock.verify():
+        log.warning(
+            "%s: the lock file %s was deleted or replaced: locked again", lock.bot_id, lock.path
+        )
 
 
 async def flatten_bot(config: BotConfig, symbol: str | None = None) -> Flattened:
     """An operator's emergency, with the bot not running: its lock taken, its recovery
     run, then every order of its canceled and every position closed at market (see
     `Runner.flatten`); the bot is left stopped."""
-    async with _instance(config) as runner:
+    async with _instance(config) as (runner, _):
         return await runner.flatten(symbol)
 
 
@@ -92,12 +105,12 @@ def open_bot_venue(config: BotConfig) -> Venue:
 
 
 @contextlib.asynccontextmanager
-async def _instance(config: BotConfig) -> AsyncIterator[Runner]:
+async def _instance(config: BotConfig) -> AsyncIterator[tuple[Runner, InstanceLock]]:
     """An instance of the bot in this process: its lock (taken first, held to the end),
     its venue, its state, and a runner that has started (recovered, or retrying);
     stopped at the end, or in error with the error stored."""
     notifier = Notifier.for_bot(config.bot_id, config.notify)
-    with InstanceLock(lock_path(config), config.bot_id):
+    with InstanceLock(lock_path(config), config.bot_id) as lock:
         try:
             venue = open_bot_venue(config)
         except BotwardenError as error:  # its keys cannot be had: the bot is in error
@@ -115,7 +128,7 @@ async def _instance(config: BotConfig) -> AsyncIterator[Runner]:
                     notifier.start_from((await state.snapshot()).ledger.next_event_seq)
                 try:
                     await runner.start(rebuilt_after=lost)  # the report goes to the log
-                    yield runner
+                    yield runner, lock
                 except Exception as error:
                     log.error("%s: stopped by an error: %s", config.bot_id, error)
                     await _record_error(runner, error)

@@ -148,6 +148,7 @@ def open_ccxt_venue(settings: CcxtVenueSettings, base_dir: Path) -> Venue:
         symbols=settings.symbols,
         options=settings.options,
         timeout=settings.timeout.total_seconds(),
+        clock_tolerance=settings.clock_tolerance,
     )
 
 
