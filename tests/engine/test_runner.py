@@ -257,3 +257,41 @@ async def test_a_short_signal_where_the_market_cannot_be_shorted_is_skipped_not_
     assert not [o for o in exchange.book.all_orders() if o.state is OrderState.REJECTED]
     exchange.book.close()
     await runner.state.close()
+
+
+async def test_a_venue_clock_a_week_ahead_is_told_and_the_bot_still_learns_its_fills(
+    tmp_path: Path,
+) -> None:
+    """Issue 12.5 end to end: Binance USD-M's clock eight days ahead of the host's (a
+    host whose clock lags before NTP syncs). Fills were searched in week-long windows
+    ending at the host's clock: a filled entry was never learned and stayed bare."""
+    pytest.importorskip("ccxt", reason="needs ccxt: pip install 'botwarden[ccxt]'")
+    from botwarden.venues.emulators.server import serving
+    from tests.venues.test_ccxt_adapter import adapter, start
+    from tests.venues.test_paper import Clock
+
+    host = Clock()
+    exchange, app = start(tmp_path, "usdm", clock=lambda: host.now + timedelta(days=8))
+    with serving(app) as url:
+        venue = adapter(url, "usdm", host_clock=host)
+        config = BotConfig.model_validate(
+            {**CONFIG, **BUSY, "symbols": ["BTC/USDT:USDT"], "order": {"qty": "0.01"}}
+        )
+        state = StateManager("golden", SqliteStore(tmp_path / "state.db"), clock=host)
+        await state.open()
+        runner = Runner(config, state, venue, host)
+        await runner.start()
+        told = [e.message for e in (await state.snapshot()).events.values()]
+        assert any("clock is 8.0 days ahead of this host's" in m for m in told)
+        for _ in range(24 * 2):
+            host.now += timedelta(hours=1)
+            await runner.tick()
+            open_orders = {o.client_order_id: o for o in exchange.book.open_orders()}
+            for held in exchange.book.positions():
+                covering = [o for o in open_orders.values() if o.side is held.side.exit_order_side]
+                assert sum(o.qty for o in covering) >= held.qty, f"{held} bare"
+        snapshot = await state.snapshot()
+        assert len(snapshot.fills) >= 2, "the bot's fills, learned by the venue's time"
+        await venue.close()
+        await state.close()
+    exchange.book.close()

@@ -199,10 +199,13 @@ async def test_a_state_file_deleted_while_the_bot_runs_stops_it_and_the_restart_
     state_file = tmp_path / "state" / "golden_spy.db"
     book = tmp_path / "state" / "golden_spy.paper.db"
     first = botwarden("run", str(path))
-    wait_for(lambda: holding(book) and _resting_stops(book) == 1, seconds=60)
-    for name in ("golden_spy.db", "golden_spy.db-wal", "golden_spy.db-shm"):
-        (state_file.parent / name).unlink(missing_ok=True)  # an operator's `rm state/*`
-    _, err = first.communicate(timeout=60)
+    try:
+        wait_for(lambda: holding(book) and _resting_stops(book) == 1, seconds=60)
+        for name in ("golden_spy.db", "golden_spy.db-wal", "golden_spy.db-shm"):
+            (state_file.parent / name).unlink(missing_ok=True)  # an operator's `rm state/*`
+        _, err = first.communicate(timeout=60)
+    finally:
+        first.kill()  # (already gone, unless the test failed)
     assert first.returncode == 1, err
     assert "STATE LOST" in err and "deleted" in err and "Traceback" not in err
     assert not holding(book) or _resting_stops(book) >= 1, "what it holds keeps a stop"
@@ -227,15 +230,18 @@ def test_a_lock_file_deleted_while_the_bot_runs_still_refuses_a_second_start(
     config: Path,
 ) -> None:
     first = botwarden("run", str(config))
-    lock = config.parent / "state" / "golden_spy.lock"
-    wait_for(lambda: lock.exists() and b"pid" in lock.read_bytes())
-    lock.unlink()
-    wait_for(lambda: lock.exists() and str(first.pid).encode() in lock.read_bytes())
-    second = botwarden("run", str(config))
-    _, err = second.communicate(timeout=30)
-    assert second.returncode == 1
-    assert f"bot golden_spy is already running (pid {first.pid} " in err
-    first.send_signal(signal.SIGTERM)
-    _, err = first.communicate(timeout=30)
+    try:
+        lock = config.parent / "state" / "golden_spy.lock"
+        wait_for(lambda: lock.exists() and b"pid" in lock.read_bytes())
+        lock.unlink()
+        wait_for(lambda: lock.exists() and str(first.pid).encode() in lock.read_bytes())
+        second = botwarden("run", str(config))
+        _, err = second.communicate(timeout=30)
+        assert second.returncode == 1
+        assert f"bot golden_spy is already running (pid {first.pid} " in err
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=30)
+    finally:
+        first.kill()
     assert first.returncode == 0, err
     assert "lock file" in err and "locked again" in err

@@ -204,6 +204,7 @@ class Runner:
                 await self.venue.connect()
                 self._connected = True
                 await self._check_symbols()
+                await self._check_clock()
             if not self._history_checked:
                 await self._epoch_above_the_venue()
                 self._history_checked = True
@@ -271,6 +272,20 @@ class Runner:
     def retry_pause(self) -> float:
         """Seconds until the next recovery attempt after a failed one: 1, 2, 4 ... 60."""
         return min(2.0 ** max(self._failed_attempts - 1, 0), MAX_RETRY_PAUSE)
+
+    async def _check_clock(self) -> None:
+        """A venue whose clock is far from this host's is told of (an event, an alert):
+        the bot looks for fills by the venue's own time, but an operator should know."""
+        reading = await self.venue.read_clock()
+        if reading.skewed:
+            async with self.state.transaction() as tx:
+                tx.add_event(
+                    self.clock(),
+                    "alert",
+                    f"{reading.describe(self.venue.name)}: fills are looked for by the venue's"
+                    " time; set this host's clock (NTP)",
+                    {"clock_offset_seconds": reading.offset.total_seconds()},
+                )
 
     async def _check_symbols(self) -> None:
         """Every symbol of the config must be one the venue trades: a bot told to trade

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, TypeVar
 
@@ -47,6 +47,7 @@ from botwarden.venues.base import (
     Balance,
     Bar,
     Capabilities,
+    ClockReading,
     FillPage,
     NotFound,
     OrderRequest,
@@ -225,6 +226,13 @@ class AlpacaVenue:
         return Ambiguous(self.name, text)
 
     # -- the port ------------------------------------------------------------------------
+    async def read_clock(self) -> ClockReading:
+        """The host's clock for both: fills are asked of Alpaca by its own `after`
+        filter, from the bot's first order, so no window ends at the host's clock.
+        (Alpaca tells its time at `GET /v2/clock`; not read yet.)"""
+        now = datetime.now(UTC)
+        return ClockReading(now, now)
+
     async def balance(self) -> Balance:
         account = await self._call("account", lambda: self._trading.get_account(), self._reads)
         return Balance(
