@@ -7,11 +7,18 @@ import asyncio
 import os
 import subprocess
 import sys
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from rich.console import Console
 
+from botwarden.domain import risk as rules
+from botwarden.domain.models import RiskState
+from botwarden.domain.risk import RiskLimits
+from botwarden.engine.runner import Runner
 from botwarden.torture.campaign import print_summary, run_campaign, run_seed
 from botwarden.torture.simulation import FAULTS, Options, simulate
 from tests.conftest import require_postgres, require_redis
@@ -152,9 +159,13 @@ def test_server_stores_are_tortured_too_and_left_as_found(store: str, tmp_path: 
     summary = run_campaign(range(8), options, jobs=1, history_dir=tmp_path)
     assert [(r.seed, r.findings, r.error) for r in summary.failures] == []
     assert summary.crashes > 0 and summary.faults["store_io"] > 0
-    # The same seed does the same things, whichever store keeps the bot's state.
-    on_server = asyncio.run(simulate(3, options, tmp_path / "server")).history.text()
-    assert on_server == _history(3, tmp_path / "sqlite")
+    # The same seed does the same things, whichever store keeps the bot's state (but
+    # for a lost state file, which only a file store has).
+    kept = frozenset(FAULTS) - {"state_loss"}
+    same = Options(store=store, store_url=url, faults=kept)
+    on_server = asyncio.run(simulate(3, same, tmp_path / "server")).history.text()
+    on_file = asyncio.run(simulate(3, Options(faults=kept), tmp_path / "sqlite"))
+    assert on_server == on_file.history.text()
     assert _namespaces_left(store, url) == [], "every seed's namespace dropped"
 
 
@@ -190,3 +201,45 @@ def test_the_checker_catches_a_position_left_bare_while_the_store_fails(tmp_path
         if f.violation.promise == "I2" and f.when.startswith("while the store failed")
     ]
     assert bare, "a bare position during a store outage is found"
+
+
+def test_the_checker_catches_a_lost_state_taken_for_a_new_bot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the look at the venue's history patched out, a state emptied or deleted
+    while the bot was down is taken for a new bot: its own position's stop is
+    canceled as a stray, or its ids collide with the lost life's, and the checker
+    says so."""
+
+    async def never_looks(self: Runner) -> None:
+        return None
+
+    monkeypatch.setattr(Runner, "_epoch_above_the_venue", never_looks)
+    only_losses = Options(faults=frozenset({"crash", "state_loss"}))
+    summary = run_campaign(range(120), only_losses, jobs=1, history_dir=tmp_path)
+    assert summary.faults["state_loss"] >= 10
+    assert summary.failures, "a lost state taken for a new bot breaks a promise"
+
+
+def test_the_checker_catches_a_trading_day_that_goes_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the trading day as it was (read naively from the local time, and rolled
+    whichever way it went), a fall-back hour takes the day back and resets it twice:
+    the simulator's day check says so."""
+
+    def naive_day(self: RiskLimits, now: datetime) -> date:
+        local = now.astimezone(ZoneInfo(self.timezone))
+        day = local.date()
+        return day - timedelta(days=1) if local.time() < self.day_starts_at else day
+
+    def any_way(risk: RiskState, today: date) -> RiskState:  # the day as it was: any way
+        if risk.trading_day == today:
+            return risk
+        return risk.evolve(trading_day=today, daily_pnl=Decimal(0), daily_trade_count=0)
+
+    monkeypatch.setattr(RiskLimits, "trading_day", naive_day)
+    monkeypatch.setattr(rules, "roll_day", any_way)
+    summary = run_campaign(range(300), Options(faults=frozenset()), jobs=1, history_dir=tmp_path)
+    errors = [r.error for r in summary.failures if r.error]
+    assert any("went back" in e or "reset twice" in e for e in errors)

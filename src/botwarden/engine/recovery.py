@@ -162,9 +162,9 @@ class Recovery:
         no stop of its own is that position's: kept as its stop (the stop guarantee then
         moves it where the policy wants it). Any other unknown order is canceled: a
         stray stop beside the position's own would double the protection (both firing
-        open a position the other way), and the engine places what it needs."""
-        if self.settings.mode == "restore":
-            return
+        open a position the other way), and the engine places what it needs. (In
+        restore mode, unless the state was lost, those are reported and left.)"""
+        restore = self.settings.mode == "restore" and not self.rebuild
         state = await self.ctx.state.snapshot()
         for cid, order in open_orders.items():
             if not self.ctx.ids.owns(cid):
@@ -185,6 +185,13 @@ class Recovery:
                 continue
             if intent is not None:
                 continue  # a known stop of a closed position: the stop guarantee cancels it
+            if restore:  # the state stands: what it does not know is reported, not touched
+                await self.note(
+                    f"MISMATCH: {cid} ({order.type} {order.side} {order.qty} {order.symbol})"
+                    " rests on the venue, unknown to the state; restore mode leaves it",
+                    attention=True,
+                )
+                continue
             await self._write_down(order)
             if await self.desk.cancel(cid, order.symbol):
                 await self.note(

@@ -131,8 +131,14 @@ class Runner:
         config, state = self.config, self.state
         stored = await state.snapshot()
         previous = stored.bot.instance
-        self._fresh = previous is None and not (stored.intents or stored.fills or stored.positions)
-        epoch = (previous.epoch if previous else 0) + 1
+        # Nothing of the bot's trading: a new bot, or a lost state (looked for at the
+        # venue until the bot has an order; an instance record alone proves nothing, an
+        # instance may have died while it looked).
+        self._fresh = not (stored.intents or stored.fills or stored.positions)
+        # Above the last instance's, and above any the store was fenced at (an instance
+        # may have raised its epoch and died before its record said so).
+        stored_epoch = await state.store.epoch(config.bot_id)
+        epoch = max(previous.epoch if previous else 0, stored_epoch) + 1
         if rebuilt_after is not None:
             epoch = max(epoch, int(time.time()))
         await state.fence(epoch)
@@ -168,7 +174,12 @@ class Runner:
         self.desk = OrderDesk(ctx)
         self.protector = Protector(ctx, self.desk)
         self.guard = OutageGuard(ctx, self.protector)
-        self._rebuild = rebuilt_after is not None
+        # A rebuild goes on until the venue's fills are all replayed (an instance may
+        # die halfway through): the lost state is marked, its fill cursor not yet set.
+        ledger = stored.ledger
+        self._rebuild = rebuilt_after is not None or (
+            ledger.lost_before_epoch > 0 and ledger.fills_cursor is None
+        )
         if rebuilt_after is not None:
             await self._recovery().note(
                 f"STATE LOST: {rebuilt_after}; rebuilding from the venue: the bot's fills"

@@ -12,13 +12,19 @@ book outlives every "process" of the bot as a real exchange would. The seed deci
 - the store's faults: the n-th write fails (ENOSPC or EIO), once or for a while,
   with nothing written or with the write landed and its sync failed;
 - the crashes: at named crash points or at the n-th venue call or store write (just
-  before or just after it), during recovery too, nested up to three deep.
+  before or just after it), during recovery too, nested up to three deep;
+- a state lost while the bot is down (a file store's file emptied, torn, overwritten
+  with garbage, or deleted), once, after a crash: the next start rebuilds it;
+- the risk guards' trading day: a time zone with daylight saving and a day start in
+  the hour a fall-back repeats, around its changes.
 
 After each completed recovery the promises are checked (I2 and I3 as far as the bot
 can have caught up; I2 only if the venue and the store did not fail during that
-recovery: a stop it could not place is owed within a bounded time, not at once); at
-the end the faults stop, one clean instance recovers and runs
-a few hours, and every promise is checked in full. The same seed gives the same
+recovery: a stop it could not place is owed within a bounded time, not at once);
+while the store cannot write, I2 is checked from the venue's book after every pass;
+after every pass, the trading day must never have gone back nor a day been reset
+twice; at the end the faults stop, one clean instance recovers and runs a few hours,
+and every promise is checked in full. The same seed gives the same
 history, entry for entry.
 """
 
@@ -28,22 +34,24 @@ import asyncio
 import errno
 import os
 import random
+import re
 import traceback
 import uuid
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from botwarden.config import BotConfig, PaperVenueSettings, load_config
+from botwarden.config import BotConfig, PaperVenueSettings, load_config, resolve_path
 from botwarden.engine.checks import PROMISES, Violation, check_promises
 from botwarden.engine.crash import CRASH, POINTS, SimulatedCrash
 from botwarden.engine.ids import ClientIds
 from botwarden.engine.orders import OrderDesk
 from botwarden.engine.runner import Runner
-from botwarden.errors import ConfigError, StateError, StoreUnavailable
+from botwarden.errors import ConfigError, StateCorruptError, StateError, StoreUnavailable
 from botwarden.state.base import Change, StateStore
 from botwarden.state.factory import open_store
 from botwarden.state.manager import StateManager
@@ -54,8 +62,11 @@ from botwarden.venues.paper.faults import FaultKind, FaultPlan
 from botwarden.venues.paper.venue import PaperVenue
 
 VENUE_FAULTS = tuple(kind.value for kind in FaultKind)
-FAULTS = (*VENUE_FAULTS, "crash", "store_io")
-"""What `--faults` may name: the paper venue's fault kinds, crashes, store I/O errors."""
+STATE_LOSSES = ("emptied", "torn", "garbage", "deleted")
+FAULTS = (*VENUE_FAULTS, "crash", "store_io", "state_loss")
+"""What `--faults` may name: the paper venue's fault kinds, crashes, store I/O errors,
+a state file lost while the bot is down."""
+DAYLIGHT_ZONES = ("America/New_York", "Europe/London", "Australia/Sydney")
 
 START = datetime(2025, 1, 6, tzinfo=UTC)
 HEALING_TICKS = 3
@@ -155,10 +166,12 @@ class Scenario:
     store_fault: StoreFault | None
     crash_rate: float
     start: datetime
+    state_loss: str | None = None
+    """How the state file is lost at the first crash after a recovery, if it is."""
 
     def describe(self) -> str:
         recovery = self.config.state.recovery
-        stop = self.config.stop
+        stop, risk = self.config.stop, self.config.risk
         return "; ".join(
             [
                 f"{self.config.strategy.name} on {', '.join(self.config.symbols)}",
@@ -168,6 +181,8 @@ class Scenario:
                 f"stop {stop.distance}%{' trailing' if stop.trailing else ''}",
                 f"venue faults: {self.venue_faults or 'none'}",
                 f"store: {self.store_fault or 'no faults'}",
+                f"state file {self.state_loss} once" if self.state_loss else "state kept",
+                f"day starts {risk.day_starts_at:%H:%M} {risk.timezone}",
                 f"crash rate {self.crash_rate:.2f}",
             ]
         )
@@ -213,8 +228,20 @@ def draw_scenario(seed: int, options: Options) -> Scenario:
         server = raw["state"].get(options.store, {})
         raw["state"][options.store] = {**server, where: options.store_url}
     raw["engine"] = {"check_interval": "1h", "unknown_order_grace": "15s"}
-    config = BotConfig.model_validate(raw)
     start = START + timedelta(hours=rng.randrange(24 * 365))
+    if options.config is None and rng.random() < 0.5:
+        zone = rng.choice(DAYLIGHT_ZONES)
+        raw["risk"] = {
+            **raw.get("risk", {}),
+            "timezone": zone,
+            "day_starts_at": rng.choice(["01:30", "02:30", "00:00", "09:30"]),
+        }
+        change = rng.choice(_daylight_changes(zone, START.year))
+        start = change - timedelta(minutes=rng.randrange(0, 24 * 60, 30))
+    config = BotConfig.model_validate(raw)
+    # (drawn whatever the store, so that a seed draws the same on every store)
+    lose = rng.random() < 0.3 and "state_loss" in options.faults
+    lose = lose and options.store not in SHARED  # a server store has no file to lose
     return Scenario(
         seed=seed,
         config=config,
@@ -223,7 +250,22 @@ def draw_scenario(seed: int, options: Options) -> Scenario:
         store_fault=_store_fault(rng) if "store_io" in options.faults else None,
         crash_rate=rng.uniform(0.5, 0.9) if "crash" in options.faults else 0.0,
         start=start,
+        state_loss=rng.choice(STATE_LOSSES) if lose else None,
     )
+
+
+def _daylight_changes(zone: str, year: int) -> list[datetime]:
+    """The instants (UTC) `zone`'s clocks change in `year`, found hour by hour."""
+    tz = ZoneInfo(zone)
+    changes, hour = [], datetime(year, 1, 1, tzinfo=UTC)
+    offset = hour.astimezone(tz).utcoffset()
+    while hour.year == year:
+        hour += timedelta(hours=1)
+        now = hour.astimezone(tz).utcoffset()
+        if now != offset:
+            changes.append(hour)
+            offset = now
+    return changes
 
 
 def _venue_faults(rng: random.Random, options: Options, start: datetime) -> str:
@@ -354,6 +396,9 @@ class Simulation:
         """Faults fired before the current instance started (to tell whether its
         recovery met any)."""
         self.outcome = Outcome(seed, options.days, self.scenario.describe())
+        self._trading_day: date | None = None
+        self._resets_seen: set[int] = set()
+        self._days_reset: set[str] = set()
         self.book: PaperBook | None = None
         self.venue_faults = FaultPlan.parse(self.scenario.venue_faults, seed=seed)
         self.plan = self.venue_faults
@@ -432,11 +477,11 @@ class Simulation:
         interval = self.scenario.config.engine.check_interval
         nested = 0
         while self.clock.now < end:
-            runner = await self._instance()
+            runner, lost = await self._instance()
             self._arm(nested)
-            recovered = False
+            recovered = lose = False
             try:
-                await runner.start()
+                await runner.start(rebuilt_after=lost)
                 recovered = await self._recovered(runner, recovered)
                 if nested >= NESTING:  # spared during recovery; fair game after it
                     nested = 0
@@ -449,6 +494,7 @@ class Simulation:
                     recovered = await self._recovered(runner, recovered)
                     quiet = sum(self.plan.fired.values()) == venue_faults
                     held_before = await self._check_outage(runner, held_before, quiet)
+                    await self._check_trading_day(runner)
                 await runner.stopped()
             except SimulatedCrash as crash:
                 self.faults["crash"] += 1
@@ -456,23 +502,27 @@ class Simulation:
                 self.history.note("crash", str(crash))
                 nested = 0 if recovered else nested + 1
                 self.clock.now += timedelta(seconds=self.rng.choice([1, 30, 600, 3600, 7200]))
+                lose = recovered
             except StateError as error:  # the store failed at start: the process exits
-                # (without the seed's folder: a history is the same wherever it ran)
-                self.history.note("exit", str(error).replace(str(self.workdir), "<workdir>"))
+                # (without the store's name: a history is the same wherever it ran)
+                told = str(error).replace(runner.state.store.describe(), "<store>")
+                self.history.note("exit", told.replace(str(self.workdir), "<workdir>"))
                 self.clock.now += timedelta(minutes=1)
             finally:
                 CRASH.disarm()
                 self.crasher.disarm()
                 await runner.state.store.close()
+            if lose:  # the process is down: its state file meets its fate
+                self._lose_the_state()
 
     async def _healed(self) -> None:
         """The faults stop; a last instance recovers and runs a few clean hours; then
         every promise is owed in full."""
         self.plan = FaultPlan([])
         self.scenario = _without_store_fault(self.scenario)
-        runner = await self._instance()
+        runner, lost = await self._instance()
         try:
-            await runner.start()
+            await runner.start(rebuilt_after=lost)
             await self._recovered(runner, False)
             for _ in range(HEALING_TICKS):
                 self.clock.now += self.scenario.config.engine.check_interval
@@ -482,17 +532,83 @@ class Simulation:
         finally:
             await runner.state.store.close()
 
-    async def _instance(self) -> Runner:
+    async def _instance(self) -> tuple[Runner, str | None]:
+        """A new instance, as `botwarden run` makes one: a state found corrupt is moved
+        aside (by the store) and the instance starts from an empty one, to rebuild it
+        from the venue. Returns what was lost, if anything."""
         self.history.instance += 1
         self.history.note("start")
+        config = self.scenario.config
+        lost = None
+        try:
+            state = await self._open_state()
+        except StateCorruptError as error:
+            lost = str(error).replace(str(self.workdir), "<workdir>")
+            lost = re.sub(r"\.corrupt-\d{8}T\d{6}Z", ".corrupt-<time>", lost)  # the host's
+            self.history.note("state corrupt", lost)
+            state = await self._open_state()
+        venue = PaperVenue(self.book, self.clock, self.plan, sleep=self.clock.sleep)
+        recorded = RecordingVenue(venue, self.history, self.crasher)
+        self._faults_at_start = self._faults_so_far()
+        return Runner(config, state, recorded, self.clock), lost
+
+    async def _open_state(self) -> StateManager:
         config = self.scenario.config
         store = FaultyStore(open_store(config.state, config.bot_id, self.workdir), self)
         state = StateManager(config.bot_id, store, clock=self.clock)
         await state.open()
-        venue = PaperVenue(self.book, self.clock, self.plan, sleep=self.clock.sleep)
-        recorded = RecordingVenue(venue, self.history, self.crasher)
-        self._faults_at_start = self._faults_so_far()
-        return Runner(config, state, recorded, self.clock)
+        return state
+
+    def _lose_the_state(self) -> None:
+        """The seed's state loss, the first time the bot is down after a recovery: its
+        file emptied, torn in half, overwritten with garbage, or deleted (with the
+        files beside it)."""
+        how = self.scenario.state_loss
+        if how is None or self.faults["state_loss"]:
+            return
+        settings = self.scenario.config.state
+        path = resolve_path(
+            getattr(settings, settings.backend).path, self.scenario.config.bot_id, self.workdir
+        )
+        if not path.exists():
+            return
+        data = path.read_bytes()
+        for companion in path.parent.glob(path.name + "-*"):  # SQLite's WAL and SHM
+            companion.unlink()
+        if how == "emptied":
+            path.write_bytes(b"")
+        elif how == "torn":
+            path.write_bytes(data[: len(data) // 2])
+        elif how == "garbage":
+            path.write_bytes(random.Random(self.seed).randbytes(max(len(data), 4096)))
+        else:
+            path.unlink()
+        self.faults["state_loss"] += 1
+        self.history.note("state lost", how)
+        # What the trading-day check remembers was in the lost state: a rebuilt one
+        # starts its days again (its replayed trades set the day they closed on).
+        self._trading_day = None
+        self._resets_seen, self._days_reset = set(), set()
+
+    async def _check_trading_day(self, runner: Runner) -> None:
+        """The trading day never goes back, and no day is reset twice (in a seed's life,
+        across instances)."""
+        state = runner.state.last_known()
+        day = state.risk.trading_day
+        if day is not None and self._trading_day is not None and day < self._trading_day:
+            self._day_fault(f"the trading day went back from {self._trading_day} to {day}")
+        self._trading_day = max(filter(None, (day, self._trading_day)), default=None)
+        for event in state.events.values():
+            if event.kind == "day" and event.seq not in self._resets_seen:
+                self._resets_seen.add(event.seq)
+                started = event.data["trading_day"]
+                if started in self._days_reset:
+                    self._day_fault(f"trading day {started} was reset twice")
+                self._days_reset.add(started)
+
+    def _day_fault(self, what: str) -> None:
+        self.history.note("bug", what)
+        self.outcome.error = self.outcome.error or f"{what} ({self.clock.now:%Y-%m-%d %H:%M})"
 
     async def _recovered(self, runner: Runner, before: bool) -> bool:
         """Check the promises once, when the instance's recovery has just completed."""
