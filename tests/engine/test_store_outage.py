@@ -1,16 +1,12 @@
 """A real full disk with an entry in flight: the entry's intent is written, the order
 goes out and fills, and the disk fills up the moment after. The position must still
 get its stop while the store cannot write (found from outside: the position stayed
-bare for the whole outage). The disk is a real tmpfs of a few hundred KiB, filled by
-a file the test writes; every check reads the paper exchange's own book."""
+bare for the whole outage). The disk is a real tmpfs of 512 KiB (`tests/disks.py`),
+filled by a file the test writes; every check reads the paper exchange's own book."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import os
-import subprocess
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -26,31 +22,11 @@ from botwarden.state.sqlite import SqliteStore
 from botwarden.venues.base import OrderRequest, VenueOrder
 from botwarden.venues.paper.book import BookSettings, PaperBook
 from botwarden.venues.paper.venue import PaperVenue
+from tests.disks import tmpfs
 from tests.engine.harness import CONFIG
 from tests.venues.test_paper import FEED, Clock
 
 BUSY = {"strategy": {"name": "coin_flip", "params": {"seed": 5}, "timeframe": "1h"}}
-
-
-@contextlib.contextmanager
-def small_disk(where: Path) -> Iterator[Path]:
-    """A tmpfs of 512 KiB mounted at `where` (root only; under CI a failure to mount
-    fails the test, elsewhere it is skipped, saying why)."""
-    where.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        message = f"cannot mount a tmpfs to fill ({mounted.stderr.strip()}): run as root"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def fill(disk: Path) -> Path:
@@ -100,7 +76,7 @@ async def test_a_position_filled_as_the_disk_fills_gets_its_stop_without_the_sto
 ) -> None:
     clock = Clock()
     book = PaperBook(tmp_path / "paper.db", FEED, BookSettings())
-    with small_disk(tmp_path / "disk") as disk:
+    with tmpfs(tmp_path / "disk") as disk:
         state = StateManager("golden", SqliteStore(disk / "state.db"), clock=clock)
         await state.open()
         venue = FillsTheDiskAfterAnEntry(book, clock)

@@ -245,3 +245,19 @@ def test_a_lock_file_deleted_while_the_bot_runs_still_refuses_a_second_start(
         first.kill()
     assert first.returncode == 0, err
     assert "lock file" in err and "locked again" in err
+
+
+def test_a_bot_whose_folder_cannot_be_written_says_so_in_one_line(tmp_path: Path) -> None:
+    """It used to end in a 40-line PermissionError from the lock's folder."""
+    from tests.disks import tmpfs
+
+    with tmpfs(tmp_path / "readonly", readonly=True) as folder:
+        config = tmp_path / "bot.yaml"  # readable; its state's folder is not writable
+        config.write_text(CONFIG + f"state: {{sqlite: {{path: '{folder}/golden_spy.db'}}}}\n")
+        run = botwarden("run", str(config), "--ticks", "1")
+        _, err = run.communicate(timeout=60)
+    assert run.returncode != 0
+    said = [line for line in err.splitlines() if not line.startswith("bot golden_spy: log in")]
+    assert len(said) == 1 and "Traceback" not in err, err
+    assert said[0].startswith("botwarden: error: ")
+    assert "cannot make the bot's lock file (Read-only file system)" in said[0]

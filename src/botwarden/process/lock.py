@@ -46,12 +46,19 @@ class InstanceLock:
         self._owner = b""
 
     def acquire(self) -> None:
-        """Take the lock at once, or raise `AlreadyRunning` naming the holder."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Take the lock at once, or raise `AlreadyRunning` naming the holder (or
+        `BotwardenError` if the lock file cannot be made: a folder the bot may not
+        write, a read-only disk)."""
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = _lock_file_at(self.path)
         except BlockingIOError:
             self._refuse(_owner_of(self.path) or _pid_only(holder(self.path)))
+        except OSError as error:
+            raise BotwardenError(
+                f"{self.path}: cannot make the bot's lock file ({error.strerror}): the bot"
+                f" must be able to write in {self.path.parent}, beside its state"
+            ) from None
         pid, lost_file = _holder_of_lost_file(self.path)
         if pid is not None:
             os.close(fd)
