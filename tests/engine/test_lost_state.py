@@ -5,8 +5,11 @@ from the paper exchange's own book."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from botwarden.domain.orders import Purpose
 from botwarden.engine.checks import check_promises
+from botwarden.engine.ids import ClientIds
 from botwarden.engine.runner import Runner
 from botwarden.errors import StateCorruptError
 from botwarden.state.manager import StateManager
@@ -99,3 +102,32 @@ async def test_a_position_its_own_fills_explain_is_the_bots_whatever_the_orphan_
     assert venue_order(exchange, stop).state is OrderState.OPEN, "its stop kept"
     await exchange.hours(again, 24)
     await again.state.close()
+
+
+async def test_an_older_copy_of_the_state_put_back_never_reuses_a_client_order_id(
+    tmp_path: Path,
+) -> None:
+    """A backup restored over the state (or a file replaced by an older copy) is not
+    empty: its epoch is one the venue has already seen. On Binance's rules the reused
+    ids were accepted, and old and new orders shared them."""
+    exchange = Exchange(tmp_path, client_ids="binance")
+    runner = await exchange.runner(**BUSY)
+    await exchange.hours(runner, 6)
+    await runner.state.close()
+    backup = exchange.state_path.read_bytes()
+    for _ in range(3):  # later lives, with orders of their own
+        runner = await exchange.runner(**BUSY)
+        await exchange.hours(runner, 6)
+        await runner.state.close()
+    highest = max(ClientIds.epoch_of(o.client_order_id) for o in exchange.book.all_orders())
+    for name in ("state.db-wal", "state.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    exchange.state_path.write_bytes(backup)  # the older copy, put back
+    runner = await exchange.runner(**BUSY)
+    assert runner.ctx.ids.epoch > highest
+    await exchange.hours(runner, 24)
+    ids = [o.client_order_id for o in exchange.book.all_orders()]
+    assert len(ids) == len(set(ids)), "no client order id twice at the venue"
+    told = [e.message for e in (await runner.state.snapshot()).events.values()]
+    assert any("an older copy of the state put back?" in m for m in told)
+    await runner.state.close()

@@ -292,6 +292,26 @@ async def test_a_venue_clock_a_week_ahead_is_told_and_the_bot_still_learns_its_f
                 assert sum(o.qty for o in covering) >= held.qty, f"{held} bare"
         snapshot = await state.snapshot()
         assert len(snapshot.fills) >= 2, "the bot's fills, learned by the venue's time"
+        trades = [e for e in snapshot.events.values() if e.kind == "trade"]
+        assert trades, "trades closed"
+        assert snapshot.risk.trading_day == config.risk.trading_day(host.now), (
+            "the trading day is the bot's, not the venue's a week ahead"
+        )
         await venue.close()
         await state.close()
     exchange.book.close()
+
+
+async def test_a_bot_started_on_a_new_day_resets_it_at_once(exchange: Exchange) -> None:
+    """Recovery records the fills that came while the bot was away; one of them used
+    to roll the day inside its own write, so the day's reset (its event, its
+    notification) never came."""
+    runner = await exchange.runner()
+    async with runner.state.transaction() as tx:
+        yesterday = exchange.clock.now.date() - timedelta(days=1)
+        tx.save_risk_state(tx.state.risk.evolve(trading_day=yesterday))
+    await runner.state.close()
+    again = await exchange.runner()  # no tick yet: the start alone
+    days = [e for e in (await again.state.snapshot()).events.values() if e.kind == "day"]
+    assert [e.data["trading_day"] for e in days] == [str(exchange.clock.now.date())]
+    await again.state.close()

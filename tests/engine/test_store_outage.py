@@ -106,3 +106,38 @@ async def test_a_position_filled_as_the_disk_fills_gets_its_stop_without_the_sto
         assert guards, "the stop was a guard, under the id made from the position"
         await state.close()
     book.close()
+
+
+async def test_while_the_store_fails_a_position_the_bot_did_not_make_is_left_alone(
+    tmp_path: Path,
+) -> None:
+    """The guard once took any position in a market the bot had ever entered for its
+    own: on a shared account it would stop out, or sell at market, the owner's."""
+    clock = Clock()
+    book = PaperBook(tmp_path / "paper.db", FEED, BookSettings())
+    with tmpfs(tmp_path / "disk") as disk:
+        state = StateManager("golden", SqliteStore(disk / "state.db"), clock=clock)
+        await state.open()
+        venue = PaperVenue(book, clock)
+        runner = Runner(BotConfig.model_validate({**CONFIG, **BUSY}), state, venue, clock)
+        await runner.start()
+        for _ in range(24 * 10):  # until it has traded and is flat again
+            clock.now += timedelta(hours=1)
+            await runner.tick()
+            snapshot = await state.snapshot()
+            if snapshot.fills and not snapshot.positions and not book.open_orders():
+                break
+        assert snapshot.fills and not book.positions(), "traded, and flat"
+        owners = OrderRequest(
+            client_order_id="owner-1", symbol="SPY", side="buy", type="market", qty=50
+        )
+        book.submit(owners, clock.now)  # the account's owner buys, by hand
+        fill(disk)
+        for _ in range(3):
+            clock.now += timedelta(hours=1)
+            await runner.tick()
+        assert book.positions()[0].qty == 50
+        assert [o for o in book.open_orders() if o.symbol == "SPY"] == [], "nothing sent for it"
+        (disk / "filler").unlink()
+        await state.close()
+    book.close()

@@ -57,6 +57,10 @@ class ClientIds:
             raise ValueError(f"guard number {number} out of range")
         return f"{self.prefix}-{self.epoch}-{_guard_tag(position_id)}{_GUARD_NUMBERS[number]}"
 
+    def is_guard(self, client_order_id: str) -> bool:
+        """Is this a guard of the bot's (of any position, by any instance)?"""
+        return self.owns(client_order_id) and client_order_id.rsplit("-", 1)[-1][:1] == "g"
+
     def is_guard_stop(self, client_order_id: str, position_id: str) -> bool:
         """Is this a guard of `position_id`, sent by any instance of the bot?"""
         return self.owns(client_order_id) and client_order_id[:-1].endswith(

@@ -144,6 +144,8 @@ class OrderDesk:
         now = ctx.clock()
         async with ctx.state.transaction() as tx:
             cid = ctx.ids.make(tx.next_order_seq())
+            if cid in tx.state.intents:  # never two orders under one id: a bug, loudly
+                raise RuntimeError(f"client order id {cid} is taken: epoch {ctx.ids.epoch} reused")
             intent = OrderIntent(
                 client_order_id=cid,
                 symbol=symbol,
@@ -389,7 +391,9 @@ class OrderDesk:
         in the day and the losing streak, the symbol's cooldown, and the breaker if a
         loss limit is reached."""
         limits = self.ctx.limits
-        at = trade.exit_time
+        # By the bot's clock, never later: a venue's clock ahead of it must not move
+        # the trading day (it never goes back) into the venue's future.
+        at = min(trade.exit_time, self.ctx.clock())
         risk = rules.add_realized_pnl(tx.state.risk, trade.pnl, limits.trading_day(at))
         risk, reason = rules.trip_on_limits(risk, limits, at)
         if reason is not None:
@@ -400,9 +404,9 @@ class OrderDesk:
             tx.set_cooldown(trade.symbol, at + limits.cooldown_after_exit)
 
     async def _found_by_its_fill(self, fill: Fill) -> OrderIntent | None:
-        """The order of a fill of the bot's that its state does not know (a guard sent
-        while the store could not write, by an instance that died before writing it):
-        as the venue shows it, so the state knows every order of the bot's."""
+        """The order of a guard's fill that the state does not know (sent while the
+        store could not write, by an instance that died before writing it): as the
+        venue shows it, so the state knows every order of the bot's."""
         venue, cid = self.ctx.venue, fill.client_order_id
         try:
             order = await venue.order(cid, fill.symbol)
@@ -412,8 +416,10 @@ class OrderDesk:
                 return None
             order = working[0]
         position = await self.ctx.position_in(fill.symbol)
-        closes = position is not None and fill.side is position.side.exit_order_side
-        return found_on_the_venue(order, self.ctx.clock(), position.id if closes else None)
+        if position is None or fill.side is not position.side.exit_order_side:
+            return found_on_the_venue(order, self.ctx.clock())
+        purpose = Purpose.STOP if order.type is OrderType.STOP else Purpose.EXIT
+        return found_on_the_venue(order, self.ctx.clock(), position.id, purpose)
 
     async def _record(self, fill: Fill, cursor: str | None = None) -> int:
         """One fill, its intent, its position and the trade it closed (and the fill
@@ -424,9 +430,7 @@ class OrderDesk:
             return 0
         CRASH.reached("fill_seen_not_recorded")
         intent = state.intents.get(fill.client_order_id)
-        if intent is None and ctx.ids.epoch_of(fill.client_order_id) >= (
-            state.ledger.lost_before_epoch
-        ):
+        if intent is None and ctx.ids.is_guard(fill.client_order_id):
             intent = await self._found_by_its_fill(fill)
         position = await ctx.position_in(fill.symbol)
         outcome = apply_fill(

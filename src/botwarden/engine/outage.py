@@ -14,8 +14,10 @@ covers, sends a guard:
   stop guarantee adopts it as the position's stop once the store writes again, and a
   later instance finds it among the orders its state does not know and keeps it;
 - if the price is already past where the stop belongs, within `max_underwater_pct`,
-  the position is closed at market under the same id; beyond it, nothing is sent and
-  the operator is told, as when the store works.
+  a position the state holds is closed at market under the same id; beyond it, or for
+  a position only an entry in flight explains, nothing is sent and the operator is
+  told. A guard never covers more than the bot's own quantity (its position, and what
+  its entry in flight may have added): the rest of a shared account is not its own.
 What a pass did is returned as lines for the log and the operator; the runner writes
 them as events once the store works again, with the intent of every guard sent (as the
 venue answered it: accepted, or unknown and then resolved like any other order).
@@ -39,8 +41,9 @@ class OutageGuard:
     def __init__(self, ctx: Context, protector: Protector) -> None:
         self.ctx = ctx
         self.protector = protector
-        self._unanswered: dict[str, datetime] = {}
-        """Guards sent with no answer: looked up again, resent only after the grace."""
+        self._sent_at: dict[str, datetime] = {}
+        """When each guard was sent: one the venue does not show yet (no answer, or a
+        lookup that lags) is waited for until the grace is over, never sent beside."""
         self.unwritten: dict[str, OrderIntent] = {}
         """The intents of the guards sent, to store once the store writes again."""
         self.left_bare: set[str] = set()
@@ -65,7 +68,7 @@ class OutageGuard:
             covered = sum(
                 (o.qty - o.filled_qty for o in open_orders if _closes(o, position)), Decimal(0)
             )
-            if covered >= there.qty:
+            if covered >= position.size:
                 continue
             cid = await self._next_guard(position.id, there.symbol)
             if cid is None:
@@ -74,8 +77,12 @@ class OutageGuard:
             stop = fit_price(ctx.stop.stop_for(position), rules, exit_side)
             price = await ctx.venue.last_price(there.symbol)
             underwater = ctx.stop.underwater(position, stop, price)
-            what = f"{there.qty - covered} {there.symbol} held without a stop, the store failing"
-            if underwater is not None and underwater > ctx.stop.max_underwater_pct:
+            bare = position.size - covered
+            what = f"{bare} {there.symbol} held without a stop, the store failing"
+            recorded = position.id in known.positions
+            if underwater is not None and (
+                underwater > ctx.stop.max_underwater_pct or not recorded
+            ):  # (never a market order for a position only an entry explains)
                 self.left_bare.add(there.symbol)
                 done.append(
                     f"{what}: price {price} is {underwater:.2f}% past the stop {stop}; nothing"
@@ -88,7 +95,7 @@ class OutageGuard:
                 symbol=there.symbol,
                 side=exit_side,
                 type=kind,
-                qty=there.qty - covered,
+                qty=bare,
                 stop_price=stop if kind is OrderType.STOP else None,
                 reduce_only=True,
             )
@@ -105,11 +112,11 @@ class OutageGuard:
                 created_at=now,
                 updated_at=now,
             ).submit(now, ctx.ids.epoch)
+            self._sent_at[cid] = now
             try:
                 answer = await ctx.venue.submit(request)
                 self.unwritten[cid] = intent.accept(now, answer.venue_order_id)
             except Ambiguous as error:
-                self._unanswered[cid] = now
                 self.unwritten[cid] = intent.mark_unknown(now, str(error))
             sent = f"guard stop at {stop}" if kind is OrderType.STOP else "closed at market"
             done.append(f"{what}: {sent} as {cid}")
@@ -117,8 +124,8 @@ class OutageGuard:
 
     async def _next_guard(self, position_id: str, symbol: str) -> str | None:
         """The id of the next guard for the position: the first the venue has never
-        seen (resting, filled or canceled). None while a guard sent with no answer is
-        within its grace: it may yet show, and a second one could double the exit."""
+        seen (resting, filled or canceled). None while a guard sent and not seen yet
+        is within its grace: it may yet show, and a second one could double the exit."""
         ctx = self.ctx
         for number in range(36):
             cid = ctx.ids.guard_stop_id(position_id, number)
@@ -126,7 +133,7 @@ class OutageGuard:
                 await ctx.venue.order(cid, symbol)
                 continue  # seen: the next one
             except NotFound:
-                sent_at = self._unanswered.get(cid)
+                sent_at = self._sent_at.get(cid)
                 if sent_at is not None and ctx.clock() - sent_at < ctx.unknown_order_grace:
                     return None
                 return cid
@@ -134,20 +141,22 @@ class OutageGuard:
 
 
 def _the_bots(state: BotState, there: VenuePosition, price: Decimal) -> Position | None:
-    """The venue's position as the bot's own: the one its state holds in the market, or
-    the one the bot's latest entry there opened (its fill not recorded yet); None if
-    the bot made no position there."""
-    for position in state.positions.values():
-        if position.symbol == there.symbol and position.side is there.side:
-            return position.evolve(size=there.qty)
+    """What of the venue's position is the bot's own: the position its state holds in
+    the market (grown by its entry still filling, if any), or the one its entry there,
+    sent and not yet known to have filled, opened; None if the bot made none there.
+    Never more than the bot's own quantity: the rest is someone else's."""
     entries = [
         i
         for i in state.intents.values()
         if i.symbol == there.symbol
         and i.purpose is Purpose.ENTRY
         and i.side is there.side.entry_order_side
-        and i.status not in (IntentStatus.REJECTED, IntentStatus.CANCELED)
+        and i.status in _MAY_BE_FILLING
     ]
+    filling = sum((i.qty - i.filled_qty for i in entries), Decimal(0))
+    for position in state.positions.values():
+        if position.symbol == there.symbol and position.side is there.side:
+            return position.evolve(size=min(there.qty, position.size + filling))
     if not entries:
         return None
     entry = max(entries, key=lambda i: i.created_at)
@@ -157,11 +166,22 @@ def _the_bots(state: BotState, there: VenuePosition, price: Decimal) -> Position
         bot_id=state.bot.bot_id,
         symbol=there.symbol,
         side=there.side,
-        size=there.qty,
+        size=min(there.qty, filling),
         entry_price=at,
         entry_time=entry.created_at,
         best_price=at,
     )
+
+
+_MAY_BE_FILLING = frozenset(
+    {
+        IntentStatus.SUBMITTING,
+        IntentStatus.UNKNOWN,
+        IntentStatus.ACCEPTED,
+        IntentStatus.PARTIALLY_FILLED,
+    }
+)
+"""An entry in these may have fills the state has not recorded (sent, not final)."""
 
 
 def _closes(order: VenueOrder, position: Position) -> bool:

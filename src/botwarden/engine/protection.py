@@ -99,7 +99,11 @@ class Protector:
         live = open_orders.get(position.stop_client_order_id or "")
         guard = None
         if live is None:  # a guard stop placed while the store could not write?
-            guards = (o for c, o in open_orders.items() if ctx.ids.is_guard_stop(c, position.id))
+            guards = (
+                o
+                for c, o in open_orders.items()
+                if ctx.ids.is_guard_stop(c, position.id) and o.symbol == position.symbol
+            )
             guard = next(guards, None)
         if guard is not None and protects(guard, position):
             position, live = await self.adopt_stop(position, guard), guard
@@ -202,7 +206,10 @@ class Protector:
             if cid != current.stop_client_order_id
             and (
                 cid in self._stops_by_position.get(position.id, ())
-                or ids.is_guard_stop(cid, position.id)  # sent while the store failed
+                or (  # sent while the store failed
+                    ids.is_guard_stop(cid, position.id)
+                    and open_orders[cid].symbol == position.symbol
+                )
             )
         ]
         for cid in others:

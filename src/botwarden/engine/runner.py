@@ -187,6 +187,7 @@ class Runner:
                 f" {', '.join(config.symbols) or 'every market'} adopted, all protected",
                 kind="alert",
             )
+        await self._start_day()  # before recovery's fills could roll the day unsaid
         await self._recover()
         await self._publish()
         return self.report
@@ -236,40 +237,47 @@ class Runner:
         await self.state.set_status(status, acknowledged=False, clear_error=True)
 
     async def _epoch_above_the_venue(self) -> None:
-        """A state that starts empty or was rebuilt must not make client order ids the
-        venue has seen: its epoch goes above every epoch in the bot's ids at the venue
-        (its open orders and its fills). An empty state whose venue shows the bot's
-        history is a lost state (an emptied or replaced file): rebuilt from the venue."""
-        if not (self._fresh or self._rebuild):
-            return
+        """No instance may make a client order id the venue has seen: the epoch goes
+        above every epoch in the bot's ids at the venue, in its open orders and in the
+        fills the state has not recorded yet (all of them for a state that is empty or
+        being rebuilt). That covers an older copy of the state put back (a backup, a
+        file replaced), whose own epoch the venue has already seen. An empty state
+        whose venue shows the bot's history is a lost state: rebuilt from the venue."""
         ids, venue = self.ctx.ids, self.venue
+        everything = self._fresh or self._rebuild
+        ledger = (await self.state.snapshot()).ledger
         seen = [o.client_order_id for o in await venue.open_orders() if ids.owns(o.client_order_id)]
-        seen += [f.client_order_id async for f in venue_fills(venue) if ids.owns(f.client_order_id)]
+        if everything or ledger.fills_cursor is not None:
+            cursor = None if everything else ledger.fills_cursor
+            unseen = venue_fills(venue, cursor=cursor)
+            seen += [f.client_order_id async for f in unseen if ids.owns(f.client_order_id)]
         if not seen:
             return  # a new bot: the venue knows nothing of it
         highest = max(ClientIds.epoch_of(cid) for cid in seen)
-        if self._rebuild and highest < ids.epoch:
+        lost = self._fresh and not self._rebuild
+        if highest < ids.epoch and not lost:
             return
         epoch = max(highest + 1, ids.epoch)
-        lost = self._fresh and not self._rebuild
         if lost:
             epoch = max(epoch, int(time.time()))
         await self.state.fence(epoch)
         self.ctx.ids = ClientIds(self.config.bot_id, epoch)
         now = self.clock()
+        why = "" if everything else " (an older copy of the state put back?)"
         async with self.state.transaction() as tx:
             bot = tx.state.bot
             instance = bot.instance.evolve(epoch=epoch) if bot.instance else None
             tx.save_bot_record(bot.evolve(instance=instance, last_updated_at=now))
             tx.add_event(
                 now,
-                "status",
+                "status" if everything else "alert",
                 f"instance epoch raised to {epoch}: the venue holds client order ids of the"
-                f" bot's up to epoch {highest}",
+                f" bot's up to epoch {highest}{why}",
                 {"instance": epoch},
             )
-            if lost:
-                tx.mark_state_lost(epoch)
+            # Either way, orders of the lives before this one may be unknown to the
+            # state (an older copy knows nothing of what came after it).
+            tx.mark_state_lost(epoch)
         if lost:
             self._rebuild = True
             await self._recovery().note(

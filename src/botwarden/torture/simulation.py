@@ -397,6 +397,8 @@ class Simulation:
         recovery met any)."""
         self.outcome = Outcome(seed, options.days, self.scenario.describe())
         self._trading_day: date | None = None
+        self._today: date | None = None
+        self._day_checked_at: datetime | None = None
         self._resets_seen: set[int] = set()
         self._days_reset: set[str] = set()
         self.book: PaperBook | None = None
@@ -591,8 +593,20 @@ class Simulation:
         self._resets_seen, self._days_reset = set(), set()
 
     async def _check_trading_day(self, runner: Runner) -> None:
-        """The trading day never goes back, and no day is reset twice (in a seed's life,
-        across instances)."""
+        """The trading day never goes back (by the bot's rule at the simulated time, and
+        as its state keeps it), and no day is reset twice (in a seed's life, across
+        instances)."""
+        # The rule itself, every five minutes since the last pass: a pass an hour
+        # apart can miss the half hour a fall-back takes a day back.
+        limits, now = self.scenario.config.risk, self.clock.now
+        at = max(self._day_checked_at or now, now - timedelta(days=2))
+        while at <= now:
+            today = limits.trading_day(at)
+            if self._today is not None and today < self._today:
+                self._day_fault(f"the trading day went back from {self._today} to {today}")
+            self._today = max(today, self._today or today)
+            at += timedelta(minutes=5)
+        self._day_checked_at = now
         state = runner.state.last_known()
         day = state.risk.trading_day
         if day is not None and self._trading_day is not None and day < self._trading_day:

@@ -24,7 +24,8 @@ Alpaca's order rules, which decide what is sent (`_time_in_force`, `_sdk_order`)
   while the bot is down; a fractional one's is a DAY order that ends at the close.
 - crypto (`BTC/USD`) takes `gtc` and `ioc` only, and market, limit and stop-limit
   orders, no plain stop: a stop goes as a stop-limit whose limit lies
-  `crypto_stop_band` beyond the stop, so that a fall through the stop still fills.
+  `crypto_stop_band` beyond the stop, so that a fall through the stop still fills
+  (not a gap past the band: the stop-limit then rests unfilled).
   Crypto is never sold short. Its prices and bars come from the crypto data API.
 - each symbol's rules (fractionable, shortable, a coin's increments) are read once
   from `GET /v2/assets/{symbol}`.
