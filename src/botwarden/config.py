@@ -211,6 +211,9 @@ class CcxtVenueSettings(KeyedVenueSettings):
     clock_tolerance: Duration = timedelta(seconds=5)
     """How far the exchange's clock may be from this host's before the bot warns (fills
     are looked for by the exchange's own time either way)."""
+    throttle: bool = True
+    """ccxt paces requests by the exchange's published rate limits (Binance's weights:
+    seconds a pass); off only for a venue that limits nothing, such as the emulator."""
 
 
 def _paper_unless_named(value: Any) -> Any:

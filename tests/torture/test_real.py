@@ -1,6 +1,8 @@
-"""`botwarden torture --real`: the exchange and the bot as real processes, the bot
-killed with SIGKILL (by the harness and at armed crash points), frozen with SIGSTOP,
-doubled by a second copy; every promise checked on the files both leave."""
+"""`botwarden torture --real`: the exchange and the bot as real processes, on Alpaca and
+on Binance USD-M in turn, the bot killed with SIGKILL (by the harness and at armed crash
+points), frozen with SIGSTOP, doubled by a second copy (at times with the first's lock
+file removed), its state lost (damaged while it is down, deleted while it runs), the
+venue's clock skewed; every promise checked on the files both leave."""
 
 from __future__ import annotations
 
@@ -12,19 +14,27 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("alpaca", reason="needs alpaca-py: pip install 'botwarden[alpaca]'")
+pytest.importorskip("ccxt", reason="needs ccxt: pip install 'botwarden[ccxt]'")
 
 from botwarden.torture.real import run_real_campaign
 
 
 def test_real_trials_keep_every_promise() -> None:
-    summary = run_real_campaign(range(6), jobs=2)
-    problems = [(t.number, t.error, [v.explain() for v in t.violations]) for t in summary.failures]
+    summary = run_real_campaign(range(12), jobs=4)
+    problems = [
+        (t.number, t.venue, t.draws, t.error, [v.explain() for v in t.violations])
+        for t in summary.failures
+    ]
     assert problems == []
-    assert summary.trials == 6
-    assert summary.counts["kills"] >= 6, "every trial kills the bot at least once"
-    assert summary.counts["orders"] > 6 and summary.counts["fills"] > 0, "and it traded"
+    assert summary.trials == 12
+    assert summary.venues == {"alpaca": 6, "binanceusdm": 6}, "each venue in turn"
+    assert summary.counts["kills"] >= 12 - summary.counts["deleted_running"]
+    assert summary.counts["orders"] > 12 and summary.counts["fills"] > 0, "and it traded"
     tormented = ("freezes", "second_instances", "at_points")
     assert sum(summary.counts[what] for what in tormented) > 0
+    lost = ("deleted_running", "lost_emptied", "lost_truncated", "lost_garbage", "lost_deleted")
+    assert sum(summary.counts[what] for what in lost) > 0 and summary.counts["rebuilds"] > 0
+    assert summary.counts["clock_skews"] > 0, "drawn before anything else: trials 1, 3, ..."
 
 
 def test_the_command_prints_its_table(tmp_path: Path) -> None:
@@ -38,3 +48,4 @@ def test_the_command_prints_its_table(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SIGKILLs" in done.stdout and "trials per minute" in done.stdout
+    assert "...on binanceusdm" in done.stdout and "state deleted while running" in done.stdout

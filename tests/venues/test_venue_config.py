@@ -294,3 +294,31 @@ async def test_a_clock_skew_sets_the_exchanges_clock_off_the_hosts(tmp_path: Pat
     )
     assert await venue.positions() == [], "no call fails for it"
     venue.book.close()
+
+
+@pytest.mark.parametrize("throttle", [True, False])
+async def test_ccxt_paces_its_requests_unless_told_the_venue_limits_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, throttle: bool
+) -> None:
+    """Binance's weights make ccxt wait seconds a pass; against the local emulator,
+    which limits nothing, `throttle: false` turns ccxt's own rate limiter off (the real
+    campaign does)."""
+    pytest.importorskip("ccxt", reason="needs ccxt: pip install 'botwarden[ccxt]'")
+    from botwarden.venues.emulators.server import serving
+    from botwarden.venues.factory import open_venue
+    from tests.venues.test_ccxt_adapter import KEY, SECRET, start
+
+    venue, app = start(tmp_path, "usdm")
+    monkeypatch.setenv("BOTWARDEN_CCXT_API_KEY", KEY)
+    monkeypatch.setenv("BOTWARDEN_CCXT_SECRET", SECRET)
+    setting = "" if throttle else ", throttle: false"
+    with serving(app) as url:
+        path = tmp_path / "bot.yaml"
+        path.write_text(
+            f"bot_id: b\nvenue: {{type: ccxt, exchange: binanceusdm, base_url: '{url}'{setting}}}\n"
+        )
+        ccxt = open_venue(load_config(path).venue, "b", tmp_path)
+        await ccxt.connect()
+        assert ccxt._exchange.enableRateLimit is throttle  # the SDK's own switch
+        await ccxt.close()
+    venue.book.close()

@@ -1,37 +1,37 @@
 """`botwarden torture --real`: the same promises, checked on real processes.
 
-Each trial runs the paper exchange as its own process (`botwarden venue serve --api
-alpaca`, an hour of exchange time every wall-clock second) and the bot as another
-(`botwarden run`, through alpaca-py over HTTP, with a coin-flip strategy on hourly
-bars). The harness then, one to three times:
+Each trial trades on one venue, Alpaca or Binance USD-M, in turn: the paper exchange
+runs as its own process behind that venue's API (`botwarden venue serve --api alpaca`
+or `--api binanceusdm`, an hour of exchange time every wall-clock second; on Binance,
+sometimes with its clock minutes to weeks off the host's), and the bot as another
+(`botwarden run`, through alpaca-py or ccxt over HTTP, with a coin-flip strategy on
+hourly bars). The harness then, one to three times:
 - starts the bot, sometimes with a named crash point armed (`BOTWARDEN_CRASH_AT`: the
   bot kills itself with SIGKILL there), sometimes freezes it with SIGSTOP for a while
-  and resumes it with SIGCONT, sometimes starts a second copy while it runs (which
-  must be refused: I4);
-- kills it with SIGKILL at a random moment, if it is still alive.
+  and resumes it with SIGCONT, sometimes starts a second copy while it runs, at times
+  after removing the first's lock file (it must be refused, naming the first: I4);
+- kills it with SIGKILL at a random moment, if it is still alive, and sometimes then
+  damages its state file (emptied, cut in half, garbage, deleted); or deletes the
+  state file under the running bot, which must stop saying STATE LOST. Either way the
+  next start must say STATE LOST and rebuild from the venue.
 Then the exchange is restarted nearly frozen (so nothing fires while the books are
 compared), the bot runs a few clean passes and stops by itself, the exchange stops,
 and every promise is checked in full on the two processes' files.
 
-Every process is `botwarden`'s own command line (`venue serve`, `run`), forked from a
-warmed-up parent that has already imported botwarden, alpaca-py and the web server
-(multiprocessing's fork server, as a pre-fork server does): each is a real process,
-with its own PID, files, lock and signals, but starts in milliseconds instead of the
-second its imports take, which is what lets a hundred trials fit in CI.
+What each trial drew is kept with its outcome, so a failing trial can be read back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import multiprocessing
 import os
 import random
+import re
 import shutil
 import signal
-import socket
-import sys
+import sqlite3
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -39,18 +39,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from botwarden.engine.checks import PROMISES, Violation
 from botwarden.engine.crash import POINTS
+from botwarden.errors import StateError
+from botwarden.torture.processes import Command, Exchange
+from botwarden.torture.real_venues import BOT_ID, KEY, SECRET, VENUES, RealVenue, write_config
 from botwarden.torture.tables import print_table, violation_rows
 
-KEY, SECRET = "torture-key", "torture-secret"
 SPEED = 3600
 """Exchange seconds per wall-clock second while the bot is being killed."""
 STILL = 0.001
 """...and while the books are compared: a stop firing then would be a race, not a bug."""
 HEALING_TICKS = 5
+STATE_LOST = "STATE LOST"
+DAMAGES = ("emptied", "truncated", "garbage", "deleted")
+"""What happens to a state file while its bot is down."""
 
 
 def default_jobs() -> int:
@@ -61,9 +64,13 @@ def default_jobs() -> int:
 @dataclass
 class TrialOutcome:
     number: int
+    venue: str = ""
+    draws: list[str] = field(default_factory=list)
+    """What the trial drew, in order: the venue's clock, then each life's torments."""
     counts: Counter[str] = field(default_factory=Counter)
     """kills (SIGKILLs, by the harness or by the bot at an armed crash point),
-    at_points, freezes, second_instances, orders, fills."""
+    at_points, freezes, second_instances, lock_removed, deleted_running,
+    lost_<damage>, rebuilds, clock_skews, orders, fills."""
     violations: list[Violation] = field(default_factory=list)
     error: str | None = None
     folder: Path | None = None
@@ -76,6 +83,7 @@ class TrialOutcome:
 @dataclass
 class RealSummary:
     trials: int = 0
+    venues: Counter[str] = field(default_factory=Counter)
     counts: Counter[str] = field(default_factory=Counter)
     violations: Counter[str] = field(default_factory=Counter)
     failures: list[TrialOutcome] = field(default_factory=list)
@@ -83,6 +91,7 @@ class RealSummary:
 
     def add(self, trial: TrialOutcome) -> None:
         self.trials += 1
+        self.venues[trial.venue] += 1
         self.counts += trial.counts
         self.violations.update(v.promise for v in trial.violations)
         if trial.error:
@@ -91,166 +100,223 @@ class RealSummary:
             self.failures.append(trial)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class TrialFailed(Exception):
+    """The bot did not do what a torment requires of it (not a promise of I1-I6)."""
 
 
-PRELOAD = [
-    "botwarden.cli",
-    "botwarden.process.run",
-    "botwarden.venues.alpaca",
-    "botwarden.venues.emulators.alpaca",
-    "alpaca.trading.client",
-    "alpaca.data.historical",
-    "uvicorn",
-]
-_forks = multiprocessing.get_context("forkserver")
-_forks.set_forkserver_preload(PRELOAD)
-
-
-def _main(argv: list[str], folder: Path, env: dict[str, str], output: Path) -> None:
-    """In the child: `botwarden ARGV` in `folder`, its output to `output`."""
-    os.chdir(folder)
-    os.environ.clear()
-    os.environ.update(env)
-    os.environ["BOTWARDEN_HOME"] = str(folder / "home")  # its log and records: the trial's
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    sys.argv = ["botwarden", *argv]
-    from botwarden.cli import main
-
-    main()
-
-
-_POLLING = threading.Lock()
-"""multiprocessing polls every child of the process when it starts one, from whatever
-thread starts it: two threads reading one child's exit status race, and the loser
-reads 255. Trials run in threads, so every start and poll goes through this lock."""
-
-
-class Command:
-    """`botwarden ARGS` as a real process of its own, its output kept in a file."""
-
-    def __init__(self, argv: list[str], folder: Path, env: dict[str, str]) -> None:
-        self.output = folder / f"{argv[0]}-{time.monotonic_ns()}.out"
-        self.process = _forks.Process(target=_main, args=(argv, folder, env, self.output))
-        with _POLLING:
-            self.process.start()
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def alive(self) -> bool:
-        with _POLLING:
-            return self.process.is_alive()
-
-    def signal(self, number: int) -> None:
-        with contextlib.suppress(ProcessLookupError):  # it died meanwhile
-            os.kill(self.pid, number)
-
-    def wait(self, timeout: float) -> int:
-        deadline = time.monotonic() + timeout
-        while self.alive():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"botwarden (pid {self.pid}) did not exit in {timeout} s")
-            time.sleep(0.01)
-        with _POLLING:
-            return self.process.exitcode
-
-    def said(self) -> str:
-        return self.output.read_text(errors="replace") if self.output.exists() else ""
-
-
-class Exchange:
-    """The paper exchange behind Alpaca's API, as its own process."""
-
-    def __init__(self, folder: Path, seed: int) -> None:
-        self.folder = folder
-        self.seed = seed
-        self.book = folder / "exchange.db"
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: Command | None = None
-
-    def start(self, speed: float) -> None:
-        self.process = Command(
-            ["venue", "serve", "--api", "alpaca", "--port", str(self.port), "--key", KEY,
-             "--secret", SECRET, "--book", str(self.book), "--seed", str(self.seed),
-             "--speed", str(speed)],
-            self.folder, _environment(),
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                if not self.process.alive() or time.monotonic() > deadline:
-                    said = self.process.said()
-                    raise RuntimeError(f"the exchange did not start: {said}") from None
-                time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.alive():
-            self.process.signal(signal.SIGTERM)
-            self.process.wait(timeout=30)
-        self.process = None
-
-
-def write_config(folder: Path, exchange: Exchange, rng: random.Random) -> Path:
-    config = {
-        "bot_id": "realtorture",
-        "symbols": rng.sample(["SPY", "QQQ", "AAPL"], rng.choice([1, 2])),
-        "order": {"notional": 2000},
-        "strategy": {
-            "name": "coin_flip",
-            "params": {"seed": rng.randrange(10**6), "enter": 0.5, "exit": 0.3, "short": True},
-            "timeframe": "1h",
-        },
-        "stop": {"distance": rng.choice([1, 2]), "trailing": rng.random() < 0.5},
-        "state": {"recovery": {"mode": rng.choice(["sync", "restore", "close_all"])}},
-        "venue": {"type": "alpaca", "base_url": exchange.url, "data_url": exchange.url},
-        "engine": {"check_interval": "200ms", "unknown_order_grace": "1s"},
-    }
-    path = folder / "bot.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def _environment(crash_at: str | None = None) -> dict[str, str]:
-    env = {**os.environ, "ALPACA_API_KEY": KEY, "ALPACA_SECRET_KEY": SECRET}
+def _environment(venue: RealVenue, crash_at: str | None = None) -> dict[str, str]:
+    env = {**os.environ, **venue.keys}
     env.pop("BOTWARDEN_CRASH_AT", None)
     if crash_at:
         env["BOTWARDEN_CRASH_AT"] = crash_at
     return env
 
 
+def _draw_skew(rng: random.Random) -> str:
+    """A venue clock off the host's by minutes to weeks, ahead or behind."""
+    unit, most = rng.choice([("m", 59), ("h", 23), ("d", 14)])
+    return f"{rng.choice(['', '-'])}{rng.randint(1, most)}{unit}"
+
+
+@dataclass
+class Life:
+    """One start of the bot, what it is put through, and how it ends."""
+
+    trial: TrialOutcome
+    venue: RealVenue
+    config: Path
+    rng: random.Random
+    rebuild_owed: bool = False
+    """The state was lost while the venue held the bot's fills: the next start must
+    say STATE LOST and rebuild."""
+
+    @property
+    def state_file(self) -> Path:
+        return self.config.parent / "state" / f"{BOT_ID}.db"
+
+    def command(self, argv: list[str], crash_at: str | None = None) -> Command:
+        return Command(argv, self.config.parent, _environment(self.venue, crash_at))
+
+    def live(self, number: int) -> None:
+        draws: list[str] = []
+        crash_at = None
+        if not self.rebuild_owed and self.rng.random() < 0.4:
+            crash_at = f"{self.rng.choice(sorted(POINTS))}:{self.rng.randint(1, 2)}"
+            draws.append(f"crash point {crash_at}")
+        bot = self.command(["run", str(self.config)], crash_at)
+        self.trial.draws.append(f"life {number} (pid {bot.pid}): " + ", ".join(draws))
+        try:
+            if self.rebuild_owed:
+                self.expect_rebuild(bot)
+            time.sleep(self.rng.uniform(0.3, 1.5))
+            self.torment(bot)
+            self.end(bot)
+        finally:
+            if bot.alive():
+                bot.signal(signal.SIGKILL)
+                bot.wait(timeout=30)
+
+    def note(self, draw: str) -> None:
+        self.trial.draws[-1] += draw if self.trial.draws[-1].endswith(": ") else f", {draw}"
+
+    def expect_rebuild(self, bot: Command) -> None:
+        if not bot.wait_for(STATE_LOST, timeout=60):
+            raise TrialFailed(
+                f"the state was lost, and the next start did not say {STATE_LOST}:"
+                f" {bot.said()[-500:]}"
+            )
+        self.trial.counts["rebuilds"] += 1
+        self.rebuild_owed = False
+
+    def torment(self, bot: Command) -> None:
+        if bot.alive() and self.rng.random() < 0.3:
+            self.note("SIGSTOP")
+            bot.signal(signal.SIGSTOP)  # frozen: the exchange moves on without it
+            self.trial.counts["freezes"] += 1
+            time.sleep(self.rng.uniform(0.1, 0.6))
+            bot.signal(signal.SIGCONT)
+            time.sleep(self.rng.uniform(0.1, 0.4))
+        if bot.alive() and self.rng.random() < 0.25:
+            self.second_copy(bot, remove_lock=self.rng.random() < 0.5)
+
+    def second_copy(self, bot: Command, remove_lock: bool) -> None:
+        """Started while the first runs: refused, naming the first's PID (I4), even
+        with the first's lock file gone (it holds the lock on the file no path names,
+        and puts the file back at its next pass)."""
+        self.trial.counts["second_instances"] += 1
+        if remove_lock:
+            self.note("lock file removed")
+            (self.config.parent / "state" / f"{BOT_ID}.lock").unlink(missing_ok=True)
+            self.trial.counts["lock_removed"] += 1
+        self.note("second copy")
+        second = self.command(["run", str(self.config), "--ticks", "1"])
+        code, said = second.wait(timeout=60), second.said()
+        names_first = re.search(rf"\bpid {bot.pid}\b", said) is not None
+        refused = code != 0 and "already running" in said and names_first
+        # (or it ran because the first died meanwhile, at its crash point)
+        if bot.alive() and not refused:
+            last = said.strip().splitlines()[-1:] or ["nothing"]
+            self.trial.violations.append(
+                Violation(
+                    "I4",
+                    f"a second instance started while the first (pid {bot.pid}) ran was not"
+                    f" refused naming it: exit {code}, {last[0]}",
+                )
+            )
+
+    def end(self, bot: Command) -> None:
+        if bot.alive() and self.state_file.exists() and self.rng.random() < 0.15:
+            self.delete_while_running(bot)
+            return
+        if bot.alive():
+            bot.signal(signal.SIGKILL)
+        else:
+            self.trial.counts["at_points"] += bot.wait(timeout=30) == -signal.SIGKILL
+        code = bot.wait(timeout=30)
+        if code != -signal.SIGKILL:
+            raise TrialFailed(f"the bot exited by itself ({code}): {bot.said()[-500:]}")
+        self.trial.counts["kills"] += 1
+        if self.state_file.exists() and self.rng.random() < 0.3:
+            self.damage(self.rng.choice(DAMAGES))
+
+    def delete_while_running(self, bot: Command) -> None:
+        """An operator's `rm state/*` under a running bot: it must stop, saying STATE
+        LOST (exit 1), and its next start rebuild."""
+        self.note("state deleted while running")
+        owed = self.venue_holds_fills()
+        self.remove_state()
+        code = bot.wait(timeout=60)
+        if code == -signal.SIGKILL:  # its crash point came first
+            self.trial.counts["kills"] += 1
+            self.trial.counts["at_points"] += 1
+        elif code != 1 or STATE_LOST not in bot.said():
+            raise TrialFailed(
+                f"the state file was deleted under the bot: it exited {code}, not 1 saying"
+                f" {STATE_LOST}: {bot.said()[-500:]}"
+            )
+        else:
+            self.trial.counts["deleted_running"] += 1
+        self.rebuild_owed = self.rebuild_owed or owed
+
+    def damage(self, how: str) -> None:
+        """The state file damaged while the bot is down."""
+        self.note(f"SIGKILL, then state {how}")
+        owed = self.venue_holds_fills()
+        path = self.state_file
+        _fold_wal(path)
+        size = path.stat().st_size
+        if how == "emptied":
+            os.truncate(path, 0)
+        elif how == "truncated":
+            os.truncate(path, size // 2)
+        elif how == "garbage":
+            path.write_bytes(self.rng.randbytes(max(size, 4096)))
+        else:
+            self.remove_state()
+        self.trial.counts[f"lost_{how}"] += 1
+        self.rebuild_owed = self.rebuild_owed or owed
+
+    def remove_state(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            self.state_file.with_name(self.state_file.name + suffix).unlink(missing_ok=True)
+
+    def venue_holds_fills(self) -> bool:
+        """Whether the state (read without writing) holds fills, so the venue holds the
+        bot's history: a lost state must then be noticed. A state already unreadable
+        owes nothing more."""
+        from botwarden.config import load_config
+        from botwarden.state.factory import read_state
+
+        config = load_config(self.config)
+        try:
+            state = asyncio.run(read_state(config.state, config.bot_id, config.base_dir))
+        except StateError:
+            return False
+        return bool(state.fills)
+
+
+def _fold_wal(path: Path) -> None:
+    """Move what the bot's SQLite WAL holds into the state file (as a clean close
+    does), so that damaging the file loses the state: a young state lives in its WAL
+    whole, and a damaged file beside it would lose nothing."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 def run_trial(number: int, workdir: Path) -> TrialOutcome:
-    trial = TrialOutcome(number)
+    venue = VENUES[number % len(VENUES)]
+    trial = TrialOutcome(number, venue=venue.name)
     folder = workdir / f"trial-{number}"
     folder.mkdir(parents=True)
     trial.folder = folder
     rng = random.Random(f"real:{number}")
-    exchange = Exchange(folder, seed=number)
+    faults = ""
+    if venue.skews_clock and rng.random() < 0.5:
+        skew = _draw_skew(rng)
+        faults = f"clock_skew:by={skew}"
+        trial.draws.append(f"venue clock {skew} off the host's")
+        trial.counts["clock_skews"] += 1
+    exchange = Exchange(folder, venue.api, number, KEY, SECRET, faults)
     try:
         exchange.start(SPEED)
-        config = write_config(folder, exchange, rng)
-        for _ in range(rng.randint(1, 3)):
-            _one_life(trial, config, rng)
+        config = write_config(folder, venue, exchange, rng)
+        life = Life(trial, venue, config, rng)
+        for number_of_life in range(1, rng.randint(1, 3) + 1):
+            life.live(number_of_life)
         exchange.stop()
         exchange.start(STILL)
-        healing = ["run", str(config), "--ticks", str(HEALING_TICKS)]
-        healed = Command(healing, folder, _environment())
+        healed = life.command(["run", str(config), "--ticks", str(HEALING_TICKS)])
+        trial.draws.append(f"healing run (pid {healed.pid})")
+        if life.rebuild_owed:
+            life.expect_rebuild(healed)
         code = healed.wait(timeout=120)
         exchange.stop()
         if code != 0:
             trial.error = f"the last run exited {code}: {healed.said()[-500:]}"
             return trial
-        trial.violations += _check(config, exchange, trial)
+        trial.violations += _check(config, venue, exchange, trial)
+    except TrialFailed as failure:
+        trial.error = str(failure)
     except Exception as error:  # a harness failure is a failed trial, said plainly
         trial.error = f"{type(error).__name__}: {error}"
     finally:
@@ -258,58 +324,16 @@ def run_trial(number: int, workdir: Path) -> TrialOutcome:
     return trial
 
 
-def _one_life(trial: TrialOutcome, config: Path, rng: random.Random) -> None:
-    """Start the bot, torment it, kill it."""
-    crash_at = None
-    if rng.random() < 0.4:
-        crash_at = f"{rng.choice(sorted(POINTS))}:{rng.randint(1, 2)}"
-    bot = Command(["run", str(config)], config.parent, _environment(crash_at))
-    try:
-        time.sleep(rng.uniform(0.3, 1.5))
-        if bot.alive() and rng.random() < 0.3:
-            bot.signal(signal.SIGSTOP)  # frozen: the exchange moves on without it
-            trial.counts["freezes"] += 1
-            time.sleep(rng.uniform(0.1, 0.6))
-            bot.signal(signal.SIGCONT)
-            time.sleep(rng.uniform(0.1, 0.4))
-        if bot.alive() and rng.random() < 0.25:
-            trial.counts["second_instances"] += 1
-            second = Command(["run", str(config), "--ticks", "1"], config.parent, _environment())
-            code, said = second.wait(timeout=60), second.said()
-            # Refused, or it ran because the first died meanwhile (at its crash point)
-            if bot.alive() and (code == 0 or "already running" not in said):
-                last = said.strip().splitlines()[-1:] or ["nothing"]
-                trial.violations.append(
-                    Violation(
-                        "I4",
-                        "a second instance started while the first ran was not refused:"
-                        f" exit {code}, {last[0]}",
-                    )
-                )
-        if bot.alive():
-            bot.signal(signal.SIGKILL)
-        else:
-            trial.counts["at_points"] += bot.wait(timeout=30) == -signal.SIGKILL
-        code = bot.wait(timeout=30)
-        if code != -signal.SIGKILL:
-            raise RuntimeError(f"the bot exited by itself ({code}): {bot.said()[-500:]}")
-        trial.counts["kills"] += 1
-    finally:
-        if bot.alive():
-            bot.signal(signal.SIGKILL)
-            bot.wait(timeout=30)
-
-
-def _check(config_path: Path, exchange: Exchange, trial: TrialOutcome) -> list[Violation]:
+def _check(
+    config_path: Path, venue: RealVenue, exchange: Exchange, trial: TrialOutcome
+) -> list[Violation]:
     """Every promise but I4 (the bot's clock is the wall clock, the exchange's runs
     faster: the second-instance check covers I4 here) on the files of both."""
-    import asyncio
-
     from botwarden.config import PaperVenueSettings, load_config
     from botwarden.engine.checks import check_promises
     from botwarden.engine.ids import ClientIds
     from botwarden.state.manager import StateManager
-    from botwarden.venues.emulators.alpaca import book_trade_id
+    from botwarden.venues.emulators.apis import paper_settings
     from botwarden.venues.factory import paper_book
 
     config = load_config(config_path)
@@ -319,14 +343,15 @@ def _check(config_path: Path, exchange: Exchange, trial: TrialOutcome) -> list[V
             return await manager.snapshot()
 
     snapshot = asyncio.run(state())
-    book = paper_book(PaperVenueSettings(seed=exchange.seed), exchange.book)
+    settings = PaperVenueSettings(seed=exchange.seed, **paper_settings(venue.api))
+    book = paper_book(settings, exchange.book)
     try:
         epoch = snapshot.bot.instance.epoch if snapshot.bot.instance else 0
         ids = ClientIds(config.bot_id, epoch)
         trial.counts["orders"] = sum(ids.owns(o.client_order_id) for o in book.all_orders())
         trial.counts["fills"] = sum(ids.owns(f.client_order_id) for _, f in book.fills())
         promises = [p for p in PROMISES if p != "I4"]
-        return check_promises(snapshot, book, ids, promises, book_trade_id=book_trade_id)
+        return check_promises(snapshot, book, ids, promises, book_trade_id=venue.book_trade_id)
     finally:
         book.close()
 
@@ -364,10 +389,16 @@ def print_real_summary(console, summary: RealSummary) -> None:
     counts = summary.counts
     rows = [
         ("trials", f"{summary.trials:,}"),
+        *((f"...on {venue.name}", f"{summary.venues[venue.name]:,}") for venue in VENUES),
         ("SIGKILLs", f"{counts['kills']:,}"),
         ("...at a named crash point", f"{counts['at_points']:,}"),
         ("SIGSTOP / SIGCONT freezes", f"{counts['freezes']:,}"),
         ("second instances (refused)", f"{counts['second_instances']:,}"),
+        ("...after the lock file was removed", f"{counts['lock_removed']:,}"),
+        ("state deleted while running (exit 1)", f"{counts['deleted_running']:,}"),
+        *((f"state {how} while down", f"{counts[f'lost_{how}']:,}") for how in DAMAGES),
+        ("rebuilds from the venue (STATE LOST)", f"{counts['rebuilds']:,}"),
+        ("venue clock skewed (binanceusdm)", f"{counts['clock_skews']:,}"),
         ("orders", f"{counts['orders']:,}"),
         ("fills", f"{counts['fills']:,}"),
         *violation_rows(summary.violations),
@@ -377,7 +408,11 @@ def print_real_summary(console, summary: RealSummary) -> None:
     ]
     print_table(console, "botwarden torture --real", rows)
     for trial in summary.failures[:10]:
-        console.print(f"\n[red]trial {trial.number} FAILED[/] (files: {trial.folder})")
+        console.print(
+            f"\n[red]trial {trial.number} FAILED[/] on {trial.venue} (files: {trial.folder})"
+        )
+        for draw in trial.draws:
+            console.print(f"  {draw}", markup=False, highlight=False)
         for violation in trial.violations[:5]:
             console.print(violation.explain(), markup=False, highlight=False)
         if trial.error:

@@ -149,6 +149,7 @@ def open_ccxt_venue(settings: CcxtVenueSettings, base_dir: Path) -> Venue:
         options=settings.options,
         timeout=settings.timeout.total_seconds(),
         clock_tolerance=settings.clock_tolerance,
+        throttle=settings.throttle,
     )
 
 

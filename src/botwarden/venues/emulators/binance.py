@@ -173,6 +173,16 @@ def _order_number(order: VenueOrder) -> int:
     return int(order.venue_order_id.removeprefix("P"))
 
 
+def trade_number(fill: Fill) -> int:
+    """A fill's trade id as Binance gives it: a number (the paper book's `T00000042`)."""
+    return int(fill.trade_id.removeprefix("T"))
+
+
+def book_trade_id(trade: str) -> str:
+    """The paper book's trade id behind a trade id this emulator gave (`42`)."""
+    return f"T{int(trade):08d}"
+
+
 FUTURES_TRADES_WINDOW_MS = 7 * 86_400_000
 TRIGGERED_BASE = 1_000_000_000
 """A triggered USD-M stop becomes a market order with an id of its own: the stop's
@@ -632,7 +642,7 @@ def create_app(
             start, end = futures_trades_window(start, end)
         chosen = []
         for fill in rows:
-            number = int(fill.trade_id.removeprefix("T"))
+            number = trade_number(fill)
             if fill.symbol != book_symbol:
                 continue
             if from_id and number < int(from_id):
@@ -807,7 +817,7 @@ def create_app(
                     "qty": _number(f.qty),
                     "commission": _number(f.fee),
                     "commissionAsset": f.fee_currency or "USDT",
-                    "tradeId": int(f.trade_id.removeprefix("T")),
+                    "tradeId": trade_number(f),
                 }
                 for f in exchange.fills()
                 if f.venue_order_id == order.venue_order_id
