@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from botwarden.config import BotConfig
-from botwarden.domain.models import BotStatus
+from botwarden.domain.models import BotStatus, OrderSide
 from botwarden.domain.orders import OrderType, Purpose
 from botwarden.engine.checks import check_promises
 from botwarden.engine.runner import Runner
@@ -315,3 +315,52 @@ async def test_a_bot_started_on_a_new_day_resets_it_at_once(exchange: Exchange) 
     days = [e for e in (await again.state.snapshot()).events.values() if e.kind == "day"]
     assert [e.data["trading_day"] for e in days] == [str(exchange.clock.now.date())]
     await again.state.close()
+
+
+async def test_a_fill_is_learned_when_the_venues_clock_moved_since_the_order(
+    tmp_path: Path,
+) -> None:
+    """Found by the real campaign: an entry sent, the bot killed before it recorded the
+    fill, and the venue's clock (eight days ahead) another hours ahead by the next
+    start. The first look for fills began at the order's time on today's offset,
+    after the fill: the position was never learned and stayed bare."""
+    pytest.importorskip("ccxt", reason="needs ccxt: pip install 'botwarden[ccxt]'")
+    from botwarden.venues.emulators.server import serving
+    from tests.venues.test_ccxt_adapter import adapter, start
+    from tests.venues.test_paper import Clock
+
+    host, skew = Clock(), [timedelta(days=8)]
+    exchange, app = start(tmp_path, "usdm", clock=lambda: host.now + skew[0])
+    config = BotConfig.model_validate(
+        {**CONFIG, **BUSY, "symbols": ["BTC/USDT:USDT"], "order": {"qty": "0.01"}}
+    )
+    with serving(app) as url:
+        state = StateManager("golden", SqliteStore(tmp_path / "state.db"), clock=host)
+        await state.open()
+        first = Runner(config, state, adapter(url, "usdm", host_clock=host), host)
+        await first.start()
+        while not exchange.book.positions():  # until an entry fills at the venue
+            host.now += timedelta(hours=1)
+            await first.desk.place(
+                symbol="BTC/USDT:USDT", side=OrderSide.BUY, qty=Decimal("0.01"),
+                purpose=Purpose.ENTRY,
+            )  # fmt: skip
+        await first.venue.close()  # killed: the fill is not recorded
+        await state.close()
+        skew[0] += timedelta(hours=6)  # the venue's clock moved on meanwhile
+        state = StateManager("golden", SqliteStore(tmp_path / "state.db"), clock=host)
+        await state.open()
+        again = Runner(config, state, adapter(url, "usdm", host_clock=host), host)
+        await again.start()
+        snapshot = await state.snapshot()
+        assert snapshot.fills, "the fill is learned"
+        (position,) = snapshot.positions.values()
+        stops = [
+            o
+            for o in exchange.book.open_orders()
+            if o.client_order_id == position.stop_client_order_id
+        ]
+        assert stops, "and protected"
+        await again.venue.close()
+        await state.close()
+    exchange.book.close()

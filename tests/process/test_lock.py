@@ -137,3 +137,26 @@ def test_a_holder_whose_lock_file_another_process_locked_is_told_it_lost_the_loc
         finally:
             other.kill()
             other.wait(timeout=10)
+
+
+def test_a_refused_second_start_holding_the_new_file_a_moment_does_not_stop_the_holder(
+    tmp_path: Path,
+) -> None:
+    """Found by the real campaign: a second start locks the new file at the path, finds
+    the running instance and lets go; the holder's check in that moment took it for
+    another instance that took over, and stopped trading."""
+    path = tmp_path / "golden.lock"
+    with InstanceLock(path, "golden") as lock:
+        path.unlink()
+        brief = hold_in_another_process(
+            path,
+            "import fcntl, os, threading\nfd = os.open(path, os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "threading.Timer(0.3, lambda: fcntl.flock(fd, fcntl.LOCK_UN)).start()",
+        )
+        try:
+            assert lock.verify() is True, "locked again once the refused start let go"
+            assert holder(path) == os.getpid()
+        finally:
+            brief.kill()
+            brief.wait(timeout=10)

@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 BREAKER = {"notify": Topic.BREAKER}
 
+FIRST_FILLS_MARGIN = timedelta(days=1)
+"""How long before the bot's first order its first look for fills begins."""
+
 WAITING = frozenset({IntentStatus.SUBMITTING, IntentStatus.UNKNOWN})
 """Sent, or maybe sent, with no answer stored: only the venue can say what happened."""
 
@@ -364,7 +367,10 @@ class OrderDesk:
             started = [i.created_at for i in state.intents.values()]
             if not started:
                 return 0  # no order sent yet: no fill can be the bot's
-            since = min(started)
+            # A margin before the first order: the venue's clock may have moved against
+            # the bot's since it was sent (an NTP step, a skewed or fast venue), and
+            # what comes twice the ledger keeps once.
+            since = min(started) - FIRST_FILLS_MARGIN
         new = 0
         while True:
             page = await ctx.venue.fills(since=since, cursor=cursor)

@@ -20,6 +20,7 @@ import fcntl
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,10 @@ from botwarden.process.procs import PROC
 
 class AlreadyRunning(BotwardenError):
     """Another process holds the bot's lock."""
+
+
+RELOCK_TRIES, RELOCK_PAUSE = 20, 0.05
+"""How long `verify` waits for a refused second start to let go of a new lock file."""
 
 
 class LockLost(BotwardenError):
@@ -96,14 +101,20 @@ class InstanceLock:
         if _names(self.path, self._fd):
             return False
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = _lock_file_at(self.path)
-        except BlockingIOError:
+        # A second start takes the new file for a moment before it finds this instance
+        # and is refused: it lets go within milliseconds, so look again for a second.
+        for _ in range(RELOCK_TRIES):
+            try:
+                fd = _lock_file_at(self.path)
+                break
+            except BlockingIOError:
+                time.sleep(RELOCK_PAUSE)
+        else:
             raise LockLost(
                 f"bot {self.bot_id}: lock file {self.path} was deleted or replaced, and"
                 f" {named(holder(self.path) or HIDDEN)} now holds the file there: this"
                 " instance must stop trading"
-            ) from None
+            )
         os.close(self._fd)  # the old file, which no path names
         self._fd = fd
         self._write_owner()
