@@ -166,7 +166,9 @@ def test_a_corrupt_state_file_is_reported_and_left_where_it_is(tmp_path: Path) -
     assert not list(path.parent.glob("hurt.json.corrupt-*"))
 
 
-def test_a_config_naming_the_wrong_backend_is_told_so_and_moves_nothing(tmp_path: Path) -> None:
+def test_a_config_naming_the_wrong_backend_is_told_so_and_moves_nothing(
+    tmp_path: Path, botwarden_home: Path
+) -> None:
     """`state show` with jsonfile over the SQLite file once called the file corrupt and
     moved it aside, and the next `run` started as a new bot."""
     right = write_config(tmp_path / "bot.yaml", "bot_id: golden\n")
@@ -190,6 +192,8 @@ def test_a_config_naming_the_wrong_backend_is_told_so_and_moves_nothing(tmp_path
     ]
     shown = botwarden("state", "show", str(right), "--json", cwd=tmp_path)
     assert json.loads(shown.stdout)["bot"]["instance"]["epoch"] == 1, "the same bot, kept"
+    record = json.loads((botwarden_home / "bots" / "golden" / "bot.json").read_text())
+    assert record["config"] == str(right), "a refused run takes over nothing: restart, status"
 
 
 def test_state_from_a_newer_botwarden_is_refused(tmp_path: Path) -> None:

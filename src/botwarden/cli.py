@@ -265,11 +265,14 @@ def run(
 
     settings = load_config(config)
     files = bot_files(settings.bot_id)
-    files.remember(config, lock_path(settings))  # for status, stop and logs
+    files.make()
     path = files.log
     _log_to(path, log_format)
     errors.print(f"bot {settings.bot_id}: log in {path}", markup=False, highlight=False)
-    asyncio.run(run_bot(settings, ticks=ticks))
+    # Remembered for status, stop and logs once this config really runs the bot (its
+    # lock held, its state open): a run refused earlier takes nothing over.
+    remember = lambda: files.remember(config, lock_path(settings))  # noqa: E731
+    asyncio.run(run_bot(settings, ticks=ticks, on_running=remember))
 
 
 LOG_BYTES = 10 * 1024 * 1024

@@ -220,7 +220,7 @@ async def test_the_daily_reset_happens_on_a_quiet_day_and_shows_in_the_counters(
     assert state.risk.trading_day == day + timedelta(days=1) and state.risk.daily_pnl == 0
     assert state.bot.last_error is None, "a running bot's last error is cleared"
     (event,) = [e for e in state.events.values() if e.kind == "day"]
-    assert f"{day} closed with PnL -40.00" in event.message
+    assert f"{day} closed with realized PnL -40.00" in event.message
     await runner.state.close()
 
 
@@ -364,3 +364,14 @@ async def test_a_fill_is_learned_when_the_venues_clock_moved_since_the_order(
         await again.venue.close()
         await state.close()
     exchange.book.close()
+
+
+async def test_a_paper_exchange_started_in_the_past_is_not_a_skewed_clock(
+    exchange: Exchange,
+) -> None:
+    """A paper exchange's clock is the bot's, whatever `start:` says: the alert told the
+    operator to fix the host's clock (NTP) for a clock set on purpose."""
+    runner = await exchange.runner()  # the harness's exchange starts in March 2026
+    told = [e.message for e in (await runner.state.snapshot()).events.values()]
+    assert not [m for m in told if "clock is" in m], told
+    await runner.state.close()

@@ -4,6 +4,7 @@ a SIGKILL at each named crash point followed by a restart that keeps every promi
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -209,6 +210,12 @@ async def test_a_state_file_deleted_while_the_bot_runs_stops_it_and_the_restart_
     assert first.returncode == 1, err
     assert "STATE LOST" in err and "deleted" in err and "Traceback" not in err
     assert not holding(book) or _resting_stops(book) >= 1, "what it holds keeps a stop"
+    store = SqliteStore(state_file)  # what `status` reads now: error, and why
+    await store.open()
+    told = decode(await store.load("golden_spy"), "golden_spy", "test").bot
+    await store.close()
+    assert told.status is BotStatus.ERROR
+    assert "was deleted while the bot had it open" in (told.last_error or "")
 
     again = botwarden("run", str(path), "--ticks", "3")
     _, err = again.communicate(timeout=60)
@@ -261,3 +268,26 @@ def test_a_bot_whose_folder_cannot_be_written_says_so_in_one_line(tmp_path: Path
     assert len(said) == 1 and "Traceback" not in err, err
     assert said[0].startswith("botwarden: error: ")
     assert "cannot make the bot's lock file (Read-only file system)" in said[0]
+
+
+def test_a_bot_whose_state_folder_became_read_only_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """The bot ran before (its lock file and the paper exchange's book are there), then
+    its folder was made read-only: the book could not open, a 67-line traceback. Run
+    as root without the right to override file permissions, as a user would be."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv (util-linux) to drop the override of permissions")
+    config = tmp_path / "bot.yaml"
+    config.write_text(CONFIG)
+    assert botwarden("run", str(config), "--ticks", "1").wait(timeout=60) == 0
+    (tmp_path / "state").chmod(0o555)
+    drop = "-dac_override,-dac_read_search"
+    run = subprocess.run(
+        ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}",
+         sys.executable, "-m", "botwarden", "run", str(config), "--ticks", "1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    (tmp_path / "state").chmod(0o755)
+    assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr
+    assert "cannot open it" in run.stderr and "must be able to write in" in run.stderr

@@ -78,7 +78,8 @@ class Recovery:
         self.report.lines.append(message)
         if attention:
             self.report.needs_attention = True
-        log.log(logging.WARNING if attention else logging.INFO, "%s: %s", self.ctx.bot_id, message)
+        loud = attention or kind == "alert"
+        log.log(logging.WARNING if loud else logging.INFO, "%s: %s", self.ctx.bot_id, message)
         async with self.ctx.state.transaction() as tx:
             asks = {"attention": True, "notify": Topic.NEEDS_ATTENTION} if attention else None
             tx.add_event(self.ctx.clock(), kind, message, asks)

@@ -50,6 +50,7 @@ from botwarden.state.records import BotState
 from botwarden.strategies.base import Action, Signal, build_strategy
 from botwarden.venues.base import (
     AuthError,
+    ClockReading,
     NotFound,
     Rejected,
     Venue,
@@ -295,7 +296,10 @@ class Runner:
     async def _check_clock(self) -> None:
         """A venue whose clock is far from this host's is told of (an event, an alert):
         the bot looks for fills by the venue's own time, but an operator should know."""
-        reading = await self.venue.read_clock()
+        told = await self.venue.read_clock()
+        # Against the bot's own clock: a paper exchange's is the bot's, whatever its
+        # start and speed; a real venue's is set against the host's.
+        reading = ClockReading(told.venue_time, self.clock(), told.tolerance)
         if reading.skewed:
             async with self.state.transaction() as tx:
                 tx.add_event(
@@ -477,8 +481,8 @@ class Runner:
                 tx.save_bot_record(bot.evolve(last_error=None, last_updated_at=now))
             lifted = last.breaker_until is not None and risk.breaker_until is None
             message = (
-                f"trading day {today} began: {last.trading_day} closed with PnL"
-                f" {last.daily_pnl:.2f} over {last.daily_trade_count} trade(s); daily"
+                f"trading day {today} began: {last.trading_day} closed with realized PnL"
+                f" {last.daily_pnl:.2f}, entries taken: {last.daily_trade_count}; daily"
                 " counters reset"
                 + (f"; the breaker ({last.breaker_reason}) ended" if lifted else "")
             )

@@ -70,10 +70,14 @@ class BotFiles:
     def config_path(self) -> Path:
         return Path(self.read_record()["config"])
 
+    def make(self) -> None:
+        """The bot's folder under the home (which holds logs and tokens: the owner's)."""
+        self.dir.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
     def remember(self, config: Path, lock: Path) -> None:
         """Note where the bot's config and lock are, for stop, status and logs."""
-        self.dir.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # logs, tokens
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.make()
         record = {"bot_id": self.bot_id, "config": str(config.resolve()), "lock": str(lock)}
         atomic_write(self.record, json.dumps(record).encode())
 

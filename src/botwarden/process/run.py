@@ -23,7 +23,7 @@ from botwarden.config import BotConfig, KeyedVenueSettings, botwarden_home, reso
 from botwarden.domain.models import BotStatus, Topic
 from botwarden.engine.crash import CRASH
 from botwarden.engine.runner import Flattened, Runner
-from botwarden.errors import BotwardenError, StateCorruptError
+from botwarden.errors import BotwardenError, StateCorruptError, StateLost
 from botwarden.keystore import KeyStore
 from botwarden.notify import Notifier
 from botwarden.process.lock import InstanceLock
@@ -51,9 +51,12 @@ def lock_path(config: BotConfig) -> Path:
     return runtime_dir(config) / f"{config.bot_id}.lock"
 
 
-async def run_bot(config: BotConfig, *, ticks: int | None = None) -> None:
+async def run_bot(
+    config: BotConfig, *, ticks: int | None = None, on_running: Callable[[], None] | None = None
+) -> None:
     """Run the bot until SIGTERM / SIGINT (or `ticks` passes). Raises `AlreadyRunning`
-    if another process runs it; any other failure is stored as the bot's last error."""
+    if another process runs it; any other failure is stored as the bot's last error.
+    `on_running`: called once the lock is held and the state open."""
     config.require_markets()
     CRASH.arm_from_environment()
     # `botwarden resolve` sends SIGUSR1 to the lock's holder; held back until the
@@ -63,7 +66,7 @@ async def run_bot(config: BotConfig, *, ticks: int | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with _instance(config) as (runner, lock):
+    async with _instance(config, on_running) as (runner, lock):
         loop.add_signal_handler(signal.SIGUSR1, runner.request_resolve)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         _tell_supervisor_started()
@@ -105,7 +108,9 @@ def open_bot_venue(config: BotConfig) -> Venue:
 
 
 @contextlib.asynccontextmanager
-async def _instance(config: BotConfig) -> AsyncIterator[tuple[Runner, InstanceLock]]:
+async def _instance(
+    config: BotConfig, on_running: Callable[[], None] | None = None
+) -> AsyncIterator[tuple[Runner, InstanceLock]]:
     """An instance of the bot in this process: its lock (taken first, held to the end),
     its venue, its state, and a runner that has started (recovered, or retrying);
     stopped at the end, or in error with the error stored."""
@@ -114,7 +119,8 @@ async def _instance(config: BotConfig) -> AsyncIterator[tuple[Runner, InstanceLo
         try:
             venue = open_bot_venue(config)
         except BotwardenError as error:  # its keys cannot be had: the bot is in error
-            await _record_failed_start(config, error)
+            if await _record_failed_start(config, error) and on_running is not None:
+                on_running()  # its state took the error: status shows it
             if notifier is not None:
                 notifier.announce(Topic.ERROR, f"could not start: {error}")
                 await notifier.close()
@@ -123,6 +129,8 @@ async def _instance(config: BotConfig) -> AsyncIterator[tuple[Runner, InstanceLo
         try:
             state, lost = await _open_state(config, clock)
             async with state:
+                if on_running is not None:
+                    on_running()
                 runner = Runner(config, state, venue, clock, notifier)
                 if notifier is not None:
                     notifier.start_from((await state.snapshot()).ledger.next_event_seq)
@@ -187,21 +195,34 @@ async def write_unfenced(
             change(tx, utc_now())
 
 
-async def _record_failed_start(config: BotConfig, error: BotwardenError) -> None:
+async def _record_failed_start(
+    config: BotConfig, error: BotwardenError, what: str = "could not start"
+) -> bool:
+    """The bot is in error, saying why, written by whoever holds its lock; False if
+    the store could not take it."""
+
     def failed(tx: Transaction, now: datetime) -> None:
         bot = tx.state.bot.evolve(
             status=BotStatus.ERROR, last_error=str(error), last_updated_at=now
         )
         tx.save_bot_record(bot)
-        tx.add_event(now, "status", f"could not start: {error}")
+        tx.add_event(now, "status", f"{what}: {error}")
 
     try:
         await write_unfenced(config, failed)
+        return True
     except Exception as unrecorded:  # the store itself may be what failed
         log.error("could not record the error in the state: %s", unrecorded)
+        return False
 
 
 async def _record_error(runner: Runner, error: Exception) -> None:
+    if isinstance(error, StateLost):
+        # The state it had is gone: the error goes in the state now at its place (a
+        # new one, for a deleted file), so that status says error and why; the next
+        # start still finds nothing of the bot's trading there, and rebuilds.
+        await _record_failed_start(runner.config, error, "STATE LOST")
+        return
     try:
         await runner.stopped(error)
     except Exception as unrecorded:  # the store itself may be what failed

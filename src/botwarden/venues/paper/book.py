@@ -25,6 +25,7 @@ from typing import Literal
 from botwarden.domain.markets import TimeInForce
 from botwarden.domain.models import Fill, OrderSide, Side
 from botwarden.domain.orders import OrderType
+from botwarden.errors import BotwardenError
 from botwarden.venues.base import (
     Balance,
     NotFound,
@@ -74,17 +75,23 @@ class PaperBook:
         self.path = Path(path)
         self.feed = feed
         self.settings = settings
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        # NORMAL in WAL mode survives a process crash (what a simulated exchange must
-        # survive) without paying an fsync per order.
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        for statement in _SCHEMA:
-            self._db.execute(statement)
-        self._db.execute(
-            "INSERT OR IGNORE INTO meta VALUES ('cash', ?)", (str(settings.starting_cash),)
-        )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # NORMAL in WAL mode survives a process crash (what a simulated exchange must
+            # survive) without paying an fsync per order.
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('cash', ?)", (str(settings.starting_cash),)
+            )
+        except (OSError, sqlite3.Error) as error:  # a folder it may not write, say
+            raise BotwardenError(
+                f"paper exchange book {self.path}: cannot open it ({error}): the bot must be"
+                f" able to write in {self.path.parent}"
+            ) from None
         self._open: dict[str, VenueOrder] | None = None
         self._staged: dict[str, VenueOrder] = {}
         self._processed: datetime | None = None
