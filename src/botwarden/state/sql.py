@@ -183,7 +183,12 @@ class EmbeddedSqlStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif refuse_another_format(self.path, self.backend) == "empty" and self.readonly:
             # A writer takes an empty file for a new database; a reader says what it saw.
-            raise StateCorruptError(self.path, "the file is empty", None)
+            raise StateCorruptError(
+                self.path,
+                "the file is empty: a bot started on it looks for its history at the venue"
+                " and, finding it, rebuilds its state from there",
+                None,
+            )
         try:
             self._conn = self._connect()
             self._check_integrity()
