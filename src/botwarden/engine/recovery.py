@@ -187,7 +187,9 @@ class Recovery:
                 continue
             if intent is not None:
                 continue  # a known stop of a closed position: the stop guarantee cancels it
-            if restore:  # the state stands: what it does not know is reported, not touched
+            if restore and not self.ctx.ids.is_guard(cid):
+                # The state stands: what it does not know is reported, not touched. (A
+                # guard is the bot's own, sent while its store failed: handled always.)
                 await self.note(
                     f"MISMATCH: {cid} ({order.type} {order.side} {order.qty} {order.symbol})"
                     " rests on the venue, unknown to the state; restore mode leaves it",

@@ -4,6 +4,7 @@ from another's, and noticing that an open file is no longer the one at its path.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,9 +30,19 @@ def file_format(path: Path) -> str | None:
         return "sqlite"
     if head[8:12] == b"DUCK":  # after DuckDB's 8-byte checksum
         return "duckdb"
-    if head.lstrip()[:1] == b"{":
+    if head.lstrip()[:1] == b"{" and _json_document(path):
         return "jsonfile"
     return None
+
+
+def _json_document(path: Path) -> bool:
+    """Does the file hold one JSON object? (A `{` alone is one byte in 256 of garbage:
+    garbage is damage, never "another backend's file".)"""
+    try:
+        with open(path, "rb") as file:
+            return isinstance(json.load(file), dict)
+    except (OSError, ValueError, RecursionError):
+        return False
 
 
 def refuse_another_format(path: Path, backend: str) -> str | None:
