@@ -278,3 +278,15 @@ def test_running_a_bot_with_no_symbols_is_one_line_naming_the_field(tmp_path: Pa
     assert ran.returncode == 2, ran.stderr
     assert ran.stderr.strip().splitlines()[-1].startswith(f"botwarden: error: {path}: symbols: ")
     assert "Traceback" not in ran.stderr
+
+
+@pytest.mark.parametrize("where", ["/dev/zero", "huge"])
+def test_a_path_to_something_that_is_no_config_is_refused_before_it_is_read(
+    tmp_path: Path, where: str
+) -> None:
+    """Through the API, `{"config": "/dev/zero"}` read without end."""
+    path = Path(where) if where.startswith("/") else tmp_path / "huge.yaml"
+    if where == "huge":
+        path.write_bytes(b"# " + b"x" * (2 * 1024 * 1024) + b"\nbot_id: x\n")
+    with pytest.raises(ConfigError, match="not a regular file|too large to be a bot's config"):
+        load_config(path)

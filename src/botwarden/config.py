@@ -568,9 +568,21 @@ def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+"""A bot's config is a few hundred bytes; a path to something else (a device, a log)
+is refused before it is read whole."""
+
+
 def load_config(path: str | Path) -> BotConfig:
     path = Path(path)
     try:
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"{path}: not a regular file; a config is a YAML, JSON or TOML file")
+        if path.exists() and path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{path}: {path.stat().st_size} bytes, too large to be a bot's config"
+                f" (at most {MAX_CONFIG_BYTES})"
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
