@@ -334,17 +334,17 @@ async def test_a_wrong_typed_redis_key_leaves_the_change_unapplied(tmp_path: Pat
         await store.close()
 
 
+@pytest.mark.parametrize("name", ["sqlite", "duckdb"])
 async def test_garbage_that_begins_with_a_brace_is_damage_not_a_json_state(
-    file_backend: Backend,
+    tmp_path: Path, name: str
 ) -> None:
     """Found by the simulator (seed 5468 of 10,000): random bytes whose first is `{`
     were named JSON, "another backend's file", and the bot refused to start instead of
     rebuilding; only a JSON object is a jsonfile's state."""
-    if file_backend.name == "jsonfile":
-        pytest.skip("a jsonfile's garbage is its own backend's damage")
-    await write_some_state(file_backend)
-    fold_wal(file_backend)
-    path = state_file(file_backend)
+    backend = file_backend_at(name, tmp_path / f"state.{name}")
+    await write_some_state(backend)
+    fold_wal(backend)
+    path = state_file(backend)
     path.write_bytes(b"{" + random.Random(5468).randbytes(8191))
     with pytest.raises(StateCorruptError):
-        await read_only_store(file_backend).open()
+        await read_only_store(backend).open()
