@@ -210,6 +210,9 @@ def venue_serve(
     ] = None,
     seed: Annotated[int, typer.Option(help="Decides the price path.")] = 7,
     speed: Annotated[float, typer.Option(help="Exchange time per wall-clock time.")] = 1.0,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Print a line for every request served.")
+    ] = False,
 ) -> None:
     """Serve a venue's real API on this machine, backed by the paper exchange: point an
     unmodified SDK (alpaca-py, ccxt) or bot at it to rehearse fills, stops and outages."""
@@ -238,7 +241,10 @@ def venue_serve(
         highlight=False,
     )
     app = create_app(api, venue, key, secret)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    server = uvicorn.Config(app, host=host, port=port, log_level="warning")
+    if access_log:  # uvicorn's access lines are at info, below the level of the rest
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+    uvicorn.Server(server).run()
 
 
 class LogFormat(StrEnum):
