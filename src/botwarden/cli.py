@@ -614,8 +614,8 @@ def torture(
     """Deterministic simulation: the real engine and store on the paper exchange, with
     the seed's faults and crashes, every promise checked; a failing seed is printed
     with its history and the command that replays it. With --real: the exchange and
-    the bot as real processes, the bot killed, frozen and doubled. Exit status 1 on
-    any failure."""
+    the bot as real processes, the bot killed, frozen and doubled, its disk filled
+    (as root: a tmpfs). Exit status 1 on any failure."""
     if real:
         from botwarden.torture.real import default_jobs, print_real_summary, run_real_campaign
 
@@ -627,7 +627,7 @@ def torture(
             ),
         )
         print_real_summary(console, outcome)
-        raise typer.Exit(1 if outcome.failures else 0)
+        raise typer.Exit(1 if outcome.failed else 0)
 
     from botwarden.torture.campaign import print_summary, run_campaign
     from botwarden.torture.simulation import parse_options
