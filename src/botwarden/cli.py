@@ -210,6 +210,9 @@ def venue_serve(
     ] = None,
     seed: Annotated[int, typer.Option(help="Decides the price path.")] = 7,
     speed: Annotated[float, typer.Option(help="Exchange time per wall-clock time.")] = 1.0,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Print a line for every request served.")
+    ] = False,
 ) -> None:
     """Serve a venue's real API on this machine, backed by the paper exchange: point an
     unmodified SDK (alpaca-py, ccxt) or bot at it to rehearse fills, stops and outages."""
@@ -238,7 +241,10 @@ def venue_serve(
         highlight=False,
     )
     app = create_app(api, venue, key, secret)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    server = uvicorn.Config(app, host=host, port=port, log_level="warning")
+    if access_log:  # uvicorn's access lines are at info, below the level of the rest
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+    uvicorn.Server(server).run()
 
 
 class LogFormat(StrEnum):
@@ -608,8 +614,8 @@ def torture(
     """Deterministic simulation: the real engine and store on the paper exchange, with
     the seed's faults and crashes, every promise checked; a failing seed is printed
     with its history and the command that replays it. With --real: the exchange and
-    the bot as real processes, the bot killed, frozen and doubled. Exit status 1 on
-    any failure."""
+    the bot as real processes, the bot killed, frozen and doubled, its disk filled
+    (as root: a tmpfs). Exit status 1 on any failure."""
     if real:
         from botwarden.torture.real import default_jobs, print_real_summary, run_real_campaign
 
@@ -621,7 +627,7 @@ def torture(
             ),
         )
         print_real_summary(console, outcome)
-        raise typer.Exit(1 if outcome.failures else 0)
+        raise typer.Exit(1 if outcome.failed else 0)
 
     from botwarden.torture.campaign import print_summary, run_campaign
     from botwarden.torture.simulation import parse_options

@@ -1,12 +1,14 @@
 """`botwarden torture --real`: the exchange and the bot as real processes, on Alpaca and
 on Binance USD-M in turn, the bot killed with SIGKILL (by the harness and at armed crash
 points), frozen with SIGSTOP, doubled by a second copy (at times with the first's lock
-file removed), its state lost (damaged while it is down, deleted while it runs), the
-venue's clock skewed; every promise checked on the files both leave."""
+file removed), its state lost (damaged while it is down, deleted while it runs), its
+disk full (a tmpfs, as root), the venue's clock skewed; every promise checked on the
+files both leave."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 pytest.importorskip("alpaca", reason="needs alpaca-py: pip install 'botwarden[alpaca]'")
 pytest.importorskip("ccxt", reason="needs ccxt: pip install 'botwarden[ccxt]'")
 
+from botwarden.torture.disks import why_no_tmpfs
 from botwarden.torture.real import run_real_campaign
 
 
@@ -35,6 +38,10 @@ def test_real_trials_keep_every_promise() -> None:
     lost = ("deleted_running", "lost_emptied", "lost_truncated", "lost_garbage", "lost_deleted")
     assert sum(summary.counts[what] for what in lost) > 0 and summary.counts["rebuilds"] > 0
     assert summary.counts["clock_skews"] > 0, "drawn before anything else: trials 1, 3, ..."
+    if summary.without_disk is None:
+        assert summary.counts["full_disks"] > 0, "trials 3 and 10 draw it"
+    else:  # not root: allowed, but never under CI
+        assert not summary.disk_required, f"no full disk: {summary.without_disk}"
 
 
 def test_the_command_prints_its_table(tmp_path: Path) -> None:
@@ -49,3 +56,32 @@ def test_the_command_prints_its_table(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SIGKILLs" in done.stdout and "trials per minute" in done.stdout
     assert "...on binanceusdm" in done.stdout and "state deleted while running" in done.stdout
+    assert "state's disk full (tmpfs)" in done.stdout and "guard checks" in done.stdout
+
+
+def test_without_a_tmpfs_the_campaign_says_so_in_one_line_and_runs(tmp_path: Path) -> None:
+    """Not allowed to mount (as root: in a user namespace of its own, root's files and
+    no right to mount), the trials run without the full disk; under CI that fails."""
+    command = [sys.executable, "-m", "botwarden", "torture", "--real", "--trials", "1"]
+    if os.geteuid() == 0:
+        if (
+            shutil.which("unshare") is None
+            or subprocess.run(["unshare", "--user", "true"]).returncode
+        ):
+            pytest.skip("no user namespaces here (unshare --user) to be root without mount")
+        command = ["unshare", "--user", *command]
+    elif why_no_tmpfs() is None:
+        pytest.skip("this user may mount a tmpfs")
+    for ci, code in (("false", 0), ("true", 1)):
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "CI": ci, "COLUMNS": "80"},
+            timeout=300,
+        )
+        assert done.returncode == code, done.stdout + done.stderr
+        said = [line for line in done.stdout.splitlines() if line.startswith("no full disk:")]
+        assert len(said) == 1 and "cannot mount a tmpfs" in said[0], done.stdout
+        assert "trials ran without it" in said[0] and "SIGKILLs" in done.stdout

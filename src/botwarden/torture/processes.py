@@ -19,7 +19,8 @@ import threading
 import time
 from pathlib import Path
 
-from botwarden.venues.emulators.apis import EmulatedApi
+from botwarden.venues.emulators.apis import EmulatedApi, paper_settings
+from botwarden.venues.paper.book import PaperBook
 
 PRELOAD = [
     "botwarden.cli",
@@ -128,7 +129,7 @@ class Exchange:
         self.process = Command(
             ["venue", "serve", "--api", self.api.value, "--port", str(self.port),
              *self.credentials, "--book", str(self.book), "--seed", str(self.seed),
-             "--speed", str(speed), "--faults", self.faults],
+             "--speed", str(speed), "--faults", self.faults, "--access-log"],
             self.folder, dict(os.environ),
         )  # fmt: skip
         deadline = time.monotonic() + 30
@@ -141,6 +142,20 @@ class Exchange:
                     said = self.process.said()
                     raise RuntimeError(f"the exchange did not start: {said}") from None
                 time.sleep(0.01)
+
+    @property
+    def log(self) -> Path:
+        """What the running exchange says, with a line for every request it served."""
+        assert self.process is not None, "start() first"
+        return self.process.output
+
+    def open_book(self, readonly: bool = False) -> PaperBook:
+        """The exchange's book (`readonly`: looked at while the exchange runs)."""
+        from botwarden.config import PaperVenueSettings
+        from botwarden.venues.factory import paper_book
+
+        settings = PaperVenueSettings(seed=self.seed, **paper_settings(self.api))
+        return paper_book(settings, self.book, readonly)
 
     def stop(self) -> None:
         if self.process is not None and self.process.alive():

@@ -14,6 +14,10 @@ hourly bars). The harness then, one to three times:
   damages its state file (emptied, cut in half, garbage, deleted); or deletes the
   state file under the running bot, which must stop saying STATE LOST. Either way the
   next start must say STATE LOST and rebuild from the venue.
+In a third of the trials the bot's state folder is a small tmpfs of its own, and in
+one life it fills up, right after an entry of the bot's filled, for seconds (hours of
+the exchange's time): every position the bot holds must meanwhile rest covered by
+stops within a few of its passes, read from the venue's side (`guard_watch`).
 Then the exchange is restarted nearly frozen (so nothing fires while the books are
 compared), the bot runs a few clean passes and stops by itself, the exchange stops,
 and every promise is checked in full on the two processes' files.
@@ -36,15 +40,21 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from botwarden.domain.models import Fill
 from botwarden.engine.checks import PROMISES, Violation
 from botwarden.engine.crash import POINTS
+from botwarden.engine.ids import ClientIds
 from botwarden.errors import StateError
+from botwarden.state.records import BotState
+from botwarden.torture.disks import SmallDisk, why_no_tmpfs
+from botwarden.torture.guard_watch import GuardWatch, Passes
 from botwarden.torture.processes import Command, Exchange
 from botwarden.torture.real_venues import BOT_ID, KEY, SECRET, VENUES, RealVenue, write_config
 from botwarden.torture.tables import print_table, violation_rows
+from botwarden.venues.paper.book import PaperBook
 
 SPEED = 3600
 """Exchange seconds per wall-clock second while the bot is being killed."""
@@ -54,6 +64,12 @@ HEALING_TICKS = 5
 STATE_LOST = "STATE LOST"
 DAMAGES = ("emptied", "truncated", "garbage", "deleted")
 """What happens to a state file while its bot is down."""
+FULL_DISK_SHARE = 1 / 3
+FULL_FOR = (2.5, 5.0)
+"""Seconds the disk stays full: hours of the exchange's time, ten to twenty passes, and
+longer than a bare position may go without the bot asking (`guard_watch.SILENT_FOR`)."""
+ENTRY_PATIENCE = (2.0, 5.0)
+"""Seconds to wait for an entry to fill before the disk fills anyway."""
 
 
 def default_jobs() -> int:
@@ -70,7 +86,9 @@ class TrialOutcome:
     counts: Counter[str] = field(default_factory=Counter)
     """kills (SIGKILLs, by the harness or by the bot at an armed crash point),
     at_points, freezes, second_instances, lock_removed, deleted_running,
-    lost_<damage>, rebuilds, clock_skews, orders, fills."""
+    lost_<damage>, rebuilds, clock_skews, full_disks (and of those: after_entry,
+    store_failed, owed_guard: a position seen bare), guard_checks, guards, orders,
+    fills."""
     violations: list[Violation] = field(default_factory=list)
     error: str | None = None
     folder: Path | None = None
@@ -88,6 +106,14 @@ class RealSummary:
     violations: Counter[str] = field(default_factory=Counter)
     failures: list[TrialOutcome] = field(default_factory=list)
     seconds: float = 0.0
+    without_disk: str | None = None
+    """Why the trials ran without a full disk (a tmpfs could not be mounted)."""
+    disk_required: bool = field(default_factory=lambda: os.environ.get("CI", "").lower() == "true")
+    """Under CI a campaign without its full disk fails: the fault must not go missing."""
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures) or (self.without_disk is not None and self.disk_required)
 
     def add(self, trial: TrialOutcome) -> None:
         self.trials += 1
@@ -119,13 +145,27 @@ def _draw_skew(rng: random.Random) -> str:
 
 
 @dataclass
+class FullDisk:
+    """A trial's small disk for the bot's state, the first life in which it may fill up
+    (the first with its bot still running then), and draws of its own (so the trial's
+    other draws are what they are without it)."""
+
+    disk: SmallDisk
+    life: int
+    rng: random.Random
+    filled: bool = False
+
+
+@dataclass
 class Life:
     """One start of the bot, what it is put through, and how it ends."""
 
     trial: TrialOutcome
     venue: RealVenue
+    exchange: Exchange
     config: Path
     rng: random.Random
+    full_disk: FullDisk | None = None
     rebuild_owed: bool = False
     """The state was lost while the venue held the bot's fills: the next start must
     say STATE LOST and rebuild."""
@@ -149,6 +189,9 @@ class Life:
             if self.rebuild_owed:
                 self.expect_rebuild(bot)
             time.sleep(self.rng.uniform(0.3, 1.5))
+            full = self.full_disk
+            if full is not None and not full.filled and number >= full.life and bot.alive():
+                self.fill_disk(bot, full)
             self.torment(bot)
             self.end(bot)
         finally:
@@ -167,6 +210,51 @@ class Life:
             )
         self.trial.counts["rebuilds"] += 1
         self.rebuild_owed = False
+
+    def fill_disk(self, bot: Command, full: FullDisk) -> None:
+        """The state's disk fills up, right after an entry of the bot's fills (or at
+        once, if none comes soon), and stays full for seconds while the bot runs; all
+        along, every position it holds must rest covered within a few of its passes,
+        read from the venue's side. Then the disk has room again."""
+        book = self.exchange.open_book(readonly=True)
+        try:
+            entry = _next_entry(book, bot, full.rng.uniform(*ENTRY_PATIENCE))
+            if not bot.alive():
+                return  # died at its crash point meanwhile: the next life's disk fills
+            passes = Passes(self.exchange.log, self.venue.held_request)
+            said_before = len(bot.said())
+            full.disk.fill()
+            full.filled = True
+            since = f"after {entry.side} {entry.symbol} filled" if entry else "at a random moment"
+            full_for = full.rng.uniform(*FULL_FOR)
+            self.note(f"disk full for {full_for:.1f} s {since}")
+            watch = GuardWatch(
+                book,
+                passes,
+                lambda: self.stored_state() or BotState.empty(BOT_ID),
+                lambda: bot.said()[said_before:],
+                ClientIds(BOT_ID, 0),
+            )
+            until = time.monotonic() + full_for
+            while bot.alive() and time.monotonic() < until:
+                watch.look(time.monotonic())
+                time.sleep(0.02)
+            if bot.alive():
+                watch.look(time.monotonic())
+        finally:
+            full.disk.make_room()
+            book.close()
+        counts = self.trial.counts
+        counts["full_disks"] += 1
+        counts["after_entry"] += entry is not None
+        counts["store_failed"] += "state store failed to write" in bot.said()[said_before:]
+        counts["owed_guard"] += bool(watch.owed)
+        counts["guard_checks"] += watch.checks
+        told = f"the disk filled {since}, full for {full_for:.1f} s, bot pid {bot.pid}"
+        self.trial.violations += [
+            replace(v, evidence=(*v.evidence, f"{told}: {passes.count} passes counted"))
+            for v in watch.violations
+        ]
 
     def torment(self, bot: Command) -> None:
         if bot.alive() and self.rng.random() < 0.3:
@@ -261,18 +349,39 @@ class Life:
             self.state_file.with_name(self.state_file.name + suffix).unlink(missing_ok=True)
 
     def venue_holds_fills(self) -> bool:
-        """Whether the state (read without writing) holds fills, so the venue holds the
-        bot's history: a lost state must then be noticed. A state already unreadable
-        owes nothing more."""
+        """Whether the state holds fills, so the venue holds the bot's history: a lost
+        state must then be noticed. A state already unreadable owes nothing more."""
+        state = self.stored_state()
+        return state is not None and bool(state.fills)
+
+    def stored_state(self) -> BotState | None:
+        """The bot's state, read without writing (it may be running); None if unreadable."""
         from botwarden.config import load_config
         from botwarden.state.factory import read_state
 
         config = load_config(self.config)
         try:
-            state = asyncio.run(read_state(config.state, config.bot_id, config.base_dir))
+            return asyncio.run(read_state(config.state, config.bot_id, config.base_dir))
         except StateError:
-            return False
-        return bool(state.fills)
+            return None
+
+
+def _next_entry(book: PaperBook, bot: Command, patience: float) -> Fill | None:
+    """The next fill of an entry of the bot's (on the side of the position it leaves),
+    watched for in the exchange's book; None if none comes within `patience` seconds."""
+    ids = ClientIds(BOT_ID, 0)
+    seen = max((seq for seq, _ in book.fills()), default=0)
+    deadline = time.monotonic() + patience
+    while bot.alive() and time.monotonic() < deadline:
+        new = book.fills(after_seq=seen)
+        for _, fill in new:
+            held = {p.symbol: p.side for p in book.positions()}
+            side = held.get(fill.symbol)
+            if ids.owns(fill.client_order_id) and side and side.entry_order_side is fill.side:
+                return fill
+        seen = new[-1][0] if new else seen
+        time.sleep(0.002)  # the bot's next write may be its stop: be there first
+    return None
 
 
 def _fold_wal(path: Path) -> None:
@@ -283,13 +392,18 @@ def _fold_wal(path: Path) -> None:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def run_trial(number: int, workdir: Path) -> TrialOutcome:
+def run_trial(number: int, workdir: Path, full_disk: bool = True) -> TrialOutcome:
+    """One trial; with `full_disk`, a third of them fill the bot's disk (a tmpfs)."""
     venue = VENUES[number % len(VENUES)]
     trial = TrialOutcome(number, venue=venue.name)
     folder = workdir / f"trial-{number}"
     folder.mkdir(parents=True)
     trial.folder = folder
     rng = random.Random(f"real:{number}")
+    disk_rng = random.Random(f"real-disk:{number}")
+    disk = None
+    if full_disk and disk_rng.random() < FULL_DISK_SHARE:
+        disk = SmallDisk(folder / "state")
     faults = ""
     if venue.skews_clock and rng.random() < 0.5:
         skew = _draw_skew(rng)
@@ -298,10 +412,19 @@ def run_trial(number: int, workdir: Path) -> TrialOutcome:
         trial.counts["clock_skews"] += 1
     exchange = Exchange(folder, venue.api, number, KEY, SECRET, faults)
     try:
+        full = None
+        if disk is not None:
+            disk.mount()
+            trial.draws.append(f"state on a tmpfs of {disk.size}")
         exchange.start(SPEED)
         config = write_config(folder, venue, exchange, rng)
-        life = Life(trial, venue, config, rng)
-        for number_of_life in range(1, rng.randint(1, 3) + 1):
+        lives = rng.randint(1, 3)
+        if disk is not None:
+            if disk.holds(exchange.book):  # the book is the exchange's, not the bot's
+                raise TrialFailed(f"the exchange's book {exchange.book} is on the bot's disk")
+            full = FullDisk(disk, disk_rng.randint(1, lives), disk_rng)
+        life = Life(trial, venue, exchange, config, rng, full)
+        for number_of_life in range(1, lives + 1):
             life.live(number_of_life)
         exchange.stop()
         exchange.start(STILL)
@@ -321,6 +444,8 @@ def run_trial(number: int, workdir: Path) -> TrialOutcome:
         trial.error = f"{type(error).__name__}: {error}"
     finally:
         exchange.stop()
+        if disk is not None:
+            disk.unmount()
     return trial
 
 
@@ -329,12 +454,9 @@ def _check(
 ) -> list[Violation]:
     """Every promise but I4 (the bot's clock is the wall clock, the exchange's runs
     faster: the second-instance check covers I4 here) on the files of both."""
-    from botwarden.config import PaperVenueSettings, load_config
+    from botwarden.config import load_config
     from botwarden.engine.checks import check_promises
-    from botwarden.engine.ids import ClientIds
     from botwarden.state.manager import StateManager
-    from botwarden.venues.emulators.apis import paper_settings
-    from botwarden.venues.factory import paper_book
 
     config = load_config(config_path)
 
@@ -343,13 +465,13 @@ def _check(
             return await manager.snapshot()
 
     snapshot = asyncio.run(state())
-    settings = PaperVenueSettings(seed=exchange.seed, **paper_settings(venue.api))
-    book = paper_book(settings, exchange.book)
+    book = exchange.open_book()
     try:
         epoch = snapshot.bot.instance.epoch if snapshot.bot.instance else 0
         ids = ClientIds(config.bot_id, epoch)
         trial.counts["orders"] = sum(ids.owns(o.client_order_id) for o in book.all_orders())
         trial.counts["fills"] = sum(ids.owns(f.client_order_id) for _, f in book.fills())
+        trial.counts["guards"] = sum(ids.is_guard(o.client_order_id) for o in book.all_orders())
         promises = [p for p in PROMISES if p != "I4"]
         return check_promises(snapshot, book, ids, promises, book_trade_id=venue.book_trade_id)
     finally:
@@ -363,13 +485,14 @@ def run_real_campaign(
     progress: Callable[[TrialOutcome], None] = lambda trial: None,
 ) -> RealSummary:
     """Run the trials, `jobs` at a time (each is two processes, mostly waiting). A
-    failing trial's files are kept for a look; the rest are removed."""
-    summary = RealSummary()
+    failing trial's files are kept for a look; the rest are removed. Without a tmpfs
+    to mount (not root), the trials run without a full disk, and the summary says why."""
+    summary = RealSummary(without_disk=why_no_tmpfs())
     started = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="botwarden-real-"))
 
     def trial(number: int) -> TrialOutcome:
-        outcome = run_trial(number, root)
+        outcome = run_trial(number, root, full_disk=summary.without_disk is None)
         if not outcome.failed:
             shutil.rmtree(outcome.folder, ignore_errors=True)
         return outcome
@@ -399,6 +522,12 @@ def print_real_summary(console, summary: RealSummary) -> None:
         *((f"state {how} while down", f"{counts[f'lost_{how}']:,}") for how in DAMAGES),
         ("rebuilds from the venue (STATE LOST)", f"{counts['rebuilds']:,}"),
         ("venue clock skewed (binanceusdm)", f"{counts['clock_skews']:,}"),
+        ("state's disk full (tmpfs)", f"{counts['full_disks']:,}"),
+        ("...right after an entry filled", f"{counts['after_entry']:,}"),
+        ("...the store failed to write (the bot said)", f"{counts['store_failed']:,}"),
+        ("...a position seen bare, a guard owed", f"{counts['owed_guard']:,}"),
+        ("guard checks (the book read, a position held)", f"{counts['guard_checks']:,}"),
+        ("guard stops and closes on the venue", f"{counts['guards']:,}"),
         ("orders", f"{counts['orders']:,}"),
         ("fills", f"{counts['fills']:,}"),
         *violation_rows(summary.violations),
@@ -407,6 +536,15 @@ def print_real_summary(console, summary: RealSummary) -> None:
         ("wall time", f"{summary.seconds:,.1f} s"),
     ]
     print_table(console, "botwarden torture --real", rows)
+    if summary.without_disk:
+        fails = "; under CI that fails the campaign" if summary.disk_required else ""
+        console.print(
+            f"no full disk: {summary.without_disk}: the trials ran without it, run as root"
+            f" to add it{fails}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,  # one line, however narrow the terminal
+        )
     for trial in summary.failures[:10]:
         console.print(
             f"\n[red]trial {trial.number} FAILED[/] on {trial.venue} (files: {trial.folder})"

@@ -31,6 +31,9 @@ class RealVenue:
     skews_clock: bool
     """Whether trials on it draw a venue clock far from the host's (the ccxt adapter
     reads the venue's time; alpaca-py has no such call)."""
+    held_request: str
+    """The exchange's access log line (a pattern) of the request for what is held: a
+    pass of a bot whose store fails begins with it."""
 
     def section(self, exchange: Exchange, symbols: list[str]) -> dict[str, Any]:
         """The config's `venue:` section, pointed at the emulator."""
@@ -52,6 +55,7 @@ ALPACA = RealVenue(
     keys={"ALPACA_API_KEY": KEY, "ALPACA_SECRET_KEY": SECRET},
     book_trade_id=alpaca.book_trade_id,
     skews_clock=False,
+    held_request=r'"GET /v2/positions[ ?]',
 )
 BINANCE_USDM = RealVenue(
     name="binanceusdm",
@@ -60,6 +64,7 @@ BINANCE_USDM = RealVenue(
     keys={"BOTWARDEN_CCXT_API_KEY": KEY, "BOTWARDEN_CCXT_SECRET": SECRET},
     book_trade_id=binance.book_trade_id,
     skews_clock=True,
+    held_request=r'"GET /fapi/v\d/positionRisk[ ?]',
 )
 VENUES = (ALPACA, BINANCE_USDM)
 

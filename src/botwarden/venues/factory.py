@@ -27,8 +27,9 @@ from botwarden.venues.paper.venue import AcceleratedClock, PaperVenue, utc_now
 log = logging.getLogger(__name__)
 
 
-def paper_book(settings: PaperVenueSettings, path: Path) -> PaperBook:
-    """The paper exchange's book at `path`, with the prices and rules `settings` give."""
+def paper_book(settings: PaperVenueSettings, path: Path, readonly: bool = False) -> PaperBook:
+    """The paper exchange's book at `path`, with the prices and rules `settings` give
+    (`readonly`: looked at from outside the process that trades on it)."""
     feed = RandomWalkFeed(
         {
             symbol: Instrument(
@@ -55,6 +56,7 @@ def paper_book(settings: PaperVenueSettings, path: Path) -> PaperBook:
             shorting=settings.shorting,
             reduce_only=settings.reduce_only,
         ),
+        readonly,
     )
 
 

@@ -71,10 +71,23 @@ class BookSettings:
 class PaperBook:
     NAME = "paper"
 
-    def __init__(self, path: Path, feed: RandomWalkFeed, settings: BookSettings) -> None:
+    def __init__(
+        self, path: Path, feed: RandomWalkFeed, settings: BookSettings, readonly: bool = False
+    ) -> None:
+        """`readonly`: another process's book, looked at while it trades (the torture
+        harness, from the venue's side); any write fails, and nothing is cached."""
         self.path = Path(path)
         self.feed = feed
         self.settings = settings
+        self.readonly = readonly
+        self._open: dict[str, VenueOrder] | None = None
+        self._staged: dict[str, VenueOrder] = {}
+        self._processed: datetime | None = None
+        """How far `advance` has got, once known (one process owns a book)."""
+        if readonly:
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -92,13 +105,19 @@ class PaperBook:
                 f"paper exchange book {self.path}: cannot open it ({error}): the bot must be"
                 f" able to write in {self.path.parent}"
             ) from None
-        self._open: dict[str, VenueOrder] | None = None
-        self._staged: dict[str, VenueOrder] = {}
-        self._processed: datetime | None = None
-        """How far `advance` has got, once known (one process owns a book)."""
 
     def close(self) -> None:
         self._db.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Several reads that see the book as it was at one instant (a reader in another
+        process could otherwise see a position before its stop fired, the stop after)."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
 
     def clock_anchor(
         self,
@@ -165,8 +184,9 @@ class PaperBook:
     def _open_orders(self) -> dict[str, VenueOrder]:
         """Open orders, oldest first, kept in memory: every operation consults them, and
         decoding them from the file each time made an order cost grow with their count.
-        (One process owns a book: the bot it lives in, or the emulator serving it.)"""
-        if self._open is None:
+        (One process owns a book: the bot it lives in, or the emulator serving it; a
+        reader's copy would go stale.)"""
+        if self._open is None or self.readonly:
             self._open = {o.venue_order_id: o for o in self._orders("final = 0")}
         return self._open
 
