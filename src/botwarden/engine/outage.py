@@ -59,9 +59,11 @@ class OutageGuard:
         if not held:
             return []
         open_orders = [o for o in await ctx.venue.open_orders() if ctx.ids.owns(o.client_order_id)]
+        prices = await ctx.venue.last_prices(sorted({p.symbol for p in held}))  # one call
         done = []
         for there in held:
-            position = _the_bots(known, there, await ctx.venue.last_price(there.symbol))
+            price = prices[there.symbol]
+            position = _the_bots(known, there, price)
             if position is None:
                 continue  # not the bot's (an orphan): recovery decides, later
             exit_side = position.side.exit_order_side
@@ -75,7 +77,6 @@ class OutageGuard:
                 continue  # one was sent and has not answered yet
             rules = await self.protector.market(there.symbol)
             stop = fit_price(ctx.stop.stop_for(position), rules, exit_side)
-            price = await ctx.venue.last_price(there.symbol)
             underwater = ctx.stop.underwater(position, stop, price)
             bare = position.size - covered
             what = f"{bare} {there.symbol} held without a stop, the store failing"
@@ -90,23 +91,14 @@ class OutageGuard:
                 )
                 continue
             kind = OrderType.STOP if underwater is None else OrderType.MARKET
-            request = OrderRequest(
-                client_order_id=cid,
-                symbol=there.symbol,
-                side=exit_side,
-                type=kind,
-                qty=bare,
-                stop_price=stop if kind is OrderType.STOP else None,
-                reduce_only=True,
-            )
             now = ctx.clock()
             intent = OrderIntent(
                 client_order_id=cid,
                 symbol=there.symbol,
                 side=exit_side,
                 type=kind,
-                qty=request.qty,
-                stop_price=request.stop_price,
+                qty=bare,
+                stop_price=stop if kind is OrderType.STOP else None,
                 purpose=Purpose.STOP if kind is OrderType.STOP else Purpose.EXIT,
                 position_id=position.id,
                 created_at=now,
@@ -114,7 +106,7 @@ class OutageGuard:
             ).submit(now, ctx.ids.epoch)
             self._sent_at[cid] = now
             try:
-                answer = await ctx.venue.submit(request)
+                answer = await ctx.venue.submit(OrderRequest.from_intent(intent, reduce_only=True))
                 self.unwritten[cid] = intent.accept(now, answer.venue_order_id)
             except Ambiguous as error:
                 self.unwritten[cid] = intent.mark_unknown(now, str(error))
