@@ -171,7 +171,7 @@ def test_bad_durations_are_refused(bad: object) -> None:
 @pytest.mark.parametrize("name", ["golden_cross.yaml", "alpaca_paper.yaml", "binance_usdm.yaml"])
 def test_the_example_configs_load(name: str) -> None:
     config = load_config(Path(__file__).parents[1] / "examples" / name)
-    assert config.symbols and config.strategy.name == "golden_cross"
+    assert config.symbols and config.strategy.spec == "golden_cross"
 
 
 def test_a_config_written_out_reads_back_the_same() -> None:

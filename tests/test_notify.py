@@ -22,8 +22,8 @@ from botwarden.notify import Notifier
 from botwarden.process.supervisor import StartFailed, Supervisor
 from botwarden.state.records import BotState, event_key
 from tests.engine.harness import Exchange
-from tests.process.test_run import CONFIG
 from tests.state.test_crash import free_port
+from tests.support.processes import CONFIG
 
 TOKEN = "123456:telegram-test-token"
 

@@ -1,3 +1,52 @@
-"""botwarden: a crash-safe runtime for trading bots."""
+"""botwarden: a crash-safe runtime for trading bots.
+
+What a user builds on is here, and only here; everything else is internal and may
+change. A strategy is any class with `name`, `bars_needed` and
+`decide(symbol, bars, position) -> Signal | None` (docs/strategies.md).
+
+The names are imported when first used, so that `import botwarden` (and every CLI
+command) stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Action": "botwarden.strategies.base",
+    "Signal": "botwarden.strategies.base",
+    "Strategy": "botwarden.strategies.base",
+    "Bar": "botwarden.domain.models",
+    "Position": "botwarden.domain.models",
+    "StrategyFailed": "botwarden.strategies.loading",
+}
+
+__all__ = [
+    "Action",
+    "Bar",
+    "Position",
+    "Signal",
+    "Strategy",
+    "StrategyFailed",
+    "__version__",
+]
+
+if TYPE_CHECKING:
+    from botwarden.domain.models import Bar, Position
+    from botwarden.strategies.base import Action, Signal, Strategy
+    from botwarden.strategies.loading import StrategyFailed
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # once found, an attribute like any other
+        return value
+    raise AttributeError(f"module 'botwarden' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -270,6 +270,8 @@ def run(
     from botwarden.process.run import lock_path, run_bot
 
     settings = load_config(config)
+    settings.require_markets()
+    strategy = settings.load_strategy()  # a broken one is one line, before anything is made
     files = bot_files(settings.bot_id)
     files.make()
     path = files.log
@@ -278,7 +280,7 @@ def run(
     # Remembered for status, stop and logs once this config really runs the bot (its
     # lock held, its state open): a run refused earlier takes nothing over.
     remember = lambda: files.remember(config, lock_path(settings))  # noqa: E731
-    asyncio.run(run_bot(settings, ticks=ticks, on_running=remember))
+    asyncio.run(run_bot(settings, ticks=ticks, on_running=remember, strategy=strategy))
 
 
 LOG_BYTES = 10 * 1024 * 1024

@@ -18,7 +18,7 @@ from collections.abc import Hashable
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -37,6 +37,10 @@ from botwarden.domain.models import Duration, Topic, UtcDatetime
 from botwarden.domain.positions import StopPolicy
 from botwarden.domain.risk import RiskLimits
 from botwarden.errors import ConfigError
+from botwarden.strategies.settings import BUILTIN_STRATEGIES, StrategySettings
+
+if TYPE_CHECKING:
+    from botwarden.strategies.loading import LoadedStrategy
 
 log = logging.getLogger(__name__)
 
@@ -243,21 +247,6 @@ class SizingSettings(Settings):
         return self
 
 
-class StrategySettings(Settings):
-    name: str = "golden_cross"
-    params: dict[str, Any] = Field(default_factory=dict)
-    """The strategy's own settings (golden_cross: `{fast: 40, slow: 100}`)."""
-    timeframe: Literal["1m", "5m", "15m", "1h", "1d"] = "1h"
-    """The bars the strategy sees (completed ones only)."""
-
-    @model_validator(mode="after")
-    def _known(self) -> StrategySettings:
-        from botwarden.strategies.base import build_strategy
-
-        build_strategy(self.name, self.params)  # ValueError names the problem
-        return self
-
-
 class EngineSettings(Settings):
     check_interval: Duration = timedelta(seconds=60)
     """How often the bot wakes: fills, protection, strategy."""
@@ -337,6 +326,23 @@ class BotConfig(Settings):
                 f"{self._source}: symbols: empty: the bot would trade nothing; name the"
                 " markets it trades, as its venue names them, e.g. symbols: [SPY]"
             )
+
+    def load_strategy(self) -> LoadedStrategy:
+        """The strategy the config names, imported and built with its params (a user's
+        code runs here, and only here: commands that only look never call this).
+        `StrategyLoadError`, one line naming this file, the strategy's and the cause."""
+        from botwarden.strategies.loading import StrategyLoadError, load_strategy
+
+        try:
+            return load_strategy(self.strategy, self.base_dir)
+        except StrategyLoadError as error:
+            raise StrategyLoadError(f"{self._source}: {error}") from None
+
+    def placed_as(self, source: BotConfig) -> BotConfig:
+        """This config, its relative paths (the state's, the strategy's file) found
+        from where `source` was read: a config made from a file's (the simulator's)."""
+        self._base_dir, self._source = source._base_dir, source._source
+        return self
 
     @property
     def base_dir(self) -> Path:
@@ -599,6 +605,8 @@ def load_config(path: str | Path) -> BotConfig:
         raise ConfigError(f"{path}: nested too deeply to be a bot's config") from None
     config._base_dir = path.resolve().parent
     config._source = str(path)
+    if config.strategy.kind == "named" and config.strategy.spec in BUILTIN_STRATEGIES:
+        config.load_strategy()  # botwarden's own code, cheap: its params checked now
     _warn_if_keys_readable(path, config)
     return config
 

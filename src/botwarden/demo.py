@@ -193,7 +193,7 @@ def run_demo(
     config = load_config(config_path)
     book = workdir / "state" / f"{config.bot_id}.paper.db"
     console.print(
-        f"[bold]botwarden demo[/]: bot {config.bot_id} ({config.strategy.name} on"
+        f"[bold]botwarden demo[/]: bot {config.bot_id} ({config.strategy.spec} on"
         f" {', '.join(config.symbols)}) on the paper exchange, an hour of trading every"
         f" {3600 / SPEED * 1000:.0f} ms; killed with SIGKILL {kills} times. Seed {seed};"
         f" files in {workdir}"

@@ -12,8 +12,8 @@ from botwarden.config import load_config
 from botwarden.process.supervisor import Supervisor
 from botwarden.venues.base import OrderRequest
 from botwarden.venues.factory import open_paper_venue
-from tests.process.test_run import CONFIG
 from tests.process.test_supervisor import _wait, cli, report_of
+from tests.support.processes import CONFIG
 
 HOLDER = (
     CONFIG.replace(  # enters at once and holds, its stop far away

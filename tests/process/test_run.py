@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,7 @@ from botwarden.engine.ids import ClientIds
 from botwarden.state.records import decode
 from botwarden.state.sqlite import SqliteStore
 from botwarden.venues.factory import open_paper_venue
-
-CONFIG = """\
-bot_id: golden_spy
-symbols: [SPY]
-order: {qty: 10}
-strategy: {name: golden_cross, params: {fast: 3, slow: 8}, timeframe: 1h}
-venue: {type: paper, speed: 36000, start: 2026-03-02T14:30:00Z}
-engine: {check_interval: 1h, unknown_order_grace: 15s}
-"""
+from tests.support.processes import CONFIG, promises_hold, wait_for
 
 
 @pytest.fixture
@@ -48,28 +39,6 @@ def botwarden(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
         text=True,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
-
-
-def wait_for(condition, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
-async def promises_hold(config_path: Path, epoch_at_least: int = 1) -> None:
-    config = load_config(config_path)
-    store = SqliteStore(config_path.parent / "state" / "golden_spy.db")
-    await store.open()
-    state = decode(await store.load("golden_spy"), "golden_spy", "test")
-    await store.close()
-    venue = open_paper_venue(config.venue, "golden_spy", config.base_dir)
-    epoch = state.bot.instance.epoch
-    assert epoch >= epoch_at_least
-    violations = check_promises(state, venue.book, ClientIds("golden_spy", epoch))
-    venue.book.close()
-    assert violations == [], "\n".join(map(str, violations))
-    return state
 
 
 async def test_a_second_instance_exits_at_once_naming_the_first(config: Path) -> None:

@@ -31,7 +31,7 @@ from botwarden.process.procs import group_members, identify
 from botwarden.process.supervisor import BotReport, StartFailed, Supervisor
 from botwarden.state.manager import StateManager
 from botwarden.state.sqlite import SqliteStore
-from tests.process.test_run import CONFIG, promises_hold, wait_for
+from tests.support.processes import CONFIG, promises_hold, wait_for
 
 LOCK = Path("state") / "golden_spy.lock"
 

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-
 import pytest
 
-from botwarden.domain.models import Bar, Position
-from botwarden.strategies.base import Action, build_strategy
+from botwarden.strategies.base import Action
 from botwarden.strategies.golden_cross import GoldenCross, GoldenCrossParams
-
-T0 = datetime(2026, 3, 2, tzinfo=UTC)
-
-
-def bars(closes: list[float]) -> list[Bar]:
-    return [
-        Bar(time=T0 + timedelta(hours=n), open=Decimal(str(c)), high=Decimal(str(c)),
-            low=Decimal(str(c)), close=Decimal(str(c)), volume=Decimal(0))
-        for n, c in enumerate(closes)
-    ]  # fmt: skip
-
-
-HELD = Position(
-    id="p", bot_id="b", symbol="SPY", side="long", size=Decimal(1),
-    entry_price=Decimal(100), entry_time=T0,
-)  # fmt: skip
+from botwarden.strategies.loading import StrategyLoadError
+from tests.support.strategies import HELD, bars, build
 
 
 def test_a_cross_up_is_a_buy_once_and_a_cross_down_an_exit() -> None:
@@ -48,11 +30,11 @@ def test_too_few_bars_say_nothing() -> None:
 
 
 def test_parameters_are_checked_by_name() -> None:
-    assert build_strategy("golden_cross", {"fast": 5, "slow": 20}).bars_needed == 21
-    with pytest.raises(ValueError, match=r"fast \(20\) must be shorter than slow \(5\)"):
-        build_strategy("golden_cross", {"fast": 20, "slow": 5})
-    with pytest.raises(ValueError, match="speed: Extra inputs are not permitted"):
-        build_strategy("golden_cross", {"speed": 3})
-    unknown = "unknown strategy 'death_cross'; available: coin_flip, golden_cross"
-    with pytest.raises(ValueError, match=unknown):
-        build_strategy("death_cross", {})
+    assert build("golden_cross", {"fast": 5, "slow": 20}).bars_needed == 21
+    with pytest.raises(StrategyLoadError, match=r"fast \(20\) must be shorter than slow \(5\)"):
+        build("golden_cross", {"fast": 20, "slow": 5})
+    with pytest.raises(StrategyLoadError, match="speed: Extra inputs are not permitted"):
+        build("golden_cross", {"speed": 3})
+    unknown = r"unknown strategy 'death_cross'; available: coin_flip, golden_cross"
+    with pytest.raises(StrategyLoadError, match=unknown):
+        build("death_cross", {})

@@ -47,7 +47,8 @@ from botwarden.engine.recovery import Recovery, RecoveryReport, venue_fills
 from botwarden.errors import FencedOut, StateError, StateLost, UntradableSymbol
 from botwarden.state.manager import StateManager, Transaction
 from botwarden.state.records import BotState
-from botwarden.strategies.base import Action, Signal, build_strategy
+from botwarden.strategies.base import Action, Signal
+from botwarden.strategies.loading import LoadedStrategy, StrategyFailed
 from botwarden.venues.base import (
     AuthError,
     ClockReading,
@@ -98,6 +99,7 @@ class Runner:
         venue: Venue,
         clock: Callable[[], datetime],
         notifications: Notifications | None = None,
+        strategy: LoadedStrategy | None = None,
     ) -> None:
         config.require_markets()
         self.config = config
@@ -105,7 +107,9 @@ class Runner:
         self.notifications = notifications
         self.venue = venue
         self.clock = clock
-        self.strategy = build_strategy(config.strategy.name, config.strategy.params)
+        self._strategy = strategy
+        self._strategy_failure: str | None = None
+        """What the strategy's last failure said, while it keeps failing: no entries."""
         self.report: RecoveryReport | None = None
         """The last completed recovery's; None until one completed."""
         self.protect_only = False
@@ -119,6 +123,14 @@ class Runner:
         self._failed_attempts = 0
         self._resolve_requested = False
         self._wake = asyncio.Event()
+
+    @property
+    def strategy(self) -> LoadedStrategy:
+        """The strategy given, or the config's, loaded when first asked for (a runner
+        that only flattens never asks)."""
+        if self._strategy is None:
+            self._strategy = self.config.load_strategy()
+        return self._strategy
 
     # -- start ---------------------------------------------------------------------------
     async def start(self, rebuilt_after: str | None = None) -> RecoveryReport | None:
@@ -500,21 +512,73 @@ class Runner:
             open_orders = await self._open()
         prices = await ctx.venue.last_prices(self.config.symbols)
         exposed = await self.protector.protect_all(open_orders, prices)
-        if exposed and (await self.state.snapshot()).bot.status is BotStatus.RUNNING:
+        status = (await self.state.snapshot()).bot.status
+        if exposed and status in (BotStatus.RUNNING, BotStatus.ERROR):
             await self.state.set_status(BotStatus.NEEDS_ATTENTION)
             await self._note(
                 f"needs attention: {', '.join(exposed)} left without a stop by policy",
                 Topic.NEEDS_ATTENTION,
             )
         await self._watch_equity()
+        failures: list[StrategyFailed] = []
         for symbol in self.config.symbols:
-            bars = await ctx.venue.bars(
-                symbol, self.config.strategy.timeframe, self.strategy.bars_needed
-            )
-            position = await ctx.position_in(symbol)
-            signal = self.strategy.decide(symbol, bars, position)
+            try:
+                signal = await self._decide(symbol)
+            except StrategyFailed as failure:
+                failures.append(failure)
+                self._strategy_failure = self._strategy_failure or str(failure)
+                continue
             if signal is not None and not await self.state.is_signal_processed(signal.id):
                 await self._act(signal, prices[symbol])
+        await self._strategy_checked(failures)
+
+    async def _decide(self, symbol: str) -> Signal | None:
+        bars = await self.ctx.venue.bars(
+            symbol, self.config.strategy.timeframe, self.strategy.bars_needed
+        )
+        return self.strategy.decide(symbol, bars, await self.ctx.position_in(symbol))
+
+    async def _strategy_checked(self, failures: list[StrategyFailed]) -> None:
+        """A strategy that raised (or answered nonsense) puts the bot in error, told once
+        per failure, and takes no entries until it decides again; everything else goes
+        on (fills, stops, exits it still signals), so nothing is left unprotected and
+        nothing restarts in a loop. The first pass it decides for every symbol again,
+        the bot runs again."""
+        bot = (await self.state.snapshot()).bot
+        now = self.clock()
+        if failures:
+            message = str(failures[0])
+            told = bot.status is BotStatus.ERROR and bot.last_error == message
+            self._strategy_failure = message
+            if told:
+                return
+            log.error("%s: %s", self.config.bot_id, message, exc_info=failures[0].__cause__)
+            async with self.state.transaction() as tx:
+                if bot.status is not BotStatus.NEEDS_ATTENTION:
+                    record = tx.state.bot.evolve(
+                        status=BotStatus.ERROR, last_error=message, last_updated_at=now
+                    )
+                    tx.save_bot_record(record)
+                more = f" (and {len(failures) - 1} more symbols)" if len(failures) > 1 else ""
+                tx.add_event(
+                    now,
+                    "alert",
+                    f"{message}{more}; no new entries until it decides again, every position"
+                    " stays protected",
+                    {"notify": Topic.ERROR, "strategy": self.strategy.name},
+                )
+            return
+        if self._strategy_failure is None:
+            return
+        self._strategy_failure = None
+        async with self.state.transaction() as tx:
+            if tx.state.bot.status is BotStatus.ERROR:
+                tx.save_bot_record(
+                    tx.state.bot.evolve(
+                        status=BotStatus.RUNNING, last_error=None, last_updated_at=now
+                    )
+                )
+            tx.add_event(now, "status", f"strategy {self.strategy.name} decides again")
 
     async def _open(self) -> dict[str, VenueOrder]:
         return {o.client_order_id: o for o in await self.ctx.venue.open_orders()}
@@ -571,6 +635,8 @@ class Runner:
             return "the balance cannot be read: protecting only"
         if state.bot.status is BotStatus.NEEDS_ATTENTION:
             return "the bot needs attention"
+        if self._strategy_failure is not None:
+            return f"the strategy is failing ({self._strategy_failure})"
         if await self.ctx.position_in(symbol) is not None:
             return "a position is already held"
         if any(i.symbol == symbol and not i.status.is_terminal for i in state.intents.values()):

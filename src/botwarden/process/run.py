@@ -28,6 +28,7 @@ from botwarden.keystore import KeyStore
 from botwarden.notify import Notifier
 from botwarden.process.lock import InstanceLock
 from botwarden.state.manager import StateManager, Transaction, utc_now
+from botwarden.strategies.loading import LoadedStrategy
 from botwarden.venues.base import Venue
 from botwarden.venues.factory import open_venue
 from botwarden.venues.paper.venue import PaperVenue
@@ -52,12 +53,18 @@ def lock_path(config: BotConfig) -> Path:
 
 
 async def run_bot(
-    config: BotConfig, *, ticks: int | None = None, on_running: Callable[[], None] | None = None
+    config: BotConfig,
+    *,
+    ticks: int | None = None,
+    on_running: Callable[[], None] | None = None,
+    strategy: LoadedStrategy | None = None,
 ) -> None:
     """Run the bot until SIGTERM / SIGINT (or `ticks` passes). Raises `AlreadyRunning`
     if another process runs it; any other failure is stored as the bot's last error.
-    `on_running`: called once the lock is held and the state open."""
+    `on_running`: called once the lock is held and the state open. `strategy`: the
+    config's, already loaded (else loaded here, before anything is locked or opened)."""
     config.require_markets()
+    strategy = strategy or config.load_strategy()
     CRASH.arm_from_environment()
     # `botwarden resolve` sends SIGUSR1 to the lock's holder; held back until the
     # runner can act on it (its default action would end the process).
@@ -66,7 +73,7 @@ async def run_bot(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with _instance(config, on_running) as (runner, lock):
+    async with _instance(config, on_running, strategy) as (runner, lock):
         loop.add_signal_handler(signal.SIGUSR1, runner.request_resolve)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         _tell_supervisor_started()
@@ -109,11 +116,15 @@ def open_bot_venue(config: BotConfig) -> Venue:
 
 @contextlib.asynccontextmanager
 async def _instance(
-    config: BotConfig, on_running: Callable[[], None] | None = None
+    config: BotConfig,
+    on_running: Callable[[], None] | None = None,
+    strategy: LoadedStrategy | None = None,
 ) -> AsyncIterator[tuple[Runner, InstanceLock]]:
     """An instance of the bot in this process: its lock (taken first, held to the end),
     its venue, its state, and a runner that has started (recovered, or retrying);
-    stopped at the end, or in error with the error stored."""
+    stopped at the end, or in error with the error stored. Without a `strategy` the
+    runner decides nothing (an operator's flatten needs none: a broken strategy must
+    not stand in its way)."""
     notifier = Notifier.for_bot(config.bot_id, config.notify)
     with InstanceLock(lock_path(config), config.bot_id) as lock:
         try:
@@ -131,7 +142,7 @@ async def _instance(
             async with state:
                 if on_running is not None:
                     on_running()
-                runner = Runner(config, state, venue, clock, notifier)
+                runner = Runner(config, state, venue, clock, notifier, strategy)
                 if notifier is not None:
                     notifier.start_from((await state.snapshot()).ledger.next_event_seq)
                 try:

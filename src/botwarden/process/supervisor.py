@@ -212,6 +212,7 @@ class Supervisor:
         bot's last words)."""
         config_path = config_path.resolve()
         config = load_config(config_path)  # a broken config is refused here, not later
+        config.load_strategy()  # and so is a strategy that cannot be imported or built
         files = self.files(config.bot_id)
         with self._serialized(files):
             running = self._running_pid(files, lock_path(config))
@@ -503,8 +504,9 @@ def _true_status(stored: BotStatus, locked: bool, starting: bool) -> BotStatus:
     is not running, whatever its last write said."""
     if stored is BotStatus.NEEDS_ATTENTION:
         return stored  # until an operator resolves it, process or not
-    if locked:
-        return stored if stored in (BotStatus.PENDING, BotStatus.RUNNING) else BotStatus.PENDING
+    if locked:  # (in error and running: its strategy fails, its positions are guarded)
+        alive = (BotStatus.PENDING, BotStatus.RUNNING, BotStatus.ERROR)
+        return stored if stored in alive else BotStatus.PENDING
     if starting:
         return BotStatus.PENDING
     if stored in (BotStatus.PENDING, BotStatus.RUNNING):

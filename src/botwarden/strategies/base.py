@@ -30,15 +30,41 @@ class Action(StrEnum):
 
 @dataclass(frozen=True)
 class Signal:
+    """What a strategy wants done in one symbol, on the bar it decided at.
+
+    Made with `Signal.long(symbol, bar)`, `Signal.short(...)` or `Signal.exit(...)`;
+    the engine stamps the strategy's name on it (`strategy` is left empty)."""
+
     strategy: str
     symbol: str
     action: Action
     bar_time: datetime
-    reason: str
+    reason: str = ""
+
+    @classmethod
+    def long(cls, symbol: str, at: Bar | datetime, reason: str = "") -> Signal:
+        """Enter long in `symbol`, decided on the bar `at` (a `Bar`, or its time)."""
+        return cls("", symbol, Action.ENTER_LONG, _time_of(at), reason)
+
+    @classmethod
+    def short(cls, symbol: str, at: Bar | datetime, reason: str = "") -> Signal:
+        """Enter short in `symbol` (skipped, saying why, where it cannot be shorted)."""
+        return cls("", symbol, Action.ENTER_SHORT, _time_of(at), reason)
+
+    @classmethod
+    def exit(cls, symbol: str, at: Bar | datetime, reason: str = "") -> Signal:
+        """Close what the bot holds in `symbol`."""
+        return cls("", symbol, Action.EXIT, _time_of(at), reason)
 
     @property
     def id(self) -> str:
+        """Acted on once, ever: the same strategy, symbol, action and bar is the same
+        signal, however often it is decided again (after a restart, say)."""
         return f"{self.strategy}:{self.symbol}:{self.action}:{self.bar_time.isoformat()}"
+
+
+def _time_of(at: Bar | datetime) -> datetime:
+    return at.time if isinstance(at, Bar) else at
 
 
 class Strategy(Protocol):
@@ -63,14 +89,3 @@ def parse_params(model: type[P], params: dict[str, Any]) -> P:
         where = ".".join(str(p) for p in first["loc"])
         message = first["msg"].removeprefix("Value error, ")
         raise ValueError(f"{where + ': ' if where else ''}{message}") from None
-
-
-def build_strategy(name: str, params: dict[str, Any]) -> Strategy:
-    """The strategy a config names, with its parameters checked (`ValueError` if not)."""
-    from botwarden.strategies.coin_flip import CoinFlip
-    from botwarden.strategies.golden_cross import GoldenCross
-
-    known = {"golden_cross": GoldenCross, "coin_flip": CoinFlip}
-    if name not in known:
-        raise ValueError(f"unknown strategy {name!r}; available: {', '.join(sorted(known))}")
-    return known[name].from_params(params)

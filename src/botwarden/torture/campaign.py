@@ -136,7 +136,10 @@ def replay_command(seed: int, options: Options, config: Path | None) -> str:
 def print_summary(console, summary: Summary, options: Options, config: Path | None) -> None:
     """The campaign's table, then each failing seed with its evidence and replay."""
     seconds = max(summary.seconds, 1e-9)
+    bot = options.config
+    strategy = bot.strategy.spec if bot is not None else "coin_flip, drawn by each seed"
     rows = [
+        ("strategy", strategy),
         ("seeds", f"{summary.seeds:,}"),
         ("simulated bot-days", f"{summary.days:,.0f}"),
         ("crashes", f"{summary.crashes:,}"),

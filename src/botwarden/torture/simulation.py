@@ -124,6 +124,7 @@ def parse_options(
                 f"{config}: state.recovery.mode: manual waits for an operator at every"
                 " start, and the simulator has none; simulate with sync, restore or close_all"
             )
+        bot.load_strategy()  # a strategy that cannot be built: one line, before any seed
         listed = PaperVenueSettings().instruments
         for symbol in bot.symbols:
             if symbol not in listed:
@@ -174,7 +175,7 @@ class Scenario:
         stop, risk = self.config.stop, self.config.risk
         return "; ".join(
             [
-                f"{self.config.strategy.name} on {', '.join(self.config.symbols)}",
+                f"{self.config.strategy.spec} on {', '.join(self.config.symbols)}",
                 f"{self.paper.client_ids} client ids",
                 "reduce-only honoured" if self.paper.reduce_only else "no reduce-only",
                 f"recovery {recovery.mode}/{recovery.orphan_positions}",
@@ -239,6 +240,8 @@ def draw_scenario(seed: int, options: Options) -> Scenario:
         change = rng.choice(_daylight_changes(zone, START.year))
         start = change - timedelta(minutes=rng.randrange(0, 24 * 60, 30))
     config = BotConfig.model_validate(raw)
+    if options.config is not None:
+        config = config.placed_as(options.config)
     # (drawn whatever the store, so that a seed draws the same on every store)
     lose = rng.random() < 0.3 and "state_loss" in options.faults
     lose = lose and options.store not in SHARED  # a server store has no file to lose

@@ -1,0 +1,340 @@
+"""Finding a bot's strategy, in botwarden, in an installed package, or in the user's file.
+
+    name: golden_cross             one that comes with botwarden
+    name: rsi_pack                 one a package registers (entry points, `botwarden.strategies`)
+    name: my_pkg.signals:Rsi       a class to import (installed, or beside the config)
+    path: strategies/rsi.py:Rsi    a class in a file, relative to the config's folder
+
+The class is built with the config's `params` as keyword arguments (or by its own
+`from_params(params)`, if it has one). Whatever goes wrong while finding or building it
+is one `StrategyLoadError` line naming the file and the cause. Once loaded, the engine
+calls the strategy through `LoadedStrategy`, which turns anything the user's code
+raises, or answers that is not a signal, into `StrategyFailed`, naming the file and
+line: the engine records it and goes on protecting what the bot holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+from botwarden.domain.models import Bar, Position
+from botwarden.errors import BotwardenError, ConfigError
+from botwarden.strategies.base import Action, Signal, Strategy
+from botwarden.strategies.settings import BUILTIN_STRATEGIES as BUILTIN
+from botwarden.strategies.settings import StrategySettings, split_path
+
+ENTRY_POINT_GROUP = "botwarden.strategies"
+
+_OWN_CODE = Path(__file__).resolve().parents[1]
+
+
+class StrategyLoadError(ConfigError):
+    """The strategy a config names cannot be found, imported or built."""
+
+
+class StrategyFailed(BotwardenError):
+    """The strategy raised inside a call, or answered with something that is not a
+    signal. `where`: the file and line in the strategy's code, when known."""
+
+    def __init__(self, strategy: str, call: str, problem: str, where: str | None) -> None:
+        at = f" at {where}" if where else ""
+        super().__init__(f"strategy {strategy}: {call} failed{at}: {problem}")
+        self.strategy = strategy
+        self.call = call
+        self.problem = problem
+        self.where = where
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a strategy comes from, as `botwarden strategies` shows it."""
+
+    kind: Literal["builtin", "entry point", "module", "file"]
+    where: str
+    """botwarden; the distribution registering it; the module; the file."""
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.where}"
+
+
+# -- finding -------------------------------------------------------------------------------
+
+
+def load_strategy(settings: StrategySettings, base_dir: Path) -> LoadedStrategy:
+    """The strategy `settings` names, built with its params; `StrategyLoadError` if not.
+    Relative paths, and packages beside the config, are found from `base_dir`."""
+    found, origin = _find(settings, base_dir)
+    return LoadedStrategy(_build(found, settings.params, settings.spec), origin)
+
+
+def _find(settings: StrategySettings, base_dir: Path) -> tuple[type, Origin]:
+    if settings.kind == "file":
+        return _from_file(settings.path or "", base_dir)
+    if settings.kind == "module":
+        _on_import_path(base_dir)
+        cls = _import_attribute(settings.spec, shown=settings.spec)
+        return cls, Origin("module", settings.spec.partition(":")[0])
+    name = settings.spec
+    if name in BUILTIN:
+        return _import_attribute(BUILTIN[name], name), Origin("builtin", "botwarden")
+    registered = {point.name: point for point in entry_points(group=ENTRY_POINT_GROUP)}
+    if name in registered:
+        point = registered[name]
+        return _load_entry_point(point), Origin("entry point", _distribution(point))
+    known = sorted({*BUILTIN, *registered})
+    raise StrategyLoadError(
+        f"strategy.name: unknown strategy {name!r}; available: {', '.join(known)};"
+        " or name your own as package.module:Class, or give path: your_file.py:Class"
+    )
+
+
+def _from_file(path: str, base_dir: Path) -> tuple[type, Origin]:
+    written, cls_name = split_path(path)
+    file = Path(written).expanduser()
+    file = file if file.is_absolute() else base_dir / file
+    if not file.is_file():
+        why = "not a file" if file.exists() else "no such file"
+        raise StrategyLoadError(f"strategy.path: {written}: {why} (looked for {file})")
+    module = _import_file(file.resolve(), written)
+    if cls_name is None:
+        cls = _the_one_strategy_in(module, written)
+    else:
+        cls = getattr(module, cls_name, None)
+        if cls is None:
+            defined = ", ".join(_strategy_classes(module)) or "no strategy class"
+            raise StrategyLoadError(
+                f"strategy.path: {written} has no {cls_name} (it defines: {defined})"
+            )
+    return cls, Origin("file", str(file.resolve()))
+
+
+def _import_file(file: Path, shown: str) -> ModuleType:
+    # A name of its own per file (two bots' rsi.py are two modules), kept in sys.modules
+    # while it runs: dataclasses, pickling and logging look modules up there.
+    digest = hashlib.blake2b(str(file).encode(), digest_size=4).hexdigest()
+    name = f"botwarden_strategy_{file.stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise StrategyLoadError(f"strategy.path: {shown}: cannot be imported as Python")
+    module = importlib.util.module_from_spec(spec)
+    _on_import_path(file.parent)  # its own helper modules, as when run as a script
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as error:  # a script's sys.exit() too
+        del sys.modules[name]
+        raise StrategyLoadError(
+            f"strategy.path: {shown}: cannot import: {_describe(error, file)}"
+        ) from None
+    return module
+
+
+def _import_attribute(target: str, shown: str) -> Any:
+    module_name, _, attribute = target.partition(":")
+    try:
+        found: Any = importlib.import_module(module_name)
+    except Exception as error:
+        if isinstance(error, ModuleNotFoundError) and error.name == module_name.split(".")[0]:
+            problem = (
+                f"no module named {error.name!r} (install the package, or put it in the"
+                " config's folder)"
+            )
+        else:
+            problem = _describe(error, None)
+        raise StrategyLoadError(f"strategy.name: {shown}: cannot import: {problem}") from None
+    for part in attribute.split("."):
+        if not hasattr(found, part):
+            defined = ", ".join(_strategy_classes(found)) if inspect.ismodule(found) else ""
+            raise StrategyLoadError(
+                f"strategy.name: {shown}: {module_name} has no {attribute}"
+                + (f" (it defines: {defined})" if defined else "")
+            )
+        found = getattr(found, part)
+    return found
+
+
+def _load_entry_point(point: EntryPoint) -> Any:
+    try:
+        return point.load()
+    except Exception as error:
+        raise StrategyLoadError(
+            f"strategy.name: {point.name} (registered by {_distribution(point)} as"
+            f" {point.value}): cannot import: {_describe(error, None)}"
+        ) from None
+
+
+def _distribution(point: EntryPoint) -> str:
+    dist = point.dist
+    return f"{dist.name} {dist.version}" if dist is not None else point.value
+
+
+def _on_import_path(folder: Path) -> None:
+    where = str(folder.resolve())
+    if where not in sys.path:
+        sys.path.insert(0, where)
+
+
+def _strategy_classes(module: ModuleType) -> list[str]:
+    """The classes `module` defines (not imports) that have a `decide`."""
+    return [
+        name
+        for name, value in vars(module).items()
+        if inspect.isclass(value)
+        and value.__module__ == module.__name__
+        and callable(getattr(value, "decide", None))
+    ]
+
+
+def _the_one_strategy_in(module: ModuleType, shown: str) -> type:
+    classes = _strategy_classes(module)
+    if len(classes) == 1:
+        return getattr(module, classes[0])
+    if not classes:
+        raise StrategyLoadError(
+            f"strategy.path: {shown} defines no strategy class (a class with a decide"
+            " method); `botwarden new-strategy NAME` writes one to start from"
+        )
+    raise StrategyLoadError(
+        f"strategy.path: {shown} defines {len(classes)} strategies ({', '.join(classes)});"
+        f" name one: {shown}:{classes[0]}"
+    )
+
+
+# -- building ------------------------------------------------------------------------------
+
+
+def _build(found: Any, params: dict[str, Any], shown: str) -> Any:
+    if not inspect.isclass(found):
+        raise StrategyLoadError(
+            f"strategy: {shown} is a {type(found).__name__}, not a class; name the strategy's class"
+        )
+    try:
+        from_params = getattr(found, "from_params", None)
+        strategy = from_params(params) if callable(from_params) else found(**params)
+    except (TypeError, ValueError) as error:
+        raise StrategyLoadError(f"strategy.params: {shown}: {error}") from None
+    except Exception as error:
+        raise StrategyLoadError(
+            f"strategy: {shown}: building it failed: {_describe(error, _source_of(found))}"
+        ) from None
+    if not callable(getattr(strategy, "decide", None)):
+        raise StrategyLoadError(
+            f"strategy: {shown} is not a strategy: it has no decide(symbol, bars, position) method"
+        )
+    try:
+        needed = strategy.bars_needed
+    except AttributeError:
+        raise StrategyLoadError(
+            f"strategy: {shown} has no bars_needed: say how many completed bars decide()"
+            " needs (bars_needed = 20)"
+        ) from None
+    except Exception as error:
+        problem = _describe(error, _source_of(found))
+        raise StrategyLoadError(f"strategy: {shown}: bars_needed failed: {problem}") from None
+    if not _a_number_of_bars(needed):
+        raise StrategyLoadError(
+            f"strategy: {shown}: bars_needed is {needed!r}; it must be a whole number of"
+            " bars, at least 1"
+        )
+    return strategy
+
+
+def _a_number_of_bars(needed: Any) -> bool:
+    return isinstance(needed, int) and not isinstance(needed, bool) and needed >= 1
+
+
+def _source_of(obj: Any) -> Path | None:
+    try:
+        file = inspect.getsourcefile(obj if inspect.isclass(obj) else type(obj))
+    except TypeError:
+        return None
+    return Path(file).resolve() if file else None
+
+
+def _describe(error: BaseException, source: Path | None) -> str:
+    """`ErrorType: message (file.py:LINE)`: the line in the strategy's own code when it is
+    on the stack, else the innermost outside botwarden."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"SyntaxError: {error.msg} ({Path(error.filename).name}:{error.lineno})"
+    where = _where(error, source)
+    return f"{type(error).__name__}: {error}" + (f" ({where})" if where else "")
+
+
+def _where(error: BaseException, source: Path | None) -> str | None:
+    frames = traceback.extract_tb(error.__traceback__)
+    theirs = [f for f in frames if not Path(f.filename).resolve().is_relative_to(_OWN_CODE)]
+    if source is not None:
+        theirs = [f for f in theirs if Path(f.filename).resolve() == source] or theirs
+    if not theirs:
+        return None
+    frame = theirs[-1]
+    return f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
+
+
+# -- calling -------------------------------------------------------------------------------
+
+
+class LoadedStrategy:
+    """A strategy as the engine calls it: what its code raises, or answers that is not
+    a signal for the symbol asked about, is a `StrategyFailed`; never anything else."""
+
+    def __init__(self, strategy: Strategy | Any, origin: Origin) -> None:
+        self.strategy = strategy
+        self.origin = origin
+        named = getattr(strategy, "name", None)
+        self.name: str = named if isinstance(named, str) and named else type(strategy).__name__
+        self._source = _source_of(strategy)
+
+    @property
+    def bars_needed(self) -> int:
+        needed = self._call("bars_needed", lambda: self.strategy.bars_needed)
+        if not _a_number_of_bars(needed):
+            problem = f"{needed!r} is not a number of bars"
+            raise StrategyFailed(self.name, "bars_needed", problem, None)
+        return needed
+
+    def decide(self, symbol: str, bars: Sequence[Bar], position: Position | None) -> Signal | None:
+        call = f"decide({symbol})"
+        signal = self._call(call, lambda: self.strategy.decide(symbol, bars, position))
+        if signal is None:
+            return None
+        if isinstance(signal, Signal) and signal.action in set(Action):
+            signal = replace(signal, action=Action(signal.action))  # "exit" for Action.EXIT
+        if isinstance(signal, Signal) and not signal.strategy:
+            signal = replace(signal, strategy=self.name)  # made by Signal.long() and kin
+        problem = _not_a_signal(signal, symbol)
+        if problem is not None:
+            raise StrategyFailed(self.name, call, problem, None)
+        return signal
+
+    def _call(self, call: str, do: Any) -> Any:
+        try:
+            return do()
+        except (Exception, SystemExit) as error:
+            raise StrategyFailed(
+                self.name, call, f"{type(error).__name__}: {error}", _where(error, self._source)
+            ) from error
+
+
+def _not_a_signal(answer: Any, symbol: str) -> str | None:
+    if not isinstance(answer, Signal):
+        return f"returned {type(answer).__name__} {answer!r:.80}; return a Signal or None"
+    if answer.symbol != symbol:
+        return f"returned a signal for {answer.symbol!r} when asked about {symbol!r}"
+    if not isinstance(answer.action, Action):
+        return f"signal action {answer.action!r} is not one of {', '.join(Action)}"
+    if not isinstance(answer.bar_time, datetime) or answer.bar_time.tzinfo is None:
+        return f"signal bar_time {answer.bar_time!r} is not a timezone-aware datetime"
+    return None

@@ -1,0 +1,114 @@
+"""A user's own strategy file under the engine: it trades like botwarden's own, and when
+it raises, the bot says so (an event, the error status, the line in the user's file),
+takes no entries, and every position keeps its stop on the venue; once it decides
+again, the bot runs again. No crash, no restart loop."""
+
+from __future__ import annotations
+
+import textwrap
+from decimal import Decimal
+from pathlib import Path
+
+from botwarden.domain.models import BotStatus
+from botwarden.domain.orders import OrderType
+from tests.engine.harness import Exchange
+
+STRATEGY = '''
+from pathlib import Path
+
+from botwarden.strategies.base import Action, Signal
+
+FAIL = Path(__file__).with_name("fail")
+
+
+class Breakable:
+    """Enters whenever flat; raises while a file named `fail` lies beside it."""
+
+    name = "breakable"
+    bars_needed = 2
+
+    def decide(self, symbol, bars, position):
+        if FAIL.exists() and symbol in FAIL.read_text().split():
+            raise RuntimeError(f"no indicator for {symbol}")
+        if position is None:
+            return Signal(self.name, symbol, Action.ENTER_LONG, bars[-1].time, "flat")
+        return None
+'''
+
+
+def user_strategy(tmp_path: Path) -> Path:
+    file = tmp_path / "strategies" / "breakable.py"
+    file.parent.mkdir()
+    file.write_text(textwrap.dedent(STRATEGY))
+    return file
+
+
+async def test_a_failing_strategy_is_an_error_with_every_position_still_protected(
+    exchange: Exchange, tmp_path: Path
+) -> None:
+    file = user_strategy(tmp_path)
+    runner = await exchange.runner(strategy={"path": str(file)})
+    await exchange.hours(runner, 2)
+    held = list((await runner.state.snapshot()).positions.values())
+    assert [p.symbol for p in held] == ["SPY"], "the user's strategy entered"
+
+    file.with_name("fail").write_text("SPY")
+    await exchange.hours(runner, 3)  # every promise checked after each hour
+    state = await runner.state.snapshot()
+    line = next(
+        n for n, t in enumerate(file.read_text().splitlines(), 1) if "raise RuntimeError" in t
+    )
+    assert state.bot.status is BotStatus.ERROR
+    assert state.bot.last_error == (
+        f"strategy breakable: decide(SPY) failed at breakable.py:{line} in decide:"
+        " RuntimeError: no indicator for SPY"
+    )
+    alerts = [e for e in state.events.values() if "decide(SPY) failed" in e.message]
+    assert len(alerts) == 1, "told once, not every pass"
+    assert alerts[0].kind == "alert" and "every position stays protected" in alerts[0].message
+    # From the exchange's side: the position's stop rests, for all of it.
+    stops = [
+        o
+        for o in await runner.venue.open_orders()
+        if o.symbol == "SPY" and o.type is OrderType.STOP
+    ]
+    assert sum((o.qty for o in stops), Decimal(0)) == held[0].size
+
+    file.with_name("fail").unlink()
+    await exchange.hours(runner, 1)
+    state = await runner.state.snapshot()
+    assert state.bot.status is BotStatus.RUNNING and state.bot.last_error is None
+    assert any(e.message == "strategy breakable decides again" for e in state.events.values())
+    await runner.state.close()
+
+
+async def test_no_entry_is_taken_while_the_strategy_fails_for_any_symbol(
+    exchange: Exchange, tmp_path: Path
+) -> None:
+    file = user_strategy(tmp_path)
+    file.with_name("fail").write_text("SPY")
+    runner = await exchange.runner(strategy={"path": str(file)}, symbols=["SPY", "BTC/USDT"])
+    await exchange.hours(runner, 3)
+    state = await runner.state.snapshot()
+    assert not state.positions and not state.intents, "BTC/USDT's entry signal was not taken"
+    skipped = [e.message for e in state.events.values() if e.kind == "signal"]
+    assert skipped and all("the strategy is failing" in m for m in skipped)
+    assert not exchange.book.all_orders(), "nothing reached the exchange"
+    assert state.bot.status is BotStatus.ERROR
+    await runner.state.close()
+
+
+async def test_a_new_instance_tells_again_of_a_strategy_still_failing(
+    exchange: Exchange, tmp_path: Path
+) -> None:
+    file = user_strategy(tmp_path)
+    file.with_name("fail").write_text("SPY")
+    first = await exchange.runner(strategy={"path": str(file)})
+    await exchange.hours(first, 2)
+    await first.state.close()  # killed: no stop recorded
+    second = await exchange.runner(strategy={"path": str(file)})
+    await exchange.hours(second, 2)
+    state = await second.state.snapshot()
+    told = [e for e in state.events.values() if "decide(SPY) failed" in e.message]
+    assert len(told) == 2 and state.bot.status is BotStatus.ERROR
+    await second.state.close()

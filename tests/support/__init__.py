@@ -1,0 +1,1 @@
+"""Test worlds shared by several test modules (no test module imports another)."""
