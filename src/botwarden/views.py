@@ -160,7 +160,7 @@ def render_status(console: Console, reports: list[BotReport], home: Path) -> Non
         return
     table = Table(title_justify="left")
     for column in (
-        "bot", "status", "pid", "uptime", "heartbeat", "positions (stop)", "pnl today",
+        "bot", "status", "strategy", "pid", "uptime", "heartbeat", "positions (stop)", "pnl today",
         "trades today", "breaker", "error or attention",
     ):  # fmt: skip
         table.add_column(column)
@@ -173,6 +173,7 @@ def render_status(console: Console, reports: list[BotReport], home: Path) -> Non
         table.add_row(
             r.bot_id,
             f"[{style}]{r.status.replace('_', ' ')}[/]",
+            escape(r.strategy or "-"),
             str(r.pid) if r.pid else "[bright_black]not running[/]",
             span(r.uptime_seconds) if r.uptime_seconds is not None else "-",
             f"{span(r.heartbeat_seconds)} ago" if r.heartbeat_seconds is not None else "never",

@@ -151,6 +151,8 @@ class BotReport:
     config: str
     status: str
     """What is true now: the stored status, corrected by the kernel's view."""
+    strategy: str | None = None
+    """How the config names its strategy (`golden_cross`, `strategies/rsi.py:Rsi`)."""
     pid: int | None = None
     """The live process running the bot (None: none)."""
     uptime_seconds: float | None = None
@@ -421,6 +423,7 @@ class Supervisor:
             report.uptime_seconds = uptime(process)
         try:
             config = load_config(record["config"])
+            report.strategy = config.strategy.spec
             if config.state.backend == "duckdb" and lock_pid is not None:
                 raise StateError(
                     "the state is not shown while the bot runs: DuckDB lets one process open"

@@ -131,7 +131,7 @@ function actions(bot) {
 
 function card(bot, details) {
   const facts = [
-    ["pid", bot.pid ?? "not running"], ["uptime", span(bot.uptime_seconds)],
+    ["strategy", bot.strategy || "-"], ["pid", bot.pid ?? "not running"], ["uptime", span(bot.uptime_seconds)],
     ["heartbeat", bot.heartbeat_seconds === null ? "never" : `${span(bot.heartbeat_seconds)} ago`],
     ["open orders", bot.open_orders], ["PnL today", money(bot.pnl_today)],
     ["trades today", bot.trades_today], ["breaker", bot.breaker || "off"],
