@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -13,6 +17,9 @@ pytest.importorskip(
 )
 
 from alpaca.common.exceptions import APIError
+from alpaca.data.historical import StockHistoricalDataClient
+from alpaca.data.requests import StockBarsRequest
+from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import GetOrdersRequest, MarketOrderRequest, StopOrderRequest
@@ -174,6 +181,40 @@ def test_time_in_force_and_ids_are_kept_as_alpaca_keeps_them(alpaca) -> None:
     with pytest.raises(APIError) as foreign:
         trading.get_order_by_id("3f2b1c4d-aaaa-4bbb-8ccc-000000000001")
     assert foreign.value.status_code == 404
+
+
+def test_bars_are_served_for_alpacas_timeframe_names(tmp_path: Path) -> None:
+    """alpaca-py sends `TimeFrame.value` (`4Hour`, `1Week`); Alpaca also takes the short
+    `4H` and `1W`. A timeframe the paper exchange has no bars of is refused with a 422."""
+    venue, app = start(tmp_path)
+    assert (TimeFrame(4, TimeFrameUnit.Hour).value, TimeFrame.Week.value) == ("4Hour", "1Week")
+    with serving(app) as url:
+        data = StockHistoricalDataClient(KEY, SECRET, url_override=url)
+
+        def opens(frame: TimeFrame) -> list[datetime]:
+            request = StockBarsRequest(symbol_or_symbols="SPY", timeframe=frame, limit=3)
+            return [b.timestamp for b in data.get_stock_bars(request).data["SPY"]]
+
+        monday = datetime(2026, 3, 2, tzinfo=UTC)  # T0's day, 14:30 UTC
+        assert opens(TimeFrame(4, TimeFrameUnit.Hour)) == [
+            monday + timedelta(hours=h) for h in (0, 4, 8)
+        ]
+        assert opens(TimeFrame.Week) == [monday - timedelta(weeks=w) for w in (3, 2, 1)]
+        with pytest.raises(APIError) as monthly:
+            opens(TimeFrame.Month)
+        assert monthly.value.status_code == 422
+        for short, long in (("4H", "4Hour"), ("1W", "1Week"), ("15T", "15Min")):
+            assert raw_bars(url, short) == raw_bars(url, long)
+    venue.book.close()
+
+
+def raw_bars(url: str, timeframe: str) -> list[dict[str, object]]:
+    query = urlencode({"symbols": "SPY", "timeframe": timeframe, "limit": 3})
+    request = urllib.request.Request(f"{url}/v2/stocks/bars?{query}")
+    request.add_header("APCA-API-KEY-ID", KEY)
+    request.add_header("APCA-API-SECRET-KEY", SECRET)
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())["bars"]["SPY"]
 
 
 def test_wrong_keys_are_refused(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ The rules, as Alpaca states and answers them:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -319,10 +319,13 @@ async def test_crypto_prices_and_bars_come_from_the_crypto_data_api(
     assert prices == {"SPY": emulated.price("SPY"), "BTC/USD": emulated.price("BTC/USD")}
     bars = await alpaca.bars("BTC/USD", "1h", 5)
     assert len(bars) == 5 and all(b.low <= b.close <= b.high for b in bars)
+    weeks = await alpaca.bars("BTC/USD", "1w", 3)  # a coin trades all week: Monday to Monday
+    last_week = datetime(2026, 2, 23, tzinfo=UTC)  # T0 is Monday 2026-03-02
+    assert [b.time for b in weeks] == [last_week - timedelta(weeks=n) for n in (2, 1, 0)]
     assert dict(emulated.app.state.calls) == {
         "GET /v2/stocks/trades/latest": 1,
         "GET /v1beta3/crypto/us/latest/trades": 1,
-        "GET /v1beta3/crypto/us/bars": 1,
+        "GET /v1beta3/crypto/us/bars": 2,
     }
 
 

@@ -10,7 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -180,6 +180,35 @@ def test_a_cancel_by_order_id_cancels_that_order_or_none(emulator) -> None:
     assert [o["orderId"] for o in client.call("GET", "/fapi/v1/openOrders")[1]] == [
         resting["orderId"]
     ]
+
+
+@pytest.mark.parametrize(
+    ("emulator", "path"),
+    [("spot", "/api/v3/klines"), ("usdm", "/fapi/v1/klines")],
+    indirect=["emulator"],
+)
+def test_klines_open_on_utc_boundaries_weeks_on_mondays_the_newest_forming(
+    emulator, path: str
+) -> None:
+    client, _ = emulator
+    monday = datetime(2026, 3, 2, tzinfo=UTC)  # T0 is Monday 14:30 UTC
+
+    def klines(interval: str, limit: int) -> list[list[Any]]:
+        status, rows = client.call(
+            "GET", path, sign=False, symbol="BTCUSDT", interval=interval, limit=limit
+        )
+        assert status == 200, rows
+        return rows
+
+    weeks = klines("1w", 3)
+    assert [k[0] for k in weeks] == [ms(monday - timedelta(weeks=n)) for n in (2, 1, 0)]
+    assert [k[6] - k[0] for k in weeks] == [7 * 86_400_000 - 1] * 3, "closes Sunday 23:59:59.999"
+    forming = FEED.ohlc("BTC/USDT", monday, T0)
+    assert [Decimal(v) for v in weeks[-1][1:5]] == list(forming), "this week so far"
+    four = klines("4h", 3)
+    assert [k[0] for k in four] == [ms(monday + timedelta(hours=h)) for h in (4, 8, 12)]
+    status, answer = client.call("GET", path, sign=False, symbol="BTCUSDT", interval="3m")
+    assert (status, answer["code"]) == (400, -1120), "Binance's, but not a botwarden timeframe"
 
 
 def test_order_and_trade_lists_start_from_the_newest_unless_told_where(emulator) -> None:

@@ -240,6 +240,19 @@ async def test_an_order_off_the_lot_step_is_refused_before_it_is_sent(binance) -
     assert await binance.exchange.all_orders() == []
 
 
+async def test_a_timeframe_binance_has_but_botwarden_lacks_is_refused_unasked(binance) -> None:
+    """ccxt lists Binance's every interval; a strategy gets botwarden's only, the same on
+    every venue, so it never meets a timeframe that a change of venue would take away."""
+    for timeframe in ("3m", "2h", "1M"):
+        with pytest.raises(
+            NotFound, match=f"'{timeframe}'; use one of 1m, 5m, 15m, 1h, 4h, 1d, 1w"
+        ):
+            await binance.venue.bars(binance.symbol, timeframe, 3)
+    await binance.venue.bars(binance.symbol, "4h", 3)
+    asked = sum(n for call, n in binance.calls.items() if call.endswith("/klines"))
+    assert asked == 1, "only the 4h bars were asked for"
+
+
 async def test_an_answer_lost_after_acceptance_is_ambiguous_and_found_again(
     tmp_path: Path,
 ) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from botwarden.domain.timeframes import TIMEFRAMES, last_completed_bar_open
 from botwarden.venues.base import (
     Ambiguous,
     NotFound,
@@ -188,6 +189,23 @@ async def test_prices_and_bars(opened) -> None:
         assert all(b.low <= min(b.open, b.close) and max(b.open, b.close) <= b.high for b in bars)
         assert [b.time for b in bars] == [bars[0].time + timedelta(hours=n) for n in range(5)]
         assert bars[-1].time + timedelta(hours=1) <= h.clock.now, "only completed bars"
+
+
+async def test_bars_of_every_timeframe_are_the_exchanges_on_utc_boundaries(opened) -> None:
+    """Each timeframe through each venue's own wire (Alpaca's `4Hour` and `1Week`,
+    Binance's `4h` and `1w` klines): the newest completed bars, opening where Binance
+    and Alpaca open theirs (weeks on Mondays), priced as the exchange traded."""
+    async with opened() as h:
+        for timeframe, width in TIMEFRAMES.items():
+            bars = await h.venue.bars(h.symbol, timeframe, 3)
+            newest = last_completed_bar_open(timeframe, h.clock.now)
+            assert [b.time for b in bars] == [newest - n * width for n in (2, 1, 0)], timeframe
+            for b in bars:
+                ohlc = FEED.ohlc(h.feed_symbol, b.time, b.time + width)
+                assert (b.open, b.high, b.low, b.close) == ohlc, (timeframe, b.time)
+        assert {b.time.weekday() for b in await h.venue.bars(h.symbol, "1w", 3)} == {0}
+        with pytest.raises(NotFound, match="'2h'; use one of 1m, 5m, 15m, 1h, 4h, 1d, 1w"):
+            await h.venue.bars(h.symbol, "2h", 3)
 
 
 async def test_an_open_order_id_is_never_taken_twice(opened) -> None:

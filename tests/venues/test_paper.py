@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -11,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from botwarden.domain.models import Side
+from botwarden.domain.timeframes import TIMEFRAMES
 from botwarden.venues.base import NotFound, OrderRequest, OrderState, Rejected
 from botwarden.venues.paper.book import BookSettings, PaperBook
 from botwarden.venues.paper.feed import Instrument, RandomWalkFeed
@@ -225,6 +227,77 @@ async def test_bars_and_market_rules(venue: PaperVenue) -> None:
     assert bars[-1].time + timedelta(days=1) <= T0
     rules = await venue.market("BTC/USDT")
     assert (rules.price_tick, rules.qty_step) == (Decimal("0.1"), Decimal("0.001"))
+
+
+async def test_four_hour_and_weekly_bars_open_on_utc_boundaries(venue: PaperVenue) -> None:
+    # T0 is Monday 2026-03-02 14:30 UTC: the 12:00 bar is forming, the week has begun.
+    four = await venue.bars("SPY", "4h", 12)
+    assert [b.time.hour for b in four[-3:]] == [0, 4, 8]
+    assert four[-1].time == datetime(2026, 3, 2, 8, tzinfo=UTC)
+    weeks = await venue.bars("SPY", "1w", 10)
+    assert weeks[-1].time == datetime(2026, 2, 23, tzinfo=UTC), "the last completed week"
+    assert {b.time.weekday() for b in weeks} == {0}, "weeks open on Mondays"
+    assert [b.time for b in weeks] == [weeks[0].time + timedelta(weeks=n) for n in range(10)]
+
+
+@pytest.mark.parametrize(
+    ("wide", "narrow", "count"), [("4h", "1h", 4), ("1d", "4h", 6), ("1w", "1d", 7)]
+)
+async def test_a_wide_bar_agrees_with_the_narrower_bars_it_contains(
+    venue: PaperVenue, wide: str, narrow: str, count: int
+) -> None:
+    """Open of the first, close of the last, the highest high and the lowest low: what a
+    strategy computing weekly bars from daily ones would find."""
+    for symbol in ("SPY", "BTC/USDT"):
+        inner = await venue.bars(symbol, narrow, count * 5)
+        for bar in await venue.bars(symbol, wide, 4):
+            parts = [b for b in inner if bar.time <= b.time < bar.time + TIMEFRAMES[wide]]
+            assert len(parts) == count and parts[0].time == bar.time
+            assert (bar.open, bar.high, bar.low, bar.close) == (
+                parts[0].open,
+                max(b.high for b in parts),
+                min(b.low for b in parts),
+                parts[-1].close,
+            )
+
+
+async def test_the_older_timeframes_serve_the_bars_they_always_did(
+    venue: PaperVenue, clock: Clock
+) -> None:
+    """Bots and the torture simulator replay by seed: a bar once served never changes.
+    The digests were taken before 4h and 1w bars (and their Monday alignment) came."""
+    served = {
+        "1m": "f19855b0fef66aa7",
+        "5m": "51125ba2872044ef",
+        "15m": "6f476185a4e07782",
+        "1h": "cf85e9e7a62562b7",
+        "1d": "08fa32da9d843a50",
+    }
+    for timeframe, digest in served.items():
+        bars = [
+            *await venue.bars("SPY", timeframe, 40),
+            *await venue.bars("BTC/USDT", timeframe, 40),
+        ]
+        text = "\n".join(f"{b.time.isoformat()} {b.open} {b.high} {b.low} {b.close}" for b in bars)
+        assert hashlib.sha256(text.encode()).hexdigest()[:16] == digest, timeframe
+    [hour] = await venue.bars("SPY", "1h", 1)
+    assert (hour.time, hour.open, hour.high, hour.low, hour.close) == (
+        datetime(2026, 3, 2, 13, tzinfo=UTC), Decimal("415.04"), Decimal("416.12"),
+        Decimal("415.04"), Decimal("415.70"),
+    )  # fmt: skip
+    clock.now = datetime(2026, 3, 5, 21, 43, tzinfo=UTC)
+    [day] = await venue.bars("SPY", "1d", 1)
+    assert (day.time, day.open, day.high, day.low, day.close) == (
+        datetime(2026, 3, 4, tzinfo=UTC), Decimal("423.84"), Decimal("424.13"),
+        Decimal("417.76"), Decimal("418.92"),
+    )  # fmt: skip
+
+
+async def test_an_unknown_timeframe_is_not_found_with_the_supported_ones(
+    venue: PaperVenue,
+) -> None:
+    with pytest.raises(NotFound, match="'2h'; use one of 1m, 5m, 15m, 1h, 4h, 1d, 1w"):
+        await venue.bars("SPY", "2h", 5)
 
 
 async def test_orders_crossed_during_downtime_fill_in_the_order_they_crossed(

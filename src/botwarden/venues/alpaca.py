@@ -58,6 +58,7 @@ from botwarden.venues.base import (
     VenueError,
     VenueOrder,
     VenuePosition,
+    timeframe_width,
 )
 from botwarden.venues.retry import CANCELS, NO_RETRY, READS, RetryPolicy, call_with_retry
 from botwarden.venues.rules import enforce
@@ -555,18 +556,19 @@ def _sdk_order(request: OrderRequest, time_in_force: TimeInForce, limit: Decimal
 
 
 def _timeframe(text: str) -> tuple[Any, timedelta]:
+    """alpaca-py's TimeFrame for a botwarden timeframe, and its width: the width in the
+    largest of Alpaca's units that divides it (4h is 4 Hour, 1w is 1 Week)."""
     from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
-    frames = {
-        "1m": (TimeFrame(1, TimeFrameUnit.Minute), timedelta(minutes=1)),
-        "5m": (TimeFrame(5, TimeFrameUnit.Minute), timedelta(minutes=5)),
-        "15m": (TimeFrame(15, TimeFrameUnit.Minute), timedelta(minutes=15)),
-        "1h": (TimeFrame(1, TimeFrameUnit.Hour), timedelta(hours=1)),
-        "1d": (TimeFrame(1, TimeFrameUnit.Day), timedelta(days=1)),
-    }
-    if text not in frames:
-        raise NotFound("alpaca", f"timeframe {text!r}; use one of {', '.join(frames)}")
-    return frames[text]
+    width = timeframe_width("alpaca", text)
+    units = (
+        (TimeFrameUnit.Week, timedelta(weeks=1)),
+        (TimeFrameUnit.Day, timedelta(days=1)),
+        (TimeFrameUnit.Hour, timedelta(hours=1)),
+        (TimeFrameUnit.Minute, timedelta(minutes=1)),
+    )
+    unit, size = next((unit, size) for unit, size in units if not width % size)
+    return TimeFrame(width // size, unit), width
 
 
 def _bound(session: Any, timeout: float) -> None:

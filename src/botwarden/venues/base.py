@@ -41,6 +41,7 @@ from botwarden.domain.models import (
     UtcDatetime,
 )
 from botwarden.domain.orders import OrderIntent, OrderShape, OrderType
+from botwarden.domain.timeframes import UnknownTimeframe, width
 from botwarden.errors import BotwardenError
 
 # -- errors --------------------------------------------------------------------------
@@ -75,7 +76,16 @@ class Rejected(VenueError):
 
 
 class NotFound(VenueError):
-    """The venue has no such order or symbol."""
+    """The venue has no such order, symbol or timeframe."""
+
+
+def timeframe_width(venue: str, timeframe: str) -> timedelta:
+    """The width of a bar of `timeframe`; `NotFound` listing the supported timeframes
+    if botwarden does not support it, whatever more the venue serves."""
+    try:
+        return width(timeframe)
+    except UnknownTimeframe as error:
+        raise NotFound(venue, str(error)) from None
 
 
 class AuthError(VenueError):

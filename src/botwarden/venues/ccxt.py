@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 from botwarden.domain.markets import MarketRules, TimeInForce
 from botwarden.domain.models import Fill, OrderSide, Side
 from botwarden.domain.orders import OrderType
+from botwarden.domain.timeframes import TIMEFRAMES
 from botwarden.errors import ConfigError
 from botwarden.venues.base import (
     DEFAULT_CLOCK_TOLERANCE,
@@ -55,6 +56,7 @@ from botwarden.venues.base import (
     VenueError,
     VenueOrder,
     VenuePosition,
+    timeframe_width,
 )
 from botwarden.venues.retry import CANCELS, NO_RETRY, READS, RetryPolicy, call_with_retry
 from botwarden.venues.rules import enforce
@@ -630,10 +632,12 @@ class CcxtVenue:
     async def bars(self, symbol: str, timeframe: str, limit: int) -> Sequence[Bar]:
         """The last `limit` completed bars: the exchange's newest bar is still forming."""
         self._rules(symbol)
-        if timeframe not in self._exchange.timeframes:
+        timeframe_width(self.name, timeframe)  # an exchange's 3m or 1M: not botwarden's
+        served = self._exchange.timeframes or {}
+        if timeframe not in served:
+            ours = ", ".join(t for t in TIMEFRAMES if t in served)
             raise NotFound(
-                self.name,
-                f"timeframe {timeframe!r}; use one of {', '.join(self._exchange.timeframes)}",
+                self.name, f"timeframe {timeframe!r} is not served here; use one of {ours}"
             )
         rows = await self._call(
             "bars",

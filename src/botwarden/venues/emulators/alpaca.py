@@ -18,7 +18,9 @@ takes `gtc` and `ioc` only, market, limit and stop-limit orders only, and never 
 more than the account holds. Crypto prices and bars are served where Alpaca serves
 them (`/v1beta3/crypto/us/...`); the stock data routes refuse a crypto symbol. A
 triggered stop-limit fills like a stop (the paper exchange models no gap past its
-limit), and DAY orders do not expire (it has no trading sessions).
+limit), and DAY orders do not expire (it has no trading sessions). Bars are the paper
+exchange's, on UTC boundaries (weeks from Monday), as Alpaca's crypto bars are; its
+stock daily bars open at New York midnight instead (04:00 or 05:00 UTC), not copied.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
@@ -35,6 +37,7 @@ from fastapi.responses import JSONResponse, Response
 
 from botwarden.domain.markets import TimeInForce
 from botwarden.domain.orders import OrderType
+from botwarden.domain.timeframes import TIMEFRAMES
 from botwarden.venues.base import (
     Ambiguous,
     NotFound,
@@ -481,7 +484,7 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
         return {"trades": trades}
 
     async def bars(symbols: list[str], timeframe: str, limit: int) -> Response | dict[str, Any]:
-        frame = _TIMEFRAMES.get(timeframe)
+        frame = _timeframe(timeframe)
         if frame is None:
             return _error(422, 42210000, f"invalid timeframe {timeframe!r}")
         found = {}
@@ -542,8 +545,29 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
 _PAIR = re.compile(r"^[A-Z]+/[A-Z]+$")
 """What Alpaca's crypto data API takes for a symbol."""
 
-_TIMEFRAMES = {"1Min": "1m", "5Min": "5m", "15Min": "15m", "1Hour": "1h", "1Day": "1d"}
-"""Alpaca's timeframe names and the paper exchange's."""
+_FRAME = re.compile(r"^([1-9][0-9]*)(Min|T|Hour|H|Day|D|Week|W)$")
+"""Alpaca's name for a timeframe: an amount and a unit, spelt as alpaca-py sends it
+(`TimeFrame.value`: `4Hour`, `1Week`) or short (`4H`, `1W`)."""
+_UNITS = {
+    "Min": timedelta(minutes=1),
+    "T": timedelta(minutes=1),
+    "Hour": timedelta(hours=1),
+    "H": timedelta(hours=1),
+    "Day": timedelta(days=1),
+    "D": timedelta(days=1),
+    "Week": timedelta(weeks=1),
+    "W": timedelta(weeks=1),
+}
+
+
+def _timeframe(name: str) -> str | None:
+    """The paper exchange's timeframe that Alpaca's `name` means, None for one it does
+    not serve (a month, 2Hour)."""
+    match = _FRAME.match(name)
+    if match is None:
+        return None
+    width = int(match[1]) * _UNITS[match[2]]
+    return next((frame for frame, size in TIMEFRAMES.items() if size == width), None)
 
 
 def _moment(text: str | None) -> datetime | None:

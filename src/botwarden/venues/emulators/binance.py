@@ -48,6 +48,7 @@ from fastapi.responses import JSONResponse, Response
 from botwarden.domain.markets import OrderRefused, TimeInForce
 from botwarden.domain.models import Fill, OrderSide, Side
 from botwarden.domain.orders import OrderType
+from botwarden.domain.timeframes import TIMEFRAMES, bar_open
 from botwarden.venues.base import (
     Ambiguous,
     AuthError,
@@ -59,8 +60,7 @@ from botwarden.venues.base import (
     VenueError,
     VenueOrder,
 )
-from botwarden.venues.paper.feed import EPOCH
-from botwarden.venues.paper.venue import TIMEFRAMES, PaperVenue
+from botwarden.venues.paper.venue import PaperVenue
 
 Flavour = Literal["spot", "usdm"]
 
@@ -693,7 +693,9 @@ def create_app(
         }
 
     async def klines(symbol: str, interval: str, limit: int = 500) -> list[list[Any]]:
-        """As Binance: the newest bar is the one still forming."""
+        """As Binance: the newest bar is the one still forming, bars open on UTC
+        boundaries (weeks on Mondays). Only botwarden's timeframes are served: Binance's
+        others (3m, 2h, 1M ...) are refused as an unknown one would be."""
         book_symbol = exchange.book_symbol(symbol)
         if interval not in TIMEFRAMES:
             raise BinanceError(400, -1120, "Invalid interval.")
@@ -701,7 +703,7 @@ def create_app(
         limit = max(1, min(limit, 1500))
         bars = list(await venue.bars(book_symbol, interval, limit - 1)) if limit > 1 else []
         now = venue.clock()
-        start = EPOCH + ((now - EPOCH) // width) * width
+        start = bar_open(interval, now)
         forming = venue.book.feed.ohlc(book_symbol, start, now)
         rows = [(b.time, b.open, b.high, b.low, b.close) for b in bars]
         rows.append((start, *forming))

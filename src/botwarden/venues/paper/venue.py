@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 from botwarden.domain.markets import MarketRules
+from botwarden.domain.timeframes import last_completed_bar_open
 from botwarden.venues.base import (
     Ambiguous,
     Balance,
@@ -26,20 +27,11 @@ from botwarden.venues.base import (
     Retryable,
     VenueOrder,
     VenuePosition,
+    timeframe_width,
 )
 from botwarden.venues.paper.book import PaperBook
 from botwarden.venues.paper.faults import FaultKind, FaultPlan
-from botwarden.venues.paper.feed import EPOCH
 from botwarden.venues.rules import enforce
-
-TIMEFRAMES = {
-    "1m": timedelta(minutes=1),
-    "5m": timedelta(minutes=5),
-    "15m": timedelta(minutes=15),
-    "1h": timedelta(hours=1),
-    "1d": timedelta(days=1),
-}
-
 
 T = TypeVar("T")
 
@@ -212,18 +204,16 @@ class PaperVenue:
         )
 
     async def bars(self, symbol: str, timeframe: str, limit: int) -> list[Bar]:
-        """The last `limit` completed bars, oldest first."""
+        """The last `limit` completed bars, oldest first, aligned as the real venues
+        align theirs (`domain/timeframes.py`): a 4h bar spans four 1h bars, a week runs
+        from Monday."""
         self._known(symbol)
-        if timeframe not in TIMEFRAMES:
-            raise NotFound(
-                self.name, f"timeframe {timeframe!r}; use one of {', '.join(TIMEFRAMES)}"
-            )
-        width = TIMEFRAMES[timeframe]
+        width = timeframe_width(self.name, timeframe)
         now = await self._call("bars", lambda now: now)
-        last_close = EPOCH + ((now - EPOCH) // width) * width
+        newest = last_completed_bar_open(timeframe, now)
         bars = []
-        for n in range(limit, 0, -1):
-            start = last_close - n * width
+        for n in range(limit - 1, -1, -1):
+            start = newest - n * width
             open_, high, low, close = self.book.feed.ohlc(symbol, start, start + width)
             bars.append(Bar(time=start, open=open_, high=high, low=low, close=close, volume=0))
         return bars
