@@ -36,6 +36,7 @@ from pydantic import (
 from botwarden.domain.models import Duration, Topic, UtcDatetime
 from botwarden.domain.positions import StopPolicy
 from botwarden.domain.risk import RiskLimits
+from botwarden.domain.sizing import Size
 from botwarden.errors import ConfigError
 from botwarden.strategies.settings import BUILTIN_STRATEGIES, StrategySettings
 
@@ -235,16 +236,23 @@ VenueSettings = Annotated[
 
 
 class SizingSettings(Settings):
-    """How big each entry is: a quantity, or a value in the account's currency."""
+    """How big each entry is, unless its signal says: a quantity (`qty`), a value in
+    the account's currency (`notional`), a percentage of equity (`equity_pct`), or the
+    loss at the stop as a percentage of equity (`risk_pct`). Exactly one."""
 
-    qty: Decimal | None = Field(default=None, gt=0)
-    notional: Decimal | None = Field(default=None, gt=0)
+    qty: Decimal | None = None
+    notional: Decimal | None = None
+    equity_pct: Decimal | None = None
+    risk_pct: Decimal | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> SizingSettings:
-        if (self.qty is None) == (self.notional is None):
-            raise ValueError("give exactly one of qty (units) or notional (account currency)")
+        self.size  # noqa: B018 (checked: one way, a sensible amount)
         return self
+
+    @property
+    def size(self) -> Size:
+        return Size.from_config(self.model_dump(exclude_none=True))
 
 
 class EngineSettings(Settings):

@@ -18,6 +18,7 @@ from botwarden.engine.recovery import Recovery, RecoveryReport
 from botwarden.engine.runner import Runner
 from botwarden.state.manager import StateManager
 from botwarden.state.sqlite import SqliteStore
+from botwarden.strategies.loading import LoadedStrategy, Origin
 from botwarden.venues.base import VenueOrder
 from botwarden.venues.paper.book import BookSettings, PaperBook
 from botwarden.venues.paper.faults import FaultPlan
@@ -125,11 +126,14 @@ class Exchange:
         self.book = PaperBook(tmp_path / "paper.db", FEED, BookSettings(**book))
         self.state_path = tmp_path / "state.db"
 
-    async def runner(self, **overrides: object) -> Runner:
+    async def runner(self, strategy: object | None = None, **overrides: object) -> Runner:
+        """A new instance on the same state and exchange; `strategy`: an object to
+        decide with, instead of the config's."""
         config = BotConfig.model_validate({**CONFIG, **overrides})
         state = StateManager("golden", SqliteStore(self.state_path), clock=self.clock)
         await state.open()
-        runner = Runner(config, state, PaperVenue(self.book, self.clock), self.clock)
+        loaded = LoadedStrategy(strategy, Origin("module", "tests")) if strategy else None
+        runner = Runner(config, state, PaperVenue(self.book, self.clock), self.clock, None, loaded)
         await runner.start()
         return runner
 

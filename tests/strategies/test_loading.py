@@ -197,7 +197,7 @@ def test_a_failure_inside_a_decision_names_the_line_of_the_strategy(tmp_path: Pa
     [
         ('"buy"', r"returned str 'buy'; return a Signal or None"),
         ('Signal(self.name, "QQQ", Action.EXIT, bars[-1].time, "x")', r"a signal for 'QQQ' when asked about 'SPY'"),
-        ('Signal(self.name, symbol, "sell", bars[-1].time, "x")', r"signal action 'sell' is not one of enter_long, enter_short, exit"),
+        ('Signal(self.name, symbol, "sell", bars[-1].time, "x")', r"signal action 'sell' is not one of enter_long, enter_short, add, exit, update"),
         ('Signal(self.name, symbol, Action.EXIT, "2026-01-01", "x")', r"bar_time '2026-01-01' is not a timezone-aware datetime"),
     ],
 )  # fmt: skip

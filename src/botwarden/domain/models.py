@@ -11,7 +11,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    model_validator,
 )
 
 
@@ -118,6 +119,54 @@ class OrderSide(StrEnum):
     SELL = "sell"
 
 
+class Stop(DomainModel):
+    """A position's own stop, as its strategy asked for it at the entry (or later),
+    instead of the config's `stop:` policy: `Stop.price(95)`, `Stop.percent(2)`,
+    `Stop.distance(1.5, trailing=True)`. Like every stop, it only ever tightens."""
+
+    kind: Literal["price", "percent", "distance"]
+    """At `value`; `value` percent from the entry (or the best price, when trailing);
+    `value` price units from it."""
+    value: Price
+    trailing: bool = False
+    """Follow the best price since entry (percent and distance stops)."""
+
+    @model_validator(mode="after")
+    def _trails_a_distance(self) -> Self:
+        if self.trailing and self.kind == "price":
+            raise ValueError("a stop at a price cannot trail; give a percent or a distance")
+        return self
+
+    @classmethod
+    def price(cls, value: Decimal | int | str | float) -> Stop:
+        return cls(kind="price", value=_number(value))
+
+    @classmethod
+    def percent(cls, value: Decimal | int | str | float, *, trailing: bool = False) -> Stop:
+        return cls(kind="percent", value=_number(value), trailing=trailing)
+
+    @classmethod
+    def distance(cls, value: Decimal | int | str | float, *, trailing: bool = False) -> Stop:
+        return cls(kind="distance", value=_number(value), trailing=trailing)
+
+    def price_from(self, reference: Decimal, side: Side) -> Decimal:
+        """The stop for a position of `side` whose reference (entry or best) price is
+        `reference`."""
+        if self.kind == "price":
+            return self.value
+        gap = reference * self.value / 100 if self.kind == "percent" else self.value
+        return reference - gap if side is Side.LONG else reference + gap
+
+    def __str__(self) -> str:
+        shown = {"price": "at {}", "percent": "{}%", "distance": "{} away"}
+        return shown[self.kind].format(f"{self.value:f}") + (" trailing" if self.trailing else "")
+
+
+def _number(value: Decimal | int | str | float) -> Decimal:
+    """A float as it prints (0.1 is 0.1): strategies write floats, prices must not drift."""
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
 class Position(DomainModel):
     """What the bot holds in one symbol, and how it is protected."""
 
@@ -134,7 +183,13 @@ class Position(DomainModel):
     take_profit: Price | None = None
     best_price: Price | None = None
     """Best price seen since entry (highest for a long, lowest for a short): trailing stops."""
+    stop_rule: Stop | None = None
+    """Its strategy's own stop; None: the config's `stop:` policy."""
+    custom: dict[str, Any] = Field(default_factory=dict)
+    """What its strategy keeps with it (a trail's stage, a grid level): set by signals,
+    read back in `decide`, durable with the position across restarts."""
     metadata: dict[str, Any] = Field(default_factory=dict)
+    """The engine's own notes on it (an alert already given)."""
 
 
 class Bar(DomainModel):

@@ -16,11 +16,20 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Self
+from typing import Any, Self
 
 from pydantic import Field, model_validator
 
-from botwarden.domain.models import Amount, DomainModel, OrderSide, Price, Qty, UtcDatetime
+from botwarden.domain.markets import TimeInForce
+from botwarden.domain.models import (
+    Amount,
+    DomainModel,
+    OrderSide,
+    Price,
+    Qty,
+    Stop,
+    UtcDatetime,
+)
 
 
 class OrderType(StrEnum):
@@ -131,6 +140,7 @@ class OrderShape(DomainModel):
     qty: Qty
     limit_price: Price | None = None
     stop_price: Price | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
 
     @model_validator(mode="after")
     def _prices_match_type(self) -> Self:
@@ -139,6 +149,21 @@ class OrderShape(DomainModel):
         if self.type is OrderType.STOP and self.stop_price is None:
             raise ValueError("a stop order needs stop_price")
         return self
+
+
+class EntryPlan(DomainModel):
+    """What an entry's fills give the position they open or add to, as its strategy
+    asked: written ahead with the entry, so that a crash between a fill and the stop
+    loses none of it."""
+
+    signal_id: str | None = None
+    """The signal it acts on: one entry per signal, ever (what the checker holds it to)."""
+    stop: Stop | None = None
+    """The position's own stop rule (None: the config's policy)."""
+    custom: dict[str, Any] = Field(default_factory=dict)
+    """Merged into the position's custom state."""
+    expires_at: UtcDatetime | None = None
+    """A limit entry not filled by then is canceled (what filled stays)."""
 
 
 class OrderIntent(OrderShape):
@@ -156,6 +181,8 @@ class OrderIntent(OrderShape):
     sent_by: int | None = None
     """The lease epoch of the instance that last sent it (a later instance may send it
     again, under the same client order id, when the first one's fate stayed unknown)."""
+    plan: EntryPlan | None = None
+    """An entry's: what its fills give the position."""
     created_at: UtcDatetime
     updated_at: UtcDatetime
 

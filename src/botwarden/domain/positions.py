@@ -127,14 +127,20 @@ class StopPolicy(DomainModel):
         return reference - gap if side is Side.LONG else reference + gap
 
     def stop_for(self, position: Position) -> Decimal:
-        """Where `position`'s stop belongs now: from its entry, or from its best price
-        when trailing, never looser than the stop it has."""
+        """Where `position`'s stop belongs now, by its own stop rule if its strategy
+        gave one, else by this policy: from its entry, or from its best price when
+        trailing, never looser than the stop it has."""
+        rule = position.stop_rule
+        trailing = rule.trailing if rule is not None else self.trailing
         reference = (
             position.best_price
-            if self.trailing and position.best_price is not None
+            if trailing and position.best_price is not None
             else position.entry_price
         )
-        wanted = self.price_from(reference, position.side)
+        if rule is not None:
+            wanted = rule.price_from(reference, position.side)
+        else:
+            wanted = self.price_from(reference, position.side)
         if position.stop_price is None:
             return wanted
         tighter = max if position.side is Side.LONG else min

@@ -154,24 +154,32 @@ class _View:
                     f"{len(same)} venue orders carry client id {cid}",
                     tuple(map(describe, same)) + ((describe(intent),) if intent else ()),
                 )
-        largest: dict[str, OrderIntent] = {}
-        for intent in self.state.intents.values():
-            best = largest.get(intent.symbol)
-            if intent.purpose is Purpose.ENTRY and (best is None or intent.qty > best.qty):
-                largest[intent.symbol] = intent
+        entries = [i for i in self.state.intents.values() if i.purpose is Purpose.ENTRY]
+        by_signal: dict[str, list[OrderIntent]] = defaultdict(list)
+        for intent in entries:
+            if intent.plan is not None and intent.plan.signal_id is not None:
+                by_signal[intent.plan.signal_id].append(intent)
+        for signal_id, same in by_signal.items():
+            if len(same) > 1:
+                yield Violation(
+                    "I1",
+                    f"signal {signal_id} was acted on {len(same)} times",
+                    tuple(map(describe, same)),
+                )
         for symbol, position in self.held.items():
-            entry = largest.get(symbol)
-            if entry is not None and position.qty > entry.qty:
-                entries = [
+            allowed = self._entries_allowed(symbol, entries)
+            if allowed is not None and position.qty > allowed[0]:
+                side = allowed[1]
+                shown = [
                     describe(o)
                     for o in self.orders
-                    if o.symbol == symbol and o.side is entry.side and o.filled_qty
+                    if o.symbol == symbol and o.side is side and o.filled_qty
                 ]
                 yield Violation(
                     "I1",
-                    f"{symbol}: the venue holds {position.qty}, more than any one entry"
-                    f" ({entry.qty}): an entry was repeated",
-                    (describe(position), *entries),
+                    f"{symbol}: the venue holds {position.qty}, more than the position's"
+                    f" entries ({allowed[0]}): an entry was repeated",
+                    (describe(position), *shown),
                 )
         if self.reduce_only:
             return  # the venue lets no stop grow or flip a position, however many rest
@@ -192,6 +200,27 @@ class _View:
                     " firing together they would open a position the other way",
                     (describe(position), *map(describe, stops)),
                 )
+
+    def _entries_allowed(
+        self, symbol: str, entries: list[OrderIntent]
+    ) -> tuple[Decimal, OrderSide] | None:
+        """The most the venue may hold in `symbol`, and on which side: what the entries
+        of the bot's position there add up to (the one that opened it, and every one
+        that added to it); with no such position, the largest one entry."""
+        mine = [i for i in entries if i.symbol == symbol]
+        if not mine:
+            return None
+        position = next((p for p in self.state.positions.values() if p.symbol == symbol), None)
+        if position is not None:
+            own = [
+                i
+                for i in mine
+                if f"pos-{i.client_order_id}" == position.id or i.position_id == position.id
+            ]
+            if own:
+                return sum((i.qty for i in own), Decimal(0)), own[0].side
+        largest = max(mine, key=lambda i: i.qty)
+        return largest.qty, largest.side
 
     def i2(self) -> Iterable[Violation]:
         """Every position held has resting stops covering it (or a market exit still

@@ -27,9 +27,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from botwarden.domain import risk as rules
-from botwarden.domain.markets import OrderRefused
+from botwarden.domain.markets import OrderRefused, TimeInForce
 from botwarden.domain.models import Fill, OrderSide, Position, Topic
-from botwarden.domain.orders import IntentStatus, OrderIntent, OrderType, Purpose
+from botwarden.domain.orders import EntryPlan, IntentStatus, OrderIntent, OrderType, Purpose
 from botwarden.domain.positions import StopPolicy, Trade, apply_fill
 from botwarden.domain.risk import RiskLimits
 from botwarden.engine.crash import CRASH
@@ -138,10 +138,13 @@ class OrderDesk:
         type: OrderType = OrderType.MARKET,
         stop_price: Decimal | None = None,
         limit_price: Decimal | None = None,
+        time_in_force: TimeInForce = TimeInForce.GTC,
+        plan: EntryPlan | None = None,
         also: Callable[[Transaction, OrderIntent], None] | None = None,
     ) -> OrderIntent:
         """Store the intent, then send it. `also` adds writes to the intent's change
-        (a position learning its stop's id, say): they are durable together."""
+        (a position learning its stop's id, say): they are durable together. `plan`:
+        an entry's, what its fills give the position."""
         ctx = self.ctx
         CRASH.reached(f"before_{purpose}_stored")
         now = ctx.clock()
@@ -157,15 +160,17 @@ class OrderDesk:
                 qty=qty,
                 limit_price=limit_price,
                 stop_price=stop_price,
+                time_in_force=time_in_force,
                 purpose=purpose,
                 position_id=position_id,
+                plan=plan,
                 created_at=now,
                 updated_at=now,
             ).submit(now, ctx.ids.epoch)
             tx.save_order(intent)
             if also is not None:
                 also(tx, intent)
-            price = f" at {stop_price}" if stop_price else ""
+            price = f" at {stop_price or limit_price}" if stop_price or limit_price else ""
             tx.add_event(
                 now,
                 "order",
@@ -181,18 +186,22 @@ class OrderDesk:
         return await self.send(intent)
 
     async def close(
-        self, position: Position, also: Callable[[Transaction, OrderIntent], None] | None = None
+        self,
+        position: Position,
+        also: Callable[[Transaction, OrderIntent], None] | None = None,
+        qty: Decimal | None = None,
     ) -> OrderIntent:
-        """Close `position` at market (its fills will say when it is closed). Where the
-        venue does not honour reduce-only orders, its stops are canceled first: a stop
-        firing beside the exit would sell twice. (A cancel with no answer raises:
-        nothing is sent, and the caller tries again later.)"""
+        """Close `position` (or `qty` of it) at market (its fills will say when it is
+        closed). Where the venue does not honour reduce-only orders, its stops are
+        canceled first: a stop firing beside the exit would sell twice (what is left
+        of a part gets its stop again once the exit filled). (A cancel with no answer
+        raises: nothing is sent, and the caller tries again later.)"""
         if not self.ctx.venue.capabilities.reduce_only:
             await self._cancel_stops(position)
         return await self.place(
             symbol=position.symbol,
             side=position.side.exit_order_side,
-            qty=position.size,
+            qty=qty or position.size,
             purpose=Purpose.EXIT,
             position_id=position.id,
             also=also,
@@ -474,7 +483,7 @@ class OrderDesk:
             if outcome.position is not None:
                 if outcome.position.id != getattr(position, "id", None) and position is not None:
                     tx.remove_position(position.id)
-                tx.save_position(outcome.position)
+                tx.save_position(_as_planned(outcome.position, intent, fill))
             tx.add_event(
                 fill.time,
                 "fill",
@@ -497,3 +506,15 @@ class OrderDesk:
                 self._count(tx, trade)
         CRASH.reached("fill_recorded")
         return 1
+
+
+def _as_planned(position: Position, intent: OrderIntent | None, fill: Fill) -> Position:
+    """`position` after an entry's fill, with what its strategy asked for it: its own
+    stop rule and custom state (an entry's plan; a fill against the position, an exit,
+    changes neither)."""
+    plan = intent.plan if intent is not None else None
+    if plan is None or fill.side is not position.side.entry_order_side:
+        return position
+    return position.evolve(
+        stop_rule=plan.stop or position.stop_rule, custom={**position.custom, **plan.custom}
+    )

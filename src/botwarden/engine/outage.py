@@ -162,6 +162,7 @@ def _the_bots(state: BotState, there: VenuePosition, price: Decimal) -> Position
         entry_price=at,
         entry_time=entry.created_at,
         best_price=at,
+        stop_rule=entry.plan.stop if entry.plan is not None else None,
     )
 
 

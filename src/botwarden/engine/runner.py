@@ -36,9 +36,10 @@ from typing import Protocol
 
 from botwarden.config import BotConfig
 from botwarden.domain import risk as rules
-from botwarden.domain.markets import OrderRefused, fit_qty
-from botwarden.domain.models import BotStatus, Instance, OrderSide, Topic
-from botwarden.domain.orders import OrderIntent, Purpose
+from botwarden.domain.markets import OrderRefused, TimeInForce, fit_price
+from botwarden.domain.models import BotStatus, Instance, Position, Side, Topic
+from botwarden.domain.orders import EntryPlan, OrderIntent, OrderType, Purpose
+from botwarden.domain.sizing import entry_qty, exit_qty
 from botwarden.engine.ids import ClientIds
 from botwarden.engine.orders import BREAKER, WAITING, Context, OrderDesk
 from botwarden.engine.outage import OutageGuard
@@ -51,6 +52,7 @@ from botwarden.strategies.base import Action, Signal
 from botwarden.strategies.loading import LoadedStrategy, StrategyFailed
 from botwarden.venues.base import (
     AuthError,
+    Balance,
     ClockReading,
     NotFound,
     Rejected,
@@ -108,6 +110,7 @@ class Runner:
         self.venue = venue
         self.clock = clock
         self._strategy = strategy
+        self._balance: Balance | None = None
         self._strategy_failure: str | None = None
         """What the strategy's last failure said, while it keeps failing: no entries."""
         self.report: RecoveryReport | None = None
@@ -510,6 +513,8 @@ class Runner:
             await desk.resolve(intent, open_orders)
         if waiting:  # resolving may have sent orders again
             open_orders = await self._open()
+        if await self._expire_entries(open_orders):
+            open_orders = await self._open()
         prices = await ctx.venue.last_prices(self.config.symbols)
         exposed = await self.protector.protect_all(open_orders, prices)
         status = (await self.state.snapshot()).bot.status
@@ -593,6 +598,7 @@ class Runner:
         except VenueError:
             self.protect_only = True
             return
+        self._balance = balance  # what entries are sized against this pass
         self.protect_only = self.report.protect_only = False
         now = self.clock()
         async with self.state.transaction() as tx:
@@ -607,7 +613,9 @@ class Runner:
     # -- acting on a signal -----------------------------------------------------------------
     async def _act(self, signal: Signal, price: Decimal) -> None:
         if signal.action is Action.EXIT:
-            await self._exit(signal)
+            await self._exit(signal, price)
+        elif signal.action is Action.UPDATE:
+            await self._update(signal, price)
         else:
             await self._enter(signal, price)
 
@@ -629,66 +637,200 @@ class Runner:
                 )
         log.info("%s: %s %s skipped: %s", self.config.bot_id, signal.action, signal.symbol, why)
 
-    async def _entry_refused(self, symbol: str) -> str | rules.Refusal | None:
-        state = await self.state.snapshot()
-        if self.protect_only:
+    async def _entry_refused(self, signal: Signal) -> str | rules.Refusal | None:
+        symbol, state = signal.symbol, await self.state.snapshot()
+        if self.protect_only or self._balance is None:
             return "the balance cannot be read: protecting only"
         if state.bot.status is BotStatus.NEEDS_ATTENTION:
             return "the bot needs attention"
         if self._strategy_failure is not None:
             return f"the strategy is failing ({self._strategy_failure})"
-        if await self.ctx.position_in(symbol) is not None:
+        held = await self.ctx.position_in(symbol)
+        if held is not None and signal.action is not Action.ADD:
             return "a position is already held"
-        if any(i.symbol == symbol and not i.status.is_terminal for i in state.intents.values()):
+        if held is None and signal.action is Action.ADD:
+            return "nothing is held to add to"
+
+        def blocks(intent: OrderIntent) -> bool:
+            # The held position's own resting stop does not block adding to it.
+            resting_stop = intent.purpose is Purpose.STOP and intent.status not in WAITING
+            return not intent.status.is_terminal and not (held is not None and resting_stop)
+
+        if any(i.symbol == symbol and blocks(i) for i in state.intents.values()):
             return "an order in this symbol is still open or unresolved"
         if await self.state.is_on_cooldown(symbol):
             return f"cooling down until {state.cooldowns[symbol]:%Y-%m-%d %H:%M}"
         return rules.entry_refused(state.risk, self.config.risk, self.clock())
 
     async def _enter(self, signal: Signal, price: Decimal) -> None:
-        why = await self._entry_refused(signal.symbol)
+        """An entry, or more of the position held (`add`): sized, checked against the
+        market's rules and the account, written ahead with what its fills give the
+        position (its stop rule, its custom state, a limit entry's expiry), then sent;
+        a size that cannot be met is a skipped signal with its reason."""
+        why = await self._entry_refused(signal)
         if why is not None:
             await self._skip(signal, why)
             return
-        sizing = self.config.order
-        wanted = sizing.qty if sizing.qty is not None else sizing.notional / price
-        market = await self.protector.market(signal.symbol)
-        if signal.action is Action.ENTER_SHORT and not market.shortable:
-            await self._skip(signal, f"{signal.symbol} cannot be sold short on {self.venue.name}")
+        symbol = signal.symbol
+        held = await self.ctx.position_in(symbol)
+        side = held.side if held is not None else Side.LONG
+        if held is None and signal.action is Action.ENTER_SHORT:
+            side = Side.SHORT
+        market = await self.protector.market(symbol)
+        if side is Side.SHORT and held is None and not market.shortable:
+            await self._skip(signal, f"{symbol} cannot be sold short on {self.venue.name}")
             return
+        expected = signal.limit or price  # what the entry is sized and checked at
         try:
-            qty = fit_qty(wanted, market)
+            qty = entry_qty(
+                signal.size or self.config.order.size,
+                side=side,
+                price=expected,
+                equity=self._balance.equity,
+                buying_power=self._balance.buying_power,
+                rules=market,
+                stop_price=self._stop_at_entry(signal, held, side, expected),
+            )
         except OrderRefused as error:
             await self._skip(signal, str(error))
             return
         now = self.clock()
         limits = self.config.risk
+        expires = now + signal.expires_after if signal.expires_after is not None else None
+        plan = EntryPlan(
+            signal_id=signal.id, stop=signal.stop, custom=signal.state or {}, expires_at=expires
+        )
 
         def taken(tx: Transaction, intent: OrderIntent) -> None:
             tx.mark_signal_processed(signal.id, now)
             tx.save_risk_state(rules.record_entry(tx.state.risk, now, limits.trading_day(now)))
 
-        side = OrderSide.BUY if signal.action is Action.ENTER_LONG else OrderSide.SELL
-        log.info("%s: %s %s: %s", self.config.bot_id, signal.action, signal.symbol, signal.reason)
+        log.info("%s: %s %s: %s", self.config.bot_id, signal.action, symbol, signal.reason)
+        order_side = side.entry_order_side
+        limit = fit_price(signal.limit, market, order_side) if signal.limit else None
         await self.desk.place(
-            symbol=signal.symbol, side=side, qty=qty, purpose=Purpose.ENTRY, also=taken
+            symbol=symbol,
+            side=order_side,
+            qty=qty,
+            purpose=Purpose.ENTRY,
+            position_id=held.id if held is not None else None,
+            type=OrderType.LIMIT if limit is not None else OrderType.MARKET,
+            limit_price=limit,
+            time_in_force=signal.time_in_force or TimeInForce.GTC,
+            plan=plan,
+            also=taken,
         )
         await self.desk.sync_fills()
-        await self.protector.protect_all(await self._open(), {signal.symbol: price})
+        await self.protector.protect_all(await self._open(), {symbol: price})
 
-    async def _exit(self, signal: Signal) -> None:
+    def _stop_at_entry(
+        self, signal: Signal, held: Position | None, side: Side, price: Decimal
+    ) -> Decimal:
+        """Where the stop would be for an entry at `price`: by the signal's own stop,
+        else the held position's, else the config's policy (for sizing by risk, and to
+        refuse a stop on the wrong side of the entry)."""
+        if signal.stop is not None:
+            return signal.stop.price_from(price, side)
+        if held is not None and held.stop_price is not None:
+            return held.stop_price
+        if held is not None and held.stop_rule is not None:
+            return held.stop_rule.price_from(price, side)
+        return self.config.stop.price_from(price, side)
+
+    async def _expire_entries(self, open_orders: dict[str, VenueOrder]) -> bool:
+        """Limit entries past their expiry are canceled (what filled of them stays,
+        protected); True if any was."""
+        now = self.clock()
+        expired = [
+            intent
+            for intent in (await self.state.snapshot()).intents.values()
+            if intent.purpose is Purpose.ENTRY
+            and intent.client_order_id in open_orders
+            and intent.plan is not None
+            and intent.plan.expires_at is not None
+            and intent.plan.expires_at <= now
+        ]
+        for intent in expired:
+            if await self.desk.cancel(intent.client_order_id, intent.symbol):
+                async with self.state.transaction() as tx:
+                    tx.add_event(
+                        now,
+                        "order",
+                        f"limit entry {intent.client_order_id} ({intent.side} {intent.qty}"
+                        f" {intent.symbol} at {intent.limit_price}) expired: canceled, filled"
+                        f" {intent.filled_qty}",
+                        {"client_order_id": intent.client_order_id},
+                    )
+        return bool(expired)
+
+    async def _exit(self, signal: Signal, price: Decimal) -> None:
+        """All of the position, or a part of it (a `fraction` or a `qty`, rounded down to
+        the lot step; all of it when what would be left is dust the venue would refuse
+        to close later)."""
         position = await self.ctx.position_in(signal.symbol)
         leaving = position is not None and await self.desk.closing(position)
         if position is None or leaving:
             await self._skip(signal, "nothing to exit" if position is None else "already exiting")
             return
+        qty = None
+        if signal.fraction is not None or signal.qty is not None:
+            try:
+                part = exit_qty(
+                    position.size,
+                    fraction=signal.fraction,
+                    qty=signal.qty,
+                    rules=await self.protector.market(signal.symbol),
+                    price=price,
+                )
+            except OrderRefused as error:
+                await self._skip(signal, str(error))
+                return
+            qty = None if part.full else part.qty
+            if part.why:
+                log.info("%s: %s", self.config.bot_id, part.why)
+        if qty is None:  # all of it: no entry of this symbol may fill behind the exit
+            await self._cancel_entries(signal.symbol)
         now = self.clock()
         log.info("%s: exit %s: %s", self.config.bot_id, signal.symbol, signal.reason)
         await self.desk.close(
-            position, also=lambda tx, intent: tx.mark_signal_processed(signal.id, now)
+            position, qty=qty, also=lambda tx, intent: tx.mark_signal_processed(signal.id, now)
         )
         await self.desk.sync_fills()
-        await self.protector.protect_all(await self._open(), {})
+        await self.protector.protect_all(await self._open(), {signal.symbol: price})
+
+    async def _cancel_entries(self, symbol: str) -> None:
+        intents = (await self.state.snapshot()).intents.values()
+        for intent in intents:
+            mine = intent.symbol == symbol and intent.purpose is Purpose.ENTRY
+            if mine and not intent.status.is_terminal and intent.status not in WAITING:
+                await self.desk.cancel(intent.client_order_id, symbol)
+
+    async def _update(self, signal: Signal, price: Decimal) -> None:
+        """The position's own stop rule and custom state, as its strategy asks (no
+        order; the stop moves at once, and only ever tightens)."""
+        position = await self.ctx.position_in(signal.symbol)
+        if position is None:
+            await self._skip(signal, "nothing held to update")
+            return
+        now = self.clock()
+        changed = position.evolve(
+            stop_rule=signal.stop or position.stop_rule,
+            custom={**position.custom, **(signal.state or {})},
+        )
+        async with self.state.transaction() as tx:
+            tx.save_position(changed)
+            tx.mark_signal_processed(signal.id, now)
+            what = [f"stop {signal.stop}"] if signal.stop else []
+            what += [f"state {sorted(signal.state)}"] if signal.state else []
+            tx.add_event(
+                now,
+                "signal",
+                f"update {signal.symbol}: {', '.join(what) or 'nothing'}"
+                + (f": {signal.reason}" if signal.reason else ""),
+                {"position_id": position.id},
+            )
+        if signal.stop is not None:
+            await self.protector.protect_all(await self._open(), {signal.symbol: price})
 
     # -- an operator's emergency -------------------------------------------------------------
     async def flatten(self, symbol: str | None = None, wait: float = 30.0) -> Flattened:

@@ -23,7 +23,6 @@ import sys
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
@@ -31,7 +30,7 @@ from typing import Any, Literal
 
 from botwarden.domain.models import Bar, Position
 from botwarden.errors import BotwardenError, ConfigError
-from botwarden.strategies.base import Action, Signal, Strategy
+from botwarden.strategies.base import Signal, Strategy
 from botwarden.strategies.settings import BUILTIN_STRATEGIES as BUILTIN
 from botwarden.strategies.settings import StrategySettings, split_path
 
@@ -310,8 +309,6 @@ class LoadedStrategy:
         signal = self._call(call, lambda: self.strategy.decide(symbol, bars, position))
         if signal is None:
             return None
-        if isinstance(signal, Signal) and signal.action in set(Action):
-            signal = replace(signal, action=Action(signal.action))  # "exit" for Action.EXIT
         if isinstance(signal, Signal) and not signal.strategy:
             signal = replace(signal, strategy=self.name)  # made by Signal.long() and kin
         problem = _not_a_signal(signal, symbol)
@@ -333,8 +330,4 @@ def _not_a_signal(answer: Any, symbol: str) -> str | None:
         return f"returned {type(answer).__name__} {answer!r:.80}; return a Signal or None"
     if answer.symbol != symbol:
         return f"returned a signal for {answer.symbol!r} when asked about {symbol!r}"
-    if not isinstance(answer.action, Action):
-        return f"signal action {answer.action!r} is not one of {', '.join(Action)}"
-    if not isinstance(answer.bar_time, datetime) or answer.bar_time.tzinfo is None:
-        return f"signal bar_time {answer.bar_time!r} is not a timezone-aware datetime"
-    return None
+    return None  # (a Signal checks its own fields when it is made)

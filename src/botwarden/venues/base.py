@@ -117,7 +117,6 @@ class OrderRequest(OrderShape):
     client_order_id: str = Field(min_length=1, max_length=128, pattern=r"^[!-~]+$")
     """Printable, no spaces, 128 characters at most (Alpaca's limit). The ids botwarden
     makes are shorter: 36 of [A-Za-z0-9_-], which every venue accepts (Binance's limit)."""
-    time_in_force: TimeInForce = TimeInForce.GTC
     reduce_only: bool = False
     """Only ever shrinks a position (futures venues): what a stop-loss should be."""
 
@@ -132,6 +131,7 @@ class OrderRequest(OrderShape):
                 "qty": intent.qty,
                 "limit_price": intent.limit_price,
                 "stop_price": intent.stop_price,
+                "time_in_force": intent.time_in_force,
                 **extra,
             }
         )
