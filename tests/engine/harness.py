@@ -126,13 +126,13 @@ class Exchange:
         self.book = PaperBook(tmp_path / "paper.db", FEED, BookSettings(**book))
         self.state_path = tmp_path / "state.db"
 
-    async def runner(self, strategy: object | None = None, **overrides: object) -> Runner:
-        """A new instance on the same state and exchange; `strategy`: an object to
-        decide with, instead of the config's."""
+    async def runner(self, deciding: object | None = None, **overrides: object) -> Runner:
+        """A new instance on the same state and exchange; `deciding`: a strategy object
+        to decide with, instead of the config's."""
         config = BotConfig.model_validate({**CONFIG, **overrides})
         state = StateManager("golden", SqliteStore(self.state_path), clock=self.clock)
         await state.open()
-        loaded = LoadedStrategy(strategy, Origin("module", "tests")) if strategy else None
+        loaded = LoadedStrategy(deciding, Origin("module", "tests")) if deciding else None
         runner = Runner(config, state, PaperVenue(self.book, self.clock), self.clock, None, loaded)
         await runner.start()
         return runner
