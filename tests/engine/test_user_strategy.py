@@ -6,8 +6,12 @@ again, the bot runs again. No crash, no restart loop."""
 from __future__ import annotations
 
 import textwrap
+from datetime import timedelta
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
+
+import pytest
 
 from botwarden.domain.models import BotStatus
 from botwarden.domain.orders import OrderType
@@ -15,6 +19,8 @@ from tests.engine.harness import Exchange
 
 STRATEGY = '''
 from pathlib import Path
+
+import pytest
 
 from botwarden.strategies.base import Action, Signal
 
@@ -112,3 +118,35 @@ async def test_a_new_instance_tells_again_of_a_strategy_still_failing(
     told = [e for e in state.events.values() if "decide(SPY) failed" in e.message]
     assert len(told) == 2 and state.bot.status is BotStatus.ERROR
     await second.state.close()
+
+
+class Recorder:
+    """Remembers the bars it was shown."""
+
+    name = "recorder"
+    bars_needed = 3
+
+    def __init__(self) -> None:
+        self.seen: list[list] = []
+
+    def decide(self, symbol, bars, position):
+        self.seen.append(list(bars))
+
+
+@pytest.mark.parametrize(
+    ("timeframe", "width"), [("4h", timedelta(hours=4)), ("1w", timedelta(weeks=1))]
+)
+async def test_a_strategy_sees_completed_bars_of_its_timeframe(
+    exchange: Exchange, timeframe: str, width: timedelta
+) -> None:
+    recorder = Recorder()
+    runner = await exchange.runner(recorder, strategy={"timeframe": timeframe})
+    await exchange.hours(runner, 1)
+    bars = recorder.seen[-1]
+    assert len(bars) == 3
+    assert all(b.time + width == later.time for b, later in pairwise(bars))
+    assert bars[-1].time + width <= exchange.clock.now, "completed bars only"
+    assert exchange.clock.now < bars[-1].time + 2 * width, "the newest completed one"
+    if timeframe == "1w":
+        assert {b.time.weekday() for b in bars} == {0} and {b.time.hour for b in bars} == {0}
+    await runner.state.close()

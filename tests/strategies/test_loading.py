@@ -159,7 +159,10 @@ def test_a_strategy_that_cannot_be_loaded_is_one_line_naming_the_file_and_the_ca
         ({"path": "strategies/rsi"}, r"'strategies/rsi' is not a Python file"),
         ({"path": "s.py:not-a-class"}, r"'not-a-class' is not a class name"),
         ({"name": "pkg.mod:"}, r"'pkg\.mod:' is not an importable class"),
-        ({"timeframe": "2h"}, r"strategy\.timeframe: '2h' is not allowed"),
+        (
+            {"timeframe": "2h"},
+            r"strategy\.timeframe: '2h' is not one of 1m, 5m, 15m, 1h, 4h, 1d, 1w",
+        ),
     ],
 )
 def test_a_strategy_misnamed_in_the_config_is_refused_when_the_config_is_read(

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from botwarden.domain.timeframes import TIMEFRAMES
 
 DEFAULT_STRATEGY = "golden_cross"
 
@@ -40,8 +42,15 @@ class StrategySettings(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     """The strategy's own settings, given to it as keyword arguments
     (golden_cross: `{fast: 40, slow: 100}`)."""
-    timeframe: Literal["1m", "5m", "15m", "1h", "4h", "1d", "1w"] = "1h"
-    """The bars the strategy sees (completed ones only)."""
+    timeframe: str = "1h"
+    """The bars the strategy sees (completed ones only): 1m, 5m, 15m, 1h, 4h, 1d, 1w."""
+
+    @field_validator("timeframe")
+    @classmethod
+    def _supported(cls, timeframe: str) -> str:
+        if timeframe not in TIMEFRAMES:
+            raise ValueError(f"{timeframe!r} is not one of {', '.join(TIMEFRAMES)}")
+        return timeframe
 
     @model_validator(mode="after")
     def _named_once(self) -> Self:
