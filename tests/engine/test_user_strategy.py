@@ -15,6 +15,7 @@ import pytest
 
 from botwarden.domain.models import BotStatus
 from botwarden.domain.orders import OrderType
+from botwarden.strategies.base import Signal
 from tests.engine.harness import Exchange
 
 STRATEGY = '''
@@ -150,3 +151,82 @@ async def test_a_strategy_sees_completed_bars_of_its_timeframe(
     if timeframe == "1w":
         assert {b.time.weekday() for b in bars} == {0} and {b.time.hour for b in bars} == {0}
     await runner.state.close()
+
+
+class Listener:
+    """Enters when flat and exits the next pass; remembers what its hooks were told,
+    and the daily bars beside its hourly ones."""
+
+    name = "listener"
+    bars_needed = 2
+    timeframes = {"1d": 5}  # noqa: RUF012 (a strategy's declaration)
+
+    def __init__(self) -> None:
+        self.told: list[tuple] = []
+        self.daily: list = []
+
+    def on_start(self, positions):
+        self.told.append(("start", sorted(positions)))
+
+    def on_fill(self, fill, position):
+        self.told.append(("fill", fill.side.value, position.size if position else None))
+
+    def on_close(self, trade):
+        self.told.append(("close", trade.symbol, trade.qty))
+
+    def decide(self, symbol, bars, position):
+        self.daily = bars.of("1d")
+        if position is None:
+            return Signal.long(symbol, bars[-1])
+        return Signal.exit(symbol, bars[-1])
+
+
+async def test_hooks_are_told_of_the_start_every_fill_and_every_closed_trade(
+    exchange: Exchange,
+) -> None:
+    listener = Listener()
+    runner = await exchange.runner(listener, order={"qty": 2})
+    await exchange.hours(runner, 2)
+    assert listener.told == [
+        ("start", []),
+        ("fill", "buy", Decimal(2)),
+        ("fill", "sell", None),
+        ("close", "SPY", Decimal(2)),
+    ]
+    assert len(listener.daily) == 5 and listener.daily.timeframe == "1d"
+    assert all(b.time.hour == 0 for b in listener.daily)
+    await runner.state.close()
+    again = Listener()
+    second = await exchange.runner(again, order={"qty": 2})
+    await exchange.hours(second, 1)
+    assert again.told[0] == ("start", []), "a new instance starts told of what it holds"
+    await second.state.close()
+
+
+async def test_a_hook_that_raises_is_a_strategy_failure_not_a_crash(exchange: Exchange) -> None:
+    class Broken(Listener):
+        def on_fill(self, fill, position):
+            raise ValueError("bookkeeping bug")
+
+    runner = await exchange.runner(Broken(), order={"qty": 2})
+    await exchange.hours(runner, 2)  # every promise holds after each pass
+    state = await runner.state.snapshot()
+    told = [e.message for e in state.events.values() if "on_fill() failed" in e.message]
+    assert told and "ValueError: bookkeeping bug" in told[0]
+    await runner.state.close()
+
+
+def test_bars_are_a_list_and_a_data_frame() -> None:
+    from botwarden.strategies.bars import Bars
+    from tests.support.strategies import bars
+
+    shown = Bars(bars([1.0, 2.0, 3.0]), "1h")
+    assert isinstance(shown, list) and shown[-1].close == Decimal("3.0")
+    frame = shown.frame()
+    assert list(frame.columns) == ["open", "high", "low", "close", "volume"]
+    assert frame["close"].tolist() == [1.0, 2.0, 3.0]
+    assert str(frame.index.tz) == "UTC" and frame.index[0] == shown[0].time
+    with pytest.raises(
+        KeyError, match=r"bars of '1d' were not asked for.*timeframes = \{'1d': 50\}"
+    ):
+        shown.of("1d")

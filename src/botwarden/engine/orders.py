@@ -118,6 +118,15 @@ def found_on_the_venue(
     )
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A fill, durable: the position it left (None: flat) and the trade it closed."""
+
+    fill: Fill
+    position: Position | None
+    trade: Trade | None
+
+
 class OrderDesk:
     write_ahead = True
     """False only to break the engine on purpose: the torture simulator's own test
@@ -125,6 +134,9 @@ class OrderDesk:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.recorded: list[Recorded] = []
+        """The fills recorded since the runner last took them (for the strategy's
+        hooks); not the replay of a lost state's whole history."""
 
     # -- placing ---------------------------------------------------------------------------
     async def place(
@@ -391,7 +403,7 @@ class OrderDesk:
                 # and a crash before it only means the page is read (and deduplicated)
                 # again.
                 carry = page.cursor if moved and number == len(mine) - 1 else None
-                recorded = await self._record(fill, cursor=carry)
+                recorded = await self._record(fill, cursor=carry, tell=not everything)
                 new += recorded
                 carried = bool(carry and recorded)
             if moved and not carried:
@@ -436,9 +448,9 @@ class OrderDesk:
         purpose = Purpose.STOP if order.type is OrderType.STOP else Purpose.EXIT
         return found_on_the_venue(order, self.ctx.clock(), position.id, purpose)
 
-    async def _record(self, fill: Fill, cursor: str | None = None) -> int:
+    async def _record(self, fill: Fill, cursor: str | None = None, tell: bool = True) -> int:
         """One fill, its intent, its position and the trade it closed (and the fill
-        cursor, if given): one write."""
+        cursor, if given): one write. `tell`: kept in `recorded` once written."""
         ctx = self.ctx
         state = await ctx.state.snapshot()
         if fill.trade_id in state.fills:
@@ -480,10 +492,12 @@ class OrderDesk:
                 log.warning("%s: fill %s for closed intent", ctx.bot_id, fill.trade_id)
             if outcome.position is None and position is not None:
                 tx.remove_position(position.id)
+            after = None
             if outcome.position is not None:
                 if outcome.position.id != getattr(position, "id", None) and position is not None:
                     tx.remove_position(position.id)
-                tx.save_position(_as_planned(outcome.position, intent, fill))
+                after = _as_planned(outcome.position, intent, fill)
+                tx.save_position(after)
             tx.add_event(
                 fill.time,
                 "fill",
@@ -504,6 +518,8 @@ class OrderDesk:
                     trade.model_dump(mode="json"),
                 )
                 self._count(tx, trade)
+        if tell:
+            self.recorded.append(Recorded(fill, after, outcome.trade))
         CRASH.reached("fill_recorded")
         return 1
 

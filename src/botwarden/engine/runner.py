@@ -48,6 +48,7 @@ from botwarden.engine.recovery import Recovery, RecoveryReport, venue_fills
 from botwarden.errors import FencedOut, StateError, StateLost, UntradableSymbol
 from botwarden.state.manager import StateManager, Transaction
 from botwarden.state.records import BotState
+from botwarden.strategies.bars import Bars
 from botwarden.strategies.base import Action, Signal
 from botwarden.strategies.loading import LoadedStrategy, StrategyFailed
 from botwarden.venues.base import (
@@ -111,6 +112,7 @@ class Runner:
         self.clock = clock
         self._strategy = strategy
         self._balance: Balance | None = None
+        self._start_due = False
         self._strategy_failure: str | None = None
         """What the strategy's last failure said, while it keeps failing: no entries."""
         self.report: RecoveryReport | None = None
@@ -247,6 +249,7 @@ class Runner:
                 await self.state.set_status(BotStatus.PENDING, why)
             return
         self._failed_attempts = 0
+        self._start_due = True  # the strategy's on_start, at its next pass
         self.report = report
         self.protect_only = report.protect_only
         status = BotStatus.NEEDS_ATTENTION if report.needs_attention else BotStatus.RUNNING
@@ -525,7 +528,7 @@ class Runner:
                 Topic.NEEDS_ATTENTION,
             )
         await self._watch_equity()
-        failures: list[StrategyFailed] = []
+        failures = await self._tell_strategy()
         for symbol in self.config.symbols:
             try:
                 signal = await self._decide(symbol)
@@ -535,13 +538,43 @@ class Runner:
                 continue
             if signal is not None and not await self.state.is_signal_processed(signal.id):
                 await self._act(signal, prices[symbol])
+                failures += await self._tell_strategy()
         await self._strategy_checked(failures)
 
     async def _decide(self, symbol: str) -> Signal | None:
-        bars = await self.ctx.venue.bars(
-            symbol, self.config.strategy.timeframe, self.strategy.bars_needed
-        )
-        return self.strategy.decide(symbol, bars, await self.ctx.position_in(symbol))
+        venue, strategy, main = self.ctx.venue, self.strategy, self.config.strategy.timeframe
+        others = {
+            timeframe: await venue.bars(symbol, timeframe, needed)
+            for timeframe, needed in strategy.timeframes.items()
+            if timeframe != main
+        }
+        bars = Bars(await venue.bars(symbol, main, strategy.bars_needed), main, others)
+        return strategy.decide(symbol, bars, await self.ctx.position_in(symbol))
+
+    async def _tell_strategy(self) -> list[StrategyFailed]:
+        """The strategy's optional hooks: every fill recorded since it was last told
+        (`on_fill`, then `on_close` with the trade it closed, if it closed one), then,
+        once after each recovery, `on_start` with the positions held, by symbol.
+        Told once, while the process lives (a fill recorded just before a crash is
+        not told again: what a strategy must not lose belongs in a position's custom
+        state). What the hooks raise is returned."""
+        failures = []
+        recorded, self.desk.recorded = self.desk.recorded, []
+        calls: list[tuple[str, tuple]] = []
+        for done in recorded:
+            calls.append(("on_fill", (done.fill, done.position)))
+            if done.trade is not None:
+                calls.append(("on_close", (done.trade,)))
+        if self._start_due:
+            self._start_due = False
+            held = (await self.state.snapshot()).positions.values()
+            calls.append(("on_start", ({p.symbol: p for p in held},)))
+        for name, args in calls:
+            try:
+                self.strategy.hook(name, *args)
+            except StrategyFailed as failure:
+                failures.append(failure)
+        return failures
 
     async def _strategy_checked(self, failures: list[StrategyFailed]) -> None:
         """A strategy that raised (or answered nonsense) puts the bot in error, told once

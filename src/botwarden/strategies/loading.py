@@ -21,7 +21,7 @@ import importlib.util
 import inspect
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -29,6 +29,7 @@ from types import ModuleType
 from typing import Any, Literal
 
 from botwarden.domain.models import Bar, Position
+from botwarden.domain.timeframes import TIMEFRAMES
 from botwarden.errors import BotwardenError, ConfigError
 from botwarden.strategies.base import Signal, Strategy
 from botwarden.strategies.settings import BUILTIN_STRATEGIES as BUILTIN
@@ -242,6 +243,9 @@ def _build(found: Any, params: dict[str, Any], shown: str) -> Any:
     except Exception as error:
         problem = _describe(error, _source_of(found))
         raise StrategyLoadError(f"strategy: {shown}: bars_needed failed: {problem}") from None
+    problem = _timeframes_problem(getattr(strategy, "timeframes", None))
+    if problem is not None:
+        raise StrategyLoadError(f"strategy: {shown}: {problem}")
     if not _a_number_of_bars(needed):
         raise StrategyLoadError(
             f"strategy: {shown}: bars_needed is {needed!r}; it must be a whole number of"
@@ -304,6 +308,23 @@ class LoadedStrategy:
             raise StrategyFailed(self.name, "bars_needed", problem, None)
         return needed
 
+    @property
+    def timeframes(self) -> dict[str, int]:
+        """The strategy's other timeframes (its `timeframes`, optional) and how many
+        completed bars of each it needs: `bars.of("1d")` in `decide`."""
+        named = self._call("timeframes", lambda: getattr(self.strategy, "timeframes", None))
+        problem = _timeframes_problem(named)
+        if problem is not None:
+            raise StrategyFailed(self.name, "timeframes", problem, None)
+        return dict(named or {})
+
+    def hook(self, name: str, *args: Any) -> None:
+        """Call the strategy's optional `name` hook (on_start, on_fill, on_close), if it
+        has one; what it raises is a `StrategyFailed` like any decision's."""
+        method = getattr(self.strategy, name, None)
+        if method is not None:
+            self._call(f"{name}()", lambda: method(*args))
+
     def decide(self, symbol: str, bars: Sequence[Bar], position: Position | None) -> Signal | None:
         call = f"decide({symbol})"
         signal = self._call(call, lambda: self.strategy.decide(symbol, bars, position))
@@ -323,6 +344,19 @@ class LoadedStrategy:
             raise StrategyFailed(
                 self.name, call, f"{type(error).__name__}: {error}", _where(error, self._source)
             ) from error
+
+
+def _timeframes_problem(named: Any) -> str | None:
+    if named is None:
+        return None
+    if not isinstance(named, Mapping):
+        return f"timeframes is {named!r}; give a mapping of timeframe to bars, e.g. {{'1d': 50}}"
+    for timeframe, count in named.items():
+        if timeframe not in TIMEFRAMES:
+            return f"timeframes: {timeframe!r} is not one of {', '.join(TIMEFRAMES)}"
+        if not _a_number_of_bars(count):
+            return f"timeframes: {timeframe}: {count!r} is not a number of bars (at least 1)"
+    return None
 
 
 def _not_a_signal(answer: Any, symbol: str) -> str | None:
