@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from botwarden.domain.markets import MarketRules, OrderRefused
 from botwarden.domain.models import Side
 from botwarden.domain.sizing import (
+    FINEST_QTY,
     ExitQty,
     Size,
     SizeMode,
@@ -68,15 +69,15 @@ def test_notional_is_a_value_in_the_account_currency() -> None:
     assert enter(Size.notional(1000), FRACTIONAL, price=D("400")) == D("2.5")
 
 
-def test_a_quotient_without_a_lot_step_is_floored_never_rounded_up() -> None:
-    # 1000 / 3 = 333.333...: 28 significant digits, the last one rounded down.
+def test_without_a_lot_step_a_quantity_goes_down_to_nine_decimal_places() -> None:
+    # 1000 / 3 = 333.333...: to 9 places (Alpaca's fractional shares), rounded down.
     qty = enter(Size.notional(1000), FRACTIONAL, price=D("3"))
-    assert qty == D("333.3333333333333333333333333")
-    assert qty * 3 <= 1000
-    # 2000 / 3 = 666.666...: half-even would make the last digit 7 (more than asked).
-    assert enter(Size.notional(2000), FRACTIONAL, price=D("3")) == D(
-        "666.6666666666666666666666666"
-    )
+    assert qty == D("333.333333333") and qty * 3 <= 1000
+    # 2000 / 3 = 666.666...: rounding to nearest would end in 7 (more than asked).
+    assert enter(Size.notional(2000), FRACTIONAL, price=D("3")) == D("666.666666666")
+    # Sums of such quantities stay exact in Decimal's default context: a fill of the
+    # whole order never seems to exceed it.
+    assert D(0) + qty == qty and qty + qty == 2 * qty
 
 
 def test_equity_pct_is_a_share_of_the_accounts_equity() -> None:
@@ -438,8 +439,8 @@ def test_an_entry_never_exceeds_the_buying_power_nor_the_risk_and_sits_on_the_lo
     offset = price * stop_distance
     stop = price - offset if side is Side.LONG else price + offset
     want = asked(size, price, stop, equity)
-    step = rules.qty_step
-    best = Fraction(floor(want / Fraction(step)) * Fraction(step)) if step else want
+    step = rules.qty_step or FINEST_QTY
+    best = Fraction(floor(want / Fraction(step)) * Fraction(step))
     value = best * Fraction(price)
     fits = (
         best > 0
@@ -467,11 +468,8 @@ def test_an_entry_never_exceeds_the_buying_power_nor_the_risk_and_sits_on_the_lo
     if size.mode is SizeMode.RISK_PCT:
         at_risk = Fraction(equity) * Fraction(size.amount) / 100
         assert exact * abs(Fraction(price) - Fraction(stop)) <= at_risk
-    if step is not None:
-        assert qty % step == 0
-        assert exact == best  # at most one lot under what was asked, never a lot less
-    else:
-        assert want - exact <= want * Fraction(1, 10**27)
+    assert qty % step == 0
+    assert exact == best  # at most one lot under what was asked, never a lot less
 
 
 @given(

@@ -28,6 +28,11 @@ from pydantic import Field, model_validator
 from botwarden.domain.markets import MarketRules, OrderRefused, check_notional, fit_qty
 from botwarden.domain.models import DomainModel, Side
 
+FINEST_QTY = Decimal("0.000000001")
+"""Where a market names no lot step, quantities go to 9 decimal places (Alpaca's
+fractional shares): a quantity of 28 digits is no venue's, and sums of such quantities
+would round in Decimal's default context (a fill would seem to exceed its order)."""
+
 _QUOTIENT = Context(prec=28, rounding=ROUND_FLOOR)
 """A quantity from a division: floored, so it never exceeds the exact one."""
 _EXACT_DIGITS = 64
@@ -152,6 +157,10 @@ class Size(DomainModel):
         return f"{self.mode.value} {self.amount:f}{suffix}"
 
 
+def _with_a_step(rules: MarketRules) -> MarketRules:
+    return rules if rules.qty_step is not None else rules.evolve(qty_step=FINEST_QTY)
+
+
 def _show(value: Decimal) -> str:
     """A number as a person reads it: exact when short, else ~10 significant digits."""
     value = value.normalize()
@@ -234,7 +243,7 @@ def entry_qty(
     below the market's minimum quantity or value, more than the buying power, risk
     without a stop, a stop at or past the entry, no equity to take a percentage of.
     """
-    symbol = rules.symbol
+    symbol, rules = rules.symbol, _with_a_step(rules)
     if not price.is_finite() or price <= 0:
         raise ValueError(f"{symbol}: the entry price must be above 0, not {price}")
     with localcontext(prec=_EXACT_DIGITS, rounding=ROUND_FLOOR):
@@ -284,7 +293,7 @@ def exit_qty(
     would leave dust. Raises `SizeRefused` for a quantity above the position, a fraction
     outside (0, 1], or a part below the market's minimum.
     """
-    symbol = rules.symbol
+    symbol, rules = rules.symbol, _with_a_step(rules)
     if position_size <= 0:
         raise ValueError(f"{symbol}: no position to exit (size {position_size})")
     if (fraction is None) == (qty is None):

@@ -87,13 +87,17 @@ def check_promises(
     promises: Collection[str] = tuple(PROMISES),
     catching_up: bool = False,
     book_trade_id: Callable[[str], str] = str,
+    state_lost_at: datetime | None = None,
 ) -> list[Violation]:
     """Every violation of `promises` visible in `state` and `book` now. I4 is checked
     from the venue's side: no order of an instance reached the venue after a later
     instance had started (the lock and the fence are what keep that true).
     `book_trade_id`: the book's trade id for a ledger's, where the bot traded through
-    an emulator that names fills its own way (Alpaca's activity ids)."""
-    view = _View(state, book, ids, catching_up, book_trade_id)
+    an emulator that names fills its own way (Alpaca's activity ids). `state_lost_at`:
+    when the bot's state was lost, if it was: an order sent before then that ended
+    without a fill left nothing at the venue to find it by (neither resting nor
+    filled), so a rebuilt state cannot know it, and it exposed nothing."""
+    view = _View(state, book, ids, catching_up, book_trade_id, state_lost_at)
     checks = {"I1": view.i1, "I2": view.i2, "I3": view.i3, "I4": view.i4, "I5": view.i5}
     checks["I6"] = view.i6
     return [v for promise in PROMISES if promise in promises for v in checks[promise]()]
@@ -109,8 +113,10 @@ class _View:
         ids: ClientIds,
         catching_up: bool,
         book_trade_id: Callable[[str], str],
+        state_lost_at: datetime | None = None,
     ) -> None:
         self.state = state
+        self.state_lost_at = state_lost_at
         self.ledger = {book_trade_id(tid): fill for tid, fill in state.fills.items()}
         self.ids = ids
         self.catching_up = catching_up
@@ -141,6 +147,8 @@ class _View:
         lost_before = self.state.ledger.lost_before_epoch
         for cid, same in self.by_cid.items():
             if cid not in self.state.intents and self.ids.epoch_of(cid) >= lost_before:
+                if all(self._lost_unseen(order) for order in same):
+                    continue
                 yield Violation(
                     "I1",
                     f"venue order {cid} has no intent: it was sent without being written"
@@ -201,24 +209,34 @@ class _View:
                     (describe(position), *map(describe, stops)),
                 )
 
+    def _lost_unseen(self, order: VenueOrder) -> bool:
+        """Sent before the state was lost and ended without a fill: invisible to the
+        rebuild (not resting, no fill), and no exposure."""
+        return (
+            self.state_lost_at is not None
+            and order.created_at < self.state_lost_at
+            and order.state.is_final
+            and order.filled_qty == 0
+        )
+
     def _entries_allowed(
         self, symbol: str, entries: list[OrderIntent]
     ) -> tuple[Decimal, OrderSide] | None:
         """The most the venue may hold in `symbol`, and on which side: what the entries
         of the bot's position there add up to (the one that opened it, and every one
-        that added to it); with no such position, the largest one entry."""
+        that added to it); with no such position, the largest one entry. None when it
+        cannot be known: the position's opening entry is not in the state (a lost state
+        rebuilt, a position adopted), so its entries are not all known."""
         mine = [i for i in entries if i.symbol == symbol]
         if not mine:
             return None
         position = next((p for p in self.state.positions.values() if p.symbol == symbol), None)
         if position is not None:
-            own = [
-                i
-                for i in mine
-                if f"pos-{i.client_order_id}" == position.id or i.position_id == position.id
-            ]
-            if own:
-                return sum((i.qty for i in own), Decimal(0)), own[0].side
+            opening = self.state.intents.get(position.id.removeprefix("pos-"))
+            if opening is None or opening.purpose is not Purpose.ENTRY:
+                return None
+            adds = [i for i in mine if i.position_id == position.id]
+            return sum((i.qty for i in [opening, *adds]), Decimal(0)), opening.side
         largest = max(mine, key=lambda i: i.qty)
         return largest.qty, largest.side
 

@@ -134,6 +134,9 @@ class OrderDesk:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.sent_at_market = 0
+        """Market orders sent (or sent again) so far: they fill at once, so a pass that
+        sent one reads its fills before it ends (a resting stop's fill can wait)."""
         self.recorded: list[Recorded] = []
         """The fills recorded since the runner last took them (for the strategy's
         hooks); not the replay of a lost state's whole history."""
@@ -255,17 +258,29 @@ class OrderDesk:
         return True
 
     async def closing(self, position: Position) -> bool:
-        """Is an exit of `position` already on its way?"""
+        """Is an exit of `position` (of all of it, or a part) already on its way?"""
+        return await self.exiting(position) > 0
+
+    async def exiting(self, position: Position) -> Decimal:
+        """How much of `position` its exits on their way may still close: what is left
+        of each (all of it for one of unknown fate, which may have filled or not)."""
         intents = (await self.ctx.state.snapshot()).intents.values()
-        return any(
-            i.position_id == position.id and i.purpose is Purpose.EXIT and not i.status.is_terminal
-            for i in intents
+        return sum(
+            (
+                i.qty if i.status in WAITING else i.remaining_qty
+                for i in intents
+                if i.position_id == position.id
+                and i.purpose is Purpose.EXIT
+                and not i.status.is_terminal
+            ),
+            Decimal(0),
         )
 
     async def send(self, intent: OrderIntent) -> OrderIntent:
         """Send a SUBMITTING intent and store what the venue answered."""
         ctx = self.ctx
         request = OrderRequest.from_intent(intent, reduce_only=intent.purpose is not Purpose.ENTRY)
+        self.sent_at_market += intent.type is OrderType.MARKET
         try:
             answer = await ctx.venue.submit(request)
         except Ambiguous as error:

@@ -52,13 +52,16 @@ class OutageGuard:
     async def protect(self, known: BotState) -> list[str]:
         """One pass over the venue's positions; what it did (or could not do)."""
         ctx = self.ctx
+        # The orders before the positions: a stop that fills between the two reads then
+        # shows as resting (nothing is sent) rather than gone beside a position it has
+        # already closed (a close sent at market would open one the other way).
+        open_orders = [o for o in await ctx.venue.open_orders() if ctx.ids.owns(o.client_order_id)]
         held = [
             p for p in await ctx.venue.positions() if not ctx.symbols or p.symbol in ctx.symbols
         ]
         self.left_bare = set()
         if not held:
             return []
-        open_orders = [o for o in await ctx.venue.open_orders() if ctx.ids.owns(o.client_order_id)]
         prices = await ctx.venue.last_prices(sorted({p.symbol for p in held}))  # one call
         done = []
         for there in held:

@@ -85,10 +85,14 @@ class Protector:
     async def protect(
         self, position: Position, open_orders: dict[str, VenueOrder], price: Decimal
     ) -> bool:
-        """Make sure `position` has its stop; False if policy leaves it without one."""
+        """Make sure `position` has its stop, for all of it that no exit on its way is
+        closing (a part out still filling leaves the rest to a stop); False if policy
+        leaves it without one."""
         ctx = self.ctx
-        if await self.desk.closing(position):
+        exiting = await self.desk.exiting(position)
+        if exiting >= position.size:
             return True  # being closed already
+        cover = position.size - exiting
         state = await ctx.state.snapshot()
         stop_intent = state.intents.get(position.stop_client_order_id or "")
         if stop_intent is not None and stop_intent.status in WAITING:
@@ -110,11 +114,11 @@ class Protector:
             log.warning(
                 "%s: %s: guard stop %s adopted", ctx.bot_id, position.symbol, guard.client_order_id
             )
-        if live is None or live.qty != position.size or live.stop_price != wanted:
+        if live is None or live.qty != cover or live.stop_price != wanted:
             underwater = ctx.stop.underwater(position, wanted, price)
             if underwater is not None:
-                return await self._past_its_stop(position, wanted, price, underwater)
-            await self._replace(position, live, wanted)
+                return await self._past_its_stop(position, wanted, price, underwater, cover)
+            await self._replace(position, live, wanted, cover)
         await self._sweep(position, open_orders)
         return True
 
@@ -171,7 +175,9 @@ class Protector:
                     tx.save_position(position)
         return tracked
 
-    async def _replace(self, position: Position, live: VenueOrder | None, wanted: Decimal) -> None:
+    async def _replace(
+        self, position: Position, live: VenueOrder | None, wanted: Decimal, cover: Decimal
+    ) -> None:
         """Place the stop `position` needs. Where the venue honours reduce-only orders,
         the one it had is canceled afterwards by the sweep, once the new one is
         confirmed (or first, when the venue refused the new one while the old one
@@ -181,10 +187,10 @@ class Protector:
             if not await self.desk.cancel(live.client_order_id, live.symbol):
                 return  # maybe still resting: looked at again at the next pass
             live = None
-        placed = await self._place(position, wanted)
+        placed = await self._place(position, wanted, cover)
         if placed.status is IntentStatus.REJECTED and live is not None:
             await self.desk.cancel(live.client_order_id, live.symbol)
-            await self._place(await self._fresh(position), wanted)
+            await self._place(await self._fresh(position), wanted, cover)
 
     async def _fresh(self, position: Position) -> Position:
         return (await self.ctx.state.snapshot()).positions.get(position.id, position)
@@ -218,7 +224,7 @@ class Protector:
                 await self.ctx.state.save_order(found)
             await self.desk.cancel(cid, position.symbol)
 
-    async def _place(self, position: Position, stop_price: Decimal) -> OrderIntent:
+    async def _place(self, position: Position, stop_price: Decimal, qty: Decimal) -> OrderIntent:
         def remember(tx: Transaction, intent: OrderIntent) -> None:
             tx.save_position(
                 position.evolve(stop_price=stop_price, stop_client_order_id=intent.client_order_id)
@@ -227,7 +233,7 @@ class Protector:
         placed = await self.desk.place(
             symbol=position.symbol,
             side=position.side.exit_order_side,
-            qty=position.size,
+            qty=qty,
             purpose=Purpose.STOP,
             position_id=position.id,
             type=OrderType.STOP,
@@ -238,7 +244,7 @@ class Protector:
             tx.add_event(
                 self.ctx.clock(),
                 "alert" if placed.status is IntentStatus.REJECTED else "stop_placed",
-                f"stop for {position.size} {position.symbol} at {stop_price}:"
+                f"stop for {qty} {position.symbol} at {stop_price}:"
                 f" {placed.status} ({placed.client_order_id})",
                 {
                     "client_order_id": placed.client_order_id,
@@ -253,11 +259,13 @@ class Protector:
         return placed
 
     async def _past_its_stop(
-        self, position: Position, stop: Decimal, price: Decimal, underwater: Decimal
+        self, position: Position, stop: Decimal, price: Decimal, underwater: Decimal, cover: Decimal
     ) -> bool:
+        """`cover`: what no exit on its way closes already, closed now at market."""
         ctx = self.ctx
         if underwater <= ctx.stop.max_underwater_pct:
-            await self.desk.close(position)  # its answer, whatever it is, is stored
+            part = cover if cover < position.size else None
+            await self.desk.close(position, qty=part)  # its answer, whatever it is, is stored
             return True
         if not position.metadata.get("underwater_alert"):
             message = (

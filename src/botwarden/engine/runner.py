@@ -509,6 +509,7 @@ class Runner:
 
     async def _tick(self) -> None:
         ctx, desk = self.ctx, self.desk
+        sent_before = desk.sent_at_market
         open_orders = await self._open()
         await desk.sync_fills()
         waiting = await self._waiting()
@@ -540,6 +541,8 @@ class Runner:
                 await self._act(signal, prices[symbol])
                 failures += await self._tell_strategy()
         await self._strategy_checked(failures)
+        if desk.sent_at_market != sent_before:  # (a close, say, since the last read)
+            await desk.sync_fills()  # the pass ends knowing what its orders did
 
     async def _decide(self, symbol: str) -> Signal | None:
         venue, strategy, main = self.ctx.venue, self.strategy, self.config.strategy.timeframe

@@ -207,7 +207,14 @@ def draw_scenario(seed: int, options: Options) -> Scenario:
             "order": {"notional": 2000},
             "strategy": {
                 "name": "coin_flip",
-                "params": {"seed": seed, "enter": 0.35, "exit": 0.25, "short": rng.random() < 0.5},
+                "params": {
+                    "seed": seed,
+                    "enter": 0.35,
+                    "exit": 0.25,
+                    "short": rng.random() < 0.5,
+                    # sizes, limits that expire, own stops, adds, parts out, updates
+                    "orders": rng.choice([0, 0.5, 0.9]),
+                },
                 "timeframe": "1h",
             },
             "stop": {
@@ -395,6 +402,7 @@ class Simulation:
         self.faults: Counter[str] = Counter()
         self.store_writes = 0
         self._store_failed_at: datetime | None = None
+        self._state_lost_at: datetime | None = None
         self._faults_at_start = 0
         """Faults fired before the current instance started (to tell whether its
         recovery met any)."""
@@ -589,6 +597,7 @@ class Simulation:
         else:
             path.unlink()
         self.faults["state_loss"] += 1
+        self._state_lost_at = self.clock.now
         self.history.note("state lost", how)
         # What the trading-day check remembers was in the lost state: a rebuilt one
         # starts its days again (its replayed trades set the day they closed on).
@@ -672,7 +681,14 @@ class Simulation:
         promises: Collection[str] = frozenset(PROMISES),
     ) -> None:
         state = await runner.state.snapshot()
-        found = check_promises(state, self.book, runner.ctx.ids, promises, catching_up=catching_up)
+        found = check_promises(
+            state,
+            self.book,
+            runner.ctx.ids,
+            promises,
+            catching_up=catching_up,
+            state_lost_at=self._state_lost_at,
+        )
         stamp = f"{when} ({self.clock.now:%Y-%m-%d %H:%M})"
         self.history.note("check", f"{when}: {len(found)} violation(s)")
         self.outcome.findings += [Finding(stamp, v) for v in found]
