@@ -16,7 +16,11 @@ here. Each block is one case, named `file:line`:
 
 A block that cannot be run says why, just before it in the Markdown:
 `<!-- doc-test: skip (a systemd unit) -->`. A block that needs a world set up first
-names it: `<!-- doc-test: given NAME -->`, NAME being one of GIVEN below.
+names it: `<!-- doc-test: given NAME -->`, NAME being one of GIVEN below. A block that
+is a file a reader saves (a strategy, say) names where:
+`<!-- doc-test: file strategies/staged.py -->`; it is checked as its kind is (Python
+compiled, a config loaded), and every `sh` block after it on the same page runs with
+it saved there.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from botwarden.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-MARKER = re.compile(r"<!--\s*doc-test:\s*(skip|given)\s*(.*?)\s*-->")
+MARKER = re.compile(r"<!--\s*doc-test:\s*(skip|given|file)\s*(.*?)\s*-->")
 FENCE = re.compile(r"^```(\w*)\s*$")
 
 
@@ -315,6 +319,11 @@ def bounded(command: str, world: World) -> str:
 
 
 def run_shell(block: Block, world: World) -> None:
+    for saved in blocks(block.file):
+        if saved.line < block.line and saved.marker and saved.marker[0] == "file":
+            path = world.root / saved.marker[1]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(saved.text)
     lines = shell_lines(given(block).script) + shell_lines(block.text)
     commands = [bounded(line, world) for line in lines]
     script = SHELL_HELPERS + "\n".join(commands) + "\nstill_running\n"
@@ -394,6 +403,11 @@ def test_documented_block_works_as_written(block: Block, world: World) -> None:
     if block.marker and block.marker[0] == "skip":
         assert block.marker[1], f"{block.where}: say why it is skipped"
         pytest.skip(block.marker[1])
+    if block.marker and block.marker[0] == "file":  # saved for the sh blocks after it
+        assert block.marker[1], f"{block.where}: name the file"
+        if block.lang == "python":  # a module to import, not a script to run
+            compile(block.text, block.where, "exec")
+            return
     assert block.lang in RUNNERS, (
         f"{block.where}: a {block.lang!r} block is not run by this test: run it here, or"
         " mark it <!-- doc-test: skip (why) -->"

@@ -20,22 +20,35 @@ _EXPORTS = {
     "Signal": "botwarden.strategies.base",
     "Strategy": "botwarden.strategies.base",
     "Bar": "botwarden.domain.models",
+    "Bars": "botwarden.strategies.bars",
+    "Fill": "botwarden.domain.models",
     "Position": "botwarden.domain.models",
+    "Size": "botwarden.domain.sizing",
+    "Stop": "botwarden.domain.models",
+    "Trade": "botwarden.domain.positions",
     "StrategyFailed": "botwarden.strategies.loading",
 }
 
 __all__ = [
     "Action",
     "Bar",
+    "Bars",
+    "Fill",
     "Position",
     "Signal",
+    "Size",
+    "Stop",
     "Strategy",
     "StrategyFailed",
+    "Trade",
     "__version__",
 ]
 
 if TYPE_CHECKING:
-    from botwarden.domain.models import Bar, Position
+    from botwarden.domain.models import Bar, Fill, Position, Stop
+    from botwarden.domain.positions import Trade
+    from botwarden.domain.sizing import Size
+    from botwarden.strategies.bars import Bars
     from botwarden.strategies.base import Action, Signal, Strategy
     from botwarden.strategies.loading import StrategyFailed
 
