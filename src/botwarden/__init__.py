@@ -1,6 +1,7 @@
 """botwarden: a crash-safe runtime for trading bots.
 
-What a user builds on is here, and only here; everything else is internal and may
+What a user builds on is here, and in `botwarden.testing` for a strategy's tests (a
+module of its own, imported only by them); everything else is internal and may
 change. A strategy is any class with `name`, `bars_needed` and
 `decide(symbol, bars, position) -> Signal | None` (docs/strategies.md).
 
@@ -22,6 +23,7 @@ _EXPORTS = {
     "Bar": "botwarden.domain.models",
     "Position": "botwarden.domain.models",
     "StrategyFailed": "botwarden.strategies.loading",
+    "StrategyLoadError": "botwarden.strategies.loading",
 }
 
 __all__ = [
@@ -31,13 +33,14 @@ __all__ = [
     "Signal",
     "Strategy",
     "StrategyFailed",
+    "StrategyLoadError",
     "__version__",
 ]
 
 if TYPE_CHECKING:
     from botwarden.domain.models import Bar, Position
     from botwarden.strategies.base import Action, Signal, Strategy
-    from botwarden.strategies.loading import StrategyFailed
+    from botwarden.strategies.loading import StrategyFailed, StrategyLoadError
 
 
 def __getattr__(name: str) -> Any:
