@@ -9,6 +9,7 @@ the test is skipped with a message saying how to enable it.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +39,17 @@ def botwarden_home(
     path = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("BOTWARDEN_HOME", str(path))
     return path
+
+
+@pytest.fixture
+def forget_imports() -> Iterator[None]:
+    """What a test imports from its own folders (a user's strategy files, a package it
+    put on sys.path) is forgotten after it."""
+    path, modules = list(sys.path), set(sys.modules)
+    yield
+    sys.path[:] = path
+    for name in set(sys.modules) - modules:
+        del sys.modules[name]
 
 
 def service_missing(what: str, how: str) -> None:

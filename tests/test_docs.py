@@ -8,7 +8,7 @@ here. Each block is one case, named `file:line`:
 - `python`: executed; an `async def` it defines is called with the arguments a
   `given` fixture provides, and the fixture checks what it did;
 - `sh`: run by bash in a fresh folder (a copy of `examples/`, its own home), with
-  `botwarden` and `.venv/bin/botwarden` being this checkout's; runs that last
+  `botwarden`, `.venv/bin/botwarden` and `pytest` being this checkout's; runs that last
   forever in the docs are bounded (`run` gets `--ticks 1`, `torture` a few seeds),
   servers are started in the background, checked to be serving, then stopped;
 - a block without a language shows output: its `$ ` lines are run and what they
@@ -121,10 +121,12 @@ def world(tmp_path: Path) -> World:
     shutil.copytree(
         REPO / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("state")
     )
-    shim = tmp_path / ".venv" / "bin" / "botwarden"
-    shim.parent.mkdir(parents=True)
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m botwarden "$@"\n')
-    shim.chmod(0o755)
+    shims = tmp_path / ".venv" / "bin"
+    shims.mkdir(parents=True)
+    for tool in ("botwarden", "pytest"):  # pytest: a strategy's tests, as a user runs them
+        shim = shims / tool
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m {tool} "$@"\n')
+        shim.chmod(0o755)
     env = {
         key: value
         for key, value in os.environ.items()
@@ -132,7 +134,8 @@ def world(tmp_path: Path) -> World:
     }
     env.update(
         HOME=str(tmp_path),  # so ~/.botwarden, as the docs write it, is this world's
-        PATH=f"{shim.parent}{os.pathsep}{env['PATH']}",
+        COLUMNS="100",  # a terminal this wide: tables print the same on every machine
+        PATH=f"{shims}{os.pathsep}{env['PATH']}",
         PYTHONPATH=os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")]),
     )
     ports = {port: str(free_port()) for port in ("8700", "8710", "8711", "8712")}
@@ -154,6 +157,7 @@ class Given:
 
 
 RUN_ONCE = "botwarden run examples/golden_cross.yaml --ticks 1 2>/dev/null\n"
+NEW_STRATEGY = "botwarden new-strategy rsi >/dev/null\n"
 
 
 def state_manager_arguments(world: World) -> dict[str, Any]:
@@ -246,6 +250,8 @@ GIVEN: dict[str, Given] = {
         "sed 's/^venue:/state: {backend: jsonfile}\\nvenue:/' old.yaml > new.yaml\n"
     ),
     "my-bot": Given(script="cp examples/golden_cross.yaml my_bot.yaml\n"),
+    "new-strategy": Given(script=NEW_STRATEGY),
+    "misspelt-param": Given(script=NEW_STRATEGY + "sed -i 's/{length: 14/{lenght: 14/' rsi.yaml\n"),
     "notify-env": Given(
         env={"BOTWARDEN_WEBHOOK_URL": "https://hooks.example.com/x", "TELEGRAM_TOKEN": "1:abc"}
     ),
@@ -349,6 +355,9 @@ def load_config_block(block: Block, world: World) -> None:
 
 def run_python(block: Block, world: World) -> None:
     fixture = given(block)
+    if fixture.script:
+        ready = world.run(SHELL_HELPERS + fixture.script)
+        assert ready.returncode == 0, f"{block.where}: given failed:\n{ready.stderr}"
     if fixture.arguments is None and fixture.check is not None and block.lang == "python":
         try:
             compile(block.text, block.where, "exec")

@@ -21,3 +21,16 @@ def test_importing_botwarden_is_cheap() -> None:
     )
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert shown.stdout.strip() == "[]", shown.stdout + shown.stderr
+
+
+def test_the_testing_helpers_are_public_and_apart() -> None:
+    """`botwarden.testing` is for a strategy's tests: its own module, documented, not
+    among botwarden's names (nor imported with it)."""
+    import botwarden.testing
+
+    for name in botwarden.testing.__all__:
+        assert getattr(botwarden.testing, name) is not None, name
+    assert not set(botwarden.testing.__all__) & set(botwarden.__all__)
+    code = "import sys, botwarden; print('botwarden.testing' in sys.modules)"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert shown.stdout.strip() == "False", shown.stdout + shown.stderr

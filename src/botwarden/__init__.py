@@ -1,6 +1,7 @@
 """botwarden: a crash-safe runtime for trading bots.
 
-What a user builds on is here, and only here; everything else is internal and may
+What a user builds on is here, and in `botwarden.testing` for a strategy's tests (a
+module of its own, imported only by them); everything else is internal and may
 change. A strategy is any class with `name`, `bars_needed` and
 `decide(symbol, bars, position) -> Signal | None` (docs/strategies.md).
 
@@ -27,6 +28,7 @@ _EXPORTS = {
     "Stop": "botwarden.domain.models",
     "Trade": "botwarden.domain.positions",
     "StrategyFailed": "botwarden.strategies.loading",
+    "StrategyLoadError": "botwarden.strategies.loading",
 }
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "Stop",
     "Strategy",
     "StrategyFailed",
+    "StrategyLoadError",
     "Trade",
     "__version__",
 ]
@@ -50,7 +53,7 @@ if TYPE_CHECKING:
     from botwarden.domain.sizing import Size
     from botwarden.strategies.bars import Bars
     from botwarden.strategies.base import Action, Signal, Strategy
-    from botwarden.strategies.loading import StrategyFailed
+    from botwarden.strategies.loading import StrategyFailed, StrategyLoadError
 
 
 def __getattr__(name: str) -> Any:

@@ -555,6 +555,53 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
 
 
+DirOpt = Annotated[
+    Path, typer.Option("--dir", help="The project's folder.", show_default="the current one")
+]
+
+
+@app.command("new-strategy")
+def new_strategy(
+    name: Annotated[str, typer.Argument(help="Its name, a Python name: rsi, mean_reversion.")],
+    directory: DirOpt = Path("."),
+) -> None:
+    """Write a strategy to start from (strategies/NAME.py), its tests
+    (tests/test_NAME.py) and, unless there is one, a bot trading it on the paper
+    exchange (NAME.yaml). Nothing is ever overwritten."""
+    import shlex
+
+    from botwarden.strategies.template import write_new_strategy
+
+    written = write_new_strategy(directory, name)
+    width = max(len(str(w.path)) for w in written)
+    lines = [f"{'kept ' if w.kept else 'wrote'} {w.path!s:<{width}}  {w.what}" for w in written]
+    test, config = (shlex.quote(str(w.path)) for w in written[1:])
+    lines += ["next:", f"  pytest {test}"]
+    if not written[2].kept:
+        lines += [f"  botwarden run {config} --ticks 5", f"  botwarden torture --config {config}"]
+    console.print("\n".join(lines), markup=False, highlight=False)
+
+
+@app.command("strategies")
+def strategies(
+    directory: DirOpt = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """The strategies a config can name, and where each comes from: botwarden's, those
+    installed packages register, and the classes in strategies/*.py, with how a
+    config names each. Reads only (no file is written, no bytecode cache either)."""
+    from botwarden.strategies.catalog import available
+    from botwarden.views import render_strategies
+
+    if not directory.is_dir():
+        raise ConfigError(f"strategies: --dir {directory}: no such folder")
+    found = available(directory)
+    if as_json:
+        sys.stdout.write(json.dumps([s.as_json() for s in found], indent=2) + "\n")
+    else:
+        render_strategies(console, found, directory)
+
+
 @app.command("demo")
 def demo(
     config: Annotated[

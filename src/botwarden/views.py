@@ -10,6 +10,7 @@ from rich.console import Console, Group
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from botwarden.config import BotConfig
 from botwarden.domain.models import BotStatus
@@ -19,6 +20,7 @@ from botwarden.state.records import BotState, document
 if TYPE_CHECKING:
     from botwarden.engine.account import AccountView
     from botwarden.process.supervisor import BotReport
+    from botwarden.strategies.catalog import Available
 
 STATUS_STYLE = {
     BotStatus.RUNNING: "green",
@@ -236,3 +238,36 @@ def render_account(console: Console, view: AccountView) -> None:
         console.print(f"[red]{view.differences} difference(s)[/]")
     else:
         console.print("[green]the venue and the bot agree[/]")
+
+
+def render_strategies(console: Console, found: list[Available], folder: Path) -> None:
+    """`botwarden strategies`: one row per strategy, what cannot be used in red."""
+    table = Table(title_justify="left")
+    table.add_column("strategy", overflow="fold")
+    table.add_column("from", overflow="fold")
+    table.add_column("in a config", no_wrap=True)  # whole, on one line: it is copied
+    table.add_column("about", ratio=1)
+    for s in found:
+        where = s.origin.where
+        if s.origin.kind == "file":
+            where = _shown_path(Path(where))
+        naming = ", ".join(f"{key}: {value}" for key, value in s.config.items())
+        about = Text(s.problem, style="red") if s.problem else Text(s.summary)
+        # Text, not markup: a user's docstring or error is shown as written (no
+        # [markup], no :emoji: codes).
+        table.add_row(Text(s.name), Text(f"{s.origin.kind}: {where}"), Text(naming), about)
+    console.print(table)
+    if not (folder / "strategies").is_dir():
+        console.print(
+            f"no strategies/ folder in {escape(str(folder))}: `botwarden new-strategy NAME`"
+            " writes one to start from",
+            highlight=False,
+        )
+
+
+def _shown_path(path: Path) -> str:
+    """`path` from the working directory when it is below it, else in full."""
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,8 @@ from botwarden.strategies.base import Action
 from botwarden.strategies.loading import StrategyFailed, StrategyLoadError, load_strategy
 from botwarden.strategies.settings import StrategySettings
 from tests.support.strategies import HELD, bars
+
+pytestmark = pytest.mark.usefixtures("forget_imports")
 
 RSI = '''
 from botwarden.strategies.base import Action, Signal
@@ -47,16 +48,6 @@ def write(folder: Path, name: str, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text))
     return path
-
-
-@pytest.fixture(autouse=True)
-def _clean_imports() -> Iterator[None]:
-    """What a test imports from its own folders is forgotten after it."""
-    path, modules = list(sys.path), set(sys.modules)
-    yield
-    sys.path[:] = path
-    for name in set(sys.modules) - modules:
-        del sys.modules[name]
 
 
 def load(base_dir: Path, **settings: object) -> object:

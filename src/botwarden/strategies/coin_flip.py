@@ -41,6 +41,8 @@ class CoinFlipParams(BaseModel):
 
 
 class CoinFlip:
+    """Enters and exits at random (seeded), to exercise the runtime: not for money."""
+
     name = "coin_flip"
     bars_needed = 1
 

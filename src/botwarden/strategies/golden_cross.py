@@ -32,6 +32,8 @@ def sma(values: Sequence[Decimal], length: int) -> Decimal:
 
 
 class GoldenCross:
+    """Buys when the fast SMA crosses above the slow one, exits when it crosses below."""
+
     name = "golden_cross"
 
     def __init__(self, params: GoldenCrossParams | None = None) -> None:

@@ -38,6 +38,10 @@ from botwarden.strategies.settings import StrategySettings, split_path
 ENTRY_POINT_GROUP = "botwarden.strategies"
 
 _OWN_CODE = Path(__file__).resolve().parents[1]
+_IMPORT_MACHINERY = Path(importlib.__file__).resolve().parent
+"""importlib's frames (and the frozen ones) are never where a strategy went wrong."""
+
+NO_STRATEGY_CLASS = "defines no strategy class (a class with a decide method)"
 
 
 class StrategyLoadError(ConfigError):
@@ -84,15 +88,22 @@ def _find(settings: StrategySettings, base_dir: Path) -> tuple[type, Origin]:
         return _from_file(settings.path or "", base_dir)
     if settings.kind == "module":
         _on_import_path(base_dir)
-        cls = _import_attribute(settings.spec, shown=settings.spec)
+        cls = import_attribute(settings.spec, shown=settings.spec)
         return cls, Origin("module", settings.spec.partition(":")[0])
     name = settings.spec
     if name in BUILTIN:
-        return _import_attribute(BUILTIN[name], name), Origin("builtin", "botwarden")
-    registered = {point.name: point for point in entry_points(group=ENTRY_POINT_GROUP)}
+        return import_attribute(BUILTIN[name], name), Origin("builtin", "botwarden")
+    registered = {point.name: point for point in registered_strategies()}
     if name in registered:
         point = registered[name]
-        return _load_entry_point(point), Origin("entry point", _distribution(point))
+        try:
+            found = load_entry_point(point)
+        except StrategyLoadError as error:
+            raise StrategyLoadError(
+                f"strategy.name: {point.name} (registered by {distribution(point)} as"
+                f" {point.value}): {error}"
+            ) from None
+        return found, Origin("entry point", distribution(point))
     known = sorted({*BUILTIN, *registered})
     raise StrategyLoadError(
         f"strategy.name: unknown strategy {name!r}; available: {', '.join(known)};"
@@ -107,27 +118,32 @@ def _from_file(path: str, base_dir: Path) -> tuple[type, Origin]:
     if not file.is_file():
         why = "not a file" if file.exists() else "no such file"
         raise StrategyLoadError(f"strategy.path: {written}: {why} (looked for {file})")
-    module = _import_file(file.resolve(), written)
+    try:
+        module = import_file(file.resolve())
+    except StrategyLoadError as error:
+        raise StrategyLoadError(f"strategy.path: {written}: {error}") from None
     if cls_name is None:
         cls = _the_one_strategy_in(module, written)
     else:
         cls = getattr(module, cls_name, None)
         if cls is None:
-            defined = ", ".join(_strategy_classes(module)) or "no strategy class"
+            defined = ", ".join(strategy_classes(module)) or "no strategy class"
             raise StrategyLoadError(
                 f"strategy.path: {written} has no {cls_name} (it defines: {defined})"
             )
     return cls, Origin("file", str(file.resolve()))
 
 
-def _import_file(file: Path, shown: str) -> ModuleType:
+def import_file(file: Path) -> ModuleType:
+    """The module a Python file (an absolute path) holds, imported; `StrategyLoadError`
+    saying why not (`cannot import: NameError: ... (rsi.py:2 in <module>)`)."""
     # A name of its own per file (two bots' rsi.py are two modules), kept in sys.modules
     # while it runs: dataclasses, pickling and logging look modules up there.
     digest = hashlib.blake2b(str(file).encode(), digest_size=4).hexdigest()
     name = f"botwarden_strategy_{file.stem}_{digest}"
     spec = importlib.util.spec_from_file_location(name, file)
     if spec is None or spec.loader is None:
-        raise StrategyLoadError(f"strategy.path: {shown}: cannot be imported as Python")
+        raise StrategyLoadError("cannot be imported as Python")
     module = importlib.util.module_from_spec(spec)
     _on_import_path(file.parent)  # its own helper modules, as when run as a script
     sys.modules[name] = module
@@ -135,13 +151,12 @@ def _import_file(file: Path, shown: str) -> ModuleType:
         spec.loader.exec_module(module)
     except (Exception, SystemExit) as error:  # a script's sys.exit() too
         del sys.modules[name]
-        raise StrategyLoadError(
-            f"strategy.path: {shown}: cannot import: {_describe(error, file)}"
-        ) from None
+        raise StrategyLoadError(f"cannot import: {_describe(error, file)}") from None
     return module
 
 
-def _import_attribute(target: str, shown: str) -> Any:
+def import_attribute(target: str, shown: str) -> Any:
+    """What `module:attribute` names, imported (`shown`: as the config wrote it)."""
     module_name, _, attribute = target.partition(":")
     try:
         found: Any = importlib.import_module(module_name)
@@ -156,7 +171,7 @@ def _import_attribute(target: str, shown: str) -> Any:
         raise StrategyLoadError(f"strategy.name: {shown}: cannot import: {problem}") from None
     for part in attribute.split("."):
         if not hasattr(found, part):
-            defined = ", ".join(_strategy_classes(found)) if inspect.ismodule(found) else ""
+            defined = ", ".join(strategy_classes(found)) if inspect.ismodule(found) else ""
             raise StrategyLoadError(
                 f"strategy.name: {shown}: {module_name} has no {attribute}"
                 + (f" (it defines: {defined})" if defined else "")
@@ -165,17 +180,22 @@ def _import_attribute(target: str, shown: str) -> Any:
     return found
 
 
-def _load_entry_point(point: EntryPoint) -> Any:
+def registered_strategies() -> list[EntryPoint]:
+    """The strategies installed packages register (entry point group
+    `botwarden.strategies`), not yet imported."""
+    return list(entry_points(group=ENTRY_POINT_GROUP))
+
+
+def load_entry_point(point: EntryPoint) -> Any:
+    """What `point` names, imported; `StrategyLoadError` saying why not."""
     try:
         return point.load()
     except Exception as error:
-        raise StrategyLoadError(
-            f"strategy.name: {point.name} (registered by {_distribution(point)} as"
-            f" {point.value}): cannot import: {_describe(error, None)}"
-        ) from None
+        raise StrategyLoadError(f"cannot import: {_describe(error, None)}") from None
 
 
-def _distribution(point: EntryPoint) -> str:
+def distribution(point: EntryPoint) -> str:
+    """The distribution registering `point`, and its version: `rsi-pack 1.2`."""
     dist = point.dist
     return f"{dist.name} {dist.version}" if dist is not None else point.value
 
@@ -186,7 +206,7 @@ def _on_import_path(folder: Path) -> None:
         sys.path.insert(0, where)
 
 
-def _strategy_classes(module: ModuleType) -> list[str]:
+def strategy_classes(module: ModuleType) -> list[str]:
     """The classes `module` defines (not imports) that have a `decide`."""
     return [
         name
@@ -198,13 +218,13 @@ def _strategy_classes(module: ModuleType) -> list[str]:
 
 
 def _the_one_strategy_in(module: ModuleType, shown: str) -> type:
-    classes = _strategy_classes(module)
+    classes = strategy_classes(module)
     if len(classes) == 1:
         return getattr(module, classes[0])
     if not classes:
         raise StrategyLoadError(
-            f"strategy.path: {shown} defines no strategy class (a class with a decide"
-            " method); `botwarden new-strategy NAME` writes one to start from"
+            f"strategy.path: {shown} {NO_STRATEGY_CLASS}; `botwarden new-strategy NAME`"
+            " writes one to start from"
         )
     raise StrategyLoadError(
         f"strategy.path: {shown} defines {len(classes)} strategies ({', '.join(classes)});"
@@ -277,13 +297,20 @@ def _describe(error: BaseException, source: Path | None) -> str:
 
 def _where(error: BaseException, source: Path | None) -> str | None:
     frames = traceback.extract_tb(error.__traceback__)
-    theirs = [f for f in frames if not Path(f.filename).resolve().is_relative_to(_OWN_CODE)]
+    theirs = [f for f in frames if _users(f.filename)]
     if source is not None:
         theirs = [f for f in theirs if Path(f.filename).resolve() == source] or theirs
     if not theirs:
         return None
     frame = theirs[-1]
     return f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
+
+
+def _users(filename: str) -> bool:
+    if filename.startswith("<frozen "):
+        return False
+    path = Path(filename).resolve()
+    return not (path.is_relative_to(_OWN_CODE) or path.is_relative_to(_IMPORT_MACHINERY))
 
 
 # -- calling -------------------------------------------------------------------------------
