@@ -20,11 +20,13 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from pydantic import ValidationError
 
-from botwarden.domain.models import Bar, Position, Side, parse_duration
+from botwarden.domain.models import Bar, Position, Side
+from botwarden.domain.timeframes import TIMEFRAMES
+from botwarden.strategies.bars import Bars
 from botwarden.strategies.base import Action, Signal
 from botwarden.strategies.loading import LoadedStrategy, StrategyLoadError, load_strategy
 from botwarden.strategies.settings import StrategySettings, split_path
@@ -33,8 +35,6 @@ __all__ = ["START", "bars", "load", "position", "replay"]
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 """When the first bar of `bars` opens, unless told otherwise (a Monday, 00:00 UTC)."""
-
-TIMEFRAMES: tuple[str, ...] = get_args(StrategySettings.model_fields["timeframe"].annotation)
 
 Number = int | float | Decimal | str
 
@@ -45,8 +45,9 @@ def bars(
     start: datetime = START,
     timeframe: str = "1h",
     volume: Number = 0,
-) -> list[Bar]:
-    """Completed bars, oldest first, one `timeframe` apart from `start`.
+) -> Bars:
+    """Completed bars, oldest first, one `timeframe` apart from `start` (a `Bars`: a
+    list, and `.frame()`).
 
     Each price is a close (the bar opens at the previous close, its high and low are
     the larger and smaller of the two) or an `(open, high, low, close)` tuple."""
@@ -54,7 +55,7 @@ def bars(
         raise ValueError(f"timeframe {timeframe!r}: use one of {', '.join(TIMEFRAMES)}")
     if start.tzinfo is None:
         raise ValueError("start must carry a timezone: datetime(2026, 3, 2, tzinfo=UTC)")
-    width = parse_duration(timeframe)
+    width = TIMEFRAMES[timeframe]
     made: list[Bar] = []
     for n, price in enumerate(prices):
         if isinstance(price, tuple):
@@ -71,7 +72,7 @@ def bars(
                 volume=_decimal(volume),
             )
         )  # fmt: skip
-    return made
+    return Bars(made, timeframe)
 
 
 def position(
@@ -113,23 +114,29 @@ def replay(strategy: LoadedStrategy, history: Sequence[Bar], symbol: str = "SPY"
     """Every signal `strategy` gives while `history` unfolds, bar by bar, as the engine
     asks: once each bar has closed (from the first with `bars_needed` bars before it),
     `decide(symbol, the last bars_needed bars, what is held)`. An entry while flat
-    opens a position at that bar's close, an exit closes it. What a real bot adds
-    (risk guards, cooldowns, stops, fills at other prices) is not simulated."""
+    opens a position at that bar's close (with the signal's custom state), an exit of
+    all of it closes it, an update merges its state. What a real bot adds (sizes, risk
+    guards, cooldowns, stops, fills at other prices) is not simulated: a backtest on
+    the engine itself is what tells that."""
     signals: list[Signal] = []
     held: Position | None = None
     needed = strategy.bars_needed
+    timeframe = getattr(history, "timeframe", "1h")
     for n in range(needed, len(history) + 1):
-        seen = history[n - needed : n]
+        seen = Bars(history[n - needed : n], timeframe)
         signal = strategy.decide(symbol, seen, held)
         if signal is None:
             continue
         signals.append(signal)
-        if signal.action is Action.EXIT:
+        whole = signal.fraction is None and signal.qty is None
+        if signal.action is Action.EXIT and whole:
             held = None
-        elif held is None:
+        elif held is None and signal.action in (Action.ENTER_LONG, Action.ENTER_SHORT):
             side = "short" if signal.action is Action.ENTER_SHORT else "long"
             closed = history[n].time if n < len(history) else _end_of(history)
             held = position(symbol, side, entry_price=seen[-1].close, entry_time=closed)
+        if held is not None and signal.state:
+            held = held.evolve(custom={**held.custom, **signal.state})
     return signals
 
 

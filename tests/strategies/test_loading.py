@@ -222,3 +222,43 @@ def test_a_signal_made_by_its_constructors_carries_the_strategys_name(tmp_path: 
     assert entry is not None and entry.id == f"rsi:SPY:enter_long:{history[-1].time.isoformat()}"
     assert exit_ is not None and exit_.action is Action.EXIT
     assert (exit_.strategy, exit_.reason) == ("rsi", "")
+
+
+def test_a_name_two_packages_register_is_refused_naming_both(tmp_path: Path) -> None:
+    for pack, version in (("pack_a", "1.0"), ("pack_b", "2.0")):
+        write(tmp_path, f"{pack}/__init__.py", RSI)
+        write(
+            tmp_path, f"{pack}-{version}.dist-info/METADATA", f"Name: {pack}\nVersion: {version}\n"
+        )
+        write(
+            tmp_path,
+            f"{pack}-{version}.dist-info/entry_points.txt",
+            f"[botwarden.strategies]\nrsi = {pack}:Rsi\n",
+        )
+    sys.path.insert(0, str(tmp_path))
+    with pytest.raises(
+        StrategyLoadError,
+        match=r"'rsi' is registered twice, by pack_. .\.0 and pack_. .\.0; name the class instead",
+    ):
+        load(tmp_path, name="rsi")
+
+
+def test_params_checked_by_a_strategys_own_pydantic_model_are_one_line(tmp_path: Path) -> None:
+    write(tmp_path, "s.py", RSI + """
+from pydantic import BaseModel
+
+
+class Checked(Rsi):
+    class Params(BaseModel):
+        length: int
+
+    @classmethod
+    def from_params(cls, params):
+        return cls(**cls.Params.model_validate(params).model_dump())
+""")  # fmt: skip
+    with pytest.raises(StrategyLoadError) as refused:
+        load(tmp_path, path="s.py:Checked", params={"length": "many"})
+    assert "\n" not in str(refused.value)
+    assert "strategy.params: s.py:Checked: length: Input should be a valid integer" in str(
+        refused.value
+    )

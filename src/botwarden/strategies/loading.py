@@ -28,6 +28,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from botwarden.domain.models import Bar, Position
 from botwarden.domain.timeframes import TIMEFRAMES
 from botwarden.errors import BotwardenError, ConfigError
@@ -93,7 +95,16 @@ def _find(settings: StrategySettings, base_dir: Path) -> tuple[type, Origin]:
     name = settings.spec
     if name in BUILTIN:
         return import_attribute(BUILTIN[name], name), Origin("builtin", "botwarden")
-    registered = {point.name: point for point in registered_strategies()}
+    registered: dict[str, EntryPoint] = {}
+    for point in registered_strategies():
+        known = registered.get(point.name)
+        if point.name == name and known is not None and known.value != point.value:
+            raise StrategyLoadError(
+                f"strategy.name: {name!r} is registered twice, by {distribution(known)} and"
+                f" {distribution(point)}; name the class instead ({known.value} or"
+                f" {point.value}), or uninstall one"
+            )
+        registered.setdefault(point.name, point)
     if name in registered:
         point = registered[name]
         try:
@@ -243,6 +254,11 @@ def _build(found: Any, params: dict[str, Any], shown: str) -> Any:
     try:
         from_params = getattr(found, "from_params", None)
         strategy = from_params(params) if callable(from_params) else found(**params)
+    except ValidationError as error:  # a pydantic model of its own: its first problem
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        problem = first["msg"].removeprefix("Value error, ")
+        raise StrategyLoadError(f"strategy.params: {shown}: {where}: {problem}") from None
     except (TypeError, ValueError) as error:
         raise StrategyLoadError(f"strategy.params: {shown}: {error}") from None
     except Exception as error:
