@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from botwarden.domain.models import Duration, Topic, UtcDatetime
+from botwarden.domain.models import Duration, TakeProfit, Topic, UtcDatetime
 from botwarden.domain.positions import StopPolicy
 from botwarden.domain.risk import RiskLimits
 from botwarden.domain.sizing import Size
@@ -321,6 +321,10 @@ class BotConfig(Settings):
     stop: StopPolicy = StopPolicy()
     """Where every position's stop goes: `{kind: percent, distance: 2, trailing: false,
     max_underwater_pct: 5}`."""
+    take_profit: Annotated[TakeProfit | None, BeforeValidator(TakeProfit.from_config)] = None
+    """Where every position's take-profit goes, unless its strategy says: `{percent: 4}`
+    from the entry, `{distance: 3}`, `{price: 120}`, or `{multiple: 2}` times the stop's
+    distance. It rests on the venue beside the stop; at most one of them fills."""
     engine: EngineSettings = EngineSettings()
     notify: NotifySettings = NotifySettings()
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -351,6 +355,11 @@ class BotConfig(Settings):
         from where `source` was read: a config made from a file's (the simulator's)."""
         self._base_dir, self._source = source._base_dir, source._source
         return self
+
+    @property
+    def source(self) -> str:
+        """The file it was read from ("config" for one built in code)."""
+        return self._source
 
     @property
     def base_dir(self) -> Path:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from botwarden.config import BotConfig, RecoverySettings
+from botwarden.domain.models import TakeProfit
 from botwarden.domain.positions import StopPolicy
 from botwarden.engine.checks import check_promises
 from botwarden.engine.ids import ClientIds
@@ -59,6 +60,7 @@ class World:
         stop: StopPolicy | None = None,
         grace: timedelta = timedelta(seconds=15),
         reduce_only: bool = False,
+        take_profit: TakeProfit | None = None,
     ) -> None:
         self.clock = Clock()
         self.book = PaperBook(
@@ -70,6 +72,7 @@ class World:
         self.state_path = tmp_path / "state.db"
         self.stop = stop or StopPolicy()
         self.grace = grace
+        self.take_profit = take_profit
         self.epoch = 0
         self.bots: list[Bot] = []
 
@@ -88,6 +91,7 @@ class World:
             clock=self.clock,
             stop=self.stop,
             unknown_order_grace=self.grace,
+            take_profit=self.take_profit,
         )
         desk = OrderDesk(ctx)
         bot = Bot(ctx, desk, Protector(ctx, desk), venue, self.clock)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from botwarden.domain.models import OrderSide
+from botwarden.domain.models import OrderSide, TakeProfit
 from botwarden.domain.orders import IntentStatus, Purpose
 from botwarden.engine.checks import check_promises
 from botwarden.engine.crash import CRASH, POINTS, SimulatedCrash
@@ -31,6 +31,13 @@ ENTRY_POINTS = [
     "stop_sent_answer_not_stored",
 ]
 EXIT_POINTS = ["before_exit_stored", "exit_stored_not_sent", "exit_sent_answer_not_stored"]
+TAKE_PROFIT_POINTS = [
+    "before_take_profit_stored",
+    "take_profit_stored_not_sent",
+    "take_profit_sent_answer_not_stored",
+]
+"""Reached where the take-profit is an order of its own (a reduce-only venue); where it
+is one of a pair, the stop's points are reached with both legs at stake."""
 RECOVERY_POINTS = sorted(p for p in POINTS if p.startswith("recovery_"))
 
 
@@ -80,7 +87,7 @@ async def recovered(world: World) -> Bot:
 
 
 def assert_no_crash_point_was_missed() -> None:
-    assert set(ENTRY_POINTS + EXIT_POINTS + RECOVERY_POINTS) == set(POINTS)
+    assert set(ENTRY_POINTS + EXIT_POINTS + TAKE_PROFIT_POINTS + RECOVERY_POINTS) == set(POINTS)
 
 
 @pytest.mark.parametrize("client_ids", ["alpaca", "binance"])
@@ -137,4 +144,35 @@ async def test_a_crash_during_recovery_is_recovered_too(
     bot = await recovered(world)
     [position] = (await bot.ctx.state.snapshot()).positions.values()
     assert position.stop_client_order_id is not None
+    await world.close()
+
+
+@pytest.mark.parametrize(
+    ("reduce_only", "point"),
+    [(True, p) for p in TAKE_PROFIT_POINTS + ENTRY_POINTS[-3:]]
+    + [(False, p) for p in ENTRY_POINTS[-3:]],
+)
+async def test_a_crash_while_a_stop_and_take_profit_are_placed_is_recovered(
+    tmp_path: Path, reduce_only: bool, point: str
+) -> None:
+    """On a reduce-only venue the take-profit is its own order; elsewhere the two go as
+    one pair. Either way, after the crash and a recovery: the position held, its stop
+    and its take-profit resting, for all of it, and every promise kept."""
+    world = World(tmp_path, reduce_only=reduce_only, take_profit=TakeProfit.percent(3))
+    await crashed_at(world, point, enter)
+    bot = await recovered(world)
+    await bot.protect()  # (the next pass: what recovery left to do is done)
+    state = await bot.ctx.state.snapshot()
+    [position] = state.positions.values()
+    resting = {o.type.value: o for o in await bot.venue.open_orders()}
+    assert set(resting) == {"stop", "limit"}, resting
+    assert resting["stop"].qty == resting["limit"].qty == position.size
+    assert resting["limit"].limit_price == position.take_profit
+    assert position.take_profit == (position.entry_price * Decimal("1.03")).quantize(
+        Decimal("0.01")
+    )
+    if not reduce_only:
+        assert resting["stop"].oco_with == resting["limit"].client_order_id
+    violations = check_promises(state, world.book, bot.ctx.ids)
+    assert violations == [], "\n".join(map(str, violations))
     await world.close()

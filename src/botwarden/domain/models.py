@@ -162,6 +162,65 @@ class Stop(DomainModel):
         return shown[self.kind].format(f"{self.value:f}") + (" trailing" if self.trailing else "")
 
 
+class TakeProfit(DomainModel):
+    """Where a position's take-profit goes: `TakeProfit.price(110)`,
+    `TakeProfit.percent(4)` or `.distance(3)` from the entry, or `.multiple(2)` of the
+    stop's distance (2R). It rests on the venue beside the stop, and at most one of the
+    two ever closes the position."""
+
+    kind: Literal["price", "percent", "distance", "multiple"]
+    value: Price
+
+    @classmethod
+    def price(cls, value: Decimal | int | str | float) -> TakeProfit:
+        return cls(kind="price", value=_number(value))
+
+    @classmethod
+    def percent(cls, value: Decimal | int | str | float) -> TakeProfit:
+        return cls(kind="percent", value=_number(value))
+
+    @classmethod
+    def distance(cls, value: Decimal | int | str | float) -> TakeProfit:
+        return cls(kind="distance", value=_number(value))
+
+    @classmethod
+    def multiple(cls, value: Decimal | int | str | float) -> TakeProfit:
+        return cls(kind="multiple", value=_number(value))
+
+    @classmethod
+    def from_config(cls, value: Any) -> Any:
+        """A config writes `take_profit: {percent: 4}` (or price, distance, multiple):
+        exactly one way. Anything else is left to validation to refuse."""
+        kinds = ("price", "percent", "distance", "multiple")
+        if isinstance(value, dict) and "kind" not in value:
+            given = [key for key in value if key in kinds]
+            if len(value) != 1 or len(given) != 1:
+                raise ValueError(
+                    f"give exactly one of {', '.join(kinds)} (percent: 4 is 4% from the"
+                    f" entry; multiple: 2 is twice the stop's distance); got"
+                    f" {', '.join(map(str, value)) or 'none'}"
+                )
+            return {"kind": given[0], "value": value[given[0]]}
+        return value
+
+    def price_from(self, entry: Decimal, side: Side, stop: Decimal | None) -> Decimal | None:
+        """The take-profit of a position of `side` entered at `entry` whose stop is
+        `stop`; None for a multiple of a stop it does not have."""
+        if self.kind == "price":
+            return self.value
+        if self.kind == "multiple":
+            if stop is None:
+                return None
+            gap = abs(entry - stop) * self.value
+        else:
+            gap = entry * self.value / 100 if self.kind == "percent" else self.value
+        return entry + gap if side is Side.LONG else entry - gap
+
+    def __str__(self) -> str:
+        shown = {"price": "at {}", "percent": "{}%", "distance": "{} away", "multiple": "{}R"}
+        return shown[self.kind].format(f"{self.value:f}")
+
+
 def _number(value: Decimal | int | str | float) -> Decimal:
     """A float as it prints (0.1 is 0.1): strategies write floats, prices must not drift."""
     return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
@@ -185,6 +244,10 @@ class Position(DomainModel):
     """Best price seen since entry (highest for a long, lowest for a short): trailing stops."""
     stop_rule: Stop | None = None
     """Its strategy's own stop; None: the config's `stop:` policy."""
+    take_profit_rule: TakeProfit | None = None
+    """Its take-profit, its strategy's or the config's; None: none."""
+    take_profit_client_order_id: str | None = None
+    """The take-profit order resting for it (`take_profit` is its price)."""
     custom: dict[str, Any] = Field(default_factory=dict)
     """What its strategy keeps with it (a trail's stage, a grid level): set by signals,
     read back in `decide`, durable with the position across restarts."""

@@ -28,6 +28,7 @@ from botwarden.domain.models import (
     Price,
     Qty,
     Stop,
+    TakeProfit,
     UtcDatetime,
 )
 
@@ -42,6 +43,12 @@ class Purpose(StrEnum):
     ENTRY = "entry"
     EXIT = "exit"
     STOP = "stop"
+    TAKE_PROFIT = "take_profit"
+
+    @property
+    def protects(self) -> bool:
+        """A stop or a take-profit: resting beside a position, closing it if reached."""
+        return self in (Purpose.STOP, Purpose.TAKE_PROFIT)
 
 
 class IntentStatus(StrEnum):
@@ -160,6 +167,8 @@ class EntryPlan(DomainModel):
     """The signal it acts on: one entry per signal, ever (what the checker holds it to)."""
     stop: Stop | None = None
     """The position's own stop rule (None: the config's policy)."""
+    take_profit: TakeProfit | None = None
+    """The position's take-profit (None: the config's, if it has one)."""
     custom: dict[str, Any] = Field(default_factory=dict)
     """Merged into the position's custom state."""
     expires_at: UtcDatetime | None = None

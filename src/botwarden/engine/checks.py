@@ -125,7 +125,9 @@ class _View:
         self.by_cid: dict[str, list[VenueOrder]] = defaultdict(list)
         for order in self.orders:
             self.by_cid[order.client_order_id].append(order)
-        self.fills = [f for _, f in book.fills() if ids.owns(f.client_order_id)]
+        self.every_fill = [f for _, f in book.fills()]
+        """The account's, whoever's orders: what the venue's position is made of."""
+        self.fills = [f for f in self.every_fill if ids.owns(f.client_order_id)]
         self.held = {p.symbol: p for p in book.positions()}
         self.resting_stops: dict[str, list[VenueOrder]] = defaultdict(list)
         self.working_exits: dict[str, list[VenueOrder]] = defaultdict(list)
@@ -189,6 +191,8 @@ class _View:
                     f" entries ({allowed[0]}): an entry was repeated",
                     (describe(position), *shown),
                 )
+        yield from self._no_flip_through_a_protective_order()
+        yield from self._no_bracket_closing_twice()
         if self.reduce_only:
             return  # the venue lets no stop grow or flip a position, however many rest
         for symbol, stops in self.resting_stops.items():
@@ -207,6 +211,54 @@ class _View:
                     f"{symbol}: {position.qty} held, {covered} covered by resting stops:"
                     " firing together they would open a position the other way",
                     (describe(position), *map(describe, stops)),
+                )
+
+    def _protective(self, client_order_id: str) -> bool:
+        """A stop, a take-profit or a guard of the bot's: an order that only closes."""
+        intent = self.state.intents.get(client_order_id)
+        if intent is not None:
+            return intent.purpose.protects
+        orders = self.by_cid.get(client_order_id, [])
+        return self.ids.is_guard(client_order_id) or any(
+            o.type is OrderType.STOP or o.oco_with is not None for o in orders
+        )
+
+    def _no_flip_through_a_protective_order(self) -> Iterable[Violation]:
+        """The venue's position, fill by fill: no fill of a stop, a take-profit or a
+        guard may take it through zero (it was there to close, not to open)."""
+        held: dict[str, Decimal] = defaultdict(Decimal)
+        for fill in self.every_fill:
+            before = held[fill.symbol]
+            held[fill.symbol] += fill.qty if fill.side is OrderSide.BUY else -fill.qty
+            after = held[fill.symbol]
+            if self._protective(fill.client_order_id) and (
+                before == 0 or ((before > 0) != (after > 0) and after != 0)
+            ):
+                yield Violation(
+                    "I1",
+                    f"{fill.symbol}: protective order {fill.client_order_id} took the position"
+                    f" from {before} to {after}: it opened one, where it should only close",
+                    (describe(fill), *map(describe, self.by_cid.get(fill.client_order_id, []))),
+                )
+
+    def _no_bracket_closing_twice(self) -> Iterable[Violation]:
+        """The two legs of a one-cancels-other pair together close no more than one of
+        them was placed for."""
+        seen: set[str] = set()
+        for order in self.orders:
+            if order.oco_with is None or order.client_order_id in seen:
+                continue
+            other = self.by_cid.get(order.oco_with, [])
+            seen.update({order.client_order_id, order.oco_with})
+            legs = [order, *other]
+            filled = sum((leg.filled_qty for leg in legs), Decimal(0))
+            placed = max(leg.qty for leg in legs)
+            if filled > placed:
+                yield Violation(
+                    "I1",
+                    f"{order.symbol}: both legs of a stop and take-profit pair filled: {filled}"
+                    f" closed where {placed} was held",
+                    tuple(map(describe, legs)),
                 )
 
     def _lost_unseen(self, order: VenueOrder) -> bool:

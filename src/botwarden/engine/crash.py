@@ -15,7 +15,7 @@ from collections import Counter
 
 ENV = "BOTWARDEN_CRASH_AT"
 
-_PURPOSES = ("entry", "exit", "stop")
+_PURPOSES = ("entry", "exit", "stop", "take_profit")
 POINTS = frozenset(
     [f"before_{p}_stored" for p in _PURPOSES]
     + [f"{p}_stored_not_sent" for p in _PURPOSES]

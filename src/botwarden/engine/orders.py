@@ -28,7 +28,7 @@ from decimal import Decimal
 
 from botwarden.domain import risk as rules
 from botwarden.domain.markets import OrderRefused, TimeInForce
-from botwarden.domain.models import Fill, OrderSide, Position, Topic
+from botwarden.domain.models import Fill, OrderSide, Position, TakeProfit, Topic
 from botwarden.domain.orders import EntryPlan, IntentStatus, OrderIntent, OrderType, Purpose
 from botwarden.domain.positions import StopPolicy, Trade, apply_fill
 from botwarden.domain.risk import RiskLimits
@@ -73,6 +73,8 @@ class Context:
     """The markets the bot trades: positions elsewhere on the account are not its own
     (another bot's, the owner's). Empty: every market is."""
     limits: RiskLimits = field(default_factory=RiskLimits)
+    take_profit: TakeProfit | None = None
+    """The config's take-profit for every position without its own; None: none."""
 
     async def position_in(self, symbol: str) -> Position | None:
         for position in (await self.state.snapshot()).positions.values():
@@ -134,9 +136,10 @@ class OrderDesk:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.sent_at_market = 0
-        """Market orders sent (or sent again) so far: they fill at once, so a pass that
-        sent one reads its fills before it ends (a resting stop's fill can wait)."""
+        self.sent_filling = 0
+        """Orders sent so far that fill at once (at market, or a limit the venue filled
+        as it took it): a pass that sent one reads its fills before it ends (a resting
+        stop's fill can wait for the next)."""
         self.recorded: list[Recorded] = []
         """The fills recorded since the runner last took them (for the strategy's
         hooks); not the replay of a lost state's whole history."""
@@ -222,18 +225,98 @@ class OrderDesk:
             also=also,
         )
 
+    async def place_pair(
+        self,
+        position: Position,
+        stop_price: Decimal,
+        take_profit: Decimal,
+        qty: Decimal,
+        also: Callable[[Transaction, OrderIntent, OrderIntent], None] | None = None,
+    ) -> tuple[OrderIntent, OrderIntent]:
+        """A position's stop and take-profit as one one-cancels-other pair: both
+        intents written ahead in one change (with `also`'s writes), then sent in one
+        call. Resolved like any order if the answer is lost; a take-profit never
+        answered is dropped, never sent alone (beside a stop it could close twice)."""
+        ctx = self.ctx
+        CRASH.reached("before_stop_stored")
+        now = ctx.clock()
+        side = position.side.exit_order_side
+        async with ctx.state.transaction() as tx:
+            legs = []
+            for purpose, kind, prices in (
+                (Purpose.STOP, OrderType.STOP, {"stop_price": stop_price}),
+                (Purpose.TAKE_PROFIT, OrderType.LIMIT, {"limit_price": take_profit}),
+            ):
+                cid = ctx.ids.make(tx.next_order_seq())
+                if cid in tx.state.intents:
+                    raise RuntimeError(f"client order id {cid} is taken: epoch reused")
+                leg = OrderIntent(
+                    client_order_id=cid,
+                    symbol=position.symbol,
+                    side=side,
+                    type=kind,
+                    qty=qty,
+                    purpose=purpose,
+                    position_id=position.id,
+                    created_at=now,
+                    updated_at=now,
+                    **prices,
+                ).submit(now, ctx.ids.epoch)
+                tx.save_order(leg)
+                legs.append(leg)
+            stop, target = legs
+            if also is not None:
+                also(tx, stop, target)
+            tx.add_event(
+                now,
+                "order",
+                f"stop at {stop_price} and take-profit at {take_profit} for {qty}"
+                f" {position.symbol}: sending as {stop.client_order_id} /"
+                f" {target.client_order_id} (one cancels the other)",
+                {"client_order_id": stop.client_order_id},
+            )
+        CRASH.reached("stop_stored_not_sent")
+        try:
+            answers = await ctx.venue.submit_oco(
+                OrderRequest.from_intent(stop, reduce_only=True),
+                OrderRequest.from_intent(target, reduce_only=True),
+            )
+        except Ambiguous as error:
+            for leg in legs:
+                await self._store(leg.mark_unknown(ctx.clock(), str(error)), "unknown", error)
+        except (Rejected, NotFound, OrderRefused) as error:
+            for leg in legs:
+                await self._store(leg.reject(ctx.clock(), str(error)), "alert", error)
+        except Retryable as error:
+            for leg in legs:
+                canceled = leg.cancel(ctx.clock(), f"not sent: {error}")
+                await self._store(canceled, "order", error)
+        else:
+            CRASH.reached("stop_sent_answer_not_stored")
+            by_id = {order.client_order_id: order for order in answers}
+            for leg in legs:
+                if leg.client_order_id in by_id:
+                    await self.apply_answer(leg, by_id[leg.client_order_id])
+            if any(order.filled_qty > 0 for order in answers):
+                await self.sync_fills()  # a leg taken and filled at once: the position knows
+        snapshot = (await ctx.state.snapshot()).intents
+        return snapshot[stop.client_order_id], snapshot[target.client_order_id]
+
     async def _cancel_stops(self, position: Position) -> None:
+        """Every stop and take-profit of `position`, canceled: an exit is about to go
+        where the venue cannot keep two exits from closing twice."""
         state = await self.ctx.state.snapshot()
         for intent in state.intents.values():
             if (
                 intent.position_id == position.id
-                and intent.purpose is Purpose.STOP
+                and intent.purpose.protects
                 and not intent.status.is_terminal
                 and not await self.cancel(intent.client_order_id, intent.symbol)
             ):
                 raise Ambiguous(
                     self.ctx.venue.name,
-                    f"cancel of stop {intent.client_order_id} unconfirmed: no exit beside it",
+                    f"cancel of {intent.purpose} {intent.client_order_id} unconfirmed: no"
+                    " exit beside it",
                 )
 
     async def cancel(self, client_order_id: str, symbol: str) -> bool:
@@ -255,7 +338,22 @@ class OrderDesk:
         intent = (await self.ctx.state.snapshot()).intents.get(client_order_id)
         if intent is not None:
             await self.apply_answer(intent, answer)
+        if answer.oco_with is not None:  # its pair went with it: the partner learns so
+            await self.settle(answer.oco_with, symbol)
         return True
+
+    async def settle(self, client_order_id: str, symbol: str) -> None:
+        """The intent of one of the bot's orders learns the venue's word on it (one
+        that went without the bot's doing: the other leg of a pair filled or was
+        canceled)."""
+        intent = (await self.ctx.state.snapshot()).intents.get(client_order_id)
+        if intent is None or intent.status.is_terminal:
+            return
+        try:
+            order = await self.ctx.venue.order(client_order_id, symbol)
+        except NotFound:
+            return  # (a lookup may lag: looked at again when it is missed next)
+        await self.apply_answer(intent, order)
 
     async def closing(self, position: Position) -> bool:
         """Is an exit of `position` (of all of it, or a part) already on its way?"""
@@ -280,7 +378,7 @@ class OrderDesk:
         """Send a SUBMITTING intent and store what the venue answered."""
         ctx = self.ctx
         request = OrderRequest.from_intent(intent, reduce_only=intent.purpose is not Purpose.ENTRY)
-        self.sent_at_market += intent.type is OrderType.MARKET
+        self.sent_filling += intent.type is OrderType.MARKET
         try:
             answer = await ctx.venue.submit(request)
         except Ambiguous as error:
@@ -291,7 +389,10 @@ class OrderDesk:
             canceled = intent.cancel(ctx.clock(), f"not sent: {error}")
             return await self._store(canceled, "order", error)
         CRASH.reached(f"{intent.purpose}_sent_answer_not_stored")
-        return await self.apply_answer(intent, answer)
+        stored = await self.apply_answer(intent, answer)
+        if answer.filled_qty > 0 and intent.purpose.protects:
+            await self.sync_fills()  # it closed (some of) its position at once: known now
+        return stored
 
     async def _store(self, intent: OrderIntent, kind: str, why: Exception) -> OrderIntent:
         async with self.ctx.state.transaction() as tx:
@@ -316,6 +417,8 @@ class OrderDesk:
     async def apply_answer(self, intent: OrderIntent, order: VenueOrder) -> OrderIntent:
         """Store what the venue says of the order. Quantities come only from fills
         (`sync_fills`); this moves the status: accepted, canceled, rejected."""
+        if order.filled_qty > intent.filled_qty and intent.type is not OrderType.MARKET:
+            self.sent_filling += 1  # (a limit taken and filled at once: its fill to read)
         moved = self._moved(intent, order)
         if moved == intent:
             return intent
@@ -362,7 +465,8 @@ class OrderDesk:
         if waited < ctx.unknown_order_grace:
             return current
         where = "by lookup, in the open orders and in the fills"
-        if current.purpose is Purpose.ENTRY or not await self._still_needed(current):
+        alone = current.purpose in (Purpose.ENTRY, Purpose.TAKE_PROFIT)  # (never alone)
+        if alone or not await self._still_needed(current):
             dropped = current.cancel(
                 ctx.clock(), f"never reached the venue: not found {where} for {waited}"
             )
@@ -546,6 +650,9 @@ def _as_planned(position: Position, intent: OrderIntent | None, fill: Fill) -> P
     plan = intent.plan if intent is not None else None
     if plan is None or fill.side is not position.side.entry_order_side:
         return position
-    return position.evolve(
-        stop_rule=plan.stop or position.stop_rule, custom={**position.custom, **plan.custom}
-    )
+    changes: dict = {"custom": {**position.custom, **plan.custom}}
+    if plan.stop is not None:
+        changes["stop_rule"] = plan.stop
+    if plan.take_profit is not None and plan.take_profit != position.take_profit_rule:
+        changes.update(take_profit_rule=plan.take_profit, take_profit=None)  # placed anew
+    return position.evolve(**changes)

@@ -114,12 +114,141 @@ class Protector:
             log.warning(
                 "%s: %s: guard stop %s adopted", ctx.bot_id, position.symbol, guard.client_order_id
             )
+        target = self._take_profit_for(position, wanted, rules)
+        if target is not None and not ctx.venue.capabilities.reduce_only:
+            return await self._protect_as_pair(position, open_orders, price, wanted, target, cover)
         if live is None or live.qty != cover or live.stop_price != wanted:
             underwater = ctx.stop.underwater(position, wanted, price)
             if underwater is not None:
                 return await self._past_its_stop(position, wanted, price, underwater, cover)
             await self._replace(position, live, wanted, cover)
         await self._sweep(position, open_orders)
+        await self._keep_take_profit(position, open_orders, target, cover)
+        return True
+
+    # -- the take-profit beside the stop ---------------------------------------------------
+    def _take_profit_for(
+        self, position: Position, stop: Decimal, rules: MarketRules
+    ) -> Decimal | None:
+        """Where `position`'s take-profit belongs: the price it was placed at (fixed
+        once placed, from the entry and the stop then: a trailing stop does not drag a
+        2R target along), or from its rule (its own, else the config's); None: none."""
+        rule = position.take_profit_rule or self.ctx.take_profit
+        if rule is None:
+            return None
+        if position.take_profit is not None:
+            return position.take_profit
+        wanted = rule.price_from(position.entry_price, position.side, stop)
+        if wanted is None or wanted <= 0:
+            return None
+        return fit_price(wanted, rules, position.side.exit_order_side)
+
+    async def _keep_take_profit(
+        self,
+        position: Position,
+        open_orders: dict[str, VenueOrder],
+        target: Decimal | None,
+        cover: Decimal,
+    ) -> None:
+        """Where the venue honours reduce-only orders: the take-profit is a reduce-only
+        limit of its own beside the stop (whichever fills first, the other finds less
+        or nothing to reduce, and is resized or canceled at the next look). A new one
+        is placed before the old one goes: there is always one resting."""
+        state = await self.ctx.state.snapshot()
+        position = state.positions.get(position.id, position)
+        current = position.take_profit_client_order_id or ""
+        known = state.intents.get(current)
+        if known is not None and known.status in WAITING:
+            return  # its fate is being resolved first
+        live = open_orders.get(current)
+        if target is None:
+            if live is not None:  # no take-profit wanted any more
+                await self.desk.cancel(current, position.symbol)
+            return
+        if live is not None and live.qty == cover and live.limit_price == target:
+            return
+
+        def remember(tx: Transaction, intent: OrderIntent) -> None:
+            tx.save_position(
+                position.evolve(
+                    take_profit=target, take_profit_client_order_id=intent.client_order_id
+                )
+            )
+
+        placed = await self.desk.place(
+            symbol=position.symbol,
+            side=position.side.exit_order_side,
+            qty=cover,
+            purpose=Purpose.TAKE_PROFIT,
+            position_id=position.id,
+            type=OrderType.LIMIT,
+            limit_price=target,
+            also=remember,
+        )
+        await self._told_of(
+            position, placed, f"take-profit for {cover} {position.symbol} at {target}"
+        )
+        if live is not None and placed.status is not IntentStatus.REJECTED:
+            await self.desk.cancel(current, position.symbol)
+
+    async def _protect_as_pair(
+        self,
+        position: Position,
+        open_orders: dict[str, VenueOrder],
+        price: Decimal,
+        stop: Decimal,
+        target: Decimal,
+        cover: Decimal,
+    ) -> bool:
+        """Where the venue does not honour reduce-only orders, a stop and a take-profit
+        rest as one one-cancels-other pair, or not at all: both resting alone could sell
+        twice. A pair not as wanted (moved, resized, a leg gone) is canceled (one
+        cancel takes both) and placed again; a venue that refuses the pair gets the
+        stop alone: never a position left bare for its take-profit."""
+        ctx = self.ctx
+        state = await ctx.state.snapshot()
+        legs = [position.stop_client_order_id or "", position.take_profit_client_order_id or ""]
+        if any(state.intents.get(cid) and state.intents[cid].status in WAITING for cid in legs):
+            return True  # a leg's fate is being resolved first
+        live_stop, live_target = open_orders.get(legs[0]), open_orders.get(legs[1])
+        paired = (
+            live_stop is not None
+            and live_target is not None
+            and live_stop.oco_with == live_target.client_order_id
+        )
+        if (
+            paired
+            and live_stop.qty == cover
+            and live_target.qty == cover
+            and live_stop.stop_price == stop
+            and live_target.limit_price == target
+        ):
+            await self._sweep(position, open_orders)
+            return True
+        underwater = ctx.stop.underwater(position, stop, price)
+        if underwater is not None:
+            return await self._past_its_stop(position, stop, price, underwater, cover)
+        if live_target is not None and paired:
+            live_target = None  # the one cancel takes both
+        for live in (live_stop, live_target):
+            if live is not None and not await self.desk.cancel(live.client_order_id, live.symbol):
+                return True  # maybe still resting: looked at again at the next pass
+
+        def remember(tx: Transaction, stop_leg: OrderIntent, target_leg: OrderIntent) -> None:
+            tx.save_position(
+                position.evolve(
+                    stop_price=stop,
+                    stop_client_order_id=stop_leg.client_order_id,
+                    take_profit=target,
+                    take_profit_client_order_id=target_leg.client_order_id,
+                )
+            )
+
+        stop_leg, _ = await self.desk.place_pair(position, stop, target, cover, also=remember)
+        what = f"stop at {stop} and take-profit at {target} for {cover} {position.symbol}"
+        await self._told_of(position, stop_leg, what)
+        if stop_leg.status is IntentStatus.REJECTED:  # the stop alone, then
+            await self._place(await self._fresh(position), stop, cover)
         return True
 
     async def adopt_stop(
@@ -152,7 +281,7 @@ class Protector:
             intent = state.intents.get(cid)
             if (
                 intent is not None
-                and intent.purpose is Purpose.STOP
+                and intent.purpose.protects
                 and intent.position_id not in state.positions
             ):
                 await self.desk.cancel(cid, order.symbol)
@@ -240,23 +369,23 @@ class Protector:
             stop_price=stop_price,
             also=remember,
         )
+        await self._told_of(position, placed, f"stop for {qty} {position.symbol} at {stop_price}")
+        return placed
+
+    async def _told_of(self, position: Position, placed: OrderIntent, what: str) -> None:
+        """The event of a protective order placed (an alert, if the venue refused it)."""
+        refused = placed.status is IntentStatus.REJECTED
         async with self.ctx.state.transaction() as tx:
             tx.add_event(
                 self.ctx.clock(),
-                "alert" if placed.status is IntentStatus.REJECTED else "stop_placed",
-                f"stop for {qty} {position.symbol} at {stop_price}:"
-                f" {placed.status} ({placed.client_order_id})",
+                "alert" if refused else "stop_placed",
+                f"{what}: {placed.status} ({placed.client_order_id})",
                 {
                     "client_order_id": placed.client_order_id,
                     "position_id": position.id,
-                    **(
-                        {"notify": Topic.UNPROTECTED}
-                        if placed.status is IntentStatus.REJECTED
-                        else {}
-                    ),
+                    **({"notify": Topic.UNPROTECTED} if refused else {}),
                 },
             )
-        return placed
 
     async def _past_its_stop(
         self, position: Position, stop: Decimal, price: Decimal, underwater: Decimal, cover: Decimal

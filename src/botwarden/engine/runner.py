@@ -45,7 +45,7 @@ from botwarden.engine.orders import BREAKER, WAITING, Context, OrderDesk
 from botwarden.engine.outage import OutageGuard
 from botwarden.engine.protection import Protector
 from botwarden.engine.recovery import Recovery, RecoveryReport, venue_fills
-from botwarden.errors import FencedOut, StateError, StateLost, UntradableSymbol
+from botwarden.errors import ConfigError, FencedOut, StateError, StateLost, UntradableSymbol
 from botwarden.state.manager import StateManager, Transaction
 from botwarden.state.records import BotState
 from botwarden.strategies.bars import Bars
@@ -105,6 +105,12 @@ class Runner:
         strategy: LoadedStrategy | None = None,
     ) -> None:
         config.require_markets()
+        if config.take_profit is not None and not _holds_take_profits(venue):
+            raise ConfigError(
+                f"{config.source}: take_profit: {venue.name} cannot hold a take-profit beside"
+                " a stop (it has neither reduce-only orders nor one-cancels-other pairs):"
+                " remove take_profit, or trade where it can"
+            )
         self.config = config
         self.state = state
         self.notifications = notifications
@@ -187,6 +193,7 @@ class Runner:
             unknown_order_grace=config.engine.unknown_order_grace,
             symbols=tuple(config.symbols),
             limits=config.risk,
+            take_profit=config.take_profit,
         )
         self.ctx = ctx
         self.desk = OrderDesk(ctx)
@@ -509,7 +516,7 @@ class Runner:
 
     async def _tick(self) -> None:
         ctx, desk = self.ctx, self.desk
-        sent_before = desk.sent_at_market
+        sent_before = desk.sent_filling
         open_orders = await self._open()
         await desk.sync_fills()
         waiting = await self._waiting()
@@ -541,7 +548,7 @@ class Runner:
                 await self._act(signal, prices[symbol])
                 failures += await self._tell_strategy()
         await self._strategy_checked(failures)
-        if desk.sent_at_market != sent_before:  # (a close, say, since the last read)
+        if desk.sent_filling != sent_before:  # (a close, say, since the last read)
             await desk.sync_fills()  # the pass ends knowing what its orders did
 
     async def _decide(self, symbol: str) -> Signal | None:
@@ -717,6 +724,11 @@ class Runner:
             await self._skip(signal, f"{symbol} cannot be sold short on {self.venue.name}")
             return
         expected = signal.limit or price  # what the entry is sized and checked at
+        stop_price = self._stop_at_entry(signal, held, side, expected)
+        refused = self._take_profit_refused(signal, side, expected, stop_price)
+        if refused is not None:
+            await self._skip(signal, f"{symbol}: {refused}")
+            return
         try:
             qty = entry_qty(
                 signal.size or self.config.order.size,
@@ -725,7 +737,7 @@ class Runner:
                 equity=self._balance.equity,
                 buying_power=self._balance.buying_power,
                 rules=market,
-                stop_price=self._stop_at_entry(signal, held, side, expected),
+                stop_price=stop_price,
             )
         except OrderRefused as error:
             await self._skip(signal, str(error))
@@ -734,7 +746,11 @@ class Runner:
         limits = self.config.risk
         expires = now + signal.expires_after if signal.expires_after is not None else None
         plan = EntryPlan(
-            signal_id=signal.id, stop=signal.stop, custom=signal.state or {}, expires_at=expires
+            signal_id=signal.id,
+            stop=signal.stop,
+            take_profit=signal.take_profit,
+            custom=signal.state or {},
+            expires_at=expires,
         )
 
         def taken(tx: Transaction, intent: OrderIntent) -> None:
@@ -772,6 +788,23 @@ class Runner:
         if held is not None and held.stop_rule is not None:
             return held.stop_rule.price_from(price, side)
         return self.config.stop.price_from(price, side)
+
+    def _take_profit_refused(
+        self, signal: Signal, side: Side, price: Decimal, stop: Decimal
+    ) -> str | None:
+        """Why the signal's take-profit cannot be had, if it cannot: the venue holds no
+        take-profit beside a stop, or it is not on the winning side of the entry."""
+        rule = signal.take_profit
+        if rule is None:
+            return None
+        if not _holds_take_profits(self.venue):
+            return f"{self.venue.name} cannot hold a take-profit beside a stop"
+        target = rule.price_from(price, side, stop)
+        beyond = target is not None and (target > price if side is Side.LONG else target < price)
+        if not beyond:
+            where = "above" if side is Side.LONG else "below"
+            return f"a {side}'s take-profit must be {where} the entry {price}: {rule} is {target}"
+        return None
 
     async def _expire_entries(self, open_orders: dict[str, VenueOrder]) -> bool:
         """Limit entries past their expiry are canceled (what filled of them stays,
@@ -849,14 +882,20 @@ class Runner:
             await self._skip(signal, "nothing held to update")
             return
         now = self.clock()
-        changed = position.evolve(
-            stop_rule=signal.stop or position.stop_rule,
-            custom={**position.custom, **(signal.state or {})},
-        )
+        if signal.take_profit is not None and not _holds_take_profits(self.venue):
+            await self._skip(signal, f"{self.venue.name} cannot hold a take-profit beside a stop")
+            return
+        changes: dict = {"custom": {**position.custom, **(signal.state or {})}}
+        if signal.stop is not None:
+            changes["stop_rule"] = signal.stop
+        if signal.take_profit is not None:  # placed anew from the rule, at once
+            changes.update(take_profit_rule=signal.take_profit, take_profit=None)
+        changed = position.evolve(**changes)
         async with self.state.transaction() as tx:
             tx.save_position(changed)
             tx.mark_signal_processed(signal.id, now)
             what = [f"stop {signal.stop}"] if signal.stop else []
+            what += [f"take-profit {signal.take_profit}"] if signal.take_profit else []
             what += [f"state {sorted(signal.state)}"] if signal.state else []
             tx.add_event(
                 now,
@@ -865,7 +904,7 @@ class Runner:
                 + (f": {signal.reason}" if signal.reason else ""),
                 {"position_id": position.id},
             )
-        if signal.stop is not None:
+        if signal.stop is not None or signal.take_profit is not None:
             await self.protector.protect_all(await self._open(), {signal.symbol: price})
 
     # -- an operator's emergency -------------------------------------------------------------
@@ -937,3 +976,8 @@ class Runner:
         except StateError:  # the store is failing: told at a later pass
             return
         self.notifications.publish(state)
+
+
+def _holds_take_profits(venue: Venue) -> bool:
+    """Can `venue` hold a take-profit beside a stop without both ever closing?"""
+    return venue.capabilities.reduce_only or venue.capabilities.oco

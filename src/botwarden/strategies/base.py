@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from botwarden.domain.markets import TimeInForce
-from botwarden.domain.models import Bar, Position, Stop
+from botwarden.domain.models import Bar, Position, Stop, TakeProfit
 from botwarden.domain.sizing import Size
 
 P = TypeVar("P", bound=BaseModel)
@@ -70,6 +70,8 @@ class Signal:
     """A limit entry not filled this long after it is sent is canceled."""
     stop: Stop | None = None
     """The position's own stop (`Stop.price(95)`, `Stop.percent(2, trailing=True)`)."""
+    take_profit: TakeProfit | None = None
+    """The position's take-profit, on the venue beside the stop (`TakeProfit.multiple(2)`)."""
     state: Mapping[str, Any] | None = None
     """Kept with the position (merged into `position.custom`), durable across restarts."""
     fraction: Decimal | None = None
@@ -92,6 +94,11 @@ class Signal:
             raise ValueError(f"size: {self.size!r} is not a Size; write Size.units(10) or kin")
         if self.stop is not None and not isinstance(self.stop, Stop):
             raise ValueError(f"stop: {self.stop!r} is not a Stop; write Stop.percent(2) or kin")
+        if self.take_profit is not None and not isinstance(self.take_profit, TakeProfit):
+            raise ValueError(
+                f"take_profit: {self.take_profit!r} is not a TakeProfit; write"
+                " TakeProfit.percent(4) or kin"
+            )
         for name in ("limit", "fraction", "qty"):
             if getattr(self, name) is not None:
                 set_(self, name, _positive(name, getattr(self, name)))
@@ -105,6 +112,7 @@ class Signal:
             "time_in_force": action.enters,
             "expires_after": self.limit is not None,
             "stop": action.enters or action is Action.UPDATE,
+            "take_profit": action.enters or action is Action.UPDATE,
             "state": action.enters or action is Action.UPDATE,
             "fraction": action is Action.EXIT,
             "qty": action is Action.EXIT and self.fraction is None,
@@ -131,12 +139,13 @@ class Signal:
         time_in_force: TimeInForce | str | None = None,
         expires_after: timedelta | None = None,
         stop: Stop | None = None,
+        take_profit: TakeProfit | None = None,
         state: Mapping[str, Any] | None = None,
     ) -> Signal:
         """Enter long in `symbol`, decided on the bar `at` (a `Bar`, or its time)."""
         return cls(
             "", symbol, Action.ENTER_LONG, _time_of(at), reason, size, limit,
-            time_in_force, expires_after, stop, state,
+            time_in_force, expires_after, stop, take_profit, state,
         )  # fmt: skip
 
     @classmethod
@@ -151,12 +160,13 @@ class Signal:
         time_in_force: TimeInForce | str | None = None,
         expires_after: timedelta | None = None,
         stop: Stop | None = None,
+        take_profit: TakeProfit | None = None,
         state: Mapping[str, Any] | None = None,
     ) -> Signal:
         """Enter short in `symbol` (skipped, saying why, where it cannot be shorted)."""
         return cls(
             "", symbol, Action.ENTER_SHORT, _time_of(at), reason, size, limit,
-            time_in_force, expires_after, stop, state,
+            time_in_force, expires_after, stop, take_profit, state,
         )  # fmt: skip
 
     @classmethod
@@ -171,13 +181,14 @@ class Signal:
         time_in_force: TimeInForce | str | None = None,
         expires_after: timedelta | None = None,
         stop: Stop | None = None,
+        take_profit: TakeProfit | None = None,
         state: Mapping[str, Any] | None = None,
     ) -> Signal:
         """Scale in: more of the position held in `symbol`, in its direction; its
         stop is resized to cover all of it."""
         return cls(
             "", symbol, Action.ADD, _time_of(at), reason, size, limit,
-            time_in_force, expires_after, stop, state,
+            time_in_force, expires_after, stop, take_profit, state,
         )  # fmt: skip
 
     @classmethod
@@ -202,11 +213,15 @@ class Signal:
         reason: str = "",
         *,
         stop: Stop | None = None,
+        take_profit: TakeProfit | None = None,
         state: Mapping[str, Any] | None = None,
     ) -> Signal:
         """No order: the position held in `symbol` gets a new stop rule (a stop only
-        ever tightens) and/or more custom state."""
-        return cls("", symbol, Action.UPDATE, _time_of(at), reason, stop=stop, state=state)
+        ever tightens), a new take-profit, and/or more custom state."""
+        return cls(
+            "", symbol, Action.UPDATE, _time_of(at), reason,
+            stop=stop, take_profit=take_profit, state=state,
+        )  # fmt: skip
 
     @property
     def id(self) -> str:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from botwarden.domain.models import Bar, Position, Side, Stop
+from botwarden.domain.models import Bar, Position, Side, Stop, TakeProfit
 from botwarden.domain.sizing import Size
 from botwarden.strategies.base import Action, Signal, parse_params
 
@@ -90,6 +90,11 @@ class CoinFlip:
             [None, Stop.percent("1.5"), Stop.distance(bar.close / 50, trailing=True),
              Stop.price(Stop.percent(3).price_from(bar.close, side))],
         )  # fmt: skip
+        take_profit = self._pick(
+            symbol, bar, ":take_profit",
+            [None, TakeProfit.multiple(2), TakeProfit.percent("1.5"),
+             TakeProfit.distance(bar.close / 40)],
+        )  # fmt: skip
         limit = None
         if self._coin(symbol, bar, ":limit") < 0.5:  # a limit a little away, for 3 bars
             away = Decimal("0.998") if side is Side.LONG else Decimal("1.002")
@@ -97,7 +102,7 @@ class CoinFlip:
         return Signal(
             self.name, symbol, action, bar.time, f"coin {coin:.2f} (own size, stop, limit)",
             size=size, limit=limit, expires_after=timedelta(hours=3) if limit else None,
-            stop=stop, state={"entered_on": bar.time.isoformat()},
+            stop=stop, take_profit=take_profit, state={"entered_on": bar.time.isoformat()},
         )  # fmt: skip
 
     def _while_holding(
@@ -111,5 +116,8 @@ class CoinFlip:
         if coin < self.params.exit:
             stage = int(position.custom.get("stage", 0)) + 1
             tighter = Stop.percent("0.8", trailing=True)
-            return Signal.update(symbol, bar, why, stop=tighter, state={"stage": stage})
+            target = TakeProfit.multiple(3) if stage % 2 else None
+            return Signal.update(
+                symbol, bar, why, stop=tighter, take_profit=target, state={"stage": stage}
+            )
         return None

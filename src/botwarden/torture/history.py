@@ -39,6 +39,7 @@ CALLS = frozenset(
         "order",
         "fills",
         "submit",
+        "submit_oco",
         "cancel",
         "last_price",
         "last_prices",

@@ -217,6 +217,7 @@ def draw_scenario(seed: int, options: Options) -> Scenario:
                 },
                 "timeframe": "1h",
             },
+            "take_profit": rng.choice([None, None, {"percent": 3}, {"multiple": 2}]),
             "stop": {
                 "distance": rng.choice([0.5, 1, 2, 3]),
                 "trailing": rng.random() < 0.5,

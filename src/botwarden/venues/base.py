@@ -156,6 +156,9 @@ class VenueOrder(DomainModel):
     updated_at: UtcDatetime
     reason: str | None = None
     reduce_only: bool = False
+    oco_with: str | None = None
+    """The client order id of the other leg of its one-cancels-other pair, if it is in
+    one: a fill of either shrinks or cancels the other, a cancel of either takes both."""
 
 
 class VenuePosition(DomainModel):
@@ -205,6 +208,10 @@ class Capabilities:
     two exits resting at once (a stop being moved, a stop and a market exit) are safe:
     whichever fires second finds nothing to reduce. Without it, an exit is only sent
     once the other exits of the position are canceled."""
+    oco: bool = False
+    """A stop and a take-profit can rest as one pair (`submit_oco`) that never closes
+    more than one of them would: where a venue has neither this nor reduce-only, a
+    position can have no take-profit beside its stop."""
 
 
 DEFAULT_CLOCK_TOLERANCE = timedelta(seconds=5)
@@ -281,6 +288,12 @@ class Venue(Protocol):
 
     async def submit(self, request: OrderRequest) -> VenueOrder:
         """Send an order. Never retried inside: `Ambiguous` goes back to the caller."""
+        ...
+
+    async def submit_oco(self, stop: OrderRequest, take_profit: OrderRequest) -> list[VenueOrder]:
+        """The stop and the take-profit of one position as one-cancels-other pair, both
+        under the client ids given, on a venue whose capabilities say `oco`; the two
+        orders as the venue took them, the stop first."""
         ...
 
     async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder: ...

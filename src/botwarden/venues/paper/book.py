@@ -190,6 +190,11 @@ class PaperBook:
             self._open = {o.venue_order_id: o for o in self._orders("final = 0")}
         return self._open
 
+    def _open_now(self) -> dict[str, VenueOrder]:
+        """The open orders as the transaction under way has them so far."""
+        current = {**self._open_orders(), **self._staged}
+        return {venue_id: o for venue_id, o in current.items() if not o.state.is_final}
+
     def _save_order(self, order: VenueOrder, seq: int | None = None) -> None:
         if seq is None:
             seq = self._db.execute(
@@ -226,7 +231,12 @@ class PaperBook:
         held = self.positions()
         exposure = sum((self._signed(p) * self.feed.price(p.symbol, now) for p in held), Decimal(0))
         equity = cash + exposure
-        return Balance(currency=self.settings.currency, cash=cash, equity=equity, buying_power=cash)
+        return Balance(
+            currency=self.settings.currency,
+            cash=cash,
+            equity=equity,
+            buying_power=cash - self._reserved(now),
+        )
 
     @staticmethod
     def _signed(position: VenuePosition) -> Decimal:
@@ -284,19 +294,45 @@ class PaperBook:
             order = self._accept(request, now, fill_fraction)
         return order
 
+    def submit_oco(
+        self, stop: OrderRequest, take_profit: OrderRequest, now: datetime
+    ) -> list[VenueOrder]:
+        """Accept a stop and a take-profit as one one-cancels-other pair (as Alpaca's
+        OCO and Binance's order lists): both exits of one position, for one quantity;
+        the stop first. The two claim the position once: never both fill in full."""
+        problem = _not_a_pair(stop, take_profit)
+        if problem is not None:
+            raise Rejected(self.NAME, f"not an OCO pair: {problem}", code="bad_oco")
+        self._check_symbol(stop.symbol)
+        with self._transaction():
+            self._check_client_id(take_profit.client_order_id)
+            first = self._accept(stop, now, None, oco_with=take_profit.client_order_id)
+            second = self._accept(
+                take_profit, now, None, oco_with=stop.client_order_id, claimed=True
+            )
+        return [self.order(first.client_order_id), second]
+
     def _check_symbol(self, symbol: str) -> None:
         if symbol not in self.feed.instruments:
             known = ", ".join(self.feed.symbols())
             raise Rejected(self.NAME, f"unknown symbol {symbol!r}; this exchange lists {known}")
 
     def _accept(
-        self, request: OrderRequest, now: datetime, fill_fraction: Decimal | None
+        self,
+        request: OrderRequest,
+        now: datetime,
+        fill_fraction: Decimal | None,
+        oco_with: str | None = None,
+        claimed: bool = False,
     ) -> VenueOrder:
+        """`oco_with`: the other leg of its pair; `claimed`: what it sells is claimed by
+        that leg already (an OCO pair claims the position once)."""
         self._check_client_id(request.client_order_id)
         price = self.feed.price(request.symbol, now)
         if request.type is OrderType.STOP:
             self._check_stop_side(request, price)
-        self._check_funds(request, price, now)
+        if not claimed:
+            self._check_funds(request, price, now)
         seq = self._next("order_seq")
         order = VenueOrder(
             client_order_id=request.client_order_id,
@@ -312,6 +348,7 @@ class PaperBook:
             created_at=now,
             updated_at=now,
             reduce_only=request.reduce_only and self.settings.reduce_only,
+            oco_with=oco_with,
         )
         self._save_order(order, seq)
         marketable = request.type is OrderType.MARKET or (
@@ -412,9 +449,10 @@ class PaperBook:
             if self.settings.shorting:
                 return
             held, _ = self._position(request.symbol)
-            available = held - sum(
-                (o.qty - o.filled_qty for o in claimed(OrderSide.SELL, request.symbol)), Decimal(0)
-            )
+            selling = claimed(OrderSide.SELL, request.symbol)
+            pairs = {o.client_order_id for o in selling}
+            once = [o for o in selling if o.oco_with not in pairs or o.type is OrderType.STOP]
+            available = held - sum((o.qty - o.filled_qty for o in once), Decimal(0))
             if request.qty > available:
                 raise Rejected(
                     self.NAME,
@@ -423,18 +461,11 @@ class PaperBook:
                     code="insufficient_balance",
                 )
             return
+        if self._covers_a_short(request.symbol, request.qty):
+            return  # buying back what is held short takes no cash beyond the margin held
         fee = 1 + self.settings.fee_rate
-        reserved = sum(
-            (
-                (o.qty - o.filled_qty)
-                * (o.limit_price or o.stop_price or self.feed.price(o.symbol, now))
-                * fee
-                for o in claimed(OrderSide.BUY)
-            ),
-            Decimal(0),
-        )
         cost = request.qty * (request.limit_price or request.stop_price or price) * fee
-        available = self.cash() - reserved
+        available = self.cash() - self._reserved(now)
         if cost > available:
             raise Rejected(
                 self.NAME,
@@ -442,6 +473,25 @@ class PaperBook:
                 f" {available:.2f} is available",
                 code="insufficient_funds",
             )
+
+    def _covers_a_short(self, symbol: str, qty: Decimal) -> bool:
+        held, _ = self._position(symbol)
+        return held < 0 and qty <= -held
+
+    def _reserved(self, now: datetime) -> Decimal:
+        """The cash open buy orders claim (not those buying back a short), as a venue's
+        buying power leaves it out: the same cash is never spent twice."""
+        fee = 1 + self.settings.fee_rate
+        return sum(
+            (
+                (o.qty - o.filled_qty)
+                * (o.limit_price or o.stop_price or self.feed.price(o.symbol, now))
+                * fee
+                for o in self._open_orders().values()
+                if o.side is OrderSide.BUY and not self._covers_a_short(o.symbol, o.qty)
+            ),
+            Decimal(0),
+        )
 
     def _slipped(self, price: Decimal, side: OrderSide) -> Decimal:
         tick = Decimal("0.00000001")
@@ -477,7 +527,29 @@ class PaperBook:
             updated_at=now,
         )
         self._save_order(order)
+        if order.oco_with is not None:
+            self._shrink_other_leg(order, now)
         return order
+
+    def _shrink_other_leg(self, order: VenueOrder, now: datetime) -> None:
+        """A leg of a pair filled: the other is cut to what is left of this one, and
+        canceled once nothing is (as Alpaca adjusts a bracket's stop to what is left
+        when its take-profit fills in part)."""
+        other = next(
+            (o for o in self._open_now().values() if o.client_order_id == order.oco_with), None
+        )
+        if other is None:
+            return
+        left = order.qty - order.filled_qty
+        if left <= 0:
+            other = other.evolve(
+                state=OrderState.CANCELED,
+                updated_at=now,
+                reason=f"oco: {order.client_order_id} filled",
+            )
+        else:
+            other = other.evolve(qty=other.filled_qty + left, updated_at=now)
+        self._save_order(other)
 
     def _move_position(self, symbol: str, signed_qty: Decimal, price: Decimal) -> None:
         held, average = self._position(symbol)
@@ -503,6 +575,14 @@ class PaperBook:
                 raise Rejected(self.NAME, f"order {client_order_id!r} is not open", code="not_open")
             order = open_[-1].evolve(state=OrderState.CANCELED, updated_at=now)
             self._save_order(order)
+            for other in list(self._open_now().values()):  # a pair goes together
+                if order.oco_with is not None and other.client_order_id == order.oco_with:
+                    canceled = other.evolve(
+                        state=OrderState.CANCELED,
+                        updated_at=now,
+                        reason=f"oco: {client_order_id} canceled",
+                    )
+                    self._save_order(canceled)
         return order
 
     def advance(self, now: datetime) -> list[VenueOrder]:
@@ -523,7 +603,11 @@ class PaperBook:
                         price, at = crossed
                         crossings.append((at, seq, order, price))
                 for at, _, order, price in sorted(crossings, key=lambda c: (c[0], c[1])):
-                    filled.append(self._fill_resting(order, price, at))
+                    # As it is now: an earlier fill may have shrunk or canceled it (the
+                    # other leg of its pair filled first).
+                    current = self._open_now().get(order.venue_order_id)
+                    if current is not None:
+                        filled.append(self._fill_resting(current, price, at))
             if last is None or datetime.fromisoformat(last) < now:
                 self._set_meta("processed_until", now.isoformat())
             reached = max(now, datetime.fromisoformat(last)) if last else now
@@ -538,7 +622,12 @@ class PaperBook:
         held, _ = self._position(order.symbol)
         if order.side is OrderSide.BUY:
             short = qty * price * (1 + self.settings.fee_rate) - self.cash()
-            problem = f"insufficient funds at fill: short by {short:.2f}" if short > 0 else None
+            covering = self._covers_a_short(order.symbol, qty)
+            problem = (
+                f"insufficient funds at fill: short by {short:.2f}"
+                if short > 0 and not covering
+                else None
+            )
         else:
             problem = (
                 f"insufficient {order.symbol} at fill: selling {qty}, holding {held}"
@@ -573,3 +662,17 @@ class PaperBook:
             ):
                 return order.limit_price, at
         return None
+
+
+def _not_a_pair(stop: OrderRequest, take_profit: OrderRequest) -> str | None:
+    if stop.type is not OrderType.STOP or take_profit.type is not OrderType.LIMIT:
+        return "a stop and a limit (the take-profit), in that order"
+    if (stop.symbol, stop.side, stop.qty) != (
+        take_profit.symbol,
+        take_profit.side,
+        take_profit.qty,
+    ):
+        return "both legs close the same quantity of the same symbol"
+    if stop.client_order_id == take_profit.client_order_id:
+        return "each leg has its own client order id"
+    return None

@@ -92,6 +92,7 @@ class PaperVenue:
             closed_order_lookup=True,
             bulk=frozenset({"positions", "open_orders", "fills"}),
             reduce_only=book.settings.reduce_only,
+            oco=True,
         )
 
     async def _call(self, operation: str, effect: Callable[[datetime], T]) -> T:
@@ -185,6 +186,14 @@ class PaperVenue:
             return self.book.submit(request, now, partial.fraction if partial else None)
 
         return await self._call("submit", accept)
+
+    async def submit_oco(self, stop: OrderRequest, take_profit: OrderRequest) -> list[VenueOrder]:
+        if stop.symbol in self.book.feed.instruments:
+            price = self.book.feed.price(stop.symbol, self.clock())
+            rules = await self.market(stop.symbol)
+            enforce(stop, rules, price)
+            enforce(take_profit, rules, price)
+        return await self._call("submit", lambda now: self.book.submit_oco(stop, take_profit, now))
 
     async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder:
         def cancel(now: datetime) -> VenueOrder:

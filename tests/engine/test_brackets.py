@@ -1,0 +1,147 @@
+"""A stop and a take-profit resting at once, checked on the exchange's book: as one
+one-cancels-other pair where the venue does not honour reduce-only orders, as two
+reduce-only orders where it does. Whichever fills, the other goes; a trailing stop
+moves without dragging the take-profit; a venue that can hold neither is refused."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from botwarden.config import AlpacaVenueSettings, BotConfig
+from botwarden.domain.models import Bar, Position, Stop, TakeProfit
+from botwarden.domain.orders import OrderType, Purpose
+from botwarden.engine.runner import Runner
+from botwarden.errors import ConfigError
+from botwarden.state.manager import StateManager, utc_now
+from botwarden.state.memory import MemoryStore
+from botwarden.strategies.base import Signal
+from botwarden.venues.factory import open_venue
+from tests.engine.harness import CONFIG, Exchange
+
+
+class OnceLong:
+    """Enters long on its first pass, with what it is given; nothing after."""
+
+    name = "once"
+    bars_needed = 1
+
+    def __init__(self, **entry: object) -> None:
+        self.entry, self.done = entry, False
+
+    def decide(self, symbol: str, bars: list[Bar], position: Position | None) -> Signal | None:
+        if self.done or position is not None:
+            return None
+        self.done = True
+        return Signal.long(symbol, bars[-1], "once", **self.entry)
+
+
+def resting(exchange: Exchange) -> list:
+    return list(exchange.book.open_orders("SPY"))
+
+
+async def until_flat(exchange: Exchange, runner: Runner, hours: int = 24 * 30) -> None:
+    for _ in range(hours):
+        await exchange.hours(runner, 1)  # every promise checked after each pass
+        if not (await runner.state.snapshot()).positions:
+            return
+    pytest.fail("never closed")
+
+
+@pytest.mark.parametrize("reduce_only", [False, True])
+async def test_a_take_profit_reached_closes_it_and_the_stop_goes(
+    tmp_path: Path, reduce_only: bool
+) -> None:
+    exchange = Exchange(tmp_path, reduce_only=reduce_only)
+    strategy = OnceLong(stop=Stop.percent(20), take_profit=TakeProfit.percent("0.3"))
+    runner = await exchange.runner(strategy)
+    await exchange.hours(runner, 1)
+    [position] = (await runner.state.snapshot()).positions.values()
+    legs = {o.type: o for o in resting(exchange)}
+    assert set(legs) == {OrderType.STOP, OrderType.LIMIT}
+    assert legs[OrderType.LIMIT].qty == legs[OrderType.STOP].qty == position.size
+    if not reduce_only:
+        assert legs[OrderType.STOP].oco_with == legs[OrderType.LIMIT].client_order_id
+    await until_flat(exchange, runner)
+    state = await runner.state.snapshot()
+    [trade] = [e for e in state.events.values() if e.kind == "trade"]
+    closed_by = state.intents[trade.data["closed_by"]]
+    assert closed_by.purpose is Purpose.TAKE_PROFIT and Decimal(trade.data["pnl"]) > 0
+    await exchange.hours(runner, 1)
+    assert resting(exchange) == [], "the stop went with its position"
+    await runner.state.close()
+    exchange.book.close()
+
+
+@pytest.mark.parametrize("reduce_only", [False, True])
+async def test_a_stop_that_fires_takes_the_take_profit_with_it(
+    tmp_path: Path, reduce_only: bool
+) -> None:
+    exchange = Exchange(tmp_path, reduce_only=reduce_only)
+    strategy = OnceLong(stop=Stop.percent("0.3"), take_profit=TakeProfit.percent(20))
+    runner = await exchange.runner(strategy)
+    await until_flat(exchange, runner)
+    await exchange.hours(runner, 1)
+    state = await runner.state.snapshot()
+    [trade] = [e for e in state.events.values() if e.kind == "trade"]
+    assert state.intents[trade.data["closed_by"]].purpose is Purpose.STOP
+    assert resting(exchange) == [], "the take-profit went with its position"
+    await runner.state.close()
+    exchange.book.close()
+
+
+async def test_a_trailing_stop_moves_and_its_take_profit_stays(exchange: Exchange) -> None:
+    strategy = OnceLong(stop=Stop.percent(2, trailing=True), take_profit=TakeProfit.multiple(3))
+    runner = await exchange.runner(strategy)
+    await exchange.hours(runner, 1)
+    [position] = (await runner.state.snapshot()).positions.values()
+    target = position.take_profit
+    expected = position.entry_price + 3 * (position.entry_price - position.stop_price)
+    assert abs(target - expected) <= Decimal("0.01"), "3R from the entry, the stop then"
+    stops_seen = set()
+    for _ in range(48):
+        await exchange.hours(runner, 1)
+        held = (await runner.state.snapshot()).positions
+        if not held:
+            break
+        legs = {o.type: o for o in resting(exchange)}
+        assert legs[OrderType.LIMIT].limit_price == target, "the take-profit never moves"
+        stops_seen.add(legs[OrderType.STOP].stop_price)
+    assert len(stops_seen) > 1, "the stop trailed"
+    await runner.state.close()
+
+
+async def test_the_configs_take_profit_covers_every_position(exchange: Exchange) -> None:
+    runner = await exchange.runner(OnceLong(), take_profit={"percent": 5})
+    await exchange.hours(runner, 1)
+    [position] = (await runner.state.snapshot()).positions.values()
+    [limit] = [o for o in resting(exchange) if o.type is OrderType.LIMIT]
+    assert limit.limit_price == position.take_profit
+    assert abs(position.take_profit / position.entry_price - Decimal("1.05")) < Decimal("0.0001")
+    await runner.state.close()
+
+
+async def test_a_take_profit_on_the_losing_side_is_skipped_saying_why(exchange: Exchange) -> None:
+    runner = await exchange.runner(OnceLong(take_profit=TakeProfit.price(1)))
+    await exchange.hours(runner, 1)
+    state = await runner.state.snapshot()
+    assert not state.positions and exchange.book.all_orders() == []
+    [skipped] = [e.message for e in state.events.values() if e.kind == "signal"]
+    assert "a long's take-profit must be above the entry" in skipped
+    await runner.state.close()
+
+
+async def test_a_venue_that_cannot_hold_both_is_refused_with_the_config(tmp_path: Path) -> None:
+    """Alpaca's adapter places no one-cancels-other pairs yet, and stocks have no
+    reduce-only orders: a take-profit beside the stop could sell twice."""
+    settings = AlpacaVenueSettings(
+        type="alpaca", api_key="k", secret_key="s", base_url="http://127.0.0.1:9"
+    )
+    venue = open_venue(settings, "golden", tmp_path)
+    config = BotConfig.model_validate({**CONFIG, "take_profit": {"multiple": 2}})
+    state = StateManager("golden", MemoryStore())
+    refused = r"take_profit: alpaca cannot hold a take-profit beside a stop"
+    with pytest.raises(ConfigError, match=refused):
+        Runner(config, state, venue, utc_now)
