@@ -15,7 +15,10 @@ MASK = "***"
 # libpq keyword form: password=secret or password='a secret'
 _KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 # query parameters whose name says they are secret: ?password=..., ?auth_token=...
-_SECRET_PARAMETER = re.compile(r"((?:^|&)[^=&]*(?:pass|secret|token)[^=&]*=)([^&]*)", re.IGNORECASE)
+_SECRET_PARAMETER = re.compile(
+    r"((?:^|&)[^=&]*(?:pass|secret|token|key|signature)[^=&]*=)([^&]*)", re.IGNORECASE
+)
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
 
 
 def redact_url(url: str) -> str:
@@ -52,3 +55,9 @@ def scrub(message: str, url: str) -> str:
     for secret in sorted(secrets_in(url), key=len, reverse=True):
         message = message.replace(secret, MASK)
     return message
+
+
+def redact_urls_in(text: str) -> str:
+    """`text` (an error a library wrote, say) with every URL in it redacted: a data
+    provider's error often quotes the URL it called, its API key in the query."""
+    return _URL.sub(lambda match: redact_url(match.group(0)), text)

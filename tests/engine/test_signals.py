@@ -135,7 +135,7 @@ async def test_a_limit_entry_rests_then_expires_unfilled(exchange: Exchange) -> 
     assert entry.state is OrderState.CANCELED and entry.filled_qty == 0
     state = await runner.state.snapshot()
     assert not state.positions
-    assert any("expired: canceled" in e.message for e in state.events.values())
+    assert any("canceled: expired" in e.message for e in state.events.values())
     await runner.state.close()
 
 
@@ -263,3 +263,76 @@ async def test_custom_state_and_a_tighter_stop_outlive_the_process(exchange: Exc
     assert again == [{"stage": 2}]
     assert [s.stop_price for s in stops_resting(exchange)] == [420], "never loosened"
     await second.state.close()
+
+
+async def test_a_stop_at_or_below_zero_is_skipped_before_anything_is_sent(
+    exchange: Exchange,
+) -> None:
+    signal = lambda bar: Signal.long("SPY", bar, stop=Stop.distance(100000))  # noqa: E731
+    runner = await trade(exchange, on_pass(1, signal))
+    assert orders(exchange) == []
+    assert "is at or below zero" in skipped((await runner.state.snapshot()).events)[0]
+    with pytest.raises(ValueError, match="at or below zero"):
+        Stop.percent(100)
+    await runner.state.close()
+
+
+async def test_what_a_strategy_does_to_the_position_it_is_shown_stays_with_it(
+    exchange: Exchange,
+) -> None:
+    def plan(n: int, bar: Bar, position: Position | None) -> Signal | None:
+        if position is None:
+            return Signal.long("SPY", bar, state={"stage": 1})
+        position.custom["stage"] = 99  # in place: not how state is kept
+        position.metadata["underwater_alert"] = "forged"
+        return None
+
+    runner = await trade(exchange, plan, hours=4)
+    [position] = (await runner.state.snapshot()).positions.values()
+    assert position.custom == {"stage": 1} and "underwater_alert" not in position.metadata
+    await runner.state.close()
+
+
+async def test_a_strategy_failing_with_a_new_message_each_pass_is_told_once(
+    exchange: Exchange,
+) -> None:
+    def plan(n: int, bar: Bar, position: Position | None) -> Signal | None:
+        raise ValueError(f"no value for bar {n}")
+
+    runner = await trade(exchange, plan, hours=4)
+    state = await runner.state.snapshot()
+    told = [e for e in state.events.values() if "decide(SPY) failed" in e.message]
+    assert len(told) == 1 and state.bot.last_error.endswith("no value for bar 1")
+    await runner.state.close()
+
+
+async def test_the_first_signal_after_a_failure_is_acted_on(exchange: Exchange) -> None:
+    def plan(n: int, bar: Bar, position: Position | None) -> Signal | None:
+        if n == 1:
+            raise RuntimeError("warming up")
+        return Signal.long("SPY", bar) if position is None else None
+
+    runner = await trade(exchange, plan, hours=2)
+    state = await runner.state.snapshot()
+    assert len(state.positions) == 1, "entered at once, not skipped for the last failure"
+    assert state.bot.status.value == "running"
+    await runner.state.close()
+
+
+async def test_a_part_out_starts_no_cooldown_and_breaks_no_streak(exchange: Exchange) -> None:
+    def plan(n: int, bar: Bar, position: Position | None) -> Signal | None:
+        if n == 1:
+            return Signal.long("SPY", bar, size=Size.units(10))
+        if n == 2:
+            return Signal.exit("SPY", bar, qty=4)
+        if n == 3:
+            return Signal.add("SPY", bar, size=Size.units(1))
+        return None
+
+    runner = await trade(exchange, plan, hours=3, risk={"cooldown_after_exit": "1d"})
+    state = await runner.state.snapshot()
+    [position] = state.positions.values()
+    assert position.size == 7, "the add came right after the part out"
+    assert not state.cooldowns and state.risk.consecutive_losses == 0
+    assert position.realized_pnl != 0
+    await runner.state.close()

@@ -126,7 +126,7 @@ def test_the_strategies_that_come_with_botwarden_are_found_by_name(tmp_path: Pat
         ({"s.py": "class Helper:\n    pass\n"}, {"path": "s.py"}, r"s\.py defines no strategy class .*botwarden new-strategy"),
         ({"s.py": RSI}, {"path": "s.py:Rsi", "params": {"lenght": 3}}, r"strategy\.params: s\.py:Rsi: .*unexpected keyword argument 'lenght'"),
         ({"s.py": RSI.replace("    @property\n    def bars_needed(self) -> int:\n        return self.length + 1\n", "")}, {"path": "s.py"}, r"s\.py has no bars_needed: say how many"),
-        ({"s.py": RSI.replace("return self.length + 1", "return 0")}, {"path": "s.py"}, r"bars_needed is 0; it must be a whole number of bars, at least 1"),
+        ({"s.py": RSI.replace("return self.length + 1", "return 0")}, {"path": "s.py"}, r"bars_needed is 0; it must be a whole number of bars, from 1 to 5000"),
         ({"s.py": RSI.replace("self.length, self.level = length, level", "raise RuntimeError('no data dir')")}, {"path": "s.py"}, r"s\.py: building it failed: RuntimeError: no data dir \(s\.py:\d+ in __init__\)"),
         ({"s.py": "def Rsi():\n    pass\n"}, {"path": "s.py:Rsi"}, r"s\.py:Rsi is a function, not a class"),
         ({}, {"name": "no_such_pkg.mod:Rsi"}, r"strategy\.name: no_such_pkg\.mod:Rsi: cannot import: no module named 'no_such_pkg' \(install the package, or put it in the config's folder\)"),
@@ -262,3 +262,26 @@ class Checked(Rsi):
     assert "strategy.params: s.py:Checked: length: Input should be a valid integer" in str(
         refused.value
     )
+
+
+class Interrupted(BaseException):
+    """A strategy's own BaseException: still the strategy's failure, not the engine's."""
+
+
+@pytest.mark.parametrize("raised", ["Interrupted('mine')", "GeneratorExit()", "SystemExit(3)"])
+def test_whatever_a_decision_raises_is_a_strategy_failure(tmp_path: Path, raised: str) -> None:
+    write(tmp_path, "s.py", RSI.replace("return None\n", f"raise {raised}\n").replace(
+        "from botwarden.strategies.base", "from tests.strategies.test_loading import Interrupted\nfrom botwarden.strategies.base"
+    ))  # fmt: skip
+    with pytest.raises(StrategyFailed):
+        load(tmp_path, path="s.py").decide("SPY", bars([1.0] * 15), HELD)
+
+
+def test_a_url_in_a_strategys_error_loses_its_secrets(tmp_path: Path) -> None:
+    failing = (
+        "raise RuntimeError('401 for https://data.example.com/v1/bars?symbol=SPY&apikey=hunter2')"
+    )
+    write(tmp_path, "s.py", RSI.replace("return None\n", failing + "\n"))
+    with pytest.raises(StrategyFailed) as failed:
+        load(tmp_path, path="s.py").decide("SPY", bars([1.0] * 15), HELD)
+    assert "hunter2" not in str(failed.value) and "apikey=***" in str(failed.value)

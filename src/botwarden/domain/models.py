@@ -135,6 +135,8 @@ class Stop(DomainModel):
     def _trails_a_distance(self) -> Self:
         if self.trailing and self.kind == "price":
             raise ValueError("a stop at a price cannot trail; give a percent or a distance")
+        if self.kind == "percent" and self.value >= 100:
+            raise ValueError(f"a stop {self.value}% away would be at or below zero for a long")
         return self
 
     @classmethod
@@ -242,6 +244,8 @@ class Position(DomainModel):
     take_profit: Price | None = None
     best_price: Price | None = None
     """Best price seen since entry (highest for a long, lowest for a short): trailing stops."""
+    realized_pnl: Amount = Decimal(0)
+    """What the parts of it closed so far made (a position taken out in parts)."""
     stop_rule: Stop | None = None
     """Its strategy's own stop; None: the config's `stop:` policy."""
     take_profit_rule: TakeProfit | None = None

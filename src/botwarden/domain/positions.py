@@ -42,6 +42,10 @@ class Trade(DomainModel):
     exit_time: UtcDatetime
     closed_by: str
     """The client order id whose fill closed it (a stop, an exit)."""
+    position_pnl: Amount | None = None
+    """When it closed what was left of the position: what the whole position made, its
+    earlier parts with it (what the losing streak and the cooldown count); None for a
+    part."""
 
 
 @dataclass(frozen=True)
@@ -84,10 +88,12 @@ def apply_fill(
         closed_by=fill.client_order_id,
     )
     rest = held + delta
+    if rest != 0 and (rest > 0) == (held > 0):  # reduced
+        realized = position.realized_pnl + pnl
+        return FillOutcome(position.evolve(size=abs(rest), realized_pnl=realized), trade)
+    trade = trade.evolve(position_pnl=position.realized_pnl + pnl)  # closed, all of it
     if rest == 0:
         return FillOutcome(None, trade)
-    if (rest > 0) == (held > 0):  # reduced
-        return FillOutcome(position.evolve(size=abs(rest)), trade)
     flipped = fill.model_copy(update={"qty": abs(rest)})  # closed, and the rest opened
     return FillOutcome(_opened(flipped, rest, bot_id, new_position_id), trade)
 

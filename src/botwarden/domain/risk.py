@@ -195,11 +195,21 @@ def roll_day(risk: RiskState, today: date) -> RiskState:
     return risk.evolve(trading_day=today, daily_pnl=Decimal(0), daily_trade_count=0)
 
 
-def add_realized_pnl(risk: RiskState, pnl: Decimal, day: date) -> RiskState:
-    """Book one closed trade's realized PnL (closed on trading day `day`) into the
-    losing streak, and into the day's PnL unless that day is already over."""
+def add_realized_pnl(
+    risk: RiskState,
+    pnl: Decimal,
+    day: date,
+    *,
+    position_pnl: Decimal | None = None,
+    part: bool = False,
+) -> RiskState:
+    """Book one closed trade's realized PnL (closed on trading day `day`) into the day's
+    PnL unless that day is already over, and into the losing streak what its position
+    made (`position_pnl`, the whole position's when it closed in parts; else the trade's
+    own). A `part` taken out of a position still held leaves the streak as it is."""
     risk = roll_day(risk, day)
-    losses = risk.consecutive_losses + 1 if pnl < 0 else 0
+    whole = position_pnl if position_pnl is not None else pnl
+    losses = risk.consecutive_losses if part else (risk.consecutive_losses + 1 if whole < 0 else 0)
     if risk.trading_day != day:  # a past day's trade: today's loss is today's
         return risk.evolve(consecutive_losses=losses)
     return risk.evolve(daily_pnl=risk.daily_pnl + pnl, consecutive_losses=losses)

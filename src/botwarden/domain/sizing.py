@@ -175,6 +175,10 @@ def _rule(error: OrderRefused, symbol: str) -> str:
 
 
 def _check_stop(side: Side, price: Decimal, stop_price: Decimal, symbol: str) -> None:
+    if stop_price <= 0:
+        raise SizeRefused(
+            f"{symbol}: the stop {stop_price:f} is at or below zero: no venue takes it"
+        )
     if side is Side.LONG and stop_price >= price:
         where = "below"
     elif side is Side.SHORT and stop_price <= price:

@@ -540,13 +540,20 @@ class OrderDesk:
         # By the bot's clock, never later: a venue's clock ahead of it must not move
         # the trading day (it never goes back) into the venue's future.
         at = min(trade.exit_time, self.ctx.clock())
-        risk = rules.add_realized_pnl(tx.state.risk, trade.pnl, limits.trading_day(at))
+        part = trade.position_pnl is None  # its position still held: no streak, no cooldown
+        risk = rules.add_realized_pnl(
+            tx.state.risk,
+            trade.pnl,
+            limits.trading_day(at),
+            position_pnl=trade.position_pnl,
+            part=part,
+        )
         risk, reason = rules.trip_on_limits(risk, limits, at)
         if reason is not None:
             tx.add_event(at, "alert", f"circuit breaker tripped: {reason}", BREAKER)
             log.warning("%s: circuit breaker tripped: %s", self.ctx.bot_id, reason)
         tx.save_risk_state(risk)
-        if limits.cooldown_after_exit:
+        if limits.cooldown_after_exit and not part:
             tx.set_cooldown(trade.symbol, at + limits.cooldown_after_exit)
 
     async def _found_by_its_fill(self, fill: Fill) -> OrderIntent | None:
@@ -644,11 +651,13 @@ class OrderDesk:
 
 
 def _as_planned(position: Position, intent: OrderIntent | None, fill: Fill) -> Position:
-    """`position` after an entry's fill, with what its strategy asked for it: its own
-    stop rule and custom state (an entry's plan; a fill against the position, an exit,
-    changes neither)."""
+    """`position` after an entry's first fill, with what its strategy asked for it: its
+    own stop rule, take-profit and custom state (an entry's plan; a fill against the
+    position, an exit, changes none of them)."""
     plan = intent.plan if intent is not None else None
     if plan is None or fill.side is not position.side.entry_order_side:
+        return position
+    if intent.filled_qty > 0:  # given at its first fill; what came since (an update) stays
         return position
     changes: dict = {"custom": {**position.custom, **plan.custom}}
     if plan.stop is not None:

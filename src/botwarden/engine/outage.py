@@ -80,7 +80,7 @@ class OutageGuard:
                 continue  # one was sent and has not answered yet
             rules = await self.protector.market(there.symbol)
             stop = fit_price(ctx.stop.stop_for(position), rules, exit_side)
-            underwater = ctx.stop.underwater(position, stop, price)
+            underwater = ctx.stop.underwater(position, stop, price) if stop > 0 else Decimal(100)
             bare = position.size - covered
             what = f"{bare} {there.symbol} held without a stop, the store failing"
             recorded = position.id in known.positions

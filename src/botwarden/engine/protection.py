@@ -100,6 +100,8 @@ class Protector:
         rules = await self.market(position.symbol)
         exit_side = position.side.exit_order_side
         wanted = fit_price(ctx.stop.stop_for(position), rules, exit_side)
+        if wanted <= 0:  # (a long's stop rule too far: no venue takes it)
+            return await self._past_its_stop(position, wanted, price, Decimal(100), cover)
         live = open_orders.get(position.stop_client_order_id or "")
         guard = None
         if live is None:  # a guard stop placed while the store could not write?
@@ -402,6 +404,12 @@ class Protector:
                 f" (limit {ctx.stop.max_underwater_pct}%): no stop placed, it would fire at"
                 " once; an operator must decide"
             )
+            if stop <= 0:
+                message = (
+                    f"{position.symbol}: its stop rule puts the stop at {stop}, where no venue"
+                    " takes one: no stop placed; an operator must decide (its strategy's Stop"
+                    " too far away?)"
+                )
             log.error("%s: %s", ctx.bot_id, message)
             async with ctx.state.transaction() as tx:
                 flagged = {**position.metadata, "underwater_alert": str(ctx.clock())}

@@ -38,7 +38,7 @@ from botwarden.config import BotConfig
 from botwarden.domain import risk as rules
 from botwarden.domain.markets import OrderRefused, TimeInForce, fit_price
 from botwarden.domain.models import BotStatus, Instance, Position, Side, Topic
-from botwarden.domain.orders import EntryPlan, OrderIntent, OrderType, Purpose
+from botwarden.domain.orders import EntryPlan, IntentStatus, OrderIntent, OrderType, Purpose
 from botwarden.domain.sizing import entry_qty, exit_qty
 from botwarden.engine.ids import ClientIds
 from botwarden.engine.orders import BREAKER, WAITING, Context, OrderDesk
@@ -118,6 +118,10 @@ class Runner:
         self.clock = clock
         self._strategy = strategy
         self._balance: Balance | None = None
+        self._hook_failures: list[StrategyFailed] = []
+        """What the hooks raised after this pass's decisions: told at the next."""
+        self._told: set[tuple[str, str | None, str]] = set()
+        """The strategy failures told of while it keeps failing: each once."""
         self._start_due = False
         self._strategy_failure: str | None = None
         """What the strategy's last failure said, while it keeps failing: no entries."""
@@ -258,6 +262,8 @@ class Runner:
         self._failed_attempts = 0
         self._start_due = True  # the strategy's on_start, at its next pass
         self.report = report
+        with contextlib.suppress(VenueError):  # (a limit entry that expired while down)
+            await self._expire_entries(await self._open())
         self.protect_only = report.protect_only
         status = BotStatus.NEEDS_ATTENTION if report.needs_attention else BotStatus.RUNNING
         await self.state.set_status(status, acknowledged=False, clear_error=True)
@@ -536,18 +542,19 @@ class Runner:
                 Topic.NEEDS_ATTENTION,
             )
         await self._watch_equity()
-        failures = await self._tell_strategy()
-        for symbol in self.config.symbols:
+        failures = [*self._hook_failures, *await self._tell_strategy()]
+        self._hook_failures = []
+        signals = []
+        for symbol in self.config.symbols:  # every symbol decided before any is acted on
             try:
-                signal = await self._decide(symbol)
+                signals.append(await self._decide(symbol))
             except StrategyFailed as failure:
                 failures.append(failure)
-                self._strategy_failure = self._strategy_failure or str(failure)
-                continue
+        await self._strategy_checked(failures)  # (failing: no entries this pass)
+        for signal in signals:
             if signal is not None and not await self.state.is_signal_processed(signal.id):
-                await self._act(signal, prices[symbol])
-                failures += await self._tell_strategy()
-        await self._strategy_checked(failures)
+                await self._act(signal, prices[signal.symbol])
+                self._hook_failures += await self._tell_strategy()
         if desk.sent_filling != sent_before:  # (a close, say, since the last read)
             await desk.sync_fills()  # the pass ends knowing what its orders did
 
@@ -559,7 +566,7 @@ class Runner:
             if timeframe != main
         }
         bars = Bars(await venue.bars(symbol, main, strategy.bars_needed), main, others)
-        return strategy.decide(symbol, bars, await self.ctx.position_in(symbol))
+        return strategy.decide(symbol, bars, _copy(await self.ctx.position_in(symbol)))
 
     async def _tell_strategy(self) -> list[StrategyFailed]:
         """The strategy's optional hooks: every fill recorded since it was last told
@@ -572,13 +579,13 @@ class Runner:
         recorded, self.desk.recorded = self.desk.recorded, []
         calls: list[tuple[str, tuple]] = []
         for done in recorded:
-            calls.append(("on_fill", (done.fill, done.position)))
+            calls.append(("on_fill", (done.fill, _copy(done.position))))
             if done.trade is not None:
                 calls.append(("on_close", (done.trade,)))
         if self._start_due:
             self._start_due = False
             held = (await self.state.snapshot()).positions.values()
-            calls.append(("on_start", ({p.symbol: p for p in held},)))
+            calls.append(("on_start", ({p.symbol: _copy(p) for p in held},)))
         for name, args in calls:
             try:
                 self.strategy.hook(name, *args)
@@ -588,37 +595,42 @@ class Runner:
 
     async def _strategy_checked(self, failures: list[StrategyFailed]) -> None:
         """A strategy that raised (or answered nonsense) puts the bot in error, told once
-        per failure, and takes no entries until it decides again; everything else goes
-        on (fills, stops, exits it still signals), so nothing is left unprotected and
-        nothing restarts in a loop. The first pass it decides for every symbol again,
-        the bot runs again."""
+        per failure (the same call, line and kind of error is not told again while it
+        keeps failing), and takes no entries until it decides again; everything else
+        goes on (fills, stops, exits it still signals), so nothing is left unprotected
+        and nothing restarts in a loop. The first pass it decides for every symbol
+        again, the bot runs again, and acts on what it decided."""
         bot = (await self.state.snapshot()).bot
         now = self.clock()
         if failures:
-            message = str(failures[0])
-            told = bot.status is BotStatus.ERROR and bot.last_error == message
-            self._strategy_failure = message
-            if told:
+            self._strategy_failure = str(failures[0])
+            fresh = [f for f in failures if _failure_key(f) not in self._told]
+            self._told.update(map(_failure_key, failures))
+            stale_status = bot.status not in (BotStatus.ERROR, BotStatus.NEEDS_ATTENTION)
+            if not fresh and not stale_status:
                 return
-            log.error("%s: %s", self.config.bot_id, message, exc_info=failures[0].__cause__)
             async with self.state.transaction() as tx:
                 if bot.status is not BotStatus.NEEDS_ATTENTION:
                     record = tx.state.bot.evolve(
-                        status=BotStatus.ERROR, last_error=message, last_updated_at=now
+                        status=BotStatus.ERROR,
+                        last_error=self._strategy_failure,
+                        last_updated_at=now,
                     )
                     tx.save_bot_record(record)
-                more = f" (and {len(failures) - 1} more symbols)" if len(failures) > 1 else ""
-                tx.add_event(
-                    now,
-                    "alert",
-                    f"{message}{more}; no new entries until it decides again, every position"
-                    " stays protected",
-                    {"notify": Topic.ERROR, "strategy": self.strategy.name},
-                )
+                for failure in fresh:
+                    log.error("%s: %s", self.config.bot_id, failure, exc_info=failure.__cause__)
+                    tx.add_event(
+                        now,
+                        "alert",
+                        f"{failure}; no new entries until it decides again, every position"
+                        " stays protected",
+                        {"notify": Topic.ERROR, "strategy": self.strategy.name},
+                    )
             return
         if self._strategy_failure is None:
             return
         self._strategy_failure = None
+        self._told.clear()
         async with self.state.transaction() as tx:
             if tx.state.bot.status is BotStatus.ERROR:
                 tx.save_bot_record(
@@ -693,6 +705,10 @@ class Runner:
             return "a position is already held"
         if held is None and signal.action is Action.ADD:
             return "nothing is held to add to"
+        if held is not None:
+            stop = state.intents.get(held.stop_client_order_id or "")
+            if stop is None or stop.status is not IntentStatus.ACCEPTED:
+                return "the position's stop is not resting yet: nothing is added to it"
 
         def blocks(intent: OrderIntent) -> bool:
             # The held position's own resting stop does not block adding to it.
@@ -807,42 +823,61 @@ class Runner:
         return None
 
     async def _expire_entries(self, open_orders: dict[str, VenueOrder]) -> bool:
-        """Limit entries past their expiry are canceled (what filled of them stays,
-        protected); True if any was."""
+        """Resting entries that may fill no more are canceled (what filled of them
+        stays, protected): past their expiry; part filled, with the position they
+        opened closed since (the rest would open another); in a symbol cooling down,
+        or while the breaker is on. True if any was."""
         now = self.clock()
-        expired = [
-            intent
-            for intent in (await self.state.snapshot()).intents.values()
+        state = await self.state.snapshot()
+        breaker = state.risk.breaker_until is not None and state.risk.breaker_until > now
+
+        def why_not(intent: OrderIntent) -> str | None:
+            plan = intent.plan
+            if plan is not None and plan.expires_at is not None and plan.expires_at <= now:
+                return "expired"
+            opened = intent.position_id or f"pos-{intent.client_order_id}"
+            if intent.filled_qty > 0 and opened not in state.positions:
+                return "its position closed"
+            cooling = state.cooldowns.get(intent.symbol)
+            if cooling is not None and cooling > now:
+                return "the symbol cools down"
+            return "the breaker is on" if breaker else None
+
+        stale = [
+            (intent, why)
+            for intent in state.intents.values()
             if intent.purpose is Purpose.ENTRY
             and intent.client_order_id in open_orders
-            and intent.plan is not None
-            and intent.plan.expires_at is not None
-            and intent.plan.expires_at <= now
+            and (why := why_not(intent)) is not None
         ]
-        for intent in expired:
+        for intent, why in stale:
             if await self.desk.cancel(intent.client_order_id, intent.symbol):
                 async with self.state.transaction() as tx:
                     tx.add_event(
                         now,
                         "order",
                         f"limit entry {intent.client_order_id} ({intent.side} {intent.qty}"
-                        f" {intent.symbol} at {intent.limit_price}) expired: canceled, filled"
+                        f" {intent.symbol} at {intent.limit_price}) canceled: {why}; filled"
                         f" {intent.filled_qty}",
                         {"client_order_id": intent.client_order_id},
                     )
-        return bool(expired)
+        return bool(stale)
 
     async def _exit(self, signal: Signal, price: Decimal) -> None:
         """All of the position, or a part of it (a `fraction` or a `qty`, rounded down to
         the lot step; all of it when what would be left is dust the venue would refuse
         to close later)."""
         position = await self.ctx.position_in(signal.symbol)
-        leaving = position is not None and await self.desk.closing(position)
-        if position is None or leaving:
-            await self._skip(signal, "nothing to exit" if position is None else "already exiting")
+        if position is None:
+            await self._skip(signal, "nothing to exit")
             return
-        qty = None
-        if signal.fraction is not None or signal.qty is not None:
+        exiting = await self.desk.exiting(position)
+        whole = signal.fraction is None and signal.qty is None
+        if exiting >= position.size or (exiting and not whole):
+            await self._skip(signal, "already exiting")
+            return
+        qty = position.size - exiting if exiting else None  # all that no exit closes yet
+        if not whole:
             try:
                 part = exit_qty(
                     position.size,
@@ -857,13 +892,15 @@ class Runner:
             qty = None if part.full else part.qty
             if part.why:
                 log.info("%s: %s", self.config.bot_id, part.why)
-        if qty is None:  # all of it: no entry of this symbol may fill behind the exit
+        if whole:  # all of it: no entry of this symbol may fill behind the exit
             await self._cancel_entries(signal.symbol)
         now = self.clock()
         log.info("%s: exit %s: %s", self.config.bot_id, signal.symbol, signal.reason)
         await self.desk.close(
             position, qty=qty, also=lambda tx, intent: tx.mark_signal_processed(signal.id, now)
         )
+        if qty is not None:  # the rest keeps a stop even if the fills cannot be read now
+            await self.protector.protect_all(await self._open(), {signal.symbol: price})
         await self.desk.sync_fills()
         await self.protector.protect_all(await self._open(), {signal.symbol: price})
 
@@ -891,6 +928,14 @@ class Runner:
         if signal.take_profit is not None:  # placed anew from the rule, at once
             changes.update(take_profit_rule=signal.take_profit, take_profit=None)
         changed = position.evolve(**changes)
+        if signal.stop is not None:
+            rules = await self.protector.market(signal.symbol)
+            stop = fit_price(
+                self.config.stop.stop_for(changed), rules, changed.side.exit_order_side
+            )
+            if stop <= 0 or self.config.stop.underwater(changed, stop, price) is not None:
+                await self._skip(signal, f"its stop {stop} is at or past the price {price}")
+                return
         async with self.state.transaction() as tx:
             tx.save_position(changed)
             tx.mark_signal_processed(signal.id, now)
@@ -933,8 +978,9 @@ class Runner:
             if symbol in (None, p.symbol)
         ]
         for position in positions:
-            if not await desk.closing(position):
-                await desk.close(position)
+            left = position.size - await desk.exiting(position)  # (a part may be on its way)
+            if left > 0:
+                await desk.close(position, qty=left if left < position.size else None)
         deadline = time.monotonic() + wait
         while True:
             await desk.sync_fills()
@@ -981,3 +1027,16 @@ class Runner:
 def _holds_take_profits(venue: Venue) -> bool:
     """Can `venue` hold a take-profit beside a stop without both ever closing?"""
     return venue.capabilities.reduce_only or venue.capabilities.oco
+
+
+def _failure_key(failure: StrategyFailed) -> tuple[str, str | None, str]:
+    """What makes two failures the same one: the call, the line, the kind of error (not
+    the message, which may carry a value that changes every pass)."""
+    return failure.call, failure.where, failure.problem.partition(":")[0]
+
+
+def _copy(position: Position | None) -> Position | None:
+    """What a strategy is shown of a position: a copy, so that nothing it does to it
+    (its custom state changed in place) reaches the engine's state; what it wants kept
+    it says in a signal."""
+    return position.model_copy(deep=True) if position is not None else None

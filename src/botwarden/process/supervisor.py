@@ -207,14 +207,15 @@ class Supervisor:
             files.remember(config_path, lock_path(config))
         return config.bot_id
 
-    def start(self, config_path: Path) -> Launch:
+    def start(self, config_path: Path, check_strategy: bool = True) -> Launch:
         """Launch the bot in the background; returns once it says it started (its lock
         held, its state open, its recovery done or retrying), or after `start_wait`
         seconds. Raises `AlreadyRunning` (naming the PID) or `StartFailed` (with the
         bot's last words)."""
         config_path = config_path.resolve()
         config = load_config(config_path)  # a broken config is refused here, not later
-        config.load_strategy()  # and so is a strategy that cannot be imported or built
+        if check_strategy:  # and a strategy that cannot be imported or built (a process
+            config.load_strategy()  # that must not run a user's code leaves it to the bot)
         files = self.files(config.bot_id)
         with self._serialized(files):
             running = self._running_pid(files, lock_path(config))
@@ -354,10 +355,12 @@ class Supervisor:
             stopped = self._stop(files, record, timeout)
             return stopped, asyncio.run(flatten_bot(config, symbol))
 
-    def restart(self, bot_id: str, timeout: float = 30.0) -> Launch:
+    def restart(self, bot_id: str, timeout: float = 30.0, check_strategy: bool = True) -> Launch:
         config = self.files(bot_id).config_path()
+        if check_strategy:  # refused before the running bot is stopped
+            load_config(config).load_strategy()
         self.stop(bot_id, timeout)
-        return self.start(config)
+        return self.start(config, check_strategy=False)
 
     # -- resolve ----------------------------------------------------------------------
     def resolve(self, bot_id: str, wait: float = 30.0) -> Resolved:

@@ -244,14 +244,32 @@ def _positive(name: str, value: Any) -> Decimal:
     return number
 
 
+MAX_STATE_BYTES = 64 * 1024
+"""A position's custom state is a few notes (a stage, a level), written with every
+change of the position: a strategy storing its history there would slow every write."""
+
+
 def _json_object(state: Mapping[str, Any]) -> dict[str, Any]:
-    """A strategy's custom state, as the store will keep it: a JSON object."""
+    """A strategy's custom state, as the store will keep it: a JSON object with string
+    keys, of at most MAX_STATE_BYTES."""
     if not isinstance(state, Mapping):
         raise ValueError(f"state: {state!r} is not a mapping")
+    for key in state:
+        if not isinstance(key, str):
+            raise ValueError(f"state: key {key!r} is not a string (JSON keys are)")
     try:
-        return json.loads(json.dumps(dict(state), allow_nan=False))
+        text = json.dumps(dict(state), allow_nan=False)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"state: cannot be kept as JSON: {error}") from None
+        raise ValueError(
+            f"state: cannot be kept as JSON ({error}): use str() or float() for a Decimal,"
+            " .isoformat() for a datetime"
+        ) from None
+    if len(text) > MAX_STATE_BYTES:
+        raise ValueError(
+            f"state: {len(text)} bytes as JSON, more than {MAX_STATE_BYTES}: keep a few notes"
+            " with a position, not its history"
+        )
+    return json.loads(text)
 
 
 class Strategy(Protocol):

@@ -15,6 +15,7 @@ line: the engine records it and goes on protecting what the bot holds.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib
 import importlib.util
@@ -33,6 +34,7 @@ from pydantic import ValidationError
 from botwarden.domain.models import Bar, Position
 from botwarden.domain.timeframes import TIMEFRAMES
 from botwarden.errors import BotwardenError, ConfigError
+from botwarden.redact import redact_urls_in
 from botwarden.strategies.base import Signal, Strategy
 from botwarden.strategies.settings import BUILTIN_STRATEGIES as BUILTIN
 from botwarden.strategies.settings import StrategySettings, split_path
@@ -55,6 +57,7 @@ class StrategyFailed(BotwardenError):
     signal. `where`: the file and line in the strategy's code, when known."""
 
     def __init__(self, strategy: str, call: str, problem: str, where: str | None) -> None:
+        problem = redact_urls_in(problem)  # (it reaches logs, events and notifications)
         at = f" at {where}" if where else ""
         super().__init__(f"strategy {strategy}: {call} failed{at}: {problem}")
         self.strategy = strategy
@@ -212,9 +215,11 @@ def distribution(point: EntryPoint) -> str:
 
 
 def _on_import_path(folder: Path) -> None:
+    """Its folder, where its own helper modules are found: after what is installed, so
+    that a file of the user's named like a library (alpaca.py) hides nothing."""
     where = str(folder.resolve())
     if where not in sys.path:
-        sys.path.insert(0, where)
+        sys.path.append(where)
 
 
 def strategy_classes(module: ModuleType) -> list[str]:
@@ -285,13 +290,18 @@ def _build(found: Any, params: dict[str, Any], shown: str) -> Any:
     if not _a_number_of_bars(needed):
         raise StrategyLoadError(
             f"strategy: {shown}: bars_needed is {needed!r}; it must be a whole number of"
-            " bars, at least 1"
+            f" bars, from 1 to {MAX_BARS}"
         )
     return strategy
 
 
+MAX_BARS = 5000
+"""The most bars a strategy may ask for, of any timeframe: every pass fetches them,
+and a venue serves a few thousand at most in one answer."""
+
+
 def _a_number_of_bars(needed: Any) -> bool:
-    return isinstance(needed, int) and not isinstance(needed, bool) and needed >= 1
+    return isinstance(needed, int) and not isinstance(needed, bool) and 1 <= needed <= MAX_BARS
 
 
 def _source_of(obj: Any) -> Path | None:
@@ -355,11 +365,15 @@ class LoadedStrategy:
     def timeframes(self) -> dict[str, int]:
         """The strategy's other timeframes (its `timeframes`, optional) and how many
         completed bars of each it needs: `bars.of("1d")` in `decide`."""
-        named = self._call("timeframes", lambda: getattr(self.strategy, "timeframes", None))
-        problem = _timeframes_problem(named)
+
+        def named() -> tuple[dict[str, int], str | None]:
+            found = getattr(self.strategy, "timeframes", None)
+            return dict(found or {}), _timeframes_problem(found)
+
+        timeframes, problem = self._call("timeframes", named)
         if problem is not None:
             raise StrategyFailed(self.name, "timeframes", problem, None)
-        return dict(named or {})
+        return timeframes
 
     def hook(self, name: str, *args: Any) -> None:
         """Call the strategy's optional `name` hook (on_start, on_fill, on_close), if it
@@ -375,7 +389,7 @@ class LoadedStrategy:
             return None
         if isinstance(signal, Signal) and not signal.strategy:
             signal = replace(signal, strategy=self.name)  # made by Signal.long() and kin
-        problem = _not_a_signal(signal, symbol)
+        problem = self._call(call, lambda: _not_a_signal(signal, symbol))
         if problem is not None:
             raise StrategyFailed(self.name, call, problem, None)
         return signal
@@ -383,10 +397,22 @@ class LoadedStrategy:
     def _call(self, call: str, do: Any) -> Any:
         try:
             return do()
-        except (Exception, SystemExit) as error:
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            raise  # an operator's Ctrl-C, a task being stopped: not the strategy's failure
+        except BaseException as error:  # its own BaseException subclasses too
             raise StrategyFailed(
-                self.name, call, f"{type(error).__name__}: {error}", _where(error, self._source)
+                self.name,
+                call,
+                f"{type(error).__name__}: {_shown(error)}",
+                _where(error, self._source),
             ) from error
+
+
+def _shown(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # a str() that raises: its type is all there is to say
+        return "(its message could not be shown)"
 
 
 def _timeframes_problem(named: Any) -> str | None:
@@ -398,7 +424,7 @@ def _timeframes_problem(named: Any) -> str | None:
         if timeframe not in TIMEFRAMES:
             return f"timeframes: {timeframe!r} is not one of {', '.join(TIMEFRAMES)}"
         if not _a_number_of_bars(count):
-            return f"timeframes: {timeframe}: {count!r} is not a number of bars (at least 1)"
+            return f"timeframes: {timeframe}: {count!r} is not a number of bars (1 to {MAX_BARS})"
     return None
 
 
