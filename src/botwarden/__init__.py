@@ -29,6 +29,7 @@ _EXPORTS = {
     "Trade": "botwarden.domain.positions",
     "StrategyFailed": "botwarden.strategies.loading",
     "StrategyLoadError": "botwarden.strategies.loading",
+    "TakeProfit": "botwarden.domain.models",
 }
 
 __all__ = [
@@ -43,12 +44,13 @@ __all__ = [
     "Strategy",
     "StrategyFailed",
     "StrategyLoadError",
+    "TakeProfit",
     "Trade",
     "__version__",
 ]
 
 if TYPE_CHECKING:
-    from botwarden.domain.models import Bar, Fill, Position, Stop
+    from botwarden.domain.models import Bar, Fill, Position, Stop, TakeProfit
     from botwarden.domain.positions import Trade
     from botwarden.domain.sizing import Size
     from botwarden.strategies.bars import Bars

@@ -1,10 +1,11 @@
 """The strategy protocol, and how a strategy is named in a bot's config.
 
 A strategy sees the completed bars of one symbol and what the bot holds in it, and
-answers with a `Signal` or nothing. It never sends orders, reads a clock or keeps
-state between calls that is not in the bars: the engine decides whether a signal is
-acted on (risk guards, cooldowns, an unresolved order), and a signal's id (strategy,
-symbol, action, bar time) makes sure it is acted on once, ever, across restarts.
+answers with a `Signal` or nothing. It never sends orders or reads a clock; what it
+must remember across restarts it keeps with the position (a signal's `state`, read
+back as `position.custom`). The engine decides whether a signal is acted on (risk
+guards, cooldowns, an unresolved order, a size that cannot be met), and a signal's id
+(strategy, symbol, action, bar time) makes sure it is acted on once, ever.
 """
 
 from __future__ import annotations
