@@ -31,25 +31,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Protocol
 
 from botwarden.config import BotConfig
 from botwarden.domain import risk as rules
-from botwarden.domain.markets import OrderRefused, TimeInForce, fit_price
-from botwarden.domain.models import BotStatus, Instance, Position, Side, Topic
-from botwarden.domain.orders import EntryPlan, IntentStatus, OrderIntent, OrderType, Purpose
-from botwarden.domain.sizing import entry_qty, exit_qty
+from botwarden.domain.models import BotStatus, Instance, Position, Topic
+from botwarden.domain.orders import OrderIntent, Purpose
 from botwarden.engine.ids import ClientIds
 from botwarden.engine.orders import BREAKER, WAITING, Context, OrderDesk
 from botwarden.engine.outage import OutageGuard
 from botwarden.engine.protection import Protector
 from botwarden.engine.recovery import Recovery, RecoveryReport, venue_fills
+from botwarden.engine.signals import Permit, Trader, holds_take_profits
 from botwarden.errors import ConfigError, FencedOut, StateError, StateLost, UntradableSymbol
-from botwarden.state.manager import StateManager, Transaction
+from botwarden.state.manager import StateManager
 from botwarden.state.records import BotState
 from botwarden.strategies.bars import Bars
-from botwarden.strategies.base import Action, Signal
+from botwarden.strategies.base import Signal
 from botwarden.strategies.loading import LoadedStrategy, StrategyFailed
 from botwarden.venues.base import (
     AuthError,
@@ -105,7 +103,7 @@ class Runner:
         strategy: LoadedStrategy | None = None,
     ) -> None:
         config.require_markets()
-        if config.take_profit is not None and not _holds_take_profits(venue):
+        if config.take_profit is not None and not holds_take_profits(venue):
             raise ConfigError(
                 f"{config.source}: take_profit: {venue.name} cannot hold a take-profit beside"
                 " a stop (it has neither reduce-only orders nor one-cancels-other pairs):"
@@ -202,6 +200,7 @@ class Runner:
         self.ctx = ctx
         self.desk = OrderDesk(ctx)
         self.protector = Protector(ctx, self.desk)
+        self.trader = Trader(ctx, self.desk, self.protector, config.order.size)
         self.guard = OutageGuard(ctx, self.protector)
         # A rebuild goes on until the venue's fills are all replayed (an instance may
         # die halfway through): the lost state is marked, its fill cursor not yet set.
@@ -263,7 +262,7 @@ class Runner:
         self._start_due = True  # the strategy's on_start, at its next pass
         self.report = report
         with contextlib.suppress(VenueError):  # (a limit entry that expired while down)
-            await self._expire_entries(await self._open())
+            await self.trader.cancel_stale_entries(await self._open())
         self.protect_only = report.protect_only
         status = BotStatus.NEEDS_ATTENTION if report.needs_attention else BotStatus.RUNNING
         await self.state.set_status(status, acknowledged=False, clear_error=True)
@@ -530,7 +529,7 @@ class Runner:
             await desk.resolve(intent, open_orders)
         if waiting:  # resolving may have sent orders again
             open_orders = await self._open()
-        if await self._expire_entries(open_orders):
+        if await self.trader.cancel_stale_entries(open_orders):
             open_orders = await self._open()
         prices = await ctx.venue.last_prices(self.config.symbols)
         exposed = await self.protector.protect_all(open_orders, prices)
@@ -553,7 +552,11 @@ class Runner:
         await self._strategy_checked(failures)  # (failing: no entries this pass)
         for signal in signals:
             if signal is not None and not await self.state.is_signal_processed(signal.id):
-                await self._act(signal, prices[signal.symbol])
+                permit = Permit(
+                    balance=None if self.protect_only else self._balance,
+                    failing=self._strategy_failure,
+                )
+                await self.trader.act(signal, prices[signal.symbol], permit)
                 self._hook_failures += await self._tell_strategy()
         if desk.sent_filling != sent_before:  # (a close, say, since the last read)
             await desk.sync_fills()  # the pass ends knowing what its orders did
@@ -665,293 +668,6 @@ class Runner:
                 tx.add_event(now, "alert", f"circuit breaker tripped: {reason}", BREAKER)
                 log.warning("%s: circuit breaker tripped: %s", self.config.bot_id, reason)
 
-    # -- acting on a signal -----------------------------------------------------------------
-    async def _act(self, signal: Signal, price: Decimal) -> None:
-        if signal.action is Action.EXIT:
-            await self._exit(signal, price)
-        elif signal.action is Action.UPDATE:
-            await self._update(signal, price)
-        else:
-            await self._enter(signal, price)
-
-    async def _skip(self, signal: Signal, why: str | rules.Refusal) -> None:
-        """A signal not acted on, with why; a trade-frequency limit that refused it is
-        told to the operator too, once per window of that limit."""
-        now = self.clock()
-        async with self.state.transaction() as tx:
-            tx.mark_signal_processed(signal.id, now)
-            tx.add_event(now, "signal", f"{signal.action} {signal.symbol} skipped: {why}")
-            if isinstance(why, rules.Refusal) and rules.limit_alert_due(tx.state.risk, why, now):
-                tx.save_risk_state(rules.limit_alerted(tx.state.risk, why))
-                tx.add_event(
-                    now,
-                    "alert",
-                    f"{why.limit} refused an entry: {why}; no new entries until"
-                    f" {why.until:%Y-%m-%d %H:%M} UTC",
-                    {"notify": Topic.LIMIT, "limit": why.limit},
-                )
-        log.info("%s: %s %s skipped: %s", self.config.bot_id, signal.action, signal.symbol, why)
-
-    async def _entry_refused(self, signal: Signal) -> str | rules.Refusal | None:
-        symbol, state = signal.symbol, await self.state.snapshot()
-        if self.protect_only or self._balance is None:
-            return "the balance cannot be read: protecting only"
-        if state.bot.status is BotStatus.NEEDS_ATTENTION:
-            return "the bot needs attention"
-        if self._strategy_failure is not None:
-            return f"the strategy is failing ({self._strategy_failure})"
-        held = await self.ctx.position_in(symbol)
-        if held is not None and signal.action is not Action.ADD:
-            return "a position is already held"
-        if held is None and signal.action is Action.ADD:
-            return "nothing is held to add to"
-        if held is not None:
-            stop = state.intents.get(held.stop_client_order_id or "")
-            if stop is None or stop.status is not IntentStatus.ACCEPTED:
-                return "the position's stop is not resting yet: nothing is added to it"
-
-        def blocks(intent: OrderIntent) -> bool:
-            # The held position's own resting stop does not block adding to it.
-            resting_stop = intent.purpose is Purpose.STOP and intent.status not in WAITING
-            return not intent.status.is_terminal and not (held is not None and resting_stop)
-
-        if any(i.symbol == symbol and blocks(i) for i in state.intents.values()):
-            return "an order in this symbol is still open or unresolved"
-        if await self.state.is_on_cooldown(symbol):
-            return f"cooling down until {state.cooldowns[symbol]:%Y-%m-%d %H:%M}"
-        return rules.entry_refused(state.risk, self.config.risk, self.clock())
-
-    async def _enter(self, signal: Signal, price: Decimal) -> None:
-        """An entry, or more of the position held (`add`): sized, checked against the
-        market's rules and the account, written ahead with what its fills give the
-        position (its stop rule, its custom state, a limit entry's expiry), then sent;
-        a size that cannot be met is a skipped signal with its reason."""
-        why = await self._entry_refused(signal)
-        if why is not None:
-            await self._skip(signal, why)
-            return
-        symbol = signal.symbol
-        held = await self.ctx.position_in(symbol)
-        side = held.side if held is not None else Side.LONG
-        if held is None and signal.action is Action.ENTER_SHORT:
-            side = Side.SHORT
-        market = await self.protector.market(symbol)
-        if side is Side.SHORT and held is None and not market.shortable:
-            await self._skip(signal, f"{symbol} cannot be sold short on {self.venue.name}")
-            return
-        expected = signal.limit or price  # what the entry is sized and checked at
-        stop_price = self._stop_at_entry(signal, held, side, expected)
-        refused = self._take_profit_refused(signal, side, expected, stop_price)
-        if refused is not None:
-            await self._skip(signal, f"{symbol}: {refused}")
-            return
-        try:
-            qty = entry_qty(
-                signal.size or self.config.order.size,
-                side=side,
-                price=expected,
-                equity=self._balance.equity,
-                buying_power=self._balance.buying_power,
-                rules=market,
-                stop_price=stop_price,
-            )
-        except OrderRefused as error:
-            await self._skip(signal, str(error))
-            return
-        now = self.clock()
-        limits = self.config.risk
-        expires = now + signal.expires_after if signal.expires_after is not None else None
-        plan = EntryPlan(
-            signal_id=signal.id,
-            stop=signal.stop,
-            take_profit=signal.take_profit,
-            custom=signal.state or {},
-            expires_at=expires,
-        )
-
-        def taken(tx: Transaction, intent: OrderIntent) -> None:
-            tx.mark_signal_processed(signal.id, now)
-            tx.save_risk_state(rules.record_entry(tx.state.risk, now, limits.trading_day(now)))
-
-        log.info("%s: %s %s: %s", self.config.bot_id, signal.action, symbol, signal.reason)
-        order_side = side.entry_order_side
-        limit = fit_price(signal.limit, market, order_side) if signal.limit else None
-        await self.desk.place(
-            symbol=symbol,
-            side=order_side,
-            qty=qty,
-            purpose=Purpose.ENTRY,
-            position_id=held.id if held is not None else None,
-            type=OrderType.LIMIT if limit is not None else OrderType.MARKET,
-            limit_price=limit,
-            time_in_force=signal.time_in_force or TimeInForce.GTC,
-            plan=plan,
-            also=taken,
-        )
-        await self.desk.sync_fills()
-        await self.protector.protect_all(await self._open(), {symbol: price})
-
-    def _stop_at_entry(
-        self, signal: Signal, held: Position | None, side: Side, price: Decimal
-    ) -> Decimal:
-        """Where the stop would be for an entry at `price`: by the signal's own stop,
-        else the held position's, else the config's policy (for sizing by risk, and to
-        refuse a stop on the wrong side of the entry)."""
-        if signal.stop is not None:
-            return signal.stop.price_from(price, side)
-        if held is not None and held.stop_price is not None:
-            return held.stop_price
-        if held is not None and held.stop_rule is not None:
-            return held.stop_rule.price_from(price, side)
-        return self.config.stop.price_from(price, side)
-
-    def _take_profit_refused(
-        self, signal: Signal, side: Side, price: Decimal, stop: Decimal
-    ) -> str | None:
-        """Why the signal's take-profit cannot be had, if it cannot: the venue holds no
-        take-profit beside a stop, or it is not on the winning side of the entry."""
-        rule = signal.take_profit
-        if rule is None:
-            return None
-        if not _holds_take_profits(self.venue):
-            return f"{self.venue.name} cannot hold a take-profit beside a stop"
-        target = rule.price_from(price, side, stop)
-        beyond = target is not None and (target > price if side is Side.LONG else target < price)
-        if not beyond:
-            where = "above" if side is Side.LONG else "below"
-            return f"a {side}'s take-profit must be {where} the entry {price}: {rule} is {target}"
-        return None
-
-    async def _expire_entries(self, open_orders: dict[str, VenueOrder]) -> bool:
-        """Resting entries that may fill no more are canceled (what filled of them
-        stays, protected): past their expiry; part filled, with the position they
-        opened closed since (the rest would open another); in a symbol cooling down,
-        or while the breaker is on. True if any was."""
-        now = self.clock()
-        state = await self.state.snapshot()
-        breaker = state.risk.breaker_until is not None and state.risk.breaker_until > now
-
-        def why_not(intent: OrderIntent) -> str | None:
-            plan = intent.plan
-            if plan is not None and plan.expires_at is not None and plan.expires_at <= now:
-                return "expired"
-            opened = intent.position_id or f"pos-{intent.client_order_id}"
-            if intent.filled_qty > 0 and opened not in state.positions:
-                return "its position closed"
-            cooling = state.cooldowns.get(intent.symbol)
-            if cooling is not None and cooling > now:
-                return "the symbol cools down"
-            return "the breaker is on" if breaker else None
-
-        stale = [
-            (intent, why)
-            for intent in state.intents.values()
-            if intent.purpose is Purpose.ENTRY
-            and intent.client_order_id in open_orders
-            and (why := why_not(intent)) is not None
-        ]
-        for intent, why in stale:
-            if await self.desk.cancel(intent.client_order_id, intent.symbol):
-                async with self.state.transaction() as tx:
-                    tx.add_event(
-                        now,
-                        "order",
-                        f"limit entry {intent.client_order_id} ({intent.side} {intent.qty}"
-                        f" {intent.symbol} at {intent.limit_price}) canceled: {why}; filled"
-                        f" {intent.filled_qty}",
-                        {"client_order_id": intent.client_order_id},
-                    )
-        return bool(stale)
-
-    async def _exit(self, signal: Signal, price: Decimal) -> None:
-        """All of the position, or a part of it (a `fraction` or a `qty`, rounded down to
-        the lot step; all of it when what would be left is dust the venue would refuse
-        to close later)."""
-        position = await self.ctx.position_in(signal.symbol)
-        if position is None:
-            await self._skip(signal, "nothing to exit")
-            return
-        exiting = await self.desk.exiting(position)
-        whole = signal.fraction is None and signal.qty is None
-        if exiting >= position.size or (exiting and not whole):
-            await self._skip(signal, "already exiting")
-            return
-        qty = position.size - exiting if exiting else None  # all that no exit closes yet
-        if not whole:
-            try:
-                part = exit_qty(
-                    position.size,
-                    fraction=signal.fraction,
-                    qty=signal.qty,
-                    rules=await self.protector.market(signal.symbol),
-                    price=price,
-                )
-            except OrderRefused as error:
-                await self._skip(signal, str(error))
-                return
-            qty = None if part.full else part.qty
-            if part.why:
-                log.info("%s: %s", self.config.bot_id, part.why)
-        if whole:  # all of it: no entry of this symbol may fill behind the exit
-            await self._cancel_entries(signal.symbol)
-        now = self.clock()
-        log.info("%s: exit %s: %s", self.config.bot_id, signal.symbol, signal.reason)
-        await self.desk.close(
-            position, qty=qty, also=lambda tx, intent: tx.mark_signal_processed(signal.id, now)
-        )
-        if qty is not None:  # the rest keeps a stop even if the fills cannot be read now
-            await self.protector.protect_all(await self._open(), {signal.symbol: price})
-        await self.desk.sync_fills()
-        await self.protector.protect_all(await self._open(), {signal.symbol: price})
-
-    async def _cancel_entries(self, symbol: str) -> None:
-        intents = (await self.state.snapshot()).intents.values()
-        for intent in intents:
-            mine = intent.symbol == symbol and intent.purpose is Purpose.ENTRY
-            if mine and not intent.status.is_terminal and intent.status not in WAITING:
-                await self.desk.cancel(intent.client_order_id, symbol)
-
-    async def _update(self, signal: Signal, price: Decimal) -> None:
-        """The position's own stop rule and custom state, as its strategy asks (no
-        order; the stop moves at once, and only ever tightens)."""
-        position = await self.ctx.position_in(signal.symbol)
-        if position is None:
-            await self._skip(signal, "nothing held to update")
-            return
-        now = self.clock()
-        if signal.take_profit is not None and not _holds_take_profits(self.venue):
-            await self._skip(signal, f"{self.venue.name} cannot hold a take-profit beside a stop")
-            return
-        changes: dict = {"custom": {**position.custom, **(signal.state or {})}}
-        if signal.stop is not None:
-            changes["stop_rule"] = signal.stop
-        if signal.take_profit is not None:  # placed anew from the rule, at once
-            changes.update(take_profit_rule=signal.take_profit, take_profit=None)
-        changed = position.evolve(**changes)
-        if signal.stop is not None:
-            rules = await self.protector.market(signal.symbol)
-            stop = fit_price(
-                self.config.stop.stop_for(changed), rules, changed.side.exit_order_side
-            )
-            if stop <= 0 or self.config.stop.underwater(changed, stop, price) is not None:
-                await self._skip(signal, f"its stop {stop} is at or past the price {price}")
-                return
-        async with self.state.transaction() as tx:
-            tx.save_position(changed)
-            tx.mark_signal_processed(signal.id, now)
-            what = [f"stop {signal.stop}"] if signal.stop else []
-            what += [f"take-profit {signal.take_profit}"] if signal.take_profit else []
-            what += [f"state {sorted(signal.state)}"] if signal.state else []
-            tx.add_event(
-                now,
-                "signal",
-                f"update {signal.symbol}: {', '.join(what) or 'nothing'}"
-                + (f": {signal.reason}" if signal.reason else ""),
-                {"position_id": position.id},
-            )
-        if signal.stop is not None or signal.take_profit is not None:
-            await self.protector.protect_all(await self._open(), {signal.symbol: price})
-
     # -- an operator's emergency -------------------------------------------------------------
     async def flatten(self, symbol: str | None = None, wait: float = 30.0) -> Flattened:
         """Cancel the bot's orders and close its positions at market (in `symbol` only,
@@ -1022,11 +738,6 @@ class Runner:
         except StateError:  # the store is failing: told at a later pass
             return
         self.notifications.publish(state)
-
-
-def _holds_take_profits(venue: Venue) -> bool:
-    """Can `venue` hold a take-profit beside a stop without both ever closing?"""
-    return venue.capabilities.reduce_only or venue.capabilities.oco
 
 
 def _failure_key(failure: StrategyFailed) -> tuple[str, str | None, str]:
