@@ -323,8 +323,19 @@ class BotConfig(Settings):
     max_underwater_pct: 5}`."""
     take_profit: Annotated[TakeProfit | None, BeforeValidator(TakeProfit.from_config)] = None
     """Where every position's take-profit goes, unless its strategy says: `{percent: 4}`
-    from the entry, `{distance: 3}`, `{price: 120}`, or `{multiple: 2}` times the stop's
-    distance. It rests on the venue beside the stop; at most one of them fills."""
+    from the entry, `{distance: 3}`, or `{multiple: 2}` times the stop's distance. It
+    rests on the venue beside the stop; at most one of them fills."""
+
+    @field_validator("take_profit")
+    @classmethod
+    def _relative(cls, rule: TakeProfit | None) -> TakeProfit | None:
+        if rule is not None and rule.kind == "price":
+            raise ValueError(
+                "a price is one position's take-profit, not every position's: give percent,"
+                " distance or multiple here (a strategy may give a price with its entry)"
+            )
+        return rule
+
     engine: EngineSettings = EngineSettings()
     notify: NotifySettings = NotifySettings()
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)

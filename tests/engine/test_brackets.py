@@ -71,6 +71,8 @@ async def test_a_take_profit_reached_closes_it_and_the_stop_goes(
     assert closed_by.purpose is Purpose.TAKE_PROFIT and Decimal(trade.data["pnl"]) > 0
     await exchange.hours(runner, 1)
     assert resting(exchange) == [], "the stop went with its position"
+    left = [i for i in (await runner.state.snapshot()).intents.values() if not i.status.is_terminal]
+    assert left == [], "the state knows the other leg went: nothing blocks a new entry"
     await runner.state.close()
     exchange.book.close()
 
@@ -88,6 +90,8 @@ async def test_a_stop_that_fires_takes_the_take_profit_with_it(
     [trade] = [e for e in state.events.values() if e.kind == "trade"]
     assert state.intents[trade.data["closed_by"]].purpose is Purpose.STOP
     assert resting(exchange) == [], "the take-profit went with its position"
+    left = [i for i in state.intents.values() if not i.status.is_terminal]
+    assert left == [], "the state knows the other leg went: nothing blocks a new entry"
     await runner.state.close()
     exchange.book.close()
 
@@ -145,3 +149,8 @@ async def test_a_venue_that_cannot_hold_both_is_refused_with_the_config(tmp_path
     refused = r"take_profit: alpaca cannot hold a take-profit beside a stop"
     with pytest.raises(ConfigError, match=refused):
         Runner(config, state, venue, utc_now)
+
+
+def test_the_configs_take_profit_is_relative_to_each_position() -> None:
+    with pytest.raises(ValueError, match="a price is one position's take-profit"):
+        BotConfig.model_validate({**CONFIG, "take_profit": {"price": 100}})

@@ -197,7 +197,14 @@ class _View:
             return  # the venue lets no stop grow or flip a position, however many rest
         for symbol, stops in self.resting_stops.items():
             position = self.held.get(symbol)
-            covered = sum((o.qty - o.filled_qty for o in stops), Decimal(0))
+            closing = [*stops]
+            if position is not None:  # and a part out still filling, beside them
+                closing += [
+                    o
+                    for o in self.working_exits.get(symbol, [])
+                    if o.side is position.side.exit_order_side
+                ]
+            covered = sum((o.qty - o.filled_qty for o in closing), Decimal(0))
             if position is None:
                 yield Violation(
                     "I1",
@@ -288,7 +295,9 @@ class _View:
             if opening is None or opening.purpose is not Purpose.ENTRY:
                 return None
             adds = [i for i in mine if i.position_id == position.id]
-            return sum((i.qty for i in [opening, *adds]), Decimal(0)), opening.side
+            # (one ended, canceled or rejected, counts for what it filled, no more)
+            most = [i.filled_qty if i.status.is_terminal else i.qty for i in [opening, *adds]]
+            return sum(most, Decimal(0)), opening.side
         largest = max(mine, key=lambda i: i.qty)
         return largest.qty, largest.side
 

@@ -25,7 +25,7 @@ import logging
 from decimal import Decimal
 
 from botwarden.domain.markets import MarketRules, fit_price
-from botwarden.domain.models import Position, Topic
+from botwarden.domain.models import Position, Side, Topic
 from botwarden.domain.orders import IntentStatus, OrderIntent, OrderType, Purpose
 from botwarden.domain.positions import best_price
 from botwarden.engine.orders import WAITING, Context, OrderDesk, found_on_the_venue
@@ -141,8 +141,13 @@ class Protector:
         if position.take_profit is not None:
             return position.take_profit
         wanted = rule.price_from(position.entry_price, position.side, stop)
-        if wanted is None or wanted <= 0:
-            return None
+        beyond = wanted is not None and (
+            wanted > position.entry_price
+            if position.side is Side.LONG
+            else 0 < wanted < position.entry_price
+        )
+        if not beyond:
+            return None  # (a price on the losing side of this entry: it would close it at once)
         return fit_price(wanted, rules, position.side.exit_order_side)
 
     async def _keep_take_profit(
@@ -287,6 +292,13 @@ class Protector:
                 and intent.position_id not in state.positions
             ):
                 await self.desk.cancel(cid, order.symbol)
+        # A protective order the state thinks rests, gone from the venue without the
+        # bot's doing (the other leg of its pair filled, an operator canceled it): its
+        # intent learns what became of it, or it would block the symbol's entries.
+        for intent in list(state.intents.values()):
+            gone = intent.client_order_id not in open_orders
+            if gone and intent.purpose.protects and intent.status is IntentStatus.ACCEPTED:
+                await self.desk.settle(intent.client_order_id, intent.symbol)
 
     async def _track_best(
         self, positions: list[Position], prices: dict[str, Decimal]
