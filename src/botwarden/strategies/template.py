@@ -39,13 +39,15 @@ What the engine guarantees, each pass (every `engine.check_interval`), per symbo
   `bars_needed` of them (fewer where the venue has less history); the bar still
   forming is never among them.
 - `position`: what the bot holds in the symbol (side, size, entry_price,
-  entry_time), or None when it holds nothing.
+  entry_time, stop_price, take_profit, custom), or None when it holds nothing.
 - A signal is acted on once, ever: its id is (strategy name, symbol, action, bar
   time). Giving the same answer again for the same bar (the next pass, after a
   restart) is safe, and expected.
 - Whether a signal becomes an order is the engine's call: the risk guards,
   cooldowns, an order still unresolved, a position already held. The order's size
-  (`order:`) and its stop-loss (`stop:`) come from the config, not from here.
+  (`order:`) and its stop-loss (`stop:`) come from the config unless the signal
+  gives its own (Signal.long(..., size=Size.risk_pct(1), stop=Stop.percent(2),
+  take_profit=TakeProfit.multiple(2)): docs/signals.md).
 - If decide() raises, the bot's status is error: no new entries, every stop kept,
   and it trades again once decide() answers again.
 
@@ -53,8 +55,9 @@ What a strategy must not do:
 - send orders or talk to the venue: it returns a Signal, or None;
 - read the clock (datetime.now, time.time): the time is bars[-1].time;
 - do I/O (files, network, databases): it answers from its arguments, fast;
-- keep state between calls that is not in the bars or the position: a restart
-  forgets it (compute it again from the bars).
+- keep state between calls in its own attributes: a restart forgets it (compute
+  it again from the bars, or keep it with the position: Signal(..., state={...}),
+  read back as position.custom).
 """
 
 from __future__ import annotations
