@@ -696,7 +696,7 @@ def torture(
         ),
     )
     print_summary(console, summary, options, config)
-    raise typer.Exit(1 if summary.failures else 0)
+    raise typer.Exit(1 if summary.failures or summary.strategy_failures else 0)
 
 
 def _with_progress(label: str, total: int, work: Callable[[Callable[[object], None]], T]) -> T:

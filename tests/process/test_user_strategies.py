@@ -166,3 +166,19 @@ def test_a_strategy_that_cannot_load_is_one_line_and_nothing_starts(
     assert said in lines[0]
     assert not (config.parent / "state").exists(), "no state, no lock, no exchange book"
     assert not (botwarden_home / "bots" / "holder_bot").exists()
+
+
+def test_torture_fails_a_strategy_that_fails(tmp_path: Path) -> None:
+    config, env = lay_out(tmp_path, "file")
+    holder = config.parent / "strategies" / "holder.py"
+    holder.write_text(
+        holder.read_text().replace('"held long enough")', '"held long enough") if 1 / 0 else None')
+    )
+    done = botwarden(
+        "torture", "--config", str(config), "--seeds", "2", "--jobs", "1", "--days", "2",
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert (
+        "the strategy failed" in done.stdout and "(its own errors, not the engine's" in done.stdout
+    )

@@ -35,6 +35,7 @@ class Summary:
     orders: int = 0
     fills: int = 0
     violations: Counter[str] = field(default_factory=Counter)
+    strategy_failures: int = 0
     failures: list[Outcome] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -46,6 +47,7 @@ class Summary:
         self.faults += outcome.faults
         self.orders += outcome.orders
         self.fills += outcome.fills
+        self.strategy_failures += outcome.strategy_failures
         self.violations.update(f.violation.promise for f in outcome.findings)
         if outcome.error:
             self.violations["bug"] += 1
@@ -153,11 +155,19 @@ def print_summary(console, summary: Summary, options: Options, config: Path | No
         ),
         *violation_rows(summary.violations),
         ("engine errors (bugs)", f"{summary.violations['bug']:,}"),
+        ("strategy failures (its own errors)", f"{summary.strategy_failures:,}"),
         ("seeds per second", f"{summary.seeds / seconds:,.1f}"),
         ("bot-days per second", f"{summary.days / seconds:,.1f}"),
         ("wall time", f"{summary.seconds:,.1f} s"),
     ]
     print_table(console, "botwarden torture", rows)
+    if summary.strategy_failures:
+        console.print(
+            f"\n[red]the strategy failed {summary.strategy_failures:,} time(s)[/] (its own"
+            " errors, not the engine's; every position stayed protected): a seed's bot"
+            " log says where, `botwarden run` on the same config shows it too",
+            highlight=False,
+        )
     for outcome in summary.failures[:10]:
         console.print(f"\n[red]seed {outcome.seed} FAILED[/] ({outcome.scenario})", highlight=False)
         for finding in outcome.findings[:5]:

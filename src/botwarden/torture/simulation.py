@@ -375,6 +375,9 @@ class Outcome:
     orders: int = 0
     fills: int = 0
     findings: list[Finding] = field(default_factory=list)
+    strategy_failures: int = 0
+    """How often the strategy raised or answered nonsense (told once each): not the
+    engine's fault, but a strategy that fails is not ready for money."""
     error: str | None = None
     """A bug: the engine raised something it should not have (traceback)."""
     history: History | None = None
@@ -542,6 +545,10 @@ class Simulation:
                 self.clock.now += self.scenario.config.engine.check_interval
                 await runner.tick()
             await runner.stopped()
+            events = (await runner.state.snapshot()).events.values()
+            self.outcome.strategy_failures = sum(
+                event.kind == "alert" and "strategy" in event.data for event in events
+            )
             await self._check(runner, "at the end", catching_up=False)
         finally:
             await runner.state.store.close()
