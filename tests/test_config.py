@@ -290,3 +290,26 @@ def test_a_path_to_something_that_is_no_config_is_refused_before_it_is_read(
         path.write_bytes(b"# " + b"x" * (2 * 1024 * 1024) + b"\nbot_id: x\n")
     with pytest.raises(ConfigError, match=r"not a regular file|too large to be a bot.s config"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("take_profit", "says"),
+    [
+        ("3", "3 is not a take-profit: write {percent: 4}"),
+        ("{percent: -3}", "take_profit: percent: -3 must be above 0"),
+        ("{percent: lots}", "take_profit: percent: 'lots' is not a number"),
+        ("{pct: 3}", "take_profit: give exactly one of price, percent, distance, multiple"),
+        (
+            "{price: 100}",
+            "take_profit: a price is one position's take-profit, not every position's",
+        ),
+    ],
+)
+def test_a_take_profit_policy_is_checked_in_one_line(
+    tmp_path: Path, take_profit: str, says: str
+) -> None:
+    path = tmp_path / "bot.yaml"
+    path.write_text(f"bot_id: b\ntake_profit: {take_profit}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert says in str(refused.value) and "\n" not in str(refused.value), str(refused.value)

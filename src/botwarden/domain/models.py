@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
@@ -194,16 +194,27 @@ class TakeProfit(DomainModel):
         """A config writes `take_profit: {percent: 4}` (or price, distance, multiple):
         exactly one way. Anything else is left to validation to refuse."""
         kinds = ("price", "percent", "distance", "multiple")
-        if isinstance(value, dict) and "kind" not in value:
-            given = [key for key in value if key in kinds]
-            if len(value) != 1 or len(given) != 1:
-                raise ValueError(
-                    f"give exactly one of {', '.join(kinds)} (percent: 4 is 4% from the"
-                    f" entry; multiple: 2 is twice the stop's distance); got"
-                    f" {', '.join(map(str, value)) or 'none'}"
-                )
-            return {"kind": given[0], "value": value[given[0]]}
-        return value
+        hint = "(percent: 4 is 4% from the entry; multiple: 2 is twice the stop's distance)"
+        if isinstance(value, TakeProfit) or value is None:
+            return value
+        if not isinstance(value, dict):
+            raise ValueError(f"{value!r} is not a take-profit: write {{percent: 4}} {hint}")
+        if "kind" in value:  # as it was dumped
+            return value
+        given = [key for key in value if key in kinds]
+        if len(value) != 1 or len(given) != 1:
+            got = ", ".join(map(str, value)) or "none"
+            raise ValueError(f"give exactly one of {', '.join(kinds)} {hint}; got {got}")
+        amount = value[given[0]]
+        try:
+            number = _number(amount)
+        except (InvalidOperation, TypeError, ValueError):
+            number = None
+        if isinstance(amount, bool) or number is None or not number.is_finite():
+            raise ValueError(f"{given[0]}: {amount!r} is not a number")
+        if number <= 0:
+            raise ValueError(f"{given[0]}: {amount} must be above 0")
+        return {"kind": given[0], "value": amount}
 
     def price_from(self, entry: Decimal, side: Side, stop: Decimal | None) -> Decimal | None:
         """The take-profit of a position of `side` entered at `entry` whose stop is

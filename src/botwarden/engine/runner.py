@@ -621,7 +621,7 @@ class Runner:
                     )
                     tx.save_bot_record(record)
                 for failure in fresh:
-                    log.error("%s: %s", self.config.bot_id, failure, exc_info=failure.__cause__)
+                    log.error("%s: %s%s", self.config.bot_id, failure, failure.traceback())
                     tx.add_event(
                         now,
                         "alert",

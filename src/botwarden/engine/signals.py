@@ -212,7 +212,10 @@ class Trader:
         beyond = target is not None and (target > price if side is Side.LONG else target < price)
         if not beyond:
             where = "above" if side is Side.LONG else "below"
-            return f"a {side}'s take-profit must be {where} the entry {price}: {rule} is {target}"
+            return (
+                f"a {side}'s take-profit must be {where} the entry ({price}); TakeProfit"
+                f" {rule} puts it at {target}"
+            )
         return None
 
     async def cancel_stale_entries(self, open_orders: dict[str, VenueOrder]) -> bool:

@@ -65,6 +65,20 @@ class StrategyFailed(BotwardenError):
         self.problem = problem
         self.where = where
 
+    def traceback(self) -> str:
+        """The strategy's own frames of what it raised, for the bot's log (botwarden's
+        frames around them left out: they are the same every time)."""
+        cause = self.__cause__
+        if cause is None:
+            return ""
+        frames = [
+            f for f in traceback.extract_tb(cause.__traceback__)
+            if not Path(f.filename).resolve().is_relative_to(_OWN_CODE)
+        ]  # fmt: skip
+        if not frames:
+            return ""
+        return "\n" + "".join(traceback.format_list(frames)).rstrip()
+
 
 @dataclass(frozen=True)
 class Origin:
