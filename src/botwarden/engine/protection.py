@@ -89,6 +89,9 @@ class Protector:
         closing (a part out still filling leaves the rest to a stop); False if policy
         leaves it without one."""
         ctx = self.ctx
+        position = await self._after_a_leg_vanished(position, open_orders)
+        if position is None:
+            return True  # it closed: a leg had filled
         exiting = await self.desk.exiting(position)
         if exiting >= position.size:
             return True  # being closed already
@@ -127,6 +130,26 @@ class Protector:
         await self._sweep(position, open_orders)
         await self._keep_take_profit(position, open_orders, target, cover)
         return True
+
+    async def _after_a_leg_vanished(
+        self, position: Position, open_orders: dict[str, VenueOrder]
+    ) -> Position | None:
+        """`position` as it is once the fills are read, if its stop or take-profit no
+        longer rests: it may have filled since the fills were last read, and a new one
+        placed for a position already closed would open one. None: it is closed."""
+        intents = (await self.ctx.state.snapshot()).intents
+        legs = (position.stop_client_order_id, position.take_profit_client_order_id)
+        vanished = any(
+            cid is not None
+            and cid not in open_orders
+            and cid in intents
+            and intents[cid].status is IntentStatus.ACCEPTED
+            for cid in legs
+        )
+        if not vanished:
+            return position
+        await self.desk.sync_fills()
+        return (await self.ctx.state.snapshot()).positions.get(position.id)
 
     # -- the take-profit beside the stop ---------------------------------------------------
     def _take_profit_for(
