@@ -24,7 +24,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Self
 
@@ -69,6 +69,48 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# What a caller hands in is checked before anything is written, with one ValueError
+# naming the argument, the value and what is accepted: a signalflow loop brings floats
+# and naive times, and either must stop at the door, not surface in a later load.
+
+
+def _check_signal_id(signal_id: object) -> None:
+    if not isinstance(signal_id, str) or not signal_id:
+        raise ValueError(f"signal_id must be a non-empty string, not {signal_id!r}")
+
+
+def _check_pair(pair: object) -> None:
+    if not isinstance(pair, str) or not pair.strip():
+        raise ValueError(
+            f"pair must be the signal's market, a non-empty string like 'BTC/USDT', not {pair!r}"
+        )
+
+
+def _signal_time(timestamp: object) -> datetime:
+    if not isinstance(timestamp, datetime):
+        raise ValueError(f"timestamp must be the signal's time, a datetime, not {timestamp!r}")
+    if timestamp.utcoffset() is None:
+        raise ValueError(
+            f"timestamp {timestamp.isoformat()} has no timezone: give an aware time, such"
+            " as datetime.now(UTC) (signalflow's datetime.utcnow() is naive)"
+        )
+    return Stamp(at=timestamp).at
+
+
+def _amount(value: object, name: str) -> Decimal:
+    """Money as a `Decimal`; a float as it prints (signalflow's PnL is a float: 100.1
+    books 100.1, not 100.099999999999994315658113919198513031005859375)."""
+    if isinstance(value, Decimal | int | float | str) and not isinstance(value, bool):
+        try:
+            # str: how a float prints (numpy's float64 too, which is a float)
+            return Decimal(str(value) if isinstance(value, float) else value)
+        except InvalidOperation:
+            pass
+    raise ValueError(
+        f"{name} must be a number (a Decimal, int, float or numeric string), not {value!r}"
+    )
+
+
 class Transaction:
     """Writes collected here are applied as ONE atomic change when the block exits.
 
@@ -82,6 +124,7 @@ class Transaction:
         self.effects: list[Effect] = []
         self._new_fills: set[str] = set()
         self._ledger: Ledger | None = None
+        self._last_bar: datetime | None = None
 
     def _put(self, collection: str, key: str, value: Mapping[str, Any], effect: Effect) -> None:
         self.ops.append(Put(collection, key, value))
@@ -133,8 +176,29 @@ class Transaction:
 
         self._put("meta", BOT, document(record), effect)
 
-    def mark_signal_processed(self, signal_id: str, at: datetime) -> None:
+    def mark_signal_processed(
+        self,
+        signal_id: str,
+        at: datetime,
+        *,
+        pair: str | None = None,
+        timestamp: datetime | None = None,
+    ) -> None:
+        """Remember `signal_id` as processed at `at`, when it was acted on: the
+        retention window (`state.signal_retention`) counts from then.
+
+        `pair` and `timestamp` are what signalflow's `mark_signal_processed` passes
+        (docs/porting-signalflow.md): the signal's market and the signal's own time (the
+        bar it fired on, signalflow's `last_processed_ts`), not when it was processed.
+        `timestamp` moves the bot's last bar time (`SignalState.last_bar_time`) forward
+        to it in this write, never back; `pair` is checked and not stored, since a
+        botwarden signal id names its market itself (`golden_cross:SPY:buy:...`)."""
+        _check_signal_id(signal_id)
+        if pair is not None:
+            _check_pair(pair)
         stamp = Stamp(at=at)  # validated here: a naive time never reaches the store
+        if timestamp is not None:
+            self._advance_last_bar(_signal_time(timestamp))
 
         def effect(s: BotState) -> None:
             s.signals.pop(signal_id, None)  # re-marked: moves to the young end
@@ -158,11 +222,17 @@ class Transaction:
 
     def set_last_bar_time(self, at: datetime) -> None:
         stamp = Stamp(at=at)
+        self._last_bar = stamp.at
 
         def effect(s: BotState) -> None:
             s.last_bar = stamp.at
 
         self._put("meta", LAST_BAR, document(stamp), effect)
+
+    def _advance_last_bar(self, at: datetime) -> None:
+        known = self._last_bar if self._last_bar is not None else self.state.last_bar
+        if known is None or at > known:
+            self.set_last_bar_time(at)
 
     @property
     def ledger(self) -> Ledger:
@@ -372,19 +442,22 @@ class StateManager:
                 tx.save_risk_state(risk)
         return risk
 
-    async def update_daily_pnl(self, pnl: Decimal) -> RiskState:
-        """Book one closed trade's realized PnL (rolls the trading day if needed)."""
+    async def update_daily_pnl(self, pnl: Decimal | float | int | str) -> RiskState:
+        """Book one closed trade's realized PnL (rolls the trading day if needed). It
+        does not count the trade: `count_trade` does, when the trade is taken."""
+        amount = _amount(pnl, "pnl")
         today = self._today()
-        return await self._update_risk(lambda r: rules.add_realized_pnl(r, Decimal(pnl), today))
+        return await self._update_risk(lambda r: rules.add_realized_pnl(r, amount, today))
 
     async def count_trade(self) -> RiskState:
         """One more trade taken today (what the daily trade limit counts)."""
         today = self._today()
         return await self._update_risk(lambda r: rules.count_trade(r, today))
 
-    async def update_equity(self, equity: Decimal) -> RiskState:
+    async def update_equity(self, equity: Decimal | float | int | str) -> RiskState:
         """Track peak equity and the drawdown from it."""
-        return await self._update_risk(lambda r: rules.mark_equity(r, Decimal(equity)))
+        amount = _amount(equity, "equity")
+        return await self._update_risk(lambda r: rules.mark_equity(r, amount))
 
     async def trigger_circuit_breaker(self, reason: str, duration: timedelta) -> RiskState:
         """Halt new entries for `duration`; survives restarts, expires by itself."""
@@ -398,13 +471,23 @@ class StateManager:
         risk = await self._update_risk(lambda r: rules.clear_expired_breaker(r, now))
         return risk.breaker_reason if rules.breaker_active(risk, now) else None
 
-    async def mark_signal_processed(self, signal_id: str) -> None:
-        """Remember `signal_id`, and forget in the same write the ids that aged out."""
+    async def mark_signal_processed(
+        self,
+        signal_id: str,
+        pair: str | None = None,
+        timestamp: datetime | None = None,
+    ) -> None:
+        """Remember `signal_id` as processed now, by the manager's clock, and forget in
+        the same write the ids that aged out.
+
+        signalflow's call works as written, `mark_signal_processed(signal_id,
+        pair=..., timestamp=...)`: `timestamp` is the signal's own time, which becomes
+        the last bar time; see `Transaction.mark_signal_processed`."""
         now = self._clock()
         async with self.transaction() as tx:
             for old in rules.expired_signals(tx.state.signals, now, self._signal_retention):
                 tx.forget_signal(old)
-            tx.mark_signal_processed(signal_id, now)
+            tx.mark_signal_processed(signal_id, now, pair=pair, timestamp=timestamp)
 
     async def is_signal_processed(self, signal_id: str) -> bool:
         at = (await self._current()).signals.get(signal_id)
