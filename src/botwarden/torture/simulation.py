@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import os
 import random
 import re
@@ -265,8 +266,10 @@ def draw_scenario(seed: int, options: Options) -> Scenario:
     )
 
 
-def _daylight_changes(zone: str, year: int) -> list[datetime]:
-    """The instants (UTC) `zone`'s clocks change in `year`, found hour by hour."""
+@functools.cache
+def _daylight_changes(zone: str, year: int) -> tuple[datetime, ...]:
+    """The instants (UTC) `zone`'s clocks change in `year`, found hour by hour (once per
+    zone and year: a campaign draws them for thousands of seeds)."""
     tz = ZoneInfo(zone)
     changes, hour = [], datetime(year, 1, 1, tzinfo=UTC)
     offset = hour.astimezone(tz).utcoffset()
@@ -276,7 +279,7 @@ def _daylight_changes(zone: str, year: int) -> list[datetime]:
         if now != offset:
             changes.append(hour)
             offset = now
-    return changes
+    return tuple(changes)
 
 
 def _venue_faults(rng: random.Random, options: Options, start: datetime) -> str:
