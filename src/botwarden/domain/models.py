@@ -141,15 +141,15 @@ class Stop(DomainModel):
 
     @classmethod
     def price(cls, value: Decimal | int | str | float) -> Stop:
-        return cls(kind="price", value=_number(value))
+        return cls(kind="price", value=decimal_of(value))
 
     @classmethod
     def percent(cls, value: Decimal | int | str | float, *, trailing: bool = False) -> Stop:
-        return cls(kind="percent", value=_number(value), trailing=trailing)
+        return cls(kind="percent", value=decimal_of(value), trailing=trailing)
 
     @classmethod
     def distance(cls, value: Decimal | int | str | float, *, trailing: bool = False) -> Stop:
-        return cls(kind="distance", value=_number(value), trailing=trailing)
+        return cls(kind="distance", value=decimal_of(value), trailing=trailing)
 
     def price_from(self, reference: Decimal, side: Side) -> Decimal:
         """The stop for a position of `side` whose reference (entry or best) price is
@@ -175,19 +175,19 @@ class TakeProfit(DomainModel):
 
     @classmethod
     def price(cls, value: Decimal | int | str | float) -> TakeProfit:
-        return cls(kind="price", value=_number(value))
+        return cls(kind="price", value=decimal_of(value))
 
     @classmethod
     def percent(cls, value: Decimal | int | str | float) -> TakeProfit:
-        return cls(kind="percent", value=_number(value))
+        return cls(kind="percent", value=decimal_of(value))
 
     @classmethod
     def distance(cls, value: Decimal | int | str | float) -> TakeProfit:
-        return cls(kind="distance", value=_number(value))
+        return cls(kind="distance", value=decimal_of(value))
 
     @classmethod
     def multiple(cls, value: Decimal | int | str | float) -> TakeProfit:
-        return cls(kind="multiple", value=_number(value))
+        return cls(kind="multiple", value=decimal_of(value))
 
     @classmethod
     def from_config(cls, value: Any) -> Any:
@@ -207,7 +207,7 @@ class TakeProfit(DomainModel):
             raise ValueError(f"give exactly one of {', '.join(kinds)} {hint}; got {got}")
         amount = value[given[0]]
         try:
-            number = _number(amount)
+            number = decimal_of(amount)
         except (InvalidOperation, TypeError, ValueError):
             number = None
         if isinstance(amount, bool) or number is None or not number.is_finite():
@@ -234,8 +234,9 @@ class TakeProfit(DomainModel):
         return shown[self.kind].format(f"{self.value:f}")
 
 
-def _number(value: Decimal | int | str | float) -> Decimal:
-    """A float as it prints (0.1 is 0.1): strategies write floats, prices must not drift."""
+def decimal_of(value: Decimal | int | str | float) -> Decimal:
+    """A number as a Decimal, a float as it prints (0.1 is 0.1, not 0.1000000000000000055):
+    strategies and configs write floats, money must not carry their binary error."""
     return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
 
 

@@ -26,7 +26,7 @@ from typing import Any, Self
 from pydantic import Field, model_validator
 
 from botwarden.domain.markets import MarketRules, OrderRefused, check_notional, fit_qty
-from botwarden.domain.models import DomainModel, Side
+from botwarden.domain.models import DomainModel, Side, decimal_of
 
 FINEST_QTY = Decimal("0.000000001")
 """Where a market names no lot step, quantities go to 9 decimal places (Alpaca's
@@ -75,7 +75,7 @@ def _decimal(field: str, value: object) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise ValueError(f"{field}: {value!r} is not a number")
     try:
-        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        number = decimal_of(value)
     except InvalidOperation:
         raise ValueError(f"{field}: {value!r} is not a number") from None
     if not number.is_finite():

@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from botwarden.domain.markets import TimeInForce
-from botwarden.domain.models import Bar, Position, Stop, TakeProfit
+from botwarden.domain.models import Bar, Position, Stop, TakeProfit, decimal_of
 from botwarden.domain.sizing import Size
 
 P = TypeVar("P", bound=BaseModel)
@@ -237,7 +237,7 @@ def _time_of(at: Bar | datetime) -> datetime:
 
 def _positive(name: str, value: Any) -> Decimal:
     try:
-        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        number = decimal_of(value)
     except (InvalidOperation, TypeError, ValueError):
         raise ValueError(f"{name}: {value!r} is not a number") from None
     if isinstance(value, bool) or not number.is_finite() or number <= 0:
