@@ -5,16 +5,20 @@ from the paper exchange's own book."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import pytest
 
 from botwarden.domain.orders import Purpose
 from botwarden.engine.checks import check_promises
 from botwarden.engine.ids import ClientIds
 from botwarden.engine.runner import Runner
-from botwarden.errors import StateCorruptError
+from botwarden.errors import StateCorruptError, StateLost
 from botwarden.state.manager import StateManager
 from botwarden.state.sqlite import SqliteStore
 from botwarden.venues.base import OrderState
+from botwarden.venues.paper.venue import PaperVenue
 from tests.engine.harness import Exchange
 
 BUSY = {"strategy": {"name": "coin_flip", "params": {"seed": 3}, "timeframe": "1h"}}
@@ -131,3 +135,25 @@ async def test_an_older_copy_of_the_state_put_back_never_reuses_a_client_order_i
     told = [e.message for e in (await runner.state.snapshot()).events.values()]
     assert any("an older copy of the state put back?" in m for m in told)
     await runner.state.close()
+
+
+async def test_a_state_file_deleted_as_the_bot_starts_stops_it_saying_state_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deleted between the store's opening and the instance's first write (a real
+    campaign's trial did this): the start used to end as a bare "stopped by an error",
+    and a deletion found during recovery was retried as if the store would come back."""
+    exchange = Exchange(tmp_path)
+    first, stop = await holding(exchange)
+    await first.state.close()
+    config = first.config
+    state = StateManager("golden", SqliteStore(exchange.state_path), clock=exchange.clock)
+    await state.open()
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    runner = Runner(config, state, PaperVenue(exchange.book, exchange.clock), exchange.clock)
+    with caplog.at_level(logging.ERROR), pytest.raises(StateLost, match="was deleted"):
+        await runner.start()
+    assert any("STATE LOST" in r.getMessage() for r in caplog.records)
+    assert venue_order(exchange, stop).state is OrderState.OPEN, "what it holds keeps its stop"
+    await state.close()

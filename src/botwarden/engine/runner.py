@@ -154,6 +154,13 @@ class Runner:
         (positions and trades with them), whatever else the venue holds in its markets
         is adopted, and its epoch is made from the time, so that no client order id of
         the lost instances can ever be made again."""
+        try:
+            return await self._start(rebuilt_after)
+        except StateLost as error:  # (deleted as the bot started)
+            await self._state_lost(error)
+            raise
+
+    async def _start(self, rebuilt_after: str | None) -> RecoveryReport | None:
         config, state = self.config, self.state
         stored = await state.snapshot()
         previous = stored.bot.instance
@@ -249,8 +256,8 @@ class Runner:
                 await self._epoch_above_the_venue()
                 self._history_checked = True
             report = await self._recovery(acknowledged).run()
-        except (AuthError, FencedOut, UntradableSymbol):
-            raise
+        except (AuthError, FencedOut, UntradableSymbol, StateLost):
+            raise  # (not to be tried again)
         except (VenueError, StateError) as error:
             self._failed_attempts += 1
             why = f"recovery not finished: {error}; trying again in {self.retry_pause():.0f} s"
@@ -428,12 +435,7 @@ class Runner:
         except (AuthError, FencedOut, UntradableSymbol):
             raise
         except StateLost as error:
-            # Gone for good (deleted, replaced): every position keeps a stop, then the
-            # bot stops; its next start finds no state and rebuilds it from the venue.
-            log.error("%s: STATE LOST: %s", self.config.bot_id, error)
-            await self._guard_without_store()
-            if self.notifications is not None:
-                self.notifications.announce(Topic.ERROR, f"STATE LOST: {error}")
+            await self._state_lost(error)
             raise
         except VenueError as error:
             log.warning("%s: tick cut short: %s", self.config.bot_id, error)
@@ -453,6 +455,15 @@ class Runner:
                 log.warning("%s: the state store works again", self.config.bot_id)
                 self._store_failing = False
         await self._publish()
+
+    async def _state_lost(self, error: StateLost) -> None:
+        """Gone for good (deleted, replaced), at start or in a pass: every position keeps
+        a stop, then the bot stops; its next start finds no state and rebuilds it from
+        the venue."""
+        log.error("%s: STATE LOST: %s", self.config.bot_id, error)
+        await self._guard_without_store()
+        if self.notifications is not None:
+            self.notifications.announce(Topic.ERROR, f"STATE LOST: {error}")
 
     async def _guard_without_store(self) -> None:
         """The store cannot write: the stop guarantee goes on without it (see
