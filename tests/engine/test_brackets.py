@@ -18,6 +18,7 @@ from botwarden.errors import ConfigError
 from botwarden.state.manager import StateManager, utc_now
 from botwarden.state.memory import MemoryStore
 from botwarden.strategies.base import Signal
+from botwarden.venues.base import pair_take_profit_id
 from botwarden.venues.factory import open_venue
 from tests.engine.harness import CONFIG, Exchange
 
@@ -64,6 +65,8 @@ async def test_a_take_profit_reached_closes_it_and_the_stop_goes(
     assert legs[OrderType.LIMIT].qty == legs[OrderType.STOP].qty == position.size
     if not reduce_only:
         assert legs[OrderType.STOP].oco_with == legs[OrderType.LIMIT].client_order_id
+        named = pair_take_profit_id(legs[OrderType.STOP].client_order_id)
+        assert legs[OrderType.LIMIT].client_order_id == named, "an adapter can tell the legs"
     await until_flat(exchange, runner)
     state = await runner.state.snapshot()
     [trade] = [e for e in state.events.values() if e.kind == "trade"]

@@ -2,7 +2,8 @@
 
 `<bot>-<tag>-<epoch>-<seq>`: a readable stem of the bot id, four hex digits of its
 hash (two bots whose stems collide still differ), the instance's lease epoch and a
-sequence number stored durably with each intent. At most 36 characters of
+sequence number stored durably with each intent (a take-profit paired with a stop
+shares the stop's, with a `t` after it). At most 36 characters of
 `[A-Za-z0-9_-]`, which every venue accepts (Binance's limit is the tightest).
 
 Why each part: the sequence makes ids unique within an instance, and it is written in
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+
+from botwarden.venues.base import pair_take_profit_id
 
 MAX_LENGTH = 36
 VALID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
@@ -41,6 +44,15 @@ class ClientIds:
         if seq < 0 or not VALID.match(cid):
             raise ValueError(f"client order id {cid!r} would be invalid (seq {seq})")
         return cid
+
+    def make_pair(self, seq: int) -> tuple[str, str]:
+        """The ids of a stop and its take-profit sent as one pair: one sequence number,
+        the take-profit's id named after the stop's (`venues.base.pair_take_profit_id`)."""
+        stop = self.make(seq)
+        take_profit = pair_take_profit_id(stop)
+        if not VALID.match(take_profit):
+            raise ValueError(f"client order id {take_profit!r} would be invalid (seq {seq})")
+        return stop, take_profit
 
     def owns(self, client_order_id: str) -> bool:
         """True for ids this bot made, in any epoch."""

@@ -243,11 +243,11 @@ class OrderDesk:
         side = position.side.exit_order_side
         async with ctx.state.transaction() as tx:
             legs = []
-            for purpose, kind, prices in (
-                (Purpose.STOP, OrderType.STOP, {"stop_price": stop_price}),
-                (Purpose.TAKE_PROFIT, OrderType.LIMIT, {"limit_price": take_profit}),
+            ids = ctx.ids.make_pair(tx.next_order_seq())
+            for cid, purpose, kind, prices in (
+                (ids[0], Purpose.STOP, OrderType.STOP, {"stop_price": stop_price}),
+                (ids[1], Purpose.TAKE_PROFIT, OrderType.LIMIT, {"limit_price": take_profit}),
             ):
-                cid = ctx.ids.make(tx.next_order_seq())
                 if cid in tx.state.intents:
                     raise RuntimeError(f"client order id {cid} is taken: epoch reused")
                 leg = OrderIntent(

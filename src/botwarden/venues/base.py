@@ -161,6 +161,23 @@ class VenueOrder(DomainModel):
     one: a fill of either shrinks or cancels the other, a cancel of either takes both."""
 
 
+PAIR_TAKE_PROFIT_SUFFIX = "t"
+
+
+def pair_take_profit_id(stop_client_order_id: str) -> str:
+    """The client order id of the take-profit paired with this stop: named after it,
+    because a venue may let the client name only one order of a pair (an Alpaca OCO
+    names its take-profit, the parent; the stop leg gets the venue's id), and its
+    adapter must still tell both legs by the engine's ids, from that one name alone."""
+    return stop_client_order_id + PAIR_TAKE_PROFIT_SUFFIX
+
+
+def pair_stop_id(take_profit_client_order_id: str) -> str | None:
+    """The stop's client order id, from its pair's take-profit's; None if it is not one."""
+    stem = take_profit_client_order_id.removesuffix(PAIR_TAKE_PROFIT_SUFFIX)
+    return stem if stem != take_profit_client_order_id else None
+
+
 class VenuePosition(DomainModel):
     """What the venue says the account holds in one symbol."""
 
@@ -292,8 +309,9 @@ class Venue(Protocol):
 
     async def submit_oco(self, stop: OrderRequest, take_profit: OrderRequest) -> list[VenueOrder]:
         """The stop and the take-profit of one position as one-cancels-other pair, both
-        under the client ids given, on a venue whose capabilities say `oco`; the two
-        orders as the venue took them, the stop first."""
+        under the client ids given (the take-profit's is `pair_take_profit_id` of the
+        stop's), on a venue whose capabilities say `oco`; the two orders as the venue
+        took them, the stop first."""
         ...
 
     async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder: ...
