@@ -3,7 +3,8 @@
 What a user builds on is here, and in `botwarden.testing` for a strategy's tests (a
 module of its own, imported only by them); everything else is internal and may
 change. A strategy is any class with `name`, `bars_needed` and
-`decide(symbol, bars, position) -> Signal | None` (docs/strategies.md).
+`decide(symbol, bars, position) -> Signal | None` (docs/strategies.md); a bot that
+keeps its own loop opens a `Bot` (or a `SyncBot`) instead (docs/library.md).
 
 The names are imported when first used, so that `import botwarden` (and every CLI
 command) stays cheap.
@@ -17,6 +18,17 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "Bot": "botwarden.bot",
+    "SyncBot": "botwarden.bot",
+    "OrderIntent": "botwarden.domain.orders",
+    "RiskState": "botwarden.domain.risk",
+    "Refused": "botwarden.errors",
+    "NotReady": "botwarden.errors",
+    "SymbolBusy": "botwarden.errors",
+    "GuardRefused": "botwarden.errors",
+    "BreakerOn": "botwarden.errors",
+    "CannotSize": "botwarden.errors",
+    "NothingHeld": "botwarden.errors",
     "Action": "botwarden.strategies.base",
     "Signal": "botwarden.strategies.base",
     "Strategy": "botwarden.strategies.base",
@@ -36,23 +48,46 @@ __all__ = [
     "Action",
     "Bar",
     "Bars",
+    "Bot",
+    "BreakerOn",
+    "CannotSize",
     "Fill",
+    "GuardRefused",
+    "NotReady",
+    "NothingHeld",
+    "OrderIntent",
     "Position",
+    "Refused",
+    "RiskState",
     "Signal",
     "Size",
     "Stop",
     "Strategy",
     "StrategyFailed",
     "StrategyLoadError",
+    "SymbolBusy",
+    "SyncBot",
     "TakeProfit",
     "Trade",
     "__version__",
 ]
 
 if TYPE_CHECKING:
+    from botwarden.bot import Bot, SyncBot
     from botwarden.domain.models import Bar, Fill, Position, Stop, TakeProfit
+    from botwarden.domain.orders import OrderIntent
     from botwarden.domain.positions import Trade
+    from botwarden.domain.risk import RiskState
     from botwarden.domain.sizing import Size
+    from botwarden.errors import (
+        BreakerOn,
+        CannotSize,
+        GuardRefused,
+        NothingHeld,
+        NotReady,
+        Refused,
+        SymbolBusy,
+    )
     from botwarden.strategies.bars import Bars
     from botwarden.strategies.base import Action, Signal, Strategy
     from botwarden.strategies.loading import StrategyFailed, StrategyLoadError

@@ -103,3 +103,44 @@ class UntradableSymbol(BotwardenError):
             f"symbol {symbol!r} cannot be traded on {venue}: {why}; fix `symbols` in the config"
         )
         self.symbol = symbol
+
+
+class Refused(BotwardenError):
+    """The bot did not do what its own code asked (`botwarden.Bot`): nothing was sent,
+    and its event log says why too. Each kind of reason is a subclass of its own."""
+
+    def __init__(self, action: str, symbol: str, reason: str) -> None:
+        super().__init__(f"{action} {symbol} refused: {reason}")
+        self.action = action
+        self.symbol = symbol
+        self.reason = reason
+
+
+class NotReady(Refused):
+    """No entries now: the bot's recovery is not finished, its balance cannot be read,
+    or it needs an operator's attention (`botwarden status` says why)."""
+
+
+class SymbolBusy(Refused):
+    """The symbol is taken: a position is held in it already, an order in it is open
+    or unresolved, or an exit is on its way. (Run again after a crash, a script's
+    entry finds the position its last life opened: this is what keeps it from buying
+    twice.)"""
+
+
+class GuardRefused(Refused):
+    """A risk guard of the config's said no (a trade limit, a symbol cooling down)."""
+
+
+class BreakerOn(GuardRefused):
+    """The circuit breaker is on: no entries until it ends."""
+
+
+class CannotSize(Refused):
+    """What was asked cannot be had: a size the market's rules or the account cannot
+    meet (never sent smaller), a short where there is none, a stop or a take-profit
+    on the wrong side of the price."""
+
+
+class NothingHeld(Refused):
+    """Nothing is held in the symbol to exit, add to or update."""

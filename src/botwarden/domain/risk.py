@@ -98,6 +98,8 @@ class Refusal:
     `max_trades_per_day`): an operator is told once per window."""
     until: datetime | None = None
     """When that limit's window ends."""
+    breaker: bool = False
+    """Refused by the circuit breaker."""
 
     def __str__(self) -> str:
         return self.reason
@@ -108,7 +110,8 @@ def entry_refused(risk: RiskState, limits: RiskLimits, now: datetime) -> Refusal
     the guards stop new risk, never the protection of what is held.)"""
     if breaker_active(risk, now):
         return Refusal(
-            f"circuit breaker until {risk.breaker_until:%Y-%m-%d %H:%M} UTC: {risk.breaker_reason}"
+            f"circuit breaker until {risk.breaker_until:%Y-%m-%d %H:%M} UTC: {risk.breaker_reason}",
+            breaker=True,
         )
     today = limits.trading_day(now)
     taken_today = risk.daily_trade_count if risk.trading_day == today else 0

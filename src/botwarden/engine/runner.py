@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Protocol
 
 from botwarden.config import BotConfig
@@ -42,7 +43,7 @@ from botwarden.engine.orders import BREAKER, WAITING, Context, OrderDesk
 from botwarden.engine.outage import OutageGuard
 from botwarden.engine.protection import Protector
 from botwarden.engine.recovery import Recovery, RecoveryReport, venue_fills
-from botwarden.engine.signals import Permit, Trader, holds_take_profits
+from botwarden.engine.signals import Permit, Skipped, Trader, Why, holds_take_profits
 from botwarden.errors import ConfigError, FencedOut, StateError, StateLost, UntradableSymbol
 from botwarden.state.manager import StateManager
 from botwarden.state.records import BotState
@@ -101,7 +102,11 @@ class Runner:
         clock: Callable[[], datetime],
         notifications: Notifications | None = None,
         strategy: LoadedStrategy | None = None,
+        decides: bool = True,
     ) -> None:
+        """`decides`: False for a bot whose own code decides (`botwarden.bot`): its
+        passes read fills, resolve and protect, and ask no strategy; its signals come
+        through `act`."""
         config.require_markets()
         if config.take_profit is not None and not holds_take_profits(venue):
             raise ConfigError(
@@ -115,6 +120,10 @@ class Runner:
         self.venue = venue
         self.clock = clock
         self._strategy = strategy
+        self.decides = decides
+        self.pass_error: Exception | None = None
+        """What cut the last pass short (a venue that did not answer, a store that did
+        not write); None: it ran to its end."""
         self._balance: Balance | None = None
         self._hook_failures: list[StrategyFailed] = []
         """What the hooks raised after this pass's decisions: told at the next."""
@@ -422,6 +431,7 @@ class Runner:
         """One pass; a venue that fails to answer or a store that fails to write ends
         the pass, to be tried again at the next."""
         assert self.ctx is not None, "start() first"
+        self.pass_error = None
         try:
             await self.state.heartbeat()
             await self._write_down_the_outage()
@@ -438,8 +448,10 @@ class Runner:
             await self._state_lost(error)
             raise
         except VenueError as error:
+            self.pass_error = error
             log.warning("%s: tick cut short: %s", self.config.bot_id, error)
         except StateError as error:
+            self.pass_error = error
             if not self._store_failing:
                 log.error(
                     "%s: the state store failed to write (%s): no new orders until it"
@@ -552,6 +564,14 @@ class Runner:
                 Topic.NEEDS_ATTENTION,
             )
         await self._watch_equity()
+        if self.decides:
+            await self._strategy_pass(prices)
+        if desk.sent_filling != sent_before:  # (a close, say, since the last read)
+            await desk.sync_fills()  # the pass ends knowing what its orders did
+
+    async def _strategy_pass(self, prices: dict[str, Decimal]) -> None:
+        """The strategy told of what happened, asked about every symbol, and its
+        signals acted on."""
         failures = [*self._hook_failures, *await self._tell_strategy()]
         self._hook_failures = []
         signals = []
@@ -569,8 +589,22 @@ class Runner:
                 )
                 await self.trader.act(signal, prices[signal.symbol], permit)
                 self._hook_failures += await self._tell_strategy()
-        if desk.sent_filling != sent_before:  # (a close, say, since the last read)
-            await desk.sync_fills()  # the pass ends knowing what its orders did
+
+    async def act(self, signal: Signal) -> Skipped | None:
+        """A signal from the bot's own code, acted on as a strategy's would be: after a
+        pass (fills read, orders resolved, every position protected, the balance and
+        the guards current), at the symbol's last price; why not, if it was not. The
+        pass's failure (the venue, the store) is raised: nothing is decided on what is
+        not known."""
+        await self.tick()
+        if self.pass_error is not None:
+            raise self.pass_error
+        if self.report is None:
+            status = (await self.state.snapshot()).bot
+            return Skipped(Why.NOT_READY, f"recovery not finished: {status.last_error}")
+        price = (await self.venue.last_prices([signal.symbol]))[signal.symbol]
+        permit = Permit(balance=None if self.protect_only else self._balance)
+        return await self.trader.act(signal, price, permit)
 
     async def _decide(self, symbol: str) -> Signal | None:
         venue, strategy, main = self.ctx.venue, self.strategy, self.config.strategy.timeframe

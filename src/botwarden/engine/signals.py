@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 
 from botwarden.domain import risk as rules
 from botwarden.domain.markets import OrderRefused, TimeInForce, fit_price
@@ -45,6 +46,36 @@ class Permit:
     """The strategy's failure, while it keeps failing: no entries."""
 
 
+class Why(StrEnum):
+    """What kind of reason kept a signal from being acted on (the library raises an
+    exception of its own for each: `botwarden.bot`)."""
+
+    NOT_READY = "not_ready"
+    """The balance cannot be read, the bot needs attention, or its strategy fails."""
+    BUSY = "busy"
+    """The symbol is taken: a position held already (an entry), its stop not resting
+    yet (an add), an order in it open or unresolved, or an exit already on its way."""
+    GUARD = "guard"
+    """A risk guard: a limit of the config's, or the symbol cooling down."""
+    BREAKER = "breaker"
+    """The circuit breaker is on."""
+    SIZE = "size"
+    """What it asks cannot be had: a size, a short, a stop or a take-profit."""
+    NOT_HELD = "not_held"
+    """Nothing is held to add to, exit or update."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A signal not acted on, and why (written as an event: `signal ... skipped`)."""
+
+    why: Why
+    reason: str | rules.Refusal
+
+    def __str__(self) -> str:
+        return str(self.reason)
+
+
 class Trader:
     def __init__(
         self, ctx: Context, desk: OrderDesk, protector: Protector, default_size: Size
@@ -56,20 +87,20 @@ class Trader:
         """The config's `order:`: an entry's size when its signal gives none."""
         self._permit = Permit(balance=None)
 
-    async def act(self, signal: Signal, price: Decimal, permit: Permit) -> None:
-        """Do what `signal` asks, at about `price`, if `permit` allows it."""
+    async def act(self, signal: Signal, price: Decimal, permit: Permit) -> Skipped | None:
+        """Do what `signal` asks, at about `price`, if `permit` allows it; why not, if
+        it did not."""
         self._permit = permit
         if signal.action is Action.EXIT:
-            await self._exit(signal, price)
-        elif signal.action is Action.UPDATE:
-            await self._update(signal, price)
-        else:
-            await self._enter(signal, price)
+            return await self._exit(signal, price)
+        if signal.action is Action.UPDATE:
+            return await self._update(signal, price)
+        return await self._enter(signal, price)
 
-    async def _skip(self, signal: Signal, why: str | rules.Refusal) -> None:
+    async def _skip(self, signal: Signal, skipped: Skipped) -> Skipped:
         """A signal not acted on, with why; a trade-frequency limit that refused it is
         told to the operator too, once per window of that limit."""
-        now = self.ctx.clock()
+        now, why = self.ctx.clock(), skipped.reason
         async with self.ctx.state.transaction() as tx:
             tx.mark_signal_processed(signal.id, now)
             tx.add_event(now, "signal", f"{signal.action} {signal.symbol} skipped: {why}")
@@ -83,25 +114,28 @@ class Trader:
                     {"notify": Topic.LIMIT, "limit": why.limit},
                 )
         log.info("%s: %s %s skipped: %s", self.ctx.bot_id, signal.action, signal.symbol, why)
+        return skipped
 
-    async def _entry_refused(self, signal: Signal) -> str | rules.Refusal | None:
+    async def _entry_refused(self, signal: Signal) -> Skipped | None:
         symbol, state = signal.symbol, await self.ctx.state.snapshot()
         permit = self._permit
         if permit.balance is None:
-            return "the balance cannot be read: protecting only"
+            return Skipped(Why.NOT_READY, "the balance cannot be read: protecting only")
         if state.bot.status is BotStatus.NEEDS_ATTENTION:
-            return "the bot needs attention"
+            return Skipped(Why.NOT_READY, "the bot needs attention")
         if permit.failing is not None:
-            return f"the strategy is failing ({permit.failing})"
+            return Skipped(Why.NOT_READY, f"the strategy is failing ({permit.failing})")
         held = await self.ctx.position_in(symbol)
         if held is not None and signal.action is not Action.ADD:
-            return "a position is already held"
+            return Skipped(Why.BUSY, "a position is already held")
         if held is None and signal.action is Action.ADD:
-            return "nothing is held to add to"
+            return Skipped(Why.NOT_HELD, "nothing is held to add to")
         if held is not None:
             stop = state.intents.get(held.stop_client_order_id or "")
             if stop is None or stop.status is not IntentStatus.ACCEPTED:
-                return "the position's stop is not resting yet: nothing is added to it"
+                return Skipped(
+                    Why.BUSY, "the position's stop is not resting yet: nothing is added to it"
+                )
 
         def blocks(intent: OrderIntent) -> bool:
             # The held position's own resting stop does not block adding to it.
@@ -109,20 +143,24 @@ class Trader:
             return not intent.status.is_terminal and not (held is not None and resting_stop)
 
         if any(i.symbol == symbol and blocks(i) for i in state.intents.values()):
-            return "an order in this symbol is still open or unresolved"
+            return Skipped(Why.BUSY, "an order in this symbol is still open or unresolved")
         if await self.ctx.state.is_on_cooldown(symbol):
-            return f"cooling down until {state.cooldowns[symbol]:%Y-%m-%d %H:%M}"
-        return rules.entry_refused(state.risk, self.ctx.limits, self.ctx.clock())
+            return Skipped(
+                Why.GUARD, f"cooling down until {state.cooldowns[symbol]:%Y-%m-%d %H:%M}"
+            )
+        refusal = rules.entry_refused(state.risk, self.ctx.limits, self.ctx.clock())
+        if refusal is None:
+            return None
+        return Skipped(Why.BREAKER if refusal.breaker else Why.GUARD, refusal)
 
-    async def _enter(self, signal: Signal, price: Decimal) -> None:
+    async def _enter(self, signal: Signal, price: Decimal) -> Skipped | None:
         """An entry, or more of the position held (`add`): sized, checked against the
         market's rules and the account, written ahead with what its fills give the
         position (its stop rule, its custom state, a limit entry's expiry), then sent;
         a size that cannot be met is a skipped signal with its reason."""
-        why = await self._entry_refused(signal)
-        if why is not None:
-            await self._skip(signal, why)
-            return
+        refused = await self._entry_refused(signal)
+        if refused is not None:
+            return await self._skip(signal, refused)
         symbol = signal.symbol
         held = await self.ctx.position_in(symbol)
         side = held.side if held is not None else Side.LONG
@@ -130,14 +168,13 @@ class Trader:
             side = Side.SHORT
         market = await self.protector.market(symbol)
         if side is Side.SHORT and held is None and not market.shortable:
-            await self._skip(signal, f"{symbol} cannot be sold short on {self.ctx.venue.name}")
-            return
+            why = f"{symbol} cannot be sold short on {self.ctx.venue.name}"
+            return await self._skip(signal, Skipped(Why.SIZE, why))
         expected = signal.limit or price  # what the entry is sized and checked at
         stop_price = self._stop_at_entry(signal, held, side, expected)
-        refused = self._take_profit_refused(signal, side, expected, stop_price)
-        if refused is not None:
-            await self._skip(signal, f"{symbol}: {refused}")
-            return
+        no_target = self._take_profit_refused(signal, side, expected, stop_price)
+        if no_target is not None:
+            return await self._skip(signal, Skipped(Why.SIZE, f"{symbol}: {no_target}"))
         try:
             qty = entry_qty(
                 signal.size or self.default_size,
@@ -149,8 +186,7 @@ class Trader:
                 stop_price=stop_price,
             )
         except OrderRefused as error:
-            await self._skip(signal, str(error))
-            return
+            return await self._skip(signal, Skipped(Why.SIZE, str(error)))
         now = self.ctx.clock()
         limits = self.ctx.limits
         expires = now + signal.expires_after if signal.expires_after is not None else None
@@ -183,6 +219,7 @@ class Trader:
         )
         await self.desk.sync_fills()
         await self.protector.protect_all(await _open(self.ctx), {symbol: price})
+        return None
 
     def _stop_at_entry(
         self, signal: Signal, held: Position | None, side: Side, price: Decimal
@@ -259,19 +296,17 @@ class Trader:
                     )
         return bool(stale)
 
-    async def _exit(self, signal: Signal, price: Decimal) -> None:
+    async def _exit(self, signal: Signal, price: Decimal) -> Skipped | None:
         """All of the position, or a part of it (a `fraction` or a `qty`, rounded down to
         the lot step; all of it when what would be left is dust the venue would refuse
         to close later)."""
         position = await self.ctx.position_in(signal.symbol)
         if position is None:
-            await self._skip(signal, "nothing to exit")
-            return
+            return await self._skip(signal, Skipped(Why.NOT_HELD, "nothing to exit"))
         exiting = await self.desk.exiting(position)
         whole = signal.fraction is None and signal.qty is None
         if exiting >= position.size or (exiting and not whole):
-            await self._skip(signal, "already exiting")
-            return
+            return await self._skip(signal, Skipped(Why.BUSY, "already exiting"))
         qty = position.size - exiting if exiting else None  # all that no exit closes yet
         if not whole:
             try:
@@ -283,8 +318,7 @@ class Trader:
                     price=price,
                 )
             except OrderRefused as error:
-                await self._skip(signal, str(error))
-                return
+                return await self._skip(signal, Skipped(Why.SIZE, str(error)))
             qty = None if part.full else part.qty
             if part.why:
                 log.info("%s: %s", self.ctx.bot_id, part.why)
@@ -299,6 +333,7 @@ class Trader:
             await self.protector.protect_all(await _open(self.ctx), {signal.symbol: price})
         await self.desk.sync_fills()
         await self.protector.protect_all(await _open(self.ctx), {signal.symbol: price})
+        return None
 
     async def _cancel_entries(self, symbol: str) -> None:
         intents = (await self.ctx.state.snapshot()).intents.values()
@@ -307,19 +342,16 @@ class Trader:
             if mine and not intent.status.is_terminal and intent.status not in WAITING:
                 await self.desk.cancel(intent.client_order_id, symbol)
 
-    async def _update(self, signal: Signal, price: Decimal) -> None:
+    async def _update(self, signal: Signal, price: Decimal) -> Skipped | None:
         """The position's own stop rule and custom state, as its strategy asks (no
         order; the stop moves at once, and only ever tightens)."""
         position = await self.ctx.position_in(signal.symbol)
         if position is None:
-            await self._skip(signal, "nothing held to update")
-            return
+            return await self._skip(signal, Skipped(Why.NOT_HELD, "nothing held to update"))
         now = self.ctx.clock()
         if signal.take_profit is not None and not holds_take_profits(self.ctx.venue):
-            await self._skip(
-                signal, f"{self.ctx.venue.name} cannot hold a take-profit beside a stop"
-            )
-            return
+            why = f"{self.ctx.venue.name} cannot hold a take-profit beside a stop"
+            return await self._skip(signal, Skipped(Why.SIZE, why))
         changes: dict = {"custom": {**position.custom, **(signal.state or {})}}
         if signal.stop is not None:
             changes["stop_rule"] = signal.stop
@@ -330,8 +362,8 @@ class Trader:
             rules = await self.protector.market(signal.symbol)
             stop = fit_price(self.ctx.stop.stop_for(changed), rules, changed.side.exit_order_side)
             if stop <= 0 or self.ctx.stop.underwater(changed, stop, price) is not None:
-                await self._skip(signal, f"its stop {stop} is at or past the price {price}")
-                return
+                why = f"its stop {stop} is at or past the price {price}"
+                return await self._skip(signal, Skipped(Why.SIZE, why))
         async with self.ctx.state.transaction() as tx:
             tx.save_position(changed)
             tx.mark_signal_processed(signal.id, now)
@@ -347,6 +379,7 @@ class Trader:
             )
         if signal.stop is not None or signal.take_profit is not None:
             await self.protector.protect_all(await _open(self.ctx), {signal.symbol: price})
+        return None
 
 
 async def _open(ctx: Context) -> dict[str, VenueOrder]:

@@ -73,7 +73,7 @@ async def run_bot(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with _instance(config, on_running, strategy) as (runner, lock):
+    async with bot_instance(config, on_running, strategy) as (runner, lock):
         loop.add_signal_handler(signal.SIGUSR1, runner.request_resolve)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         _tell_supervisor_started()
@@ -81,11 +81,11 @@ async def run_bot(
         speed = getattr(venue.clock, "speed", 1.0) if isinstance(venue, PaperVenue) else 1.0
         pause = config.engine.check_interval.total_seconds() / speed
         await runner.run(
-            stop, ticks=ticks, pause=pause, speed=speed, each_pass=lambda: _still_locked(lock)
+            stop, ticks=ticks, pause=pause, speed=speed, each_pass=lambda: still_locked(lock)
         )
 
 
-def _still_locked(lock: InstanceLock) -> None:
+def still_locked(lock: InstanceLock) -> None:
     """Before every pass: the lock file at its path is still the one this process holds
     (a deleted one would let a second instance start); remade if it was deleted,
     `LockLost` (the run ends) if another process took the new one."""
@@ -99,7 +99,7 @@ async def flatten_bot(config: BotConfig, symbol: str | None = None) -> Flattened
     """An operator's emergency, with the bot not running: its lock taken, its recovery
     run, then every order of its canceled and every position closed at market (see
     `Runner.flatten`); the bot is left stopped."""
-    async with _instance(config) as (runner, _):
+    async with bot_instance(config) as (runner, _):
         return await runner.flatten(symbol)
 
 
@@ -115,16 +115,18 @@ def open_bot_venue(config: BotConfig) -> Venue:
 
 
 @contextlib.asynccontextmanager
-async def _instance(
+async def bot_instance(
     config: BotConfig,
     on_running: Callable[[], None] | None = None,
     strategy: LoadedStrategy | None = None,
+    decides: bool = True,
 ) -> AsyncIterator[tuple[Runner, InstanceLock]]:
     """An instance of the bot in this process: its lock (taken first, held to the end),
     its venue, its state, and a runner that has started (recovered, or retrying);
     stopped at the end, or in error with the error stored. Without a `strategy` the
     runner decides nothing (an operator's flatten needs none: a broken strategy must
-    not stand in its way)."""
+    not stand in its way). `decides`: False where the bot's own code decides
+    (`botwarden.bot`)."""
     notifier = Notifier.for_bot(config.bot_id, config.notify)
     with InstanceLock(lock_path(config), config.bot_id) as lock:
         try:
@@ -142,7 +144,7 @@ async def _instance(
             async with state:
                 if on_running is not None:
                     on_running()
-                runner = Runner(config, state, venue, clock, notifier, strategy)
+                runner = Runner(config, state, venue, clock, notifier, strategy, decides)
                 if notifier is not None:
                     notifier.start_from((await state.snapshot()).ledger.next_event_seq)
                 try:

@@ -1,0 +1,225 @@
+"""The library for bots that keep their own loop (`botwarden.Bot`, `botwarden.SyncBot`):
+the entries, exits and refusals of `botwarden run`'s engine, read back from the paper
+exchange's own book; the same lock; and a script's bot killed and run again, which
+finds its position and its stop instead of buying twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from botwarden import (
+    Bot,
+    BreakerOn,
+    CannotSize,
+    GuardRefused,
+    NothingHeld,
+    Stop,
+    SymbolBusy,
+    SyncBot,
+)
+from botwarden.config import BotConfig, load_config
+from botwarden.domain.orders import IntentStatus, OrderType, Purpose
+from botwarden.process.lock import AlreadyRunning
+from botwarden.process.run import write_unfenced
+from botwarden.state.manager import Transaction
+from botwarden.venues.base import OrderState, VenueOrder
+from botwarden.venues.factory import open_paper_venue
+from tests.support.processes import promises_hold, wait_for
+
+CONFIG = """\
+bot_id: lib_spy
+symbols: [SPY, QQQ]
+venue: {type: paper, start: 2026-03-02T14:30:00Z}
+engine: {check_interval: 1s}
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "bot.yaml"
+    path.write_text(CONFIG)
+    return path
+
+
+@pytest.fixture
+def limited(config: Path) -> Path:
+    """The bot's config, with two entries a day at most."""
+    config.write_text(CONFIG + "risk: {max_trades_per_day: 2}\n")
+    return config
+
+
+def on_the_book(config: Path) -> tuple[list, list[VenueOrder]]:
+    """The exchange's own positions and resting orders, read beside the bot."""
+    loaded = load_config(config)
+    venue = open_paper_venue(loaded.venue, loaded.bot_id, loaded.base_dir)
+    try:
+        return venue.book.positions(), venue.book.open_orders()
+    finally:
+        venue.book.close()
+
+
+async def test_an_entry_rests_its_stop_and_take_profit_on_the_venue(config: Path) -> None:
+    async with Bot.open(config) as bot:
+        assert bot.report is not None and "recovered" in str(bot.report)
+        entry = await bot.enter("SPY", "long", notional=1000, stop_pct=2, take_profit_pct=4)
+        assert entry.purpose is Purpose.ENTRY and entry.status is IntentStatus.FILLED
+        assert entry.filled_qty * entry.avg_price == pytest.approx(1000, rel=Decimal("0.01"))
+        (held,) = bot.positions()
+        assert held.size == entry.filled_qty and held.stop_price is not None
+        two_pct_below = entry.avg_price * Decimal("0.98")
+        assert held.stop_price == pytest.approx(two_pct_below, rel=Decimal("0.001"))
+        positions, resting = on_the_book(config)
+        assert [(p.symbol, p.qty) for p in positions] == [("SPY", held.size)]
+        kinds = {o.type: o for o in resting}
+        assert kinds[OrderType.STOP].qty == kinds[OrderType.LIMIT].qty == held.size
+        assert kinds[OrderType.LIMIT].limit_price == held.take_profit
+        assert {o.purpose for o in bot.orders()} == {Purpose.STOP, Purpose.TAKE_PROFIT}
+        assert bot.risk().daily_trade_count == 1
+    await promises_hold(config)
+
+
+async def test_exits_in_parts_resize_the_stop_and_the_last_goes_flat(config: Path) -> None:
+    async with Bot.open(config) as bot:
+        entry = await bot.enter("SPY", qty=10, stop=Stop.percent(3, trailing=True))
+        assert entry.filled_qty == 10
+        (half,) = await bot.exit("SPY", fraction=0.5)
+        assert half.purpose is Purpose.EXIT and half.qty == 5
+        assert bot.position("SPY").size == 5
+        _, resting = on_the_book(config)
+        assert [(o.type, o.qty) for o in resting] == [(OrderType.STOP, Decimal(5))]
+        await bot.exit("SPY")
+        assert bot.positions() == [] and bot.orders() == []
+        positions, resting = on_the_book(config)
+        assert positions == [] and resting == [], "nothing held, nothing left resting"
+        with pytest.raises(NothingHeld, match="exit SPY refused: nothing to exit"):
+            await bot.exit("SPY")
+        assert len([f for f in bot.fills() if f.symbol == "SPY"]) == 3
+    await promises_hold(config)
+
+
+async def test_what_the_guards_refuse_is_an_exception_of_its_kind(limited: Path) -> None:
+    config = limited
+    async with Bot.open(config) as bot:
+        await bot.enter("SPY", qty=1)
+        with pytest.raises(SymbolBusy, match="a position is already held"):
+            await bot.enter("SPY", qty=1)
+        with pytest.raises(CannotSize, match="QQQ"):
+            await bot.enter("QQQ", notional=10**9)  # never sent smaller
+        await bot.enter("QQQ", qty=1)
+        await bot.exit("QQQ")
+        with pytest.raises(GuardRefused, match="daily limit is 2"):
+            await bot.enter("QQQ", qty=1)
+        with pytest.raises(ValueError, match="give one of qty, notional"):
+            await bot.enter("QQQ", qty=1, notional=100)
+        skipped = [e.message for e in bot._runner.state.last_known().events.values()]
+        assert sum("skipped" in line for line in skipped) == 3, "each refusal in the log"
+        _, resting = on_the_book(config)
+        assert [o.symbol for o in resting] == ["SPY"], "only the stop of what is held"
+
+
+async def test_the_breaker_refuses_entries_and_never_the_exit(config: Path) -> None:
+    loaded = load_config(config)
+    async with Bot.open(loaded) as bot:
+        await bot.enter("SPY", qty=2)
+
+    def trip(tx: Transaction, now: datetime) -> None:  # tripped while the bot was down
+        until = now + timedelta(days=3)
+        risk = tx.state.risk.model_copy(update={"breaker_until": until, "breaker_reason": "test"})
+        tx.save_risk_state(risk)
+
+    await write_unfenced(loaded, trip)
+    async with Bot.open(loaded) as bot:
+        with pytest.raises(BreakerOn, match="circuit breaker"):
+            await bot.enter("QQQ", qty=1)
+        await bot.exit("SPY")
+        assert bot.positions() == []
+
+
+async def test_a_second_instance_is_refused_in_the_process_and_out_of_it(config: Path) -> None:
+    async with Bot.open(config) as bot:
+        with pytest.raises(AlreadyRunning):
+            async with Bot.open(config):
+                pass
+        run = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "botwarden", "run", str(config), "--ticks", "1"),
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(run.communicate(), timeout=60)
+        assert run.returncode != 0 and "already running" in err.decode()
+        await bot.tick()  # and the first goes on
+
+
+def test_the_sync_twin_from_settings_built_in_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # (relative paths: the state's folder)
+    settings = BotConfig.model_validate(
+        {"bot_id": "sync_spy", "symbols": ["SPY"], "engine": {"check_interval": "1s"}}
+    )
+    with SyncBot.open(settings) as bot:
+        entry = bot.enter("SPY", "long", qty=3, stop_price=300, state={"stage": 1})
+        assert entry.filled_qty == 3
+        bot.sleep(1.5)
+        held = bot.position("SPY")
+        assert held.stop_price == 300 and held.custom == {"stage": 1}
+        moved = bot.update("SPY", stop=Stop.price(310), state={"stage": 2})
+        assert moved.stop_price == 310 and moved.custom == {"stage": 2}
+    assert (tmp_path / "state" / "sync_spy.db").exists()
+    with SyncBot.open(settings) as bot:  # a new life: its position, read back
+        assert bot.position("SPY").custom == {"stage": 2}
+
+
+SCRIPT = """\
+import sys
+
+from botwarden import SymbolBusy, SyncBot
+
+with SyncBot.open(sys.argv[1]) as bot:
+    try:
+        bot.enter("SPY", "long", qty=4, stop_pct=2)
+        print("entered", flush=True)
+    except SymbolBusy as refused:
+        print("held already:", refused.reason, flush=True)
+    bot.sleep(600)
+"""
+
+
+def test_a_scripts_bot_killed_and_run_again_finds_its_position(
+    config: Path, tmp_path: Path
+) -> None:
+    script = tmp_path / "my_bot.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    book = tmp_path / "state" / "lib_spy.paper.db"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    lives = []
+    for _ in range(2):
+        life = subprocess.Popen(
+            [sys.executable, str(script), str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        said = life.stdout.readline()
+        wait_for(lambda: book.exists(), seconds=30)
+        life.send_signal(signal.SIGKILL)
+        _, err = life.communicate(timeout=30)
+        lives.append((said, err))
+    assert lives[0][0] == "entered\n", lives[0][1]
+    assert lives[1][0] == "held already: a position is already held\n", lives[1][1]
+    positions, resting = on_the_book(config)
+    assert [(p.symbol, p.qty) for p in positions] == [("SPY", 4)], "bought once, not twice"
+    assert [(o.type, o.qty, o.state) for o in resting] == [
+        (OrderType.STOP, Decimal(4), OrderState.OPEN)
+    ]
+    asyncio.run(promises_hold(config, epoch_at_least=2))
