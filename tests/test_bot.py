@@ -28,6 +28,7 @@ from botwarden import (
     SyncBot,
 )
 from botwarden.config import BotConfig, load_config
+from botwarden.domain.models import BotStatus
 from botwarden.domain.orders import IntentStatus, OrderType, Purpose
 from botwarden.process.lock import AlreadyRunning
 from botwarden.process.run import write_unfenced
@@ -190,19 +191,24 @@ with SyncBot.open(sys.argv[1]) as bot:
         print("entered", flush=True)
     except SymbolBusy as refused:
         print("held already:", refused.reason, flush=True)
-    bot.sleep(600)
+    while bot.running():
+        bot.sleep(600)
+print("stopped", flush=True)
 """
 
 
 def test_a_scripts_bot_killed_and_run_again_finds_its_position(
     config: Path, tmp_path: Path
 ) -> None:
+    """Killed (SIGKILL) after its entry, run again: its entry is refused, the position
+    and its stop found on the venue; then `botwarden resolve`'s SIGUSR1 is heard, not
+    fatal, and SIGTERM (`botwarden stop`) ends its loop: it stops cleanly."""
     script = tmp_path / "my_bot.py"
     script.write_text(textwrap.dedent(SCRIPT))
     book = tmp_path / "state" / "lib_spy.paper.db"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     lives = []
-    for _ in range(2):
+    for ending in (signal.SIGKILL, signal.SIGTERM):
         life = subprocess.Popen(
             [sys.executable, str(script), str(config)],
             stdout=subprocess.PIPE,
@@ -212,14 +218,17 @@ def test_a_scripts_bot_killed_and_run_again_finds_its_position(
         )
         said = life.stdout.readline()
         wait_for(lambda: book.exists(), seconds=30)
-        life.send_signal(signal.SIGKILL)
-        _, err = life.communicate(timeout=30)
-        lives.append((said, err))
-    assert lives[0][0] == "entered\n", lives[0][1]
-    assert lives[1][0] == "held already: a position is already held\n", lives[1][1]
+        if ending is signal.SIGTERM:
+            life.send_signal(signal.SIGUSR1)
+        life.send_signal(ending)
+        out, err = life.communicate(timeout=30)
+        lives.append((said + out, err, life.returncode))
+    assert lives[0][:1] == ("entered\n",) and lives[0][2] == -signal.SIGKILL, lives[0]
+    assert lives[1] == ("held already: a position is already held\nstopped\n", lives[1][1], 0)
     positions, resting = on_the_book(config)
     assert [(p.symbol, p.qty) for p in positions] == [("SPY", 4)], "bought once, not twice"
     assert [(o.type, o.qty, o.state) for o in resting] == [
         (OrderType.STOP, Decimal(4), OrderState.OPEN)
     ]
-    asyncio.run(promises_hold(config, epoch_at_least=2))
+    state = asyncio.run(promises_hold(config, epoch_at_least=2))
+    assert state.bot.status is BotStatus.STOPPED

@@ -21,6 +21,8 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import timedelta
@@ -34,6 +36,7 @@ from botwarden.domain.models import BotStatus, Fill, Position, Side, Stop, TakeP
 from botwarden.domain.orders import OrderIntent, Purpose
 from botwarden.domain.risk import RiskState
 from botwarden.domain.sizing import Size
+from botwarden.domain.timeframes import TIMEFRAMES
 from botwarden.engine.recovery import RecoveryReport
 from botwarden.engine.runner import Runner
 from botwarden.engine.signals import Skipped, Why
@@ -48,6 +51,7 @@ from botwarden.errors import (
 )
 from botwarden.process.lock import InstanceLock
 from botwarden.process.run import bot_instance, still_locked
+from botwarden.strategies.bars import Bars
 from botwarden.strategies.base import Signal
 
 log = logging.getLogger(__name__)
@@ -72,6 +76,7 @@ class Bot:
     def __init__(self, runner: Runner, lock: InstanceLock) -> None:
         self._runner = runner
         self._lock = lock
+        self._stop = asyncio.Event()
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -85,7 +90,32 @@ class Bot:
             config = load_config(config)
         config.require_markets()
         async with bot_instance(config, decides=False) as (runner, lock):
-            yield cls(runner, lock)
+            bot = cls(runner, lock)
+            with bot._signals_heard():
+                yield bot
+
+    @contextlib.contextmanager
+    def _signals_heard(self) -> Iterator[None]:
+        """SIGTERM and SIGINT (`botwarden stop`, Ctrl-C) ask the bot to stop: `running()`
+        turns False and `sleep` returns at once, so a script's loop ends and the bot
+        stops cleanly; SIGUSR1 (`botwarden resolve`) is an operator's word. Heard in
+        the main thread only (elsewhere Python lets no code catch a signal)."""
+        loop = asyncio.get_running_loop()
+        handlers = {
+            signal.SIGTERM: self._stop.set,
+            signal.SIGINT: self._stop.set,
+            signal.SIGUSR1: self._runner.request_resolve,
+        }
+        heard = []
+        if threading.current_thread() is threading.main_thread():
+            for number, handler in handlers.items():
+                loop.add_signal_handler(number, handler)
+                heard.append(number)
+        try:
+            yield
+        finally:
+            for number in heard:
+                loop.remove_signal_handler(number)
 
     # -- what it knows -------------------------------------------------------------------
     @property
@@ -121,6 +151,21 @@ class Bot:
         """The guards' state: the day's PnL and entries, the breaker, peak equity."""
         return self._runner.state.last_known().risk
 
+    def running(self) -> bool:
+        """False once the process was asked to stop (SIGTERM, SIGINT): end the loop."""
+        return not self._stop.is_set()
+
+    async def bars(self, symbol: str, timeframe: str = "1d", limit: int = 100) -> Bars:
+        """The last `limit` bars of `symbol` from the venue, oldest first, the one still
+        forming last (`.frame()` for a pandas DataFrame, with the `pandas` extra)."""
+        if timeframe not in TIMEFRAMES:
+            raise ValueError(f"timeframe {timeframe!r} is not one of {', '.join(TIMEFRAMES)}")
+        return Bars(await self._runner.venue.bars(symbol, timeframe, limit), timeframe, {})
+
+    async def price(self, symbol: str) -> Decimal:
+        """The last price of `symbol` on the venue."""
+        return await self._runner.venue.last_price(symbol)
+
     # -- what it does --------------------------------------------------------------------
     async def tick(self) -> None:
         """One pass: fills read, unanswered orders resolved, every position protected
@@ -132,12 +177,15 @@ class Bot:
 
     async def sleep(self, seconds: float) -> None:
         """Wait `seconds`, passing every `engine.check_interval` meanwhile: where a
-        script would `time.sleep`, its fills and stops are kept."""
+        script would `time.sleep`, its fills and stops are kept. Returns at once when
+        the process is asked to stop."""
         deadline = time.monotonic() + seconds
         every = self.config.engine.check_interval.total_seconds()
-        while (left := deadline - time.monotonic()) > 0:
-            await asyncio.sleep(min(every, left))
-            await self.tick()
+        while self.running() and (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=min(every, left))
+            if self.running():
+                await self.tick()
 
     async def enter(
         self,
