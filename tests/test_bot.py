@@ -6,6 +6,7 @@ finds its position and its stop instead of buying twice."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -232,3 +233,12 @@ def test_a_scripts_bot_killed_and_run_again_finds_its_position(
     ]
     state = asyncio.run(promises_hold(config, epoch_at_least=2))
     assert state.bot.status is BotStatus.STOPPED
+    botwarden = [sys.executable, "-m", "botwarden"]
+    shown = subprocess.run([*botwarden, "status", "lib_spy", "--json"], capture_output=True)
+    (report,) = json.loads(shown.stdout)
+    assert report["status"] == "stopped" and report["strategy"] == "its own code", report
+    logs = subprocess.run([*botwarden, "logs", "lib_spy"], capture_output=True, text=True)
+    assert "recovered" in logs.stdout and "lib_spy" in logs.stdout, logs
+    again = subprocess.run([*botwarden, "restart", "lib_spy"], capture_output=True, text=True)
+    assert again.returncode == 2, "its config's strategy is not what runs it"
+    assert "run by its own code" in again.stderr and "Traceback" not in again.stderr

@@ -123,9 +123,12 @@ def world(tmp_path: Path) -> World:
     )
     shims = tmp_path / ".venv" / "bin"
     shims.mkdir(parents=True)
-    for tool in ("botwarden", "pytest"):  # pytest: a strategy's tests, as a user runs them
+    commands = {  # pytest: a strategy's tests, python: a user's script, as they run them
+        tool: f'"{sys.executable}" -m {tool}' for tool in ("botwarden", "pytest")
+    } | {"python": f'"{sys.executable}"'}
+    for tool, command in commands.items():
         shim = shims / tool
-        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m {tool} "$@"\n')
+        shim.write_text(f'#!/bin/sh\nexec {command} "$@"\n')
         shim.chmod(0o755)
     env = {
         key: value
@@ -324,12 +327,17 @@ def bounded(command: str, world: World) -> str:
     return command
 
 
-def run_shell(block: Block, world: World) -> None:
+def save_the_files_before(block: Block, world: World) -> None:
+    """The blocks marked `file PATH` above this one, written where it runs."""
     for saved in blocks(block.file):
         if saved.line < block.line and saved.marker and saved.marker[0] == "file":
             path = world.root / saved.marker[1]
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(saved.text)
+
+
+def run_shell(block: Block, world: World) -> None:
+    save_the_files_before(block, world)
     lines = shell_lines(given(block).script) + shell_lines(block.text)
     commands = [bounded(line, world) for line in lines]
     script = SHELL_HELPERS + "\n".join(commands) + "\nstill_running\n"
@@ -354,6 +362,7 @@ def load_config_block(block: Block, world: World) -> None:
 
 
 def run_python(block: Block, world: World) -> None:
+    save_the_files_before(block, world)
     fixture = given(block)
     if fixture.script:
         ready = world.run(SHELL_HELPERS + fixture.script)

@@ -49,8 +49,10 @@ from botwarden.errors import (
     Refused,
     SymbolBusy,
 )
+from botwarden.process.home import bot_files
 from botwarden.process.lock import InstanceLock
-from botwarden.process.run import bot_instance, still_locked
+from botwarden.process.logs import bot_log_handler
+from botwarden.process.run import bot_instance, lock_path, still_locked
 from botwarden.strategies.bars import Bars
 from botwarden.strategies.base import Signal
 
@@ -86,13 +88,32 @@ class Bot:
         recovery run against the venue; stopped and unlocked at the end (what it
         holds keeps its stops on the venue). What the block raises ends the bot in
         error, saying so in its state."""
-        if not isinstance(config, BotConfig):
-            config = load_config(config)
-        config.require_markets()
-        async with bot_instance(config, decides=False) as (runner, lock):
-            bot = cls(runner, lock)
-            with bot._signals_heard():
-                yield bot
+        path = None if isinstance(config, BotConfig) else Path(config)
+        settings = config if isinstance(config, BotConfig) else load_config(config)
+        settings.require_markets()
+        files = bot_files(settings.bot_id)
+        files.make()
+        log_file = bot_log_handler(files.log)
+        logger = logging.getLogger("botwarden")
+        level = logger.level
+        if level == logging.NOTSET:  # (what it logs at info is the log's substance)
+            logger.setLevel(logging.INFO)
+        logger.addHandler(log_file)
+        # A bot read from a file is known to status, stop, logs and the dashboard,
+        # as `botwarden run` makes it, once its lock is held and its state open.
+        remember = None
+        if path is not None:
+            remember = lambda: files.remember(path, lock_path(settings), "code")  # noqa: E731
+        try:
+            async with bot_instance(settings, remember, decides=False) as (runner, lock):
+                bot = cls(runner, lock)
+                await bot.tick()  # as `botwarden run` does at once: its heartbeat, its stops
+                with bot._signals_heard():
+                    yield bot
+        finally:
+            logger.removeHandler(log_file)
+            logger.setLevel(level)
+            log_file.close()
 
     @contextlib.contextmanager
     def _signals_heard(self) -> Iterator[None]:

@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import logging.handlers
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -26,6 +24,7 @@ from rich.console import Console
 from botwarden import __version__
 from botwarden.config import BotConfig, load_config
 from botwarden.errors import BotwardenError, ConfigError, StateError
+from botwarden.process.logs import LogFormat
 from botwarden.state.base import StateStore
 from botwarden.state.factory import open_store
 from botwarden.state.manager import utc_now
@@ -247,11 +246,6 @@ def venue_serve(
     uvicorn.Server(server).run()
 
 
-class LogFormat(StrEnum):
-    text = "text"
-    json = "json"
-
-
 @app.command("run")
 def run(
     config: ConfigArg,
@@ -283,44 +277,19 @@ def run(
     asyncio.run(run_bot(settings, ticks=ticks, on_running=remember, strategy=strategy))
 
 
-LOG_BYTES = 10 * 1024 * 1024
-LOG_FILES = 5
-"""A bot's log: bot.log and five older ones (bot.log.1 ...), 10 MB each."""
-
-
 def _log_to(path: Path, log_format: LogFormat) -> None:
     """The bot's log file, and its progress on the console."""
+    from botwarden.process.logs import bot_log_handler
+
     root = logging.getLogger("botwarden")
     root.setLevel(logging.INFO)
-    # Bots run for weeks: the log rotates (`botwarden logs -f` follows it across).
-    handler = logging.handlers.RotatingFileHandler(
-        path, maxBytes=LOG_BYTES, backupCount=LOG_FILES, encoding="utf-8"
-    )
-    handler.setFormatter(_JsonFormatter() if log_format is LogFormat.json else _TextFormatter())
-    root.addHandler(handler)
+    root.addHandler(bot_log_handler(path, log_format))
     from botwarden.process.run import READY_FD
 
     if READY_FD in os.environ:
         return  # started detached: the console is console.log, for warnings and worse
     for console_handler in logging.getLogger().handlers:
         console_handler.setLevel(logging.INFO)
-
-
-class _TextFormatter(logging.Formatter):
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(
-            {
-                "time": self.formatTime(record),
-                "level": record.levelname.lower(),
-                "logger": record.name,
-                "message": record.getMessage(),
-            }
-        )
 
 
 BotArg = Annotated[str, typer.Argument(help="The bot's id (`bot_id` in its config).")]

@@ -55,10 +55,12 @@ class BotFiles:
         return self.dir / "supervise.lock"
 
     def read_record(self) -> dict[str, str]:
-        """{"bot_id", "config": the config it was last run from, "lock": its lock}."""
+        """{"bot_id", "config": the config it was last run from, "lock": its lock,
+        "driven_by": `strategy`, or `code` for a bot its own code runs (`botwarden.Bot`)}."""
         try:
             record = json.loads(self.record.read_text(encoding="utf-8"))
-            return {key: str(record[key]) for key in ("bot_id", "config", "lock")}
+            known = {key: str(record[key]) for key in ("bot_id", "config", "lock")}
+            return known | {"driven_by": str(record.get("driven_by", "strategy"))}
         except FileNotFoundError:
             raise UnknownBot(
                 f"no bot {self.bot_id!r} in {self.dir.parent}: start it once with"
@@ -75,11 +77,13 @@ class BotFiles:
         self.dir.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.dir.mkdir(parents=True, exist_ok=True)
 
-    def remember(self, config: Path, lock: Path) -> None:
-        """Note where the bot's config and lock are, for stop, status and logs."""
+    def remember(self, config: Path, lock: Path, driven_by: str = "strategy") -> None:
+        """Note where the bot's config and lock are, for stop, status and logs, and what
+        drives it: its config's `strategy`, or its own `code` (which no command of
+        botwarden's can start again)."""
         self.make()
         record = {"bot_id": self.bot_id, "config": str(config.resolve()), "lock": str(lock)}
-        atomic_write(self.record, json.dumps(record).encode())
+        atomic_write(self.record, json.dumps(record | {"driven_by": driven_by}).encode())
 
 
 BOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -1,14 +1,56 @@
-"""Reading a bot's log: its last lines, and following it as it grows."""
+"""A bot's log: written (rotating, text or JSON lines), read back (its last lines),
+and followed as it grows."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
+import logging.handlers
 import os
 import time
 from collections import deque
 from collections.abc import Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
+
+LOG_BYTES = 10 * 1024 * 1024
+LOG_FILES = 5
+"""A bot's log: bot.log and five older ones (bot.log.1 ...), 10 MB each."""
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+def bot_log_handler(path: Path, log_format: LogFormat = LogFormat.text) -> logging.Handler:
+    """A handler writing to a bot's log file. Bots run for weeks: it rotates
+    (`botwarden logs -f` follows it across)."""
+    handler = logging.handlers.RotatingFileHandler(
+        path, maxBytes=LOG_BYTES, backupCount=LOG_FILES, encoding="utf-8"
+    )
+    handler.setFormatter(_JsonFormatter() if log_format is LogFormat.json else _TextFormatter())
+    return handler
+
+
+class _TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {
+                "time": self.formatTime(record),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+        )
+
 
 POLL = 0.25
 """Seconds between looks at a followed log."""

@@ -356,7 +356,13 @@ class Supervisor:
             return stopped, asyncio.run(flatten_bot(config, symbol))
 
     def restart(self, bot_id: str, timeout: float = 30.0, check_strategy: bool = True) -> Launch:
-        config = self.files(bot_id).config_path()
+        record = self.files(bot_id).read_record()
+        config = Path(record["config"])
+        if record["driven_by"] == "code":  # its config's strategy is not what it runs
+            raise ConfigError(
+                f"bot {bot_id} is run by its own code (botwarden.Bot, from {config}): start"
+                " that program again; `botwarden stop` stops it"
+            )
         if check_strategy:  # refused before the running bot is stopped
             load_config(config).load_strategy()
         self.stop(bot_id, timeout)
@@ -426,7 +432,9 @@ class Supervisor:
             report.uptime_seconds = uptime(process)
         try:
             config = load_config(record["config"])
-            report.strategy = config.strategy.spec
+            report.strategy = (
+                "its own code" if record["driven_by"] == "code" else config.strategy.spec
+            )
             if config.state.backend == "duckdb" and lock_pid is not None:
                 raise StateError(
                     "the state is not shown while the bot runs: DuckDB lets one process open"
