@@ -91,14 +91,15 @@ def render_state(console: Console, state: BotState, store: str, now: datetime) -
         summary.add_row("last error", f"[red]{bot.last_error}[/]")
 
     positions = Table(title="Positions", title_justify="left", expand=False)
-    for column in ("symbol", "side", "size", "entry", "entered", "stop", "stop order", "best"):
+    columns = ("symbol", "side", "size", "entry", "entered", "stop", "stop order", "take-profit")
+    for column in (*columns, "best"):
         positions.add_column(column)
     for p in state.positions.values():
         stop = str(p.stop_price) if p.stop_price else "[red]none[/]"
         stop_order = p.stop_venue_order_id or p.stop_client_order_id or "[red]none[/]"
         positions.add_row(
             p.symbol, p.side.value, str(p.size), str(p.entry_price), age(p.entry_time, now),
-            stop, stop_order, str(p.best_price or ""),
+            stop, stop_order, str(p.take_profit or ""), str(p.best_price or ""),
         )  # fmt: skip
 
     pending = Table(title="Pending order intents", title_justify="left")
@@ -169,7 +170,8 @@ def render_status(console: Console, reports: list[BotReport], home: Path) -> Non
     for r in reports:
         style = STATUS_STYLE.get(BotStatus(r.status), "white")
         positions = ", ".join(
-            f"{p.side} {p.size} {p.symbol} ({p.stop_price if p.stop_live else '[red]NO STOP[/]'})"
+            f"{p.side} {p.size} {p.symbol} ({p.stop_price if p.stop_live else '[red]NO STOP[/]'}"
+            + (f", take-profit {p.take_profit})" if p.take_profit else ")")
             for p in r.positions
         )
         table.add_row(

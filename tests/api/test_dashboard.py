@@ -86,3 +86,56 @@ def test_a_wrong_token_asks_for_the_right_one(browser, botwarden_home: Path) -> 
         expect(page.locator("#bots")).to_contain_text("No bots yet")
     finally:
         server.close()
+
+
+OWN_STRATEGY = """\
+from botwarden import Signal, Stop, TakeProfit
+
+
+class FirstBar:
+    name = "first_bar"
+    bars_needed = 1
+
+    def decide(self, symbol, bars, position):
+        if position is None:
+            target = TakeProfit.percent(20)
+            return Signal.long(symbol, bars[-1], "in", stop=Stop.percent(20), take_profit=target)
+        return None
+"""
+OWN_CONFIG = """\
+bot_id: mine
+symbols: [SPY]
+order: {qty: 3}
+strategy: {path: strategies/first_bar.py}
+venue: {type: paper, speed: 3600, start: 2026-03-02T14:30:00Z}
+engine: {check_interval: 1h}
+"""
+
+
+def test_a_users_strategy_file_shows_with_its_bracket(
+    browser, botwarden_home: Path, tmp_path: Path
+) -> None:
+    """A strategy of the user's, from a file outside the package, started from the
+    dashboard: its position shows with the stop and the take-profit resting beside it."""
+    from playwright.sync_api import expect
+
+    (tmp_path / "strategies").mkdir()
+    (tmp_path / "strategies" / "first_bar.py").write_text(OWN_STRATEGY)
+    (tmp_path / "bot.yaml").write_text(OWN_CONFIG)
+    server = Server(botwarden_home)
+    try:
+        server.client.post("/api/v1/bots", json={"config": str(tmp_path / "bot.yaml")})
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"{server.url}/#token={server.token}")
+        card = page.locator('[data-bot="mine"]')
+        expect(card).to_contain_text("strategies/first_bar.py")
+        card.locator('[data-action="start"]').click()
+        position = card.locator('[data-position="SPY"]')
+        expect(position.locator('[data-stop-live="true"]')).to_be_visible(timeout=60_000)
+        target = position.locator("[data-take-profit]")
+        expect(target).not_to_have_attribute("data-take-profit", "", timeout=30_000)
+        entry = float(position.locator("td").nth(3).inner_text())
+        assert float(target.get_attribute("data-take-profit")) > entry, "above a long's entry"
+    finally:
+        server.client.post("/api/v1/bots/mine/stop", params={"timeout": 5})
+        server.close()

@@ -141,6 +141,8 @@ class PositionView:
     stop_price: str | None
     stop_live: bool
     """The stop rests on the venue, as the bot saw at its last check."""
+    take_profit: str | None = None
+    """Where its take-profit rests (None: it has none)."""
 
 
 @dataclass
@@ -540,9 +542,13 @@ def _fill(report: BotReport, state: BotState, today: date) -> None:
             IntentStatus.PARTIALLY_FILLED,
         )
         stop_price = str(p.stop_price) if p.stop_price else None
-        report.positions.append(
-            PositionView(p.symbol, p.side.value, str(p.size), str(p.entry_price), stop_price, live)
+        target = state.intents.get(p.take_profit_client_order_id or "")
+        resting = target is not None and not target.status.is_terminal
+        take_profit = str(p.take_profit) if resting and p.take_profit else None
+        view = PositionView(
+            p.symbol, p.side.value, str(p.size), str(p.entry_price), stop_price, live, take_profit
         )
+        report.positions.append(view)
     report.open_orders = sum(not i.status.is_terminal for i in state.intents.values())
     report.trading_day = str(risk.trading_day) if risk.trading_day else None
     report.pnl_today = str(risk.daily_pnl)

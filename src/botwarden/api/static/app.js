@@ -70,10 +70,12 @@ function table(columns, rows) {
 
 function positionsTable(positions) {
   if (!positions.length) return el("p", { class: "muted" }, "no positions");
-  return table(["symbol", "side", "size", "entry", "stop", "on the venue"], positions.map((p) =>
+  const columns = ["symbol", "side", "size", "entry", "stop", "take-profit", "on the venue"];
+  return table(columns, positions.map((p) =>
     el("tr", { "data-position": p.symbol },
       el("td", {}, p.symbol), el("td", {}, p.side), el("td", {}, p.size),
       el("td", {}, p.entry_price), el("td", {}, p.stop_price || "-"),
+      el("td", { "data-take-profit": p.take_profit || "" }, p.take_profit || "-"),
       el("td", { "data-stop-live": String(Boolean(p.stop_live)) },
         p.stop_live ? el("span", { class: "live-stop" }, "stop live")
           : el("span", { class: "no-stop" }, "NO STOP")))));
@@ -149,7 +151,7 @@ function card(bot, details) {
     bot.problem ? el("p", { class: "muted" }, bot.problem) : null,
     el("h3", {}, "positions"), positionsTable(details.positions || bot.positions.map((p) => ({
       symbol: p.symbol, side: p.side, size: p.size, entry_price: p.entry, stop_price: p.stop_price,
-      stop_live: p.stop_live,
+      take_profit: p.take_profit, stop_live: p.stop_live,
     })) ),
     el("h3", {}, "open orders"), ordersTable(details.orders || []),
     el("h3", {}, "realized PnL"), pnlChart(trades),
