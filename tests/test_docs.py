@@ -103,7 +103,8 @@ class World:
     root: Path
     env: dict[str, str]
     ports: dict[str, str] = field(default_factory=dict)
-    """The docs' ports, mapped to free ones (other tests may use the documented ones)."""
+    """The docs' ports, mapped to free ones (other tests may use the documented ones), in
+    the commands and in the files an `sh` block runs with."""
 
     def run(self, script: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -333,7 +334,10 @@ def save_the_files_before(block: Block, world: World) -> None:
         if saved.line < block.line and saved.marker and saved.marker[0] == "file":
             path = world.root / saved.marker[1]
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(saved.text)
+            text = saved.text
+            for documented, free in world.ports.items():  # a config naming an emulator's port
+                text = text.replace(documented, free)
+            path.write_text(text)
 
 
 def run_shell(block: Block, world: World) -> None:
