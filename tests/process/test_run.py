@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,33 @@ def test_a_bot_whose_state_folder_became_read_only_says_so_in_one_line(
     (tmp_path / "state").chmod(0o755)
     assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr
     assert "cannot open it" in run.stderr and "must be able to write in" in run.stderr
+
+
+async def test_a_ccxt_bot_finds_fills_in_its_symbols_without_venue_symbols(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Binance lists fills one market at a time. A config naming its markets only in
+    the top-level `symbols` (not `venue.symbols`) found none: a stop that filled while
+    the bot was down was taken for a phantom, its loss never booked."""
+    from botwarden.process.run import open_bot_venue
+    from botwarden.venues.emulators.server import serving
+    from tests.venues.test_ccxt_adapter import KEY, SECRET, btc, start
+
+    exchange, app = start(tmp_path, "spot")
+    filled = await exchange.submit(btc("someones-1"))  # a fill, made while no bot looked
+    monkeypatch.setenv("BOTWARDEN_CCXT_API_KEY", KEY)
+    monkeypatch.setenv("BOTWARDEN_CCXT_SECRET", SECRET)
+    with serving(app) as url:
+        path = tmp_path / "bot.yaml"
+        path.write_text(
+            "bot_id: spot\nsymbols: [BTC/USDT]\n"
+            f"venue: {{type: ccxt, exchange: binance, base_url: '{url}', throttle: false}}\n"
+        )
+        venue = open_bot_venue(load_config(path))
+        await venue.connect()
+        try:
+            page = await venue.fills(since=filled.created_at - timedelta(hours=1))
+        finally:
+            await venue.close()
+    exchange.book.close()
+    assert [f.client_order_id for f in page.fills] == ["someones-1"]
