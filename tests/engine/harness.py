@@ -61,12 +61,13 @@ class World:
         grace: timedelta = timedelta(seconds=15),
         reduce_only: bool = False,
         take_profit: TakeProfit | None = None,
+        shorting: bool = True,
     ) -> None:
         self.clock = Clock()
         self.book = PaperBook(
             tmp_path / "paper.db",
             FEED,
-            BookSettings(client_ids=client_ids, shorting=True, reduce_only=reduce_only),
+            BookSettings(client_ids=client_ids, shorting=shorting, reduce_only=reduce_only),
         )
         self.faults = faults
         self.state_path = tmp_path / "state.db"

@@ -100,6 +100,24 @@ async def test_a_position_the_bot_does_not_know_goes_by_the_orphan_policy(
     await world.close()
 
 
+async def test_an_orphan_whose_close_is_refused_is_never_said_closed(tmp_path: Path) -> None:
+    """Another program's coins on a spot account, locked by its own resting stop: the
+    close at market is refused. Recovery said "closed at market" all the same."""
+    world = World(tmp_path, shorting=False)
+    behind_the_bots_back(world, "other-1")
+    stop = OrderRequest(
+        client_order_id="other-2", symbol="SPY", side="sell", type="stop", qty=Decimal(5),
+        stop_price=Decimal(1),
+    )  # fmt: skip
+    world.book.submit(stop, world.clock.now)
+    bot = await world.start()
+    report = await bot.recover(orphan_positions="close")
+    assert sum(p.qty for p in world.book.positions()) == 5, "nothing could be sold"
+    assert "closed at market" not in str(report)
+    assert "its close at market was refused" in str(report) and report.needs_attention
+    await world.close()
+
+
 async def test_flat_in_the_state_but_held_at_the_broker_is_corrected(tmp_path: Path) -> None:
     """The state was lost (deleted, corrupt and set aside): the venue still holds the
     bot's position. Sync mode with orphans adopted puts it back under a stop."""

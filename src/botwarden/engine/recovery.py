@@ -34,7 +34,7 @@ from datetime import datetime
 
 from botwarden.config import RecoverySettings
 from botwarden.domain.models import Fill, OrderSide, Position, Side, Topic
-from botwarden.domain.orders import Purpose
+from botwarden.domain.orders import IntentStatus, Purpose
 from botwarden.engine.crash import CRASH
 from botwarden.engine.orders import WAITING, Context, OrderDesk, found_on_the_venue
 from botwarden.engine.protection import Protector, protects
@@ -297,8 +297,15 @@ class Recovery:
         if policy == "adopt":
             await self.note(f"{what}: adopted, and protected like any other")
             return
-        await self.desk.close(adopted)
+        exit_order = await self.desk.close(adopted)
         await self.desk.sync_fills()
+        if exit_order.status is IntentStatus.REJECTED:  # (the coins held by another's stop)
+            await self.note(
+                f"{what}: its close at market was refused ({exit_order.reason}): kept as"
+                " the bot's, for an operator to look at",
+                attention=True,
+            )
+            return
         await self.note(f"{what}: closed at market")
 
     async def _made_by_the_bot(self, there: VenuePosition) -> bool:
