@@ -148,3 +148,50 @@ def test_replay_holds_what_was_entered_until_an_exit() -> None:
     always = load("coin_flip", enter=1, exit=0)
     signals = replay(always, bars([1, 2, 3, 4]))
     assert [s.action for s in signals] == [Action.ENTER_LONG]
+
+
+DAILY_TREND = '''
+from botwarden import Signal
+
+
+class DailyTrend:
+    """Hourly entries only while the last closed day closed up."""
+
+    name = "daily_trend"
+    bars_needed = 1
+    timeframes = {"1d": 2}
+
+    def __init__(self) -> None:
+        self.days_seen = []
+
+    def decide(self, symbol, bars, position):
+        days = bars.of("1d")
+        self.days_seen.append([day.time for day in days])
+        if position is None and len(days) >= 2 and days[-1].close > days[-2].close:
+            return Signal.long(symbol, bars[-1], "the day closed up")
+        return None
+'''
+
+
+def test_a_strategy_with_other_timeframes_is_tested_with_them(tmp_path: Path) -> None:
+    """`bars(..., others=...)` gives decide its other timeframes; `replay` hands it,
+    at each hour, only the days closed by then. Both used to end in a KeyError."""
+    strategy = load(write(tmp_path / "trend.py", DAILY_TREND))
+    daily = bars([100, 101, 103], timeframe="1d", start=START - timedelta(days=3))
+    hourly = bars([103, 104, 105], start=START, others=[daily])
+    assert strategy.decide("SPY", hourly, None).action is Action.ENTER_LONG
+    assert strategy.decide("SPY", hourly, position(stop_price=95, custom={"n": 1})) is None
+
+    later = bars([103] * 30, start=START - timedelta(days=1), others=[daily])
+    signals = replay(strategy, later)
+    seen = strategy.strategy.days_seen[2:]  # (the two direct calls above)
+    assert seen[0] == [daily[0].time, daily[1].time], "day 3 not closed at the first hour"
+    assert seen[-1] == [daily[1].time, daily[2].time], "and closed a day later"
+    assert [s.bar_time for s in signals] == [later[0].time], "entered once, then held"
+    with pytest.raises(ValueError, match="bars of 1d: give them with bars"):
+        replay(strategy, bars([1, 2, 3]))
+
+
+def test_a_position_carries_its_stop_take_profit_and_custom_state() -> None:
+    held = position("QQQ", "short", 2, 300, stop_price=310, take_profit=280, custom={"k": 1})
+    assert (held.stop_price, held.take_profit, held.custom) == (310, 280, {"k": 1})

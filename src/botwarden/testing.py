@@ -8,6 +8,8 @@ loaded as a bot's config names it (docs/strategies.md, "Testing it").
     strategy.decide("SPY", history, None)                    # flat: a Signal or None
     strategy.decide("SPY", history, position("SPY"))         # holding 1 SPY at 100
     replay(strategy, history)                                # every signal, bar by bar
+    daily = bars([100, 104, 103], timeframe="1d")            # another timeframe:
+    strategy.decide("SPY", bars([101, 102], others=[daily]), None)  # bars.of("1d")
 
 `load` goes through the engine's own loader: the checks a bot applies when it starts
 (params, `bars_needed`) and on every answer (a Signal for the symbol asked about, or
@@ -16,7 +18,7 @@ None) apply here too, with the same one-line errors.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -45,9 +47,11 @@ def bars(
     start: datetime = START,
     timeframe: str = "1h",
     volume: Number = 0,
+    others: Iterable[Bars] = (),
 ) -> Bars:
     """Completed bars, oldest first, one `timeframe` apart from `start` (a `Bars`: a
-    list, and `.frame()`).
+    list, `.frame()`, and `.of(timeframe)` for each of `others`: bars of another
+    timeframe, made by this function too).
 
     Each price is a close (the bar opens at the previous close, its high and low are
     the larger and smaller of the two) or an `(open, high, low, close)` tuple."""
@@ -72,7 +76,7 @@ def bars(
                 volume=_decimal(volume),
             )
         )  # fmt: skip
-    return Bars(made, timeframe)
+    return Bars(made, timeframe, {other.timeframe: list(other) for other in others})
 
 
 def position(
@@ -81,11 +85,19 @@ def position(
     size: Number = 1,
     entry_price: Number = 100,
     entry_time: datetime = START,
+    *,
+    stop_price: Number | None = None,
+    take_profit: Number | None = None,
+    custom: Mapping[str, Any] | None = None,
 ) -> Position:
-    """What a bot holds in `symbol`, as `decide` is given it."""
+    """What a bot holds in `symbol`, as `decide` is given it: with its stop and its
+    take-profit where they rest, and the custom state its signals gave it."""
     return Position(
         id=f"test-{symbol}", bot_id="test", symbol=symbol, side=Side(side),
         size=_decimal(size), entry_price=_decimal(entry_price), entry_time=entry_time,
+        stop_price=None if stop_price is None else _decimal(stop_price),
+        take_profit=None if take_profit is None else _decimal(take_profit),
+        custom=dict(custom or {}),
     )  # fmt: skip
 
 
@@ -117,13 +129,28 @@ def replay(strategy: LoadedStrategy, history: Sequence[Bar], symbol: str = "SPY"
     opens a position at that bar's close (with the signal's custom state), an exit of
     all of it closes it, an update merges its state. What a real bot adds (sizes, risk
     guards, cooldowns, stops, fills at other prices) is not simulated: a backtest on
-    the engine itself is what tells that."""
+    the engine itself is what tells that. Bars of the strategy's other timeframes come
+    from `history`'s own (`bars(..., others=[...])`): at each step, those closed by
+    then, as many as the strategy names."""
     signals: list[Signal] = []
     held: Position | None = None
     needed = strategy.bars_needed
     timeframe = getattr(history, "timeframe", "1h")
+    others = strategy.timeframes
+    missing = [tf for tf in others if tf != timeframe and not _has(history, tf)]
+    if missing:
+        raise ValueError(
+            f"the strategy asks for bars of {', '.join(missing)}: give them with"
+            f" bars(..., others=[bars([...], timeframe={missing[0]!r})])"
+        )
     for n in range(needed, len(history) + 1):
-        seen = Bars(history[n - needed : n], timeframe)
+        now = history[n].time if n < len(history) else _end_of(history)
+        closed = {
+            tf: [b for b in history.of(tf) if b.time + TIMEFRAMES[tf] <= now][-count:]
+            for tf, count in others.items()
+            if tf != timeframe
+        }
+        seen = Bars(history[n - needed : n], timeframe, closed)
         signal = strategy.decide(symbol, seen, held)
         if signal is None:
             continue
@@ -133,11 +160,18 @@ def replay(strategy: LoadedStrategy, history: Sequence[Bar], symbol: str = "SPY"
             held = None
         elif held is None and signal.action in (Action.ENTER_LONG, Action.ENTER_SHORT):
             side = "short" if signal.action is Action.ENTER_SHORT else "long"
-            closed = history[n].time if n < len(history) else _end_of(history)
-            held = position(symbol, side, entry_price=seen[-1].close, entry_time=closed)
+            held = position(symbol, side, entry_price=seen[-1].close, entry_time=now)
         if held is not None and signal.state:
             held = held.evolve(custom={**held.custom, **signal.state})
     return signals
+
+
+def _has(history: Sequence[Bar], timeframe: str) -> bool:
+    try:
+        history.of(timeframe)  # type: ignore[attr-defined]
+    except (AttributeError, KeyError):
+        return False
+    return True
 
 
 def _end_of(history: Sequence[Bar]) -> datetime:
