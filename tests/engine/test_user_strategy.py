@@ -5,7 +5,9 @@ again, the bot runs again. No crash, no restart loop."""
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
+import threading
 from datetime import timedelta
 from decimal import Decimal
 from itertools import pairwise
@@ -213,6 +215,50 @@ async def test_a_hook_that_raises_is_a_strategy_failure_not_a_crash(exchange: Ex
     state = await runner.state.snapshot()
     told = [e.message for e in state.events.values() if "on_fill() failed" in e.message]
     assert told and "ValueError: bookkeeping bug" in told[0]
+    await runner.state.close()
+
+
+class Stuck:
+    """Enters when flat; hangs in `decide` (a request without a timeout) while told to."""
+
+    name = "stuck"
+    bars_needed = 1
+
+    def __init__(self) -> None:
+        self.hang = threading.Event()
+        self.free = threading.Event()
+
+    def decide(self, symbol, bars, position):
+        if self.hang.is_set():
+            self.free.wait(60)
+        return Signal.long(symbol, bars[-1], "flat") if position is None else None
+
+
+async def test_a_strategy_that_hangs_stops_nothing_but_its_own_entries(
+    exchange: Exchange,
+) -> None:
+    """A `decide` that never returned used to hang the whole bot: no fills read, no
+    stop moved, no heartbeat. Past `strategy.time_limit` it is a failure like a raise,
+    and it is not called again until the stuck call returns."""
+    stuck = Stuck()
+    limited = {"name": "golden_cross", "timeframe": "1h", "time_limit": "0.2s"}
+    runner = await exchange.runner(stuck, strategy=limited, order={"qty": 2})
+    await exchange.hours(runner, 1)
+    [position] = (await runner.state.snapshot()).positions.values()
+    stuck.hang.set()
+    beat = (await runner.state.snapshot()).bot.heartbeat_at
+    await exchange.hours(runner, 2)  # every promise holds after each pass
+    state = await runner.state.snapshot()
+    assert state.bot.status is BotStatus.ERROR and state.bot.heartbeat_at > beat
+    told = [e.message for e in state.events.values() if e.kind == "alert"]
+    assert any("decide failed: took more than 0.2s (strategy.time_limit)" in t for t in told)
+    assert any("has not returned yet" in t for t in told), "never called twice at once"
+    assert position.stop_client_order_id in {o.client_order_id for o in exchange.book.open_orders()}
+    stuck.hang.clear()
+    stuck.free.set()  # the request returns at last
+    await asyncio.sleep(0.1)
+    await exchange.hours(runner, 1)
+    assert (await runner.state.snapshot()).bot.status is BotStatus.RUNNING, "decides again"
     await runner.state.close()
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -38,6 +39,7 @@ from botwarden.config import BotConfig
 from botwarden.domain import risk as rules
 from botwarden.domain.models import BotStatus, Instance, Position, Topic
 from botwarden.domain.orders import OrderIntent, Purpose
+from botwarden.engine.deadline import StrategyCalls
 from botwarden.engine.ids import ClientIds
 from botwarden.engine.orders import BREAKER, WAITING, Context, OrderDesk
 from botwarden.engine.outage import OutageGuard
@@ -120,6 +122,7 @@ class Runner:
         self.venue = venue
         self.clock = clock
         self._strategy = strategy
+        self._calls: StrategyCalls | None = None
         self.decides = decides
         self.pass_error: Exception | None = None
         """What cut the last pass short (a venue that did not answer, a store that did
@@ -614,7 +617,17 @@ class Runner:
             if timeframe != main
         }
         bars = Bars(await venue.bars(symbol, main, strategy.bars_needed), main, others)
-        return strategy.decide(symbol, bars, _copy(await self.ctx.position_in(symbol)))
+        held = _copy(await self.ctx.position_in(symbol))
+        return await self._strategy_calls().call(
+            "decide", lambda: strategy.decide(symbol, bars, held)
+        )
+
+    def _strategy_calls(self) -> StrategyCalls:
+        if self._calls is None:
+            limit = self.config.strategy.time_limit
+            seconds = None if limit is None else limit.total_seconds()
+            self._calls = StrategyCalls(self.strategy.name, seconds)
+        return self._calls
 
     async def _tell_strategy(self) -> list[StrategyFailed]:
         """The strategy's optional hooks: every fill recorded since it was last told
@@ -636,7 +649,9 @@ class Runner:
             calls.append(("on_start", ({p.symbol: _copy(p) for p in held},)))
         for name, args in calls:
             try:
-                self.strategy.hook(name, *args)
+                await self._strategy_calls().call(
+                    name, functools.partial(self.strategy.hook, name, *args)
+                )
             except StrategyFailed as failure:
                 failures.append(failure)
         return failures

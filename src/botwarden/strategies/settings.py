@@ -9,10 +9,12 @@ command that only looks at a bot (`status`, the dashboard) never runs a user's c
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from botwarden.domain.models import Duration
 from botwarden.domain.timeframes import TIMEFRAMES
 
 DEFAULT_STRATEGY = "golden_cross"
@@ -44,6 +46,10 @@ class StrategySettings(BaseModel):
     (golden_cross: `{fast: 40, slow: 100}`)."""
     timeframe: str = "1h"
     """The bars the strategy sees (completed ones only): 1m, 5m, 15m, 1h, 4h, 1d, 1w."""
+    time_limit: Duration | None = Field(default=timedelta(seconds=30), gt=timedelta(0))
+    """How long one call of the strategy (`decide`, a hook) may take: past it, it is a
+    failure like a raise (no entries; stops and fills go on), left to finish in the
+    background. None: no limit (a hang then stops the whole bot)."""
 
     @field_validator("timeframe")
     @classmethod

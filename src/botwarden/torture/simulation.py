@@ -563,6 +563,9 @@ class Simulation:
         self.history.instance += 1
         self.history.note("start")
         config = self.scenario.config
+        # The simulator's clock is not the wall's: its strategy is called inline, unbounded.
+        inline = config.strategy.model_copy(update={"time_limit": None})
+        config = config.model_copy(update={"strategy": inline})
         lost = None
         try:
             state = await self._open_state()
