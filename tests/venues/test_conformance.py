@@ -80,7 +80,7 @@ async def paper_venue(tmp_path: Path, faults: str) -> AsyncIterator[Harness]:
 @asynccontextmanager
 async def alpaca_venue(tmp_path: Path, faults: str) -> AsyncIterator[Harness]:
     pytest.importorskip("alpaca", reason="needs alpaca-py: pip install 'botwarden[alpaca]'")
-    from tests.venues.test_alpaca_adapter import emulated_alpaca
+    from tests.support.alpaca import emulated_alpaca
 
     async with emulated_alpaca(tmp_path, faults) as (venue, clock):
         yield Harness(venue, clock, "SPY", "SPY", Decimal(10), Decimal("0.01"))
