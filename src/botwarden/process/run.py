@@ -111,7 +111,7 @@ def open_bot_venue(config: BotConfig) -> Venue:
         key, secret = KeyStore(botwarden_home()).reveal(settings.stored_key)
         keys = {"api_key": SecretStr(key), "secret_key": SecretStr(secret)}
         settings = settings.model_copy(update=keys)
-    return open_venue(settings, config.bot_id, config.base_dir)
+    return open_venue(settings, config.bot_id, config.base_dir, symbols=config.symbols)
 
 
 @contextlib.asynccontextmanager
