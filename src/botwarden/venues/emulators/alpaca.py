@@ -48,6 +48,7 @@ from botwarden.venues.base import (
     VenueError,
     VenueOrder,
     VenuePosition,
+    pair_stop_id,
 )
 from botwarden.venues.paper.venue import PaperVenue
 
@@ -120,6 +121,14 @@ def is_stop_leg(order: VenueOrder) -> bool:
     return order.oco_with is not None and order.type is OrderType.STOP
 
 
+def shown_client_order_id(order: VenueOrder) -> str:
+    """The client order id Alpaca shows: an OCO's stop leg was named by Alpaca, so a
+    client sees a UUID of the emulator's, never the name the book keeps it under."""
+    if is_stop_leg(order):
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"botwarden/leg/{order.venue_order_id}"))
+    return order.client_order_id
+
+
 def order_json(
     order: VenueOrder, notional: Decimal | None = None, legs: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -132,7 +141,7 @@ def order_json(
         status = "held"  # an OCO's stop leg is held until it triggers
     return {
         "id": order_uuid(order.venue_order_id),
-        "client_order_id": order.client_order_id,
+        "client_order_id": shown_client_order_id(order),
         "created_at": _time(order.created_at),
         "updated_at": done_at,
         "submitted_at": _time(order.created_at),
@@ -366,8 +375,18 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
 
     @app.get("/v2/orders:by_client_order_id")
     async def by_client_order_id(client_order_id: str) -> dict[str, Any]:
-        """No `nested` here (none is documented): an OCO's parent comes without legs."""
-        return shown(await venue.order(client_order_id, None))
+        """No `nested` here (none is documented): an OCO's parent comes without legs.
+        A stop leg is found by the id Alpaca shows for it, not by the book's."""
+        try:
+            order = await venue.order(client_order_id, None)
+        except NotFound:
+            order = None
+        if order is None or is_stop_leg(order):
+            legs = (o for o in venue.book.all_orders() if is_stop_leg(o))
+            order = next((o for o in legs if shown_client_order_id(o) == client_order_id), None)
+        if order is None:
+            raise NotFound("alpaca", f"order {client_order_id!r} not found")
+        return shown(order)
 
     @app.get("/v2/orders/{order_id}")
     async def order_by_id(order_id: str, nested: bool = False) -> dict[str, Any]:
@@ -467,9 +486,13 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
         stop: Decimal,
         stop_limit: Decimal | None,
     ) -> Response:
-        """The parent (the take-profit) under the client's id, its stop leg under a
-        random one (Alpaca lets no leg be named). Answered without `legs`: whether
-        Alpaca's answer carries them is not known, so a client must not count on it."""
+        """The parent (the take-profit) under the client's id, its stop leg under one
+        Alpaca makes up (no leg can be named; `shown_client_order_id`). The book keeps
+        the leg as botwarden's engine names a pair's stop (`pair_stop_id` of the
+        parent's id), so the exchange's own records, which the promise checks read,
+        know whose stop it is; no client ever sees that name. Answered without
+        `legs`: whether Alpaca's answer carries them is not known, so a client must
+        not count on it."""
         common = {
             "symbol": body["symbol"],
             "side": body["side"],
@@ -484,7 +507,7 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
                 **common,
             )
             leg = OrderRequest(
-                client_order_id=str(uuid.uuid4()),
+                client_order_id=book_leg_id(parent.client_order_id),
                 type="stop",
                 stop_price=stop,
                 limit_price=stop_limit,
@@ -494,6 +517,14 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
             return _error(422, 40010000, f"invalid order: {error}")
         _, accepted = await venue.submit_oco(leg, parent)
         return JSONResponse(shown(accepted))
+
+    def book_leg_id(parent_id: str) -> str:
+        named = pair_stop_id(parent_id)
+        try:
+            taken = named is None or venue.book.order(named) is not None
+        except NotFound:
+            taken = False
+        return str(uuid.uuid4()) if taken else named
 
     @app.get("/v2/assets/{symbol:path}")
     async def asset(symbol: str) -> Response:
