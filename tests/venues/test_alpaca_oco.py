@@ -7,6 +7,7 @@ what filled."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -76,7 +77,9 @@ class World:
         return [o.type.value for o in self.exchange.book.open_orders()]
 
 
+@asynccontextmanager
 async def opened(tmp_path: Path, faults: str = "") -> AsyncIterator[World]:
+    """The adapter on the emulator, holding 10 SPY bought at T0."""
     clock = Clock()
     exchange, app = start(tmp_path, faults, clock)
     with serving(app) as url:
@@ -90,7 +93,7 @@ async def opened(tmp_path: Path, faults: str = "") -> AsyncIterator[World]:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async for opened_world in opened(tmp_path):
+    async with opened(tmp_path) as opened_world:
         yield opened_world
 
 
@@ -145,7 +148,7 @@ async def test_canceling_the_stop_leg_takes_the_pair(world) -> None:
 async def test_a_stop_that_fires_cancels_the_take_profit_and_its_fill_names_the_stop(
     tmp_path: Path,
 ) -> None:
-    async for world in opened(tmp_path):
+    async with opened(tmp_path) as world:
         stop, _ = pair = world.pair("0.997", "1.10")
         await world.venue.submit_oco(*pair)
         world.clock.now = first_time_price("SPY", T0, lambda p: p <= stop.stop_price)
@@ -164,7 +167,7 @@ async def test_a_stop_that_fires_cancels_the_take_profit_and_its_fill_names_the_
 
 
 async def test_a_take_profit_reached_cancels_the_stop(tmp_path: Path) -> None:
-    async for world in opened(tmp_path):
+    async with opened(tmp_path) as world:
         _, target = pair = world.pair("0.90", "1.003")
         await world.venue.submit_oco(*pair)
         world.clock.now = first_time_price("SPY", T0, lambda p: p >= target.limit_price)
@@ -177,7 +180,7 @@ async def test_a_take_profit_reached_cancels_the_stop(tmp_path: Path) -> None:
 
 
 async def test_a_lost_answer_is_found_by_both_ids_and_never_sent_twice(tmp_path: Path) -> None:
-    async for world in opened(tmp_path, "timeout_after:on=submit,nth=2"):
+    async with opened(tmp_path, "timeout_after:on=submit,nth=2") as world:
         with pytest.raises(Ambiguous):
             await world.venue.submit_oco(*world.pair("0.95", "1.05"))
         found = [await world.venue.order(cid, "SPY") for cid in (STOP, TARGET)]
