@@ -8,6 +8,7 @@ the test is skipped with a message saying how to enable it.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import uuid
@@ -57,6 +58,25 @@ def service_missing(what: str, how: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{what} is required under CI=true and cannot be reached. {how}")
     pytest.skip(f"{what} not reachable; {how}")
+
+
+SDKS = {"alpaca": "alpaca", "ccxt": "ccxt"}
+"""The venue SDKs the tests drive (module -> the botwarden extra that installs it)."""
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under CI a missing SDK stops the run at once: the tests that need it would skip
+    themselves (`pytest.importorskip`), and a skip must never pass for a test in CI."""
+    if os.environ.get("CI", "").lower() != "true":
+        return
+    for module, extra in SDKS.items():
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            pytest.exit(
+                f"{module} is required under CI=true ({error}): pip install 'botwarden[{extra}]'",
+                returncode=1,
+            )
 
 
 def _ping_redis() -> None:

@@ -1,7 +1,8 @@
 """A stop and a take-profit resting at once, checked on the exchange's book: as one
 one-cancels-other pair where the venue does not honour reduce-only orders, as two
 reduce-only orders where it does. Whichever fills, the other goes; a trailing stop
-moves without dragging the take-profit; a venue that can hold neither is refused."""
+moves without dragging the take-profit; a venue that can hold neither is refused.
+(At Alpaca, through its emulator: test_alpaca_brackets.py.)"""
 
 from __future__ import annotations
 
@@ -10,33 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from botwarden.config import AlpacaVenueSettings, BotConfig
-from botwarden.domain.models import Bar, Position, Stop, TakeProfit
+from botwarden.config import BotConfig
+from botwarden.domain.models import Stop, TakeProfit
 from botwarden.domain.orders import OrderType, Purpose
 from botwarden.engine.runner import Runner
 from botwarden.errors import ConfigError
+from botwarden.process.run import open_bot_venue
 from botwarden.state.manager import StateManager, utc_now
 from botwarden.state.memory import MemoryStore
-from botwarden.strategies.base import Signal
 from botwarden.venues.base import pair_take_profit_id
-from botwarden.venues.factory import open_venue
 from tests.engine.harness import CONFIG, Exchange
-
-
-class OnceLong:
-    """Enters long on its first pass, with what it is given; nothing after."""
-
-    name = "once"
-    bars_needed = 1
-
-    def __init__(self, **entry: object) -> None:
-        self.entry, self.done = entry, False
-
-    def decide(self, symbol: str, bars: list[Bar], position: Position | None) -> Signal | None:
-        if self.done or position is not None:
-            return None
-        self.done = True
-        return Signal.long(symbol, bars[-1], "once", **self.entry)
+from tests.support.strategies import OnceLong
 
 
 def resting(exchange: Exchange) -> list:
@@ -140,18 +125,36 @@ async def test_a_take_profit_on_the_losing_side_is_skipped_saying_why(exchange: 
     await runner.state.close()
 
 
-async def test_a_venue_that_cannot_hold_both_is_refused_with_the_config(tmp_path: Path) -> None:
-    """Alpaca's adapter places no one-cancels-other pairs yet, and stocks have no
-    reduce-only orders: a take-profit beside the stop could sell twice."""
-    settings = AlpacaVenueSettings(
-        type="alpaca", api_key="k", secret_key="s", base_url="http://127.0.0.1:9"
+@pytest.mark.parametrize(
+    ("symbols", "refused"),
+    [(["BTC/USD"], True), (["SPY", "ETH/USD"], True), (["SPY"], False)],
+)
+def test_a_take_profit_on_alpaca_crypto_is_refused_with_the_config(
+    symbols: list[str], refused: bool
+) -> None:
+    """Alpaca's crypto orders are simple only (no OCO) and have no reduce-only either:
+    a coin's take-profit beside its stop could sell twice. Its stocks hold the pair as
+    one OCO."""
+    section = {
+        "type": "alpaca",
+        "api_key": "k",
+        "secret_key": "s",
+        "base_url": "http://127.0.0.1:9",
+    }
+    config = BotConfig.model_validate(
+        {**CONFIG, "symbols": symbols, "venue": section, "take_profit": {"multiple": 2}}
     )
-    venue = open_venue(settings, "golden", tmp_path)
-    config = BotConfig.model_validate({**CONFIG, "take_profit": {"multiple": 2}})
+    venue = open_bot_venue(config)  # as `botwarden run` makes it, with the bot's symbols
     state = StateManager("golden", MemoryStore())
-    refused = r"take_profit: alpaca cannot hold a take-profit beside a stop"
-    with pytest.raises(ConfigError, match=refused):
+    if not refused:
         Runner(config, state, venue, utc_now)
+        return
+    with pytest.raises(ConfigError) as error:
+        Runner(config, state, venue, utc_now)
+    assert str(error.value).startswith(
+        "config: take_profit: alpaca cannot hold a take-profit beside a stop"
+    )
+    assert "\n" not in str(error.value)
 
 
 def test_the_configs_take_profit_is_relative_to_each_position() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from botwarden.domain.models import Bar, Position
+from botwarden.strategies.base import Signal
 from botwarden.strategies.loading import LoadedStrategy, load_strategy
 from botwarden.strategies.settings import StrategySettings
 
@@ -32,3 +33,19 @@ HELD = Position(
 def build(name: str, params: dict[str, Any], base_dir: Path | None = None) -> LoadedStrategy:
     """The strategy `strategy: {name: NAME, params: PARAMS}` names."""
     return load_strategy(StrategySettings(name=name, params=params), base_dir or Path.cwd())
+
+
+class OnceLong:
+    """Enters long on its first pass, with what it is given; nothing after."""
+
+    name = "once"
+    bars_needed = 1
+
+    def __init__(self, **entry: object) -> None:
+        self.entry, self.done = entry, False
+
+    def decide(self, symbol: str, bars: list[Bar], position: Position | None) -> Signal | None:
+        if self.done or position is not None:
+            return None
+        self.done = True
+        return Signal.long(symbol, bars[-1], "once", **self.entry)

@@ -4,11 +4,9 @@ failure mapped to the error class that tells the engine what it may do."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,41 +22,9 @@ from botwarden.venues.base import (
     Retryable,
 )
 from botwarden.venues.emulators.server import serving
-from botwarden.venues.retry import RetryPolicy
 from tests.state.test_crash import free_port
-from tests.venues.test_alpaca_emulator import KEY, SECRET, start
+from tests.support.alpaca import adapter, emulated_alpaca, start
 from tests.venues.test_paper import FEED, T0, Clock, order
-
-QUICK = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, deadline=5)
-
-
-def adapter(url: str, key: str = KEY, timeout: float = 2.0, **settings: Any) -> AlpacaVenue:
-    return AlpacaVenue(
-        key,
-        SECRET,
-        base_url=url,
-        data_url=url,
-        timeout=timeout,
-        reads=QUICK,
-        cancels=QUICK,
-        **settings,
-    )
-
-
-@asynccontextmanager
-async def emulated_alpaca(
-    tmp_path: Path, faults: str = ""
-) -> AsyncIterator[tuple[AlpacaVenue, Clock]]:
-    """The adapter, connected to an Alpaca emulator over a paper exchange with `faults`,
-    and the exchange's clock."""
-    clock = Clock()
-    exchange, app = start(tmp_path, faults, clock)
-    with serving(app) as url:
-        venue = adapter(url)
-        await venue.connect()
-        yield venue, clock
-        await venue.close()
-    exchange.book.close()
 
 
 @pytest.fixture

@@ -24,34 +24,10 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import GetOrdersRequest, MarketOrderRequest, StopOrderRequest
 
-from botwarden.venues.emulators.alpaca import create_app
 from botwarden.venues.emulators.server import serving
-from botwarden.venues.paper.book import BookSettings, PaperBook
-from botwarden.venues.paper.faults import FaultPlan
-from botwarden.venues.paper.feed import RandomWalkFeed
 from botwarden.venues.paper.venue import PaperVenue
+from tests.support.alpaca import KEY, SECRET, client, start
 from tests.venues.test_paper import FEED, T0, Clock
-
-KEY, SECRET = "PKTEST", "not-a-real-secret"
-
-
-def start(
-    tmp_path: Path, faults: str = "", clock: Clock | None = None, feed: RandomWalkFeed = FEED
-) -> tuple[PaperVenue, object]:
-    venue = PaperVenue(
-        PaperBook(tmp_path / "alpaca.db", feed, BookSettings()),
-        clock or Clock(),
-        FaultPlan.parse(faults),
-    )
-    return venue, create_app(venue, KEY, SECRET)
-
-
-def client(url: str, key: str = KEY) -> TradingClient:
-    trading = TradingClient(key, SECRET, url_override=url)
-    # alpaca-py retries 429 and 504 by itself, three times with 3 s sleeps, and its
-    # TradingClient offers no argument to stop it: the attribute is the only switch.
-    trading._retry = 0
-    return trading
 
 
 @pytest.fixture

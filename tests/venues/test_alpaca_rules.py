@@ -46,8 +46,7 @@ from botwarden.venues.base import NotFound, OrderState, Rejected
 from botwarden.venues.emulators.server import serving
 from botwarden.venues.paper.feed import Instrument, RandomWalkFeed
 from botwarden.venues.paper.venue import PaperVenue
-from tests.venues.test_alpaca_adapter import adapter
-from tests.venues.test_alpaca_emulator import KEY, SECRET, client, start
+from tests.support.alpaca import KEY, SECRET, adapter, client, start
 from tests.venues.test_paper import T0, Clock, order
 
 FEED = RandomWalkFeed(

@@ -141,7 +141,7 @@ async def test_an_alpaca_venue_from_config_trades_through_the_emulator(
     pytest.importorskip("alpaca", reason="needs alpaca-py: pip install 'botwarden[alpaca]'")
     from botwarden.venues.emulators.server import serving
     from botwarden.venues.factory import open_venue
-    from tests.venues.test_alpaca_emulator import KEY, SECRET, start
+    from tests.support.alpaca import KEY, SECRET, start
 
     venue, app = start(tmp_path)
     with serving(app) as url:

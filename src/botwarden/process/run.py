@@ -19,13 +19,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from botwarden.config import (
-    BotConfig,
-    CcxtVenueSettings,
-    KeyedVenueSettings,
-    botwarden_home,
-    resolve_path,
-)
+from botwarden.config import BotConfig, KeyedVenueSettings, botwarden_home, resolve_path
 from botwarden.domain.models import BotStatus, Topic
 from botwarden.engine.crash import CRASH
 from botwarden.engine.runner import Flattened, Runner
@@ -112,18 +106,13 @@ async def flatten_bot(config: BotConfig, symbol: str | None = None) -> Flattened
 def open_bot_venue(config: BotConfig) -> Venue:
     """The venue a bot's config names, not connected yet. A key stored through the API
     (`stored_key`) is decrypted here, at the edge: the venue layer knows no key store.
-    A ccxt venue looks for fills in the bot's `symbols` too (Binance lists them one
-    market at a time: a stop that filled while the bot was down, in a market only the
-    top-level `symbols` named, was never found)."""
+    The venue learns the bot's `symbols` (see `open_venue`)."""
     settings = config.venue
     if isinstance(settings, KeyedVenueSettings) and settings.stored_key is not None:
         key, secret = KeyStore(botwarden_home()).reveal(settings.stored_key)
         keys = {"api_key": SecretStr(key), "secret_key": SecretStr(secret)}
         settings = settings.model_copy(update=keys)
-    if isinstance(settings, CcxtVenueSettings):
-        markets = list(dict.fromkeys([*settings.symbols, *config.symbols]))
-        settings = settings.model_copy(update={"symbols": markets})
-    return open_venue(settings, config.bot_id, config.base_dir)
+    return open_venue(settings, config.bot_id, config.base_dir, symbols=config.symbols)
 
 
 @contextlib.asynccontextmanager

@@ -29,6 +29,16 @@ Alpaca's order rules, which decide what is sent (`_time_in_force`, `_sdk_order`)
   Crypto is never sold short. Its prices and bars come from the crypto data API.
 - each symbol's rules (fractionable, shortable, a coin's increments) are read once
   from `GET /v2/assets/{symbol}`.
+
+A stop and a take-profit go as one OCO (`order_class=oco`, stocks only: crypto takes
+simple orders only, and a fraction of a share is refused as "fractional orders must be
+simple orders"). Its parent is the take-profit, a limit, under the client order id the
+engine gave it; its one leg is the stop, whose client order id Alpaca makes up. The
+engine names the take-profit after its stop (`pair_take_profit_id`), so this adapter
+reports the leg under `pair_stop_id` of its parent's id, and finds it from there: the
+parent by client order id, then its legs (`GET /v2/orders/{id}?nested=true`). Open
+orders are listed `nested`, because a `held` leg is reported missing from a plain
+listing; fills name the leg by its order id, named from the same listings.
 """
 
 from __future__ import annotations
@@ -58,6 +68,8 @@ from botwarden.venues.base import (
     VenueError,
     VenueOrder,
     VenuePosition,
+    pair_stop_id,
+    pair_take_profit_id,
     timeframe_width,
 )
 from botwarden.venues.retry import CANCELS, NO_RETRY, READS, RetryPolicy, call_with_retry
@@ -121,9 +133,12 @@ class AlpacaVenue:
         cancels: RetryPolicy = CANCELS,
         fractional: bool = False,
         crypto_stop_band: Decimal = CRYPTO_STOP_BAND,
+        symbols: Sequence[str] = (),
     ) -> None:
         """`fractional`: size stock entries in fractions of a share (their stops are
-        then DAY orders, gone at each close until the bot places them again)."""
+        then DAY orders, gone at each close until the bot places them again).
+        `symbols`: the markets the bot trades; with a coin among them, this account
+        holds no take-profit beside a stop (Alpaca's crypto orders are simple only)."""
         self._key, self._secret = api_key, secret_key
         self._fractional = fractional
         self._crypto_stop_band = crypto_stop_band
@@ -138,12 +153,16 @@ class AlpacaVenue:
         """Symbol -> Alpaca's asset (what it allows for the symbol), read once."""
         self._client_ids: dict[str, str] = {}
         """Alpaca order id -> client order id, for naming fills."""
+        self._stop_legs: dict[str, str] = {}
+        """Alpaca order id of an OCO's stop leg -> the engine's client order id for it
+        (Alpaca shows its own), learned from its parent."""
         self.capabilities = Capabilities(
             shorting=True,
             stop_orders=True,
             client_ids="unique",
             closed_order_lookup=True,
             bulk=frozenset({"positions", "open_orders", "fills"}),
+            oco=not any(_is_coin(s) for s in symbols),
         )
 
     # -- plumbing ----------------------------------------------------------------------
@@ -269,26 +288,55 @@ class AlpacaVenue:
                 direction="asc",
                 after=after,
                 symbols=[symbol] if symbol else None,
+                nested=True,  # a held stop leg shows only in its parent's legs
             )
             page = await self._call(
                 "open orders", lambda r=request: self._trading.get_orders(r), self._reads
             )
             new = [o for o in page if str(o.id) not in orders]
-            orders.update((str(o.id), self._order(o)) for o in new)
+            orders.update((v.venue_order_id, v) for o in new for v in self._orders(o))
             if len(page) < _PAGE or not new:
                 return list(orders.values())
             after = page[-1].submitted_at
 
     async def order(self, client_order_id: str, symbol: str | None = None) -> VenueOrder:
-        found = await self._call(
+        try:
+            order = self._orders(await self._by_client_id(client_order_id))[-1]
+        except NotFound:  # Alpaca never saw this id: the stop leg of a pair's, maybe
+            order = await self._stop_leg(client_order_id)
+        if symbol is not None and order.symbol != symbol:
+            raise NotFound(self.name, f"no {symbol} order with client order id {client_order_id!r}")
+        return order
+
+    async def _by_client_id(self, client_order_id: str) -> Any:
+        return await self._call(
             "order lookup",
             lambda: self._trading.get_order_by_client_id(client_order_id),
             self._reads,
         )
-        order = self._order(found)
-        if symbol is not None and order.symbol != symbol:
-            raise NotFound(self.name, f"no {symbol} order with client order id {client_order_id!r}")
-        return order
+
+    async def _stop_leg(self, client_order_id: str) -> VenueOrder:
+        """The stop leg of the OCO whose parent is named `pair_take_profit_id` of this
+        id; `NotFound` if there is none."""
+        missing = NotFound(self.name, f"no order with client order id {client_order_id!r}")
+        try:
+            parent = await self._by_client_id(pair_take_profit_id(client_order_id))
+        except NotFound:
+            raise missing from None
+        if _order_class(parent) != "oco":
+            raise missing
+        legs = self._orders(await self._nested(parent.id))[:-1]
+        if not legs or legs[0].client_order_id != client_order_id:
+            raise missing
+        return legs[0]
+
+    async def _nested(self, order_id: Any) -> Any:
+        from alpaca.trading.requests import GetOrderByIdRequest
+
+        nested = GetOrderByIdRequest(nested=True)
+        return await self._call(
+            "order by id", lambda: self._trading.get_order_by_id(order_id, nested), self._reads
+        )
 
     async def fills(self, since: datetime | None = None, cursor: str | None = None) -> FillPage:
         params: dict[str, Any] = {"direction": "asc", "page_size": 100}
@@ -323,14 +371,16 @@ class AlpacaVenue:
             if not unknown:
                 return
             request = GetOrdersRequest(
-                status=QueryOrderStatus.ALL, limit=_PAGE, direction="desc", until=until
+                status=QueryOrderStatus.ALL,
+                limit=_PAGE,
+                direction="desc",
+                until=until,
+                nested=True,  # an OCO's stop leg is named from its parent
             )
             page = await self._call(
                 "orders", lambda r=request: self._trading.get_orders(r), self._reads
             )
-            for listed in page:
-                self._client_ids[str(listed.id)] = listed.client_order_id
-            unknown -= {str(listed.id) for listed in page}
+            unknown -= {v.venue_order_id for listed in page for v in self._orders(listed)}
             if len(page) < _PAGE:
                 break
             until = page[-1].submitted_at
@@ -367,6 +417,39 @@ class AlpacaVenue:
         sent = await self._call("submit", lambda: self._trading.submit_order(sdk_request), NO_RETRY)
         return self._order(sent)
 
+    async def submit_oco(self, stop: OrderRequest, take_profit: OrderRequest) -> list[VenueOrder]:
+        """The pair as one OCO: the take-profit its parent, under its own id (which
+        must be `pair_take_profit_id` of the stop's), the stop its leg; the stop first."""
+        if take_profit.client_order_id != pair_take_profit_id(stop.client_order_id):
+            raise Rejected(
+                self.name,
+                f"submit: take-profit {take_profit.client_order_id!r} is not named after its"
+                f" stop {stop.client_order_id!r}: Alpaca keeps only the take-profit's id",
+            )
+        try:
+            asset = await self._asset(stop.symbol)
+        except NotFound as error:
+            raise Rejected(self.name, f"submit: {stop.symbol}: {error}") from error
+        if _is_crypto(asset):
+            raise Rejected(
+                self.name,
+                f"submit: {stop.symbol}: Alpaca's crypto orders are simple only: no"
+                " one-cancels-other pair",
+            )
+        rules = _rules(asset, fractional=True)
+        enforce(stop, rules, None)
+        enforce(take_profit, rules, None)
+        sdk_request = _sdk_oco(stop, take_profit, _time_in_force(take_profit, crypto=False))
+        sent = await self._call("submit", lambda: self._trading.submit_order(sdk_request), NO_RETRY)
+        try:  # whether the answer carries the legs is not documented: read them if not
+            pair = self._orders(sent if sent.legs else await self._nested(sent.id))
+        except VenueError as error:  # taken, but its leg unseen: resolved by client id
+            unread = f"submit: OCO taken, its stop leg unread: {error}"
+            raise Ambiguous(self.name, unread) from error
+        if len(pair) != 2:
+            raise Ambiguous(self.name, f"submit: OCO {sent.id} taken, but shows no stop leg")
+        return pair
+
     def _limit_for(self, request: OrderRequest, asset: Any) -> Decimal | None:
         """A crypto stop's limit price: `crypto_stop_band` past the stop, rounded away
         from it (Alpaca has no plain stop for crypto)."""
@@ -394,8 +477,8 @@ class AlpacaVenue:
     async def last_prices(self, symbols: Sequence[str]) -> dict[str, Decimal]:
         from alpaca.data.requests import CryptoLatestTradeRequest, StockLatestTradeRequest
 
-        coins = [s for s in symbols if "/" in s]  # Alpaca's crypto symbols are pairs
-        stocks = [s for s in symbols if "/" not in s]
+        coins = [s for s in symbols if _is_coin(s)]
+        stocks = [s for s in symbols if not _is_coin(s)]
         trades: dict[str, Any] = {}
         if stocks:
             request = StockLatestTradeRequest(symbol_or_symbols=stocks)
@@ -451,11 +534,28 @@ class AlpacaVenue:
             )
         return self._assets[symbol]
 
-    def _order(self, order: Any) -> VenueOrder:
-        self._client_ids[str(order.id)] = order.client_order_id
+    def _orders(self, order: Any) -> list[VenueOrder]:
+        """An Alpaca order as the port's: itself, after its stop leg if it is an OCO's
+        parent shown with its legs. Each names the other (`oco_with`); the leg goes by
+        the engine's id for it (`pair_stop_id` of the parent's), or by Alpaca's for an
+        OCO that is not the bot's."""
+        if _order_class(order) != "oco":
+            return [self._order(order)]
+        parent_id = order.client_order_id
+        legs = []
+        for leg in order.legs or []:
+            name = pair_stop_id(parent_id) or leg.client_order_id
+            self._stop_legs[str(leg.id)] = name
+            legs.append(self._order(leg, oco_with=parent_id))
+        partner = legs[0].client_order_id if legs else pair_stop_id(parent_id)
+        return [*legs, self._order(order, oco_with=partner)]
+
+    def _order(self, order: Any, oco_with: str | None = None) -> VenueOrder:
+        client_order_id = self._stop_legs.get(str(order.id), order.client_order_id)
+        self._client_ids[str(order.id)] = client_order_id
         qty = Decimal(str(order.qty)) if order.qty is not None else Decimal(0)
         return VenueOrder(
-            client_order_id=order.client_order_id,
+            client_order_id=client_order_id,
             venue_order_id=str(order.id),
             symbol=order.symbol,
             side=OrderSide(order.side.value),
@@ -471,6 +571,7 @@ class AlpacaVenue:
             else TimeInForce.GTC,
             created_at=order.created_at,
             updated_at=order.updated_at,
+            oco_with=oco_with,
         )
 
 
@@ -492,6 +593,15 @@ def _pair(symbol: str) -> str:
 
 def _is_crypto(asset: Any) -> bool:
     return asset.asset_class.value == "crypto"
+
+
+def _is_coin(symbol: str) -> bool:
+    """Alpaca's crypto symbols are pairs (`BTC/USD`); its stocks have no slash."""
+    return "/" in symbol
+
+
+def _order_class(order: Any) -> str:
+    return order.order_class.value if order.order_class else "simple"
 
 
 def _rules(asset: Any, fractional: bool) -> MarketRules:
@@ -532,18 +642,40 @@ def _time_in_force(request: OrderRequest, crypto: bool) -> TimeInForce:
     )
 
 
-def _sdk_order(request: OrderRequest, time_in_force: TimeInForce, limit: Decimal | None) -> Any:
-    from alpaca.trading import requests as sdk
+def _sdk_fields(request: OrderRequest, time_in_force: TimeInForce) -> dict[str, Any]:
+    """What every order alpaca-py sends carries."""
     from alpaca.trading.enums import OrderSide as SdkSide
     from alpaca.trading.enums import TimeInForce as SdkTimeInForce
 
-    common = {
+    return {
         "symbol": request.symbol,
         "qty": float(request.qty),
         "side": SdkSide(request.side.value),
         "time_in_force": SdkTimeInForce(time_in_force.value),
         "client_order_id": request.client_order_id,
     }
+
+
+def _sdk_oco(stop: OrderRequest, take_profit: OrderRequest, time_in_force: TimeInForce) -> Any:
+    """Alpaca's OCO: a limit parent (the take-profit, under its client id) whose one
+    leg is the stop."""
+    from alpaca.trading import requests as sdk
+    from alpaca.trading.enums import OrderClass
+
+    target = float(take_profit.limit_price)
+    return sdk.LimitOrderRequest(
+        **_sdk_fields(take_profit, time_in_force),
+        limit_price=target,
+        order_class=OrderClass.OCO,
+        take_profit=sdk.TakeProfitRequest(limit_price=target),
+        stop_loss=sdk.StopLossRequest(stop_price=float(stop.stop_price)),
+    )
+
+
+def _sdk_order(request: OrderRequest, time_in_force: TimeInForce, limit: Decimal | None) -> Any:
+    from alpaca.trading import requests as sdk
+
+    common = _sdk_fields(request, time_in_force)
     if request.type is OrderType.LIMIT:
         return sdk.LimitOrderRequest(**common, limit_price=float(request.limit_price))
     if request.type is OrderType.STOP and limit is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -117,7 +117,12 @@ def credentials(
     return key, secret
 
 
-def open_alpaca_venue(settings: AlpacaVenueSettings, base_dir: Path) -> Venue:
+def open_alpaca_venue(
+    settings: AlpacaVenueSettings, base_dir: Path, symbols: Sequence[str] = ()
+) -> Venue:
+    """`symbols`: the bot's markets, which decide what the account can hold (no
+    take-profit beside a stop where a coin is traded: Alpaca's crypto orders are
+    simple only)."""
     from botwarden.venues.alpaca import AlpacaVenue
 
     key, secret = credentials(settings, ("ALPACA_API_KEY", "ALPACA_SECRET_KEY"), base_dir)
@@ -128,10 +133,16 @@ def open_alpaca_venue(settings: AlpacaVenueSettings, base_dir: Path) -> Venue:
         base_url=settings.base_url,
         data_url=settings.data_url,
         timeout=settings.timeout.total_seconds(),
+        symbols=symbols,
     )
 
 
-def open_ccxt_venue(settings: CcxtVenueSettings, base_dir: Path) -> Venue:
+def open_ccxt_venue(
+    settings: CcxtVenueSettings, base_dir: Path, symbols: Sequence[str] = ()
+) -> Venue:
+    """`symbols`: the bot's markets, where fills are looked for besides
+    `venue.symbols` (Binance lists fills one market at a time: a stop that filled while
+    the bot was down, in a market only the bot's `symbols` named, was never found)."""
     from botwarden.venues.ccxt import CcxtVenue, known_exchanges
 
     known = known_exchanges()
@@ -147,7 +158,7 @@ def open_ccxt_venue(settings: CcxtVenueSettings, base_dir: Path) -> Venue:
         key,
         secret,
         base_url=settings.base_url,
-        symbols=settings.symbols,
+        symbols=list(dict.fromkeys([*settings.symbols, *symbols])),
         options=settings.options,
         timeout=settings.timeout.total_seconds(),
         clock_tolerance=settings.clock_tolerance,
@@ -160,10 +171,12 @@ def open_venue(
     flow_id: str,
     base_dir: Path,
     clock: Callable[[], datetime] = utc_now,
+    symbols: Sequence[str] = (),
 ) -> Venue:
-    """The venue a bot's config names (not connected yet: `await venue.connect()`)."""
+    """The venue a bot's config names (not connected yet: `await venue.connect()`);
+    `symbols`: the markets the bot trades there."""
     if isinstance(settings, AlpacaVenueSettings):
-        return open_alpaca_venue(settings, base_dir)
+        return open_alpaca_venue(settings, base_dir, symbols)
     if isinstance(settings, CcxtVenueSettings):
-        return open_ccxt_venue(settings, base_dir)
+        return open_ccxt_venue(settings, base_dir, symbols)
     return open_paper_venue(settings, flow_id, base_dir, clock)

@@ -48,6 +48,7 @@ from botwarden.venues.base import (
     VenueError,
     VenueOrder,
     VenuePosition,
+    pair_stop_id,
 )
 from botwarden.venues.paper.venue import PaperVenue
 
@@ -115,13 +116,32 @@ def _time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
-def order_json(order: VenueOrder, notional: Decimal | None = None) -> dict[str, Any]:
-    """`notional`: the dollars the order was sent for; Alpaca then shows no quantity."""
+def is_stop_leg(order: VenueOrder) -> bool:
+    """Is `order` the stop leg of an OCO? (Its parent is the take-profit limit.)"""
+    return order.oco_with is not None and order.type is OrderType.STOP
+
+
+def shown_client_order_id(order: VenueOrder) -> str:
+    """The client order id Alpaca shows: an OCO's stop leg was named by Alpaca, so a
+    client sees a UUID of the emulator's, never the name the book keeps it under."""
+    if is_stop_leg(order):
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"botwarden/leg/{order.venue_order_id}"))
+    return order.client_order_id
+
+
+def order_json(
+    order: VenueOrder, notional: Decimal | None = None, legs: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """`notional`: the dollars the order was sent for; Alpaca then shows no quantity.
+    `legs`: an OCO parent's legs, shown when the order is asked for `nested`."""
     done_at = _time(order.updated_at)
     kind = _type_name(order)
+    status = _STATUS[order.state]
+    if is_stop_leg(order) and order.state is OrderState.OPEN:
+        status = "held"  # an OCO's stop leg is held until it triggers
     return {
         "id": order_uuid(order.venue_order_id),
-        "client_order_id": order.client_order_id,
+        "client_order_id": shown_client_order_id(order),
         "created_at": _time(order.created_at),
         "updated_at": done_at,
         "submitted_at": _time(order.created_at),
@@ -139,16 +159,16 @@ def order_json(order: VenueOrder, notional: Decimal | None = None) -> dict[str, 
         "qty": None if notional is not None else _number(order.qty),
         "filled_qty": _number(order.filled_qty),
         "filled_avg_price": _number(order.avg_price),
-        "order_class": "simple",
+        "order_class": "simple" if order.oco_with is None else "oco",
         "order_type": kind,
         "type": kind,
         "side": order.side.value,
         "time_in_force": order.time_in_force.value,
         "limit_price": _number(order.limit_price),
         "stop_price": _number(order.stop_price),
-        "status": _STATUS[order.state],
+        "status": status,
         "extended_hours": False,
-        "legs": None,
+        "legs": legs,
         "trail_percent": None,
         "trail_price": None,
         "hwm": None,
@@ -215,6 +235,45 @@ def refusal(
         return _error(422, 42210000, "fractional orders must be DAY orders")
     if fractional and side == "sell" and qty > held:
         return _error(422, 42210000, "fractional orders cannot be sold short")
+    if side == "sell" and available < held and qty > available:  # shares held for an order
+        return _error(
+            403,
+            40310000,
+            f"insufficient qty available for order (requested: {_number(qty)},"
+            f" available: {_number(max(available, Decimal(0)))})",
+        )
+    return None
+
+
+_OCO_TIME_IN_FORCE = frozenset({"day", "gtc"})
+_CENT = Decimal("0.01")
+
+
+def oco_refusal(
+    symbol: str, kind: str, time_in_force: str, side: str, qty: Decimal, notional: bool,
+    take_profit: Decimal | None, stop: Decimal | None,
+) -> Response | None:  # fmt: skip
+    """Alpaca's answer to an `order_class=oco` it does not take, or None. Its parent is
+    the take-profit (a limit); its one leg the stop. Only "fractional orders must be
+    simple orders" is Alpaca's wording as reported; the other texts are this
+    emulator's, with Alpaca's code and status."""
+    if "/" in symbol:
+        return _error(422, 42210000, "crypto orders support order_class simple only")
+    if notional or qty != qty.to_integral_value():
+        return _error(422, 42210000, "fractional orders must be simple orders")
+    if kind != "limit":
+        return _error(422, 42210000, "oco orders must be limit orders (the take-profit)")
+    if time_in_force not in _OCO_TIME_IN_FORCE:
+        return _error(422, 42210000, "oco orders must be day or gtc orders")
+    if take_profit is None or stop is None:
+        return _error(
+            422, 42210000, "oco orders require take_profit.limit_price and stop_loss.stop_price"
+        )
+    # For an OCO the stop's threshold is a cent past the take-profit's limit price.
+    if side == "sell" and stop > take_profit - _CENT:
+        return _error(422, 42210000, "stop_loss.stop_price must be <= base_price - 0.01")
+    if side == "buy" and stop < take_profit + _CENT:
+        return _error(422, 42210000, "stop_loss.stop_price must be >= base_price + 0.01")
     return None
 
 
@@ -288,11 +347,15 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
         after: str | None = None,
         until: str | None = None,
         direction: str = "desc",
+        nested: bool = False,
     ) -> list[dict[str, Any]]:
         """As Alpaca: by submission time, newest first unless `direction=asc`, at most
-        `limit` (500), strictly after `after` and before `until`."""
+        `limit` (500), strictly after `after` and before `until`. `nested`: an OCO's stop
+        leg is shown in its parent's `legs`, not beside it. Without it, a held leg is
+        missing from the open orders (as field reports say of Alpaca's), and listed on
+        its own, under its random client order id, once it is closed."""
         if status == "open":
-            found = await venue.open_orders()
+            found = [o for o in await venue.open_orders() if not is_stop_leg(o)]
         else:
             found = await venue.all_orders()
             if status == "closed":
@@ -305,23 +368,38 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
             if (wanted is None or o.symbol in wanted)
             and (start is None or o.created_at > start)
             and (end is None or o.created_at < end)
+            and not (nested and is_stop_leg(o))
         ]
         found.sort(key=lambda o: (o.created_at, o.venue_order_id), reverse=direction != "asc")
-        return [shown(o) for o in found[: min(limit, 500)]]
+        return [shown(o, nested) for o in found[: min(limit, 500)]]
 
     @app.get("/v2/orders:by_client_order_id")
     async def by_client_order_id(client_order_id: str) -> dict[str, Any]:
-        return shown(await venue.order(client_order_id, None))
+        """No `nested` here (none is documented): an OCO's parent comes without legs.
+        A stop leg is found by the id Alpaca shows for it, not by the book's."""
+        try:
+            order = await venue.order(client_order_id, None)
+        except NotFound:
+            order = None
+        if order is None or is_stop_leg(order):
+            legs = (o for o in venue.book.all_orders() if is_stop_leg(o))
+            order = next((o for o in legs if shown_client_order_id(o) == client_order_id), None)
+        if order is None:
+            raise NotFound("alpaca", f"order {client_order_id!r} not found")
+        return shown(order)
 
     @app.get("/v2/orders/{order_id}")
-    async def order_by_id(order_id: str) -> dict[str, Any]:
-        return shown(await venue.order_by_venue_id(venue_order_id(order_id)))
+    async def order_by_id(order_id: str, nested: bool = False) -> dict[str, Any]:
+        return shown(await venue.order_by_venue_id(venue_order_id(order_id)), nested)
 
     notionals: dict[str, Decimal] = {}
     """venue order id -> the dollars it was sent for (kept while the emulator runs)."""
 
-    def shown(order: VenueOrder) -> dict[str, Any]:
-        return order_json(order, notionals.get(order.venue_order_id))
+    def shown(order: VenueOrder, nested: bool = False) -> dict[str, Any]:
+        legs = None
+        if nested and order.oco_with is not None and not is_stop_leg(order):
+            legs = [shown(venue.book.order(order.oco_with))]
+        return order_json(order, notionals.get(order.venue_order_id), legs)
 
     def holding(symbol: str) -> tuple[Decimal, Decimal]:
         """The long position in `symbol`, and what of it no open sell order claims.
@@ -338,7 +416,7 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
             (
                 o.qty - o.filled_qty
                 for o in venue.book.open_orders(symbol)
-                if o.side.value == "sell"
+                if o.side.value == "sell" and not is_stop_leg(o)  # a pair claims once
             ),
             Decimal(0),
         )
@@ -361,11 +439,26 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
                 qty = (notional / price).quantize(_FRACTION, rounding=ROUND_DOWN)
             else:
                 qty = Decimal(str(body["qty"]))
-        except (KeyError, ValueError, InvalidOperation) as error:
+            oco = body.get("order_class") == "oco"
+            if oco:
+                take_profit = (
+                    _decimal((body.get("take_profit") or {}).get("limit_price")) or limit_price
+                )
+                stop_loss = body.get("stop_loss") or {}
+                leg_stop = _decimal(stop_loss.get("stop_price"))
+                leg_limit = _decimal(stop_loss.get("limit_price"))
+        except (KeyError, ValueError, InvalidOperation, AttributeError) as error:
             return _error(422, 40010000, f"invalid order: {error}")
         refused = refusal(
             symbol, kind, time_in_force, side, qty, notional is not None, *holding(symbol)
         )
+        if oco:
+            as_oco = oco_refusal(
+                symbol, kind, time_in_force, side, qty, notional is not None,
+                take_profit, leg_stop,
+            )  # fmt: skip
+            refused = as_oco or refused
+            return refused or await submit_oco(body, qty, take_profit, leg_stop, leg_limit)
         if refused is not None:
             return refused
         try:
@@ -385,6 +478,53 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
         if notional is not None:
             notionals[accepted.venue_order_id] = notional
         return JSONResponse(shown(accepted))
+
+    async def submit_oco(
+        body: dict[str, Any],
+        qty: Decimal,
+        take_profit: Decimal,
+        stop: Decimal,
+        stop_limit: Decimal | None,
+    ) -> Response:
+        """The parent (the take-profit) under the client's id, its stop leg under one
+        Alpaca makes up (no leg can be named; `shown_client_order_id`). The book keeps
+        the leg as botwarden's engine names a pair's stop (`pair_stop_id` of the
+        parent's id), so the exchange's own records, which the promise checks read,
+        know whose stop it is; no client ever sees that name. Answered without
+        `legs`: whether Alpaca's answer carries them is not known, so a client must
+        not count on it."""
+        common = {
+            "symbol": body["symbol"],
+            "side": body["side"],
+            "qty": qty,
+            "time_in_force": TimeInForce(body.get("time_in_force", "day")),
+        }
+        try:
+            parent = OrderRequest(
+                client_order_id=body.get("client_order_id") or str(uuid.uuid4()),
+                type="limit",
+                limit_price=take_profit,
+                **common,
+            )
+            leg = OrderRequest(
+                client_order_id=book_leg_id(parent.client_order_id),
+                type="stop",
+                stop_price=stop,
+                limit_price=stop_limit,
+                **common,
+            )
+        except ValueError as error:
+            return _error(422, 40010000, f"invalid order: {error}")
+        _, accepted = await venue.submit_oco(leg, parent)
+        return JSONResponse(shown(accepted))
+
+    def book_leg_id(parent_id: str) -> str:
+        named = pair_stop_id(parent_id)
+        try:
+            taken = named is None or venue.book.order(named) is not None
+        except NotFound:
+            taken = False
+        return str(uuid.uuid4()) if taken else named
 
     @app.get("/v2/assets/{symbol:path}")
     async def asset(symbol: str) -> Response:
