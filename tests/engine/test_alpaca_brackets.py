@@ -232,12 +232,6 @@ async def test_a_stop_that_fired_while_the_bot_was_down_is_found_as_its_stop(
         assert [i for i in state.intents.values() if not i.status.is_terminal] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: a refused pair is tried again at every pass (protection.py"
-    " _protect_as_pair): the lone stop is canceled, the OCO refused again, a new stop"
-    " placed, and an UNPROTECTED alert sent, every pass",
-)
 async def test_a_refused_pair_is_not_tried_again_at_every_pass(tmp_path: Path) -> None:
     async with alpaca_exchange(tmp_path) as world:
         fractional = adapter(world.url, fractional=True)
@@ -246,3 +240,8 @@ async def test_a_refused_pair_is_not_tried_again_at_every_pass(tmp_path: Path) -
         await world.hours(runner, 6)
         stops = [o for o in world.book.all_orders() if o.type is OrderType.STOP]
         assert len(stops) == 1, f"{len(stops)} stops sent for one position in 6 passes"
+        state = await runner.state.snapshot()
+        (position,) = state.positions.values()
+        assert position.take_profit is None and position.stop_client_order_id
+        told = [e.message for e in state.events.values() if "refused its stop and" in e.message]
+        assert len(told) == 1 and "fractional" in told[0], told

@@ -34,6 +34,9 @@ from botwarden.venues.base import VenueOrder
 
 log = logging.getLogger(__name__)
 
+TAKE_PROFIT_REFUSED = "take_profit_refused"
+"""In a position's metadata: the venue refused its take-profit beside its stop."""
+
 
 def protects(order: VenueOrder, position: Position) -> bool:
     """Is `order` a stop that closes (part of) `position`?"""
@@ -159,7 +162,7 @@ class Protector:
         once placed, from the entry and the stop then: a trailing stop does not drag a
         2R target along), or from its rule (its own, else the config's); None: none."""
         rule = position.take_profit_rule or self.ctx.take_profit
-        if rule is None:
+        if rule is None or TAKE_PROFIT_REFUSED in position.metadata:
             return None
         if position.take_profit is not None:
             return position.take_profit
@@ -277,9 +280,26 @@ class Protector:
         stop_leg, _ = await self.desk.place_pair(position, stop, target, cover, also=remember)
         what = f"stop at {stop} and take-profit at {target} for {cover} {position.symbol}"
         await self._told_of(position, stop_leg, what)
-        if stop_leg.status is IntentStatus.REJECTED:  # the stop alone, then
+        if stop_leg.status is IntentStatus.REJECTED:  # the stop alone, for good
+            await self._without_take_profit(await self._fresh(position), stop_leg.reason)
             await self._place(await self._fresh(position), stop, cover)
         return True
+
+    async def _without_take_profit(self, position: Position, why: str | None) -> None:
+        """The venue refused the pair (a fractional quantity, say): this position keeps
+        a stop alone from now on, rather than trading its stop for a pair refused
+        again at every pass."""
+        now = self.ctx.clock()
+        refused = {**position.metadata, TAKE_PROFIT_REFUSED: why or "refused"}
+        async with self.ctx.state.transaction() as tx:
+            tx.save_position(position.evolve(metadata=refused, take_profit=None))
+            tx.add_event(
+                now,
+                "alert",
+                f"{position.symbol}: {self.ctx.venue.name} refused its stop and take-profit"
+                f" as a pair ({why}): it keeps a stop alone, with no take-profit",
+                {"position_id": position.id},
+            )
 
     async def adopt_stop(
         self, position: Position, order: VenueOrder, known: OrderIntent | None = None
