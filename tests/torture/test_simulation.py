@@ -17,7 +17,13 @@ from rich.console import Console
 from botwarden.domain.risk import RiskLimits
 from botwarden.engine.runner import Runner
 from botwarden.torture.campaign import print_summary, run_campaign, run_seed
-from botwarden.torture.simulation import FAULTS, Options, simulate
+from botwarden.torture.simulation import (
+    FAULTS,
+    Options,
+    parse_options,
+    simulate,
+    simulated_markets,
+)
 from tests.conftest import require_postgres, require_redis
 
 BROKEN = Options(sabotage=frozenset({"write_ahead"}))
@@ -118,6 +124,25 @@ def test_the_users_own_bot_can_be_simulated(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_bot_on_markets_the_simulator_does_not_list_is_simulated_on_their_kin(
+    tmp_path: Path,
+) -> None:
+    """A futures bot (`BTC/USDT:USDT`) or one on any stock was refused: the simulator
+    listed five markets. Each now trades like its nearest kin, or like a stock at 100."""
+    config = tmp_path / "bot.yaml"
+    config.write_text(
+        "bot_id: perp\nsymbols: ['BTC/USDT:USDT', TSLA]\norder: {notional: 500}\n"
+        "strategy: {name: coin_flip, params: {seed: 1, enter: 0.5, exit: 0.3}}\n"
+    )
+    markets = simulated_markets(["BTC/USDT:USDT", "TSLA", "SPY"])
+    assert markets["BTC/USDT:USDT"] == markets["BTC/USDT"]
+    assert markets["TSLA"].price == 100 and markets["SPY"].price == 450
+    options = parse_options(days=3, faults="all", config=config, store="sqlite")
+    summary = run_campaign(range(3), options, jobs=1, history_dir=tmp_path)
+    assert [(r.seed, r.findings, r.error) for r in summary.failures] == []
+    assert summary.fills > 0, "and it traded there"
 
 
 @pytest.mark.parametrize(

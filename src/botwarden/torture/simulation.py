@@ -42,11 +42,18 @@ from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from botwarden.config import BotConfig, PaperVenueSettings, load_config, resolve_path
+from botwarden.config import (
+    BotConfig,
+    PaperInstrument,
+    PaperVenueSettings,
+    load_config,
+    resolve_path,
+)
 from botwarden.engine.checks import PROMISES, Violation, check_promises
 from botwarden.engine.crash import CRASH, POINTS, SimulatedCrash
 from botwarden.engine.ids import ClientIds
@@ -126,13 +133,6 @@ def parse_options(
                 " start, and the simulator has none; simulate with sync, restore or close_all"
             )
         bot.load_strategy()  # a strategy that cannot be built: one line, before any seed
-        listed = PaperVenueSettings().instruments
-        for symbol in bot.symbols:
-            if symbol not in listed:
-                raise ConfigError(
-                    f"{config}: symbols: the simulator's exchange lists {', '.join(listed)},"
-                    f" not {symbol!r}"
-                )
     options = Options(days=days, faults=kinds, config=bot, store=store, store_url=store_url)
     if store in SHARED:
         asyncio.run(_reach(draw_scenario(0, options).config))
@@ -190,12 +190,29 @@ class Scenario:
         )
 
 
+def simulated_markets(symbols: list[str]) -> dict[str, PaperInstrument]:
+    """The simulator's markets, with each of `symbols` among them: one it does not list
+    trades like its nearest kin (a perpetual `BTC/USDT:USDT` like `BTC/USDT`, Alpaca's
+    `BTC/USD` like `BTC/USDT`), anything else like a stock at 100. The faults, not the
+    prices, are what the simulator is for."""
+    markets = dict(PaperVenueSettings().instruments)
+    for symbol in symbols:
+        if symbol in markets:
+            continue
+        base, _, quote = symbol.partition(":")[0].partition("/")
+        kin = markets.get(f"{base}/USDT") if quote else None
+        markets[symbol] = kin or PaperInstrument(price=Decimal(100))
+    return markets
+
+
 def draw_scenario(seed: int, options: Options) -> Scenario:
     rng = random.Random(f"scenario:{seed}")
+    symbols = options.config.symbols if options.config is not None else []
     paper = PaperVenueSettings(
         seed=seed,
         client_ids=rng.choice(["alpaca", "binance"]),
         reduce_only=rng.random() < 0.5,
+        instruments=simulated_markets(symbols),
     )
     if options.config is not None:
         raw = options.config.model_dump(mode="json", exclude={"venue", "state"})
