@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from botwarden.config import StateSettings
 from botwarden.state.base import StateStore
 from botwarden.state.factory import open_store
+from botwarden.state.settings import StateSettings
 
 BACKENDS = ("memory", "sqlite", "duckdb", "jsonfile", "redis", "postgres")
 FILE_BACKENDS = ("sqlite", "duckdb", "jsonfile")

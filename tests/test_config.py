@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from botwarden.config import BotConfig, StateSettings, load_config, resolve_path
+from botwarden.config import BotConfig, load_config
 from botwarden.domain.models import format_duration, parse_duration
 from botwarden.errors import ConfigError
+from botwarden.state.settings import StateSettings, resolve_path
 
 FULL_YAML = """\
 bot_id: golden_cross_spy     # the flow_id

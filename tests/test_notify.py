@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from botwarden.config import NotifySettings
 from botwarden.domain.models import BotRecord, Event, Topic
-from botwarden.notify import Notifier
+from botwarden.notify import Notifier, NotifySettings
 from botwarden.process.supervisor import StartFailed, Supervisor
 from botwarden.state.records import BotState, event_key
 from tests.engine.harness import Exchange

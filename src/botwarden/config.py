@@ -1,4 +1,7 @@
-"""A bot's configuration: one typed model, read from YAML, JSON or TOML.
+"""A bot's configuration: one typed model, read from YAML, JSON or TOML, composed of
+each layer's own settings (the store's in `state/settings.py`, the engine's in
+`engine/settings.py`, the strategy's in `strategies/settings.py`, the
+notifications' in `notify.py`); the venues' are still here.
 
 Every mistake becomes one `ConfigError` line naming the file, the field, the bad value
 and what is allowed. Strings may name environment variables as `${NAME}` (or
@@ -24,20 +27,21 @@ import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
-from botwarden.domain.models import Duration, TakeProfit, Topic, UtcDatetime
+from botwarden.domain.models import Duration, TakeProfit, UtcDatetime
 from botwarden.domain.positions import StopPolicy
 from botwarden.domain.risk import RiskLimits
-from botwarden.domain.sizing import Size
+from botwarden.engine.settings import EngineSettings, SizingSettings
 from botwarden.errors import ConfigError
+from botwarden.notify import NotifySettings
+from botwarden.settings import Settings
+from botwarden.state.settings import BACKENDS, DEFAULT_BACKEND, StateSettings
 from botwarden.strategies.settings import BUILTIN_STRATEGIES, StrategySettings
 
 if TYPE_CHECKING:
@@ -47,64 +51,6 @@ log = logging.getLogger(__name__)
 
 BotId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 """Also a file name and a key: letters, digits, `_`, `.`, `-`; 64 characters at most."""
-
-Backend = Literal["memory", "sqlite", "duckdb", "jsonfile", "redis", "postgres"]
-BACKENDS: tuple[str, ...] = Backend.__args__
-
-DEFAULT_BACKEND: Backend = "sqlite"
-"""The embedded default, chosen by measurement: see docs/benchmarks.md."""
-
-
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class FileSettings(Settings):
-    path: str
-    """May contain `{flow_id}`; relative to the config file's folder."""
-
-
-class SqliteSettings(FileSettings):
-    path: str = "state/{flow_id}.db"
-
-
-class DuckdbSettings(FileSettings):
-    path: str = "state/{flow_id}.duckdb"
-
-
-class JsonfileSettings(FileSettings):
-    path: str = "state/{flow_id}.json"
-
-
-class RedisSettings(Settings):
-    url: str = "redis://localhost:6379/0"
-    key_prefix: str = Field(default="bw", pattern=r"^[A-Za-z0-9_.:-]+$")
-
-
-class PostgresSettings(Settings):
-    dsn: str = "postgresql://localhost/botwarden"
-    db_schema: str = Field(default="public", alias="schema", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class RecoverySettings(Settings):
-    mode: Literal["sync", "restore", "close_all", "manual"] = "sync"
-    orphan_positions: Literal["close", "adopt", "manual"] = "close"
-    max_state_age: Duration = timedelta(hours=24)
-    on_stale: Literal["continue", "manual"] = "continue"
-    """What a heartbeat older than `max_state_age` means: recover as usual (the venue is
-    the truth anyway), or wait for an operator."""
-
-
-class StateSettings(Settings):
-    backend: Backend = DEFAULT_BACKEND
-    sqlite: SqliteSettings = SqliteSettings()
-    duckdb: DuckdbSettings = DuckdbSettings()
-    jsonfile: JsonfileSettings = JsonfileSettings()
-    redis: RedisSettings = RedisSettings()
-    postgres: PostgresSettings = PostgresSettings()
-    recovery: RecoverySettings = RecoverySettings()
-    signal_retention: Duration = timedelta(days=7)
-    """How long a processed signal id is remembered (de-duplication window)."""
 
 
 class PaperInstrument(Settings):
@@ -235,78 +181,6 @@ VenueSettings = Annotated[
 ]
 
 
-class SizingSettings(Settings):
-    """How big each entry is, unless its signal says: a quantity (`qty`), a value in
-    the account's currency (`notional`), a percentage of equity (`equity_pct`), or the
-    loss at the stop as a percentage of equity (`risk_pct`). Exactly one."""
-
-    qty: Decimal | None = None
-    notional: Decimal | None = None
-    equity_pct: Decimal | None = None
-    risk_pct: Decimal | None = None
-
-    @model_validator(mode="after")
-    def _one_of(self) -> SizingSettings:
-        self.size  # noqa: B018 (checked: one way, a sensible amount)
-        return self
-
-    @property
-    def size(self) -> Size:
-        return Size.from_config(self.model_dump(exclude_none=True))
-
-
-class EngineSettings(Settings):
-    check_interval: Duration = timedelta(seconds=60)
-    """How often the bot wakes: fills, protection, strategy."""
-    unknown_order_grace: Duration = timedelta(seconds=15)
-    """An order whose fate is unknown is taken as never sent only after the venue has
-    said so, everywhere it can be asked, for this long (then a stop or exit is sent
-    again under the same client order id; an entry is dropped)."""
-
-
-class WebhookSettings(Settings):
-    url: SecretStr
-    """Where a JSON POST goes for each notification (kept secret: hook URLs often hold a
-    token). `{"bot_id", "topic", "kind", "message", "time", "seq", "data"}`."""
-
-    @field_validator("url")
-    @classmethod
-    def _http(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith(("http://", "https://")):
-            raise ValueError("an http:// or https:// URL")
-        return value
-
-
-class TelegramSettings(Settings):
-    token: SecretStr
-    """The bot's token from @BotFather (better from the environment: `${TELEGRAM_TOKEN}`)."""
-    chat_id: int | str
-    """The chat to write to: a number, or `@channelname`."""
-    base_url: str = Field(default="https://api.telegram.org", pattern=r"^https?://")
-    """The Bot API's host (another one for a local Bot API server, or a test's)."""
-
-
-class NotifySettings(Settings):
-    """Telling an operator: `{webhook: {url: ...}, telegram: {token: ..., chat_id: ...},
-    on: [error, breaker, unprotected, needs_attention, limit, day, fill]}`."""
-
-    webhook: WebhookSettings | None = None
-    telegram: TelegramSettings | None = None
-    on: list[Topic] = Field(
-        default_factory=lambda: [
-            Topic.ERROR,
-            Topic.BREAKER,
-            Topic.UNPROTECTED,
-            Topic.NEEDS_ATTENTION,
-            Topic.LIMIT,
-            Topic.DAY,
-        ]
-    )
-    """What to be told of (`fill` too, for every fill)."""
-    timeout: Duration = timedelta(seconds=5)
-    """Each delivery (up to three tries) ends within this time."""
-
-
 class BotConfig(Settings):
     bot_id: BotId
     state: StateSettings = StateSettings()
@@ -384,11 +258,6 @@ def botwarden_home() -> Path:
     `$BOTWARDEN_HOME`, `~/.botwarden` by default."""
     configured = os.environ.get("BOTWARDEN_HOME")
     return Path(configured).expanduser().resolve() if configured else Path.home() / ".botwarden"
-
-
-def resolve_path(template: str, flow_id: str, base_dir: Path) -> Path:
-    path = Path(template.replace("{flow_id}", flow_id)).expanduser()
-    return path if path.is_absolute() else base_dir / path
 
 
 # -- loading ---------------------------------------------------------------------------

@@ -22,13 +22,60 @@ import logging
 import time
 import urllib.error
 import urllib.request
+from datetime import timedelta
 from typing import Any
 
-from botwarden.config import NotifySettings, TelegramSettings, WebhookSettings
-from botwarden.domain.models import Event, Topic
+from pydantic import Field, SecretStr, field_validator
+
+from botwarden.domain.models import Duration, Event, Topic
+from botwarden.settings import Settings
 from botwarden.state.records import BotState, document
 
 log = logging.getLogger(__name__)
+
+
+class WebhookSettings(Settings):
+    url: SecretStr
+    """Where a JSON POST goes for each notification (kept secret: hook URLs often hold a
+    token). `{"bot_id", "topic", "kind", "message", "time", "seq", "data"}`."""
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("an http:// or https:// URL")
+        return value
+
+
+class TelegramSettings(Settings):
+    token: SecretStr
+    """The bot's token from @BotFather (better from the environment: `${TELEGRAM_TOKEN}`)."""
+    chat_id: int | str
+    """The chat to write to: a number, or `@channelname`."""
+    base_url: str = Field(default="https://api.telegram.org", pattern=r"^https?://")
+    """The Bot API's host (another one for a local Bot API server, or a test's)."""
+
+
+class NotifySettings(Settings):
+    """Telling an operator: `{webhook: {url: ...}, telegram: {token: ..., chat_id: ...},
+    on: [error, breaker, unprotected, needs_attention, limit, day, fill]}`."""
+
+    webhook: WebhookSettings | None = None
+    telegram: TelegramSettings | None = None
+    on: list[Topic] = Field(
+        default_factory=lambda: [
+            Topic.ERROR,
+            Topic.BREAKER,
+            Topic.UNPROTECTED,
+            Topic.NEEDS_ATTENTION,
+            Topic.LIMIT,
+            Topic.DAY,
+        ]
+    )
+    """What to be told of (`fill` too, for every fill)."""
+    timeout: Duration = timedelta(seconds=5)
+    """Each delivery (up to three tries) ends within this time."""
+
 
 QUEUE_SIZE = 100
 ATTEMPTS = 3

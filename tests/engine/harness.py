@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from botwarden.config import BotConfig, RecoverySettings
+from botwarden.config import BotConfig
 from botwarden.domain.models import TakeProfit
 from botwarden.domain.positions import StopPolicy
 from botwarden.engine.checks import check_promises
@@ -18,6 +18,7 @@ from botwarden.engine.protection import Protector
 from botwarden.engine.recovery import Recovery, RecoveryReport
 from botwarden.engine.runner import Runner
 from botwarden.state.manager import StateManager
+from botwarden.state.settings import RecoverySettings
 from botwarden.state.sqlite import SqliteStore
 from botwarden.strategies.loading import LoadedStrategy, Origin
 from botwarden.venues.base import VenueOrder

@@ -6,9 +6,9 @@ import hashlib
 import sqlite3
 from pathlib import Path
 
-from botwarden.config import StateSettings
 from botwarden.state.base import Change, Put, StateStore
 from botwarden.state.factory import open_store
+from botwarden.state.settings import StateSettings
 from tests.conftest import Backend
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from botwarden.config import load_config, resolve_path
+from botwarden.config import load_config
 from botwarden.engine.checks import check_promises
 from botwarden.engine.ids import ClientIds
 from botwarden.state.records import BotState, decode
+from botwarden.state.settings import resolve_path
 from botwarden.state.sqlite import SqliteStore
 from botwarden.venues.factory import open_paper_venue
 

@@ -32,12 +32,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from botwarden.config import RecoverySettings
 from botwarden.domain.models import Fill, OrderSide, Position, Side, Topic
 from botwarden.domain.orders import IntentStatus, Purpose
 from botwarden.engine.crash import CRASH
 from botwarden.engine.orders import WAITING, Context, OrderDesk, found_on_the_venue
 from botwarden.engine.protection import Protector, protects
+from botwarden.state.settings import RecoverySettings
 from botwarden.venues.base import NotFound, Venue, VenueError, VenueOrder, VenuePosition
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from botwarden.config import BotConfig, KeyedVenueSettings, botwarden_home, resolve_path
+from botwarden.config import BotConfig, KeyedVenueSettings, botwarden_home
 from botwarden.domain.models import BotStatus, Topic
 from botwarden.engine.crash import CRASH
 from botwarden.engine.runner import Flattened, Runner
@@ -28,6 +28,7 @@ from botwarden.keystore import KeyStore
 from botwarden.notify import Notifier
 from botwarden.process.lock import InstanceLock
 from botwarden.state.manager import StateManager, Transaction, utc_now
+from botwarden.state.settings import resolve_path
 from botwarden.strategies.loading import LoadedStrategy
 from botwarden.venues.base import Venue
 from botwarden.venues.factory import open_venue

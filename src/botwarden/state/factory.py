@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from botwarden.config import StateSettings, resolve_path
 from botwarden.state.base import StateStore
 from botwarden.state.records import BotState, decode
+from botwarden.state.settings import StateSettings, resolve_path
 
 
 def open_store(

@@ -26,9 +26,8 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
-from botwarden.config import BotConfig, StateSettings
 from botwarden.domain import risk as rules
 from botwarden.domain.models import (
     BotRecord,
@@ -56,6 +55,7 @@ from botwarden.state.records import (
     document,
     event_key,
 )
+from botwarden.state.settings import StateSettings
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +280,16 @@ class Transaction:
         return event
 
 
+class BotsConfig(Protocol):
+    """What a manager needs of a bot's whole config (`config.BotConfig`)."""
+
+    @property
+    def state(self) -> StateSettings: ...
+
+    @property
+    def base_dir(self) -> Path: ...
+
+
 class StateManager:
     """The async facade over one bot's records in any `StateStore`."""
 
@@ -308,26 +318,25 @@ class StateManager:
     def from_config(
         cls,
         flow_id: str,
-        config: BotConfig | StateSettings | Mapping[str, Any] | None = None,
+        config: BotsConfig | StateSettings | Mapping[str, Any] | None = None,
         *,
         base_dir: Path | None = None,
         clock: Clock = utc_now,
         epoch: int = 0,
     ) -> StateManager:
-        """A manager over the configured store. `config` is a whole bot config, its
-        `state:` section, or None for the embedded default. Not opened yet: use
-        `async with`."""
-        if isinstance(config, BotConfig):
-            base_dir = base_dir or config.base_dir
-            settings = config.state
-        elif isinstance(config, StateSettings):
+        """A manager over the configured store. `config` is a whole bot config (a
+        `BotConfig`, or a dict of one), its `state:` section, or None for the embedded
+        default. Not opened yet: use `async with`."""
+        if isinstance(config, StateSettings):
             settings = config
         elif config is None:
             settings = StateSettings()
-        elif "state" in config or "bot_id" in config:
-            settings = BotConfig.model_validate({"bot_id": flow_id, **config}).state
+        elif isinstance(config, Mapping):
+            bots = "state" in config or "bot_id" in config  # a whole config, or its section
+            settings = StateSettings.model_validate(config.get("state", {}) if bots else config)
         else:
-            settings = StateSettings.model_validate(config)
+            base_dir = base_dir or config.base_dir
+            settings = config.state
         store = open_store(settings, flow_id, base_dir or Path.cwd())
         return cls(
             flow_id, store, clock=clock, epoch=epoch, signal_retention=settings.signal_retention

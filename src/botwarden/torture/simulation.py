@@ -47,13 +47,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from botwarden.config import (
-    BotConfig,
-    PaperInstrument,
-    PaperVenueSettings,
-    load_config,
-    resolve_path,
-)
+from botwarden.config import BotConfig, PaperInstrument, PaperVenueSettings, load_config
 from botwarden.engine.checks import PROMISES, Violation, check_promises
 from botwarden.engine.crash import CRASH, POINTS, SimulatedCrash
 from botwarden.engine.ids import ClientIds
@@ -63,6 +57,7 @@ from botwarden.errors import ConfigError, StateCorruptError, StateError, StoreUn
 from botwarden.state.base import Change, StateStore
 from botwarden.state.factory import open_store
 from botwarden.state.manager import StateManager
+from botwarden.state.settings import resolve_path
 from botwarden.torture.history import Crasher, History, RecordingVenue
 from botwarden.venues.factory import paper_book
 from botwarden.venues.paper.book import PaperBook

@@ -15,9 +15,9 @@ from botwarden.config import (
     KeyedVenueSettings,
     PaperVenueSettings,
     VenueSettings,
-    resolve_path,
 )
 from botwarden.errors import ConfigError
+from botwarden.state.settings import resolve_path
 from botwarden.venues.base import Venue
 from botwarden.venues.paper.book import BookSettings, PaperBook
 from botwarden.venues.paper.faults import FaultPlan

@@ -1,0 +1,73 @@
+"""A bot's state store, as its config's `state:` section says: the backend, where
+each keeps its records, what recovery does with them, and how long a processed
+signal is remembered."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from botwarden.domain.models import Duration
+from botwarden.settings import Settings
+
+Backend = Literal["memory", "sqlite", "duckdb", "jsonfile", "redis", "postgres"]
+BACKENDS: tuple[str, ...] = Backend.__args__
+
+DEFAULT_BACKEND: Backend = "sqlite"
+"""The embedded default, chosen by measurement: see docs/benchmarks.md."""
+
+
+class FileSettings(Settings):
+    path: str
+    """May contain `{flow_id}`; relative to the config file's folder."""
+
+
+class SqliteSettings(FileSettings):
+    path: str = "state/{flow_id}.db"
+
+
+class DuckdbSettings(FileSettings):
+    path: str = "state/{flow_id}.duckdb"
+
+
+class JsonfileSettings(FileSettings):
+    path: str = "state/{flow_id}.json"
+
+
+class RedisSettings(Settings):
+    url: str = "redis://localhost:6379/0"
+    key_prefix: str = Field(default="bw", pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
+class PostgresSettings(Settings):
+    dsn: str = "postgresql://localhost/botwarden"
+    db_schema: str = Field(default="public", alias="schema", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class RecoverySettings(Settings):
+    mode: Literal["sync", "restore", "close_all", "manual"] = "sync"
+    orphan_positions: Literal["close", "adopt", "manual"] = "close"
+    max_state_age: Duration = timedelta(hours=24)
+    on_stale: Literal["continue", "manual"] = "continue"
+    """What a heartbeat older than `max_state_age` means: recover as usual (the venue is
+    the truth anyway), or wait for an operator."""
+
+
+class StateSettings(Settings):
+    backend: Backend = DEFAULT_BACKEND
+    sqlite: SqliteSettings = SqliteSettings()
+    duckdb: DuckdbSettings = DuckdbSettings()
+    jsonfile: JsonfileSettings = JsonfileSettings()
+    redis: RedisSettings = RedisSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    recovery: RecoverySettings = RecoverySettings()
+    signal_retention: Duration = timedelta(days=7)
+    """How long a processed signal id is remembered (de-duplication window)."""
+
+
+def resolve_path(template: str, flow_id: str, base_dir: Path) -> Path:
+    path = Path(template.replace("{flow_id}", flow_id)).expanduser()
+    return path if path.is_absolute() else base_dir / path
