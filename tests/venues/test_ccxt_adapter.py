@@ -51,8 +51,12 @@ def start(
     clock: Callable[[], datetime] | None = None,
 ) -> tuple[PaperVenue, object]:
     """A Binance emulator over a paper exchange kept the way Binance keeps accounts:
-    USDT, client ids unique among open orders, no shorting on spot."""
-    settings = BookSettings(currency="USDT", client_ids="binance", shorting=flavour == "usdm")
+    USDT, client ids unique among open orders, no shorting on spot, reduce-only orders
+    honoured on futures."""
+    futures = flavour == "usdm"
+    settings = BookSettings(
+        currency="USDT", client_ids="binance", shorting=futures, reduce_only=futures
+    )
     venue = PaperVenue(
         PaperBook(tmp_path / f"binance-{flavour}.db", FEED, settings),
         clock or Clock(),
