@@ -316,3 +316,25 @@ async def test_a_trailing_stop_moves_and_its_take_profit_stays(
             assert legs[OrderType.LIMIT].limit_price == target, "the take-profit never moves"
             stops_seen.add(legs[OrderType.STOP].stop_price)
         assert len(stops_seen) > 1, "the stop trailed"
+
+
+async def test_a_leg_left_by_binance_after_the_bot_died_is_canceled_at_start(
+    tmp_path: Path,
+) -> None:
+    """USD-M leaves the other leg resting once one closed the position: a stop that
+    outlives its position would close the next one opened on that side. The bot died
+    before it saw the fill; the restart cancels the leftover before anything else."""
+    async with binance_world(tmp_path, "usdm") as world:
+        strategy = OnceLong(stop=Stop.percent(20), take_profit=TakeProfit.percent("0.3"))
+        first = await world.runner(strategy)
+        await world.hours(first, 1)
+        legs = assert_protected_by_both(world, Decimal("0.01"))
+        await first.venue.close()  # killed
+        world.clock.now += timedelta(days=2)
+        world.exchange.book.advance(world.clock.now)
+        assert world.exchange.book.positions() == [], "the take-profit closed it meanwhile"
+        assert set(world.resting()) == {OrderType.STOP}, "Binance leaves the stop resting"
+        await world.runner(OnceLong())  # the restart: recovery, no tick yet
+        assert world.resting() == {}, "the leftover stop is canceled at start"
+        stop = world.exchange.book.order(legs[OrderType.STOP].client_order_id)
+        assert stop.state is OrderState.CANCELED and stop.reason is None, "by the bot"
