@@ -284,7 +284,11 @@ async def test_rate_limits_and_outages_are_retried_for_reads(tmp_path: Path) -> 
     faults = "rate_limit:on=open_orders,nth=1; outage:on=open_orders,nth=2"
     async with emulated_ccxt(tmp_path, "usdm", faults) as emulated:
         assert await emulated.venue.open_orders() == []
-        assert emulated.calls["GET /fapi/v1/openOrders"] == 3, "429, then 503, then served"
+        asked = (
+            emulated.calls["GET /fapi/v1/openOrders"]
+            + emulated.calls["GET /fapi/v1/openAlgoOrders"]
+        )
+        assert asked == 4, "a 429 and a 503 (the two listings go at once), each asked again"
 
 
 async def test_wrong_keys_are_an_auth_error_at_connect(tmp_path: Path) -> None:
