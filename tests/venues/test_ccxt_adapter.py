@@ -578,5 +578,13 @@ async def test_a_futures_take_profit_rests_in_the_algo_service_not_the_book(
         )  # fmt: skip
         assert (await venue.cancel("bw-take", symbol)).state is OrderState.CANCELED
         assert emulated.calls["DELETE /fapi/v1/algoOrder"] == 1
+
+        reached = btc("bw-reached", symbol=symbol, side="sell", type="limit",
+                      limit_price=away("0.99"), reduce_only=True)  # fmt: skip
+        taken = await venue.submit(reached)
+        assert taken.state is OrderState.FILLED, "a take-profit already reached is taken"
+        assert emulated.calls["POST /fapi/v1/algoOrder"] == 2, "refused there: -2021"
+        assert emulated.calls["POST /fapi/v1/order"] == 2, "then a limit in the book"
+        assert await venue.positions() == []
         with pytest.raises(Rejected, match="no one-cancels-other"):
             await venue.submit_oco(btc("bw-s", symbol=symbol), btc("bw-st", symbol=symbol))

@@ -11,7 +11,12 @@ What this adapter adds to ccxt:
   `Retryable`, a timeout or a dropped connection `Ambiguous`, and Binance's own error
   codes are read from the answer's body, so the mapping is the same whatever host
   ccxt talks to (ccxt applies its Binance tables only to binance.com's hosts);
-- positions of a spot account are its coin balances (spot venues keep no entry price).
+- positions of a spot account are its coin balances (spot venues keep no entry price);
+- a stop and its take-profit rest the way each Binance market offers (docs/venues.md):
+  on spot as one OCO order list (`submit_oco`), on USD-M as two reduce-only orders of
+  the algo service (the take-profit a TAKE_PROFIT_MARKET);
+- ccxt paces requests by a per-minute weight budget (its rolling window), as Binance
+  counts them, not by spacing each request by the weight of the one before.
 
 Binance lists fills one market at a time, so `fills` asks each market the bot
 trades (the configured `symbols`, and every market it held or ordered in).
@@ -109,6 +114,7 @@ _AUTH_CODES = {-1002, -1022, -2014, -2015}
 _BANNED = 418  # Binance's answer to ignoring 429s: the IP is banned for Retry-After s
 _NOT_FOUND_CODES = {-1121, -2013}
 _NOT_OPEN_CODE = -2011  # cancel of an order that is not open (filled, canceled, unknown)
+_WOULD_TRIGGER_CODE = -2021  # a trigger price already reached ("Order would immediately trigger.")
 
 _BODY = re.compile(r"\{.*\}", re.DOTALL)
 _STATUS = re.compile(r"^\S+ (?:GET|POST|PUT|DELETE) \S+ (\d{3}) ")
@@ -707,17 +713,33 @@ class CcxtVenue:
         if request.type is OrderType.STOP:
             params["stopLossPrice"] = str(request.stop_price)
         kind = "limit" if request.type is OrderType.LIMIT else "market"
-        limit = request.limit_price
         if self._algo and kind == "limit" and request.reduce_only:
             # A reduce-only limit is a take-profit: on USD-M it rests in the algo
             # service as a TAKE_PROFIT_MARKET, triggered at its price, never in the
             # book, where Binance counts it against the position and refuses every
             # other reduce-only order (-4118, -2022): the bot's exits, and possibly
             # the stop's own market order when it triggers.
-            params.pop("timeInForce")
-            params["takeProfitPrice"] = str(limit)
-            kind, limit = "market", None
-        sent = await self._call(
+            trigger = {**params, "takeProfitPrice": str(request.limit_price)}
+            del trigger["timeInForce"]
+            try:
+                sent = await self._send(request, "market", None, trigger)
+            except Rejected as refused:
+                if refused.code != str(_WOULD_TRIGGER_CODE):
+                    raise
+                # Its price is reached already: taken at once, as a limit would be
+                # (nothing was placed, so the same client id is free).
+                sent = await self._send(request, kind, request.limit_price, params)
+        else:
+            sent = await self._send(request, kind, request.limit_price, params)
+        try:
+            return self._order(sent, request)
+        except (ValueError, TypeError, KeyError) as error:  # taken, but answered oddly
+            raise Ambiguous(self.name, f"submit: unreadable answer: {error}") from error
+
+    async def _send(
+        self, request: OrderRequest, kind: str, limit: Decimal | None, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await self._call(
             "submit",
             lambda: self._exchange.create_order(
                 request.symbol,
@@ -729,10 +751,6 @@ class CcxtVenue:
             ),
             NO_RETRY,
         )
-        try:
-            return self._order(sent, request)
-        except (ValueError, TypeError, KeyError) as error:  # taken, but answered oddly
-            raise Ambiguous(self.name, f"submit: unreadable answer: {error}") from error
 
     async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder:
         order = await self._lookup(client_order_id, symbol)
