@@ -16,6 +16,17 @@ here works against it, signatures and all. Facts of Binance's API implemented he
   `triggerPrice`): the regular order lists do not show them until they trigger; a
   triggered stop becomes a market order of its own (`actualOrderId`), whose trades
   name that order, not the stop;
+- a spot stop and take-profit can rest as one OCO order list (`POST
+  /api/v3/orderList/oco`, above and below legs: a STOP_LOSS and a TAKE_PROFIT or
+  LIMIT_MAKER, a sell's take-profit above the last price and its stop below it, else
+  -2010 "The relationship of the prices for the orders is not correct."); each leg
+  names its `orderListId`, a fill of one expires the other (EXPIRED), a cancel of either
+  cancels both, the list locks its quantity once; `GET /api/v3/orderList`,
+  `GET /api/v3/openOrderList` and `DELETE /api/v3/orderList` answer for the list (the
+  emulator keeps list names in memory: a restarted emulator forgets them);
+- on USD-M a take-profit rests in the algo service too (TAKE_PROFIT_MARKET, refused
+  with -2021 if it would trigger at once), held by the paper book as a limit at its
+  trigger price;
 - a spot account holds assets, not positions: a bought coin is a balance;
 - USD-M answers trades for at most 7 days between `startTime` and `endTime`, and
   without either (nor `fromId`) for the last 7 days;
