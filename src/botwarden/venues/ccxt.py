@@ -577,10 +577,12 @@ class CcxtVenue:
             **{f"above{name}": value for name, value in above.items()},
             **{f"below{name}": value for name, value in below.items()},
         }
+        # Paired before it is sent: if the answer is lost, the legs found by lookup are
+        # known for what they are without asking for their list.
+        self._pair(stop.symbol, [stop.client_order_id, take_profit.client_order_id])
         answer = await self._call(
             "submit oco", lambda: self._exchange.private_post_orderlist_oco(params), NO_RETRY
         )
-        self._pair(stop.symbol, [stop.client_order_id, take_profit.client_order_id])
         try:
             market = self._rules(stop.symbol)
             reports = [self._exchange.parse_order(r, market) for r in answer["orderReports"]]
