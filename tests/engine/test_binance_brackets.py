@@ -338,3 +338,37 @@ async def test_a_leg_left_by_binance_after_the_bot_died_is_canceled_at_start(
         assert world.resting() == {}, "the leftover stop is canceled at start"
         stop = world.exchange.book.order(legs[OrderType.STOP].client_order_id)
         assert stop.state is OrderState.CANCELED and stop.reason is None, "by the bot"
+
+
+class LongThenOut:
+    """Enters long once, with a far stop and take-profit, and exits on the pass after."""
+
+    name = "long-then-out"
+    bars_needed = 1
+
+    def __init__(self) -> None:
+        self.entered = False
+
+    def decide(self, symbol: str, bars: list[Bar], position: Position | None) -> Signal | None:
+        if position is not None:
+            return Signal.exit(symbol, bars[-1], "out")
+        if self.entered:
+            return None
+        self.entered = True
+        far = {"stop": Stop.percent(20), "take_profit": TakeProfit.percent(20)}
+        return Signal.long(symbol, bars[-1], "in", **far)
+
+
+async def test_the_bots_own_exit_goes_while_both_legs_rest(tmp_path: Path) -> None:
+    """USD-M: a take-profit in the book would claim the position and Binance would
+    refuse the bot's exit (-4118); in the algo service it leaves the exit free. Once
+    out, both legs go."""
+    async with binance_world(tmp_path, "usdm") as world:
+        runner = await world.runner(LongThenOut())
+        await world.hours(runner, 1)
+        assert_protected_by_both(world, Decimal("0.01"))
+        await world.hours(runner, 1)
+        assert world.exchange.book.positions() == [], "the exit filled"
+        assert await closed_by(runner) is Purpose.EXIT
+        await world.hours(runner, 1)
+        assert world.resting() == {}, "the stop and the take-profit went with it"

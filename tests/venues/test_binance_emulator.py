@@ -468,3 +468,35 @@ def test_a_futures_take_profit_rests_in_the_algo_service_reduce_only(emulator) -
         "GET", "/fapi/v1/order", symbol="BTCUSDT", orderId=done["actualOrderId"]
     )
     assert (actual["type"], actual["status"]) == ("MARKET", "FILLED")
+
+
+def test_a_full_size_reduce_only_limit_in_the_book_blocks_every_other_reduce_only_order(
+    emulator,
+) -> None:
+    """Why a take-profit never rests in the USD-M book: Binance counts open reduce-only
+    orders against the position, so a second reduce-only order finds no room (-4118);
+    the algo service's orders are not counted until they trigger."""
+    client, _ = emulator
+    assert client.call(
+        "POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.01",
+    )[0] == 200  # fmt: skip
+    price = FEED.price("BTC/USDT", T0)
+    above = str((price * Decimal("1.02")).quantize(Decimal("0.1")))
+    assert client.call(
+        "POST", "/fapi/v1/algoOrder", algoType="CONDITIONAL", symbol="BTCUSDT", side="SELL",
+        type="TAKE_PROFIT_MARKET", quantity="0.01", triggerPrice=above, reduceOnly="true",
+    )[0] == 200  # fmt: skip
+    close = {"symbol": "BTCUSDT", "side": "SELL", "quantity": "0.01", "reduceOnly": "true"}
+    assert client.call("POST", "/fapi/v1/order", type="MARKET", newClientOrderId="out", **close)[
+        1
+    ]["status"] == "FILLED", "an algo take-profit leaves the exit free"  # fmt: skip
+    assert client.call(
+        "POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.01",
+    )[0] == 200  # fmt: skip
+    assert client.call(
+        "POST", "/fapi/v1/order", type="LIMIT", price=above, timeInForce="GTC", **close
+    )[0] == 200  # fmt: skip
+    assert client.call("POST", "/fapi/v1/order", type="MARKET", **close)[1] == {
+        "code": -4118,
+        "msg": "ReduceOnly Order Failed. Please check your existing position and open orders.",
+    }

@@ -26,7 +26,8 @@ here works against it, signatures and all. Facts of Binance's API implemented he
   emulator keeps list names in memory: a restarted emulator forgets them);
 - on USD-M a take-profit rests in the algo service too (TAKE_PROFIT_MARKET, refused
   with -2021 if it would trigger at once), held by the paper book as a limit at its
-  trigger price;
+  trigger price; the book's open reduce-only orders count against the position, so a
+  reduce-only order with no room left beside them is refused (-4118);
 - a spot account holds assets, not positions: a bought coin is a balance;
 - USD-M answers trades for at most 7 days between `startTime` and `endTime`, and
   without either (nor `fromId`) for the last 7 days;
@@ -892,7 +893,10 @@ def create_app(
             )
         if flavour == "spot" and kind == "STOP_LOSS" and "stopPrice" not in params:
             raise BinanceError(400, -1102, "Mandatory parameter 'stopPrice' was not sent.")
-        order = await venue.submit(request_from(params, kind, "newClientOrderId"))
+        request = request_from(params, kind, "newClientOrderId")
+        if request.reduce_only:
+            check_reduce_only_room(request)
+        order = await venue.submit(request)
         answer = exchange.order_json(order)
         if flavour == "spot":
             answer["transactTime"] = answer["updateTime"]
@@ -916,6 +920,33 @@ def create_app(
         if exchange.is_algo(order):
             raise BinanceError(400, -2011, "Unknown order sent.")
         return exchange.order_json(await venue.cancel(order.client_order_id, order.symbol))
+
+    def check_reduce_only_room(request: OrderRequest) -> None:
+        """USD-M counts the book's open reduce-only orders against the position: one
+        that, with those already resting on its side, would close more than is held is
+        refused (xLydianSoftware/Qubx#386, live: a full-size reduce-only take-profit left
+        no room for the bot's exit). Orders of the algo service count once triggered."""
+        venue.book.advance(venue.clock())  # as the submit will (read unfaulted: a check)
+        held = sum(
+            (p.qty if p.side is Side.LONG else -p.qty)
+            for p in venue.book.positions()
+            if p.symbol == request.symbol
+        )
+        room = held if request.side is OrderSide.SELL else -held
+        claimed = sum(
+            (
+                o.qty - o.filled_qty
+                for o in venue.book.open_orders(request.symbol)
+                if o.reduce_only and o.side is request.side and not exchange.is_algo(o)
+            ),
+            Decimal(0),
+        )
+        if claimed and request.qty > room - claimed:
+            raise BinanceError(
+                400,
+                -4118,
+                "ReduceOnly Order Failed. Please check your existing position and open orders.",
+            )
 
     def cancelable(order: VenueOrder) -> VenueOrder:
         """Only an open order can be canceled. (Found by id, a closed one may share its
