@@ -217,7 +217,7 @@ class Exchange:
         self._fills_seen = 0
         self.algo_take_profits: set[str] = set()
         """USD-M: client ids of the take-profits placed in the algo service (the paper
-        book holds each as a reduce-only limit at its trigger price)."""
+        book holds each as a limit at its trigger price)."""
         self.list_names: dict[str, str] = {}
         """Spot: an order list's `listClientOrderId`, by its stop leg's client id. (An
         order list is a pair in the paper book: two legs naming each other.)"""
@@ -257,7 +257,7 @@ class Exchange:
         """USD-M keeps stop orders (and take-profits sent there) in its algo service."""
         return self.flavour == "usdm" and (
             order.type is OrderType.STOP
-            or (order.reduce_only and order.client_order_id in self.algo_take_profits)
+            or (order.type is OrderType.LIMIT and order.client_order_id in self.algo_take_profits)
         )
 
     # -- spot order lists (OCO) --------------------------------------------------------------
