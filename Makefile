@@ -41,6 +41,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/state_store.py
+	$(BIN)/python benchmarks/protection.py
 
 clean:
 	rm -rf $(VENV) examples/state .pytest_cache .ruff_cache

@@ -342,3 +342,161 @@ def test_the_emulators_clock_can_be_set_off_the_hosts_from_the_command_line(
         behind = before - answer["serverTime"]
         assert abs(behind - ms(T0 + timedelta(days=8)) + ms(T0)) < 60_000
         assert client.call("GET", "/fapi/v2/account")[0] == 200, "signed by the host's clock"
+
+
+def oco(client: Client, at: datetime = T0, **params: Any) -> tuple[int, Any]:
+    """A sell OCO for 0.01 BTC (the account holds it), stop and take-profit 2% away from
+    the price `at`."""
+    price = FEED.price("BTC/USDT", at)
+
+    def away(fraction: str) -> str:
+        return str((price * Decimal(fraction)).quantize(Decimal("0.1")))
+
+    fields = {
+        "symbol": "BTCUSDT", "side": "SELL", "quantity": "0.01", "listClientOrderId": "list",
+        "aboveType": "TAKE_PROFIT", "aboveStopPrice": away("1.02"), "aboveClientOrderId": "take",
+        "belowType": "STOP_LOSS", "belowStopPrice": away("0.98"), "belowClientOrderId": "stop",
+        **params,
+    }  # fmt: skip
+    sent = {name: value for name, value in fields.items() if value is not None}  # None: left out
+    return client.call("POST", "/api/v3/orderList/oco", **sent)
+
+
+def buy_the_coin(client: Client) -> None:
+    assert client.call(
+        "POST", "/api/v3/order", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.01",
+    )[0] == 200  # fmt: skip
+
+
+@pytest.mark.parametrize("emulator", ["spot"], indirect=True)
+def test_a_spot_oco_is_one_list_of_two_legs_each_found_by_its_client_id(emulator) -> None:
+    client, _ = emulator
+    buy_the_coin(client)
+    status, listed = oco(client)
+    assert status == 200, listed
+    assert (listed["contingencyType"], listed["listStatusType"], listed["listOrderStatus"]) == (
+        "OCO", "EXEC_STARTED", "EXECUTING"
+    )  # fmt: skip
+    assert listed["listClientOrderId"] == "list"
+    legs = {r["clientOrderId"]: r for r in listed["orderReports"]}
+    assert {legs["take"]["type"], legs["stop"]["type"]} == {"TAKE_PROFIT", "STOP_LOSS"}
+    assert {r["orderListId"] for r in legs.values()} == {listed["orderListId"]}
+    _, open_orders = client.call("GET", "/api/v3/openOrders", symbol="BTCUSDT")
+    assert {o["orderListId"] for o in open_orders} == {listed["orderListId"]}
+    [open_list] = client.call("GET", "/api/v3/openOrderList")[1]
+    assert {o["clientOrderId"] for o in open_list["orders"]} == {"take", "stop"}
+    _, by_name = client.call("GET", "/api/v3/orderList", origClientOrderId="list")
+    assert by_name["orderListId"] == listed["orderListId"]
+    _, account = client.call("GET", "/api/v3/account")
+    [btc] = [b for b in account["balances"] if b["asset"] == "BTC"]
+    assert (btc["free"], btc["locked"]) == ("0", "0.01"), "the list locks the coin once"
+
+
+@pytest.mark.parametrize("emulator", ["spot"], indirect=True)
+def test_one_leg_filled_expires_the_other_and_one_cancel_takes_both(emulator) -> None:
+    client, venue = emulator
+    buy_the_coin(client)
+    _, listed = oco(client)
+    prices = {r["clientOrderId"]: Decimal(r["stopPrice"]) for r in listed["orderReports"]}
+    venue.clock.now = first_time_price(
+        "BTC/USDT", T0, lambda p: not prices["stop"] < p < prices["take"]
+    )  # whichever is reached first
+    _, take = client.call("GET", "/api/v3/order", symbol="BTCUSDT", origClientOrderId="take")
+    _, stop = client.call("GET", "/api/v3/order", symbol="BTCUSDT", origClientOrderId="stop")
+    assert sorted([take["status"], stop["status"]]) == ["EXPIRED", "FILLED"]
+    assert client.call("GET", "/api/v3/openOrderList")[1] == []
+    assert client.call("GET", "/api/v3/orderList", orderListId=listed["orderListId"])[1][
+        "listOrderStatus"
+    ] == "ALL_DONE"  # fmt: skip
+
+    buy_the_coin(client)
+    _, second = oco(client, venue.clock.now, aboveClientOrderId="take2", belowClientOrderId="stop2")
+    status, canceled = client.call(
+        "DELETE", "/api/v3/order", symbol="BTCUSDT", origClientOrderId="stop2"
+    )
+    assert (status, canceled["status"], canceled["orderListId"]) == (
+        200, "CANCELED", second["orderListId"]
+    )  # fmt: skip
+    _, other = client.call("GET", "/api/v3/order", symbol="BTCUSDT", origClientOrderId="take2")
+    assert other["status"] == "CANCELED", "a cancel of one leg cancels the list"
+    assert client.call(
+        "DELETE", "/api/v3/orderList", symbol="BTCUSDT", orderListId=second["orderListId"]
+    )[1]["code"] == -2011  # fmt: skip
+
+
+@pytest.mark.parametrize("emulator", ["spot"], indirect=True)
+def test_an_oco_whose_prices_do_not_straddle_the_price_is_refused_as_binance_does(
+    emulator,
+) -> None:
+    client, venue = emulator
+    buy_the_coin(client)
+    below = str((FEED.price("BTC/USDT", T0) * Decimal("0.99")).quantize(Decimal("0.1")))
+    relationship = {
+        "code": -2010,
+        "msg": "The relationship of the prices for the orders is not correct.",
+    }
+    assert oco(client, aboveStopPrice=below) == (400, relationship), "a take-profit below"
+    assert oco(client, aboveType="STOP_LOSS", belowType="TAKE_PROFIT") == (400, relationship)
+    assert oco(client, belowStopPrice=None)[1]["code"] == -1102
+    assert oco(client, aboveTimeInForce="GTC")[1]["code"] == -1106
+    assert venue.book.all_orders("BTC/USDT")[1:] == [], "nothing but the coin's purchase"
+
+
+def test_a_futures_take_profit_rests_in_the_algo_service_reduce_only(emulator) -> None:
+    client, venue = emulator
+    assert client.call(
+        "POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.01",
+    )[0] == 200  # fmt: skip
+    price = FEED.price("BTC/USDT", T0)
+    below = str((price * Decimal("0.99")).quantize(Decimal("0.1")))
+    assert client.call(
+        "POST", "/fapi/v1/algoOrder", algoType="CONDITIONAL", symbol="BTCUSDT", side="SELL",
+        type="TAKE_PROFIT_MARKET", quantity="0.01", triggerPrice=below, reduceOnly="true",
+    )[1] == {"code": -2021, "msg": "Order would immediately trigger."}  # fmt: skip
+    target = (price * Decimal("1.01")).quantize(Decimal("0.1"))
+    status, take = client.call(
+        "POST", "/fapi/v1/algoOrder", algoType="CONDITIONAL", symbol="BTCUSDT", side="SELL",
+        type="TAKE_PROFIT_MARKET", quantity="0.01", triggerPrice=str(target), reduceOnly="true",
+        clientAlgoId="take",
+    )  # fmt: skip
+    assert (status, take["orderType"], take["reduceOnly"]) == (200, "TAKE_PROFIT_MARKET", True)
+    assert client.call("GET", "/fapi/v1/openOrders")[1] == [], "nothing in the book"
+    venue.clock.now = first_time_price("BTC/USDT", T0, lambda p: p >= target)
+    _, done = client.call("GET", "/fapi/v1/algoOrder", clientAlgoId="take")
+    assert (done["algoStatus"], done["executedQty"]) == ("FINISHED", "0.01")
+    _, actual = client.call(
+        "GET", "/fapi/v1/order", symbol="BTCUSDT", orderId=done["actualOrderId"]
+    )
+    assert (actual["type"], actual["status"]) == ("MARKET", "FILLED")
+
+
+def test_a_full_size_reduce_only_limit_in_the_book_blocks_every_other_reduce_only_order(
+    emulator,
+) -> None:
+    """Why a take-profit never rests in the USD-M book: Binance counts open reduce-only
+    orders against the position, so a second reduce-only order finds no room (-4118);
+    the algo service's orders are not counted until they trigger."""
+    client, _ = emulator
+    assert client.call(
+        "POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.01",
+    )[0] == 200  # fmt: skip
+    price = FEED.price("BTC/USDT", T0)
+    above = str((price * Decimal("1.02")).quantize(Decimal("0.1")))
+    assert client.call(
+        "POST", "/fapi/v1/algoOrder", algoType="CONDITIONAL", symbol="BTCUSDT", side="SELL",
+        type="TAKE_PROFIT_MARKET", quantity="0.01", triggerPrice=above, reduceOnly="true",
+    )[0] == 200  # fmt: skip
+    close = {"symbol": "BTCUSDT", "side": "SELL", "quantity": "0.01", "reduceOnly": "true"}
+    assert client.call("POST", "/fapi/v1/order", type="MARKET", newClientOrderId="out", **close)[
+        1
+    ]["status"] == "FILLED", "an algo take-profit leaves the exit free"  # fmt: skip
+    assert client.call(
+        "POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.01",
+    )[0] == 200  # fmt: skip
+    assert client.call(
+        "POST", "/fapi/v1/order", type="LIMIT", price=above, timeInForce="GTC", **close
+    )[0] == 200  # fmt: skip
+    assert client.call("POST", "/fapi/v1/order", type="MARKET", **close)[1] == {
+        "code": -4118,
+        "msg": "ReduceOnly Order Failed. Please check your existing position and open orders.",
+    }

@@ -51,8 +51,12 @@ def start(
     clock: Callable[[], datetime] | None = None,
 ) -> tuple[PaperVenue, object]:
     """A Binance emulator over a paper exchange kept the way Binance keeps accounts:
-    USDT, client ids unique among open orders, no shorting on spot."""
-    settings = BookSettings(currency="USDT", client_ids="binance", shorting=flavour == "usdm")
+    USDT, client ids unique among open orders, no shorting on spot, reduce-only orders
+    honoured on futures."""
+    futures = flavour == "usdm"
+    settings = BookSettings(
+        currency="USDT", client_ids="binance", shorting=futures, reduce_only=futures
+    )
     venue = PaperVenue(
         PaperBook(tmp_path / f"binance-{flavour}.db", FEED, settings),
         clock or Clock(),
@@ -280,7 +284,11 @@ async def test_rate_limits_and_outages_are_retried_for_reads(tmp_path: Path) -> 
     faults = "rate_limit:on=open_orders,nth=1; outage:on=open_orders,nth=2"
     async with emulated_ccxt(tmp_path, "usdm", faults) as emulated:
         assert await emulated.venue.open_orders() == []
-        assert emulated.calls["GET /fapi/v1/openOrders"] == 3, "429, then 503, then served"
+        asked = (
+            emulated.calls["GET /fapi/v1/openOrders"]
+            + emulated.calls["GET /fapi/v1/openAlgoOrders"]
+        )
+        assert asked == 4, "a 429 and a 503 (the two listings go at once), each asked again"
 
 
 async def test_wrong_keys_are_an_auth_error_at_connect(tmp_path: Path) -> None:
@@ -492,3 +500,91 @@ async def test_connect_reads_the_venues_clock_and_warns_when_it_is_off(
         assert not (await tolerant.read_clock()).skewed
         await tolerant.close()
     exchange.book.close()
+
+
+def away(fraction: str) -> Decimal:
+    """BTC's price at T0 times `fraction`, on the tick."""
+    return (FEED.price("BTC/USDT", T0) * Decimal(fraction)).quantize(Decimal("0.1"))
+
+
+async def test_a_spot_stop_and_take_profit_rest_as_one_oco_list(tmp_path: Path) -> None:
+    """ccxt has no unified OCO: the adapter sends Binance's order list itself, every id
+    its own, and reads the pair back from the legs' orderListId."""
+    async with emulated_ccxt(tmp_path, "spot") as emulated:
+        venue = emulated.venue
+        assert venue.capabilities.oco and not venue.capabilities.reduce_only
+        await venue.submit(btc("bw-entry"))
+        stop = btc("bw-1", side="sell", type="stop", stop_price=away("0.98"))
+        target = btc("bw-1t", side="sell", type="limit", limit_price=away("1.02"))
+        taken = await venue.submit_oco(stop, target)
+        assert [(o.client_order_id, o.type.value, o.oco_with) for o in taken] == [
+            ("bw-1", "stop", "bw-1t"), ("bw-1t", "limit", "bw-1")
+        ]  # fmt: skip
+        assert taken[1].limit_price == target.limit_price
+        assert emulated.calls["POST /api/v3/orderList/oco"] == 1
+        listed = {o.client_order_id: o.oco_with for o in await venue.open_orders()}
+        assert listed == {"bw-1": "bw-1t", "bw-1t": "bw-1"}
+
+        restarted = adapter(emulated.url, "spot", host_clock=emulated.clock)
+        await restarted.connect()
+        found = await restarted.order("bw-1t", "BTC/USDT")
+        assert found.oco_with == "bw-1", "a lookup learns the other leg from the list"
+        assert emulated.calls["GET /api/v3/orderList"] == 1
+        canceled = await restarted.cancel("bw-1", "BTC/USDT")
+        assert (canceled.state, canceled.oco_with) == (OrderState.CANCELED, "bw-1t")
+        assert (await restarted.order("bw-1t", "BTC/USDT")).state is OrderState.CANCELED
+        assert await restarted.open_orders() == []
+        await restarted.close()
+
+
+async def test_a_spot_oco_the_exchange_refuses_is_rejected_with_binances_reason(
+    tmp_path: Path,
+) -> None:
+    async with emulated_ccxt(tmp_path, "spot") as emulated:
+        venue = emulated.venue
+        await venue.submit(btc("bw-entry"))
+        stop = btc("bw-1", side="sell", type="stop", stop_price=away("0.98"))
+        below = btc("bw-1t", side="sell", type="limit", limit_price=away("0.99"))
+        with pytest.raises(Rejected, match="relationship of the prices") as refused:
+            await venue.submit_oco(stop, below)
+        assert refused.value.code == "-2010"
+        assert await venue.open_orders() == []
+
+
+async def test_a_futures_take_profit_rests_in_the_algo_service_not_the_book(
+    tmp_path: Path,
+) -> None:
+    """A reduce-only limit (the engine's take-profit) goes as a reduce-only
+    TAKE_PROFIT_MARKET algo order, and comes back as the port's limit at its price."""
+    async with emulated_ccxt(tmp_path, "usdm") as emulated:
+        venue, symbol = emulated.venue, emulated.symbol
+        assert venue.capabilities.reduce_only and not venue.capabilities.oco
+        await venue.submit(btc("bw-entry", symbol=symbol))
+        target = away("1.02")
+        taken = await venue.submit(
+            btc("bw-take", symbol=symbol, side="sell", type="limit", limit_price=target,
+                reduce_only=True)
+        )  # fmt: skip
+        assert (taken.type.value, taken.limit_price, taken.state) == (
+            "limit",
+            target,
+            OrderState.OPEN,
+        )
+        assert emulated.calls["POST /fapi/v1/algoOrder"] == 1
+        assert emulated.calls["POST /fapi/v1/order"] == 1, "only the entry is in the book"
+        [listed] = await venue.open_orders()
+        assert (listed.client_order_id, listed.type.value, listed.limit_price) == (
+            "bw-take", "limit", target
+        )  # fmt: skip
+        assert (await venue.cancel("bw-take", symbol)).state is OrderState.CANCELED
+        assert emulated.calls["DELETE /fapi/v1/algoOrder"] == 1
+
+        reached = btc("bw-reached", symbol=symbol, side="sell", type="limit",
+                      limit_price=away("0.99"), reduce_only=True)  # fmt: skip
+        taken = await venue.submit(reached)
+        assert taken.state is OrderState.FILLED, "a take-profit already reached is taken"
+        assert emulated.calls["POST /fapi/v1/algoOrder"] == 2, "refused there: -2021"
+        assert emulated.calls["POST /fapi/v1/order"] == 2, "then a limit in the book"
+        assert await venue.positions() == []
+        with pytest.raises(Rejected, match="no one-cancels-other"):
+            await venue.submit_oco(btc("bw-s", symbol=symbol), btc("bw-st", symbol=symbol))

@@ -321,3 +321,36 @@ async def test_a_fresh_order_may_be_missing_from_lookups_for_a_while(opened) -> 
         assert [f.client_order_id for f in (await h.venue.fills()).fills] == ["conf-000001"]
         h.clock.now += timedelta(seconds=30)
         assert (await h.venue.order("conf-000001", h.symbol)).state is OrderState.FILLED
+
+
+async def test_a_stop_and_take_profit_pair_fills_once_and_one_cancel_takes_both(opened) -> None:
+    """Where the venue says `oco`: a stop and a take-profit named by the engine's ids,
+    each leg naming the other; whichever the price reaches first fills and the other
+    goes with it; and a cancel of either leg takes both."""
+    async with opened() as h:
+        if not h.venue.capabilities.oco:
+            pytest.skip(f"{h.venue.name} holds no one-cancels-other pairs")
+        await h.venue.submit(h.order("conf-entry", qty=h.qty * 2))
+        stop = h.order("conf-1", side="sell", type="stop", stop_price=h.away("0.99"))
+        target = h.order("conf-1t", side="sell", type="limit", limit_price=h.away("1.01"))
+        taken = await h.venue.submit_oco(stop, target)
+        assert [(o.client_order_id, o.oco_with) for o in taken] == [
+            ("conf-1", "conf-1t"), ("conf-1t", "conf-1")
+        ]  # fmt: skip
+        listed = {o.client_order_id: o.oco_with for o in await h.venue.open_orders()}
+        assert listed == {"conf-1": "conf-1t", "conf-1t": "conf-1"}
+        h.clock.now = first_time_price(
+            h.feed_symbol, T0, lambda p: not stop.stop_price < p < target.limit_price
+        )
+        legs = [await h.venue.order(cid, h.symbol) for cid in ("conf-1", "conf-1t")]
+        assert sorted(o.state.is_final for o in legs) == [True, True]
+        assert [o.state for o in legs].count(OrderState.FILLED) == 1, legs
+        [held] = await h.venue.positions()
+        assert held.qty == h.qty, "one leg's quantity sold, not two"
+
+        again = h.order("conf-2", side="sell", type="stop", stop_price=h.away("0.99"))
+        beside = h.order("conf-2t", side="sell", type="limit", limit_price=h.away("1.01"))
+        await h.venue.submit_oco(again, beside)
+        assert (await h.venue.cancel("conf-2t", h.symbol)).state is OrderState.CANCELED
+        assert (await h.venue.order("conf-2", h.symbol)).state.is_final
+        assert await h.venue.open_orders() == []

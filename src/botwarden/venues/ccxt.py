@@ -11,7 +11,12 @@ What this adapter adds to ccxt:
   `Retryable`, a timeout or a dropped connection `Ambiguous`, and Binance's own error
   codes are read from the answer's body, so the mapping is the same whatever host
   ccxt talks to (ccxt applies its Binance tables only to binance.com's hosts);
-- positions of a spot account are its coin balances (spot venues keep no entry price).
+- positions of a spot account are its coin balances (spot venues keep no entry price);
+- a stop and its take-profit rest the way each Binance market offers (docs/venues.md):
+  on spot as one OCO order list (`submit_oco`), on USD-M as two reduce-only orders of
+  the algo service (the take-profit a TAKE_PROFIT_MARKET);
+- ccxt paces requests by a per-minute weight budget (its rolling window), as Binance
+  counts them, not by spacing each request by the weight of the one before.
 
 Binance lists fills one market at a time, so `fills` asks each market the bot
 trades (the configured `symbols`, and every market it held or ordered in).
@@ -25,6 +30,7 @@ it is further off the host's than `clock_tolerance`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -74,7 +80,17 @@ COMMON_OPTIONS = {"fetchCurrencies": False, "warnOnFetchOpenOrdersWithoutSymbol"
 
 ALGO_STOPS = frozenset({"binanceusdm"})
 """Exchanges that keep stop orders apart from the others (Binance USD-M's algo-order
-service): open stops, stop lookups and stop cancels are separate calls there."""
+service): open stops, stop lookups and stop cancels are separate calls there. A
+take-profit rests there too, as a reduce-only TAKE_PROFIT_MARKET (see `submit`)."""
+ORDER_LISTS = frozenset({"binance"})
+"""Exchanges whose spot stop and take-profit rest as one OCO order list
+(`POST /api/v3/orderList/oco`): one fill expires the other leg, one cancel takes both."""
+LIST_SUFFIX = "l"
+"""An order list's client id is its stop's with this after it (36 characters at most:
+the stop's id is one shorter than its take-profit's)."""
+SPOT_BY_DEFAULT = frozenset({"binance"})
+"""Exchanges whose ccxt object trades spot unless its options say otherwise: known
+before the markets are loaded, for the capabilities a bot is checked against at start."""
 
 _TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT}
 """ccxt's order types the port has (a stop is told by its trigger price)."""
@@ -98,6 +114,7 @@ _AUTH_CODES = {-1002, -1022, -2014, -2015}
 _BANNED = 418  # Binance's answer to ignoring 429s: the IP is banned for Retry-After s
 _NOT_FOUND_CODES = {-1121, -2013}
 _NOT_OPEN_CODE = -2011  # cancel of an order that is not open (filled, canceled, unknown)
+_WOULD_TRIGGER_CODE = -2021  # a trigger price already reached ("Order would immediately trigger.")
 
 _BODY = re.compile(r"\{.*\}", re.DOTALL)
 _STATUS = re.compile(r"^\S+ (?:GET|POST|PUT|DELETE) \S+ (\d{3}) ")
@@ -154,6 +171,11 @@ def _decimal(value: Any) -> Decimal | None:
     return None if value in (None, "") else Decimal(str(value))
 
 
+def _text(number: Decimal | None) -> str:
+    """A decimal as Binance takes it: plain digits, never an exponent."""
+    return format(number, "f")
+
+
 def _host_now() -> datetime:
     return datetime.now(UTC)
 
@@ -196,8 +218,14 @@ class CcxtVenue:
         self._client_ids: dict[tuple[str, str], str] = {}
         """(symbol, exchange order id) -> client order id, for naming fills."""
         self._algo = exchange_id in ALGO_STOPS
-        self._spot = False
-        """A spot account (coins, no shorting): known once the markets are loaded."""
+        self._spot = exchange_id in SPOT_BY_DEFAULT and (
+            self._options.get("defaultType", "spot") == "spot"
+        )
+        """A spot account (coins, no shorting): confirmed once the markets are loaded."""
+        self._in_algo: set[str] = set()
+        """Client ids of orders found in the algo service (stops, take-profits)."""
+        self._pairs: dict[tuple[str, str], str] = {}
+        """(symbol, client id of a leg of an order list) -> the other leg's client id."""
         self.capabilities = self._capabilities()
 
     def _capabilities(self) -> Capabilities:
@@ -210,6 +238,7 @@ class CcxtVenue:
             closed_order_lookup=False,
             bulk=frozenset({"positions", "open_orders"}),
             reduce_only=not self._spot,
+            oco=self._spot and self.name in ORDER_LISTS,
         )
 
     # -- plumbing ----------------------------------------------------------------------
@@ -235,6 +264,12 @@ class CcxtVenue:
                 "secret": self._secret,
                 "timeout": int(self._timeout * 1000),
                 "enableRateLimit": self._throttle,
+                # Binance limits request weight per minute (2,400 on USD-M, 6,000 on
+                # spot); ccxt's default leaky bucket instead spaces every request by its
+                # weight (a 40-weight listing holds the next request back 2 s). Its
+                # rolling window keeps ccxt's budget (60 s / rateLimit: 1,200 a minute)
+                # and lets a tick's few requests go at once.
+                "rateLimiterAlgorithm": "rollingWindow",
                 "options": self._options,
             }
         )
@@ -425,38 +460,136 @@ class CcxtVenue:
         return held
 
     async def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
-        found = await self._call(
-            "open orders", lambda: self._exchange.fetch_open_orders(symbol), self._reads
-        )
-        if self._algo:
-            found += await self._call(
-                "open stops",
-                lambda: self._exchange.fetch_open_orders(symbol, None, None, {"trigger": True}),
-                self._reads,
+        listings = [
+            self._call("open orders", lambda: self._exchange.fetch_open_orders(symbol), self._reads)
+        ]
+        if self._algo:  # the algo service's, asked at the same time: one round trip
+            listings.append(
+                self._call(
+                    "open stops",
+                    lambda: self._exchange.fetch_open_orders(symbol, None, None, {"trigger": True}),
+                    self._reads,
+                )
             )
+        answers = await asyncio.gather(*listings, return_exceptions=True)  # both end
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        found = [order for listed in answers for order in listed]
+        self._learn_lists(found)
         return [self._order(o) for o in found]
 
     async def order(self, client_order_id: str, symbol: str) -> VenueOrder:
+        return self._order(await self._lookup(client_order_id, symbol))
+
+    async def _lookup(self, client_order_id: str, symbol: str) -> dict[str, Any]:
+        """The order as ccxt gives it: a regular one, else (USD-M) one in the algo
+        service, where the stops and take-profits are (asked there first once known
+        to be there); a leg of an order list with its other leg learned."""
         self._rules(symbol)
+        regular = {"clientOrderId": client_order_id}
+        algo = {**regular, "trigger": True}
+        places = [("order lookup", regular)]
+        if self._algo:
+            places.append(("stop lookup", algo))
+            if client_order_id in self._in_algo:
+                places.reverse()
+        for number, (what, params) in enumerate(places, 1):
+            try:
+                found = await self._call(
+                    what,
+                    lambda p=params: self._exchange.fetch_order(None, symbol, p),
+                    self._reads,
+                )
+                break
+            except NotFound:
+                if number == len(places):
+                    raise
+        await self._learn_list_of(found)
+        return found
+
+    # -- order lists (Binance spot's OCO) ------------------------------------------------
+    def _pair(self, symbol: str, legs: Sequence[str]) -> None:
+        if len(legs) == 2:
+            first, second = legs
+            self._pairs[(symbol, first)], self._pairs[(symbol, second)] = second, first
+
+    def _learn_lists(self, orders: list[dict[str, Any]]) -> None:
+        """The two legs of each order list among `orders` (open orders: both legs of an
+        open list are there), paired by their `orderListId` (-1: in no list)."""
+        lists: dict[tuple[str, str], list[str]] = {}
+        for order in orders:
+            list_id = str((order.get("info") or {}).get("orderListId", -1))
+            if list_id != "-1" and order.get("clientOrderId"):
+                lists.setdefault((order["symbol"], list_id), []).append(order["clientOrderId"])
+        for (symbol, _), legs in lists.items():
+            self._pair(symbol, legs)
+
+    async def _learn_list_of(self, order: dict[str, Any]) -> None:
+        """The other leg of `order`'s order list, if it is in one the adapter has not
+        seen: one call (`GET /api/v3/orderList`), which names both legs."""
+        list_id = str((order.get("info") or {}).get("orderListId", -1))
+        symbol = order.get("symbol")
+        if list_id == "-1" or (symbol, order.get("clientOrderId")) in self._pairs:
+            return
+        found = await self._call(
+            "order list",
+            lambda: self._exchange.private_get_orderlist({"orderListId": list_id}),
+            self._reads,
+        )
+        self._pair(symbol, [leg["clientOrderId"] for leg in found.get("orders") or []])
+
+    async def submit_oco(self, stop: OrderRequest, take_profit: OrderRequest) -> list[VenueOrder]:
+        """A stop and its take-profit as one OCO order list (`POST /api/v3/orderList/oco`
+        through ccxt's raw `privatePostOrderListOco`: ccxt has no unified OCO), every id
+        the bot's: both legs' and the list's (the stop's with `l`). The stop leg is a
+        STOP_LOSS, the take-profit a TAKE_PROFIT: both go at market once their price is
+        reached, so the take-profit fills whole (a LIMIT_MAKER filled in part would
+        expire the stop for the rest of the position)."""
+        if not self.capabilities.oco:
+            raise Rejected(self.name, "submit oco: this account has no one-cancels-other lists")
+        if stop.symbol not in self._exchange.markets:
+            raise Rejected(self.name, f"submit oco: unknown symbol {stop.symbol!r}")
+        rules = await self.market(stop.symbol)
+        enforce(stop, rules, None)
+        enforce(take_profit, rules, None)
+        self._traded(stop.symbol)
+        stop_leg = {
+            "Type": "STOP_LOSS",
+            "StopPrice": _text(stop.stop_price),
+            "ClientOrderId": stop.client_order_id,
+        }
+        target_leg = {
+            "Type": "TAKE_PROFIT",
+            "StopPrice": _text(take_profit.limit_price),
+            "ClientOrderId": take_profit.client_order_id,
+        }
+        # A sell's take-profit is above the price and its stop below; a buy's the reverse.
+        above, below = (target_leg, stop_leg) if stop.side is OrderSide.SELL else (
+            stop_leg, target_leg
+        )  # fmt: skip
+        params = {
+            "symbol": self._rules(stop.symbol)["id"],
+            "side": stop.side.value.upper(),
+            "quantity": _text(stop.qty),
+            "listClientOrderId": stop.client_order_id + LIST_SUFFIX,
+            "newOrderRespType": "FULL",
+            **{f"above{name}": value for name, value in above.items()},
+            **{f"below{name}": value for name, value in below.items()},
+        }
+        # Paired before it is sent: if the answer is lost, the legs found by lookup are
+        # known for what they are without asking for their list.
+        self._pair(stop.symbol, [stop.client_order_id, take_profit.client_order_id])
+        answer = await self._call(
+            "submit oco", lambda: self._exchange.private_post_orderlist_oco(params), NO_RETRY
+        )
         try:
-            found = await self._call(
-                "order lookup",
-                lambda: self._exchange.fetch_order(
-                    None, symbol, {"clientOrderId": client_order_id}
-                ),
-                self._reads,
-            )
-        except NotFound:
-            if not self._algo:
-                raise
-            found = await self._call(
-                "stop lookup",
-                lambda: self._exchange.fetch_order(
-                    None, symbol, {"clientOrderId": client_order_id, "trigger": True}
-                ),
-                self._reads,
-            )
-        return self._order(found)
+            market = self._rules(stop.symbol)
+            reports = [self._exchange.parse_order(r, market) for r in answer["orderReports"]]
+            by_id = {r["clientOrderId"]: r for r in reports}
+            return [self._order(by_id[leg.client_order_id], leg) for leg in (stop, take_profit)]
+        except (ValueError, TypeError, KeyError) as error:  # taken, but answered oddly
+            raise Ambiguous(self.name, f"submit oco: unreadable answer: {error}") from error
 
     async def fills(self, since: datetime | None = None, cursor: str | None = None) -> FillPage:
         after: dict[str, int] = json.loads(cursor) if cursor else {}
@@ -582,27 +715,49 @@ class CcxtVenue:
         if request.type is OrderType.STOP:
             params["stopLossPrice"] = str(request.stop_price)
         kind = "limit" if request.type is OrderType.LIMIT else "market"
-        sent = await self._call(
+        if self._algo and kind == "limit" and request.reduce_only:
+            # A reduce-only limit is a take-profit: on USD-M it rests in the algo
+            # service as a TAKE_PROFIT_MARKET, triggered at its price, never in the
+            # book, where Binance counts it against the position and refuses every
+            # other reduce-only order (-4118, -2022): the bot's exits, and possibly
+            # the stop's own market order when it triggers.
+            trigger = {**params, "takeProfitPrice": str(request.limit_price)}
+            del trigger["timeInForce"]
+            try:
+                sent = await self._send(request, "market", None, trigger)
+            except Rejected as refused:
+                if refused.code != str(_WOULD_TRIGGER_CODE):
+                    raise
+                # Its price is reached already: taken at once, as a limit would be
+                # (nothing was placed, so the same client id is free).
+                sent = await self._send(request, kind, request.limit_price, params)
+        else:
+            sent = await self._send(request, kind, request.limit_price, params)
+        try:
+            return self._order(sent, request)
+        except (ValueError, TypeError, KeyError) as error:  # taken, but answered oddly
+            raise Ambiguous(self.name, f"submit: unreadable answer: {error}") from error
+
+    async def _send(
+        self, request: OrderRequest, kind: str, limit: Decimal | None, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await self._call(
             "submit",
             lambda: self._exchange.create_order(
                 request.symbol,
                 kind,
                 request.side.value,
                 str(request.qty),
-                None if request.limit_price is None else str(request.limit_price),
+                None if limit is None else str(limit),
                 params,
             ),
             NO_RETRY,
         )
-        try:
-            return self._order(sent, request)
-        except (ValueError, TypeError, KeyError) as error:  # taken, but answered oddly
-            raise Ambiguous(self.name, f"submit: unreadable answer: {error}") from error
 
     async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder:
-        order = await self.order(client_order_id, symbol)
+        order = await self._lookup(client_order_id, symbol)
         params: dict[str, Any] = {"clientOrderId": client_order_id}
-        if self._algo and order.type is OrderType.STOP:
+        if "algoId" in (order.get("info") or {}):
             params["trigger"] = True
         await self._call(
             "cancel",
@@ -692,8 +847,16 @@ class CcxtVenue:
         traded_as = info.get("actualOrderId") if "algoId" in info else order_id
         if traded_as and symbol and client_order_id:
             self._client_ids[(symbol, str(traded_as))] = client_order_id
-        trigger = _decimal(order.get("triggerPrice") or order.get("stopPrice"))
+        if "algoId" in info and client_order_id:
+            self._in_algo.add(client_order_id)
+        # A take-profit (TAKE_PROFIT on spot, TAKE_PROFIT_MARKET on USD-M) is the port's
+        # limit at its trigger price: it goes at market once the price reaches it.
+        take_profit = _decimal(order.get("takeProfitPrice"))
+        trigger = (
+            None if take_profit else _decimal(order.get("triggerPrice") or order.get("stopPrice"))
+        )
         kind = OrderType.STOP if trigger else _TYPES.get(order.get("type"), OrderType.MARKET)
+        kind = OrderType.LIMIT if take_profit else kind
         qty = Decimal(str(order.get("amount") or (sent.qty if sent else 0)))
         filled = Decimal(str(order.get("filled") or info.get("executedQty") or 0))
         state = _STATES.get(order.get("status") or "", OrderState.OPEN)
@@ -718,13 +881,15 @@ class CcxtVenue:
             state=state,
             filled_qty=filled,
             avg_price=_decimal(order.get("average") or info.get("avgPrice") or None) or None,
-            limit_price=_decimal(order.get("price")) if kind is OrderType.LIMIT else None,
+            limit_price=take_profit
+            or (_decimal(order.get("price")) if kind is OrderType.LIMIT else None),
             stop_price=trigger,
             time_in_force=TimeInForce(tif)
             if tif in TimeInForce._value2member_map_
             else TimeInForce.GTC,
             created_at=created,
             updated_at=_time(updated) if updated else created,
+            oco_with=self._pairs.get((symbol, client_order_id)),
         )
 
 

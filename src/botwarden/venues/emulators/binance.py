@@ -16,6 +16,18 @@ here works against it, signatures and all. Facts of Binance's API implemented he
   `triggerPrice`): the regular order lists do not show them until they trigger; a
   triggered stop becomes a market order of its own (`actualOrderId`), whose trades
   name that order, not the stop;
+- a spot stop and take-profit can rest as one OCO order list (`POST
+  /api/v3/orderList/oco`, above and below legs: a STOP_LOSS and a TAKE_PROFIT or
+  LIMIT_MAKER, a sell's take-profit above the last price and its stop below it, else
+  -2010 "The relationship of the prices for the orders is not correct."); each leg
+  names its `orderListId`, a fill of one expires the other (EXPIRED), a cancel of either
+  cancels both, the list locks its quantity once; `GET /api/v3/orderList`,
+  `GET /api/v3/openOrderList` and `DELETE /api/v3/orderList` answer for the list (the
+  emulator keeps list names in memory: a restarted emulator forgets them);
+- on USD-M a take-profit rests in the algo service too (TAKE_PROFIT_MARKET, refused
+  with -2021 if it would trigger at once), held by the paper book as a limit at its
+  trigger price; the book's open reduce-only orders count against the position, so a
+  reduce-only order with no room left beside them is refused (-4118);
 - a spot account holds assets, not positions: a bought coin is a balance;
 - USD-M answers trades for at most 7 days between `startTime` and `endTime`, and
   without either (nor `fromId`) for the last 7 days;
@@ -87,6 +99,9 @@ _TYPES: dict[Flavour, dict[OrderType, str]] = {
     "spot": {OrderType.MARKET: "MARKET", OrderType.LIMIT: "LIMIT", OrderType.STOP: "STOP_LOSS"},
     "usdm": {OrderType.MARKET: "MARKET", OrderType.LIMIT: "LIMIT", OrderType.STOP: "STOP_MARKET"},
 }
+OCO_LEG_TYPES = frozenset({"STOP_LOSS", "TAKE_PROFIT", "LIMIT_MAKER"})
+"""The OCO legs modelled here: a STOP_LOSS and a TAKE_PROFIT or LIMIT_MAKER."""
+PRICE_RELATIONSHIP = "The relationship of the prices for the orders is not correct."
 REGULAR = {"id_field": "orderId", "cid_field": "origClientOrderId", "symbol_required": True}
 ALGO = {"id_field": "algoId", "cid_field": "clientAlgoId", "symbol_required": False}
 
@@ -200,6 +215,14 @@ class Exchange:
         """Binance's symbol (`BTCUSDT`) -> the paper book's (`BTC/USDT`)."""
         self._fills: list[Fill] = []
         self._fills_seen = 0
+        self.algo_take_profits: set[str] = set()
+        """USD-M: client ids of the take-profits placed in the algo service (the paper
+        book holds each as a limit at its trigger price)."""
+        self.list_names: dict[str, str] = {}
+        """Spot: an order list's `listClientOrderId`, by its stop leg's client id. (An
+        order list is a pair in the paper book: two legs naming each other.)"""
+        self.maker_legs: set[str] = set()
+        """Spot: take-profit legs sent as LIMIT_MAKER (the others are TAKE_PROFIT)."""
 
     async def listed_fills(self) -> list[Fill]:
         """The fills, as a listing call sees them: the exchange brought up to now, and
@@ -231,8 +254,57 @@ class Exchange:
         return book_symbol.replace("/", "")
 
     def is_algo(self, order: VenueOrder) -> bool:
-        """USD-M keeps stop orders in its algo service."""
-        return self.flavour == "usdm" and order.type is OrderType.STOP
+        """USD-M keeps stop orders (and take-profits sent there) in its algo service."""
+        return self.flavour == "usdm" and (
+            order.type is OrderType.STOP
+            or (order.type is OrderType.LIMIT and order.client_order_id in self.algo_take_profits)
+        )
+
+    # -- spot order lists (OCO) --------------------------------------------------------------
+    def list_legs(self, order: VenueOrder) -> tuple[VenueOrder, VenueOrder] | None:
+        """The stop leg and the take-profit leg of `order`'s order list; None if it is
+        in none."""
+        if self.flavour != "spot" or order.oco_with is None:
+            return None
+        other = self.venue.book.order(order.oco_with)
+        return (order, other) if order.type is OrderType.STOP else (other, order)
+
+    def list_id(self, order: VenueOrder) -> int:
+        """The order list's id (its stop leg's number), -1 for an order in none."""
+        legs = self.list_legs(order)
+        return -1 if legs is None else _order_number(legs[0])
+
+    def leg_type(self, order: VenueOrder) -> str:
+        if order.oco_with is not None and order.type is OrderType.LIMIT:
+            return "LIMIT_MAKER" if order.client_order_id in self.maker_legs else "TAKE_PROFIT"
+        return _TYPES[self.flavour][order.type]
+
+    def list_json(self, legs: tuple[VenueOrder, VenueOrder]) -> dict[str, Any]:
+        """An order list as Binance lists it: its legs named, not described."""
+        done = all(leg.state.is_final for leg in legs)
+        return {
+            "orderListId": _order_number(legs[0]),
+            "contingencyType": "OCO",
+            "listStatusType": "ALL_DONE" if done else "EXEC_STARTED",
+            "listOrderStatus": "ALL_DONE" if done else "EXECUTING",
+            "listClientOrderId": self.list_names.get(legs[0].client_order_id, ""),
+            "transactionTime": _ms(legs[0].created_at),
+            "symbol": self.exchange_symbol(legs[0].symbol),
+            "orders": [
+                {
+                    "symbol": self.exchange_symbol(leg.symbol),
+                    "orderId": self.order_id(leg),
+                    "clientOrderId": leg.client_order_id,
+                }
+                for leg in legs
+            ],
+        }
+
+    def status(self, order: VenueOrder) -> str:
+        """A leg its list's other leg's fill took is EXPIRED at Binance (a cancel of
+        either leg cancels both: CANCELED)."""
+        expired = order.oco_with is not None and (order.reason or "").endswith(" filled")
+        return "EXPIRED" if expired and order.state is OrderState.CANCELED else _STATUS[order.state]
 
     def order_id(self, order: VenueOrder) -> int:
         """The order's id in the regular order lists (and in its trades)."""
@@ -293,9 +365,9 @@ class Exchange:
             return {
                 **common,
                 "quoteAssetPrecision": 8,
-                "orderTypes": ["LIMIT", "MARKET", "STOP_LOSS", "LIMIT_MAKER"],
+                "orderTypes": ["LIMIT", "MARKET", "STOP_LOSS", "LIMIT_MAKER", "TAKE_PROFIT"],
                 "icebergAllowed": False,
-                "ocoAllowed": False,
+                "ocoAllowed": True,
                 "isSpotTradingAllowed": True,
                 "isMarginTradingAllowed": False,
                 "filters": filters,
@@ -321,7 +393,7 @@ class Exchange:
             "marketTakeBound": "0.05",
             "maintMarginPercent": "2.5000",
             "requiredMarginPercent": "5.0000",
-            "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET"],
+            "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT_MARKET"],
             "timeInForce": ["GTC", "IOC", "FOK"],
             "filters": filters,
         }
@@ -329,7 +401,7 @@ class Exchange:
     def order_json(self, order: VenueOrder) -> dict[str, Any]:
         """A regular order (or, on USD-M, the market order a stop became)."""
         number = self.order_id(order)
-        kind = _TYPES[self.flavour][order.type]
+        kind = self.leg_type(order)
         quote_qty = order.filled_qty * (order.avg_price or 0)
         common = {
             "symbol": self.exchange_symbol(order.symbol),
@@ -338,7 +410,7 @@ class Exchange:
             "price": _number(order.limit_price),
             "origQty": _number(order.qty),
             "executedQty": _number(order.filled_qty),
-            "status": _STATUS[order.state],
+            "status": self.status(order),
             "timeInForce": order.time_in_force.value.upper(),
             "type": kind,
             "side": order.side.value.upper(),
@@ -348,18 +420,24 @@ class Exchange:
             "selfTradePreventionMode": "NONE",
         }
         if self.flavour == "spot":
+            if kind == "TAKE_PROFIT":  # its price is its trigger
+                common.update(price="0", stopPrice=_number(order.limit_price))
             return {
                 **common,
-                "orderListId": -1,
+                "orderListId": self.list_id(order),
                 "cummulativeQuoteQty": _number(quote_qty),
                 "icebergQty": "0",
-                "isWorking": order.type is not OrderType.STOP,
+                "isWorking": kind in ("LIMIT", "LIMIT_MAKER", "MARKET"),
                 "workingTime": _ms(order.created_at),
                 "origQuoteOrderQty": "0",
             }
-        if self.is_algo(order):  # the market order the stop became when it triggered
+        if self.is_algo(order):  # the market order it became when it triggered
             common.update(
-                clientOrderId=f"trig-{number}", type="MARKET", stopPrice="0", timeInForce="GTC"
+                clientOrderId=f"trig-{number}",
+                type="MARKET",
+                price="0",
+                stopPrice="0",
+                timeInForce="GTC",
             )
         return {
             **common,
@@ -378,11 +456,12 @@ class Exchange:
     def algo_json(self, order: VenueOrder) -> dict[str, Any]:
         """A USD-M stop order as the algo service shows it."""
         triggered = order.filled_qty > 0
+        take_profit = order.type is OrderType.LIMIT
         return {
             "algoId": _order_number(order),
             "clientAlgoId": order.client_order_id,
             "algoType": "CONDITIONAL",
-            "orderType": "STOP_MARKET",
+            "orderType": "TAKE_PROFIT_MARKET" if take_profit else "STOP_MARKET",
             "symbol": self.exchange_symbol(order.symbol),
             "side": order.side.value.upper(),
             "positionSide": "BOTH",
@@ -393,7 +472,7 @@ class Exchange:
             "actualPrice": _number(order.avg_price),
             "executedQty": _number(order.filled_qty),
             "avgPrice": _number(order.avg_price),
-            "triggerPrice": _number(order.stop_price),
+            "triggerPrice": _number(order.limit_price if take_profit else order.stop_price),
             "price": "0",
             "icebergQuantity": None,
             "selfTradePreventionMode": "NONE",
@@ -424,9 +503,9 @@ class Exchange:
         if self.flavour == "spot":
             return {
                 **common,
-                "orderListId": -1,
+                "orderListId": self.list_id(order),
                 "isBuyer": buyer,
-                "isMaker": order.type is OrderType.LIMIT,
+                "isMaker": self.leg_type(order) in ("LIMIT", "LIMIT_MAKER"),
                 "isBestMatch": True,
             }
         return {
@@ -434,7 +513,7 @@ class Exchange:
             "side": fill.side.value.upper(),
             "positionSide": "BOTH",
             "buyer": buyer,
-            "maker": order.type is OrderType.LIMIT,
+            "maker": order.type is OrderType.LIMIT and not self.is_algo(order),
             "realizedPnl": "0",
             "marginAsset": "USDT",
         }
@@ -581,11 +660,8 @@ def create_app(
         number = order_number(params, id_field, cid_field)
         return checked(params, in_symbol(venue.book.order_by_venue_id(number), book_symbol))
 
-    def request_from(params: dict[str, str], kind: str, cid_field: str) -> OrderRequest:
-        book_symbol = exchange.book_symbol(params.get("symbol"))
-        types = {name: t for t, name in _TYPES[flavour].items()}
-        if kind not in types:
-            raise BinanceError(400, -1116, "Invalid orderType.")
+    def client_id(params: dict[str, str], cid_field: str) -> str:
+        """The client id sent in `cid_field`, else one made up (as Binance does)."""
         client_order_id = params.get(cid_field) or f"x-{secrets.token_hex(9)}"
         if not CLIENT_ID.match(client_order_id):
             raise BinanceError(
@@ -594,6 +670,14 @@ def create_app(
                 f"Illegal characters found in parameter '{cid_field}'; legal range is"
                 f" '{CLIENT_ID.pattern}'.",
             )
+        return client_order_id
+
+    def request_from(params: dict[str, str], kind: str, cid_field: str) -> OrderRequest:
+        book_symbol = exchange.book_symbol(params.get("symbol"))
+        types = {name: t for t, name in _TYPES[flavour].items()}
+        if kind not in types:
+            raise BinanceError(400, -1116, "Invalid orderType.")
+        client_order_id = client_id(params, cid_field)
         side = params.get("side", "").lower()
         if side not in ("buy", "sell"):
             raise BinanceError(400, -1102, "Mandatory parameter 'side' was not sent.")
@@ -809,7 +893,10 @@ def create_app(
             )
         if flavour == "spot" and kind == "STOP_LOSS" and "stopPrice" not in params:
             raise BinanceError(400, -1102, "Mandatory parameter 'stopPrice' was not sent.")
-        order = await venue.submit(request_from(params, kind, "newClientOrderId"))
+        request = request_from(params, kind, "newClientOrderId")
+        if request.reduce_only:
+            check_reduce_only_room(request)
+        order = await venue.submit(request)
         answer = exchange.order_json(order)
         if flavour == "spot":
             answer["transactTime"] = answer["updateTime"]
@@ -834,6 +921,33 @@ def create_app(
             raise BinanceError(400, -2011, "Unknown order sent.")
         return exchange.order_json(await venue.cancel(order.client_order_id, order.symbol))
 
+    def check_reduce_only_room(request: OrderRequest) -> None:
+        """USD-M counts the book's open reduce-only orders against the position: one
+        that, with those already resting on its side, would close more than is held is
+        refused (xLydianSoftware/Qubx#386, live: a full-size reduce-only take-profit left
+        no room for the bot's exit). Orders of the algo service count once triggered."""
+        venue.book.advance(venue.clock())  # as the submit will (read unfaulted: a check)
+        held = sum(
+            (p.qty if p.side is Side.LONG else -p.qty)
+            for p in venue.book.positions()
+            if p.symbol == request.symbol
+        )
+        room = held if request.side is OrderSide.SELL else -held
+        claimed = sum(
+            (
+                o.qty - o.filled_qty
+                for o in venue.book.open_orders(request.symbol)
+                if o.reduce_only and o.side is request.side and not exchange.is_algo(o)
+            ),
+            Decimal(0),
+        )
+        if claimed and request.qty > room - claimed:
+            raise BinanceError(
+                400,
+                -4118,
+                "ReduceOnly Order Failed. Please check your existing position and open orders.",
+            )
+
     def cancelable(order: VenueOrder) -> VenueOrder:
         """Only an open order can be canceled. (Found by id, a closed one may share its
         client id with an open one: that one is not the order named.)"""
@@ -856,7 +970,11 @@ def create_app(
             balance = await venue.balance()
             held = {p.symbol: p.qty for p in await venue.positions() if p.side is Side.LONG}
             locked: dict[str, Decimal] = {}
-            for order in await venue.open_orders():
+            open_orders = await venue.open_orders()
+            open_ids = {o.client_order_id for o in open_orders}
+            for order in open_orders:
+                if order.type is OrderType.LIMIT and order.oco_with in open_ids:
+                    continue  # an order list locks its quantity once, for both legs
                 left = order.qty - order.filled_qty
                 if order.side is OrderSide.SELL:
                     asset = order.symbol.split("/")[0]
@@ -891,6 +1009,130 @@ def create_app(
                 ],
                 "permissions": ["SPOT"],
                 "uid": 1,
+            }
+
+        @app.post("/api/v3/orderList/oco")
+        async def post_oco(request: Request) -> dict[str, Any]:
+            params = await signed(request)
+            stop, take_profit, maker = oco_legs(params)
+            list_cid = client_id(params, "listClientOrderId")
+            if any(
+                exchange.list_names.get(o.client_order_id) == list_cid
+                for o in await venue.open_orders()
+                if o.type is OrderType.STOP and o.oco_with is not None
+            ):  # unique among open order lists only, like every client id here
+                raise BinanceError(400, -2010, "Duplicate order sent.")
+            exchange.list_names[stop.client_order_id] = list_cid
+            if maker:
+                exchange.maker_legs.add(take_profit.client_order_id)
+            legs = await venue.submit_oco(stop, take_profit)
+            return {
+                **exchange.list_json((legs[0], legs[1])),
+                "orderReports": [exchange.order_json(leg) for leg in legs],
+            }
+
+        def oco_legs(params: dict[str, str]) -> tuple[OrderRequest, OrderRequest, bool]:
+            """The stop leg, the take-profit leg, and whether that one is a LIMIT_MAKER,
+            as Binance checks them: a sell's take-profit above the last price and its
+            stop below it, a buy's the reverse."""
+            book_symbol = exchange.book_symbol(params.get("symbol"))
+            side = params.get("side", "").upper()
+            if side not in ("BUY", "SELL"):
+                raise BinanceError(400, -1102, "Mandatory parameter 'side' was not sent.")
+            kinds = {where: params.get(f"{where}Type", "") for where in ("above", "below")}
+            for where, kind in kinds.items():
+                if not kind:
+                    raise BinanceError(
+                        400,
+                        -1102,
+                        f"Mandatory parameter '{where}Type' was not sent, was empty/null, or"
+                        " malformed.",
+                    )
+                if kind not in OCO_LEG_TYPES:  # (the *_LIMIT types are Binance's too)
+                    raise BinanceError(400, -1116, "Invalid orderType.")
+                if f"{where}TimeInForce" in params:  # only the *_LIMIT types take one
+                    raise BinanceError(
+                        400, -1106, f"Parameter '{where}TimeInForce' sent when not required."
+                    )
+            stop_at = "below" if side == "SELL" else "above"
+            target_at = "above" if stop_at == "below" else "below"
+            if kinds[stop_at] != "STOP_LOSS" or kinds[target_at] == "STOP_LOSS":
+                raise BinanceError(400, -2010, PRICE_RELATIONSHIP)
+            maker = kinds[target_at] == "LIMIT_MAKER"
+            stop_price = _decimal(params, f"{stop_at}StopPrice", required=True)
+            target = _decimal(params, f"{target_at}{'Price' if maker else 'StopPrice'}", True)
+            last = venue.book.feed.price(book_symbol, venue.clock())
+            if not (target > last > stop_price if side == "SELL" else target < last < stop_price):
+                raise BinanceError(400, -2010, PRICE_RELATIONSHIP)
+            common = {
+                "symbol": book_symbol,
+                "side": OrderSide(side.lower()),
+                "qty": _decimal(params, "quantity", required=True),
+            }
+            return (
+                OrderRequest(
+                    client_order_id=client_id(params, f"{stop_at}ClientOrderId"),
+                    type=OrderType.STOP,
+                    stop_price=stop_price,
+                    **common,
+                ),
+                OrderRequest(
+                    client_order_id=client_id(params, f"{target_at}ClientOrderId"),
+                    type=OrderType.LIMIT,
+                    limit_price=target,
+                    **common,
+                ),
+                maker,
+            )
+
+        def named_list(params: dict[str, str], cid_field: str) -> tuple[VenueOrder, VenueOrder]:
+            """The order list `orderListId` or the list client id in `cid_field` names."""
+            legs = None
+            if params.get("orderListId", "").isdigit():
+                try:
+                    legs = exchange.list_legs(
+                        venue.book.order_by_venue_id(f"P{int(params['orderListId']):08d}")
+                    )
+                except NotFound:
+                    legs = None
+            elif params.get(cid_field):
+                stops = [c for c, n in exchange.list_names.items() if n == params[cid_field]]
+                legs = exchange.list_legs(venue.book.order(stops[-1])) if stops else None
+            else:
+                raise BinanceError(
+                    400,
+                    -1102,
+                    f"Param 'orderListId' or '{cid_field}' must be sent, but both were empty/null!",
+                )
+            if legs is None or legs[0].type is not OrderType.STOP:
+                raise BinanceError(400, -2013, "Order list does not exist.")
+            return legs
+
+        @app.get("/api/v3/orderList")
+        async def get_order_list(request: Request) -> dict[str, Any]:
+            return exchange.list_json(named_list(await signed(request), "origClientOrderId"))
+
+        @app.get("/api/v3/openOrderList")
+        async def open_order_lists(request: Request) -> list[dict[str, Any]]:
+            await signed(request)
+            return [
+                exchange.list_json(exchange.list_legs(o))
+                for o in await venue.open_orders()
+                if o.type is OrderType.STOP and o.oco_with is not None
+            ]
+
+        @app.delete("/api/v3/orderList")
+        async def delete_order_list(request: Request) -> dict[str, Any]:
+            """Cancels both legs (as a cancel of either leg through `DELETE
+            /api/v3/order` does)."""
+            params = await signed(request)
+            exchange.book_symbol(params.get("symbol"))
+            stop, _ = named_list(params, "listClientOrderId")
+            await venue.cancel(cancelable(stop).client_order_id, stop.symbol)
+            legs = exchange.list_legs(venue.book.order(stop.client_order_id))
+            return {
+                **exchange.list_json(legs),
+                "orderReports": [exchange.order_json(leg) for leg in legs],
             }
 
         return app
@@ -1022,12 +1264,27 @@ def create_app(
         if params.get("algoType") != "CONDITIONAL":
             raise BinanceError(400, -1102, "Mandatory parameter 'algoType' was not sent.")
         kind = params.get("type", "")
-        if kind != "STOP_MARKET":
+        if kind not in ("STOP_MARKET", "TAKE_PROFIT_MARKET"):
             raise BinanceError(400, -1116, "Invalid orderType.")
         if "triggerPrice" not in params:
             raise BinanceError(400, -1102, "Mandatory parameter 'triggerPrice' was not sent.")
+        if kind == "TAKE_PROFIT_MARKET":
+            return exchange.algo_json(await take_profit_algo(params))
         order = await venue.submit(request_from(params, kind, "clientAlgoId"))
         return exchange.algo_json(order)
+
+    async def take_profit_algo(params: dict[str, str]) -> VenueOrder:
+        """A TAKE_PROFIT_MARKET: a SELL triggers once the price is at or above its
+        trigger, a BUY at or below; one that would trigger at once is refused. The paper
+        book holds it as a limit at its trigger price (it fills there, where Binance
+        sends a market order once triggered)."""
+        request = request_from({**params, "price": params["triggerPrice"]}, "LIMIT", "clientAlgoId")
+        price = venue.book.feed.price(request.symbol, venue.clock())
+        trigger = request.limit_price
+        if (price >= trigger) if request.side is OrderSide.SELL else (price <= trigger):
+            raise BinanceError(400, -2021, "Order would immediately trigger.")
+        exchange.algo_take_profits.add(request.client_order_id)
+        return await venue.submit(request)
 
     def algo_only(order: VenueOrder) -> VenueOrder:
         if not exchange.is_algo(order):
