@@ -27,26 +27,10 @@ from botwarden.venues.base import OrderState, VenueOrder
 from botwarden.venues.emulators.binance import Flavour
 from botwarden.venues.paper.venue import PaperVenue
 from tests.engine.harness import CONFIG
-from tests.support.sdks import require
+from tests.support.strategies import OnceLong
 from tests.venues.test_paper import Clock
 
 SYMBOLS: dict[Flavour, str] = {"spot": "BTC/USDT", "usdm": "BTC/USDT:USDT"}
-
-
-class OnceLong:
-    """Enters long on its first pass, with what it is given; nothing after."""
-
-    name = "once"
-    bars_needed = 1
-
-    def __init__(self, **entry: object) -> None:
-        self.entry, self.done = entry, False
-
-    def decide(self, symbol: str, bars: list[Bar], position: Position | None) -> Signal | None:
-        if self.done or position is not None:
-            return None
-        self.done = True
-        return Signal.long(symbol, bars[-1], "once", **self.entry)
 
 
 @dataclass
@@ -121,7 +105,7 @@ class Binance:
 async def binance_world(
     tmp_path: Path, flavour: Flavour, faults: str = ""
 ) -> AsyncIterator[Binance]:
-    require("ccxt", "ccxt")
+    pytest.importorskip("ccxt", reason="needs ccxt: pip install 'botwarden[ccxt]'")
     from botwarden.venues.emulators.server import serving
     from tests.venues.test_ccxt_adapter import start
 
