@@ -30,7 +30,6 @@ from botwarden.venues.base import (
     Rejected,
     Retryable,
     Venue,
-    pair_take_profit_id,
 )
 from botwarden.venues.paper.book import BookSettings, PaperBook
 from botwarden.venues.paper.faults import FaultPlan
@@ -233,31 +232,6 @@ async def test_a_filled_orders_id_follows_the_venues_rule(opened) -> None:
         assert again.state is OrderState.FILLED
         [position] = await h.venue.positions()
         assert position.qty == h.qty * 2, "the blind resend doubled the position"
-
-
-async def test_a_stop_and_a_take_profit_rest_as_one_pair(opened) -> None:
-    """Where the venue offers one-cancels-other pairs: both legs under the ids the
-    engine gave them (the take-profit's named after the stop's), each naming the other,
-    found one by one and in the open orders; one cancel takes both."""
-    async with opened() as h:
-        if not h.venue.capabilities.oco:
-            pytest.skip(f"{h.venue.name} offers no one-cancels-other pair")
-        await h.venue.submit(h.order("conf-entry"))
-        stop_id = "conf-000002"
-        target_id = pair_take_profit_id(stop_id)
-        placed = await h.venue.submit_oco(
-            h.order(stop_id, side="sell", type="stop", stop_price=h.away("0.95")),
-            h.order(target_id, side="sell", type="limit", limit_price=h.away("1.05")),
-        )
-        pair = [(stop_id, target_id), (target_id, stop_id)]
-        assert [(o.client_order_id, o.oco_with) for o in placed] == pair
-        listed = sorted((o.client_order_id, o.oco_with) for o in await h.venue.open_orders())
-        assert listed == sorted(pair)
-        for cid in (stop_id, target_id):
-            assert (await h.venue.order(cid, h.symbol)).state is OrderState.OPEN
-        assert (await h.venue.cancel(stop_id, h.symbol)).state is OrderState.CANCELED
-        assert (await h.venue.order(target_id, h.symbol)).state is OrderState.CANCELED
-        assert await h.venue.open_orders() == []
 
 
 @pytest.mark.parametrize(
