@@ -145,7 +145,7 @@ async def one_run(venue: Any, symbol: str, take_profit: bool, directory: Path) -
     state = StateManager("bench", SqliteStore(directory / "state.db"), clock=clock)
     await state.open()
     loaded = LoadedStrategy(OnceLong(take_profit), Origin("module", "benchmarks"))
-    runner = Runner(config, state, watched, clock, None, loaded)
+    runner = Runner(config.bot_settings(), state, watched, clock, None, loaded)
     await runner.start()
     await runner.tick()
     await watched.close()

@@ -93,7 +93,7 @@ async def restart(
     started = time.perf_counter()
     state = StateManager("bench", SqliteStore(directory / "state.db"), clock=clock)
     await state.open()
-    runner = Runner(config(symbols), state, venue, clock)
+    runner = Runner(config(symbols).bot_settings(), state, venue, clock)
     await runner.start()
     return time.perf_counter() - started, runner
 

@@ -75,7 +75,8 @@ SOURCE = "bot"
 class Bot:
     """One bot's live instance in this process, opened by `Bot.open`."""
 
-    def __init__(self, runner: Runner, lock: InstanceLock) -> None:
+    def __init__(self, config: BotConfig, runner: Runner, lock: InstanceLock) -> None:
+        self._config = config
         self._runner = runner
         self._lock = lock
         self._stop = asyncio.Event()
@@ -106,7 +107,7 @@ class Bot:
             remember = lambda: files.remember(path, lock_path(settings), "code")  # noqa: E731
         try:
             async with bot_instance(settings, remember, decides=False) as (runner, lock):
-                bot = cls(runner, lock)
+                bot = cls(settings, runner, lock)
                 await bot.tick()  # as `botwarden run` does at once: its heartbeat, its stops
                 with bot._signals_heard():
                     yield bot
@@ -141,7 +142,7 @@ class Bot:
     # -- what it knows -------------------------------------------------------------------
     @property
     def config(self) -> BotConfig:
-        return self._runner.config
+        return self._config
 
     @property
     def report(self) -> RecoveryReport | None:

@@ -37,7 +37,7 @@ from pydantic import (
 from botwarden.domain.models import Duration, TakeProfit, UtcDatetime
 from botwarden.domain.positions import StopPolicy
 from botwarden.domain.risk import RiskLimits
-from botwarden.engine.settings import EngineSettings, SizingSettings
+from botwarden.engine.settings import BotSettings, EngineSettings, SizingSettings
 from botwarden.errors import ConfigError
 from botwarden.notify import NotifySettings
 from botwarden.settings import Settings
@@ -215,25 +215,31 @@ class BotConfig(Settings):
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str = PrivateAttr(default="config")
 
+    def bot_settings(self) -> BotSettings:
+        """What the engine is told of this bot (all but its state, venue, notify)."""
+        return BotSettings(
+            bot_id=self.bot_id,
+            symbols=tuple(self.symbols),
+            strategy=self.strategy,
+            size=self.order.size,
+            stop=self.stop,
+            take_profit=self.take_profit,
+            risk=self.risk,
+            recovery=self.state.recovery,
+            engine=self.engine,
+            base_dir=self.base_dir,
+            source=self._source,
+        )
+
     def require_markets(self) -> None:
-        """A bot about to trade must name its markets: with none it would run, doing
-        nothing, and say nothing. (A config used only to reach a store needs none.)"""
-        if not self.symbols:
-            raise ConfigError(
-                f"{self._source}: symbols: empty: the bot would trade nothing; name the"
-                " markets it trades, as its venue names them, e.g. symbols: [SPY]"
-            )
+        """A bot about to trade must name its markets (a config used only to reach a
+        store needs none): see `BotSettings.require_markets`."""
+        self.bot_settings().require_markets()
 
     def load_strategy(self) -> LoadedStrategy:
         """The strategy the config names, imported and built with its params (a user's
-        code runs here, and only here: commands that only look never call this).
-        `StrategyLoadError`, one line naming this file, the strategy's and the cause."""
-        from botwarden.strategies.loading import StrategyLoadError, load_strategy
-
-        try:
-            return load_strategy(self.strategy, self.base_dir)
-        except StrategyLoadError as error:
-            raise StrategyLoadError(f"{self._source}: {error}") from None
+        code runs here, and only here: commands that only look never call this)."""
+        return self.bot_settings().load_strategy()
 
     def placed_as(self, source: BotConfig) -> BotConfig:
         """This config, its relative paths (the state's, the strategy's file) found

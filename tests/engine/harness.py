@@ -139,7 +139,14 @@ class Exchange:
         state = StateManager("golden", SqliteStore(self.state_path), clock=self.clock)
         await state.open()
         loaded = LoadedStrategy(deciding, Origin("module", "tests")) if deciding else None
-        runner = Runner(config, state, PaperVenue(self.book, self.clock), self.clock, None, loaded)
+        runner = Runner(
+            config.bot_settings(),
+            state,
+            PaperVenue(self.book, self.clock),
+            self.clock,
+            None,
+            loaded,
+        )
         await runner.start()
         return runner
 

@@ -59,7 +59,7 @@ class AlpacaExchange:
         await state.open()
         strategy = LoadedStrategy(deciding, Origin("module", "tests"))
         venue = venue or open_bot_venue(config)
-        runner = Runner(config, state, venue, self.clock, None, strategy)
+        runner = Runner(config.bot_settings(), state, venue, self.clock, None, strategy)
         self.runners.append(runner)
         await runner.start()
         return runner

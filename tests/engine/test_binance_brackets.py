@@ -61,7 +61,7 @@ class Binance:
         await state.open()
         loaded = LoadedStrategy(strategy or OnceLong(), Origin("module", "tests"))
         venue = adapter(self.url, self.flavour, host_clock=self.clock)
-        runner = Runner(config, state, venue, self.clock, None, loaded)
+        runner = Runner(config.bot_settings(), state, venue, self.clock, None, loaded)
         self.runners.append(runner)
         await runner.start()
         return runner

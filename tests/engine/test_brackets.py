@@ -147,10 +147,10 @@ def test_a_take_profit_on_alpaca_crypto_is_refused_with_the_config(
     venue = open_bot_venue(config)  # as `botwarden run` makes it, with the bot's symbols
     state = StateManager("golden", MemoryStore())
     if not refused:
-        Runner(config, state, venue, utc_now)
+        Runner(config.bot_settings(), state, venue, utc_now)
         return
     with pytest.raises(ConfigError) as error:
-        Runner(config, state, venue, utc_now)
+        Runner(config.bot_settings(), state, venue, utc_now)
     assert str(error.value).startswith(
         "config: take_profit: alpaca cannot hold a take-profit beside a stop"
     )

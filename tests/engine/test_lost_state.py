@@ -146,12 +146,12 @@ async def test_a_state_file_deleted_as_the_bot_starts_stops_it_saying_state_lost
     exchange = Exchange(tmp_path)
     first, stop = await holding(exchange)
     await first.state.close()
-    config = first.config
+    settings = first.settings
     state = StateManager("golden", SqliteStore(exchange.state_path), clock=exchange.clock)
     await state.open()
     for name in ("state.db", "state.db-wal", "state.db-shm"):
         (tmp_path / name).unlink(missing_ok=True)
-    runner = Runner(config, state, PaperVenue(exchange.book, exchange.clock), exchange.clock)
+    runner = Runner(settings, state, PaperVenue(exchange.book, exchange.clock), exchange.clock)
     with caplog.at_level(logging.ERROR), pytest.raises(StateLost, match="was deleted"):
         await runner.start()
     assert any("STATE LOST" in r.getMessage() for r in caplog.records)

@@ -152,7 +152,7 @@ async def test_the_bot_runs_the_same_through_the_real_sdks(tmp_path: Path, venue
         )
         state = StateManager("golden", SqliteStore(tmp_path / "state.db"), clock=h.clock)
         await state.open()
-        runner = Runner(config, state, h.venue, h.clock)
+        runner = Runner(config.bot_settings(), state, h.venue, h.clock)
         await runner.start()
         for _ in range(24 * 10):
             h.clock.now += timedelta(hours=1)
@@ -279,7 +279,7 @@ async def test_a_venue_clock_a_week_ahead_is_told_and_the_bot_still_learns_its_f
         )
         state = StateManager("golden", SqliteStore(tmp_path / "state.db"), clock=host)
         await state.open()
-        runner = Runner(config, state, venue, host)
+        runner = Runner(config.bot_settings(), state, venue, host)
         await runner.start()
         told = [e.message for e in (await state.snapshot()).events.values()]
         assert any("clock is 8.0 days ahead of this host's" in m for m in told)
@@ -337,7 +337,7 @@ async def test_a_fill_is_learned_when_the_venues_clock_moved_since_the_order(
     with serving(app) as url:
         state = StateManager("golden", SqliteStore(tmp_path / "state.db"), clock=host)
         await state.open()
-        first = Runner(config, state, adapter(url, "usdm", host_clock=host), host)
+        first = Runner(config.bot_settings(), state, adapter(url, "usdm", host_clock=host), host)
         await first.start()
         while not exchange.book.positions():  # until an entry fills at the venue
             host.now += timedelta(hours=1)
@@ -350,7 +350,7 @@ async def test_a_fill_is_learned_when_the_venues_clock_moved_since_the_order(
         skew[0] += timedelta(hours=6)  # the venue's clock moved on meanwhile
         state = StateManager("golden", SqliteStore(tmp_path / "state.db"), clock=host)
         await state.open()
-        again = Runner(config, state, adapter(url, "usdm", host_clock=host), host)
+        again = Runner(config.bot_settings(), state, adapter(url, "usdm", host_clock=host), host)
         await again.start()
         snapshot = await state.snapshot()
         assert snapshot.fills, "the fill is learned"

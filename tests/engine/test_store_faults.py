@@ -60,7 +60,9 @@ class Bot:
         self.store = FailingStore(tmp_path / "state.db")
         self.state = StateManager("busy", self.store, clock=self.clock)
         venue = PaperVenue(self.book, self.clock)
-        self.runner = Runner(BotConfig.model_validate(CONFIG), self.state, venue, self.clock)
+        self.runner = Runner(
+            BotConfig.model_validate(CONFIG).bot_settings(), self.state, venue, self.clock
+        )
 
     async def hour(self) -> None:
         self.clock.now += timedelta(hours=1)

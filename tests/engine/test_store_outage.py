@@ -80,7 +80,9 @@ async def test_a_position_filled_as_the_disk_fills_gets_its_stop_without_the_sto
         state = StateManager("golden", SqliteStore(disk / "state.db"), clock=clock)
         await state.open()
         venue = FillsTheDiskAfterAnEntry(book, clock)
-        runner = Runner(BotConfig.model_validate({**CONFIG, **BUSY}), state, venue, clock)
+        runner = Runner(
+            BotConfig.model_validate({**CONFIG, **BUSY}).bot_settings(), state, venue, clock
+        )
         await runner.start()
         venue.disk = disk  # from now on, the next entry fills the disk
         hours = 0
@@ -119,7 +121,9 @@ async def test_while_the_store_fails_a_position_the_bot_did_not_make_is_left_alo
         state = StateManager("golden", SqliteStore(disk / "state.db"), clock=clock)
         await state.open()
         venue = PaperVenue(book, clock)
-        runner = Runner(BotConfig.model_validate({**CONFIG, **BUSY}), state, venue, clock)
+        runner = Runner(
+            BotConfig.model_validate({**CONFIG, **BUSY}).bot_settings(), state, venue, clock
+        )
         await runner.start()
         for _ in range(24 * 10):  # until it has traded and is flat again
             clock.now += timedelta(hours=1)

@@ -35,7 +35,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from botwarden.config import BotConfig
 from botwarden.domain import risk as rules
 from botwarden.domain.models import BotStatus, Instance, Position, Topic
 from botwarden.domain.orders import OrderIntent, Purpose
@@ -45,6 +44,7 @@ from botwarden.engine.orders import BREAKER, WAITING, Context, OrderDesk
 from botwarden.engine.outage import OutageGuard
 from botwarden.engine.protection import Protector
 from botwarden.engine.recovery import Recovery, RecoveryReport, venue_fills
+from botwarden.engine.settings import BotSettings
 from botwarden.engine.signals import Permit, Skipped, Trader, Why, holds_take_profits
 from botwarden.errors import ConfigError, FencedOut, StateError, StateLost, UntradableSymbol
 from botwarden.state.manager import StateManager
@@ -98,7 +98,7 @@ class Runner:
 
     def __init__(
         self,
-        config: BotConfig,
+        settings: BotSettings,
         state: StateManager,
         venue: Venue,
         clock: Callable[[], datetime],
@@ -109,14 +109,14 @@ class Runner:
         """`decides`: False for a bot whose own code decides (`botwarden.bot`): its
         passes read fills, resolve and protect, and ask no strategy; its signals come
         through `act`."""
-        config.require_markets()
-        if config.take_profit is not None and not holds_take_profits(venue):
+        settings.require_markets()
+        if settings.take_profit is not None and not holds_take_profits(venue):
             raise ConfigError(
-                f"{config.source}: take_profit: {venue.name} cannot hold a take-profit beside"
+                f"{settings.source}: take_profit: {venue.name} cannot hold a take-profit beside"
                 " a stop (it has neither reduce-only orders nor one-cancels-other pairs):"
                 " remove take_profit, or trade where it can"
             )
-        self.config = config
+        self.settings = settings
         self.state = state
         self.notifications = notifications
         self.venue = venue
@@ -154,7 +154,7 @@ class Runner:
         """The strategy given, or the config's, loaded when first asked for (a runner
         that only flattens never asks)."""
         if self._strategy is None:
-            self._strategy = self.config.load_strategy()
+            self._strategy = self.settings.load_strategy()
         return self._strategy
 
     # -- start ---------------------------------------------------------------------------
@@ -173,7 +173,7 @@ class Runner:
             raise
 
     async def _start(self, rebuilt_after: str | None) -> RecoveryReport | None:
-        config, state = self.config, self.state
+        settings, state = self.settings, self.state
         stored = await state.snapshot()
         previous = stored.bot.instance
         # Nothing of the bot's trading: a new bot, or a lost state (looked for at the
@@ -182,7 +182,7 @@ class Runner:
         self._fresh = not (stored.intents or stored.fills or stored.positions)
         # Above the last instance's, and above any the store was fenced at (an instance
         # may have raised its epoch and died before its record said so).
-        stored_epoch = await state.store.epoch(config.bot_id)
+        stored_epoch = await state.store.epoch(settings.bot_id)
         epoch = max(previous.epoch if previous else 0, stored_epoch) + 1
         if rebuilt_after is not None:
             epoch = max(epoch, int(time.time()))
@@ -205,21 +205,21 @@ class Runner:
             if rebuilt_after is not None:
                 tx.mark_state_lost(epoch)
         ctx = Context(
-            bot_id=config.bot_id,
+            bot_id=settings.bot_id,
             state=state,
             venue=self.venue,
-            ids=ClientIds(config.bot_id, epoch),
+            ids=ClientIds(settings.bot_id, epoch),
             clock=self.clock,
-            stop=config.stop,
-            unknown_order_grace=config.engine.unknown_order_grace,
-            symbols=tuple(config.symbols),
-            limits=config.risk,
-            take_profit=config.take_profit,
+            stop=settings.stop,
+            unknown_order_grace=settings.engine.unknown_order_grace,
+            symbols=tuple(settings.symbols),
+            limits=settings.risk,
+            take_profit=settings.take_profit,
         )
         self.ctx = ctx
         self.desk = OrderDesk(ctx)
         self.protector = Protector(ctx, self.desk)
-        self.trader = Trader(ctx, self.desk, self.protector, config.order.size)
+        self.trader = Trader(ctx, self.desk, self.protector, settings.size)
         self.guard = OutageGuard(ctx, self.protector)
         # A rebuild goes on until the venue's fills are all replayed (an instance may
         # die halfway through): the lost state is marked, its fill cursor not yet set.
@@ -231,7 +231,7 @@ class Runner:
             await self._recovery().note(
                 f"STATE LOST: {rebuilt_after}; rebuilding from the venue: the bot's fills"
                 " replayed, anything else it holds in"
-                f" {', '.join(config.symbols) or 'every market'} adopted, all protected",
+                f" {', '.join(settings.symbols) or 'every market'} adopted, all protected",
                 kind="alert",
             )
         await self._start_day()  # before recovery's fills could roll the day unsaid
@@ -240,7 +240,7 @@ class Runner:
         return self.report
 
     def _recovery(self, acknowledged: bool = False) -> Recovery:
-        settings = self.config.state.recovery
+        settings = self.settings.recovery
         if self._rebuild:
             settings = settings.model_copy(update={"orphan_positions": "adopt"})
         return Recovery(
@@ -273,7 +273,7 @@ class Runner:
         except (VenueError, StateError) as error:
             self._failed_attempts += 1
             why = f"recovery not finished: {error}; trying again in {self.retry_pause():.0f} s"
-            log.warning("%s: %s, no entries until then", self.config.bot_id, why)
+            log.warning("%s: %s, no entries until then", self.settings.bot_id, why)
             with contextlib.suppress(StateError):  # the store may be what fails
                 await self.state.set_status(BotStatus.PENDING, why)
             return
@@ -311,7 +311,7 @@ class Runner:
         if lost:
             epoch = max(epoch, int(time.time()))
         await self.state.fence(epoch)
-        self.ctx.ids = ClientIds(self.config.bot_id, epoch)
+        self.ctx.ids = ClientIds(self.settings.bot_id, epoch)
         now = self.clock()
         why = "" if everything else " (an older copy of the state put back?)"
         async with self.state.transaction() as tx:
@@ -362,7 +362,7 @@ class Runner:
     async def _check_symbols(self) -> None:
         """Every symbol of the config must be one the venue trades: a bot told to trade
         what it cannot is in error, saying which and why, not running idle."""
-        for symbol in self.config.symbols:
+        for symbol in self.settings.symbols:
             try:
                 await self.protector.market(symbol)
             except (Rejected, NotFound) as error:
@@ -378,7 +378,7 @@ class Runner:
     async def _resolve(self) -> None:
         """Take the operator's word durably, and recover again, acting this time."""
         if (await self.state.snapshot()).bot.status is not BotStatus.NEEDS_ATTENTION:
-            log.info("%s: asked to resolve, but nothing needs attention", self.config.bot_id)
+            log.info("%s: asked to resolve, but nothing needs attention", self.settings.bot_id)
             self._resolve_requested = False
             return
         now = self.clock()
@@ -391,7 +391,7 @@ class Runner:
                 " the venue says",
                 {"resolved_by": "operator"},
             )
-        log.warning("%s: resolved by an operator: recovering again", self.config.bot_id)
+        log.warning("%s: resolved by an operator: recovering again", self.settings.bot_id)
         self._resolve_requested = False
         self.report = None
 
@@ -421,7 +421,7 @@ class Runner:
             wait = pause
             if self.report is None:
                 wait = min(wait, self.retry_pause())
-            next_day = self.config.risk.next_day_start(self.clock())
+            next_day = self.settings.risk.next_day_start(self.clock())
             wait = min(wait, max((next_day - self.clock()).total_seconds(), 0) / speed)
             waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
             try:  # until the pause is over, or stop, or an operator's word
@@ -443,7 +443,7 @@ class Runner:
                 await self._resolve()
             if self.report is None:
                 await self._recover()
-            elif not (self.config.state.recovery.mode == "manual" and self.report.needs_attention):
+            elif not (self.settings.recovery.mode == "manual" and self.report.needs_attention):
                 await self._tick()  # (manual and needing attention: nothing is touched)
         except (AuthError, FencedOut, UntradableSymbol):
             raise
@@ -452,7 +452,7 @@ class Runner:
             raise
         except VenueError as error:
             self.pass_error = error
-            log.warning("%s: tick cut short: %s", self.config.bot_id, error)
+            log.warning("%s: tick cut short: %s", self.settings.bot_id, error)
         except StateError as error:
             self.pass_error = error
             if not self._store_failing:
@@ -460,14 +460,14 @@ class Runner:
                     "%s: the state store failed to write (%s): no new orders until it"
                     " works again; every position the bot holds keeps a stop on the venue"
                     " (guard stops where one is missing)",
-                    self.config.bot_id,
+                    self.settings.bot_id,
                     error,
                 )
             self._store_failing = True
             await self._guard_without_store()
         else:
             if self._store_failing:
-                log.warning("%s: the state store works again", self.config.bot_id)
+                log.warning("%s: the state store works again", self.settings.bot_id)
                 self._store_failing = False
         await self._publish()
 
@@ -475,7 +475,7 @@ class Runner:
         """Gone for good (deleted, replaced), at start or in a pass: every position keeps
         a stop, then the bot stops; its next start finds no state and rebuilds it from
         the venue."""
-        log.error("%s: STATE LOST: %s", self.config.bot_id, error)
+        log.error("%s: STATE LOST: %s", self.settings.bot_id, error)
         await self._guard_without_store()
         if self.notifications is not None:
             self.notifications.announce(Topic.ERROR, f"STATE LOST: {error}")
@@ -492,10 +492,10 @@ class Runner:
         try:
             done = await self.guard.protect(known)
         except VenueError as error:
-            log.warning("%s: guarding without the store cut short: %s", self.config.bot_id, error)
+            log.warning("%s: guarding without the store cut short: %s", self.settings.bot_id, error)
             return
         for line in done:
-            log.error("%s: %s", self.config.bot_id, line)
+            log.error("%s: %s", self.settings.bot_id, line)
             self._unwritten.append((self.clock(), line))
             if self.notifications is not None:
                 self.notifications.announce(Topic.UNPROTECTED, line)
@@ -522,7 +522,7 @@ class Runner:
         cleared, and the last day's figures are an event (and a notification). Once
         per day across restarts: the new day is stored in the same write as its event."""
         now = self.clock()
-        today = self.config.risk.trading_day(now)
+        today = self.settings.risk.trading_day(now)
         known = (await self.state.snapshot()).risk.trading_day
         if known is not None and known >= today:
             return
@@ -543,7 +543,7 @@ class Runner:
                 + (f"; the breaker ({last.breaker_reason}) ended" if lifted else "")
             )
             tx.add_event(now, "day", message, {"notify": Topic.DAY, "trading_day": str(today)})
-        log.info("%s: %s", self.config.bot_id, message)
+        log.info("%s: %s", self.settings.bot_id, message)
 
     async def _tick(self) -> None:
         ctx, desk = self.ctx, self.desk
@@ -557,7 +557,7 @@ class Runner:
             open_orders = await self._open()
         if await self.trader.cancel_stale_entries(open_orders):
             open_orders = await self._open()
-        prices = await ctx.venue.last_prices(self.config.symbols)
+        prices = await ctx.venue.last_prices(self.settings.symbols)
         exposed = await self.protector.protect_all(open_orders, prices)
         status = (await self.state.snapshot()).bot.status
         if exposed and status in (BotStatus.RUNNING, BotStatus.ERROR):
@@ -578,7 +578,7 @@ class Runner:
         failures = [*self._hook_failures, *await self._tell_strategy()]
         self._hook_failures = []
         signals = []
-        for symbol in self.config.symbols:  # every symbol decided before any is acted on
+        for symbol in self.settings.symbols:  # every symbol decided before any is acted on
             try:
                 signals.append(await self._decide(symbol))
             except StrategyFailed as failure:
@@ -610,7 +610,7 @@ class Runner:
         return await self.trader.act(signal, price, permit)
 
     async def _decide(self, symbol: str) -> Signal | None:
-        venue, strategy, main = self.ctx.venue, self.strategy, self.config.strategy.timeframe
+        venue, strategy, main = self.ctx.venue, self.strategy, self.settings.strategy.timeframe
         others = {
             timeframe: await venue.bars(symbol, timeframe, needed)
             for timeframe, needed in strategy.timeframes.items()
@@ -624,7 +624,7 @@ class Runner:
 
     def _strategy_calls(self) -> StrategyCalls:
         if self._calls is None:
-            limit = self.config.strategy.time_limit
+            limit = self.settings.strategy.time_limit
             seconds = None if limit is None else limit.total_seconds()
             self._calls = StrategyCalls(self.strategy.name, seconds)
         return self._calls
@@ -681,7 +681,7 @@ class Runner:
                     )
                     tx.save_bot_record(record)
                 for failure in fresh:
-                    log.error("%s: %s%s", self.config.bot_id, failure, failure.traceback())
+                    log.error("%s: %s%s", self.settings.bot_id, failure, failure.traceback())
                     tx.add_event(
                         now,
                         "alert",
@@ -721,12 +721,12 @@ class Runner:
         now = self.clock()
         async with self.state.transaction() as tx:
             risk = rules.mark_equity(tx.state.risk, balance.equity)
-            risk, reason = rules.trip_on_limits(risk, self.config.risk, now)
+            risk, reason = rules.trip_on_limits(risk, self.settings.risk, now)
             if risk != tx.state.risk:
                 tx.save_risk_state(risk)
             if reason is not None:
                 tx.add_event(now, "alert", f"circuit breaker tripped: {reason}", BREAKER)
-                log.warning("%s: circuit breaker tripped: %s", self.config.bot_id, reason)
+                log.warning("%s: circuit breaker tripped: %s", self.settings.bot_id, reason)
 
     # -- an operator's emergency -------------------------------------------------------------
     async def flatten(self, symbol: str | None = None, wait: float = 30.0) -> Flattened:
@@ -740,7 +740,7 @@ class Runner:
         where = symbol or "every market"
         async with self.state.transaction() as tx:
             tx.add_event(now, "alert", f"flatten ({where}) asked by an operator")
-        log.warning("%s: flattening %s, asked by an operator", self.config.bot_id, where)
+        log.warning("%s: flattening %s, asked by an operator", self.settings.bot_id, where)
 
         def mine(intent: OrderIntent) -> bool:
             return not intent.status.is_terminal and symbol in (None, intent.symbol)

@@ -146,7 +146,8 @@ async def bot_instance(
             async with state:
                 if on_running is not None:
                     on_running()
-                runner = Runner(config, state, venue, clock, notifier, strategy, decides)
+                settings = config.bot_settings()
+                runner = Runner(settings, state, venue, clock, notifier, strategy, decides)
                 if notifier is not None:
                     notifier.start_from((await state.snapshot()).ledger.next_event_seq)
                 try:
@@ -154,7 +155,7 @@ async def bot_instance(
                     yield runner, lock
                 except Exception as error:
                     log.error("%s: stopped by an error: %s", config.bot_id, error)
-                    await _record_error(runner, error)
+                    await _record_error(config, runner, error)
                     raise
                 await runner.stopped()
                 log.info("%s: stopped", config.bot_id)
@@ -231,12 +232,12 @@ async def _record_failed_start(
         return False
 
 
-async def _record_error(runner: Runner, error: Exception) -> None:
+async def _record_error(config: BotConfig, runner: Runner, error: Exception) -> None:
     if isinstance(error, StateLost):
         # The state it had is gone: the error goes in the state now at its place (a
         # new one, for a deleted file), so that status says error and why; the next
         # start still finds nothing of the bot's trading there, and rebuilds.
-        await _record_failed_start(runner.config, error, "STATE LOST")
+        await _record_failed_start(config, error, "STATE LOST")
         return
     try:
         await runner.stopped(error)

@@ -589,7 +589,7 @@ class Simulation:
         venue = PaperVenue(self.book, self.clock, self.plan, sleep=self.clock.sleep)
         recorded = RecordingVenue(venue, self.history, self.crasher)
         self._faults_at_start = self._faults_so_far()
-        return Runner(config, state, recorded, self.clock), lost
+        return Runner(config.bot_settings(), state, recorded, self.clock), lost
 
     async def _open_state(self) -> StateManager:
         config = self.scenario.config
