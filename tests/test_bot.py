@@ -21,7 +21,7 @@ import pytest
 from botwarden import (
     Bot,
     BreakerOn,
-    CannotSize,
+    CannotMeet,
     GuardRefused,
     NothingHeld,
     Stop,
@@ -115,7 +115,7 @@ async def test_what_the_guards_refuse_is_an_exception_of_its_kind(limited: Path)
         await bot.enter("SPY", qty=1)
         with pytest.raises(SymbolBusy, match="a position is already held"):
             await bot.enter("SPY", qty=1)
-        with pytest.raises(CannotSize, match="QQQ"):
+        with pytest.raises(CannotMeet, match="QQQ"):
             await bot.enter("QQQ", notional=10**9)  # never sent smaller
         await bot.enter("QQQ", qty=1)
         await bot.exit("QQQ")
@@ -240,5 +240,5 @@ def test_a_scripts_bot_killed_and_run_again_finds_its_position(
     logs = subprocess.run([*botwarden, "logs", "lib_spy"], capture_output=True, text=True)
     assert "recovered" in logs.stdout and "lib_spy" in logs.stdout, logs
     again = subprocess.run([*botwarden, "restart", "lib_spy"], capture_output=True, text=True)
-    assert again.returncode == 2, "its config's strategy is not what runs it"
+    assert again.returncode == 1, "its config's strategy is not what runs it"
     assert "run by its own code" in again.stderr and "Traceback" not in again.stderr

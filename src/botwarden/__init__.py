@@ -27,8 +27,9 @@ _EXPORTS = {
     "SymbolBusy": "botwarden.errors",
     "GuardRefused": "botwarden.errors",
     "BreakerOn": "botwarden.errors",
-    "CannotSize": "botwarden.errors",
+    "CannotMeet": "botwarden.errors",
     "NothingHeld": "botwarden.errors",
+    "VenueRefused": "botwarden.errors",
     "Action": "botwarden.strategies.base",
     "Signal": "botwarden.strategies.base",
     "Strategy": "botwarden.strategies.base",
@@ -50,7 +51,7 @@ __all__ = [
     "Bars",
     "Bot",
     "BreakerOn",
-    "CannotSize",
+    "CannotMeet",
     "Fill",
     "GuardRefused",
     "NotReady",
@@ -69,6 +70,7 @@ __all__ = [
     "SyncBot",
     "TakeProfit",
     "Trade",
+    "VenueRefused",
     "__version__",
 ]
 
@@ -81,12 +83,13 @@ if TYPE_CHECKING:
     from botwarden.domain.sizing import Size
     from botwarden.errors import (
         BreakerOn,
-        CannotSize,
+        CannotMeet,
         GuardRefused,
         NothingHeld,
         NotReady,
         Refused,
         SymbolBusy,
+        VenueRefused,
     )
     from botwarden.strategies.bars import Bars
     from botwarden.strategies.base import Action, Signal, Strategy

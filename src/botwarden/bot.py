@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import inspect
 import logging
 import signal
 import threading
@@ -33,7 +34,7 @@ from typing import Any, Literal
 from botwarden.config import BotConfig, load_config
 from botwarden.domain.markets import TimeInForce
 from botwarden.domain.models import BotStatus, Fill, Position, Side, Stop, TakeProfit
-from botwarden.domain.orders import OrderIntent, Purpose
+from botwarden.domain.orders import IntentStatus, OrderIntent, Purpose
 from botwarden.domain.risk import RiskState
 from botwarden.domain.sizing import Size
 from botwarden.domain.timeframes import TIMEFRAMES
@@ -42,14 +43,15 @@ from botwarden.engine.runner import Runner
 from botwarden.engine.signals import Skipped, Why
 from botwarden.errors import (
     BreakerOn,
-    CannotSize,
+    CannotMeet,
     GuardRefused,
     NothingHeld,
     NotReady,
     Refused,
     SymbolBusy,
+    VenueRefused,
 )
-from botwarden.process.home import bot_files
+from botwarden.process.home import DRIVEN_BY_CODE, bot_files
 from botwarden.process.lock import InstanceLock
 from botwarden.process.logs import bot_log_handler
 from botwarden.process.run import bot_instance, lock_path, still_locked
@@ -65,9 +67,11 @@ REFUSALS: dict[Why, type[Refused]] = {
     Why.BUSY: SymbolBusy,
     Why.GUARD: GuardRefused,
     Why.BREAKER: BreakerOn,
-    Why.SIZE: CannotSize,
+    Why.CANNOT_MEET: CannotMeet,
     Why.NOT_HELD: NothingHeld,
 }
+NOT_TAKEN = (IntentStatus.REJECTED, IntentStatus.CANCELED)
+"""An order of the call's that the venue refused, or that was never sent."""
 SOURCE = "bot"
 """The name its signals go by in the event log (a strategy's go by the strategy's)."""
 
@@ -80,6 +84,10 @@ class Bot:
         self._runner = runner
         self._lock = lock
         self._stop = asyncio.Event()
+        self._one_at_a_time = asyncio.Lock()
+        """Two calls at once (two tasks) would both pass the checks before either's
+        order is written ahead: one call, one pass, at a time."""
+        self._last_pass = time.monotonic()
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -104,40 +112,49 @@ class Bot:
         # as `botwarden run` makes it, once its lock is held and its state open.
         remember = None
         if path is not None:
-            remember = lambda: files.remember(path, lock_path(settings), "code")  # noqa: E731
+            remember = lambda: files.remember(path, lock_path(settings), DRIVEN_BY_CODE)  # noqa: E731
+        main = threading.current_thread() is threading.main_thread()
+        if main:  # `botwarden resolve` may come as the bot recovers: held until heard
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         try:
             async with bot_instance(settings, remember, decides=False) as (runner, lock):
                 bot = cls(settings, runner, lock)
                 await bot.tick()  # as `botwarden run` does at once: its heartbeat, its stops
-                with bot._signals_heard():
+                with bot._signals_heard(main):
                     yield bot
         finally:
+            if main:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
             logger.removeHandler(log_file)
             logger.setLevel(level)
             log_file.close()
 
     @contextlib.contextmanager
-    def _signals_heard(self) -> Iterator[None]:
+    def _signals_heard(self, main: bool) -> Iterator[None]:
         """SIGTERM and SIGINT (`botwarden stop`, Ctrl-C) ask the bot to stop: `running()`
         turns False and `sleep` returns at once, so a script's loop ends and the bot
         stops cleanly; SIGUSR1 (`botwarden resolve`) is an operator's word. Heard in
-        the main thread only (elsewhere Python lets no code catch a signal)."""
+        the main thread only (elsewhere Python lets no code catch a signal); what was
+        there before is put back at the end."""
+        if not main:
+            yield
+            return
         loop = asyncio.get_running_loop()
         handlers = {
             signal.SIGTERM: self._stop.set,
             signal.SIGINT: self._stop.set,
             signal.SIGUSR1: self._runner.request_resolve,
         }
-        heard = []
-        if threading.current_thread() is threading.main_thread():
-            for number, handler in handlers.items():
-                loop.add_signal_handler(number, handler)
-                heard.append(number)
+        before = {number: signal.getsignal(number) for number in handlers}
+        for number, handler in handlers.items():
+            loop.add_signal_handler(number, handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         try:
             yield
         finally:
-            for number in heard:
+            for number, previous in before.items():
                 loop.remove_signal_handler(number)
+                signal.signal(number, previous if previous is not None else signal.SIG_DFL)
 
     # -- what it knows -------------------------------------------------------------------
     @property
@@ -194,19 +211,25 @@ class Bot:
         (a stop resting on the venue, trailed, resized), the guards current. A venue
         or a store that fails cuts it short, to be tried at the next (logged, not
         raised); a lost lock or state is raised: this instance must stop."""
+        async with self._one_at_a_time:
+            await self._pass()
+
+    async def _pass(self) -> None:
         still_locked(self._lock)
+        self._last_pass = time.monotonic()
         await self._runner.tick()
 
     async def sleep(self, seconds: float) -> None:
-        """Wait `seconds`, passing every `engine.check_interval` meanwhile: where a
-        script would `time.sleep`, its fills and stops are kept. Returns at once when
-        the process is asked to stop."""
+        """Wait `seconds`, with a pass each `engine.check_interval` (counted from the
+        last pass, whoever made it) meanwhile: where a script would `time.sleep`, its
+        fills and stops are kept. Returns at once when the process is asked to stop."""
         deadline = time.monotonic() + seconds
         every = self.config.engine.check_interval.total_seconds()
         while self.running() and (left := deadline - time.monotonic()) > 0:
+            due = self._last_pass + every - time.monotonic()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=min(every, left))
-            if self.running():
+                await asyncio.wait_for(self._stop.wait(), timeout=max(min(due, left), 0))
+            if self.running() and time.monotonic() >= self._last_pass + every:
                 await self.tick()
 
     async def enter(
@@ -244,6 +267,8 @@ class Bot:
         `expires_after`. `state`: the position's custom state, read back as
         `position.custom` (after a restart too). Returns the entry order as it stands
         (filled, at market, usually); its stop is resting before this returns."""
+        if trailing and stop_pct is None and stop_distance is None:
+            raise ValueError("trailing: give stop_pct or stop_distance (a price does not trail)")
         make = Signal.short if Side(side) is Side.SHORT else Signal.long
         signal = make(
             symbol,
@@ -302,32 +327,39 @@ class Bot:
         take_profit: TakeProfit | None = None,
         state: Mapping[str, Any] | None = None,
         reason: str = "",
-    ) -> Position:
+    ) -> Position | None:
         """The position held in `symbol` gets a new stop rule (a stop only ever
         tightens), a new take-profit and/or more custom state; no order but theirs.
-        Returns the position as it is now."""
+        Returns the position as it is now: None if it closed at once (a take-profit
+        the price had already reached)."""
         at = self._runner.clock()
         signal = Signal.update(symbol, at, reason, stop=stop, take_profit=take_profit, state=state)
         await self._act(signal, None)
-        held = self.position(symbol)
-        assert held is not None, "updated, so held"
-        return held
+        return self.position(symbol)
 
     async def _act(self, signal: Signal, purpose: Purpose | None) -> list[OrderIntent]:
         """`signal` acted on under the library's name; the orders it sent, of `purpose`."""
         signal = dataclasses.replace(signal, strategy=SOURCE)
-        still_locked(self._lock)
-        before = set(self._runner.state.last_known().intents)
-        skipped = await self._runner.act(signal)
-        if isinstance(skipped, Skipped):
-            refusal = REFUSALS[skipped.why]
-            raise refusal(str(signal.action), signal.symbol, str(skipped))
-        intents = self._runner.state.last_known().intents
-        return [
-            intent
-            for cid, intent in intents.items()
-            if cid not in before and intent.symbol == signal.symbol and intent.purpose is purpose
-        ]
+        async with self._one_at_a_time:
+            still_locked(self._lock)
+            self._last_pass = time.monotonic()
+            before = set(self._runner.state.last_known().intents)
+            skipped = await self._runner.act(signal)
+            if isinstance(skipped, Skipped):
+                refusal = REFUSALS[skipped.why]
+                raise refusal(str(signal.action), signal.symbol, str(skipped))
+            intents = self._runner.state.last_known().intents
+            sent = [
+                intent
+                for cid, intent in intents.items()
+                if cid not in before
+                and intent.symbol == signal.symbol
+                and intent.purpose is purpose
+            ]
+        for intent in sent:  # refused by the venue, or never sent (a 429, an outage)
+            if intent.filled_qty == 0 and intent.status in NOT_TAKEN:
+                raise VenueRefused(str(signal.action), signal.symbol, intent)
+        return sent
 
 
 def _one_of(name: str, given: Any, **shortcuts: tuple[Callable[[Any], Any], Any]) -> Any:
@@ -372,9 +404,15 @@ class SyncBot:
             else:
                 loop.run(opened.__aexit__(None, None, None))
 
+    def running(self) -> bool:
+        """As `Bot.running`; a signal that came while no call ran is heard here first
+        (the loop runs only inside calls)."""
+        self._loop.run(asyncio.sleep(0))
+        return self._bot.running()
+
     def __getattr__(self, name: str) -> Any:
         found = getattr(self._bot, name)
-        if not asyncio.iscoroutinefunction(found):
+        if not inspect.iscoroutinefunction(found):
             return found
 
         @functools.wraps(found)

@@ -7,6 +7,7 @@ reserved for bugs.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class BotwardenError(Exception):
@@ -136,7 +137,7 @@ class BreakerOn(GuardRefused):
     """The circuit breaker is on: no entries until it ends."""
 
 
-class CannotSize(Refused):
+class CannotMeet(Refused):
     """What was asked cannot be had: a size the market's rules or the account cannot
     meet (never sent smaller), a short where there is none, a stop or a take-profit
     on the wrong side of the price."""
@@ -144,3 +145,12 @@ class CannotSize(Refused):
 
 class NothingHeld(Refused):
     """Nothing is held in the symbol to exit, add to or update."""
+
+
+class VenueRefused(Refused):
+    """The venue refused the order, or it could not be sent (the venue did not answer
+    before it was sent: a rate limit, an outage); `.order` is its intent, as stored."""
+
+    def __init__(self, action: str, symbol: str, order: Any) -> None:
+        super().__init__(action, symbol, f"{order.status}: {order.reason}")
+        self.order = order

@@ -39,6 +39,25 @@ def test_client_order_ids_fit_every_venue_and_never_repeat() -> None:
     assert ClientIds("golden", 1).make(7) != ClientIds("golden", 2).make(7)
 
 
+def test_every_stop_id_leaves_room_for_its_pairs_take_profit() -> None:
+    """An id one short of the limit made a pair's take-profit one too long: the error
+    came from inside the pair's placing, with the old pair already canceled."""
+    ids = ClientIds("golden_cross.spy-hourly", epoch=1_765_000_000)  # a rebuilt state's
+    longest = max(n for n in (10**k - 1 for k in range(1, 12)) if _makes(ids, n))
+    stop, target = ids.make_pair(longest)
+    assert len(stop) == 35 and len(target) == 36
+    with pytest.raises(ValueError, match="would be invalid"):
+        ids.make(longest + 1)
+
+
+def _makes(ids: ClientIds, seq: int) -> bool:
+    try:
+        ids.make(seq)
+    except ValueError:
+        return False
+    return True
+
+
 async def test_an_entry_is_stored_before_it_is_sent_and_its_fill_opens_the_position(
     world: World,
 ) -> None:

@@ -114,7 +114,7 @@ async def test_an_orphan_whose_close_is_refused_is_never_said_closed(tmp_path: P
     report = await bot.recover(orphan_positions="close")
     assert sum(p.qty for p in world.book.positions()) == 5, "nothing could be sold"
     assert "closed at market" not in str(report)
-    assert "its close at market was refused" in str(report) and report.needs_attention
+    assert "its close at market was rejected" in str(report) and report.needs_attention
     await world.close()
 
 

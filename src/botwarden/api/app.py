@@ -48,6 +48,7 @@ from botwarden.process.home import UnknownBot
 from botwarden.process.lock import AlreadyRunning
 from botwarden.process.supervisor import (
     BotReport,
+    DrivenByCode,
     NothingToResolve,
     StartFailed,
     Supervisor,
@@ -75,6 +76,7 @@ STATUS_OF_ERROR: dict[type[BotwardenError], int] = {  # the first that matches
     KeyStoreError: 503,  # no master key, or not one: the server's setting
     AlreadyRunning: 409,
     NothingToResolve: 409,
+    DrivenByCode: 409,
     ConfigError: 422,
     StartFailed: 422,
     StateError: 503,
@@ -181,10 +183,9 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
     # -- control ------------------------------------------------------------------------
     @api.post("/bots/{bot_id}/start")
     async def start(bot_id: BotIdParam) -> dict[str, Any]:
-        config = await off_loop(lambda: supervisor.files(bot_id).config_path())
         # (the server never imports a user's strategy: a broken one is the bot's last
         # words, in the answer)
-        launch = await off_loop(lambda: supervisor.start(config, check_strategy=False))
+        launch = await off_loop(lambda: supervisor.start_known(bot_id))
         watcher.poke()
         return {"bot_id": bot_id, "pid": launch.pid, "started": launch.confirmed}
 

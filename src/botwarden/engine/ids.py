@@ -40,8 +40,9 @@ class ClientIds:
         self.epoch = epoch
 
     def make(self, seq: int) -> str:
+        """One character short of the limit, kept for a pair's take-profit's suffix."""
         cid = f"{self.prefix}-{self.epoch}-{seq}"
-        if seq < 0 or not VALID.match(cid):
+        if seq < 0 or not VALID.match(cid) or len(cid) >= MAX_LENGTH:
             raise ValueError(f"client order id {cid!r} would be invalid (seq {seq})")
         return cid
 

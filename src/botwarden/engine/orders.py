@@ -338,6 +338,10 @@ class OrderDesk:
         intent = (await self.ctx.state.snapshot()).intents.get(client_order_id)
         if intent is not None:
             await self.apply_answer(intent, answer)
+        if answer.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED):
+            return (
+                False  # the venue took the cancel, the order still rests (Alpaca's pending_cancel)
+            )
         if answer.oco_with is not None:  # its pair went with it: the partner learns so
             await self.settle(answer.oco_with, symbol)
         return True

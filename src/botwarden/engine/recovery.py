@@ -299,14 +299,20 @@ class Recovery:
             return
         exit_order = await self.desk.close(adopted)
         await self.desk.sync_fills()
-        if exit_order.status is IntentStatus.REJECTED:  # (the coins held by another's stop)
+        done = (await self.ctx.state.snapshot()).intents[exit_order.client_order_id]
+        if done.status is IntentStatus.FILLED:
+            await self.note(f"{what}: closed at market")
+        elif done.status in (IntentStatus.REJECTED, IntentStatus.CANCELED):
+            # (refused: the coins held by another's stop; or never sent: an outage)
             await self.note(
-                f"{what}: its close at market was refused ({exit_order.reason}): kept as"
+                f"{what}: its close at market was {done.status} ({done.reason}): kept as"
                 " the bot's, for an operator to look at",
                 attention=True,
             )
-            return
-        await self.note(f"{what}: closed at market")
+        else:  # (taken, not filled yet: a market closed; or its answer lost)
+            await self.note(
+                f"{what}: its close at market is {done.status}; sent as {done.client_order_id}"
+            )
 
     async def _made_by_the_bot(self, there: VenuePosition) -> bool:
         """Do the bot's own fills at the venue (by their client ids) add up to what the

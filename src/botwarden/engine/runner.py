@@ -443,8 +443,8 @@ class Runner:
                 await self._resolve()
             if self.report is None:
                 await self._recover()
-            elif not (self.settings.recovery.mode == "manual" and self.report.needs_attention):
-                await self._tick()  # (manual and needing attention: nothing is touched)
+            elif not self._frozen():
+                await self._tick()
         except (AuthError, FencedOut, UntradableSymbol):
             raise
         except StateLost as error:
@@ -470,6 +470,11 @@ class Runner:
                 log.warning("%s: the state store works again", self.settings.bot_id)
                 self._store_failing = False
         await self._publish()
+
+    def _frozen(self) -> bool:
+        """Manual recovery found something for an operator: nothing is touched."""
+        needs_attention = self.report is not None and self.report.needs_attention
+        return self.settings.recovery.mode == "manual" and needs_attention
 
     async def _state_lost(self, error: StateLost) -> None:
         """Gone for good (deleted, replaced), at start or in a pass: every position keeps
@@ -599,12 +604,24 @@ class Runner:
         the guards current), at the symbol's last price; why not, if it was not. The
         pass's failure (the venue, the store) is raised: nothing is decided on what is
         not known."""
+        if signal.symbol not in self.settings.symbols:
+            raise UntradableSymbol(
+                signal.symbol,
+                self.venue.name,
+                f"not among the bot's symbols {self.settings.symbols}",
+            )
         await self.tick()
         if self.pass_error is not None:
             raise self.pass_error
         if self.report is None:
             status = (await self.state.snapshot()).bot
             return Skipped(Why.NOT_READY, f"recovery not finished: {status.last_error}")
+        if self._frozen():
+            return Skipped(
+                Why.NOT_READY,
+                "the bot needs attention and its recovery mode is manual: nothing is touched"
+                " until an operator resolves it (botwarden resolve)",
+            )
         price = (await self.venue.last_prices([signal.symbol]))[signal.symbol]
         permit = Permit(balance=None if self.protect_only else self._balance)
         return await self.trader.act(signal, price, permit)

@@ -59,7 +59,7 @@ class Why(StrEnum):
     """A risk guard: a limit of the config's, or the symbol cooling down."""
     BREAKER = "breaker"
     """The circuit breaker is on."""
-    SIZE = "size"
+    CANNOT_MEET = "cannot_meet"
     """What it asks cannot be had: a size, a short, a stop or a take-profit."""
     NOT_HELD = "not_held"
     """Nothing is held to add to, exit or update."""
@@ -169,12 +169,12 @@ class Trader:
         market = await self.protector.market(symbol)
         if side is Side.SHORT and held is None and not market.shortable:
             why = f"{symbol} cannot be sold short on {self.ctx.venue.name}"
-            return await self._skip(signal, Skipped(Why.SIZE, why))
+            return await self._skip(signal, Skipped(Why.CANNOT_MEET, why))
         expected = signal.limit or price  # what the entry is sized and checked at
         stop_price = self._stop_at_entry(signal, held, side, expected)
         no_target = self._take_profit_refused(signal, side, expected, stop_price)
         if no_target is not None:
-            return await self._skip(signal, Skipped(Why.SIZE, f"{symbol}: {no_target}"))
+            return await self._skip(signal, Skipped(Why.CANNOT_MEET, f"{symbol}: {no_target}"))
         try:
             qty = entry_qty(
                 signal.size or self.default_size,
@@ -186,7 +186,7 @@ class Trader:
                 stop_price=stop_price,
             )
         except OrderRefused as error:
-            return await self._skip(signal, Skipped(Why.SIZE, str(error)))
+            return await self._skip(signal, Skipped(Why.CANNOT_MEET, str(error)))
         now = self.ctx.clock()
         limits = self.ctx.limits
         expires = now + signal.expires_after if signal.expires_after is not None else None
@@ -318,7 +318,7 @@ class Trader:
                     price=price,
                 )
             except OrderRefused as error:
-                return await self._skip(signal, Skipped(Why.SIZE, str(error)))
+                return await self._skip(signal, Skipped(Why.CANNOT_MEET, str(error)))
             qty = None if part.full else part.qty
             if part.why:
                 log.info("%s: %s", self.ctx.bot_id, part.why)
@@ -351,7 +351,7 @@ class Trader:
         now = self.ctx.clock()
         if signal.take_profit is not None and not holds_take_profits(self.ctx.venue):
             why = f"{self.ctx.venue.name} cannot hold a take-profit beside a stop"
-            return await self._skip(signal, Skipped(Why.SIZE, why))
+            return await self._skip(signal, Skipped(Why.CANNOT_MEET, why))
         changes: dict = {"custom": {**position.custom, **(signal.state or {})}}
         if signal.stop is not None:
             changes["stop_rule"] = signal.stop
@@ -363,7 +363,7 @@ class Trader:
             stop = fit_price(self.ctx.stop.stop_for(changed), rules, changed.side.exit_order_side)
             if stop <= 0 or self.ctx.stop.underwater(changed, stop, price) is not None:
                 why = f"its stop {stop} is at or past the price {price}"
-                return await self._skip(signal, Skipped(Why.SIZE, why))
+                return await self._skip(signal, Skipped(Why.CANNOT_MEET, why))
         async with self.ctx.state.transaction() as tx:
             tx.save_position(changed)
             tx.mark_signal_processed(signal.id, now)

@@ -86,6 +86,10 @@ class BotFiles:
         atomic_write(self.record, json.dumps(record | {"driven_by": driven_by}).encode())
 
 
+DRIVEN_BY_CODE = "code"
+"""A bot run by its own code (`botwarden.Bot`), not by its config's strategy."""
+
+
 BOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 """A bot's id, as its config allows it (and so a safe folder name)."""
 

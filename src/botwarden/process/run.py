@@ -157,6 +157,10 @@ async def bot_instance(
                     log.error("%s: stopped by an error: %s", config.bot_id, error)
                     await _record_error(config, runner, error)
                     raise
+                except (KeyboardInterrupt, asyncio.CancelledError):  # stopped, not failed
+                    await runner.stopped()
+                    log.info("%s: stopped (interrupted)", config.bot_id)
+                    raise
                 await runner.stopped()
                 log.info("%s: stopped", config.bot_id)
         finally:

@@ -45,7 +45,7 @@ from botwarden.domain.models import BotStatus
 from botwarden.domain.orders import IntentStatus
 from botwarden.engine.runner import Flattened
 from botwarden.errors import BotwardenError, ConfigError, StateError
-from botwarden.process.home import BotFiles, bot_files, known_bots
+from botwarden.process.home import DRIVEN_BY_CODE, BotFiles, bot_files, known_bots
 from botwarden.process.lock import HIDDEN, AlreadyRunning, InstanceLock, holder, named
 from botwarden.process.procs import ProcessId, group_members, identify, uptime
 from botwarden.process.run import READY_FD, flatten_bot, lock_path, write_unfenced
@@ -104,6 +104,11 @@ class Stopped:
     seconds: float = 0.0
 
 
+class DrivenByCode(BotwardenError):
+    """The bot is run by its own code (`botwarden.Bot`): no command of botwarden's
+    starts it (its config's strategy is not what it runs)."""
+
+
 class NothingToResolve(BotwardenError):
     """`resolve` of a bot that does not need attention."""
 
@@ -154,6 +159,8 @@ class BotReport:
     status: str
     """What is true now: the stored status, corrected by the kernel's view."""
     strategy: str | None = None
+    driven_by: str = "strategy"
+    """`code` for a bot its own program runs (`botwarden.Bot`): no command starts it."""
     """How the config names its strategy (`golden_cross`, `strategies/rsi.py:Rsi`)."""
     pid: int | None = None
     """The live process running the bot (None: none)."""
@@ -357,14 +364,24 @@ class Supervisor:
             stopped = self._stop(files, record, timeout)
             return stopped, asyncio.run(flatten_bot(config, symbol))
 
-    def restart(self, bot_id: str, timeout: float = 30.0, check_strategy: bool = True) -> Launch:
+    def start_known(self, bot_id: str) -> Launch:
+        """Start a bot by its id, from the config it last ran from (the API's, the
+        dashboard's start): refused for a bot its own code runs."""
+        return self.start(self._strategy_driven(bot_id), check_strategy=False)
+
+    def _strategy_driven(self, bot_id: str) -> Path:
+        """The config a bot last ran from; `DrivenByCode` if its own code runs it (its
+        config's strategy is not what it runs: started by botwarden, it would trade)."""
         record = self.files(bot_id).read_record()
-        config = Path(record["config"])
-        if record["driven_by"] == "code":  # its config's strategy is not what it runs
-            raise ConfigError(
-                f"bot {bot_id} is run by its own code (botwarden.Bot, from {config}): start"
-                " that program again; `botwarden stop` stops it"
+        if record["driven_by"] == DRIVEN_BY_CODE:
+            raise DrivenByCode(
+                f"bot {bot_id} is run by its own code (botwarden.Bot, from"
+                f" {record['config']}): start that program again; `botwarden stop` stops it"
             )
+        return Path(record["config"])
+
+    def restart(self, bot_id: str, timeout: float = 30.0, check_strategy: bool = True) -> Launch:
+        config = self._strategy_driven(bot_id)
         if check_strategy:  # refused before the running bot is stopped
             load_config(config).load_strategy()
         self.stop(bot_id, timeout)
@@ -423,6 +440,7 @@ class Supervisor:
         files = self.files(bot_id)
         record = files.read_record()
         report = BotReport(bot_id, record["config"], BotStatus.STOPPED.value)
+        report.driven_by = record["driven_by"]
         lock_pid = holder(Path(record["lock"]))
         launch = self._launch_record(files)
         starting = launch is not None and launch.alive() and lock_pid is None
@@ -435,7 +453,7 @@ class Supervisor:
         try:
             config = load_config(record["config"])
             report.strategy = (
-                "its own code" if record["driven_by"] == "code" else config.strategy.spec
+                "its own code" if record["driven_by"] == DRIVEN_BY_CODE else config.strategy.spec
             )
             if config.state.backend == "duckdb" and lock_pid is not None:
                 raise StateError(

@@ -121,14 +121,15 @@ function pnlChart(trades) {
 
 function actions(bot) {
   const running = bot.pid !== null;
+  const startable = bot.driven_by !== "code";  // its own program starts it, not botwarden
   const button = (action, label, enabled) => el("button", {
     type: "button", "data-action": action, disabled: !enabled,
     onclick: (event) => act(bot.bot_id, action, event.target),
   }, label);
   return el("div", { class: "actions" },
     bot.status === "needs_attention" ? button("resolve", "Resolve", true) : null,
-    button("start", "Start", !running), button("stop", "Stop", running),
-    button("restart", "Restart", running));
+    startable ? button("start", "Start", !running) : null, button("stop", "Stop", running),
+    startable ? button("restart", "Restart", running) : null);
 }
 
 function card(bot, details) {
