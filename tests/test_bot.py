@@ -12,6 +12,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
+import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -27,6 +30,7 @@ from botwarden import (
     Stop,
     SymbolBusy,
     SyncBot,
+    VenueRefused,
 )
 from botwarden.config import BotConfig, load_config
 from botwarden.domain.models import BotStatus
@@ -36,6 +40,7 @@ from botwarden.process.run import write_unfenced
 from botwarden.state.manager import Transaction
 from botwarden.venues.base import OrderState, VenueOrder
 from botwarden.venues.factory import open_paper_venue
+from tests.conftest import require_redis
 from tests.support.processes import promises_hold, wait_for
 
 CONFIG = """\
@@ -51,6 +56,30 @@ def config(tmp_path: Path) -> Path:
     path = tmp_path / "bot.yaml"
     path.write_text(CONFIG)
     return path
+
+
+@pytest.fixture
+def on_redis(config: Path) -> Iterator[Path]:
+    """The bot's config, its state on Redis under a prefix of its own (gone after)."""
+    import redis
+
+    url = require_redis()
+    prefix = f"bwtest{uuid.uuid4().hex[:8]}"
+    store = f"state: {{backend: redis, redis: {{url: '{url}', key_prefix: {prefix}}}}}\n"
+    config.write_text(CONFIG + store)
+    yield config
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def rate_limited(config: Path) -> Path:
+    """The bot's config, its exchange answering its first order with a 429."""
+    faults = "venue: {type: paper, faults: 'rate_limit:on=submit,nth=1', "
+    config.write_text(CONFIG.replace("venue: {type: paper, ", faults))
+    return config
 
 
 @pytest.fixture
@@ -129,6 +158,35 @@ async def test_what_the_guards_refuse_is_an_exception_of_its_kind(limited: Path)
         assert [o.symbol for o in resting] == ["SPY"], "only the stop of what is held"
 
 
+async def test_two_entries_at_once_buy_once(on_redis: Path) -> None:
+    """Two tasks entering the same symbol both passed the checks before either's order
+    was written ahead (a server store's write lets the other task run), and the
+    position doubled (and both calls raised)."""
+    async with Bot.open(on_redis) as bot:
+        outcomes = await asyncio.gather(
+            bot.enter("SPY", qty=2), bot.enter("SPY", qty=2), return_exceptions=True
+        )
+        assert sorted(type(o).__name__ for o in outcomes) == ["OrderIntent", "SymbolBusy"]
+        positions, _ = on_the_book(on_redis)
+        assert [(p.symbol, p.qty) for p in positions] == [("SPY", 2)]
+
+
+async def test_a_symbol_the_bot_does_not_trade_and_a_venue_refusal_raise(config: Path) -> None:
+    async with Bot.open(config) as bot:
+        with pytest.raises(CannotMeet, match="not among the bot's symbols"):
+            await bot.enter("AAPL", qty=1)
+        with pytest.raises(ValueError, match="stop_pct: -2: Input should be greater than 0"):
+            await bot.enter("SPY", qty=1, stop_pct=-2)
+
+
+async def test_an_order_the_venue_does_not_take_is_an_exception(rate_limited: Path) -> None:
+    async with Bot.open(rate_limited) as bot:
+        with pytest.raises(VenueRefused, match="canceled: not sent") as refused:
+            await bot.enter("SPY", qty=1)
+        assert refused.value.order.filled_qty == 0
+        assert (await bot.enter("SPY", qty=1)).filled_qty == 1, "sent at the next call"
+
+
 async def test_the_breaker_refuses_entries_and_never_the_exit(config: Path) -> None:
     loaded = load_config(config)
     async with Bot.open(loaded) as bot:
@@ -183,6 +241,7 @@ def test_the_sync_twin_from_settings_built_in_code(
 
 SCRIPT = """\
 import sys
+import time
 
 from botwarden import SymbolBusy, SyncBot
 
@@ -193,8 +252,9 @@ with SyncBot.open(sys.argv[1]) as bot:
     except SymbolBusy as refused:
         print("held already:", refused.reason, flush=True)
     while bot.running():
-        bot.sleep(600)
-print("stopped", flush=True)
+        bot.sleep(0.5)
+        time.sleep(600)  # the script's own code: SIGTERM ends it even here
+print("not reached: SIGTERM ends the script as Ctrl-C would", flush=True)
 """
 
 
@@ -203,7 +263,7 @@ def test_a_scripts_bot_killed_and_run_again_finds_its_position(
 ) -> None:
     """Killed (SIGKILL) after its entry, run again: its entry is refused, the position
     and its stop found on the venue; then `botwarden resolve`'s SIGUSR1 is heard, not
-    fatal, and SIGTERM (`botwarden stop`) ends its loop: it stops cleanly."""
+    fatal, and SIGTERM (`botwarden stop`) ends it, in its own `time.sleep`, cleanly."""
     script = tmp_path / "my_bot.py"
     script.write_text(textwrap.dedent(SCRIPT))
     book = tmp_path / "state" / "lib_spy.paper.db"
@@ -220,12 +280,13 @@ def test_a_scripts_bot_killed_and_run_again_finds_its_position(
         said = life.stdout.readline()
         wait_for(lambda: book.exists(), seconds=30)
         if ending is signal.SIGTERM:
+            time.sleep(1)  # (in its time.sleep by now)
             life.send_signal(signal.SIGUSR1)
         life.send_signal(ending)
         out, err = life.communicate(timeout=30)
         lives.append((said + out, err, life.returncode))
     assert lives[0][:1] == ("entered\n",) and lives[0][2] == -signal.SIGKILL, lives[0]
-    assert lives[1] == ("held already: a position is already held\nstopped\n", lives[1][1], 0)
+    assert lives[1] == ("held already: a position is already held\n", lives[1][1], 0)
     positions, resting = on_the_book(config)
     assert [(p.symbol, p.qty) for p in positions] == [("SPY", 4)], "bought once, not twice"
     assert [(o.type, o.qty, o.state) for o in resting] == [
@@ -242,3 +303,8 @@ def test_a_scripts_bot_killed_and_run_again_finds_its_position(
     again = subprocess.run([*botwarden, "restart", "lib_spy"], capture_output=True, text=True)
     assert again.returncode == 1, "its config's strategy is not what runs it"
     assert "run by its own code" in again.stderr and "Traceback" not in again.stderr
+    for verb in ("start", "run"):  # its config names no strategy: it would trade the default
+        launched = subprocess.run(
+            [*botwarden, verb, str(config)], capture_output=True, text=True, timeout=60
+        )
+        assert launched.returncode == 1 and "names no strategy" in launched.stderr, launched

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "AlreadyRunning": "botwarden.process.lock",
     "Bot": "botwarden.bot",
     "SyncBot": "botwarden.bot",
     "OrderIntent": "botwarden.domain.orders",
@@ -47,6 +48,7 @@ _EXPORTS = {
 
 __all__ = [
     "Action",
+    "AlreadyRunning",
     "Bar",
     "Bars",
     "Bot",
@@ -91,6 +93,7 @@ if TYPE_CHECKING:
         SymbolBusy,
         VenueRefused,
     )
+    from botwarden.process.lock import AlreadyRunning
     from botwarden.strategies.bars import Bars
     from botwarden.strategies.base import Action, Signal, Strategy
     from botwarden.strategies.loading import StrategyFailed, StrategyLoadError

@@ -25,11 +25,13 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+from pydantic import ValidationError
 
 from botwarden.config import BotConfig, load_config
 from botwarden.domain.markets import TimeInForce
@@ -61,6 +63,7 @@ from botwarden.strategies.base import Signal
 log = logging.getLogger(__name__)
 
 Number = Decimal | int | str | float
+T = TypeVar("T")
 
 REFUSALS: dict[Why, type[Refused]] = {
     Why.NOT_READY: NotReady,
@@ -91,12 +94,15 @@ class Bot:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, config: str | Path | BotConfig) -> AsyncIterator[Bot]:
+    async def open(
+        cls, config: str | Path | BotConfig, *, signals: bool = True
+    ) -> AsyncIterator[Bot]:
         """The bot of `config` (a file, or settings built in code), its lock taken
         (`AlreadyRunning` if another process has it), its state opened and its
         recovery run against the venue; stopped and unlocked at the end (what it
         holds keeps its stops on the venue). What the block raises ends the bot in
-        error, saying so in its state."""
+        error, saying so in its state. `signals`: False for a program that handles
+        SIGTERM, SIGINT and SIGUSR1 itself (then `stop()` ends the loop)."""
         path = None if isinstance(config, BotConfig) else Path(config)
         settings = config if isinstance(config, BotConfig) else load_config(config)
         settings.require_markets()
@@ -113,7 +119,7 @@ class Bot:
         remember = None
         if path is not None:
             remember = lambda: files.remember(path, lock_path(settings), DRIVEN_BY_CODE)  # noqa: E731
-        main = threading.current_thread() is threading.main_thread()
+        main = signals and threading.current_thread() is threading.main_thread()
         if main:  # `botwarden resolve` may come as the bot recovers: held until heard
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         try:
@@ -191,14 +197,22 @@ class Bot:
         return self._runner.state.last_known().risk
 
     def running(self) -> bool:
-        """False once the process was asked to stop (SIGTERM, SIGINT): end the loop."""
+        """False once the process was asked to stop (SIGTERM, SIGINT, or `stop()`): end
+        the loop."""
         return not self._stop.is_set()
 
+    def stop(self) -> None:
+        """Ask the loop to end: `running()` turns False, `sleep` returns."""
+        self._stop.set()
+
     async def bars(self, symbol: str, timeframe: str = "1d", limit: int = 100) -> Bars:
-        """The last `limit` bars of `symbol` from the venue, oldest first, the one still
-        forming last (`.frame()` for a pandas DataFrame, with the `pandas` extra)."""
+        """The last `limit` completed bars of `symbol` from the venue, oldest first, as a
+        strategy sees them (`.frame()` for a pandas DataFrame, with the `pandas` extra).
+        Fewer where the venue has fewer (a stock's daily bars skip weekends)."""
         if timeframe not in TIMEFRAMES:
             raise ValueError(f"timeframe {timeframe!r} is not one of {', '.join(TIMEFRAMES)}")
+        if limit < 1:
+            raise ValueError(f"limit {limit}: ask for one bar or more")
         return Bars(await self._runner.venue.bars(symbol, timeframe, limit), timeframe, {})
 
     async def price(self, symbol: str) -> Decimal:
@@ -340,6 +354,13 @@ class Bot:
     async def _act(self, signal: Signal, purpose: Purpose | None) -> list[OrderIntent]:
         """`signal` acted on under the library's name; the orders it sent, of `purpose`."""
         signal = dataclasses.replace(signal, strategy=SOURCE)
+        if signal.symbol not in self.config.symbols:
+            raise CannotMeet(
+                str(signal.action),
+                signal.symbol,
+                f"not among the bot's symbols ({', '.join(self.config.symbols)}): add it to"
+                f" symbols in {self.config.source}",
+            )
         async with self._one_at_a_time:
             still_locked(self._lock)
             self._last_pass = time.monotonic()
@@ -372,8 +393,12 @@ def _one_of(name: str, given: Any, **shortcuts: tuple[Callable[[Any], Any], Any]
         raise ValueError(f"give one of {', '.join(chosen)}, not {len(chosen)} of them")
     if not chosen:
         return None
-    ((make, value),) = chosen.values()
-    return make(value)
+    ((key, (make, value)),) = chosen.items()
+    try:
+        return make(value)
+    except ValidationError as error:  # (Stop.percent(-2): one line, not pydantic's page)
+        problem = error.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{key}: {value!r}: {problem}") from None
 
 
 class SyncBot:
@@ -388,27 +413,78 @@ class SyncBot:
     def __init__(self, loop: asyncio.Runner, bot: Bot) -> None:
         self._loop = loop
         self._bot = bot
+        self._in_call = False
+        self._pending: BaseException | None = None
+        """A signal's exception, held while a call runs (a call is never cut in half)."""
 
     @classmethod
     @contextlib.contextmanager
     def open(cls, config: str | Path | BotConfig) -> Iterator[SyncBot]:
-        """As `Bot.open`, for code that is not async."""
-        with asyncio.Runner() as loop:
-            opened = Bot.open(config)
-            bot = loop.run(opened.__aenter__())
-            try:
-                yield cls(loop, bot)
-            except BaseException as error:
-                if not loop.run(opened.__aexit__(type(error), error, error.__traceback__)):
-                    raise
-            else:
-                loop.run(opened.__aexit__(None, None, None))
+        """As `Bot.open`, for code that is not async. SIGTERM (`botwarden stop`) and
+        Ctrl-C end the script as Python's own Ctrl-C does, wherever it is (its own
+        `time.sleep` included), but never halfway through one of these calls: there,
+        right after it. The bot is stopped cleanly on the way out (SIGTERM: exit 0)."""
+        main = threading.current_thread() is threading.main_thread()
+        if main:  # `botwarden resolve` may come as the bot recovers: held until heard
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        try:
+            with asyncio.Runner() as loop:
+                opened = Bot.open(config, signals=False)
+                bot = loop.run(opened.__aenter__())
+                synced = cls(loop, bot)
+                heard = synced._heard() if main else contextlib.nullcontext()
+                try:
+                    with heard:
+                        yield synced
+                except BaseException as error:
+                    if not loop.run(opened.__aexit__(type(error), error, error.__traceback__)):
+                        raise
+                else:
+                    loop.run(opened.__aexit__(None, None, None))
+        finally:
+            if main:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
 
     def running(self) -> bool:
-        """As `Bot.running`; a signal that came while no call ran is heard here first
-        (the loop runs only inside calls)."""
-        self._loop.run(asyncio.sleep(0))
+        """As `Bot.running`."""
+        self._call(asyncio.sleep(0))
         return self._bot.running()
+
+    def _call(self, work: Awaitable[T]) -> T:
+        self._in_call = True
+        try:
+            return self._loop.run(work)
+        finally:
+            self._in_call = False
+            if self._pending is not None:
+                pending, self._pending = self._pending, None
+                raise pending
+
+    @contextlib.contextmanager
+    def _heard(self) -> Iterator[None]:
+        """Python-level handlers, which run between any two lines of the script (an
+        asyncio handler runs only while its loop does, and this loop runs only inside
+        calls); what was there before is put back at the end."""
+        wake = self._loop.get_loop().call_soon_threadsafe
+
+        def stop(number: int, frame: object) -> None:
+            wake(self._bot.stop)
+            ending = SystemExit(0) if number == signal.SIGTERM else KeyboardInterrupt()
+            if not self._in_call:
+                raise ending
+            self._pending = self._pending or ending
+
+        def resolve(number: int, frame: object) -> None:
+            wake(self._bot._runner.request_resolve)
+
+        handlers = {signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGUSR1: resolve}
+        before = {number: signal.signal(number, handler) for number, handler in handlers.items()}
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+        try:
+            yield
+        finally:
+            for number, previous in before.items():
+                signal.signal(number, previous if previous is not None else signal.SIG_DFL)
 
     def __getattr__(self, name: str) -> Any:
         found = getattr(self._bot, name)
@@ -417,6 +493,6 @@ class SyncBot:
 
         @functools.wraps(found)
         def run(*args: Any, **kwargs: Any) -> Any:
-            return self._loop.run(found(*args, **kwargs))
+            return self._call(found(*args, **kwargs))
 
         return run

@@ -261,12 +261,15 @@ def run(
     One instance per bot: a second one exits at once, naming the first one's PID.
     """
     from botwarden.process.home import bot_files
+    from botwarden.process.lock import holder
     from botwarden.process.run import lock_path, run_bot
 
     settings = load_config(config)
     settings.require_markets()
     strategy = settings.load_strategy()  # a broken one is one line, before anything is made
     files = bot_files(settings.bot_id)
+    if holder(lock_path(settings)) is None:  # (a running one: "already running", first)
+        files.refuse_if_driven_by_code("strategy" in settings.model_fields_set)
     files.make()
     path = files.log
     _log_to(path, log_format)

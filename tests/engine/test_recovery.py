@@ -115,6 +115,12 @@ async def test_an_orphan_whose_close_is_refused_is_never_said_closed(tmp_path: P
     assert sum(p.qty for p in world.book.positions()) == 5, "nothing could be sold"
     assert "closed at market" not in str(report)
     assert "its close at market was rejected" in str(report) and report.needs_attention
+    assert (await bot.ctx.state.snapshot()).positions == {}, "not the bot's: not kept"
+    again = await world.start()  # killed, started again: still for an operator
+    report = await again.recover(orphan_positions="close")
+    assert report.needs_attention and "left for an operator" in str(report)
+    rejected_stops = [o for o in world.book.all_orders() if o.type.value == "stop"]
+    assert [o.client_order_id for o in rejected_stops] == ["other-2"], "no stop sent for it"
     await world.close()
 
 

@@ -303,10 +303,13 @@ class Recovery:
         if done.status is IntentStatus.FILLED:
             await self.note(f"{what}: closed at market")
         elif done.status in (IntentStatus.REJECTED, IntentStatus.CANCELED):
-            # (refused: the coins held by another's stop; or never sent: an outage)
+            # Refused (the coins held by another bot's stop), or never sent (an outage):
+            # not the bot's, and left as the manual policy leaves it, for an operator
+            # (found again, and told again, at every start until one acts).
+            await self.ctx.state.remove_position(adopted.id)
             await self.note(
-                f"{what}: its close at market was {done.status} ({done.reason}): kept as"
-                " the bot's, for an operator to look at",
+                f"{what}: its close at market was {done.status} ({done.reason}): left for"
+                " an operator",
                 attention=True,
             )
         else:  # (taken, not filled yet: a market closed; or its answer lost)

@@ -604,12 +604,6 @@ class Runner:
         the guards current), at the symbol's last price; why not, if it was not. The
         pass's failure (the venue, the store) is raised: nothing is decided on what is
         not known."""
-        if signal.symbol not in self.settings.symbols:
-            raise UntradableSymbol(
-                signal.symbol,
-                self.venue.name,
-                f"not among the bot's symbols {self.settings.symbols}",
-            )
         await self.tick()
         if self.pass_error is not None:
             raise self.pass_error

@@ -28,7 +28,7 @@ from botwarden.domain.models import BotStatus, Position, Side, Topic
 from botwarden.domain.orders import EntryPlan, IntentStatus, OrderIntent, OrderType, Purpose
 from botwarden.domain.sizing import Size, entry_qty, exit_qty
 from botwarden.engine.orders import WAITING, Context, OrderDesk
-from botwarden.engine.protection import Protector
+from botwarden.engine.protection import TAKE_PROFIT_REFUSED, Protector
 from botwarden.state.manager import Transaction
 from botwarden.strategies.base import Action, Signal
 from botwarden.venues.base import Balance, Venue, VenueOrder
@@ -357,6 +357,9 @@ class Trader:
             changes["stop_rule"] = signal.stop
         if signal.take_profit is not None:  # placed anew from the rule, at once
             changes.update(take_profit_rule=signal.take_profit, take_profit=None)
+            # (asked again: a pair the venue refused before is tried again)
+            metadata = {k: v for k, v in position.metadata.items() if k != TAKE_PROFIT_REFUSED}
+            changes["metadata"] = metadata
         changed = position.evolve(**changes)
         if signal.stop is not None:
             rules = await self.protector.market(signal.symbol)

@@ -69,6 +69,20 @@ class BotFiles:
         except (ValueError, KeyError, TypeError) as error:
             raise ConfigError(f"{self.record}: unreadable ({error}); start the bot again") from None
 
+    def refuse_if_driven_by_code(self, names_a_strategy: bool) -> None:
+        """`DrivenByCode` for a bot its own program runs, started from a config that
+        names no strategy (it would trade with the default one)."""
+        try:
+            driven_by = self.read_record()["driven_by"]
+        except (UnknownBot, ConfigError):
+            return
+        if driven_by == DRIVEN_BY_CODE and not names_a_strategy:
+            raise DrivenByCode(
+                f"bot {self.bot_id} is run by its own code (botwarden.Bot), and its config"
+                " names no strategy: started by botwarden it would trade golden_cross, the"
+                " default; start that program again, or name a strategy in its config"
+            )
+
     def config_path(self) -> Path:
         return Path(self.read_record()["config"])
 
@@ -88,6 +102,11 @@ class BotFiles:
 
 DRIVEN_BY_CODE = "code"
 """A bot run by its own code (`botwarden.Bot`), not by its config's strategy."""
+
+
+class DrivenByCode(BotwardenError):
+    """The bot is run by its own code (`botwarden.Bot`): no command of botwarden's
+    starts it with a strategy it does not name."""
 
 
 BOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

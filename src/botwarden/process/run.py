@@ -157,7 +157,7 @@ async def bot_instance(
                     log.error("%s: stopped by an error: %s", config.bot_id, error)
                     await _record_error(config, runner, error)
                     raise
-                except (KeyboardInterrupt, asyncio.CancelledError):  # stopped, not failed
+                except (KeyboardInterrupt, SystemExit, asyncio.CancelledError):  # a stop
                     await runner.stopped()
                     log.info("%s: stopped (interrupted)", config.bot_id)
                     raise

@@ -45,7 +45,13 @@ from botwarden.domain.models import BotStatus
 from botwarden.domain.orders import IntentStatus
 from botwarden.engine.runner import Flattened
 from botwarden.errors import BotwardenError, ConfigError, StateError
-from botwarden.process.home import DRIVEN_BY_CODE, BotFiles, bot_files, known_bots
+from botwarden.process.home import (
+    DRIVEN_BY_CODE,
+    BotFiles,
+    DrivenByCode,
+    bot_files,
+    known_bots,
+)
 from botwarden.process.lock import HIDDEN, AlreadyRunning, InstanceLock, holder, named
 from botwarden.process.procs import ProcessId, group_members, identify, uptime
 from botwarden.process.run import READY_FD, flatten_bot, lock_path, write_unfenced
@@ -102,11 +108,6 @@ class Stopped:
     killed: bool = False
     """SIGTERM was not enough: the group was killed with SIGKILL."""
     seconds: float = 0.0
-
-
-class DrivenByCode(BotwardenError):
-    """The bot is run by its own code (`botwarden.Bot`): no command of botwarden's
-    starts it (its config's strategy is not what it runs)."""
 
 
 class NothingToResolve(BotwardenError):
@@ -206,6 +207,7 @@ class Supervisor:
         config_path = config_path.resolve()
         config = load_config(config_path)
         files = self.files(config.bot_id)
+        files.refuse_if_driven_by_code("strategy" in config.model_fields_set)
         with self._serialized(files):
             running = self._running_pid(files, lock_path(config))
             if running is not None and files.config_path() != config_path:
@@ -233,6 +235,7 @@ class Supervisor:
                     f"bot {config.bot_id} is already running ({named(running)}); stop it first"
                     f" with `botwarden stop {config.bot_id}`"
                 )
+            files.refuse_if_driven_by_code("strategy" in config.model_fields_set)
             files.remember(config_path, lock_path(config))
             return self._launch(config, config_path, files)
 
