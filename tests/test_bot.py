@@ -232,7 +232,7 @@ def test_the_sync_twin_from_settings_built_in_code(
         bot.sleep(1.5)
         held = bot.position("SPY")
         assert held.stop_price == 300 and held.custom == {"stage": 1}
-        moved = bot.update("SPY", stop=Stop.price(310), state={"stage": 2})
+        moved = bot.update("SPY", stop_price=310, state={"stage": 2})
         assert moved.stop_price == 310 and moved.custom == {"stage": 2}
     assert (tmp_path / "state" / "sync_spy.db").exists()
     with SyncBot.open(settings) as bot:  # a new life: its position, read back

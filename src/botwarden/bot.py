@@ -281,8 +281,6 @@ class Bot:
         `expires_after`. `state`: the position's custom state, read back as
         `position.custom` (after a restart too). Returns the entry order as it stands
         (filled, at market, usually); its stop is resting before this returns."""
-        if trailing and stop_pct is None and stop_distance is None:
-            raise ValueError("trailing: give stop_pct or stop_distance (a price does not trail)")
         make = Signal.short if Side(side) is Side.SHORT else Signal.long
         signal = make(
             symbol,
@@ -299,20 +297,9 @@ class Bot:
             limit=limit,
             time_in_force=time_in_force,
             expires_after=expires_after,
-            stop=_one_of(
-                "stop",
-                stop,
-                stop_pct=(functools.partial(Stop.percent, trailing=trailing), stop_pct),
-                stop_price=(Stop.price, stop_price),
-                stop_distance=(functools.partial(Stop.distance, trailing=trailing), stop_distance),
-            ),
-            take_profit=_one_of(
-                "take_profit",
-                take_profit,
-                take_profit_pct=(TakeProfit.percent, take_profit_pct),
-                take_profit_price=(TakeProfit.price, take_profit_price),
-                take_profit_distance=(TakeProfit.distance, take_profit_distance),
-                take_profit_r=(TakeProfit.multiple, take_profit_r),
+            stop=_stop(stop, stop_pct, stop_price, stop_distance, trailing),
+            take_profit=_take_profit(
+                take_profit, take_profit_pct, take_profit_price, take_profit_distance, take_profit_r
             ),
             state=state,
         )
@@ -337,17 +324,33 @@ class Bot:
         self,
         symbol: str,
         *,
+        stop_pct: Number | None = None,
+        stop_price: Number | None = None,
+        stop_distance: Number | None = None,
+        trailing: bool = False,
         stop: Stop | None = None,
+        take_profit_pct: Number | None = None,
+        take_profit_price: Number | None = None,
+        take_profit_distance: Number | None = None,
+        take_profit_r: Number | None = None,
         take_profit: TakeProfit | None = None,
         state: Mapping[str, Any] | None = None,
         reason: str = "",
     ) -> Position | None:
-        """The position held in `symbol` gets a new stop rule (a stop only ever
-        tightens), a new take-profit and/or more custom state; no order but theirs.
-        Returns the position as it is now: None if it closed at once (a take-profit
-        the price had already reached)."""
-        at = self._runner.clock()
-        signal = Signal.update(symbol, at, reason, stop=stop, take_profit=take_profit, state=state)
+        """The position held in `symbol` gets a new stop rule (given as `enter` takes
+        one; a stop only ever tightens), a new take-profit and/or more custom state; no
+        order but theirs. Returns the position as it is now: None if it closed at once
+        (a take-profit the price had already reached)."""
+        signal = Signal.update(
+            symbol,
+            self._runner.clock(),
+            reason,
+            stop=_stop(stop, stop_pct, stop_price, stop_distance, trailing),
+            take_profit=_take_profit(
+                take_profit, take_profit_pct, take_profit_price, take_profit_distance, take_profit_r
+            ),
+            state=state,
+        )
         await self._act(signal, None)
         return self.position(symbol)
 
@@ -381,6 +384,41 @@ class Bot:
             if intent.filled_qty == 0 and intent.status in NOT_TAKEN:
                 raise VenueRefused(str(signal.action), signal.symbol, intent)
         return sent
+
+
+def _stop(
+    given: Stop | None,
+    pct: Number | None,
+    price: Number | None,
+    distance: Number | None,
+    trailing: bool,
+) -> Stop | None:
+    if trailing and pct is None and distance is None:
+        raise ValueError("trailing: give stop_pct or stop_distance (a price does not trail)")
+    return _one_of(
+        "stop",
+        given,
+        stop_pct=(functools.partial(Stop.percent, trailing=trailing), pct),
+        stop_price=(Stop.price, price),
+        stop_distance=(functools.partial(Stop.distance, trailing=trailing), distance),
+    )
+
+
+def _take_profit(
+    given: TakeProfit | None,
+    pct: Number | None,
+    price: Number | None,
+    distance: Number | None,
+    r: Number | None,
+) -> TakeProfit | None:
+    return _one_of(
+        "take_profit",
+        given,
+        take_profit_pct=(TakeProfit.percent, pct),
+        take_profit_price=(TakeProfit.price, price),
+        take_profit_distance=(TakeProfit.distance, distance),
+        take_profit_r=(TakeProfit.multiple, r),
+    )
 
 
 def _one_of(name: str, given: Any, **shortcuts: tuple[Callable[[Any], Any], Any]) -> Any:
