@@ -75,6 +75,13 @@ def on_redis(config: Path) -> Iterator[Path]:
 
 
 @pytest.fixture
+def fast(config: Path) -> Path:
+    """The bot's config on a paper exchange whose clock runs an hour a second."""
+    config.write_text(CONFIG.replace("venue: {type: paper, ", "venue: {type: paper, speed: 3600, "))
+    return config
+
+
+@pytest.fixture
 def rate_limited(config: Path) -> Path:
     """The bot's config, its exchange answering its first order with a 429."""
     faults = "venue: {type: paper, faults: 'rate_limit:on=submit,nth=1', "
@@ -156,6 +163,26 @@ async def test_what_the_guards_refuse_is_an_exception_of_its_kind(limited: Path)
         assert sum("skipped" in line for line in skipped) == 3, "each refusal in the log"
         _, resting = on_the_book(config)
         assert [o.symbol for o in resting] == ["SPY"], "only the stop of what is held"
+
+
+async def test_a_limit_entry_that_fills_while_the_program_waits_gets_its_stop(
+    fast: Path,
+) -> None:
+    """The program awaits something else (not the bot): the bot's own passes read the
+    limit's fill and rest its stop, as `botwarden run` would; without them, the
+    position would stay bare until the program's next call."""
+    async with Bot.open(fast) as bot:
+        price = await bot.price("SPY")  # (it rises 1% within the next two hours)
+        entry = await bot.enter("SPY", "short", qty=2, limit=price * Decimal("1.005"))
+        assert entry.filled_qty == 0, "resting above the price"
+        for _ in range(100):
+            await asyncio.sleep(0.1)  # the program's own await
+            positions, resting = on_the_book(fast)
+            if positions and any(o.type is OrderType.STOP for o in resting):
+                break
+        else:
+            pytest.fail("the limit filled, or not, but no stop came to rest")
+        assert [o.qty for o in resting if o.type is OrderType.STOP] == [Decimal(2)]
 
 
 async def test_two_entries_at_once_buy_once(on_redis: Path) -> None:

@@ -91,18 +91,24 @@ class Bot:
         """Two calls at once (two tasks) would both pass the checks before either's
         order is written ahead: one call, one pass, at a time."""
         self._last_pass = time.monotonic()
+        self._ended: BaseException | None = None
+        """What ended this instance in a background pass (a lost lock or state): raised
+        at the next call."""
 
     @classmethod
     @contextlib.asynccontextmanager
     async def open(
-        cls, config: str | Path | BotConfig, *, signals: bool = True
+        cls, config: str | Path | BotConfig, *, signals: bool = True, background: bool = True
     ) -> AsyncIterator[Bot]:
         """The bot of `config` (a file, or settings built in code), its lock taken
         (`AlreadyRunning` if another process has it), its state opened and its
         recovery run against the venue; stopped and unlocked at the end (what it
         holds keeps its stops on the venue). What the block raises ends the bot in
         error, saying so in its state. `signals`: False for a program that handles
-        SIGTERM, SIGINT and SIGUSR1 itself (then `stop()` ends the loop)."""
+        SIGTERM, SIGINT and SIGUSR1 itself (then `stop()` ends the loop).
+        `background`: a pass every `engine.check_interval` while it is open, whatever
+        the program awaits meanwhile (fills read, stops kept, as `botwarden run` keeps
+        them); False: passes only in its calls (`SyncBot`, whose loop runs only there)."""
         path = None if isinstance(config, BotConfig) else Path(config)
         settings = config if isinstance(config, BotConfig) else load_config(config)
         settings.require_markets()
@@ -126,8 +132,15 @@ class Bot:
             async with bot_instance(settings, remember, decides=False) as (runner, lock):
                 bot = cls(settings, runner, lock)
                 await bot.tick()  # as `botwarden run` does at once: its heartbeat, its stops
-                with bot._signals_heard(main):
-                    yield bot
+                passing = asyncio.create_task(bot._keep_passing()) if background else None
+                try:
+                    with bot._signals_heard(main):
+                        yield bot
+                finally:
+                    if passing is not None:
+                        passing.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await passing
         finally:
             if main:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
@@ -229,22 +242,45 @@ class Bot:
             await self._pass()
 
     async def _pass(self) -> None:
+        if self._ended is not None:
+            raise self._ended
         still_locked(self._lock)
         self._last_pass = time.monotonic()
         await self._runner.tick()
+
+    def _due(self) -> float:
+        """Seconds until the next pass is due (at or below zero: it is)."""
+        every = self.config.engine.check_interval.total_seconds()
+        return self._last_pass + every - time.monotonic()
+
+    async def _pass_if_due(self) -> None:
+        async with self._one_at_a_time:
+            if self._due() <= 0:
+                await self._pass()
+
+    async def _keep_passing(self) -> None:
+        while True:
+            await asyncio.sleep(max(self._due(), 0.01))
+            try:
+                await self._pass_if_due()
+            except Exception as error:  # this instance must stop: told at the next call
+                self._ended = error
+                self._stop.set()
+                log.error("%s: the bot stopped passing: %s", self.config.bot_id, error)
+                return
 
     async def sleep(self, seconds: float) -> None:
         """Wait `seconds`, with a pass each `engine.check_interval` (counted from the
         last pass, whoever made it) meanwhile: where a script would `time.sleep`, its
         fills and stops are kept. Returns at once when the process is asked to stop."""
         deadline = time.monotonic() + seconds
-        every = self.config.engine.check_interval.total_seconds()
         while self.running() and (left := deadline - time.monotonic()) > 0:
-            due = self._last_pass + every - time.monotonic()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=max(min(due, left), 0))
-            if self.running() and time.monotonic() >= self._last_pass + every:
-                await self.tick()
+                await asyncio.wait_for(self._stop.wait(), timeout=max(min(self._due(), left), 0))
+            if self.running():
+                await self._pass_if_due()
+        if self._ended is not None:
+            raise self._ended
 
     async def enter(
         self,
@@ -365,6 +401,8 @@ class Bot:
                 f" symbols in {self.config.source}",
             )
         async with self._one_at_a_time:
+            if self._ended is not None:
+                raise self._ended
             still_locked(self._lock)
             self._last_pass = time.monotonic()
             before = set(self._runner.state.last_known().intents)
@@ -467,7 +505,7 @@ class SyncBot:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         try:
             with asyncio.Runner() as loop:
-                opened = Bot.open(config, signals=False)
+                opened = Bot.open(config, signals=False, background=False)
                 bot = loop.run(opened.__aenter__())
                 synced = cls(loop, bot)
                 heard = synced._heard() if main else contextlib.nullcontext()
