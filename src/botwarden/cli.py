@@ -269,7 +269,7 @@ def run(
     strategy = settings.load_strategy()  # a broken one is one line, before anything is made
     files = bot_files(settings.bot_id)
     if holder(lock_path(settings)) is None:  # (a running one: "already running", first)
-        files.refuse_if_driven_by_code("strategy" in settings.model_fields_set)
+        files.refuse_if_driven_by_code(settings.default_strategy)
     files.make()
     path = files.log
     _log_to(path, log_format)

@@ -215,6 +215,11 @@ class BotConfig(Settings):
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str = PrivateAttr(default="config")
 
+    @property
+    def default_strategy(self) -> str | None:
+        """The strategy it runs when its file names none; None: it names one."""
+        return None if "strategy" in self.model_fields_set else self.strategy.spec
+
     def bot_settings(self) -> BotSettings:
         """What the engine is told of this bot (all but its state, venue, notify)."""
         return BotSettings(

@@ -3,8 +3,9 @@ what the engine tests build on. `restart()` is what a killed process comes back 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from botwarden.state.manager import StateManager
 from botwarden.state.settings import RecoverySettings
 from botwarden.state.sqlite import SqliteStore
 from botwarden.strategies.loading import LoadedStrategy, Origin
-from botwarden.venues.base import VenueOrder
+from botwarden.venues.base import Venue, VenueOrder
 from botwarden.venues.paper.book import BookSettings, PaperBook
 from botwarden.venues.paper.faults import FaultPlan
 from botwarden.venues.paper.venue import PaperVenue
@@ -126,6 +127,24 @@ CONFIG = {
 }
 
 
+async def started(
+    config: BotConfig,
+    state_path: Path,
+    venue: Venue,
+    clock: Callable[[], datetime],
+    deciding: object | None = None,
+) -> Runner:
+    """A new instance of the bot on the state file at `state_path` and `venue`, its
+    recovery run; `deciding`: a strategy object to decide with, instead of the
+    config's."""
+    state = StateManager("golden", SqliteStore(state_path), clock=clock)
+    await state.open()
+    loaded = LoadedStrategy(deciding, Origin("module", "tests")) if deciding else None
+    runner = Runner(config.bot_settings(), state, venue, clock, None, loaded)
+    await runner.start()
+    return runner
+
+
 class Exchange:
     def __init__(self, tmp_path: Path, **book: object) -> None:
         self.clock = Clock()
@@ -136,19 +155,8 @@ class Exchange:
         """A new instance on the same state and exchange; `deciding`: a strategy object
         to decide with, instead of the config's."""
         config = BotConfig.model_validate({**CONFIG, **overrides})
-        state = StateManager("golden", SqliteStore(self.state_path), clock=self.clock)
-        await state.open()
-        loaded = LoadedStrategy(deciding, Origin("module", "tests")) if deciding else None
-        runner = Runner(
-            config.bot_settings(),
-            state,
-            PaperVenue(self.book, self.clock),
-            self.clock,
-            None,
-            loaded,
-        )
-        await runner.start()
-        return runner
+        venue = PaperVenue(self.book, self.clock)
+        return await started(config, self.state_path, venue, self.clock, deciding)
 
     async def hours(self, runner: Runner, count: int) -> None:
         """Tick once an hour; after every tick, every promise holds."""

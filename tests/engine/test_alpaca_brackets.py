@@ -24,13 +24,10 @@ from botwarden.domain.orders import IntentStatus, OrderType, Purpose
 from botwarden.engine.checks import check_promises
 from botwarden.engine.runner import Runner
 from botwarden.process.run import open_bot_venue
-from botwarden.state.manager import StateManager
-from botwarden.state.sqlite import SqliteStore
-from botwarden.strategies.loading import LoadedStrategy, Origin
 from botwarden.venues.emulators.alpaca import book_trade_id
 from botwarden.venues.emulators.server import serving
 from botwarden.venues.paper.venue import PaperVenue
-from tests.engine.harness import CONFIG
+from tests.engine.harness import CONFIG, started
 from tests.support.alpaca import KEY, SECRET, adapter, start
 from tests.support.strategies import OnceLong
 from tests.venues.test_paper import Clock
@@ -55,13 +52,9 @@ class AlpacaExchange:
         section = {"type": "alpaca", "base_url": self.url, "data_url": self.url}
         keys = {"api_key": KEY, "secret_key": SECRET}
         config = BotConfig.model_validate({**CONFIG, "venue": {**section, **keys}, **overrides})
-        state = StateManager("golden", SqliteStore(self.state_path), clock=self.clock)
-        await state.open()
-        strategy = LoadedStrategy(deciding, Origin("module", "tests"))
         venue = venue or open_bot_venue(config)
-        runner = Runner(config.bot_settings(), state, venue, self.clock, None, strategy)
+        runner = await started(config, self.state_path, venue, self.clock, deciding)
         self.runners.append(runner)
-        await runner.start()
         return runner
 
     async def hours(self, runner: Runner, count: int) -> None:

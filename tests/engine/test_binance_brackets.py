@@ -19,14 +19,11 @@ from botwarden.domain.models import Bar, OrderSide, Position, Stop, TakeProfit
 from botwarden.domain.orders import IntentStatus, OrderType, Purpose
 from botwarden.engine.crash import CRASH, SimulatedCrash
 from botwarden.engine.runner import Runner
-from botwarden.state.manager import StateManager
-from botwarden.state.sqlite import SqliteStore
 from botwarden.strategies.base import Signal
-from botwarden.strategies.loading import LoadedStrategy, Origin
 from botwarden.venues.base import OrderState, VenueOrder
 from botwarden.venues.emulators.binance import Flavour
 from botwarden.venues.paper.venue import PaperVenue
-from tests.engine.harness import CONFIG
+from tests.engine.harness import CONFIG, started
 from tests.support.strategies import OnceLong
 from tests.venues.test_paper import Clock
 
@@ -57,13 +54,10 @@ class Binance:
         config = BotConfig.model_validate(
             {**CONFIG, "symbols": [self.symbol], "order": {"qty": "0.01"}}
         )
-        state = StateManager("golden", SqliteStore(self.tmp_path / "state.db"), clock=self.clock)
-        await state.open()
-        loaded = LoadedStrategy(strategy or OnceLong(), Origin("module", "tests"))
         venue = adapter(self.url, self.flavour, host_clock=self.clock)
-        runner = Runner(config.bot_settings(), state, venue, self.clock, None, loaded)
+        state_path = self.tmp_path / "state.db"
+        runner = await started(config, state_path, venue, self.clock, strategy or OnceLong())
         self.runners.append(runner)
-        await runner.start()
         return runner
 
     async def hours(self, runner: Runner, count: int) -> None:

@@ -69,18 +69,19 @@ class BotFiles:
         except (ValueError, KeyError, TypeError) as error:
             raise ConfigError(f"{self.record}: unreadable ({error}); start the bot again") from None
 
-    def refuse_if_driven_by_code(self, names_a_strategy: bool) -> None:
+    def refuse_if_driven_by_code(self, default_strategy: str | None) -> None:
         """`DrivenByCode` for a bot its own program runs, started from a config that
-        names no strategy (it would trade with the default one)."""
+        names no strategy: `default_strategy`, the one it would trade with (None: the
+        config names one)."""
         try:
             driven_by = self.read_record()["driven_by"]
         except (UnknownBot, ConfigError):
             return
-        if driven_by == DRIVEN_BY_CODE and not names_a_strategy:
+        if driven_by == DRIVEN_BY_CODE and default_strategy is not None:
             raise DrivenByCode(
                 f"bot {self.bot_id} is run by its own code (botwarden.Bot), and its config"
-                " names no strategy: started by botwarden it would trade golden_cross, the"
-                " default; start that program again, or name a strategy in its config"
+                f" names no strategy: started by botwarden it would trade {default_strategy},"
+                " the default; start that program again, or name a strategy in its config"
             )
 
     def config_path(self) -> Path:

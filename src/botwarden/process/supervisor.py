@@ -207,7 +207,7 @@ class Supervisor:
         config_path = config_path.resolve()
         config = load_config(config_path)
         files = self.files(config.bot_id)
-        files.refuse_if_driven_by_code("strategy" in config.model_fields_set)
+        files.refuse_if_driven_by_code(config.default_strategy)
         with self._serialized(files):
             running = self._running_pid(files, lock_path(config))
             if running is not None and files.config_path() != config_path:
@@ -235,7 +235,7 @@ class Supervisor:
                     f"bot {config.bot_id} is already running ({named(running)}); stop it first"
                     f" with `botwarden stop {config.bot_id}`"
                 )
-            files.refuse_if_driven_by_code("strategy" in config.model_fields_set)
+            files.refuse_if_driven_by_code(config.default_strategy)
             files.remember(config_path, lock_path(config))
             return self._launch(config, config_path, files)
 
