@@ -94,6 +94,10 @@ class PaperVenueSettings(Settings):
     reduce_only: bool = False
     """Honour reduce-only orders like a futures venue (an exit never flips a position);
     false: like a stock broker, where the bot cancels a position's stops before exiting."""
+    replaces: bool = True
+    """An order can be replaced by another in one request (Alpaca, Binance spot), which
+    moves a trailing stop with never a moment without one; false: like an exchange that
+    cannot, where the stop is canceled and then placed again."""
     speed: float = Field(default=1.0, gt=0)
     """Exchange time runs this many times faster than the wall clock (60: an hour a minute)."""
     start: UtcDatetime | None = None

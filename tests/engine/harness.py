@@ -64,12 +64,18 @@ class World:
         reduce_only: bool = False,
         take_profit: TakeProfit | None = None,
         shorting: bool = True,
+        replaces: bool = True,
     ) -> None:
         self.clock = Clock()
         self.book = PaperBook(
             tmp_path / "paper.db",
             FEED,
-            BookSettings(client_ids=client_ids, shorting=shorting, reduce_only=reduce_only),
+            BookSettings(
+                client_ids=client_ids,
+                shorting=shorting,
+                reduce_only=reduce_only,
+                replaces=replaces,
+            ),
         )
         self.faults = faults
         self.state_path = tmp_path / "state.db"

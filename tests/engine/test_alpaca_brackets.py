@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +239,29 @@ async def test_a_refused_pair_is_not_tried_again_at_every_pass(tmp_path: Path) -
         assert position.take_profit is None and position.stop_client_order_id
         told = [e.message for e in state.events.values() if "refused its stop and" in e.message]
         assert len(told) == 1 and "fractional" in told[0], told
+
+
+async def test_a_trailing_stop_alone_moves_by_alpacas_replace_never_bare(tmp_path: Path) -> None:
+    """Alpaca holds the shares a stop sells: no second stop can rest beside it. Each
+    move of a trailing stop is one replace, which Alpaca shows as the old order
+    `replaced` by the new: never a moment without a stop, and every promise holds."""
+    from tests.support.alpaca import client
+
+    async with alpaca_exchange(tmp_path) as world:
+        runner = await world.runner(OnceLong(stop=Stop.percent(2, trailing=True)))
+        for _ in range(48):
+            await world.hours(runner, 1)
+            if not world.book.positions():
+                break
+            assert list(world.resting()) == [OrderType.STOP]
+        stops = [o for o in world.book.all_orders() if o.type is OrderType.STOP]
+        assert len(stops) > 2, "the stop trailed"
+        trading = client(world.url)
+        for old, new in pairwise(stops):
+            shown = trading.get_order_by_client_id(old.client_order_id)
+            assert shown.status.value == "replaced"
+            assert shown.replaced_by is not None
+            assert (
+                str(shown.replaced_by)
+                == trading.get_order_by_client_id(new.client_order_id).id.__str__()
+            )

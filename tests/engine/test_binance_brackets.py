@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -240,13 +241,14 @@ async def test_a_lost_answer_to_the_take_profit_is_resolved_not_sent_twice(
 CRASHES: dict[Flavour, list[str]] = {
     "spot": ["stop_stored_not_sent", "stop_sent_answer_not_stored"],
     "usdm": [
-        "before_take_profit_stored",
-        "take_profit_stored_not_sent",
+        "stop_stored_not_sent",
+        "stop_sent_answer_not_stored",
         "take_profit_sent_answer_not_stored",
     ],
 }
 """Between the legs: on spot both go in one call (its crash points are the stop's); on
-USD-M the take-profit follows the stop, one call each."""
+USD-M both are written ahead together (at the stop's points) and sent at once, one call
+each, each answer stored at its own point."""
 
 
 @pytest.mark.parametrize(
@@ -350,3 +352,28 @@ async def test_the_bots_own_exit_goes_while_both_legs_rest(tmp_path: Path) -> No
         assert await closed_by(runner) is Purpose.EXIT
         await world.hours(runner, 1)
         assert world.resting() == {}, "the stop and the take-profit went with it"
+
+
+async def test_a_trailing_stop_alone_on_spot_moves_by_cancel_replace_never_bare(
+    tmp_path: Path,
+) -> None:
+    """Spot locks the coins a stop sells: no second stop can rest beside it, and a
+    cancel then a new stop would leave the coins bare between the two. Each move is
+    one cancel-replace: the exchange's book shows every stop but the last replaced by
+    the next, and no plain cancel was ever sent."""
+    async with binance_world(tmp_path, "spot") as world:
+        runner = await world.runner(OnceLong(stop=Stop.percent(2, trailing=True)))
+        for _ in range(48):
+            await world.hours(runner, 1)
+            if not world.exchange.book.positions():
+                break
+            assert [o.type for o in world.exchange.book.open_orders()] == [OrderType.STOP]
+        stops = [o for o in world.exchange.book.all_orders() if o.type is OrderType.STOP]
+        assert len(stops) > 2, "the stop trailed"
+        for old, new in pairwise(stops):
+            assert (old.state, old.reason) == (
+                OrderState.CANCELED,
+                f"replaced by {new.client_order_id}",
+            )
+        assert world.calls["POST /api/v3/order/cancelReplace"] == len(stops) - 1
+        assert world.calls["DELETE /api/v3/order"] == 0

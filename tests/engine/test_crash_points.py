@@ -36,8 +36,11 @@ TAKE_PROFIT_POINTS = [
     "take_profit_stored_not_sent",
     "take_profit_sent_answer_not_stored",
 ]
-"""Reached where the take-profit is an order of its own (a reduce-only venue); where it
-is one of a pair, the stop's points are reached with both legs at stake."""
+"""Reached where the take-profit is an order of its own (a reduce-only venue), placed
+on its own (a take-profit asked of a position already protected, one resized); placed
+with a new position's stop, both are written ahead together at the stop's points and
+sent at once, each answer reaching its own point; where it is one of a pair, the
+stop's points are reached with both legs at stake."""
 RECOVERY_POINTS = sorted(p for p in POINTS if p.startswith("recovery_"))
 
 
@@ -149,7 +152,7 @@ async def test_a_crash_during_recovery_is_recovered_too(
 
 @pytest.mark.parametrize(
     ("reduce_only", "point"),
-    [(True, p) for p in TAKE_PROFIT_POINTS + ENTRY_POINTS[-3:]]
+    [(True, p) for p in [*ENTRY_POINTS[-3:], TAKE_PROFIT_POINTS[-1]]]
     + [(False, p) for p in ENTRY_POINTS[-3:]],
 )
 async def test_a_crash_while_a_stop_and_take_profit_are_placed_is_recovered(
@@ -173,6 +176,39 @@ async def test_a_crash_while_a_stop_and_take_profit_are_placed_is_recovered(
     )
     if not reduce_only:
         assert resting["stop"].oco_with == resting["limit"].client_order_id
+    violations = check_promises(state, world.book, bot.ctx.ids)
+    assert violations == [], "\n".join(map(str, violations))
+    await world.close()
+
+
+@pytest.mark.parametrize("point", TAKE_PROFIT_POINTS)
+async def test_a_crash_while_a_take_profit_joins_a_protected_position_is_recovered(
+    tmp_path: Path, point: str
+) -> None:
+    """A position protected by its stop alone is given a take-profit (a config's, say,
+    from the next start on): on a reduce-only venue it goes as an order of its own,
+    beside the stop. A crash anywhere in that: the stop never stops resting, and after
+    recovery both rest, once each, for all of the position."""
+    held = World(tmp_path, reduce_only=True)
+    await enter(await held.start())
+    await held.close()
+    world = World(tmp_path, reduce_only=True, take_profit=TakeProfit.percent(3))
+    world.epoch = held.epoch
+    bot = await world.start()
+    [stop] = [o.client_order_id for o in world.book.open_orders()]
+    CRASH.arm(point)
+    with pytest.raises(SimulatedCrash):
+        await bot.protect()
+    CRASH.disarm()
+    assert stop in [o.client_order_id for o in world.book.open_orders()], "the stop stayed"
+    bot = await recovered(world)
+    await bot.protect()
+    state = await bot.ctx.state.snapshot()
+    [position] = state.positions.values()
+    resting = {o.type.value: o for o in world.book.open_orders()}
+    assert set(resting) == {"stop", "limit"} and len(world.book.open_orders()) == 2
+    assert resting["stop"].client_order_id == stop
+    assert resting["limit"].qty == position.size
     violations = check_promises(state, world.book, bot.ctx.ids)
     assert violations == [], "\n".join(map(str, violations))
     await world.close()

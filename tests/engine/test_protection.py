@@ -3,15 +3,17 @@ both fire: new-first only where the venue honours reduce-only orders."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from botwarden.domain.models import OrderSide
-from botwarden.domain.orders import OrderType, Purpose
+from botwarden.domain.orders import IntentStatus, OrderType, Purpose
 from botwarden.domain.positions import StopPolicy
-from botwarden.venues.base import Ambiguous
+from botwarden.engine.checks import check_promises
+from botwarden.venues.base import Ambiguous, OrderState
 from botwarden.venues.paper.faults import FaultPlan
 from tests.engine.harness import World
 from tests.venues.test_paper import FEED, T0, first_time_price
@@ -36,7 +38,7 @@ def resting_stops(world: World) -> list[str]:
 async def test_a_trailing_stop_moves_without_two_stops_that_could_both_fire(
     tmp_path: Path, reduce_only: bool
 ) -> None:
-    world = World(tmp_path, stop=TRAILING, reduce_only=reduce_only)
+    world = World(tmp_path, stop=TRAILING, reduce_only=reduce_only, replaces=False)
     bot, position = await held_and_protected(world)
     [old] = resting_stops(world)
     world.clock.now = first_time_price("SPY", T0, lambda p: p > position.entry_price * 102 / 100)
@@ -52,6 +54,68 @@ async def test_a_trailing_stop_moves_without_two_stops_that_could_both_fire(
     assert new != old
     stop = next(o for o in world.book.open_orders() if o.client_order_id == new)
     assert stop.stop_price > position.stop_price, "moved up behind the price"
+    await world.close()
+
+
+def moved_up(world: World, position) -> None:
+    """The clock on the first moment the price is 2% above the entry: a 2-point
+    trailing stop belongs higher than where it was placed."""
+    world.clock.now = first_time_price("SPY", T0, lambda p: p > position.entry_price * 102 / 100)
+
+
+async def test_a_trailing_stop_is_replaced_in_one_request_never_a_moment_without_one(
+    tmp_path: Path,
+) -> None:
+    """Where exits cannot rest side by side (no reduce-only), a venue that replaces
+    orders moves the stop in one request: the exchange's own records show the old
+    one canceled at the very moment the new one was taken, by that one request."""
+    world = World(tmp_path, stop=TRAILING)
+    bot, position = await held_and_protected(world)
+    [old] = resting_stops(world)
+    moved_up(world, position)
+    await bot.protect()
+    [new] = resting_stops(world)
+    orders = {o.client_order_id: o for o in world.book.all_orders()}
+    assert new != old and orders[new].stop_price > position.stop_price
+    assert orders[old].state is OrderState.CANCELED
+    assert orders[old].reason == f"replaced by {new}"
+    assert orders[old].updated_at == orders[new].created_at, "no moment with neither resting"
+    state = await bot.ctx.state.snapshot()
+    assert state.intents[old].status is IntentStatus.CANCELED
+    assert state.intents[new].status is IntentStatus.ACCEPTED
+    assert state.intents[new].replaces == old
+    assert state.positions[position.id].stop_client_order_id == new
+    assert check_promises(state, world.book, bot.ctx.ids) == []
+    await world.close()
+
+
+@pytest.mark.parametrize("fault", ["timeout_after", "timeout_before"])
+async def test_a_replace_left_unanswered_is_found_or_sent_again_never_doubled(
+    tmp_path: Path, fault: str
+) -> None:
+    """The answer to a replace is lost: it either took place (found by its id) or it
+    did not (sent again, in place of the old stop, which still rests). Either way one
+    stop rests at the end, at the new price, and the position knows it."""
+    world = World(tmp_path, stop=TRAILING, grace=timedelta(seconds=0))
+    bot, position = await held_and_protected(world)
+    [old] = resting_stops(world)
+    moved_up(world, position)
+    bot.venue.faults = FaultPlan.parse(f"{fault}:on=submit,times=1")
+    await bot.protect()
+    assert len(resting_stops(world)) == 1, "never two stops that could both sell"
+    state = await bot.ctx.state.snapshot()
+    new = state.positions[position.id].stop_client_order_id
+    assert state.intents[new].status is IntentStatus.UNKNOWN
+    for _ in range(2):  # a pass: what became of it is resolved, then protection
+        await bot.recover()
+        await bot.protect()
+    [resting] = resting_stops(world)
+    assert resting == new, "the same id again, never a new one"
+    state = await bot.ctx.state.snapshot()
+    assert state.intents[new].status is IntentStatus.ACCEPTED
+    assert state.intents[old].status is IntentStatus.CANCELED
+    assert state.positions[position.id].stop_client_order_id == new
+    assert check_promises(state, world.book, bot.ctx.ids) == []
     await world.close()
 
 
@@ -123,4 +187,41 @@ async def test_a_position_far_past_its_stop_is_left_for_an_operator_loudly(
     assert alerts[0].data["notify"] == "unprotected" and "an operator must decide" in (
         alerts[0].message
     )
+    await world.close()
+
+
+async def test_a_stop_never_answered_is_not_sent_again_beside_a_guard_for_its_position(
+    tmp_path: Path,
+) -> None:
+    """A position's stop went unanswered (it never reached the venue), then the store
+    failed and the outage guard put a guard stop under the position. Once the store
+    writes again and the stop's fate is resolved, sending it again would rest two
+    stops where both could fire (no reduce-only): it is dropped, and the guard is taken
+    up as the position's stop (the torture simulator found the double, seed 321)."""
+    from botwarden.engine.outage import OutageGuard
+
+    world = World(tmp_path, grace=timedelta(seconds=15))
+    bot = await world.start()
+    await bot.desk.place(symbol="SPY", side=OrderSide.BUY, qty=Decimal(10), purpose=Purpose.ENTRY)
+    await bot.desk.sync_fills()
+    bot.venue.faults = FaultPlan.parse("timeout_before:on=submit,times=1")
+    await bot.protect()
+    state = await bot.ctx.state.snapshot()
+    [position] = state.positions.values()
+    assert state.intents[position.stop_client_order_id].status is IntentStatus.UNKNOWN
+    assert resting_stops(world) == []
+    guard = OutageGuard(bot.ctx, bot.protector)
+    await guard.protect(await bot.ctx.state.snapshot())  # the store failing meanwhile
+    [guard_stop] = resting_stops(world)
+    async with bot.ctx.state.transaction() as tx:  # the store writes again: written down
+        for intent in guard.unwritten.values():
+            tx.save_order(intent)
+    world.clock.now += timedelta(minutes=1)  # past the grace
+    await bot.recover()
+    await bot.protect()
+    assert world.venue_orders(position.stop_client_order_id) == 0, "never sent beside it"
+    assert resting_stops(world) == [guard_stop], "one stop: the guard"
+    state = await bot.ctx.state.snapshot()
+    assert state.positions[position.id].stop_client_order_id == guard_stop
+    assert check_promises(state, world.book, bot.ctx.ids) == []
     await world.close()

@@ -58,11 +58,25 @@ async def test_a_second_instance_exits_at_once_naming_the_first(config: Path) ->
     assert state.bot.status is BotStatus.STOPPED
 
 
-def with_take_profit(config: Path) -> None:
-    config.write_text(
-        CONFIG.replace("venue: {type: paper,", "venue: {type: paper, reduce_only: true,")
-        + "take_profit: {percent: 3}\n"
-    )
+REDUCE_ONLY = CONFIG.replace("venue: {type: paper,", "venue: {type: paper, reduce_only: true,")
+
+
+def with_take_profit(config: Path, point: str) -> None:
+    """A take-profit beside every stop, each an order of its own (reduce-only honoured).
+    A new position's two go out together, at the stop's points; a take-profit is placed
+    on its own beside a stop already resting: the bot held a position with a stop alone
+    when it was killed, and comes back with a take-profit in its config (its stop wide
+    enough that the exchange, hours further on at the restart, has not reached it)."""
+    if point in ("before_take_profit_stored", "take_profit_stored_not_sent"):
+        config.write_text(REDUCE_ONLY + "stop: {distance: 25}\n")
+        first = botwarden("run", str(config))
+        book = config.parent / "state" / "golden_spy.paper.db"
+        wait_for(lambda: holding(book) and _resting_stops(book) == 1, seconds=60)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        config.write_text(REDUCE_ONLY + "stop: {distance: 25}\ntake_profit: {percent: 3}\n")
+        return
+    config.write_text(REDUCE_ONLY + "take_profit: {percent: 3}\n")
 
 
 @pytest.mark.parametrize("point", sorted(POINTS))
@@ -70,7 +84,7 @@ async def test_sigkill_at_a_crash_point_then_restart(config: Path, point: str) -
     """Armed by the environment, the process kills itself with SIGKILL when it reaches
     the point; the restart recovers, trades on, and every promise holds."""
     if "take_profit" in point:  # an order of its own where the venue honours reduce-only
-        with_take_profit(config)
+        with_take_profit(config, point)
     if point.startswith("recovery_"):  # a start with something to recover first
         first = botwarden("run", str(config), "--ticks", "40")
         assert first.wait(timeout=60) == 0

@@ -173,3 +173,43 @@ async def test_fills_come_in_pages_and_say_when_more_are_waiting(tmp_path: Path)
         assert ([f.client_order_id for f in rest.fills], rest.more) == (["bot-000100"], False)
         await venue.close()
     exchange.book.close()
+
+
+async def test_a_stop_is_moved_by_alpacas_replace_in_one_request(tmp_path: Path) -> None:
+    """Alpaca holds the shares a stop sells (a second stop is refused): the adapter
+    moves one with Alpaca's replace, which Alpaca shows as `replaced` by the new order,
+    under the bot's new client id. A fraction of a share, which alpaca-py's replace
+    cannot carry, is canceled and placed again; an order no longer open is refused."""
+    from tests.support.alpaca import client
+
+    clock = Clock()
+    exchange, app = start(tmp_path, clock=clock)
+    with serving(app) as url:
+        venue = adapter(url)
+        await venue.connect()
+        price = FEED.price("SPY", T0)
+        stop_at = [(price * Decimal(f)).quantize(Decimal("0.01")) for f in ("0.95", "0.96")]
+        await venue.submit(order("bot-entry", qty="12.5"))
+        await venue.submit(order("bot-1", side="sell", type="stop", qty="10",
+                                 stop_price=stop_at[0]))  # fmt: skip
+        moved = order("bot-2", side="sell", type="stop", qty="10", stop_price=stop_at[1])
+        taken = await venue.replace("bot-1", moved)
+        assert (taken.client_order_id, taken.stop_price) == ("bot-2", stop_at[1])
+        old = client(url).get_order_by_client_id("bot-1")
+        assert (old.status.value, str(old.replaced_by)) == ("replaced", taken.venue_order_id)
+        book = {o.client_order_id: o for o in exchange.book.all_orders()}
+        assert book["bot-1"].updated_at == book["bot-2"].created_at
+        assert [o.client_order_id for o in await venue.open_orders()] == ["bot-2"]
+
+        part = order("bot-3", side="sell", type="stop", qty="12.5", stop_price=stop_at[1])
+        fractional = await venue.replace("bot-2", part)
+        assert (fractional.client_order_id, fractional.qty) == ("bot-3", Decimal("12.5"))
+        assert exchange.book.order("bot-2").state is OrderState.CANCELED
+        assert [o.client_order_id for o in exchange.book.open_orders()] == ["bot-3"]
+
+        again = order("bot-4", side="sell", type="stop", qty="10", stop_price=stop_at[0])
+        with pytest.raises(Rejected, match="not open"):
+            await venue.replace("bot-1", again)  # replaced already: not open
+        assert [o.client_order_id for o in exchange.book.open_orders()] == ["bot-3"]
+        await venue.close()
+    exchange.book.close()

@@ -588,3 +588,50 @@ async def test_a_futures_take_profit_rests_in_the_algo_service_not_the_book(
         assert await venue.positions() == []
         with pytest.raises(Rejected, match="no one-cancels-other"):
             await venue.submit_oco(btc("bw-s", symbol=symbol), btc("bw-st", symbol=symbol))
+
+
+async def test_a_spot_stop_is_moved_by_one_cancel_replace_under_the_bots_ids(
+    tmp_path: Path,
+) -> None:
+    """Binance spot locks the coins a stop sells: a second stop beside it is refused,
+    so the adapter moves one with Binance's cancel-replace, one request, both ids the
+    bot's; the exchange's book shows the old one canceled as the new one was taken."""
+    async with emulated_ccxt(tmp_path, "spot") as emulated:
+        venue = emulated.venue
+        assert venue.capabilities.replaces
+        await venue.submit(btc("bw-entry"))
+        await venue.submit(btc("bw-1", side="sell", type="stop", stop_price=away("0.97")))
+        moved = btc("bw-2", side="sell", type="stop", stop_price=away("0.98"))
+        taken = await venue.replace("bw-1", moved)
+        assert (taken.client_order_id, taken.stop_price, taken.state) == (
+            "bw-2", moved.stop_price, OrderState.OPEN
+        )  # fmt: skip
+        assert emulated.calls["POST /api/v3/order/cancelReplace"] == 1
+        assert emulated.calls["DELETE /api/v3/order"] == 0
+        book = {o.client_order_id: o for o in emulated.exchange.book.all_orders()}
+        assert book["bw-1"].state is OrderState.CANCELED
+        assert book["bw-1"].updated_at == book["bw-2"].created_at
+        assert [o.client_order_id for o in await venue.open_orders()] == ["bw-2"]
+
+
+async def test_a_spot_cancel_replace_refused_says_whether_the_old_order_went(
+    tmp_path: Path,
+) -> None:
+    """Binance cancels first: a cancel that fails leaves the new order unattempted
+    (-2022), and a new order refused after its cancel leaves neither (-2021). Either
+    is `Rejected`; the exchange's open orders tell which."""
+    async with emulated_ccxt(tmp_path, "spot") as emulated:
+        venue, book = emulated.venue, emulated.exchange.book
+        await venue.submit(btc("bw-entry"))
+        with pytest.raises(Rejected, match="cancel-replace failed") as failed:
+            await venue.replace("bw-gone", btc("bw-2", side="sell", type="stop",
+                                               stop_price=away("0.98")))  # fmt: skip
+        assert failed.value.code == "-2022"
+        assert book.open_orders() == [], "nothing placed"
+        await venue.submit(btc("bw-1", side="sell", type="stop", stop_price=away("0.97")))
+        above = btc("bw-3", side="sell", type="stop", stop_price=away("1.02"))  # fires at once
+        with pytest.raises(Rejected, match="partially failed") as partly:
+            await venue.replace("bw-1", above)
+        assert partly.value.code == "-2021"
+        assert book.open_orders() == [], "the old one canceled, the new one refused"
+        assert book.order("bw-1").state is OrderState.CANCELED

@@ -328,3 +328,24 @@ async def test_a_stop_and_take_profit_pair_fills_once_and_one_cancel_takes_both(
         assert (await h.venue.cancel("conf-2t", h.symbol)).state is OrderState.CANCELED
         assert (await h.venue.order("conf-2", h.symbol)).state.is_final
         assert await h.venue.open_orders() == []
+
+
+async def test_a_replaced_stop_rests_no_more_and_its_replacement_does(opened) -> None:
+    """Where the venue says `replaces`: one request takes the old stop away and rests
+    the new one, under the engine's new id, at the new price; the old one is found
+    closed by its own id. A replace of an order no longer open is refused, and places
+    nothing."""
+    async with opened() as h:
+        if not h.venue.capabilities.replaces:
+            pytest.skip(f"{h.venue.name} replaces no orders (its exits rest side by side)")
+        await h.venue.submit(h.order("conf-entry"))
+        await h.venue.submit(h.order("conf-1", side="sell", type="stop", stop_price=h.away("0.97")))
+        moved = h.order("conf-2", side="sell", type="stop", stop_price=h.away("0.98"))
+        taken = await h.venue.replace("conf-1", moved)
+        assert (taken.client_order_id, taken.stop_price) == ("conf-2", moved.stop_price)
+        assert [o.client_order_id for o in await h.venue.open_orders()] == ["conf-2"]
+        assert (await h.venue.order("conf-1", h.symbol)).state is OrderState.CANCELED
+        late = h.order("conf-3", side="sell", type="stop", stop_price=h.away("0.96"))
+        with pytest.raises(Rejected):
+            await h.venue.replace("conf-1", late)
+        assert [o.client_order_id for o in await h.venue.open_orders()] == ["conf-2"]

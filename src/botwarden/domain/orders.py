@@ -192,6 +192,9 @@ class OrderIntent(OrderShape):
     again, under the same client order id, when the first one's fate stayed unknown)."""
     plan: EntryPlan | None = None
     """An entry's: what its fills give the position."""
+    replaces: str | None = None
+    """The client order id of the resting order this one is sent to take the place of,
+    in one request (`Venue.replace`): a stop moved where two cannot rest at once."""
     created_at: UtcDatetime
     updated_at: UtcDatetime
 

@@ -20,6 +20,7 @@ different stories.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -158,11 +159,13 @@ class OrderDesk:
         limit_price: Decimal | None = None,
         time_in_force: TimeInForce = TimeInForce.GTC,
         plan: EntryPlan | None = None,
+        replaces: str | None = None,
         also: Callable[[Transaction, OrderIntent], None] | None = None,
     ) -> OrderIntent:
         """Store the intent, then send it. `also` adds writes to the intent's change
         (a position learning its stop's id, say): they are durable together. `plan`:
-        an entry's, what its fills give the position."""
+        an entry's, what its fills give the position. `replaces`: a resting order this
+        one takes the place of in one request (`Venue.replace`)."""
         ctx = self.ctx
         CRASH.reached(f"before_{purpose}_stored")
         now = ctx.clock()
@@ -182,6 +185,7 @@ class OrderDesk:
                 purpose=purpose,
                 position_id=position_id,
                 plan=plan,
+                replaces=replaces,
                 created_at=now,
                 updated_at=now,
             ).submit(now, ctx.ids.epoch)
@@ -225,7 +229,7 @@ class OrderDesk:
             also=also,
         )
 
-    async def place_pair(
+    async def place_legs(
         self,
         position: Position,
         stop_price: Decimal,
@@ -233,10 +237,62 @@ class OrderDesk:
         qty: Decimal,
         also: Callable[[Transaction, OrderIntent, OrderIntent], None] | None = None,
     ) -> tuple[OrderIntent, OrderIntent]:
-        """A position's stop and take-profit as one one-cancels-other pair: both
-        intents written ahead in one change (with `also`'s writes), then sent in one
-        call. Resolved like any order if the answer is lost; a take-profit never
-        answered is dropped, never sent alone (beside a stop it could close twice)."""
+        """A position's stop and take-profit, both intents written ahead in one change
+        (with `also`'s writes), then sent at once: as two reduce-only orders where the
+        venue honours them (either can rest beside the other), else as one
+        one-cancels-other pair in one call. Either way a position waits one round trip
+        for both. Resolved like any order if an answer is lost; a pair's take-profit
+        never answered is dropped, never sent alone (beside a stop it could close
+        twice)."""
+        ctx = self.ctx
+        side_by_side = ctx.venue.capabilities.reduce_only
+        how = "" if side_by_side else " (one cancels the other)"
+        stop, target = await self._write_legs(position, stop_price, take_profit, qty, also, how)
+        if side_by_side:
+            outcomes = await asyncio.gather(
+                self.send(stop), self.send(target), return_exceptions=True
+            )
+            for outcome in outcomes:  # both ran to their end: what stopped one goes on up
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            return outcomes[0], outcomes[1]
+        try:
+            answers = await ctx.venue.submit_oco(
+                OrderRequest.from_intent(stop, reduce_only=True),
+                OrderRequest.from_intent(target, reduce_only=True),
+            )
+        except Ambiguous as error:
+            for leg in (stop, target):
+                await self._store(leg.mark_unknown(ctx.clock(), str(error)), "unknown", error)
+        except (Rejected, NotFound, OrderRefused) as error:
+            for leg in (stop, target):
+                await self._store(leg.reject(ctx.clock(), str(error)), "alert", error)
+        except Retryable as error:
+            for leg in (stop, target):
+                canceled = leg.cancel(ctx.clock(), f"not sent: {error}")
+                await self._store(canceled, "order", error)
+        else:
+            CRASH.reached("stop_sent_answer_not_stored")
+            by_id = {order.client_order_id: order for order in answers}
+            for leg in (stop, target):
+                if leg.client_order_id in by_id:
+                    await self.apply_answer(leg, by_id[leg.client_order_id])
+            if any(order.filled_qty > 0 for order in answers):
+                await self.sync_fills()  # a leg taken and filled at once: the position knows
+        snapshot = (await ctx.state.snapshot()).intents
+        return snapshot[stop.client_order_id], snapshot[target.client_order_id]
+
+    async def _write_legs(
+        self,
+        position: Position,
+        stop_price: Decimal,
+        take_profit: Decimal,
+        qty: Decimal,
+        also: Callable[[Transaction, OrderIntent, OrderIntent], None] | None,
+        how: str,
+    ) -> tuple[OrderIntent, OrderIntent]:
+        """The intents of a position's stop and take-profit, written ahead in one change
+        under a pair's ids (`ClientIds.make_pair`), with `also`'s writes."""
         ctx = self.ctx
         CRASH.reached("before_stop_stored")
         now = ctx.clock()
@@ -272,35 +328,11 @@ class OrderDesk:
                 "order",
                 f"stop at {stop_price} and take-profit at {take_profit} for {qty}"
                 f" {position.symbol}: sending as {stop.client_order_id} /"
-                f" {target.client_order_id} (one cancels the other)",
+                f" {target.client_order_id}{how}",
                 {"client_order_id": stop.client_order_id},
             )
         CRASH.reached("stop_stored_not_sent")
-        try:
-            answers = await ctx.venue.submit_oco(
-                OrderRequest.from_intent(stop, reduce_only=True),
-                OrderRequest.from_intent(target, reduce_only=True),
-            )
-        except Ambiguous as error:
-            for leg in legs:
-                await self._store(leg.mark_unknown(ctx.clock(), str(error)), "unknown", error)
-        except (Rejected, NotFound, OrderRefused) as error:
-            for leg in legs:
-                await self._store(leg.reject(ctx.clock(), str(error)), "alert", error)
-        except Retryable as error:
-            for leg in legs:
-                canceled = leg.cancel(ctx.clock(), f"not sent: {error}")
-                await self._store(canceled, "order", error)
-        else:
-            CRASH.reached("stop_sent_answer_not_stored")
-            by_id = {order.client_order_id: order for order in answers}
-            for leg in legs:
-                if leg.client_order_id in by_id:
-                    await self.apply_answer(leg, by_id[leg.client_order_id])
-            if any(order.filled_qty > 0 for order in answers):
-                await self.sync_fills()  # a leg taken and filled at once: the position knows
-        snapshot = (await ctx.state.snapshot()).intents
-        return snapshot[stop.client_order_id], snapshot[target.client_order_id]
+        return stop, target
 
     async def _cancel_stops(self, position: Position) -> None:
         """Every stop and take-profit of `position`, canceled: an exit is about to go
@@ -319,10 +351,11 @@ class OrderDesk:
                     " exit beside it",
                 )
 
-    async def cancel(self, client_order_id: str, symbol: str) -> bool:
+    async def cancel(self, client_order_id: str, symbol: str, settle_pair: bool = True) -> bool:
         """Cancel one of the bot's orders; its intent learns the venue's answer. True
         once the order surely rests no more; False if it may still rest (the caller
-        looks again later)."""
+        looks again later). The other leg of its pair went with it: its intent learns
+        so too, unless `settle_pair` is False (the caller does, later)."""
         venue = self.ctx.venue
         try:
             answer = await venue.cancel(client_order_id, symbol)
@@ -342,7 +375,7 @@ class OrderDesk:
             return (
                 False  # the venue took the cancel, the order still rests (Alpaca's pending_cancel)
             )
-        if answer.oco_with is not None:  # its pair went with it: the partner learns so
+        if answer.oco_with is not None and settle_pair:  # its pair went with it
             await self.settle(answer.oco_with, symbol)
         return True
 
@@ -379,12 +412,20 @@ class OrderDesk:
         )
 
     async def send(self, intent: OrderIntent) -> OrderIntent:
-        """Send a SUBMITTING intent and store what the venue answered."""
+        """Send a SUBMITTING intent and store what the venue answered: in place of the
+        order it `replaces`, while that one may still rest."""
         ctx = self.ctx
         request = OrderRequest.from_intent(intent, reduce_only=intent.purpose is not Purpose.ENTRY)
         self.sent_filling += intent.type is OrderType.MARKET
+        old = (await ctx.state.snapshot()).intents.get(intent.replaces or "")
+        if old is not None and old.status.is_terminal:
+            old = None  # gone already: nothing to take the place of
         try:
-            answer = await ctx.venue.submit(request)
+            if old is None:
+                answer = await ctx.venue.submit(request)
+            else:
+                cid = old.client_order_id
+                answer = await ctx.venue.replace(cid, request, old.venue_order_id)
         except Ambiguous as error:
             return await self._store(intent.mark_unknown(ctx.clock(), str(error)), "unknown", error)
         except (Rejected, NotFound, OrderRefused) as error:
@@ -393,10 +434,25 @@ class OrderDesk:
             canceled = intent.cancel(ctx.clock(), f"not sent: {error}")
             return await self._store(canceled, "order", error)
         CRASH.reached(f"{intent.purpose}_sent_answer_not_stored")
+        if old is not None:
+            await self._replaced(old, intent)
         stored = await self.apply_answer(intent, answer)
         if answer.filled_qty > 0 and intent.purpose.protects:
             await self.sync_fills()  # it closed (some of) its position at once: known now
         return stored
+
+    async def _replaced(self, old: OrderIntent, new: OrderIntent) -> None:
+        """The venue took `new` in `old`'s place: `old` rests no more. (Its fills, if it
+        had any before it went, are read with everyone's.)"""
+        now = self.ctx.clock()
+        async with self.ctx.state.transaction() as tx:
+            tx.save_order(old.cancel(now, f"replaced by {new.client_order_id}"))
+            tx.add_event(
+                now,
+                "order",
+                f"{old.client_order_id} replaced by {new.client_order_id} in one request",
+                {"client_order_id": new.client_order_id},
+            )
 
     async def _store(self, intent: OrderIntent, kind: str, why: Exception) -> OrderIntent:
         async with self.ctx.state.transaction() as tx:
@@ -470,9 +526,12 @@ class OrderDesk:
             return current
         where = "by lookup, in the open orders and in the fills"
         alone = current.purpose in (Purpose.ENTRY, Purpose.TAKE_PROFIT)  # (never alone)
-        if alone or not await self._still_needed(current):
+        beside = await self._stop_beside(current, open_orders)
+        if alone or beside or not await self._still_needed(current):
             dropped = current.cancel(
-                ctx.clock(), f"never reached the venue: not found {where} for {waited}"
+                ctx.clock(),
+                f"never reached the venue: not found {where} for {waited}"
+                + (f"; {beside} rests for its position (taken up as its stop)" if beside else ""),
             )
             return await self._store(dropped, "order", RuntimeError(f"{current.purpose} dropped"))
         # A stop or an exit still needed: the same id again, never a new one.
@@ -488,6 +547,31 @@ class OrderDesk:
                 {"client_order_id": cid},
             )
         return await self.send(again)
+
+    async def _stop_beside(
+        self, intent: OrderIntent, open_orders: dict[str, VenueOrder]
+    ) -> str | None:
+        """Another stop of the bot's resting for `intent`'s position where two cannot
+        rest at once (no reduce-only): sent again beside it, both could fire and sell
+        twice. (A guard sent while the store failed, say: protection takes it up.) The
+        one it `replaces` does not count: sent again, it goes in that one's place."""
+        if intent.purpose is not Purpose.STOP or self.ctx.venue.capabilities.reduce_only:
+            return None
+        intents = (await self.ctx.state.snapshot()).intents
+        for cid, order in open_orders.items():
+            known = intents.get(cid)
+            theirs = (known is not None and known.position_id == intent.position_id) or (
+                known is None and self.ctx.ids.is_guard_stop(cid, intent.position_id or "")
+            )
+            if (
+                cid not in (intent.client_order_id, intent.replaces)
+                and theirs
+                and order.type is OrderType.STOP
+                and order.side is intent.side
+                and order.symbol == intent.symbol
+            ):
+                return cid
+        return None
 
     async def _still_needed(self, intent: OrderIntent) -> bool:
         """Is this stop or exit still wanted? Not once its position is gone, nor a stop

@@ -8,8 +8,9 @@ list of open orders:
 - its size is wrong (a partial fill, a manual change) or a trailing stop should move:
   where the venue honours reduce-only orders, a new stop is placed and then the old
   one canceled (never a moment unprotected, and both firing cannot flip the
-  position); elsewhere the old one is canceled first, and the new one placed only
-  once the venue confirmed it (two stops firing would sell twice);
+  position); elsewhere (two stops firing would sell twice) the new one takes the old
+  one's place in one request where the venue can replace an order, and otherwise the
+  old one is canceled first and the new one placed only once the venue confirmed it;
 - the price is already at or past where the stop belongs (no venue takes a stop
   that would fire at once): within `max_underwater_pct`,
   the position is closed at market (the stop would have fired); beyond it, nothing
@@ -55,6 +56,9 @@ class Protector:
         self._markets: dict[str, MarketRules] = {}
         self._stops_by_position: dict[str, list[str]] = {}
         """The stops resting on the venue, by position: built once per `protect_all`."""
+        self._gone: set[str] = set()
+        """Stops listed as resting at the start of this `protect_all` that the venue has
+        since confirmed gone (replaced, canceled): the listing is not asked again."""
 
     async def market(self, symbol: str) -> MarketRules:
         if symbol not in self._markets:
@@ -74,6 +78,7 @@ class Protector:
         positions = await self._track_best(positions, prices)
         intents = (await self.ctx.state.snapshot()).intents
         self._stops_by_position: dict[str, list[str]] = {}
+        self._gone = set()
         for cid in open_orders:  # one pass, not one per position
             intent = intents.get(cid)
             if intent is not None and intent.purpose is Purpose.STOP and intent.position_id:
@@ -84,6 +89,15 @@ class Protector:
             if not await self.protect(position, open_orders, price):
                 exposed.append(position.symbol)
         return exposed
+
+    async def protect_new(self, position: Position, price: Decimal) -> bool:
+        """Protect a position opened this moment, which has nothing of its own resting
+        yet: its protection goes at once, with no listing of the open orders first (a
+        round trip the position would wait bare). The other positions were checked
+        against the venue at the start of the pass, and are again at the next."""
+        self._stops_by_position, self._gone = {}, set()
+        [position] = await self._track_best([position], {position.symbol: price})
+        return await self.protect(position, {}, price)
 
     async def protect(
         self, position: Position, open_orders: dict[str, VenueOrder], price: Decimal
@@ -109,6 +123,11 @@ class Protector:
         if wanted <= 0:  # (a long's stop rule too far: no venue takes it)
             return await self._past_its_stop(position, wanted, price, Decimal(100), cover)
         live = open_orders.get(position.stop_client_order_id or "")
+        resting = [c for c in self._stops_by_position.get(position.id, ()) if c in open_orders]
+        if live is None and resting:  # its last stop refused or lost: an earlier one rests
+            known = (await ctx.state.snapshot()).intents[resting[-1]]
+            position = await self.adopt_stop(position, open_orders[resting[-1]], known)
+            live = open_orders[resting[-1]]
         guard = None
         if live is None:  # a guard stop placed while the store could not write?
             guards = (
@@ -125,6 +144,12 @@ class Protector:
         target = self._take_profit_for(position, wanted, rules)
         if target is not None and not ctx.venue.capabilities.reduce_only:
             return await self._protect_as_pair(position, open_orders, price, wanted, target, cover)
+        if live is None and target is not None and await self._bare(position, open_orders):
+            underwater = ctx.stop.underwater(position, wanted, price)
+            if underwater is not None:
+                return await self._past_its_stop(position, wanted, price, underwater, cover)
+            await self._place_legs(position, wanted, target, cover)
+            return True
         if live is None or live.qty != cover or live.stop_price != wanted:
             underwater = ctx.stop.underwater(position, wanted, price)
             if underwater is not None:
@@ -224,6 +249,41 @@ class Protector:
         if live is not None and placed.status is not IntentStatus.REJECTED:
             await self.desk.cancel(current, position.symbol)
 
+    async def _bare(self, position: Position, open_orders: dict[str, VenueOrder]) -> bool:
+        """Does nothing of `position`'s protect it: no take-profit rests, and none has
+        its fate still to be resolved (the stop is known missing already)?"""
+        target = position.take_profit_client_order_id or ""
+        known = (await self.ctx.state.snapshot()).intents.get(target)
+        return target not in open_orders and (known is None or known.status not in WAITING)
+
+    async def _place_legs(
+        self, position: Position, stop: Decimal, target: Decimal, cover: Decimal
+    ) -> OrderIntent:
+        """A position's stop and take-profit, sent at once (`OrderDesk.place_legs`);
+        returns the stop's intent."""
+
+        def remember(tx: Transaction, stop_leg: OrderIntent, target_leg: OrderIntent) -> None:
+            tx.save_position(
+                position.evolve(
+                    stop_price=stop,
+                    stop_client_order_id=stop_leg.client_order_id,
+                    take_profit=target,
+                    take_profit_client_order_id=target_leg.client_order_id,
+                )
+            )
+
+        stop_leg, target_leg = await self.desk.place_legs(
+            position, stop, target, cover, also=remember
+        )
+        if self.ctx.venue.capabilities.reduce_only:  # two orders: each told of
+            await self._told_of(position, stop_leg, f"stop for {cover} {position.symbol} at {stop}")
+            what = f"take-profit for {cover} {position.symbol} at {target}"
+            await self._told_of(position, target_leg, what)
+        else:
+            what = f"stop at {stop} and take-profit at {target} for {cover} {position.symbol}"
+            await self._told_of(position, stop_leg, what)
+        return stop_leg
+
     async def _protect_as_pair(
         self,
         position: Position,
@@ -261,25 +321,18 @@ class Protector:
         underwater = ctx.stop.underwater(position, stop, price)
         if underwater is not None:
             return await self._past_its_stop(position, stop, price, underwater, cover)
-        if live_target is not None and paired:
-            live_target = None  # the one cancel takes both
+        went_with: str | None = None  # the leg a pair's one cancel takes with it
+        if paired:  # one cancel takes both: the take-profit's (Alpaca finds it by its id)
+            went_with, live_stop = live_stop.client_order_id, None
         for live in (live_stop, live_target):
-            if live is not None and not await self.desk.cancel(live.client_order_id, live.symbol):
+            if live is not None and not await self.desk.cancel(
+                live.client_order_id, live.symbol, settle_pair=False
+            ):
                 return True  # maybe still resting: looked at again at the next pass
 
-        def remember(tx: Transaction, stop_leg: OrderIntent, target_leg: OrderIntent) -> None:
-            tx.save_position(
-                position.evolve(
-                    stop_price=stop,
-                    stop_client_order_id=stop_leg.client_order_id,
-                    take_profit=target,
-                    take_profit_client_order_id=target_leg.client_order_id,
-                )
-            )
-
-        stop_leg, _ = await self.desk.place_pair(position, stop, target, cover, also=remember)
-        what = f"stop at {stop} and take-profit at {target} for {cover} {position.symbol}"
-        await self._told_of(position, stop_leg, what)
+        stop_leg = await self._place_legs(position, stop, target, cover)
+        if went_with is not None:  # (learnt once the new pair is sent: no round trip bare)
+            await self.desk.settle(went_with, position.symbol)
         if stop_leg.status is IntentStatus.REJECTED:  # the stop alone, for good
             await self._without_take_profit(await self._fresh(position), stop_leg.reason)
             await self._place(await self._fresh(position), stop, cover)
@@ -367,11 +420,20 @@ class Protector:
         """Place the stop `position` needs. Where the venue honours reduce-only orders,
         the one it had is canceled afterwards by the sweep, once the new one is
         confirmed (or first, when the venue refused the new one while the old one
-        stood); elsewhere it is canceled first, and nothing is placed until the venue
-        confirmed that cancel."""
-        if live is not None and not self.ctx.venue.capabilities.reduce_only:
+        stood). Elsewhere the new one takes the old one's place in one request where
+        the venue can do that (never a moment without a stop; refused, the old one
+        rests on and is moved again at the next pass), or the old one is canceled
+        first and nothing is placed until the venue confirmed that cancel."""
+        capabilities = self.ctx.venue.capabilities
+        if live is not None and not capabilities.reduce_only and capabilities.replaces:
+            placed = await self._place(position, wanted, cover, replaces=live.client_order_id)
+            if placed.status is IntentStatus.ACCEPTED:
+                self._gone.add(live.client_order_id)
+            return
+        if live is not None and not capabilities.reduce_only:
             if not await self.desk.cancel(live.client_order_id, live.symbol):
                 return  # maybe still resting: looked at again at the next pass
+            self._gone.add(live.client_order_id)
             live = None
         placed = await self._place(position, wanted, cover)
         if placed.status is IntentStatus.REJECTED and live is not None:
@@ -396,6 +458,7 @@ class Protector:
             cid
             for cid in open_orders
             if cid != current.stop_client_order_id
+            and cid not in self._gone
             and (
                 cid in self._stops_by_position.get(position.id, ())
                 or (  # sent while the store failed
@@ -410,7 +473,9 @@ class Protector:
                 await self.ctx.state.save_order(found)
             await self.desk.cancel(cid, position.symbol)
 
-    async def _place(self, position: Position, stop_price: Decimal, qty: Decimal) -> OrderIntent:
+    async def _place(
+        self, position: Position, stop_price: Decimal, qty: Decimal, replaces: str | None = None
+    ) -> OrderIntent:
         def remember(tx: Transaction, intent: OrderIntent) -> None:
             tx.save_position(
                 position.evolve(stop_price=stop_price, stop_client_order_id=intent.client_order_id)
@@ -424,6 +489,7 @@ class Protector:
             position_id=position.id,
             type=OrderType.STOP,
             stop_price=stop_price,
+            replaces=replaces,
             also=remember,
         )
         await self._told_of(position, placed, f"stop for {qty} {position.symbol} at {stop_price}")

@@ -218,7 +218,11 @@ class Trader:
             also=taken,
         )
         await self.desk.sync_fills()
-        await self.protector.protect_all(await _open(self.ctx), {symbol: price})
+        opened = await self.ctx.position_in(symbol)
+        if held is None and opened is not None:  # new: nothing of its own rests to look at
+            await self.protector.protect_new(opened, price)
+        elif held is not None:  # added to: its stop is resized to all of it
+            await self.protector.protect_all(await _open(self.ctx), {symbol: price})
         return None
 
     def _stop_at_entry(

@@ -174,6 +174,7 @@ class Scenario:
                 f"{self.config.strategy.spec} on {', '.join(self.config.symbols)}",
                 f"{self.paper.client_ids} client ids",
                 "reduce-only honoured" if self.paper.reduce_only else "no reduce-only",
+                "orders replaced in one request" if self.paper.replaces else "no replace",
                 f"recovery {recovery.mode}/{recovery.orphan_positions}",
                 f"stop {stop.distance}%{' trailing' if stop.trailing else ''}",
                 f"venue faults: {self.venue_faults or 'none'}",
@@ -207,6 +208,7 @@ def draw_scenario(seed: int, options: Options) -> Scenario:
         seed=seed,
         client_ids=rng.choice(["alpaca", "binance"]),
         reduce_only=rng.random() < 0.5,
+        replaces=random.Random(f"replaces:{seed}").random() < 0.5,  # (the other draws as before)
         instruments=simulated_markets(symbols),
     )
     if options.config is not None:
@@ -671,8 +673,10 @@ class Simulation:
         promises = set(PROMISES)
         if self._faults_so_far() != self._faults_at_start:
             promises.discard("I2")
-        if self._store_down_now():
-            # Guards sent while the store fails have no intent until it writes again.
+        if self._store_down_now() or runner.guard.unwritten:
+            # Guards sent while the store fails have no intent until it writes again:
+            # the bot holds them, to write at its first pass that finds it writing (a
+            # write that failed once may have been the last of a recovery).
             promises.discard("I1")
         when = f"after recovery {self.outcome.recoveries}"
         await self._check(runner, when, catching_up=True, promises=promises)

@@ -163,6 +163,7 @@ class AlpacaVenue:
             closed_order_lookup=True,
             bulk=frozenset({"positions", "open_orders", "fills"}),
             oco=not any(_is_coin(s) for s in symbols),
+            replaces=True,
         )
 
     # -- plumbing ----------------------------------------------------------------------
@@ -461,6 +462,41 @@ class AlpacaVenue:
         limit = stop * (1 - self._crypto_stop_band if sell else 1 + self._crypto_stop_band)
         units = (limit / tick).to_integral_value(rounding=ROUND_FLOOR if sell else ROUND_CEILING)
         return (units * tick).quantize(tick)
+
+    async def replace(
+        self, client_order_id: str, request: OrderRequest, venue_order_id: str | None = None
+    ) -> VenueOrder:
+        """Alpaca's replace (`PATCH /v2/orders/{id}`): the new order, under the new
+        client id, takes the old one's place, which Alpaca then shows `replaced`. A
+        fractional quantity, which alpaca-py's replace cannot carry (whole shares
+        only), is canceled and placed again instead: a moment without the order."""
+        from alpaca.trading.requests import ReplaceOrderRequest
+
+        try:
+            asset = await self._asset(request.symbol)
+        except NotFound as error:
+            raise Rejected(self.name, f"replace: {request.symbol}: {error}") from error
+        enforce(request, _rules(asset, fractional=True), None)
+        if request.qty != request.qty.to_integral_value():
+            canceled = await self.cancel(client_order_id, request.symbol)
+            if not canceled.state.is_final:
+                raise Rejected(self.name, f"replace: {client_order_id} still rests after a cancel")
+            return await self.submit(request)
+        if venue_order_id is None:
+            venue_order_id = (await self.order(client_order_id, request.symbol)).venue_order_id
+        limit = self._limit_for(request, asset)
+        sdk_request = ReplaceOrderRequest(
+            qty=int(request.qty),
+            limit_price=None if limit is None else float(limit),
+            stop_price=None if request.stop_price is None else float(request.stop_price),
+            client_order_id=request.client_order_id,
+        )
+        sent = await self._call(
+            "replace",
+            lambda: self._trading.replace_order_by_id(venue_order_id, sdk_request),
+            NO_RETRY,
+        )
+        return self._order(sent)
 
     async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder:
         order = await self.order(client_order_id, symbol)

@@ -229,6 +229,11 @@ class Capabilities:
     """A stop and a take-profit can rest as one pair (`submit_oco`) that never closes
     more than one of them would: where a venue has neither this nor reduce-only, a
     position can have no take-profit beside its stop."""
+    replaces: bool = False
+    """A resting order can be swapped for another in one request (`replace`): the new
+    one is taken only if the old one could be canceled, and a refused new one leaves
+    the old one resting. Where exits cannot rest side by side (no reduce-only), this
+    moves a stop without a moment when none rests."""
 
 
 DEFAULT_CLOCK_TOLERANCE = timedelta(seconds=5)
@@ -312,6 +317,18 @@ class Venue(Protocol):
         under the client ids given (the take-profit's is `pair_take_profit_id` of the
         stop's), on a venue whose capabilities say `oco`; the two orders as the venue
         took them, the stop first."""
+        ...
+
+    async def replace(
+        self, client_order_id: str, request: OrderRequest, venue_order_id: str | None = None
+    ) -> VenueOrder:
+        """Cancel the order `client_order_id` (the venue's `venue_order_id` for it, if
+        known, saves a look-up) and place `request` in its place, as one request, on a venue
+        whose capabilities say `replaces` (Alpaca's replace, Binance spot's
+        cancel-replace); the new order as the venue took it. `Rejected` if the venue
+        refused it: the old one rests still, unless it had filled or was canceled
+        (the open orders say). An order the venue cannot replace is canceled and the
+        new one placed, by the adapter, which says so where it does."""
         ...
 
     async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder: ...

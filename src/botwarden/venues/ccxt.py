@@ -85,6 +85,10 @@ take-profit rests there too, as a reduce-only TAKE_PROFIT_MARKET (see `submit`).
 ORDER_LISTS = frozenset({"binance"})
 """Exchanges whose spot stop and take-profit rest as one OCO order list
 (`POST /api/v3/orderList/oco`): one fill expires the other leg, one cancel takes both."""
+CANCEL_REPLACE = frozenset({"binance"})
+"""Spot exchanges whose cancel-replace the adapter speaks (`POST /api/v3/order/cancelReplace`)."""
+_SPOT_TYPES = {OrderType.MARKET: "MARKET", OrderType.LIMIT: "LIMIT", OrderType.STOP: "STOP_LOSS"}
+"""Binance spot's names of the port's order types, for its raw endpoints."""
 LIST_SUFFIX = "l"
 """An order list's client id is its stop's with this after it (36 characters at most:
 the stop's id is one shorter than its take-profit's)."""
@@ -239,6 +243,7 @@ class CcxtVenue:
             bulk=frozenset({"positions", "open_orders"}),
             reduce_only=not self._spot,
             oco=self._spot and self.name in ORDER_LISTS,
+            replaces=self._spot and self.name in CANCEL_REPLACE,
         )
 
     # -- plumbing ----------------------------------------------------------------------
@@ -590,6 +595,43 @@ class CcxtVenue:
             return [self._order(by_id[leg.client_order_id], leg) for leg in (stop, take_profit)]
         except (ValueError, TypeError, KeyError) as error:  # taken, but answered oddly
             raise Ambiguous(self.name, f"submit oco: unreadable answer: {error}") from error
+
+    async def replace(
+        self, client_order_id: str, request: OrderRequest, venue_order_id: str | None = None
+    ) -> VenueOrder:
+        """Binance spot's cancel-replace (`POST /api/v3/order/cancelReplace` through
+        ccxt's raw `privatePostOrderCancelReplace`; ccxt's `edit_order` names neither
+        order by the bot's ids), in `STOP_ON_FAILURE` mode: the new order is tried only
+        once the old one is canceled. Binance cancels first, so a new one it then
+        refuses (409, -2021 "partially failed") leaves neither: the open orders say."""
+        if not self.capabilities.replaces:
+            raise Rejected(self.name, "replace: this account has no cancel-replace")
+        if request.symbol not in self._exchange.markets:
+            raise Rejected(self.name, f"replace: unknown symbol {request.symbol!r}")
+        enforce(request, await self.market(request.symbol), None)
+        self._traded(request.symbol)
+        params: dict[str, Any] = {
+            "symbol": self._rules(request.symbol)["id"],
+            "side": request.side.value.upper(),
+            "type": _SPOT_TYPES[request.type],
+            "cancelReplaceMode": "STOP_ON_FAILURE",
+            "cancelOrigClientOrderId": client_order_id,
+            "newClientOrderId": request.client_order_id,
+            "quantity": _text(request.qty),
+            "newOrderRespType": "FULL",
+        }
+        if request.type is OrderType.STOP:
+            params["stopPrice"] = _text(request.stop_price)
+        if request.type is OrderType.LIMIT:
+            params.update(price=_text(request.limit_price), timeInForce="GTC")
+        answer = await self._call(
+            "replace", lambda: self._exchange.private_post_order_cancelreplace(params), NO_RETRY
+        )
+        try:
+            market = self._rules(request.symbol)
+            return self._order(self._exchange.parse_order(answer["newOrderResponse"], market))
+        except (ValueError, TypeError, KeyError) as error:  # taken, but answered oddly
+            raise Ambiguous(self.name, f"replace: unreadable answer: {error}") from error
 
     async def fills(self, since: datetime | None = None, cursor: str | None = None) -> FillPage:
         after: dict[str, int] = json.loads(cursor) if cursor else {}

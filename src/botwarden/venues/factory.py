@@ -55,6 +55,7 @@ def paper_book(settings: PaperVenueSettings, path: Path, readonly: bool = False)
             client_ids=settings.client_ids,
             shorting=settings.shorting,
             reduce_only=settings.reduce_only,
+            replaces=settings.replaces,
         ),
         readonly,
     )

@@ -130,15 +130,22 @@ def shown_client_order_id(order: VenueOrder) -> str:
 
 
 def order_json(
-    order: VenueOrder, notional: Decimal | None = None, legs: list[dict[str, Any]] | None = None
+    order: VenueOrder,
+    notional: Decimal | None = None,
+    legs: list[dict[str, Any]] | None = None,
+    replaced_by: str | None = None,
+    replaces: str | None = None,
 ) -> dict[str, Any]:
     """`notional`: the dollars the order was sent for; Alpaca then shows no quantity.
-    `legs`: an OCO parent's legs, shown when the order is asked for `nested`."""
+    `legs`: an OCO parent's legs, shown when the order is asked for `nested`.
+    `replaced_by`, `replaces`: the venue order ids of a replace, either way."""
     done_at = _time(order.updated_at)
     kind = _type_name(order)
     status = _STATUS[order.state]
     if is_stop_leg(order) and order.state is OrderState.OPEN:
         status = "held"  # an OCO's stop leg is held until it triggers
+    if replaced_by is not None:
+        status = "replaced"
     return {
         "id": order_uuid(order.venue_order_id),
         "client_order_id": shown_client_order_id(order),
@@ -147,11 +154,11 @@ def order_json(
         "submitted_at": _time(order.created_at),
         "filled_at": done_at if order.state is OrderState.FILLED else None,
         "expired_at": done_at if order.state is OrderState.EXPIRED else None,
-        "canceled_at": done_at if order.state is OrderState.CANCELED else None,
+        "canceled_at": done_at if status == "canceled" else None,
         "failed_at": done_at if order.state is OrderState.REJECTED else None,
-        "replaced_at": None,
-        "replaced_by": None,
-        "replaces": None,
+        "replaced_at": done_at if replaced_by is not None else None,
+        "replaced_by": order_uuid(replaced_by) if replaced_by else None,
+        "replaces": order_uuid(replaces) if replaces else None,
         "asset_id": _asset_id(order.symbol),
         "symbol": order.symbol,
         "asset_class": _asset_class(order.symbol),
@@ -395,11 +402,21 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
     notionals: dict[str, Decimal] = {}
     """venue order id -> the dollars it was sent for (kept while the emulator runs)."""
 
+    replaced_by: dict[str, str] = {}
+    """venue order id of a replaced order -> its replacement's (kept while it runs)."""
+
     def shown(order: VenueOrder, nested: bool = False) -> dict[str, Any]:
         legs = None
         if nested and order.oco_with is not None and not is_stop_leg(order):
             legs = [shown(venue.book.order(order.oco_with))]
-        return order_json(order, notionals.get(order.venue_order_id), legs)
+        replaces = next((o for o, n in replaced_by.items() if n == order.venue_order_id), None)
+        return order_json(
+            order,
+            notionals.get(order.venue_order_id),
+            legs,
+            replaced_by.get(order.venue_order_id),
+            replaces,
+        )
 
     def holding(symbol: str) -> tuple[Decimal, Decimal]:
         """The long position in `symbol`, and what of it no open sell order claims.
@@ -563,6 +580,44 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
         order = await venue.order_by_venue_id(venue_order_id(order_id))
         await venue.cancel(order.client_order_id, order.symbol)
         return Response(status_code=204)
+
+    @app.patch("/v2/orders/{order_id}")
+    async def replace(order_id: str, request: Request) -> Response:
+        """Alpaca's replace: a new order, under a new id, takes the old one's place,
+        which shows `replaced` from then on; what the body does not name is the old
+        one's. The old one must be open; the pair an OCO's order is in stays as it is
+        (this emulator replaces no OCO's order: the engine never asks it to)."""
+        old = await venue.order_by_venue_id(venue_order_id(order_id))
+        body = await request.json()
+        if old.state.is_final:
+            return _error(422, 42210000, "order is not open")
+        if old.oco_with is not None:
+            return _error(422, 42210000, "this emulator replaces no order of an OCO")
+        try:
+            qty = Decimal(str(body["qty"])) if body.get("qty") is not None else old.qty
+            changed = OrderRequest(
+                client_order_id=body.get("client_order_id") or str(uuid.uuid4()),
+                symbol=old.symbol,
+                side=old.side,
+                type=old.type,
+                qty=qty,
+                limit_price=_decimal(body.get("limit_price")) or old.limit_price,
+                stop_price=_decimal(body.get("stop_price")) or old.stop_price,
+                time_in_force=TimeInForce(body.get("time_in_force") or old.time_in_force),
+            )
+        except (ValueError, InvalidOperation) as error:
+            return _error(422, 40010000, f"invalid order: {error}")
+        held, available = holding(old.symbol)
+        freed = old.qty - old.filled_qty if old.side.value == "sell" else Decimal(0)
+        refused = refusal(
+            old.symbol, _type_name(changed), changed.time_in_force.value, old.side.value,
+            qty, False, held, available + freed,
+        )  # fmt: skip
+        if refused is not None:
+            return refused
+        new = await venue.replace(old.client_order_id, changed)
+        replaced_by[old.venue_order_id] = new.venue_order_id
+        return JSONResponse(shown(new))
 
     @app.get("/v2/account/activities/FILL")
     async def fills(

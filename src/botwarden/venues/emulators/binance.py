@@ -24,6 +24,11 @@ here works against it, signatures and all. Facts of Binance's API implemented he
   cancels both, the list locks its quantity once; `GET /api/v3/orderList`,
   `GET /api/v3/openOrderList` and `DELETE /api/v3/orderList` answer for the list (the
   emulator keeps list names in memory: a restarted emulator forgets them);
+- a spot order can be canceled and another placed in its place in one request
+  (`POST /api/v3/order/cancelReplace`, `STOP_ON_FAILURE`): Binance cancels first, so
+  a cancel that fails leaves the new order unattempted (400, -2022 "Order
+  cancel-replace failed."), and a new order refused after the cancel leaves neither
+  (409, -2021 "Order cancel-replace partially failed."); `data` says how each half went;
 - on USD-M a take-profit rests in the algo service too (TAKE_PROFIT_MARKET, refused
   with -2021 if it would trigger at once), held by the paper book as a limit at its
   trigger price; the book's open reduce-only orders count against the position, so a
@@ -110,10 +115,17 @@ class BinanceError(Exception):
     """An answer of Binance's own: HTTP status, Binance error code, message."""
 
     def __init__(
-        self, status: int, code: int, msg: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        code: int,
+        msg: str,
+        headers: dict[str, str] | None = None,
+        data: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(msg)
         self.status, self.code, self.msg, self.headers = status, code, msg, headers
+        self.data = data
+        """What a cancel-replace answers beside its error: how each half went."""
 
 
 def _rejection(flavour: Flavour, code: str | None, message: str) -> BinanceError:
@@ -567,8 +579,9 @@ def create_app(
 
     @app.exception_handler(BinanceError)
     async def binance_error(request: Request, error: BinanceError) -> Response:
+        data = {} if error.data is None else {"data": error.data}
         return JSONResponse(
-            {"code": error.code, "msg": error.msg},
+            {"code": error.code, "msg": error.msg, **data},
             status_code=error.status,
             headers=error.headers,
         )
@@ -1009,6 +1022,52 @@ def create_app(
                 ],
                 "permissions": ["SPOT"],
                 "uid": 1,
+            }
+
+        @app.post("/api/v3/order/cancelReplace")
+        async def cancel_replace(request: Request) -> dict[str, Any]:
+            """One order canceled and another placed in its place, in one request, in
+            `STOP_ON_FAILURE` mode (the one modelled): a cancel that fails leaves the new
+            order unattempted (400, -2022); a new order refused after its cancel leaves
+            neither (409, -2021). Both halves are reported."""
+            params = await signed(request)
+            if params.get("cancelReplaceMode") != "STOP_ON_FAILURE":
+                raise BinanceError(400, -1102, "this emulator models STOP_ON_FAILURE only")
+            kind = params.get("type", "")
+            if kind == "STOP_LOSS" and "stopPrice" not in params:
+                raise BinanceError(400, -1102, "Mandatory parameter 'stopPrice' was not sent.")
+            wanted = request_from(params, kind, "newClientOrderId")
+            named = {"orderId": params.get("cancelOrderId", "")}
+            if params.get("cancelOrigClientOrderId"):
+                named = {"origClientOrderId": params["cancelOrigClientOrderId"]}
+            try:
+                old = cancelable(locate({**params, **named}, **REGULAR))
+            except (BinanceError, VenueError) as error:
+                failed = translate(flavour, error)
+                halves = {"cancelResult": "FAILURE", "newOrderResult": "NOT_ATTEMPTED"}
+                answers = {"code": failed.code, "msg": failed.msg}
+                data = {**halves, "cancelResponse": answers, "newOrderResponse": None}
+                raise BinanceError(400, -2022, "Order cancel-replace failed.", data=data) from None
+            try:
+                new = await venue.replace(old.client_order_id, wanted)
+            except (Rejected, OrderRefused) as error:  # Binance had canceled the old one first
+                canceled = await venue.cancel(old.client_order_id, old.symbol)
+                failed = translate(flavour, error)
+                data = {
+                    "cancelResult": "SUCCESS",
+                    "newOrderResult": "FAILURE",
+                    "cancelResponse": exchange.order_json(canceled),
+                    "newOrderResponse": {"code": failed.code, "msg": failed.msg},
+                }
+                raise BinanceError(
+                    409, -2021, "Order cancel-replace partially failed.", data=data
+                ) from None
+            canceled = venue.book.order_by_venue_id(old.venue_order_id)
+            return {
+                "cancelResult": "SUCCESS",
+                "newOrderResult": "SUCCESS",
+                "cancelResponse": exchange.order_json(canceled),
+                "newOrderResponse": exchange.order_json(new),
             }
 
         @app.post("/api/v3/orderList/oco")

@@ -66,6 +66,10 @@ class BookSettings:
     """Honour reduce-only orders, as futures venues do: one fills at most what is held
     the other way, and what it cannot fill is canceled. False: like a stock broker,
     an order is an order, flag or not."""
+    replaces: bool = True
+    """An order can be replaced by another in one request (as on Alpaca and Binance
+    spot): the engine moves a stop that way where reduce-only is not honoured. False:
+    like an exchange without, where a stop is moved by canceling it first."""
 
 
 class PaperBook:
@@ -440,7 +444,7 @@ class PaperBook:
         """What open orders already claim is not available again (as Alpaca's
         `qty_available` and Binance's locked balances): a spot account cannot sell the
         same shares twice, and no account can spend the same cash twice."""
-        open_orders = list(self._open_orders().values())
+        open_orders = list(self._open_now().values())
 
         def claimed(side: OrderSide, symbol: str | None = None) -> list[VenueOrder]:
             return [o for o in open_orders if o.side is side and symbol in (None, o.symbol)]
@@ -567,22 +571,39 @@ class PaperBook:
 
     def cancel(self, client_order_id: str, now: datetime) -> VenueOrder:
         with self._transaction():
-            open_ = [
-                o for o in self._open_orders().values() if o.client_order_id == client_order_id
-            ]
-            if not open_:
-                self.order(client_order_id)  # NotFound if it never existed
-                raise Rejected(self.NAME, f"order {client_order_id!r} is not open", code="not_open")
-            order = open_[-1].evolve(state=OrderState.CANCELED, updated_at=now)
-            self._save_order(order)
-            for other in list(self._open_now().values()):  # a pair goes together
-                if order.oco_with is not None and other.client_order_id == order.oco_with:
-                    canceled = other.evolve(
-                        state=OrderState.CANCELED,
-                        updated_at=now,
-                        reason=f"oco: {client_order_id} canceled",
-                    )
-                    self._save_order(canceled)
+            order = self._cancel(client_order_id, now)
+        return order
+
+    def replace(self, client_order_id: str, request: OrderRequest, now: datetime) -> VenueOrder:
+        """Cancel an open order and accept `request` in its place, as one change (as
+        Alpaca's replace and Binance's cancel-replace): refused if the old one is not
+        open any more, and a refused new one leaves the old one open. An order of a
+        pair is not replaced (its pair would go with it)."""
+        self._check_symbol(request.symbol)
+        if not self.settings.replaces:
+            raise Rejected(self.NAME, "this exchange replaces no orders", code="no_replace")
+        with self._transaction():
+            old = self._cancel(client_order_id, now, f"replaced by {request.client_order_id}")
+            if old.oco_with is not None:
+                raise Rejected(self.NAME, "an order of a pair is not replaced", code="bad_oco")
+            order = self._accept(request, now, None)
+        return order
+
+    def _cancel(self, client_order_id: str, now: datetime, reason: str | None = None) -> VenueOrder:
+        open_ = [o for o in self._open_orders().values() if o.client_order_id == client_order_id]
+        if not open_:
+            self.order(client_order_id)  # NotFound if it never existed
+            raise Rejected(self.NAME, f"order {client_order_id!r} is not open", code="not_open")
+        order = open_[-1].evolve(state=OrderState.CANCELED, updated_at=now, reason=reason)
+        self._save_order(order)
+        for other in list(self._open_now().values()):  # a pair goes together
+            if order.oco_with is not None and other.client_order_id == order.oco_with:
+                canceled = other.evolve(
+                    state=OrderState.CANCELED,
+                    updated_at=now,
+                    reason=f"oco: {client_order_id} canceled",
+                )
+                self._save_order(canceled)
         return order
 
     def advance(self, now: datetime) -> list[VenueOrder]:

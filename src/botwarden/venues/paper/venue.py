@@ -93,6 +93,7 @@ class PaperVenue:
             bulk=frozenset({"positions", "open_orders", "fills"}),
             reduce_only=book.settings.reduce_only,
             oco=True,
+            replaces=book.settings.replaces,
         )
 
     async def _call(self, operation: str, effect: Callable[[datetime], T]) -> T:
@@ -194,6 +195,19 @@ class PaperVenue:
             enforce(stop, rules, price)
             enforce(take_profit, rules, price)
         return await self._call("submit", lambda now: self.book.submit_oco(stop, take_profit, now))
+
+    async def replace(
+        self, client_order_id: str, request: OrderRequest, venue_order_id: str | None = None
+    ) -> VenueOrder:
+        if request.symbol in self.book.feed.instruments:
+            price = self.book.feed.price(request.symbol, self.clock())
+            enforce(request, await self.market(request.symbol), price)
+
+        def replace(now: datetime) -> VenueOrder:
+            self._find(client_order_id, request.symbol)
+            return self.book.replace(client_order_id, request, now)
+
+        return await self._call("submit", replace)
 
     async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder:
         def cancel(now: datetime) -> VenueOrder:
