@@ -63,6 +63,33 @@ async def test_prices_and_bars_come_from_the_data_api(alpaca) -> None:
     assert all(b.low <= b.close <= b.high for b in bars)
 
 
+@pytest.mark.parametrize(("timeframe", "limit"), [("1h", 100), ("4h", 60), ("1d", 30), ("1w", 10)])
+async def test_bars_are_the_newest_completed_ones_up_to_alpacas_now(
+    tmp_path: Path, timeframe: str, limit: int
+) -> None:
+    """As many bars as asked, oldest first, the newest the last one completed by
+    Alpaca's own clock (read at `GET /v2/clock`), wherever the host's clock is: asked
+    newest first from far enough back (a stock's bars leave out nights, weekends and
+    holidays), never counted from the host's now."""
+    from botwarden.domain.timeframes import last_completed_bar_open, width
+
+    clock = Clock()
+    exchange, app = start(tmp_path, clock=clock)
+    with serving(app) as url:
+        venue = adapter(url, host_clock=lambda: clock.now + timedelta(days=200))
+        await venue.connect()
+        bars = await venue.bars("SPY", timeframe, limit)
+        newest = last_completed_bar_open(timeframe, clock.now)
+        assert [b.time for b in bars] == [
+            newest - width(timeframe) * n for n in range(limit - 1, -1, -1)
+        ]
+        reading = await venue.read_clock()
+        assert reading.venue_time == clock.now and reading.skewed
+        assert "200.0 days behind" in reading.describe("alpaca")
+        await venue.close()
+    exchange.book.close()
+
+
 async def test_refusals_are_rejected_and_missing_orders_not_found(alpaca) -> None:
     venue, _ = alpaca
     await venue.submit(order("bot-000001"))

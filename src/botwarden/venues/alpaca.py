@@ -115,6 +115,16 @@ QTY_STEP = Decimal("0.000000001")
 CRYPTO_STOP_BAND = Decimal("0.05")
 """How far past its stop price a crypto stop-limit's limit lies (5%)."""
 CRYPTO_TIME_IN_FORCE = frozenset({TimeInForce.GTC, TimeInForce.IOC})
+STOCK_CALENDAR_SPAN = 7
+"""How many times its bars' own width a stock's bars may stretch over in calendar
+time: Alpaca's cover some 16 hours of 24 (pre-market to after-hours) and 5 days of 7,
+and holidays take more (100 1h bars are about 6 trading days: 9 calendar days, 12 over
+a long weekend, well inside 7 times 100 hours). Bars are asked for newest first, so a
+long span costs nothing."""
+
+
+def _host_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class AlpacaVenue:
@@ -134,11 +144,13 @@ class AlpacaVenue:
         fractional: bool = False,
         crypto_stop_band: Decimal = CRYPTO_STOP_BAND,
         symbols: Sequence[str] = (),
+        host_clock: Callable[[], datetime] = _host_now,
     ) -> None:
         """`fractional`: size stock entries in fractions of a share (their stops are
         then DAY orders, gone at each close until the bot places them again).
         `symbols`: the markets the bot trades; with a coin among them, this account
-        holds no take-profit beside a stop (Alpaca's crypto orders are simple only)."""
+        holds no take-profit beside a stop (Alpaca's crypto orders are simple only).
+        `host_clock`: the bot's clock, which Alpaca's is read against."""
         self._key, self._secret = api_key, secret_key
         self._fractional = fractional
         self._crypto_stop_band = crypto_stop_band
@@ -146,6 +158,10 @@ class AlpacaVenue:
         self._base_url, self._data_url = base_url, data_url
         self._timeout = timeout
         self._reads, self._cancels = reads, cancels
+        self._host_clock = host_clock
+        self._offset = timedelta(0)
+        """Alpaca's clock minus the host's, as last read (`read_clock`): bars are asked
+        for up to Alpaca's now, not the host's."""
         self._trading: Any = None
         self._data: Any = None
         self._crypto_data: Any = None
@@ -187,6 +203,7 @@ class AlpacaVenue:
             client._retry = 0  # the SDK's own 429/504 retries: the policy is ours
             _bound(client._session, self._timeout)
         await self.balance()  # proves the keys now, not at the first order
+        await self.read_clock()
 
     async def close(self) -> None:
         for client in (self._trading, self._data, self._crypto_data):
@@ -249,11 +266,15 @@ class AlpacaVenue:
 
     # -- the port ------------------------------------------------------------------------
     async def read_clock(self) -> ClockReading:
-        """The host's clock for both: fills are asked of Alpaca by its own `after`
-        filter, from the bot's first order, so no window ends at the host's clock.
-        (Alpaca tells its time at `GET /v2/clock`; not read yet.)"""
-        now = datetime.now(UTC)
-        return ClockReading(now, now)
+        """Alpaca's clock (`GET /v2/clock`) against the host's, read when it answered.
+        Fills are asked of Alpaca by its own `after` filter, from the bot's first
+        order, so no window of theirs ends at the host's clock; bars are asked for up
+        to Alpaca's now."""
+        answer = await self._call("clock", lambda: self._trading.get_clock(), self._reads)
+        host = self._host_clock()
+        venue_time = answer.timestamp.astimezone(UTC)
+        self._offset = venue_time - host
+        return ClockReading(venue_time, host)
 
     async def balance(self) -> Balance:
         account = await self._call("account", lambda: self._trading.get_account(), self._reads)
@@ -534,19 +555,31 @@ class AlpacaVenue:
         return {s: Decimal(str(trades[s].price)) for s in symbols}
 
     async def bars(self, symbol: str, timeframe: str, limit: int) -> Sequence[Bar]:
+        from alpaca.common.enums import Sort
         from alpaca.data.requests import CryptoBarsRequest, StockBarsRequest
 
         frame, width = _timeframe(timeframe)
-        start = datetime.now().astimezone() - width * (limit + 1)
-        fields = {"symbol_or_symbols": symbol, "timeframe": frame, "start": start}
-        if "/" in symbol:
-            request: Any = CryptoBarsRequest(**fields, limit=limit + 1)
+        now = self._host_clock() + self._offset  # Alpaca's
+        crypto = "/" in symbol
+        # The newest bars first, from far enough back to hold `limit` of them: a coin
+        # trades around the clock, a stock has nights, weekends and holidays without.
+        span = width * (limit + 2) * (1 if crypto else STOCK_CALENDAR_SPAN)
+        fields = {
+            "symbol_or_symbols": symbol,
+            "timeframe": frame,
+            "start": now - span,
+            "limit": limit + 2,  # (the newest may be still forming)
+            "sort": Sort.DESC,
+        }
+        if crypto:
+            request: Any = CryptoBarsRequest(**fields)
             ask = self._crypto_data.get_crypto_bars
         else:
-            request = StockBarsRequest(**fields, limit=limit + 1)
+            request = StockBarsRequest(**fields)
             ask = self._data.get_stock_bars
         bar_set = await self._call("bars", lambda: ask(request), self._reads)
-        found = bar_set.data.get(symbol, [])
+        found = sorted(bar_set.data.get(symbol, []), key=lambda b: b.timestamp)
+        found = [b for b in found if b.timestamp + width <= now]  # completed only
         return [
             Bar(
                 time=b.timestamp,

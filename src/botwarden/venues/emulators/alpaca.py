@@ -28,16 +28,17 @@ from __future__ import annotations
 import re
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from botwarden.domain.markets import TimeInForce
 from botwarden.domain.orders import OrderType
-from botwarden.domain.timeframes import TIMEFRAMES
+from botwarden.domain.timeframes import TIMEFRAMES, width
 from botwarden.venues.base import (
     Ambiguous,
     NotFound,
@@ -678,12 +679,28 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
             }  # fmt: skip
         return {"trades": trades}
 
-    async def bars(symbols: list[str], timeframe: str, limit: int) -> Response | dict[str, Any]:
+    async def bars(
+        symbols: list[str], timeframe: str, window: BarWindow
+    ) -> Response | dict[str, Any]:
+        """The completed bars from `start` (the newest `limit`, without one), oldest
+        first, or newest first for `sort=desc`, at most `limit`. (The paper exchange
+        has no sessions: a stock trades around the clock here.)"""
         frame = _timeframe(timeframe)
         if frame is None:
             return _error(422, 42210000, f"invalid timeframe {timeframe!r}")
+        now = venue.clock()
+        begin, finish = _moment(window.start), _moment(window.end) or now
+        count = window.limit
+        if begin is not None:  # every completed bar since `begin`
+            count = min(int((now - begin) / width(frame)) + 1, MAX_BARS)
         found = {}
         for symbol in symbols:
+            every = [
+                b
+                for b in await venue.bars(symbol, frame, count)
+                if (begin is None or b.time >= begin) and b.time <= finish
+            ]
+            chosen = every[::-1] if window.sort == "desc" else every
             found[symbol] = [
                 {
                     "t": _time(b.time),
@@ -695,7 +712,7 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
                     "n": 0,
                     "vw": float(b.close),
                 }
-                for b in await venue.bars(symbol, frame, limit)
+                for b in chosen[: window.limit]
             ]
         return {"bars": found, "next_page_token": None}
 
@@ -720,9 +737,9 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
         return listed if isinstance(listed, Response) else await latest_trades(listed)
 
     @app.get("/v2/stocks/bars")
-    async def stock_bars(symbols: str, timeframe: str, limit: int = 1000) -> Any:
+    async def stock_bars(symbols: str, timeframe: str, window: Window) -> Any:
         listed = stocks(symbols)
-        return listed if isinstance(listed, Response) else await bars(listed, timeframe, limit)
+        return listed if isinstance(listed, Response) else await bars(listed, timeframe, window)
 
     @app.get("/v1beta3/crypto/us/latest/trades")
     async def crypto_latest_trades(symbols: str) -> Any:
@@ -730,9 +747,21 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
         return listed if isinstance(listed, Response) else await latest_trades(listed)
 
     @app.get("/v1beta3/crypto/us/bars")
-    async def crypto_bars(symbols: str, timeframe: str, limit: int = 1000) -> Any:
+    async def crypto_bars(symbols: str, timeframe: str, window: Window) -> Any:
         listed = coins(symbols)
-        return listed if isinstance(listed, Response) else await bars(listed, timeframe, limit)
+        return listed if isinstance(listed, Response) else await bars(listed, timeframe, window)
+
+    @app.get("/v2/clock")
+    async def clock() -> dict[str, Any]:
+        """The exchange's time; its market never closes (the paper exchange has no
+        sessions)."""
+        now = venue.clock()
+        return {
+            "timestamp": _time(now),
+            "is_open": True,
+            "next_open": _time(now + timedelta(days=1)),
+            "next_close": _time(now + timedelta(days=1)),
+        }
 
     return app
 
@@ -753,6 +782,24 @@ _UNITS = {
     "Week": timedelta(weeks=1),
     "W": timedelta(weeks=1),
 }
+
+
+MAX_BARS = 10_000
+"""Alpaca's largest page of bars."""
+
+
+@dataclass(frozen=True)
+class BarWindow:
+    """What a bars request asks for, beside its symbols and timeframe."""
+
+    limit: int = 1000
+    start: str | None = None
+    end: str | None = None
+    sort: Literal["asc", "desc"] = "asc"
+
+
+Window = Annotated[BarWindow, Depends()]
+"""A bars route's query, as FastAPI reads it."""
 
 
 def _timeframe(name: str) -> str | None:
