@@ -217,9 +217,10 @@ def venue_serve(
     unmodified SDK (alpaca-py, ccxt) or bot at it to rehearse fills, stops and outages."""
     import uvicorn
 
-    from botwarden.config import PaperVenueSettings, describe_validation_error
+    from botwarden.config import describe_validation_error
     from botwarden.venues.emulators.apis import create_app, paper_settings
     from botwarden.venues.factory import open_paper_venue
+    from botwarden.venues.settings import PaperVenueSettings
 
     if (key is None) != (secret is None):
         raise ConfigError("--key and --secret go together (or set neither)")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from botwarden.config import BotConfig, KeyedVenueSettings, botwarden_home
+from botwarden.config import BotConfig, botwarden_home
 from botwarden.domain.models import BotStatus, Topic
 from botwarden.engine.crash import CRASH
 from botwarden.engine.runner import Flattened, Runner
@@ -33,6 +33,7 @@ from botwarden.strategies.loading import LoadedStrategy
 from botwarden.venues.base import Venue
 from botwarden.venues.factory import open_venue
 from botwarden.venues.paper.venue import PaperVenue
+from botwarden.venues.settings import KeyedVenueSettings
 
 log = logging.getLogger(__name__)
 

@@ -151,8 +151,8 @@ class Exchange:
 
     def open_book(self, readonly: bool = False) -> PaperBook:
         """The exchange's book (`readonly`: looked at while the exchange runs)."""
-        from botwarden.config import PaperVenueSettings
         from botwarden.venues.factory import paper_book
+        from botwarden.venues.settings import PaperVenueSettings
 
         settings = PaperVenueSettings(seed=self.seed, **paper_settings(self.api))
         return paper_book(settings, self.book, readonly)

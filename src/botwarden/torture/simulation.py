@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from botwarden.config import BotConfig, PaperInstrument, PaperVenueSettings, load_config
+from botwarden.config import BotConfig, load_config
 from botwarden.engine.checks import PROMISES, Violation, check_promises
 from botwarden.engine.crash import CRASH, POINTS, SimulatedCrash
 from botwarden.engine.ids import ClientIds
@@ -63,6 +63,7 @@ from botwarden.venues.factory import paper_book
 from botwarden.venues.paper.book import PaperBook
 from botwarden.venues.paper.faults import FaultKind, FaultPlan
 from botwarden.venues.paper.venue import PaperVenue
+from botwarden.venues.settings import PaperInstrument, PaperVenueSettings
 
 VENUE_FAULTS = tuple(kind.value for kind in FaultKind)
 STATE_LOSSES = ("emptied", "torn", "garbage", "deleted")

@@ -9,13 +9,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from botwarden.config import (
-    AlpacaVenueSettings,
-    CcxtVenueSettings,
-    KeyedVenueSettings,
-    PaperVenueSettings,
-    VenueSettings,
-)
 from botwarden.errors import ConfigError
 from botwarden.state.settings import resolve_path
 from botwarden.venues.base import Venue
@@ -23,6 +16,13 @@ from botwarden.venues.paper.book import BookSettings, PaperBook
 from botwarden.venues.paper.faults import FaultPlan
 from botwarden.venues.paper.feed import Instrument, RandomWalkFeed
 from botwarden.venues.paper.venue import AcceleratedClock, PaperVenue, utc_now
+from botwarden.venues.settings import (
+    AlpacaVenueSettings,
+    CcxtVenueSettings,
+    KeyedVenueSettings,
+    PaperVenueSettings,
+    VenueSettings,
+)
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ def paper_settings(api: EmulatedApi) -> dict[str, Any]:
     (`BTC/USD`, in Alpaca's increments); Binance's accounts are in USDT, take client ids
     again once closed, list coins only, and short (and honour reduce-only orders) only
     on futures."""
-    from botwarden.config import PaperInstrument, PaperVenueSettings
+    from botwarden.venues.settings import PaperInstrument, PaperVenueSettings
 
     if api is EmulatedApi.alpaca:
         stocks = {
