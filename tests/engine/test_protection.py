@@ -13,8 +13,9 @@ from botwarden.domain.models import OrderSide
 from botwarden.domain.orders import IntentStatus, OrderType, Purpose
 from botwarden.domain.positions import StopPolicy
 from botwarden.engine.checks import check_promises
-from botwarden.venues.base import Ambiguous, OrderState
+from botwarden.venues.base import Ambiguous, OrderState, Rejected
 from botwarden.venues.paper.faults import FaultPlan
+from botwarden.venues.paper.venue import PaperVenue
 from tests.engine.harness import World
 from tests.venues.test_paper import FEED, T0, first_time_price
 
@@ -79,7 +80,8 @@ async def test_a_trailing_stop_is_replaced_in_one_request_never_a_moment_without
     assert new != old and orders[new].stop_price > position.stop_price
     assert orders[old].state is OrderState.CANCELED
     assert orders[old].reason == f"replaced by {new}"
-    assert orders[old].updated_at == orders[new].created_at, "no moment with neither resting"
+    await bot.protect()  # the next pass: the old one's end, as the venue tells it
+    assert resting_stops(world) == [new], "nothing more sent, nothing canceled"
     state = await bot.ctx.state.snapshot()
     assert state.intents[old].status is IntentStatus.CANCELED
     assert state.intents[new].status is IntentStatus.ACCEPTED
@@ -223,5 +225,95 @@ async def test_a_stop_never_answered_is_not_sent_again_beside_a_guard_for_its_po
     assert resting_stops(world) == [guard_stop], "one stop: the guard"
     state = await bot.ctx.state.snapshot()
     assert state.positions[position.id].stop_client_order_id == guard_stop
+    assert check_promises(state, world.book, bot.ctx.ids) == []
+    await world.close()
+
+
+class CancelsFirst(PaperVenue):
+    """The paper exchange with Binance spot's cancel-replace when the new order is
+    refused after the old one's cancel (409, -2021 "partially failed"): neither rests."""
+
+    async def replace(self, old, new, venue_order_id=None):
+        await self.cancel(old.client_order_id, old.symbol)
+        raise Rejected(self.name, "Order cancel-replace partially failed.", code="-2021")
+
+
+class RefusesReplace(PaperVenue):
+    """The paper exchange refusing a replace outright, the old order untouched (as
+    Alpaca answers "order parameters are not changed", say)."""
+
+    async def replace(self, old, new, venue_order_id=None):
+        raise Rejected(self.name, "order parameters are not changed")
+
+
+async def a_move_refused(tmp_path: Path, venue: type[PaperVenue]):
+    """A trailing stop to move, on `venue`, which refuses the replace its own way; the
+    pass that tried it has run. (world, bot, position, the stop it had)"""
+    world = World(tmp_path, stop=TRAILING)
+    bot, position = await held_and_protected(world)
+    [old] = resting_stops(world)
+    moved_up(world, position)
+    bot.venue.__class__ = venue
+    await bot.protect()
+    return world, bot, position, old
+
+
+async def test_a_refused_replace_that_took_the_old_stop_leaves_no_position_bare(
+    tmp_path: Path,
+) -> None:
+    """A venue that canceled the old stop and then refused the new one: the bot looks
+    at once, finds the old one gone, and places a stop in the same pass (never waits a
+    pass bare); where the old one still rests, it stays the position's stop."""
+    world, bot, position, old = await a_move_refused(tmp_path, CancelsFirst)
+    [placed] = resting_stops(world)
+    assert placed != old, "the old one went with the refused replace"
+    state = await bot.ctx.state.snapshot()
+    assert state.positions[position.id].stop_client_order_id == placed
+    assert state.intents[old].status is IntentStatus.CANCELED
+    assert check_promises(state, world.book, bot.ctx.ids) == []
+    await world.close()
+
+
+async def test_a_refused_replace_that_left_the_old_stop_keeps_it_as_the_stop(
+    tmp_path: Path,
+) -> None:
+    world, bot, position, old = await a_move_refused(tmp_path, RefusesReplace)
+    assert resting_stops(world) == [old], "nothing else sent, nothing canceled"
+    state = await bot.ctx.state.snapshot()
+    assert state.positions[position.id].stop_client_order_id == old
+    alerts = [e for e in state.events.values() if e.kind == "alert"]
+    assert any("still rests" in e.message for e in alerts)
+    assert not any(e.data.get("notify") for e in alerts), "not told as unprotected"
+    await world.close()
+
+
+async def test_a_pair_placed_anew_first_cancels_a_guard_resting_beside_it(
+    tmp_path: Path,
+) -> None:
+    """A position grew while the store failed, and the outage guard covered the growth
+    with a guard stop. Once the store writes again its pair (stop and take-profit, no
+    reduce-only) is placed anew for all of it: the guard goes first, or guard and
+    pair stop would both fire and sell twice (the simulator found it, seed 1774)."""
+    from botwarden.domain.models import TakeProfit
+    from botwarden.engine.outage import OutageGuard
+
+    world = World(tmp_path, take_profit=TakeProfit.percent(5))
+    bot = await world.start()
+    bot.venue.faults = FaultPlan.parse("partial_fill:p=1,fraction=0.5,times=1")
+    await bot.desk.place(symbol="SPY", side=OrderSide.BUY, qty=Decimal(10), purpose=Purpose.ENTRY)
+    await bot.desk.sync_fills()
+    await bot.protect()  # a pair for the half filled
+    world.clock.now += timedelta(minutes=1)
+    await bot.desk.sync_fills()  # the rest filled: 10 held, 5 covered
+    guard = OutageGuard(bot.ctx, bot.protector)
+    await guard.protect(await bot.ctx.state.snapshot())  # the store failing meanwhile
+    assert len(resting_stops(world)) == 2, "the pair's stop and a guard for the rest"
+    async with bot.ctx.state.transaction() as tx:  # the store writes again
+        for intent in guard.unwritten.values():
+            tx.save_order(intent)
+    await bot.protect()
+    [stop] = [o for o in world.book.open_orders() if o.type is OrderType.STOP]
+    assert stop.qty == Decimal(10) and stop.oco_with is not None, "one pair, for all of it"
+    state = await bot.ctx.state.snapshot()
     assert check_promises(state, world.book, bot.ctx.ids) == []
     await world.close()

@@ -4,6 +4,7 @@ failure mapped to the error class that tells the engine what it may do."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -202,41 +203,71 @@ async def test_fills_come_in_pages_and_say_when_more_are_waiting(tmp_path: Path)
     exchange.book.close()
 
 
-async def test_a_stop_is_moved_by_alpacas_replace_in_one_request(tmp_path: Path) -> None:
-    """Alpaca holds the shares a stop sells (a second stop is refused): the adapter
-    moves one with Alpaca's replace, which Alpaca shows as `replaced` by the new order,
-    under the bot's new client id. A fraction of a share, which alpaca-py's replace
-    cannot carry, is canceled and placed again; an order no longer open is refused."""
-    from tests.support.alpaca import client
-
+@asynccontextmanager
+async def a_stop_to_move(tmp_path: Path, held: str):
+    """The adapter on an emulator where it holds `held` SPY and a stop `bot-1` for 10
+    of them: (adapter, exchange, emulator app, the stop's request, two stop prices)."""
     clock = Clock()
     exchange, app = start(tmp_path, clock=clock)
     with serving(app) as url:
+        app.state.url = url
         venue = adapter(url)
         await venue.connect()
         price = FEED.price("SPY", T0)
         stop_at = [(price * Decimal(f)).quantize(Decimal("0.01")) for f in ("0.95", "0.96")]
-        await venue.submit(order("bot-entry", qty="12.5"))
-        await venue.submit(order("bot-1", side="sell", type="stop", qty="10",
-                                 stop_price=stop_at[0]))  # fmt: skip
+        await venue.submit(order("bot-entry", qty=held))
+        first = order("bot-1", side="sell", type="stop", qty="10", stop_price=stop_at[0])
+        await venue.submit(first)
+        yield venue, exchange, app, first, stop_at
+        await venue.close()
+    exchange.book.close()
+
+
+async def test_a_stop_is_moved_by_alpacas_replace_in_one_request(tmp_path: Path) -> None:
+    """Alpaca holds the shares a stop sells (a second stop is refused): the adapter
+    moves one with Alpaca's replace, which Alpaca shows as `replaced` by the new order,
+    under the bot's new client id. A fractional quantity (before or after), which
+    Alpaca does not change, is canceled and placed again; an order no longer open is
+    refused."""
+    from tests.support.alpaca import client
+
+    async with a_stop_to_move(tmp_path, held="12.5") as (venue, exchange, app, first, stop_at):
+        url = app.state.url
         moved = order("bot-2", side="sell", type="stop", qty="10", stop_price=stop_at[1])
-        taken = await venue.replace("bot-1", moved)
+        taken = await venue.replace(first, moved)
         assert (taken.client_order_id, taken.stop_price) == ("bot-2", stop_at[1])
         old = client(url).get_order_by_client_id("bot-1")
         assert (old.status.value, str(old.replaced_by)) == ("replaced", taken.venue_order_id)
-        book = {o.client_order_id: o for o in exchange.book.all_orders()}
-        assert book["bot-1"].updated_at == book["bot-2"].created_at
+        assert exchange.book.order("bot-1").reason == "replaced by bot-2", "in one change"
         assert [o.client_order_id for o in await venue.open_orders()] == ["bot-2"]
 
         part = order("bot-3", side="sell", type="stop", qty="12.5", stop_price=stop_at[1])
-        fractional = await venue.replace("bot-2", part)
+        fractional = await venue.replace(moved, part)
         assert (fractional.client_order_id, fractional.qty) == ("bot-3", Decimal("12.5"))
+        assert exchange.book.order("bot-2").reason is None, "canceled, not replaced"
         assert exchange.book.order("bot-2").state is OrderState.CANCELED
-        assert [o.client_order_id for o in exchange.book.open_orders()] == ["bot-3"]
+        whole = order("bot-4", side="sell", type="stop", qty="12", stop_price=stop_at[0])
+        back = await venue.replace(part, whole)  # from a fraction: canceled and placed too
+        assert exchange.book.order("bot-3").reason is None
+        assert [o.client_order_id for o in exchange.book.open_orders()] == [back.client_order_id]
 
-        again = order("bot-4", side="sell", type="stop", qty="10", stop_price=stop_at[0])
+        again = order("bot-5", side="sell", type="stop", qty="10", stop_price=stop_at[0])
         with pytest.raises(Rejected, match="not open"):
-            await venue.replace("bot-1", again)  # replaced already: not open
-        assert [o.client_order_id for o in exchange.book.open_orders()] == ["bot-3"]
-        await venue.close()
-    exchange.book.close()
+            await venue.replace(first, again)  # replaced already: not open
+        assert [o.client_order_id for o in exchange.book.open_orders()] == ["bot-4"]
+
+
+async def test_a_stop_alpaca_has_not_routed_yet_is_canceled_and_placed_instead(
+    tmp_path: Path,
+) -> None:
+    """Outside market hours Alpaca holds orders `accepted`, not sent to an exchange, and
+    refuses to replace one ("order isn't sent to exchange yet"): the adapter cancels it
+    and places the new one (a stock's stop cannot fire then anyway)."""
+    async with a_stop_to_move(tmp_path, held="10") as (venue, exchange, app, first, stop_at):
+        app.state.routed = False  # the market closes
+        moved = order("bot-2", side="sell", type="stop", qty="10", stop_price=stop_at[1])
+        taken = await venue.replace(first, moved)
+        assert (taken.client_order_id, taken.stop_price) == ("bot-2", stop_at[1])
+        assert exchange.book.order("bot-1").state is OrderState.CANCELED
+        assert exchange.book.order("bot-1").reason is None, "canceled, not replaced"
+        assert [o.client_order_id for o in exchange.book.open_orders()] == ["bot-2"]

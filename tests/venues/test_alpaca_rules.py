@@ -325,6 +325,7 @@ async def test_crypto_prices_and_bars_come_from_the_crypto_data_api(
         "GET /v2/stocks/trades/latest": 1,
         "GET /v1beta3/crypto/us/latest/trades": 1,
         "GET /v1beta3/crypto/us/bars": 2,
+        "GET /v2/clock": 2,  # read beside each bars request: the newest completed by it
     }
 
 

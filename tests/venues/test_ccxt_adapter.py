@@ -600,9 +600,10 @@ async def test_a_spot_stop_is_moved_by_one_cancel_replace_under_the_bots_ids(
         venue = emulated.venue
         assert venue.capabilities.replaces
         await venue.submit(btc("bw-entry"))
-        await venue.submit(btc("bw-1", side="sell", type="stop", stop_price=away("0.97")))
+        first = btc("bw-1", side="sell", type="stop", stop_price=away("0.97"))
+        await venue.submit(first)
         moved = btc("bw-2", side="sell", type="stop", stop_price=away("0.98"))
-        taken = await venue.replace("bw-1", moved)
+        taken = await venue.replace(first, moved)
         assert (taken.client_order_id, taken.stop_price, taken.state) == (
             "bw-2", moved.stop_price, OrderState.OPEN
         )  # fmt: skip
@@ -610,7 +611,7 @@ async def test_a_spot_stop_is_moved_by_one_cancel_replace_under_the_bots_ids(
         assert emulated.calls["DELETE /api/v3/order"] == 0
         book = {o.client_order_id: o for o in emulated.exchange.book.all_orders()}
         assert book["bw-1"].state is OrderState.CANCELED
-        assert book["bw-1"].updated_at == book["bw-2"].created_at
+        assert book["bw-1"].reason == "replaced by bw-2", "in one change of the book"
         assert [o.client_order_id for o in await venue.open_orders()] == ["bw-2"]
 
 
@@ -623,15 +624,16 @@ async def test_a_spot_cancel_replace_refused_says_whether_the_old_order_went(
     async with emulated_ccxt(tmp_path, "spot") as emulated:
         venue, book = emulated.venue, emulated.exchange.book
         await venue.submit(btc("bw-entry"))
+        first = btc("bw-1", side="sell", type="stop", stop_price=away("0.97"))
+        moved = btc("bw-2", side="sell", type="stop", stop_price=away("0.98"))
         with pytest.raises(Rejected, match="cancel-replace failed") as failed:
-            await venue.replace("bw-gone", btc("bw-2", side="sell", type="stop",
-                                               stop_price=away("0.98")))  # fmt: skip
+            await venue.replace(first, moved)  # bw-1 was never placed
         assert failed.value.code == "-2022"
         assert book.open_orders() == [], "nothing placed"
-        await venue.submit(btc("bw-1", side="sell", type="stop", stop_price=away("0.97")))
+        await venue.submit(first)
         above = btc("bw-3", side="sell", type="stop", stop_price=away("1.02"))  # fires at once
         with pytest.raises(Rejected, match="partially failed") as partly:
-            await venue.replace("bw-1", above)
+            await venue.replace(first, above)
         assert partly.value.code == "-2021"
         assert book.open_orders() == [], "the old one canceled, the new one refused"
         assert book.order("bw-1").state is OrderState.CANCELED

@@ -339,13 +339,14 @@ async def test_a_replaced_stop_rests_no_more_and_its_replacement_does(opened) ->
         if not h.venue.capabilities.replaces:
             pytest.skip(f"{h.venue.name} replaces no orders (its exits rest side by side)")
         await h.venue.submit(h.order("conf-entry"))
-        await h.venue.submit(h.order("conf-1", side="sell", type="stop", stop_price=h.away("0.97")))
+        first = h.order("conf-1", side="sell", type="stop", stop_price=h.away("0.97"))
+        await h.venue.submit(first)
         moved = h.order("conf-2", side="sell", type="stop", stop_price=h.away("0.98"))
-        taken = await h.venue.replace("conf-1", moved)
+        taken = await h.venue.replace(first, moved)
         assert (taken.client_order_id, taken.stop_price) == ("conf-2", moved.stop_price)
         assert [o.client_order_id for o in await h.venue.open_orders()] == ["conf-2"]
         assert (await h.venue.order("conf-1", h.symbol)).state is OrderState.CANCELED
         late = h.order("conf-3", side="sell", type="stop", stop_price=h.away("0.96"))
         with pytest.raises(Rejected):
-            await h.venue.replace("conf-1", late)
+            await h.venue.replace(first, late)
         assert [o.client_order_id for o in await h.venue.open_orders()] == ["conf-2"]

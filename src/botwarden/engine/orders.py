@@ -424,8 +424,8 @@ class OrderDesk:
             if old is None:
                 answer = await ctx.venue.submit(request)
             else:
-                cid = old.client_order_id
-                answer = await ctx.venue.replace(cid, request, old.venue_order_id)
+                resting = OrderRequest.from_intent(old, reduce_only=request.reduce_only)
+                answer = await ctx.venue.replace(resting, request, old.venue_order_id)
         except Ambiguous as error:
             return await self._store(intent.mark_unknown(ctx.clock(), str(error)), "unknown", error)
         except (Rejected, NotFound, OrderRefused) as error:
@@ -442,15 +442,15 @@ class OrderDesk:
         return stored
 
     async def _replaced(self, old: OrderIntent, new: OrderIntent) -> None:
-        """The venue took `new` in `old`'s place: `old` rests no more. (Its fills, if it
-        had any before it went, are read with everyone's.)"""
-        now = self.ctx.clock()
+        """The venue took `new` in `old`'s place. `old`'s intent learns its end from the
+        venue, when it is missed from the open orders: an answer to a replace is not
+        its outcome everywhere (Alpaca may still reject the new order and leave the
+        old one working)."""
         async with self.ctx.state.transaction() as tx:
-            tx.save_order(old.cancel(now, f"replaced by {new.client_order_id}"))
             tx.add_event(
-                now,
+                self.ctx.clock(),
                 "order",
-                f"{old.client_order_id} replaced by {new.client_order_id} in one request",
+                f"{new.client_order_id} sent in {old.client_order_id}'s place, in one request",
                 {"client_order_id": new.client_order_id},
             )
 

@@ -329,6 +329,9 @@ class Protector:
                 live.client_order_id, live.symbol, settle_pair=False
             ):
                 return True  # maybe still resting: looked at again at the next pass
+        legs = {cid for cid in legs if cid}
+        if not await self._cancel_other_stops(position, open_orders, legs):
+            return True  # a guard or a stray beside the new pair could sell twice
 
         stop_leg = await self._place_legs(position, stop, target, cover)
         if went_with is not None:  # (learnt once the new pair is sent: no round trip bare)
@@ -421,14 +424,15 @@ class Protector:
         the one it had is canceled afterwards by the sweep, once the new one is
         confirmed (or first, when the venue refused the new one while the old one
         stood). Elsewhere the new one takes the old one's place in one request where
-        the venue can do that (never a moment without a stop; refused, the old one
-        rests on and is moved again at the next pass), or the old one is canceled
-        first and nothing is placed until the venue confirmed that cancel."""
+        the venue can do that (never a moment without a stop), or the old one is
+        canceled first and nothing is placed until the venue confirmed that cancel."""
         capabilities = self.ctx.venue.capabilities
         if live is not None and not capabilities.reduce_only and capabilities.replaces:
             placed = await self._place(position, wanted, cover, replaces=live.client_order_id)
-            if placed.status is IntentStatus.ACCEPTED:
+            if placed.status is IntentStatus.ACCEPTED:  # (its end is the venue's to tell)
                 self._gone.add(live.client_order_id)
+            elif placed.status is IntentStatus.REJECTED:
+                await self._after_a_refused_replace(position, live, placed, cover)
             return
         if live is not None and not capabilities.reduce_only:
             if not await self.desk.cancel(live.client_order_id, live.symbol):
@@ -439,6 +443,34 @@ class Protector:
         if placed.status is IntentStatus.REJECTED and live is not None:
             await self.desk.cancel(live.client_order_id, live.symbol)
             await self._place(await self._fresh(position), wanted, cover)
+
+    async def _after_a_refused_replace(
+        self, position: Position, live: VenueOrder, refused: OrderIntent, cover: Decimal
+    ) -> None:
+        """The venue refused a new stop in `live`'s place. `live` may rest still (it is
+        moved again at the next pass), or be gone: Binance cancels first and may then
+        refuse the new one, and it may have filled. One look says; a position left
+        bare gets its stop now, not a pass later."""
+        ctx = self.ctx
+        await self.desk.settle(live.client_order_id, live.symbol)
+        old = (await ctx.state.snapshot()).intents.get(live.client_order_id)
+        if old is None or not old.status.is_terminal:
+            await self.adopt_stop(await self._fresh(position), live, old)  # as before
+            async with ctx.state.transaction() as tx:
+                tx.add_event(
+                    ctx.clock(),
+                    "alert",
+                    f"{position.symbol}: {ctx.venue.name} refused to move its stop to"
+                    f" {refused.stop_price} ({refused.reason}): the stop at {live.stop_price}"
+                    f" ({live.client_order_id}) still rests; moved again at the next pass",
+                    {"client_order_id": refused.client_order_id, "position_id": position.id},
+                )
+            return
+        self._gone.add(live.client_order_id)
+        await self.desk.sync_fills()  # (it may have filled: then the position knows)
+        held = (await ctx.state.snapshot()).positions.get(position.id)
+        if held is not None:
+            await self._place(held, refused.stop_price, min(cover, held.size))
 
     async def _fresh(self, position: Position) -> Position:
         return (await self.ctx.state.snapshot()).positions.get(position.id, position)
@@ -453,11 +485,20 @@ class Protector:
         own = state.intents.get(current.stop_client_order_id)
         if own is None or own.status is not IntentStatus.ACCEPTED:
             return  # not confirmed yet: the old stop still protects
+        await self._cancel_other_stops(position, open_orders, {current.stop_client_order_id})
+
+    async def _cancel_other_stops(
+        self, position: Position, open_orders: dict[str, VenueOrder], keep: set[str]
+    ) -> bool:
+        """Cancel the stops of `position` resting on the venue but those in `keep`:
+        replaced ones, one left by a crash between a new stop and the old one's
+        cancel, guards sent while the store failed. True once none rests any more."""
+        state = await self.ctx.state.snapshot()
         ids = self.ctx.ids
         others = [
             cid
             for cid in open_orders
-            if cid != current.stop_client_order_id
+            if cid not in keep
             and cid not in self._gone
             and (
                 cid in self._stops_by_position.get(position.id, ())
@@ -467,11 +508,13 @@ class Protector:
                 )
             )
         ]
+        gone = True
         for cid in others:
             if cid not in state.intents:  # a guard never written: the state knows it first
                 found = found_on_the_venue(open_orders[cid], self.ctx.clock(), position.id)
                 await self.ctx.state.save_order(found)
-            await self.desk.cancel(cid, position.symbol)
+            gone = await self.desk.cancel(cid, position.symbol) and gone
+        return gone
 
     async def _place(
         self, position: Position, stop_price: Decimal, qty: Decimal, replaces: str | None = None
@@ -492,7 +535,9 @@ class Protector:
             replaces=replaces,
             also=remember,
         )
-        await self._told_of(position, placed, f"stop for {qty} {position.symbol} at {stop_price}")
+        if replaces is None or placed.status is not IntentStatus.REJECTED:
+            what = f"stop for {qty} {position.symbol} at {stop_price}"
+            await self._told_of(position, placed, what)
         return placed
 
     async def _told_of(self, position: Position, placed: OrderIntent, what: str) -> None:

@@ -428,6 +428,9 @@ class Simulation:
         self._faults_at_start = 0
         """Faults fired before the current instance started (to tell whether its
         recovery met any)."""
+        self._owed_i1 = False
+        """I1 was left aside after a recovery (guards held unwritten): checked once they
+        are written down."""
         self.outcome = Outcome(seed, options.days, self.scenario.describe())
         self._trading_day: date | None = None
         self._today: date | None = None
@@ -527,6 +530,7 @@ class Simulation:
                     venue_faults = sum(self.plan.fired.values())
                     await runner.tick()
                     recovered = await self._recovered(runner, recovered)
+                    await self._check_owed_i1(runner)
                     quiet = sum(self.plan.fired.values()) == venue_faults
                     held_before = await self._check_outage(runner, held_before, quiet)
                     await self._check_trading_day(runner)
@@ -672,6 +676,7 @@ class Simulation:
         self.outcome.recoveries += 1
         self.history.note("recovered")
         promises = set(PROMISES)
+        self._owed_i1 = False  # (checked now, unless left aside again below)
         if self._faults_so_far() != self._faults_at_start:
             promises.discard("I2")
         if self._store_down_now() or runner.guard.unwritten:
@@ -679,9 +684,17 @@ class Simulation:
             # the bot holds them, to write at its first pass that finds it writing (a
             # write that failed once may have been the last of a recovery).
             promises.discard("I1")
+            self._owed_i1 = True
         when = f"after recovery {self.outcome.recoveries}"
         await self._check(runner, when, catching_up=True, promises=promises)
         return True
+
+    async def _check_owed_i1(self, runner: Runner) -> None:
+        """I1, owed since a recovery, once the guards it left are written down."""
+        if not self._owed_i1 or runner.guard.unwritten or self._store_down_now():
+            return
+        self._owed_i1 = False
+        await self._check(runner, "once the guards were written down", True, {"I1"})
 
     async def _check_outage(self, runner: Runner, held_before: set[str], quiet: bool) -> set[str]:
         """While the store cannot write, the stop guarantee still holds, read from the

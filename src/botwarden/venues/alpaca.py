@@ -123,6 +123,15 @@ a long weekend, well inside 7 times 100 hours). Bars are asked for newest first,
 long span costs nothing."""
 
 
+NOT_ROUTED = "isn't sent to exchange yet"
+"""Alpaca's refusal to replace an order it has accepted but not routed ("unable to
+replace order, order isn't sent to exchange yet"): outside market hours."""
+
+
+def _fractional(qty: Decimal) -> bool:
+    return qty != qty.to_integral_value()
+
+
 def _host_now() -> datetime:
     return datetime.now(UTC)
 
@@ -485,39 +494,65 @@ class AlpacaVenue:
         return (units * tick).quantize(tick)
 
     async def replace(
-        self, client_order_id: str, request: OrderRequest, venue_order_id: str | None = None
+        self, old: OrderRequest, new: OrderRequest, venue_order_id: str | None = None
     ) -> VenueOrder:
         """Alpaca's replace (`PATCH /v2/orders/{id}`): the new order, under the new
-        client id, takes the old one's place, which Alpaca then shows `replaced`. A
-        fractional quantity, which alpaca-py's replace cannot carry (whole shares
-        only), is canceled and placed again instead: a moment without the order."""
+        client id, takes the old one's place, which Alpaca then shows `replaced`.
+        Alpaca cannot replace everything, and the adapter cancels and places instead
+        (a moment without the order) where it cannot:
+        - a fractional quantity, before or after (Alpaca does not change the quantity
+          of a fractional order, and alpaca-py's replace carries whole shares only);
+        - an order not routed yet (`accepted`: outside market hours, when a stock's
+          stop cannot fire anyway), which Alpaca refuses to replace ("order isn't
+          sent to exchange yet").
+        A refusal is checked against the new id first: Alpaca has answered a replace
+        that did take place with an error (alpaca-trade-api-python#306)."""
         from alpaca.trading.requests import ReplaceOrderRequest
 
         try:
-            asset = await self._asset(request.symbol)
+            asset = await self._asset(new.symbol)
         except NotFound as error:
-            raise Rejected(self.name, f"replace: {request.symbol}: {error}") from error
-        enforce(request, _rules(asset, fractional=True), None)
-        if request.qty != request.qty.to_integral_value():
-            canceled = await self.cancel(client_order_id, request.symbol)
-            if not canceled.state.is_final:
-                raise Rejected(self.name, f"replace: {client_order_id} still rests after a cancel")
-            return await self.submit(request)
+            raise Rejected(self.name, f"replace: {new.symbol}: {error}") from error
+        enforce(new, _rules(asset, fractional=True), None)
+        if _fractional(old.qty) or _fractional(new.qty):
+            return await self._cancel_and_submit(old, new)
         if venue_order_id is None:
-            venue_order_id = (await self.order(client_order_id, request.symbol)).venue_order_id
-        limit = self._limit_for(request, asset)
+            venue_order_id = (await self.order(old.client_order_id, old.symbol)).venue_order_id
+        limit = self._limit_for(new, asset)
         sdk_request = ReplaceOrderRequest(
-            qty=int(request.qty),
+            qty=int(new.qty),
             limit_price=None if limit is None else float(limit),
-            stop_price=None if request.stop_price is None else float(request.stop_price),
-            client_order_id=request.client_order_id,
+            stop_price=None if new.stop_price is None else float(new.stop_price),
+            client_order_id=new.client_order_id,
         )
-        sent = await self._call(
-            "replace",
-            lambda: self._trading.replace_order_by_id(venue_order_id, sdk_request),
-            NO_RETRY,
-        )
+        try:
+            sent = await self._call(
+                "replace",
+                lambda: self._trading.replace_order_by_id(venue_order_id, sdk_request),
+                NO_RETRY,
+            )
+        except Rejected as refused:
+            try:
+                return await self.order(new.client_order_id, new.symbol)  # it went through
+            except NotFound:
+                pass
+            if NOT_ROUTED not in str(refused):
+                raise
+            return await self._cancel_and_submit(old, new)
         return self._order(sent)
+
+    async def _cancel_and_submit(self, old: OrderRequest, new: OrderRequest) -> VenueOrder:
+        """`old` canceled, then `new` sent: `Retryable` (nothing sent) while the cancel
+        is not confirmed."""
+        try:
+            canceled = await self.cancel(old.client_order_id, old.symbol)
+        except (Ambiguous, Retryable) as error:
+            raise Retryable(self.name, f"replace: {old.client_order_id}: {error}") from error
+        if not canceled.state.is_final:  # (pending_cancel: it may yet fill)
+            raise Retryable(
+                self.name, f"replace: {old.client_order_id} still rests after its cancel"
+            )
+        return await self.submit(new)
 
     async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder:
         order = await self.order(client_order_id, symbol)
@@ -559,15 +594,15 @@ class AlpacaVenue:
         from alpaca.data.requests import CryptoBarsRequest, StockBarsRequest
 
         frame, width = _timeframe(timeframe)
-        now = self._host_clock() + self._offset  # Alpaca's
         crypto = "/" in symbol
         # The newest bars first, from far enough back to hold `limit` of them: a coin
         # trades around the clock, a stock has nights, weekends and holidays without.
+        # (From Alpaca's now as last read: if that is behind, the window is only wider.)
         span = width * (limit + 2) * (1 if crypto else STOCK_CALENDAR_SPAN)
         fields = {
             "symbol_or_symbols": symbol,
             "timeframe": frame,
-            "start": now - span,
+            "start": self._host_clock() + self._offset - span,
             "limit": limit + 2,  # (the newest may be still forming)
             "sort": Sort.DESC,
         }
@@ -577,9 +612,13 @@ class AlpacaVenue:
         else:
             request = StockBarsRequest(**fields)
             ask = self._data.get_stock_bars
-        bar_set = await self._call("bars", lambda: ask(request), self._reads)
+        # Alpaca's clock read with them (at once: no round trip more), to leave out a
+        # bar still forming by Alpaca's now, not the host's.
+        clock, bar_set = await asyncio.gather(
+            self.read_clock(), self._call("bars", lambda: ask(request), self._reads)
+        )
         found = sorted(bar_set.data.get(symbol, []), key=lambda b: b.timestamp)
-        found = [b for b in found if b.timestamp + width <= now]  # completed only
+        found = [b for b in found if b.timestamp + width <= clock.venue_time]  # completed
         return [
             Bar(
                 time=b.timestamp,
@@ -700,7 +739,7 @@ def _rules(asset: Any, fractional: bool) -> MarketRules:
 def _time_in_force(request: OrderRequest, crypto: bool) -> TimeInForce:
     """What Alpaca takes for this order: a fractional stock order must be DAY, so the
     port's GTC (rest as long as the venue allows) becomes DAY for it."""
-    fractional = request.qty != request.qty.to_integral_value()
+    fractional = _fractional(request.qty)
     if crypto or not fractional or request.time_in_force is TimeInForce.DAY:
         return request.time_in_force
     if request.time_in_force is TimeInForce.GTC:

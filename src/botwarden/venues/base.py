@@ -140,6 +140,20 @@ class OrderRequest(OrderShape):
 class VenueOrder(DomainModel):
     """An order as the venue knows it."""
 
+    def as_request(self) -> OrderRequest:
+        """The request this order answers to (what a `replace` names as the old one)."""
+        return OrderRequest(
+            client_order_id=self.client_order_id,
+            symbol=self.symbol,
+            side=self.side,
+            type=self.type,
+            qty=self.qty,
+            limit_price=self.limit_price,
+            stop_price=self.stop_price,
+            time_in_force=self.time_in_force,
+            reduce_only=self.reduce_only,
+        )
+
     client_order_id: str
     venue_order_id: str
     symbol: str
@@ -231,9 +245,8 @@ class Capabilities:
     position can have no take-profit beside its stop."""
     replaces: bool = False
     """A resting order can be swapped for another in one request (`replace`): the new
-    one is taken only if the old one could be canceled, and a refused new one leaves
-    the old one resting. Where exits cannot rest side by side (no reduce-only), this
-    moves a stop without a moment when none rests."""
+    one is taken only if the old one could be canceled. Where exits cannot rest side
+    by side (no reduce-only), this moves a stop without a moment when none rests."""
 
 
 DEFAULT_CLOCK_TOLERANCE = timedelta(seconds=5)
@@ -320,15 +333,16 @@ class Venue(Protocol):
         ...
 
     async def replace(
-        self, client_order_id: str, request: OrderRequest, venue_order_id: str | None = None
+        self, old: OrderRequest, new: OrderRequest, venue_order_id: str | None = None
     ) -> VenueOrder:
-        """Cancel the order `client_order_id` (the venue's `venue_order_id` for it, if
-        known, saves a look-up) and place `request` in its place, as one request, on a venue
-        whose capabilities say `replaces` (Alpaca's replace, Binance spot's
+        """Cancel the resting order `old` (as it was sent; the venue's `venue_order_id`
+        for it, if known, saves a look-up) and place `new` in its place, in one request,
+        on a venue whose capabilities say `replaces` (Alpaca's replace, Binance spot's
         cancel-replace); the new order as the venue took it. `Rejected` if the venue
-        refused it: the old one rests still, unless it had filled or was canceled
-        (the open orders say). An order the venue cannot replace is canceled and the
-        new one placed, by the adapter, which says so where it does."""
+        refused it: the old one may rest still, or be gone (Binance cancels first, then
+        may refuse the new one; it may have filled): the caller looks. An order the
+        venue cannot replace is canceled and the new one placed, by the adapter, which
+        says where it does; `Retryable` if that cancel is not confirmed (nothing sent)."""
         ...
 
     async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder: ...

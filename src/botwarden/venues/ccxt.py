@@ -597,7 +597,7 @@ class CcxtVenue:
             raise Ambiguous(self.name, f"submit oco: unreadable answer: {error}") from error
 
     async def replace(
-        self, client_order_id: str, request: OrderRequest, venue_order_id: str | None = None
+        self, old: OrderRequest, new: OrderRequest, venue_order_id: str | None = None
     ) -> VenueOrder:
         """Binance spot's cancel-replace (`POST /api/v3/order/cancelReplace` through
         ccxt's raw `privatePostOrderCancelReplace`; ccxt's `edit_order` names neither
@@ -606,29 +606,29 @@ class CcxtVenue:
         refuses (409, -2021 "partially failed") leaves neither: the open orders say."""
         if not self.capabilities.replaces:
             raise Rejected(self.name, "replace: this account has no cancel-replace")
-        if request.symbol not in self._exchange.markets:
-            raise Rejected(self.name, f"replace: unknown symbol {request.symbol!r}")
-        enforce(request, await self.market(request.symbol), None)
-        self._traded(request.symbol)
+        if new.symbol not in self._exchange.markets:
+            raise Rejected(self.name, f"replace: unknown symbol {new.symbol!r}")
+        enforce(new, await self.market(new.symbol), None)
+        self._traded(new.symbol)
         params: dict[str, Any] = {
-            "symbol": self._rules(request.symbol)["id"],
-            "side": request.side.value.upper(),
-            "type": _SPOT_TYPES[request.type],
+            "symbol": self._rules(new.symbol)["id"],
+            "side": new.side.value.upper(),
+            "type": _SPOT_TYPES[new.type],
             "cancelReplaceMode": "STOP_ON_FAILURE",
-            "cancelOrigClientOrderId": client_order_id,
-            "newClientOrderId": request.client_order_id,
-            "quantity": _text(request.qty),
+            "cancelOrigClientOrderId": old.client_order_id,
+            "newClientOrderId": new.client_order_id,
+            "quantity": _text(new.qty),
             "newOrderRespType": "FULL",
         }
-        if request.type is OrderType.STOP:
-            params["stopPrice"] = _text(request.stop_price)
-        if request.type is OrderType.LIMIT:
-            params.update(price=_text(request.limit_price), timeInForce="GTC")
+        if new.type is OrderType.STOP:
+            params["stopPrice"] = _text(new.stop_price)
+        if new.type is OrderType.LIMIT:
+            params.update(price=_text(new.limit_price), timeInForce=new.time_in_force.upper())
         answer = await self._call(
             "replace", lambda: self._exchange.private_post_order_cancelreplace(params), NO_RETRY
         )
         try:
-            market = self._rules(request.symbol)
+            market = self._rules(new.symbol)
             return self._order(self._exchange.parse_order(answer["newOrderResponse"], market))
         except (ValueError, TypeError, KeyError) as error:  # taken, but answered oddly
             raise Ambiguous(self.name, f"replace: unreadable answer: {error}") from error

@@ -289,6 +289,10 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
     app = FastAPI(title="botwarden Alpaca emulator", docs_url=None, redoc_url=None)
     app.state.calls = Counter()
     """`METHOD /path` -> requests served: what a benchmark or a test counts."""
+    app.state.routed = True
+    """False: the market is closed, and Alpaca holds open orders `accepted`, not sent
+    to an exchange yet (it refuses to replace them). The paper exchange has no
+    sessions: a test sets it."""
 
     @app.middleware("http")
     async def authenticate(request: Request, call_next: Any) -> Response:
@@ -411,13 +415,16 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
         if nested and order.oco_with is not None and not is_stop_leg(order):
             legs = [shown(venue.book.order(order.oco_with))]
         replaces = next((o for o, n in replaced_by.items() if n == order.venue_order_id), None)
-        return order_json(
+        answer = order_json(
             order,
             notionals.get(order.venue_order_id),
             legs,
             replaced_by.get(order.venue_order_id),
             replaces,
         )
+        if answer["status"] == "new" and not app.state.routed:
+            answer["status"] = "accepted"
+        return answer
 
     def holding(symbol: str) -> tuple[Decimal, Decimal]:
         """The long position in `symbol`, and what of it no open sell order claims.
@@ -586,7 +593,9 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
     async def replace(order_id: str, request: Request) -> Response:
         """Alpaca's replace: a new order, under a new id, takes the old one's place,
         which shows `replaced` from then on; what the body does not name is the old
-        one's. The old one must be open; the pair an OCO's order is in stays as it is
+        one's. The old one must be open and routed (Alpaca: "order isn't sent to
+        exchange yet" outside market hours), and a fractional order's quantity stays
+        (this text is the emulator's); the pair an OCO's order is in stays as it is
         (this emulator replaces no OCO's order: the engine never asks it to)."""
         old = await venue.order_by_venue_id(venue_order_id(order_id))
         body = await request.json()
@@ -594,6 +603,10 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
             return _error(422, 42210000, "order is not open")
         if old.oco_with is not None:
             return _error(422, 42210000, "this emulator replaces no order of an OCO")
+        if not app.state.routed:
+            return _error(
+                422, 42210000, "unable to replace order, order isn't sent to exchange yet"
+            )
         try:
             qty = Decimal(str(body["qty"])) if body.get("qty") is not None else old.qty
             changed = OrderRequest(
@@ -608,6 +621,9 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
             )
         except (ValueError, InvalidOperation) as error:
             return _error(422, 40010000, f"invalid order: {error}")
+        fractional = {q for q in (old.qty, qty) if q != q.to_integral_value()}
+        if fractional and qty != old.qty:
+            return _error(422, 42210000, "qty of a fractional order cannot be changed")
         held, available = holding(old.symbol)
         freed = old.qty - old.filled_qty if old.side.value == "sell" else Decimal(0)
         refused = refusal(
@@ -616,7 +632,7 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
         )  # fmt: skip
         if refused is not None:
             return refused
-        new = await venue.replace(old.client_order_id, changed)
+        new = await venue.replace(old.as_request(), changed)
         replaced_by[old.venue_order_id] = new.venue_order_id
         return JSONResponse(shown(new))
 

@@ -1049,7 +1049,7 @@ def create_app(
                 data = {**halves, "cancelResponse": answers, "newOrderResponse": None}
                 raise BinanceError(400, -2022, "Order cancel-replace failed.", data=data) from None
             try:
-                new = await venue.replace(old.client_order_id, wanted)
+                new = await venue.replace(old.as_request(), wanted)
             except (Rejected, OrderRefused) as error:  # Binance had canceled the old one first
                 canceled = await venue.cancel(old.client_order_id, old.symbol)
                 failed = translate(flavour, error)

@@ -197,15 +197,15 @@ class PaperVenue:
         return await self._call("submit", lambda now: self.book.submit_oco(stop, take_profit, now))
 
     async def replace(
-        self, client_order_id: str, request: OrderRequest, venue_order_id: str | None = None
+        self, old: OrderRequest, new: OrderRequest, venue_order_id: str | None = None
     ) -> VenueOrder:
-        if request.symbol in self.book.feed.instruments:
-            price = self.book.feed.price(request.symbol, self.clock())
-            enforce(request, await self.market(request.symbol), price)
+        if new.symbol in self.book.feed.instruments:
+            price = self.book.feed.price(new.symbol, self.clock())
+            enforce(new, await self.market(new.symbol), price)
 
         def replace(now: datetime) -> VenueOrder:
-            self._find(client_order_id, request.symbol)
-            return self.book.replace(client_order_id, request, now)
+            self._find(old.client_order_id, new.symbol)
+            return self.book.replace(old.client_order_id, new, now)
 
         return await self._call("submit", replace)
 
