@@ -97,6 +97,26 @@ def test_environment_variables_fill_in_secrets(
             "state.sqlit: unknown field; allowed here: backend, sqlite",
         ),
         (
+            "bot_id: b\nvenue: {type: paper, sped: 3600}\n",
+            "venue.sped: unknown field; allowed here: type, path, seed,",
+        ),
+        (
+            "bot_id: b\nvenue: {sped: 3600}\n",  # (the paper exchange, unnamed)
+            "venue.sped: unknown field; allowed here: type, path, seed,",
+        ),
+        (
+            "bot_id: b\nvenue: {type: alpaca, sped: 1}\n",
+            "venue.sped: unknown field; allowed here: stored_key, api_key, secret_key,",
+        ),
+        (
+            "bot_id: b\nvenue: {type: ccxt, exchange: binance, foo: 1}\n",
+            "venue.foo: unknown field; allowed here: stored_key, api_key,",
+        ),
+        (
+            "bot_id: b\norder: 10\n",
+            "order: expected a mapping of settings (`name: value` pairs), not 10",
+        ),
+        (
             "bot_id: b\nstate: {recovery: {mode: yolo}}\n",
             "state.recovery.mode: 'yolo' is not allowed; use one of 'sync'",
         ),

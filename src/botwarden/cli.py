@@ -657,6 +657,8 @@ def torture(
     options = parse_options(
         days=days, faults=faults, config=config, store=store, store_url=store_url
     )
+    if options.config is not None:
+        _warn_if_its_venue_refuses(options.config)
     summary = _with_progress(
         "simulating",
         seeds,
@@ -670,6 +672,26 @@ def torture(
     )
     print_summary(console, summary, options, config)
     raise typer.Exit(1 if summary.failures or summary.strategy_failures else 0)
+
+
+def _warn_if_its_venue_refuses(config: BotConfig) -> None:
+    """The simulation runs a bot on the paper exchange: what its own venue would refuse
+    (a take-profit where none can rest beside a stop) is said before it runs."""
+    from botwarden.engine.runner import require_fit
+    from botwarden.process.run import open_bot_venue
+
+    try:
+        venue = open_bot_venue(config)  # (nothing connected)
+    except BotwardenError:
+        return  # its keys are not here, say: its venue cannot be asked
+    try:
+        require_fit(config.bot_settings(), venue)
+    except BotwardenError as error:
+        errors.print(
+            f"warning: {error}\n  `run` and `start` refuse this config on its venue; the"
+            " simulation runs it on the paper exchange all the same",
+            markup=False,
+        )
 
 
 def _with_progress(label: str, total: int, work: Callable[[Callable[[object], None]], T]) -> T:

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Hashable
 from decimal import Decimal
 from pathlib import Path
@@ -324,8 +325,10 @@ def describe_validation_error(error: ValidationError, model: type[BaseModel]) ->
         loc += f".{ctx.get('discriminator', 'type').strip(chr(39))}"
         message = f"{ctx.get('tag')!r} is not allowed; use one of {ctx.get('expected_tags')}"
     elif kind == "extra_forbidden":
-        allowed = _allowed_fields(model, tuple(parts[:-1]))
+        allowed = _allowed_fields(model, tuple(first["loc"][:-1]))
         message = f"unknown field; allowed here: {', '.join(allowed)}"
+    elif kind in ("model_type", "dict_type"):
+        message = f"expected a mapping of settings (`name: value` pairs), not {first['input']!r}"
     elif kind == "missing":
         message = "missing (required)"
     elif kind == "literal_error":
@@ -347,13 +350,33 @@ def describe_validation_error(error: ValidationError, model: type[BaseModel]) ->
 
 
 def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+    """The fields of the settings at `loc` (a tagged union's member by the tag that
+    follows it in the path: `venue.paper`); none if the path leads elsewhere."""
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
+        models = _models_in(field.annotation) if field is not None else []
+        if len(models) > 1 and parts:  # a tagged union: the tag is next in the path
+            tag = parts.pop(0)
+            models = [m for m in models if _tag(m) == tag]
+        if len(models) != 1:
             return []
-        model = annotation
+        model = models[0]
     return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The settings models an annotation allows (through `Annotated` and unions)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _tag(model: type[BaseModel]) -> Any:
+    """A tagged union member's tag: its `type` field's one literal value."""
+    field = model.model_fields.get("type")
+    values = typing.get_args(field.annotation) if field is not None else ()
+    return values[0] if len(values) == 1 else None
 
 
 MAX_CONFIG_BYTES = 1024 * 1024

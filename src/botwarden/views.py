@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.markup import escape
 from rich.panel import Panel
@@ -14,6 +15,7 @@ from rich.text import Text
 
 from botwarden.config import BotConfig
 from botwarden.domain.models import BotStatus
+from botwarden.domain.numbers import money
 from botwarden.redact import redact_url
 from botwarden.state.records import BotState, document
 
@@ -46,11 +48,13 @@ def span(seconds: float) -> str:
 
 
 def age(then: datetime | None, now: datetime) -> str:
+    """How long ago, by the wall clock; a time ahead of it (a paper exchange running
+    fast keeps its own time) as the time itself."""
     if then is None:
         return "never"
     seconds = (now - then).total_seconds()
     if seconds < 0:
-        return "in the future"
+        return f"{then:%Y-%m-%d %H:%M} (the exchange's time)"
     return f"{span(seconds)} ago"
 
 
@@ -82,7 +86,7 @@ def render_state(console: Console, state: BotState, store: str, now: datetime) -
     summary = Table.grid(padding=(0, 2))
     summary.add_row("status", f"[{style}]{bot.status.value}[/]")
     summary.add_row("store", store)
-    summary.add_row("heartbeat", age(bot.heartbeat_at, now))
+    summary.add_row("heartbeat", age(bot.seen_at or bot.heartbeat_at, now))  # (wall clock)
     summary.add_row("last run", bot.last_run_at.isoformat() if bot.last_run_at else "never")
     if bot.instance:
         inst = bot.instance
@@ -126,7 +130,7 @@ def render_state(console: Console, state: BotState, store: str, now: datetime) -
     risk = state.risk
     risk_grid = Table.grid(padding=(0, 2))
     risk_grid.add_row("trading day", str(risk.trading_day or "-"))
-    risk_grid.add_row("daily PnL", str(risk.daily_pnl))
+    risk_grid.add_row("daily PnL", money(risk.daily_pnl))
     risk_grid.add_row("trades today", str(risk.daily_trade_count))
     risk_grid.add_row("losing streak", str(risk.consecutive_losses))
     risk_grid.add_row("drawdown", f"{risk.drawdown:.2%}" if risk.peak_equity else "-")
@@ -157,16 +161,18 @@ def render_state(console: Console, state: BotState, store: str, now: datetime) -
 
 
 def render_status(console: Console, reports: list[BotReport], home: Path) -> None:
-    """`botwarden status`: one row per bot."""
+    """`botwarden status`: one row per bot, short enough for a terminal 80 columns
+    wide; what an operator must read (an error, what needs them, a breaker) follows
+    the table, a line for each bot, never folded into a column."""
     if not reports:
         console.print(f"no bots in {home} yet: `botwarden start CONFIG` starts one")
         return
-    table = Table(title_justify="left")
-    for column in (
-        "bot", "status", "strategy", "pid", "uptime", "heartbeat", "positions (stop)", "pnl today",
-        "trades today", "breaker", "error or attention",
-    ):  # fmt: skip
-        table.add_column(column)
+    table = Table(title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("bot", "status", "strategy", "process", "heartbeat"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("positions (stop)", min_width=12)  # (the one that may wrap)
+    table.add_column("today", no_wrap=True)  # PnL (trades)
+    notes = []
     for r in reports:
         style = STATUS_STYLE.get(BotStatus(r.status), "white")
         positions = ", ".join(
@@ -174,20 +180,26 @@ def render_status(console: Console, reports: list[BotReport], home: Path) -> Non
             + (f", take-profit {p.take_profit})" if p.take_profit else ")")
             for p in r.positions
         )
+        process = (
+            f"pid {r.pid}, up {span(r.uptime_seconds)}"
+            if r.pid and r.uptime_seconds is not None
+            else f"pid {r.pid}"
+            if r.pid
+            else "[bright_black]-[/]"
+        )
         table.add_row(
             r.bot_id,
             f"[{style}]{r.status.replace('_', ' ')}[/]",
             escape(r.strategy or "-"),
-            str(r.pid) if r.pid else "[bright_black]not running[/]",
-            span(r.uptime_seconds) if r.uptime_seconds is not None else "-",
+            process,
             f"{span(r.heartbeat_seconds)} ago" if r.heartbeat_seconds is not None else "never",
             positions or "-",
-            r.pnl_today,
-            str(r.trades_today),
-            f"[red]{r.breaker}[/]" if r.breaker else "off",
-            _trouble(r),
+            f"{r.pnl_today} ({r.trades_today})",
         )
+        notes += [f"[bold]{escape(r.bot_id)}[/]: {note}" for note in _trouble(r)]
     console.print(table)
+    for note in notes:
+        console.print(note)
 
 
 def config_as_json(config: BotConfig) -> dict[str, Any]:
@@ -199,13 +211,19 @@ def config_as_json(config: BotConfig) -> dict[str, Any]:
     return shown
 
 
-def _trouble(report: BotReport) -> str:
-    """What an operator should read first: the error, what needs them, what is unread."""
+def _trouble(report: BotReport) -> list[str]:
+    """What an operator should read: the error, what needs them, the breaker, what is
+    unread."""
+    notes = []
     if report.last_error:
-        return f"[red]{escape(report.last_error)}[/]"
-    if report.attention:
-        return f"[yellow]{escape(report.attention)}[/]"
-    return escape(report.problem or "")
+        notes.append(f"[red]{escape(report.last_error)}[/]")
+    elif report.attention:
+        notes.append(f"[yellow]{escape(report.attention)}[/]")
+    elif report.problem:
+        notes.append(escape(report.problem))
+    if report.breaker:
+        notes.append(f"[red]breaker on: {escape(report.breaker)}[/]")
+    return notes
 
 
 def render_account(console: Console, view: AccountView) -> None:
@@ -213,8 +231,9 @@ def render_account(console: Console, view: AccountView) -> None:
     balance = view.balance
     if balance is not None:
         console.print(
-            f"[bold]{view.bot_id}[/] on {escape(view.venue)}: cash {balance.cash}"
-            f" {balance.currency}, equity {balance.equity}, buying power {balance.buying_power}"
+            f"[bold]{view.bot_id}[/] on {escape(view.venue)}: cash {money(balance.cash)}"
+            f" {balance.currency}, equity {money(balance.equity)}, buying power"
+            f" {money(balance.buying_power)}"
         )
     positions = Table(title="Positions", title_justify="left")
     for column in ("symbol", "the venue", "the bot", "its stop", "difference"):

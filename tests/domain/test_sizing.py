@@ -130,7 +130,7 @@ def test_a_size_that_rounds_to_nothing_is_refused_never_made_bigger() -> None:
     message = str(refused.value)
     assert message.startswith(
         "BTC/USDT: risk_pct 0.25% of the equity 100 is 0.25 at risk; the stop 58800 is 1200"
-        " from the entry 60000, so ~0.0002083333333 units; quantity 0.000208"
+        " from the entry 60000, so ~0.0002083333333 units; quantity ~0.000208"
     )
     assert message.endswith("is below the minimum 0.001 (lot step 0.001)")
     assert isinstance(refused.value, OrderRefused)  # the engine's existing catch holds
@@ -146,12 +146,14 @@ def test_a_size_below_the_minimum_quantity_is_refused() -> None:
 
 def test_an_order_worth_less_than_the_minimum_value_is_refused() -> None:
     # 9 at 3000 = 0.003 ETH, worth 9: under the 10 minimum.
-    with pytest.raises(SizeRefused, match=r"order value 9\.0000 is below the minimum 10"):
+    with pytest.raises(
+        SizeRefused, match=r"order value 9 is below the minimum 10 \(0\.003 at 3000\)"
+    ):
         enter(Size.notional(9), ETH, price=D("3000"))
     # 10 at 3000 = 0.003333 -> 0.0033 on the lot, worth 9.90: the lot's rounding takes
     # it under the minimum; refused, not bumped up to 0.0034.
     with pytest.raises(
-        SizeRefused, match=r"order value 9\.9000 is below the minimum 10 \(0\.0033 at 3000\)"
+        SizeRefused, match=r"order value 9\.9 is below the minimum 10 \(0\.0033 at 3000\)"
     ):
         enter(Size.notional(10), ETH, price=D("3000"))
     # 10.5 at 3000 = 0.0035 ETH, worth 10.5.
@@ -318,7 +320,7 @@ def test_a_partial_exit_leaving_dust_closes_the_whole_position_and_says_so() -> 
     assert result.qty == D("0.0105")
     assert result.full
     assert result.why == (
-        "BTC/USDT: closing all 0.0105 instead of 0.010 (asked 0.01 of the position 0.0105):"
+        "BTC/USDT: closing all 0.0105 instead of 0.01 (asked 0.01 of the position 0.0105):"
         " the 0.0005 left would be below the minimum quantity 0.001, and the venue would"
         " refuse to close it later"
     )
@@ -359,7 +361,9 @@ def test_an_exit_that_cannot_be_met_is_refused(ask: dict[str, Decimal], message:
 
 def test_a_partial_exit_worth_less_than_the_minimum_value_is_refused() -> None:
     # 0.003 ETH at 3000 = 9: the venue takes 10 or more.
-    with pytest.raises(SizeRefused, match=r"order value 9\.0000 is below the minimum 10"):
+    with pytest.raises(
+        SizeRefused, match=r"order value 9 is below the minimum 10 \(0\.003 at 3000\)"
+    ):
         exit_qty(D("0.01"), qty=D("0.003"), rules=ETH, price=D("3000"))
 
 

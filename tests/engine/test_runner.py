@@ -375,3 +375,24 @@ async def test_a_paper_exchange_started_in_the_past_is_not_a_skewed_clock(
     told = [e.message for e in (await runner.state.snapshot()).events.values()]
     assert not [m for m in told if "clock is" in m], told
     await runner.state.close()
+
+
+async def test_what_happens_to_the_money_is_said_in_the_bots_log(
+    exchange: Exchange, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The log a user reads (`botwarden logs`) says every order sent, every fill, every
+    stop placed or moved and every trade closed, as the event log does: a user found
+    only the signals there, and a stop that fired while the bot was down told nowhere
+    but the state."""
+    caplog.set_level("INFO", logger="botwarden")
+    runner = await exchange.runner(stop={"distance": 1.5, "trailing": True})
+    while not any(e.kind == "trade" for e in (await runner.state.snapshot()).events.values()):
+        await exchange.hours(runner, 1)
+    logged = [r.getMessage() for r in caplog.records]
+    events = (await runner.state.snapshot()).events.values()
+    for kind in ("order", "fill", "stop_placed", "trade"):
+        said = [e.message for e in events if e.kind == kind]
+        assert said, f"no {kind} event"
+        assert all(any(m.endswith(message) for m in logged) for message in said), kind
+    assert len([m for m in logged if "long: " in m and "PnL" in m]) == 1, "said once"
+    await runner.state.close()

@@ -386,7 +386,7 @@ def test_a_stopped_bot_never_shows_an_older_days_pnl_as_today(
     asyncio.run(lost_forty_last_week())
     report = report_of(supervisor)
     assert report.trading_day == str(datetime.now(UTC).date())
-    assert (report.pnl_today, report.trades_today) == ("0", 0)
+    assert (report.pnl_today, report.trades_today) == ("0.00", 0)
 
 
 def test_a_venue_unreachable_at_start_leaves_the_bot_pending_until_it_answers(

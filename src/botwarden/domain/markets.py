@@ -15,6 +15,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from botwarden.domain.models import DomainModel, OrderSide
+from botwarden.domain.numbers import approx, plain
 from botwarden.errors import BotwardenError
 
 
@@ -47,7 +48,11 @@ def _round(value: Decimal, step: Decimal | None, up: bool) -> Decimal:
     if step is None:
         return value
     units = (value / step).to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR)
-    return (units * step).quantize(step)
+    fitted = (units * step).quantize(step)
+    # (no trailing zeros: 10 shares of a 1e-9 step read 10, not 10.000000000)
+    return (
+        fitted.quantize(Decimal(1)) if fitted == fitted.to_integral_value() else fitted.normalize()
+    )
 
 
 def fit_qty(qty: Decimal, rules: MarketRules) -> Decimal:
@@ -56,8 +61,8 @@ def fit_qty(qty: Decimal, rules: MarketRules) -> Decimal:
     if fitted <= 0 or (rules.min_qty is not None and fitted < rules.min_qty):
         minimum = rules.min_qty or rules.qty_step
         raise OrderRefused(
-            f"{rules.symbol}: quantity {qty} is below the minimum {minimum}"
-            f" (lot step {rules.qty_step})"
+            f"{rules.symbol}: quantity {approx(qty)} is below the minimum"
+            f" {plain(minimum) if minimum else minimum} (lot step {rules.qty_step})"
         )
     return fitted
 
@@ -76,8 +81,8 @@ def fit_price(price: Decimal, rules: MarketRules, side: OrderSide) -> Decimal:
 def check_notional(qty: Decimal, price: Decimal, rules: MarketRules) -> None:
     if rules.min_notional is not None and qty * price < rules.min_notional:
         raise OrderRefused(
-            f"{rules.symbol}: order value {qty * price} is below the minimum"
-            f" {rules.min_notional} ({qty} at {price})"
+            f"{rules.symbol}: order value {plain(qty * price)} is below the minimum"
+            f" {plain(rules.min_notional)} ({plain(qty)} at {plain(price)})"
         )
 
 

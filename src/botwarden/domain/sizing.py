@@ -27,6 +27,7 @@ from pydantic import Field, model_validator
 
 from botwarden.domain.markets import MarketRules, OrderRefused, check_notional, fit_qty
 from botwarden.domain.models import DomainModel, Side, decimal_of
+from botwarden.domain.numbers import approx, plain
 
 FINEST_QTY = Decimal("0.000000001")
 """Where a market names no lot step, quantities go to 9 decimal places (Alpaca's
@@ -161,14 +162,6 @@ def _with_a_step(rules: MarketRules) -> MarketRules:
     return rules if rules.qty_step is not None else rules.evolve(qty_step=FINEST_QTY)
 
 
-def _show(value: Decimal) -> str:
-    """A number as a person reads it: exact when short, else ~10 significant digits."""
-    value = value.normalize()
-    if len(value.as_tuple().digits) <= 12:
-        return f"{value:f}"
-    return f"~{value.quantize(Decimal(1).scaleb(value.adjusted() - 9)).normalize():f}"
-
-
 def _rule(error: OrderRefused, symbol: str) -> str:
     """The market rule an `OrderRefused` names, without its symbol (said once, first)."""
     return str(error).removeprefix(f"{symbol}: ")
@@ -198,18 +191,18 @@ def _wanted(
     """The quantity the size asks for, before the market's rules, and how it came about."""
     amount = size.amount
     if size.mode is SizeMode.UNITS:
-        return amount, f"{size} is {_show(amount)} units"
+        return amount, f"{size} is {approx(amount)} units"
     if size.mode is SizeMode.NOTIONAL:
         wanted = _QUOTIENT.divide(amount, price)
-        return wanted, f"{size} at the price {price:f} is {_show(wanted)} units"
+        return wanted, f"{size} at the price {price:f} is {approx(wanted)} units"
     if equity <= 0:
         raise SizeRefused(f"{symbol}: {size} of the equity {equity:f}: there is nothing to size")
     budget = equity * amount / 100
     if size.mode is SizeMode.EQUITY_PCT:
         wanted = _QUOTIENT.divide(budget, price)
         return wanted, (
-            f"{size} of the equity {equity:f} is {_show(budget)}, at the price {price:f}"
-            f" {_show(wanted)} units"
+            f"{size} of the equity {equity:f} is {approx(budget)}, at the price {price:f}"
+            f" {approx(wanted)} units"
         )
     if stop_price is None:
         raise SizeRefused(
@@ -219,8 +212,8 @@ def _wanted(
     distance = abs(price - stop_price)
     wanted = _QUOTIENT.divide(budget, distance)
     return wanted, (
-        f"{size} of the equity {equity:f} is {_show(budget)} at risk; the stop {stop_price:f}"
-        f" is {distance:f} from the entry {price:f}, so {_show(wanted)} units"
+        f"{size} of the equity {equity:f} is {approx(budget)} at risk; the stop {stop_price:f}"
+        f" is {distance:f} from the entry {price:f}, so {approx(wanted)} units"
     )
 
 
@@ -262,8 +255,9 @@ def entry_qty(
         value = qty * price
         if value > buying_power:
             raise SizeRefused(
-                f"{symbol}: {how}; the order's value {_show(value)} ({qty:f} at {price:f}) is"
-                f" more than the buying power {buying_power:f}, by {_show(value - buying_power)}"
+                f"{symbol}: {how}; the order's value {approx(value)} ({qty:f} at {price:f}) is"
+                f" more than the buying power {plain(buying_power)},"
+                f" by {approx(value - buying_power)}"
             )
         return qty
 
@@ -355,6 +349,6 @@ def _dust(left: Decimal, rules: MarketRules, price: Decimal | None) -> str | Non
         return f"below the minimum quantity {minimum:f}"
     minimum_value = rules.min_notional
     if price is not None and minimum_value is not None and left * price < minimum_value:
-        worth = _show(left * price)
+        worth = approx(left * price)
         return f"worth {worth} at {price:f}, below the minimum value {minimum_value:f}"
     return None

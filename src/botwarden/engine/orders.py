@@ -463,6 +463,7 @@ class OrderDesk:
                 f"{intent.client_order_id} ({intent.purpose} {intent.symbol}):"
                 f" {intent.status}: {why}",
                 {"client_order_id": intent.client_order_id},
+                logged=True,
             )
         log.log(
             logging.WARNING if kind != "order" else logging.INFO,
@@ -638,7 +639,7 @@ class OrderDesk:
         )
         risk, reason = rules.trip_on_limits(risk, limits, at)
         if reason is not None:
-            tx.add_event(at, "alert", f"circuit breaker tripped: {reason}", BREAKER)
+            tx.add_event(at, "alert", f"circuit breaker tripped: {reason}", BREAKER, logged=True)
             log.warning("%s: circuit breaker tripped: %s", self.ctx.bot_id, reason)
         tx.save_risk_state(risk)
         if limits.cooldown_after_exit and not part:

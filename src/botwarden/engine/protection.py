@@ -581,5 +581,5 @@ class Protector:
                 flagged = {**position.metadata, "underwater_alert": str(ctx.clock())}
                 tx.save_position(position.evolve(metadata=flagged))
                 data = {"position_id": position.id, "attention": True, "notify": Topic.UNPROTECTED}
-                tx.add_event(ctx.clock(), "alert", message, data)
+                tx.add_event(ctx.clock(), "alert", message, data, logged=True)
         return False

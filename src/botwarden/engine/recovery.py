@@ -32,7 +32,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from botwarden.domain.models import Fill, OrderSide, Position, Side, Topic
+from botwarden.domain.models import Fill, OrderSide, Position, Side, Topic, format_duration
+from botwarden.domain.numbers import money
 from botwarden.domain.orders import IntentStatus, Purpose
 from botwarden.engine.crash import CRASH
 from botwarden.engine.orders import WAITING, Context, OrderDesk, found_on_the_venue
@@ -82,7 +83,7 @@ class Recovery:
         log.log(logging.WARNING if loud else logging.INFO, "%s: %s", self.ctx.bot_id, message)
         async with self.ctx.state.transaction() as tx:
             asks = {"attention": True, "notify": Topic.NEEDS_ATTENTION} if attention else None
-            tx.add_event(self.ctx.clock(), kind, message, asks)
+            tx.add_event(self.ctx.clock(), kind, message, asks, logged=True)
 
     async def run(self) -> RecoveryReport:
         ctx = self.ctx
@@ -91,15 +92,16 @@ class Recovery:
             beat = (await ctx.state.snapshot()).bot.heartbeat_at
             stale = self.settings.on_stale == "manual" and not self.acknowledged
             await self.note(
-                f"state is stale: last heartbeat {beat}, older than"
-                f" {self.settings.max_state_age}" + ("; waiting for an operator" if stale else ""),
+                f"state is stale: last heartbeat {beat:%Y-%m-%d %H:%M:%S} UTC, older than"
+                f" {format_duration(self.settings.max_state_age)}"
+                + ("; waiting for an operator" if stale else ""),
                 attention=stale,
             )
             if stale:
                 return self.report
         try:
             balance = await ctx.venue.balance()
-            await self.note(f"balance: {balance.cash} {balance.currency} cash")
+            await self.note(f"balance: {money(balance.cash)} {balance.currency} cash")
         except VenueError as error:
             self.report.protect_only = True
             await self.note(f"balance unreadable ({error}): protecting only, no new entries")

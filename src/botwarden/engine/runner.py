@@ -45,7 +45,7 @@ from botwarden.engine.outage import OutageGuard
 from botwarden.engine.protection import Protector
 from botwarden.engine.recovery import Recovery, RecoveryReport, venue_fills
 from botwarden.engine.settings import BotSettings
-from botwarden.engine.signals import Permit, Skipped, Trader, Why, holds_take_profits
+from botwarden.engine.signals import Permit, Skipped, Trader, Why, take_profits_refused
 from botwarden.errors import ConfigError, FencedOut, StateError, StateLost, UntradableSymbol
 from botwarden.state.manager import StateManager
 from botwarden.state.records import BotState
@@ -91,6 +91,15 @@ class Flattened:
     """Client order ids of the bot's still not final (an exit not filled yet)."""
 
 
+def require_fit(settings: BotSettings, venue: Venue) -> None:
+    """`ConfigError` if the bot's settings ask what its venue cannot do (checked before
+    anything is opened, and by every runner)."""
+    settings.require_markets()
+    refused = take_profits_refused(venue) if settings.take_profit is not None else None
+    if refused:
+        raise ConfigError(f"{settings.source}: take_profit: {refused}; or remove take_profit")
+
+
 class Runner:
     guard_without_store = True
     """False only to break the engine on purpose: the simulator's own test proves its
@@ -109,13 +118,7 @@ class Runner:
         """`decides`: False for a bot whose own code decides (`botwarden.bot`): its
         passes read fills, resolve and protect, and ask no strategy; its signals come
         through `act`."""
-        settings.require_markets()
-        if settings.take_profit is not None and not holds_take_profits(venue):
-            raise ConfigError(
-                f"{settings.source}: take_profit: {venue.name} cannot hold a take-profit beside"
-                " a stop (it has neither reduce-only orders nor one-cancels-other pairs):"
-                " remove take_profit, or trade where it can"
-            )
+        require_fit(settings, venue)
         self.settings = settings
         self.state = state
         self.notifications = notifications
@@ -547,7 +550,8 @@ class Runner:
                 " counters reset"
                 + (f"; the breaker ({last.breaker_reason}) ended" if lifted else "")
             )
-            tx.add_event(now, "day", message, {"notify": Topic.DAY, "trading_day": str(today)})
+            day = {"notify": Topic.DAY, "trading_day": str(today)}
+            tx.add_event(now, "day", message, day, logged=True)
         log.info("%s: %s", self.settings.bot_id, message)
 
     async def _tick(self) -> None:
@@ -699,6 +703,7 @@ class Runner:
                         f"{failure}; no new entries until it decides again, every position"
                         " stays protected",
                         {"notify": Topic.ERROR, "strategy": self.strategy.name},
+                        logged=True,
                     )
             return
         if self._strategy_failure is None:
@@ -736,7 +741,9 @@ class Runner:
             if risk != tx.state.risk:
                 tx.save_risk_state(risk)
             if reason is not None:
-                tx.add_event(now, "alert", f"circuit breaker tripped: {reason}", BREAKER)
+                tx.add_event(
+                    now, "alert", f"circuit breaker tripped: {reason}", BREAKER, logged=True
+                )
                 log.warning("%s: circuit breaker tripped: %s", self.settings.bot_id, reason)
 
     # -- an operator's emergency -------------------------------------------------------------
@@ -750,7 +757,7 @@ class Runner:
         now = self.clock()
         where = symbol or "every market"
         async with self.state.transaction() as tx:
-            tx.add_event(now, "alert", f"flatten ({where}) asked by an operator")
+            tx.add_event(now, "alert", f"flatten ({where}) asked by an operator", logged=True)
         log.warning("%s: flattening %s, asked by an operator", self.settings.bot_id, where)
 
         def mine(intent: OrderIntent) -> bool:

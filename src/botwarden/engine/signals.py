@@ -103,7 +103,8 @@ class Trader:
         now, why = self.ctx.clock(), skipped.reason
         async with self.ctx.state.transaction() as tx:
             tx.mark_signal_processed(signal.id, now)
-            tx.add_event(now, "signal", f"{signal.action} {signal.symbol} skipped: {why}")
+            what = f"{signal.action} {signal.symbol} skipped: {why}"
+            tx.add_event(now, "signal", what, logged=True)
             if isinstance(why, rules.Refusal) and rules.limit_alert_due(tx.state.risk, why, now):
                 tx.save_risk_state(rules.limit_alerted(tx.state.risk, why))
                 tx.add_event(
@@ -247,8 +248,8 @@ class Trader:
         rule = signal.take_profit
         if rule is None:
             return None
-        if not holds_take_profits(self.ctx.venue):
-            return f"{self.ctx.venue.name} cannot hold a take-profit beside a stop"
+        if refused := take_profits_refused(self.ctx.venue):
+            return refused
         target = rule.price_from(price, side, stop)
         beyond = target is not None and (target > price if side is Side.LONG else target < price)
         if not beyond:
@@ -353,8 +354,9 @@ class Trader:
         if position is None:
             return await self._skip(signal, Skipped(Why.NOT_HELD, "nothing held to update"))
         now = self.ctx.clock()
-        if signal.take_profit is not None and not holds_take_profits(self.ctx.venue):
-            why = f"{self.ctx.venue.name} cannot hold a take-profit beside a stop"
+        refused = take_profits_refused(self.ctx.venue) if signal.take_profit else None
+        if refused:
+            why = refused
             return await self._skip(signal, Skipped(Why.CANNOT_MEET, why))
         changes: dict = {"custom": {**position.custom, **(signal.state or {})}}
         if signal.stop is not None:
@@ -393,6 +395,13 @@ async def _open(ctx: Context) -> dict[str, VenueOrder]:
     return {o.client_order_id: o for o in await ctx.venue.open_orders()}
 
 
-def holds_take_profits(venue: Venue) -> bool:
-    """Can `venue` hold a take-profit beside a stop without both ever closing?"""
-    return venue.capabilities.reduce_only or venue.capabilities.oco
+def take_profits_refused(venue: Venue) -> str | None:
+    """Why `venue` cannot hold a take-profit beside a stop without both ever closing;
+    None if it can."""
+    capabilities = venue.capabilities
+    if capabilities.reduce_only or capabilities.oco:
+        return None
+    because = capabilities.no_pairs_because or (
+        "it has neither reduce-only orders nor one-cancels-other pairs"
+    )
+    return f"{venue.name} cannot hold a take-profit beside a stop here: {because}"

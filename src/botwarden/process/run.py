@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from botwarden.config import BotConfig, botwarden_home
 from botwarden.domain.models import BotStatus, Topic
 from botwarden.engine.crash import CRASH
-from botwarden.engine.runner import Flattened, Runner
+from botwarden.engine.runner import Flattened, Runner, require_fit
 from botwarden.errors import BotwardenError, StateCorruptError, StateLost
 from botwarden.keystore import KeyStore
 from botwarden.notify import Notifier
@@ -134,7 +134,9 @@ async def bot_instance(
     with InstanceLock(lock_path(config), config.bot_id) as lock:
         try:
             venue = open_bot_venue(config)
-        except BotwardenError as error:  # its keys cannot be had: the bot is in error
+            require_fit(config.bot_settings(), venue)
+        except BotwardenError as error:  # its keys cannot be had, it asks what the venue
+            # cannot do: the bot is in error
             if await _record_failed_start(config, error) and on_running is not None:
                 on_running()  # its state took the error: status shows it
             if notifier is not None:
@@ -227,7 +229,7 @@ async def _record_failed_start(
             status=BotStatus.ERROR, last_error=str(error), last_updated_at=now
         )
         tx.save_bot_record(bot)
-        tx.add_event(now, "status", f"{what}: {error}")
+        tx.add_event(now, "status", f"{what}: {error}", logged=True)  # (the caller says it)
 
     try:
         await write_unfenced(config, failed)

@@ -42,6 +42,7 @@ from typing import Any
 from botwarden.config import BotConfig, botwarden_home, load_config
 from botwarden.domain import risk as rules
 from botwarden.domain.models import BotStatus
+from botwarden.domain.numbers import money
 from botwarden.domain.orders import IntentStatus
 from botwarden.engine.runner import Flattened
 from botwarden.errors import BotwardenError, ConfigError, StateError
@@ -572,10 +573,10 @@ def _fill(report: BotReport, state: BotState, today: date) -> None:
         report.positions.append(view)
     report.open_orders = sum(not i.status.is_terminal for i in state.intents.values())
     report.trading_day = str(risk.trading_day) if risk.trading_day else None
-    report.pnl_today = str(risk.daily_pnl)
+    report.pnl_today = money(risk.daily_pnl)
     report.trades_today = risk.daily_trade_count
     report.losing_streak = risk.consecutive_losses
-    report.drawdown = str(risk.drawdown) if risk.peak_equity is not None else None
+    report.drawdown = f"{risk.drawdown:.6f}" if risk.peak_equity is not None else None
     if risk.breaker_until is not None and risk.breaker_until > now:
         report.breaker = f"until {risk.breaker_until.isoformat()}: {risk.breaker_reason}"
     report.last_error = bot.last_error

@@ -123,6 +123,8 @@ class Transaction:
         self.ops: list[Op] = []
         self.effects: list[Effect] = []
         self._new_fills: set[str] = set()
+        self.told: list[Event] = []
+        """The events to say in the bot's log once the change is durable."""
         self._ledger: Ledger | None = None
         self._last_bar: datetime | None = None
 
@@ -262,11 +264,20 @@ class Transaction:
         self._save_ledger(self.ledger.evolve(lost_before_epoch=epoch))
 
     def add_event(
-        self, at: datetime, kind: str, message: str, data: Mapping[str, Any] | None = None
+        self,
+        at: datetime,
+        kind: str,
+        message: str,
+        data: Mapping[str, Any] | None = None,
+        logged: bool = False,
     ) -> Event:
-        """Append to the event log; the oldest beyond `EVENTS_KEPT` go in the same change."""
+        """Append to the event log; the oldest beyond `EVENTS_KEPT` go in the same change.
+        Said in the bot's log too once the change is durable (an alert as a warning),
+        unless `logged`: its producer says it there in its own words."""
         seq = self.ledger.next_event_seq
         event = Event(seq=seq, time=at, kind=kind, message=message, data=dict(data or {}))
+        if not logged:
+            self.told.append(event)
         self._save_ledger(self.ledger.evolve(next_event_seq=seq + 1))
         key = event_key(seq)
 
@@ -395,6 +406,10 @@ class StateManager:
             raise
         for effect in tx.effects:
             effect(self._state)
+        for event in tx.told:
+            level = logging.WARNING if event.kind == "alert" else logging.INFO
+            if log.isEnabledFor(level):
+                log.log(level, "%s: %s", self.flow_id, event.message)
 
     async def fence(self, epoch: int) -> None:
         """Take over as the instance holding `epoch`: from now on the store refuses

@@ -181,14 +181,21 @@ class AlpacaVenue:
         self._stop_legs: dict[str, str] = {}
         """Alpaca order id of an OCO's stop leg -> the engine's client order id for it
         (Alpaca shows its own), learned from its parent."""
+        coins = [s for s in symbols if _is_coin(s)]
         self.capabilities = Capabilities(
             shorting=True,
             stop_orders=True,
             client_ids="unique",
             closed_order_lookup=True,
             bulk=frozenset({"positions", "open_orders", "fills"}),
-            oco=not any(_is_coin(s) for s in symbols),
+            oco=not coins,
             replaces=True,
+            no_pairs_because=(
+                f"Alpaca's crypto orders are simple only, and this bot trades {', '.join(coins)}:"
+                " trade the coins in a bot of their own"
+                if coins
+                else None
+            ),
         )
 
     # -- plumbing ----------------------------------------------------------------------

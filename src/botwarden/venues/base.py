@@ -243,6 +243,10 @@ class Capabilities:
     """A stop and a take-profit can rest as one pair (`submit_oco`) that never closes
     more than one of them would: where a venue has neither this nor reduce-only, a
     position can have no take-profit beside its stop."""
+    no_pairs_because: str | None = None
+    """Why this account holds no pairs, where it is this bot's markets that decide
+    (Alpaca: a coin among them), and what to do about it: said when a take-profit is
+    refused."""
     replaces: bool = False
     """A resting order can be swapped for another in one request (`replace`): the new
     one is taken only if the old one could be canceled. Where exits cannot rest side
