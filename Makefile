@@ -42,6 +42,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/state_store.py
 	$(BIN)/python benchmarks/protection.py
+	$(BIN)/python benchmarks/cli.py
 
 clean:
 	rm -rf $(VENV) examples/state .pytest_cache .ruff_cache

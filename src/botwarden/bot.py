@@ -54,9 +54,9 @@ from botwarden.errors import (
     VenueRefused,
 )
 from botwarden.process.home import DRIVEN_BY_CODE, bot_files
-from botwarden.process.lock import InstanceLock
+from botwarden.process.lock import InstanceLock, lock_path
 from botwarden.process.logs import bot_log_handler
-from botwarden.process.run import bot_instance, lock_path, still_locked
+from botwarden.process.run import bot_instance, still_locked
 from botwarden.strategies.bars import Bars
 from botwarden.strategies.base import Signal
 

@@ -7,28 +7,25 @@ A traceback means a bug in botwarden.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 
 from botwarden import __version__
-from botwarden.config import BotConfig, load_config
 from botwarden.errors import BotwardenError, ConfigError, StateError
 from botwarden.process.logs import LogFormat
-from botwarden.state.base import StateStore
-from botwarden.state.factory import open_store
-from botwarden.state.manager import utc_now
 from botwarden.venues.emulators.apis import EmulatedApi
+
+if TYPE_CHECKING:
+    from botwarden.config import BotConfig
+    from botwarden.state.base import StateStore
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -43,8 +40,37 @@ app.add_typer(venue_app, name="venue")
 keys_app = typer.Typer(no_args_is_help=True, help="Venue keys stored through the API.")
 app.add_typer(keys_app, name="keys")
 
-console = Console()
-errors = Console(stderr=True)
+
+class _Console:
+    """A rich console made at its first use: a command that prints nothing from rich
+    (most print only on error) does not import it."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Any = None
+
+    @property
+    def real(self) -> Any:
+        """The rich console itself (for what takes one: a table's render, a progress)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run`, imported by the commands that run something (not by `--help`)."""
+    import asyncio
+
+    return asyncio.run(work)
+
+
+console = _Console()
+errors = _Console(stderr=True)
 T = TypeVar("T")
 
 ConfigArg = Annotated[Path, typer.Argument(help="The bot's config file (YAML, JSON or TOML).")]
@@ -72,6 +98,8 @@ async def _opened_store(config: BotConfig, *, existing: bool) -> AsyncIterator[S
     changes or moves a state file, and a mistyped bot id is an error, not an empty
     report. The records are not decoded here, so a broken one can still be exported,
     mended and imported back."""
+    from botwarden.state.factory import open_store
+
     store = open_store(config.state, config.bot_id, config.base_dir, readonly=existing)
     path = getattr(store, "path", None)
     if existing and path is not None and not path.exists():
@@ -91,6 +119,8 @@ def state_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Positions, pending order intents, risk, signals and status of one bot."""
+    from botwarden.config import load_config
+    from botwarden.state.manager import utc_now
     from botwarden.state.records import decode
     from botwarden.views import render_state, state_as_json
 
@@ -105,9 +135,9 @@ def state_show(
             document = state_as_json(state, where, utc_now(), retention)
             sys.stdout.write(json.dumps(document, indent=2) + "\n")
         else:
-            render_state(console, state, where, utc_now())
+            render_state(console.real, state, where, utc_now())
 
-    asyncio.run(show())
+    _run(show())
 
 
 @state_app.command("export")
@@ -119,6 +149,8 @@ def state_export(
 ) -> None:
     """Write all of one bot's state as JSON, record for record (to move it to another
     store, keep a copy, or mend a broken record by hand and import it back)."""
+    from botwarden.config import load_config
+    from botwarden.state.manager import utc_now
     from botwarden.state.transfer import export_state
 
     settings = load_config(config)
@@ -127,7 +159,7 @@ def state_export(
         async with _opened_store(settings, existing=True) as store:
             return await export_state(store, settings.bot_id, utc_now())
 
-    text = json.dumps(asyncio.run(export()), indent=2, ensure_ascii=False) + "\n"
+    text = json.dumps(_run(export()), indent=2, ensure_ascii=False) + "\n"
     if output is None:
         sys.stdout.write(text)
     else:
@@ -145,6 +177,7 @@ def state_import(
 ) -> None:
     """Load an export into the store this config names: every record checked first,
     then all of them in one atomic write."""
+    from botwarden.config import load_config
     from botwarden.state.transfer import import_state
 
     settings = load_config(config)
@@ -164,7 +197,7 @@ def state_import(
             count = await import_state(store, settings.bot_id, document, str(file), replace=replace)
             return count, store.describe()
 
-    count, where = asyncio.run(load())
+    count, where = _run(load())
     errors.print(f"imported {count} records of bot {settings.bot_id} into {where}")
 
 
@@ -180,8 +213,8 @@ def keys_master() -> None:
 @keys_app.command("list")
 def keys_list() -> None:
     """The stored keys: name, last four characters, when stored (never the key)."""
-    from botwarden.config import botwarden_home
     from botwarden.keystore import KeyStore
+    from botwarden.process.home import botwarden_home
 
     for key in KeyStore(botwarden_home()).list():
         console.print(f"{key.name}  ...{key.last4}  {key.created_at}", markup=False)
@@ -224,6 +257,8 @@ def venue_serve(
 
     if (key is None) != (secret is None):
         raise ConfigError("--key and --secret go together (or set neither)")
+    from pydantic import ValidationError
+
     try:
         path = str(book or f"state/emulator-{api.value}.db")
         settings = PaperVenueSettings(
@@ -261,9 +296,10 @@ def run(
 
     One instance per bot: a second one exits at once, naming the first one's PID.
     """
+    from botwarden.config import load_config
     from botwarden.process.home import bot_files
-    from botwarden.process.lock import holder
-    from botwarden.process.run import lock_path, run_bot
+    from botwarden.process.lock import holder, lock_path
+    from botwarden.process.run import run_bot
 
     settings = load_config(config)
     settings.require_markets()
@@ -278,7 +314,7 @@ def run(
     # Remembered for status, stop and logs once this config really runs the bot (its
     # lock held, its state open): a run refused earlier takes nothing over.
     remember = lambda: files.remember(config, lock_path(settings))  # noqa: E731
-    asyncio.run(run_bot(settings, ticks=ticks, on_running=remember, strategy=strategy))
+    _run(run_bot(settings, ticks=ticks, on_running=remember, strategy=strategy))
 
 
 def _log_to(path: Path, log_format: LogFormat) -> None:
@@ -288,7 +324,7 @@ def _log_to(path: Path, log_format: LogFormat) -> None:
     root = logging.getLogger("botwarden")
     root.setLevel(logging.INFO)
     root.addHandler(bot_log_handler(path, log_format))
-    from botwarden.process.run import READY_FD
+    from botwarden.process.home import READY_FD
 
     if READY_FD in os.environ:
         return  # started detached: the console is console.log, for warnings and worse
@@ -309,6 +345,7 @@ def start(config: ConfigArg) -> None:
     Refused, naming the PID, if the bot already runs. Returns once the new process
     holds the bot's lock; if it exits first, its reason is the error.
     """
+    from botwarden.config import load_config
     from botwarden.process.supervisor import Supervisor
 
     supervisor = Supervisor()
@@ -384,16 +421,17 @@ def account(
     bot believes, with every difference named. Reads only: nothing is sent or written."""
     from dataclasses import asdict
 
+    from botwarden.config import load_config
     from botwarden.process.account import account_of
     from botwarden.views import render_account
 
-    view = asyncio.run(account_of(load_config(config)))
+    view = _run(account_of(load_config(config)))
     if as_json:
         balance = view.balance.model_dump(mode="json") if view.balance else None
         shown = {**asdict(view), "balance": balance, "differences": view.differences}
         sys.stdout.write(json.dumps(shown, indent=2) + "\n")
     else:
-        render_account(console, view)
+        render_account(console.real, view)
 
 
 @app.command("flatten")
@@ -449,14 +487,11 @@ def status(
     from botwarden.views import render_status
 
     supervisor = Supervisor()
-    if bot is None:
-        reports = asyncio.run(supervisor.reports())
-    else:
-        reports = [asyncio.run(supervisor.report(bot))]
+    reports = _run(supervisor.reports()) if bot is None else [_run(supervisor.report(bot))]
     if as_json:
         sys.stdout.write(json.dumps([r.as_json() for r in reports], indent=2) + "\n")
     else:
-        render_status(console, reports, supervisor.root)
+        render_status(console.real, reports, supervisor.root)
 
 
 @app.command("logs")
@@ -468,10 +503,10 @@ def logs(
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many last lines.", min=0)] = 50,
 ) -> None:
     """The bot's log (the last lines; with -f, then every new line until Ctrl-C)."""
+    from botwarden.process.home import bot_files
     from botwarden.process.logs import follow_log, last_lines
-    from botwarden.process.supervisor import Supervisor
 
-    files = Supervisor().files(bot)
+    files = bot_files(bot)
     files.read_record()  # an unknown bot is an error, not an empty log
     for line in last_lines(files.log, lines):
         sys.stdout.write(line)
@@ -572,7 +607,7 @@ def strategies(
     if as_json:
         sys.stdout.write(json.dumps([s.as_json() for s in found], indent=2) + "\n")
     else:
-        render_strategies(console, found, directory)
+        render_strategies(console.real, found, directory)
 
 
 @app.command("demo")
@@ -593,7 +628,9 @@ def demo(
     then every promise (I1 to I6) checked against the exchange's own records."""
     from botwarden.demo import run_demo
 
-    code = run_demo(console, config, kills=kills, seconds=seconds, seed=seed, workdir=directory)
+    code = run_demo(
+        console.real, config, kills=kills, seconds=seconds, seed=seed, workdir=directory
+    )
     raise typer.Exit(code)
 
 
@@ -648,7 +685,7 @@ def torture(
                 range(seed_base, seed_base + trials), jobs=jobs or default_jobs(), progress=advance
             ),
         )
-        print_real_summary(console, outcome)
+        print_real_summary(console.real, outcome)
         raise typer.Exit(1 if outcome.failed else 0)
 
     from botwarden.torture.campaign import print_summary, run_campaign
@@ -670,7 +707,7 @@ def torture(
             progress=advance,
         ),
     )
-    print_summary(console, summary, options, config)
+    print_summary(console.real, summary, options, config)
     raise typer.Exit(1 if summary.failures or summary.strategy_failures else 0)
 
 
@@ -699,7 +736,7 @@ def _with_progress(label: str, total: int, work: Callable[[Callable[[object], No
     progress bar on stderr (stdout keeps the report)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), console=errors) as bar:
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), console=errors.real) as bar:
         task = bar.add_task(label, total=total)
         return work(lambda done: bar.advance(task))
 

@@ -139,13 +139,6 @@ class BotConfig(Settings):
         return self._base_dir
 
 
-def botwarden_home() -> Path:
-    """Where runtime files live (logs, launch records, the API token, stored keys):
-    `$BOTWARDEN_HOME`, `~/.botwarden` by default."""
-    configured = os.environ.get("BOTWARDEN_HOME")
-    return Path(configured).expanduser().resolve() if configured else Path.home() / ".botwarden"
-
-
 # -- loading ---------------------------------------------------------------------------
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from botwarden.config import BotConfig
 from botwarden.domain.models import BotStatus
-from botwarden.domain.numbers import money
+from botwarden.domain.numbers import age, money, span
 from botwarden.redact import redact_url
 from botwarden.state.records import BotState, document
 
@@ -33,29 +33,6 @@ STATUS_STYLE = {
 }
 
 RECENT_FILLS = 10
-
-
-def span(seconds: float) -> str:
-    """A length of time as a person reads it: `45s`, `12m`, `3h 5m`, `2d 4h`."""
-    seconds = int(seconds)
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 2 * 86400:
-        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
-    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
-
-
-def age(then: datetime | None, now: datetime) -> str:
-    """How long ago, by the wall clock; a time ahead of it (a paper exchange running
-    fast keeps its own time) as the time itself."""
-    if then is None:
-        return "never"
-    seconds = (now - then).total_seconds()
-    if seconds < 0:
-        return f"{then:%Y-%m-%d %H:%M} (the exchange's time)"
-    return f"{span(seconds)} ago"
 
 
 def state_as_json(

@@ -7,8 +7,8 @@ import contextlib
 from botwarden.config import BotConfig
 from botwarden.engine.account import AccountView, look_at_account
 from botwarden.errors import BotwardenError
-from botwarden.process.lock import InstanceLock, holder, named
-from botwarden.process.run import lock_path, open_bot_venue
+from botwarden.process.lock import InstanceLock, holder, lock_path, named
+from botwarden.process.run import open_bot_venue
 from botwarden.state.factory import read_state
 from botwarden.state.records import BotState
 from botwarden.venues.settings import PaperVenueSettings

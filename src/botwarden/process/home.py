@@ -16,13 +16,20 @@ homes sharing one state file still run it once.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from botwarden.config import botwarden_home
 from botwarden.errors import BotwardenError, ConfigError
 from botwarden.state.files import atomic_write
+
+
+def botwarden_home() -> Path:
+    """Where runtime files live (logs, launch records, the API token, stored keys):
+    `$BOTWARDEN_HOME`, `~/.botwarden` by default."""
+    configured = os.environ.get("BOTWARDEN_HOME")
+    return Path(configured).expanduser().resolve() if configured else Path.home() / ".botwarden"
 
 
 class UnknownBot(BotwardenError):
@@ -128,3 +135,9 @@ def known_bots(root: Path | None = None) -> list[str]:
     if not bots.is_dir():
         return []
     return sorted(d.name for d in bots.iterdir() if (d / "bot.json").is_file())
+
+
+READY_FD = "BOTWARDEN_READY_FD"
+"""Set by `botwarden start`: a pipe on which the bot says it started (its lock held, its
+state open, its recovery done or retrying), as systemd's sd_notify does. A failure
+before that closes the pipe unsaid, and the start reports the bot's last words."""

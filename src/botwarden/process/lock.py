@@ -24,10 +24,14 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from botwarden.errors import BotwardenError
 from botwarden.process.procs import PROC
+from botwarden.state.settings import resolve_path
+
+if TYPE_CHECKING:
+    from botwarden.config import BotConfig
 
 
 class AlreadyRunning(BotwardenError):
@@ -266,3 +270,20 @@ def _probe(path: Path) -> int | None:
 def named(pid: int) -> str:
     """`pid 1234`, or what a hidden holder is."""
     return f"pid {pid}" if pid > HIDDEN else "a process not visible from here"
+
+
+FILE_BACKENDS = ("sqlite", "duckdb", "jsonfile")
+
+
+def runtime_dir(config: BotConfig) -> Path:
+    """Where the bot's lock lives: beside its state file (or `state/` beside the config
+    for a server backend), so that whoever shares the state shares the lock."""
+    backend = config.state.backend
+    if backend in FILE_BACKENDS:
+        template = getattr(config.state, backend).path
+        return resolve_path(template, config.bot_id, config.base_dir).parent
+    return config.base_dir / "state"
+
+
+def lock_path(config: BotConfig) -> Path:
+    return runtime_dir(config) / f"{config.bot_id}.lock"

@@ -15,20 +15,19 @@ import os
 import signal
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from pathlib import Path
 
 from pydantic import SecretStr
 
-from botwarden.config import BotConfig, botwarden_home
+from botwarden.config import BotConfig
 from botwarden.domain.models import BotStatus, Topic
 from botwarden.engine.crash import CRASH
 from botwarden.engine.runner import Flattened, Runner, require_fit
 from botwarden.errors import BotwardenError, StateCorruptError, StateLost
 from botwarden.keystore import KeyStore
 from botwarden.notify import Notifier
-from botwarden.process.lock import InstanceLock
+from botwarden.process.home import READY_FD, botwarden_home
+from botwarden.process.lock import InstanceLock, lock_path
 from botwarden.state.manager import StateManager, Transaction, utc_now
-from botwarden.state.settings import resolve_path
 from botwarden.strategies.loading import LoadedStrategy
 from botwarden.venues.base import Venue
 from botwarden.venues.factory import open_venue
@@ -36,22 +35,6 @@ from botwarden.venues.paper.venue import PaperVenue
 from botwarden.venues.settings import KeyedVenueSettings
 
 log = logging.getLogger(__name__)
-
-FILE_BACKENDS = ("sqlite", "duckdb", "jsonfile")
-
-
-def runtime_dir(config: BotConfig) -> Path:
-    """Where the bot's lock lives: beside its state file (or `state/` beside the config
-    for a server backend), so that whoever shares the state shares the lock."""
-    backend = config.state.backend
-    if backend in FILE_BACKENDS:
-        template = getattr(config.state, backend).path
-        return resolve_path(template, config.bot_id, config.base_dir).parent
-    return config.base_dir / "state"
-
-
-def lock_path(config: BotConfig) -> Path:
-    return runtime_dir(config) / f"{config.bot_id}.lock"
 
 
 async def run_bot(
@@ -170,12 +153,6 @@ async def bot_instance(
             await venue.close()
             if notifier is not None:
                 await notifier.close()
-
-
-READY_FD = "BOTWARDEN_READY_FD"
-"""Set by `botwarden start`: a pipe on which the bot says it started (its lock held, its
-state open, its recovery done or retrying), as systemd's sd_notify does. A failure
-before that closes the pipe unsaid, and the start reports the bot's last words."""
 
 
 def _tell_supervisor_started() -> None:

@@ -37,32 +37,49 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botwarden.config import BotConfig, botwarden_home, load_config
 from botwarden.domain import risk as rules
 from botwarden.domain.models import BotStatus
-from botwarden.domain.numbers import money
+from botwarden.domain.numbers import age, money
 from botwarden.domain.orders import IntentStatus
-from botwarden.engine.runner import Flattened
 from botwarden.errors import BotwardenError, ConfigError, StateError
 from botwarden.process.home import (
     DRIVEN_BY_CODE,
+    READY_FD,
     BotFiles,
     DrivenByCode,
     bot_files,
+    botwarden_home,
     known_bots,
 )
-from botwarden.process.lock import HIDDEN, AlreadyRunning, InstanceLock, holder, named
+from botwarden.process.lock import (
+    HIDDEN,
+    AlreadyRunning,
+    InstanceLock,
+    holder,
+    lock_path,
+    named,
+)
 from botwarden.process.procs import ProcessId, group_members, identify, uptime
-from botwarden.process.run import READY_FD, flatten_bot, lock_path, write_unfenced
 from botwarden.state.factory import read_state
 from botwarden.state.files import atomic_write
 from botwarden.state.manager import Transaction, utc_now
 from botwarden.state.records import BotState
-from botwarden.views import age
+
+if TYPE_CHECKING:
+    from botwarden.config import BotConfig
+    from botwarden.engine.runner import Flattened
 
 log = logging.getLogger(__name__)
+
+
+def _load_config(path: Path | str) -> BotConfig:
+    """A bot's config (the config module, only where one is read: not by `logs`)."""
+    from botwarden.config import load_config
+
+    return load_config(path)
+
 
 START_WAIT = 60.0
 """Seconds a start waits for the new process to say it started."""
@@ -206,7 +223,7 @@ class Supervisor:
     def register(self, config_path: Path) -> str:
         """Make a bot known by its config (without starting it); returns its id."""
         config_path = config_path.resolve()
-        config = load_config(config_path)
+        config = _load_config(config_path)
         files = self.files(config.bot_id)
         files.refuse_if_driven_by_code(config.default_strategy)
         with self._serialized(files):
@@ -225,7 +242,7 @@ class Supervisor:
         seconds. Raises `AlreadyRunning` (naming the PID) or `StartFailed` (with the
         bot's last words)."""
         config_path = config_path.resolve()
-        config = load_config(config_path)  # a broken config is refused here, not later
+        config = _load_config(config_path)  # a broken config is refused here, not later
         if check_strategy:  # and a strategy that cannot be imported or built (a process
             config.load_strategy()  # that must not run a user's code leaves it to the bot)
         files = self.files(config.bot_id)
@@ -359,13 +376,15 @@ class Supervisor:
         bot's lock; the bot is left stopped."""
         files = self.files(bot_id)
         record = files.read_record()
-        config = load_config(record["config"])
+        config = _load_config(record["config"])
         if symbol is not None and config.symbols and symbol not in config.symbols:
             raise ConfigError(
                 f"bot {bot_id} does not trade {symbol!r}; it trades {', '.join(config.symbols)}"
             )
         with self._serialized(files):
             stopped = self._stop(files, record, timeout)
+            from botwarden.process.run import flatten_bot  # (the engine: only here)
+
             return stopped, asyncio.run(flatten_bot(config, symbol))
 
     def start_known(self, bot_id: str) -> Launch:
@@ -387,7 +406,7 @@ class Supervisor:
     def restart(self, bot_id: str, timeout: float = 30.0, check_strategy: bool = True) -> Launch:
         config = self._strategy_driven(bot_id)
         if check_strategy:  # refused before the running bot is stopped
-            load_config(config).load_strategy()
+            _load_config(config).load_strategy()
         self.stop(bot_id, timeout)
         return self.start(config, check_strategy=False)
 
@@ -398,7 +417,7 @@ class Supervisor:
         its next start. Raises `NothingToResolve` if the bot does not need attention."""
         files = self.files(bot_id)
         record = files.read_record()
-        config = load_config(record["config"])
+        config = _load_config(record["config"])
         with self._serialized(files):
             pid = holder(Path(record["lock"]))
             if config.state.backend == "duckdb" and pid is not None:
@@ -455,7 +474,7 @@ class Supervisor:
         if report.pid is not None and (process := identify(report.pid)) is not None:
             report.uptime_seconds = uptime(process)
         try:
-            config = load_config(record["config"])
+            config = _load_config(record["config"])
             report.strategy = (
                 "its own code" if record["driven_by"] == DRIVEN_BY_CODE else config.strategy.spec
             )
@@ -484,7 +503,7 @@ class Supervisor:
         return report, state
 
     def config(self, bot_id: str) -> BotConfig:
-        return load_config(self.files(bot_id).config_path())
+        return _load_config(self.files(bot_id).config_path())
 
     # -- helpers ----------------------------------------------------------------------
     def _running_pid(self, files: BotFiles, lock: Path) -> int | None:
@@ -609,7 +628,7 @@ def _record_kill(config_path: Path, timeout: float) -> None:
         tx.add_event(now, "status", message)
 
     try:
-        _write_while_stopped(load_config(config_path), stopped)
+        _write_while_stopped(_load_config(config_path), stopped)
     except (BotwardenError, OSError) as error:  # started again meanwhile, or no store
         log.warning("bot killed, but its stop could not be recorded: %s", error)
 
@@ -619,6 +638,8 @@ def _write_while_stopped(
 ) -> None:
     """One change to the state of a bot that is not running, holding its lock (no
     instance can start meanwhile)."""
+    from botwarden.process.run import write_unfenced
+
     with InstanceLock(lock_path(config), config.bot_id):
         asyncio.run(write_unfenced(config, change))
 

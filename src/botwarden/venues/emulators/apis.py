@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botwarden.venues.paper.venue import PaperVenue
+if TYPE_CHECKING:  # (the CLI names the APIs without loading an exchange)
+    from botwarden.venues.paper.venue import PaperVenue
 
 
 class EmulatedApi(StrEnum):
