@@ -800,12 +800,13 @@ class Runner:
         else:
             message = f"{type(error).__name__}: {error}"
             await self.state.set_status(BotStatus.ERROR, message)
-            await self._note(f"stopped by an error: {message}", Topic.ERROR)
+            await self._note(f"stopped by an error: {message}", Topic.ERROR, logged=True)
         await self._publish()
 
-    async def _note(self, message: str, topic: Topic) -> None:
+    async def _note(self, message: str, topic: Topic, logged: bool = False) -> None:
+        """A status event; `logged`: its caller says it in the log already."""
         async with self.state.transaction() as tx:
-            tx.add_event(self.clock(), "status", message, {"notify": topic})
+            tx.add_event(self.clock(), "status", message, {"notify": topic}, logged=logged)
 
     async def _publish(self) -> None:
         """Hand the events written since the last time to the notifications, if any."""
