@@ -20,14 +20,22 @@ function tokenFromFragment() {
   return given;
 }
 
-class Unauthorized extends Error {}
+class Unauthorized extends Error {
+  // `sentWith`: the token the refused request carried (an answer to one sent with a
+  // token since replaced must not ask for the new one).
+  constructor(sentWith) {
+    super("the token was refused");
+    this.sentWith = sentWith;
+  }
+}
 
 async function api(path, options = {}) {
+  const sentWith = token;
   const response = await fetch(path, {
     ...options,
-    headers: { Authorization: `Bearer ${token}`, ...(options.headers || {}) },
+    headers: { Authorization: `Bearer ${sentWith}`, ...(options.headers || {}) },
   });
-  if (response.status === 401) throw new Unauthorized("the token was refused");
+  if (response.status === 401) throw new Unauthorized(sentWith);
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(body.error || `${response.status} ${response.statusText}`);
   return body;
@@ -212,11 +220,12 @@ async function stream() {
   const live = document.getElementById("live");
   const controller = new AbortController();
   streaming = controller;
+  const sentWith = token;
   try {
     const response = await fetch("/api/v1/events/stream", {
-      headers: { Authorization: `Bearer ${token}` }, signal: controller.signal,
+      headers: { Authorization: `Bearer ${sentWith}` }, signal: controller.signal,
     });
-    if (response.status === 401) throw new Unauthorized("the token was refused");
+    if (response.status === 401) throw new Unauthorized(sentWith);
     if (!response.ok) throw new Error(`event stream: ${response.status}`);
     live.dataset.live = "yes";
     live.textContent = "live";
@@ -251,6 +260,7 @@ function say(text) {
 
 function handle(error) {
   if (error instanceof Unauthorized) {
+    if (error.sentWith !== token) return; // sent before the token was replaced
     streaming?.abort();
     streaming = null;
     document.getElementById("login").hidden = false;
