@@ -20,6 +20,9 @@ import pytest
 
 from botwarden.state.base import StateStore
 from botwarden.state.factory import open_store
+from botwarden.state.history import History, WholeState
+from botwarden.state.manager import StateManager
+from botwarden.state.records import decode
 from botwarden.state.settings import StateSettings
 
 BACKENDS = ("memory", "sqlite", "duckdb", "jsonfile", "redis", "postgres")
@@ -194,3 +197,15 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 @pytest.fixture(params=[b for b in BACKENDS if b != "memory"])
 def durable_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     yield from make_backend(request.param, tmp_path)
+
+
+async def whole(state: StateManager) -> WholeState:
+    """A bot's live state with its whole history beside it (every intent, terminal ones
+    too; every fill and event): what a test looks at after the bot has traded."""
+    return await WholeState.read(await state.snapshot(), state.history)
+
+
+async def whole_of(store: StateStore, bot_id: str) -> WholeState:
+    """`whole`, read from an open store."""
+    state = decode(await store.load(bot_id), bot_id, store.describe())
+    return await WholeState.read(state, History(store, bot_id))

@@ -141,7 +141,7 @@ async def test_exits_in_parts_resize_the_stop_and_the_last_goes_flat(config: Pat
         assert positions == [] and resting == [], "nothing held, nothing left resting"
         with pytest.raises(NothingHeld, match="exit SPY refused: nothing to exit"):
             await bot.exit("SPY")
-        assert len([f for f in bot.fills() if f.symbol == "SPY"]) == 3
+        assert len([f for f in await bot.fills() if f.symbol == "SPY"]) == 3
     await promises_hold(config)
 
 
@@ -159,7 +159,7 @@ async def test_what_the_guards_refuse_is_an_exception_of_its_kind(limited: Path)
             await bot.enter("QQQ", qty=1)
         with pytest.raises(ValueError, match="give one of qty, notional"):
             await bot.enter("QQQ", qty=1, notional=100)
-        skipped = [e.message for e in bot._runner.state.last_known().events.values()]
+        skipped = [e.message for e in await bot._runner.state.history.events()]
         assert sum("skipped" in line for line in skipped) == 3, "each refusal in the log"
         _, resting = on_the_book(config)
         assert [o.symbol for o in resting] == ["SPY"], "only the stop of what is held"

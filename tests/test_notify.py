@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from botwarden.domain.models import BotRecord, Event, Topic
+from botwarden.domain.models import Event, Topic
 from botwarden.notify import Notifier, NotifySettings
 from botwarden.process.supervisor import StartFailed, Supervisor
-from botwarden.state.records import BotState, event_key
+from tests.conftest import whole
 from tests.engine.harness import Exchange
 from tests.state.test_crash import free_port
 from tests.support.processes import CONFIG
@@ -88,10 +88,10 @@ async def test_the_engine_tells_of_fills_and_the_breaker_on_both_channels(
     notifier = Notifier.for_bot("golden", NotifySettings.model_validate(config))
     runner = await exchange.runner(risk={"max_consecutive_losses": 1}, notify=config)
     runner.notifications = notifier
-    notifier.start_from((await runner.state.snapshot()).ledger.next_event_seq)
+    notifier.start_from((await whole(runner.state)).ledger.next_event_seq)
     await exchange.hours(runner, 24 * 20)
     await notifier.close()
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     tagged = [e for e in state.events.values() if e.data.get("notify") in ("fill", "breaker")]
     hooks = receiver.webhook()
     assert [h["seq"] for h in hooks] == [e.seq for e in tagged], "each, once, in order"
@@ -112,12 +112,10 @@ async def test_a_failing_endpoint_is_tried_three_times_and_named_without_its_sec
     notifier = Notifier("golden", NotifySettings.model_validate(settings(receiver)))
     event = Event(seq=0, time=datetime.now(UTC), kind="status", message="stopped by an error: x",
                   data={"notify": Topic.ERROR})  # fmt: skip
-    state = BotState(bot=BotRecord(bot_id="golden"), events={event_key(0): event})
-    state.ledger = state.ledger.evolve(next_event_seq=1)
     notifier.start_from(0)
     with caplog.at_level(logging.WARNING, logger="botwarden"):
-        notifier.publish(state)
-        notifier.publish(state)  # nothing new: nothing more
+        notifier.publish([event], next_seq=1)
+        notifier.publish([event], next_seq=1)  # nothing new: nothing more
         await notifier.close(wait=30)
     assert len(receiver.webhook()) == 3 and len(receiver.telegram()) == 3
     said = caplog.text

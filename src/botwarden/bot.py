@@ -4,7 +4,8 @@ fill sync and the stop guarantee of `botwarden run`, driven by the bot's own cod
     async with Bot.open("bot.yaml") as bot:        # lock, recovery against the venue
         await bot.enter("SPY", "long", notional=1000, stop_pct=2, take_profit_pct=4)
         await bot.exit("SPY", fraction=0.5)
-        bot.positions(), bot.fills(), bot.risk()   # what it holds and has done
+        bot.positions(), bot.risk()                # what it holds, its guards
+        await bot.fills()                          # what it has done (its history)
         await bot.sleep(60)                        # passes meanwhile: fills, stops
 
 `SyncBot` is its twin for scripts that are not async. Every call that trades first
@@ -196,9 +197,10 @@ class Bot:
     def position(self, symbol: str) -> Position | None:
         return next((p for p in self.positions() if p.symbol == symbol), None)
 
-    def fills(self) -> list[Fill]:
-        """Every fill of the bot's orders, oldest first."""
-        return list(self._runner.state.last_known().fills.values())
+    async def fills(self) -> list[Fill]:
+        """Every fill of the bot's orders, oldest first: read from its history, which
+        the bot does not hold in memory."""
+        return await self._runner.state.get_fills()
 
     def orders(self) -> list[OrderIntent]:
         """The bot's orders that are not done yet: resting, or their fate unresolved."""
@@ -405,19 +407,24 @@ class Bot:
                 raise self._ended
             still_locked(self._lock)
             self._last_pass = time.monotonic()
-            before = set(self._runner.state.last_known().intents)
+            first = self._runner.state.last_known().ledger.next_order_seq
             skipped = await self._runner.act(signal)
             if isinstance(skipped, Skipped):
                 refusal = REFUSALS[skipped.why]
                 raise refusal(str(signal.action), signal.symbol, str(skipped))
-            intents = self._runner.state.last_known().intents
-            sent = [
-                intent
-                for cid, intent in intents.items()
-                if cid not in before
-                and intent.symbol == signal.symbol
-                and intent.purpose is purpose
-            ]
+            # The orders it made are those numbered since (live, or already done: a
+            # market order filled at once is history by now).
+            ids, last = self._runner.ctx.ids, self._runner.state.last_known().ledger.next_order_seq
+            made = [cid for seq in range(first, last) for cid in ids.make_pair(seq)]
+            intents = await self._runner.state.get_orders_by_id(made)
+            sent = sorted(
+                (
+                    intent
+                    for intent in intents.values()
+                    if intent.symbol == signal.symbol and intent.purpose is purpose
+                ),
+                key=lambda i: (i.created_at, i.client_order_id),
+            )
         for intent in sent:  # refused by the venue, or never sent (a 429, an outage)
             if intent.filled_qty == 0 and intent.status in NOT_TAKEN:
                 raise VenueRefused(str(signal.action), signal.symbol, intent)

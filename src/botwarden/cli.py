@@ -120,22 +120,22 @@ def state_show(
 ) -> None:
     """Positions, pending order intents, risk, signals and status of one bot."""
     from botwarden.config import load_config
+    from botwarden.state.factory import StoredBot
     from botwarden.state.manager import utc_now
-    from botwarden.state.records import decode
-    from botwarden.views import render_state, state_as_json
+    from botwarden.views import RECENT_FILLS, render_state, state_as_json
 
     settings = load_config(config)
 
     async def show() -> None:
         async with _opened_store(settings, existing=True) as store:
             where = store.describe()
-            state = decode(await store.load(settings.bot_id), settings.bot_id, where)
+            stored = await StoredBot.read(store, settings.bot_id, newest_fills=RECENT_FILLS)
         if as_json:
             retention = settings.state.signal_retention
-            document = state_as_json(state, where, utc_now(), retention)
+            document = state_as_json(stored, where, utc_now(), retention)
             sys.stdout.write(json.dumps(document, indent=2) + "\n")
         else:
-            render_state(console.real, state, where, utc_now())
+            render_state(console.real, stored, where, utc_now())
 
     _run(show())
 

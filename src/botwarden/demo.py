@@ -35,8 +35,8 @@ from botwarden.config import BotConfig, load_config
 from botwarden.engine.checks import PROMISES, Violation, check_promises
 from botwarden.engine.ids import ClientIds
 from botwarden.errors import ConfigError
+from botwarden.state.history import WholeState
 from botwarden.state.manager import StateManager
-from botwarden.state.records import BotState
 from botwarden.venues.factory import open_paper_venue
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "golden_cross.yaml"
@@ -164,9 +164,9 @@ def campaign(
     return done
 
 
-async def _outcome(config: BotConfig) -> tuple[BotState, list[Violation]]:
+async def _outcome(config: BotConfig) -> tuple[WholeState, list[Violation]]:
     async with StateManager.from_config(config.bot_id, config) as state:
-        snapshot = await state.snapshot()
+        snapshot = await WholeState.read(await state.snapshot(), state.history)
     venue = open_paper_venue(config.venue, config.bot_id, config.base_dir)
     try:
         epoch = snapshot.bot.instance.epoch if snapshot.bot.instance else 0
@@ -211,7 +211,9 @@ def run_demo(
     return 1 if violations else 0
 
 
-def report(console: Console, state: BotState, done: Campaign, violations: list[Violation]) -> None:
+def report(
+    console: Console, state: WholeState, done: Campaign, violations: list[Violation]
+) -> None:
     trades = [e for e in state.events.values() if e.kind == "trade"]
     pnl = sum((Decimal(e.data.get("pnl", "0")) for e in trades), Decimal(0))
     kills = sum(run.ended == "SIGKILL" for run in done.runs)

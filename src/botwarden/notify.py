@@ -29,7 +29,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from botwarden.domain.models import Duration, Event, Topic
 from botwarden.settings import Settings
-from botwarden.state.records import BotState, document
+from botwarden.state.records import document
 
 log = logging.getLogger(__name__)
 
@@ -136,13 +136,19 @@ class Notifier:
         not, by an earlier process)."""
         self._since = next_seq
 
-    def publish(self, state: BotState) -> None:
-        """Queue the events written since the last look whose topic was asked for."""
-        since = self._since if self._since is not None else state.ledger.next_event_seq
-        for event in state.events.values():
+    def news_since(self, next_seq: int) -> int:
+        """The first sequence number not looked at yet (`next_seq`, the bot's next
+        event's, at the first look: what came before is not news)."""
+        return self._since if self._since is not None else next_seq
+
+    def publish(self, events: list[Event], next_seq: int) -> None:
+        """Queue `events` (those written since `news_since`) whose topic was asked for;
+        the next look starts at `next_seq`."""
+        since = self.news_since(next_seq)
+        for event in events:
             if event.seq >= since and event.data.get("notify") in self._topics:
                 self._enqueue(self._message(event))
-        self._since = state.ledger.next_event_seq
+        self._since = next_seq
 
     def announce(self, topic: Topic, text: str) -> None:
         """Tell of something no event holds (a start that failed before the state)."""

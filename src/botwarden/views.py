@@ -17,7 +17,8 @@ from botwarden.config import BotConfig
 from botwarden.domain.models import BotStatus
 from botwarden.domain.numbers import age, money, span
 from botwarden.redact import redact_url
-from botwarden.state.records import BotState, document
+from botwarden.state.factory import StoredBot
+from botwarden.state.records import document
 
 if TYPE_CHECKING:
     from botwarden.engine.account import AccountView
@@ -36,10 +37,10 @@ RECENT_FILLS = 10
 
 
 def state_as_json(
-    state: BotState, store: str, now: datetime, retention: timedelta
+    stored: StoredBot, store: str, now: datetime, retention: timedelta
 ) -> dict[str, Any]:
-    pending = [i for i in state.intents.values() if not i.status.is_terminal]
-    fills = sorted(state.fills.values(), key=lambda f: (f.time, f.trade_id))
+    state = stored.state
+    pending = list(state.intents.values())
     return {
         "bot_id": state.bot.bot_id,
         "store": store,
@@ -53,11 +54,12 @@ def state_as_json(
             "cooldowns": {s: u.isoformat() for s, u in state.cooldowns.items() if u > now},
             "last_bar_time": state.last_bar.isoformat() if state.last_bar else None,
         },
-        "fills": {"count": len(fills), "recent": [document(f) for f in fills[-RECENT_FILLS:]]},
+        "fills": {"count": stored.fill_count, "recent": [document(f) for f in stored.fills]},
     }
 
 
-def render_state(console: Console, state: BotState, store: str, now: datetime) -> None:
+def render_state(console: Console, stored: StoredBot, store: str, now: datetime) -> None:
+    state = stored.state
     bot = state.bot
     style = STATUS_STYLE.get(bot.status, "white")
     summary = Table.grid(padding=(0, 2))
@@ -96,8 +98,6 @@ def render_state(console: Console, state: BotState, store: str, now: datetime) -
     ):
         pending.add_column(column)
     for i in state.intents.values():
-        if i.status.is_terminal:
-            continue
         status = f"[yellow]{i.status.value}[/]" if i.status.value == "unknown" else i.status.value
         pending.add_row(
             i.client_order_id, i.symbol, i.side.value, i.type.value, str(i.qty),
@@ -123,12 +123,11 @@ def render_state(console: Console, state: BotState, store: str, now: datetime) -
         "cooldowns", ", ".join(f"{s} until {u:%H:%M:%S}" for s, u in active.items()) or "none"
     )
     signals.add_row("last bar", state.last_bar.isoformat() if state.last_bar else "-")
-    signals.add_row("fills recorded", str(len(state.fills)))
+    signals.add_row("fills recorded", str(stored.fill_count))
 
     console.print(Panel(summary, title=f"bot {bot.bot_id}", expand=False))
     console.print(positions if state.positions else "[bright_black]no positions[/]")
-    has_pending = any(not i.status.is_terminal for i in state.intents.values())
-    console.print(pending if has_pending else "[bright_black]no pending order intents[/]")
+    console.print(pending if state.intents else "[bright_black]no pending order intents[/]")
     console.print(
         Group(
             Panel(risk_grid, title="risk", expand=False),

@@ -26,6 +26,7 @@ from botwarden.venues.base import Venue, VenueOrder
 from botwarden.venues.paper.book import BookSettings, PaperBook
 from botwarden.venues.paper.faults import FaultPlan
 from botwarden.venues.paper.venue import PaperVenue
+from tests.conftest import whole
 from tests.venues.test_paper import FEED, Clock
 
 BOT = "golden"
@@ -169,6 +170,6 @@ class Exchange:
         for _ in range(count):
             self.clock.now += timedelta(hours=1)
             await runner.tick()
-            state = await runner.state.snapshot()
+            state = await whole(runner.state)
             violations = check_promises(state, self.book, runner.ctx.ids)
             assert violations == [], "\n".join(map(str, violations))

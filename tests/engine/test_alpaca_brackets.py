@@ -28,6 +28,7 @@ from botwarden.process.run import open_bot_venue
 from botwarden.venues.emulators.alpaca import book_trade_id
 from botwarden.venues.emulators.server import serving
 from botwarden.venues.paper.venue import PaperVenue
+from tests.conftest import whole
 from tests.engine.harness import CONFIG, started
 from tests.support.alpaca import KEY, SECRET, adapter, start
 from tests.support.strategies import OnceLong
@@ -63,7 +64,7 @@ class AlpacaExchange:
         for _ in range(count):
             self.clock.now += timedelta(hours=1)
             await runner.tick()
-            state = await runner.state.snapshot()
+            state = await whole(runner.state)
             violations = check_promises(
                 state, self.book, runner.ctx.ids, book_trade_id=book_trade_id
             )
@@ -73,7 +74,7 @@ class AlpacaExchange:
     async def until_flat(self, runner: Runner, hours: int = 24 * 30) -> None:
         for _ in range(hours):
             await self.hours(runner, 1)
-            if not (await runner.state.snapshot()).positions:
+            if not (await whole(runner.state)).positions:
                 return
         pytest.fail("never closed")
 
@@ -115,20 +116,18 @@ async def test_a_take_profit_reached_closes_it_and_the_stop_goes(tmp_path: Path)
         strategy = OnceLong(stop=Stop.percent(20), take_profit=TakeProfit.percent("0.3"))
         runner = await world.runner(strategy)
         await world.hours(runner, 1)
-        [position] = (await runner.state.snapshot()).positions.values()
+        [position] = (await whole(runner.state)).positions.values()
         legs = world.resting()
         assert set(legs) == {OrderType.STOP, OrderType.LIMIT}, "one OCO: the take-profit, its leg"
         assert legs[OrderType.LIMIT].qty == legs[OrderType.STOP].qty == position.size
         assert legs[OrderType.STOP].oco_with == legs[OrderType.LIMIT].client_order_id
         await world.until_flat(runner)
-        state = await runner.state.snapshot()
+        state = await whole(runner.state)
         [trade] = [e for e in state.events.values() if e.kind == "trade"]
         assert state.intents[trade.data["closed_by"]].purpose is Purpose.TAKE_PROFIT
         await world.hours(runner, 1)
         assert world.resting() == {}, "the stop went with the take-profit's fill"
-        left = [
-            i for i in (await runner.state.snapshot()).intents.values() if not i.status.is_terminal
-        ]
+        left = [i for i in (await whole(runner.state)).intents.values() if not i.status.is_terminal]
         assert left == [], "the bot knows its stop went: nothing blocks a new entry"
 
 
@@ -138,7 +137,7 @@ async def test_a_stop_that_fires_takes_the_take_profit_with_it(tmp_path: Path) -
         runner = await world.runner(strategy)
         await world.until_flat(runner)
         await world.hours(runner, 1)
-        state = await runner.state.snapshot()
+        state = await whole(runner.state)
         [trade] = [e for e in state.events.values() if e.kind == "trade"]
         closed_by = state.intents[trade.data["closed_by"]]
         assert closed_by.purpose is Purpose.STOP, "the stop leg's fill, named by the stop's id"
@@ -155,8 +154,8 @@ async def test_a_lost_answer_to_the_pair_is_resolved_without_sending_it_again(
         runner = await world.runner(strategy)
         await world.hours(runner, 3)
         assert len(world.book.all_orders()) == 3, "the entry and one OCO: sent once"
-        position = next(iter((await runner.state.snapshot()).positions.values()))
-        intents = (await runner.state.snapshot()).intents
+        position = next(iter((await whole(runner.state)).positions.values()))
+        intents = (await whole(runner.state)).intents
         legs = [
             intents[position.stop_client_order_id],
             intents[position.take_profit_client_order_id],
@@ -172,14 +171,14 @@ async def test_a_killed_bot_finds_both_legs_when_it_comes_back(tmp_path: Path) -
         strategy = OnceLong(stop=Stop.percent(20), take_profit=TakeProfit.percent(20))
         first = await world.runner(strategy)
         await world.hours(first, 1)
-        held = next(iter((await first.state.snapshot()).positions.values()))
+        held = next(iter((await whole(first.state)).positions.values()))
         await first.state.close()  # killed: nothing said, nothing saved beyond what was
         entered = OnceLong()
         entered.done = True  # it entered before it was killed
         with no_new_orders(world):
             second = await world.runner(entered)
             await world.hours(second, 2)
-        again = next(iter((await second.state.snapshot()).positions.values()))
+        again = next(iter((await whole(second.state)).positions.values()))
         assert (again.stop_client_order_id, again.take_profit_client_order_id) == (
             held.stop_client_order_id,
             held.take_profit_client_order_id,
@@ -196,7 +195,7 @@ async def test_a_fractional_position_gets_its_stop_alone(tmp_path: Path) -> None
         await world.hours(runner, 1)
         [stop] = world.book.open_orders("SPY")
         assert (stop.type, stop.qty, stop.oco_with) == (OrderType.STOP, Decimal("2.5"), None)
-        state = await runner.state.snapshot()
+        state = await whole(runner.state)
         refused = [e.message for e in state.events.values() if e.kind == "alert"]
         assert any("fractional orders must be simple orders" in m for m in refused)
         await world.hours(runner, 6)  # every promise held through every pass
@@ -219,7 +218,7 @@ async def test_a_stop_that_fired_while_the_bot_was_down_is_found_as_its_stop(
         entered.done = True  # it entered before it was killed
         second = await world.runner(entered)
         await world.hours(second, 1)
-        state = await second.state.snapshot()
+        state = await whole(second.state)
         assert state.positions == {}
         [trade] = [e for e in state.events.values() if e.kind == "trade"]
         assert state.intents[trade.data["closed_by"]].purpose is Purpose.STOP
@@ -234,7 +233,7 @@ async def test_a_refused_pair_is_not_tried_again_at_every_pass(tmp_path: Path) -
         await world.hours(runner, 6)
         stops = [o for o in world.book.all_orders() if o.type is OrderType.STOP]
         assert len(stops) == 1, f"{len(stops)} stops sent for one position in 6 passes"
-        state = await runner.state.snapshot()
+        state = await whole(runner.state)
         (position,) = state.positions.values()
         assert position.take_profit is None and position.stop_client_order_id
         told = [e.message for e in state.events.values() if "refused its stop and" in e.message]

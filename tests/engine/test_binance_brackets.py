@@ -24,6 +24,7 @@ from botwarden.strategies.base import Signal
 from botwarden.venues.base import OrderState, VenueOrder
 from botwarden.venues.emulators.binance import Flavour
 from botwarden.venues.paper.venue import PaperVenue
+from tests.conftest import whole
 from tests.engine.harness import CONFIG, started
 from tests.support.strategies import OnceLong
 from tests.venues.test_paper import Clock
@@ -135,13 +136,13 @@ def assert_protected_by_both(world: Binance, size: Decimal) -> dict[OrderType, V
 
 
 async def closed_by(runner: Runner) -> Purpose:
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     [trade] = [e for e in state.events.values() if e.kind == "trade"]
     return state.intents[trade.data["closed_by"]].purpose
 
 
 async def nothing_left_open(runner: Runner) -> None:
-    left = [i for i in (await runner.state.snapshot()).intents.values() if not i.status.is_terminal]
+    left = [i for i in (await whole(runner.state)).intents.values() if not i.status.is_terminal]
     assert left == [], "the state knows the other leg went: nothing blocks a new entry"
 
 
@@ -204,7 +205,7 @@ async def test_both_legs_crossed_while_the_bot_is_away_fill_once(
         crossed = {o.type: world.exchange.book.order(o.client_order_id) for o in legs.values()}
         assert sorted(o.state for o in crossed.values()) == [OrderState.CANCELED, OrderState.FILLED]
         await world.hours(runner, 1)  # the bot comes back: it learns, and nothing is left
-        state = await runner.state.snapshot()
+        state = await whole(runner.state)
         [trade] = [e for e in state.events.values() if e.kind == "trade"]
         assert trade.data["closed_by"] == exit_fill.client_order_id, "the bot knows which"
         await nothing_left_open(runner)
@@ -223,7 +224,7 @@ async def test_a_lost_answer_to_the_take_profit_is_resolved_not_sent_twice(
         strategy = OnceLong(stop=Stop.percent(20), take_profit=TakeProfit.percent(20))
         runner = await world.runner(strategy)
         await world.hours(runner, 1)
-        state = await runner.state.snapshot()
+        state = await whole(runner.state)
         unknown = [i for i in state.intents.values() if i.status is IntentStatus.UNKNOWN]
         assert unknown, "the answer was lost"
         await world.hours(runner, 2)
@@ -232,7 +233,7 @@ async def test_a_lost_answer_to_the_take_profit_is_resolved_not_sent_twice(
         assert world.calls[sent] == (1 if flavour == "spot" else 2), "sent once, never again"
         every = world.exchange.book.all_orders("BTC/USDT")
         assert len(every) == 3, f"the entry and one of each leg, ever: {every}"
-        state = await runner.state.snapshot()
+        state = await whole(runner.state)
         [position] = state.positions.values()
         for cid in (position.stop_client_order_id, position.take_profit_client_order_id):
             assert state.intents[cid].status is IntentStatus.ACCEPTED
@@ -271,7 +272,7 @@ async def test_a_kill_between_the_legs_is_recovered_with_both_once(
         every = world.exchange.book.all_orders("BTC/USDT")
         names = [o.client_order_id for o in every]
         assert len(names) == len(set(names)), f"an order sent twice: {names}"
-        [position] = (await again.state.snapshot()).positions.values()
+        [position] = (await whole(again.state)).positions.values()
         assert legs[OrderType.STOP].client_order_id == position.stop_client_order_id
         assert legs[OrderType.LIMIT].client_order_id == position.take_profit_client_order_id
         entries = [o for o in every if o.type is OrderType.MARKET]

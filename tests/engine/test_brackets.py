@@ -20,6 +20,7 @@ from botwarden.process.run import open_bot_venue
 from botwarden.state.manager import StateManager, utc_now
 from botwarden.state.memory import MemoryStore
 from botwarden.venues.base import pair_take_profit_id
+from tests.conftest import whole
 from tests.engine.harness import CONFIG, Exchange
 from tests.support.strategies import OnceLong
 
@@ -31,7 +32,7 @@ def resting(exchange: Exchange) -> list:
 async def until_flat(exchange: Exchange, runner: Runner, hours: int = 24 * 30) -> None:
     for _ in range(hours):
         await exchange.hours(runner, 1)  # every promise checked after each pass
-        if not (await runner.state.snapshot()).positions:
+        if not (await whole(runner.state)).positions:
             return
     pytest.fail("never closed")
 
@@ -44,7 +45,7 @@ async def test_a_take_profit_reached_closes_it_and_the_stop_goes(
     strategy = OnceLong(stop=Stop.percent(20), take_profit=TakeProfit.percent("0.3"))
     runner = await exchange.runner(strategy)
     await exchange.hours(runner, 1)
-    [position] = (await runner.state.snapshot()).positions.values()
+    [position] = (await whole(runner.state)).positions.values()
     legs = {o.type: o for o in resting(exchange)}
     assert set(legs) == {OrderType.STOP, OrderType.LIMIT}
     assert legs[OrderType.LIMIT].qty == legs[OrderType.STOP].qty == position.size
@@ -53,13 +54,13 @@ async def test_a_take_profit_reached_closes_it_and_the_stop_goes(
         named = pair_take_profit_id(legs[OrderType.STOP].client_order_id)
         assert legs[OrderType.LIMIT].client_order_id == named, "an adapter can tell the legs"
     await until_flat(exchange, runner)
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     [trade] = [e for e in state.events.values() if e.kind == "trade"]
     closed_by = state.intents[trade.data["closed_by"]]
     assert closed_by.purpose is Purpose.TAKE_PROFIT and Decimal(trade.data["pnl"]) > 0
     await exchange.hours(runner, 1)
     assert resting(exchange) == [], "the stop went with its position"
-    left = [i for i in (await runner.state.snapshot()).intents.values() if not i.status.is_terminal]
+    left = [i for i in (await whole(runner.state)).intents.values() if not i.status.is_terminal]
     assert left == [], "the state knows the other leg went: nothing blocks a new entry"
     await runner.state.close()
     exchange.book.close()
@@ -74,7 +75,7 @@ async def test_a_stop_that_fires_takes_the_take_profit_with_it(
     runner = await exchange.runner(strategy)
     await until_flat(exchange, runner)
     await exchange.hours(runner, 1)
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     [trade] = [e for e in state.events.values() if e.kind == "trade"]
     assert state.intents[trade.data["closed_by"]].purpose is Purpose.STOP
     assert resting(exchange) == [], "the take-profit went with its position"
@@ -88,14 +89,14 @@ async def test_a_trailing_stop_moves_and_its_take_profit_stays(exchange: Exchang
     strategy = OnceLong(stop=Stop.percent(2, trailing=True), take_profit=TakeProfit.multiple(3))
     runner = await exchange.runner(strategy)
     await exchange.hours(runner, 1)
-    [position] = (await runner.state.snapshot()).positions.values()
+    [position] = (await whole(runner.state)).positions.values()
     target = position.take_profit
     expected = position.entry_price + 3 * (position.entry_price - position.stop_price)
     assert abs(target - expected) <= Decimal("0.01"), "3R from the entry, the stop then"
     stops_seen = set()
     for _ in range(48):
         await exchange.hours(runner, 1)
-        held = (await runner.state.snapshot()).positions
+        held = (await whole(runner.state)).positions
         if not held:
             break
         legs = {o.type: o for o in resting(exchange)}
@@ -108,7 +109,7 @@ async def test_a_trailing_stop_moves_and_its_take_profit_stays(exchange: Exchang
 async def test_the_configs_take_profit_covers_every_position(exchange: Exchange) -> None:
     runner = await exchange.runner(OnceLong(), take_profit={"percent": 5})
     await exchange.hours(runner, 1)
-    [position] = (await runner.state.snapshot()).positions.values()
+    [position] = (await whole(runner.state)).positions.values()
     [limit] = [o for o in resting(exchange) if o.type is OrderType.LIMIT]
     assert limit.limit_price == position.take_profit
     assert abs(position.take_profit / position.entry_price - Decimal("1.05")) < Decimal("0.0001")
@@ -118,7 +119,7 @@ async def test_the_configs_take_profit_covers_every_position(exchange: Exchange)
 async def test_a_take_profit_on_the_losing_side_is_skipped_saying_why(exchange: Exchange) -> None:
     runner = await exchange.runner(OnceLong(take_profit=TakeProfit.price(1)))
     await exchange.hours(runner, 1)
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     assert not state.positions and exchange.book.all_orders() == []
     [skipped] = [e.message for e in state.events.values() if e.kind == "signal"]
     assert "a long's take-profit must be above the entry" in skipped

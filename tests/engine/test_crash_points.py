@@ -18,6 +18,7 @@ from botwarden.domain.models import OrderSide, TakeProfit
 from botwarden.domain.orders import IntentStatus, Purpose
 from botwarden.engine.checks import check_promises
 from botwarden.engine.crash import CRASH, POINTS, SimulatedCrash
+from tests.conftest import whole
 from tests.engine.harness import Bot, World
 
 ENTRY_POINTS = [
@@ -59,7 +60,7 @@ async def enter(bot: Bot) -> None:
 
 async def leave(bot: Bot) -> None:
     """What the bot does on a sell signal: exit at market, its fill, its stop canceled."""
-    [position] = (await bot.ctx.state.snapshot()).positions.values()
+    [position] = (await whole(bot.ctx.state)).positions.values()
     await bot.desk.place(
         symbol="SPY",
         side=OrderSide.SELL,
@@ -84,7 +85,7 @@ async def recovered(world: World) -> Bot:
     world.clock.now += timedelta(seconds=20)
     bot = await world.start()
     await bot.recover()
-    violations = check_promises(await bot.ctx.state.snapshot(), world.book, bot.ctx.ids)
+    violations = check_promises(await whole(bot.ctx.state), world.book, bot.ctx.ids)
     assert violations == [], "\n".join(map(str, violations))
     return bot
 
@@ -102,7 +103,7 @@ async def test_a_crash_anywhere_in_an_entry_is_recovered(
     world = World(tmp_path, client_ids=client_ids)
     await crashed_at(world, point, enter)
     bot = await recovered(world)
-    state = await bot.ctx.state.snapshot()
+    state = await whole(bot.ctx.state)
     entries = [i for i in state.intents.values() if i.purpose is Purpose.ENTRY]
     assert len(entries) <= 1, "recovery never enters"
     if entries and entries[0].status is IntentStatus.FILLED:
@@ -121,7 +122,7 @@ async def test_a_crash_anywhere_in_an_exit_is_recovered(tmp_path: Path, point: s
     await enter(await world.start())
     await crashed_at(world, point, leave)
     bot = await recovered(world)
-    state = await bot.ctx.state.snapshot()
+    state = await whole(bot.ctx.state)
     exits = [i for i in state.intents.values() if i.purpose is Purpose.EXIT]
     if exits and exits[0].status is IntentStatus.FILLED:
         assert state.positions == {} and world.book.positions() == []
@@ -145,7 +146,7 @@ async def test_a_crash_during_recovery_is_recovered_too(
         await second.recover()
     CRASH.disarm()
     bot = await recovered(world)
-    [position] = (await bot.ctx.state.snapshot()).positions.values()
+    [position] = (await whole(bot.ctx.state)).positions.values()
     assert position.stop_client_order_id is not None
     await world.close()
 
@@ -165,7 +166,7 @@ async def test_a_crash_while_a_stop_and_take_profit_are_placed_is_recovered(
     await crashed_at(world, point, enter)
     bot = await recovered(world)
     await bot.protect()  # (the next pass: what recovery left to do is done)
-    state = await bot.ctx.state.snapshot()
+    state = await whole(bot.ctx.state)
     [position] = state.positions.values()
     resting = {o.type.value: o for o in await bot.venue.open_orders()}
     assert set(resting) == {"stop", "limit"}, resting
@@ -203,7 +204,7 @@ async def test_a_crash_while_a_take_profit_joins_a_protected_position_is_recover
     assert stop in [o.client_order_id for o in world.book.open_orders()], "the stop stayed"
     bot = await recovered(world)
     await bot.protect()
-    state = await bot.ctx.state.snapshot()
+    state = await whole(bot.ctx.state)
     [position] = state.positions.values()
     resting = {o.type.value: o for o in world.book.open_orders()}
     assert set(resting) == {"stop", "limit"} and len(world.book.open_orders()) == 2

@@ -19,6 +19,7 @@ from botwarden.state.manager import StateManager
 from botwarden.state.sqlite import SqliteStore
 from botwarden.venues.base import OrderState
 from botwarden.venues.paper.venue import PaperVenue
+from tests.conftest import whole
 from tests.engine.harness import Exchange
 
 BUSY = {"strategy": {"name": "coin_flip", "params": {"seed": 3}, "timeframe": "1h"}}
@@ -29,7 +30,7 @@ async def holding(exchange: Exchange) -> tuple[Runner, str]:
     runner = await exchange.runner(**BUSY)
     for _ in range(24 * 10):
         await exchange.hours(runner, 1)
-        state = await runner.state.snapshot()
+        state = await whole(runner.state)
         for position in state.positions.values():
             stop = state.intents.get(position.stop_client_order_id or "")
             if stop is not None and stop.status.value == "accepted":
@@ -46,7 +47,7 @@ async def assert_the_bot_knows_itself_again(exchange: Exchange, first: Runner, s
     epoch_before = first.ctx.ids.epoch
     held_before = exchange.book.positions()
     runner = await exchange.runner(**BUSY)
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     assert any("STATE LOST" in e.message for e in state.events.values())
     assert runner.ctx.ids.epoch > epoch_before, "never an epoch of the lost life again"
     assert exchange.book.positions() == held_before, "the bot's own position is not sold"
@@ -59,7 +60,7 @@ async def assert_the_bot_knows_itself_again(exchange: Exchange, first: Runner, s
     assert len(ids) == len(set(ids))
     rejected = [o for o in orders if o.state is OrderState.REJECTED]
     assert rejected == [], "no order refused as a duplicate client order id"
-    later = [i for i in (await runner.state.snapshot()).intents.values() if i.sent_by]
+    later = [i for i in (await whole(runner.state)).intents.values() if i.sent_by]
     assert any(i.purpose is Purpose.ENTRY and i.sent_by == runner.ctx.ids.epoch for i in later)
     await runner.state.close()
 
@@ -93,13 +94,13 @@ async def test_a_position_its_own_fills_explain_is_the_bots_whatever_the_orphan_
     exchange: Exchange,
 ) -> None:
     runner, stop = await holding(exchange)
-    (position,) = (await runner.state.snapshot()).positions.values()
+    (position,) = (await whole(runner.state)).positions.values()
     assert position.stop_client_order_id == stop
     await runner.state.remove_position(position.id)  # lost from the state, not the venue
     held = exchange.book.positions()
     again = await exchange.runner(**BUSY, state={"recovery": {"orphan_positions": "close"}})
     assert exchange.book.positions() == held, "restored, not closed at market"
-    state = await again.state.snapshot()
+    state = await whole(again.state)
     assert any("its own fills at the venue explain it" in e.message for e in state.events.values())
     violations = check_promises(state, exchange.book, again.ctx.ids)
     assert violations == [], "\n".join(map(str, violations))
@@ -132,7 +133,7 @@ async def test_an_older_copy_of_the_state_put_back_never_reuses_a_client_order_i
     await exchange.hours(runner, 24)
     ids = [o.client_order_id for o in exchange.book.all_orders()]
     assert len(ids) == len(set(ids)), "no client order id twice at the venue"
-    told = [e.message for e in (await runner.state.snapshot()).events.values()]
+    told = [e.message for e in (await whole(runner.state)).events.values()]
     assert any("an older copy of the state put back?" in m for m in told)
     await runner.state.close()
 

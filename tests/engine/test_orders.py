@@ -13,6 +13,7 @@ import pytest
 from botwarden.domain.models import OrderSide, Side
 from botwarden.domain.orders import IntentStatus, Purpose
 from botwarden.engine.ids import ClientIds, bot_prefix
+from tests.conftest import whole
 from tests.engine.harness import World, price
 
 
@@ -64,7 +65,7 @@ async def test_an_entry_is_stored_before_it_is_sent_and_its_fill_opens_the_posit
     bot = await world.start()
     intent = await buy(bot)
     await bot.desk.sync_fills()
-    state = await bot.ctx.state.snapshot()
+    state = await whole(bot.ctx.state)
     stored = state.intents[intent.client_order_id]
     assert (stored.status, stored.filled_qty) == (IntentStatus.FILLED, Decimal(10))
     [position] = state.positions.values()
@@ -81,7 +82,7 @@ async def test_the_stop_goes_on_the_venue_right_after_the_entry_fill(world: Worl
     await buy(bot)
     await bot.desk.sync_fills()
     assert await bot.protect() == []
-    state = await bot.ctx.state.snapshot()
+    state = await whole(bot.ctx.state)
     [position] = state.positions.values()
     expected = (price() * Decimal("0.98")).quantize(Decimal("0.01"), rounding="ROUND_CEILING")
     assert position.stop_price == expected
@@ -149,7 +150,7 @@ async def test_a_lookup_that_lies_for_a_while_cannot_make_the_bot_send_twice(
     resolved = await bot.desk.resolve(intent, await bot.open_orders())
     assert resolved.status is IntentStatus.FILLED
     assert world.venue_orders(intent.client_order_id) == 1
-    [position] = (await bot.ctx.state.snapshot()).positions.values()
+    [position] = (await whole(bot.ctx.state)).positions.values()
     assert position.size == Decimal(10)
     await world.close()
 
@@ -160,8 +161,8 @@ async def test_a_stop_that_never_arrived_is_sent_again_under_the_same_id(tmp_pat
     await buy(bot)
     await bot.desk.sync_fills()
     await bot.protect()
-    position = next(iter((await bot.ctx.state.snapshot()).positions.values()))
-    stop = (await bot.ctx.state.snapshot()).intents[position.stop_client_order_id]
+    position = next(iter((await whole(bot.ctx.state)).positions.values()))
+    stop = (await whole(bot.ctx.state)).intents[position.stop_client_order_id]
     assert stop.status is IntentStatus.UNKNOWN
     assert await bot.protect() == [] and await bot.venue.open_orders() == [], (
         "no second stop while the first one's fate is unknown"
@@ -187,7 +188,7 @@ async def test_a_partial_fill_resizes_the_stop(tmp_path: Path) -> None:
     [second] = await stops(bot)
     assert (second.qty, second.client_order_id != first.client_order_id) == (Decimal(10), True)
     await bot.protect()  # the next pass: the replaced one's end, as the venue tells it
-    canceled = (await bot.ctx.state.snapshot()).intents[first.client_order_id]
+    canceled = (await whole(bot.ctx.state)).intents[first.client_order_id]
     assert canceled.status is IntentStatus.CANCELED
     await world.close()
 
@@ -197,11 +198,11 @@ async def test_a_position_far_past_its_stop_gets_no_stop_and_an_alert(tmp_path: 
     bot = await world.start()
     await buy(bot)
     await bot.desk.sync_fills()
-    position = next(iter((await bot.ctx.state.snapshot()).positions.values()))
+    position = next(iter((await whole(bot.ctx.state)).positions.values()))
     crash = {"SPY": position.entry_price * Decimal("0.9")}  # 8% past a 2% stop
     assert await bot.protector.protect_all({}, crash) == ["SPY"]
     assert await bot.venue.open_orders() == []
-    events = (await bot.ctx.state.snapshot()).events.values()
+    events = (await whole(bot.ctx.state)).events.values()
     assert any(e.kind == "alert" and "operator" in e.message for e in events)
 
     near = {"SPY": position.entry_price * Decimal("0.97")}  # 1% past: close it now
@@ -211,7 +212,7 @@ async def test_a_position_far_past_its_stop_gets_no_stop_and_an_alert(tmp_path: 
     await other.desk.sync_fills()
     await other.protector.protect_all({}, near)
     await other.desk.sync_fills()
-    assert (await other.ctx.state.snapshot()).positions == {}
+    assert (await whole(other.ctx.state)).positions == {}
     await fresh.close()
     await world.close()
 
@@ -235,7 +236,7 @@ async def test_a_venue_that_fills_more_than_ordered_gets_an_alert_not_a_crash(
     bot.venue.submit = rounding_up
     intent = await buy(bot, "10")
     assert await bot.desk.sync_fills() == 1
-    state = await bot.ctx.state.snapshot()
+    state = await whole(bot.ctx.state)
     stored = state.intents[intent.client_order_id]
     assert (stored.status, stored.filled_qty) == (IntentStatus.FILLED, Decimal("10.000000001"))
     [position] = state.positions.values()

@@ -16,6 +16,7 @@ from botwarden.engine.checks import check_promises
 from botwarden.venues.base import Ambiguous, OrderState, Rejected
 from botwarden.venues.paper.faults import FaultPlan
 from botwarden.venues.paper.venue import PaperVenue
+from tests.conftest import whole
 from tests.engine.harness import World
 from tests.venues.test_paper import FEED, T0, first_time_price
 
@@ -27,7 +28,7 @@ async def held_and_protected(world: World):
     await bot.desk.place(symbol="SPY", side=OrderSide.BUY, qty=Decimal(10), purpose=Purpose.ENTRY)
     await bot.desk.sync_fills()
     await bot.protect()
-    [position] = (await bot.ctx.state.snapshot()).positions.values()
+    [position] = (await whole(bot.ctx.state)).positions.values()
     return bot, position
 
 
@@ -82,7 +83,7 @@ async def test_a_trailing_stop_is_replaced_in_one_request_never_a_moment_without
     assert orders[old].reason == f"replaced by {new}"
     await bot.protect()  # the next pass: the old one's end, as the venue tells it
     assert resting_stops(world) == [new], "nothing more sent, nothing canceled"
-    state = await bot.ctx.state.snapshot()
+    state = await whole(bot.ctx.state)
     assert state.intents[old].status is IntentStatus.CANCELED
     assert state.intents[new].status is IntentStatus.ACCEPTED
     assert state.intents[new].replaces == old
@@ -105,7 +106,7 @@ async def test_a_replace_left_unanswered_is_found_or_sent_again_never_doubled(
     bot.venue.faults = FaultPlan.parse(f"{fault}:on=submit,times=1")
     await bot.protect()
     assert len(resting_stops(world)) == 1, "never two stops that could both sell"
-    state = await bot.ctx.state.snapshot()
+    state = await whole(bot.ctx.state)
     new = state.positions[position.id].stop_client_order_id
     assert state.intents[new].status is IntentStatus.UNKNOWN
     for _ in range(2):  # a pass: what became of it is resolved, then protection
@@ -113,7 +114,7 @@ async def test_a_replace_left_unanswered_is_found_or_sent_again_never_doubled(
         await bot.protect()
     [resting] = resting_stops(world)
     assert resting == new, "the same id again, never a new one"
-    state = await bot.ctx.state.snapshot()
+    state = await whole(bot.ctx.state)
     assert state.intents[new].status is IntentStatus.ACCEPTED
     assert state.intents[old].status is IntentStatus.CANCELED
     assert state.positions[position.id].stop_client_order_id == new
@@ -158,7 +159,7 @@ async def test_a_position_whose_price_sits_on_its_stop_is_closed_not_left_bare(
     await bot.protect()
     await bot.desk.sync_fills()
     assert world.book.positions() == [], "closed at market where the stop would have fired"
-    state = await bot.ctx.state.snapshot()
+    state = await whole(bot.ctx.state)
     assert not [e for e in state.events.values() if e.kind == "alert"], "no refused stop"
     await world.close()
 
@@ -182,9 +183,7 @@ async def test_a_position_far_past_its_stop_is_left_for_an_operator_loudly(
     assert await bot.protect() == ["SPY"], "left unprotected, and said so"
     assert await bot.protect() == ["SPY"]
     assert resting_stops(world) == [] and len(world.book.positions()) == 1, "nothing sold"
-    alerts = [
-        e for e in (await bot.ctx.state.snapshot()).events.values() if e.data.get("attention")
-    ]
+    alerts = [e for e in (await whole(bot.ctx.state)).events.values() if e.data.get("attention")]
     assert len(alerts) == 1, "once, not at every pass"
     assert alerts[0].data["notify"] == "unprotected" and "an operator must decide" in (
         alerts[0].message
@@ -208,12 +207,12 @@ async def test_a_stop_never_answered_is_not_sent_again_beside_a_guard_for_its_po
     await bot.desk.sync_fills()
     bot.venue.faults = FaultPlan.parse("timeout_before:on=submit,times=1")
     await bot.protect()
-    state = await bot.ctx.state.snapshot()
+    state = await whole(bot.ctx.state)
     [position] = state.positions.values()
     assert state.intents[position.stop_client_order_id].status is IntentStatus.UNKNOWN
     assert resting_stops(world) == []
     guard = OutageGuard(bot.ctx, bot.protector)
-    await guard.protect(await bot.ctx.state.snapshot())  # the store failing meanwhile
+    await guard.protect(await whole(bot.ctx.state))  # the store failing meanwhile
     [guard_stop] = resting_stops(world)
     async with bot.ctx.state.transaction() as tx:  # the store writes again: written down
         for intent in guard.unwritten.values():
@@ -223,7 +222,7 @@ async def test_a_stop_never_answered_is_not_sent_again_beside_a_guard_for_its_po
     await bot.protect()
     assert world.venue_orders(position.stop_client_order_id) == 0, "never sent beside it"
     assert resting_stops(world) == [guard_stop], "one stop: the guard"
-    state = await bot.ctx.state.snapshot()
+    state = await whole(bot.ctx.state)
     assert state.positions[position.id].stop_client_order_id == guard_stop
     assert check_promises(state, world.book, bot.ctx.ids) == []
     await world.close()
@@ -267,7 +266,7 @@ async def test_a_refused_replace_that_took_the_old_stop_leaves_no_position_bare(
     world, bot, position, old = await a_move_refused(tmp_path, CancelsFirst)
     [placed] = resting_stops(world)
     assert placed != old, "the old one went with the refused replace"
-    state = await bot.ctx.state.snapshot()
+    state = await whole(bot.ctx.state)
     assert state.positions[position.id].stop_client_order_id == placed
     assert state.intents[old].status is IntentStatus.CANCELED
     assert check_promises(state, world.book, bot.ctx.ids) == []
@@ -279,7 +278,7 @@ async def test_a_refused_replace_that_left_the_old_stop_keeps_it_as_the_stop(
 ) -> None:
     world, bot, position, old = await a_move_refused(tmp_path, RefusesReplace)
     assert resting_stops(world) == [old], "nothing else sent, nothing canceled"
-    state = await bot.ctx.state.snapshot()
+    state = await whole(bot.ctx.state)
     assert state.positions[position.id].stop_client_order_id == old
     alerts = [e for e in state.events.values() if e.kind == "alert"]
     assert any("still rests" in e.message for e in alerts)
@@ -306,7 +305,7 @@ async def test_a_pair_placed_anew_first_cancels_a_guard_resting_beside_it(
     world.clock.now += timedelta(minutes=1)
     await bot.desk.sync_fills()  # the rest filled: 10 held, 5 covered
     guard = OutageGuard(bot.ctx, bot.protector)
-    await guard.protect(await bot.ctx.state.snapshot())  # the store failing meanwhile
+    await guard.protect(await whole(bot.ctx.state))  # the store failing meanwhile
     assert len(resting_stops(world)) == 2, "the pair's stop and a guard for the rest"
     async with bot.ctx.state.transaction() as tx:  # the store writes again
         for intent in guard.unwritten.values():
@@ -314,6 +313,6 @@ async def test_a_pair_placed_anew_first_cancels_a_guard_resting_beside_it(
     await bot.protect()
     [stop] = [o for o in world.book.open_orders() if o.type is OrderType.STOP]
     assert stop.qty == Decimal(10) and stop.oco_with is not None, "one pair, for all of it"
-    state = await bot.ctx.state.snapshot()
+    state = await whole(bot.ctx.state)
     assert check_promises(state, world.book, bot.ctx.ids) == []
     await world.close()

@@ -14,6 +14,7 @@ from botwarden.domain.models import OrderSide, Side
 from botwarden.domain.orders import Purpose
 from botwarden.engine.checks import check_promises
 from botwarden.venues.base import OrderRequest
+from tests.conftest import whole
 from tests.engine.harness import Bot, World
 
 
@@ -43,7 +44,7 @@ def stops_on_venue(world: World) -> list:
 
 
 async def promises(bot: Bot, world: World) -> None:
-    violations = check_promises(await bot.ctx.state.snapshot(), world.book, bot.ctx.ids)
+    violations = check_promises(await whole(bot.ctx.state), world.book, bot.ctx.ids)
     assert violations == [], "\n".join(map(str, violations))
 
 
@@ -66,11 +67,11 @@ async def test_a_stop_that_fired_while_the_bot_was_down_closes_the_position(
 
     world = World(tmp_path)
     first = await held_and_protected(world)
-    [position] = (await first.ctx.state.snapshot()).positions.values()
+    [position] = (await whole(first.ctx.state)).positions.values()
     world.clock.now = first_time_price("SPY", T0, lambda p: p <= position.stop_price)
     bot = await world.start()
     await bot.recover()
-    state = await bot.ctx.state.snapshot()
+    state = await whole(bot.ctx.state)
     assert state.positions == {}
     [trade] = [e for e in state.events.values() if e.kind == "trade"]
     assert Decimal(trade.data["pnl"]) < 0
@@ -93,7 +94,7 @@ async def test_a_position_the_bot_does_not_know_goes_by_the_orphan_policy(
     assert sum(p.qty for p in held) == held_after
     assert report.needs_attention is attention
     if policy == "adopt":
-        [position] = (await bot.ctx.state.snapshot()).positions.values()
+        [position] = (await whole(bot.ctx.state)).positions.values()
         assert position.metadata["adopted"] and position.size == 5
         [stop] = stops_on_venue(world)
         assert stop.qty == 5, "adopted means protected"
@@ -115,7 +116,7 @@ async def test_an_orphan_whose_close_is_refused_is_never_said_closed(tmp_path: P
     assert sum(p.qty for p in world.book.positions()) == 5, "nothing could be sold"
     assert "closed at market" not in str(report)
     assert "its close at market was rejected" in str(report) and report.needs_attention
-    assert (await bot.ctx.state.snapshot()).positions == {}, "not the bot's: not kept"
+    assert (await whole(bot.ctx.state)).positions == {}, "not the bot's: not kept"
     again = await world.start()  # killed, started again: still for an operator
     report = await again.recover(orphan_positions="close")
     assert report.needs_attention and "left for an operator" in str(report)
@@ -132,7 +133,7 @@ async def test_flat_in_the_state_but_held_at_the_broker_is_corrected(tmp_path: P
     lose_the_state(world)
     bot = await world.start()
     await bot.recover(orphan_positions="adopt")
-    [position] = (await bot.ctx.state.snapshot()).positions.values()
+    [position] = (await whole(bot.ctx.state)).positions.values()
     assert (position.size, position.side) == (Decimal(10), Side.LONG)
     stops = stops_on_venue(world)
     assert position.stop_client_order_id in {s.client_order_id for s in stops}
@@ -150,7 +151,7 @@ async def test_a_position_closed_behind_the_bots_back_is_a_phantom_closed_out(
     bot = await world.start()
     report = await bot.recover()
     assert "phantom position closed out" in str(report)
-    state = await bot.ctx.state.snapshot()
+    state = await whole(bot.ctx.state)
     assert state.positions == {} and stops_on_venue(world) == []
     await world.close()
 
@@ -163,7 +164,7 @@ async def test_a_partial_close_by_hand_resizes_the_position_and_its_stop(tmp_pat
     behind_the_bots_back(world, "manual-sell", side="sell", qty="4")
     bot = await world.start()
     await bot.recover()
-    [position] = (await bot.ctx.state.snapshot()).positions.values()
+    [position] = (await whole(bot.ctx.state)).positions.values()
     assert position.size == 6
     [stop] = stops_on_venue(world)
     assert stop.qty == 6
@@ -177,7 +178,7 @@ async def test_restore_mode_keeps_the_state_and_reports_every_mismatch(tmp_path:
     bot = await world.start()
     report = await bot.recover(mode="restore")
     assert "MISMATCH SPY" in str(report) and report.needs_attention
-    [position] = (await bot.ctx.state.snapshot()).positions.values()
+    [position] = (await whole(bot.ctx.state)).positions.values()
     assert position.size == 10
     await world.close()
 
@@ -189,7 +190,7 @@ async def test_close_all_flattens_and_cancels_everything(tmp_path: Path) -> None
     bot = await world.start()
     await bot.recover(mode="close_all")
     assert world.book.positions() == [] and world.book.open_orders() == []
-    assert (await bot.ctx.state.snapshot()).positions == {}
+    assert (await whole(bot.ctx.state)).positions == {}
     await world.close()
 
 
@@ -274,5 +275,5 @@ async def test_every_mode_with_every_orphan_policy(tmp_path: Path, mode: str, po
         assert stops.get("SPY") == Decimal(10)
         assert stops.get("BTC/USDT") == (Decimal("0.5") if policy == "adopt" else None)
     if mode == "close_all":
-        assert stops == {} and (await bot.ctx.state.snapshot()).positions == {}
+        assert stops == {} and (await whole(bot.ctx.state)).positions == {}
     await world.close()

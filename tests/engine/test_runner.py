@@ -20,6 +20,7 @@ from botwarden.state.manager import StateManager
 from botwarden.state.sqlite import SqliteStore
 from botwarden.venues.base import OrderState, VenueOrder
 from botwarden.venues.paper.book import PaperBook
+from tests.conftest import whole
 from tests.engine.harness import CONFIG, Exchange
 
 
@@ -27,15 +28,15 @@ async def test_the_bot_trades_on_its_signals_and_protects_every_position(
     exchange: Exchange,
 ) -> None:
     runner = await exchange.runner()
-    assert (await runner.state.snapshot()).bot.status is BotStatus.RUNNING
+    assert (await whole(runner.state)).bot.status is BotStatus.RUNNING
     await exchange.hours(runner, 24 * 20)
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     entries = [i for i in state.intents.values() if i.purpose is Purpose.ENTRY]
     trades = [e for e in state.events.values() if e.kind == "trade"]
     assert len(entries) >= 3 and len(trades) >= 2, "twenty days of crosses"
     assert all(s.startswith("golden_cross:SPY:") for s in state.signals)
     await runner.stopped()
-    assert (await runner.state.snapshot()).bot.status is BotStatus.STOPPED
+    assert (await whole(runner.state)).bot.status is BotStatus.STOPPED
     await runner.state.close()
 
 
@@ -44,9 +45,9 @@ async def test_a_new_instance_carries_on_without_buying_twice(exchange: Exchange
     for _ in range(24 * 20):  # until it holds something
         exchange.clock.now += timedelta(hours=1)
         await first.tick()
-        if (await first.state.snapshot()).positions:
+        if (await whole(first.state)).positions:
             break
-    assert (await first.state.snapshot()).positions, "the strategy entered"
+    assert (await whole(first.state)).positions, "the strategy entered"
     # killed here: no stop(), no close
     second = await exchange.runner()
     assert second.ctx.ids.epoch == first.ctx.ids.epoch + 1
@@ -60,7 +61,7 @@ async def test_a_new_instance_carries_on_without_buying_twice(exchange: Exchange
 async def test_the_hourly_limit_and_the_breaker_stop_new_entries(exchange: Exchange) -> None:
     runner = await exchange.runner(risk={"max_trades_per_hour": 1, "max_consecutive_losses": 1})
     await exchange.hours(runner, 24 * 30)
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     skipped = [e.message for e in state.events.values() if e.kind == "signal"]
     tripped = [e.message for e in state.events.values() if "circuit breaker" in e.message]
     assert tripped, "a losing trade trips a breaker set to one loss"
@@ -81,17 +82,17 @@ async def test_needs_attention_lasts_until_an_operator_resolves_it(exchange: Exc
     and trade; the next start waits again."""
     manual = {"state": {"recovery": {"mode": "manual"}}}
     runner = await exchange.runner(**manual)
-    assert (await runner.state.snapshot()).bot.status is BotStatus.NEEDS_ATTENTION
+    assert (await whole(runner.state)).bot.status is BotStatus.NEEDS_ATTENTION
     await exchange.hours(runner, 24 * 5)
     assert exchange.book.all_orders() == [], "nothing touched while it waits"
     await runner.stopped()
-    assert (await runner.state.snapshot()).bot.status is BotStatus.NEEDS_ATTENTION
+    assert (await whole(runner.state)).bot.status is BotStatus.NEEDS_ATTENTION
     await runner.state.close()
 
     runner = await exchange.runner(**manual)
     runner.request_resolve()
     await exchange.hours(runner, 1)
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     assert state.bot.status is BotStatus.RUNNING and not state.bot.acknowledged
     messages = [e.message for e in state.events.values()]
     assert any("resolved by an operator: reconciling" in m for m in messages)
@@ -100,14 +101,14 @@ async def test_needs_attention_lasts_until_an_operator_resolves_it(exchange: Exc
     await runner.state.close()
 
     runner = await exchange.runner(**manual)
-    assert (await runner.state.snapshot()).bot.status is BotStatus.NEEDS_ATTENTION
+    assert (await whole(runner.state)).bot.status is BotStatus.NEEDS_ATTENTION
     runner.request_resolve()
     await exchange.hours(runner, 1)
-    assert (await runner.state.snapshot()).bot.status is BotStatus.RUNNING
-    before = (await runner.state.snapshot()).ledger.next_event_seq
+    assert (await whole(runner.state)).bot.status is BotStatus.RUNNING
+    before = (await whole(runner.state)).ledger.next_event_seq
     runner.request_resolve()  # nothing needs attention: nothing is done
     await exchange.hours(runner, 1)
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     assert state.bot.status is BotStatus.RUNNING and not state.bot.acknowledged
     assert not [e for e in state.events.values() if e.seq >= before and "resolved" in e.message]
     await runner.state.close()
@@ -115,12 +116,12 @@ async def test_needs_attention_lasts_until_an_operator_resolves_it(exchange: Exc
 
 async def test_flatten_closes_at_market_through_the_desk(exchange: Exchange) -> None:
     runner = await exchange.runner()
-    while not (await runner.state.snapshot()).positions:
+    while not (await whole(runner.state)).positions:
         await exchange.hours(runner, 1)
     done = await runner.flatten()
     assert done.closed == ["SPY"] and done.still_held == [] and done.still_open == []
     assert exchange.book.positions() == [] and exchange.book.open_orders() == []
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     assert state.positions == {}
     assert any(e.kind == "trade" for e in state.events.values()), "recorded like any exit"
     violations = check_promises(state, exchange.book, runner.ctx.ids)
@@ -132,7 +133,7 @@ async def test_an_entry_is_sized_from_a_notional(exchange: Exchange) -> None:
     runner = await exchange.runner(order={"notional": 1000})
     await exchange.hours(runner, 24 * 20)
     entries = [
-        i for i in (await runner.state.snapshot()).intents.values() if i.purpose is Purpose.ENTRY
+        i for i in (await whole(runner.state)).intents.values() if i.purpose is Purpose.ENTRY
     ]
     assert entries and all(i.qty * Decimal(500) > 0 for i in entries)
     assert all(i.qty < Decimal(3) for i in entries), "about $1,000 of a ~$450 stock"
@@ -157,7 +158,7 @@ async def test_the_bot_runs_the_same_through_the_real_sdks(tmp_path: Path, venue
         for _ in range(24 * 10):
             h.clock.now += timedelta(hours=1)
             await runner.tick()
-            snapshot = await state.snapshot()
+            snapshot = await whole(state)
             open_orders = {o.client_order_id: o for o in await h.venue.open_orders()}
             for position in snapshot.positions.values():
                 stop = open_orders.get(position.stop_client_order_id or "")
@@ -188,7 +189,7 @@ async def test_a_daily_loss_halts_the_day_and_the_bot_trades_again_the_next(
     await runner.state.close()
     runner = await exchange.runner(**BUSY, risk=risk)  # a restart mid-life
     await exchange.hours(runner, 24 * 6)
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     trips = sorted(e.time for e in state.events.values() if "breaker tripped" in e.message)
     assert trips, "a loss of a cent trips it"
     trip_days = {t.date() for t in trips}
@@ -216,7 +217,7 @@ async def test_the_daily_reset_happens_on_a_quiet_day_and_shows_in_the_counters(
     await runner.state.set_status(BotStatus.RUNNING, "a venue error earlier today")
     while exchange.clock.now.date() == day:
         await exchange.hours(runner, 1)
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     assert state.risk.trading_day == day + timedelta(days=1) and state.risk.daily_pnl == 0
     assert state.bot.last_error is None, "a running bot's last error is cleared"
     (event,) = [e for e in state.events.values() if e.kind == "day"]
@@ -227,7 +228,7 @@ async def test_the_daily_reset_happens_on_a_quiet_day_and_shows_in_the_counters(
 async def test_a_frequency_limit_tells_the_operator_once_per_window(exchange: Exchange) -> None:
     runner = await exchange.runner(**BUSY, risk={"max_trades_per_day": 1})
     await exchange.hours(runner, 24 * 3)
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     refused = [e for e in state.events.values() if "daily limit is 1" in e.message]
     alerts = [e for e in state.events.values() if e.data.get("notify") == "limit"]
     assert len(refused) > len(alerts) >= 2, "many refusals, told once a day"
@@ -252,7 +253,7 @@ async def test_a_short_signal_where_the_market_cannot_be_shorted_is_skipped_not_
     shorts = {"strategy": {"name": "coin_flip", "params": {"short": True}, "timeframe": "1h"}}
     runner = await exchange.runner(**shorts)
     await exchange.hours(runner, 24 * 3)
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     assert any("cannot be sold short on paper" in e.message for e in state.events.values())
     assert not [o for o in exchange.book.all_orders() if o.state is OrderState.REJECTED]
     exchange.book.close()
@@ -281,7 +282,7 @@ async def test_a_venue_clock_a_week_ahead_is_told_and_the_bot_still_learns_its_f
         await state.open()
         runner = Runner(config.bot_settings(), state, venue, host)
         await runner.start()
-        told = [e.message for e in (await state.snapshot()).events.values()]
+        told = [e.message for e in (await whole(state)).events.values()]
         assert any("clock is 8.0 days ahead of this host's" in m for m in told)
         for _ in range(24 * 2):
             host.now += timedelta(hours=1)
@@ -290,7 +291,7 @@ async def test_a_venue_clock_a_week_ahead_is_told_and_the_bot_still_learns_its_f
             for held in exchange.book.positions():
                 covering = [o for o in open_orders.values() if o.side is held.side.exit_order_side]
                 assert sum(o.qty for o in covering) >= held.qty, f"{held} bare"
-        snapshot = await state.snapshot()
+        snapshot = await whole(state)
         assert len(snapshot.fills) >= 2, "the bot's fills, learned by the venue's time"
         trades = [e for e in snapshot.events.values() if e.kind == "trade"]
         assert trades, "trades closed"
@@ -312,7 +313,7 @@ async def test_a_bot_started_on_a_new_day_resets_it_at_once(exchange: Exchange) 
         tx.save_risk_state(tx.state.risk.evolve(trading_day=yesterday))
     await runner.state.close()
     again = await exchange.runner()  # no tick yet: the start alone
-    days = [e for e in (await again.state.snapshot()).events.values() if e.kind == "day"]
+    days = [e for e in (await whole(again.state)).events.values() if e.kind == "day"]
     assert [e.data["trading_day"] for e in days] == [str(exchange.clock.now.date())]
     await again.state.close()
 
@@ -352,7 +353,7 @@ async def test_a_fill_is_learned_when_the_venues_clock_moved_since_the_order(
         await state.open()
         again = Runner(config.bot_settings(), state, adapter(url, "usdm", host_clock=host), host)
         await again.start()
-        snapshot = await state.snapshot()
+        snapshot = await whole(state)
         assert snapshot.fills, "the fill is learned"
         (position,) = snapshot.positions.values()
         stops = [
@@ -372,7 +373,7 @@ async def test_a_paper_exchange_started_in_the_past_is_not_a_skewed_clock(
     """A paper exchange's clock is the bot's, whatever `start:` says: the alert told the
     operator to fix the host's clock (NTP) for a clock set on purpose."""
     runner = await exchange.runner()  # the harness's exchange starts in March 2026
-    told = [e.message for e in (await runner.state.snapshot()).events.values()]
+    told = [e.message for e in (await whole(runner.state)).events.values()]
     assert not [m for m in told if "clock is" in m], told
     await runner.state.close()
 
@@ -386,10 +387,10 @@ async def test_what_happens_to_the_money_is_said_in_the_bots_log(
     but the state."""
     caplog.set_level("INFO", logger="botwarden")
     runner = await exchange.runner(stop={"distance": 1.5, "trailing": True})
-    while not any(e.kind == "trade" for e in (await runner.state.snapshot()).events.values()):
+    while not any(e.kind == "trade" for e in (await whole(runner.state)).events.values()):
         await exchange.hours(runner, 1)
     logged = [r.getMessage() for r in caplog.records]
-    events = (await runner.state.snapshot()).events.values()
+    events = (await whole(runner.state)).events.values()
     for kind in ("order", "fill", "stop_placed", "trade"):
         said = [e.message for e in events if e.kind == kind]
         assert said, f"no {kind} event"

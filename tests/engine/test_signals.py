@@ -17,6 +17,7 @@ from botwarden.domain.sizing import Size
 from botwarden.engine.runner import Runner
 from botwarden.strategies.base import Signal
 from botwarden.venues.base import OrderState, VenueOrder
+from tests.conftest import whole
 from tests.engine.harness import Exchange
 
 Plan = Callable[[int, Bar, Position | None], Signal | None]
@@ -117,7 +118,7 @@ async def test_a_size_that_cannot_be_met_is_skipped_never_shrunk(
         exchange, on_pass(1, lambda bar: Signal.long(symbol, bar, size=size)), symbols=[symbol]
     )
     assert exchange.book.all_orders() == [], "nothing reached the exchange"
-    [message] = skipped((await runner.state.snapshot()).events)
+    [message] = skipped((await whole(runner.state)).events)
     assert f"enter_long {symbol} skipped: {symbol}: " in message and why in message, message
     await runner.state.close()
 
@@ -133,7 +134,7 @@ async def test_a_limit_entry_rests_then_expires_unfilled(exchange: Exchange) -> 
     await exchange.hours(runner, 3)
     [entry] = entries(exchange)
     assert entry.state is OrderState.CANCELED and entry.filled_qty == 0
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     assert not state.positions
     assert any("canceled: expired" in e.message for e in state.events.values())
     await runner.state.close()
@@ -158,7 +159,7 @@ async def test_a_position_keeps_its_own_stop_not_the_configs(exchange: Exchange)
     runner = await trade(exchange, on_pass(1, signal))
     [stop] = stops_resting(exchange)
     assert stop.stop_price == 400
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     [position] = state.positions.values()
     assert position.stop_rule == Stop.price(400)
     await runner.state.close()
@@ -168,7 +169,7 @@ async def test_a_stop_on_the_wrong_side_of_the_entry_is_skipped(exchange: Exchan
     signal = lambda bar: Signal.long("SPY", bar, stop=Stop.price(9999))  # noqa: E731
     runner = await trade(exchange, on_pass(1, signal))
     assert orders(exchange) == []
-    [message] = skipped((await runner.state.snapshot()).events)
+    [message] = skipped((await whole(runner.state)).events)
     assert "a long's stop must be below the entry" in message
     await runner.state.close()
 
@@ -182,7 +183,7 @@ async def test_scaling_in_resizes_the_stop_to_the_whole_position(exchange: Excha
         return None
 
     runner = await trade(exchange, plan, hours=4)
-    [position] = (await runner.state.snapshot()).positions.values()
+    [position] = (await whole(runner.state)).positions.values()
     assert position.size == 10
     assert [s.qty for s in stops_resting(exchange)] == [10]
     await runner.state.close()
@@ -191,7 +192,7 @@ async def test_scaling_in_resizes_the_stop_to_the_whole_position(exchange: Excha
 async def test_adding_to_nothing_is_skipped(exchange: Exchange) -> None:
     runner = await trade(exchange, on_pass(1, lambda bar: Signal.add("SPY", bar)))
     assert orders(exchange) == []
-    assert "nothing is held to add to" in skipped((await runner.state.snapshot()).events)[0]
+    assert "nothing is held to add to" in skipped((await whole(runner.state)).events)[0]
     await runner.state.close()
 
 
@@ -209,11 +210,11 @@ async def test_a_partial_exit_leaves_the_rest_protected(tmp_path, reduce_only: b
         return None
 
     runner = await trade(exchange, plan, hours=3)
-    [position] = (await runner.state.snapshot()).positions.values()
+    [position] = (await whole(runner.state)).positions.values()
     assert position.size == 5
     assert [s.qty for s in stops_resting(exchange)] == [5]
     await exchange.hours(runner, 2)
-    [position] = (await runner.state.snapshot()).positions.values()
+    [position] = (await whole(runner.state)).positions.values()
     assert position.size == 3 and [s.qty for s in stops_resting(exchange)] == [3]
     await runner.state.close()
     exchange.book.close()
@@ -230,7 +231,7 @@ async def test_a_partial_exit_that_would_leave_dust_closes_all(tmp_path) -> None
         return None
 
     runner = await trade(exchange, plan, hours=3, symbols=["BTC/USDT"])
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     assert not state.positions, "closed whole"
     assert not [o for o in exchange.book.open_orders() if o.type is OrderType.STOP]
     await runner.state.close()
@@ -271,7 +272,7 @@ async def test_a_stop_at_or_below_zero_is_skipped_before_anything_is_sent(
     signal = lambda bar: Signal.long("SPY", bar, stop=Stop.distance(100000))  # noqa: E731
     runner = await trade(exchange, on_pass(1, signal))
     assert orders(exchange) == []
-    assert "is at or below zero" in skipped((await runner.state.snapshot()).events)[0]
+    assert "is at or below zero" in skipped((await whole(runner.state)).events)[0]
     with pytest.raises(ValueError, match="at or below zero"):
         Stop.percent(100)
     await runner.state.close()
@@ -288,7 +289,7 @@ async def test_what_a_strategy_does_to_the_position_it_is_shown_stays_with_it(
         return None
 
     runner = await trade(exchange, plan, hours=4)
-    [position] = (await runner.state.snapshot()).positions.values()
+    [position] = (await whole(runner.state)).positions.values()
     assert position.custom == {"stage": 1} and "underwater_alert" not in position.metadata
     await runner.state.close()
 
@@ -300,7 +301,7 @@ async def test_a_strategy_failing_with_a_new_message_each_pass_is_told_once(
         raise ValueError(f"no value for bar {n}")
 
     runner = await trade(exchange, plan, hours=4)
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     told = [e for e in state.events.values() if "decide(SPY) failed" in e.message]
     assert len(told) == 1 and state.bot.last_error.endswith("no value for bar 1")
     await runner.state.close()
@@ -313,7 +314,7 @@ async def test_the_first_signal_after_a_failure_is_acted_on(exchange: Exchange) 
         return Signal.long("SPY", bar) if position is None else None
 
     runner = await trade(exchange, plan, hours=2)
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     assert len(state.positions) == 1, "entered at once, not skipped for the last failure"
     assert state.bot.status.value == "running"
     await runner.state.close()
@@ -330,7 +331,7 @@ async def test_a_part_out_starts_no_cooldown_and_breaks_no_streak(exchange: Exch
         return None
 
     runner = await trade(exchange, plan, hours=3, risk={"cooldown_after_exit": "1d"})
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     [position] = state.positions.values()
     assert position.size == 7, "the add came right after the part out"
     assert not state.cooldowns and state.risk.consecutive_losses == 0

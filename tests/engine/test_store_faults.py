@@ -21,6 +21,7 @@ from botwarden.state.manager import StateManager
 from botwarden.state.sqlite import SqliteStore
 from botwarden.venues.paper.book import BookSettings, PaperBook
 from botwarden.venues.paper.venue import PaperVenue
+from tests.conftest import whole
 from tests.venues.test_paper import FEED, Clock
 
 # Flat: enter; holding: exit. Every bar asks for an order.
@@ -75,7 +76,7 @@ class Bot:
         return [o for o in self.book.open_orders() if o.type is OrderType.STOP]
 
     async def promises(self) -> list:
-        state = await self.state.snapshot()
+        state = await whole(self.state)
         return check_promises(state, self.book, self.runner.ctx.ids)
 
 
@@ -127,12 +128,12 @@ async def test_a_write_that_landed_but_failed_is_neither_trusted_nor_repeated(
     bot.store.fails = lambda change: False
 
     await bot.hour()  # the intent is found, looked up, and dropped: it never went out
-    state = await bot.state.snapshot()
+    state = await whole(bot.state)
     first = min(state.intents.values(), key=lambda i: i.created_at)
     assert first.status is IntentStatus.CANCELED and "never reached the venue" in first.reason
     assert not any(o.client_order_id == first.client_order_id for o in bot.orders())
     await bot.hour()
-    entries = [i for i in (await bot.state.snapshot()).intents.values() if i.purpose == "entry"]
+    entries = [i for i in (await whole(bot.state)).intents.values() if i.purpose == "entry"]
     assert [i.status for i in entries] == [IntentStatus.CANCELED, IntentStatus.FILLED]
     assert await bot.promises() == []
     await bot.state.close()

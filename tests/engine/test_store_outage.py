@@ -22,6 +22,7 @@ from botwarden.state.sqlite import SqliteStore
 from botwarden.venues.base import OrderRequest, VenueOrder
 from botwarden.venues.paper.book import BookSettings, PaperBook
 from botwarden.venues.paper.venue import PaperVenue
+from tests.conftest import whole
 from tests.disks import tmpfs
 from tests.engine.harness import CONFIG
 from tests.venues.test_paper import FEED, Clock
@@ -100,7 +101,7 @@ async def test_a_position_filled_as_the_disk_fills_gets_its_stop_without_the_sto
         for _ in range(3):
             clock.now += timedelta(hours=1)
             await runner.tick()
-        snapshot = await state.snapshot()
+        snapshot = await whole(state)
         violations = check_promises(snapshot, book, runner.ctx.ids)
         assert violations == [], "\n".join(map(str, violations))
         assert any(e.data.get("outage") for e in snapshot.events.values()), "written down"
@@ -128,7 +129,7 @@ async def test_while_the_store_fails_a_position_the_bot_did_not_make_is_left_alo
         for _ in range(24 * 10):  # until it has traded and is flat again
             clock.now += timedelta(hours=1)
             await runner.tick()
-            snapshot = await state.snapshot()
+            snapshot = await whole(state)
             if snapshot.fills and not snapshot.positions and not book.open_orders():
                 break
         assert snapshot.fills and not book.positions(), "traded, and flat"

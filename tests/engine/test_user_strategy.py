@@ -18,6 +18,7 @@ import pytest
 from botwarden.domain.models import BotStatus
 from botwarden.domain.orders import OrderType
 from botwarden.strategies.base import Signal
+from tests.conftest import whole
 from tests.engine.harness import Exchange
 
 STRATEGY = '''
@@ -58,12 +59,12 @@ async def test_a_failing_strategy_is_an_error_with_every_position_still_protecte
     file = user_strategy(tmp_path)
     runner = await exchange.runner(strategy={"path": str(file)})
     await exchange.hours(runner, 2)
-    held = list((await runner.state.snapshot()).positions.values())
+    held = list((await whole(runner.state)).positions.values())
     assert [p.symbol for p in held] == ["SPY"], "the user's strategy entered"
 
     file.with_name("fail").write_text("SPY")
     await exchange.hours(runner, 3)  # every promise checked after each hour
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     line = next(
         n for n, t in enumerate(file.read_text().splitlines(), 1) if "raise RuntimeError" in t
     )
@@ -85,7 +86,7 @@ async def test_a_failing_strategy_is_an_error_with_every_position_still_protecte
 
     file.with_name("fail").unlink()
     await exchange.hours(runner, 1)
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     assert state.bot.status is BotStatus.RUNNING and state.bot.last_error is None
     assert any(e.message == "strategy breakable decides again" for e in state.events.values())
     await runner.state.close()
@@ -98,7 +99,7 @@ async def test_no_entry_is_taken_while_the_strategy_fails_for_any_symbol(
     file.with_name("fail").write_text("SPY")
     runner = await exchange.runner(strategy={"path": str(file)}, symbols=["SPY", "BTC/USDT"])
     await exchange.hours(runner, 3)
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     assert not state.positions and not state.intents, "BTC/USDT's entry signal was not taken"
     skipped = [e.message for e in state.events.values() if e.kind == "signal"]
     assert skipped and all("the strategy is failing" in m for m in skipped)
@@ -117,7 +118,7 @@ async def test_a_new_instance_tells_again_of_a_strategy_still_failing(
     await first.state.close()  # killed: no stop recorded
     second = await exchange.runner(strategy={"path": str(file)})
     await exchange.hours(second, 2)
-    state = await second.state.snapshot()
+    state = await whole(second.state)
     told = [e for e in state.events.values() if "decide(SPY) failed" in e.message]
     assert len(told) == 2 and state.bot.status is BotStatus.ERROR
     await second.state.close()
@@ -212,7 +213,7 @@ async def test_a_hook_that_raises_is_a_strategy_failure_not_a_crash(exchange: Ex
 
     runner = await exchange.runner(Broken(), order={"qty": 2})
     await exchange.hours(runner, 2)  # every promise holds after each pass
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     told = [e.message for e in state.events.values() if "on_fill() failed" in e.message]
     assert told and "ValueError: bookkeeping bug" in told[0]
     await runner.state.close()
@@ -244,11 +245,11 @@ async def test_a_strategy_that_hangs_stops_nothing_but_its_own_entries(
     limited = {"name": "golden_cross", "timeframe": "1h", "time_limit": "0.2s"}
     runner = await exchange.runner(stuck, strategy=limited, order={"qty": 2})
     await exchange.hours(runner, 1)
-    [position] = (await runner.state.snapshot()).positions.values()
+    [position] = (await whole(runner.state)).positions.values()
     stuck.hang.set()
-    beat = (await runner.state.snapshot()).bot.heartbeat_at
+    beat = (await whole(runner.state)).bot.heartbeat_at
     await exchange.hours(runner, 2)  # every promise holds after each pass
-    state = await runner.state.snapshot()
+    state = await whole(runner.state)
     assert state.bot.status is BotStatus.ERROR and state.bot.heartbeat_at > beat
     told = [e.message for e in state.events.values() if e.kind == "alert"]
     assert any("decide failed: took more than 0.2s (strategy.time_limit)" in t for t in told)
@@ -258,7 +259,7 @@ async def test_a_strategy_that_hangs_stops_nothing_but_its_own_entries(
     stuck.free.set()  # the request returns at last
     await asyncio.sleep(0.1)
     await exchange.hours(runner, 1)
-    assert (await runner.state.snapshot()).bot.status is BotStatus.RUNNING, "decides again"
+    assert (await whole(runner.state)).bot.status is BotStatus.RUNNING, "decides again"
     await runner.state.close()
 
 

@@ -19,9 +19,9 @@ from botwarden.domain.models import BotStatus
 from botwarden.engine.checks import check_promises
 from botwarden.engine.crash import POINTS
 from botwarden.engine.ids import ClientIds
-from botwarden.state.records import decode
 from botwarden.state.sqlite import SqliteStore
 from botwarden.venues.factory import open_paper_venue
+from tests.conftest import whole_of
 from tests.support.processes import CONFIG, promises_hold, wait_for
 
 
@@ -122,7 +122,7 @@ async def test_a_corrupt_state_is_set_aside_and_rebuilt_from_the_venue(tmp_path:
 
     store = JsonFileStore(state_file)
     await store.open()
-    state = decode(await store.load("golden_spy"), "golden_spy", "test")
+    state = await whole_of(store, "golden_spy")
     await store.close()
     # The exchange moved on while the bot was down (its stop may have fired, the
     # strategy may have left): whatever it holds now is the bot's and is protected.
@@ -205,7 +205,7 @@ async def test_a_state_file_deleted_while_the_bot_runs_stops_it_and_the_restart_
     assert not holding(book) or _resting_stops(book) >= 1, "what it holds keeps a stop"
     store = SqliteStore(state_file)  # what `status` reads now: error, and why
     await store.open()
-    told = decode(await store.load("golden_spy"), "golden_spy", "test").bot
+    told = (await whole_of(store, "golden_spy")).bot
     await store.close()
     assert told.status is BotStatus.ERROR
     assert "was deleted while the bot had it open" in (told.last_error or "")
@@ -215,7 +215,7 @@ async def test_a_state_file_deleted_while_the_bot_runs_stops_it_and_the_restart_
     assert again.returncode == 0, err
     store = SqliteStore(state_file)
     await store.open()
-    state = decode(await store.load("golden_spy"), "golden_spy", "test")
+    state = await whole_of(store, "golden_spy")
     await store.close()
     assert any("STATE LOST" in e.message for e in state.events.values())
     assert state.bot.instance.epoch > 1, "never the lost life's epoch again"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from botwarden.errors import SchemaVersionError, StateCorruptError, StateError, WrongBackend
-from botwarden.state.base import SCHEMA_VERSION, Change, Put
+from botwarden.state.base import HISTORY, SCHEMA_VERSION, Change, Put
 from botwarden.state.manager import StateManager
 from tests.conftest import FILE_BACKENDS, Backend
 from tests.state.files import (
@@ -285,6 +285,7 @@ async def test_an_invalid_record_names_the_record_and_the_field(backend: Backend
         ("positions", "WRONG", {"id": "p1"}, "positions/WRONG holds id 'p1'"),
         ("intents", "c-other", {"client_order_id": "c1"}, "holds client_order_id 'c1'"),
         ("fills", "T-other", {"trade_id": "T1"}, "holds trade_id 'T1'"),
+        ("past_intents", "c-other", {"client_order_id": "c1"}, "holds client_order_id 'c1'"),
         ("positions", "p1", {"id": "p1", "bot_id": "somebody_else"}, "belongs to bot"),
     ],
 )
@@ -293,11 +294,12 @@ async def test_a_record_filed_under_another_id_or_bot_is_refused(
 ) -> None:
     """Loaded as is, it would be a second copy of the same position or order the moment
     the bot saved it again."""
-    from tests.state.test_manager import entry, fill, position
+    from tests.state.test_manager import T0, entry, fill, position
 
     valid = {
         "positions": lambda: position().model_dump(mode="json"),
         "intents": lambda: entry().model_dump(mode="json"),
+        "past_intents": lambda: entry().cancel(T0).model_dump(mode="json"),
         "fills": lambda: fill().model_dump(mode="json"),
     }[collection]()
     store = backend.store()
@@ -305,8 +307,16 @@ async def test_a_record_filed_under_another_id_or_bot_is_refused(
     await store.apply("bot", Change([Put(collection, key, {**valid, **record})]))
     await store.close()
 
+    manager = StateManager("bot", backend.store())
+    if collection in HISTORY:  # history is not loaded at open: checked where it is read
+        await manager.open()
+        read = manager.get_fills() if collection == "fills" else manager.get_order(key)
+        with pytest.raises(StateError, match=complaint):
+            await read
+        await manager.close()
+        return
     with pytest.raises(StateError, match=complaint):
-        await StateManager("bot", backend.store()).open()
+        await manager.open()
 
 
 async def test_a_wrong_typed_redis_key_leaves_the_change_unapplied(tmp_path: Path) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from botwarden.errors import FencedOut
-from botwarden.state.base import COLLECTIONS, Change, Delete, Put, StateStore
+from botwarden.state.base import HISTORY, LIVE, Change, Delete, KeyRange, Put, StateStore
 from tests.conftest import Backend
 
 
@@ -25,10 +26,13 @@ def docs(snapshot: dict[str, dict[str, str]], collection: str) -> dict[str, obje
     return {key: json.loads(text) for key, text in snapshot[collection].items()}
 
 
-async def test_a_new_bot_loads_every_collection_empty(store: StateStore) -> None:
+async def test_a_new_bot_loads_every_live_collection_empty(store: StateStore) -> None:
     snapshot = await store.load("nobody")
-    assert snapshot == {name: {} for name in COLLECTIONS}
+    assert snapshot == {name: {} for name in LIVE}
     assert await store.epoch("nobody") == 0
+    for name in HISTORY:
+        assert await store.scan("nobody", name) == []
+        assert await store.get("nobody", name, ["x"]) == {}
 
 
 async def test_put_documents_load_back_equal(store: StateStore) -> None:
@@ -47,7 +51,6 @@ async def test_put_documents_load_back_equal(store: StateStore) -> None:
     assert docs(snapshot, "positions") == {"p1": position}
     assert docs(snapshot, "intents") == {"c1": {"status": "new"}}
     assert docs(snapshot, "meta") == {"risk": {"daily_pnl": "-3.2"}}
-    assert snapshot["fills"] == {}
 
 
 async def test_a_put_replaces_the_document_with_the_same_key(store: StateStore) -> None:
@@ -104,7 +107,81 @@ async def test_a_change_that_fails_halfway_leaves_nothing_applied(store: StateSt
         await store.apply("bot", broken)
     snapshot = await store.load("bot")
     assert docs(snapshot, "positions") == {"p0": {"v": "before"}}
-    assert snapshot["fills"] == {} and snapshot["intents"] == {}
+    assert snapshot["intents"] == {}
+    assert await store.get("bot", "fills", ["t1"]) == {}
+    assert await store.scan("bot", "fills") == []
+
+
+async def test_history_is_never_loaded_and_is_read_by_key(store: StateStore) -> None:
+    await store.apply(
+        "bot",
+        Change(
+            [
+                Put("intents", "c2", {"status": "accepted"}),
+                Put("past_intents", "c1", {"status": "filled"}),
+                Put("fills", "T-9", {"qty": "1"}),
+                Put("fills", "T-10", {"qty": "2"}),
+                Put("events", "000000000001", {"kind": "fill"}),
+            ]
+        ),
+    )
+    await store.apply("other", Change([Put("fills", "T-9", {"qty": "other's"})]))
+    snapshot = await store.load("bot")
+    assert set(snapshot) == set(LIVE), "history stays in the store"
+    assert docs(snapshot, "intents") == {"c2": {"status": "accepted"}}
+    found = await store.get("bot", "fills", ["T-10", "absent", "T-9"])
+    assert {key: json.loads(text) for key, text in found.items()} == {
+        "T-9": {"qty": "1"},
+        "T-10": {"qty": "2"},
+    }
+    assert list(await store.get("bot", "past_intents", ["c1"])) == ["c1"]
+    assert await store.get("bot", "past_intents", []) == {}
+    counts = [await store.count("bot", name) for name in ("fills", "events", "intents", "trades")]
+    assert counts == [2, 1, 1, 0]
+
+
+async def test_a_history_scan_is_in_key_order_within_its_bounds(store: StateStore) -> None:
+    # Keys made to sort as time does: digits, upper and lower case, ':' and '-'.
+    keys = [f"{n:012d}" for n in (1, 2, 10, 11, 100)] + ["2026-12-01T10:00:00Z:a", "A", "a"]
+    await store.apply(
+        "bot", Change([Put("events", key, {"n": i}) for i, key in enumerate(reversed(keys))])
+    )
+    every = sorted(keys)
+
+    async def scanned(*args: Any, **kwargs: Any) -> list[str]:
+        within = KeyRange(*args, **kwargs)
+        return [key for key, _ in await store.scan("bot", "events", within)]
+
+    assert await scanned() == every
+    assert await scanned(newest_first=True) == every[::-1]
+    assert await scanned(f"{2:012d}", f"{100:012d}") == [f"{n:012d}" for n in (2, 10, 11)]
+    assert await scanned(f"{11:012d}", limit=2) == [f"{11:012d}", f"{100:012d}"]
+    assert await scanned(stop=f"{11:012d}", limit=2, newest_first=True) == [
+        f"{10:012d}",
+        f"{2:012d}",
+    ]
+    assert await scanned("b") == []
+    [(key, text)] = await store.scan("bot", "events", KeyRange("a"))
+    assert (key, json.loads(text)) == ("a", {"n": 0})
+
+
+async def test_deleting_history_removes_it_from_reads_and_scans(store: StateStore) -> None:
+    await store.apply("bot", Change([Put("fills", f"T{n}", {"n": n}) for n in range(5)]))
+    await store.apply("bot", Change([Delete("fills", "T1"), Delete("fills", "T3")]))
+    assert [key for key, _ in await store.scan("bot", "fills")] == ["T0", "T2", "T4"]
+    assert await store.get("bot", "fills", ["T1"]) == {}
+
+
+async def test_a_record_moves_from_live_to_history_in_one_change(store: StateStore) -> None:
+    await store.apply("bot", Change([Put("intents", "c1", {"status": "accepted"})]))
+    await store.apply(
+        "bot",
+        Change([Delete("intents", "c1"), Put("past_intents", "c1", {"status": "filled"})]),
+    )
+    assert (await store.load("bot"))["intents"] == {}
+    assert json.loads((await store.get("bot", "past_intents", ["c1"]))["c1"]) == {
+        "status": "filled"
+    }
 
 
 async def test_fencing_refuses_writes_from_an_older_epoch(store: StateStore) -> None:

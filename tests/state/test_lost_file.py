@@ -93,6 +93,6 @@ async def test_a_store_that_keeps_its_file_never_calls_it_lost(file_backend: Bac
         for round_ in range(30):
             big = [Put("fills", f"t{round_}-{i}", {"pad": "x" * 2000}) for i in range(40)]
             await store.apply("bot", Change(big, epoch=1))
-        assert len((await store.load("bot"))["fills"]) == 30 * 40
+        assert len(await store.scan("bot", "fills")) == 30 * 40
     finally:
         await store.close()

@@ -14,7 +14,7 @@ from botwarden.domain import BotStatus, Fill, OrderIntent, Position, RiskState
 from botwarden.domain.orders import IntentStatus
 from botwarden.errors import FencedOut
 from botwarden.state.base import Change, Snapshot, StateStore
-from botwarden.state.manager import StateManager
+from botwarden.state.manager import DuplicateFill, StateManager
 from tests.conftest import Backend
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
@@ -152,6 +152,26 @@ async def test_a_fill_reported_twice_is_recorded_once(manager: StateManager) -> 
         assert tx.record_fill(fill("T2", qty="6"))
         assert not tx.record_fill(fill("T2", qty="6"))
     assert [f.trade_id for f in await manager.get_fills()] == ["T1", "T2"]
+
+
+async def test_a_fill_is_known_from_the_store_after_a_restart(
+    manager: StateManager, backend: Backend, clock: Clock
+) -> None:
+    """De-duplication asks the store, not a set of every trade id the bot has seen."""
+    assert await manager.record_fill(fill("T1", qty="4"))
+    again = await reopened(backend, clock)
+    assert again.history.flow_id == manager.flow_id
+    assert await again.has_fill("T1") and not await again.has_fill("T2")
+    assert not await again.record_fill(fill("T1", qty="4"), position=position(size="4"))
+    assert await again.get_positions() == []
+    # A change that records it anyway (not asked first) is refused whole.
+    with pytest.raises(DuplicateFill, match="fill T1 is recorded already"):
+        async with again.transaction() as tx:
+            assert tx.record_fill(fill("T1", qty="4")), "not among the newest it holds"
+            tx.save_position(position(size="4"))
+    assert await again.get_positions() == [], "nothing of it written"
+    assert len(await again.get_fills()) == 1
+    await again.close()
 
 
 async def test_a_transaction_that_fails_halfway_writes_nothing(
@@ -411,11 +431,8 @@ async def test_from_config_builds_the_configured_backend(tmp_path: Path) -> None
 
 
 async def test_order_sequence_and_event_log_survive_a_restart(
-    manager: StateManager, backend: Backend, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    manager: StateManager, backend: Backend, clock: Clock
 ) -> None:
-    from botwarden.state import manager as manager_module
-
-    monkeypatch.setattr(manager_module, "EVENTS_KEPT", 3)
     async with manager.transaction() as tx:
         assert (tx.next_order_seq(), tx.next_order_seq()) == (0, 1)
         tx.save_order(entry("bot-0-1"))
@@ -428,10 +445,31 @@ async def test_order_sequence_and_event_log_survive_a_restart(
     again = await reopened(backend, clock)
     state = await again.snapshot()
     assert (state.ledger.next_order_seq, state.ledger.fills_cursor) == (2, "T7")
-    assert [e.message for e in state.events.values()] == ["tick 1", "tick 2", "tick 3"]
-    assert [e.seq for e in state.events.values()] == [2, 3, 4]
+    every = await again.history.events()
+    assert [e.message for e in every] == ["entry sent", "tick 0", "tick 1", "tick 2", "tick 3"]
+    assert [e.seq for e in await again.history.events(after=2)] == [3, 4]
+    newest = await again.history.events(limit=2, newest_first=True)
+    assert [e.message for e in newest] == ["tick 3", "tick 2"]
     async with again.transaction() as tx:
         assert tx.next_order_seq() == 2, "a number is never handed out twice"
+    await again.close()
+
+
+async def test_a_terminal_intent_leaves_the_live_state_in_the_write_that_ends_it(
+    manager: StateManager, backend: Backend, clock: Clock
+) -> None:
+    sent = entry().submit(T0, 1)
+    await manager.save_order(sent)
+    canceled = sent.accept(T0, "V1").cancel(T0)
+    await manager.save_order(canceled)
+    assert (await manager.snapshot()).intents == {}
+    assert await manager.get_order(sent.client_order_id) == canceled
+    stored = await manager.store.load(manager.flow_id)
+    assert stored["intents"] == {}, "not live in the store either"
+
+    again = await reopened(backend, clock)
+    assert await again.get_pending_orders() == []
+    assert await again.history.orders() == [canceled]
     await again.close()
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 from botwarden.config import load_config
 from botwarden.engine.checks import check_promises
 from botwarden.engine.ids import ClientIds
-from botwarden.state.records import BotState, decode
+from botwarden.state.history import WholeState
 from botwarden.state.settings import resolve_path
 from botwarden.state.sqlite import SqliteStore
 from botwarden.venues.factory import open_paper_venue
+from tests.conftest import whole_of
 
 CONFIG = """\
 bot_id: golden_spy
@@ -31,13 +32,13 @@ def wait_for(condition, seconds: float = 30) -> None:
         time.sleep(0.05)
 
 
-async def promises_hold(config_path: Path, epoch_at_least: int = 1) -> BotState:
+async def promises_hold(config_path: Path, epoch_at_least: int = 1) -> WholeState:
     """The bot's state, once every promise is checked against its paper exchange's book."""
     config = load_config(config_path)
     bot = config.bot_id
     store = SqliteStore(resolve_path(config.state.sqlite.path, bot, config.base_dir))
     await store.open()
-    state = decode(await store.load(bot), bot, "test")
+    state = await whole_of(store, bot)
     await store.close()
     venue = open_paper_venue(config.venue, bot, config.base_dir)
     epoch = state.bot.instance.epoch

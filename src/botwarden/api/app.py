@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path as FilePath
@@ -53,7 +53,9 @@ from botwarden.process.supervisor import (
     StartFailed,
     Supervisor,
 )
-from botwarden.state.records import BotState, document
+from botwarden.state.factory import StoredBot, open_store
+from botwarden.state.history import History
+from botwarden.state.records import document
 from botwarden.views import config_as_json
 
 log = logging.getLogger(__name__)
@@ -112,11 +114,25 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
         """Supervisor calls block (processes, files, stores): never on the event loop."""
         return await asyncio.to_thread(work)
 
-    async def look(bot_id: str) -> tuple[BotReport, BotState]:
-        report, state = await off_loop(lambda: asyncio.run(supervisor.look(bot_id)))
-        if state is None:
+    async def look(bot_id: str) -> tuple[BotReport, StoredBot]:
+        report, stored = await off_loop(lambda: asyncio.run(supervisor.look(bot_id)))
+        if stored is None:
             raise StateError(f"bot {bot_id}: its state cannot be read now: {report.problem}")
-        return report, state
+        return report, stored
+
+    async def history(bot_id: str, read: Callable[[History], Awaitable[T]]) -> T:
+        """What `read` finds in the bot's history, its store opened read-only."""
+        config = await off_loop(lambda: supervisor.config(bot_id))
+
+        async def reading() -> T:
+            store = open_store(config.state, config.bot_id, config.base_dir, readonly=True)
+            await store.open()
+            try:
+                return await read(History(store, config.bot_id))
+            finally:
+                await store.close()
+
+        return await off_loop(lambda: asyncio.run(reading()))
 
     # -- bots ---------------------------------------------------------------------------
     @api.get("/bots")
@@ -133,25 +149,29 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
 
     @api.get("/bots/{bot_id}")
     async def bot(bot_id: BotIdParam) -> dict[str, Any]:
-        report, state = await off_loop(lambda: asyncio.run(supervisor.look(bot_id)))
+        report, stored = await off_loop(lambda: asyncio.run(supervisor.look(bot_id)))
         config = await off_loop(lambda: supervisor.config(bot_id))
         shown: dict[str, Any] = {"report": report.as_json(), "config": config_as_json(config)}
-        if state is not None:
+        if stored is not None:
+            state = stored.state
             shown["state"] = {
                 "bot": document(state.bot),
                 "risk": document(state.risk),
                 "positions": len(state.positions),
-                "open_orders": sum(not i.status.is_terminal for i in state.intents.values()),
-                "fills": len(state.fills),
+                "open_orders": len(state.intents),
+                "fills": stored.fill_count,
                 "cooldowns": {s: u.isoformat() for s, u in state.cooldowns.items()},
             }
         return shown
 
     @api.get("/bots/{bot_id}/positions")
     async def positions(bot_id: BotIdParam) -> list[dict[str, Any]]:
-        report, state = await look(bot_id)
+        report, stored = await look(bot_id)
         live = {p.symbol: p.stop_live for p in report.positions}
-        return [{**document(p), "stop_live": live.get(p.symbol)} for p in state.positions.values()]
+        return [
+            {**document(p), "stop_live": live.get(p.symbol)}
+            for p in stored.state.positions.values()
+        ]
 
     @api.get("/bots/{bot_id}/orders")
     async def orders(
@@ -159,16 +179,17 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
         limit: Limit = 100,
         pending: Annotated[bool, Query(description="Only those not final yet.")] = False,
     ) -> list[dict[str, Any]]:
-        _, state = await look(bot_id)
-        intents = [i for i in state.intents.values() if not (pending and i.status.is_terminal)]
+        _, stored = await look(bot_id)
+        intents = list(stored.state.intents.values())
+        if not pending:
+            intents += await history(bot_id, lambda h: h.orders())
         intents.sort(key=lambda i: i.created_at)
         return [document(i) for i in intents[-limit:]]
 
     @api.get("/bots/{bot_id}/fills")
     async def fills(bot_id: BotIdParam, limit: Limit = 100) -> list[dict[str, Any]]:
-        _, state = await look(bot_id)
-        ordered = sorted(state.fills.values(), key=lambda f: (f.time, f.trade_id))
-        return [document(f) for f in ordered[-limit:]]
+        fills = await history(bot_id, lambda h: h.recent_fills(limit))
+        return [document(f) for f in fills]
 
     @api.get("/bots/{bot_id}/events")
     async def events(
@@ -176,9 +197,11 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
         limit: Limit = 100,
         after: Annotated[int, Query(ge=-1, description="Only events after this seq.")] = -1,
     ) -> list[dict[str, Any]]:
-        _, state = await look(bot_id)
-        newer = [e for e in state.events.values() if e.seq > after]
-        return [document(e) for e in newer[-limit:]]
+        since = after if after >= 0 else None
+        newest = await history(
+            bot_id, lambda h: h.events(after=since, limit=limit, newest_first=True)
+        )
+        return [document(e) for e in reversed(newest)]
 
     # -- control ------------------------------------------------------------------------
     @api.post("/bots/{bot_id}/start")

@@ -12,7 +12,8 @@ from typing import Any
 from botwarden.domain.models import BotStatus
 from botwarden.process.home import known_bots
 from botwarden.process.supervisor import BotReport, Supervisor
-from botwarden.state.records import BotState, document
+from botwarden.state.factory import StoredBot
+from botwarden.state.records import document
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +73,17 @@ class Watcher:
             self._compare(report, state)
         self._looked = True
 
-    async def _look_all(self) -> list[tuple[BotReport, BotState | None]]:
-        return [await self.supervisor.look(bot_id) for bot_id in known_bots(self.supervisor.root)]
+    async def _look_all(self) -> list[tuple[BotReport, StoredBot | None]]:
+        looks = []
+        for bot_id in known_bots(self.supervisor.root):
+            seen = self._seen.get(bot_id)  # its events since then are news
+            looks.append(await self.supervisor.look(bot_id, seen[1] - 1 if seen else None))
+        return looks
 
-    def _compare(self, report: BotReport, state: BotState | None) -> None:
+    def _compare(self, report: BotReport, stored: StoredBot | None) -> None:
         bot = report.bot_id
         before = self._seen.get(bot)
-        next_seq = state.ledger.next_event_seq if state is not None else None
+        next_seq = stored.state.ledger.next_event_seq if stored is not None else None
         if next_seq is None:
             next_seq = before[1] if before else 0
         self._seen[bot] = (report.status, next_seq)
@@ -97,8 +102,8 @@ class Watcher:
                     "last_error": report.last_error,
                 },
             )
-        if state is not None:
-            for event in state.events.values():
+        if stored is not None:
+            for event in stored.events:
                 if event.seq >= since:
                     self._publish(event.kind, {"bot_id": bot, **document(event)})
 

@@ -338,6 +338,9 @@ class Ledger(DomainModel):
     lost_before_epoch: int = Field(default=0, ge=0)
     """The state was lost and rebuilt from the venue by this instance: the orders of the
     instances before it have no intents here."""
+    first_order_at: UtcDatetime | None = None
+    """When the bot's first order was written: where its fills can begin, while the
+    fills cursor has none yet (set by the first fill listing that needs it)."""
 
 
 class Event(DomainModel):

@@ -27,7 +27,7 @@ from botwarden.domain.models import Fill, OrderSide, Position, Side
 from botwarden.domain.orders import IntentStatus, OrderIntent, OrderType, Purpose
 from botwarden.engine.ids import ClientIds
 from botwarden.engine.orders import WAITING
-from botwarden.state.records import BotState
+from botwarden.state.history import WholeState
 from botwarden.venues.base import OrderState, VenueOrder, VenuePosition
 from botwarden.venues.paper.book import PaperBook
 
@@ -81,7 +81,7 @@ def describe(record: VenueOrder | OrderIntent | Fill | Position | VenuePosition)
 
 
 def check_promises(
-    state: BotState,
+    state: WholeState,
     book: PaperBook,
     ids: ClientIds,
     promises: Collection[str] = tuple(PROMISES),
@@ -108,7 +108,7 @@ class _View:
 
     def __init__(
         self,
-        state: BotState,
+        state: WholeState,
         book: PaperBook,
         ids: ClientIds,
         catching_up: bool,

@@ -84,7 +84,11 @@ class Context:
         return None
 
     async def intent(self, client_order_id: str) -> OrderIntent:
-        return (await self.state.snapshot()).intents[client_order_id]
+        """The intent under this id, live or (once terminal) in the history."""
+        intent = await self.state.get_order(client_order_id)
+        if intent is None:
+            raise KeyError(client_order_id)
+        return intent
 
 
 def found_on_the_venue(
@@ -279,8 +283,7 @@ class OrderDesk:
                     await self.apply_answer(leg, by_id[leg.client_order_id])
             if any(order.filled_qty > 0 for order in answers):
                 await self.sync_fills()  # a leg taken and filled at once: the position knows
-        snapshot = (await ctx.state.snapshot()).intents
-        return snapshot[stop.client_order_id], snapshot[target.client_order_id]
+        return await ctx.intent(stop.client_order_id), await ctx.intent(target.client_order_id)
 
     async def _write_legs(
         self,
@@ -558,7 +561,8 @@ class OrderDesk:
         one it `replaces` does not count: sent again, it goes in that one's place."""
         if intent.purpose is not Purpose.STOP or self.ctx.venue.capabilities.reduce_only:
             return None
-        intents = (await self.ctx.state.snapshot()).intents
+        # Terminal ones too: a stop the bot ended may rest a while (a cancel not done).
+        intents = await self.ctx.state.get_orders_by_id(open_orders)
         for cid, order in open_orders.items():
             known = intents.get(cid)
             theirs = (known is not None and known.position_id == intent.position_id) or (
@@ -593,13 +597,13 @@ class OrderDesk:
         cursor = state.ledger.fills_cursor
         since = None
         if cursor is None and not everything:
-            started = [i.created_at for i in state.intents.values()]
-            if not started:
+            first = await self._first_order_at()
+            if first is None:
                 return 0  # no order sent yet: no fill can be the bot's
             # A margin before the first order: the venue's clock may have moved against
             # the bot's since it was sent (an NTP step, a skewed or fast venue), and
             # what comes twice the ledger keeps once.
-            since = min(started) - FIRST_FILLS_MARGIN
+            since = first - FIRST_FILLS_MARGIN
         new = 0
         while True:
             page = await ctx.venue.fills(since=since, cursor=cursor)
@@ -620,6 +624,21 @@ class OrderDesk:
             cursor = page.cursor
             if not page.more:
                 return new
+
+    async def _first_order_at(self) -> datetime | None:
+        """When the bot's first order was written, kept in the ledger once known. Found
+        once among every intent, the history's too (where a terminal intent may still
+        have fills to come: FILLED by the order's status, its fills not listed yet)."""
+        state = await self.ctx.state.snapshot()
+        if state.ledger.first_order_at is not None:
+            return state.ledger.first_order_at
+        every = [*state.intents.values(), *await self.ctx.state.history.orders()]
+        if not every:
+            return None
+        first = min(i.created_at for i in every)
+        async with self.ctx.state.transaction() as tx:
+            tx.set_first_order_at(first)
+        return first
 
     def _count(self, tx: Transaction, trade: Trade) -> None:
         """A closed trade in the risk counters, in the same write as the fill: its PnL
@@ -667,12 +686,12 @@ class OrderDesk:
         """One fill, its intent, its position and the trade it closed (and the fill
         cursor, if given): one write. `tell`: kept in `recorded` once written."""
         ctx = self.ctx
-        state = await ctx.state.snapshot()
-        if fill.trade_id in state.fills:
+        if await ctx.state.has_fill(fill.trade_id):
             return 0
         CRASH.reached("fill_seen_not_recorded")
-        intent = state.intents.get(fill.client_order_id)
-        if intent is None and ctx.ids.is_guard(fill.client_order_id):
+        intent = await ctx.state.get_order(fill.client_order_id)
+        found_by_its_fill = intent is None and ctx.ids.is_guard(fill.client_order_id)
+        if found_by_its_fill:
             intent = await self._found_by_its_fill(fill)
         position = await ctx.position_in(fill.symbol)
         outcome = apply_fill(
@@ -684,7 +703,7 @@ class OrderDesk:
         async with ctx.state.transaction() as tx:
             if not tx.record_fill(fill):
                 return 0
-            if intent is not None and intent.client_order_id not in tx.state.intents:
+            if found_by_its_fill and intent is not None:
                 tx.save_order(intent)  # found by its fill: written with it
             if cursor is not None:
                 tx.set_fills_cursor(cursor)

@@ -76,7 +76,9 @@ class Protector:
         if unpriced:  # one call for all of them
             prices = {**prices, **await self.ctx.venue.last_prices(unpriced)}
         positions = await self._track_best(positions, prices)
-        intents = (await self.ctx.state.snapshot()).intents
+        # Every resting order's intent, terminal ones too (a stop whose cancel is not
+        # done yet still rests, and counts as one of its position's stops).
+        intents = await self.ctx.state.get_orders_by_id(open_orders)
         self._stops_by_position: dict[str, list[str]] = {}
         self._gone = set()
         for cid in open_orders:  # one pass, not one per position
@@ -125,7 +127,7 @@ class Protector:
         live = open_orders.get(position.stop_client_order_id or "")
         resting = [c for c in self._stops_by_position.get(position.id, ()) if c in open_orders]
         if live is None and resting:  # its last stop refused or lost: an earlier one rests
-            known = (await ctx.state.snapshot()).intents[resting[-1]]
+            known = await ctx.intent(resting[-1])
             position = await self.adopt_stop(position, open_orders[resting[-1]], known)
             live = open_orders[resting[-1]]
         guard = None
@@ -383,8 +385,9 @@ class Protector:
         """A stop left resting after its position closed (by an exit, or by a crash
         between the two) would open a new position when it fires: it goes."""
         state = await self.ctx.state.snapshot()
+        known = await self.ctx.state.get_orders_by_id(open_orders)
         for cid, order in open_orders.items():
-            intent = state.intents.get(cid)
+            intent = known.get(cid)
             if (
                 intent is not None
                 and intent.purpose.protects
@@ -453,7 +456,7 @@ class Protector:
         bare gets its stop now, not a pass later."""
         ctx = self.ctx
         await self.desk.settle(live.client_order_id, live.symbol)
-        old = (await ctx.state.snapshot()).intents.get(live.client_order_id)
+        old = await ctx.state.get_order(live.client_order_id)
         if old is None or not old.status.is_terminal:
             await self.adopt_stop(await self._fresh(position), live, old)  # as before
             async with ctx.state.transaction() as tx:
@@ -493,7 +496,6 @@ class Protector:
         """Cancel the stops of `position` resting on the venue but those in `keep`:
         replaced ones, one left by a crash between a new stop and the old one's
         cancel, guards sent while the store failed. True once none rests any more."""
-        state = await self.ctx.state.snapshot()
         ids = self.ctx.ids
         others = [
             cid
@@ -509,8 +511,9 @@ class Protector:
             )
         ]
         gone = True
+        known = await self.ctx.state.get_orders_by_id(others)
         for cid in others:
-            if cid not in state.intents:  # a guard never written: the state knows it first
+            if cid not in known:  # a guard never written: the state knows it first
                 found = found_on_the_venue(open_orders[cid], self.ctx.clock(), position.id)
                 await self.ctx.state.save_order(found)
             gone = await self.desk.cancel(cid, position.symbol) and gone

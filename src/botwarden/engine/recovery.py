@@ -157,7 +157,7 @@ class Recovery:
                 except NotFound:
                     continue  # resolved by its fills, or left for the next look
                 await self.desk.sync_fills()
-                current = (await self.ctx.state.snapshot()).intents[intent.client_order_id]
+                current = await self.ctx.intent(intent.client_order_id)
                 await self.desk.apply_answer(current, found)
 
     async def _strays(self, open_orders: dict[str, VenueOrder]) -> None:
@@ -170,10 +170,11 @@ class Recovery:
         restore mode, unless the state was lost, those are reported and left.)"""
         restore = self.settings.mode == "restore" and not self.rebuild
         state = await self.ctx.state.snapshot()
+        known = await self.ctx.state.get_orders_by_id(open_orders)
         for cid, order in open_orders.items():
             if not self.ctx.ids.owns(cid):
                 continue
-            intent = state.intents.get(cid)
+            intent = known.get(cid)
             if intent is not None and (
                 intent.purpose is not Purpose.STOP or intent.position_id in state.positions
             ):
@@ -301,7 +302,7 @@ class Recovery:
             return
         exit_order = await self.desk.close(adopted)
         await self.desk.sync_fills()
-        done = (await self.ctx.state.snapshot()).intents[exit_order.client_order_id]
+        done = await self.ctx.intent(exit_order.client_order_id)
         if done.status is IntentStatus.FILLED:
             await self.note(f"{what}: closed at market")
         elif done.status in (IntentStatus.REJECTED, IntentStatus.CANCELED):
@@ -355,11 +356,11 @@ class Recovery:
 
     async def _close_all(self, open_orders: dict[str, VenueOrder]) -> None:
         ctx = self.ctx
-        state = await ctx.state.snapshot()
+        known = await ctx.state.get_orders_by_id(open_orders)
         for cid, order in open_orders.items():
             if not ctx.ids.owns(cid):
                 continue
-            if cid not in state.intents:
+            if cid not in known:
                 await self._write_down(order)
             answer = await ctx.venue.cancel(cid, order.symbol)
             intent = (await ctx.state.snapshot()).intents.get(cid)

@@ -182,7 +182,7 @@ class Runner:
         # Nothing of the bot's trading: a new bot, or a lost state (looked for at the
         # venue until the bot has an order; an instance record alone proves nothing, an
         # instance may have died while it looked).
-        self._fresh = not (stored.intents or stored.fills or stored.positions)
+        self._fresh = not (stored.intents or stored.positions or await state.history.traded())
         # Above the last instance's, and above any the store was fenced at (an instance
         # may have raised its epoch and died before its record said so).
         stored_epoch = await state.store.epoch(settings.bot_id)
@@ -813,10 +813,12 @@ class Runner:
         if self.notifications is None:
             return
         try:
-            state = await self.state.snapshot()
+            next_seq = (await self.state.snapshot()).ledger.next_event_seq
+            since = self.notifications.news_since(next_seq)
+            news = await self.state.history.events(after=since - 1) if since < next_seq else []
         except StateError:  # the store is failing: told at a later pass
             return
-        self.notifications.publish(state)
+        self.notifications.publish(news, next_seq)
 
 
 def _failure_key(failure: StrategyFailed) -> tuple[str, str | None, str]:

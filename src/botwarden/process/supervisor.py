@@ -62,10 +62,9 @@ from botwarden.process.lock import (
     named,
 )
 from botwarden.process.procs import ProcessId, group_members, identify, uptime
-from botwarden.state.factory import read_state
+from botwarden.state.factory import StoredBot, read_bot
 from botwarden.state.files import atomic_write
 from botwarden.state.manager import Transaction, utc_now
-from botwarden.state.records import BotState
 
 if TYPE_CHECKING:
     from botwarden.config import BotConfig
@@ -423,7 +422,7 @@ class Supervisor:
             if config.state.backend == "duckdb" and pid is not None:
                 _tell(bot_id, pid)  # its state cannot be read meanwhile: told only
                 return Resolved(bot_id, pid, None)
-            before = asyncio.run(_read_state(config))
+            before = asyncio.run(_read_bot(config)).state
             if before.bot.status is not BotStatus.NEEDS_ATTENTION:
                 raise NothingToResolve(
                     f"bot {bot_id} does not need attention (status {before.bot.status})"
@@ -433,21 +432,19 @@ class Supervisor:
                 return Resolved(bot_id, None, BotStatus.STOPPED.value)
             _tell(bot_id, pid)
             since = before.ledger.next_event_seq
-            after: list[BotState] = []
+            after: list[StoredBot] = []
 
             def answered() -> bool:
-                state = asyncio.run(_read_state(config))
-                after[:] = [state]
-                taken = any(
-                    e.seq >= since and e.data.get("resolved_by") for e in state.events.values()
-                )
-                return taken and not state.bot.acknowledged  # recovered again since
+                stored = asyncio.run(_read_bot(config, events_after=since - 1))
+                after[:] = [stored]
+                taken = any(e.data.get("resolved_by") for e in stored.events)
+                return taken and not stored.state.bot.acknowledged  # recovered again since
 
             if not _wait_for(answered, wait):
                 return Resolved(bot_id, pid, None)
-            state = after[0]
-            notes = [e.message for e in state.events.values() if e.seq >= since]
-            return Resolved(bot_id, pid, state.bot.status.value, notes)
+            stored = after[0]
+            notes = [e.message for e in stored.events]
+            return Resolved(bot_id, pid, stored.state.bot.status.value, notes)
 
     # -- status -----------------------------------------------------------------------
     async def report(self, bot_id: str) -> BotReport:
@@ -456,9 +453,11 @@ class Supervisor:
     async def reports(self) -> list[BotReport]:
         return [(await self.look(bot_id))[0] for bot_id in known_bots(self.root)]
 
-    async def look(self, bot_id: str) -> tuple[BotReport, BotState | None]:
+    async def look(
+        self, bot_id: str, events_after: int | None = None
+    ) -> tuple[BotReport, StoredBot | None]:
         """The bot's report, and its state as stored (None if it cannot be read now:
-        `report.problem` says why)."""
+        `report.problem` says why), with its events after `events_after` if asked."""
         _reap()
         files = self.files(bot_id)
         record = files.read_record()
@@ -483,13 +482,14 @@ class Supervisor:
                     "the state is not shown while the bot runs: DuckDB lets one process open"
                     " it (its log: `botwarden logs`)"
                 )
-            state = await _read_state(config)
+            read = await _read_bot(config, events_after=events_after)
+            state = read.state
         except (BotwardenError, OSError) as error:
             report.problem = str(error)
             locked = lock_pid is not None
             report.status = BotStatus.RUNNING.value if locked else BotStatus.STOPPED.value
             return report, None
-        _fill(report, state, config.risk.trading_day(utc_now()))
+        _fill(report, read, config.risk.trading_day(utc_now()))
         stored = state.bot.status
         if state.bot.instance is None and stored is not BotStatus.ERROR:
             stored = BotStatus.STOPPED  # never ran (an ERROR: it could not start)
@@ -500,7 +500,7 @@ class Supervisor:
                 "not running: the process ended without recording a stop (SIGKILL, out of"
                 f" memory, a reboot?); last seen {seen}"
             )
-        return report, state
+        return report, read
 
     def config(self, bot_id: str) -> BotConfig:
         return _load_config(self.files(bot_id).config_path())
@@ -571,10 +571,11 @@ def _true_status(stored: BotStatus, locked: bool, starting: bool) -> BotStatus:
     return stored
 
 
-def _fill(report: BotReport, state: BotState, today: date) -> None:
+def _fill(report: BotReport, stored: StoredBot, today: date) -> None:
     """The report's figures from the state. `today`: the trading day by the wall clock;
     a bot that has not reached it (stopped, say) shows that day's counters, zero, never
     an older day's as today's."""
+    state = stored.state
     bot, risk, now = state.bot, rules.roll_day(state.risk, today), utc_now()
     for p in state.positions.values():
         stop = state.intents.get(p.stop_client_order_id or "")
@@ -600,7 +601,7 @@ def _fill(report: BotReport, state: BotState, today: date) -> None:
         report.breaker = f"until {risk.breaker_until.isoformat()}: {risk.breaker_reason}"
     report.last_error = bot.last_error
     if bot.status is BotStatus.NEEDS_ATTENTION:
-        asks = [e.message for e in state.events.values() if e.data.get("attention")]
+        asks = [e.message for e in stored.recent_events if e.data.get("attention")]
         report.attention = asks[-1] if asks else None
     report.last_run_at = _iso(bot.last_run_at)
     report.last_updated_at = _iso(bot.last_updated_at)
@@ -612,8 +613,18 @@ def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at else None
 
 
-async def _read_state(config: BotConfig) -> BotState:
-    return await read_state(config.state, config.bot_id, config.base_dir)
+ATTENTION_EVENTS = 50
+"""The newest events a look reads for what a bot needing attention asks."""
+
+
+async def _read_bot(config: BotConfig, events_after: int | None = None) -> StoredBot:
+    return await read_bot(
+        config.state,
+        config.bot_id,
+        config.base_dir,
+        events_after=events_after,
+        newest_events=ATTENTION_EVENTS,
+    )
 
 
 def _record_kill(config_path: Path, timeout: float) -> None:

@@ -19,22 +19,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-SCHEMA_VERSION = 1
-"""Layout version of what the stores hold. A store written by a newer version is refused."""
+SCHEMA_VERSION = 2
+"""Layout version of what the stores hold. A store written by a newer version is refused.
 
-COLLECTIONS: tuple[str, ...] = (
-    "positions",
-    "intents",
-    "fills",
-    "signals",
-    "cooldowns",
-    "events",
-    "meta",
-)
-"""Every collection a flow may hold. `meta` holds singletons (bot record, risk, last bar)."""
+1: every collection in one live set (terminal intents among the others).
+2: live collections and history collections apart; terminal intents in `past_intents`.
+A store of version 1 is upgraded when a writer first opens it, in one atomic step."""
+
+LIVE: tuple[str, ...] = ("positions", "intents", "signals", "cooldowns", "meta")
+"""What recovery and the loop need, loaded whole at open. `intents` holds the intents
+not yet terminal; `meta` holds singletons (bot record, ledger, risk, last bar)."""
+
+HISTORY: tuple[str, ...] = ("past_intents", "fills", "trades", "events")
+"""What a bot did: never loaded at open, read by key (`get`) or by key range (`scan`).
+Keys sort in the order things happened where it matters: trades and events."""
+
+COLLECTIONS: tuple[str, ...] = LIVE + HISTORY
+"""Every collection a flow may hold."""
 
 Snapshot = dict[str, dict[str, str]]
-"""collection -> key -> JSON text, with every collection of `COLLECTIONS` present."""
+"""collection -> key -> JSON text, with every collection of `LIVE` present."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,33 @@ def encode(value: Mapping[str, Any]) -> str:
 
 
 def empty_snapshot() -> Snapshot:
-    return {name: {} for name in COLLECTIONS}
+    return {name: {} for name in LIVE}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRange:
+    """Which records a scan reads: keys with `start <= key < stop` (no `stop`: to the
+    end), in key order or `newest_first`, at most `limit` of them."""
+
+    start: str = ""
+    stop: str | None = None
+    limit: int | None = None
+    newest_first: bool = False
+
+    def of(self, records: Mapping[str, str]) -> Records:
+        """The range of records held in memory (the memory and file stores)."""
+        keys = sorted(
+            k for k in records if k >= self.start and (self.stop is None or k < self.stop)
+        )
+        if self.newest_first:
+            keys.reverse()
+        return [(key, records[key]) for key in keys[: self.limit]]
+
+
+EVERY = KeyRange()
+
+Records = list[tuple[str, str]]
+"""(key, JSON text) pairs, in the order asked for."""
 
 
 @runtime_checkable
@@ -97,11 +127,23 @@ class StateStore(Protocol):
     async def close(self) -> None: ...
 
     async def load(self, flow_id: str) -> Snapshot:
-        """Everything one bot holds, in one bulk read."""
+        """One bot's live collections (`LIVE`), in one bulk read: never its history."""
+        ...
+
+    async def get(self, flow_id: str, collection: str, keys: Sequence[str]) -> dict[str, str]:
+        """The records of `keys` that exist, from any collection: key -> JSON text."""
+        ...
+
+    async def scan(self, flow_id: str, collection: str, within: KeyRange = EVERY) -> Records:
+        """(key, JSON text) of the records `within` the range, in its order."""
         ...
 
     async def apply(self, flow_id: str, change: Change) -> None:
         """Write `change` atomically and durably, or raise with nothing written."""
+        ...
+
+    async def count(self, flow_id: str, collection: str) -> int:
+        """How many records the collection holds (an index count, not a read of each)."""
         ...
 
     async def flows(self) -> list[str]:

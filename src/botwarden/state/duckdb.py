@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from botwarden.state.sql import EmbeddedSqlStore
+from botwarden.state.sql import HISTORY_TABLE, LIVE_TABLE, EmbeddedSqlStore, table_of
 
 
 def _duckdb() -> Any:
@@ -48,9 +49,12 @@ class DuckdbStore(EmbeddedSqlStore):
         " flow_id VARCHAR PRIMARY KEY, epoch BIGINT NOT NULL DEFAULT 0)",
         # A one-column key: DuckDB looks a row up through its index only for an equality
         # on a single column; with the three-column key every update scanned the table.
-        "CREATE TABLE IF NOT EXISTS botwarden_records ("
-        " id VARCHAR PRIMARY KEY, flow_id VARCHAR NOT NULL, collection VARCHAR NOT NULL,"
-        " key VARCHAR NOT NULL, doc VARCHAR NOT NULL)",
+        *(
+            f"CREATE TABLE IF NOT EXISTS {table} ("
+            " id VARCHAR PRIMARY KEY, flow_id VARCHAR NOT NULL, collection VARCHAR NOT NULL,"
+            " key VARCHAR NOT NULL, doc VARCHAR NOT NULL)"
+            for table in (LIVE_TABLE, HISTORY_TABLE)
+        ),
     )
 
     def __init__(self, path: Path | str, readonly: bool = False) -> None:
@@ -91,28 +95,39 @@ class DuckdbStore(EmbeddedSqlStore):
         flow_id, collection, key, doc = row
         record_id = _record_id(flow_id, collection, key)
         # DuckDB answers an UPDATE with the count of rows it changed (cheaper than RETURNING).
+        table = table_of(collection)
         (updated,) = cursor.execute(
-            "UPDATE botwarden_records SET doc = ? WHERE id = ?", (doc, record_id)
+            f"UPDATE {table} SET doc = ? WHERE id = ?", (doc, record_id)
         ).fetchone()
         if not updated:
             cursor.execute(
-                "INSERT INTO botwarden_records (id, flow_id, collection, key, doc)"
-                " VALUES (?, ?, ?, ?, ?)",
+                f"INSERT INTO {table} (id, flow_id, collection, key, doc) VALUES (?, ?, ?, ?, ?)",
                 (record_id, *row),
             )
 
     def _delete(self, cursor: Any, row: tuple[str, str, str]) -> None:
-        cursor.execute("DELETE FROM botwarden_records WHERE id = ?", (_record_id(*row),))
+        cursor.execute(f"DELETE FROM {table_of(row[1])} WHERE id = ?", (_record_id(*row),))
+
+    async def get(self, flow_id: str, collection: str, keys: Sequence[str]) -> dict[str, str]:
+        # By the one-column key, the only lookup DuckDB answers from its index.
+        found: dict[str, str] = {}
+        with self._errors():
+            for key in keys:
+                row = self._conn.execute(
+                    f"SELECT doc FROM {self._table(collection)} WHERE id = ?",
+                    (_record_id(flow_id, collection, key),),
+                ).fetchone()
+                if row is not None:
+                    found[key] = row[0]
+        return found
 
     def _check_integrity(self) -> None:
         # DuckDB reads blocks lazily and opens a truncated file without complaint; a
         # scan of every stored byte makes it verify each block (and its checksum) now.
+        # The live tables only, as SQLite's check: a start costs what the bot holds.
         for table, columns in (
             ("botwarden_flows", "length(flow_id) + epoch"),
-            (
-                "botwarden_records",
-                "length(flow_id) + length(collection) + length(key) + length(doc)",
-            ),
+            (LIVE_TABLE, "length(flow_id) + length(collection) + length(key) + length(doc)"),
         ):
             if self._has_table(table):
                 self._conn.execute(f"SELECT sum({columns}) FROM {table}").fetchall()

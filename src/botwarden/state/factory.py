@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from botwarden.domain.models import Event, Fill
 from botwarden.state.base import StateStore
+from botwarden.state.history import History
 from botwarden.state.records import BotState, decode
 from botwarden.state.settings import StateSettings, resolve_path
 
@@ -44,15 +47,73 @@ def open_store(
     raise ValueError(f"unknown state backend {backend!r}")  # config validation prevents this
 
 
-async def read_state(settings: StateSettings, flow_id: str, base_dir: Path) -> BotState:
+@dataclass
+class StoredBot:
+    """A bot as stored, read by a command that only looks."""
+
+    state: BotState
+    """Its live state."""
+    events: list[Event] = field(default_factory=list)
+    """The events after the sequence number asked for, oldest first."""
+    recent_events: list[Event] = field(default_factory=list)
+    """The newest events, as many as asked for, oldest first."""
+    fills: list[Fill] = field(default_factory=list)
+    """The newest fills asked for, oldest first."""
+    fill_count: int = 0
+    """How many fills its history holds."""
+
+    @classmethod
+    async def read(
+        cls,
+        store: StateStore,
+        flow_id: str,
+        *,
+        events_after: int | None = None,
+        newest_events: int = 0,
+        newest_fills: int = 0,
+    ) -> StoredBot:
+        """From an open store: see `read_bot`."""
+        state = decode(await store.load(flow_id), flow_id, store.describe())
+        history = History(store, flow_id)
+        events = [] if events_after is None else await history.events(after=events_after)
+        recent = []
+        if newest_events:
+            recent = list(reversed(await history.events(limit=newest_events, newest_first=True)))
+        fills = await history.recent_fills(newest_fills) if newest_fills else []
+        return cls(state, events, recent, fills, await store.count(flow_id, "fills"))
+
+
+async def read_bot(
+    settings: StateSettings,
+    flow_id: str,
+    base_dir: Path,
+    *,
+    events_after: int | None = None,
+    newest_events: int = 0,
+    newest_fills: int = 0,
+) -> StoredBot:
     """A bot's state as stored, read without writing (another process may own it);
-    empty if it has none yet. Looking never creates, changes or moves a state file."""
+    empty if it has none yet. Looking never creates, changes or moves a state file.
+
+    With it, from its history, the events after sequence `events_after`, the newest
+    `newest_events` events, and its newest `newest_fills` fills."""
     store = open_store(settings, flow_id, base_dir, readonly=True)
     path = getattr(store, "path", None)
     if path is not None and not path.exists():
-        return BotState.empty(flow_id)
+        return StoredBot(BotState.empty(flow_id))
     await store.open()
     try:
-        return decode(await store.load(flow_id), flow_id, store.describe())
+        return await StoredBot.read(
+            store,
+            flow_id,
+            events_after=events_after,
+            newest_events=newest_events,
+            newest_fills=newest_fills,
+        )
     finally:
         await store.close()
+
+
+async def read_state(settings: StateSettings, flow_id: str, base_dir: Path) -> BotState:
+    """A bot's live state as stored; see `read_bot`."""
+    return (await read_bot(settings, flow_id, base_dir)).state

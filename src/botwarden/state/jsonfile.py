@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,14 +34,18 @@ from botwarden.errors import (
 )
 from botwarden.state.base import (
     COLLECTIONS,
+    EVERY,
+    LIVE,
     SCHEMA_VERSION,
     Change,
+    KeyRange,
     Put,
+    Records,
     Snapshot,
-    empty_snapshot,
     encode,
 )
 from botwarden.state.files import atomic_write, quarantine, refuse_another_format
+from botwarden.state.upgrade import past_intent_keys
 
 _HEADER = "botwarden_state"
 
@@ -60,6 +65,8 @@ class JsonFileStore:
         self._signature: tuple[int, int, int] | None = None
         # Bots this store found in the file or wrote to it: none ever leaves a file.
         self._seen: set[str] = set()
+        self._version = SCHEMA_VERSION
+        """The layout version of the file as last read (a new file is the current one)."""
 
     def describe(self) -> str:
         return f"jsonfile {self.path}"
@@ -76,18 +83,34 @@ class JsonFileStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._locked():
             self._refresh(on_open=True)
+            if self._version < SCHEMA_VERSION:
+                self._upgrade()
+
+    def _upgrade(self) -> None:
+        try:
+            self._write(_upgraded(self._flows))
+        except OSError as error:
+            raise StoreUnavailable(f"{self.describe()}: cannot upgrade: {error}") from error
 
     async def close(self) -> None:
         self._flows = {}
         self._signature = None
 
     async def load(self, flow_id: str) -> Snapshot:
+        return {name: self._records(flow_id, name) for name in LIVE}
+
+    def _records(self, flow_id: str, collection: str) -> dict[str, str]:
         self._refresh()
-        snapshot = empty_snapshot()
-        flow = self._flows.get(flow_id, {})
-        for name in COLLECTIONS:
-            snapshot[name] = {key: encode(doc) for key, doc in flow.get(name, {}).items()}
-        return snapshot
+        stored = self._flows.get(flow_id, {}).get(collection, {})
+        return {key: encode(doc) for key, doc in stored.items()}
+
+    async def get(self, flow_id: str, collection: str, keys: Sequence[str]) -> dict[str, str]:
+        self._refresh()
+        stored = self._flows.get(flow_id, {}).get(collection, {})
+        return {key: encode(stored[key]) for key in keys if key in stored}
+
+    async def scan(self, flow_id: str, collection: str, within: KeyRange = EVERY) -> Records:
+        return within.of(self._records(flow_id, collection))
 
     async def apply(self, flow_id: str, change: Change) -> None:
         if self.readonly:
@@ -96,6 +119,8 @@ class JsonFileStore:
             self._refresh()
             if flow_id in self._seen and flow_id not in self._flows:
                 raise StateLost(self.path, f"was replaced by a file without bot {flow_id}")
+            if self._version < SCHEMA_VERSION:  # replaced meanwhile by an older botwarden
+                self._flows = _upgraded(self._flows)
             flow = dict(self._flows.get(flow_id) or {})
             current = int(flow.get("epoch", 0))
             if change.epoch is not None and change.epoch < current:
@@ -118,6 +143,10 @@ class JsonFileStore:
                 raise StoreUnavailable(f"{self.describe()}: {error}") from error
             self._flows = flows
             self._seen.add(flow_id)
+
+    async def count(self, flow_id: str, collection: str) -> int:
+        self._refresh()
+        return len(self._flows.get(flow_id, {}).get(collection, {}))
 
     async def flows(self) -> list[str]:
         self._refresh()
@@ -177,6 +206,7 @@ class JsonFileStore:
             raise _Corrupt("no schema_version in the header")
         if version > SCHEMA_VERSION:
             raise SchemaVersionError(self.describe(), version, SCHEMA_VERSION)
+        self._version = version
         flows = document.get("flows")
         if not isinstance(flows, dict):
             raise _Corrupt("no 'flows' object")
@@ -192,4 +222,16 @@ class JsonFileStore:
         document = {_HEADER: {"schema_version": SCHEMA_VERSION}, "flows": flows}
         text = json.dumps(document, indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False)
         atomic_write(self.path, (text + "\n").encode())
-        self._signature = self._stat()
+        self._flows, self._version, self._signature = flows, SCHEMA_VERSION, self._stat()
+
+
+def _upgraded(flows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Version 1 to 2: terminal intents move from `intents` to `past_intents`."""
+    upgraded = {}
+    for flow_id, flow in flows.items():
+        intents = dict(flow.get("intents", {}))
+        past = dict(flow.get("past_intents", {}))
+        for key in past_intent_keys({key: encode(doc) for key, doc in intents.items()}):
+            past[key] = intents.pop(key)
+        upgraded[flow_id] = {**flow, "intents": intents, "past_intents": past}
+    return upgraded

@@ -15,13 +15,18 @@ lost connection), the copy is reloaded from the store before it is used again.
 
 Transactions are serialised by a lock, so tasks of one bot (the loop, a heartbeat)
 never lose each other's updates; they do not nest.
+
+Only the live state is held (positions, intents not yet terminal, signals, cooldowns,
+risk, the ledger): what a bot did (terminal intents, fills, events) is history, kept
+in the same store and read from it on demand, so a bot's memory and its start cost
+do not grow with its age.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Container, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -43,6 +48,7 @@ from botwarden.domain.orders import OrderIntent
 from botwarden.errors import FencedOut
 from botwarden.state.base import Change, Delete, Op, Put, StateStore
 from botwarden.state.factory import open_store
+from botwarden.state.history import History
 from botwarden.state.records import (
     BOT,
     LAST_BAR,
@@ -60,9 +66,10 @@ from botwarden.state.settings import StateSettings
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-EVENTS_KEPT = 2000
-"""The event log keeps the newest events; older ones leave in the change adding new ones."""
 Effect = Callable[[BotState], None]
+RECENT_FILLS = 4096
+"""Trade ids of the newest fills the manager remembers, to answer most look-ups of a
+fill reported again (the venue's pages overlap) without a read."""
 
 
 def utc_now() -> datetime:
@@ -111,6 +118,17 @@ def _amount(value: object, name: str) -> Decimal:
     )
 
 
+class DuplicateFill(ValueError):
+    """A change would record again a fill the store holds: refused whole."""
+
+    def __init__(self, flow_id: str, trade_ids: list[str]) -> None:
+        super().__init__(
+            f"bot {flow_id}: fill {', '.join(trade_ids)} is recorded already; the change"
+            " recording it again was refused, nothing of it written"
+        )
+        self.trade_ids = trade_ids
+
+
 class Transaction:
     """Writes collected here are applied as ONE atomic change when the block exits.
 
@@ -118,8 +136,9 @@ class Transaction:
     writes show there only once the whole change is.
     """
 
-    def __init__(self, state: BotState) -> None:
+    def __init__(self, state: BotState, recent_fills: Container[str]) -> None:
         self.state = state
+        self._recent_fills = recent_fills
         self.ops: list[Op] = []
         self.effects: list[Effect] = []
         self._new_fills: set[str] = set()
@@ -146,25 +165,45 @@ class Transaction:
         self._delete("positions", position_id, lambda s: s.positions.pop(position_id, None))
 
     def save_order(self, intent: OrderIntent) -> None:
-        def effect(s: BotState) -> None:
-            s.intents[intent.client_order_id] = intent
+        """Save an intent; a terminal one leaves the live state for the history in this
+        same write."""
+        cid = intent.client_order_id
+        if intent.status.is_terminal:
 
-        self._put("intents", intent.client_order_id, document(intent), effect)
+            def leaves(s: BotState) -> None:
+                # A new dict, not a pop: the engine walks the intents across awaits
+                # that end some of them, and a walk sees the dict it began with.
+                s.intents = {key: kept for key, kept in s.intents.items() if key != cid}
+
+            self._delete("intents", cid, leaves)
+            self._put("past_intents", cid, document(intent), lambda s: None)
+            return
+
+        def effect(s: BotState) -> None:
+            s.intents[cid] = intent
+
+        self._put("intents", cid, document(intent), effect)
 
     def record_fill(self, fill: Fill) -> bool:
-        """Add a fill to the ledger; False (and nothing written) if its trade id is known.
+        """Add a fill to the ledger; False (and nothing written) if its trade id is
+        known to this change or among the bot's newest fills.
 
         The ledger is keyed by the venue's trade id, so a fill reported twice (a retry,
-        a replay after a crash) is recorded once (promise I3)."""
-        if fill.trade_id in self.state.fills or fill.trade_id in self._new_fills:
+        a replay after a crash) is recorded once (promise I3). The bot does not hold
+        every trade id it has seen: the store is asked when the change commits, and a
+        change recording a fill the store has already is refused whole
+        (`DuplicateFill`, nothing written). Ask `StateManager.has_fill` first to skip
+        such a fill instead."""
+        if fill.trade_id in self._new_fills or fill.trade_id in self._recent_fills:
             return False
         self._new_fills.add(fill.trade_id)
-
-        def effect(s: BotState) -> None:
-            s.fills[fill.trade_id] = fill
-
-        self._put("fills", fill.trade_id, document(fill), effect)
+        self._put("fills", fill.trade_id, document(fill), lambda s: None)
         return True
+
+    @property
+    def new_fills(self) -> set[str]:
+        """The trade ids this change records."""
+        return self._new_fills
 
     def save_risk_state(self, risk: RiskState) -> None:
         def effect(s: BotState) -> None:
@@ -259,6 +298,9 @@ class Transaction:
     def set_fills_cursor(self, cursor: str | None) -> None:
         self._save_ledger(self.ledger.evolve(fills_cursor=cursor))
 
+    def set_first_order_at(self, at: datetime) -> None:
+        self._save_ledger(self.ledger.evolve(first_order_at=at))
+
     def mark_state_lost(self, epoch: int) -> None:
         """This instance (`epoch`) rebuilds a lost state: older orders have no intents."""
         self._save_ledger(self.ledger.evolve(lost_before_epoch=epoch))
@@ -271,23 +313,15 @@ class Transaction:
         data: Mapping[str, Any] | None = None,
         logged: bool = False,
     ) -> Event:
-        """Append to the event log; the oldest beyond `EVENTS_KEPT` go in the same change.
-        Said in the bot's log too once the change is durable (an alert as a warning),
-        unless `logged`: its producer says it there in its own words."""
+        """Append to the event log (history). Said in the bot's log too once the change
+        is durable (an alert as a warning), unless `logged`: its producer says it there
+        in its own words."""
         seq = self.ledger.next_event_seq
         event = Event(seq=seq, time=at, kind=kind, message=message, data=dict(data or {}))
         if not logged:
             self.told.append(event)
         self._save_ledger(self.ledger.evolve(next_event_seq=seq + 1))
-        key = event_key(seq)
-
-        def effect(s: BotState) -> None:
-            s.events[key] = event
-
-        self._put("events", key, document(event), effect)
-        if seq >= EVENTS_KEPT:
-            old = event_key(seq - EVENTS_KEPT)
-            self._delete("events", old, lambda s: s.events.pop(old, None))
+        self._put("events", event_key(seq), document(event), lambda s: None)
         return event
 
 
@@ -324,6 +358,10 @@ class StateManager:
         self._state = BotState.empty(flow_id)
         self._needs_reload = True
         self._lock = asyncio.Lock()
+        self._recent_fills: dict[str, None] = {}
+        """Trade ids recorded durably, newest last, at most `RECENT_FILLS`."""
+        self.history = History(store, flow_id)
+        """What the bot did (terminal intents, fills, events): read on demand."""
 
     @classmethod
     def from_config(
@@ -373,9 +411,10 @@ class StateManager:
         await self.store.close()
 
     async def reload(self) -> None:
-        """Replace the in-memory copy with what the store holds."""
+        """Replace the in-memory copy with what the store holds (its live state)."""
         snapshot = await self.store.load(self.flow_id)
         self._state = decode(snapshot, self.flow_id, self.store.describe())
+        self._recent_fills = {}
         self._needs_reload = False
 
     async def _current(self) -> BotState:
@@ -388,13 +427,17 @@ class StateManager:
     async def transaction(self) -> AsyncIterator[Transaction]:
         """Collect writes; on a clean exit they become one atomic, durable change."""
         async with self._lock:
-            tx = Transaction(await self._current())
+            tx = Transaction(await self._current(), self._recent_fills)
             yield tx
             await self._commit(tx)
 
     async def _commit(self, tx: Transaction) -> None:
         if not tx.ops:
             return
+        if tx.new_fills:
+            known = await self.store.get(self.flow_id, "fills", sorted(tx.new_fills))
+            if known:
+                raise DuplicateFill(self.flow_id, sorted(known))
         try:
             await self.store.apply(self.flow_id, Change(tx.ops, epoch=self.epoch))
         except (FencedOut, ValueError, TypeError):
@@ -406,6 +449,7 @@ class StateManager:
             raise
         for effect in tx.effects:
             effect(self._state)
+        self._remember_fills(tx.new_fills)
         for event in tx.told:
             level = logging.WARNING if event.kind == "alert" else logging.INFO
             if log.isEnabledFor(level):
@@ -444,6 +488,8 @@ class StateManager:
     ) -> bool:
         """Record a fill and, in the same atomic write, the position and intent it
         changed. Returns False, writing nothing, if the fill was already recorded."""
+        if await self.has_fill(fill.trade_id):
+            return False
         async with self.transaction() as tx:
             if not tx.record_fill(fill):
                 return False
@@ -568,7 +614,8 @@ class StateManager:
 
     # -- reading -------------------------------------------------------------------------
     async def snapshot(self) -> BotState:
-        """The whole state as it is durable now. Treat it as read-only."""
+        """The live state as it is durable now (its history: `history`). Treat it as
+        read-only."""
         return await self._current()
 
     def last_known(self) -> BotState:
@@ -583,19 +630,48 @@ class StateManager:
         return (await self._current()).positions.get(position_id)
 
     async def get_orders(self) -> list[OrderIntent]:
-        return list((await self._current()).intents.values())
+        """Every intent, oldest first: the live ones and the whole history's terminal
+        ones, read now (for tools; the loop wants `get_pending_orders`)."""
+        live = list((await self._current()).intents.values())
+        every = [*live, *await self.history.orders()]
+        return sorted(every, key=lambda i: (i.created_at, i.client_order_id))
 
     async def get_order(self, client_order_id: str) -> OrderIntent | None:
-        return (await self._current()).intents.get(client_order_id)
+        """The intent under `client_order_id`, live or in the history."""
+        live = (await self._current()).intents.get(client_order_id)
+        return live if live is not None else await self.history.order(client_order_id)
+
+    async def get_orders_by_id(self, client_order_ids: Iterable[str]) -> dict[str, OrderIntent]:
+        """The intents under these ids that the bot has, live or in the history (one
+        read of the history for the ids not live, none if all are)."""
+        live, cids = (await self._current()).intents, list(client_order_ids)
+        found = {cid: live[cid] for cid in cids if cid in live}
+        missing = [cid for cid in cids if cid not in live]
+        if missing:
+            found.update(await self.history.orders_by_id(missing))
+        return found
 
     async def get_pending_orders(self) -> list[OrderIntent]:
-        """Every intent not yet in a terminal state (including UNKNOWN ones)."""
-        intents = (await self._current()).intents.values()
-        return [intent for intent in intents if not intent.status.is_terminal]
+        """Every intent not yet in a terminal state (including UNKNOWN ones): the live
+        state's, no read."""
+        return list((await self._current()).intents.values())
+
+    async def has_fill(self, trade_id: str) -> bool:
+        """Whether the fill with this venue trade id is recorded."""
+        return await self._fill_recorded(trade_id)
 
     async def get_fills(self) -> list[Fill]:
-        fills = (await self._current()).fills.values()
-        return sorted(fills, key=lambda f: (f.time, f.trade_id))
+        """Every fill, oldest first: the whole history, read now (for tools and checks)."""
+        return await self.history.fills()
+
+    async def _fill_recorded(self, trade_id: str) -> bool:
+        return trade_id in self._recent_fills or await self.history.has_fill(trade_id)
+
+    def _remember_fills(self, trade_ids: set[str]) -> None:
+        for trade_id in trade_ids:
+            self._recent_fills[trade_id] = None
+        while len(self._recent_fills) > RECENT_FILLS:
+            del self._recent_fills[next(iter(self._recent_fills))]
 
     async def get_risk_state(self) -> RiskState:
         return (await self._current()).risk

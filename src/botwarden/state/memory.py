@@ -4,9 +4,20 @@ the process, and the store says so when it opens."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from botwarden.errors import FencedOut
-from botwarden.state.base import Change, Put, Snapshot, empty_snapshot, encode
+from botwarden.state.base import (
+    COLLECTIONS,
+    EVERY,
+    LIVE,
+    Change,
+    KeyRange,
+    Put,
+    Records,
+    Snapshot,
+    encode,
+)
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +26,8 @@ class MemoryStore:
     durable = False
 
     def __init__(self) -> None:
-        self._flows: dict[str, Snapshot] = {}
+        self._flows: dict[str, dict[str, dict[str, str]]] = {}
+        """flow -> collection (every one of `COLLECTIONS`) -> key -> JSON text."""
         self._epochs: dict[str, int] = {}
 
     def describe(self) -> str:
@@ -27,9 +39,18 @@ class MemoryStore:
     async def close(self) -> None:
         pass
 
+    def _records(self, flow_id: str, collection: str) -> dict[str, str]:
+        return self._flows.get(flow_id, {}).get(collection, {})
+
     async def load(self, flow_id: str) -> Snapshot:
-        stored = self._flows.get(flow_id) or empty_snapshot()
-        return {name: dict(records) for name, records in stored.items()}
+        return {name: dict(self._records(flow_id, name)) for name in LIVE}
+
+    async def get(self, flow_id: str, collection: str, keys: Sequence[str]) -> dict[str, str]:
+        records = self._records(flow_id, collection)
+        return {key: records[key] for key in keys if key in records}
+
+    async def scan(self, flow_id: str, collection: str, within: KeyRange = EVERY) -> Records:
+        return within.of(self._records(flow_id, collection))
 
     async def apply(self, flow_id: str, change: Change) -> None:
         current = self._epochs.get(flow_id, 0)
@@ -41,7 +62,7 @@ class MemoryStore:
             (op.collection, op.key, encode(op.value) if isinstance(op, Put) else None)
             for op in change.ops
         ]
-        stored = self._flows.setdefault(flow_id, empty_snapshot())
+        stored = self._flows.setdefault(flow_id, {name: {} for name in COLLECTIONS})
         for collection, key, text in staged:
             if text is None:
                 stored[collection].pop(key, None)
@@ -49,6 +70,9 @@ class MemoryStore:
                 stored[collection][key] = text
         if change.epoch is not None and change.epoch > current:
             self._epochs[flow_id] = change.epoch
+
+    async def count(self, flow_id: str, collection: str) -> int:
+        return len(self._records(flow_id, collection))
 
     async def flows(self) -> list[str]:
         return sorted(self._flows)

@@ -9,14 +9,24 @@ server's (`synchronous_commit = on`, the default).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from botwarden.errors import SchemaVersionError, StateError, StoreUnavailable
 from botwarden.redact import redact_url, scrub
-from botwarden.state.base import SCHEMA_VERSION, Change, Snapshot, encode
-from botwarden.state.sql import Statements, fenced, snapshot_from_rows, split_ops
+from botwarden.state.base import EVERY, SCHEMA_VERSION, Change, KeyRange, Records, Snapshot, encode
+from botwarden.state.sql import (
+    HISTORY_TABLE,
+    LIVE_TABLE,
+    Statements,
+    fenced,
+    scan_statement,
+    snapshot_from_rows,
+    split_ops,
+    table_of,
+    upgrade_moves,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +37,15 @@ _DDL = (
     " id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS botwarden_flows ("
     " flow_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL DEFAULT 0)",
-    "CREATE TABLE IF NOT EXISTS botwarden_records ("
-    " flow_id TEXT NOT NULL, collection TEXT NOT NULL, key TEXT NOT NULL,"
-    " doc JSONB NOT NULL, PRIMARY KEY (flow_id, collection, key))",
+    # Keys compare byte by byte (COLLATE "C"), as in every other backend: a history
+    # scan is a range of the primary key, in the order the keys were made to sort,
+    # whatever the database's own collation.
+    *(
+        f"CREATE TABLE IF NOT EXISTS {table} ("
+        ' flow_id TEXT NOT NULL, collection TEXT NOT NULL, key TEXT COLLATE "C" NOT NULL,'
+        " doc JSONB NOT NULL, PRIMARY KEY (flow_id, collection, key))"
+        for table in (LIVE_TABLE, HISTORY_TABLE)
+    ),
 )
 
 
@@ -108,9 +124,33 @@ class PostgresStore:
                 row = await cursor.fetchone()
                 if row is not None and row[0] > SCHEMA_VERSION:
                     raise SchemaVersionError(self.describe(), row[0], SCHEMA_VERSION)
+                if row is not None and row[0] < SCHEMA_VERSION:
+                    await self._upgrade()
             for statement in _DDL:
                 await self._conn.execute(statement)
             await self._conn.execute(_STATEMENTS.write_version, (SCHEMA_VERSION,))
+
+    async def _upgrade(self) -> None:
+        """Version 1 to 2, inside the layout's transaction (under its advisory lock, so
+        one of many bots starting at once does it): the history table made, fills and
+        events moved into it, and terminal intents moved there as `past_intents`."""
+        await self._conn.execute(f'ALTER TABLE {LIVE_TABLE} ALTER COLUMN key TYPE TEXT COLLATE "C"')
+        for statement in (*_DDL, *_STATEMENTS.move_history):
+            await self._conn.execute(statement)
+        cursor = await self._conn.execute(_STATEMENTS.intents_of_every_flow)
+        moves = upgrade_moves(await cursor.fetchall())
+        async with self._conn.cursor() as batch:
+            if moves:
+                await batch.executemany(
+                    _STATEMENTS.upsert[HISTORY_TABLE],
+                    [(flow, "past_intents", key, doc) for flow, key, doc in moves],
+                )
+                await batch.executemany(
+                    _STATEMENTS.delete[LIVE_TABLE],
+                    [(flow, "intents", key) for flow, key, _ in moves],
+                )
+        await self._conn.execute(_STATEMENTS.upgrade_version, (SCHEMA_VERSION,))
+        log.info("%s: upgraded to layout version %d", self.describe(), SCHEMA_VERSION)
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -126,6 +166,21 @@ class PostgresStore:
     async def load(self, flow_id: str) -> Snapshot:
         return snapshot_from_rows(await self._query(_STATEMENTS.load, (flow_id,)))
 
+    async def get(self, flow_id: str, collection: str, keys: Sequence[str]) -> dict[str, str]:
+        if not keys:
+            return {}
+        rows = await self._query(
+            f"SELECT key, doc::text FROM {table_of(collection)}"
+            " WHERE flow_id = %s AND collection = %s AND key = ANY(%s)",
+            (flow_id, collection, list(keys)),
+        )
+        return dict(rows)
+
+    async def scan(self, flow_id: str, collection: str, within: KeyRange = EVERY) -> Records:
+        statement, more = scan_statement(_STATEMENTS, "%s", table_of(collection), within)
+        rows = await self._query(statement, (flow_id, collection, *more))
+        return [(key, doc) for key, doc in rows]
+
     async def apply(self, flow_id: str, change: Change) -> None:
         upserts, deletes = split_ops(flow_id, change)
         with self._errors("lost during a write, which may or may not have committed"):
@@ -135,14 +190,23 @@ class PostgresStore:
                 if error := fenced(flow_id, change, (await cursor.fetchone())[0]):
                     raise error
                 async with conn.cursor() as batch:
-                    if upserts:
-                        # Encoded as the rows are sent: a value that cannot be encoded
-                        # aborts the transaction halfway, and nothing of it commits.
-                        await batch.executemany(
-                            _STATEMENTS.upsert, ((*row[:3], encode(row[3])) for row in upserts)
-                        )
-                    if deletes:
-                        await batch.executemany(_STATEMENTS.delete, deletes)
+                    for table in (LIVE_TABLE, HISTORY_TABLE):
+                        mine = [row for row in upserts if table_of(row[1]) == table]
+                        if mine:
+                            # Encoded as the rows are sent: a value that cannot be
+                            # encoded aborts the transaction halfway, and nothing of it
+                            # commits.
+                            await batch.executemany(
+                                _STATEMENTS.upsert[table],
+                                ((*row[:3], encode(row[3])) for row in mine),
+                            )
+                        gone = [row for row in deletes if table_of(row[1]) == table]
+                        if gone:
+                            await batch.executemany(_STATEMENTS.delete[table], gone)
+
+    async def count(self, flow_id: str, collection: str) -> int:
+        rows = await self._query(_STATEMENTS.count[table_of(collection)], (flow_id, collection))
+        return int(rows[0][0])
 
     async def flows(self) -> list[str]:
         return [row[0] for row in await self._query(_STATEMENTS.flows)]

@@ -1,15 +1,20 @@
 """How one bot's domain objects map onto the store's collections, both ways.
 
+Live (loaded at open, what recovery and the loop need):
     positions/<position id>     Position
-    intents/<client order id>   OrderIntent
-    fills/<venue trade id>      Fill
+    intents/<client order id>   OrderIntent not yet terminal
     signals/<signal id>         {"at": time processed}
     cooldowns/<symbol>          {"until": time}
-    events/<seq, 12 digits>     Event (the newest EVENTS_KEPT)
     meta/bot                    BotRecord
-    meta/ledger                 Ledger (order and event sequences, the fills cursor)
+    meta/ledger                 Ledger (order, event and trade sequences, the fills cursor)
     meta/risk                   RiskState
     meta/last_bar               {"at": time of the last processed bar}
+
+History (read by key or by range, never loaded at open):
+    past_intents/<client order id>  OrderIntent, terminal (moved here by the write
+                                    that made it so)
+    fills/<venue trade id>          Fill
+    events/<seq, 12 digits>         Event
 
 Every record is validated on the way in, so a hand-edited or foreign record is
 reported with its collection, key and field instead of surfacing later as a wrong
@@ -72,15 +77,13 @@ class BotState:
     bot: BotRecord
     positions: dict[str, Position] = field(default_factory=dict)
     intents: dict[str, OrderIntent] = field(default_factory=dict)
-    fills: dict[str, Fill] = field(default_factory=dict)
+    """The intents not yet terminal, oldest first; terminal ones are history."""
     signals: dict[str, datetime] = field(default_factory=dict)
     """Processed signal id -> when, oldest first (pruning by age reads only the front)."""
     cooldowns: dict[str, datetime] = field(default_factory=dict)
     risk: RiskState = field(default_factory=RiskState)
     last_bar: datetime | None = None
     ledger: Ledger = field(default_factory=Ledger)
-    events: dict[str, Event] = field(default_factory=dict)
-    """Event key (its sequence, zero-padded) -> event, oldest first."""
 
     @classmethod
     def empty(cls, flow_id: str) -> BotState:
@@ -115,14 +118,59 @@ def decode(snapshot: Snapshot, flow_id: str, where: str) -> BotState:
         return _decode(snapshot, flow_id, where)
 
 
+def _invalid(
+    where: str, flow_id: str, collection: str, key: str, error: ValidationError
+) -> StateError:
+    problem = error.errors()[0]
+    at = ".".join(str(part) for part in problem["loc"]) or "(document)"
+    return StateError(
+        f"{where}: bot {flow_id}: record {collection}/{key} is invalid at {at}: {problem['msg']}"
+    )
+
+
+def parse_record(
+    model: type[M], text: str, where: str, flow_id: str, collection: str, key: str
+) -> M:
+    """One record read from the history; `StateError` names it if it is invalid or
+    filed under a key other than its id."""
+    try:
+        record = model.model_validate_json(text)
+    except ValidationError as error:
+        raise _invalid(where, flow_id, collection, key, error) from None
+    id_field = _ID_FIELDS.get(collection)
+    if id_field is not None and getattr(record, id_field) != key:
+        raise _misfiled(where, flow_id, collection, key, id_field, getattr(record, id_field))
+    return record
+
+
+def _misfiled(
+    where: str, flow_id: str, collection: str, key: str, id_field: str, found: object
+) -> StateError:
+    return StateError(
+        f"{where}: bot {flow_id}: record {collection}/{key} holds {id_field} {found!r};"
+        " the key must equal it"
+    )
+
+
+_ID_FIELDS = {
+    "positions": "id",
+    "intents": "client_order_id",
+    "past_intents": "client_order_id",
+    "fills": "trade_id",
+}
+"""The field each collection's records are filed under."""
+
+HISTORY_MODELS: dict[str, type[BaseModel]] = {
+    "past_intents": OrderIntent,
+    "fills": Fill,
+    "events": Event,
+}
+"""The model of each history collection's records."""
+
+
 def _decode(snapshot: Snapshot, flow_id: str, where: str) -> BotState:
     def invalid(collection: str, key: str, error: ValidationError) -> StateError:
-        problem = error.errors()[0]
-        at = ".".join(str(part) for part in problem["loc"]) or "(document)"
-        return StateError(
-            f"{where}: bot {flow_id}: record {collection}/{key} is invalid at {at}:"
-            f" {problem['msg']}"
-        )
+        return _invalid(where, flow_id, collection, key, error)
 
     def parse_all(model: type[M], collection: str, id_field: str | None = None) -> dict[str, M]:
         # One comprehension for the hot path (10,000 positions); the failing record is
@@ -142,10 +190,8 @@ def _decode(snapshot: Snapshot, flow_id: str, where: str) -> BotState:
             # position or order the moment the bot saves it again.
             for key, record in parsed.items():
                 if getattr(record, id_field) != key:
-                    raise StateError(
-                        f"{where}: bot {flow_id}: record {collection}/{key} holds"
-                        f" {id_field} {getattr(record, id_field)!r}; the key must equal it"
-                    )
+                    found = getattr(record, id_field)
+                    raise _misfiled(where, flow_id, collection, key, id_field, found)
         return parsed
 
     def parse_meta(model: type[M], key: str) -> M | None:
@@ -164,14 +210,19 @@ def _decode(snapshot: Snapshot, flow_id: str, where: str) -> BotState:
         return dict(sorted(records.items(), key=lambda item: (when(item[1]), item[0])))
 
     positions = parse_all(Position, "positions", "id")
-    intents = parse_all(OrderIntent, "intents", "client_order_id")
+    # A store of layout 1 read by a command that only looks (it is upgraded by the
+    # first writer) still holds its terminal intents here: they are history.
+    intents = {
+        key: intent
+        for key, intent in parse_all(OrderIntent, "intents", "client_order_id").items()
+        if not intent.status.is_terminal
+    }
     signals = parse_all(Stamp, "signals")
     last_bar = parse_meta(Stamp, LAST_BAR)
     return BotState(
         bot=parse_meta(BotRecord, BOT) or BotRecord(bot_id=flow_id),
         positions=_owned(in_order(positions, lambda p: p.entry_time), flow_id, where),
         intents=in_order(intents, lambda i: i.created_at),
-        fills=in_order(parse_all(Fill, "fills", "trade_id"), lambda f: f.time),
         signals={key: stamp.at for key, stamp in in_order(signals, lambda s: s.at).items()},
         cooldowns={
             key: until.until for key, until in sorted(parse_all(Until, "cooldowns").items())
@@ -179,7 +230,6 @@ def _decode(snapshot: Snapshot, flow_id: str, where: str) -> BotState:
         risk=parse_meta(RiskState, RISK) or RiskState(),
         last_bar=last_bar.at if last_bar else None,
         ledger=parse_meta(Ledger, LEDGER) or Ledger(),
-        events=dict(sorted(parse_all(Event, "events").items())),
     )
 
 

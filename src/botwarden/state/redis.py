@@ -5,6 +5,8 @@ Layout, with `bw` as the key prefix:
     bw:flows                     the bots with state (set)
     bw:{<bot>}:epoch             the bot's fencing epoch (string)
     bw:{<bot>}:<collection>      one hash per collection: key -> JSON document
+    bw:{<bot>}:<history>:keys    a history collection's keys, a sorted set (scores 0,
+                                 so ordered by key): for reading a range
 
 The braces are a hash tag keeping a bot's keys together; Redis Cluster is still not
 supported, because a change also registers the bot in `bw:flows`, another slot.
@@ -20,23 +22,42 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from botwarden.errors import FencedOut, SchemaVersionError, StateError, StoreUnavailable
 from botwarden.redact import redact_url, scrub
-from botwarden.state.base import COLLECTIONS, SCHEMA_VERSION, Change, Put, Snapshot, encode
+from botwarden.state.base import (
+    COLLECTIONS,
+    EVERY,
+    HISTORY,
+    LIVE,
+    SCHEMA_VERSION,
+    Change,
+    KeyRange,
+    Put,
+    Records,
+    Snapshot,
+    encode,
+)
+from botwarden.state.upgrade import past_intent_keys
 
 log = logging.getLogger(__name__)
 
+# KEYS: the bots' set, the bot's epoch, then one hash per collection (COLLECTIONS),
+# then one sorted set per history collection (HISTORY): its keys, for scans by range.
+# ARGV: the epoch ('' for none), the bot, then ops: 'p', hash, index, key, JSON or
+# 'd', hash, index, key; an index of 0 for a live collection (no sorted set).
 _APPLY = """
+local hashes = tonumber(ARGV[3])
 local stored_type = redis.call('TYPE', KEYS[1])['ok']
 if stored_type ~= 'none' and stored_type ~= 'set' then
   return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' is a ' .. stored_type)
 end
 for i = 2, #KEYS do
-  local want = (i == 2) and 'string' or 'hash'
+  local want = 'zset'
+  if i == 2 then want = 'string' elseif i <= 2 + hashes then want = 'hash' end
   local found = redis.call('TYPE', KEYS[i])['ok']
   if found ~= 'none' and found ~= want then
     return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' is a ' .. found)
@@ -56,15 +77,18 @@ if ARGV[1] ~= '' then
   end
 end
 redis.call('SADD', KEYS[1], ARGV[2])
-local i = 3
+local i = 4
 while i <= #ARGV do
   local hash = KEYS[2 + tonumber(ARGV[i + 1])]
+  local index = tonumber(ARGV[i + 2])
   if ARGV[i] == 'p' then
-    redis.call('HSET', hash, ARGV[i + 2], ARGV[i + 3])
-    i = i + 4
+    redis.call('HSET', hash, ARGV[i + 3], ARGV[i + 4])
+    if index > 0 then redis.call('ZADD', KEYS[2 + hashes + index], 0, ARGV[i + 3]) end
+    i = i + 5
   else
-    redis.call('HDEL', hash, ARGV[i + 2])
-    i = i + 3
+    redis.call('HDEL', hash, ARGV[i + 3])
+    if index > 0 then redis.call('ZREM', KEYS[2 + hashes + index], ARGV[i + 3]) end
+    i = i + 4
   end
 end
 return stored
@@ -72,7 +96,8 @@ return stored
 
 _FENCED = re.compile(r"FENCED (\d+)")
 
-_COLLECTION_INDEX = {name: index for index, name in enumerate(COLLECTIONS, start=1)}
+_HASH = {name: index for index, name in enumerate(COLLECTIONS, start=1)}
+_INDEX = {name: HISTORY.index(name) + 1 if name in HISTORY else 0 for name in COLLECTIONS}
 
 
 def _redis() -> Any:
@@ -100,7 +125,19 @@ class RedisStore:
 
     def _keys(self, flow_id: str) -> list[str]:
         base = f"{self._prefix}:{{{flow_id}}}"
-        return [f"{self._prefix}:flows", f"{base}:epoch", *(f"{base}:{c}" for c in COLLECTIONS)]
+        return [
+            f"{self._prefix}:flows",
+            f"{base}:epoch",
+            *(f"{base}:{c}" for c in COLLECTIONS),
+            *(self._index(flow_id, c) for c in HISTORY),
+        ]
+
+    def _hash(self, flow_id: str, collection: str) -> str:
+        return f"{self._prefix}:{{{flow_id}}}:{collection}"
+
+    def _index(self, flow_id: str, collection: str) -> str:
+        """The sorted set of a history collection's keys (all scored 0: ordered by key)."""
+        return f"{self._prefix}:{{{flow_id}}}:{collection}:keys"
 
     async def open(self) -> None:
         redis_asyncio = _redis()
@@ -130,6 +167,13 @@ class RedisStore:
         if found > SCHEMA_VERSION:
             await self.close()
             raise SchemaVersionError(self.describe(), found, SCHEMA_VERSION)
+        if found < SCHEMA_VERSION:
+            try:
+                with self._errors():
+                    await self._upgrade()
+            except BaseException:
+                await self.close()
+                raise
         if config and (config.get("appendonly") != "yes" or config.get("appendfsync") != "always"):
             log.warning(
                 "%s: the server runs with appendonly=%s appendfsync=%s; a change survives a"
@@ -139,6 +183,44 @@ class RedisStore:
                 config.get("appendfsync"),
             )
         self._script = self._client.register_script(_APPLY)
+
+    async def _upgrade(self) -> None:
+        """Version 1 to 2 as one MULTI/EXEC (atomic, one unit in the AOF): terminal
+        intents move to `past_intents`, and every history collection gets the sorted
+        set of its keys. WATCH makes a write by anyone meanwhile start it over."""
+        redis_asyncio = _redis()
+        schema, bots = f"{self._prefix}:schema", f"{self._prefix}:flows"
+        async with self._client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(schema, bots)
+                    if int(await pipe.get(schema) or 0) >= SCHEMA_VERSION:
+                        return  # another process did it first
+                    flows = sorted(await pipe.smembers(bots))
+                    await pipe.watch(*(self._hash(f, c) for f in flows for c in COLLECTIONS))
+                    moves: dict[str, dict[str, str]] = {}
+                    indexed: dict[tuple[str, str], list[str]] = {}
+                    for flow_id in flows:
+                        intents = await pipe.hgetall(self._hash(flow_id, "intents"))
+                        keys = past_intent_keys(intents)
+                        moves[flow_id] = {key: intents[key] for key in keys}
+                        for name in ("fills", "events"):
+                            indexed[(flow_id, name)] = await pipe.hkeys(self._hash(flow_id, name))
+                    pipe.multi()
+                    for flow_id, moved in moves.items():
+                        if moved:
+                            pipe.hdel(self._hash(flow_id, "intents"), *moved)
+                            pipe.hset(self._hash(flow_id, "past_intents"), mapping=moved)
+                            pipe.zadd(self._index(flow_id, "past_intents"), dict.fromkeys(moved, 0))
+                    for (flow_id, name), keys in indexed.items():
+                        if keys:
+                            pipe.zadd(self._index(flow_id, name), dict.fromkeys(keys, 0))
+                    pipe.set(schema, SCHEMA_VERSION)
+                    await pipe.execute()
+                    break
+                except redis_asyncio.WatchError:
+                    continue
+        log.info("%s: upgraded to layout version %d", self.describe(), SCHEMA_VERSION)
 
     async def _server_persistence(self) -> dict[str, str] | None:
         try:
@@ -165,23 +247,47 @@ class RedisStore:
             raise StateError(f"{self.describe()}: the server refused: {reason}") from None
 
     async def load(self, flow_id: str) -> Snapshot:
-        keys = self._keys(flow_id)[2:]
         with self._errors():
             # MULTI/EXEC: the collections are read as one consistent snapshot.
             async with self._client.pipeline(transaction=True) as pipe:
-                for key in keys:
-                    pipe.hgetall(key)
+                for name in LIVE:
+                    pipe.hgetall(self._hash(flow_id, name))
                 results = await pipe.execute()
-        return dict(zip(COLLECTIONS, results, strict=True))
+        return dict(zip(LIVE, results, strict=True))
+
+    async def get(self, flow_id: str, collection: str, keys: Sequence[str]) -> dict[str, str]:
+        if not keys:
+            return {}
+        with self._errors():
+            values = await self._client.hmget(self._hash(flow_id, collection), list(keys))
+        return {key: value for key, value in zip(keys, values, strict=True) if value is not None}
+
+    async def scan(self, flow_id: str, collection: str, within: KeyRange = EVERY) -> Records:
+        if collection not in HISTORY:  # a live collection is small: read it whole
+            return within.of((await self.load(flow_id))[collection])
+        low = f"[{within.start}"
+        high = "+" if within.stop is None else f"({within.stop}"
+        paging = {"start": 0, "num": within.limit} if within.limit is not None else {}
+        with self._errors():
+            if within.newest_first:
+                keys = await self._client.zrevrangebylex(
+                    self._index(flow_id, collection), high, low, **paging
+                )
+            else:
+                keys = await self._client.zrangebylex(
+                    self._index(flow_id, collection), low, high, **paging
+                )
+            found = await self.get(flow_id, collection, keys)
+        return [(key, found[key]) for key in keys if key in found]
 
     async def apply(self, flow_id: str, change: Change) -> None:
-        args: list[Any] = ["" if change.epoch is None else change.epoch, flow_id]
+        args: list[Any] = ["" if change.epoch is None else change.epoch, flow_id, len(COLLECTIONS)]
         for op in change.ops:
-            index = _COLLECTION_INDEX[op.collection]
+            hash_at, index_at = _HASH[op.collection], _INDEX[op.collection]
             if isinstance(op, Put):
-                args += ["p", index, op.key, encode(op.value)]
+                args += ["p", hash_at, index_at, op.key, encode(op.value)]
             else:
-                args += ["d", index, op.key]
+                args += ["d", hash_at, index_at, op.key]
         try:
             with self._errors():
                 await self._script(keys=self._keys(flow_id), args=args)
@@ -190,6 +296,10 @@ class RedisStore:
             if fenced:
                 raise FencedOut(flow_id, change.epoch or 0, int(fenced.group(1))) from None
             raise
+
+    async def count(self, flow_id: str, collection: str) -> int:
+        with self._errors():
+            return int(await self._client.hlen(self._hash(flow_id, collection)))
 
     async def flows(self) -> list[str]:
         with self._errors():

@@ -1,8 +1,9 @@
 """The relational layout shared by sqlite, duckdb and postgres, and the embedded
 (sqlite, duckdb) store built on it.
 
-Three tables: `botwarden_schema` (one row: the layout version), `botwarden_flows`
-(one row per bot: its fencing epoch) and `botwarden_records` (one row per document).
+Four tables: `botwarden_schema` (one row: the layout version), `botwarden_flows`
+(one row per bot: its fencing epoch), `botwarden_records` (one row per document of
+the live state) and `botwarden_history` (one per document of the history).
 A change is one transaction: claim the flow row (which checks and raises the epoch
 and, in PostgreSQL, locks the row), then the puts and deletes, then commit.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,34 +32,58 @@ from botwarden.errors import (
     StoreUnavailable,
 )
 from botwarden.state.base import (
+    EVERY,
+    HISTORY,
+    LIVE,
     SCHEMA_VERSION,
     Change,
+    KeyRange,
     Put,
+    Records,
     Snapshot,
     empty_snapshot,
     encode,
 )
 from botwarden.state.files import FileId, file_id, fsync_dir, quarantine, refuse_another_format
+from botwarden.state.upgrade import past_intent_keys
 
 log = logging.getLogger(__name__)
 
 
+LIVE_TABLE, HISTORY_TABLE = "botwarden_records", "botwarden_history"
+"""Live records and history apart: loading the live state, and checking its table at
+open, cost what the bot holds now, never what it has done."""
+
+
+def table_of(collection: str) -> str:
+    return LIVE_TABLE if collection in LIVE else HISTORY_TABLE
+
+
 @dataclass(frozen=True)
 class Statements:
-    """The DML every SQL backend runs, in its own parameter style."""
+    """The DML every SQL backend runs, in its own parameter style. The per-record
+    statements come by table (`table_of`)."""
 
     claim_flow: str
-    upsert: str
-    delete: str
     load: str
     flows: str
     epoch: str
     read_version: str
     write_version: str
+    upgrade_version: str
+    intents_of_every_flow: str
+    move_history: tuple[str, ...]
+    upsert: dict[str, str]
+    delete: dict[str, str]
+    get: dict[str, str]
+    scan: dict[str, str]
+    count: dict[str, str]
 
     @classmethod
     def for_dialect(cls, p: str, doc_in: str = "{p}", doc_out: str = "doc") -> Statements:
         doc = doc_in.format(p=p)
+        tables = (LIVE_TABLE, HISTORY_TABLE)
+        where = f"WHERE flow_id = {p} AND collection = {p}"
         return cls(
             # The flow row is the change's fence: the stored epoch only ever rises, and
             # the caller compares the returned epoch with its own before committing.
@@ -68,16 +93,7 @@ class Statements:
                 "WHEN excluded.epoch > botwarden_flows.epoch THEN excluded.epoch "
                 "ELSE botwarden_flows.epoch END RETURNING epoch"
             ),
-            upsert=(
-                "INSERT INTO botwarden_records (flow_id, collection, key, doc) "
-                f"VALUES ({p}, {p}, {p}, {doc}) "
-                "ON CONFLICT (flow_id, collection, key) DO UPDATE SET doc = excluded.doc"
-            ),
-            delete=(
-                "DELETE FROM botwarden_records "
-                f"WHERE flow_id = {p} AND collection = {p} AND key = {p}"
-            ),
-            load=(f"SELECT collection, key, {doc_out} FROM botwarden_records WHERE flow_id = {p}"),
+            load=f"SELECT collection, key, {doc_out} FROM {LIVE_TABLE} WHERE flow_id = {p}",
             flows="SELECT flow_id FROM botwarden_flows ORDER BY flow_id",
             epoch=f"SELECT epoch FROM botwarden_flows WHERE flow_id = {p}",
             read_version="SELECT version FROM botwarden_schema WHERE id = 1",
@@ -85,7 +101,55 @@ class Statements:
                 f"INSERT INTO botwarden_schema (id, version) VALUES (1, {p}) "
                 "ON CONFLICT (id) DO NOTHING"
             ),
+            upgrade_version=f"UPDATE botwarden_schema SET version = {p} WHERE id = 1",
+            intents_of_every_flow=(
+                f"SELECT flow_id, key, {doc_out} FROM {LIVE_TABLE} WHERE collection = 'intents'"
+            ),
+            # Version 1 kept fills and events with the live records (same rows, same
+            # columns): moved over whole.
+            move_history=(
+                f"INSERT INTO {HISTORY_TABLE} SELECT * FROM {LIVE_TABLE}"
+                " WHERE collection IN ('fills', 'events')",
+                f"DELETE FROM {LIVE_TABLE} WHERE collection IN ('fills', 'events')",
+            ),
+            upsert={
+                t: f"INSERT INTO {t} (flow_id, collection, key, doc) "
+                f"VALUES ({p}, {p}, {p}, {doc}) "
+                "ON CONFLICT (flow_id, collection, key) DO UPDATE SET doc = excluded.doc"
+                for t in tables
+            },
+            delete={t: f"DELETE FROM {t} {where} AND key = {p}" for t in tables},
+            get={t: f"SELECT key, {doc_out} FROM {t} {where} AND key = {p}" for t in tables},
+            scan={t: f"SELECT key, {doc_out} FROM {t} {where} AND key >= {p}" for t in tables},
+            count={t: f"SELECT count(*) FROM {t} {where}" for t in tables},
         )
+
+
+def scan_statement(
+    statements: Statements, p: str, table: str, within: KeyRange
+) -> tuple[str, tuple[Any, ...]]:
+    """The scan statement for this range, and its parameters after (flow, collection):
+    clauses appended, so every backend keeps one statement per shape."""
+    statement, params = statements.scan[table], (within.start,)
+    if within.stop is not None:
+        statement, params = f"{statement} AND key < {p}", (*params, within.stop)
+    statement += " ORDER BY key DESC" if within.newest_first else " ORDER BY key"
+    if within.limit is not None:
+        statement, params = f"{statement} LIMIT {p}", (*params, within.limit)
+    return statement, params
+
+
+def upgrade_moves(rows: Iterable[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
+    """Version 1 to 2, from (flow, key, intent) rows: those of the intents that move to
+    `past_intents`."""
+    by_flow: dict[str, dict[str, Any]] = {}
+    for flow_id, key, doc in rows:
+        by_flow.setdefault(flow_id, {})[key] = doc
+    return [
+        (flow, key, intents[key])
+        for flow, intents in by_flow.items()
+        for key in past_intent_keys(intents)
+    ]
 
 
 def split_ops(flow_id: str, change: Change) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
@@ -119,7 +183,7 @@ def snapshot_from_rows(rows: Iterable[tuple[str, str, str]]) -> Snapshot:
     for collection, key, doc in rows:
         if collection in snapshot:
             snapshot[collection][key] = doc
-        else:
+        elif collection not in HISTORY:  # (history in the live table: layout 1, read)
             log.warning("ignoring record in unknown collection %r", collection)
     return snapshot
 
@@ -151,6 +215,8 @@ class EmbeddedSqlStore:
     def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self._legacy = False
+        """Opened read-only on layout 1: its history is still in the live table."""
         self._conn: Any = None
         self._watched = [
             self.path.with_name(self.path.name + suffix) for suffix in ("", *self.steady_companions)
@@ -203,6 +269,9 @@ class EmbeddedSqlStore:
                 raise StoreUnavailable(f"{self.describe()}: cannot open: {error}") from error
             moved_to = None if self.readonly else quarantine(self.path, self.companions)
             raise StateCorruptError(self.path, reason, moved_to) from error
+        except BaseException:
+            self._close_quietly()  # an upgrade cut short: the file stays free to open
+            raise
         if created:
             fsync_dir(self.path.parent)
         self._open_files = {}
@@ -237,6 +306,35 @@ class EmbeddedSqlStore:
                 cursor.execute(statement)
             cursor.execute(self.statements.write_version, (SCHEMA_VERSION,))
             cursor.execute("COMMIT")
+        elif found < SCHEMA_VERSION and not self.readonly:
+            self._upgrade()
+        # Read as it is: a reader never upgrades, and layout 1 has no history table.
+        self._legacy = found is not None and found < SCHEMA_VERSION and self.readonly
+
+    def _upgrade(self) -> None:
+        """Version 1 to 2 in one transaction: the history table made, fills and events
+        moved into it, and terminal intents moved there as `past_intents`."""
+        cursor = self._conn.cursor()
+        cursor.execute(self._begin)
+        try:
+            for statement in self.ddl:  # (IF NOT EXISTS: the history table is new)
+                cursor.execute(statement)
+            for statement in self.statements.move_history:
+                cursor.execute(statement)
+            rows = cursor.execute(self.statements.intents_of_every_flow).fetchall()
+            for flow_id, key, doc in upgrade_moves(rows):
+                self._upsert(cursor, (flow_id, "past_intents", key, doc))
+                self._delete(cursor, (flow_id, "intents", key))
+            cursor.execute(self.statements.upgrade_version, (SCHEMA_VERSION,))
+            cursor.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(*self.driver_errors):
+                cursor.execute("ROLLBACK")
+            raise
+        log.info("%s: upgraded to layout version %d", self.describe(), SCHEMA_VERSION)
+
+    def _table(self, collection: str) -> str:
+        return LIVE_TABLE if self._legacy else table_of(collection)
 
     def _stored_version(self) -> int | None:
         if not self._has_table("botwarden_schema"):
@@ -271,6 +369,22 @@ class EmbeddedSqlStore:
         with self._errors():
             rows = self._conn.execute(self.statements.load, (flow_id,)).fetchall()
         return snapshot_from_rows(rows)
+
+    async def get(self, flow_id: str, collection: str, keys: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        statement = self.statements.get[self._table(collection)]
+        with self._errors():
+            for key in keys:
+                row = self._conn.execute(statement, (flow_id, collection, key)).fetchone()
+                if row is not None:
+                    found[row[0]] = row[1]
+        return found
+
+    async def scan(self, flow_id: str, collection: str, within: KeyRange = EVERY) -> Records:
+        statement, more = scan_statement(self.statements, "?", self._table(collection), within)
+        with self._errors():
+            rows = self._conn.execute(statement, (flow_id, collection, *more)).fetchall()
+        return [(key, doc) for key, doc in rows]
 
     async def apply(self, flow_id: str, change: Change) -> None:
         if self.readonly:
@@ -311,10 +425,16 @@ class EmbeddedSqlStore:
         return cursor.execute(self.statements.claim_flow, (flow_id, epoch)).fetchone()[0]
 
     def _upsert(self, cursor: Any, row: tuple[str, str, str, str]) -> None:
-        cursor.execute(self.statements.upsert, row)
+        cursor.execute(self.statements.upsert[table_of(row[1])], row)
 
     def _delete(self, cursor: Any, row: tuple[str, str, str]) -> None:
-        cursor.execute(self.statements.delete, row)
+        cursor.execute(self.statements.delete[table_of(row[1])], row)
+
+    async def count(self, flow_id: str, collection: str) -> int:
+        with self._errors():
+            statement = self.statements.count[self._table(collection)]
+            row = self._conn.execute(statement, (flow_id, collection)).fetchone()
+        return int(row[0])
 
     async def flows(self) -> list[str]:
         with self._errors():

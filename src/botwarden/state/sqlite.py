@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from botwarden.errors import StoreUnavailable
-from botwarden.state.sql import CorruptionFound, EmbeddedSqlStore
+from botwarden.state.sql import HISTORY_TABLE, LIVE_TABLE, CorruptionFound, EmbeddedSqlStore
 
 # synchronous=FULL: in WAL mode, the WAL is fsynced at every commit, so a commit that
 # returned survives a power loss (NORMAL would only survive a process crash).
@@ -35,9 +35,12 @@ class SqliteStore(EmbeddedSqlStore):
         " id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
         "CREATE TABLE IF NOT EXISTS botwarden_flows ("
         " flow_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID",
-        "CREATE TABLE IF NOT EXISTS botwarden_records ("
-        " flow_id TEXT NOT NULL, collection TEXT NOT NULL, key TEXT NOT NULL,"
-        " doc TEXT NOT NULL, PRIMARY KEY (flow_id, collection, key)) WITHOUT ROWID",
+        *(
+            f"CREATE TABLE IF NOT EXISTS {table} ("
+            " flow_id TEXT NOT NULL, collection TEXT NOT NULL, key TEXT NOT NULL,"
+            " doc TEXT NOT NULL, PRIMARY KEY (flow_id, collection, key)) WITHOUT ROWID"
+            for table in (LIVE_TABLE, HISTORY_TABLE)
+        ),
     )
 
     steady_companions = ("-wal",)
@@ -63,9 +66,16 @@ class SqliteStore(EmbeddedSqlStore):
         return conn
 
     def _check_integrity(self) -> None:
-        problems = [row[0] for row in self._conn.execute("PRAGMA quick_check").fetchall()]
-        if problems != ["ok"]:
-            raise CorruptionFound("; ".join(problems[:3]))
+        # The live tables only: checking the history too would make every start cost
+        # what the bot has ever done (a damaged history page is an error where it is
+        # read, and `PRAGMA quick_check` over the whole file remains an operator's).
+        for table in ("botwarden_schema", "botwarden_flows", LIVE_TABLE):
+            if not self._has_table(table):
+                continue
+            found = self._conn.execute(f"PRAGMA quick_check({table})").fetchall()
+            problems = [row[0] for row in found]
+            if problems != ["ok"]:
+                raise CorruptionFound("; ".join(problems[:3]))
 
     def _corruption(self, error: Exception) -> str | None:
         if getattr(error, "sqlite_errorname", None) in _CORRUPT_CODES:

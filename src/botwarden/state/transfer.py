@@ -1,11 +1,11 @@
 """Export one bot's state to a JSON document and import it into any store.
 
 This is how a bot moves between backends (sqlite to redis, say): export from the old
-config, import with the new one. The document holds every record as stored, plus the
-fencing epoch. Export copies records as they are, so a broken one can be mended by
-hand; import validates every record first and writes everything in one atomic change,
-without reading what it replaces; it refuses to mix with existing state unless asked
-to replace it.
+config, import with the new one. The document holds every record as stored, its
+history with its live state, plus the fencing epoch. Export copies records as they
+are, so a broken one can be mended by hand; import validates every record first and
+writes everything in one atomic change, without reading what it replaces; it refuses
+to mix with existing state unless asked to replace it.
 """
 
 from __future__ import annotations
@@ -15,15 +15,32 @@ from datetime import datetime
 from typing import Any
 
 from botwarden.errors import StateError
-from botwarden.state.base import COLLECTIONS, SCHEMA_VERSION, Change, Delete, Put, StateStore
-from botwarden.state.records import decode
+from botwarden.state.base import (
+    COLLECTIONS,
+    HISTORY,
+    SCHEMA_VERSION,
+    Change,
+    Delete,
+    Put,
+    StateStore,
+)
+from botwarden.state.records import HISTORY_MODELS, decode, parse_record
+from botwarden.state.upgrade import past_intent_keys
 
 FORMAT = "botwarden-state"
 
 
+async def _stored(store: StateStore, flow_id: str) -> dict[str, dict[str, str]]:
+    """Every record of the bot, live and history: collection -> key -> JSON text."""
+    stored = dict(await store.load(flow_id))
+    for name in HISTORY:
+        stored[name] = dict(await store.scan(flow_id, name))
+    return stored
+
+
 async def export_state(store: StateStore, flow_id: str, now: datetime) -> dict[str, Any]:
     # Records as stored, not decoded: an export is also how a broken record is mended.
-    snapshot = await store.load(flow_id)
+    snapshot = await _stored(store, flow_id)
     return {
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
@@ -75,9 +92,20 @@ async def import_state(
         name: {key: json.dumps(doc) for key, doc in records.get(name, {}).items()}
         for name in COLLECTIONS
     }
-    decode(snapshot, flow_id, where)  # every record must be valid before any is written
+    # Every record must be valid before any is written.
+    decode(snapshot, flow_id, where)
+    for name, model in HISTORY_MODELS.items():
+        for key, text in snapshot[name].items():
+            parse_record(model, text, where, flow_id, name, key)
+    terminal = past_intent_keys(snapshot["intents"])  # an export of layout 1
+    moved = {key: records["intents"][key] for key in terminal}
+    records = {
+        **records,
+        "intents": {k: v for k, v in records.get("intents", {}).items() if k not in moved},
+        "past_intents": {**records.get("past_intents", {}), **moved},
+    }
 
-    existing = await store.load(flow_id)
+    existing = await _stored(store, flow_id)
     held = sum(len(existing[name]) for name in COLLECTIONS)
     if held and not replace:
         raise StateError(

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from botwarden.engine.checks import Violation, check_promises
 from botwarden.engine.ids import ClientIds
+from botwarden.state.history import WholeState
 from botwarden.state.records import BotState
 from botwarden.venues.paper.book import PaperBook
 
@@ -97,7 +98,7 @@ class GuardWatch:
         state = self.state()
         with self.book.reading():
             held = [p.symbol for p in self.book.positions()]
-            found = check_promises(state, self.book, self.ids, {"I2"})
+            found = check_promises(WholeState.live_only(state), self.book, self.ids, {"I2"})
         self.checks += bool(held)
         bare = {s: v for v in found for s in held if v.message.startswith(f"{s}: ")}
         for symbol in set(self._bare_since) - set(bare):

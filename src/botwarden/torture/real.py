@@ -351,8 +351,15 @@ class Life:
     def venue_holds_fills(self) -> bool:
         """Whether the state holds fills, so the venue holds the bot's history: a lost
         state must then be noticed. A state already unreadable owes nothing more."""
-        state = self.stored_state()
-        return state is not None and bool(state.fills)
+        from botwarden.config import load_config
+        from botwarden.state.factory import read_bot
+
+        config = load_config(self.config)
+        try:
+            stored = asyncio.run(read_bot(config.state, config.bot_id, config.base_dir))
+        except StateError:
+            return False
+        return stored.fill_count > 0
 
     def stored_state(self) -> BotState | None:
         """The bot's state, read without writing (it may be running); None if unreadable."""
@@ -456,13 +463,14 @@ def _check(
     faster: the second-instance check covers I4 here) on the files of both."""
     from botwarden.config import load_config
     from botwarden.engine.checks import check_promises
+    from botwarden.state.history import WholeState
     from botwarden.state.manager import StateManager
 
     config = load_config(config_path)
 
-    async def state():
+    async def state() -> WholeState:
         async with StateManager.from_config(config.bot_id, config) as manager:
-            return await manager.snapshot()
+            return await WholeState.read(await manager.snapshot(), manager.history)
 
     snapshot = asyncio.run(state())
     book = exchange.open_book()

@@ -56,6 +56,7 @@ from botwarden.engine.runner import Runner
 from botwarden.errors import ConfigError, StateCorruptError, StateError, StoreUnavailable
 from botwarden.state.base import Change, StateStore
 from botwarden.state.factory import open_store
+from botwarden.state.history import WholeState
 from botwarden.state.manager import StateManager
 from botwarden.state.settings import resolve_path
 from botwarden.torture.history import Crasher, History, RecordingVenue
@@ -437,6 +438,8 @@ class Simulation:
         self._day_checked_at: datetime | None = None
         self._resets_seen: set[int] = set()
         self._days_reset: set[str] = set()
+        self._events_read: int | None = None
+        """The last event looked at by the trading-day check (its sequence number)."""
         self.book: PaperBook | None = None
         self.venue_faults = FaultPlan.parse(self.scenario.venue_faults, seed=seed)
         self.plan = self.venue_faults
@@ -567,7 +570,7 @@ class Simulation:
                 self.clock.now += self.scenario.config.engine.check_interval
                 await runner.tick()
             await runner.stopped()
-            events = (await runner.state.snapshot()).events.values()
+            events = await runner.state.history.events()
             self.outcome.strategy_failures = sum(
                 event.kind == "alert" and "strategy" in event.data for event in events
             )
@@ -635,7 +638,7 @@ class Simulation:
         # What the trading-day check remembers was in the lost state: a rebuilt one
         # starts its days again (its replayed trades set the day they closed on).
         self._trading_day = None
-        self._resets_seen, self._days_reset = set(), set()
+        self._resets_seen, self._days_reset, self._events_read = set(), set(), None
 
     async def _check_trading_day(self, runner: Runner) -> None:
         """The trading day never goes back (by the bot's rule at the simulated time, and
@@ -657,7 +660,8 @@ class Simulation:
         if day is not None and self._trading_day is not None and day < self._trading_day:
             self._day_fault(f"the trading day went back from {self._trading_day} to {day}")
         self._trading_day = max(filter(None, (day, self._trading_day)), default=None)
-        for event in state.events.values():
+        for event in await runner.state.history.events(after=self._events_read):
+            self._events_read = event.seq
             if event.kind == "day" and event.seq not in self._resets_seen:
                 self._resets_seen.add(event.seq)
                 started = event.data["trading_day"]
@@ -706,7 +710,7 @@ class Simulation:
         held = {p.symbol for p in self.book.positions()}
         owed = (held & held_before) - runner.guard.left_bare if quiet else set()
         if owed:
-            state = runner.state.last_known()
+            state = WholeState.live_only(runner.state.last_known())
             found = check_promises(state, self.book, runner.ctx.ids, {"I2"}, catching_up=False)
             found = [v for v in found if v.message.split(":")[0] in owed]
             stamp = f"while the store failed ({self.clock.now:%Y-%m-%d %H:%M})"
@@ -724,7 +728,12 @@ class Simulation:
         catching_up: bool,
         promises: Collection[str] = frozenset(PROMISES),
     ) -> None:
-        state = await runner.state.snapshot()
+        live = await runner.state.snapshot()
+        state = (
+            WholeState.live_only(live)
+            if set(promises) <= {"I2"}
+            else await WholeState.read(live, runner.state.history)
+        )
         found = check_promises(
             state,
             self.book,
