@@ -494,6 +494,44 @@ def status(
         render_status(console.real, reports, supervisor.root)
 
 
+@app.command("trades")
+def trades(
+    bot: BotArg,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="From this UTC date or time (2026-11-01, 2026-11-01T14:00), or"
+            " this long ago (7d, 24h) [default: all]."
+        ),
+    ] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
+) -> None:
+    """The bot's closed trades, oldest first: entry, exit, fees, PnL and how long each
+    was held; then its PnL per day, week and all time."""
+    from botwarden.config import load_config
+    from botwarden.process.home import bot_files
+    from botwarden.state.factory import StoredBot
+    from botwarden.state.history import History
+    from botwarden.state.manager import utc_now
+    from botwarden.views import render_trades, since_time, trades_as_csv
+
+    config = load_config(Path(bot_files(bot).read_record()["config"]))
+    start = since_time(since) if since is not None else None
+
+    async def read() -> tuple[StoredBot, list[Any], dict[Any, Any]]:
+        async with _opened_store(config, existing=True) as store:
+            history = History(store, config.bot_id)
+            stored = await StoredBot.read(store, config.bot_id)
+            return stored, await history.trades(since=start), await history.days()
+
+    stored, closed, days = _run(read())
+    if as_csv:
+        sys.stdout.write(trades_as_csv(closed))
+    else:
+        today = config.risk.trading_day(utc_now())
+        render_trades(console.real, config.bot_id, closed, stored.state.pnl, days, today)
+
+
 @app.command("logs")
 def logs(
     bot: BotArg,

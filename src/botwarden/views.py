@@ -148,6 +148,7 @@ def render_status(console: Console, reports: list[BotReport], home: Path) -> Non
         table.add_column(column, no_wrap=True)
     table.add_column("positions (stop)", min_width=12)  # (the one that may wrap)
     table.add_column("today", no_wrap=True)  # PnL (trades)
+    table.add_column("all time", no_wrap=True)
     notes = []
     for r in reports:
         style = STATUS_STYLE.get(BotStatus(r.status), "white")
@@ -171,6 +172,7 @@ def render_status(console: Console, reports: list[BotReport], home: Path) -> Non
             f"{span(r.heartbeat_seconds)} ago" if r.heartbeat_seconds is not None else "never",
             positions or "-",
             f"{r.pnl_today} ({r.trades_today})",
+            f"{r.pnl_total} ({r.trades_total})",
         )
         notes += [f"[bold]{escape(r.bot_id)}[/]: {note}" for note in _trouble(r)]
     console.print(table)
@@ -268,3 +270,99 @@ def _shown_path(path: Path) -> str:
         return str(path.relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+TRADE_COLUMNS = (
+    "exit_time", "symbol", "side", "qty", "entry_price", "exit_price", "fees", "pnl",
+    "held_seconds", "entry_time", "closed_by", "position_id",
+)  # fmt: skip
+"""The columns of `botwarden trades --csv`, in order."""
+
+
+def since_time(text: str, now: datetime | None = None) -> datetime:
+    """`--since` as a UTC time: a date, a time, or a length of time ago (`7d`)."""
+    from datetime import UTC
+
+    from botwarden.domain.models import parse_duration
+    from botwarden.errors import ConfigError
+
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return (now or datetime.now(UTC)) - parse_duration(text)
+        except ValueError:
+            raise ConfigError(
+                f"--since {text!r}: give a UTC date or time (2026-11-01, 2026-11-01T14:00)"
+                " or a length of time ago (7d, 24h)"
+            ) from None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def trades_as_csv(trades: list[Any]) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(TRADE_COLUMNS)
+    for t in trades:
+        held = (t.exit_time - t.entry_time).total_seconds()
+        writer.writerow([
+            t.exit_time.isoformat(), t.symbol, t.side.value, t.qty, t.entry_price,
+            t.exit_price, t.fees, t.pnl, f"{held:g}", t.entry_time.isoformat(), t.closed_by,
+            t.position_id,
+        ])  # fmt: skip
+    return out.getvalue()
+
+
+PERIODS = {"today": "today", "7d": "7 days", "30d": "30 days", "all": "all time"}
+
+
+def pnl_periods(book: Any, days: dict[Any, Any], today: Any) -> dict[str, Any]:
+    """PnlSum of today, of the last 7 and 30 trading days and of all time (`PERIODS`)."""
+    from datetime import timedelta as days_ago
+
+    from botwarden.domain.models import PnlSum
+
+    def since(first: Any) -> Any:
+        return sum((s for d, s in days.items() if first <= d <= today), PnlSum())
+
+    return {
+        "today": days.get(today, PnlSum()),
+        "7d": since(today - days_ago(days=6)),
+        "30d": since(today - days_ago(days=29)),
+        "all": book.total if book is not None else PnlSum(),
+    }
+
+
+def render_trades(
+    console: Console,
+    bot_id: str,
+    trades: list[Any],
+    book: Any,
+    days: dict[Any, Any],
+    today: Any,
+) -> None:
+    """The trades, then the PnL of `today` (the bot's trading day now), of the last 7
+    and 30 trading days, and of all time."""
+    table = Table(title=f"Closed trades of {bot_id}", title_justify="left", box=box.SIMPLE)
+    for column in ("closed", "symbol", "side", "qty", "entry", "exit", "fees", "PnL", "held"):
+        table.add_column(column, justify="right" if column in ("qty", "fees", "PnL") else "left")
+    for t in trades:
+        held = span((t.exit_time - t.entry_time).total_seconds())
+        style = "green" if t.pnl > 0 else "red" if t.pnl < 0 else ""
+        table.add_row(
+            f"{t.exit_time:%Y-%m-%d %H:%M}", t.symbol, t.side.value, str(t.qty),
+            str(t.entry_price), str(t.exit_price), money(t.fees),
+            f"[{style}]{money(t.pnl)}[/]" if style else money(t.pnl), held,
+        )  # fmt: skip
+    console.print(table if trades else "[bright_black]no closed trades[/]")
+    periods = Table(box=box.SIMPLE, title=f"PnL (trading day {today})", title_justify="left")
+    for column in ("", "trades", "won", "fees", "PnL"):
+        periods.add_column(column, justify="right")
+    for key, summed in pnl_periods(book, days, today).items():
+        label = PERIODS[key]
+        won = f"{summed.wins / summed.trades:.0%}" if summed.trades else "-"
+        periods.add_row(label, str(summed.trades), won, money(summed.fees), money(summed.pnl))
+    console.print(periods)

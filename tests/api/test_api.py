@@ -193,3 +193,56 @@ def _wait(condition, seconds: float = 60) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.2)
+
+
+def test_trades_and_pnl_come_from_the_history_of_a_stopped_bot(
+    server: Server, tmp_path: Path
+) -> None:
+    """Every closed trade is kept, however many: the API reads them by time range and
+    the PnL per day from the history, all time from the bot's book."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from botwarden.config import load_config
+    from botwarden.domain.models import Side
+    from botwarden.domain.positions import Trade
+    from botwarden.state.manager import StateManager
+
+    config = bot_config(tmp_path)
+    loaded = load_config(config)
+    start = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+    made = [
+        Trade(
+            position_id=f"pos-{n}", symbol="SPY", side=Side.LONG, qty=Decimal(1),
+            entry_price=Decimal(100), exit_price=Decimal(100 + n - 3), pnl=Decimal(n - 3),
+            fees=Decimal("0.1"), entry_time=start + timedelta(hours=n),
+            exit_time=start + timedelta(hours=n, minutes=30), closed_by=f"c{n}",
+            exit_fill=f"T{n}",
+        )
+        for n in range(50)  # two trading days and more
+    ]  # fmt: skip
+
+    async def write() -> None:
+        async with StateManager.from_config(loaded.bot_id, loaded) as state:
+            for trade in made:
+                day = loaded.risk.trading_day(trade.exit_time)
+                before = await state.day_pnl(day)
+                async with state.transaction() as tx:
+                    tx.record_trade(trade, day, before)
+
+    asyncio.run(write())
+    assert server.client.post("/api/v1/bots", json={"config": str(config)}).status_code == 201
+
+    newest = server.client.get(f"/api/v1/bots/{BOT}/trades", params={"limit": 5}).json()
+    assert [t["exit_fill"] for t in newest] == [f"T{n}" for n in range(45, 50)]
+    since = (start + timedelta(hours=40)).isoformat()
+    later = server.client.get(f"/api/v1/bots/{BOT}/trades", params={"since": since}).json()
+    assert [t["exit_fill"] for t in later] == [f"T{n}" for n in range(40, 50)]
+    pnl = server.client.get(f"/api/v1/bots/{BOT}/pnl").json()
+    total = sum(n - 3 for n in range(50))
+    assert pnl["periods"]["all"] == {"trades": 50, "wins": 46, "pnl": str(total), "fees": "5.0"}
+    assert sum(d["trades"] for d in pnl["days"]) == 50 and len(pnl["days"]) >= 2
+    assert sum(Decimal(d["pnl"]) for d in pnl["days"]) == total
+    [report] = [r for r in server.client.get("/api/v1/bots").json() if r["bot_id"] == BOT]
+    assert (report["pnl_total"], report["trades_total"]) == (f"{total:.2f}", 50)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import io
 import json
 import os
 import signal
@@ -423,3 +425,54 @@ def test_a_venue_unreachable_at_start_leaves_the_bot_pending_until_it_answers(
         supervisor.stop("golden_spy", timeout=10)
         exchange.terminate()
         exchange.wait(timeout=20)
+
+
+def test_trades_lists_every_closed_trade_and_the_pnl_per_period(
+    config: Path, supervisor: Supervisor
+) -> None:
+    from botwarden.domain.models import Side
+    from botwarden.domain.positions import Trade
+
+    supervisor.register(config)
+    now = datetime.now(UTC).replace(microsecond=0)
+    made = [
+        Trade(
+            position_id=f"pos-{n}", symbol="SPY", side=Side.LONG, qty=Decimal(2),
+            entry_price=Decimal(100), exit_price=Decimal(101), pnl=Decimal(n) - Decimal("0.5"),
+            fees=Decimal("0.25"), entry_time=now - timedelta(days=n, hours=5),
+            exit_time=now - timedelta(days=n), closed_by=f"c{n}", exit_fill=f"T{n}",
+        )
+        for n in (40, 10, 3, 0)
+    ]  # fmt: skip
+
+    async def traded() -> None:
+        state = StateManager("golden_spy", SqliteStore(config.parent / "state/golden_spy.db"))
+        async with state:
+            for trade in made:
+                day = trade.exit_time.date()  # (the config's trading day: UTC)
+                before = await state.day_pnl(day)
+                async with state.transaction() as tx:
+                    tx.record_trade(trade, day, before)
+
+    asyncio.run(traded())
+    shown = cli("trades", "golden_spy")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert sum(" SPY " in line for line in lines) == 4, shown.stdout
+    assert "5h" in shown.stdout, "how long each was held"
+    [today] = [line.split() for line in lines if line.strip().startswith("today")]
+    [week] = [line.split() for line in lines if line.strip().startswith("7 days")]
+    [alltime] = [line.split() for line in lines if line.strip().startswith("all time")]
+    assert today[1:] == ["1", "0%", "0.25", "-0.50"]
+    assert week[2:] == ["2", "50%", "0.50", "2.00"]
+    assert alltime[2:] == ["4", "75%", "1.00", "51.00"]
+
+    recent = cli("trades", "golden_spy", "--csv", "--since", "14d")
+    assert recent.returncode == 0, recent.stderr
+    rows = list(csv.DictReader(io.StringIO(recent.stdout)))
+    assert [r["position_id"] for r in rows] == ["pos-10", "pos-3", "pos-0"], "oldest first"
+    assert rows[0]["held_seconds"] == str(5 * 3600) and rows[0]["fees"] == "0.25"
+
+    wrong = cli("trades", "golden_spy", "--since", "last tuesday")
+    assert wrong.returncode == 2 and "--since 'last tuesday'" in wrong.stderr
+    assert "Traceback" not in wrong.stderr

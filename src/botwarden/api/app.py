@@ -30,6 +30,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path as FilePath
 from typing import Annotated, Any, TypeVar
 
@@ -56,7 +57,7 @@ from botwarden.process.supervisor import (
 from botwarden.state.factory import StoredBot, open_store
 from botwarden.state.history import History
 from botwarden.state.records import document
-from botwarden.views import config_as_json
+from botwarden.views import config_as_json, pnl_periods
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +191,36 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
     async def fills(bot_id: BotIdParam, limit: Limit = 100) -> list[dict[str, Any]]:
         fills = await history(bot_id, lambda h: h.recent_fills(limit))
         return [document(f) for f in fills]
+
+    @api.get("/bots/{bot_id}/trades")
+    async def trades(
+        bot_id: BotIdParam,
+        limit: Limit = 100,
+        since: Annotated[
+            datetime | None, Query(description="Only trades closed from this time on.")
+        ] = None,
+    ) -> list[dict[str, Any]]:
+        """The newest closed trades (from `since`), oldest first."""
+        start = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
+        newest = await history(
+            bot_id, lambda h: h.trades(since=start, limit=limit, newest_first=True)
+        )
+        return [document(t) for t in reversed(newest)]
+
+    @api.get("/bots/{bot_id}/pnl")
+    async def pnl(bot_id: BotIdParam) -> dict[str, Any]:
+        """PnL per trading day, and today, the last 7 and 30 days and all time."""
+        _, stored = await look(bot_id)
+        config = await off_loop(lambda: supervisor.config(bot_id))
+        days = await history(bot_id, lambda h: h.days())
+        today = config.risk.trading_day(datetime.now(UTC))
+        book = stored.state.pnl
+        return {
+            "bot_id": bot_id,
+            "trading_day": today.isoformat(),
+            "periods": {key: document(s) for key, s in pnl_periods(book, days, today).items()},
+            "days": [{"day": day.isoformat(), **document(s)} for day, s in days.items()],
+        }
 
     @api.get("/bots/{bot_id}/events")
     async def events(

@@ -258,6 +258,9 @@ class Position(DomainModel):
     """Best price seen since entry (highest for a long, lowest for a short): trailing stops."""
     realized_pnl: Amount = Decimal(0)
     """What the parts of it closed so far made (a position taken out in parts)."""
+    entry_fees: Amount = Decimal(0)
+    """The fees of the fills that opened and grew it, less the share of the parts
+    closed: each closed part's trade carries its share."""
     stop_rule: Stop | None = None
     """Its strategy's own stop; None: the config's `stop:` policy."""
     take_profit_rule: TakeProfit | None = None
@@ -296,6 +299,42 @@ class Fill(DomainModel):
     fee: Amount = Decimal(0)
     fee_currency: str | None = None
     time: UtcDatetime
+
+
+class PnlSum(DomainModel):
+    """Closed trades added up: how many, how many made money, their PnL and fees."""
+
+    trades: int = Field(default=0, ge=0)
+    wins: int = Field(default=0, ge=0)
+    pnl: Amount = Decimal(0)
+    fees: Amount = Decimal(0)
+
+    def plus(self, pnl: Decimal, fees: Decimal) -> PnlSum:
+        return self.evolve(
+            trades=self.trades + 1,
+            wins=self.wins + (pnl > 0),
+            pnl=self.pnl + pnl,
+            fees=self.fees + fees,
+        )
+
+    def __add__(self, other: PnlSum) -> PnlSum:
+        return PnlSum(
+            trades=self.trades + other.trades,
+            wins=self.wins + other.wins,
+            pnl=self.pnl + other.pnl,
+            fees=self.fees + other.fees,
+        )
+
+
+class PnlBook(DomainModel):
+    """Every closed trade so far, added up, and the latest trading day's on its own:
+    what all-time and today's PnL read without a look at the history."""
+
+    total: PnlSum = Field(default_factory=PnlSum)
+    day: date | None = None
+    """The latest trading day a trade closed on."""
+    today: PnlSum = Field(default_factory=PnlSum)
+    """That day's trades."""
 
 
 class RiskState(DomainModel):

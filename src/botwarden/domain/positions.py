@@ -2,8 +2,10 @@
 
 A bot holds at most one position per symbol. A fill in the position's direction adds
 to it (the entry price becomes the average); a fill against it closes that much, and
-the closed part is a `Trade` with its realised profit. A fill larger than the position
-closes it and opens the rest the other way, as a venue nets it.
+the closed part is a `Trade` with its realised profit, net of its fees (the closing
+fill's, and its share of the fees paid to open it). A fill larger than the position
+closes it and opens the rest the other way, as a venue nets it, its fee shared
+between the two by quantity.
 """
 
 from __future__ import annotations
@@ -37,11 +39,16 @@ class Trade(DomainModel):
     entry_price: Price
     exit_price: Price
     pnl: Amount
-    """(exit - entry) x qty for a long, the reverse for a short, less the closing fee."""
+    """(exit - entry) x qty for a long, the reverse for a short, less its `fees`."""
+    fees: Amount = Decimal(0)
+    """What it paid: the closing fill's fee (its part of it) and its share of the
+    entry's fees."""
     entry_time: UtcDatetime
     exit_time: UtcDatetime
     closed_by: str
     """The client order id whose fill closed it (a stop, an exit)."""
+    exit_fill: str = ""
+    """The venue's trade id of that fill: one fill closes one trade at most."""
     position_pnl: Amount | None = None
     """When it closed what was left of the position: what the whole position made, its
     earlier parts with it (what the losing streak and the cooldown count); None for a
@@ -71,10 +78,14 @@ def apply_fill(
     if (held > 0) == (delta > 0):  # adds to it
         size = abs(held + delta)
         entry = (position.entry_price * position.size + fill.price * fill.qty) / size
-        return FillOutcome(position.evolve(size=size, entry_price=entry), None)
+        fees = position.entry_fees + fill.fee
+        return FillOutcome(position.evolve(size=size, entry_price=entry, entry_fees=fees), None)
     closed = min(abs(delta), position.size)
     direction = 1 if position.side is Side.LONG else -1
-    pnl = (fill.price - position.entry_price) * closed * direction - fill.fee
+    exit_fee = fill.fee if closed == fill.qty else fill.fee * closed / fill.qty
+    entry_share = position.entry_fees * closed / position.size
+    fees = exit_fee + entry_share
+    pnl = (fill.price - position.entry_price) * closed * direction - fees
     trade = Trade(
         position_id=position.id,
         symbol=position.symbol,
@@ -83,18 +94,25 @@ def apply_fill(
         entry_price=position.entry_price,
         exit_price=fill.price,
         pnl=pnl,
+        fees=fees,
         entry_time=position.entry_time,
         exit_time=fill.time,
         closed_by=fill.client_order_id,
+        exit_fill=fill.trade_id,
     )
     rest = held + delta
     if rest != 0 and (rest > 0) == (held > 0):  # reduced
-        realized = position.realized_pnl + pnl
-        return FillOutcome(position.evolve(size=abs(rest), realized_pnl=realized), trade)
+        reduced = position.evolve(
+            size=abs(rest),
+            realized_pnl=position.realized_pnl + pnl,
+            entry_fees=position.entry_fees - entry_share,
+        )
+        return FillOutcome(reduced, trade)
     trade = trade.evolve(position_pnl=position.realized_pnl + pnl)  # closed, all of it
     if rest == 0:
         return FillOutcome(None, trade)
-    flipped = fill.model_copy(update={"qty": abs(rest)})  # closed, and the rest opened
+    # Closed, and the rest opened the other way with the rest of the fill's fee.
+    flipped = fill.model_copy(update={"qty": abs(rest), "fee": fill.fee - exit_fee})
     return FillOutcome(_opened(flipped, rest, bot_id, new_position_id), trade)
 
 
@@ -108,6 +126,7 @@ def _opened(fill: Fill, delta: Decimal, bot_id: str, position_id: str) -> Positi
         entry_price=fill.price,
         entry_time=fill.time,
         best_price=fill.price,
+        entry_fees=fill.fee,
     )
 
 

@@ -640,14 +640,18 @@ class OrderDesk:
             tx.set_first_order_at(first)
         return first
 
+    def _counted_at(self, trade: Trade) -> datetime:
+        """When a trade counts: at its exit by the bot's clock, never later (a venue's
+        clock ahead of it must not move the trading day, which never goes back, into
+        the venue's future)."""
+        return min(trade.exit_time, self.ctx.clock())
+
     def _count(self, tx: Transaction, trade: Trade) -> None:
         """A closed trade in the risk counters, in the same write as the fill: its PnL
         in the day and the losing streak, the symbol's cooldown, and the breaker if a
         loss limit is reached."""
         limits = self.ctx.limits
-        # By the bot's clock, never later: a venue's clock ahead of it must not move
-        # the trading day (it never goes back) into the venue's future.
-        at = min(trade.exit_time, self.ctx.clock())
+        at = self._counted_at(trade)
         part = trade.position_pnl is None  # its position still held: no streak, no cooldown
         risk = rules.add_realized_pnl(
             tx.state.risk,
@@ -700,6 +704,10 @@ class OrderDesk:
             bot_id=ctx.bot_id,
             new_position_id=f"pos-{fill.client_order_id}",
         )
+        trade = outcome.trade
+        if trade is not None:
+            day = ctx.limits.trading_day(self._counted_at(trade))
+            day_before = await ctx.state.day_pnl(day)
         async with ctx.state.transaction() as tx:
             if not tx.record_fill(fill):
                 return 0
@@ -742,8 +750,8 @@ class OrderDesk:
                     "notify": Topic.FILL,
                 },
             )
-            if outcome.trade is not None:
-                trade = outcome.trade
+            if trade is not None:
+                tx.record_trade(trade, day, day_before)
                 tx.add_event(
                     fill.time,
                     "trade",

@@ -190,6 +190,10 @@ class Runner:
         if rebuilt_after is not None:
             epoch = max(epoch, int(time.time()))
         await state.fence(epoch)
+        if (await state.snapshot()).pnl is None:  # a state of layout 1, or a new bot
+            booked = await state.book_past_trades(settings.risk.trading_day)
+            if booked:
+                log.info("%s: %d trades booked from its event log", settings.bot_id, booked)
         instance = Instance(
             host=socket.gethostname(), pid=os.getpid(), epoch=epoch, started_at=self.clock()
         )

@@ -190,6 +190,9 @@ class BotReport:
     trading_day: str | None = None
     pnl_today: str = "0"
     trades_today: int = 0
+    pnl_total: str = "0.00"
+    """Every closed trade's PnL (net of fees), added up: all time."""
+    trades_total: int = 0
     losing_streak: int = 0
     drawdown: str | None = None
     """Below the peak equity, as a fraction (`0.031`); None before an equity was seen."""
@@ -595,6 +598,9 @@ def _fill(report: BotReport, stored: StoredBot, today: date) -> None:
     report.trading_day = str(risk.trading_day) if risk.trading_day else None
     report.pnl_today = money(risk.daily_pnl)
     report.trades_today = risk.daily_trade_count
+    if state.pnl is not None:
+        report.pnl_total = money(state.pnl.total.pnl)
+        report.trades_total = state.pnl.total.trades
     report.losing_streak = risk.consecutive_losses
     report.drawdown = f"{risk.drawdown:.6f}" if risk.peak_equity is not None else None
     if risk.breaker_until is not None and risk.breaker_until > now:

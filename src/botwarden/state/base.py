@@ -30,7 +30,7 @@ LIVE: tuple[str, ...] = ("positions", "intents", "signals", "cooldowns", "meta")
 """What recovery and the loop need, loaded whole at open. `intents` holds the intents
 not yet terminal; `meta` holds singletons (bot record, ledger, risk, last bar)."""
 
-HISTORY: tuple[str, ...] = ("past_intents", "fills", "trades", "events")
+HISTORY: tuple[str, ...] = ("past_intents", "fills", "trades", "trade_days", "events")
 """What a bot did: never loaded at open, read by key (`get`) or by key range (`scan`).
 Keys sort in the order things happened where it matters: trades and events."""
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 
-from botwarden.domain.models import Event, Fill
+from botwarden.domain.models import Event, Fill, PnlSum
 from botwarden.domain.orders import OrderIntent
+from botwarden.domain.positions import Trade
 from botwarden.state.base import KeyRange, StateStore
-from botwarden.state.records import BotState, M, event_key, parse_record
+from botwarden.state.records import BotState, M, event_key, parse_record, time_key
 
 _PAGE = 500
 """Records read per request when walking a long range."""
@@ -71,6 +73,39 @@ class History:
         within = KeyRange(start, limit=limit, newest_first=newest_first)
         records = await self.store.scan(self.flow_id, "events", within)
         return [self._parse(Event, "events", key, text) for key, text in records]
+
+    async def trades(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[Trade]:
+        """The closed trades whose exit is in [`since`, `until`), in exit order (newest
+        first if asked), at most `limit`: a key range, whatever the history holds."""
+        within = KeyRange(
+            time_key(since) if since else "",
+            time_key(until) if until else None,
+            limit=limit,
+            newest_first=newest_first,
+        )
+        records = await self.store.scan(self.flow_id, "trades", within)
+        return [self._parse(Trade, "trades", key, text) for key, text in records]
+
+    async def day(self, day: date) -> PnlSum | None:
+        """The trades closed on trading `day`, added up (None: none closed then)."""
+        found = await self.store.get(self.flow_id, "trade_days", [day.isoformat()])
+        text = found.get(day.isoformat())
+        return None if text is None else self._parse(PnlSum, "trade_days", day.isoformat(), text)
+
+    async def days(self, since: date | None = None) -> dict[date, PnlSum]:
+        """Each trading day's trades added up, oldest first (from `since`)."""
+        start = since.isoformat() if since else ""
+        records = await self.store.scan(self.flow_id, "trade_days", KeyRange(start))
+        return {
+            date.fromisoformat(key): self._parse(PnlSum, "trade_days", key, text)
+            for key, text in records
+        }
 
     async def recent_fills(self, limit: int) -> list[Fill]:
         """The newest `limit` fills, oldest first. Fills are filed by the venue's trade

@@ -33,6 +33,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Protocol, Self
 
+from pydantic import ValidationError
+
 from botwarden.domain import risk as rules
 from botwarden.domain.models import (
     BotRecord,
@@ -40,11 +42,14 @@ from botwarden.domain.models import (
     Event,
     Fill,
     Ledger,
+    PnlBook,
+    PnlSum,
     Position,
     RiskState,
     SignalState,
 )
 from botwarden.domain.orders import OrderIntent
+from botwarden.domain.positions import Trade
 from botwarden.errors import FencedOut
 from botwarden.state.base import Change, Delete, Op, Put, StateStore
 from botwarden.state.factory import open_store
@@ -53,6 +58,7 @@ from botwarden.state.records import (
     BOT,
     LAST_BAR,
     LEDGER,
+    PNL,
     RISK,
     BotState,
     Stamp,
@@ -60,6 +66,7 @@ from botwarden.state.records import (
     decode,
     document,
     event_key,
+    trade_key,
 )
 from botwarden.state.settings import StateSettings
 
@@ -146,6 +153,8 @@ class Transaction:
         """The events to say in the bot's log once the change is durable."""
         self._ledger: Ledger | None = None
         self._last_bar: datetime | None = None
+        self._pnl: PnlBook | None = None
+        self._days: dict[date, PnlSum] = {}
 
     def _put(self, collection: str, key: str, value: Mapping[str, Any], effect: Effect) -> None:
         self.ops.append(Put(collection, key, value))
@@ -204,6 +213,28 @@ class Transaction:
     def new_fills(self) -> set[str]:
         """The trade ids this change records."""
         return self._new_fills
+
+    def record_trade(self, trade: Trade, day: date, before: PnlSum) -> None:
+        """Keep a closed trade in the trades history, added to its trading `day`
+        (`before`: that day's sum as stored, `StateManager.day_pnl`) and to the bot's
+        totals, in this change."""
+        summed = self._days.get(day, before).plus(trade.pnl, trade.fees)
+        self._days[day] = summed
+        book = self._pnl or self.state.pnl or PnlBook()
+        book = book.evolve(total=book.total.plus(trade.pnl, trade.fees))
+        if book.day is None or day >= book.day:
+            book = book.evolve(day=day, today=summed)
+        self.set_pnl_book(book)
+        self._put("trades", trade_key(trade), document(trade), lambda s: None)
+        self._put("trade_days", day.isoformat(), document(summed), lambda s: None)
+
+    def set_pnl_book(self, book: PnlBook) -> None:
+        self._pnl = book
+
+        def effect(s: BotState) -> None:
+            s.pnl = book
+
+        self._put("meta", PNL, document(book), effect)
 
     def save_risk_state(self, risk: RiskState) -> None:
         def effect(s: BotState) -> None:
@@ -672,6 +703,35 @@ class StateManager:
             self._recent_fills[trade_id] = None
         while len(self._recent_fills) > RECENT_FILLS:
             del self._recent_fills[next(iter(self._recent_fills))]
+
+    async def book_past_trades(self, trading_day: Callable[[datetime], date]) -> int:
+        """Give a bot with no trades history one: its trades as its event log tells
+        them (a state of layout 1, whose trades are its `trade` events), each on its
+        trading day by `trading_day`, in one change. Once: a bot with a book has its
+        trades recorded as they close. Returns how many were booked."""
+        if (await self._current()).pnl is not None:
+            return 0
+        trades = []
+        for event in await self.history.events():
+            if event.kind == "trade" and "exit_price" in event.data and "qty" in event.data:
+                try:
+                    trade = Trade.model_validate(event.data)
+                except ValidationError:
+                    continue  # (a phantom closed out: no fill, no trade)
+                trades.append(trade.evolve(exit_fill=trade.exit_fill or f"event-{event.seq}"))
+        async with self.transaction() as tx:
+            tx.set_pnl_book(PnlBook())
+            for trade in trades:
+                day = trading_day(trade.exit_time)
+                tx.record_trade(trade, day, PnlSum())
+        return len(trades)
+
+    async def day_pnl(self, day: date) -> PnlSum:
+        """The trades closed on trading `day` so far, added up."""
+        book = (await self._current()).pnl
+        if book is not None and book.day == day:
+            return book.today
+        return await self.history.day(day) or PnlSum()
 
     async def get_risk_state(self) -> RiskState:
         return (await self._current()).risk

@@ -9,11 +9,14 @@ Live (loaded at open, what recovery and the loop need):
     meta/ledger                 Ledger (order, event and trade sequences, the fills cursor)
     meta/risk                   RiskState
     meta/last_bar               {"at": time of the last processed bar}
+    meta/pnl                    PnlBook (every closed trade added up, and today's)
 
 History (read by key or by range, never loaded at open):
     past_intents/<client order id>  OrderIntent, terminal (moved here by the write
                                     that made it so)
     fills/<venue trade id>          Fill
+    trades/<exit time>:<fill id>    Trade, closed (by exit time, UTC, fixed width)
+    trade_days/<YYYY-MM-DD>         PnlSum of the trades closed on that trading day
     events/<seq, 12 digits>         Event
 
 Every record is validated on the way in, so a hand-edited or foreign record is
@@ -27,7 +30,7 @@ import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -38,18 +41,21 @@ from botwarden.domain.models import (
     Event,
     Fill,
     Ledger,
+    PnlBook,
+    PnlSum,
     Position,
     RiskState,
     SignalState,
     UtcDatetime,
 )
 from botwarden.domain.orders import OrderIntent
+from botwarden.domain.positions import Trade
 from botwarden.errors import StateError
 from botwarden.state.base import Snapshot
 
 M = TypeVar("M", bound=BaseModel)
 
-BOT, RISK, LAST_BAR, LEDGER = "bot", "risk", "last_bar", "ledger"
+BOT, RISK, LAST_BAR, LEDGER, PNL = "bot", "risk", "last_bar", "ledger", "pnl"
 """Keys of the singletons in the `meta` collection."""
 
 
@@ -84,6 +90,9 @@ class BotState:
     risk: RiskState = field(default_factory=RiskState)
     last_bar: datetime | None = None
     ledger: Ledger = field(default_factory=Ledger)
+    pnl: PnlBook | None = None
+    """Every closed trade added up; None until the bot has a trades history (a state
+    of layout 1: built from its trade events at its next start)."""
 
     @classmethod
     def empty(cls, flow_id: str) -> BotState:
@@ -163,6 +172,8 @@ _ID_FIELDS = {
 HISTORY_MODELS: dict[str, type[BaseModel]] = {
     "past_intents": OrderIntent,
     "fills": Fill,
+    "trades": Trade,
+    "trade_days": PnlSum,
     "events": Event,
 }
 """The model of each history collection's records."""
@@ -230,11 +241,21 @@ def _decode(snapshot: Snapshot, flow_id: str, where: str) -> BotState:
         risk=parse_meta(RiskState, RISK) or RiskState(),
         last_bar=last_bar.at if last_bar else None,
         ledger=parse_meta(Ledger, LEDGER) or Ledger(),
+        pnl=parse_meta(PnlBook, PNL),
     )
 
 
 def event_key(seq: int) -> str:
     return f"{seq:012d}"
+
+
+def time_key(at: datetime) -> str:
+    """A time as a key that sorts as time does (UTC, fixed width, to the microsecond)."""
+    return at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def trade_key(trade: Trade) -> str:
+    return f"{time_key(trade.exit_time)}:{trade.exit_fill}"
 
 
 def _owned(positions: dict[str, Position], flow_id: str, where: str) -> dict[str, Position]:

@@ -98,18 +98,19 @@ function ordersTable(orders) {
 
 function tradesTable(trades) {
   if (!trades.length) return el("p", { class: "muted" }, "no trades yet");
-  return table(["closed (UTC)", "symbol", "side", "qty", "entry", "exit", "PnL"],
-    trades.slice(-RECENT_TRADES).reverse().map((e) =>
-      el("tr", {}, el("td", {}, e.time.slice(0, 16).replace("T", " ")), el("td", {}, e.data.symbol),
-        el("td", {}, e.data.side), el("td", {}, e.data.qty), el("td", {}, e.data.entry_price),
-        el("td", {}, e.data.exit_price), el("td", {}, money(e.data.pnl)))));
+  return table(["closed (UTC)", "symbol", "side", "qty", "entry", "exit", "fees", "PnL"],
+    trades.slice(-RECENT_TRADES).reverse().map((t) =>
+      el("tr", {}, el("td", {}, t.exit_time.slice(0, 16).replace("T", " ")), el("td", {}, t.symbol),
+        el("td", {}, t.side), el("td", {}, t.qty), el("td", {}, t.entry_price),
+        el("td", {}, t.exit_price), el("td", {}, money(t.fees)), el("td", {}, money(t.pnl)))));
 }
 
-function pnlChart(trades) {
-  // Realized PnL, summed trade after trade.
+function pnlChart(days) {
+  // Realized PnL, summed day after trading day, over the bot's whole history.
   const width = 600, height = 90, pad = 6;
   const sums = [0];
-  for (const e of trades) sums.push(sums[sums.length - 1] + Number(e.data.pnl));
+  for (const d of days) sums.push(sums[sums.length - 1] + Number(d.pnl));
+  const trades = days.reduce((n, d) => n + d.trades, 0);
   const low = Math.min(...sums), high = Math.max(...sums), range = high - low || 1;
   const x = (i) => pad + (i * (width - 2 * pad)) / Math.max(1, sums.length - 1);
   const y = (v) => height - pad - ((v - low) * (height - 2 * pad)) / range;
@@ -118,7 +119,8 @@ function pnlChart(trades) {
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("preserveAspectRatio", "none");
   svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", `realized PnL over ${trades.length} trades: ${sums.at(-1).toFixed(2)}`);
+  svg.setAttribute("aria-label",
+    `realized PnL over ${days.length} days, ${trades} trades: ${sums.at(-1).toFixed(2)}`);
   const zero = document.createElementNS(svg.namespaceURI, "line");
   for (const [k, v] of Object.entries({ x1: 0, x2: width, y1: y(0), y2: y(0) })) zero.setAttribute(k, v);
   const line = document.createElementNS(svg.namespaceURI, "polyline");
@@ -148,8 +150,9 @@ function card(bot, details) {
     ["trades today", bot.trades_today], ["breaker", bot.breaker || "off"],
     ["trading day", bot.trading_day || "-"], ["losing streak", bot.losing_streak],
     ["drawdown", bot.drawdown === null ? "-" : `${(Number(bot.drawdown) * 100).toFixed(2)}%`],
+    ["PnL 7 days", details.pnl ? money(details.pnl.periods["7d"].pnl) : "-"],
+    ["PnL all time", money(bot.pnl_total)], ["trades all time", bot.trades_total],
   ];
-  const trades = (details.events || []).filter((e) => e.kind === "trade");
   return el("section", { class: "bot", "data-bot": bot.bot_id, "data-status": bot.status },
     el("h2", {}, bot.bot_id,
       el("span", { class: "status", "data-status": bot.status }, bot.status.replace("_", " ")),
@@ -163,18 +166,18 @@ function card(bot, details) {
       take_profit: p.take_profit, stop_live: p.stop_live,
     })) ),
     el("h3", {}, "open orders"), ordersTable(details.orders || []),
-    el("h3", {}, "realized PnL"), pnlChart(trades),
-    el("h3", {}, "recent trades"), tradesTable(trades));
+    el("h3", {}, "realized PnL"), pnlChart(details.pnl ? details.pnl.days : []),
+    el("h3", {}, "recent trades"), tradesTable(details.trades || []));
 }
 
 async function detailsOf(bot) {
   if (bot.problem) return {};
   const id = encodeURIComponent(bot.bot_id);
-  const [positions, orders, events] = await Promise.all([
+  const [positions, orders, trades, pnl] = await Promise.all([
     api(`/api/v1/bots/${id}/positions`), api(`/api/v1/bots/${id}/orders?pending=true`),
-    api(`/api/v1/bots/${id}/events?limit=1000`),
+    api(`/api/v1/bots/${id}/trades?limit=${RECENT_TRADES}`), api(`/api/v1/bots/${id}/pnl`),
   ].map((p) => p.catch((error) => { if (error instanceof Unauthorized) throw error; return null; })));
-  return { positions, orders, events };
+  return { positions, orders, trades, pnl };
 }
 
 async function redraw() {
