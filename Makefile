@@ -29,10 +29,12 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
-# The proof CI runs: 2,000 simulated seeds (every fault kind) and 100 trials of real
-# processes killed with SIGKILL, zero violations.
+# The proof CI runs: 2,000 simulated seeds (every fault kind), 40 seeds of a month
+# each (a long history: every restart recovers beside thousands of records), and 100
+# trials of real processes killed with SIGKILL, zero violations.
 torture: $(STAMP)
 	$(BIN)/botwarden torture --seeds 2000
+	$(BIN)/botwarden torture --seeds 40 --days 30 --seed-base 100000
 	$(BIN)/botwarden torture --real --trials 100
 
 # The long crash campaign: 500 kill -9 trials per backend.
@@ -43,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/state_store.py
 	$(BIN)/python benchmarks/protection.py
 	$(BIN)/python benchmarks/cli.py
+	$(BIN)/python benchmarks/history.py
 
 clean:
 	rm -rf $(VENV) examples/state .pytest_cache .ruff_cache

@@ -508,28 +508,32 @@ def trades(
 ) -> None:
     """The bot's closed trades, oldest first: entry, exit, fees, PnL and how long each
     was held; then its PnL per day, week and all time."""
+    from datetime import datetime
+
     from botwarden.config import load_config
     from botwarden.process.home import bot_files
     from botwarden.state.factory import StoredBot
     from botwarden.state.history import History
     from botwarden.state.manager import utc_now
-    from botwarden.views import render_trades, since_time, trades_as_csv
+    from botwarden.views import bot_now, bot_today, render_trades, since_time, trades_as_csv
 
     config = load_config(Path(bot_files(bot).read_record()["config"]))
-    start = since_time(since) if since is not None else None
 
-    async def read() -> tuple[StoredBot, list[Any], dict[Any, Any]]:
+    async def read() -> tuple[StoredBot, datetime | None, list[Any], dict[Any, Any]]:
         async with _opened_store(config, existing=True) as store:
             history = History(store, config.bot_id)
             stored = await StoredBot.read(store, config.bot_id)
-            return stored, await history.trades(since=start), await history.days()
+            now = bot_now(stored.state, utc_now())
+            start = since_time(since, now) if since is not None else None
+            return stored, start, await history.trades(since=start), await history.days()
 
-    stored, closed, days = _run(read())
+    stored, start, closed, days = _run(read())
     if as_csv:
         sys.stdout.write(trades_as_csv(closed))
     else:
-        today = config.risk.trading_day(utc_now())
-        render_trades(console.real, config.bot_id, closed, stored.state.pnl, days, today)
+        today = bot_today(config, stored.state, utc_now())
+        book = stored.state.pnl
+        render_trades(console.real, config.bot_id, closed, book, days, today, start)
 
 
 @app.command("logs")

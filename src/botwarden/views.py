@@ -279,8 +279,9 @@ TRADE_COLUMNS = (
 """The columns of `botwarden trades --csv`, in order."""
 
 
-def since_time(text: str, now: datetime | None = None) -> datetime:
-    """`--since` as a UTC time: a date, a time, or a length of time ago (`7d`)."""
+def since_time(text: str, now: datetime, name: str = "--since") -> datetime:
+    """`--since` as a UTC time: a date, a time, or a length of time before `now` (`7d`:
+    by the bot's clock, which on a paper exchange running fast is the exchange's)."""
     from datetime import UTC
 
     from botwarden.domain.models import parse_duration
@@ -290,13 +291,30 @@ def since_time(text: str, now: datetime | None = None) -> datetime:
         at = datetime.fromisoformat(text)
     except ValueError:
         try:
-            return (now or datetime.now(UTC)) - parse_duration(text)
-        except ValueError:
+            return now - parse_duration(text)
+        except (ValueError, OverflowError):
             raise ConfigError(
-                f"--since {text!r}: give a UTC date or time (2026-11-01, 2026-11-01T14:00)"
+                f"{name} {text!r}: give a UTC date or time (2026-11-01, 2026-11-01T14:00)"
                 " or a length of time ago (7d, 24h)"
             ) from None
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def bot_today(config: BotConfig, state: Any, wall_clock: datetime) -> Any:
+    """The bot's trading day now: by the wall clock, or the day its own clock reached
+    if that is later (a paper exchange running fast lives ahead of the wall clock), as
+    `status` counts "today"."""
+    days = [config.risk.trading_day(wall_clock), state.risk.trading_day]
+    if state.pnl is not None:
+        days.append(state.pnl.day)
+    return max(d for d in days if d is not None)
+
+
+def bot_now(state: Any, wall_clock: datetime) -> datetime:
+    """The bot's clock as its state last showed it (its heartbeat, by its own clock),
+    or the wall clock if that is later."""
+    beat = state.bot.heartbeat_at
+    return max(wall_clock, beat) if beat is not None else wall_clock
 
 
 def trades_as_csv(trades: list[Any]) -> str:
@@ -343,9 +361,10 @@ def render_trades(
     book: Any,
     days: dict[Any, Any],
     today: Any,
+    since: datetime | None = None,
 ) -> None:
-    """The trades, then the PnL of `today` (the bot's trading day now), of the last 7
-    and 30 trading days, and of all time."""
+    """The trades (closed from `since`), then the PnL of `today` (the bot's trading day
+    now), of the last 7 and 30 trading days, and of all time."""
     table = Table(title=f"Closed trades of {bot_id}", title_justify="left", box=box.SIMPLE)
     for column in ("closed", "symbol", "side", "qty", "entry", "exit", "fees", "PnL", "held"):
         table.add_column(column, justify="right" if column in ("qty", "fees", "PnL") else "left")
@@ -357,7 +376,8 @@ def render_trades(
             str(t.entry_price), str(t.exit_price), money(t.fees),
             f"[{style}]{money(t.pnl)}[/]" if style else money(t.pnl), held,
         )  # fmt: skip
-    console.print(table if trades else "[bright_black]no closed trades[/]")
+    nothing = f"no closed trades{f' since {since:%Y-%m-%d %H:%M} UTC' if since else ''}"
+    console.print(table if trades else f"[bright_black]{nothing}[/]")
     periods = Table(box=box.SIMPLE, title=f"PnL (trading day {today})", title_justify="left")
     for column in ("", "trades", "won", "fees", "PnL"):
         periods.add_column(column, justify="right")

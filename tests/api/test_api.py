@@ -225,14 +225,21 @@ def test_trades_and_pnl_come_from_the_history_of_a_stopped_bot(
 
     async def write() -> None:
         async with StateManager.from_config(loaded.bot_id, loaded) as state:
+            async with state.transaction() as tx:
+                for n in range(12):
+                    tx.add_event(start, "note", f"event {n}")
             for trade in made:
                 day = loaded.risk.trading_day(trade.exit_time)
                 before = await state.day_pnl(day)
                 async with state.transaction() as tx:
                     tx.record_trade(trade, day, before)
 
-    asyncio.run(write())
     assert server.client.post("/api/v1/bots", json={"config": str(config)}).status_code == 201
+    # Known, never run: no state yet, so no trades and nothing earned.
+    assert server.client.get(f"/api/v1/bots/{BOT}/trades").json() == []
+    empty = server.client.get(f"/api/v1/bots/{BOT}/pnl").json()
+    assert empty["days"] == [] and empty["periods"]["all"]["trades"] == 0
+    asyncio.run(write())
 
     newest = server.client.get(f"/api/v1/bots/{BOT}/trades", params={"limit": 5}).json()
     assert [t["exit_fill"] for t in newest] == [f"T{n}" for n in range(45, 50)]
@@ -244,5 +251,14 @@ def test_trades_and_pnl_come_from_the_history_of_a_stopped_bot(
     assert pnl["periods"]["all"] == {"trades": 50, "wins": 46, "pnl": str(total), "fees": "5.0"}
     assert sum(d["trades"] for d in pnl["days"]) == 50 and len(pnl["days"]) >= 2
     assert sum(Decimal(d["pnl"]) for d in pnl["days"]) == total
+    recent = server.client.get(f"/api/v1/bots/{BOT}/trades", params={"since": "100000d"})
+    assert len(recent.json()) == 50, "a length of time ago, as the CLI takes it"
+    wrong = server.client.get(f"/api/v1/bots/{BOT}/trades", params={"since": "soon"})
+    assert wrong.status_code == 422 and "since 'soon'" in wrong.json()["error"]
+    events = f"/api/v1/bots/{BOT}/events"
+    page = server.client.get(events, params={"after": 3, "limit": 4}).json()
+    assert [e["seq"] for e in page] == [4, 5, 6, 7], "paging forward from seq 3"
+    newest = server.client.get(events, params={"limit": 3}).json()
+    assert [e["message"] for e in newest] == ["event 9", "event 10", "event 11"]
     [report] = [r for r in server.client.get("/api/v1/bots").json() if r["bot_id"] == BOT]
     assert (report["pnl_total"], report["trades_total"]) == (f"{total:.2f}", 50)

@@ -473,6 +473,7 @@ def test_trades_lists_every_closed_trade_and_the_pnl_per_period(
     assert [r["position_id"] for r in rows] == ["pos-10", "pos-3", "pos-0"], "oldest first"
     assert rows[0]["held_seconds"] == str(5 * 3600) and rows[0]["fees"] == "0.25"
 
-    wrong = cli("trades", "golden_spy", "--since", "last tuesday")
-    assert wrong.returncode == 2 and "--since 'last tuesday'" in wrong.stderr
-    assert "Traceback" not in wrong.stderr
+    for when in ("last tuesday", "999999d"):
+        wrong = cli("trades", "golden_spy", "--since", when)
+        assert wrong.returncode == 2 and f"--since {when!r}" in wrong.stderr
+        assert "Traceback" not in wrong.stderr

@@ -56,8 +56,9 @@ from botwarden.process.supervisor import (
 )
 from botwarden.state.factory import StoredBot, open_store
 from botwarden.state.history import History
+from botwarden.state.memory import MemoryStore
 from botwarden.state.records import document
-from botwarden.views import config_as_json, pnl_periods
+from botwarden.views import bot_now, bot_today, config_as_json, pnl_periods, since_time
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,9 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
 
         async def reading() -> T:
             store = open_store(config.state, config.bot_id, config.base_dir, readonly=True)
+            path = getattr(store, "path", None)
+            if path is not None and not path.exists():  # no state yet: no history either
+                return await read(History(MemoryStore(), config.bot_id))
             await store.open()
             try:
                 return await read(History(store, config.bot_id))
@@ -197,11 +201,18 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
         bot_id: BotIdParam,
         limit: Limit = 100,
         since: Annotated[
-            datetime | None, Query(description="Only trades closed from this time on.")
+            str | None,
+            Query(
+                description="Only trades closed from then on: a UTC date or time, or a"
+                " length of time ago by the bot's clock (7d, 24h)."
+            ),
         ] = None,
     ) -> list[dict[str, Any]]:
         """The newest closed trades (from `since`), oldest first."""
-        start = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
+        start = None
+        if since is not None:
+            _, stored = await look(bot_id)
+            start = since_time(since, bot_now(stored.state, datetime.now(UTC)), "since")
         newest = await history(
             bot_id, lambda h: h.trades(since=start, limit=limit, newest_first=True)
         )
@@ -213,7 +224,7 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
         _, stored = await look(bot_id)
         config = await off_loop(lambda: supervisor.config(bot_id))
         days = await history(bot_id, lambda h: h.days())
-        today = config.risk.trading_day(datetime.now(UTC))
+        today = bot_today(config, stored.state, datetime.now(UTC))
         book = stored.state.pnl
         return {
             "bot_id": bot_id,
@@ -228,10 +239,10 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
         limit: Limit = 100,
         after: Annotated[int, Query(ge=-1, description="Only events after this seq.")] = -1,
     ) -> list[dict[str, Any]]:
-        since = after if after >= 0 else None
-        newest = await history(
-            bot_id, lambda h: h.events(after=since, limit=limit, newest_first=True)
-        )
+        if after >= 0:  # the next ones, for a client paging forward
+            newer = await history(bot_id, lambda h: h.events(after=after, limit=limit))
+            return [document(e) for e in newer]
+        newest = await history(bot_id, lambda h: h.events(limit=limit, newest_first=True))
         return [document(e) for e in reversed(newest)]
 
     # -- control ------------------------------------------------------------------------

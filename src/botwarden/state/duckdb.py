@@ -75,22 +75,7 @@ class DuckdbStore(EmbeddedSqlStore):
             time.sleep(0.05)
 
     # DuckDB's `INSERT ... ON CONFLICT DO UPDATE` costs ~2 ms of CPU per row here, twice
-    # a plain UPDATE; a change usually updates records that exist and an epoch that
-    # does not move. Reading first is race-free: only one process can open the file.
-    def _claim_flow(self, cursor: Any, flow_id: str, epoch: int) -> int:
-        row = cursor.execute(self.statements.epoch, (flow_id,)).fetchone()
-        if row is None:
-            cursor.execute(
-                "INSERT INTO botwarden_flows (flow_id, epoch) VALUES (?, ?)", (flow_id, epoch)
-            )
-            return epoch
-        if epoch > row[0]:
-            cursor.execute(
-                "UPDATE botwarden_flows SET epoch = ? WHERE flow_id = ?", (epoch, flow_id)
-            )
-            return epoch
-        return int(row[0])
-
+    # a plain UPDATE; a change usually updates records that exist.
     def _upsert(self, cursor: Any, row: tuple[str, str, str, str]) -> None:
         flow_id, collection, key, doc = row
         record_id = _record_id(flow_id, collection, key)

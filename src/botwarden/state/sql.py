@@ -421,8 +421,24 @@ class EmbeddedSqlStore:
     _begin = "BEGIN"
 
     def _claim_flow(self, cursor: Any, flow_id: str, epoch: int) -> int:
-        """Register the flow, raise its epoch to `epoch` if higher; the stored epoch."""
-        return cursor.execute(self.statements.claim_flow, (flow_id, epoch)).fetchone()[0]
+        """Register the flow, raise its epoch to `epoch` if higher; the stored epoch.
+
+        Read first, written only when it changes: a change rarely moves the epoch, and
+        an upsert rewrote the flow's row (one more page in SQLite's WAL to sync, and
+        twice an UPDATE's CPU in DuckDB) at every change. Race-free: the transaction
+        holds the file's write lock (SQLite's BEGIN IMMEDIATE; one DuckDB process)."""
+        row = cursor.execute(self.statements.epoch, (flow_id,)).fetchone()
+        if row is None:
+            cursor.execute(
+                "INSERT INTO botwarden_flows (flow_id, epoch) VALUES (?, ?)", (flow_id, epoch)
+            )
+            return epoch
+        if epoch > row[0]:
+            cursor.execute(
+                "UPDATE botwarden_flows SET epoch = ? WHERE flow_id = ?", (epoch, flow_id)
+            )
+            return epoch
+        return int(row[0])
 
     def _upsert(self, cursor: Any, row: tuple[str, str, str, str]) -> None:
         cursor.execute(self.statements.upsert[table_of(row[1])], row)
