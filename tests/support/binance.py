@@ -13,6 +13,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from botwarden.config import BotConfig
 from botwarden.domain.models import OrderSide
 from botwarden.domain.orders import Purpose
@@ -144,6 +146,7 @@ async def binance_markets(
     """A Binance emulator over a paper exchange listing the calm markets and the
     volatile one, kept as Binance keeps accounts (USDT, client ids unique among open
     orders; on futures, shorting and reduce-only orders), charging `fee_rate`."""
+    pytest.importorskip("ccxt", reason="needs ccxt: pip install 'botwarden[ccxt]'")
     futures = flavour == "usdm"
     settings = BookSettings(
         currency="USDT",

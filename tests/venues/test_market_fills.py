@@ -8,8 +8,6 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 from botwarden.domain.models import OrderSide
 from botwarden.domain.orders import OrderType
 from botwarden.venues.base import OrderRequest
@@ -57,7 +55,6 @@ async def test_a_round_trip_that_left_the_position_as_it_was_is_found_by_its_inc
 ) -> None:
     """Bought and sold back between two looks: the positions show nothing, the income
     (a fee paid twice) names the market, and only that market is read."""
-    pytest.importorskip("ccxt")
     async with binance_markets(tmp_path, "usdm", MARKETS, fee_rate="0.0004") as world:
         cursor = await first_look(world)
         await trade(world, CALM[2], OrderSide.BUY, "round-in")
@@ -69,7 +66,6 @@ async def test_a_round_trip_that_left_the_position_as_it_was_is_found_by_its_inc
 
 async def test_a_look_after_more_than_a_week_reads_every_market(tmp_path: Path) -> None:
     """Past the window the income is trusted for, every market is read."""
-    pytest.importorskip("ccxt")
     async with binance_markets(tmp_path, "usdm", MARKETS, fee_rate="0.0004") as world:
         cursor = await first_look(world)
         world.clock.now += timedelta(days=8)
