@@ -33,10 +33,9 @@ from typing import Any
 from benchmarks.venues import Ticking
 from rich.console import Console
 from rich.table import Table
+from tests.support.positions import hold
 
 from botwarden.config import BotConfig
-from botwarden.domain.models import OrderSide
-from botwarden.domain.orders import Purpose
 from botwarden.engine.runner import Runner
 from botwarden.state.manager import StateManager
 from botwarden.state.sqlite import SqliteStore
@@ -80,18 +79,6 @@ def paper(directory: Path, symbols: list[str], quote: str = "", **book: Any) -> 
 def config(symbols: list[str]) -> BotConfig:
     return BotConfig.model_validate(
         {"bot_id": "bench", "symbols": symbols, "order": {"qty": 1}, "stop": {"distance": 20}}
-    )
-
-
-async def hold(runner: Runner, symbols: list[str]) -> None:
-    """One position per symbol, each protected: what the crashed instance left."""
-    for symbol in symbols:
-        await runner.desk.place(
-            symbol=symbol, side=OrderSide.BUY, qty=Decimal(1), purpose=Purpose.ENTRY
-        )
-    await runner.desk.sync_fills()
-    await runner.protector.protect_all(
-        {o.client_order_id: o for o in await runner.venue.open_orders()}, {}
     )
 
 

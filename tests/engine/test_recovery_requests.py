@@ -22,7 +22,8 @@ from botwarden.venues.emulators.server import serving
 from botwarden.venues.paper.feed import Instrument, RandomWalkFeed
 from tests.engine.harness import CONFIG, started
 from tests.support.alpaca import adapter, start
-from tests.support.binance import CALM, VOLATILE, binance_markets, hold
+from tests.support.binance import CALM, VOLATILE, binance_markets
+from tests.support.positions import hold
 from tests.venues.test_paper import Clock
 
 LISTINGS: dict[Flavour, tuple[str, ...]] = {

@@ -16,8 +16,6 @@ from typing import Any
 import pytest
 
 from botwarden.config import BotConfig
-from botwarden.domain.models import OrderSide
-from botwarden.domain.orders import Purpose
 from botwarden.engine.checks import check_promises
 from botwarden.engine.runner import Runner
 from botwarden.venues.emulators.binance import Flavour, book_trade_id, create_app
@@ -125,18 +123,6 @@ class Binance:
         for runner in self.runners:
             await runner.venue.close()
             await runner.state.close()
-
-
-async def hold(runner: Runner, symbols: list[str]) -> None:
-    """A position in each market, bought at market, and its stop placed."""
-    for symbol in symbols:
-        await runner.desk.place(
-            symbol=symbol, side=OrderSide.BUY, qty=Decimal(1), purpose=Purpose.ENTRY
-        )
-    await runner.desk.sync_fills()
-    await runner.protector.protect_all(
-        {o.client_order_id: o for o in await runner.venue.open_orders()}, {}
-    )
 
 
 @asynccontextmanager
