@@ -56,6 +56,9 @@ BREAKER = {"notify": Topic.BREAKER}
 FIRST_FILLS_MARGIN = timedelta(days=1)
 """How long before the bot's first order its first look for fills begins."""
 
+READ_AHEAD_FILLS = 10_000
+"""The most fills `OrderDesk.read_ahead` keeps."""
+
 WAITING = frozenset({IntentStatus.SUBMITTING, IntentStatus.UNKNOWN})
 """Sent, or maybe sent, with no answer stored: only the venue can say what happened."""
 
@@ -590,20 +593,25 @@ class OrderDesk:
         )
 
     # -- fills -------------------------------------------------------------------------------
-    async def read_ahead(self, cursor: str | None) -> list[Fill]:
-        """The venue's fills after `cursor` (every one, without it), read now and kept
-        for the next sync from the same cursor, which records them without asking the
-        venue again: a start looks at the fills before recovery (for the epochs the
-        venue has seen) and must not read them twice (on Binance, a request per
-        market). Kept until `forget_read_ahead`."""
+    async def read_ahead(self, cursor: str | None) -> list[str]:
+        """The client order ids of the venue's fills after `cursor` (every fill, without
+        it), read now; the fills are kept for the next sync from the same cursor, which
+        records them without asking the venue again: a start looks at the fills before
+        recovery (for the epochs the venue has seen) and must not read them twice (on
+        Binance, a request per market). Kept until `forget_read_ahead`, up to
+        `READ_AHEAD_FILLS` (a lost state's long history is read again, not held)."""
         self._read_ahead.clear()
-        fills: list[Fill] = []
+        client_ids: list[str] = []
+        keeping = True
         while True:
             page = await self.ctx.venue.fills(cursor=cursor)
-            self._read_ahead[cursor] = page
-            fills += page.fills
+            # (Pages from the first on only: a sync reads on from the last one kept.)
+            keeping = keeping and len(client_ids) + len(page.fills) <= READ_AHEAD_FILLS
+            if keeping:
+                self._read_ahead[cursor] = page
+            client_ids += [f.client_order_id for f in page.fills]
             if not page.more:
-                return fills
+                return client_ids
             cursor = page.cursor
 
     def forget_read_ahead(self) -> None:

@@ -305,8 +305,7 @@ class Runner:
         if everything or ledger.fills_cursor is not None:
             cursor = None if everything else ledger.fills_cursor
             # Read once for the epochs and kept: recovery records these same fills.
-            unseen = await self.desk.read_ahead(cursor)
-            seen += [f.client_order_id for f in unseen if ids.owns(f.client_order_id)]
+            seen += [cid for cid in await self.desk.read_ahead(cursor) if ids.owns(cid)]
         if not seen:
             return  # a new bot: the venue knows nothing of it
         highest = max(ClientIds.epoch_of(cid) for cid in seen)
