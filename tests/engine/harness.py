@@ -92,7 +92,7 @@ class World:
         state = StateManager(BOT, SqliteStore(self.state_path), clock=self.clock)
         await state.open()
         await state.fence(self.epoch)
-        venue = PaperVenue(self.book, self.clock, FaultPlan.parse(self.faults))
+        venue = PaperVenue(self.book, self.clock, FaultPlan.parse(self.faults), self._late)
         ctx = Context(
             bot_id=BOT,
             state=state,
@@ -107,6 +107,10 @@ class World:
         bot = Bot(ctx, desk, Protector(ctx, desk), venue, self.clock)
         self.bots.append(bot)
         return bot
+
+    async def _late(self, seconds: float) -> None:
+        """A `slow` answer: the exchange's time moves on while the bot waits for it."""
+        self.clock.now += timedelta(seconds=seconds)
 
     async def close(self) -> None:
         for bot in self.bots:

@@ -13,6 +13,7 @@ import pytest
 from botwarden.domain.models import OrderSide, Side
 from botwarden.domain.orders import Purpose
 from botwarden.engine.checks import check_promises
+from botwarden.engine.crash import CRASH, SimulatedCrash
 from botwarden.venues.base import OrderRequest
 from tests.conftest import whole
 from tests.engine.harness import Bot, World
@@ -276,4 +277,30 @@ async def test_every_mode_with_every_orphan_policy(tmp_path: Path, mode: str, po
         assert stops.get("BTC/USDT") == (Decimal("0.5") if policy == "adopt" else None)
     if mode == "close_all":
         assert stops == {} and (await whole(bot.ctx.state)).positions == {}
+    await world.close()
+
+
+async def test_the_rest_of_a_partial_exit_filled_before_the_positions_are_read_is_no_phantom(
+    tmp_path: Path,
+) -> None:
+    """An exit sent again at start fills half; the rest fills after the fills were read
+    and before the positions are (the venue answered the fills late). The position it
+    closed is closed by its fills, never closed out as a phantom (the fill would then
+    open a position the other way)."""
+    world = World(tmp_path)
+    bot = await held_and_protected(world)
+    [position] = (await bot.ctx.state.snapshot()).positions.values()
+    CRASH.arm("exit_stored_not_sent")
+    with pytest.raises(SimulatedCrash):
+        await bot.desk.close(position)  # stored, never sent
+    CRASH.disarm()
+    world.clock.now += timedelta(minutes=1)  # past the grace: sent again at the start
+    world.faults = "partial_fill:on=submit,times=1; slow:on=fills,nth=2,seconds=40"
+    bot = await world.start()
+    report = await bot.recover()
+    assert "phantom" not in str(report)
+    await bot.desk.sync_fills()
+    assert (await bot.ctx.state.snapshot()).positions == {}
+    assert world.book.positions() == []
+    await promises(bot, world)
     await world.close()

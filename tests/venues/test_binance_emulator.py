@@ -500,3 +500,45 @@ def test_a_full_size_reduce_only_limit_in_the_book_blocks_every_other_reduce_onl
         "code": -4118,
         "msg": "ReduceOnly Order Failed. Please check your existing position and open orders.",
     }
+
+
+def test_futures_income_lists_every_trades_fee_and_realised_pnl_account_wide(
+    tmp_path: Path,
+) -> None:
+    """`GET /fapi/v1/income`: no symbol needed; a COMMISSION entry for each trade that
+    paid a fee and a REALIZED_PNL one for each that closed some of a position, naming
+    the trade's symbol and id, oldest first; none for a zero amount; without a time,
+    the last 7 days; three months kept."""
+    from botwarden.venues.emulators.binance import create_app
+    from botwarden.venues.paper.book import BookSettings, PaperBook
+
+    settings = BookSettings(
+        currency="USDT", client_ids="binance", reduce_only=True, fee_rate=Decimal("0.001")
+    )
+    clock = Clock()
+    venue = PaperVenue(PaperBook(tmp_path / "income.db", FEED, settings), clock)
+    with serving(create_app(venue, "usdm", KEY, SECRET)) as url:
+        client = Client(url)
+        for side in ("BUY", "SELL"):
+            client.call(
+                "POST", "/fapi/v1/order", symbol="BTCUSDT", side=side, type="MARKET",
+                quantity="0.01", newClientOrderId=f"o-{side}",
+            )  # fmt: skip
+            clock.now += timedelta(hours=1)
+        bought, sold = (fill for _, fill in venue.book.fills())
+        _, entries = client.call("GET", "/fapi/v1/income")
+        assert [(e["incomeType"], e["tradeId"], e["symbol"]) for e in entries] == [
+            ("COMMISSION", "1", "BTCUSDT"),
+            ("COMMISSION", "2", "BTCUSDT"),
+            ("REALIZED_PNL", "2", "BTCUSDT"),  # (the buy opened: it realised nothing)
+        ]
+        assert Decimal(entries[0]["income"]) == -bought.fee
+        assert Decimal(entries[2]["income"]) == (sold.price - bought.price) * Decimal("0.01")
+        _, later = client.call(
+            "GET", "/fapi/v1/income", incomeType="COMMISSION", startTime=ms(sold.time),
+            endTime=ms(clock.now),
+        )  # fmt: skip
+        assert [e["tradeId"] for e in later] == ["2"]
+        clock.now += timedelta(days=91)
+        assert client.call("GET", "/fapi/v1/income", startTime=0)[1] == []
+    venue.book.close()

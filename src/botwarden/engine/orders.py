@@ -38,6 +38,7 @@ from botwarden.engine.ids import ClientIds
 from botwarden.state.manager import StateManager, Transaction
 from botwarden.venues.base import (
     Ambiguous,
+    FillPage,
     NotFound,
     OrderRequest,
     OrderState,
@@ -54,6 +55,9 @@ BREAKER = {"notify": Topic.BREAKER}
 
 FIRST_FILLS_MARGIN = timedelta(days=1)
 """How long before the bot's first order its first look for fills begins."""
+
+READ_AHEAD_FILLS = 10_000
+"""The most fills `OrderDesk.read_ahead` keeps."""
 
 WAITING = frozenset({IntentStatus.SUBMITTING, IntentStatus.UNKNOWN})
 """Sent, or maybe sent, with no answer stored: only the venue can say what happened."""
@@ -148,6 +152,9 @@ class OrderDesk:
         self.recorded: list[Recorded] = []
         """The fills recorded since the runner last took them (for the strategy's
         hooks); not the replay of a lost state's whole history."""
+        self._read_ahead: dict[str | None, FillPage] = {}
+        """Pages of fills read before a sync asked for them, by the cursor they follow
+        (`read_ahead`)."""
 
     # -- placing ---------------------------------------------------------------------------
     async def place(
@@ -514,6 +521,7 @@ class OrderDesk:
         the venue's open orders by client order id, listed once for every intent."""
         ctx = self.ctx
         cid = intent.client_order_id
+        self.forget_read_ahead()  # what a lookup finds is judged by fills read after it
         try:
             found: VenueOrder | None = await ctx.venue.order(cid, intent.symbol)
         except NotFound:
@@ -589,6 +597,30 @@ class OrderDesk:
         )
 
     # -- fills -------------------------------------------------------------------------------
+    async def read_ahead(self, cursor: str | None) -> list[str]:
+        """The client order ids of the venue's fills after `cursor` (every fill, without
+        it), read now; the fills are kept for the next sync from the same cursor, which
+        records them without asking the venue again: a start looks at the fills before
+        recovery (for the epochs the venue has seen) and must not read them twice (on
+        Binance, a request per market). Kept until `forget_read_ahead`, up to
+        `READ_AHEAD_FILLS` (a lost state's long history is read again, not held)."""
+        self._read_ahead.clear()
+        client_ids: list[str] = []
+        keeping = True
+        while True:
+            page = await self.ctx.venue.fills(cursor=cursor)
+            # (Pages from the first on only: a sync reads on from the last one kept.)
+            keeping = keeping and len(client_ids) + len(page.fills) <= READ_AHEAD_FILLS
+            if keeping:
+                self._read_ahead[cursor] = page
+            client_ids += [f.client_order_id for f in page.fills]
+            if not page.more:
+                return client_ids
+            cursor = page.cursor
+
+    def forget_read_ahead(self) -> None:
+        self._read_ahead.clear()
+
     async def sync_fills(self, everything: bool = False) -> int:
         """Record every new fill of the bot's orders; returns how many were new.
         `everything`: from the venue's first fill (a lost state rebuilt from its fills)."""
@@ -606,7 +638,9 @@ class OrderDesk:
             since = first - FIRST_FILLS_MARGIN
         new = 0
         while True:
-            page = await ctx.venue.fills(since=since, cursor=cursor)
+            page = self._read_ahead.pop(cursor, None) if since is None else None
+            if page is None:
+                page = await ctx.venue.fills(since=since, cursor=cursor)
             mine = [fill for fill in page.fills if ctx.ids.owns(fill.client_order_id)]
             moved = page.cursor != cursor
             carried = False

@@ -504,9 +504,9 @@ class Protector:
             and cid not in self._gone
             and (
                 cid in self._stops_by_position.get(position.id, ())
-                or (  # sent while the store failed
-                    ids.is_guard_stop(cid, position.id)
-                    and open_orders[cid].symbol == position.symbol
+                or (  # sent while the store failed (the market first: it costs no hash)
+                    open_orders[cid].symbol == position.symbol
+                    and ids.is_guard_stop(cid, position.id)
                 )
             )
         ]

@@ -234,6 +234,11 @@ class Recovery:
         ctx = self.ctx
         on_venue = {p.symbol: p for p in held}
         local = {p.symbol: p for p in (await ctx.state.snapshot()).positions.values()}
+        if self._differ(local, on_venue) and await self.desk.sync_fills():
+            # A fill came after the fills were read and before these positions (the
+            # rest of a partial fill, a stop): recorded first, or the position it
+            # closed would be closed out as a phantom, and the fill then open another.
+            local = {p.symbol: p for p in (await ctx.state.snapshot()).positions.values()}
         restore = self.settings.mode == "restore"
         for symbol, position in local.items():
             there = on_venue.get(symbol)
@@ -259,6 +264,16 @@ class Recovery:
                 )
                 continue
             await self._orphan(there, orphans or self.settings.orphan_positions)
+
+    def _differ(self, local: dict[str, Position], on_venue: dict[str, VenuePosition]) -> bool:
+        """Does the venue hold, in the bot's markets, other than what the state holds?"""
+        mine = {symbol: (p.side, p.size) for symbol, p in local.items()}
+        theirs = {
+            symbol: (p.side, p.qty)
+            for symbol, p in on_venue.items()
+            if symbol in local or self._ours(symbol)
+        }
+        return mine != theirs
 
     async def _resize(self, position: Position, there: VenuePosition) -> None:
         await self.ctx.state.save_position(position.evolve(size=there.qty))

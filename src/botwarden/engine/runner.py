@@ -43,7 +43,7 @@ from botwarden.engine.ids import ClientIds
 from botwarden.engine.orders import BREAKER, WAITING, Context, OrderDesk
 from botwarden.engine.outage import OutageGuard
 from botwarden.engine.protection import Protector
-from botwarden.engine.recovery import Recovery, RecoveryReport, venue_fills
+from botwarden.engine.recovery import Recovery, RecoveryReport
 from botwarden.engine.settings import BotSettings
 from botwarden.engine.signals import Permit, Skipped, Trader, Why, take_profits_refused
 from botwarden.errors import ConfigError, FencedOut, StateError, StateLost, UntradableSymbol
@@ -284,6 +284,8 @@ class Runner:
             with contextlib.suppress(StateError):  # the store may be what fails
                 await self.state.set_status(BotStatus.PENDING, why)
             return
+        finally:
+            self.desk.forget_read_ahead()  # (for this attempt only: fills go on coming)
         self._failed_attempts = 0
         self._start_due = True  # the strategy's on_start, at its next pass
         self.report = report
@@ -306,8 +308,8 @@ class Runner:
         seen = [o.client_order_id for o in await venue.open_orders() if ids.owns(o.client_order_id)]
         if everything or ledger.fills_cursor is not None:
             cursor = None if everything else ledger.fills_cursor
-            unseen = venue_fills(venue, cursor=cursor)
-            seen += [f.client_order_id async for f in unseen if ids.owns(f.client_order_id)]
+            # Read once for the epochs and kept: recovery records these same fills.
+            seen += [cid for cid in await self.desk.read_ahead(cursor) if ids.owns(cid)]
         if not seen:
             return  # a new bot: the venue knows nothing of it
         highest = max(ClientIds.epoch_of(cid) for cid in seen)

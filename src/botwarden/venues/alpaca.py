@@ -110,6 +110,10 @@ _TYPES = {
 """Alpaca's order types as the port's: whatever protects a position is a stop."""
 
 _PAGE = 500  # Alpaca's largest page of orders
+ASSETS_LISTED_FROM = 10
+"""With more markets than this, their assets are read in one listing per asset class
+(`GET /v2/assets`: every asset of the class, a few MB for US equities) rather than
+one request each: a bot's start does not grow with its markets."""
 QTY_STEP = Decimal("0.000000001")
 """Alpaca takes fractional quantities to nine decimal places."""
 CRYPTO_STOP_BAND = Decimal("0.05")
@@ -176,6 +180,9 @@ class AlpacaVenue:
         self._crypto_data: Any = None
         self._assets: dict[str, Any] = {}
         """Symbol -> Alpaca's asset (what it allows for the symbol), read once."""
+        self._symbols = list(symbols)
+        self._listed: set[bool] = set()
+        """The asset classes listed already (coins: True, stocks: False)."""
         self._client_ids: dict[str, str] = {}
         """Alpaca order id -> client order id, for naming fills."""
         self._stop_legs: dict[str, str] = {}
@@ -643,11 +650,30 @@ class AlpacaVenue:
         return _rules(await self._asset(symbol), fractional=self._fractional)
 
     async def _asset(self, symbol: str) -> Any:
-        if symbol not in self._assets:
+        if symbol not in self._assets and len(self._symbols) > ASSETS_LISTED_FROM:
+            await self._list_assets(_is_coin(symbol))
+        if symbol not in self._assets:  # (few markets, or one the listing lacks)
             self._assets[symbol] = await self._call(
                 "asset", lambda: self._trading.get_asset(symbol), self._reads
             )
         return self._assets[symbol]
+
+    async def _list_assets(self, coins: bool) -> None:
+        """The assets of the bot's markets of one class (coins or stocks), from one
+        listing of the class's active assets; listed once."""
+        from alpaca.trading.enums import AssetClass, AssetStatus
+        from alpaca.trading.requests import GetAssetsRequest
+
+        if coins in self._listed:
+            return
+        wanted = {s for s in self._symbols if _is_coin(s) is coins}
+        kind = AssetClass.CRYPTO if coins else AssetClass.US_EQUITY
+        request = GetAssetsRequest(status=AssetStatus.ACTIVE, asset_class=kind)
+        listed = await self._call(
+            "assets", lambda: self._trading.get_all_assets(request), self._reads
+        )
+        self._assets |= {a.symbol: a for a in listed if a.symbol in wanted}
+        self._listed.add(coins)
 
     def _orders(self, order: Any) -> list[VenueOrder]:
         """An Alpaca order as the port's: itself, after its stop leg if it is an OCO's

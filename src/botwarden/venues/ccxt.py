@@ -19,7 +19,9 @@ What this adapter adds to ccxt:
   counts them, not by spacing each request by the weight of the one before.
 
 Binance lists fills one market at a time, so `fills` asks each market the bot
-trades (the configured `symbols`, and every market it held or ordered in).
+trades (the configured `symbols`, and every market it held or ordered in); on USD-M,
+only those its account-wide income history and positions say may hold a trade not
+seen yet (`market_fills.py`).
 
 Fills are searched by the venue's clock, never the host's: the first search (before any
 fill is known) reads the venue's time (`fetch_time`) and walks from the bot's first
@@ -64,6 +66,15 @@ from botwarden.venues.base import (
     VenuePosition,
     timeframe_width,
 )
+from botwarden.venues.market_fills import (
+    INCOME_KINDS,
+    INCOME_PAGE,
+    WITNESS_CALLS,
+    FillCursor,
+    Witnessed,
+    income_window,
+    vouching,
+)
 from botwarden.venues.retry import CANCELS, NO_RETRY, READS, RetryPolicy, call_with_retry
 from botwarden.venues.rules import enforce
 
@@ -92,6 +103,9 @@ _SPOT_TYPES = {OrderType.MARKET: "MARKET", OrderType.LIMIT: "LIMIT", OrderType.S
 LIST_SUFFIX = "l"
 """An order list's client id is its stop's with this after it (36 characters at most:
 the stop's id is one shorter than its take-profit's)."""
+INCOME_WITNESS = frozenset({"binanceusdm"})
+"""Exchanges whose account-wide income history (`GET /fapi/v1/income`) and positions
+say which markets may have traded since a time: fills are read only there."""
 SPOT_BY_DEFAULT = frozenset({"binance"})
 """Exchanges whose ccxt object trades spot unless its options say otherwise: known
 before the markets are loaded, for the capabilities a bot is checked against at start."""
@@ -216,6 +230,8 @@ class CcxtVenue:
         self._clock_tolerance = clock_tolerance
         self._host_clock = host_clock
         """The clock the bot's own times come from (`since` of `fills`)."""
+        self._offset = timedelta(0)
+        """The venue's clock minus the host's, as last read."""
         self._symbols = list(dict.fromkeys(symbols))
         """Where fills are looked for: the configured markets, then each one traded."""
         self._exchange: Any = None
@@ -311,7 +327,9 @@ class CcxtVenue:
         sent = self._host_clock()
         told = await self._call("server time", self._exchange.fetch_time, self._reads)
         answered = self._host_clock()
-        return ClockReading(_time(told), sent + (answered - sent) / 2, self._clock_tolerance)
+        reading = ClockReading(_time(told), sent + (answered - sent) / 2, self._clock_tolerance)
+        self._offset = reading.offset
+        return reading
 
     async def _call(self, what: str, call: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
         async def once() -> T:
@@ -476,10 +494,7 @@ class CcxtVenue:
                     self._reads,
                 )
             )
-        answers = await asyncio.gather(*listings, return_exceptions=True)  # both end
-        for answer in answers:
-            if isinstance(answer, BaseException):
-                raise answer
+        answers = await _together(listings)
         found = [order for listed in answers for order in listed]
         self._learn_lists(found)
         return [self._order(o) for o in found]
@@ -634,16 +649,48 @@ class CcxtVenue:
             raise Ambiguous(self.name, f"replace: unreadable answer: {error}") from error
 
     async def fills(self, since: datetime | None = None, cursor: str | None = None) -> FillPage:
-        after: dict[str, int] = json.loads(cursor) if cursor else {}
+        known = FillCursor.parse(cursor)
+        symbols = list(self._symbols)
+        witnessed = None
+        if self.name in INCOME_WITNESS and len(symbols) > WITNESS_CALLS:
+            witnessed = await self._witness(known)
+            symbols = witnessed.markets_to_read(symbols, known, self._market_of)
+        after = dict(known.last_trade)
         fills: list[Fill] = []
-        for symbol in list(self._symbols):
-            trades = await self._trades(symbol, since, after.get(symbol))
+        for symbol in symbols:
+            trades = await self._trades(symbol, since, after.get(symbol) or None)
             if trades:
                 await self._name_orders(symbol, {str(t["order"]) for t in trades})
                 after[symbol] = int(trades[-1]["id"])
                 fills += [self._fill(t) for t in trades]
+            elif witnessed is not None:
+                after.setdefault(symbol, 0)  # read: the witnesses vouch for it from now
         fills.sort(key=lambda f: (f.time, int(f.trade_id) if f.trade_id.isdigit() else 0))
-        return FillPage(fills=fills, cursor=json.dumps(after, sort_keys=True) if after else cursor)
+        if witnessed is None:
+            return FillPage(fills=fills, cursor=FillCursor(after).dump() if after else cursor)
+        moved = witnessed.cursor(known, after)
+        return FillPage(fills=fills, cursor=cursor if moved is None else moved.dump())
+
+    async def _witness(self, known: FillCursor) -> Witnessed:
+        """The positions, and the income since the last look, asked at once (every
+        position before any trade is read: a trade after this shows at the next look)."""
+        now = _ms(self._host_clock() + self._offset)
+        window = income_window(known, now)
+        asks = [self.positions()]
+        listing = self._exchange.fapiPrivateGetIncome
+        for kind in INCOME_KINDS if window else ():
+            start, end = window
+            params = {"incomeType": kind, "startTime": start, "endTime": end, "limit": INCOME_PAGE}
+            asks.append(self._call("income", lambda p=params: listing(p), self._reads))
+        answers = await _together(asks)
+        signed = {p.symbol: p.qty if p.side is Side.LONG else -p.qty for p in answers[0]}
+        held = {symbol: _text(qty.normalize()) for symbol, qty in signed.items()}
+        income = vouching(answers[1:]) if window else None
+        return Witnessed(now, held, income)
+
+    def _market_of(self, exchange_id: str) -> str | None:
+        listed = self._exchange.markets_by_id.get(exchange_id) or []
+        return listed[0]["symbol"] if listed else None
 
     async def _trades(
         self, symbol: str, since: datetime | None, last_id: int | None
@@ -933,6 +980,16 @@ class CcxtVenue:
             updated_at=_time(updated) if updated else created,
             oco_with=self._pairs.get((symbol, client_order_id)),
         )
+
+
+async def _together(calls: Sequence[Awaitable[Any]]) -> list[Any]:
+    """The answers of calls made at once (one round trip); the first failure is raised
+    once every call has ended (none is left running)."""
+    answers = await asyncio.gather(*calls, return_exceptions=True)
+    for answer in answers:
+        if isinstance(answer, BaseException):
+            raise answer
+    return answers
 
 
 async def _later(step: Awaitable[T], failure: str) -> T:

@@ -10,7 +10,9 @@ exchange's injected faults come back as the HTTP failures a client of Alpaca mee
 Order ids are UUIDs, as at Alpaca; they encode the paper book's own order number.
 Facts of Alpaca's API as implemented here: `GET /v2/orders:by_client_order_id`,
 `GET /v2/account/activities/FILL` (fills carry the order id, not the client order id),
-and auth by the `APCA-API-KEY-ID` / `APCA-API-SECRET-KEY` headers.
+`GET /v2/assets` (every asset of one class, `us_equity` unless `asset_class` says
+`crypto`, filtered by `status`), and auth by the `APCA-API-KEY-ID` /
+`APCA-API-SECRET-KEY` headers.
 
 Alpaca's order rules are enforced, with Alpaca's answers (`refusal`): a fractional or
 notional stock order must be a DAY order and never sells short; crypto (`BTC/USD`)
@@ -551,11 +553,8 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
             taken = False
         return str(uuid.uuid4()) if taken else named
 
-    @app.get("/v2/assets/{symbol:path}")
-    async def asset(symbol: str) -> Response:
-        instrument = venue.book.feed.instruments.get(symbol)
-        if instrument is None:
-            return _error(404, 40410000, "asset not found")
+    def asset_json(symbol: str) -> dict[str, Any]:
+        instrument = venue.book.feed.instruments[symbol]
         crypto = "/" in symbol
         increments = (
             {
@@ -566,22 +565,32 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
             if crypto
             else {}
         )
-        return JSONResponse(
-            {
-                "id": _asset_id(symbol),
-                "class": _asset_class(symbol),
-                "exchange": "CRYPTO" if crypto else "NASDAQ",
-                "symbol": symbol,
-                "name": symbol,
-                "status": "active",
-                "tradable": True,
-                "marginable": not crypto,
-                "shortable": not crypto and venue.capabilities.shorting,
-                "easy_to_borrow": not crypto,
-                "fractionable": True,
-                **increments,
-            }
-        )
+        return {
+            "id": _asset_id(symbol),
+            "class": _asset_class(symbol),
+            "exchange": "CRYPTO" if crypto else "NASDAQ",
+            "symbol": symbol,
+            "name": symbol,
+            "status": "active",
+            "tradable": True,
+            "marginable": not crypto,
+            "shortable": not crypto and venue.capabilities.shorting,
+            "easy_to_borrow": not crypto,
+            "fractionable": True,
+            **increments,
+        }
+
+    @app.get("/v2/assets")
+    async def assets(status: str | None = None, asset_class: str = "us_equity") -> list:
+        """As Alpaca: every asset of a class (US equities unless told), in one answer."""
+        listed = [s for s in venue.book.feed.instruments if _asset_class(s) == asset_class]
+        return [asset_json(s) for s in listed if status in (None, "active")]
+
+    @app.get("/v2/assets/{symbol:path}")
+    async def asset(symbol: str) -> Response:
+        if symbol not in venue.book.feed.instruments:
+            return _error(404, 40410000, "asset not found")
+        return JSONResponse(asset_json(symbol))
 
     @app.delete("/v2/orders/{order_id}", status_code=204)
     async def cancel(order_id: str) -> Response:
