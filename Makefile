@@ -30,8 +30,8 @@ test: lint
 	$(BIN)/python -m pytest
 
 # The proof CI runs: 2,000 simulated seeds (every fault kind), 40 seeds of a month
-# each (a long history: every restart recovers beside thousands of records), and 100
-# trials of real processes killed with SIGKILL, zero violations.
+# each (every restart recovers beside a month of history), and 100 trials of real
+# processes killed with SIGKILL, zero violations.
 torture: $(STAMP)
 	$(BIN)/botwarden torture --seeds 2000
 	$(BIN)/botwarden torture --seeds 40 --days 30 --seed-base 100000

@@ -256,7 +256,7 @@ def test_a_broken_record_can_be_exported_mended_and_imported_back(tmp_path: Path
     trade(config, tmp_path)
     with sqlite3.connect(tmp_path / "state" / "mend.db") as conn:  # a hand edit gone wrong
         conn.execute(
-            'UPDATE botwarden_records SET doc = \'{"at": "2026-03-02T14:30:00"}\''
+            'UPDATE botwarden_live SET doc = \'{"at": "2026-03-02T14:30:00"}\''
             " WHERE collection = 'signals'"
         )
     shown = botwarden("state", "show", str(config), cwd=tmp_path)

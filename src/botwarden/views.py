@@ -288,16 +288,16 @@ def since_time(text: str, now: datetime, name: str = "--since") -> datetime:
     from botwarden.errors import ConfigError
 
     try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
         try:
+            at = datetime.fromisoformat(text)
+        except ValueError:
             return now - parse_duration(text)
-        except (ValueError, OverflowError):
-            raise ConfigError(
-                f"{name} {text!r}: give a UTC date or time (2026-11-01, 2026-11-01T14:00)"
-                " or a length of time ago (7d, 24h)"
-            ) from None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    except (ValueError, OverflowError):  # (not a time; or before the year 1)
+        raise ConfigError(
+            f"{name} {text!r}: give a UTC date or time (2026-11-01, 2026-11-01T14:00)"
+            " or a length of time ago (7d, 24h)"
+        ) from None
 
 
 def bot_today(config: BotConfig, state: Any, wall_clock: datetime) -> Any:

@@ -20,6 +20,7 @@ from botwarden.venues.emulators.alpaca import book_trade_id as alpaca_trade_id
 from botwarden.venues.emulators.binance import Flavour
 from botwarden.venues.emulators.server import serving
 from botwarden.venues.paper.feed import Instrument, RandomWalkFeed
+from tests.conftest import whole
 from tests.engine.harness import CONFIG, started
 from tests.support.alpaca import adapter, start
 from tests.support.binance import CALM, VOLATILE, binance_markets
@@ -43,7 +44,7 @@ async def restart_requests(tmp_path: Path, flavour: Flavour, held: int) -> dict[
         await world.crash(first)
         world.calls.clear()
         runner = await world.runner()
-        state = await runner.state.snapshot()
+        state = await whole(runner.state)
         assert len(state.positions) == held
         assert world.promises_broken(runner, state) == []
         return dict(world.calls)
@@ -79,7 +80,7 @@ async def test_a_stop_filled_while_down_is_recorded_reading_only_its_market(
         world.calls.clear()
 
         runner = await world.runner()
-        state = await runner.state.snapshot()
+        state = await whole(runner.state)
         assert world.promises_broken(runner, state) == []  # I3: the stop's fill is there
         assert {p.symbol for p in state.positions.values()} == {world.symbol(m) for m in CALM[:4]}
         assert world.calls["GET /fapi/v1/userTrades"] == 1, "only the market that traded"
@@ -108,7 +109,7 @@ async def test_an_entry_filled_while_down_at_no_fee_is_found_by_its_position(
         world.calls.clear()
 
         runner = await world.runner()
-        state = await runner.state.snapshot()
+        state = await whole(runner.state)
         assert world.promises_broken(runner, state) == []  # I2 and I3, from the book
         assert world.symbol(VOLATILE) in {p.symbol for p in state.positions.values()}
         assert world.calls["GET /fapi/v1/userTrades"] == 1, "only the market that traded"
@@ -136,7 +137,7 @@ async def alpaca_restart_requests(tmp_path: Path, held: int) -> dict[str, int]:
         await first.state.close()
         app.state.calls.clear()
         runner = await started(config, state_path, adapter(url, symbols=markets), clock)
-        state = await runner.state.snapshot()
+        state = await whole(runner.state)
         assert len(state.positions) == held
         book = exchange.book
         assert check_promises(state, book, runner.ctx.ids, book_trade_id=alpaca_trade_id) == []

@@ -331,7 +331,7 @@ async def test_a_wrong_typed_redis_key_leaves_the_change_unapplied(tmp_path: Pat
         await store.apply("bot", Change([Put("positions", "p0", {"v": "before"})], epoch=1))
         prefix = backend.settings["redis"]["key_prefix"]
         client = redis.Redis.from_url(backend.settings["redis"]["url"], decode_responses=True)
-        client.set(f"{prefix}:{{bot}}:fills", "an operator's mistake")
+        client.set(f"{prefix}:{{bot}}:history:fills", "an operator's mistake")
 
         with pytest.raises(StateError, match="WRONGTYPE"):
             await store.apply(

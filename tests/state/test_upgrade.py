@@ -18,6 +18,7 @@ from botwarden.state.factory import read_bot
 from botwarden.state.manager import StateManager
 from botwarden.state.settings import StateSettings
 from tests.conftest import Backend, make_backend
+from tests.state.test_manager import entry
 
 LAYOUT_1 = Path(__file__).parent / "fixtures" / "layout_1"
 FILES = {"sqlite": "state.sqlite", "duckdb": "state.duckdb", "jsonfile": "state.json"}
@@ -42,12 +43,12 @@ def _restore_redis(url: str, prefix: str) -> None:
     import redis
 
     client = redis.Redis.from_url(url, decode_responses=True)
-    for key, entry in json.loads((LAYOUT_1 / "redis.json").read_text()).items():
+    for key, stored in json.loads((LAYOUT_1 / "redis.json").read_text()).items():
         key = prefix + key.removeprefix("layout1")
-        value = entry["value"]
-        if entry["type"] == "hash":
+        value = stored["value"]
+        if stored["type"] == "hash":
             client.hset(key, mapping=value)
-        elif entry["type"] == "set":
+        elif stored["type"] == "set":
             client.sadd(key, *value)
         else:
             client.set(key, value)
@@ -207,3 +208,78 @@ async def test_an_upgrade_that_fails_halfway_leaves_layout_1_whole(
     async with StateManager.from_config("alpha", settings, base_dir=layout_1.base_dir) as state:
         assert len(await state.history.orders()) == 3
         assert len((await state.snapshot()).intents) == 3
+
+
+LAYOUT_1_COLLECTIONS = ("positions", "intents", "fills", "signals", "cooldowns", "events", "meta")
+"""The collections in the order layout 1's Redis script numbers them."""
+
+
+@pytest.mark.parametrize("layout_1", ["sqlite", "duckdb", "redis", "postgres"], indirect=True)
+async def test_a_process_of_layout_1_still_running_is_refused_after_the_upgrade(
+    layout_1: Backend,
+) -> None:
+    """Layout 1 checks the version only at open: a bot of it running while a newer one
+    upgrades the store must fail on its next write, not write a fill where layout 2
+    never reads (to be recorded a second time after its restart). Its own writes, from
+    fixtures/layout_1/writes.json, are what is refused."""
+    async with StateManager.from_config(
+        "alpha", _bot_settings(layout_1), base_dir=layout_1.base_dir
+    ) as state:
+        assert await state.has_fill("alpha-T1")
+    writes = json.loads((LAYOUT_1 / "writes.json").read_text())
+    fill = ("beta", "fills", "beta-T-after", json.dumps({"trade_id": "beta-T-after"}))
+    settings = layout_1.settings
+    if layout_1.name == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(settings["sqlite"]["path"]) as conn, pytest.raises(sqlite3.Error):
+            conn.execute(writes["sql_upsert"]["?"], fill)
+    elif layout_1.name == "duckdb":
+        import duckdb
+
+        # Layout 1's DuckDB store wrote by its one-column key (its `_upsert`'s insert).
+        insert = (
+            "INSERT INTO botwarden_records (id, flow_id, collection, key, doc)"
+            " VALUES (?, ?, ?, ?, ?)"
+        )
+        with duckdb.connect(settings["duckdb"]["path"]) as conn, pytest.raises(duckdb.Error):
+            conn.execute(insert, ("beta/fills/beta-T-after", *fill))
+    elif layout_1.name == "postgres":
+        import psycopg
+
+        with psycopg.connect(settings["postgres"]["dsn"]) as conn:
+            conn.execute(f"SET search_path TO {settings['postgres']['schema']}")
+            with pytest.raises(psycopg.errors.UndefinedTable):
+                conn.execute(writes["sql_upsert"]["%s"], fill)
+    else:
+        import redis
+
+        prefix = settings["redis"]["key_prefix"]
+        client = redis.Redis.from_url(settings["redis"]["url"], decode_responses=True)
+        keys = [f"{prefix}:flows", f"{prefix}:{{beta}}:epoch"]
+        keys += [f"{prefix}:{{beta}}:{c}" for c in LAYOUT_1_COLLECTIONS]
+        index = LAYOUT_1_COLLECTIONS.index("fills") + 1
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            client.eval(writes["redis_apply"], len(keys), *keys, "", "beta", "p", index, *fill[2:])
+        client.close()
+    async with StateManager.from_config(
+        "beta", _bot_settings(layout_1), base_dir=layout_1.base_dir
+    ) as state:
+        assert not await state.has_fill("beta-T-after"), "nothing of it landed"
+        assert [f.trade_id for f in await state.get_fills()] == ["beta-T1"]
+
+
+async def test_a_redis_prefix_of_layout_1_with_no_bot_yet_upgrades(tmp_path: Path) -> None:
+    """Only looked at so far (`status`, `serve`): the schema key set, no bot in it."""
+    import redis
+
+    for backend in make_backend("redis", tmp_path):
+        settings = backend.settings["redis"]
+        client = redis.Redis.from_url(settings["url"])
+        client.set(f"{settings['key_prefix']}:schema", 1)
+        client.close()
+        async with StateManager.from_config(
+            "alpha", _bot_settings(backend), base_dir=tmp_path
+        ) as state:
+            await state.save_order(entry())
+        assert _stored_version(backend) == SCHEMA_VERSION

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -86,6 +86,12 @@ class Context:
             if position.symbol == symbol:
                 return position
         return None
+
+    async def known_intents(self, open_orders: Mapping[str, object]) -> dict[str, OrderIntent]:
+        """The intents of those of `open_orders` (by client order id) that are the bot's,
+        live or in the history (an order whose intent ended may rest a while: a cancel
+        not done yet). Others' orders are not looked up."""
+        return await self.state.get_orders_by_id(cid for cid in open_orders if self.ids.owns(cid))
 
     async def intent(self, client_order_id: str) -> OrderIntent:
         """The intent under this id, live or (once terminal) in the history."""
@@ -570,7 +576,7 @@ class OrderDesk:
         if intent.purpose is not Purpose.STOP or self.ctx.venue.capabilities.reduce_only:
             return None
         # Terminal ones too: a stop the bot ended may rest a while (a cancel not done).
-        intents = await self.ctx.state.get_orders_by_id(open_orders)
+        intents = await self.ctx.known_intents(open_orders)
         for cid, order in open_orders.items():
             known = intents.get(cid)
             theirs = (known is not None and known.position_id == intent.position_id) or (
@@ -739,12 +745,12 @@ class OrderDesk:
             new_position_id=f"pos-{fill.client_order_id}",
         )
         trade = outcome.trade
-        if trade is not None:
-            day = ctx.limits.trading_day(self._counted_at(trade))
-            day_before = await ctx.state.day_pnl(day)
         async with ctx.state.transaction() as tx:
             if not tx.record_fill(fill):
                 return 0
+            if trade is not None:  # (read under the transaction's lock: one writer)
+                day = ctx.limits.trading_day(self._counted_at(trade))
+                day_before = await ctx.state.day_pnl(day)
             if found_by_its_fill and intent is not None:
                 tx.save_order(intent)  # found by its fill: written with it
             if cursor is not None:

@@ -78,7 +78,7 @@ class Protector:
         positions = await self._track_best(positions, prices)
         # Every resting order's intent, terminal ones too (a stop whose cancel is not
         # done yet still rests, and counts as one of its position's stops).
-        intents = await self.ctx.state.get_orders_by_id(open_orders)
+        intents = await self.ctx.known_intents(open_orders)
         self._stops_by_position: dict[str, list[str]] = {}
         self._gone = set()
         for cid in open_orders:  # one pass, not one per position
@@ -385,7 +385,7 @@ class Protector:
         """A stop left resting after its position closed (by an exit, or by a crash
         between the two) would open a new position when it fires: it goes."""
         state = await self.ctx.state.snapshot()
-        known = await self.ctx.state.get_orders_by_id(open_orders)
+        known = await self.ctx.known_intents(open_orders)
         for cid, order in open_orders.items():
             intent = known.get(cid)
             if (

@@ -170,7 +170,7 @@ class Recovery:
         restore mode, unless the state was lost, those are reported and left.)"""
         restore = self.settings.mode == "restore" and not self.rebuild
         state = await self.ctx.state.snapshot()
-        known = await self.ctx.state.get_orders_by_id(open_orders)
+        known = await self.ctx.known_intents(open_orders)
         for cid, order in open_orders.items():
             if not self.ctx.ids.owns(cid):
                 continue
@@ -371,7 +371,7 @@ class Recovery:
 
     async def _close_all(self, open_orders: dict[str, VenueOrder]) -> None:
         ctx = self.ctx
-        known = await ctx.state.get_orders_by_id(open_orders)
+        known = await ctx.known_intents(open_orders)
         for cid, order in open_orders.items():
             if not ctx.ids.owns(cid):
                 continue

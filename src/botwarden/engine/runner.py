@@ -520,11 +520,13 @@ class Runner:
         positions' stops, resolved if unanswered)."""
         if not self._unwritten and not self.guard.unwritten:
             return
+        # A guard may have ended meanwhile (found by its fill): its intent is history.
+        known = await self.state.get_orders_by_id(self.guard.unwritten)
         async with self.state.transaction() as tx:
             for at, line in self._unwritten:
                 tx.add_event(at, "alert", f"while the store failed: {line}", {"outage": True})
             for cid, intent in self.guard.unwritten.items():
-                if cid not in tx.state.intents:
+                if cid not in known:
                     tx.save_order(intent)
         self._unwritten.clear()
         self.guard.unwritten.clear()

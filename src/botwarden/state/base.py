@@ -143,7 +143,8 @@ class StateStore(Protocol):
         ...
 
     async def count(self, flow_id: str, collection: str) -> int:
-        """How many records the collection holds (an index count, not a read of each)."""
+        """How many records the collection holds, counted in the store without sending
+        them (a walk of the key range on SQL: it grows with the collection)."""
         ...
 
     async def flows(self) -> list[str]:

@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from botwarden.state.sql import HISTORY_TABLE, LIVE_TABLE, EmbeddedSqlStore, table_of
+from botwarden.state.sql import (
+    HISTORY_TABLE,
+    LEGACY_TABLE,
+    LIVE_TABLE,
+    EmbeddedSqlStore,
+    table_of,
+)
 
 
 def _duckdb() -> Any:
@@ -112,7 +118,10 @@ class DuckdbStore(EmbeddedSqlStore):
         # The live tables only, as SQLite's check: a start costs what the bot holds.
         for table, columns in (
             ("botwarden_flows", "length(flow_id) + epoch"),
-            (LIVE_TABLE, "length(flow_id) + length(collection) + length(key) + length(doc)"),
+            *(
+                (table, "length(flow_id) + length(collection) + length(key) + length(doc)")
+                for table in (LIVE_TABLE, LEGACY_TABLE)
+            ),
         ):
             if self._has_table(table):
                 self._conn.execute(f"SELECT sum({columns}) FROM {table}").fetchall()

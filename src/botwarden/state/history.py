@@ -110,7 +110,10 @@ class History:
     async def recent_fills(self, limit: int) -> list[Fill]:
         """The newest `limit` fills, oldest first. Fills are filed by the venue's trade
         id, which says nothing of time, so they are found through the event log's
-        newest "fill" events, walked back a page at a time."""
+        newest "fill" events, walked back a page at a time (or read whole, when there
+        are no more than asked for)."""
+        if await self.store.count(self.flow_id, "fills") <= limit:
+            return await self.fills()
         trade_ids: list[str] = []
         stop: str | None = None
         while len(trade_ids) < limit:

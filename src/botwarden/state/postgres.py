@@ -18,6 +18,7 @@ from botwarden.redact import redact_url, scrub
 from botwarden.state.base import EVERY, SCHEMA_VERSION, Change, KeyRange, Records, Snapshot, encode
 from botwarden.state.sql import (
     HISTORY_TABLE,
+    LEGACY_TABLE,
     LIVE_TABLE,
     Statements,
     fenced,
@@ -134,6 +135,7 @@ class PostgresStore:
         """Version 1 to 2, inside the layout's transaction (under its advisory lock, so
         one of many bots starting at once does it): the history table made, fills and
         events moved into it, and terminal intents moved there as `past_intents`."""
+        await self._conn.execute(f"ALTER TABLE {LEGACY_TABLE} RENAME TO {LIVE_TABLE}")
         await self._conn.execute(f'ALTER TABLE {LIVE_TABLE} ALTER COLUMN key TYPE TEXT COLLATE "C"')
         for statement in (*_DDL, *_STATEMENTS.move_history):
             await self._conn.execute(statement)
@@ -164,7 +166,7 @@ class PostgresStore:
             return await cursor.fetchall()
 
     async def load(self, flow_id: str) -> Snapshot:
-        return snapshot_from_rows(await self._query(_STATEMENTS.load, (flow_id,)))
+        return snapshot_from_rows(await self._query(_STATEMENTS.load[LIVE_TABLE], (flow_id,)))
 
     async def get(self, flow_id: str, collection: str, keys: Sequence[str]) -> dict[str, str]:
         if not keys:

@@ -250,8 +250,10 @@ def event_key(seq: int) -> str:
 
 
 def time_key(at: datetime) -> str:
-    """A time as a key that sorts as time does (UTC, fixed width, to the microsecond)."""
-    return at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    """A time as a key that sorts as time does (UTC, fixed width, to the microsecond;
+    the year padded by hand: `%Y` is not below 1000)."""
+    at = at.astimezone(UTC)
+    return f"{at.year:04d}{at:%m%dT%H%M%S.%f}Z"
 
 
 def trade_key(trade: Trade) -> str:

@@ -46,7 +46,8 @@ from botwarden.state.upgrade import past_intent_keys
 log = logging.getLogger(__name__)
 
 # KEYS: the bots' set, the bot's epoch, then one hash per collection (COLLECTIONS),
-# then one sorted set per history collection (HISTORY): its keys, for scans by range.
+# then one sorted set per history collection (HISTORY): its keys, for scans by range;
+# last, the bot's marker of layout 2 (`_marker`), set when the bot is first written.
 # ARGV: the epoch ('' for none), the bot, then ops: 'p', hash, index, key, JSON or
 # 'd', hash, index, key; an index of 0 for a live collection (no sorted set).
 _APPLY = """
@@ -57,7 +58,7 @@ if stored_type ~= 'none' and stored_type ~= 'set' then
 end
 for i = 2, #KEYS do
   local want = 'zset'
-  if i == 2 then want = 'string' elseif i <= 2 + hashes then want = 'hash' end
+  if i == 2 or i == #KEYS then want = 'string' elseif i <= 2 + hashes then want = 'hash' end
   local found = redis.call('TYPE', KEYS[i])['ok']
   if found ~= 'none' and found ~= want then
     return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' is a ' .. found)
@@ -76,7 +77,9 @@ if ARGV[1] ~= '' then
     redis.call('SET', KEYS[2], epoch)
   end
 end
-redis.call('SADD', KEYS[1], ARGV[2])
+if redis.call('SADD', KEYS[1], ARGV[2]) == 1 then
+  redis.call('SET', KEYS[#KEYS], 'layout 2')
+end
 local i = 4
 while i <= #ARGV do
   local hash = KEYS[2 + tonumber(ARGV[i + 1])]
@@ -128,16 +131,27 @@ class RedisStore:
         return [
             f"{self._prefix}:flows",
             f"{base}:epoch",
-            *(f"{base}:{c}" for c in COLLECTIONS),
+            *(self._hash(flow_id, c) for c in COLLECTIONS),
             *(self._index(flow_id, c) for c in HISTORY),
+            self._marker(flow_id),
         ]
 
     def _hash(self, flow_id: str, collection: str) -> str:
-        return f"{self._prefix}:{{{flow_id}}}:{collection}"
+        base = f"{self._prefix}:{{{flow_id}}}"
+        return f"{base}:history:{collection}" if collection in HISTORY else f"{base}:{collection}"
 
     def _index(self, flow_id: str, collection: str) -> str:
         """The sorted set of a history collection's keys (all scored 0: ordered by key)."""
-        return f"{self._prefix}:{{{flow_id}}}:{collection}:keys"
+        return f"{self._hash(flow_id, collection)}:keys"
+
+    def _marker(self, flow_id: str) -> str:
+        """Layout 1's name of the bot's fills hash, a string in layout 2: a process of
+        layout 1 still running checks that its keys are hashes before it writes, so
+        it is refused instead of writing where layout 2 does not read."""
+        return self._legacy(flow_id, "fills")
+
+    def _legacy(self, flow_id: str, collection: str) -> str:
+        return f"{self._prefix}:{{{flow_id}}}:{collection}"
 
     async def open(self) -> None:
         redis_asyncio = _redis()
@@ -185,9 +199,10 @@ class RedisStore:
         self._script = self._client.register_script(_APPLY)
 
     async def _upgrade(self) -> None:
-        """Version 1 to 2 as one MULTI/EXEC (atomic, one unit in the AOF): terminal
-        intents move to `past_intents`, and every history collection gets the sorted
-        set of its keys. WATCH makes a write by anyone meanwhile start it over."""
+        """Version 1 to 2 as one MULTI/EXEC (atomic, one unit in the AOF): fills and
+        events move under their history names with the sorted sets of their keys,
+        terminal intents move to `past_intents`, and each bot gets its marker
+        (`_marker`). WATCH makes a write by anyone meanwhile start it over."""
         redis_asyncio = _redis()
         schema, bots = f"{self._prefix}:schema", f"{self._prefix}:flows"
         async with self._client.pipeline(transaction=True) as pipe:
@@ -197,24 +212,30 @@ class RedisStore:
                     if int(await pipe.get(schema) or 0) >= SCHEMA_VERSION:
                         return  # another process did it first
                     flows = sorted(await pipe.smembers(bots))
-                    await pipe.watch(*(self._hash(f, c) for f in flows for c in COLLECTIONS))
+                    old = [self._legacy(f, c) for f in flows for c in COLLECTIONS]
+                    if old:
+                        await pipe.watch(*old)
                     moves: dict[str, dict[str, str]] = {}
-                    indexed: dict[tuple[str, str], list[str]] = {}
+                    moved_whole: dict[tuple[str, str], list[str]] = {}
                     for flow_id in flows:
                         intents = await pipe.hgetall(self._hash(flow_id, "intents"))
                         keys = past_intent_keys(intents)
                         moves[flow_id] = {key: intents[key] for key in keys}
                         for name in ("fills", "events"):
-                            indexed[(flow_id, name)] = await pipe.hkeys(self._hash(flow_id, name))
+                            legacy = self._legacy(flow_id, name)
+                            moved_whole[(flow_id, name)] = await pipe.hkeys(legacy)
                     pipe.multi()
                     for flow_id, moved in moves.items():
                         if moved:
                             pipe.hdel(self._hash(flow_id, "intents"), *moved)
                             pipe.hset(self._hash(flow_id, "past_intents"), mapping=moved)
                             pipe.zadd(self._index(flow_id, "past_intents"), dict.fromkeys(moved, 0))
-                    for (flow_id, name), keys in indexed.items():
+                    for (flow_id, name), keys in moved_whole.items():
                         if keys:
+                            pipe.rename(self._legacy(flow_id, name), self._hash(flow_id, name))
                             pipe.zadd(self._index(flow_id, name), dict.fromkeys(keys, 0))
+                    for flow_id in flows:
+                        pipe.set(self._marker(flow_id), "layout 2")
                     pipe.set(schema, SCHEMA_VERSION)
                     await pipe.execute()
                     break

@@ -2,8 +2,11 @@
 (sqlite, duckdb) store built on it.
 
 Four tables: `botwarden_schema` (one row: the layout version), `botwarden_flows`
-(one row per bot: its fencing epoch), `botwarden_records` (one row per document of
-the live state) and `botwarden_history` (one per document of the history).
+(one row per bot: its fencing epoch), `botwarden_live` (one row per document of the
+live state) and `botwarden_history` (one per document of the history). Layout 1 had
+one `botwarden_records` for both: the upgrade renames it, so a process of layout 1
+still running on the store fails on its next write instead of writing where nobody
+reads.
 A change is one transaction: claim the flow row (which checks and raises the epoch
 and, in PostgreSQL, locks the row), then the puts and deletes, then commit.
 
@@ -50,9 +53,11 @@ from botwarden.state.upgrade import past_intent_keys
 log = logging.getLogger(__name__)
 
 
-LIVE_TABLE, HISTORY_TABLE = "botwarden_records", "botwarden_history"
+LIVE_TABLE, HISTORY_TABLE = "botwarden_live", "botwarden_history"
 """Live records and history apart: loading the live state, and checking its table at
 open, cost what the bot holds now, never what it has done."""
+LEGACY_TABLE = "botwarden_records"
+"""Layout 1's one table, read as it is by a reader (a writer renames it `LIVE_TABLE`)."""
 
 
 def table_of(collection: str) -> str:
@@ -65,7 +70,6 @@ class Statements:
     statements come by table (`table_of`)."""
 
     claim_flow: str
-    load: str
     flows: str
     epoch: str
     read_version: str
@@ -73,6 +77,7 @@ class Statements:
     upgrade_version: str
     intents_of_every_flow: str
     move_history: tuple[str, ...]
+    load: dict[str, str]
     upsert: dict[str, str]
     delete: dict[str, str]
     get: dict[str, str]
@@ -82,7 +87,7 @@ class Statements:
     @classmethod
     def for_dialect(cls, p: str, doc_in: str = "{p}", doc_out: str = "doc") -> Statements:
         doc = doc_in.format(p=p)
-        tables = (LIVE_TABLE, HISTORY_TABLE)
+        tables = (LIVE_TABLE, HISTORY_TABLE, LEGACY_TABLE)
         where = f"WHERE flow_id = {p} AND collection = {p}"
         return cls(
             # The flow row is the change's fence: the stored epoch only ever rises, and
@@ -93,7 +98,6 @@ class Statements:
                 "WHEN excluded.epoch > botwarden_flows.epoch THEN excluded.epoch "
                 "ELSE botwarden_flows.epoch END RETURNING epoch"
             ),
-            load=f"SELECT collection, key, {doc_out} FROM {LIVE_TABLE} WHERE flow_id = {p}",
             flows="SELECT flow_id FROM botwarden_flows ORDER BY flow_id",
             epoch=f"SELECT epoch FROM botwarden_flows WHERE flow_id = {p}",
             read_version="SELECT version FROM botwarden_schema WHERE id = 1",
@@ -112,6 +116,9 @@ class Statements:
                 " WHERE collection IN ('fills', 'events')",
                 f"DELETE FROM {LIVE_TABLE} WHERE collection IN ('fills', 'events')",
             ),
+            load={
+                t: f"SELECT collection, key, {doc_out} FROM {t} WHERE flow_id = {p}" for t in tables
+            },
             upsert={
                 t: f"INSERT INTO {t} (flow_id, collection, key, doc) "
                 f"VALUES ({p}, {p}, {p}, {doc}) "
@@ -312,11 +319,13 @@ class EmbeddedSqlStore:
         self._legacy = found is not None and found < SCHEMA_VERSION and self.readonly
 
     def _upgrade(self) -> None:
-        """Version 1 to 2 in one transaction: the history table made, fills and events
-        moved into it, and terminal intents moved there as `past_intents`."""
+        """Version 1 to 2 in one transaction: the live table renamed (see the module's
+        doc), the history table made, fills and events moved into it, and terminal
+        intents moved there as `past_intents`."""
         cursor = self._conn.cursor()
         cursor.execute(self._begin)
         try:
+            cursor.execute(f"ALTER TABLE {LEGACY_TABLE} RENAME TO {LIVE_TABLE}")
             for statement in self.ddl:  # (IF NOT EXISTS: the history table is new)
                 cursor.execute(statement)
             for statement in self.statements.move_history:
@@ -334,7 +343,7 @@ class EmbeddedSqlStore:
         log.info("%s: upgraded to layout version %d", self.describe(), SCHEMA_VERSION)
 
     def _table(self, collection: str) -> str:
-        return LIVE_TABLE if self._legacy else table_of(collection)
+        return LEGACY_TABLE if self._legacy else table_of(collection)
 
     def _stored_version(self) -> int | None:
         if not self._has_table("botwarden_schema"):
@@ -367,7 +376,8 @@ class EmbeddedSqlStore:
 
     async def load(self, flow_id: str) -> Snapshot:
         with self._errors():
-            rows = self._conn.execute(self.statements.load, (flow_id,)).fetchall()
+            table = LEGACY_TABLE if self._legacy else LIVE_TABLE
+            rows = self._conn.execute(self.statements.load[table], (flow_id,)).fetchall()
         return snapshot_from_rows(rows)
 
     async def get(self, flow_id: str, collection: str, keys: Sequence[str]) -> dict[str, str]:

@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from botwarden.errors import StoreUnavailable
-from botwarden.state.sql import HISTORY_TABLE, LIVE_TABLE, CorruptionFound, EmbeddedSqlStore
+from botwarden.state.sql import (
+    HISTORY_TABLE,
+    LEGACY_TABLE,
+    LIVE_TABLE,
+    CorruptionFound,
+    EmbeddedSqlStore,
+)
 
 # synchronous=FULL: in WAL mode, the WAL is fsynced at every commit, so a commit that
 # returned survives a power loss (NORMAL would only survive a process crash).
@@ -69,7 +75,7 @@ class SqliteStore(EmbeddedSqlStore):
         # The live tables only: checking the history too would make every start cost
         # what the bot has ever done (a damaged history page is an error where it is
         # read, and `PRAGMA quick_check` over the whole file remains an operator's).
-        for table in ("botwarden_schema", "botwarden_flows", LIVE_TABLE):
+        for table in ("botwarden_schema", "botwarden_flows", LIVE_TABLE, LEGACY_TABLE):
             if not self._has_table(table):
                 continue
             found = self._conn.execute(f"PRAGMA quick_check({table})").fetchall()
