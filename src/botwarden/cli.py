@@ -129,7 +129,9 @@ def state_show(
     async def show() -> None:
         async with _opened_store(settings, existing=True) as store:
             where = store.describe()
-            stored = await StoredBot.read(store, settings.bot_id, newest_fills=RECENT_FILLS)
+            stored = await StoredBot.read(
+                store, settings.bot_id, newest_fills=RECENT_FILLS, count_fills=True
+            )
         if as_json:
             retention = settings.state.signal_retention
             document = state_as_json(stored, where, utc_now(), retention)

@@ -164,7 +164,7 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
                 "risk": document(state.risk),
                 "positions": len(state.positions),
                 "open_orders": len(state.intents),
-                "fills": stored.fill_count,
+                "fills": await history(bot_id, lambda h: h.store.count(h.flow_id, "fills")),
                 "cooldowns": {s: u.isoformat() for s, u in state.cooldowns.items()},
             }
         return shown

@@ -60,7 +60,8 @@ class StoredBot:
     fills: list[Fill] = field(default_factory=list)
     """The newest fills asked for, oldest first."""
     fill_count: int = 0
-    """How many fills its history holds."""
+    """How many fills its history holds, when asked (`count_fills`: a count walks the
+    fills' keys, which a look at every bot each second should not pay)."""
 
     @classmethod
     async def read(
@@ -71,6 +72,7 @@ class StoredBot:
         events_after: int | None = None,
         newest_events: int = 0,
         newest_fills: int = 0,
+        count_fills: bool = False,
     ) -> StoredBot:
         """From an open store: see `read_bot`."""
         state = decode(await store.load(flow_id), flow_id, store.describe())
@@ -80,7 +82,8 @@ class StoredBot:
         if newest_events:
             recent = list(reversed(await history.events(limit=newest_events, newest_first=True)))
         fills = await history.recent_fills(newest_fills) if newest_fills else []
-        return cls(state, events, recent, fills, await store.count(flow_id, "fills"))
+        count = await store.count(flow_id, "fills") if count_fills else 0
+        return cls(state, events, recent, fills, count)
 
 
 async def read_bot(
@@ -91,12 +94,14 @@ async def read_bot(
     events_after: int | None = None,
     newest_events: int = 0,
     newest_fills: int = 0,
+    count_fills: bool = False,
 ) -> StoredBot:
     """A bot's state as stored, read without writing (another process may own it);
     empty if it has none yet. Looking never creates, changes or moves a state file.
 
     With it, from its history, the events after sequence `events_after`, the newest
-    `newest_events` events, and its newest `newest_fills` fills."""
+    `newest_events` events, its newest `newest_fills` fills, and (`count_fills`) how
+    many fills it has."""
     store = open_store(settings, flow_id, base_dir, readonly=True)
     path = getattr(store, "path", None)
     if path is not None and not path.exists():
@@ -109,6 +114,7 @@ async def read_bot(
             events_after=events_after,
             newest_events=newest_events,
             newest_fills=newest_fills,
+            count_fills=count_fills,
         )
     finally:
         await store.close()

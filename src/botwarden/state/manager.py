@@ -689,14 +689,11 @@ class StateManager:
 
     async def has_fill(self, trade_id: str) -> bool:
         """Whether the fill with this venue trade id is recorded."""
-        return await self._fill_recorded(trade_id)
+        return trade_id in self._recent_fills or await self.history.has_fill(trade_id)
 
     async def get_fills(self) -> list[Fill]:
         """Every fill, oldest first: the whole history, read now (for tools and checks)."""
         return await self.history.fills()
-
-    async def _fill_recorded(self, trade_id: str) -> bool:
-        return trade_id in self._recent_fills or await self.history.has_fill(trade_id)
 
     def _remember_fills(self, trade_ids: set[str]) -> None:
         for trade_id in trade_ids:

@@ -356,7 +356,9 @@ class Life:
 
         config = load_config(self.config)
         try:
-            stored = asyncio.run(read_bot(config.state, config.bot_id, config.base_dir))
+            stored = asyncio.run(
+                read_bot(config.state, config.bot_id, config.base_dir, count_fills=True)
+            )
         except StateError:
             return False
         return stored.fill_count > 0
