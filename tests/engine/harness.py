@@ -148,7 +148,8 @@ async def started(
     """A new instance of the bot on the state file at `state_path` and `venue`, its
     recovery run; `deciding`: a strategy object to decide with, instead of the
     config's."""
-    state = StateManager("golden", SqliteStore(state_path), clock=clock)
+    keep = config.state.history.keep
+    state = StateManager("golden", SqliteStore(state_path), clock=clock, history_keep=keep)
     await state.open()
     loaded = LoadedStrategy(deciding, Origin("module", "tests")) if deciding else None
     runner = Runner(config.bot_settings(), state, venue, clock, None, loaded)
@@ -170,10 +171,13 @@ class Exchange:
         return await started(config, self.state_path, venue, self.clock, deciding)
 
     async def hours(self, runner: Runner, count: int) -> None:
-        """Tick once an hour; after every tick, every promise holds."""
+        """Tick once an hour; after every tick, every promise holds (for what the bot's
+        history keeps, if it keeps it a while only)."""
+        keep = runner.state.history_keep
         for _ in range(count):
             self.clock.now += timedelta(hours=1)
             await runner.tick()
             state = await whole(runner.state)
-            violations = check_promises(state, self.book, runner.ctx.ids)
+            since = None if keep is None else self.clock.now - keep
+            violations = check_promises(state, self.book, runner.ctx.ids, kept_since=since)
             assert violations == [], "\n".join(map(str, violations))

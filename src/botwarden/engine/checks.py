@@ -13,6 +13,10 @@ position is owed its stop once every fill in its market is in the bot's ledger a
 no order in it is of unknown fate (a stop being resolved may already rest on the
 venue: a second one could double the exit), and the ledger may lag the venue but
 never hold a fill the venue does not. Without it, both are owed in full.
+
+A bot whose history is kept for a while only (`state.history.keep`) is checked with
+`kept_since`, no later than now less that while: an order or a fill that ended before
+it may be gone from the bot's history, and is then counted as the venue has it.
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ def check_promises(
     catching_up: bool = False,
     book_trade_id: Callable[[str], str] = str,
     state_lost_at: datetime | None = None,
+    kept_since: datetime | None = None,
 ) -> list[Violation]:
     """Every violation of `promises` visible in `state` and `book` now. I4 is checked
     from the venue's side: no order of an instance reached the venue after a later
@@ -97,7 +102,7 @@ def check_promises(
     when the bot's state was lost, if it was: an order sent before then that ended
     without a fill left nothing at the venue to find it by (neither resting nor
     filled), so a rebuilt state cannot know it, and it exposed nothing."""
-    view = _View(state, book, ids, catching_up, book_trade_id, state_lost_at)
+    view = _View(state, book, ids, catching_up, book_trade_id, state_lost_at, kept_since)
     checks = {"I1": view.i1, "I2": view.i2, "I3": view.i3, "I4": view.i4, "I5": view.i5}
     checks["I6"] = view.i6
     return [v for promise in PROMISES if promise in promises for v in checks[promise]()]
@@ -114,9 +119,11 @@ class _View:
         catching_up: bool,
         book_trade_id: Callable[[str], str],
         state_lost_at: datetime | None = None,
+        kept_since: datetime | None = None,
     ) -> None:
         self.state = state
         self.state_lost_at = state_lost_at
+        self.kept_since = kept_since
         self.ledger = {book_trade_id(tid): fill for tid, fill in state.fills.items()}
         self.ids = ids
         self.catching_up = catching_up
@@ -128,6 +135,12 @@ class _View:
         self.every_fill = [f for _, f in book.fills()]
         """The account's, whoever's orders: what the venue's position is made of."""
         self.fills = [f for f in self.every_fill if ids.owns(f.client_order_id)]
+        self.forgotten = {
+            f.trade_id: f
+            for f in self.fills
+            if f.trade_id not in self.ledger and self._may_be_forgotten(f.time)
+        }
+        """The bot's venue fills that retention may have removed from its history."""
         self.held = {p.symbol: p for p in book.positions()}
         self.resting_stops: dict[str, list[VenueOrder]] = defaultdict(list)
         self.working_exits: dict[str, list[VenueOrder]] = defaultdict(list)
@@ -138,6 +151,9 @@ class _View:
                 self.resting_stops[order.symbol].append(order)
             elif order.type is OrderType.MARKET:  # the rest of a partly filled one
                 self.working_exits[order.symbol].append(order)
+
+    def _may_be_forgotten(self, ended: datetime) -> bool:
+        return self.kept_since is not None and ended < self.kept_since
 
     def _bot_position(self, symbol: str) -> list[str]:
         return [describe(p) for p in self.state.positions.values() if p.symbol == symbol]
@@ -151,6 +167,8 @@ class _View:
             if cid not in self.state.intents and self.ids.epoch_of(cid) >= lost_before:
                 if all(self._lost_unseen(order) for order in same):
                     continue
+                if all(o.state.is_final and self._may_be_forgotten(o.updated_at) for o in same):
+                    continue  # (its intent ended long ago: retention may have removed it)
                 yield Violation(
                     "I1",
                     f"venue order {cid} has no intent: it was sent without being written"
@@ -330,7 +348,11 @@ class _View:
         """The ledger is the venue's fills of the bot's orders, no more, no fewer (no
         fewer only once the bot has caught up)."""
         venue = {f.trade_id: f for f in self.fills}
-        missing = [] if self.catching_up else sorted(venue.keys() - self.ledger.keys())
+        missing = (
+            []
+            if self.catching_up
+            else sorted(venue.keys() - self.ledger.keys() - self.forgotten.keys())
+        )
         for trade_id in missing:
             yield Violation(
                 "I3",
@@ -393,7 +415,7 @@ class _View:
     def i6(self) -> Iterable[Violation]:
         """The positions the state holds are what its own ledger adds up to."""
         net: dict[str, Decimal] = defaultdict(Decimal)
-        for fill in self.state.fills.values():
+        for fill in [*self.state.fills.values(), *self.forgotten.values()]:
             net[fill.symbol] += fill.qty if fill.side is OrderSide.BUY else -fill.qty
         for position in self.state.positions.values():
             if position.metadata.get("adopted"):

@@ -181,8 +181,12 @@ class Runner:
         previous = stored.bot.instance
         # Nothing of the bot's trading: a new bot, or a lost state (looked for at the
         # venue until the bot has an order; an instance record alone proves nothing, an
-        # instance may have died while it looked).
-        self._fresh = not (stored.intents or stored.positions or await state.history.traded())
+        # instance may have died while it looked). The ledger says it too once the bot
+        # ordered: retention may have removed every terminal intent and fill.
+        ordered = stored.ledger.next_order_seq > 0 or stored.ledger.fills_cursor is not None
+        self._fresh = not (
+            stored.intents or stored.positions or ordered or await state.history.traded()
+        )
         # Above the last instance's, and above any the store was fenced at (an instance
         # may have raised its epoch and died before its record said so).
         stored_epoch = await state.store.epoch(settings.bot_id)
@@ -588,6 +592,8 @@ class Runner:
             await self._strategy_pass(prices)
         if desk.sent_filling != sent_before:  # (a close, say, since the last read)
             await desk.sync_fills()  # the pass ends knowing what its orders did
+        # Between two reads of the fills, every fill recorded is behind the cursor.
+        await self.state.keep_history(open_orders)
 
     async def _strategy_pass(self, prices: dict[str, Decimal]) -> None:
         """The strategy told of what happened, asked about every symbol, and its

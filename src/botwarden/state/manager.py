@@ -47,11 +47,13 @@ from botwarden.domain.models import (
     Position,
     RiskState,
     SignalState,
+    format_duration,
 )
 from botwarden.domain.orders import OrderIntent
 from botwarden.domain.positions import Trade
 from botwarden.errors import FencedOut
-from botwarden.state.base import Change, Delete, Op, Put, StateStore
+from botwarden.state import retention
+from botwarden.state.base import HISTORY, Change, Delete, Op, Put, StateStore
 from botwarden.state.factory import open_store
 from botwarden.state.history import History
 from botwarden.state.records import (
@@ -60,7 +62,9 @@ from botwarden.state.records import (
     LEDGER,
     PNL,
     RISK,
+    SWEEP,
     BotState,
+    HistorySweep,
     Stamp,
     Until,
     decode,
@@ -228,6 +232,19 @@ class Transaction:
         self._put("trades", trade_key(trade), document(trade), lambda s: None)
         self._put("trade_days", day.isoformat(), document(summed), lambda s: None)
 
+    def forget(self, collection: str, keys: Iterable[str]) -> None:
+        """Remove records of the history (retention: `StateManager.keep_history`)."""
+        if collection not in HISTORY:
+            raise ValueError(f"only the history is forgotten, not {collection!r}")
+        for key in keys:
+            self._delete(collection, key, lambda s: None)
+
+    def set_history_sweep(self, sweep: HistorySweep) -> None:
+        def effect(s: BotState) -> None:
+            s.history_sweep = sweep
+
+        self._put("meta", SWEEP, document(sweep), effect)
+
     def set_pnl_book(self, book: PnlBook) -> None:
         self._pnl = book
 
@@ -377,6 +394,7 @@ class StateManager:
         clock: Clock = utc_now,
         epoch: int = 0,
         signal_retention: timedelta = timedelta(days=7),
+        history_keep: timedelta | None = None,
     ) -> None:
         self.flow_id = flow_id
         self.store = store
@@ -386,6 +404,8 @@ class StateManager:
         has fenced, the store refuses it."""
         self._clock = clock
         self._signal_retention = signal_retention
+        self.history_keep = history_keep
+        """How long the history is kept (`keep_history`); None: forever."""
         self._state = BotState.empty(flow_id)
         self._needs_reload = True
         self._lock = asyncio.Lock()
@@ -419,7 +439,12 @@ class StateManager:
             settings = config.state
         store = open_store(settings, flow_id, base_dir or Path.cwd())
         return cls(
-            flow_id, store, clock=clock, epoch=epoch, signal_retention=settings.signal_retention
+            flow_id,
+            store,
+            clock=clock,
+            epoch=epoch,
+            signal_retention=settings.signal_retention,
+            history_keep=settings.history.keep,
         )
 
     # -- lifecycle -------------------------------------------------------------------
@@ -642,6 +667,47 @@ class StateManager:
         """True if the last heartbeat is older than `max_age` (a bot never seen is not)."""
         beat = (await self._current()).bot.heartbeat_at
         return beat is not None and self._clock() - beat > max_age
+
+    async def keep_history(
+        self, venue_open: Iterable[str] = (), budget: int = 4 * retention.PAGE
+    ) -> int:
+        """Retention's next steps, if `history_keep` is set: remove what of the history
+        ended more than `history_keep` ago and recovery does not need (the rules:
+        `state/retention.py`), reading at most about `budget` records; how many were
+        removed. `venue_open`: the client order ids the venue lists as open.
+
+        A caller that records the venue's fills calls this only between two complete
+        reads of the fill listing (the engine: at the end of a pass), never while a
+        page of fills is half recorded."""
+        if self.history_keep is None:
+            return 0
+        open_ids = frozenset(venue_open)
+        removed = read = 0
+        while read < budget:
+            sweep = retention.due(
+                (await self._current()).history_sweep, self._clock(), self.history_keep
+            )
+            if sweep is None:
+                break
+            records = await retention.read_page(self.store, self.flow_id, sweep)
+            read += len(records) + 1
+            async with self.transaction() as tx:
+                kept = retention.Kept.of(tx.state, open_ids)  # (decided under the lock)
+                page = retention.decide(sweep, records, kept, self._clock())
+                tx.forget(page.collection, page.removed)
+                tx.set_history_sweep(page.sweep)
+            removed += len(page.removed)
+            if page.sweep.collection is None:
+                if page.sweep.removed:
+                    log.info(
+                        "%s: history kept for %s: %d records that ended before %s removed",
+                        self.flow_id,
+                        format_duration(self.history_keep),
+                        page.sweep.removed,
+                        f"{page.sweep.before:%Y-%m-%d %H:%M} UTC",
+                    )
+                break
+        return removed
 
     # -- reading -------------------------------------------------------------------------
     async def snapshot(self) -> BotState:

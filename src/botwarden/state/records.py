@@ -10,6 +10,7 @@ Live (loaded at open, what recovery and the loop need):
     meta/risk                   RiskState
     meta/last_bar               {"at": time of the last processed bar}
     meta/pnl                    PnlBook (every closed trade added up, and today's)
+    meta/history_sweep          HistorySweep (how far retention has walked the history)
 
 History (read by key or by range, never loaded at open):
     past_intents/<client order id>  OrderIntent, terminal (moved here by the write
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from botwarden.domain.models import (
     BotRecord,
@@ -56,6 +57,7 @@ from botwarden.state.base import Snapshot
 M = TypeVar("M", bound=BaseModel)
 
 BOT, RISK, LAST_BAR, LEDGER, PNL = "bot", "risk", "last_bar", "ledger", "pnl"
+SWEEP = "history_sweep"
 """Keys of the singletons in the `meta` collection."""
 
 
@@ -69,6 +71,22 @@ class Until(DomainModel):
     """The document of a cooldown: until when it lasts."""
 
     until: UtcDatetime
+
+
+class HistorySweep(DomainModel):
+    """How far retention (`state.history.keep`) has walked the bot's history: a round
+    walks each history collection once, a page per write, from where it stopped."""
+
+    before: UtcDatetime
+    """This round removes what ended before this time."""
+    collection: str | None = None
+    """The collection being walked; None: the round is over."""
+    after: str = ""
+    """The last key walked in it."""
+    removed: int = Field(default=0, ge=0)
+    """Records this round has removed so far."""
+    done_at: UtcDatetime | None = None
+    """When the last round ended (the next one is due a day later)."""
 
 
 def document(model: BaseModel) -> dict[str, Any]:
@@ -93,6 +111,8 @@ class BotState:
     pnl: PnlBook | None = None
     """Every closed trade added up; None until the bot has a trades history (a state
     of layout 1: built from its trade events at its next start)."""
+    history_sweep: HistorySweep | None = None
+    """Where retention's walk of the history is; None: it never walked it."""
 
     @classmethod
     def empty(cls, flow_id: str) -> BotState:
@@ -242,6 +262,7 @@ def _decode(snapshot: Snapshot, flow_id: str, where: str) -> BotState:
         last_bar=last_bar.at if last_bar else None,
         ledger=parse_meta(Ledger, LEDGER) or Ledger(),
         pnl=parse_meta(PnlBook, PNL),
+        history_sweep=parse_meta(HistorySweep, SWEEP),
     )
 
 

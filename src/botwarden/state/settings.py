@@ -1,6 +1,6 @@
 """A bot's state store, as its config's `state:` section says: the backend, where
-each keeps its records, what recovery does with them, and how long a processed
-signal is remembered."""
+each keeps its records, what recovery does with them, how long a processed signal
+is remembered and how long the history is kept."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from botwarden.domain.models import Duration
+from botwarden.domain.models import Duration, format_duration
 from botwarden.settings import Settings
 
 Backend = Literal["memory", "sqlite", "duckdb", "jsonfile", "redis", "postgres"]
@@ -56,6 +56,24 @@ class RecoverySettings(Settings):
     the truth anyway), or wait for an operator."""
 
 
+MIN_KEEP = timedelta(days=1)
+"""The shortest history retention takes: a day's trades and events stay on record."""
+
+
+class HistorySettings(Settings):
+    keep: Duration | None = None
+    """How long the history (terminal orders, fills, closed trades, their days and the
+    event log) is kept, by the time each thing ended; None: forever. Anything recovery
+    needs is kept whatever its age (docs/state.md, "Retention")."""
+
+    @field_validator("keep")
+    @classmethod
+    def _at_least_a_day(cls, keep: timedelta | None) -> timedelta | None:
+        if keep is not None and keep < MIN_KEEP:
+            raise ValueError(f"keep {format_duration(keep)} is too short: at least 1d")
+        return keep
+
+
 class StateSettings(Settings):
     backend: Backend = DEFAULT_BACKEND
     sqlite: SqliteSettings = SqliteSettings()
@@ -66,6 +84,7 @@ class StateSettings(Settings):
     recovery: RecoverySettings = RecoverySettings()
     signal_retention: Duration = timedelta(days=7)
     """How long a processed signal id is remembered (de-duplication window)."""
+    history: HistorySettings = HistorySettings()
 
 
 def resolve_path(template: str, flow_id: str, base_dir: Path) -> Path:
