@@ -48,6 +48,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from botwarden.config import BotConfig, load_config
+from botwarden.domain.models import format_duration
 from botwarden.engine.checks import PROMISES, Violation, check_promises
 from botwarden.engine.crash import CRASH, POINTS, SimulatedCrash
 from botwarden.engine.ids import ClientIds
@@ -182,6 +183,9 @@ class Scenario:
                 f"venue faults: {self.venue_faults or 'none'}",
                 f"store: {self.store_fault or 'no faults'}",
                 f"state file {self.state_loss} once" if self.state_loss else "state kept",
+                f"history kept {format_duration(keep)}"
+                if (keep := self.config.state.history.keep)
+                else "history kept whole",
                 f"day starts {risk.day_starts_at:%H:%M} {risk.timezone}",
                 f"crash rate {self.crash_rate:.2f}",
             ]
@@ -254,6 +258,10 @@ def draw_scenario(seed: int, options: Options) -> Scenario:
         server = raw["state"].get(options.store, {})
         raw["state"][options.store] = {**server, where: options.store_url}
     raw["engine"] = {"check_interval": "1h", "unknown_order_grace": "15s"}
+    if options.config is None:  # a third keep their history a few days only
+        keeps = random.Random(f"history:{seed}")  # (the other draws as before)
+        if keeps.random() < 1 / 3:
+            raw["state"]["history"] = {"keep": keeps.choice(["1d", "2d", "5d"])}
     start = START + timedelta(hours=rng.randrange(24 * 365))
     if options.config is None and rng.random() < 0.5:
         zone = rng.choice(DAYLIGHT_ZONES)
@@ -604,7 +612,8 @@ class Simulation:
     async def _open_state(self) -> StateManager:
         config = self.scenario.config
         store = FaultyStore(open_store(config.state, config.bot_id, self.workdir), self)
-        state = StateManager(config.bot_id, store, clock=self.clock)
+        keep = config.state.history.keep
+        state = StateManager(config.bot_id, store, clock=self.clock, history_keep=keep)
         await state.open()
         return state
 
@@ -729,6 +738,7 @@ class Simulation:
         promises: Collection[str] = frozenset(PROMISES),
     ) -> None:
         live = await runner.state.snapshot()
+        keep = runner.state.history_keep
         state = (
             WholeState.live_only(live)
             if set(promises) <= {"I2"}
@@ -741,6 +751,7 @@ class Simulation:
             promises,
             catching_up=catching_up,
             state_lost_at=self._state_lost_at,
+            kept_since=None if keep is None else self.clock.now - keep,
         )
         stamp = f"{when} ({self.clock.now:%Y-%m-%d %H:%M})"
         self.history.note("check", f"{when}: {len(found)} violation(s)")
