@@ -51,8 +51,8 @@ class SqliteStore(EmbeddedSqlStore):
 
     steady_companions = ("-wal",)
 
-    def __init__(self, path: Path | str, readonly: bool = False) -> None:
-        super().__init__(Path(path), readonly)
+    def __init__(self, path: Path | str, readonly: bool = False, check: bool = True) -> None:
+        super().__init__(Path(path), readonly, check)
 
     def _connect(self) -> Any:
         if self.readonly:
