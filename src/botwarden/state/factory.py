@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from botwarden.domain.models import Event, Fill
 from botwarden.state.base import Snapshot, StateStore
@@ -74,25 +75,18 @@ class StoredBot:
     fills' keys, which a look at every bot each second should not pay)."""
 
     @classmethod
-    async def read(
-        cls,
-        store: StateStore,
-        flow_id: str,
-        *,
-        events_after: int | None = None,
-        newest_events: int = 0,
-        newest_fills: int = 0,
-        count_fills: bool = False,
-    ) -> StoredBot:
+    async def read(cls, store: StateStore, flow_id: str, **asked: Unpack[Asked]) -> StoredBot:
         """From an open store: see `read_bot`."""
-        return await StateReader().read(
-            store,
-            flow_id,
-            events_after=events_after,
-            newest_events=newest_events,
-            newest_fills=newest_fills,
-            count_fills=count_fills,
-        )
+        return await StateReader().read(store, flow_id, **asked)
+
+
+class Asked(TypedDict, total=False):
+    """What a look asks of the history beside the live state (see `read_bot`)."""
+
+    events_after: int | None
+    newest_events: int
+    newest_fills: int
+    count_fills: bool
 
 
 @dataclass(frozen=True)
@@ -156,15 +150,7 @@ class StateReader:
         return StoredBot(state, events, recent, fills, count)
 
     async def read_bot(
-        self,
-        settings: StateSettings,
-        flow_id: str,
-        base_dir: Path,
-        *,
-        events_after: int | None = None,
-        newest_events: int = 0,
-        newest_fills: int = 0,
-        count_fills: bool = False,
+        self, settings: StateSettings, flow_id: str, base_dir: Path, **asked: Unpack[Asked]
     ) -> StoredBot:
         """`read_bot`, through what this reader has seen."""
         store = open_store(settings, flow_id, base_dir, readonly=True, check=False)
@@ -173,44 +159,22 @@ class StateReader:
             return StoredBot(BotState.empty(flow_id))
         await store.open()
         try:
-            return await self.read(
-                store,
-                flow_id,
-                events_after=events_after,
-                newest_events=newest_events,
-                newest_fills=newest_fills,
-                count_fills=count_fills,
-            )
+            return await self.read(store, flow_id, **asked)
         finally:
             await store.close()
 
 
 async def read_bot(
-    settings: StateSettings,
-    flow_id: str,
-    base_dir: Path,
-    *,
-    events_after: int | None = None,
-    newest_events: int = 0,
-    newest_fills: int = 0,
-    count_fills: bool = False,
+    settings: StateSettings, flow_id: str, base_dir: Path, **asked: Unpack[Asked]
 ) -> StoredBot:
     """A bot's state as stored, read without writing (another process may own it);
     empty if it has none yet. Looking never creates, changes, upgrades or moves a
     state file, and runs no integrity check (the bot's own open does).
 
-    With it, from its history, the events after sequence `events_after`, the newest
-    `newest_events` events, its newest `newest_fills` fills, and (`count_fills`) how
-    many fills it has."""
-    return await StateReader().read_bot(
-        settings,
-        flow_id,
-        base_dir,
-        events_after=events_after,
-        newest_events=newest_events,
-        newest_fills=newest_fills,
-        count_fills=count_fills,
-    )
+    Asked (`Asked`), from its history: the events after sequence `events_after`, the
+    newest `newest_events` events, its newest `newest_fills` fills, and (`count_fills`)
+    how many fills it has."""
+    return await StateReader().read_bot(settings, flow_id, base_dir, **asked)
 
 
 async def read_state(settings: StateSettings, flow_id: str, base_dir: Path) -> BotState:
