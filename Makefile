@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/protection.py
 	$(BIN)/python benchmarks/cli.py
 	$(BIN)/python benchmarks/history.py
+	$(BIN)/python benchmarks/api.py
 
 clean:
 	rm -rf $(VENV) examples/state .pytest_cache .ruff_cache

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -98,10 +99,10 @@ def _fill(n: int) -> Fill:
     )
 
 
-def _position(n: int = 0) -> Position:
+def _position(n: int = 0, bot: str = BOT) -> Position:
     return Position(
         id="pos-live",
-        bot_id=BOT,
+        bot_id=bot,
         symbol="SPY",
         side=Side.LONG,
         size=Decimal(10 + n % 7),
@@ -111,29 +112,36 @@ def _position(n: int = 0) -> Position:
     )
 
 
-async def build(settings: dict[str, Any], size: int) -> None:
-    """`size` records of history and a small live state, written straight to the store
-    in large changes (building is not what is measured)."""
-    store = open_store(StateSettings.model_validate(settings), BOT, Path.cwd())
+async def build(
+    settings: dict[str, Any], size: int, bot: str = BOT, base_dir: Path | None = None
+) -> None:
+    """`size` records of history and a small live state of bot `bot`, written straight
+    to the store in large changes (building is not what is measured; benchmarks/api.py
+    builds its bots with it too)."""
+    store = open_store(StateSettings.model_validate(settings), bot, base_dir or Path.cwd())
     await store.open()
     try:
         ledger = Ledger(next_order_seq=size, first_order_at=T0, fills_cursor="0")
         live = [
-            Put("positions", "pos-live", document(_position())),
+            Put("positions", "pos-live", document(_position(bot=bot))),
             Put("meta", LEDGER, document(ledger)),
         ]
-        await store.apply(BOT, Change(live, epoch=1))
-        ops: list[Put] = []
-        for n in range(size // 2):
-            ops.append(Put("past_intents", f"hist-ab12-1-{n}", document(_intent(n))))
-            ops.append(Put("fills", f"T{n:09d}", document(_fill(n))))
-            if len(ops) >= BATCH:
-                await store.apply(BOT, Change(ops, epoch=1))
-                ops = []
-        if ops:
-            await store.apply(BOT, Change(ops, epoch=1))
+        await store.apply(bot, Change(live, epoch=1))
+        for ops in _history(size):
+            await store.apply(bot, Change(ops, epoch=1))
     finally:
         await store.close()
+
+
+@functools.cache
+def _history(size: int) -> list[list[Put]]:
+    """The history's records in changes of `BATCH`: the same for every bot (no record
+    of it names its bot), so made once for many."""
+    ops = []
+    for n in range(size // 2):
+        ops.append(Put("past_intents", f"hist-ab12-1-{n}", document(_intent(n))))
+        ops.append(Put("fills", f"T{n:09d}", document(_fill(n))))
+    return [ops[at : at + BATCH] for at in range(0, len(ops), BATCH)]
 
 
 def _memory_mb() -> tuple[float, float]:

@@ -17,17 +17,28 @@ import pytest
 def tmpfs(where: Path, size: str = "512k", readonly: bool = False) -> Iterator[Path]:
     where.mkdir(parents=True, exist_ok=True)
     options = f"size={size}" + (",ro" if readonly else "")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        message = f"cannot mount a tmpfs ({mounted.stderr.strip()}): run the tests as root"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    _mount(["-t", "tmpfs", "-o", options, "tmpfs", str(where)], "a tmpfs")
     try:
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[Path]:
+    """`folder`, as it is, made read-only (for root too) until the block ends."""
+    _mount(["--bind", str(folder), str(folder)], "a bind mount")
+    try:
+        _mount(["-o", "remount,bind,ro", str(folder)], "a read-only bind mount")
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _mount(arguments: list[str], what: str) -> None:
+    mounted = subprocess.run(["mount", *arguments], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        message = f"cannot mount {what} ({mounted.stderr.strip()}): run the tests as root"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)

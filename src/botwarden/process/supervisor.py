@@ -62,7 +62,7 @@ from botwarden.process.lock import (
     named,
 )
 from botwarden.process.procs import ProcessId, group_members, identify, uptime
-from botwarden.state.factory import StoredBot, read_bot
+from botwarden.state.factory import StateReader, StoredBot
 from botwarden.state.files import atomic_write
 from botwarden.state.manager import Transaction, utc_now
 
@@ -213,10 +213,35 @@ class BotReport:
         return asdict(self)
 
 
+class _Configs:
+    """Bots' configs as looks read them: parsed and validated again only when the
+    file's bytes differ from the last read (a look at 100 bots each second spent half
+    its time there)."""
+
+    def __init__(self) -> None:
+        self._read: dict[str, tuple[bytes, BotConfig]] = {}
+
+    def load(self, path: str) -> BotConfig:
+        try:
+            text = Path(path).read_bytes()
+        except OSError:
+            return _load_config(path)  # (which says what is wrong, as a config error)
+        known = self._read.get(path)
+        if known is not None and known[0] == text:
+            return known[1]
+        config = _load_config(path)
+        self._read[path] = (text, config)  # (changed since `text`: read again next time)
+        return config
+
+
 class Supervisor:
     def __init__(self, root: Path | None = None, start_wait: float = START_WAIT) -> None:
         self.root = root or botwarden_home()
         self.start_wait = start_wait
+        self._configs = _Configs()
+        self.reader = StateReader()
+        """What this supervisor's looks have read: a bot that did not change is not
+        decoded again (the API server looks at every bot each second)."""
 
     def files(self, bot_id: str) -> BotFiles:
         return bot_files(bot_id, self.root)
@@ -476,7 +501,7 @@ class Supervisor:
         if report.pid is not None and (process := identify(report.pid)) is not None:
             report.uptime_seconds = uptime(process)
         try:
-            config = _load_config(record["config"])
+            config = self._configs.load(record["config"])
             report.strategy = (
                 "its own code" if record["driven_by"] == DRIVEN_BY_CODE else config.strategy.spec
             )
@@ -485,7 +510,7 @@ class Supervisor:
                     "the state is not shown while the bot runs: DuckDB lets one process open"
                     " it (its log: `botwarden logs`)"
                 )
-            read = await _read_bot(config, events_after=events_after)
+            read = await _read_bot(config, events_after=events_after, reader=self.reader)
             state = read.state
         except (BotwardenError, OSError) as error:
             report.problem = str(error)
@@ -506,7 +531,7 @@ class Supervisor:
         return report, read
 
     def config(self, bot_id: str) -> BotConfig:
-        return _load_config(self.files(bot_id).config_path())
+        return self._configs.load(str(self.files(bot_id).config_path()))
 
     # -- helpers ----------------------------------------------------------------------
     def _running_pid(self, files: BotFiles, lock: Path) -> int | None:
@@ -623,14 +648,27 @@ ATTENTION_EVENTS = 50
 """The newest events a look reads for what a bot needing attention asks."""
 
 
-async def _read_bot(config: BotConfig, events_after: int | None = None) -> StoredBot:
-    return await read_bot(
-        config.state,
-        config.bot_id,
-        config.base_dir,
-        events_after=events_after,
-        newest_events=ATTENTION_EVENTS,
-    )
+async def _read_bot(
+    config: BotConfig, events_after: int | None = None, reader: StateReader | None = None
+) -> StoredBot:
+    """The bot's state, its events after `events_after`, and its newest events if it
+    needs attention (what it asks is among them): only then, as a look at every bot
+    each second would otherwise decode 50 events of each."""
+    reader = reader or StateReader()
+
+    async def read(newest_events: int) -> StoredBot:
+        return await reader.read_bot(
+            config.state,
+            config.bot_id,
+            config.base_dir,
+            events_after=events_after,
+            newest_events=newest_events,
+        )
+
+    stored = await read(0)
+    if stored.state.bot.status is BotStatus.NEEDS_ATTENTION:
+        stored = await read(ATTENTION_EVENTS)  # (its state is not decoded again)
+    return stored
 
 
 def _record_kill(config_path: Path, timeout: float) -> None:

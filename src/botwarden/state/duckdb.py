@@ -63,8 +63,8 @@ class DuckdbStore(EmbeddedSqlStore):
         ),
     )
 
-    def __init__(self, path: Path | str, readonly: bool = False) -> None:
-        super().__init__(Path(path), readonly)
+    def __init__(self, path: Path | str, readonly: bool = False, check: bool = True) -> None:
+        super().__init__(Path(path), readonly, check)
         self._driver = _duckdb()
         self.driver_errors = (self._driver.Error,)
 

@@ -206,7 +206,11 @@ class EmbeddedSqlStore:
     errors mean "this file is corrupt" as opposed to "busy" or "locked".
 
     `readonly` is for commands that only look (`state show`, `status`): such a store
-    never creates, lays out or moves a file, and refuses every write.
+    never creates, lays out, upgrades or moves a file, and refuses every write. With
+    `check=False` as well (a look at every bot, again and again: `status`, the API),
+    it runs no integrity check at open either; damage in what it reads is reported by
+    that read, the file left as it is. The bot's own open checks, and moves a damaged
+    file aside.
     """
 
     durable = True
@@ -219,9 +223,10 @@ class EmbeddedSqlStore:
     a commit lands first): one deleted or replaced loses the writes as surely as the
     main file would."""
 
-    def __init__(self, path: Path, readonly: bool = False) -> None:
+    def __init__(self, path: Path, readonly: bool = False, check: bool = True) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self.check = check or not readonly  # (a writer always checks)
         self._legacy = False
         """Opened read-only on layout 1: its history is still in the live table."""
         self._conn: Any = None
@@ -264,7 +269,8 @@ class EmbeddedSqlStore:
             )
         try:
             self._conn = self._connect()
-            self._check_integrity()
+            if self.check:
+                self._check_integrity()
             self._prepare_layout()
         except StateError:
             self._close_quietly()
@@ -372,6 +378,9 @@ class EmbeddedSqlStore:
         try:
             yield
         except self.driver_errors as error:
+            reason = self._corruption(error) if self.readonly else None
+            if reason is not None:  # (a writer's read says what it met: its open checked)
+                raise StateCorruptError(self.path, reason, None) from error
             raise StoreUnavailable(f"{self.describe()}: {error}") from error
 
     async def load(self, flow_id: str) -> Snapshot:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -51,14 +52,21 @@ class SqliteStore(EmbeddedSqlStore):
 
     steady_companions = ("-wal",)
 
-    def __init__(self, path: Path | str, readonly: bool = False) -> None:
-        super().__init__(Path(path), readonly)
+    def __init__(self, path: Path | str, readonly: bool = False, check: bool = True) -> None:
+        super().__init__(Path(path), readonly, check)
 
     def _connect(self) -> Any:
         if self.readonly:
             # mode=ro: SQLite itself refuses every write. A reader of a WAL database
-            # may still create the empty -wal and -shm SQLite keeps beside it.
+            # may still create the empty -wal and -shm SQLite keeps beside it; where it
+            # cannot (a folder it may not write: a backup, another user's bot), and
+            # there are none, the file is all there is and nobody can be writing it
+            # (a writer makes its -wal first): SQLite is told so (`immutable`).
             uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            if not os.access(self.path.parent, os.W_OK) and not any(
+                self.path.with_name(self.path.name + suffix).exists() for suffix in self.companions
+            ):
+                uri += "&immutable=1"
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
             conn.execute(_PRAGMAS[-1])
             return conn
