@@ -23,11 +23,12 @@ def open_store(
 ) -> StateStore:
     """The configured backend (not yet opened). SDKs are imported only when chosen.
 
-    `readonly`, for commands that only look: a file store never creates, lays out,
-    upgrades or moves its file, and refuses writes. `check=False` with it, for looks
-    taken again and again (`status`, the API): no integrity check at open (the bot's
-    own open checks); damage in what is read is reported where it is read. The
-    servers' stores do not take either yet."""
+    `readonly`, for commands that only look: the store never creates, lays out,
+    upgrades or moves anything (a file, a Redis key, a PostgreSQL schema or table),
+    reads an older layout as it is, and refuses writes. `check=False` with it, for
+    looks taken again and again (`status`, the API): no integrity check at open (the
+    bot's own open checks); damage in what is read is reported where it is read. The
+    servers' stores run no integrity check at open, so take no `check`."""
     backend = settings.backend
     if backend == "memory":
         from botwarden.state.memory import MemoryStore
@@ -50,11 +51,11 @@ def open_store(
     if backend == "redis":
         from botwarden.state.redis import RedisStore
 
-        return RedisStore(settings.redis.url, settings.redis.key_prefix)
+        return RedisStore(settings.redis.url, settings.redis.key_prefix, readonly=readonly)
     if backend == "postgres":
         from botwarden.state.postgres import PostgresStore
 
-        return PostgresStore(settings.postgres.dsn, settings.postgres.db_schema)
+        return PostgresStore(settings.postgres.dsn, settings.postgres.db_schema, readonly=readonly)
     raise ValueError(f"unknown state backend {backend!r}")  # config validation prevents this
 
 

@@ -4,6 +4,11 @@ The layout of `sql.py`, with documents as `jsonb` so operators can query them. A
 change is one transaction; claiming the flow row first locks it, so two writers of
 the same bot are serialised and the fencing check cannot race. Durability is the
 server's (`synchronous_commit = on`, the default).
+
+Opened `readonly` (commands that only look), it creates no schema or table, writes no
+version, upgrades nothing, and its session is read-only (`default_transaction_read_only`):
+the server itself refuses a write. An older layout is read as it is (layout 1: one
+`botwarden_records` table for all), and a schema without the layout holds no bots.
 """
 
 from __future__ import annotations
@@ -63,10 +68,17 @@ def _psycopg() -> Any:
 class PostgresStore:
     durable = True
 
-    def __init__(self, dsn: str, schema: str = "public", timeout: float = 10.0) -> None:
+    def __init__(
+        self, dsn: str, schema: str = "public", timeout: float = 10.0, readonly: bool = False
+    ) -> None:
         self._dsn = dsn
         self._schema = schema
         self._timeout = timeout
+        self.readonly = readonly
+        self._legacy = False
+        """Opened read-only on layout 1: every record in its one table."""
+        self._laid_out = True
+        """False: opened read-only on a schema without the layout, so nothing stored."""
         self._conn: Any = None
 
     def describe(self) -> str:
@@ -76,7 +88,10 @@ class PostgresStore:
         try:
             with self._errors("cannot open"):
                 await self._connect()
-                await self._prepare_layout()
+                if self.readonly:
+                    await self._read_layout()
+                else:
+                    await self._prepare_layout()
         except BaseException:
             await self.close()
             raise
@@ -91,7 +106,13 @@ class PostgresStore:
         )
         # Session-level, so it holds for every later transaction on this connection.
         schema = psycopg.sql.Identifier(self._schema)
-        await self._conn.execute(psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+        if self.readonly:
+            await self._conn.execute("SET default_transaction_read_only TO on")
+        else:
+            await self._conn.execute(
+                psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema)
+            )
+        # (a schema that does not exist is no error here: a reader finds no layout in it)
         await self._conn.execute(psycopg.sql.SQL("SET search_path TO {}").format(schema))
         return self._conn
 
@@ -131,6 +152,25 @@ class PostgresStore:
                 await self._conn.execute(statement)
             await self._conn.execute(_STATEMENTS.write_version, (SCHEMA_VERSION,))
 
+    async def _read_layout(self) -> None:
+        """A reader's `_prepare_layout`: the version, refused if newer, nothing written.
+        No lock: a writer lays out or upgrades in one transaction, seen whole or not."""
+        cursor = await self._conn.execute("SELECT to_regclass('botwarden_schema')")
+        self._laid_out = (await cursor.fetchone())[0] is not None
+        if not self._laid_out:
+            return
+        cursor = await self._conn.execute(_STATEMENTS.read_version)
+        row = await cursor.fetchone()
+        found = SCHEMA_VERSION if row is None else row[0]
+        if found > SCHEMA_VERSION:
+            raise SchemaVersionError(self.describe(), found, SCHEMA_VERSION)
+        self._legacy = found < SCHEMA_VERSION
+
+    def _table(self, collection: str) -> str:
+        # Layout 1's keys sort by the database's collation, not byte by byte: the only
+        # history of it read by range, its events, has keys of digits alone.
+        return LEGACY_TABLE if self._legacy else table_of(collection)
+
     async def _upgrade(self) -> None:
         """Version 1 to 2, inside the layout's transaction (under its advisory lock, so
         one of many bots starting at once does it): the history table made, fills and
@@ -160,30 +200,35 @@ class PostgresStore:
             self._conn = None
 
     async def _query(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if not self._laid_out:
+            return []
         with self._errors():
             conn = await self._connection()
             cursor = await conn.execute(statement, params)
             return await cursor.fetchall()
 
     async def load(self, flow_id: str) -> Snapshot:
-        return snapshot_from_rows(await self._query(_STATEMENTS.load[LIVE_TABLE], (flow_id,)))
+        statement = _STATEMENTS.load[LEGACY_TABLE if self._legacy else LIVE_TABLE]
+        return snapshot_from_rows(await self._query(statement, (flow_id,)))
 
     async def get(self, flow_id: str, collection: str, keys: Sequence[str]) -> dict[str, str]:
         if not keys:
             return {}
         rows = await self._query(
-            f"SELECT key, doc::text FROM {table_of(collection)}"
+            f"SELECT key, doc::text FROM {self._table(collection)}"
             " WHERE flow_id = %s AND collection = %s AND key = ANY(%s)",
             (flow_id, collection, list(keys)),
         )
         return dict(rows)
 
     async def scan(self, flow_id: str, collection: str, within: KeyRange = EVERY) -> Records:
-        statement, more = scan_statement(_STATEMENTS, "%s", table_of(collection), within)
+        statement, more = scan_statement(_STATEMENTS, "%s", self._table(collection), within)
         rows = await self._query(statement, (flow_id, collection, *more))
         return [(key, doc) for key, doc in rows]
 
     async def apply(self, flow_id: str, change: Change) -> None:
+        if self.readonly:
+            raise StateError(f"{self.describe()}: opened read-only, not for writing")
         upserts, deletes = split_ops(flow_id, change)
         with self._errors("lost during a write, which may or may not have committed"):
             conn = await self._connection()
@@ -207,8 +252,8 @@ class PostgresStore:
                             await batch.executemany(_STATEMENTS.delete[table], gone)
 
     async def count(self, flow_id: str, collection: str) -> int:
-        rows = await self._query(_STATEMENTS.count[table_of(collection)], (flow_id, collection))
-        return int(rows[0][0])
+        rows = await self._query(_STATEMENTS.count[self._table(collection)], (flow_id, collection))
+        return int(rows[0][0]) if rows else 0
 
     async def flows(self) -> list[str]:
         return [row[0] for row in await self._query(_STATEMENTS.flows)]

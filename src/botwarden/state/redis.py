@@ -16,6 +16,11 @@ unit. Redis does not roll a script back when a command inside it fails, so the
 script checks everything that could fail (key types, the fencing epoch) before its
 first write. Durability is the server's: a change survives a Redis restart only with
 `appendonly yes` and `appendfsync always`; `open` warns when the server says otherwise.
+
+Opened `readonly` (commands that only look), it sends no command that writes: no
+version key set, no upgrade, every change refused. An older layout is read as it is
+(layout 1: fills and events in hashes of their own names, without sorted sets), and a
+prefix nobody wrote holds no bots.
 """
 
 from __future__ import annotations
@@ -116,10 +121,15 @@ def _redis() -> Any:
 class RedisStore:
     durable = True
 
-    def __init__(self, url: str, key_prefix: str = "bw", timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, key_prefix: str = "bw", timeout: float = 10.0, readonly: bool = False
+    ) -> None:
         self._url = url
         self._prefix = key_prefix
         self._timeout = timeout
+        self.readonly = readonly
+        self._legacy = False
+        """Opened read-only on layout 1: every collection under its layout-1 name."""
         self._client: Any = None
         self._script: Any = None
 
@@ -137,8 +147,9 @@ class RedisStore:
         ]
 
     def _hash(self, flow_id: str, collection: str) -> str:
-        base = f"{self._prefix}:{{{flow_id}}}"
-        return f"{base}:history:{collection}" if collection in HISTORY else f"{base}:{collection}"
+        if collection in HISTORY and not self._legacy:
+            return f"{self._prefix}:{{{flow_id}}}:history:{collection}"
+        return self._legacy_name(flow_id, collection)
 
     def _index(self, flow_id: str, collection: str) -> str:
         """The sorted set of a history collection's keys (all scored 0: ordered by key)."""
@@ -148,9 +159,9 @@ class RedisStore:
         """Layout 1's name of the bot's fills hash, a string in layout 2: a process of
         layout 1 still running checks that its keys are hashes before it writes, so
         it is refused instead of writing where layout 2 does not read."""
-        return self._legacy(flow_id, "fills")
+        return self._legacy_name(flow_id, "fills")
 
-    def _legacy(self, flow_id: str, collection: str) -> str:
+    def _legacy_name(self, flow_id: str, collection: str) -> str:
         return f"{self._prefix}:{{{flow_id}}}:{collection}"
 
     async def open(self) -> None:
@@ -171,9 +182,12 @@ class RedisStore:
                 retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
                 retry_on_error=[redis_asyncio.ConnectionError, redis_asyncio.TimeoutError],
             )
-            await self._client.set(f"{self._prefix}:schema", SCHEMA_VERSION, nx=True)
-            found = int(await self._client.get(f"{self._prefix}:schema"))
-            config = await self._server_persistence()
+            if not self.readonly:
+                await self._client.set(f"{self._prefix}:schema", SCHEMA_VERSION, nx=True)
+            # (no version, for a reader: a prefix never written, empty in any layout)
+            found = int(await self._client.get(f"{self._prefix}:schema") or SCHEMA_VERSION)
+            # A look writes nothing, so the server's durability is its writer's to warn of.
+            config = None if self.readonly else await self._server_persistence()
         except (redis_asyncio.RedisError, ValueError) as error:  # ValueError: a malformed URL
             await self.close()
             reason = scrub(str(error), self._url)
@@ -181,7 +195,8 @@ class RedisStore:
         if found > SCHEMA_VERSION:
             await self.close()
             raise SchemaVersionError(self.describe(), found, SCHEMA_VERSION)
-        if found < SCHEMA_VERSION:
+        self._legacy = found < SCHEMA_VERSION and self.readonly
+        if found < SCHEMA_VERSION and not self.readonly:
             try:
                 with self._errors():
                     await self._upgrade()
@@ -212,7 +227,7 @@ class RedisStore:
                     if int(await pipe.get(schema) or 0) >= SCHEMA_VERSION:
                         return  # another process did it first
                     flows = sorted(await pipe.smembers(bots))
-                    old = [self._legacy(f, c) for f in flows for c in COLLECTIONS]
+                    old = [self._legacy_name(f, c) for f in flows for c in COLLECTIONS]
                     if old:
                         await pipe.watch(*old)
                     moves: dict[str, dict[str, str]] = {}
@@ -222,7 +237,7 @@ class RedisStore:
                         keys = past_intent_keys(intents)
                         moves[flow_id] = {key: intents[key] for key in keys}
                         for name in ("fills", "events"):
-                            legacy = self._legacy(flow_id, name)
+                            legacy = self._legacy_name(flow_id, name)
                             moved_whole[(flow_id, name)] = await pipe.hkeys(legacy)
                     pipe.multi()
                     for flow_id, moved in moves.items():
@@ -232,7 +247,7 @@ class RedisStore:
                             pipe.zadd(self._index(flow_id, "past_intents"), dict.fromkeys(moved, 0))
                     for (flow_id, name), keys in moved_whole.items():
                         if keys:
-                            pipe.rename(self._legacy(flow_id, name), self._hash(flow_id, name))
+                            pipe.rename(self._legacy_name(flow_id, name), self._hash(flow_id, name))
                             pipe.zadd(self._index(flow_id, name), dict.fromkeys(keys, 0))
                     for flow_id in flows:
                         pipe.set(self._marker(flow_id), "layout 2")
@@ -284,8 +299,11 @@ class RedisStore:
         return {key: value for key, value in zip(keys, values, strict=True) if value is not None}
 
     async def scan(self, flow_id: str, collection: str, within: KeyRange = EVERY) -> Records:
-        if collection not in HISTORY:  # a live collection is small: read it whole
-            return within.of((await self.load(flow_id))[collection])
+        if collection not in HISTORY or self._legacy:
+            # A live collection is small: read whole. So is layout 1's history (its
+            # events were capped), which has no sorted sets to read a range of.
+            with self._errors():
+                return within.of(await self._client.hgetall(self._hash(flow_id, collection)))
         low = f"[{within.start}"
         high = "+" if within.stop is None else f"({within.stop}"
         paging = {"start": 0, "num": within.limit} if within.limit is not None else {}
@@ -302,6 +320,8 @@ class RedisStore:
         return [(key, found[key]) for key in keys if key in found]
 
     async def apply(self, flow_id: str, change: Change) -> None:
+        if self.readonly:
+            raise StateError(f"{self.describe()}: opened read-only, not for writing")
         args: list[Any] = ["" if change.epoch is None else change.epoch, flow_id, len(COLLECTIONS)]
         for op in change.ops:
             hash_at, index_at = _HASH[op.collection], _INDEX[op.collection]
