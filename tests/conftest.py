@@ -27,6 +27,7 @@ from botwarden.state.settings import StateSettings
 
 BACKENDS = ("memory", "sqlite", "duckdb", "jsonfile", "redis", "postgres")
 FILE_BACKENDS = ("sqlite", "duckdb", "jsonfile")
+SERVERS = ("redis", "postgres")
 
 REDIS_URL = os.environ.get("BOTWARDEN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_DSN = os.environ.get(
@@ -196,6 +197,11 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 
 @pytest.fixture(params=[b for b in BACKENDS if b != "memory"])
 def durable_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    yield from make_backend(request.param, tmp_path)
+
+
+@pytest.fixture(params=SERVERS)
+def server_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     yield from make_backend(request.param, tmp_path)
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import drop_redis_prefix, require_redis
+from tests.conftest import Backend, drop_redis_prefix, require_redis
+from tests.state.as_stored import as_stored
 
 
 def botwarden(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -75,15 +76,15 @@ def test_showing_a_bot_without_state_creates_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "state").exists()
 
 
-def test_a_bot_unknown_to_a_shared_store_is_an_error_not_an_empty_report(tmp_path: Path) -> None:
-    url = require_redis()
-    section = f"state: {{backend: redis, redis: {{url: '{url}', key_prefix: tnone}}}}"
-    config = write_config(tmp_path / "bot.yaml", f"bot_id: typo_bot\n{section}\n")
-    try:
-        result = botwarden("state", "show", str(config), cwd=tmp_path)
-        assert_one_line_error(result, 1, "bot typo_bot has no state in redis")
-    finally:
-        drop_redis_prefix(url, "tnone")
+def test_a_bot_unknown_to_a_shared_store_is_an_error_not_an_empty_report(
+    tmp_path: Path, server_backend: Backend
+) -> None:
+    """And the look made nothing there: no Redis key, no PostgreSQL schema."""
+    section = json.dumps(server_backend.settings)
+    config = write_config(tmp_path / "bot.yaml", f"bot_id: typo_bot\nstate: {section}\n")
+    result = botwarden("state", "show", str(config), cwd=tmp_path)
+    assert_one_line_error(result, 1, f"bot typo_bot has no state in {server_backend.name}")
+    assert as_stored(server_backend) == {}
 
 
 def test_a_bot_run_twice_carries_on_and_state_show_reports_it(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """A look at a bot (`status`, the API, the dashboard's watcher) reads what the bot
-holds now, writes nothing, runs no integrity check, and does not decode again a bot
-that did not change; every change is seen at the next look, however fast it came."""
+holds now, writes nothing (a file, a Redis key, a PostgreSQL row), runs no integrity
+check, and does not decode again a bot that did not change; every change is seen at
+the next look, however fast it came."""
 
 from __future__ import annotations
 
@@ -17,12 +18,15 @@ from botwarden.domain.models import Position, Side
 from botwarden.errors import StateCorruptError
 from botwarden.process.supervisor import Supervisor
 from botwarden.state.factory import StateReader, StoredBot, open_store, read_bot
+from botwarden.state.history import History
 from botwarden.state.manager import StateManager
 from botwarden.state.records import document
 from botwarden.state.settings import StateSettings
 from tests.conftest import FILE_BACKENDS, Backend
 from tests.disks import read_only
+from tests.state.as_stored import as_stored
 from tests.state.files import fold_wal, state_file
+from tests.state.test_manager import entry, fill
 from tests.support.processes import CONFIG
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
@@ -99,6 +103,63 @@ def test_a_look_leaves_every_file_as_it_was(file_backend: Backend) -> None:
     # (a reader of a WAL database may leave the empty -wal and -shm SQLite keeps beside)
     assert {name: after[name] for name in before} == before
     assert all(not after[name][0] or name.endswith("-shm") for name in set(after) - set(before))
+
+
+async def look_at_everything(backend: Backend, bot: str = "bot") -> StoredBot:
+    """What the looks read: `status`, `state show` and the dashboard's watcher (again
+    and again), and the API's history pages; the last look's bot."""
+    settings, folder = settings_of(backend), backend.base_dir
+    store = open_store(settings, bot, folder, readonly=True)
+    await store.open()
+    try:
+        history = History(store, bot)
+        await history.trades(limit=10, newest_first=True)
+        await history.days()
+        await history.orders()
+        await history.has_fill("T1")
+        await store.flows()
+        await store.epoch(bot)
+    finally:
+        await store.close()
+    reader = StateReader()
+    asked = {"events_after": 0, "newest_events": 5, "newest_fills": 5, "count_fills": True}
+    for _ in range(2):
+        stored = await reader.read_bot(settings, bot, folder, **asked)
+    return stored
+
+
+async def test_a_look_at_a_server_never_written_creates_nothing(
+    server_backend: Backend,
+) -> None:
+    """No Redis key, no PostgreSQL schema: it holds no bots, and stays so."""
+    assert as_stored(server_backend) == {}
+
+    stored = await look_at_everything(server_backend)
+
+    assert stored.state.positions == {} and stored.state.bot.seen_at is None
+    assert stored.fill_count == 0 and stored.fills == [] and stored.events == []
+    assert as_stored(server_backend) == {}, "a look created something"
+
+
+async def test_a_look_at_a_server_store_changes_nothing(server_backend: Backend) -> None:
+    """Every key and row as it was, down to the bytes of a Redis value and the
+    transaction that last wrote a PostgreSQL row."""
+    await traded(server_backend)
+    async with StateManager.from_config(
+        "bot", server_backend.settings, base_dir=server_backend.base_dir
+    ) as m:
+        await m.fence(1)
+        sent = entry("bot-1-000001").submit(T0, 1)
+        await m.save_order(sent)
+        await m.record_fill(fill(), intent=sent.fill(T0, Decimal(10), Decimal(450)))
+    before = as_stored(server_backend)
+
+    stored = await look_at_everything(server_backend)
+
+    assert list(stored.state.positions) == ["pos-0"]
+    assert [f.trade_id for f in stored.fills] == ["T1"] and stored.fill_count == 1
+    assert [e.message for e in stored.events][:2] == ["event 1", "event 2"]
+    assert as_stored(server_backend) == before, "a look changed what is stored"
 
 
 def test_a_look_runs_no_integrity_check(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from botwarden.errors import SchemaVersionError, StateCorruptError, StateError, 
 from botwarden.state.base import HISTORY, SCHEMA_VERSION, Change, Put
 from botwarden.state.manager import StateManager
 from tests.conftest import FILE_BACKENDS, Backend
+from tests.state.as_stored import as_stored
 from tests.state.files import (
     empty,
     file_backend_at,
@@ -99,22 +100,24 @@ async def test_a_store_opened_to_read_reports_a_bad_file_and_leaves_it_as_it_is(
 
 
 async def test_reading_healthy_state_changes_no_byte_and_writes_nothing(
-    file_backend: Backend,
+    durable_backend: Backend,
 ) -> None:
-    await write_some_state(file_backend)
-    path = state_file(file_backend)
-    before = fingerprint(path)
+    await write_some_state(durable_backend)
+    before = as_stored(durable_backend)
 
-    store = read_only_store(file_backend)
+    store = read_only_store(durable_backend)
     await store.open()
     assert len((await store.load("bot"))["positions"]) == 200
     assert await store.flows() == ["bot"]
-    with pytest.raises(StateError, match="read-only"):
+    with pytest.raises(StateError, match="opened read-only, not for writing"):
         await store.apply("bot", Change([Put("positions", "p0", {"i": "changed"})]))
+    with pytest.raises(StateError, match="opened read-only, not for writing"):
+        await store.apply("new-bot", Change([Put("positions", "p0", {"i": 0})]))
     await store.close()
 
-    assert fingerprint(path) == before
-    assert not set_aside_copies(path)
+    assert as_stored(durable_backend) == before
+    if durable_backend.name in FILE_BACKENDS:
+        assert not set_aside_copies(state_file(durable_backend))
 
 
 async def test_a_store_opened_to_read_creates_no_file(file_backend: Backend) -> None:
@@ -219,17 +222,16 @@ async def test_state_from_a_newer_schema_is_refused_and_left_alone(
 ) -> None:
     await write_some_state(durable_backend)
     set_stored_version(durable_backend, SCHEMA_VERSION + 1)
-    before = (
-        state_file(durable_backend).read_bytes() if durable_backend.name in FILE_BACKENDS else None
-    )
+    before = as_stored(durable_backend)
 
-    with pytest.raises(SchemaVersionError) as caught:
-        await durable_backend.store().open()
+    for store in (durable_backend.store(), read_only_store(durable_backend)):  # a bot, a look
+        with pytest.raises(SchemaVersionError) as caught:
+            await store.open()
 
-    assert f"schema version {SCHEMA_VERSION + 1}" in str(caught.value)
-    assert "upgrade botwarden" in str(caught.value)
-    if before is not None:
-        assert state_file(durable_backend).read_bytes() == before
+        assert f"schema version {SCHEMA_VERSION + 1}" in str(caught.value)
+        assert "upgrade botwarden" in str(caught.value)
+    assert as_stored(durable_backend) == before
+    if durable_backend.name in FILE_BACKENDS:
         assert not list(state_file(durable_backend).parent.glob("*.corrupt-*"))
 
 

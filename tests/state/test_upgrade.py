@@ -18,6 +18,7 @@ from botwarden.state.factory import read_bot
 from botwarden.state.manager import StateManager
 from botwarden.state.settings import StateSettings
 from tests.conftest import Backend, make_backend
+from tests.state.as_stored import as_stored
 from tests.state.test_manager import entry
 
 LAYOUT_1 = Path(__file__).parent / "fixtures" / "layout_1"
@@ -121,10 +122,6 @@ def _stored_version(backend: Backend) -> int:
         return conn.execute("SELECT version FROM botwarden_schema").fetchone()[0]
 
 
-def _bytes(path: Path) -> bytes:
-    return path.read_bytes()
-
-
 def _bot_settings(backend: Backend) -> StateSettings:
     return StateSettings.model_validate(backend.settings)
 
@@ -169,17 +166,25 @@ async def test_a_writer_upgrades_layout_1_keeping_every_record(layout_1: Backend
     assert _stored_version(layout_1) == SCHEMA_VERSION
 
 
-# A server store (Redis, PostgreSQL) has no read-only open yet: its reader is a writer.
-@pytest.mark.parametrize("layout_1", list(FILES), indirect=True)
 async def test_a_reader_reads_layout_1_as_it_is_and_changes_nothing(
     layout_1: Backend,
 ) -> None:
-    path = Path(layout_1.settings[layout_1.name]["path"])
-    before = _bytes(path)
-    stored = await read_bot(_bot_settings(layout_1), "alpha", layout_1.base_dir, newest_events=10)
+    before = as_stored(layout_1)
+    stored = await read_bot(
+        _bot_settings(layout_1),
+        "alpha",
+        layout_1.base_dir,
+        events_after=0,
+        newest_events=10,
+        newest_fills=5,
+        count_fills=True,
+    )
     assert sorted(stored.state.intents) == ["alpha-1-1", "alpha-1-4", "alpha-1-5"]
     assert [p.symbol for p in stored.state.positions.values()] == ["SPY"]
-    assert _bytes(path) == before
+    assert [e.message for e in stored.events] == ["alpha event 1", "alpha event 2"]
+    assert [e.message for e in stored.recent_events] == [f"alpha event {n}" for n in range(3)]
+    assert [f.trade_id for f in stored.fills] == ["alpha-T1"] and stored.fill_count == 1
+    assert as_stored(layout_1) == before
     assert _stored_version(layout_1) == 1
 
 
@@ -270,7 +275,8 @@ async def test_a_process_of_layout_1_still_running_is_refused_after_the_upgrade(
 
 
 async def test_a_redis_prefix_of_layout_1_with_no_bot_yet_upgrades(tmp_path: Path) -> None:
-    """Only looked at so far (`status`, `serve`): the schema key set, no bot in it."""
+    """Only looked at so far by a release whose looks set the schema key (`status`,
+    `serve`): the key set, no bot in it."""
     import redis
 
     for backend in make_backend("redis", tmp_path):
