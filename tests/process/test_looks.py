@@ -200,6 +200,10 @@ def test_a_bot_that_did_not_change_is_not_decoded_again(file_backend: Backend) -
     assert reader.decoded == 1
     assert all(look.state is looks[0].state for look in looks)
     assert [e.message for e in looks[-1].recent_events] == ["event 1", "event 2"]
+    # More than the bot holds: all of them, at the next look too (it once lost some).
+    for _ in range(2):
+        more = asyncio.run(reader.read_bot(settings, "bot", folder, newest_events=5))
+        assert [e.message for e in more.recent_events] == [f"event {n}" for n in range(3)]
 
     async def beat() -> None:
         async with StateManager.from_config("bot", file_backend.settings, base_dir=folder) as m:

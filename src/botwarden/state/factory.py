@@ -137,7 +137,8 @@ class StateReader:
         history = History(store, flow_id)
         events = [] if events_after is None else await history.events(after=events_after)
         if seen is not None and seen.newest_events >= newest_events:
-            recent = seen.recent_events[len(seen.recent_events) - newest_events :]
+            # (from 0 at most: a bot may hold fewer events than asked for)
+            recent = seen.recent_events[max(0, len(seen.recent_events) - newest_events) :]
         else:
             newest = (
                 await history.events(limit=newest_events, newest_first=True)
