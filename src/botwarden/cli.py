@@ -3,10 +3,15 @@
 An operator's mistake (a bad config, an unreadable state file, a server that is down)
 is printed as one line on stderr, with exit code 2 for config errors and 1 otherwise.
 A traceback means a bug in botwarden.
+
+The commands are click's: typer (which it was written with) builds a pydantic adapter
+for every parameter it parses and imports its rich help at every `--help`, about
+0.1 s before any command begins; a command here imports what it uses, in its body.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -14,9 +19,9 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import typer
+import click
 
 from botwarden import __version__
 from botwarden.errors import BotwardenError, ConfigError, StateError
@@ -27,18 +32,29 @@ if TYPE_CHECKING:
     from botwarden.config import BotConfig
     from botwarden.state.base import StateStore
 
-app = typer.Typer(
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    help="botwarden: a crash-safe runtime for trading bots.",
-)
-state_app = typer.Typer(no_args_is_help=True, help="Inspect, export and import a bot's state.")
-app.add_typer(state_app, name="state")
-venue_app = typer.Typer(no_args_is_help=True, help="Run local emulators of real venues.")
-app.add_typer(venue_app, name="venue")
-keys_app = typer.Typer(no_args_is_help=True, help="Venue keys stored through the API.")
-app.add_typer(keys_app, name="keys")
+
+class _ListedWhole:
+    """A command listed in its group's help with the whole first paragraph of its help
+    (click cuts it at the first sentence, to 45 characters)."""
+
+    help: str | None
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return " ".join(inspect.cleandoc(self.help or "").split("\n\n")[0].split())
+
+
+class _Command(_ListedWhole, click.Command):
+    pass
+
+
+class _Group(_ListedWhole, click.Group):
+    """Its commands listed as they are defined (not sorted), the groups last."""
+
+    command_class = _Command
+    group_class = type
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.commands, key=lambda name: isinstance(self.commands[name], click.Group))
 
 
 class _Console:
@@ -73,22 +89,57 @@ console = _Console()
 errors = _Console(stderr=True)
 T = TypeVar("T")
 
-ConfigArg = Annotated[Path, typer.Argument(help="The bot's config file (YAML, JSON or TOML).")]
+FILE = click.Path(path_type=Path)
+config_argument = click.argument(
+    "config", type=FILE, help="The bot's config file (YAML, JSON or TOML)."
+)
+bot_argument = click.argument("bot", help="The bot's id (`bot_id` in its config).")
+timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    help="Seconds to wait after SIGTERM before SIGKILL.",
+)
 
 
-def _version(value: bool) -> None:
+def _json_option(instead_of: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--json", "as_json", is_flag=True, help=f"Print JSON instead of {instead_of}."
+    )
+
+
+def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     if value:
-        console.print(f"botwarden {__version__}")
-        raise typer.Exit()
+        click.echo(f"botwarden {__version__}")
+        ctx.exit()
 
 
-@app.callback()
-def _main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
-    ] = False,
-) -> None:
+@click.group(cls=_Group, no_args_is_help=True, context_settings={"show_default": True})
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_version,
+    help="Show the version.",
+)
+def app() -> None:
     """botwarden: a crash-safe runtime for trading bots."""
+
+
+@app.group("state", no_args_is_help=True)
+def state_app() -> None:
+    """Inspect, export and import a bot's state."""
+
+
+@app.group("venue", no_args_is_help=True)
+def venue_app() -> None:
+    """Run local emulators of real venues."""
+
+
+@app.group("keys", no_args_is_help=True)
+def keys_app() -> None:
+    """Venue keys stored through the API."""
 
 
 @asynccontextmanager
@@ -114,10 +165,9 @@ async def _opened_store(config: BotConfig, *, existing: bool) -> AsyncIterator[S
 
 
 @state_app.command("show")
-def state_show(
-    config: ConfigArg,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
-) -> None:
+@config_argument
+@_json_option("tables")
+def state_show(config: Path, as_json: bool) -> None:
     """Positions, pending order intents, risk, signals and status of one bot."""
     from botwarden.config import load_config
     from botwarden.state.factory import StoredBot
@@ -143,12 +193,9 @@ def state_show(
 
 
 @state_app.command("export")
-def state_export(
-    config: ConfigArg,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
-    ] = None,
-) -> None:
+@config_argument
+@click.option("--output", "-o", type=FILE, help="Write here instead of stdout.")
+def state_export(config: Path, output: Path | None) -> None:
     """Write all of one bot's state as JSON, record for record (to move it to another
     store, keep a copy, or mend a broken record by hand and import it back)."""
     from botwarden.config import load_config
@@ -170,13 +217,10 @@ def state_export(
 
 
 @state_app.command("import")
-def state_import(
-    config: ConfigArg,
-    file: Annotated[Path, typer.Argument(help="A file written by `botwarden state export`.")],
-    replace: Annotated[
-        bool, typer.Option("--replace", help="Replace the state the store already holds.")
-    ] = False,
-) -> None:
+@config_argument
+@click.argument("file", type=FILE, help="A file written by `botwarden state export`.")
+@click.option("--replace", is_flag=True, help="Replace the state the store already holds.")
+def state_import(config: Path, file: Path, replace: bool) -> None:
     """Load an export into the store this config names: every record checked first,
     then all of them in one atomic write."""
     from botwarden.config import load_config
@@ -223,30 +267,39 @@ def keys_list() -> None:
 
 
 @venue_app.command("serve")
+@click.option(
+    "--api", type=click.Choice(EmulatedApi), default=EmulatedApi.alpaca, help="Whose API to speak."
+)
+@click.option("--port", default=8710, help="TCP port.")
+@click.option("--host", default="127.0.0.1", help="Address to listen on.")
+@click.option(
+    "--key", envvar="BOTWARDEN_EMULATOR_KEY", show_envvar=True, help="Accept only this API key."
+)
+@click.option(
+    "--secret", envvar="BOTWARDEN_EMULATOR_SECRET", show_envvar=True, help="...and this secret."
+)
+@click.option(
+    "--faults", default="", show_default=False, help="Faults to inject (see docs/venues.md)."
+)
+@click.option(
+    "--book",
+    type=FILE,
+    help="The exchange's book, kept across restarts [default: state/emulator-API.db].",
+)
+@click.option("--seed", default=7, help="Decides the price path.")
+@click.option("--speed", default=1.0, help="Exchange time per wall-clock time.")
+@click.option("--access-log", is_flag=True, help="Print a line for every request served.")
 def venue_serve(
-    api: Annotated[EmulatedApi, typer.Option(help="Whose API to speak.")] = EmulatedApi.alpaca,
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8710,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    key: Annotated[
-        str | None,
-        typer.Option(envvar="BOTWARDEN_EMULATOR_KEY", help="Accept only this API key."),
-    ] = None,
-    secret: Annotated[
-        str | None,
-        typer.Option(envvar="BOTWARDEN_EMULATOR_SECRET", help="...and this secret."),
-    ] = None,
-    faults: Annotated[str, typer.Option(help="Faults to inject (see docs/venues.md).")] = "",
-    book: Annotated[
-        Path | None,
-        typer.Option(
-            help="The exchange's book, kept across restarts [default: state/emulator-API.db]."
-        ),
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Decides the price path.")] = 7,
-    speed: Annotated[float, typer.Option(help="Exchange time per wall-clock time.")] = 1.0,
-    access_log: Annotated[
-        bool, typer.Option("--access-log", help="Print a line for every request served.")
-    ] = False,
+    api: EmulatedApi,
+    port: int,
+    host: str,
+    key: str | None,
+    secret: str | None,
+    faults: str,
+    book: Path | None,
+    seed: int,
+    speed: float,
+    access_log: bool,
 ) -> None:
     """Serve a venue's real API on this machine, backed by the paper exchange: point an
     unmodified SDK (alpaca-py, ccxt) or bot at it to rehearse fills, stops and outages."""
@@ -285,15 +338,15 @@ def venue_serve(
 
 
 @app.command("run")
-def run(
-    config: ConfigArg,
-    ticks: Annotated[
-        int | None, typer.Option(help="Stop after this many passes (default: run until stopped).")
-    ] = None,
-    log_format: Annotated[
-        LogFormat, typer.Option("--log-format", help="The log file's format.")
-    ] = LogFormat.text,
-) -> None:
+@config_argument
+@click.option("--ticks", type=int, help="Stop after this many passes (default: run until stopped).")
+@click.option(
+    "--log-format",
+    type=click.Choice(LogFormat),
+    default=LogFormat.text,
+    help="The log file's format.",
+)
+def run(config: Path, ticks: int | None, log_format: LogFormat) -> None:
     """Run a bot in the foreground until SIGTERM or Ctrl-C: recovery first, then the loop.
 
     One instance per bot: a second one exits at once, naming the first one's PID.
@@ -334,14 +387,9 @@ def _log_to(path: Path, log_format: LogFormat) -> None:
         console_handler.setLevel(logging.INFO)
 
 
-BotArg = Annotated[str, typer.Argument(help="The bot's id (`bot_id` in its config).")]
-TimeoutOpt = Annotated[
-    float, typer.Option(help="Seconds to wait after SIGTERM before SIGKILL.", min=0)
-]
-
-
 @app.command("start")
-def start(config: ConfigArg) -> None:
+@config_argument
+def start(config: Path) -> None:
     """Start a bot in the background (its own session and process group), once.
 
     Refused, naming the PID, if the bot already runs. Returns once the new process
@@ -364,7 +412,9 @@ def start(config: ConfigArg) -> None:
 
 
 @app.command("stop")
-def stop(bot: BotArg, timeout: TimeoutOpt = 30.0) -> None:
+@bot_argument
+@timeout_option
+def stop(bot: str, timeout: float) -> None:
     """Stop a bot: SIGTERM to its process group, SIGKILL after the timeout; returns once
     nothing of it is left and its lock is free."""
     from botwarden.process.supervisor import Supervisor
@@ -387,7 +437,9 @@ def stop(bot: BotArg, timeout: TimeoutOpt = 30.0) -> None:
 
 
 @app.command("restart")
-def restart(bot: BotArg, timeout: TimeoutOpt = 30.0) -> None:
+@bot_argument
+@timeout_option
+def restart(bot: str, timeout: float) -> None:
     """Stop the bot (as `stop`), then start it again from the config it last ran."""
     from botwarden.process.supervisor import Supervisor
 
@@ -396,7 +448,8 @@ def restart(bot: BotArg, timeout: TimeoutOpt = 30.0) -> None:
 
 
 @app.command("resolve")
-def resolve(bot: BotArg) -> None:
+@bot_argument
+def resolve(bot: str) -> None:
     """Clear "needs attention" once you have looked: a running bot recovers again, now
     acting on what the venue says (manual mode reconciles as sync, a stale state is
     accepted); a stopped one does so at its next start. What is still wrong asks for
@@ -415,10 +468,9 @@ def resolve(bot: BotArg) -> None:
 
 
 @app.command("account")
-def account(
-    config: ConfigArg,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
-) -> None:
+@config_argument
+@_json_option("tables")
+def account(config: Path, as_json: bool) -> None:
     """The balance, positions and open orders as the venue sees them, beside what the
     bot believes, with every difference named. Reads only: nothing is sent or written."""
     from dataclasses import asdict
@@ -437,16 +489,11 @@ def account(
 
 
 @app.command("flatten")
-def flatten(
-    bot: BotArg,
-    symbol: Annotated[
-        str | None, typer.Option(help="Only this market [default: every one].")
-    ] = None,
-    yes: Annotated[
-        bool, typer.Option("--yes", help="Mean it: positions are closed at market.")
-    ] = False,
-    timeout: TimeoutOpt = 30.0,
-) -> None:
+@bot_argument
+@click.option("--symbol", help="Only this market [default: every one].")
+@click.option("--yes", is_flag=True, help="Mean it: positions are closed at market.")
+@timeout_option
+def flatten(bot: str, symbol: str | None, yes: bool, timeout: float) -> None:
     """Emergency: stop the bot, cancel its orders and close its positions at market.
 
     Each exit is written ahead and recorded like any other (its fills, its trade, its
@@ -475,14 +522,13 @@ def flatten(
         )
     console.print("\n".join(lines), markup=False, highlight=False)
     if done.still_held or done.still_open:
-        raise typer.Exit(1)
+        sys.exit(1)
 
 
 @app.command("status")
-def status(
-    bot: Annotated[str | None, typer.Argument(help="One bot [default: every bot].")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-) -> None:
+@click.argument("bot", required=False, help="One bot [default: every bot].")
+@_json_option("a table")
+def status(bot: str | None, as_json: bool) -> None:
     """Every bot (or one): status, process, uptime, heartbeat, positions and their
     stops, today's PnL and trades, the breaker and the last error."""
     from botwarden.process.supervisor import Supervisor
@@ -497,17 +543,14 @@ def status(
 
 
 @app.command("trades")
-def trades(
-    bot: BotArg,
-    since: Annotated[
-        str | None,
-        typer.Option(
-            help="From this UTC date or time (2026-11-01, 2026-11-01T14:00), or"
-            " this long ago (7d, 24h) [default: all]."
-        ),
-    ] = None,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
-) -> None:
+@bot_argument
+@click.option(
+    "--since",
+    help="From this UTC date or time (2026-11-01, 2026-11-01T14:00), or"
+    " this long ago (7d, 24h) [default: all].",
+)
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+def trades(bot: str, since: str | None, as_csv: bool) -> None:
     """The bot's closed trades, oldest first: entry, exit, fees, PnL and how long each
     was held; then its PnL per day, week and all time."""
     from datetime import datetime
@@ -539,13 +582,10 @@ def trades(
 
 
 @app.command("logs")
-def logs(
-    bot: BotArg,
-    follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
-    ] = False,
-    lines: Annotated[int, typer.Option("--lines", "-n", help="How many last lines.", min=0)] = 50,
-) -> None:
+@bot_argument
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")
+@click.option("--lines", "-n", type=click.IntRange(min=0), default=50, help="How many last lines.")
+def logs(bot: str, follow: bool, lines: int) -> None:
     """The bot's log (the last lines; with -f, then every new line until Ctrl-C)."""
     from botwarden.process.home import bot_files
     from botwarden.process.logs import follow_log, last_lines
@@ -562,12 +602,17 @@ def logs(
 
 
 @app.command("serve")
-def serve(
-    host: Annotated[
-        str, typer.Option(envvar="BOTWARDEN_API_HOST", help="Address to listen on.")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="BOTWARDEN_API_PORT", help="TCP port.")] = 8700,
-) -> None:
+@click.option(
+    "--host",
+    envvar="BOTWARDEN_API_HOST",
+    show_envvar=True,
+    default="127.0.0.1",
+    help="Address to listen on.",
+)
+@click.option(
+    "--port", envvar="BOTWARDEN_API_PORT", show_envvar=True, default=8700, help="TCP port."
+)
+def serve(host: str, port: int) -> None:
     """The control API and the live dashboard, over every bot of this home.
 
     Every route but /healthz asks for the API token (`Authorization: Bearer TOKEN`),
@@ -607,16 +652,20 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
 
 
-DirOpt = Annotated[
-    Path, typer.Option("--dir", help="The project's folder.", show_default="the current one")
-]
+dir_option = click.option(
+    "--dir",
+    "directory",
+    type=FILE,
+    default=Path("."),
+    show_default="the current one",
+    help="The project's folder.",
+)
 
 
 @app.command("new-strategy")
-def new_strategy(
-    name: Annotated[str, typer.Argument(help="Its name, a Python name: rsi, mean_reversion.")],
-    directory: DirOpt = Path("."),
-) -> None:
+@click.argument("name", help="Its name, a Python name: rsi, mean_reversion.")
+@dir_option
+def new_strategy(name: str, directory: Path) -> None:
     """Write a strategy to start from (strategies/NAME.py), its tests
     (tests/test_NAME.py) and, unless there is one, a bot trading it on the paper
     exchange (NAME.yaml). Nothing is ever overwritten."""
@@ -635,10 +684,9 @@ def new_strategy(
 
 
 @app.command("strategies")
-def strategies(
-    directory: DirOpt = Path("."),
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-) -> None:
+@dir_option
+@_json_option("a table")
+def strategies(directory: Path, as_json: bool) -> None:
     """The strategies a config can name, and where each comes from: botwarden's, those
     installed packages register, and the classes in strategies/*.py, with how a
     config names each. Reads only (no file is written, no bytecode cache either)."""
@@ -655,18 +703,23 @@ def strategies(
 
 
 @app.command("demo")
+@click.argument(
+    "config",
+    type=FILE,
+    required=False,
+    help="A bot on the paper exchange [default: examples/golden_cross.yaml].",
+)
+@click.option("--kills", type=click.IntRange(min=1), default=3, help="SIGKILLs during the run.")
+@click.option("--seconds", type=float, default=60, help="How long to trade, in wall-clock seconds.")
+@click.option("--seed", type=int, help="Replays a run's kill times.")
+@click.option(
+    "--dir",
+    "directory",
+    type=FILE,
+    help="Where the bot's files go [default: a new temp folder].",
+)
 def demo(
-    config: Annotated[
-        Path | None,
-        typer.Argument(help="A bot on the paper exchange [default: examples/golden_cross.yaml]."),
-    ] = None,
-    kills: Annotated[int, typer.Option(help="SIGKILLs during the run.", min=1)] = 3,
-    seconds: Annotated[float, typer.Option(help="How long to trade, in wall-clock seconds.")] = 60,
-    seed: Annotated[int | None, typer.Option(help="Replays a run's kill times.")] = None,
-    directory: Annotated[
-        Path | None,
-        typer.Option("--dir", help="Where the bot's files go [default: a new temp folder]."),
-    ] = None,
+    config: Path | None, kills: int, seconds: float, seed: int | None, directory: Path | None
 ) -> None:
     """The golden-cross bot on the paper exchange, killed with SIGKILL and restarted;
     then every promise (I1 to I6) checked against the exchange's own records."""
@@ -675,44 +728,64 @@ def demo(
     code = run_demo(
         console.real, config, kills=kills, seconds=seconds, seed=seed, workdir=directory
     )
-    raise typer.Exit(code)
+    sys.exit(code)
 
 
 @app.command("torture")
+@click.option(
+    "--seeds", type=click.IntRange(min=1), default=100, help="How many seeds to simulate."
+)
+@click.option("--seed-base", default=0, help="The first seed.")
+@click.option(
+    "--days", type=click.FloatRange(min=0.01), default=1.0, help="Simulated days per seed."
+)
+@click.option(
+    "--faults",
+    default="all",
+    show_default=False,
+    help="Fault kinds to inject, comma-separated, or 'none' [default: all].",
+)
+@click.option(
+    "--config",
+    type=FILE,
+    help="Simulate this bot (its strategy, sizing, stops, guards, recovery).",
+)
+@click.option(
+    "--store",
+    default="sqlite",
+    help="The state backend: sqlite, duckdb, jsonfile, redis or postgres.",
+)
+@click.option("--store-url", help="The Redis URL or PostgreSQL DSN [default: the config's].")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=False,
+    help="Seeds run in this many processes [default: one per CPU]; real trials"
+    " this many at a time [default: three per CPU].",
+)
+@click.option(
+    "--history-dir",
+    type=FILE,
+    default=Path("torture-histories"),
+    help="Where a failing seed's history is written.",
+)
+@click.option("--real", is_flag=True, help="Real processes killed with SIGKILL, not a simulation.")
+@click.option(
+    "--trials", type=click.IntRange(min=1), default=20, help="With --real: how many trials."
+)
 def torture(
-    seeds: Annotated[int, typer.Option(help="How many seeds to simulate.", min=1)] = 100,
-    seed_base: Annotated[int, typer.Option(help="The first seed.")] = 0,
-    days: Annotated[float, typer.Option(help="Simulated days per seed.", min=0.01)] = 1.0,
-    faults: Annotated[
-        str,
-        typer.Option(help="Fault kinds to inject, comma-separated, or 'none' [default: all]."),
-    ] = "all",
-    config: Annotated[
-        Path | None,
-        typer.Option(help="Simulate this bot (its strategy, sizing, stops, guards, recovery)."),
-    ] = None,
-    store: Annotated[
-        str, typer.Option(help="The state backend: sqlite, duckdb, jsonfile, redis or postgres.")
-    ] = "sqlite",
-    store_url: Annotated[
-        str | None,
-        typer.Option(help="The Redis URL or PostgreSQL DSN [default: the config's]."),
-    ] = None,
-    jobs: Annotated[
-        int,
-        typer.Option(
-            help="Seeds run in this many processes [default: one per CPU]; real trials"
-            " this many at a time [default: three per CPU].",
-            min=0,
-        ),
-    ] = 0,
-    history_dir: Annotated[
-        Path, typer.Option(help="Where a failing seed's history is written.")
-    ] = Path("torture-histories"),
-    real: Annotated[
-        bool, typer.Option("--real", help="Real processes killed with SIGKILL, not a simulation.")
-    ] = False,
-    trials: Annotated[int, typer.Option(help="With --real: how many trials.", min=1)] = 20,
+    seeds: int,
+    seed_base: int,
+    days: float,
+    faults: str,
+    config: Path | None,
+    store: str,
+    store_url: str | None,
+    jobs: int,
+    history_dir: Path,
+    real: bool,
+    trials: int,
 ) -> None:
     """Deterministic simulation: the real engine and store on the paper exchange, with
     the seed's faults and crashes, every promise checked; a failing seed is printed
@@ -730,7 +803,7 @@ def torture(
             ),
         )
         print_real_summary(console.real, outcome)
-        raise typer.Exit(1 if outcome.failed else 0)
+        sys.exit(1 if outcome.failed else 0)
 
     from botwarden.torture.campaign import print_summary, run_campaign
     from botwarden.torture.simulation import parse_options
@@ -752,7 +825,7 @@ def torture(
         ),
     )
     print_summary(console.real, summary, options, config)
-    raise typer.Exit(1 if summary.failures or summary.strategy_failures else 0)
+    sys.exit(1 if summary.failures or summary.strategy_failures else 0)
 
 
 def _warn_if_its_venue_refuses(config: BotConfig) -> None:

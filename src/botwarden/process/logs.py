@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import logging.handlers
 import os
 import time
 from collections import deque
@@ -28,6 +27,8 @@ class LogFormat(StrEnum):
 def bot_log_handler(path: Path, log_format: LogFormat = LogFormat.text) -> logging.Handler:
     """A handler writing to a bot's log file. Bots run for weeks: it rotates
     (`botwarden logs -f` follows it across)."""
+    import logging.handlers  # (only where a log is written: not by `logs`, not by `--help`)
+
     handler = logging.handlers.RotatingFileHandler(
         path, maxBytes=LOG_BYTES, backupCount=LOG_FILES, encoding="utf-8"
     )
