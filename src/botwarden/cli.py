@@ -11,6 +11,7 @@ for every parameter it parses and imports its rich help at every `--help`, about
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
@@ -29,6 +30,8 @@ from botwarden.process.logs import LogFormat
 from botwarden.venues.emulators.apis import EmulatedApi
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from botwarden.config import BotConfig
     from botwarden.state.base import StateStore
 
@@ -57,25 +60,13 @@ class _Group(_ListedWhole, click.Group):
         return sorted(self.commands, key=lambda name: isinstance(self.commands[name], click.Group))
 
 
-class _Console:
-    """A rich console made at its first use: a command that prints nothing from rich
-    (most print only on error) does not import it."""
+@functools.cache
+def _rich(stderr: bool = False) -> Console:
+    """A rich console, for the commands that draw tables or progress bars (what prints a
+    line prints it with click, and never imports rich)."""
+    from rich.console import Console
 
-    def __init__(self, **options: Any) -> None:
-        self._options = options
-        self._console: Any = None
-
-    @property
-    def real(self) -> Any:
-        """The rich console itself (for what takes one: a table's render, a progress)."""
-        if self._console is None:
-            from rich.console import Console
-
-            self._console = Console(**self._options)
-        return self._console
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
+    return Console(stderr=stderr)
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:
@@ -85,8 +76,6 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(work)
 
 
-console = _Console()
-errors = _Console(stderr=True)
 T = TypeVar("T")
 
 FILE = click.Path(path_type=Path)
@@ -187,7 +176,7 @@ def state_show(config: Path, as_json: bool) -> None:
             document = state_as_json(stored, where, utc_now(), retention)
             sys.stdout.write(json.dumps(document, indent=2) + "\n")
         else:
-            render_state(console.real, stored, where, utc_now())
+            render_state(_rich(), stored, where, utc_now())
 
     _run(show())
 
@@ -213,7 +202,7 @@ def state_export(config: Path, output: Path | None) -> None:
         sys.stdout.write(text)
     else:
         output.write_text(text, encoding="utf-8")
-        errors.print(f"exported bot {settings.bot_id} to {output}")
+        click.echo(f"exported bot {settings.bot_id} to {output}", err=True)
 
 
 @state_app.command("import")
@@ -244,7 +233,7 @@ def state_import(config: Path, file: Path, replace: bool) -> None:
             return count, store.describe()
 
     count, where = _run(load())
-    errors.print(f"imported {count} records of bot {settings.bot_id} into {where}")
+    click.echo(f"imported {count} records of bot {settings.bot_id} into {where}", err=True)
 
 
 @keys_app.command("master")
@@ -263,7 +252,7 @@ def keys_list() -> None:
     from botwarden.process.home import botwarden_home
 
     for key in KeyStore(botwarden_home()).list():
-        console.print(f"{key.name}  ...{key.last4}  {key.created_at}", markup=False)
+        click.echo(f"{key.name}  ...{key.last4}  {key.created_at}")
 
 
 @venue_app.command("serve")
@@ -325,10 +314,8 @@ def venue_serve(
         ) from None
     venue = open_paper_venue(settings, api.value, Path.cwd())
     auth = "only the given key" if key else "any key"
-    errors.print(
-        f"{api.value} emulator on http://{host}:{port}, book {venue.book.path}, {auth}",
-        markup=False,
-        highlight=False,
+    click.echo(
+        f"{api.value} emulator on http://{host}:{port}, book {venue.book.path}, {auth}", err=True
     )
     app = create_app(api, venue, key, secret)
     server = uvicorn.Config(app, host=host, port=port, log_level="warning")
@@ -365,7 +352,7 @@ def run(config: Path, ticks: int | None, log_format: LogFormat) -> None:
     files.make()
     path = files.log
     _log_to(path, log_format)
-    errors.print(f"bot {settings.bot_id}: log in {path}", markup=False, highlight=False)
+    click.echo(f"bot {settings.bot_id}: log in {path}", err=True)
     # Remembered for status, stop and logs once this config really runs the bot (its
     # lock held, its state open): a run refused earlier takes nothing over.
     remember = lambda: files.remember(config, lock_path(settings))  # noqa: E731
@@ -408,7 +395,7 @@ def start(config: Path) -> None:
             f"launched bot {files.bot_id} (pid {launch.pid}), but it has not said it started"
             f" after {supervisor.start_wait:g}s: see `botwarden status` and {files.log}"
         )
-    console.print(said, markup=False, highlight=False)
+    click.echo(said)
 
 
 @app.command("stop")
@@ -421,19 +408,13 @@ def stop(bot: str, timeout: float) -> None:
 
     done = Supervisor().stop(bot, timeout)
     if done.pid is None:
-        console.print(f"bot {bot} is not running", markup=False, highlight=False)
+        click.echo(f"bot {bot} is not running")
     elif done.killed:
-        console.print(
-            f"bot {bot} (pid {done.pid}) ignored SIGTERM for {timeout:g}s: killed with SIGKILL",
-            markup=False,
-            highlight=False,
+        click.echo(
+            f"bot {bot} (pid {done.pid}) ignored SIGTERM for {timeout:g}s: killed with SIGKILL"
         )
     else:
-        console.print(
-            f"stopped bot {bot} (pid {done.pid}) in {done.seconds:.1f}s",
-            markup=False,
-            highlight=False,
-        )
+        click.echo(f"stopped bot {bot} (pid {done.pid}) in {done.seconds:.1f}s")
 
 
 @app.command("restart")
@@ -444,7 +425,7 @@ def restart(bot: str, timeout: float) -> None:
     from botwarden.process.supervisor import Supervisor
 
     launch = Supervisor().restart(bot, timeout)
-    console.print(f"restarted bot {bot} (pid {launch.pid})", markup=False, highlight=False)
+    click.echo(f"restarted bot {bot} (pid {launch.pid})")
 
 
 @app.command("resolve")
@@ -464,7 +445,7 @@ def resolve(bot: str) -> None:
     else:
         say = f"bot {bot} resolved: {done.status.replace('_', ' ')}"
         say += "".join(f"\n  {note}" for note in done.notes)
-    console.print(say, markup=False, highlight=False)
+    click.echo(say)
 
 
 @app.command("account")
@@ -485,7 +466,7 @@ def account(config: Path, as_json: bool) -> None:
         shown = {**asdict(view), "balance": balance, "differences": view.differences}
         sys.stdout.write(json.dumps(shown, indent=2) + "\n")
     else:
-        render_account(console.real, view)
+        render_account(_rich(), view)
 
 
 @app.command("flatten")
@@ -520,7 +501,7 @@ def flatten(bot: str, symbol: str | None, yes: bool, timeout: float) -> None:
             f"NOT FLAT YET: still held {', '.join(done.still_held) or 'nothing'}; orders still"
             f" open {', '.join(done.still_open) or 'none'} (the next start resolves them)"
         )
-    console.print("\n".join(lines), markup=False, highlight=False)
+    click.echo("\n".join(lines))
     if done.still_held or done.still_open:
         sys.exit(1)
 
@@ -539,7 +520,7 @@ def status(bot: str | None, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps([r.as_json() for r in reports], indent=2) + "\n")
     else:
-        render_status(console.real, reports, supervisor.root)
+        render_status(_rich(), reports, supervisor.root)
 
 
 @app.command("trades")
@@ -578,7 +559,7 @@ def trades(bot: str, since: str | None, as_csv: bool) -> None:
     else:
         today = bot_today(config, stored.state, utc_now())
         book = stored.state.pnl
-        render_trades(console.real, config.bot_id, closed, book, days, today, start)
+        render_trades(_rich(), config.bot_id, closed, book, days, today, start)
 
 
 @app.command("logs")
@@ -629,18 +610,13 @@ def serve(host: str, port: int) -> None:
     token, new = load_or_create_token(supervisor.root)
     address = f"http://{host}:{port}/"
     if new:
-        errors.print(
+        click.echo(
             f"a new API token, shown this once (kept in {token_path(supervisor.root)},"
             f" mode 0600):\n  {token}\ndashboard, signed in: {address}#token={token}",
-            markup=False,
-            highlight=False,
+            err=True,
         )
     else:
-        errors.print(
-            f"dashboard: {address} (the token: {token_path(supervisor.root)})",
-            markup=False,
-            highlight=False,
-        )
+        click.echo(f"dashboard: {address} (the token: {token_path(supervisor.root)})", err=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger("botwarden").warning(
             "listening on %s: beyond this machine the token is the only guard, and plain"
@@ -680,7 +656,7 @@ def new_strategy(name: str, directory: Path) -> None:
     lines += ["next:", f"  pytest {test}"]
     if not written[2].kept:
         lines += [f"  botwarden run {config} --ticks 5", f"  botwarden torture --config {config}"]
-    console.print("\n".join(lines), markup=False, highlight=False)
+    click.echo("\n".join(lines))
 
 
 @app.command("strategies")
@@ -699,7 +675,7 @@ def strategies(directory: Path, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps([s.as_json() for s in found], indent=2) + "\n")
     else:
-        render_strategies(console.real, found, directory)
+        render_strategies(_rich(), found, directory)
 
 
 @app.command("demo")
@@ -725,9 +701,7 @@ def demo(
     then every promise (I1 to I6) checked against the exchange's own records."""
     from botwarden.demo import run_demo
 
-    code = run_demo(
-        console.real, config, kills=kills, seconds=seconds, seed=seed, workdir=directory
-    )
+    code = run_demo(_rich(), config, kills=kills, seconds=seconds, seed=seed, workdir=directory)
     sys.exit(code)
 
 
@@ -802,7 +776,7 @@ def torture(
                 range(seed_base, seed_base + trials), jobs=jobs or default_jobs(), progress=advance
             ),
         )
-        print_real_summary(console.real, outcome)
+        print_real_summary(_rich(), outcome)
         sys.exit(1 if outcome.failed else 0)
 
     from botwarden.torture.campaign import print_summary, run_campaign
@@ -824,7 +798,7 @@ def torture(
             progress=advance,
         ),
     )
-    print_summary(console.real, summary, options, config)
+    print_summary(_rich(), summary, options, config)
     sys.exit(1 if summary.failures or summary.strategy_failures else 0)
 
 
@@ -841,10 +815,10 @@ def _warn_if_its_venue_refuses(config: BotConfig) -> None:
     try:
         require_fit(config.bot_settings(), venue)
     except BotwardenError as error:
-        errors.print(
+        click.echo(
             f"warning: {error}\n  `run` and `start` refuse this config on its venue; the"
             " simulation runs it on the paper exchange all the same",
-            markup=False,
+            err=True,
         )
 
 
@@ -853,7 +827,9 @@ def _with_progress(label: str, total: int, work: Callable[[Callable[[object], No
     progress bar on stderr (stdout keeps the report)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), console=errors.real) as bar:
+    with Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), console=_rich(stderr=True)
+    ) as bar:
         task = bar.add_task(label, total=total)
         return work(lambda done: bar.advance(task))
 
@@ -872,7 +848,7 @@ def main() -> None:
     try:
         app()
     except BotwardenError as error:
-        errors.print(f"botwarden: error: {error}", markup=False, highlight=False, soft_wrap=True)
+        click.echo(f"botwarden: error: {error}", err=True)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, NoReturn
 
 from botwarden.errors import BotwardenError
 from botwarden.process.procs import PROC
-from botwarden.state.settings import resolve_path
 
 if TYPE_CHECKING:
     from botwarden.config import BotConfig
@@ -278,6 +277,8 @@ FILE_BACKENDS = ("sqlite", "duckdb", "jsonfile")
 def runtime_dir(config: BotConfig) -> Path:
     """Where the bot's lock lives: beside its state file (or `state/` beside the config
     for a server backend), so that whoever shares the state shares the lock."""
+    from botwarden.state.settings import resolve_path  # (pydantic: not for `stop`)
+
     backend = config.state.backend
     if backend in FILE_BACKENDS:
         template = getattr(config.state, backend).path

@@ -16,14 +16,17 @@
 
 Nothing is ever found or killed by name. Starts and stops of one bot are serialized
 by `supervise.lock`, so two `start`s at once launch one process.
+
+The domain and the state (pydantic models, the stores) are imported by what reads or
+writes a state (status, resolve, a kill recorded), not by a plain `stop` or `start`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -35,14 +38,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from botwarden.domain import risk as rules
-from botwarden.domain.models import BotStatus
-from botwarden.domain.numbers import age, money
-from botwarden.domain.orders import IntentStatus
 from botwarden.errors import BotwardenError, ConfigError, StateError
 from botwarden.process.home import (
     DRIVEN_BY_CODE,
@@ -62,13 +61,14 @@ from botwarden.process.lock import (
     named,
 )
 from botwarden.process.procs import ProcessId, group_members, identify, uptime
-from botwarden.state.factory import StateReader, StoredBot
 from botwarden.state.files import atomic_write
-from botwarden.state.manager import Transaction, utc_now
 
 if TYPE_CHECKING:
     from botwarden.config import BotConfig
+    from botwarden.domain.models import BotStatus
     from botwarden.engine.runner import Flattened
+    from botwarden.state.factory import StateReader, StoredBot
+    from botwarden.state.manager import Transaction
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,8 @@ class Resolved:
 
 
 def _acknowledge(tx: Transaction, now: datetime) -> None:
+    from botwarden.domain.models import BotStatus
+
     tx.save_bot_record(
         tx.state.bot.evolve(status=BotStatus.STOPPED, acknowledged=True, last_updated_at=now)
     )
@@ -239,9 +241,15 @@ class Supervisor:
         self.root = root or botwarden_home()
         self.start_wait = start_wait
         self._configs = _Configs()
-        self.reader = StateReader()
+
+    @functools.cached_property
+    def reader(self) -> StateReader:
         """What this supervisor's looks have read: a bot that did not change is not
-        decoded again (the API server looks at every bot each second)."""
+        decoded again (the API server looks at every bot each second). Made at the
+        first look: a `stop` imports no state module."""
+        from botwarden.state.factory import StateReader
+
+        return StateReader()
 
     def files(self, bot_id: str) -> BotFiles:
         return bot_files(bot_id, self.root)
@@ -292,7 +300,7 @@ class Supervisor:
                 os.replace(files.console, files.console.with_name("console.log.1"))
         try:
             with open(files.console, "ab") as console:
-                console.write(f"--- {utc_now():%Y-%m-%d %H:%M:%S} UTC: starting\n".encode())
+                console.write(f"--- {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC: starting\n".encode())
                 console.flush()
                 process = subprocess.Popen(
                     [sys.executable, "-m", "botwarden", "run", str(config_path)],
@@ -314,7 +322,7 @@ class Supervisor:
                 started=launched.started,
                 boot=launched.boot,
                 config=str(config_path),
-                at=utc_now().isoformat(),
+                at=datetime.now(UTC).isoformat(),
             )
             atomic_write(files.launch, json.dumps(asdict(launch)).encode())
             confirmed = self._await_started(config, files, process, ready)
@@ -410,6 +418,8 @@ class Supervisor:
             )
         with self._serialized(files):
             stopped = self._stop(files, record, timeout)
+            import asyncio
+
             from botwarden.process.run import flatten_bot  # (the engine: only here)
 
             return stopped, asyncio.run(flatten_bot(config, symbol))
@@ -442,6 +452,10 @@ class Supervisor:
         """An operator has looked at a bot that needs attention: a running bot is told
         (SIGUSR1) and recovers again, acting on what it finds; a stopped one does so at
         its next start. Raises `NothingToResolve` if the bot does not need attention."""
+        import asyncio
+
+        from botwarden.domain.models import BotStatus
+
         files = self.files(bot_id)
         record = files.read_record()
         config = _load_config(record["config"])
@@ -486,6 +500,10 @@ class Supervisor:
     ) -> tuple[BotReport, StoredBot | None]:
         """The bot's report, and its state as stored (None if it cannot be read now:
         `report.problem` says why), with its events after `events_after` if asked."""
+        from botwarden.domain.models import BotStatus
+        from botwarden.domain.numbers import age
+        from botwarden.state.manager import utc_now
+
         _reap()
         files = self.files(bot_id)
         record = files.read_record()
@@ -587,6 +605,8 @@ def _tell(bot_id: str, pid: int) -> None:
 def _true_status(stored: BotStatus, locked: bool, starting: bool) -> BotStatus:
     """The stored status, checked against the processes: a bot whose process is gone
     is not running, whatever its last write said."""
+    from botwarden.domain.models import BotStatus
+
     if stored is BotStatus.NEEDS_ATTENTION:
         return stored  # until an operator resolves it, process or not
     if locked:  # (in error and running: its strategy fails, its positions are guarded)
@@ -603,6 +623,12 @@ def _fill(report: BotReport, stored: StoredBot, today: date) -> None:
     """The report's figures from the state. `today`: the trading day by the wall clock;
     a bot that has not reached it (stopped, say) shows that day's counters, zero, never
     an older day's as today's."""
+    from botwarden.domain import risk as rules
+    from botwarden.domain.models import BotStatus
+    from botwarden.domain.numbers import money
+    from botwarden.domain.orders import IntentStatus
+    from botwarden.state.manager import utc_now
+
     state = stored.state
     bot, risk, now = state.bot, rules.roll_day(state.risk, today), utc_now()
     for p in state.positions.values():
@@ -654,6 +680,9 @@ async def _read_bot(
     """The bot's state, its events after `events_after`, and its newest events if it
     needs attention (what it asks is among them): only then, as a look at every bot
     each second would otherwise decode 50 events of each."""
+    from botwarden.domain.models import BotStatus
+    from botwarden.state.factory import StateReader
+
     reader = reader or StateReader()
 
     async def read(newest_events: int) -> StoredBot:
@@ -675,6 +704,8 @@ def _record_kill(config_path: Path, timeout: float) -> None:
     """A bot killed with SIGKILL could not record its stop: the supervisor does."""
 
     def stopped(tx: Transaction, now: datetime) -> None:
+        from botwarden.domain.models import BotStatus
+
         bot = tx.state.bot
         if bot.status is not BotStatus.NEEDS_ATTENTION:  # only an operator clears that
             bot = bot.evolve(status=BotStatus.STOPPED)
@@ -693,6 +724,8 @@ def _write_while_stopped(
 ) -> None:
     """One change to the state of a bot that is not running, holding its lock (no
     instance can start meanwhile)."""
+    import asyncio
+
     from botwarden.process.run import write_unfenced
 
     with InstanceLock(lock_path(config), config.bot_id):
