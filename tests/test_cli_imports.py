@@ -1,7 +1,7 @@
 """The quick commands import only what they use, so they answer at once: `--help`,
 `logs` and `stop` load no pydantic, no rich, no asyncio, no store; `status`, which
 reads and decodes each bot's state, loads nothing of the API server, the engine, the
-venue SDKs or a backend the bot does not use. (benchmarks/cli.py times them; what is
+venue SDKs or a backend the bot does not use (and with --json, no rich). (benchmarks/cli.py times them; what is
 checked here is what each imports, which does not depend on the machine's speed.)"""
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ COMMANDS = {
     "logs": (["logs", BOT], SERVERS_AND_SDKS + MODELS_TABLES_AND_STORES),
     "stop": (["stop", BOT], SERVERS_AND_SDKS + MODELS_TABLES_AND_STORES),
     "status": (["status"], SERVERS_AND_SDKS),
+    "status --json": (["status", "--json"], (*SERVERS_AND_SDKS, "rich")),
 }
 
 

@@ -513,13 +513,14 @@ def status(bot: str | None, as_json: bool) -> None:
     """Every bot (or one): status, process, uptime, heartbeat, positions and their
     stops, today's PnL and trades, the breaker and the last error."""
     from botwarden.process.supervisor import Supervisor
-    from botwarden.views import render_status
 
     supervisor = Supervisor()
     reports = _run(supervisor.reports()) if bot is None else [_run(supervisor.report(bot))]
     if as_json:
         sys.stdout.write(json.dumps([r.as_json() for r in reports], indent=2) + "\n")
     else:
+        from botwarden.views import render_status  # (rich: not for --json)
+
         render_status(_rich(), reports, supervisor.root)
 
 
