@@ -1,8 +1,9 @@
 """The quick commands import only what they use, so they answer at once: `--help`,
 `logs` and `stop` load no pydantic, no rich, no asyncio, no store; `status`, which
 reads and decodes each bot's state, loads nothing of the API server, the engine, the
-venue SDKs or a backend the bot does not use (and with --json, no rich). (benchmarks/cli.py times them; what is
-checked here is what each imports, which does not depend on the machine's speed.)"""
+venue SDKs or a backend the bot does not use (and with --json, no rich).
+benchmarks/cli.py times them; what is checked here is what each imports, which does
+not depend on the machine's speed."""
 
 from __future__ import annotations
 
