@@ -108,7 +108,7 @@ def render_state(console: Console, stored: StoredBot, store: str, now: datetime)
     risk_grid = Table.grid(padding=(0, 2))
     risk_grid.add_row("trading day", str(risk.trading_day or "-"))
     risk_grid.add_row("daily PnL", money(risk.daily_pnl))
-    risk_grid.add_row("trades today", str(risk.daily_trade_count))
+    risk_grid.add_row("entries today", str(risk.daily_trade_count))
     risk_grid.add_row("losing streak", str(risk.consecutive_losses))
     risk_grid.add_row("drawdown", f"{risk.drawdown:.2%}" if risk.peak_equity else "-")
     breaker = "off"

@@ -26,6 +26,7 @@ import pytest
 from botwarden.demo import holding
 from botwarden.domain.models import BotStatus, RiskState
 from botwarden.domain.orders import IntentStatus, Purpose
+from botwarden.domain.positions import Trade
 from botwarden.process.home import UnknownBot
 from botwarden.process.lock import holder
 from botwarden.process.logs import follow_log, last_lines
@@ -388,7 +389,34 @@ def test_a_stopped_bot_never_shows_an_older_days_pnl_as_today(
     asyncio.run(lost_forty_last_week())
     report = report_of(supervisor)
     assert report.trading_day == str(datetime.now(UTC).date())
-    assert (report.pnl_today, report.trades_today) == ("0.00", 0)
+    assert (report.pnl_today, report.trades_today, report.entries_today) == ("0.00", 0, 0)
+
+
+def test_today_counts_the_trades_closed_and_the_entries_taken_apart(
+    config: Path, supervisor: Supervisor
+) -> None:
+    """'trades today' beside 'all time' is trades closed, as there; the entries the daily
+    limit counts are a figure of their own."""
+    supervisor.register(config)
+
+    async def three_entries_two_trades_closed() -> None:
+        state = StateManager("golden_spy", SqliteStore(config.parent / "state/golden_spy.db"))
+        async with state:
+            today = datetime.now(UTC).date()
+            await state.save_risk_state(RiskState(trading_day=today, daily_trade_count=3))
+            for n in (1, 2):
+                now = datetime.now(UTC)
+                trade = Trade(
+                    position_id=f"p{n}", symbol="SPY", side="long", qty=Decimal(1),
+                    entry_price=Decimal(100), exit_price=Decimal(101), pnl=Decimal(1),
+                    entry_time=now, exit_time=now, closed_by=f"x{n}", exit_fill=f"F{n}",
+                )  # fmt: skip
+                async with state.transaction() as tx:
+                    tx.record_trade(trade, today, await state.day_pnl(today))
+
+    asyncio.run(three_entries_two_trades_closed())
+    report = report_of(supervisor)
+    assert (report.trades_today, report.entries_today, report.trades_total) == (2, 3, 2)
 
 
 def test_a_venue_unreachable_at_start_leaves_the_bot_pending_until_it_answers(

@@ -157,7 +157,16 @@ def metrics_text(reports: list[BotReport]) -> str:
         "botwarden_uptime_seconds", "Seconds its process has run.", each(lambda r: r.uptime_seconds)
     )
     family("botwarden_pnl_today", "Realized PnL of the trading day.", each(lambda r: r.pnl_today))
-    family("botwarden_trades_today", "Entries of the trading day.", each(lambda r: r.trades_today))
+    family(
+        "botwarden_trades_today",
+        "Trades closed in the trading day.",
+        each(lambda r: r.trades_today),
+    )
+    family(
+        "botwarden_entries_today",
+        "Entries taken in the trading day.",
+        each(lambda r: r.entries_today),
+    )
     family(
         "botwarden_breaker_tripped",
         "1 while the circuit breaker stops new entries.",

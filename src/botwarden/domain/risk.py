@@ -117,7 +117,7 @@ def entry_refused(risk: RiskState, limits: RiskLimits, now: datetime) -> Refusal
     taken_today = risk.daily_trade_count if risk.trading_day == today else 0
     if limits.max_trades_per_day is not None and taken_today >= limits.max_trades_per_day:
         return Refusal(
-            f"{taken_today} trades today, the daily limit is {limits.max_trades_per_day}",
+            f"{taken_today} entries today, the daily limit is {limits.max_trades_per_day}",
             "max_trades_per_day",
             limits.next_day_start(now),
         )

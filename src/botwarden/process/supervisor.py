@@ -192,6 +192,9 @@ class BotReport:
     trading_day: str | None = None
     pnl_today: str = "0"
     trades_today: int = 0
+    """Trades closed in the trading day."""
+    entries_today: int = 0
+    """Entries taken in the trading day: what `risk.max_trades_per_day` counts."""
     pnl_total: str = "0.00"
     """Every closed trade's PnL (net of fees), added up: all time."""
     trades_total: int = 0
@@ -648,10 +651,12 @@ def _fill(report: BotReport, stored: StoredBot, today: date) -> None:
     report.open_orders = sum(not i.status.is_terminal for i in state.intents.values())
     report.trading_day = str(risk.trading_day) if risk.trading_day else None
     report.pnl_today = money(risk.daily_pnl)
-    report.trades_today = risk.daily_trade_count
+    report.entries_today = risk.daily_trade_count
     if state.pnl is not None:
         report.pnl_total = money(state.pnl.total.pnl)
         report.trades_total = state.pnl.total.trades
+        if state.pnl.day is not None and state.pnl.day == risk.trading_day:
+            report.trades_today = state.pnl.today.trades
     report.losing_streak = risk.consecutive_losses
     report.drawdown = f"{risk.drawdown:.6f}" if risk.peak_equity is not None else None
     if risk.breaker_until is not None and risk.breaker_until > now:
