@@ -62,6 +62,8 @@ STILL = 0.001
 """...and while the books are compared: a stop firing then would be a race, not a bug."""
 HEALING_TICKS = 5
 STATE_LOST = "STATE LOST"
+STARTED = "starting as instance"
+"""What a bot says once its state is open (and fenced)."""
 DAMAGES = ("emptied", "truncated", "garbage", "deleted")
 """What happens to a state file while its bot is down."""
 FULL_DISK_SHARE = 1 / 3
@@ -310,6 +312,9 @@ class Life:
     def delete_while_running(self, bot: Command) -> None:
         """An operator's `rm state/*` under a running bot: it must stop, saying STATE
         LOST (exit 1), and its next start rebuild."""
+        # A bot slow to start (a busy host) may not have opened its state yet: deleted
+        # then, the state is one lost before the bot started, not one deleted under it.
+        bot.wait_for(STARTED, timeout=60)
         self.note("state deleted while running")
         owed = self.venue_holds_fills()
         self.remove_state()
