@@ -713,6 +713,14 @@ def torture(
         bool, typer.Option("--real", help="Real processes killed with SIGKILL, not a simulation.")
     ] = False,
     trials: Annotated[int, typer.Option(help="With --real: how many trials.", min=1)] = 20,
+    history: Annotated[
+        int,
+        typer.Option(
+            help="With --real: each trial's bot starts beside a past of this many records"
+            " (closed round trips: intents and fills) on the exchange and in its state.",
+            min=0,
+        ),
+    ] = 0,
 ) -> None:
     """Deterministic simulation: the real engine and store on the paper exchange, with
     the seed's faults and crashes, every promise checked; a failing seed is printed
@@ -726,7 +734,10 @@ def torture(
             "killing",
             trials,
             lambda advance: run_real_campaign(
-                range(seed_base, seed_base + trials), jobs=jobs or default_jobs(), progress=advance
+                range(seed_base, seed_base + trials),
+                jobs=jobs or default_jobs(),
+                progress=advance,
+                history=history,
             ),
         )
         print_real_summary(console.real, outcome)

@@ -28,6 +28,8 @@ class RealVenue:
     """The environment the bot finds its keys in."""
     book_trade_id: Callable[[str], str]
     """The paper book's trade id for one the bot's ledger holds (for the checker)."""
+    book_symbol: Callable[[str], str]
+    """The paper book's name of a market the bot names (for a trial's past)."""
     skews_clock: bool
     """Whether trials on it draw a venue clock far from the host's (the ccxt adapter
     reads the venue's time; alpaca-py has no such call)."""
@@ -54,6 +56,7 @@ ALPACA = RealVenue(
     symbols=("SPY", "QQQ", "AAPL"),
     keys={"ALPACA_API_KEY": KEY, "ALPACA_SECRET_KEY": SECRET},
     book_trade_id=alpaca.book_trade_id,
+    book_symbol=str,
     skews_clock=False,
     held_request=r'"GET /v2/positions[ ?]',
 )
@@ -63,6 +66,7 @@ BINANCE_USDM = RealVenue(
     symbols=("BTC/USDT:USDT", "ETH/USDT:USDT"),
     keys={"BOTWARDEN_CCXT_API_KEY": KEY, "BOTWARDEN_CCXT_SECRET": SECRET},
     book_trade_id=binance.book_trade_id,
+    book_symbol=lambda perpetual: perpetual.partition(":")[0],  # BTC/USDT:USDT: BTC/USDT
     skews_clock=True,
     held_request=r'"GET /fapi/v\d/positionRisk[ ?]',
 )
