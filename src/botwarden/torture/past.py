@@ -34,7 +34,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
@@ -68,8 +68,10 @@ HELD = (timedelta(minutes=30), timedelta(hours=2))
 NOTIONAL = Decimal(500)
 """Each past entry's value: a quarter of the trial's own (`order: {notional: 2000}`)."""
 TRIPS_PER_CHANGE = 500
-"""Round trips written to the state in one change: 2,000 intents and fills, and their
+"""Round trips written to the state in one change: 2,000 intents and fills with their
 trades, trading days and events."""
+STILL = 0.001
+"""The exchange's speed while the past is read back: its clock stays where it was."""
 RECORDS_PER_TRIP = 4
 BYTES_PER_RECORD = 4096
 """Room on a trial's tmpfs per record of its past (a record and its share of the
@@ -84,11 +86,12 @@ class RoundTrip:
     symbol: str
     """As the bot names it."""
     side: Side
-    qty: Decimal
     entry_at: datetime
     exit_at: datetime
     entry_id: str
     exit_id: str
+    qty: Decimal | None = None
+    """Set when sent, from the price then."""
 
 
 @dataclass
@@ -125,18 +128,10 @@ class Past:
         return problems
 
 
-def trade_in_book(
-    book: PaperBook,
-    symbols: list[str],
-    book_symbol: Callable[[str], str],
-    ids: ClientIds,
-    records: int,
-    now: datetime,
-    rng: random.Random,
+def plan(
+    symbols: list[str], ids: ClientIds, records: int, now: datetime, rng: random.Random
 ) -> list[RoundTrip]:
-    """`records / 4` round trips, oldest first, each two market orders sent to the book
-    at their times (an exit only closes: reduce-only where the exchange honours it, as
-    the bot sends one), sized from the price then."""
+    """`records / 4` round trips, oldest first: their markets, sides, times and ids."""
     count = max(1, records // RECORDS_PER_TRIP)
     start = now - ENDS_BEFORE - HELD[1] - count * EVERY
     trips = []
@@ -144,24 +139,37 @@ def trade_in_book(
         entry_at = start + n * EVERY + rng.uniform(0, 1) * (EVERY - HELD[1])
         exit_at = entry_at + HELD[0] + rng.uniform(0, 1) * (HELD[1] - HELD[0])
         side, symbol = rng.choice([Side.LONG, Side.SHORT]), rng.choice(symbols)
-        where = book_symbol(symbol)
-        qty = _size(book, where, entry_at)
-        trip = RoundTrip(symbol, side, qty, entry_at, exit_at, ids.make(2 * n), ids.make(2 * n + 1))
-        for cid, order_side, at, closing in (
-            (trip.entry_id, side.entry_order_side, entry_at, False),
-            (trip.exit_id, side.exit_order_side, exit_at, True),
+        trips.append(
+            RoundTrip(symbol, side, entry_at, exit_at, ids.make(2 * n), ids.make(2 * n + 1))
+        )
+    return trips
+
+
+def trade_in_book(
+    book: PaperBook, trips: list[RoundTrip], book_symbol: Callable[[str], str]
+) -> list[RoundTrip]:
+    """Each round trip's two market orders, sent to the book at their times (an exit
+    only closes: reduce-only where the exchange honours it, as the bot sends one),
+    sized from the price then."""
+    sent = []
+    for trip in trips:
+        where = book_symbol(trip.symbol)
+        trip = replace(trip, qty=_size(book, where, trip.entry_at))
+        for cid, side, at, closing in (
+            (trip.entry_id, trip.side.entry_order_side, trip.entry_at, False),
+            (trip.exit_id, trip.side.exit_order_side, trip.exit_at, True),
         ):
             request = OrderRequest(
                 client_order_id=cid,
                 symbol=where,
-                side=order_side,
+                side=side,
                 type=OrderType.MARKET,
-                qty=qty,
+                qty=trip.qty,
                 reduce_only=closing,
             )
             book.submit(request, at)
-        trips.append(trip)
-    return trips
+        sent.append(trip)
+    return sent
 
 
 def _size(book: PaperBook, book_symbol: str, at: datetime) -> Decimal:
@@ -174,9 +182,10 @@ def _size(book: PaperBook, book_symbol: str, at: datetime) -> Decimal:
     return max(lots, Decimal(1)) * step
 
 
-async def read_fills(config: BotConfig) -> tuple[dict[str, Fill], str | None]:
-    """Every fill the exchange's API lists, through the bot's own venue adapter (named
-    as the bot names them), by client order id, and the cursor after the last."""
+async def read_fills(config: BotConfig, cursor: str | None) -> tuple[dict[str, Fill], str | None]:
+    """The fills the exchange's API lists after `cursor`, through the bot's own venue
+    adapter (named as the bot names them), by client order id, and the cursor after
+    the last."""
     from botwarden.venues.factory import open_venue
 
     changes: dict[str, object] = {"api_key": SecretStr(KEY), "secret_key": SecretStr(SECRET)}
@@ -188,7 +197,6 @@ async def read_fills(config: BotConfig) -> tuple[dict[str, Fill], str | None]:
     await venue.connect()
     try:
         by_order: dict[str, list[Fill]] = defaultdict(list)
-        cursor = None
         while True:
             page = await venue.fills(cursor=cursor)
             for fill in page.fills:
@@ -225,18 +233,8 @@ def _intent(trip: RoundTrip, fill: Fill, purpose: Purpose, at: datetime) -> Orde
     return sent.fill(fill.time, fill.qty, fill.price, fill.venue_order_id)
 
 
-async def write_state(
-    manager: StateManager,
-    config: BotConfig,
-    trips: list[RoundTrip],
-    fills: dict[str, Fill],
-    cursor: str | None,
-) -> None:
-    """The past in the bot's state, as the instance of epoch 1 left it, stopped."""
-    unlisted = [cid for t in trips for cid in (t.entry_id, t.exit_id) if cid not in fills]
-    if unlisted:
-        raise ValueError(f"the exchange's API lists no fill of {unlisted[0]}")
-    trading_day = config.risk.trading_day
+async def write_instance(manager: StateManager, config: BotConfig, trips: list[RoundTrip]) -> None:
+    """The instance of epoch 1 that traded the past, and its start; stopped since."""
     await manager.fence(EPOCH)
     began, ended = trips[0].entry_at - timedelta(minutes=1), trips[-1].exit_at
     async with manager.transaction() as tx:
@@ -256,41 +254,54 @@ async def write_state(
                 instance=instance,
             )
         )
-    for first in range(0, len(trips), TRIPS_PER_CHANGE):
-        async with manager.transaction() as tx:
-            for trip in trips[first : first + TRIPS_PER_CHANGE]:
-                entry, exit_ = fills[trip.entry_id], fills[trip.exit_id]
-                position = apply_fill(
-                    None, entry, bot_id=config.bot_id, new_position_id=f"pos-{trip.entry_id}"
-                ).position
-                trade = apply_fill(position, exit_, bot_id=config.bot_id, new_position_id="").trade
-                for fill, purpose, at in (
-                    (entry, Purpose.ENTRY, trip.entry_at),
-                    (exit_, Purpose.EXIT, trip.exit_at),
-                ):
-                    seq = tx.next_order_seq()
-                    if ClientIds(config.bot_id, EPOCH).make(seq) != fill.client_order_id:
-                        raise ValueError(f"{fill.client_order_id} is not order number {seq}")
-                    tx.save_order(_intent(trip, fill, purpose, at))
-                    tx.record_fill(fill)
-                    tx.add_event(
-                        fill.time,
-                        "fill",
-                        f"{fill.side} {fill.qty} {trip.symbol} at {fill.price} (the past)",
-                        {"trade_id": fill.trade_id, "client_order_id": fill.client_order_id},
-                        True,
-                    )
-                day = trading_day(trade.exit_time)
-                tx.record_trade(trade, day, await manager.day_pnl(day))
+
+
+async def write_trips(
+    manager: StateManager,
+    config: BotConfig,
+    trips: list[RoundTrip],
+    fills: dict[str, Fill],
+    cursor: str | None,
+) -> None:
+    """Round trips in the bot's state (with the fills cursor after them, if given): one
+    change."""
+    unlisted = [cid for t in trips for cid in (t.entry_id, t.exit_id) if cid not in fills]
+    if unlisted:
+        raise ValueError(f"the exchange's API lists no fill of {unlisted[0]}")
+    ids = ClientIds(config.bot_id, EPOCH)
+    async with manager.transaction() as tx:
+        for trip in trips:
+            entry, exit_ = fills[trip.entry_id], fills[trip.exit_id]
+            position = apply_fill(
+                None, entry, bot_id=config.bot_id, new_position_id=f"pos-{trip.entry_id}"
+            ).position
+            trade = apply_fill(position, exit_, bot_id=config.bot_id, new_position_id="").trade
+            for fill, purpose, at in (
+                (entry, Purpose.ENTRY, trip.entry_at),
+                (exit_, Purpose.EXIT, trip.exit_at),
+            ):
+                seq = tx.next_order_seq()
+                if ids.make(seq) != fill.client_order_id:
+                    raise ValueError(f"{fill.client_order_id} is not order number {seq}")
+                tx.save_order(_intent(trip, fill, purpose, at))
+                tx.record_fill(fill)
                 tx.add_event(
-                    trade.exit_time,
-                    "trade",
-                    f"closed {trade.qty} {trade.symbol} {trade.side}, PnL {trade.pnl:.2f}",
-                    trade.model_dump(mode="json"),
+                    fill.time,
+                    "fill",
+                    f"{fill.side} {fill.qty} {trip.symbol} at {fill.price} (the past)",
+                    {"trade_id": fill.trade_id, "client_order_id": fill.client_order_id},
                     True,
                 )
-    if cursor is not None:
-        async with manager.transaction() as tx:
+            day = config.risk.trading_day(trade.exit_time)
+            tx.record_trade(trade, day, await manager.day_pnl(day))
+            tx.add_event(
+                trade.exit_time,
+                "trade",
+                f"closed {trade.qty} {trade.symbol} {trade.side}, PnL {trade.pnl:.2f}",
+                trade.model_dump(mode="json"),
+                True,
+            )
+        if cursor is not None:
             tx.set_fills_cursor(cursor)
 
 
@@ -312,37 +323,52 @@ def seed(
     rng: random.Random,
     speed: float,
 ) -> Past:
-    """The trial's past on both sides: the book's before the exchange starts (one
-    process owns a book), then the state's, its fills read through the exchange's API
-    (left running, at `speed`)."""
+    """The trial's past on both sides, in parts: sent to the book (the exchange
+    stopped: one process owns a book), then read back through the exchange's API
+    (started nearly frozen) while they are its newest orders (`RealVenue.read_back`),
+    and written to the state `TRIPS_PER_CHANGE` round trips a change. The exchange is
+    left running at `speed`."""
     from botwarden.config import load_config
     from botwarden.state.manager import StateManager
 
     started = time.perf_counter()
+    config = load_config(config_path)
+    trips = plan(config.symbols, ClientIds(config.bot_id, EPOCH), records, datetime.now(UTC), rng)
+
+    async def write() -> tuple[list[RoundTrip], dict[str, dict[str, str]]]:
+        sent: list[RoundTrip] = []
+        cursor = None
+        async with StateManager.from_config(config.bot_id, config) as manager:
+            await write_instance(manager, config, trips)
+            for first in range(0, len(trips), venue.read_back):
+                book = exchange.open_book()
+                try:
+                    part = trade_in_book(
+                        book, trips[first : first + venue.read_back], venue.book_symbol
+                    )
+                finally:
+                    book.close()
+                exchange.start(STILL)
+                try:
+                    fills, cursor = await read_fills(config, cursor)
+                finally:
+                    exchange.stop()
+                for at in range(0, len(part), TRIPS_PER_CHANGE):
+                    last = at + TRIPS_PER_CHANGE >= len(part)  # the cursor goes with the last
+                    change = part[at : at + TRIPS_PER_CHANGE]
+                    await write_trips(manager, config, change, fills, cursor if last else None)
+                sent += part
+            return sent, await read_history(manager)
+
     try:
-        config = load_config(config_path)
-        book = exchange.open_book()
-        try:
-            ids = ClientIds(config.bot_id, EPOCH)
-            now = datetime.now(UTC)
-            trips = trade_in_book(book, config.symbols, venue.book_symbol, ids, records, now, rng)
-        finally:
-            book.close()
+        sent, written = asyncio.run(write())
         exchange.start(speed)
-
-        async def write() -> dict[str, dict[str, str]]:
-            fills, cursor = await read_fills(config)
-            async with StateManager.from_config(config.bot_id, config) as manager:
-                await write_state(manager, config, trips, fills, cursor)
-                return await read_history(manager)
-
-        written = asyncio.run(write())
     except Exception as error:
         raise SeedingFailed(
             f"seeding the trial's past of {records:,} records failed:"
             f" {type(error).__name__}: {error}"
         ) from error
-    return Past(trips, written, time.perf_counter() - started)
+    return Past(sent, written, time.perf_counter() - started)
 
 
 def not_kept(config_path: Path, seeded: Past) -> tuple[list[str], bool]:

@@ -71,6 +71,9 @@ FULL_DISK_SHARE = 1 / 3
 FULL_FOR = (2.5, 5.0)
 """Seconds the disk stays full: hours of the exchange's time, ten to twenty passes, and
 longer than a bare position may go without the bot asking (`guard_watch.SILENT_FOR`)."""
+PAST_PATIENCE = 0.01
+"""Seconds more per record of a trial's past for a lost state to be noticed and
+rebuilt (`Life.patience`)."""
 ENTRY_PATIENCE = (2.0, 5.0)
 """Seconds to wait for an entry to fill before the disk fills anyway."""
 
@@ -184,6 +187,10 @@ class Life:
     rebuild_owed: bool = False
     """The state was lost while the venue held the bot's fills: the next start must
     say STATE LOST and rebuild."""
+    patience: float = 0.0
+    """Seconds more for a start to say STATE LOST and for the last run to end: a lost
+    state's start reads the whole past again (on Binance, a request for each order
+    older than a market's newest 1,000: ccxt.py's `_name_orders`)."""
 
     @property
     def state_file(self) -> Path:
@@ -218,7 +225,7 @@ class Life:
         self.trial.draws[-1] += draw if self.trial.draws[-1].endswith(": ") else f", {draw}"
 
     def expect_rebuild(self, bot: Command) -> None:
-        if not bot.wait_for(STATE_LOST, timeout=60):
+        if not bot.wait_for(STATE_LOST, timeout=60 + self.patience):
             raise TrialFailed(
                 f"the state was lost, and the next start did not say {STATE_LOST}:"
                 f" {bot.said()[-500:]}"
@@ -458,7 +465,7 @@ def run_trial(number: int, workdir: Path, full_disk: bool = True, history: int =
             if disk.holds(exchange.book):  # the book is the exchange's, not the bot's
                 raise TrialFailed(f"the exchange's book {exchange.book} is on the bot's disk")
             full = FullDisk(disk, disk_rng.randint(1, lives), disk_rng)
-        life = Life(trial, venue, exchange, config, rng, full)
+        life = Life(trial, venue, exchange, config, rng, full, patience=history * PAST_PATIENCE)
         for number_of_life in range(1, lives + 1):
             life.live(number_of_life)
         exchange.stop()
@@ -467,7 +474,7 @@ def run_trial(number: int, workdir: Path, full_disk: bool = True, history: int =
         trial.draws.append(f"healing run (pid {healed.pid})")
         if life.rebuild_owed:
             life.expect_rebuild(healed)
-        code = healed.wait(timeout=120)
+        code = healed.wait(timeout=120 + life.patience)
         exchange.stop()
         if code != 0:
             trial.error = f"the last run exited {code}: {healed.said()[-500:]}"
