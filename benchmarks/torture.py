@@ -1,6 +1,6 @@
 """Torture benchmark: how fast the simulator runs, and the real campaign.
 
-    .venv/bin/python -m benchmarks.torture [--seeds 400] [--trials 20] [--history 10000]
+    .venv/bin/python -m benchmarks.torture [--seeds 400] [--trials 20] [--history 2000,10000]
 
 The simulator: seeds per second and simulated bot-days per second (one day per seed
 unless said), in one process and in one process per CPU: the simulator's own busy
@@ -8,8 +8,8 @@ coin-flip bot with every fault kind and with none (a fault-free seed trades more
 nothing cuts its ticks short), a seed's fixed cost (a run of 0.05 days), and the
 golden-cross example (a bot that trades every few days, as most do). The real
 campaign: trials per minute, three per CPU at a time (as `botwarden torture --real`),
-the same trials once as they are and once each beside a past of `--history` records
-(`--history 0`: not), one after the other in this run.
+the same trials as they are and beside a past of each `--history` size (records),
+one campaign after the other in this run.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=400)
     parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--history", type=int, default=10_000)
+    parser.add_argument("--history", default="2000,10000", help="pasts beside the trials")
     parser.add_argument("--real-only", action="store_true", help="skip the simulator")
     args = parser.parse_args()
     cpus = os.cpu_count() or 1
@@ -70,7 +70,7 @@ def main() -> None:
     columns = ("past (records)", "trials", "SIGKILLs", "freezes", "second copies", "rebuilds")
     for column in (*columns, "s a trial", "of it seeding", "trials/min"):
         table.add_column(column, justify="right")
-    for history in sorted({0, args.history}):
+    for history in sorted({0, *map(int, args.history.split(","))}):
         real = run_real_campaign(range(args.trials), jobs=default_jobs(), history=history)
         assert not real.failures, [(t.number, t.error, t.violations) for t in real.failures]
         counts = real.counts
