@@ -16,6 +16,11 @@ history recovers exactly as one without:
   and event sequences, and the fills cursor the API handed out after the last fill
   (what a bot that had read them keeps). A few thousand records a change.
 
+Written in parts, each read back through the API while its orders are the exchange's
+newest (the adapters name a fill's order from listings of the newest, an older one
+with a request of its own), the exchange nearly frozen meanwhile (its clock must not
+run days ahead while the past is written).
+
 `N` counts intents and fills (as benchmarks/history.py does): N / 4 round trips, one
 every few hours in the bot's markets, ending a month before the trial's exchange
 starts (further than its clock is ever skewed), flat. Small sizes: an entry of the
@@ -332,8 +337,6 @@ def seed(
     from botwarden.state.manager import StateManager
 
     started = time.perf_counter()
-    config = load_config(config_path)
-    trips = plan(config.symbols, ClientIds(config.bot_id, EPOCH), records, datetime.now(UTC), rng)
 
     async def write() -> tuple[list[RoundTrip], dict[str, dict[str, str]]]:
         sent: list[RoundTrip] = []
@@ -361,6 +364,9 @@ def seed(
             return sent, await read_history(manager)
 
     try:
+        config = load_config(config_path)
+        ids = ClientIds(config.bot_id, EPOCH)
+        trips = plan(config.symbols, ids, records, datetime.now(UTC), rng)
         sent, written = asyncio.run(write())
         exchange.start(speed)
     except Exception as error:
