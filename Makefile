@@ -30,12 +30,14 @@ test: lint
 	$(BIN)/python -m pytest
 
 # The proof CI runs: 2,000 simulated seeds (every fault kind), 40 seeds of a month
-# each (every restart recovers beside a month of history), and 100 trials of real
-# processes killed with SIGKILL, zero violations.
+# each (every restart recovers beside a month of history), 100 trials of real
+# processes killed with SIGKILL, and 10 more whose bots start beside 2,000 records of
+# their own past (on the exchange and in the state), zero violations.
 torture: $(STAMP)
 	$(BIN)/botwarden torture --seeds 2000
 	$(BIN)/botwarden torture --seeds 40 --days 30 --seed-base 100000
 	$(BIN)/botwarden torture --real --trials 100
+	$(BIN)/botwarden torture --real --trials 10 --history 2000 --seed-base 100
 
 # The long crash campaign: 500 kill -9 trials per backend.
 test-slow: $(STAMP)

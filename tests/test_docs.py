@@ -9,7 +9,8 @@ here. Each block is one case, named `file:line`:
   `given` fixture provides, and the fixture checks what it did;
 - `sh`: run by bash in a fresh folder (a copy of `examples/`, its own home), with
   `botwarden`, `.venv/bin/botwarden` and `pytest` being this checkout's; runs that last
-  forever in the docs are bounded (`run` gets `--ticks 1`, `torture` a few seeds),
+  forever in the docs are bounded (`run` gets `--ticks 1`, `torture` a few seeds or
+  one trial, and a small past),
   servers are started in the background, checked to be serving, then stopped;
 - a block without a language shows output: its `$ ` lines are run and what they
   print must be the rest of the block.
@@ -314,6 +315,7 @@ def bounded(command: str, world: World) -> str:
         command = re.sub(r"--seeds \d+", "--seeds 2", command)
         command = re.sub(r"--trials \d+", "--trials 1", command)
         command = re.sub(r"--days \d+", "--days 1", command)
+        command = re.sub(r"--history \d+", "--history 400", command)
         return command if "--seeds" in command or "--real" in command else command + " --seeds 2"
     if verb == ["venue", "serve"] or verb[:1] == ["serve"]:
         port = re.search(r"--port (\d+)", command)

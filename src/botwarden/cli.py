@@ -749,6 +749,13 @@ def demo(
 @click.option(
     "--trials", type=click.IntRange(min=1), default=20, help="With --real: how many trials."
 )
+@click.option(
+    "--history",
+    type=click.IntRange(min=0),
+    default=0,
+    help="With --real: each trial's bot starts beside a past of this many records"
+    " (closed round trips: intents and fills) on the exchange and in its state.",
+)
 def torture(
     seeds: int,
     seed_base: int,
@@ -761,6 +768,7 @@ def torture(
     history_dir: Path,
     real: bool,
     trials: int,
+    history: int,
 ) -> None:
     """Deterministic simulation: the real engine and store on the paper exchange, with
     the seed's faults and crashes, every promise checked; a failing seed is printed
@@ -774,7 +782,10 @@ def torture(
             "killing",
             trials,
             lambda advance: run_real_campaign(
-                range(seed_base, seed_base + trials), jobs=jobs or default_jobs(), progress=advance
+                range(seed_base, seed_base + trials),
+                jobs=jobs or default_jobs(),
+                progress=advance,
+                history=history,
             ),
         )
         print_real_summary(_rich(), outcome)

@@ -44,6 +44,24 @@ def test_real_trials_keep_every_promise() -> None:
         assert not summary.disk_required, f"no full disk: {summary.without_disk}"
 
 
+def test_trials_beside_a_long_past_keep_every_promise_and_the_past() -> None:
+    """Each bot starts beside 2,000 records of its own past (closed round trips under an
+    old instance, on the exchange and in its state) and is put through its trial as
+    any other: every promise holds over the past too, and the past is there at the end
+    as it was written. Trial 1 loses its state twice: the rebuild from the venue must
+    find the past's fills, trades and trading days again."""
+    summary = run_real_campaign(range(2), jobs=2, history=2000)
+    problems = [
+        (t.number, t.venue, t.draws, t.error, [v.explain() for v in t.violations])
+        for t in summary.failures
+    ]
+    assert problems == []
+    assert summary.counts["past_kept"] == 2
+    assert summary.counts["rebuilds"] > 0, "trial 1 deletes its state while down"
+    assert summary.counts["kills"] >= 2 and summary.counts["orders"] > 0
+    assert summary.seeding_seconds > 0
+
+
 def test_the_command_prints_its_table(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "botwarden", "torture", "--real", "--trials", "2"],

@@ -108,6 +108,8 @@ def test_fills_are_listed_as_account_activities(tmp_path: Path) -> None:
     with serving(app) as url:
         trading = client(url)
         sent = trading.submit_order(market("bot-000001"))
+        early = trading.get("/account/activities/FILL", {"direction": "asc"})
+        assert [(a["cum_qty"], a["leaves_qty"]) for a in early] == [("4", "6")]
         clock.now += timedelta(seconds=1)
         trading.get_order_by_client_id("bot-000001")  # the next look completes it
         raw = trading.get("/account/activities/FILL", {"direction": "asc"})

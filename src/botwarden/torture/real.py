@@ -49,6 +49,7 @@ from botwarden.engine.crash import POINTS
 from botwarden.engine.ids import ClientIds
 from botwarden.errors import StateError
 from botwarden.state.records import BotState
+from botwarden.torture import past
 from botwarden.torture.disks import SmallDisk, why_no_tmpfs
 from botwarden.torture.guard_watch import GuardWatch, Passes
 from botwarden.torture.processes import Command, Exchange
@@ -62,12 +63,17 @@ STILL = 0.001
 """...and while the books are compared: a stop firing then would be a race, not a bug."""
 HEALING_TICKS = 5
 STATE_LOST = "STATE LOST"
+STARTED = "starting as instance"
+"""What a bot says once its state is open (and fenced)."""
 DAMAGES = ("emptied", "truncated", "garbage", "deleted")
 """What happens to a state file while its bot is down."""
 FULL_DISK_SHARE = 1 / 3
 FULL_FOR = (2.5, 5.0)
 """Seconds the disk stays full: hours of the exchange's time, ten to twenty passes, and
 longer than a bare position may go without the bot asking (`guard_watch.SILENT_FOR`)."""
+PAST_PATIENCE = 0.01
+"""Seconds more per record of a trial's past for a lost state to be noticed and
+rebuilt (`Life.patience`)."""
 ENTRY_PATIENCE = (2.0, 5.0)
 """Seconds to wait for an entry to fill before the disk fills anyway."""
 
@@ -88,10 +94,14 @@ class TrialOutcome:
     at_points, freezes, second_instances, lock_removed, deleted_running,
     lost_<damage>, rebuilds, clock_skews, full_disks (and of those: after_entry,
     store_failed, owed_guard: a position seen bare), guard_checks, guards, orders,
-    fills."""
+    fills (the trial's own, not its past's), past_kept (a seeded past found again)."""
     violations: list[Violation] = field(default_factory=list)
     error: str | None = None
     folder: Path | None = None
+    seconds: float = 0.0
+    """Its wall time, from its folder made to its exchange stopped."""
+    seeding_seconds: float = 0.0
+    """Of that, writing its past (`--history`)."""
 
     @property
     def failed(self) -> bool:
@@ -110,6 +120,12 @@ class RealSummary:
     """Why the trials ran without a full disk (a tmpfs could not be mounted)."""
     disk_required: bool = field(default_factory=lambda: os.environ.get("CI", "").lower() == "true")
     """Under CI a campaign without its full disk fails: the fault must not go missing."""
+    history: int = 0
+    """Records of the past each trial was seeded with."""
+    trial_seconds: float = 0.0
+    """The trials' own wall times, added up (they run `jobs` at a time)."""
+    seeding_seconds: float = 0.0
+    """Of those, writing their pasts."""
 
     @property
     def failed(self) -> bool:
@@ -119,6 +135,8 @@ class RealSummary:
         self.trials += 1
         self.venues[trial.venue] += 1
         self.counts += trial.counts
+        self.trial_seconds += trial.seconds
+        self.seeding_seconds += trial.seeding_seconds
         self.violations.update(v.promise for v in trial.violations)
         if trial.error:
             self.violations["error"] += 1
@@ -169,6 +187,10 @@ class Life:
     rebuild_owed: bool = False
     """The state was lost while the venue held the bot's fills: the next start must
     say STATE LOST and rebuild."""
+    patience: float = 0.0
+    """Seconds more for a start to say STATE LOST and for the last run to end: a lost
+    state's start reads the whole past again (on Binance, a request for each order
+    older than a market's newest 1,000: ccxt.py's `_name_orders`)."""
 
     @property
     def state_file(self) -> Path:
@@ -203,7 +225,7 @@ class Life:
         self.trial.draws[-1] += draw if self.trial.draws[-1].endswith(": ") else f", {draw}"
 
     def expect_rebuild(self, bot: Command) -> None:
-        if not bot.wait_for(STATE_LOST, timeout=60):
+        if not bot.wait_for(STATE_LOST, timeout=60 + self.patience):
             raise TrialFailed(
                 f"the state was lost, and the next start did not say {STATE_LOST}:"
                 f" {bot.said()[-500:]}"
@@ -310,6 +332,9 @@ class Life:
     def delete_while_running(self, bot: Command) -> None:
         """An operator's `rm state/*` under a running bot: it must stop, saying STATE
         LOST (exit 1), and its next start rebuild."""
+        # A bot slow to start (a busy host) may not have opened its state yet: deleted
+        # then, the state is one lost before the bot started, not one deleted under it.
+        bot.wait_for(STARTED, timeout=60)
         self.note("state deleted while running")
         owed = self.venue_holds_fills()
         self.remove_state()
@@ -401,8 +426,10 @@ def _fold_wal(path: Path) -> None:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def run_trial(number: int, workdir: Path, full_disk: bool = True) -> TrialOutcome:
-    """One trial; with `full_disk`, a third of them fill the bot's disk (a tmpfs)."""
+def run_trial(number: int, workdir: Path, full_disk: bool = True, history: int = 0) -> TrialOutcome:
+    """One trial; with `full_disk`, a third of them fill the bot's disk (a tmpfs); with
+    `history`, the bot starts beside a past of that many records (`torture/past.py`)."""
+    started = time.perf_counter()
     venue = VENUES[number % len(VENUES)]
     trial = TrialOutcome(number, venue=venue.name)
     folder = workdir / f"trial-{number}"
@@ -410,9 +437,10 @@ def run_trial(number: int, workdir: Path, full_disk: bool = True) -> TrialOutcom
     trial.folder = folder
     rng = random.Random(f"real:{number}")
     disk_rng = random.Random(f"real-disk:{number}")
+    past_rng = random.Random(f"real-past:{number}")  # its own: the trial draws as without one
     disk = None
     if full_disk and disk_rng.random() < FULL_DISK_SHARE:
-        disk = SmallDisk(folder / "state")
+        disk = SmallDisk(folder / "state", past.disk_size(history))
     faults = ""
     if venue.skews_clock and rng.random() < 0.5:
         skew = _draw_skew(rng)
@@ -420,19 +448,24 @@ def run_trial(number: int, workdir: Path, full_disk: bool = True) -> TrialOutcom
         trial.draws.append(f"venue clock {skew} off the host's")
         trial.counts["clock_skews"] += 1
     exchange = Exchange(folder, venue.api, number, KEY, SECRET, faults)
+    seeded: past.Past | None = None
     try:
         full = None
         if disk is not None:
             disk.mount()
             trial.draws.append(f"state on a tmpfs of {disk.size}")
-        exchange.start(SPEED)
         config = write_config(folder, venue, exchange, rng)
+        if history:  # (it starts the exchange: the past's fills are read through its API)
+            seeded = past.seed(config, venue, exchange, history, past_rng, SPEED)
+            trial.draws.append(seeded.describe())
+        else:
+            exchange.start(SPEED)
         lives = rng.randint(1, 3)
         if disk is not None:
             if disk.holds(exchange.book):  # the book is the exchange's, not the bot's
                 raise TrialFailed(f"the exchange's book {exchange.book} is on the bot's disk")
             full = FullDisk(disk, disk_rng.randint(1, lives), disk_rng)
-        life = Life(trial, venue, exchange, config, rng, full)
+        life = Life(trial, venue, exchange, config, rng, full, patience=history * PAST_PATIENCE)
         for number_of_life in range(1, lives + 1):
             life.live(number_of_life)
         exchange.stop()
@@ -441,13 +474,16 @@ def run_trial(number: int, workdir: Path, full_disk: bool = True) -> TrialOutcom
         trial.draws.append(f"healing run (pid {healed.pid})")
         if life.rebuild_owed:
             life.expect_rebuild(healed)
-        code = healed.wait(timeout=120)
+        code = healed.wait(timeout=120 + life.patience)
         exchange.stop()
         if code != 0:
             trial.error = f"the last run exited {code}: {healed.said()[-500:]}"
             return trial
-        trial.violations += _check(config, venue, exchange, trial)
-    except TrialFailed as failure:
+        past_orders = seeded.orders() if seeded is not None else frozenset()
+        trial.violations += _check(config, venue, exchange, trial, past_orders)
+        if seeded is not None:
+            _check_past_kept(config, seeded, trial)
+    except (TrialFailed, past.SeedingFailed) as failure:
         trial.error = str(failure)
     except Exception as error:  # a harness failure is a failed trial, said plainly
         trial.error = f"{type(error).__name__}: {error}"
@@ -455,14 +491,32 @@ def run_trial(number: int, workdir: Path, full_disk: bool = True) -> TrialOutcom
         exchange.stop()
         if disk is not None:
             disk.unmount()
+        trial.seconds = time.perf_counter() - started
+        trial.seeding_seconds = seeded.seconds if seeded is not None else 0.0
     return trial
 
 
+def _check_past_kept(config: Path, seeded: past.Past, trial: TrialOutcome) -> None:
+    """The past is still there as it was written (or, after a rebuild from the venue,
+    what a rebuild has again of it)."""
+    problems, rebuilt = past.not_kept(config, seeded)
+    if problems:
+        how = "rebuilt from the venue" if rebuilt else "never lost"
+        trial.error = f"the trial's past was not kept (its state {how}): " + "; ".join(problems)
+    else:
+        trial.counts["past_kept"] += 1
+
+
 def _check(
-    config_path: Path, venue: RealVenue, exchange: Exchange, trial: TrialOutcome
+    config_path: Path,
+    venue: RealVenue,
+    exchange: Exchange,
+    trial: TrialOutcome,
+    past_orders: frozenset[str] = frozenset(),
 ) -> list[Violation]:
     """Every promise but I4 (the bot's clock is the wall clock, the exchange's runs
-    faster: the second-instance check covers I4 here) on the files of both."""
+    faster: the second-instance check covers I4 here) on the files of both, the
+    trial's past included; what the trial traded is counted without its past."""
     from botwarden.config import load_config
     from botwarden.engine.checks import check_promises
     from botwarden.state.history import WholeState
@@ -479,9 +533,11 @@ def _check(
     try:
         epoch = snapshot.bot.instance.epoch if snapshot.bot.instance else 0
         ids = ClientIds(config.bot_id, epoch)
-        trial.counts["orders"] = sum(ids.owns(o.client_order_id) for o in book.all_orders())
-        trial.counts["fills"] = sum(ids.owns(f.client_order_id) for _, f in book.fills())
-        trial.counts["guards"] = sum(ids.is_guard(o.client_order_id) for o in book.all_orders())
+        orders = [o for o in book.all_orders() if o.client_order_id not in past_orders]
+        fills = [f for _, f in book.fills() if f.client_order_id not in past_orders]
+        trial.counts["orders"] = sum(ids.owns(o.client_order_id) for o in orders)
+        trial.counts["fills"] = sum(ids.owns(f.client_order_id) for f in fills)
+        trial.counts["guards"] = sum(ids.is_guard(o.client_order_id) for o in orders)
         promises = [p for p in PROMISES if p != "I4"]
         return check_promises(snapshot, book, ids, promises, book_trade_id=venue.book_trade_id)
     finally:
@@ -493,16 +549,18 @@ def run_real_campaign(
     *,
     jobs: int,
     progress: Callable[[TrialOutcome], None] = lambda trial: None,
+    history: int = 0,
 ) -> RealSummary:
-    """Run the trials, `jobs` at a time (each is two processes, mostly waiting). A
-    failing trial's files are kept for a look; the rest are removed. Without a tmpfs
-    to mount (not root), the trials run without a full disk, and the summary says why."""
-    summary = RealSummary(without_disk=why_no_tmpfs())
+    """Run the trials, `jobs` at a time (each is two processes, mostly waiting), each
+    beside a past of `history` records if asked. A failing trial's files are kept for a
+    look; the rest are removed. Without a tmpfs to mount (not root), the trials run
+    without a full disk, and the summary says why."""
+    summary = RealSummary(without_disk=why_no_tmpfs(), history=history)
     started = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="botwarden-real-"))
 
     def trial(number: int) -> TrialOutcome:
-        outcome = run_trial(number, root, full_disk=summary.without_disk is None)
+        outcome = run_trial(number, root, summary.without_disk is None, history)
         if not outcome.failed:
             shutil.rmtree(outcome.folder, ignore_errors=True)
         return outcome
@@ -519,6 +577,7 @@ def run_real_campaign(
 
 def print_real_summary(console, summary: RealSummary) -> None:
     minutes = max(summary.seconds, 1e-9) / 60
+    trials = max(summary.trials, 1)
     counts = summary.counts
     rows = [
         ("trials", f"{summary.trials:,}"),
@@ -540,9 +599,23 @@ def print_real_summary(console, summary: RealSummary) -> None:
         ("guard stops and closes on the venue", f"{counts['guards']:,}"),
         ("orders", f"{counts['orders']:,}"),
         ("fills", f"{counts['fills']:,}"),
+        *(
+            [
+                ("each trial's past (records)", f"{summary.history:,}"),
+                ("...found again as written at the end", f"{counts['past_kept']:,}"),
+            ]
+            if summary.history
+            else []
+        ),
         *violation_rows(summary.violations),
         ("harness or bot errors", f"{summary.violations['error']:,}"),
         ("trials per minute", f"{summary.trials / minutes:,.1f}"),
+        ("seconds a trial (its own wall time)", f"{summary.trial_seconds / trials:,.1f}"),
+        *(
+            [("...of which seeding its past", f"{summary.seeding_seconds / trials:,.1f}")]
+            if summary.history
+            else []
+        ),
         ("wall time", f"{summary.seconds:,.1f} s"),
     ]
     print_table(console, "botwarden torture --real", rows)

@@ -28,6 +28,12 @@ class RealVenue:
     """The environment the bot finds its keys in."""
     book_trade_id: Callable[[str], str]
     """The paper book's trade id for one the bot's ledger holds (for the checker)."""
+    book_symbol: Callable[[str], str]
+    """The paper book's name of a market the bot names (for a trial's past)."""
+    read_back: int
+    """Round trips of a trial's past read back through the API at once: as many as the
+    adapter names from its listings of the newest orders (a fill of an older one costs
+    a request of its own)."""
     skews_clock: bool
     """Whether trials on it draw a venue clock far from the host's (the ccxt adapter
     reads the venue's time; alpaca-py has no such call)."""
@@ -54,6 +60,8 @@ ALPACA = RealVenue(
     symbols=("SPY", "QQQ", "AAPL"),
     keys={"ALPACA_API_KEY": KEY, "ALPACA_SECRET_KEY": SECRET},
     book_trade_id=alpaca.book_trade_id,
+    book_symbol=str,
+    read_back=2_500,  # 5,000 orders: ten listings of 500
     skews_clock=False,
     held_request=r'"GET /v2/positions[ ?]',
 )
@@ -63,6 +71,8 @@ BINANCE_USDM = RealVenue(
     symbols=("BTC/USDT:USDT", "ETH/USDT:USDT"),
     keys={"BOTWARDEN_CCXT_API_KEY": KEY, "BOTWARDEN_CCXT_SECRET": SECRET},
     book_trade_id=binance.book_trade_id,
+    book_symbol=lambda perpetual: perpetual.partition(":")[0],  # BTC/USDT:USDT: BTC/USDT
+    read_back=500,  # 1,000 orders: one listing of a market's newest
     skews_clock=True,
     held_request=r'"GET /fapi/v\d/positionRisk[ ?]',
 )

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
@@ -39,6 +39,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from botwarden.domain.markets import TimeInForce
+from botwarden.domain.models import Fill
 from botwarden.domain.orders import OrderType
 from botwarden.domain.timeframes import TIMEFRAMES, width
 from botwarden.venues.base import (
@@ -645,6 +646,8 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
         replaced_by[old.venue_order_id] = new.venue_order_id
         return JSONResponse(shown(new))
 
+    activities = _FillActivities()
+
     @app.get("/v2/account/activities/FILL")
     async def fills(
         page_token: str | None = None,
@@ -654,14 +657,7 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
     ) -> list[dict[str, Any]]:
         # An activity id starts with the paper book's fill number, which is also the
         # number in the fill's trade id; the page token is the last id seen.
-        every = (await venue.fills()).fills
-        cumulative: dict[str, Decimal] = {}
-        rows = []
-        for fill in every:  # oldest first: what each fill left open, at its time
-            done = cumulative[fill.venue_order_id] = (
-                cumulative.get(fill.venue_order_id, Decimal(0)) + fill.qty
-            )
-            rows.append((int(fill.trade_id.removeprefix("T")), fill, done))
+        rows = await activities.read(venue)
         if after:
             since = datetime.fromisoformat(after.replace("Z", "+00:00"))
             rows = [r for r in rows if r[1].time > since]
@@ -669,12 +665,12 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
             seen = int(page_token.split("::")[0])
             rows = [r for r in rows if (r[0] > seen if direction == "asc" else r[0] < seen)]
         if direction != "asc":
-            rows.reverse()
-        activities = []
+            rows = rows[::-1]
+        page = []
         for number, fill, done in rows[:page_size]:
             order = venue.book.order_by_venue_id(fill.venue_order_id)
             left = order.qty - done
-            activities.append(
+            page.append(
                 {
                     "id": activity_id(number, fill.trade_id),
                     "account_id": ACCOUNT_ID,
@@ -691,7 +687,7 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
                     "order_status": _STATUS[order.state],
                 }
             )
-        return activities
+        return page
 
     # -- market data (Alpaca serves it from another host; point the data client here) --
     async def latest_trades(symbols: list[str]) -> dict[str, Any]:
@@ -811,6 +807,30 @@ _UNITS = {
 
 MAX_BARS = 10_000
 """Alpaca's largest page of bars."""
+
+
+@dataclass
+class _FillActivities:
+    """The book's fills as activities need them, oldest first: each fill's number, the
+    fill, and how much of its order had filled by then. Each fill is decoded once
+    (fills never change, only new ones come): decoding the whole book at every request
+    made a bot's every pass cost the emulator more with each fill it had ever had."""
+
+    rows: list[tuple[int, Fill, Decimal]] = field(default_factory=list)
+    filled: dict[str, Decimal] = field(default_factory=dict)
+
+    async def read(self, venue: PaperVenue) -> list[tuple[int, Fill, Decimal]]:
+        """Every row so far: the exchange brought up to now (and any fault drawn for
+        `fills`), then the new fills read straight from the book, with no await between
+        (two requests at once must not both add them)."""
+        seen = self.rows[-1][0] if self.rows else 0
+        await venue.fills(cursor=str(seen))
+        for number, fill in venue.book.fills(after_seq=self.rows[-1][0] if self.rows else 0):
+            done = self.filled[fill.venue_order_id] = (
+                self.filled.get(fill.venue_order_id, Decimal(0)) + fill.qty
+            )
+            self.rows.append((number, fill, done))
+        return self.rows
 
 
 @dataclass(frozen=True)
