@@ -248,6 +248,11 @@ class Transaction:
 
         self._put("meta", BOT, document(record), effect)
 
+    def heartbeat(self, at: datetime) -> None:
+        """The bot is alive at `at` (by its clock; `seen_at` by the wall's)."""
+        beat = {"heartbeat_at": at, "last_updated_at": at, "seen_at": utc_now()}
+        self.save_bot_record(self.state.bot.evolve(**beat))
+
     def mark_signal_processed(
         self,
         signal_id: str,
@@ -635,8 +640,8 @@ class StateManager:
         return await self._update_bot(**changes)
 
     async def heartbeat(self) -> None:
-        now = self._clock()
-        await self._update_bot(heartbeat_at=now, last_updated_at=now, seen_at=utc_now())
+        async with self.transaction() as tx:
+            tx.heartbeat(self._clock())
 
     async def check_stale(self, max_age: timedelta) -> bool:
         """True if the last heartbeat is older than `max_age` (a bot never seen is not)."""
