@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import functools
 import logging
 import os
@@ -845,5 +846,13 @@ def _failure_key(failure: StrategyFailed) -> tuple[str, str | None, str]:
 def _copy(position: Position | None) -> Position | None:
     """What a strategy is shown of a position: a copy, so that nothing it does to it
     (its custom state changed in place) reaches the engine's state; what it wants kept
-    it says in a signal."""
-    return position.model_copy(deep=True) if position is not None else None
+    it says in a signal. Its two dicts are copied deep: every other field is immutable
+    (frozen models, decimals, strings, times), and copying them too cost the
+    simulator 4% of its time."""
+    if position is None:
+        return None
+    mutable = {
+        "custom": copy.deepcopy(position.custom),
+        "metadata": copy.deepcopy(position.metadata),
+    }
+    return position.model_copy(update=mutable)
