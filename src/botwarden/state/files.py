@@ -4,8 +4,6 @@ from another's, and noticing that an open file is no longer the one at its path.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import functools
 import json
 import os
@@ -69,18 +67,13 @@ descriptor keeps its own; the path then names another, or nothing."""
 def file_id(path: Path) -> FileId | None:
     """The file at `path` now, or None if there is none."""
     statx = _statx()
-    if statx is not None:
-        with contextlib.suppress(_NoStatx):
-            return statx(path)
-    try:
+    if statx is not None and (found := statx(os.fsencode(path))) is not None:
+        return found
+    try:  # (and where statx failed: os.stat says why, or that nothing is there)
         st = os.stat(path)
     except FileNotFoundError:
         return None
     return (st.st_dev, st.st_ino)
-
-
-class _NoStatx(Exception):
-    """The kernel (or a container's seccomp filter) refused the statx call itself."""
 
 
 # Why not os.stat on Linux: since 6.13 a stat that reads a file's times makes its next
@@ -90,33 +83,27 @@ class _NoStatx(Exception):
 _STATX_INO = 0x100
 _AT_FDCWD = -100
 _STATX_SIZE = 256
-_INO_AT, _DEV_AT = 32, 136
-"""Offsets in `struct statx` of stx_ino and of stx_dev_major, stx_dev_minor."""
+_INO_AND_DEV = struct.Struct("=32xQ96xII")
+"""stx_ino at byte 32 of `struct statx`, stx_dev_major and stx_dev_minor at 136."""
 
 
 @functools.cache
-def _statx() -> Callable[[Path], FileId | None] | None:
-    """The statx reader, or None where libc has no statx (not Linux, an old glibc)."""
+def _statx() -> Callable[[bytes], FileId | None] | None:
+    """The statx reader (None where it fails), or None where libc has no statx (not
+    Linux, an old glibc)."""
     if sys.platform != "linux":
         return None
     import ctypes  # here: only a file backend on Linux needs it
 
-    call = getattr(ctypes.CDLL(None, use_errno=True), "statx", None)
+    call = getattr(ctypes.CDLL(None), "statx", None)
     if call is None:
         return None
-    call.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
     buffer = ctypes.create_string_buffer(_STATX_SIZE)
 
-    def read(path: Path) -> FileId | None:
-        if call(_AT_FDCWD, os.fsencode(path), 0, _STATX_INO, buffer) != 0:
-            code = ctypes.get_errno()
-            if code == errno.ENOENT:
-                return None
-            if code == errno.ENOSYS:
-                raise _NoStatx
-            raise OSError(code, os.strerror(code), str(path))
-        (ino,) = struct.unpack_from("=Q", buffer, _INO_AT)
-        major, minor = struct.unpack_from("=II", buffer, _DEV_AT)
+    def read(path: bytes) -> FileId | None:
+        if call(_AT_FDCWD, path, 0, _STATX_INO, buffer) != 0:
+            return None
+        ino, major, minor = _INO_AND_DEV.unpack_from(buffer)
         return (os.makedev(major, minor), ino)
 
     return read
