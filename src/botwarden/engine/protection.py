@@ -249,6 +249,17 @@ class Protector:
         if live is not None and placed.status is not IntentStatus.REJECTED:
             await self.desk.cancel(current, position.symbol)
 
+    async def _ended_meanwhile(self, canceled: list[str]) -> bool:
+        """Did a leg listed open at the pass's start end otherwise than by its cancel
+        (its intent still live: the venue said it rests no more, a take-profit filled,
+        say)? Then its fills are read first: where the venue does not honour
+        reduce-only orders, a new pair for the position it closed would open another."""
+        live = (await self.ctx.state.snapshot()).intents
+        if not any(cid in live for cid in canceled):
+            return False
+        await self.desk.sync_fills()
+        return True
+
     async def _bare(self, position: Position, open_orders: dict[str, VenueOrder]) -> bool:
         """Does nothing of `position`'s protect it: no take-profit rests, and none has
         its fate still to be resolved (the stop is known missing already)?"""
@@ -330,11 +341,12 @@ class Protector:
         went_with: str | None = None  # the leg a pair's one cancel takes with it
         if paired:  # one cancel takes both: the take-profit's (Alpaca finds it by its id)
             went_with, live_stop = live_stop.client_order_id, None
-        for live in (live_stop, live_target):
-            if live is not None and not await self.desk.cancel(
-                live.client_order_id, live.symbol, settle_pair=False
-            ):
+        canceled = [live.client_order_id for live in (live_stop, live_target) if live]
+        for cid in canceled:
+            if not await self.desk.cancel(cid, position.symbol, settle_pair=False):
                 return True  # maybe still resting: looked at again at the next pass
+        if await self._ended_meanwhile(canceled):
+            return True  # its position is what the fills say now: looked at again then
         legs = {cid for cid in legs if cid}
         if not await self._cancel_other_stops(position, open_orders, legs):
             return True  # a guard or a stray beside the new pair could sell twice
