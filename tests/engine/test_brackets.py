@@ -6,6 +6,7 @@ moves without dragging the take-profit; a venue that can hold neither is refused
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,8 +21,10 @@ from botwarden.process.run import open_bot_venue
 from botwarden.state.manager import StateManager, utc_now
 from botwarden.state.memory import MemoryStore
 from botwarden.venues.base import pair_take_profit_id
+from botwarden.venues.paper.faults import FaultPlan
+from botwarden.venues.paper.venue import PaperVenue
 from tests.conftest import whole
-from tests.engine.harness import CONFIG, Exchange
+from tests.engine.harness import CONFIG, Exchange, started
 from tests.support.strategies import OnceLong
 
 
@@ -161,3 +164,31 @@ def test_a_take_profit_on_alpaca_crypto_is_refused_with_the_config(
 def test_the_configs_take_profit_is_relative_to_each_position() -> None:
     with pytest.raises(ValueError, match="a price is one position's take-profit"):
         BotConfig.model_validate({**CONFIG, "take_profit": {"price": 100}})
+
+
+async def test_a_take_profit_filled_while_its_pair_is_moved_sends_nothing_more(
+    tmp_path: Path,
+) -> None:
+    """A pass reads the pair open, then (an answer half an hour late) the price takes
+    the take-profit: the trailing stop's pair is not placed again before the fills are
+    read. Where the venue does not honour reduce-only orders, a new take-profit for
+    the position just closed, below the price, would fill at once and open another
+    position, the other way (promise I1)."""
+    exchange = Exchange(tmp_path, reduce_only=False)
+
+    async def answered_late(seconds: float) -> None:
+        exchange.clock.now += timedelta(seconds=seconds)
+
+    late = FaultPlan.parse("slow:on=fills,p=1,seconds=1800")
+    venue = PaperVenue(exchange.book, exchange.clock, late, sleep=answered_late)
+    strategy = OnceLong(stop=Stop.percent("0.5", trailing=True), take_profit=TakeProfit.percent(1))
+    runner = await started(BotConfig.model_validate(CONFIG), exchange.state_path, venue,
+                           exchange.clock, strategy)  # fmt: skip
+    await until_flat(exchange, runner)
+    await exchange.hours(runner, 3)
+    [(_, closing)] = [(s, f) for s, f in exchange.book.fills() if f.client_order_id.endswith("t")]
+    sent_after = [o for o in exchange.book.all_orders() if o.created_at >= closing.time]
+    assert sent_after == [], "an order sent for a position its take-profit had closed"
+    assert exchange.book.positions() == []
+    await runner.state.close()
+    exchange.book.close()

@@ -15,6 +15,7 @@ import pytest
 
 from botwarden.errors import StateLost
 from botwarden.state.base import Change, Put, StateStore
+from botwarden.state.files import file_id
 from tests.conftest import Backend
 from tests.state.files import file_backend_at, state_file, write_some_state
 
@@ -96,3 +97,21 @@ async def test_a_store_that_keeps_its_file_never_calls_it_lost(file_backend: Bac
         assert len(await store.scan("bot", "fills")) == 30 * 40
     finally:
         await store.close()
+
+
+def test_a_file_is_told_as_stat_tells_it(tmp_path: Path) -> None:
+    """`file_id` reads no file times (see files.py): it still names the file as a stat
+    does, tells a replaced file apart, and says None where nothing is."""
+    path = tmp_path / "state.db"
+    path.write_bytes(b"one")
+    first = os.stat(path)
+    assert file_id(path) == (first.st_dev, first.st_ino)
+    replaced_by = tmp_path / "other"
+    replaced_by.write_bytes(b"two")
+    replaced_by.replace(path)
+    now = os.stat(path)
+    assert file_id(path) == (now.st_dev, now.st_ino) != (first.st_dev, first.st_ino)
+    with pytest.raises(NotADirectoryError):  # an error other than "no such file"
+        file_id(path / "below")
+    path.unlink()
+    assert file_id(path) is None

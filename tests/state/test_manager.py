@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,8 +14,9 @@ from pydantic import ValidationError
 from botwarden.domain import BotStatus, Fill, OrderIntent, Position, RiskState
 from botwarden.domain.orders import IntentStatus
 from botwarden.errors import FencedOut
-from botwarden.state.base import Change, Snapshot, StateStore
+from botwarden.state.base import Change, Snapshot, StateStore, encode
 from botwarden.state.manager import DuplicateFill, StateManager
+from botwarden.state.records import document, stored
 from tests.conftest import Backend
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
@@ -480,3 +482,27 @@ async def test_a_sequence_number_from_a_failed_change_is_not_spent(manager: Stat
             raise RuntimeError("crash before the write")
     async with manager.transaction() as tx:
         assert tx.next_order_seq() == 0
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        position(metadata={"ratio": 0.1, "é": [1, 2.5e-7, 1e22]}),
+        position(metadata={"note": "NaN is a word here"}),
+        entry(),
+        fill(),
+        RiskState(peak_equity=Decimal("1000.5")),
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_a_change_puts_what_the_encoder_would_write(model: object) -> None:
+    """A transaction's documents come with their JSON made by pydantic in one step:
+    it reads back as the document `encode` would have written."""
+    put = stored(model)
+    assert json.loads(encode(put)) == document(model) == dict(put)
+
+
+def test_a_nan_in_a_document_is_refused_as_before() -> None:
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match="JSON"):
+            encode(stored(position(metadata={"ratio": bad})))

@@ -62,6 +62,10 @@ READ_AHEAD_FILLS = 10_000
 WAITING = frozenset({IntentStatus.SUBMITTING, IntentStatus.UNKNOWN})
 """Sent, or maybe sent, with no answer stored: only the venue can say what happened."""
 
+Told = Callable[[Transaction, OrderIntent], None]
+"""Writes made in the change that stores an order's answer, given the intent as stored
+(a stop's "placed" event): one write where two were, and never one without the other."""
+
 
 @dataclass
 class Context:
@@ -178,9 +182,11 @@ class OrderDesk:
         plan: EntryPlan | None = None,
         replaces: str | None = None,
         also: Callable[[Transaction, OrderIntent], None] | None = None,
+        told: Told | None = None,
     ) -> OrderIntent:
         """Store the intent, then send it. `also` adds writes to the intent's change
-        (a position learning its stop's id, say): they are durable together. `plan`:
+        (a position learning its stop's id, say): they are durable together; `told`
+        adds writes to the change that stores the venue's answer (see `Told`). `plan`:
         an entry's, what its fills give the position. `replaces`: a resting order this
         one takes the place of in one request (`Venue.replace`)."""
         ctx = self.ctx
@@ -220,9 +226,9 @@ class OrderDesk:
                 request = OrderRequest.from_intent(intent, reduce_only=purpose is not Purpose.ENTRY)
                 answer = await ctx.venue.submit(request)
         if not self.write_ahead:
-            return await self.apply_answer(intent, answer)
+            return await self.apply_answer(intent, answer, told)
         CRASH.reached(f"{purpose}_stored_not_sent")
-        return await self.send(intent)
+        return await self.send(intent, told)
 
     async def close(
         self,
@@ -253,6 +259,7 @@ class OrderDesk:
         take_profit: Decimal,
         qty: Decimal,
         also: Callable[[Transaction, OrderIntent, OrderIntent], None] | None = None,
+        told: Told | None = None,
     ) -> tuple[OrderIntent, OrderIntent]:
         """A position's stop and take-profit, both intents written ahead in one change
         (with `also`'s writes), then sent at once: as two reduce-only orders where the
@@ -260,14 +267,14 @@ class OrderDesk:
         one-cancels-other pair in one call. Either way a position waits one round trip
         for both. Resolved like any order if an answer is lost; a pair's take-profit
         never answered is dropped, never sent alone (beside a stop it could close
-        twice)."""
+        twice). `told`: as `place`'s, for each leg's answer."""
         ctx = self.ctx
         side_by_side = ctx.venue.capabilities.reduce_only
         how = "" if side_by_side else " (one cancels the other)"
         stop, target = await self._write_legs(position, stop_price, take_profit, qty, also, how)
         if side_by_side:
             outcomes = await asyncio.gather(
-                self.send(stop), self.send(target), return_exceptions=True
+                self.send(stop, told), self.send(target, told), return_exceptions=True
             )
             for outcome in outcomes:  # both ran to their end: what stopped one goes on up
                 if isinstance(outcome, BaseException):
@@ -280,20 +287,21 @@ class OrderDesk:
             )
         except Ambiguous as error:
             for leg in (stop, target):
-                await self._store(leg.mark_unknown(ctx.clock(), str(error)), "unknown", error)
+                unknown = leg.mark_unknown(ctx.clock(), str(error))
+                await self._store(unknown, "unknown", error, told)
         except (Rejected, NotFound, OrderRefused) as error:
             for leg in (stop, target):
-                await self._store(leg.reject(ctx.clock(), str(error)), "alert", error)
+                await self._store(leg.reject(ctx.clock(), str(error)), "alert", error, told)
         except Retryable as error:
             for leg in (stop, target):
                 canceled = leg.cancel(ctx.clock(), f"not sent: {error}")
-                await self._store(canceled, "order", error)
+                await self._store(canceled, "order", error, told)
         else:
             CRASH.reached("stop_sent_answer_not_stored")
             by_id = {order.client_order_id: order for order in answers}
             for leg in (stop, target):
                 if leg.client_order_id in by_id:
-                    await self.apply_answer(leg, by_id[leg.client_order_id])
+                    await self.apply_answer(leg, by_id[leg.client_order_id], told)
             if any(order.filled_qty > 0 for order in answers):
                 await self.sync_fills()  # a leg taken and filled at once: the position knows
         return await ctx.intent(stop.client_order_id), await ctx.intent(target.client_order_id)
@@ -427,9 +435,9 @@ class OrderDesk:
             Decimal(0),
         )
 
-    async def send(self, intent: OrderIntent) -> OrderIntent:
-        """Send a SUBMITTING intent and store what the venue answered: in place of the
-        order it `replaces`, while that one may still rest."""
+    async def send(self, intent: OrderIntent, told: Told | None = None) -> OrderIntent:
+        """Send a SUBMITTING intent and store what the venue answered (with `told`'s
+        writes): in place of the order it `replaces`, while that one may still rest."""
         ctx = self.ctx
         request = OrderRequest.from_intent(intent, reduce_only=intent.purpose is not Purpose.ENTRY)
         self.sent_filling += intent.type is OrderType.MARKET
@@ -443,16 +451,17 @@ class OrderDesk:
                 resting = OrderRequest.from_intent(old, reduce_only=request.reduce_only)
                 answer = await ctx.venue.replace(resting, request, old.venue_order_id)
         except Ambiguous as error:
-            return await self._store(intent.mark_unknown(ctx.clock(), str(error)), "unknown", error)
+            unknown = intent.mark_unknown(ctx.clock(), str(error))
+            return await self._store(unknown, "unknown", error, told)
         except (Rejected, NotFound, OrderRefused) as error:
-            return await self._store(intent.reject(ctx.clock(), str(error)), "alert", error)
+            return await self._store(intent.reject(ctx.clock(), str(error)), "alert", error, told)
         except Retryable as error:  # nothing reached the venue: it never existed there
             canceled = intent.cancel(ctx.clock(), f"not sent: {error}")
-            return await self._store(canceled, "order", error)
+            return await self._store(canceled, "order", error, told)
         CRASH.reached(f"{intent.purpose}_sent_answer_not_stored")
         if old is not None:
             await self._replaced(old, intent)
-        stored = await self.apply_answer(intent, answer)
+        stored = await self.apply_answer(intent, answer, told)
         if answer.filled_qty > 0 and intent.purpose.protects:
             await self.sync_fills()  # it closed (some of) its position at once: known now
         return stored
@@ -470,9 +479,13 @@ class OrderDesk:
                 {"client_order_id": new.client_order_id},
             )
 
-    async def _store(self, intent: OrderIntent, kind: str, why: Exception) -> OrderIntent:
+    async def _store(
+        self, intent: OrderIntent, kind: str, why: Exception, told: Told | None = None
+    ) -> OrderIntent:
         async with self.ctx.state.transaction() as tx:
             tx.save_order(intent)
+            if told is not None:
+                told(tx, intent)
             tx.add_event(
                 self.ctx.clock(),
                 kind,
@@ -491,16 +504,22 @@ class OrderDesk:
         )
         return intent
 
-    async def apply_answer(self, intent: OrderIntent, order: VenueOrder) -> OrderIntent:
-        """Store what the venue says of the order. Quantities come only from fills
-        (`sync_fills`); this moves the status: accepted, canceled, rejected."""
+    async def apply_answer(
+        self, intent: OrderIntent, order: VenueOrder, told: Told | None = None
+    ) -> OrderIntent:
+        """Store what the venue says of the order (with `told`'s writes). Quantities
+        come only from fills (`sync_fills`); this moves the status: accepted, canceled,
+        rejected."""
         if order.filled_qty > intent.filled_qty and intent.type is not OrderType.MARKET:
             self.sent_filling += 1  # (a limit taken and filled at once: its fill to read)
         moved = self._moved(intent, order)
-        if moved == intent:
+        if moved == intent and told is None:
             return intent
         async with self.ctx.state.transaction() as tx:
-            tx.save_order(moved)
+            if moved != intent:
+                tx.save_order(moved)
+            if told is not None:
+                told(tx, moved)
         return moved
 
     def _moved(self, intent: OrderIntent, order: VenueOrder) -> OrderIntent:

@@ -29,7 +29,7 @@ from botwarden.domain.markets import MarketRules, fit_price
 from botwarden.domain.models import Position, Side, Topic
 from botwarden.domain.orders import IntentStatus, OrderIntent, OrderType, Purpose
 from botwarden.domain.positions import best_price
-from botwarden.engine.orders import WAITING, Context, OrderDesk, found_on_the_venue
+from botwarden.engine.orders import WAITING, Context, OrderDesk, Told, found_on_the_venue
 from botwarden.state.manager import Transaction
 from botwarden.venues.base import VenueOrder
 
@@ -244,12 +244,21 @@ class Protector:
             type=OrderType.LIMIT,
             limit_price=target,
             also=remember,
-        )
-        await self._told_of(
-            position, placed, f"take-profit for {cover} {position.symbol} at {target}"
+            told=self._telling(position, f"take-profit for {cover} {position.symbol} at {target}"),
         )
         if live is not None and placed.status is not IntentStatus.REJECTED:
             await self.desk.cancel(current, position.symbol)
+
+    async def _ended_meanwhile(self, canceled: list[str]) -> bool:
+        """Did a leg listed open at the pass's start end otherwise than by its cancel
+        (its intent still live: the venue said it rests no more, a take-profit filled,
+        say)? Then its fills are read first: where the venue does not honour
+        reduce-only orders, a new pair for the position it closed would open another."""
+        live = (await self.ctx.state.snapshot()).intents
+        if not any(cid in live for cid in canceled):
+            return False
+        await self.desk.sync_fills()
+        return True
 
     async def _bare(self, position: Position, open_orders: dict[str, VenueOrder]) -> bool:
         """Does nothing of `position`'s protect it: no take-profit rests, and none has
@@ -274,16 +283,22 @@ class Protector:
                 )
             )
 
-        stop_leg, target_leg = await self.desk.place_legs(
-            position, stop, target, cover, also=remember
-        )
         if self.ctx.venue.capabilities.reduce_only:  # two orders: each told of
-            await self._told_of(position, stop_leg, f"stop for {cover} {position.symbol} at {stop}")
-            what = f"take-profit for {cover} {position.symbol} at {target}"
-            await self._told_of(position, target_leg, what)
-        else:
-            what = f"stop at {stop} and take-profit at {target} for {cover} {position.symbol}"
-            await self._told_of(position, stop_leg, what)
+            what = {
+                Purpose.STOP: f"stop for {cover} {position.symbol} at {stop}",
+                Purpose.TAKE_PROFIT: f"take-profit for {cover} {position.symbol} at {target}",
+            }
+        else:  # one pair: told of once, with its stop
+            pair = f"stop at {stop} and take-profit at {target} for {cover} {position.symbol}"
+            what = {Purpose.STOP: pair}
+
+        def told(tx: Transaction, leg: OrderIntent) -> None:
+            if leg.purpose in what:
+                self._telling(position, what[leg.purpose])(tx, leg)
+
+        stop_leg, _ = await self.desk.place_legs(
+            position, stop, target, cover, also=remember, told=told
+        )
         return stop_leg
 
     async def _protect_as_pair(
@@ -326,11 +341,12 @@ class Protector:
         went_with: str | None = None  # the leg a pair's one cancel takes with it
         if paired:  # one cancel takes both: the take-profit's (Alpaca finds it by its id)
             went_with, live_stop = live_stop.client_order_id, None
-        for live in (live_stop, live_target):
-            if live is not None and not await self.desk.cancel(
-                live.client_order_id, live.symbol, settle_pair=False
-            ):
+        canceled = [live.client_order_id for live in (live_stop, live_target) if live]
+        for cid in canceled:
+            if not await self.desk.cancel(cid, position.symbol, settle_pair=False):
                 return True  # maybe still resting: looked at again at the next pass
+        if await self._ended_meanwhile(canceled):
+            return True  # its position is what the fills say now: looked at again then
         legs = {cid for cid in legs if cid}
         if not await self._cancel_other_stops(position, open_orders, legs):
             return True  # a guard or a stray beside the new pair could sell twice
@@ -527,7 +543,13 @@ class Protector:
                 position.evolve(stop_price=stop_price, stop_client_order_id=intent.client_order_id)
             )
 
-        placed = await self.desk.place(
+        tell = self._telling(position, f"stop for {qty} {position.symbol} at {stop_price}")
+
+        def told(tx: Transaction, placed: OrderIntent) -> None:
+            if replaces is None or placed.status is not IntentStatus.REJECTED:
+                tell(tx, placed)
+
+        return await self.desk.place(
             symbol=position.symbol,
             side=position.side.exit_order_side,
             qty=qty,
@@ -537,16 +559,15 @@ class Protector:
             stop_price=stop_price,
             replaces=replaces,
             also=remember,
+            told=told,
         )
-        if replaces is None or placed.status is not IntentStatus.REJECTED:
-            what = f"stop for {qty} {position.symbol} at {stop_price}"
-            await self._told_of(position, placed, what)
-        return placed
 
-    async def _told_of(self, position: Position, placed: OrderIntent, what: str) -> None:
-        """The event of a protective order placed (an alert, if the venue refused it)."""
-        refused = placed.status is IntentStatus.REJECTED
-        async with self.ctx.state.transaction() as tx:
+    def _telling(self, position: Position, what: str) -> Told:
+        """The event of a protective order placed (an alert, if the venue refused it),
+        written with the order's answer."""
+
+        def told(tx: Transaction, placed: OrderIntent) -> None:
+            refused = placed.status is IntentStatus.REJECTED
             tx.add_event(
                 self.ctx.clock(),
                 "alert" if refused else "stop_placed",
@@ -557,6 +578,8 @@ class Protector:
                     **({"notify": Topic.UNPROTECTED} if refused else {}),
                 },
             )
+
+        return told
 
     async def _past_its_stop(
         self, position: Position, stop: Decimal, price: Decimal, underwater: Decimal, cover: Decimal

@@ -15,7 +15,7 @@ Two guarantees every backend gives (promise I6):
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -76,7 +76,40 @@ class Change:
 def encode(value: Mapping[str, Any]) -> str:
     """The one JSON encoding of a document. NaN and infinity are refused: they are not
     JSON, and a NaN price in state is a bug to stop at the door, not to store."""
+    if isinstance(value, Encoded):
+        return value.text
     return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
+class Encoded(Mapping[str, Any]):
+    """A document whose JSON text is made already (a domain object's, by pydantic in
+    one step: a third of the cost of building the dict and encoding it). It reads back
+    as the dict `encode` would have encoded; the text may differ only in how a float
+    is spelled (2.5e-7 for 2.5e-07). `encode` hands the text on; read as a mapping, it
+    is parsed once, on first use."""
+
+    __slots__ = ("_fields", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._fields: dict[str, Any] | None = None
+
+    def _parsed(self) -> dict[str, Any]:
+        if self._fields is None:
+            self._fields = json.loads(self.text)
+        return self._fields
+
+    def __getitem__(self, key: str) -> Any:
+        return self._parsed()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+    def __repr__(self) -> str:
+        return f"Encoded({self.text!r})"
 
 
 def empty_snapshot() -> Snapshot:

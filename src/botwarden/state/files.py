@@ -4,8 +4,12 @@ from another's, and noticing that an open file is no longer the one at its path.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import struct
+import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,11 +65,48 @@ descriptor keeps its own; the path then names another, or nothing."""
 
 
 def file_id(path: Path) -> FileId | None:
-    try:
+    """The file at `path` now, or None if there is none."""
+    statx = _statx()
+    if statx is not None and (found := statx(os.fsencode(path))) is not None:
+        return found
+    try:  # (and where statx failed: os.stat says why, or that nothing is there)
         st = os.stat(path)
     except FileNotFoundError:
         return None
     return (st.st_dev, st.st_ino)
+
+
+# Why not os.stat on Linux: since 6.13 a stat that reads a file's times makes its next
+# write stamp them finely, which dirties and journals the inode. Asked after every
+# commit of SQLite's WAL, that cost ~60 µs a commit on ext4 here (a third of a durable
+# change); statx asked for the inode number alone reads no times.
+_STATX_INO = 0x100
+_AT_FDCWD = -100
+_STATX_SIZE = 256
+_INO_AND_DEV = struct.Struct("=32xQ96xII")
+"""stx_ino at byte 32 of `struct statx`, stx_dev_major and stx_dev_minor at 136."""
+
+
+@functools.cache
+def _statx() -> Callable[[bytes], FileId | None] | None:
+    """The statx reader (None where it fails), or None where libc has no statx (not
+    Linux, an old glibc)."""
+    if sys.platform != "linux":
+        return None
+    import ctypes  # here: only a file backend on Linux needs it
+
+    call = getattr(ctypes.CDLL(None), "statx", None)
+    if call is None:
+        return None
+    buffer = ctypes.create_string_buffer(_STATX_SIZE)
+
+    def read(path: bytes) -> FileId | None:
+        if call(_AT_FDCWD, path, 0, _STATX_INO, buffer) != 0:
+            return None
+        ino, major, minor = _INO_AND_DEV.unpack_from(buffer)
+        return (os.makedev(major, minor), ino)
+
+    return read
 
 
 def fsync_dir(directory: Path) -> None:

@@ -68,8 +68,8 @@ from botwarden.state.records import (
     Stamp,
     Until,
     decode,
-    document,
     event_key,
+    stored,
     trade_key,
 )
 from botwarden.state.settings import StateSettings
@@ -172,7 +172,7 @@ class Transaction:
         def effect(s: BotState) -> None:
             s.positions[position.id] = position
 
-        self._put("positions", position.id, document(position), effect)
+        self._put("positions", position.id, stored(position), effect)
 
     def remove_position(self, position_id: str) -> None:
         self._delete("positions", position_id, lambda s: s.positions.pop(position_id, None))
@@ -189,13 +189,13 @@ class Transaction:
                 s.intents = {key: kept for key, kept in s.intents.items() if key != cid}
 
             self._delete("intents", cid, leaves)
-            self._put("past_intents", cid, document(intent), lambda s: None)
+            self._put("past_intents", cid, stored(intent), lambda s: None)
             return
 
         def effect(s: BotState) -> None:
             s.intents[cid] = intent
 
-        self._put("intents", cid, document(intent), effect)
+        self._put("intents", cid, stored(intent), effect)
 
     def record_fill(self, fill: Fill) -> bool:
         """Add a fill to the ledger; False (and nothing written) if its trade id is
@@ -210,7 +210,7 @@ class Transaction:
         if fill.trade_id in self._new_fills or fill.trade_id in self._recent_fills:
             return False
         self._new_fills.add(fill.trade_id)
-        self._put("fills", fill.trade_id, document(fill), lambda s: None)
+        self._put("fills", fill.trade_id, stored(fill), lambda s: None)
         return True
 
     @property
@@ -229,8 +229,8 @@ class Transaction:
         if book.day is None or day >= book.day:
             book = book.evolve(day=day, today=summed)
         self.set_pnl_book(book)
-        self._put("trades", trade_key(trade), document(trade), lambda s: None)
-        self._put("trade_days", day.isoformat(), document(summed), lambda s: None)
+        self._put("trades", trade_key(trade), stored(trade), lambda s: None)
+        self._put("trade_days", day.isoformat(), stored(summed), lambda s: None)
 
     def forget(self, collection: str, keys: Iterable[str]) -> None:
         """Remove records of the history (retention: `StateManager.keep_history`)."""
@@ -251,19 +251,24 @@ class Transaction:
         def effect(s: BotState) -> None:
             s.pnl = book
 
-        self._put("meta", PNL, document(book), effect)
+        self._put("meta", PNL, stored(book), effect)
 
     def save_risk_state(self, risk: RiskState) -> None:
         def effect(s: BotState) -> None:
             s.risk = risk
 
-        self._put("meta", RISK, document(risk), effect)
+        self._put("meta", RISK, stored(risk), effect)
 
     def save_bot_record(self, record: BotRecord) -> None:
         def effect(s: BotState) -> None:
             s.bot = record
 
-        self._put("meta", BOT, document(record), effect)
+        self._put("meta", BOT, stored(record), effect)
+
+    def heartbeat(self, at: datetime) -> None:
+        """The bot is alive at `at` (by its clock; `seen_at` by the wall's)."""
+        beat = {"heartbeat_at": at, "last_updated_at": at, "seen_at": utc_now()}
+        self.save_bot_record(self.state.bot.evolve(**beat))
 
     def mark_signal_processed(
         self,
@@ -293,7 +298,7 @@ class Transaction:
             s.signals.pop(signal_id, None)  # re-marked: moves to the young end
             s.signals[signal_id] = stamp.at
 
-        self._put("signals", signal_id, document(stamp), effect)
+        self._put("signals", signal_id, stored(stamp), effect)
 
     def forget_signal(self, signal_id: str) -> None:
         self._delete("signals", signal_id, lambda s: s.signals.pop(signal_id, None))
@@ -304,7 +309,7 @@ class Transaction:
         def effect(s: BotState) -> None:
             s.cooldowns[symbol] = cooldown.until
 
-        self._put("cooldowns", symbol, document(cooldown), effect)
+        self._put("cooldowns", symbol, stored(cooldown), effect)
 
     def clear_cooldown(self, symbol: str) -> None:
         self._delete("cooldowns", symbol, lambda s: s.cooldowns.pop(symbol, None))
@@ -316,7 +321,7 @@ class Transaction:
         def effect(s: BotState) -> None:
             s.last_bar = stamp.at
 
-        self._put("meta", LAST_BAR, document(stamp), effect)
+        self._put("meta", LAST_BAR, stored(stamp), effect)
 
     def _advance_last_bar(self, at: datetime) -> None:
         known = self._last_bar if self._last_bar is not None else self.state.last_bar
@@ -334,7 +339,7 @@ class Transaction:
         def effect(s: BotState) -> None:
             s.ledger = ledger
 
-        self._put("meta", LEDGER, document(ledger), effect)
+        self._put("meta", LEDGER, stored(ledger), effect)
 
     def next_order_seq(self) -> int:
         """A sequence number for a client order id, stored with this change: a crash
@@ -369,7 +374,7 @@ class Transaction:
         if not logged:
             self.told.append(event)
         self._save_ledger(self.ledger.evolve(next_event_seq=seq + 1))
-        self._put("events", event_key(seq), document(event), lambda s: None)
+        self._put("events", event_key(seq), stored(event), lambda s: None)
         return event
 
 
@@ -660,8 +665,8 @@ class StateManager:
         return await self._update_bot(**changes)
 
     async def heartbeat(self) -> None:
-        now = self._clock()
-        await self._update_bot(heartbeat_at=now, last_updated_at=now, seen_at=utc_now())
+        async with self.transaction() as tx:
+            tx.heartbeat(self._clock())
 
     async def check_stale(self, max_age: timedelta) -> bool:
         """True if the last heartbeat is older than `max_age` (a bot never seen is not)."""

@@ -28,7 +28,7 @@ number in a trading decision.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,7 +52,7 @@ from botwarden.domain.models import (
 from botwarden.domain.orders import OrderIntent
 from botwarden.domain.positions import Trade
 from botwarden.errors import StateError
-from botwarden.state.base import Snapshot
+from botwarden.state.base import Encoded, Snapshot
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -92,6 +92,18 @@ class HistorySweep(DomainModel):
 def document(model: BaseModel) -> dict[str, Any]:
     """A domain object as a JSON-able document (decimals as strings, times ISO 8601)."""
     return model.model_dump(mode="json")
+
+
+def stored(model: BaseModel) -> Mapping[str, Any]:
+    """`document(model)` as a change puts it: its JSON text made at once. A float NaN
+    or infinity (in metadata, say) takes the long way, for `encode` to refuse it (a
+    model that would dump one as null, too)."""
+    if model.model_config.get("ser_json_inf_nan") != "constants":
+        return document(model)
+    text = model.model_dump_json()
+    if "NaN" in text or "Infinity" in text:  # (or a string holding the word: either way)
+        return document(model)
+    return Encoded(text)
 
 
 @dataclass

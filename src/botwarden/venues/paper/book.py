@@ -669,19 +669,18 @@ class PaperBook:
         if order.type is OrderType.MARKET:  # the rest of a partly filled market order
             return self._slipped(feed.price(order.symbol, until), order.side), until
         first, last = feed.step_index(after) + 1, feed.step_index(until)
+        buy = order.side is OrderSide.BUY
         for index in range(first, last + 1):
-            at = feed.step_time(index)
-            price = feed.price(order.symbol, at)
-            buy = order.side is OrderSide.BUY
+            price = feed.price_at_step(order.symbol, index)
             if order.type is OrderType.STOP:
                 if (buy and price >= order.stop_price) or (not buy and price <= order.stop_price):
                     # A stop becomes a market order: it fills where the path is, which
                     # after a gap is beyond the stop price.
-                    return self._slipped(price, order.side), at
+                    return self._slipped(price, order.side), feed.step_time(index)
             elif order.type is OrderType.LIMIT and (
                 (buy and price <= order.limit_price) or (not buy and price >= order.limit_price)
             ):
-                return order.limit_price, at
+                return order.limit_price, feed.step_time(index)
         return None
 
 

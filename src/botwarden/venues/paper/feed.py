@@ -65,6 +65,11 @@ class RandomWalkFeed:
         # A bar never changes once its time is past, and a strategy asks for the same
         # hundred bars again at every check: each is computed once.
         self.ohlc = lru_cache(maxsize=max(4096, 256 * len(self.instruments)))(self._ohlc)
+        # A step's price is asked again and again (by every resting order the book
+        # walks over, by every call of a tick): each is turned into a Decimal once.
+        self.price_at_step = lru_cache(maxsize=max(4096, 4 * len(self.instruments)))(
+            self._price_at_step
+        )
 
     def symbols(self) -> list[str]:
         return sorted(self.instruments)
@@ -114,7 +119,10 @@ class RandomWalkFeed:
     # -- what the exchange asks ----------------------------------------------------------
     def price(self, symbol: str, at: datetime) -> Decimal:
         """The last traded price at `at`: the path's value at the last step boundary."""
-        return self._to_price(symbol, self._log_price(symbol, self.step_index(at)))
+        return self.price_at_step(symbol, self.step_index(at))
+
+    def _price_at_step(self, symbol: str, index: int) -> Decimal:
+        return self._to_price(symbol, self._log_price(symbol, index))
 
     def extremes(self, symbol: str, after: datetime, until: datetime) -> tuple[Decimal, Decimal]:
         """Lowest and highest price traded in (after, until]: what a resting order could
