@@ -243,7 +243,7 @@ class Transaction:
         def effect(s: BotState) -> None:
             s.history_sweep = sweep
 
-        self._put("meta", SWEEP, document(sweep), effect)
+        self._put("meta", SWEEP, stored(sweep), effect)
 
     def set_pnl_book(self, book: PnlBook) -> None:
         self._pnl = book
