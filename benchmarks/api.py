@@ -54,6 +54,7 @@ from botwarden.state.base import Change, Put
 from botwarden.state.factory import open_store
 from botwarden.state.records import BOT, LEDGER, document, event_key
 from botwarden.state.settings import StateSettings
+from botwarden.torture.processes import free_port
 from history import T0, build  # (the history benchmark's builder: one way to fill a store)
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -128,14 +129,6 @@ def make_home(where: Path, bots: int, history: int) -> Path:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -31,7 +31,6 @@ import inspect
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -44,6 +43,7 @@ from typing import Any
 import pytest
 
 from botwarden.config import load_config
+from botwarden.torture.processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -89,12 +89,6 @@ ALL_BLOCKS = [block for path in DOCS for block in blocks(path)]
 
 
 # -- the world a reader has ------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import pytest
 
+from botwarden.torture.processes import free_port
 from tests.conftest import service_missing
 from tests.state.writer import last_number, make_store
 
@@ -118,12 +119,6 @@ def campaign(target: Target, trials: int, seed: int) -> None:
             raise AssertionError(
                 f"{target.backend}, trial {trial} (seed {seed}): {error}"
             ) from None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RedisServer:
