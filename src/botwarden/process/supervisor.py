@@ -505,7 +505,6 @@ class Supervisor:
         `report.problem` says why), with its events after `events_after` if asked."""
         from botwarden.domain.models import BotStatus
         from botwarden.domain.numbers import age
-        from botwarden.state.manager import utc_now
 
         _reap()
         files = self.files(bot_id)
@@ -538,13 +537,13 @@ class Supervisor:
             locked = lock_pid is not None
             report.status = BotStatus.RUNNING.value if locked else BotStatus.STOPPED.value
             return report, None
-        _fill(report, read, config.risk.trading_day(utc_now()))
+        _fill(report, read, config.risk.trading_day(datetime.now(UTC)))
         stored = state.bot.status
         if state.bot.instance is None and stored is not BotStatus.ERROR:
             stored = BotStatus.STOPPED  # never ran (an ERROR: it could not start)
         report.status = _true_status(stored, lock_pid is not None, starting).value
         if report.status == BotStatus.ERROR and stored is not BotStatus.ERROR:
-            seen = age(state.bot.seen_at, utc_now()) if state.bot.seen_at else "never"
+            seen = age(state.bot.seen_at, datetime.now(UTC)) if state.bot.seen_at else "never"
             report.last_error = (
                 "not running: the process ended without recording a stop (SIGKILL, out of"
                 f" memory, a reboot?); last seen {seen}"
@@ -630,10 +629,9 @@ def _fill(report: BotReport, stored: StoredBot, today: date) -> None:
     from botwarden.domain.models import BotStatus
     from botwarden.domain.numbers import money
     from botwarden.domain.orders import IntentStatus
-    from botwarden.state.manager import utc_now
 
     state = stored.state
-    bot, risk, now = state.bot, rules.roll_day(state.risk, today), utc_now()
+    bot, risk, now = state.bot, rules.roll_day(state.risk, today), datetime.now(UTC)
     for p in state.positions.values():
         stop = state.intents.get(p.stop_client_order_id or "")
         live = stop is not None and stop.status in (
