@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,20 @@ def test_a_file_is_told_as_stat_tells_it(tmp_path: Path) -> None:
         file_id(path / "below")
     path.unlink()
     assert file_id(path) is None
+
+
+def test_files_are_told_apart_by_threads_asking_at_once(tmp_path: Path) -> None:
+    """Stores in several threads (the real trials seed theirs side by side) ask at the
+    same time: each is told its own file, never another thread's."""
+    paths = [tmp_path / f"state-{n}.db" for n in range(8)]
+    for path in paths:
+        path.write_bytes(b"x")
+    expected = {path: (os.stat(path).st_dev, os.stat(path).st_ino) for path in paths}
+
+    def ask(path: Path) -> list[tuple[int, int] | None]:
+        return [file_id(path) for _ in range(3000)]
+
+    with ThreadPoolExecutor(len(paths)) as pool:
+        answers = dict(zip(paths, pool.map(ask, paths), strict=True))
+    for path, told in answers.items():
+        assert set(told) == {expected[path]}, path

@@ -98,9 +98,11 @@ def _statx() -> Callable[[bytes], FileId | None] | None:
     call = getattr(ctypes.CDLL(None), "statx", None)
     if call is None:
         return None
-    buffer = ctypes.create_string_buffer(_STATX_SIZE)
 
     def read(path: bytes) -> FileId | None:
+        # A buffer per call: ctypes lets go of the GIL in the call, and stores in other
+        # threads (the real trials seed theirs side by side) ask at the same time.
+        buffer = ctypes.create_string_buffer(_STATX_SIZE)
         if call(_AT_FDCWD, path, 0, _STATX_INO, buffer) != 0:
             return None
         ino, major, minor = _INO_AND_DEV.unpack_from(buffer)
