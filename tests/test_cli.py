@@ -69,6 +69,13 @@ def test_a_bad_config_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
     assert_one_line_error(result, 2, str(config), "state.backend", "'mongo'", "'sqlite'")
 
 
+def test_a_past_for_the_simulator_is_refused_not_ignored(tmp_path: Path) -> None:
+    """`--history` seeds real trials: without `--real` it would do nothing, silently."""
+    result = botwarden("torture", "--history", "500", "--seeds", "1", cwd=tmp_path)
+    assert result.returncode == 2 and "--history is for real trials: add --real" in result.stderr
+    assert not (tmp_path / "torture-histories").exists()
+
+
 def test_showing_a_bot_without_state_creates_nothing(tmp_path: Path) -> None:
     config = write_config(tmp_path / "bot.yaml", "bot_id: fresh\n")
     result = botwarden("state", "show", str(config), cwd=tmp_path)

@@ -775,6 +775,8 @@ def torture(
     with its history and the command that replays it. With --real: the exchange and
     the bot as real processes, the bot killed, frozen and doubled, its disk filled
     (as root: a tmpfs). Exit status 1 on any failure."""
+    if history and not real:
+        raise click.UsageError("--history is for real trials: add --real")
     if real:
         from botwarden.torture.real import default_jobs, print_real_summary, run_real_campaign
 

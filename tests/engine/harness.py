@@ -162,6 +162,8 @@ class Exchange:
         self.clock = Clock()
         self.book = PaperBook(tmp_path / "paper.db", FEED, BookSettings(**book))
         self.state_path = tmp_path / "state.db"
+        self.held_once: set[str] = set()
+        """The trade ids and client order ids the bot's history was seen to hold."""
 
     async def runner(self, deciding: object | None = None, **overrides: object) -> Runner:
         """A new instance on the same state and exchange; `deciding`: a strategy object
@@ -178,6 +180,9 @@ class Exchange:
             self.clock.now += timedelta(hours=1)
             await runner.tick()
             state = await whole(runner.state)
+            self.held_once |= {*state.fills, *state.intents}  # (checked every hour)
             since = None if keep is None else self.clock.now - keep
-            violations = check_promises(state, self.book, runner.ctx.ids, kept_since=since)
+            violations = check_promises(
+                state, self.book, runner.ctx.ids, kept_since=since, held_once=self.held_once
+            )
             assert violations == [], "\n".join(map(str, violations))

@@ -4,10 +4,16 @@ all-time PnL is the same, and the history holds what the setting says."""
 
 from __future__ import annotations
 
+import json
+import logging
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
+from botwarden.engine.checks import check_promises
 from botwarden.engine.runner import Runner
+from botwarden.state.base import Change, KeyRange, Put
 from botwarden.state.history import WholeState
 from tests.conftest import whole
 from tests.engine.harness import Exchange
@@ -104,3 +110,28 @@ async def test_a_bot_whose_whole_history_is_gone_is_no_new_bot(tmp_path: Path) -
     assert not any("STATE LOST" in line for line in said), said
     assert again.ctx.ids.epoch == 3, "the next instance, not an epoch made from the time"
     await again.state.close()
+
+
+async def test_a_record_retention_cannot_read_stops_retention_not_the_bot(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hand-edited old event: the bot says once that retention stopped there and goes
+    on trading (and protecting) as before."""
+    exchange = Exchange(tmp_path)
+    runner = await exchange.runner(**BUSY, **KEEP)
+    await exchange.hours(runner, 12)
+    store, bot = runner.state.store, runner.ctx.bot_id
+    [(key, text)] = await store.scan(bot, "events", KeyRange(limit=1))
+    await store.apply(bot, Change([Put("events", key, {**json.loads(text), "time": "noon"})]))
+    orders = len(venue_side(exchange))
+    with caplog.at_level(logging.WARNING):
+        for _ in range(24 * 4):  # (by hand: the checks would read the damaged event too)
+            exchange.clock.now += timedelta(hours=1)
+            await runner.tick()
+            assert runner.pass_error is None
+    said = [r.getMessage() for r in caplog.records if "retention stopped" in r.getMessage()]
+    assert len(said) == 1 and f"events/{key} is invalid at time" in said[0], said
+    assert len(venue_side(exchange)) > orders, "it trades on"
+    live = WholeState.live_only(await runner.state.snapshot())
+    assert check_promises(live, exchange.book, runner.ctx.ids, {"I2"}) == [], "protected"
+    await runner.state.close()

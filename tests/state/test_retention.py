@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from botwarden.domain import Fill, OrderIntent, Position
 from botwarden.domain.models import Event, Ledger, PnlSum
 from botwarden.domain.positions import Trade
+from botwarden.errors import StateError
 from botwarden.state import retention
 from botwarden.state.base import LIVE, Change, Put, StateStore
 from botwarden.state.manager import StateManager
@@ -217,7 +218,8 @@ def expected_removals(history: History) -> dict[str, set[str]]:
         if NOW - age < before:
             removed["trades"].add(trade_key(_trade(number, age)))
     days = {(NOW - age).date() for age in history.trades}
-    removed["trade_days"] = {d.isoformat() for d in days if d < before.date()}
+    # A trading day two days after its date: one in the bot's zone may end a day late.
+    removed["trade_days"] = {d.isoformat() for d in days if d < (before - timedelta(days=2)).date()}
     return removed
 
 
@@ -283,3 +285,21 @@ def test_retention_removes_what_ended_and_nothing_recovery_needs(history: Histor
 @given(history=histories())
 def test_retention_on_every_backend(name: str, history: History) -> None:
     _check(name, history)
+
+
+async def test_a_record_retention_cannot_read_stops_it_naming_the_record(tmp_path: Path) -> None:
+    """A hand-edited record of the history: retention stops there, with the one error
+    that names it, and removes nothing of that page."""
+    [backend] = make_backend("sqlite", tmp_path)
+    store = backend.store(BOT)
+    await store.open()
+    old = Event(seq=0, time=NOW - timedelta(days=9), kind="note", message="old")
+    ops = [Put("events", event_key(0), {**document(old), "time": "last tuesday"})]
+    ops.append(Put("events", event_key(1), document(old.evolve(seq=1))))
+    await store.apply(BOT, Change(ops))
+    await store.close()
+    state = StateManager(BOT, backend.store(BOT), clock=lambda: NOW, history_keep=timedelta(days=1))
+    async with state:
+        with pytest.raises(StateError, match=r"record events/000000000000 is invalid at time"):
+            await state.keep_history()
+        assert len(await state.store.scan(BOT, "events")) == 2

@@ -15,8 +15,10 @@ venue: a second one could double the exit), and the ledger may lag the venue but
 never hold a fill the venue does not. Without it, both are owed in full.
 
 A bot whose history is kept for a while only (`state.history.keep`) is checked with
-`kept_since`, no later than now less that while: an order or a fill that ended before
-it may be gone from the bot's history, and is then counted as the venue has it.
+`kept_since`, no later than now less that while, and `held_once`, the trade ids and
+client order ids its history was seen to hold (by the harness, outside the bot): an
+order or a fill that ended before `kept_since` and was once held may be gone from the
+history, and is then counted as the venue has it. One never held is a violation.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ def check_promises(
     book_trade_id: Callable[[str], str] = str,
     state_lost_at: datetime | None = None,
     kept_since: datetime | None = None,
+    held_once: Collection[str] = (),
 ) -> list[Violation]:
     """Every violation of `promises` visible in `state` and `book` now. I4 is checked
     from the venue's side: no order of an instance reached the venue after a later
@@ -101,8 +104,10 @@ def check_promises(
     an emulator that names fills its own way (Alpaca's activity ids). `state_lost_at`:
     when the bot's state was lost, if it was: an order sent before then that ended
     without a fill left nothing at the venue to find it by (neither resting nor
-    filled), so a rebuilt state cannot know it, and it exposed nothing."""
-    view = _View(state, book, ids, catching_up, book_trade_id, state_lost_at, kept_since)
+    filled), so a rebuilt state cannot know it, and it exposed nothing. `kept_since`
+    and `held_once`: see the module's docstring."""
+    forgettable = (kept_since, frozenset(held_once)) if kept_since is not None else None
+    view = _View(state, book, ids, catching_up, book_trade_id, state_lost_at, forgettable)
     checks = {"I1": view.i1, "I2": view.i2, "I3": view.i3, "I4": view.i4, "I5": view.i5}
     checks["I6"] = view.i6
     return [v for promise in PROMISES if promise in promises for v in checks[promise]()]
@@ -119,11 +124,11 @@ class _View:
         catching_up: bool,
         book_trade_id: Callable[[str], str],
         state_lost_at: datetime | None = None,
-        kept_since: datetime | None = None,
+        forgettable: tuple[datetime, frozenset[str]] | None = None,
     ) -> None:
         self.state = state
         self.state_lost_at = state_lost_at
-        self.kept_since = kept_since
+        self.forgettable = forgettable
         self.ledger = {book_trade_id(tid): fill for tid, fill in state.fills.items()}
         self.ids = ids
         self.catching_up = catching_up
@@ -138,7 +143,7 @@ class _View:
         self.forgotten = {
             f.trade_id: f
             for f in self.fills
-            if f.trade_id not in self.ledger and self._may_be_forgotten(f.time)
+            if f.trade_id not in self.ledger and self._may_be_forgotten(f.trade_id, f.time)
         }
         """The bot's venue fills that retention may have removed from its history."""
         self.held = {p.symbol: p for p in book.positions()}
@@ -152,8 +157,13 @@ class _View:
             elif order.type is OrderType.MARKET:  # the rest of a partly filled one
                 self.working_exits[order.symbol].append(order)
 
-    def _may_be_forgotten(self, ended: datetime) -> bool:
-        return self.kept_since is not None and ended < self.kept_since
+    def _may_be_forgotten(self, held: str, ended: datetime) -> bool:
+        """Retention may have removed it: the history held it once, and it ended before
+        the history is kept from."""
+        if self.forgettable is None:
+            return False
+        kept_since, held_once = self.forgettable
+        return ended < kept_since and held in held_once
 
     def _bot_position(self, symbol: str) -> list[str]:
         return [describe(p) for p in self.state.positions.values() if p.symbol == symbol]
@@ -167,7 +177,9 @@ class _View:
             if cid not in self.state.intents and self.ids.epoch_of(cid) >= lost_before:
                 if all(self._lost_unseen(order) for order in same):
                     continue
-                if all(o.state.is_final and self._may_be_forgotten(o.updated_at) for o in same):
+                if all(
+                    o.state.is_final and self._may_be_forgotten(cid, o.updated_at) for o in same
+                ):
                     continue  # (its intent ended long ago: retention may have removed it)
                 yield Violation(
                     "I1",

@@ -47,7 +47,14 @@ from botwarden.engine.protection import Protector
 from botwarden.engine.recovery import Recovery, RecoveryReport
 from botwarden.engine.settings import BotSettings
 from botwarden.engine.signals import Permit, Skipped, Trader, Why, take_profits_refused
-from botwarden.errors import ConfigError, FencedOut, StateError, StateLost, UntradableSymbol
+from botwarden.errors import (
+    ConfigError,
+    FencedOut,
+    StateError,
+    StateLost,
+    StoreUnavailable,
+    UntradableSymbol,
+)
 from botwarden.state.manager import StateManager
 from botwarden.state.records import BotState
 from botwarden.strategies.bars import Bars
@@ -151,6 +158,8 @@ class Runner:
         self._fresh = False
         self._failed_attempts = 0
         self._resolve_requested = False
+        self._retention_stopped: str | None = None
+        """What stopped retention, while it does (said once)."""
         self._wake = asyncio.Event()
 
     @property
@@ -593,7 +602,22 @@ class Runner:
         if desk.sent_filling != sent_before:  # (a close, say, since the last read)
             await desk.sync_fills()  # the pass ends knowing what its orders did
         # Between two reads of the fills, every fill recorded is behind the cursor.
-        await self.state.keep_history(open_orders)
+        await self._keep_history(open_orders)
+
+    async def _keep_history(self, open_orders: dict[str, VenueOrder]) -> None:
+        """Retention's step of the pass. A record it cannot read stops it, said once,
+        and trading goes on (the history only grows meanwhile); a store that fails or
+        is lost is the pass's to handle, as anywhere."""
+        try:
+            await self.state.keep_history(open_orders)
+        except (StoreUnavailable, StateLost, FencedOut):
+            raise
+        except StateError as error:
+            if str(error) != self._retention_stopped:
+                log.warning("%s: history retention stopped: %s", self.settings.bot_id, error)
+            self._retention_stopped = str(error)
+        else:
+            self._retention_stopped = None
 
     async def _strategy_pass(self, prices: dict[str, Decimal]) -> None:
         """The strategy told of what happened, asked about every symbol, and its

@@ -58,6 +58,7 @@ from botwarden.state.factory import open_store
 from botwarden.state.history import History
 from botwarden.state.records import (
     BOT,
+    HISTORY_MODELS,
     LAST_BAR,
     LEDGER,
     PNL,
@@ -69,6 +70,7 @@ from botwarden.state.records import (
     Until,
     decode,
     event_key,
+    parse_record,
     stored,
     trade_key,
 )
@@ -687,20 +689,23 @@ class StateManager:
         if self.history_keep is None:
             return 0
         open_ids = frozenset(venue_open)
+        walked = (await self._current()).history_sweep
         removed = read = 0
         while read < budget:
-            sweep = retention.due(
-                (await self._current()).history_sweep, self._clock(), self.history_keep
-            )
+            sweep = retention.due(walked, self._clock(), self.history_keep)
             if sweep is None:
                 break
             records = await retention.read_page(self.store, self.flow_id, sweep)
             read += len(records) + 1
             async with self.transaction() as tx:
                 kept = retention.Kept.of(tx.state, open_ids)  # (decided under the lock)
-                page = retention.decide(sweep, records, kept, self._clock())
-                tx.forget(page.collection, page.removed)
-                tx.set_history_sweep(page.sweep)
+                page = retention.decide(sweep, records, kept, self._clock(), self._parse)
+                walked = page.sweep
+                # Where the walk got is written with what a page removes, and once at
+                # the end of the call: a page that removes nothing costs no write.
+                if page.removed or walked.collection is None or read >= budget:
+                    tx.forget(page.collection, page.removed)
+                    tx.set_history_sweep(walked)
             removed += len(page.removed)
             if page.sweep.collection is None:
                 if page.sweep.removed:
@@ -713,6 +718,10 @@ class StateManager:
                     )
                 break
         return removed
+
+    def _parse(self, collection: str, key: str, text: str) -> Any:
+        model = HISTORY_MODELS[collection]
+        return parse_record(model, text, self.store.describe(), self.flow_id, collection, key)
 
     # -- reading -------------------------------------------------------------------------
     async def snapshot(self) -> BotState:

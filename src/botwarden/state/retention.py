@@ -9,12 +9,12 @@ What is kept whatever its age:
   these up by its client order id), and the terminal intents of an open position;
 - every fill the venue's fill listing has not been read past: a fill is removed only
   once the ledger holds a fills cursor, and only between two reads of the listing
-  (`sweep` is called after one completed), so a fill the venue could report again is
-  still there to be recognized (promise I3).
+  (`StateManager.keep_history` is called after one completed), so a fill the venue
+  could report again is still there to be recognized (promise I3).
 
 The rest goes once it ended more than `keep` ago: a terminal intent by its last
-update, a fill by its time, a trade by its exit, a trading day by its date, an event
-by its time. The event log is in the order it was written: its walk stops at the
+update, a fill by its time, a trade by its exit, a trading day two days after its
+date, an event by its time. The event log is in the order it was written: its walk stops at the
 first event that is still kept, so an event stamped by a venue clock that ran fast
 keeps the ones after it a little longer, never the other way round.
 
@@ -27,8 +27,7 @@ of the loop instead of stalling one. A round is due a day after the last one end
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,6 +43,11 @@ EVERY_ROUND = timedelta(days=1)
 
 PAGE = 500
 """Records read, and at most removed, per write."""
+
+DAY_MARGIN = timedelta(days=2)
+
+Parse = Callable[[str, str, str], Any]
+"""(collection, key, JSON text) -> the record as its model."""
 
 
 @dataclass(frozen=True)
@@ -73,40 +77,38 @@ class Kept:
         )
 
 
-def _ended(document: dict[str, Any], field: str) -> datetime:
-    return datetime.fromisoformat(document[field])
+def last_day(before: datetime) -> str:
+    """The newest trading day retention removes: two days before `before`'s date, since
+    a trading day in the bot's zone (or starting late) may end a day after UTC's."""
+    return (before - DAY_MARGIN).date().isoformat()
 
 
-def removable(
-    collection: str, key: str, document: dict[str, Any], before: datetime, kept: Kept
-) -> bool:
-    """Whether retention may remove this history record: it ended before `before` and
-    recovery does not need it (the module's rules)."""
+def removable(collection: str, key: str, record: Any, before: datetime, kept: Kept) -> bool:
+    """Whether retention may remove this history record (a trade or a day: None, its
+    key says it): it ended before `before` and recovery does not need it."""
     if collection == "past_intents":
         return (
-            _ended(document, "updated_at") < before
+            record.updated_at < before
             and key not in kept.orders
-            and document.get("position_id") not in kept.positions
+            and record.position_id not in kept.positions
         )
     if collection == "fills":
         return (
-            kept.fills_read
-            and _ended(document, "time") < before
-            and document["client_order_id"] not in kept.orders
+            kept.fills_read and record.time < before and record.client_order_id not in kept.orders
         )
     if collection == "events":
-        return _ended(document, "time") < before
+        return record.time < before
     if collection == "trades":
         return key < time_key(before)
     if collection == "trade_days":
-        return key < before.date().isoformat()
+        return key < last_day(before)
     raise ValueError(f"retention does not walk {collection!r}")
 
 
 def _range(collection: str, after: str, before: datetime) -> KeyRange:
     """The next page of `collection` after key `after` (the walk reads `after` again:
     a range starts at a key, inclusive, and no key is the next one after it)."""
-    stop = {"trades": time_key(before), "trade_days": before.date().isoformat()}.get(collection)
+    stop = {"trades": time_key(before), "trade_days": last_day(before)}.get(collection)
     return KeyRange(after, stop, limit=PAGE + 1)
 
 
@@ -130,14 +132,17 @@ async def read_page(store: StateStore, flow_id: str, sweep: HistorySweep) -> Rec
     return records[:PAGE]
 
 
-def decide(sweep: HistorySweep, records: Records, kept: Kept, now: datetime) -> Page:
-    """What of a page read by `read_page` goes, and where the walk goes on."""
+def decide(sweep: HistorySweep, records: Records, kept: Kept, now: datetime, parse: Parse) -> Page:
+    """What of a page read by `read_page` goes, and where the walk goes on. `parse`
+    reads a record as its model, or raises `StateError` naming it."""
     collection = sweep.collection
     assert collection is not None, "a round that is over has no next page"
     removed: list[str] = []
     ended = len(records) < PAGE
+    by_key = collection in ("trades", "trade_days")
     for key, text in records:
-        if removable(collection, key, json.loads(text), sweep.before, kept):
+        record = None if by_key else parse(collection, key, text)
+        if removable(collection, key, record, sweep.before, kept):
             removed.append(key)
         elif collection == "events":
             ended = True  # (the log's order: the first event kept ends its walk)

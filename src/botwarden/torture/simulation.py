@@ -55,7 +55,7 @@ from botwarden.engine.ids import ClientIds
 from botwarden.engine.orders import OrderDesk
 from botwarden.engine.runner import Runner
 from botwarden.errors import ConfigError, StateCorruptError, StateError, StoreUnavailable
-from botwarden.state.base import Change, StateStore
+from botwarden.state.base import Change, Put, StateStore
 from botwarden.state.factory import open_store
 from botwarden.state.history import WholeState
 from botwarden.state.manager import StateManager
@@ -378,10 +378,12 @@ class FaultyStore:
         if fault is not None and sim.store_failing(fault):
             if fault.landed:
                 await self._store.apply(flow_id, change)
+                sim.saw_land(change)
             sim.faults["store_io"] += 1
             sim.history.note("store fault", f"write #{sim.store_writes}: {fault}")
             raise StoreUnavailable(f"{self._store.describe()}: {os.strerror(fault.code)}")
         await self._store.apply(flow_id, change)
+        sim.saw_land(change)
         sim.crasher.after("store write")
 
 
@@ -432,6 +434,9 @@ class Simulation:
         self.crasher = Crasher()
         self.faults: Counter[str] = Counter()
         self.store_writes = 0
+        self.held_once: set[str] = set()
+        """Every fill's trade id and intent's client order id a write of the bot's
+        landed with: what retention may have removed since (the checks ask)."""
         self._store_failed_at: datetime | None = None
         self._state_lost_at: datetime | None = None
         self._faults_at_start = 0
@@ -727,6 +732,13 @@ class Simulation:
             self.outcome.findings += [Finding(stamp, v) for v in found]
         return held
 
+    def saw_land(self, change: Change) -> None:
+        self.held_once.update(
+            op.key
+            for op in change.ops
+            if isinstance(op, Put) and op.collection in ("fills", "intents", "past_intents")
+        )
+
     def _faults_so_far(self) -> int:
         return sum(self.plan.fired.values()) + self.faults["store_io"]
 
@@ -752,6 +764,7 @@ class Simulation:
             catching_up=catching_up,
             state_lost_at=self._state_lost_at,
             kept_since=None if keep is None else self.clock.now - keep,
+            held_once=self.held_once,
         )
         stamp = f"{when} ({self.clock.now:%Y-%m-%d %H:%M})"
         self.history.note("check", f"{when}: {len(found)} violation(s)")
