@@ -818,22 +818,33 @@ def torture(
 
 def _warn_if_its_venue_refuses(config: BotConfig) -> None:
     """The simulation runs a bot on the paper exchange: what its own venue would refuse
-    (a take-profit where none can rest beside a stop) is said before it runs."""
+    (a take-profit where none can rest beside a stop) is said before it runs. A paper
+    venue is asked on a book of its own in a scratch folder: the bot's book is never
+    opened (opening it starts its exchange's clock, or meets the bot's running one)."""
+    import tempfile
+
     from botwarden.engine.runner import require_fit
     from botwarden.process.run import open_bot_venue
+    from botwarden.venues.settings import PaperVenueSettings
 
-    try:
-        venue = open_bot_venue(config)  # (nothing connected)
-    except BotwardenError:
-        return  # its keys are not here, say: its venue cannot be asked
-    try:
-        require_fit(config.bot_settings(), venue)
-    except BotwardenError as error:
-        click.echo(
-            f"warning: {error}\n  `run` and `start` refuse this config on its venue; the"
-            " simulation runs it on the paper exchange all the same",
-            err=True,
-        )
+    with tempfile.TemporaryDirectory(prefix="botwarden-fit-") as scratch:
+        if isinstance(config.venue, PaperVenueSettings):
+            book = str(Path(scratch) / "book.db")
+            config = config.model_copy(
+                update={"venue": config.venue.model_copy(update={"path": book})}
+            )
+        try:
+            venue = open_bot_venue(config)  # (nothing connected)
+        except BotwardenError:
+            return  # its keys are not here, say: its venue cannot be asked
+        try:
+            require_fit(config.bot_settings(), venue)
+        except BotwardenError as error:
+            click.echo(
+                f"warning: {error}\n  `run` and `start` refuse this config on its venue; the"
+                " simulation runs it on the paper exchange all the same",
+                err=True,
+            )
 
 
 def _with_progress(label: str, total: int, work: Callable[[Callable[[object], None]], T]) -> T:

@@ -126,6 +126,24 @@ def test_the_users_own_bot_can_be_simulated(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_simulating_a_users_bot_leaves_its_folder_as_it_was(tmp_path: Path) -> None:
+    """The docs' promise: a simulation never touches the bot's real files. Asking its
+    paper venue what it refuses once opened the bot's own book, whose clock then
+    started from that moment: the bot's first run began days ahead."""
+    config = tmp_path / "bot.yaml"
+    config.write_text(
+        "bot_id: mine\nsymbols: [SPY]\norder: {qty: 1}\n"
+        "strategy: {name: coin_flip, params: {seed: 1}, timeframe: 1h}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "botwarden", "torture", "--seeds", "2", "--jobs", "1",
+         "--config", str(config)],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["bot.yaml"]
+
+
 def test_a_bot_on_markets_the_simulator_does_not_list_is_simulated_on_their_kin(
     tmp_path: Path,
 ) -> None:
