@@ -226,11 +226,15 @@ def count_trade(risk: RiskState, day: date) -> RiskState:
     return risk.evolve(daily_trade_count=risk.daily_trade_count + 1)
 
 
+DRAWDOWN_STEP = Decimal("0.000001")
+
+
 def mark_equity(risk: RiskState, equity: Decimal) -> RiskState:
     """Track the peak and the current drawdown from it."""
     peak = equity if risk.peak_equity is None else max(risk.peak_equity, equity)
     drawdown = (peak - equity) / peak if peak > 0 else Decimal(0)
-    return risk.evolve(peak_equity=peak, drawdown=drawdown)
+    # To a millionth (0.0001%): what a limit in percent can tell apart, not 28 digits.
+    return risk.evolve(peak_equity=peak, drawdown=drawdown.quantize(DRAWDOWN_STEP))
 
 
 def trip_breaker(risk: RiskState, reason: str, until: datetime) -> RiskState:

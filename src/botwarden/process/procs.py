@@ -81,4 +81,4 @@ def uptime(process: ProcessId) -> float | None:
         since_boot = float((PROC / "uptime").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    return max(0.0, since_boot - process.started / os.sysconf("SC_CLK_TCK"))
+    return round(max(0.0, since_boot - process.started / os.sysconf("SC_CLK_TCK")), 2)

@@ -666,7 +666,7 @@ def _fill(report: BotReport, stored: StoredBot, today: date) -> None:
     report.last_run_at = _iso(bot.last_run_at)
     report.last_updated_at = _iso(bot.last_updated_at)
     if bot.seen_at is not None:
-        report.heartbeat_seconds = max(0.0, (now - bot.seen_at).total_seconds())
+        report.heartbeat_seconds = round(max(0.0, (now - bot.seen_at).total_seconds()), 3)
 
 
 def _iso(at: datetime | None) -> str | None:
