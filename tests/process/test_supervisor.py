@@ -144,6 +144,24 @@ def test_status_after_a_sigkill_says_the_bot_is_not_running(
     assert row["status"] == "error" and row["pid"] is None
 
 
+def test_a_stopped_bot_whose_state_file_is_gone_says_so(
+    config: Path, supervisor: Supervisor
+) -> None:
+    """A new user deleted a stopped bot's state file: status showed 'stopped, never',
+    a bot that never ran, where `state show` said the file is missing."""
+    supervisor.start(config)
+    _wait(lambda: report_of(supervisor).heartbeat_seconds is not None)
+    supervisor.stop("golden_spy")
+    assert report_of(supervisor).problem is None
+    state = config.parent / "state/golden_spy.db"
+    for leftover in state.parent.glob("golden_spy.db*"):
+        leftover.unlink()
+    report = report_of(supervisor)
+    assert report.status == BotStatus.STOPPED
+    assert report.problem is not None and f"no state at {state}" in report.problem
+    assert "deleted or moved" in report.problem and not state.exists(), "looking made none"
+
+
 def test_a_pid_reused_by_another_process_is_not_the_bot(
     config: Path, supervisor: Supervisor
 ) -> None:

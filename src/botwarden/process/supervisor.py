@@ -541,6 +541,7 @@ class Supervisor:
         stored = state.bot.status
         if state.bot.instance is None and stored is not BotStatus.ERROR:
             stored = BotStatus.STOPPED  # never ran (an ERROR: it could not start)
+            report.problem = _state_gone(config, files)
         report.status = _true_status(stored, lock_pid is not None, starting).value
         if report.status == BotStatus.ERROR and stored is not BotStatus.ERROR:
             seen = age(state.bot.seen_at, datetime.now(UTC)) if state.bot.seen_at else "never"
@@ -602,6 +603,23 @@ def _tell(bot_id: str, pid: int) -> None:
         raise BotwardenError(
             f"bot {bot_id} runs as another user (pid {pid}): resolve it as that user"
         ) from None
+
+
+def _state_gone(config: BotConfig, files: BotFiles) -> str | None:
+    """Why a bot that has run shows no state, if its state file is gone: a state that
+    holds nothing must not read as a bot that never ran."""
+    from botwarden.state.factory import open_store
+
+    log = files.log
+    if not log.exists() or log.stat().st_size == 0:
+        return None  # it never ran: nothing to miss
+    path = getattr(open_store(config.state, config.bot_id, config.base_dir), "path", None)
+    if path is None or path.exists():
+        return None
+    return (
+        f"no state at {path}, though the bot has run (its log says so): deleted or moved?"
+        " Its next start rebuilds it from the venue"
+    )
 
 
 def _true_status(stored: BotStatus, locked: bool, starting: bool) -> BotStatus:
