@@ -12,11 +12,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from pydantic import BaseModel
+
 from botwarden.domain.models import Event, Fill, PnlSum
 from botwarden.domain.orders import OrderIntent
 from botwarden.domain.positions import Trade
 from botwarden.state.base import KeyRange, StateStore
-from botwarden.state.records import BotState, M, event_key, parse_record, time_key
+from botwarden.state.records import (
+    HISTORY_MODELS,
+    BotState,
+    M,
+    event_key,
+    parse_record,
+    time_key,
+)
 
 _PAGE = 500
 """Records read per request when walking a long range."""
@@ -29,6 +38,11 @@ class History:
 
     def _parse(self, model: type[M], collection: str, key: str, text: str) -> M:
         return parse_record(model, text, self.store.describe(), self.flow_id, collection, key)
+
+    def parse(self, collection: str, key: str, text: str) -> BaseModel:
+        """A record of the history as its collection's model (`StateError` names it if
+        it is invalid)."""
+        return self._parse(HISTORY_MODELS[collection], collection, key, text)
 
     async def order(self, client_order_id: str) -> OrderIntent | None:
         """The terminal intent under this id, if there is one."""

@@ -58,7 +58,6 @@ from botwarden.state.factory import open_store
 from botwarden.state.history import History
 from botwarden.state.records import (
     BOT,
-    HISTORY_MODELS,
     LAST_BAR,
     LEDGER,
     PNL,
@@ -70,7 +69,6 @@ from botwarden.state.records import (
     Until,
     decode,
     event_key,
-    parse_record,
     stored,
     trade_key,
 )
@@ -699,7 +697,7 @@ class StateManager:
             read += len(records) + 1
             async with self.transaction() as tx:
                 kept = retention.Kept.of(tx.state, open_ids)  # (decided under the lock)
-                page = retention.decide(sweep, records, kept, self._clock(), self._parse)
+                page = retention.decide(sweep, records, kept, self._clock(), self.history.parse)
                 walked = page.sweep
                 # Where the walk got is written with what a page removes, and once at
                 # the end of the call: a page that removes nothing costs no write.
@@ -718,10 +716,6 @@ class StateManager:
                     )
                 break
         return removed
-
-    def _parse(self, collection: str, key: str, text: str) -> Any:
-        model = HISTORY_MODELS[collection]
-        return parse_record(model, text, self.store.describe(), self.flow_id, collection, key)
 
     # -- reading -------------------------------------------------------------------------
     async def snapshot(self) -> BotState:
