@@ -192,3 +192,48 @@ async def test_a_take_profit_filled_while_its_pair_is_moved_sends_nothing_more(
     assert exchange.book.positions() == []
     await runner.state.close()
     exchange.book.close()
+
+
+class TakenInPartAsItIsCanceled(PaperVenue):
+    """The first take-profit the bot cancels has `part` of it filled at the venue a
+    moment before the cancel lands: the cancel is answered CANCELED with a fill the
+    bot has not read yet."""
+
+    def __init__(self, *args: object, part: Decimal) -> None:
+        super().__init__(*args)
+        self.part, self.taken = part, False
+
+    async def cancel(self, client_order_id: str, symbol: str):
+        order = self.book.order(client_order_id)
+        if not self.taken and order.type is OrderType.LIMIT:
+            self.taken = True
+            with self.book._transaction():
+                self.book._fill(order, self.part, order.limit_price, self.clock())
+        return await super().cancel(client_order_id, symbol)
+
+
+async def test_a_take_profit_filled_in_part_as_its_pair_moves_is_replaced_for_the_rest(
+    tmp_path: Path,
+) -> None:
+    """Where the venue does not honour reduce-only orders, the trailing stop's new
+    pair covers what is left once the fills are read, never the size before the
+    take-profit's part: a pair for more than is held would sell it short (I1)."""
+    exchange = Exchange(tmp_path, reduce_only=False)
+    venue = TakenInPartAsItIsCanceled(exchange.book, exchange.clock, part=Decimal(4))
+    strategy = OnceLong(stop=Stop.percent("0.5", trailing=True), take_profit=TakeProfit.percent(5))
+    runner = await started(BotConfig.model_validate(CONFIG), exchange.state_path, venue,
+                           exchange.clock, strategy)  # fmt: skip
+    for _ in range(48):
+        await exchange.hours(runner, 1)  # every promise checked after each pass
+        if venue.taken:
+            break
+    assert venue.taken, "the trailing stop never moved its pair"
+    await exchange.hours(runner, 2)
+    [held] = exchange.book.positions()
+    assert held.qty == 6, "10 bought, 4 taken by the take-profit"
+    legs = resting(exchange)
+    assert len(legs) == 2 and {leg.qty for leg in legs} == {Decimal(6)}, legs
+    [position] = (await whole(runner.state)).positions.values()
+    assert position.size == 6
+    await runner.state.close()
+    exchange.book.close()

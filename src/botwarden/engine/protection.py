@@ -111,10 +111,9 @@ class Protector:
         position = await self._after_a_leg_vanished(position, open_orders)
         if position is None:
             return True  # it closed: a leg had filled
-        exiting = await self.desk.exiting(position)
-        if exiting >= position.size:
+        cover = await self._cover(position)
+        if cover <= 0:
             return True  # being closed already
-        cover = position.size - exiting
         state = await ctx.state.snapshot()
         stop_intent = state.intents.get(position.stop_client_order_id or "")
         if stop_intent is not None and stop_intent.status in WAITING:
@@ -249,6 +248,11 @@ class Protector:
         if live is not None and placed.status is not IntentStatus.REJECTED:
             await self.desk.cancel(current, position.symbol)
 
+    async def _cover(self, position: Position) -> Decimal:
+        """How much of `position` its stop must cover: all of it that no exit on its
+        way is closing (0 or less: it is being closed already)."""
+        return position.size - await self.desk.exiting(position)
+
     async def _ended_meanwhile(self, canceled: list[str]) -> bool:
         """Did a leg listed open at the pass's start end otherwise than by its cancel
         (its intent still live: the venue said it rests no more, a take-profit filled,
@@ -345,8 +349,17 @@ class Protector:
         for cid in canceled:
             if not await self.desk.cancel(cid, position.symbol, settle_pair=False):
                 return True  # maybe still resting: looked at again at the next pass
-        if await self._ended_meanwhile(canceled):
-            return True  # its position is what the fills say now: looked at again then
+        if await self._ended_meanwhile(canceled):  # its position is what the fills say now
+            left = (await ctx.state.snapshot()).positions.get(position.id)
+            cover = Decimal(0) if left is None else await self._cover(left)
+            if left is None or cover <= 0:
+                return True  # closed, or closing
+            gone = {*canceled, went_with}  # (what is left is protected now, not a pass later)
+            still = {cid: o for cid, o in open_orders.items() if cid not in gone}
+            protected = await self._protect_as_pair(left, still, price, stop, target, cover)
+            if went_with is not None:
+                await self.desk.settle(went_with, position.symbol)
+            return protected
         legs = {cid for cid in legs if cid}
         if not await self._cancel_other_stops(position, open_orders, legs):
             return True  # a guard or a stray beside the new pair could sell twice
