@@ -35,7 +35,7 @@ from botwarden.venues.base import (
     VenueOrder,
     VenuePosition,
 )
-from botwarden.venues.paper.feed import RandomWalkFeed
+from botwarden.venues.paper.feed import Feed
 
 ClientIds = Literal["alpaca", "binance"]
 
@@ -76,7 +76,7 @@ class PaperBook:
     NAME = "paper"
 
     def __init__(
-        self, path: Path, feed: RandomWalkFeed, settings: BookSettings, readonly: bool = False
+        self, path: Path, feed: Feed, settings: BookSettings, readonly: bool = False
     ) -> None:
         """`readonly`: another process's book, looked at while it trades (the torture
         harness, from the venue's side); any write fails, and nothing is cached."""
@@ -623,7 +623,11 @@ class PaperBook:
                     if crossed is not None:
                         price, at = crossed
                         crossings.append((at, seq, order, price))
-                for at, _, order, price in sorted(crossings, key=lambda c: (c[0], c[1])):
+                # At one instant, stops before limits: a bar's high and low cannot tell
+                # which came first, and a stop first is what a position would rather not.
+                for at, _, order, price in sorted(
+                    crossings, key=lambda c: (c[0], c[2].type is not OrderType.STOP, c[1])
+                ):
                     # As it is now: an earlier fill may have shrunk or canceled it (the
                     # other leg of its pair filled first).
                     current = self._open_now().get(order.venue_order_id)
@@ -665,23 +669,14 @@ class PaperBook:
         self, order: VenueOrder, after: datetime, until: datetime
     ) -> tuple[Decimal, datetime] | None:
         """The price and time at which the path first met `order`, if it did."""
-        feed = self.feed
-        if order.type is OrderType.MARKET:  # the rest of a partly filled market order
-            return self._slipped(feed.price(order.symbol, until), order.side), until
-        first, last = feed.step_index(after) + 1, feed.step_index(until)
         buy = order.side is OrderSide.BUY
-        for index in range(first, last + 1):
-            price = feed.price_at_step(order.symbol, index)
-            if order.type is OrderType.STOP:
-                if (buy and price >= order.stop_price) or (not buy and price <= order.stop_price):
-                    # A stop becomes a market order: it fills where the path is, which
-                    # after a gap is beyond the stop price.
-                    return self._slipped(price, order.side), feed.step_time(index)
-            elif order.type is OrderType.LIMIT and (
-                (buy and price <= order.limit_price) or (not buy and price >= order.limit_price)
-            ):
-                return order.limit_price, feed.step_time(index)
-        return None
+        if order.type is OrderType.MARKET:  # the rest of a partly filled market order
+            return self._slipped(self.feed.price(order.symbol, until), order.side), until
+        if order.type is OrderType.STOP:
+            touched = self.feed.first_touch(order.symbol, buy, after, until, stop=order.stop_price)
+            # A stop becomes a market order: it pays the slippage a market order does.
+            return touched and (self._slipped(touched[0], order.side), touched[1])
+        return self.feed.first_touch(order.symbol, buy, after, until, limit=order.limit_price)
 
 
 def _not_a_pair(stop: OrderRequest, take_profit: OrderRequest) -> str | None:

@@ -1,4 +1,5 @@
-"""Prices for the paper exchange: a seeded random walk, as a function of time.
+"""Prices for the paper exchange: what a feed answers (`Feed`), and the embedded
+default's, a seeded random walk as a function of time (`RandomWalkFeed`).
 
 The price of a symbol at any instant is computed from (seed, symbol, time) alone, so
 the exchange needs no stored price history and no running process: after a restart,
@@ -23,6 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
+from typing import Protocol
+
+from botwarden.domain.models import Bar
+from botwarden.domain.timeframes import last_completed_bar_open, width
 
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -37,6 +42,44 @@ class Instrument:
     """None: fractional quantities of any size."""
     min_notional: Decimal | None = None
     daily_volatility: float = 0.015
+
+
+class Feed(Protocol):
+    """Where the paper exchange's prices come from: what its book fills at, what its
+    venue quotes and what bars it serves. Every answer is a function of its arguments:
+    a book that comes back after a crash, or that looks at an hour it missed, asks again
+    and is told the same."""
+
+    instruments: Mapping[str, Instrument]
+
+    def symbols(self) -> list[str]: ...
+
+    def instrument(self, symbol: str) -> Instrument:
+        """KeyError: a symbol the feed does not price."""
+        ...
+
+    def price(self, symbol: str, at: datetime) -> Decimal:
+        """What a market order at `at` fills at, before slippage."""
+        ...
+
+    def first_touch(
+        self,
+        symbol: str,
+        buy: bool,
+        after: datetime,
+        until: datetime,
+        *,
+        stop: Decimal | None = None,
+        limit: Decimal | None = None,
+    ) -> tuple[Decimal, datetime] | None:
+        """Where and when the prices of (`after`, `until`] first reached a buy (or
+        sell) stop at `stop`, or a limit at `limit`: the price it fills at (past a
+        stop's price after a gap) and the time; None if they never did."""
+        ...
+
+    def bars(self, symbol: str, timeframe: str, at: datetime, limit: int) -> list[Bar]:
+        """The newest `limit` bars of `timeframe` completed by `at`, oldest first."""
+        ...
 
 
 def _seed(*parts: object) -> int:
@@ -124,14 +167,36 @@ class RandomWalkFeed:
     def _price_at_step(self, symbol: str, index: int) -> Decimal:
         return self._to_price(symbol, self._log_price(symbol, index))
 
-    def extremes(self, symbol: str, after: datetime, until: datetime) -> tuple[Decimal, Decimal]:
-        """Lowest and highest price traded in (after, until]: what a resting order could
-        have met while nobody was looking."""
-        indices = range(self.step_index(after) + 1, self.step_index(until) + 1) or [
-            self.step_index(until)
-        ]
-        points = [self._log_price(symbol, i) for i in indices]
-        return self._to_price(symbol, min(points)), self._to_price(symbol, max(points))
+    def first_touch(
+        self,
+        symbol: str,
+        buy: bool,
+        after: datetime,
+        until: datetime,
+        *,
+        stop: Decimal | None = None,
+        limit: Decimal | None = None,
+    ) -> tuple[Decimal, datetime] | None:
+        """The path walked step by step: a stop fills where the path is when it crosses
+        (beyond the stop after a gap), a limit at its price."""
+        for index in range(self.step_index(after) + 1, self.step_index(until) + 1):
+            price = self.price_at_step(symbol, index)
+            if stop is not None and (price >= stop if buy else price <= stop):
+                return price, self.step_time(index)
+            if limit is not None and (price <= limit if buy else price >= limit):
+                return limit, self.step_time(index)
+        return None
+
+    def bars(self, symbol: str, timeframe: str, at: datetime, limit: int) -> list[Bar]:
+        """Aligned as the real venues align theirs (`domain/timeframes.py`): a 4h bar
+        spans four 1h bars, a week runs from Monday."""
+        size, newest = width(timeframe), last_completed_bar_open(timeframe, at)
+        bars = []
+        for n in range(limit - 1, -1, -1):
+            start = newest - n * size
+            open_, high, low, close = self.ohlc(symbol, start, start + size)
+            bars.append(Bar(time=start, open=open_, high=high, low=low, close=close, volume=0))
+        return bars
 
     def _ohlc(self, symbol: str, start: datetime, end: datetime) -> tuple[Decimal, ...]:
         """Open, high, low, close of the bar from `start` to `end` (its closing price is

@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import TypeVar
 
 from botwarden.domain.markets import MarketRules
-from botwarden.domain.timeframes import last_completed_bar_open
 from botwarden.venues.base import (
     Ambiguous,
     Balance,
@@ -227,19 +226,12 @@ class PaperVenue:
         )
 
     async def bars(self, symbol: str, timeframe: str, limit: int) -> list[Bar]:
-        """The last `limit` completed bars, oldest first, aligned as the real venues
-        align theirs (`domain/timeframes.py`): a 4h bar spans four 1h bars, a week runs
-        from Monday."""
+        """The last `limit` completed bars, oldest first, as the feed has them."""
         self._known(symbol)
-        width = timeframe_width(self.name, timeframe)
-        now = await self._call("bars", lambda now: now)
-        newest = last_completed_bar_open(timeframe, now)
-        bars = []
-        for n in range(limit - 1, -1, -1):
-            start = newest - n * width
-            open_, high, low, close = self.book.feed.ohlc(symbol, start, start + width)
-            bars.append(Bar(time=start, open=open_, high=high, low=low, close=close, volume=0))
-        return bars
+        timeframe_width(self.name, timeframe)  # (one the venue does not serve: it says so)
+        return await self._call(
+            "bars", lambda now: self.book.feed.bars(symbol, timeframe, now, limit)
+        )
 
     async def market(self, symbol: str) -> MarketRules:
         self._known(symbol)
