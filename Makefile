@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow torture bench lint install clean
+.PHONY: run test test-slow torture backtest-kills bench lint install clean
 
 install: $(STAMP)
 
@@ -42,6 +42,10 @@ torture: $(STAMP)
 # The long crash campaign: 500 kill -9 trials per backend.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -v
+
+# Backtests killed with SIGKILL 4 times each, 50 seeds: the same trades every time.
+backtest-kills: $(STAMP)
+	BOTWARDEN_KILL_SEEDS=50 $(BIN)/python -m pytest tests/backtest/test_kills.py -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/state_store.py

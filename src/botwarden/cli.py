@@ -563,6 +563,82 @@ def trades(bot: str, since: str | None, as_csv: bool) -> None:
         render_trades(_rich(), config.bot_id, closed, book, days, today, start)
 
 
+@app.command("backtest")
+@config_argument
+@click.option(
+    "--from", "start", metavar="DATE", help="The first day traded [default: the data's first]."
+)
+@click.option(
+    "--to",
+    "end",
+    metavar="DATE",
+    help="The last day traded, itself included [default: the data's last].",
+)
+@click.option(
+    "--data",
+    type=FILE,
+    help="A CSV or Parquet file of bars, or a folder of them (a file a symbol)"
+    " [default: the config's backtest.data].",
+)
+@click.option(
+    "--out",
+    type=FILE,
+    help="A new folder for trades.csv, equity.csv, summary.json and report.html"
+    " [default: print the summary only].",
+)
+@click.option(
+    "--kills",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Run it again in a process killed with SIGKILL this many times (and started"
+    " again), and compare the two.",
+)
+@click.option("--seed", type=int, default=0, help="Draws the moments of the kills.")
+def backtest(
+    config: Path,
+    start: str | None,
+    end: str | None,
+    data: Path | None,
+    out: Path | None,
+    kills: int,
+    seed: int,
+) -> None:
+    """Run the bot's strategy, sizing, stops, take-profits and risk guards over recorded
+    bars, through the same engine and paper book it trades with (docs/backtesting.md)."""
+    from botwarden.backtest.report import render_summary
+    from botwarden.backtest.run import Plan
+    from botwarden.backtest.session import backtest as run_backtest
+
+    plan = Plan.read(config, data, start, end)
+    passes = len(plan.passes())
+    argv = [str(config.resolve()), str(data.resolve()) if data else "-", start or "-", end or "-"]
+    console = _rich(stderr=True)
+    with console.status(f"backtest: {passes} bars", spinner="line") as shown:
+        done = 0
+
+        def each_pass(at: object) -> None:
+            nonlocal done
+            done += 1
+            if done % 25 == 0:
+                shown.update(f"backtest: bar {done} of {passes}")
+
+        outcome = run_backtest(plan, argv, out, kills, seed, each_pass)
+    render_summary(_rich(), outcome.results, f"backtest of {plan.config.bot_id}")
+    if outcome.kills is not None:
+        record = outcome.kills
+        same = "the same trades and final equity" if not outcome.differences else "DIFFERENT"
+        click.echo(
+            f"killed with SIGKILL {len(record.done)} times of {record.wanted} asked"
+            f" (started {record.starts} times): {same} as the run never killed"
+        )
+        for line in outcome.differences:
+            click.echo(f"  {line}")
+    if outcome.written is not None:
+        click.echo(f"written: {outcome.written}/trades.csv, summary.json, report.html")
+    if outcome.differences:
+        raise SystemExit(1)
+
+
 @app.command("logs")
 @bot_argument
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")

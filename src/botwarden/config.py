@@ -33,6 +33,7 @@ from pydantic import (
     field_validator,
 )
 
+from botwarden.backtest.settings import BacktestSettings
 from botwarden.domain.models import TakeProfit
 from botwarden.domain.positions import StopPolicy
 from botwarden.domain.risk import RiskLimits
@@ -87,6 +88,9 @@ class BotConfig(Settings):
 
     engine: EngineSettings = EngineSettings()
     notify: NotifySettings = NotifySettings()
+    backtest: BacktestSettings = BacktestSettings()
+    """What `botwarden backtest` trades in: `{fill: next_open, fee_rate: 0.0005,
+    starting_cash: 100000, data: data/}`."""
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str = PrivateAttr(default="config")
 

@@ -135,6 +135,39 @@ async def test_an_order_that_never_arrived_is_dropped_only_after_the_grace(
     await world.close()
 
 
+@pytest.mark.parametrize(
+    ("client_ids", "later", "sent_again"),
+    [
+        ("alpaca", timedelta(seconds=15), True),  # the strategy's bars are the same
+        ("alpaca", timedelta(minutes=31), False),  # a new 1h bar closed at 15:00
+        ("binance", timedelta(seconds=15), False),  # a reused id may be taken twice
+    ],
+)
+async def test_an_entry_that_never_arrived_is_sent_again_while_its_bars_are_the_newest(
+    tmp_path: Path, client_ids: str, later: timedelta, sent_again: bool
+) -> None:
+    """What the strategy decided on bars that are still the newest, it would decide
+    again now: the entry goes, under its own id, as if the bot had been down until
+    then. Where the venue could take the id twice, or the bars moved on, it is dropped."""
+    world = World(tmp_path, faults="timeout_before:on=submit,nth=1", client_ids=client_ids)
+    bot = await world.start()
+    bot.ctx.timeframe = "1h"  # (decided at 14:30 on the bar that closed at 14:00)
+    intent = await buy(bot)
+    assert intent.status is IntentStatus.UNKNOWN
+    world.clock.now += later
+    resolved = await bot.desk.resolve(intent, await bot.open_orders())
+    assert world.venue_orders(intent.client_order_id) == int(sent_again)
+    if sent_again:
+        await bot.desk.sync_fills()
+        assert (await bot.ctx.intent(intent.client_order_id)).status is IntentStatus.FILLED
+        assert [p.qty for p in world.book.positions()] == [Decimal(10)]
+    else:
+        assert resolved.status is IntentStatus.CANCELED
+        assert "never reached the venue" in resolved.reason
+        assert world.book.positions() == []
+    await world.close()
+
+
 @pytest.mark.parametrize("client_ids", ["alpaca", "binance"])
 async def test_a_lookup_that_lies_for_a_while_cannot_make_the_bot_send_twice(
     tmp_path: Path, client_ids: str

@@ -9,7 +9,9 @@ id the venue will see, and every answer is stored as it comes (promises I1, I5).
     resolve: an intent SUBMITTING (after a crash) or UNKNOWN is looked up by its client
              order id: the order, the open orders, the fills. Found: its state is
              applied. Absent everywhere for `unknown_order_grace`: a stop or exit is
-             sent again under the SAME id; an entry is dropped. Never a new id.
+             sent again under the SAME id while its position needs it; an entry
+             while its bars are the newest, where the venue refuses a reused id;
+             else dropped. Never a new id.
     fills:   the venue's fills are read from a durable cursor; each fill of the bot's
              orders is recorded once (by trade id) in the same atomic write as the
              intent and the position it changes, and the trade it closes.
@@ -33,6 +35,7 @@ from botwarden.domain.models import Fill, OrderSide, Position, TakeProfit, Topic
 from botwarden.domain.orders import EntryPlan, IntentStatus, OrderIntent, OrderType, Purpose
 from botwarden.domain.positions import StopPolicy, Trade, apply_fill
 from botwarden.domain.risk import RiskLimits
+from botwarden.domain.timeframes import last_completed_bar_open
 from botwarden.engine.crash import CRASH
 from botwarden.engine.ids import ClientIds
 from botwarden.state.manager import StateManager, Transaction
@@ -84,6 +87,10 @@ class Context:
     limits: RiskLimits = field(default_factory=RiskLimits)
     take_profit: TakeProfit | None = None
     """The config's take-profit for every position without its own; None: none."""
+    timeframe: str | None = None
+    """The strategy's bars, where a strategy decides: an entry it asked for that never
+    reached the venue is sent again while they are the same bars (see
+    `OrderDesk.resolve`). None: such an entry is dropped."""
 
     async def position_in(self, symbol: str) -> Position | None:
         for position in (await self.state.snapshot()).positions.values():
@@ -562,16 +569,15 @@ class OrderDesk:
         if waited < ctx.unknown_order_grace:
             return current
         where = "by lookup, in the open orders and in the fills"
-        alone = current.purpose in (Purpose.ENTRY, Purpose.TAKE_PROFIT)  # (never alone)
         beside = await self._stop_beside(current, open_orders)
-        if alone or beside or not await self._still_needed(current):
+        if beside or not await self._still_needed(current):
             dropped = current.cancel(
                 ctx.clock(),
                 f"never reached the venue: not found {where} for {waited}"
                 + (f"; {beside} rests for its position (taken up as its stop)" if beside else ""),
             )
             return await self._store(dropped, "order", RuntimeError(f"{current.purpose} dropped"))
-        # A stop or an exit still needed: the same id again, never a new one.
+        # Still needed: the same id again, never a new one.
         if current.status is IntentStatus.SUBMITTING:  # stored; the process stopped there
             current = current.mark_unknown(ctx.clock(), "no answer stored")
         again = current.submit(ctx.clock(), ctx.ids.epoch)
@@ -612,8 +618,24 @@ class OrderDesk:
         return None
 
     async def _still_needed(self, intent: OrderIntent) -> bool:
-        """Is this stop or exit still wanted? Not once its position is gone, nor a stop
-        its position has replaced (sent now, it would rest beside the new one)."""
+        """Is this order, which never reached the venue, still wanted? A pair's
+        take-profit never alone. An entry while no bar of the strategy's has completed
+        since it was written (the strategy, asked now, would decide on the same bars:
+        the crash cost the entry nothing but the wait), and only where the venue never
+        takes a client order id twice (had the first arrived after all, the second
+        would be refused, not filled). A stop or an exit while its position is there,
+        and a stop only while its position has not replaced it (sent now, it would
+        rest beside the new one)."""
+        if intent.purpose is Purpose.TAKE_PROFIT:
+            return False
+        if intent.purpose is Purpose.ENTRY:
+            timeframe = self.ctx.timeframe
+            return (
+                timeframe is not None
+                and self.ctx.venue.capabilities.client_ids == "unique"
+                and last_completed_bar_open(timeframe, self.ctx.clock())
+                == last_completed_bar_open(timeframe, intent.created_at)
+            )
         position = (await self.ctx.state.snapshot()).positions.get(intent.position_id or "")
         if position is None:
             return False

@@ -236,6 +236,7 @@ class Runner:
             symbols=tuple(settings.symbols),
             limits=settings.risk,
             take_profit=settings.take_profit,
+            timeframe=settings.strategy.timeframe if self.decides else None,
         )
         self.ctx = ctx
         self.desk = OrderDesk(ctx)

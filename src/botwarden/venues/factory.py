@@ -44,20 +44,20 @@ def paper_book(settings: PaperVenueSettings, path: Path, readonly: bool = False)
         },
         seed=settings.seed,
     )
-    return PaperBook(
-        path,
-        feed,
-        BookSettings(
-            currency=settings.currency,
-            starting_cash=settings.starting_cash,
-            fee_rate=settings.fee_rate,
-            slippage=settings.slippage,
-            client_ids=settings.client_ids,
-            shorting=settings.shorting,
-            reduce_only=settings.reduce_only,
-            replaces=settings.replaces,
-        ),
-        readonly,
+    return PaperBook(path, feed, book_settings(settings), readonly)
+
+
+def book_settings(settings: PaperVenueSettings) -> BookSettings:
+    """The paper exchange's account, as its config section says."""
+    return BookSettings(
+        currency=settings.currency,
+        starting_cash=settings.starting_cash,
+        fee_rate=settings.fee_rate,
+        slippage=settings.slippage,
+        client_ids=settings.client_ids,
+        shorting=settings.shorting,
+        reduce_only=settings.reduce_only,
+        replaces=settings.replaces,
     )
 
 

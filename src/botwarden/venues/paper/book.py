@@ -606,6 +606,11 @@ class PaperBook:
                 self._save_order(canceled)
         return order
 
+    def processed_until(self) -> datetime | None:
+        """How far the book has replayed its prices: the last time anyone asked it."""
+        last = self._meta("processed_until")
+        return None if last is None else datetime.fromisoformat(last)
+
     def advance(self, now: datetime) -> list[VenueOrder]:
         """Fill every resting order the price path crossed since the last call.
         Returns the orders that filled."""

@@ -1,0 +1,110 @@
+"""`botwarden backtest` as a user runs it (a real subprocess): the summary printed, the
+files written, and every mistake one line with nothing written."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from tests.test_cli import assert_one_line_error, botwarden
+
+DATA = Path(__file__).parents[2] / "examples" / "data"
+CONFIG = """\
+bot_id: trial
+symbols: [AAPL, IBM]
+order: {equity_pct: 20}
+strategy: {name: golden_cross, params: {fast: 10, slow: 30}, timeframe: 1d}
+stop: {kind: percent, distance: 4, trailing: true}
+take_profit: {percent: 10}
+backtest: {fee_rate: 0.0005, data: DATA}
+""".replace("DATA", str(DATA))
+
+
+def config(tmp_path: Path, text: str = CONFIG, name: str = "bot.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_a_backtest_prints_its_summary_and_writes_its_report(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    result = botwarden(
+        "backtest", str(config(tmp_path)), "--from", "2011-01-01", "--to", "2012-12-31",
+        "--out", str(out), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for shown in ("total return", "buy and hold", "max drawdown", "Sharpe", "win rate"):
+        assert shown in result.stdout
+    assert "2011-01-03 to 2012-12-31" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    with (out / "trades.csv").open() as rows:
+        trades = list(csv.DictReader(rows))
+    assert list(trades[0]) == [
+        "symbol", "side", "qty", "entry_time", "entry_price", "exit_time", "exit_price",
+        "pnl", "exit_reason", "fees",
+    ]  # fmt: skip
+    assert summary["trades"] == len(trades) >= 5
+    assert {t["symbol"] for t in trades} == {"AAPL", "IBM"}
+    assert all("2011-01-03" <= t["entry_time"][:10] <= "2012-12-31" for t in trades)
+    assert float(summary["fees"]) > 0, "5 bps on every fill"
+    net = sum(float(t["pnl"]) for t in trades)
+    assert abs(net - float(summary["net_pnl"])) < 0.01
+    page = (out / "report.html").read_text()
+    assert 'src="plotly.min.js"' in page and (out / "plotly.min.js").stat().st_size > 1e6
+    assert "candlestick" in page and "AAPL stop" in page
+
+
+def test_without_out_nothing_is_written(tmp_path: Path) -> None:
+    before = sorted(tmp_path.rglob("*"))
+    path = config(tmp_path)
+    result = botwarden("backtest", str(path), "--to", "2010-12-31", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "final equity" in result.stdout
+    assert sorted(tmp_path.rglob("*")) == sorted([*before, path])
+
+
+def test_an_out_folder_that_holds_anything_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    result = botwarden("backtest", str(config(tmp_path)), "--out", str(out), cwd=tmp_path)
+    assert_one_line_error(result, 2, f"--out {out}: not an empty folder")
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_bad_bars_are_one_line_naming_the_file_row_and_column(tmp_path: Path) -> None:
+    data = tmp_path / "bars"
+    data.mkdir()
+    for symbol in ("AAPL", "IBM"):
+        rows = (DATA / f"{symbol}.csv").read_text().splitlines()
+        if symbol == "IBM":
+            rows[101] = rows[101].replace(rows[101].split(",")[2], "n/a", 1)
+        (data / f"{symbol}.csv").write_text("\n".join(rows) + "\n")
+    result = botwarden("backtest", str(config(tmp_path)), "--data", str(data), cwd=tmp_path)
+    assert_one_line_error(result, 2, f"{data / 'IBM.csv'}: row 102, column high", "'n/a'")
+
+
+def test_mistakes_in_what_is_asked_are_one_line(tmp_path: Path) -> None:
+    path = config(tmp_path)
+    backwards = botwarden("backtest", str(path), "--from", "2012-01-01", "--to", "2011-01-01",
+                          cwd=tmp_path)  # fmt: skip
+    assert_one_line_error(backwards, 2, "--from 2012-01-01 is not before --to 2011-01-01")
+    outside = botwarden("backtest", str(path), "--from", "2015-01-01", cwd=tmp_path)
+    assert_one_line_error(outside, 2, "no bars between 2015-01-01", "AAPL", "2013-03-01")
+    hourly = config(tmp_path, CONFIG.replace("timeframe: 1d", "timeframe: 1h"), "hourly.yaml")
+    wrong = botwarden("backtest", str(hourly), cwd=tmp_path)
+    assert_one_line_error(wrong, 2, "strategy.timeframe is 1h", "are 1d bars")
+    nodata = config(tmp_path, CONFIG.replace(f"data: {DATA}", "slippage: 0"), "nodata.yaml")
+    none = botwarden("backtest", str(nodata), cwd=tmp_path)
+    assert_one_line_error(none, 2, "no bars: give --data")
+    date = botwarden("backtest", str(path), "--from", "yesterday", cwd=tmp_path)
+    assert_one_line_error(date, 2, "'yesterday' is not a date")
+
+
+def test_kills_are_counted_and_compared(tmp_path: Path) -> None:
+    result = botwarden("backtest", str(config(tmp_path)), "--to", "2010-09-30", "--kills", "2",
+                       "--seed", "5", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "killed with SIGKILL 2 times of 2 asked (started 3 times)" in result.stdout
+    assert "the same trades and final equity as the run never killed" in result.stdout
