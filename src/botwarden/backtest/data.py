@@ -214,7 +214,7 @@ def _timeframe(path: Path, bars: Sequence[Bar]) -> str:
     )
 
 
-def _gaps(symbol: str, bars: Sequence[Bar], size: timedelta) -> list[Gap]:
+def gaps_in(symbol: str, bars: Sequence[Bar], size: timedelta) -> list[Gap]:
     """Missing bars: every bar of the width's grid is expected, but for the weekends
     of a market that never trades on one, and the times of day it never trades at;
     then a run of missing bars is a gap when it is longer than one (a market holiday
@@ -268,7 +268,7 @@ def read_bars(path: Path, symbols: Sequence[str]) -> History:
         raise DataError(f"{path}: the symbols' bars are of different timeframes ({told})")
     timeframe = next(iter(timeframes.values()))
     size = TIMEFRAMES[timeframe]
-    gaps = [gap for symbol, rows in bars.items() for gap in _gaps(symbol, rows, size)]
+    gaps = [gap for symbol, rows in bars.items() for gap in gaps_in(symbol, rows, size)]
     return History(bars, timeframe, files, gaps)
 
 

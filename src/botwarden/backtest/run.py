@@ -10,6 +10,7 @@ from the book once it is done (`backtest/results.py`), never from memory.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -26,9 +27,10 @@ from botwarden.domain.timeframes import width
 from botwarden.engine.runner import Runner
 from botwarden.engine.settings import BotSettings
 from botwarden.errors import ConfigError
-from botwarden.state.manager import StateManager
+from botwarden.state.manager import StateManager, utc_now
 from botwarden.state.sqlite import SqliteStore
 from botwarden.strategies.loading import LoadedStrategy
+from botwarden.venues.base import VenueError
 from botwarden.venues.factory import book_settings
 from botwarden.venues.paper.book import PaperBook
 from botwarden.venues.paper.feed import Instrument
@@ -72,9 +74,19 @@ class Plan:
         if data is None:
             if config.backtest.data is None:
                 raise ConfigError(
-                    f"{config_path}: no bars: give --data FILE_OR_FOLDER, or backtest.data"
+                    f"{config_path}: no bars: give --data FILE_OR_FOLDER (or venue), or"
+                    " backtest.data"
                 )
-            data = config.base_dir / config.backtest.data
+            data = Path(config.backtest.data)
+            if str(data) != VENUE:
+                data = config.base_dir / data
+        if str(data) == VENUE:
+            if start is None:
+                raise ConfigError("--data venue: give --from DATE, the first day to trade")
+            since = day(start)
+            until = day(end) + timedelta(days=1) if end is not None else utc_now()
+            history = asyncio.run(_from_the_venue(config, since, until))
+            return cls(config, history.between(since, until), since, until)
         history = read_bars(data, config.symbols)
         check_timeframe(config, history)
         first = min(rows[0].time for rows in history.bars.values())
@@ -119,6 +131,22 @@ class Plan:
             client_ids="alpaca",
         )
         return PaperBook(folder / BOOK, self.feed(), account, readonly)
+
+
+VENUE = "venue"
+"""`--data venue`: the bars of the config's own venue (`backtest/sources.py`)."""
+
+
+async def _from_the_venue(config: BotConfig, start: datetime, end: datetime) -> History:
+    from botwarden.backtest.sources import venue_history
+    from botwarden.process.run import open_bot_venue
+
+    warmup = config.load_strategy().bars_needed
+    try:
+        history, _ = await venue_history(config, lambda: open_bot_venue(config), start, end, warmup)
+    except VenueError as error:
+        raise ConfigError(f"--data venue: {error}") from None
+    return history
 
 
 def _finest(bars: list[Bar]) -> Decimal:

@@ -633,16 +633,35 @@ class AlpacaVenue:
         )
         found = sorted(bar_set.data.get(symbol, []), key=lambda b: b.timestamp)
         found = [b for b in found if b.timestamp + width <= clock.venue_time]  # completed
+        return [_bar(b) for b in found[-limit:]]
+
+    async def history(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> Sequence[Bar]:
+        """One request: alpaca-py follows Alpaca's page tokens itself when no `limit`
+        is given."""
+        from alpaca.common.enums import Sort
+        from alpaca.data.requests import CryptoBarsRequest, StockBarsRequest
+
+        frame, width = _timeframe(timeframe)
+        fields = {
+            "symbol_or_symbols": symbol, "timeframe": frame, "start": start,
+            "end": end - timedelta(microseconds=1), "sort": Sort.ASC,
+        }  # fmt: skip
+        if "/" in symbol:
+            request: Any = CryptoBarsRequest(**fields)
+            ask = self._crypto_data.get_crypto_bars
+        else:
+            request = StockBarsRequest(**fields)
+            ask = self._data.get_stock_bars
+        clock, bar_set = await asyncio.gather(
+            self.read_clock(), self._call("bars", lambda: ask(request), self._reads)
+        )
+        found = sorted(bar_set.data.get(symbol, []), key=lambda b: b.timestamp)
         return [
-            Bar(
-                time=b.timestamp,
-                open=Decimal(str(b.open)),
-                high=Decimal(str(b.high)),
-                low=Decimal(str(b.low)),
-                close=Decimal(str(b.close)),
-                volume=Decimal(str(b.volume)),
-            )
-            for b in found[-limit:]
+            _bar(b)
+            for b in found
+            if start <= b.timestamp < end and b.timestamp + width <= clock.venue_time
         ]
 
     async def market(self, symbol: str) -> MarketRules:
@@ -826,6 +845,18 @@ def _sdk_order(request: OrderRequest, time_in_force: TimeInForce, limit: Decimal
     if request.type is OrderType.STOP:
         return sdk.StopOrderRequest(**common, stop_price=float(request.stop_price))
     return sdk.MarketOrderRequest(**common)
+
+
+def _bar(bar: Any) -> Bar:
+    """An alpaca-py bar as the port's."""
+    return Bar(
+        time=bar.timestamp,
+        open=Decimal(str(bar.open)),
+        high=Decimal(str(bar.high)),
+        low=Decimal(str(bar.low)),
+        close=Decimal(str(bar.close)),
+        volume=Decimal(str(bar.volume)),
+    )
 
 
 def _timeframe(text: str) -> tuple[Any, timedelta]:

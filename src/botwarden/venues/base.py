@@ -360,6 +360,13 @@ class Venue(Protocol):
 
     async def bars(self, symbol: str, timeframe: str, limit: int) -> Sequence[Bar]: ...
 
+    async def history(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> Sequence[Bar]:
+        """Every completed bar of `timeframe` that opens in [start, end), oldest first,
+        in as many pages as it takes: a backtest's bars, from the venue's own history."""
+        ...
+
     async def market(self, symbol: str) -> MarketRules:
         """The symbol's trading rules; `NotFound` for an unknown symbol."""
         ...

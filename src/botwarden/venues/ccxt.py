@@ -87,6 +87,10 @@ DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     # `binance` (not futures, options, margin pairs); never the currency list.
     "binance": {"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False},
 }
+HISTORY_PAGE = 1000
+"""Bars asked for at once when reading history (Binance serves up to 1,000 a request
+on spot and 1,500 on USD-M)."""
+
 COMMON_OPTIONS = {"fetchCurrencies": False, "warnOnFetchOpenOrdersWithoutSymbol": False}
 
 ALGO_STOPS = frozenset({"binanceusdm"})
@@ -183,6 +187,18 @@ def _ms(moment: datetime | None) -> int | None:
 
 def _time(ms: Any) -> datetime:
     return datetime.fromtimestamp(int(ms) / 1000, UTC)
+
+
+def _bar(row: Sequence[Any]) -> Bar:
+    """A row of `fetch_ohlcv`: time (ms), open, high, low, close, volume."""
+    return Bar(
+        time=_time(row[0]),
+        open=Decimal(str(row[1])),
+        high=Decimal(str(row[2])),
+        low=Decimal(str(row[3])),
+        close=Decimal(str(row[4])),
+        volume=Decimal(str(row[5] or 0)),
+    )
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -873,32 +889,52 @@ class CcxtVenue:
         )
         return {s: Decimal(str(tickers[s]["last"])) for s in symbols}
 
-    async def bars(self, symbol: str, timeframe: str, limit: int) -> Sequence[Bar]:
-        """The last `limit` completed bars: the exchange's newest bar is still forming."""
+    def _served(self, symbol: str, timeframe: str) -> timedelta:
+        """`timeframe`'s width, where the exchange serves its bars."""
         self._rules(symbol)
-        timeframe_width(self.name, timeframe)  # an exchange's 3m or 1M: not botwarden's
+        size = timeframe_width(self.name, timeframe)  # an exchange's 3m or 1M: not ours
         served = self._exchange.timeframes or {}
         if timeframe not in served:
             ours = ", ".join(t for t in TIMEFRAMES if t in served)
             raise NotFound(
                 self.name, f"timeframe {timeframe!r} is not served here; use one of {ours}"
             )
+        return size
+
+    async def bars(self, symbol: str, timeframe: str, limit: int) -> Sequence[Bar]:
+        """The last `limit` completed bars: the exchange's newest bar is still forming."""
+        self._served(symbol, timeframe)
         rows = await self._call(
             "bars",
             lambda: self._exchange.fetch_ohlcv(symbol, timeframe, None, limit + 1),
             self._reads,
         )
-        return [
-            Bar(
-                time=_time(row[0]),
-                open=Decimal(str(row[1])),
-                high=Decimal(str(row[2])),
-                low=Decimal(str(row[3])),
-                close=Decimal(str(row[4])),
-                volume=Decimal(str(row[5] or 0)),
+        return [_bar(row) for row in rows[:-1][-limit:]]
+
+    async def history(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> Sequence[Bar]:
+        """Page by page from `start` (`fetch_ohlcv`'s `since`), each page from the bar
+        after the last one found, until `end` or the bar still forming."""
+        size = self._served(symbol, timeframe)
+        now = (await self.read_clock()).venue_time
+        until = min(end, now - size)  # (opening later: not completed)
+        found: list[Bar] = []
+        since = start
+        while since <= until:
+            page = await self._call(
+                "bars",
+                lambda since=since: self._exchange.fetch_ohlcv(
+                    symbol, timeframe, _ms(since), HISTORY_PAGE
+                ),
+                self._reads,
             )
-            for row in rows[:-1][-limit:]
-        ]
+            bars = [b for b in map(_bar, page) if since <= b.time and b.time + size <= now]
+            if not bars:
+                break
+            found += [b for b in bars if b.time < end]
+            since = bars[-1].time + size
+        return found
 
     async def market(self, symbol: str) -> MarketRules:
         market = self._rules(symbol)

@@ -61,7 +61,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from urllib.parse import parse_qsl
@@ -818,21 +818,42 @@ def create_app(
             "count": 0,
         }
 
-    async def klines(symbol: str, interval: str, limit: int = 500) -> list[list[Any]]:
+    async def klines(
+        symbol: str,
+        interval: str,
+        limit: int = 500,
+        startTime: int | None = None,  # (Binance's names)
+        endTime: int | None = None,
+    ) -> list[list[Any]]:
         """As Binance: the newest bar is the one still forming, bars open on UTC
-        boundaries (weeks on Mondays). Only botwarden's timeframes are served: Binance's
-        others (3m, 2h, 1M ...) are refused as an unknown one would be."""
+        boundaries (weeks on Mondays); from `startTime` (ms), the `limit` bars that
+        open at or after it, else the newest up to `endTime`. Only botwarden's
+        timeframes are served: Binance's others (3m, 2h, 1M ...) are refused as an
+        unknown one would be."""
         book_symbol = exchange.book_symbol(symbol)
         if interval not in TIMEFRAMES:
             raise BinanceError(400, -1120, "Invalid interval.")
         width = TIMEFRAMES[interval]
         limit = max(1, min(limit, 1500))
-        bars = list(await venue.bars(book_symbol, interval, limit - 1)) if limit > 1 else []
         now = venue.clock()
-        start = bar_open(interval, now)
-        forming = venue.book.feed.ohlc(book_symbol, start, now)
-        rows = [(b.time, b.open, b.high, b.low, b.close) for b in bars]
-        rows.append((start, *forming))
+        forming = bar_open(interval, now)
+        newest = forming
+        if endTime is not None:
+            newest = min(forming, bar_open(interval, datetime.fromtimestamp(endTime / 1000, UTC)))
+        if startTime is not None:
+            begin = datetime.fromtimestamp(startTime / 1000, UTC)
+            first = bar_open(interval, begin)
+            if first < begin:
+                first += width
+        else:
+            first = newest - width * (limit - 1)
+        opens = []
+        while first <= newest and len(opens) < limit:
+            opens.append(first)
+            first += width
+        await venue.bars(book_symbol, interval, 1)  # (up to now, suffering its faults)
+        feed = venue.book.feed
+        rows = [(t, *feed.ohlc(book_symbol, t, min(t + width, now))) for t in opens]
         # open time, OHLC, volume, close time, quote volume, trades, taker volumes, -
         return [
             [_ms(t), *map(_number, (o, h, low, c)), "0", _ms(t + width) - 1, "0", 0, "0", "0", "0"]

@@ -233,6 +233,20 @@ class PaperVenue:
             "bars", lambda now: self.book.feed.bars(symbol, timeframe, now, limit)
         )
 
+    async def history(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> list[Bar]:
+        self._known(symbol)
+        size = timeframe_width(self.name, timeframe)
+
+        def read(now: datetime) -> list[Bar]:
+            until = min(now, end + size)
+            count = max(0, (until - start) // size + 1)
+            bars = self.book.feed.bars(symbol, timeframe, until, count)
+            return [b for b in bars if start <= b.time < end]
+
+        return await self._call("bars", read)
+
     async def market(self, symbol: str) -> MarketRules:
         self._known(symbol)
         instrument = self.book.feed.instrument(symbol)
