@@ -116,6 +116,33 @@ def test_a_bot_run_twice_carries_on_and_state_show_reports_it(tmp_path: Path) ->
     assert "stopped" in tables.stdout and "risk" in tables.stdout
 
 
+def test_run_says_what_each_pass_decided_unless_quiet(tmp_path: Path, botwarden_home: Path) -> None:
+    """A person watching sees why nothing happens yet: bars still to come, or no signal
+    on the bar just closed, its time on the exchange's clock when that runs fast."""
+    config = write_config(
+        tmp_path / "bot.yaml",
+        "bot_id: watched\nsymbols: [SPY]\nstrategy: {params: {fast: 3, slow: 8}}\n"
+        "venue: {speed: 36000, start: 2026-03-02T14:30:00Z}\nengine: {check_interval: 1h}\n",
+    )
+    told = botwarden("run", str(config), "--ticks", "3", cwd=tmp_path)
+    assert told.returncode == 0, told.stderr
+    said = re.findall(r"watched: SPY: (.*)", told.stderr)
+    assert len(said) == 3, told.stderr
+    assert all(
+        re.fullmatch(
+            r"no signal on the 1h bar of 2026-03-\d\d \d\d:00 UTC on the exchange's clock,"
+            r" 36000x \(close \d+\.\d+\)|[a-z_]+ .*",
+            line,
+        )
+        for line in said
+    ), said
+    quiet = botwarden("run", str(config), "--ticks", "3", "--quiet", cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "no signal" not in quiet.stderr and "starting as instance 2" in quiet.stderr
+    log = (botwarden_home / "bots" / "watched" / "bot.log").read_text()
+    assert log.count("no signal on the 1h bar") >= 4, "the log keeps every line"
+
+
 def test_state_moves_from_sqlite_to_jsonfile_and_redis(tmp_path: Path) -> None:
     source = write_config(tmp_path / "bot.yaml", "bot_id: mover\n")
     trade(source, tmp_path)

@@ -333,10 +333,19 @@ def venue_serve(
     default=LogFormat.text,
     help="The log file's format.",
 )
-def run(config: Path, ticks: int | None, log_format: LogFormat) -> None:
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Not what each pass decided, symbol by symbol: only orders, fills and worse"
+    " (the log file keeps every line).",
+)
+def run(config: Path, ticks: int | None, log_format: LogFormat, quiet: bool) -> None:
     """Run a bot in the foreground until SIGTERM or Ctrl-C: recovery first, then the loop.
 
-    One instance per bot: a second one exits at once, naming the first one's PID.
+    Each pass says what the strategy made of each symbol (waiting for bars, no signal,
+    a signal and what became of it); --quiet leaves that to the log file. One instance
+    per bot: a second one exits at once, naming the first one's PID.
     """
     from botwarden.config import load_config
     from botwarden.process.home import bot_files
@@ -351,7 +360,7 @@ def run(config: Path, ticks: int | None, log_format: LogFormat) -> None:
         files.refuse_if_driven_by_code(settings.default_strategy)
     files.make()
     path = files.log
-    _log_to(path, log_format)
+    _log_to(path, log_format, decisions=not quiet)
     click.echo(f"bot {settings.bot_id}: log in {path}", err=True)
     # Remembered for status, stop and logs once this config really runs the bot (its
     # lock held, its state open): a run refused earlier takes nothing over.
@@ -359,8 +368,9 @@ def run(config: Path, ticks: int | None, log_format: LogFormat) -> None:
     _run(run_bot(settings, ticks=ticks, on_running=remember, strategy=strategy))
 
 
-def _log_to(path: Path, log_format: LogFormat) -> None:
-    """The bot's log file, and its progress on the console."""
+def _log_to(path: Path, log_format: LogFormat, decisions: bool = True) -> None:
+    """The bot's log file, and its progress on the console (with `decisions`, what
+    each pass decided too)."""
     from botwarden.process.logs import bot_log_handler
 
     root = logging.getLogger("botwarden")
@@ -372,6 +382,8 @@ def _log_to(path: Path, log_format: LogFormat) -> None:
         return  # started detached: the console is console.log, for warnings and worse
     for console_handler in logging.getLogger().handlers:
         console_handler.setLevel(logging.INFO)
+        if not decisions:
+            console_handler.addFilter(lambda record: record.name != "botwarden.decisions")
 
 
 @app.command("start")

@@ -72,6 +72,8 @@ from botwarden.venues.base import (
 )
 
 log = logging.getLogger(__name__)
+decisions = logging.getLogger("botwarden.decisions")
+"""A line a pass for each symbol, what the strategy made of it (`run --quiet`: none)."""
 
 MAX_RETRY_PAUSE = 60.0
 """Seconds: the longest wait between two recovery attempts of a pending bot."""
@@ -135,6 +137,8 @@ class Runner:
         self._strategy = strategy
         self._calls: StrategyCalls | None = None
         self.decides = decides
+        self.speed = 1.0
+        """How fast the bot's clock runs (a paper exchange's may run fast): told with times."""
         self.pass_error: Exception | None = None
         """What cut the last pass short (a venue that did not answer, a store that did
         not write); None: it ran to its end."""
@@ -433,6 +437,7 @@ class Runner:
         of the bot's clock's seconds pass in one second (a paper exchange's clock may
         run fast). `each_pass`: called before every pass (the process checks its lock);
         what it raises ends the run."""
+        self.speed = speed
         done = 0
         while not stop.is_set():
             self._wake.clear()  # a wake-up during the tick still cuts the pause short
@@ -628,9 +633,13 @@ class Runner:
         signals = []
         for symbol in self.settings.symbols:  # every symbol decided before any is acted on
             try:
-                signals.append(await self._decide(symbol))
+                signal, bars = await self._decide(symbol)
             except StrategyFailed as failure:
                 failures.append(failure)
+                continue
+            signals.append(signal)
+            if signal is None and decisions.isEnabledFor(logging.INFO):  # (a signal: told)
+                decisions.info("%s: %s", self.settings.bot_id, self._nothing(symbol, bars))
         await self._strategy_checked(failures)  # (failing: no entries this pass)
         for signal in signals:
             if signal is not None and not await self.state.is_signal_processed(signal.id):
@@ -663,7 +672,8 @@ class Runner:
         permit = Permit(balance=None if self.protect_only else self._balance)
         return await self.trader.act(signal, price, permit)
 
-    async def _decide(self, symbol: str) -> Signal | None:
+    async def _decide(self, symbol: str) -> tuple[Signal | None, Bars]:
+        """What the strategy says of `symbol` now, and the bars it said it on."""
         venue, strategy, main = self.ctx.venue, self.strategy, self.settings.strategy.timeframe
         others = {
             timeframe: await venue.bars(symbol, timeframe, needed)
@@ -672,8 +682,22 @@ class Runner:
         }
         bars = Bars(await venue.bars(symbol, main, strategy.bars_needed), main, others)
         held = _copy(await self.ctx.position_in(symbol))
-        return await self._strategy_calls().call(
+        signal = await self._strategy_calls().call(
             "decide", lambda: strategy.decide(symbol, bars, held)
+        )
+        return signal, bars
+
+    def _nothing(self, symbol: str, bars: Bars) -> str:
+        """One line for a person watching a pass that gave `symbol` no signal: why not
+        yet, or on what bar. (A signal tells of itself, and of what became of it.)"""
+        needed = self.strategy.bars_needed
+        if len(bars) < needed:
+            return f"{symbol}: waiting for bars: {len(bars)} of the {needed} the strategy needs"
+        last = bars[-1]
+        clock = "UTC" if self.speed == 1 else f"UTC on the exchange's clock, {self.speed:g}x"
+        return (
+            f"{symbol}: no signal on the {bars.timeframe} bar of {last.time:%Y-%m-%d %H:%M}"
+            f" {clock} (close {last.close})"
         )
 
     def _strategy_calls(self) -> StrategyCalls:
