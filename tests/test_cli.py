@@ -143,6 +143,23 @@ def test_run_says_what_each_pass_decided_unless_quiet(tmp_path: Path, botwarden_
     assert log.count("no signal on the 1h bar") >= 4, "the log keeps every line"
 
 
+def test_status_reads_whole_in_an_80_column_terminal(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "bot.yaml", "bot_id: a_bot_with_a_long_name\n")
+    trade(config, tmp_path)
+    for columns in ("80", "200"):
+        shown = subprocess.run(
+            [sys.executable, "-m", "botwarden", "status"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+            env={**os.environ, "COLUMNS": columns},
+        )  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        lines = shown.stdout.splitlines()
+        assert all(len(line) <= int(columns) for line in lines), shown.stdout
+        assert "…" not in shown.stdout, "nothing cut short"
+        assert "a_bot_with_a_long_name" in shown.stdout and "stopped" in shown.stdout
+        assert re.search(r"-?\d+\.\d\d \(\d+", shown.stdout), "the PnL and its trades"
+
+
 def test_state_moves_from_sqlite_to_jsonfile_and_redis(tmp_path: Path) -> None:
     source = write_config(tmp_path / "bot.yaml", "bot_id: mover\n")
     trade(source, tmp_path)

@@ -646,7 +646,10 @@ def backtest(
         for line in outcome.differences:
             click.echo(f"  {line}")
     if outcome.written is not None:
-        click.echo(f"written: {outcome.written}/trades.csv, summary.json, report.html")
+        click.echo(
+            f"written in {outcome.written}: trades.csv, equity.csv, summary.json, report.html"
+            " (open it in a browser)"
+        )
     if outcome.differences:
         raise SystemExit(1)
 

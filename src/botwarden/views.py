@@ -66,7 +66,9 @@ def render_state(console: Console, stored: StoredBot, store: str, now: datetime)
     summary.add_row("status", f"[{style}]{bot.status.value}[/]")
     summary.add_row("store", store)
     summary.add_row("heartbeat", age(bot.seen_at or bot.heartbeat_at, now))  # (wall clock)
-    summary.add_row("last run", bot.last_run_at.isoformat() if bot.last_run_at else "never")
+    summary.add_row(
+        "last run", f"{bot.last_run_at:%Y-%m-%d %H:%M:%S} UTC" if bot.last_run_at else "never"
+    )
     if bot.instance:
         inst = bot.instance
         summary.add_row("instance", f"pid {inst.pid} on {inst.host}, epoch {inst.epoch}")
@@ -113,7 +115,7 @@ def render_state(console: Console, stored: StoredBot, store: str, now: datetime)
     risk_grid.add_row("drawdown", f"{risk.drawdown:.2%}" if risk.peak_equity else "-")
     breaker = "off"
     if risk.breaker_until and risk.breaker_until > now:
-        breaker = f"[red]ON until {risk.breaker_until.isoformat()}: {risk.breaker_reason}[/]"
+        breaker = f"[red]ON until {risk.breaker_until:%Y-%m-%d %H:%M} UTC: {risk.breaker_reason}[/]"
     risk_grid.add_row("circuit breaker", breaker)
 
     signals = Table.grid(padding=(0, 2))
@@ -122,7 +124,7 @@ def render_state(console: Console, stored: StoredBot, store: str, now: datetime)
     signals.add_row(
         "cooldowns", ", ".join(f"{s} until {u:%H:%M:%S}" for s, u in active.items()) or "none"
     )
-    signals.add_row("last bar", state.last_bar.isoformat() if state.last_bar else "-")
+    signals.add_row("last bar", f"{state.last_bar:%Y-%m-%d %H:%M} UTC" if state.last_bar else "-")
     signals.add_row("fills recorded", str(stored.fill_count))
 
     console.print(Panel(summary, title=f"bot {bot.bot_id}", expand=False))
@@ -143,6 +145,9 @@ def render_status(console: Console, reports: list[BotReport], home: Path) -> Non
     if not reports:
         console.print(f"no bots in {home} yet: `botwarden start CONFIG` starts one")
         return
+    if console.width < WIDE_STATUS:
+        _render_status_lines(console, reports)
+        return
     table = Table(title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("bot", "status", "strategy", "process", "heartbeat"):
         table.add_column(column, no_wrap=True)
@@ -152,25 +157,13 @@ def render_status(console: Console, reports: list[BotReport], home: Path) -> Non
     notes = []
     for r in reports:
         style = STATUS_STYLE.get(BotStatus(r.status), "white")
-        positions = ", ".join(
-            f"{p.side} {p.size} {p.symbol} ({p.stop_price if p.stop_live else '[red]NO STOP[/]'}"
-            + (f", take-profit {p.take_profit})" if p.take_profit else ")")
-            for p in r.positions
-        )
-        process = (
-            f"pid {r.pid}, up {span(r.uptime_seconds)}"
-            if r.pid and r.uptime_seconds is not None
-            else f"pid {r.pid}"
-            if r.pid
-            else "[bright_black]-[/]"
-        )
         table.add_row(
             r.bot_id,
             f"[{style}]{r.status.replace('_', ' ')}[/]",
             escape(r.strategy or "-"),
-            process,
-            f"{span(r.heartbeat_seconds)} ago" if r.heartbeat_seconds is not None else "never",
-            positions or "-",
+            _process(r),
+            _heartbeat(r),
+            _positions(r) or "-",
             f"{r.pnl_today} ({r.trades_today})",
             f"{r.pnl_total} ({r.trades_total})",
         )
@@ -178,6 +171,46 @@ def render_status(console: Console, reports: list[BotReport], home: Path) -> Non
     console.print(table)
     for note in notes:
         console.print(note)
+
+
+WIDE_STATUS = 110
+"""Columns a terminal needs for `status`'s table; a narrower one gets lines instead."""
+
+
+def _render_status_lines(console: Console, reports: list[BotReport]) -> None:
+    """`status` in a narrow terminal (80 columns): a few short lines a bot, nothing cut."""
+    for r in reports:
+        style = STATUS_STYLE.get(BotStatus(r.status), "white")
+        console.print(
+            f"[bold]{escape(r.bot_id)}[/]  [{style}]{r.status.replace('_', ' ')}[/]"
+            f"  {escape(r.strategy or '-')}  {_process(r, 'no process')},"
+            f" heartbeat {_heartbeat(r)}"
+        )
+        console.print(f"  positions (stop): {_positions(r) or 'none'}")
+        console.print(
+            f"  PnL today {r.pnl_today} ({r.trades_today} trades),"
+            f" all time {r.pnl_total} ({r.trades_total} trades)"
+        )
+        for note in _trouble(r):
+            console.print(f"  {note}")
+
+
+def _positions(r: BotReport) -> str:
+    return ", ".join(
+        f"{p.side} {p.size} {p.symbol} ({p.stop_price if p.stop_live else '[red]NO STOP[/]'}"
+        + (f", take-profit {p.take_profit})" if p.take_profit else ")")
+        for p in r.positions
+    )
+
+
+def _process(r: BotReport, none: str = "[bright_black]-[/]") -> str:
+    if r.pid and r.uptime_seconds is not None:
+        return f"pid {r.pid}, up {span(r.uptime_seconds)}"
+    return f"pid {r.pid}" if r.pid else none
+
+
+def _heartbeat(r: BotReport) -> str:
+    return f"{span(r.heartbeat_seconds)} ago" if r.heartbeat_seconds is not None else "never"
 
 
 def config_as_json(config: BotConfig) -> dict[str, Any]:

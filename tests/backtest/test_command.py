@@ -91,13 +91,13 @@ def test_mistakes_in_what_is_asked_are_one_line(tmp_path: Path) -> None:
                           cwd=tmp_path)  # fmt: skip
     assert_one_line_error(backwards, 2, "--from 2012-01-01 is not before --to 2011-01-01")
     outside = botwarden("backtest", str(path), "--from", "2015-01-01", cwd=tmp_path)
-    assert_one_line_error(outside, 2, "no bars between 2015-01-01", "AAPL", "2013-03-01")
+    assert_one_line_error(outside, 2, "--from 2015-01-01: outside the bars", "2013-03-01")
     hourly = config(tmp_path, CONFIG.replace("timeframe: 1d", "timeframe: 1h"), "hourly.yaml")
     wrong = botwarden("backtest", str(hourly), cwd=tmp_path)
-    assert_one_line_error(wrong, 2, "strategy.timeframe is 1h", "are 1d bars")
+    assert_one_line_error(wrong, 2, "strategy.timeframe is 1h", "set strategy.timeframe: 1d")
     nodata = config(tmp_path, CONFIG.replace(f"data: {DATA}", "slippage: 0"), "nodata.yaml")
     none = botwarden("backtest", str(nodata), cwd=tmp_path)
-    assert_one_line_error(none, 2, "no bars: give --data")
+    assert_one_line_error(none, 2, "no bars to backtest on: give --data")
     date = botwarden("backtest", str(path), "--from", "yesterday", cwd=tmp_path)
     assert_one_line_error(date, 2, "'yesterday' is not a date")
 
@@ -108,3 +108,49 @@ def test_kills_are_counted_and_compared(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "killed with SIGKILL 2 times of 2 asked (started 3 times)" in result.stdout
     assert "the same trades and final equity as the run never killed" in result.stdout
+
+
+def test_a_strategy_that_fails_stops_the_backtest_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "flaky.py").write_text(
+        "class Flaky:\n"
+        "    name = 'flaky'\n"
+        "    bars_needed = 3\n"
+        "    def decide(self, symbol, bars, position):\n"
+        "        if bars[-1].time.month == 3:\n"
+        "            raise RuntimeError('no data for March')\n"
+        "        return None\n"
+    )
+    path = config(tmp_path, CONFIG.replace("{name: golden_cross, params: {fast: 10, slow: 30},",
+                                           "{path: flaky.py,"), "flaky.yaml")  # fmt: skip
+    out = tmp_path / "report"
+    failed = botwarden("backtest", str(path), "--out", str(out), cwd=tmp_path)
+    assert_one_line_error(failed, 1, "stopped at 2010-03-02 00:00 UTC", "flaky.py:6", "March")
+    assert not out.exists(), "a folder it made is gone again"
+    (tmp_path / "mine").mkdir()
+    assert botwarden(
+        "backtest", str(path), "--out", str(tmp_path / "mine"), cwd=tmp_path
+    ).returncode
+    assert list((tmp_path / "mine").iterdir()) == [], "an empty folder given stays empty"
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    refused = botwarden("backtest", str(config(tmp_path)), "--out", str(a_file), cwd=tmp_path)
+    assert_one_line_error(refused, 2, "a file, not a folder")
+    assert a_file.read_text() == "mine"
+
+
+def test_the_account_adds_up(tmp_path: Path) -> None:
+    """Every closed trade's PnL, and what is still held marked at the last close after
+    its entry's fees, make the final equity: nothing decided on the last bar fills."""
+    out = tmp_path / "report"
+    done = botwarden("backtest", str(config(tmp_path)), "--to", "2012-06-30", "--out", str(out),
+                     cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    held = sum(float(h["unrealized"]) for h in summary["open_at_end"])
+    total = float(summary["starting_cash"]) + float(summary["net_pnl"]) + held
+    assert abs(total - float(summary["final_equity"])) < 0.02
+    with (out / "trades.csv").open() as rows:
+        fees = sum(float(t["fees"]) for t in csv.DictReader(rows))
+    assert abs(fees - float(summary["fees"])) < 0.01
+    last = max(t["entry_time"] for t in csv.DictReader((out / "trades.csv").open()))
+    assert last < "2012-07-01", "nothing entered after the last bar"

@@ -103,3 +103,28 @@ def test_a_pair_is_found_by_its_file_name_gzipped(tmp_path: Path) -> None:
     history = read_bars(tmp_path, ["BTC/USDT"])
     assert history.timeframe == "1h" and len(history.bars["BTC/USDT"]) == 24
     assert history.gaps == []
+
+
+def test_a_parquet_file_indexed_by_time_as_pandas_writes_it(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.read_csv(DATA / "IBM.csv", parse_dates=["date"]).set_index("date")
+    frame.index.name = None  # (what a frame built by hand has)
+    frame.to_parquet(tmp_path / "IBM.parquet")
+    history = read_bars(tmp_path, ["IBM"])
+    assert len(history.bars["IBM"]) == 795
+    assert history.bars["IBM"][0].time == datetime(2010, 1, 4, tzinfo=UTC)
+
+
+def test_a_blank_line_does_not_move_the_row_numbers(tmp_path: Path) -> None:
+    rows = lines()
+    rows.insert(3, "")
+    rows[5] = rows[5].replace(rows[5].split(",")[1], "x", 1)
+    path = tmp_path / "AAPL.csv"
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"row 6, column open: 'x' is not a number"):
+        read_bars(tmp_path, ["AAPL"])
+
+
+def test_two_symbols_one_file_name_could_stand_for_are_refused() -> None:
+    with pytest.raises(DataError, match=r"BRK\.B, BRKB: one file name would stand for each"):
+        read_bars(DATA, ["BRK.B", "BRKB"])

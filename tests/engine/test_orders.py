@@ -168,6 +168,32 @@ async def test_an_entry_that_never_arrived_is_sent_again_while_its_bars_are_the_
     await world.close()
 
 
+async def test_a_bot_on_a_real_venue_drops_such_an_entry_and_a_backtest_sends_it(
+    tmp_path: Path,
+) -> None:
+    """Only where lookups are exact (a backtest's paper book) is the entry sent again:
+    on a real venue a lookup may lag, and the bot cannot know it never arrived."""
+    from botwarden.config import BotConfig
+    from botwarden.engine.runner import Runner
+    from botwarden.state.manager import StateManager
+    from botwarden.state.sqlite import SqliteStore
+    from tests.engine.harness import CONFIG, Exchange
+
+    exchange = Exchange(tmp_path)
+    live = await exchange.runner()
+    assert live.ctx.timeframe is None, "a live bot drops it"
+    await live.state.close()
+    config = BotConfig.model_validate(CONFIG)
+    state = StateManager("golden", SqliteStore(exchange.state_path), clock=exchange.clock)
+    await state.open()
+    exact = Runner(config.bot_settings(), state, live.venue, exchange.clock,
+                   strategy=config.load_strategy(), exact_lookups=True)  # fmt: skip
+    await exact.start()
+    assert exact.ctx.timeframe == config.strategy.timeframe
+    await state.close()
+    exchange.book.close()
+
+
 @pytest.mark.parametrize("client_ids", ["alpaca", "binance"])
 async def test_a_lookup_that_lies_for_a_while_cannot_make_the_bot_send_twice(
     tmp_path: Path, client_ids: str

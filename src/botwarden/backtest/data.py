@@ -115,10 +115,12 @@ def _frame(path: Path) -> pd.DataFrame:
     try:
         if path.name.lower().endswith((".parquet", ".pq")):
             frame = pd.read_parquet(path)
-            if not isinstance(frame.index, pd.RangeIndex):
+            if isinstance(frame.index, pd.DatetimeIndex) and frame.index.name is None:
+                frame = frame.reset_index(names="time")  # (pandas' default: no name)
+            elif not isinstance(frame.index, pd.RangeIndex):
                 frame = frame.reset_index()
-        else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        else:  # (blank lines kept, for the rows to be numbered as the file's lines)
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
     except (OSError, ValueError, ImportError) as error:
         raise DataError(f"{path}: cannot read it: {error}") from None
     return frame
@@ -136,10 +138,10 @@ def _columns(path: Path, frame: pd.DataFrame) -> dict[str, str]:
         found["time"] = frame.columns[0]  # (an index written without a name)
     missing = [c for c in ("time", "open", "high", "low", "close") if c not in found]
     if missing:
+        named = "; ".join(f"a {c} column is called {' or '.join(_NAMES[c])}" for c in missing)
         raise DataError(
             f"{path}: no {' or '.join(missing)} column (found:"
-            f" {', '.join(map(str, frame.columns))}); a time column is called one of"
-            f" {', '.join(_NAMES['time'])}"
+            f" {', '.join(map(str, frame.columns))}); {named} (in any case)"
         )
     return found
 
@@ -177,6 +179,8 @@ def _price(value: object, where: str, allow_zero: bool = False) -> Decimal:
 def _rows(path: Path, frame: pd.DataFrame, columns: dict[str, str]) -> Iterable[tuple[str, Bar]]:
     stem = _stem(path)
     for number, row in enumerate(frame.itertuples(index=False, name=None), start=2):
+        if all(str(value).strip() == "" for value in row):
+            continue  # a blank line
         values = dict(zip(frame.columns, row, strict=True))
 
         def at(ours: str, number: int = number) -> str:
@@ -200,7 +204,7 @@ def _rows(path: Path, frame: pd.DataFrame, columns: dict[str, str]) -> Iterable[
 
 
 def _timeframe(path: Path, bars: Sequence[Bar]) -> str:
-    """The timeframe whose width the bars are most often apart."""
+    """The timeframe whose width is the median spacing of the bars."""
     if len(bars) < 2:
         raise DataError(f"{path}: {len(bars)} bar(s): too few to backtest on")
     spacings = sorted(b.time - a.time for a, b in itertools.pairwise(bars))
@@ -236,6 +240,14 @@ def gaps_in(symbol: str, bars: Sequence[Bar], size: timedelta) -> list[Gap]:
 def read_bars(path: Path, symbols: Sequence[str]) -> History:
     """The bars of `symbols` from `path` (a file, or a folder of them), checked."""
     wanted = {_symbol_key(s): s for s in symbols}
+    if len(wanted) < len(set(symbols)):
+        alike = sorted(
+            s for s in symbols if sum(_symbol_key(o) == _symbol_key(s) for o in symbols) > 1
+        )
+        raise DataError(
+            f"{', '.join(alike)}: one file name would stand for each, so their bars cannot be"
+            " told apart: give them in one file with a symbol column"
+        )
     bars: dict[str, list[Bar]] = {}
     files: dict[str, Path] = {}
     for file in files_in(path):

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from botwarden.backtest.run import BOOK, Plan, run
+from botwarden.errors import BotwardenError
 
 POLL = 0.002
 """Seconds between two looks at how far the killed process has got."""
@@ -54,12 +55,20 @@ def _reached(folder: Path) -> datetime | None:
 
 def _worker(argv: list[str], folder: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    log = (folder / "worker.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "botwarden.backtest.kills", *argv, str(folder)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
+    with (folder / "worker.log").open("ab") as log:  # (the child keeps its own copy)
+        return subprocess.Popen(
+            [sys.executable, "-m", "botwarden.backtest.kills", *argv, str(folder)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def _failed(child: subprocess.Popen[bytes], folder: Path) -> BotwardenError:
+    log = (folder / "worker.log").read_text(errors="replace").strip()
+    return BotwardenError(
+        f"the backtest's process ended with exit status {child.returncode}"
+        f" ({folder / 'worker.log'}): {log.splitlines()[-1] if log else 'nothing said'}"
     )
 
 
@@ -73,26 +82,26 @@ def run_killed(plan: Plan, argv: list[str], folder: Path, kills: int, seed: int)
     while True:
         record.starts += 1
         child = _worker(argv, folder)
-        target = moments[len(record.done)] if len(record.done) < len(moments) else None
-        while child.poll() is None:
-            reached = _reached(folder) if target is not None else None
-            if reached is not None and target is not None and reached >= target:
-                time.sleep(rng.uniform(0, 0.03))
-                if child.poll() is None:
-                    child.send_signal(signal.SIGKILL)
-                    child.wait()
-                    record.done.append(reached)
-                break
-            time.sleep(POLL)
-        else:
-            if child.returncode != 0:
-                log = (folder / "worker.log").read_text(errors="replace").strip()
-                raise RuntimeError(
-                    f"the backtest's process ended with {child.returncode}:\n{log[-2000:]}"
-                )
+        try:
+            target = moments[len(record.done)] if len(record.done) < len(moments) else None
+            while child.poll() is None:
+                reached = _reached(folder) if target is not None else None
+                if reached is not None and target is not None and reached >= target:
+                    time.sleep(rng.uniform(0, 0.03))
+                    if child.poll() is None:
+                        child.send_signal(signal.SIGKILL)
+                        child.wait()
+                        record.done.append(reached)
+                    break
+                time.sleep(POLL)
+        finally:  # (this process interrupted: its child goes with it)
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        if child.returncode == 0:  # done, or it ended before the kill could land
             return record
-        if child.returncode == 0:  # it ended before the kill could land
-            return record
+        if child.returncode != -signal.SIGKILL:
+            raise _failed(child, folder)
 
 
 def main() -> None:

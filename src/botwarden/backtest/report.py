@@ -8,11 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from botwarden.backtest.results import Results
+from botwarden.backtest.results import ClosedTrade, Results
 from botwarden.backtest.run import instruments
+from botwarden.domain.models import Side
+from botwarden.domain.numbers import money, plain
 from botwarden.domain.orders import OrderType, Purpose
 from botwarden.venues.base import OrderState, VenueOrder
 
@@ -63,14 +66,24 @@ def render_summary(console: Console, results: Results, title: str) -> None:
     ticks = {s: i.tick for s, i in instruments(results.plan.config, results.plan.history).items()}
     for held in summary["open_at_end"]:
         price = Decimal(held["avg_price"]).quantize(ticks[held["symbol"]])
+        qty = Decimal(held["qty"])
+        side = "long" if qty > 0 else "short"
         table.add_row(
             "open at the end",
-            f"{held['qty']} {held['symbol']} from {price}, unrealized {held['unrealized']}",
+            f"{side} {plain(abs(qty))} {held['symbol']} from {price},"
+            f" unrealized {held['unrealized']} (after its entry's fees)",
         )
     for gap in summary["gaps"]:
+        missing = gap["missing_bars"]
+        after = datetime.fromisoformat(gap["after"])
+        when = (
+            f"{after:%Y-%m-%d}"
+            if summary["timeframe"] in ("1d", "1w")
+            else f"{after:%Y-%m-%d %H:%M}"
+        )
         table.add_row(
             "gap in the data",
-            f"{gap['symbol']}: {gap['missing_bars']} bars missing after {gap['after'][:10]}",
+            f"{gap['symbol']}: {missing} bar{'s' if missing > 1 else ''} missing after {when}",
         )
     console.print(table)
 
@@ -91,6 +104,7 @@ def _spans(orders: Iterable[VenueOrder], price: str, end: datetime) -> tuple[lis
 def write_html(results: Results, path: Path) -> None:
     """`report.html` at `path`, and plotly's script beside it."""
     import plotly.graph_objects as go
+    from plotly.offline import get_plotlyjs
     from plotly.subplots import make_subplots
 
     plan, summary = results.plan, results.summary
@@ -138,36 +152,28 @@ def write_html(results: Results, path: Path) -> None:
         stops = [o for o in mine if o.type is OrderType.STOP]
         limits = [o for o in mine if results.purposes.get(o.client_order_id) is Purpose.TAKE_PROFIT]
         for name, picked, attr, color in (
-            ("stop", stops, "stop_price", "crimson"),
-            ("take-profit", limits, "limit_price", "seagreen"),
+            ("stop", stops, "stop_price", "darkorange"),
+            ("take-profit", limits, "limit_price", "mediumpurple"),
         ):
             xs, ys = _spans(picked, attr, end)
             if xs:
                 fig.add_trace(
                     go.Scatter(x=xs, y=ys, mode="lines", name=f"{symbol} {name}",
-                               line={"color": color, "width": 1}),
+                               line={"color": color, "width": 1.5, "dash": "dash"}),
                     row=row, col=1,
                 )  # fmt: skip
         closed = [c for c in results.trades if c.trade.symbol == symbol]
-        entries = [(c.trade.entry_time, c.trade.entry_price, "entry") for c in closed]
-        exits = [(c.trade.exit_time, c.trade.exit_price, f"{c.exit_reason}: {c.trade.pnl}")
-                 for c in closed]  # fmt: skip
-        for name, points, marker in (
-            ("entry", entries, {"symbol": "triangle-up", "size": 10, "color": "royalblue"}),
-            ("exit", exits, {"symbol": "x", "size": 9, "color": "black"}),
-        ):
-            fig.add_trace(
-                go.Scatter(
-                    x=[at for at, _, _ in points],
-                    y=[float(price) for _, price, _ in points],
-                    text=[said for _, _, said in points],
-                    mode="markers",
-                    marker=marker,
-                    name=f"{symbol} {name}",
-                ),
-                row=row,
-                col=1,
-            )
+        for side, shape in ((Side.LONG, "triangle-up"), (Side.SHORT, "triangle-down")):
+            opened = [c.trade for c in closed if c.trade.side is side]
+            _markers(fig, row, f"{symbol} {side.value} entry",
+                     [(t.entry_time, t.entry_price,
+                       f"{side.value} {plain(t.qty)} at {plain(t.entry_price)}") for t in opened],
+                     {"symbol": shape, "size": 10, "color": "royalblue"})  # fmt: skip
+        _markers(fig, row, f"{symbol} exit",
+                 [(c.trade.exit_time, c.trade.exit_price,
+                   f"{c.exit_reason.replace('_', '-')} at {plain(c.trade.exit_price)},"
+                   f" PnL {money(c.trade.pnl)}") for c in closed],
+                 {"symbol": "x", "size": 9, "color": "black"})  # fmt: skip
         fig.update_xaxes(rangeslider_visible=False, row=row, col=1)
     fig.update_layout(
         title=f"{plan.config.bot_id}: backtest {summary['start'][:10]} to {summary['end'][:10]}"
@@ -177,7 +183,73 @@ def write_html(results: Results, path: Path) -> None:
         height=320 * (1 + len(symbols)),
         template="plotly_white",
     )
-    fig.write_html(path, include_plotlyjs="directory", full_html=True)
+    chart = fig.to_html(include_plotlyjs=False, full_html=False)
+    (path.parent / "plotly.min.js").write_text(get_plotlyjs())
+    path.write_text(_page(results, chart))
+
+
+def _markers(fig: Any, row: int, name: str, points: list[tuple], marker: dict) -> None:
+    """Points at (time, price), each with a line of text shown on hover."""
+    import plotly.graph_objects as go
+
+    if not points:
+        return
+    fig.add_trace(
+        go.Scatter(
+            x=[at for at, _, _ in points],
+            y=[float(price) for _, price, _ in points],
+            text=[said for _, _, said in points],
+            hoverinfo="text+x",
+            mode="markers",
+            marker=marker,
+            name=name,
+        ),
+        row=row,
+        col=1,
+    )
+
+
+def _page(results: Results, chart: str) -> str:
+    """report.html: the summary, the charts, then every closed trade."""
+    summary = results.summary
+    rows = "".join(
+        f"<tr><th>{escape(name)}</th><td>{escape(shown(summary))}</td></tr>" for name, shown in ROWS
+    )
+    trades = "".join(
+        "<tr>" + "".join(f"<td>{escape(value)}</td>" for value in _shown_trade(c)) + "</tr>"
+        for c in results.trades
+    )
+    head = "".join(f"<th>{h}</th>" for h in TRADE_HEADINGS)
+    title = escape(f"{results.plan.config.bot_id}: backtest")
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<script charset="utf-8" src="plotly.min.js"></script>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; font-variant-numeric: tabular-nums; }}
+th, td {{ padding: 0.2em 0.8em; text-align: left; border-bottom: 1px solid #ddd; }}
+td.n {{ text-align: right; }}
+</style></head>
+<body>
+<h1>{title}</h1>
+<table class="summary">{rows}</table>
+{chart}
+<h2>Trades</h2>
+<table class="trades"><thead><tr>{head}</tr></thead><tbody>{trades}</tbody></table>
+</body></html>
+"""
+
+
+TRADE_HEADINGS = ("symbol", "side", "qty", "entry", "at", "exit", "at", "PnL", "closed by")
+
+
+def _shown_trade(closed: ClosedTrade) -> tuple[str, ...]:
+    t = closed.trade
+    return (
+        t.symbol, t.side.value, plain(t.qty), f"{t.entry_time:%Y-%m-%d %H:%M}",
+        plain(t.entry_price), f"{t.exit_time:%Y-%m-%d %H:%M}", plain(t.exit_price),
+        money(t.pnl), closed.exit_reason.replace("_", "-"),
+    )  # fmt: skip
 
 
 def _closes_by_time(results: Results) -> list[dict[str, Decimal]]:

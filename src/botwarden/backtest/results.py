@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from botwarden.backtest.run import STATE, Plan
 from botwarden.domain.models import Fill, OrderSide
+from botwarden.domain.numbers import money, plain, span
 from botwarden.domain.orders import Purpose
 from botwarden.domain.positions import Trade
-from botwarden.domain.timeframes import width
 from botwarden.state.manager import StateManager
 from botwarden.state.sqlite import SqliteStore
 from botwarden.venues.base import VenueOrder
@@ -47,14 +47,14 @@ class ClosedTrade:
         return {
             "symbol": t.symbol,
             "side": t.side.value,
-            "qty": str(t.qty),
+            "qty": plain(t.qty),
             "entry_time": t.entry_time.isoformat(),
-            "entry_price": str(t.entry_price),
+            "entry_price": plain(t.entry_price),
             "exit_time": t.exit_time.isoformat(),
-            "exit_price": str(t.exit_price),
-            "pnl": str(t.pnl),
+            "exit_price": plain(t.exit_price),
+            "pnl": plain(t.pnl),
             "exit_reason": self.exit_reason,
-            "fees": str(t.fees),
+            "fees": plain(t.fees),
         }
 
 
@@ -67,10 +67,13 @@ class Held:
     """Signed: below 0 is short."""
     avg_price: Decimal
     last_close: Decimal
+    fees: Decimal = Decimal(0)
+    """What its entry paid (not yet any trade's): the unrealized PnL is after them, as
+    a trade's PnL is after its fees."""
 
     @property
     def unrealized(self) -> Decimal:
-        return (self.last_close - self.avg_price) * self.qty
+        return (self.last_close - self.avg_price) * self.qty - self.fees
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,8 @@ class Results:
     def write(self, folder: Path) -> None:
         """`trades.csv`, `equity.csv` and `summary.json` in `folder`."""
         (folder / "trades.csv").write_text(self.trades_csv())
-        equity = self.equity.rename("equity").rename_axis("time")
-        (folder / "equity.csv").write_text(equity.to_csv())
+        rows = [f"{at.isoformat()},{value:.2f}" for at, value in self.equity.items()]
+        (folder / "equity.csv").write_text("\n".join(["time,equity", *rows]) + "\n")
         (folder / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
 
 
@@ -131,7 +134,7 @@ class Account:
     """The share of bars that closed with something held."""
 
 
-def _account(plan: Plan, fills: list[Fill]) -> Account:
+def _account(plan: Plan, fills: list[Fill], trades: list[ClosedTrade]) -> Account:
     """The account bar by bar, from the fills and the bars alone."""
     import pandas as pd
 
@@ -166,20 +169,30 @@ def _account(plan: Plan, fills: list[Fill]) -> Account:
         value = cash + sum((q * last[s] for s, q in held.items() if q), Decimal(0))
         values[at] = float(value)
         holding += any(held.values())
-    ended = [Held(s, q, cost[s], last[s]) for s, q in sorted(held.items()) if q]
+    paid = defaultdict(Decimal)  # by symbol: every fill's fee, less the closed trades'
+    for f in fills:
+        paid[f.symbol] += f.fee
+    for t in trades:
+        paid[t.trade.symbol] -= t.trade.fees
+    ended = [Held(s, q, cost[s], last[s], paid[s]) for s, q in sorted(held.items()) if q]
     series = pd.Series(values, dtype="float64")
     return Account(series, value, ended, Decimal(holding) / max(len(values), 1))
 
 
 def _periods_a_year(plan: Plan) -> float:
-    """Bars a year: 252 trading days of a market closed at weekends, 365 otherwise."""
+    """Bars a year: 52 weekly ones; 252 trading days of a market closed at weekends (365
+    otherwise), times its bars a trading day (the median the data holds: a stock's
+    hourly bars are 7 a day, a coin's 24)."""
+    timeframe = plan.history.timeframe
+    if timeframe == "1w":
+        return 52.0
     bars = [b for rows in plan.history.bars.values() for b in rows]
     days = 365 if any(b.time.weekday() >= 5 for b in bars) else 252
-    return days * (timedelta(days=1) / width(plan.history.timeframe))
-
-
-def _money(value: Decimal) -> str:
-    return str(value.quantize(Decimal("0.01")))
+    if timeframe == "1d":
+        return float(days)
+    counts = sorted(Counter((b.time.date(), s) for s, rows in plan.history.bars.items()
+                            for b in rows).values())  # fmt: skip
+    return float(days * counts[len(counts) // 2])
 
 
 def _ratio(value: float | None, places: int = 4) -> float | None:
@@ -190,9 +203,7 @@ def _ratio(value: float | None, places: int = 4) -> float | None:
     return round(float(value), places)
 
 
-def _summary(
-    plan: Plan, account: Account, trades: list[ClosedTrade], fills: list[Fill]
-) -> dict[str, Any]:
+def _summary(plan: Plan, account: Account, trades: list[ClosedTrade]) -> dict[str, Any]:
     import empyrical
     import pandas as pd
 
@@ -205,6 +216,7 @@ def _summary(
     pnls = [t.trade.pnl for t in trades]
     wins, losses = [p for p in pnls if p > 0], [p for p in pnls if p < 0]
     hold_times = [t.trade.exit_time - t.trade.entry_time for t in trades]
+    held_for = sum(hold_times, timedelta()) / len(hold_times) if hold_times else None
     first = {
         s: next(b for b in rows if b.time >= plan.start) for s, rows in plan.history.bars.items()
     }
@@ -221,8 +233,8 @@ def _summary(
         "fill": settings.fill,
         "fee_rate": str(settings.fee_rate),
         "slippage": str(settings.slippage),
-        "starting_cash": _money(start_cash),
-        "final_equity": _money(final),
+        "starting_cash": money(start_cash),
+        "final_equity": money(final),
         "total_return_pct": _ratio(float(final / start_cash - 1) * 100, 2),
         "cagr_pct": _ratio(empyrical.cagr(returns, annualization=year) * 100, 2),
         "max_drawdown_pct": _ratio(empyrical.max_drawdown(returns) * 100, 2),
@@ -232,17 +244,19 @@ def _summary(
         "trades": len(trades),
         "win_rate_pct": _ratio(100 * len(wins) / len(pnls), 2) if pnls else None,
         "profit_factor": _ratio(float(sum(wins) / -sum(losses)), 3) if losses else None,
-        "net_pnl": _money(sum(pnls, Decimal(0))),
-        "fees": _money(sum((f.fee for f in fills), Decimal(0))),
-        "best_trade": _money(max(pnls)) if pnls else None,
-        "worst_trade": _money(min(pnls)) if pnls else None,
-        "average_hold": str(sum(hold_times, timedelta()) / len(hold_times)) if hold_times else None,
+        "net_pnl": money(sum(pnls, Decimal(0))),
+        "fees": money(sum((t.trade.fees for t in trades), Decimal(0))),
+        "best_trade": money(max(pnls)) if pnls else None,
+        "worst_trade": money(min(pnls)) if pnls else None,
+        "average_hold": span(held_for.total_seconds()) if held_for is not None else None,
+        "average_hold_seconds": held_for.total_seconds() if held_for is not None else None,
         "exposure_pct": _ratio(float(account.exposure) * 100, 2),
         "buy_and_hold_return_pct": _ratio(float(sum(hold_returns) / len(hold_returns)) * 100, 2),
         "exits": dict(sorted(Counter(t.exit_reason for t in trades).items())),
         "open_at_end": [
             {"symbol": h.symbol, "qty": str(h.qty), "avg_price": str(h.avg_price),
-             "last_close": str(h.last_close), "unrealized": _money(h.unrealized)}
+             "last_close": str(h.last_close), "fees": str(h.fees),
+             "unrealized": money(h.unrealized)}
             for h in account.held
         ],
         "gaps": [
@@ -261,6 +275,6 @@ async def read_results(plan: Plan, folder: Path) -> Results:
     finally:
         book.close()
     trades, purposes = await _from_the_bot(plan, folder)
-    account = _account(plan, fills)
-    summary = _summary(plan, account, trades, fills)
+    account = _account(plan, fills, trades)
+    summary = _summary(plan, account, trades)
     return Results(plan, fills, orders, trades, purposes, account.equity, account.held, summary)

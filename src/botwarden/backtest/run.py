@@ -26,7 +26,7 @@ from botwarden.domain.models import Bar
 from botwarden.domain.timeframes import width
 from botwarden.engine.runner import Runner
 from botwarden.engine.settings import BotSettings
-from botwarden.errors import ConfigError
+from botwarden.errors import BotwardenError, ConfigError
 from botwarden.state.manager import StateManager, utc_now
 from botwarden.state.sqlite import SqliteStore
 from botwarden.strategies.loading import LoadedStrategy
@@ -69,13 +69,14 @@ class Plan:
         `backtest.data`), from the day `start` to the day `end`, both included (the
         bars' whole span by default). Bars before `start` are there for the strategy
         to look back on, as a live bot looks back on the venue's."""
+        require_libraries()
         config = load_config(config_path)
         config.require_markets()
         if data is None:
             if config.backtest.data is None:
                 raise ConfigError(
-                    f"{config_path}: no bars: give --data FILE_OR_FOLDER (or venue), or"
-                    " backtest.data"
+                    f"{config_path}: no bars to backtest on: give --data FILE_OR_FOLDER (or"
+                    " --data venue, for the venue's own history), or set backtest.data"
                 )
             data = Path(config.backtest.data)
             if str(data) != VENUE:
@@ -95,13 +96,18 @@ class Plan:
         until = day(end) + timedelta(days=1) if end is not None else last + timedelta(days=1)
         if start is not None and end is not None and since >= until:
             raise ConfigError(f"--from {start} is not before --to {end}")
+        if since > last or until <= first:
+            asked = " ".join(f"--{k} {v}" for k, v in (("from", start), ("to", end)) if v)
+            raise ConfigError(
+                f"{asked}: outside the bars, which run from {first:%Y-%m-%d} to {last:%Y-%m-%d}"
+            )
         return cls(config, history.between(since, until), since, until)
 
     def passes(self) -> list[datetime]:
         """When the bot looks: as each bar of [start, end) opens (its market orders
         fill at that open), then once the last one has closed (its stops and limits are
-        tried against it, its fills read); where market orders fill at the close, as
-        each bar closes."""
+        tried against it, its fills read, nothing decided); where market orders fill at
+        the close, as each bar closes (the last pass, too, deciding nothing)."""
         size = width(self.history.timeframe)
         opens = sorted({b.time for rows in self.history.bars.values() for b in rows})
         inside = [t for t in opens if self.start <= t < self.end]
@@ -131,6 +137,28 @@ class Plan:
             client_ids="alpaca",
         )
         return PaperBook(folder / BOOK, self.feed(), account, readonly)
+
+
+def require_libraries() -> None:
+    """The backtest's own libraries (an extra: `botwarden[backtest]`), or one line."""
+    import importlib.util
+
+    missing = [m for m in ("pandas", "empyrical", "plotly") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(
+            f"backtest: {', '.join(missing)} not installed: pip install 'botwarden[backtest]'"
+        )
+
+
+def check_strategy(config: BotConfig, strategy: LoadedStrategy) -> None:
+    """A backtest runs on the bars of one timeframe: a strategy asking for others too
+    is refused before anything runs."""
+    others = sorted(t for t in strategy.timeframes if t != config.strategy.timeframe)
+    if others:
+        raise ConfigError(
+            f"{config.source}: the strategy asks for {', '.join(others)} bars beside its"
+            f" {config.strategy.timeframe} bars; a backtest runs on one timeframe's bars"
+        )
 
 
 VENUE = "venue"
@@ -184,8 +212,8 @@ def check_timeframe(config: BotConfig, history: History) -> None:
         files = ", ".join(sorted({str(f) for f in history.files.values()}))
         raise ConfigError(
             f"{config.source}: strategy.timeframe is {wanted}, but the bars in {files} are"
-            f" {history.timeframe} bars: give {history.timeframe} bars' timeframe, or bars"
-            f" of {wanted}"
+            f" {history.timeframe} bars: set strategy.timeframe: {history.timeframe}, or give"
+            f" {wanted} bars"
         )
 
 
@@ -215,17 +243,29 @@ async def run(
     config = plan.config
     state = StateManager(config.bot_id, SqliteStore(folder / STATE), clock=clock)
     await state.open()
+    strategy_log = logging.getLogger("botwarden.strategy")
+    strategy_log.disabled = True  # (its first failure ends the run: said once, below)
     try:
-        runner = Runner(settings(config), state, venue, clock, None, strategy)
+        runner = Runner(settings(config), state, venue, clock, None, strategy, exact_lookups=True)
         await runner.start()
+        last = plan.passes()[-1]
         for at in passes:
             clock.now = at
+            # The last pass reads what the last bar did and decides nothing: an order
+            # decided on the last bar would fill after the data ends.
+            runner.decides = at != last
             await runner.tick()
             if runner.pass_error is not None:
-                raise RuntimeError(f"the pass at {at} failed: {runner.pass_error}")
+                raise BotwardenError(f"the backtest's pass at {at} failed: {runner.pass_error}")
+            if runner.strategy_failure is not None:  # (results on a broken strategy: none)
+                raise BotwardenError(
+                    f"the backtest stopped at {at:%Y-%m-%d %H:%M} UTC, at the strategy's"
+                    f" first failure: {runner.strategy_failure}"
+                )
             if each_pass is not None:
                 each_pass(at)
         await runner.stopped()
     finally:
+        strategy_log.disabled = False
         await state.close()
         book.close()

@@ -4,6 +4,7 @@ its results read back, compared, and written where the user asked."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -14,8 +15,11 @@ from pathlib import Path
 from botwarden.backtest.kills import Kills, run_killed
 from botwarden.backtest.report import write_html
 from botwarden.backtest.results import Results, read_results
-from botwarden.backtest.run import Plan, run
+from botwarden.backtest.run import Plan, check_strategy, run
 from botwarden.errors import ConfigError
+
+IDS = {"trade_id", "client_order_id", "venue_order_id"}
+"""A fill's names, which differ between two runs of the same trades."""
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,14 @@ class Outcome:
 
 def differences(clean: Results, killed: Results) -> list[str]:
     """What a run that was killed and restarted did otherwise than one that was not:
-    its closed trades, row by row (all but ids), and its final equity."""
+    its closed trades, row by row (all but ids), its fills, what it held at the end,
+    and its final equity."""
     found = []
+    fills = [[f.model_dump(exclude=IDS) for f in r.fills] for r in (clean, killed)]
+    if fills[0] != fills[1]:
+        found.append(f"{len(killed.fills)} fills, not as the {len(clean.fills)} without kills")
+    if clean.summary["open_at_end"] != killed.summary["open_at_end"]:
+        found.append(f"held at the end: {killed.summary['open_at_end']}")
     ours, theirs = [t.row() for t in clean.trades], [t.row() for t in killed.trades]
     if len(ours) != len(theirs):
         found.append(f"{len(theirs)} trades, not {len(ours)}")
@@ -50,10 +60,21 @@ def differences(clean: Results, killed: Results) -> list[str]:
 def _fresh(out: Path) -> Path:
     """`out`, a folder that holds nothing yet: a backtest never writes over another's
     files (or anything else)."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: a file, not a folder; give a new folder's name")
+    if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out}: not an empty folder; give a new one (nothing was written)")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def _as_it_was(folder: Path, made: bool) -> None:
+    """A run that failed leaves `folder` as it found it: empty, or not there (`made`)."""
+    if made:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for path in folder.iterdir():
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def backtest(
@@ -67,13 +88,16 @@ def backtest(
     """Run `plan` (named by `argv` for a child process: config, data, from, to) in
     `out` (a new folder; none: a temporary one, removed after), and with `kills`, once
     more in a child killed that many times."""
+    strategy = plan.config.load_strategy()  # (a broken one: one line, nothing made)
+    check_strategy(plan.config, strategy)
     with ExitStack() as stack:
-        folder = (
-            _fresh(out)
-            if out is not None
-            else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="backtest-")))
-        )
-        asyncio.run(run(plan, folder, plan.config.load_strategy(), each_pass))
+        if out is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="backtest-")))
+        else:
+            made = not out.exists()
+            folder = _fresh(out)
+            stack.callback(_as_it_was, folder, made)
+        asyncio.run(run(plan, folder, strategy, each_pass))
         results = asyncio.run(read_results(plan, folder))
         killed = record = None
         found: list[str] = []
@@ -93,4 +117,5 @@ def backtest(
         if out is not None:
             results.write(folder)
             write_html(results, folder / "report.html")
+            stack.pop_all()  # (done: kept)
         return Outcome(results, killed, record, tuple(found), out)

@@ -9,9 +9,9 @@ id the venue will see, and every answer is stored as it comes (promises I1, I5).
     resolve: an intent SUBMITTING (after a crash) or UNKNOWN is looked up by its client
              order id: the order, the open orders, the fills. Found: its state is
              applied. Absent everywhere for `unknown_order_grace`: a stop or exit is
-             sent again under the SAME id while its position needs it; an entry
-             while its bars are the newest, where the venue refuses a reused id;
-             else dropped. Never a new id.
+             sent again under the SAME id while its position needs it; an entry is
+             dropped (but on a venue whose lookups are exact, a backtest's, while
+             its bars are the newest). Never a new id.
     fills:   the venue's fills are read from a durable cursor; each fill of the bot's
              orders is recorded once (by trade id) in the same atomic write as the
              intent and the position it changes, and the trade it closes.
@@ -88,9 +88,11 @@ class Context:
     take_profit: TakeProfit | None = None
     """The config's take-profit for every position without its own; None: none."""
     timeframe: str | None = None
-    """The strategy's bars, where a strategy decides: an entry it asked for that never
-    reached the venue is sent again while they are the same bars (see
-    `OrderDesk.resolve`). None: such an entry is dropped."""
+    """The strategy's bars, where a strategy decides on a venue whose lookups are exact
+    (a backtest's paper book): an entry it asked for that never reached the venue is
+    sent again while they are the same bars (see `OrderDesk.resolve`). None, as on
+    every real venue: such an entry is dropped (a lookup there may lag, and the moment
+    may have passed)."""
 
     async def position_in(self, symbol: str) -> Position | None:
         for position in (await self.state.snapshot()).positions.values():

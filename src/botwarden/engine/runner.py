@@ -72,6 +72,8 @@ from botwarden.venues.base import (
 )
 
 log = logging.getLogger(__name__)
+told = logging.getLogger("botwarden.strategy")
+"""The strategy's failures, with where in its code (a backtest says them itself)."""
 decisions = logging.getLogger("botwarden.decisions")
 """A line a pass for each symbol, what the strategy made of it (`run --quiet`: none)."""
 
@@ -124,10 +126,14 @@ class Runner:
         notifications: Notifications | None = None,
         strategy: LoadedStrategy | None = None,
         decides: bool = True,
+        exact_lookups: bool = False,
     ) -> None:
         """`decides`: False for a bot whose own code decides (`botwarden.bot`): its
         passes read fills, resolve and protect, and ask no strategy; its signals come
-        through `act`."""
+        through `act`. `exact_lookups`: the venue answers every lookup exactly and at
+        once, with no lag (a backtest's paper book): an entry written ahead that it has
+        not got was never sent, and goes at once under its own id, as the pass that
+        wrote it would have sent it (see `OrderDesk.resolve`); elsewhere it is dropped."""
         require_fit(settings, venue)
         self.settings = settings
         self.state = state
@@ -137,6 +143,7 @@ class Runner:
         self._strategy = strategy
         self._calls: StrategyCalls | None = None
         self.decides = decides
+        self.exact_lookups = exact_lookups
         self.speed = 1.0
         """How fast the bot's clock runs (a paper exchange's may run fast): told with times."""
         self.pass_error: Exception | None = None
@@ -240,7 +247,11 @@ class Runner:
             symbols=tuple(settings.symbols),
             limits=settings.risk,
             take_profit=settings.take_profit,
-            timeframe=settings.strategy.timeframe if self.decides else None,
+            timeframe=(
+                settings.strategy.timeframe
+                if self.exact_lookups and self.decides and self._strategy is not None
+                else None
+            ),
         )
         self.ctx = ctx
         self.desk = OrderDesk(ctx)
@@ -681,6 +692,8 @@ class Runner:
             if timeframe != main
         }
         bars = Bars(await venue.bars(symbol, main, strategy.bars_needed), main, others)
+        if len(bars) < strategy.bars_needed:
+            return None, bars  # (not asked before it has the bars it said it needs)
         held = _copy(await self.ctx.position_in(symbol))
         signal = await self._strategy_calls().call(
             "decide", lambda: strategy.decide(symbol, bars, held)
@@ -734,6 +747,11 @@ class Runner:
                 failures.append(failure)
         return failures
 
+    @property
+    def strategy_failure(self) -> str | None:
+        """What the strategy's last failure was, while it has not decided again."""
+        return self._strategy_failure
+
     async def _strategy_checked(self, failures: list[StrategyFailed]) -> None:
         """A strategy that raised (or answered nonsense) puts the bot in error, told once
         per failure (the same call, line and kind of error is not told again while it
@@ -759,7 +777,7 @@ class Runner:
                     )
                     tx.save_bot_record(record)
                 for failure in fresh:
-                    log.error("%s: %s%s", self.settings.bot_id, failure, failure.traceback())
+                    told.error("%s: %s%s", self.settings.bot_id, failure, failure.traceback())
                     tx.add_event(
                         now,
                         "alert",

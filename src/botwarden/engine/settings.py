@@ -50,10 +50,8 @@ class EngineSettings(Settings):
     """How often the bot wakes: fills, protection, strategy."""
     unknown_order_grace: Duration = timedelta(seconds=15)
     """An order whose fate is unknown is taken as never sent only after the venue has
-    said so, everywhere it can be asked, for this long. Then a stop or exit is sent
-    again under the same client order id, and so is an entry while the strategy's
-    newest bars are those it was decided on (where the venue refuses a reused id);
-    anything else is dropped."""
+    said so, everywhere it can be asked, for this long (then a stop or exit is sent
+    again under the same client order id; an entry is dropped)."""
 
 
 @dataclass(frozen=True)
