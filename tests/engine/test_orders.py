@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from botwarden.domain.models import OrderSide, Side
-from botwarden.domain.orders import IntentStatus, Purpose
+from botwarden.domain.orders import IntentStatus, OrderType, Purpose
 from botwarden.engine.ids import ClientIds, bot_prefix
+from botwarden.venues.base import NotFound
 from tests.conftest import whole
 from tests.engine.harness import World, price
 
@@ -165,6 +166,39 @@ async def test_an_entry_that_never_arrived_is_sent_again_while_its_bars_are_the_
         assert resolved.status is IntentStatus.CANCELED
         assert "never reached the venue" in resolved.reason
         assert world.book.positions() == []
+    await world.close()
+
+
+async def test_a_resend_refused_as_a_duplicate_is_looked_up_not_taken_as_refused(
+    tmp_path: Path,
+) -> None:
+    """An answer lost, lookups lagging past the grace: the order is sent again under its
+    id, and the venue refuses it as a duplicate. That proves the first one arrived: the
+    intent stays unknown (I5) and is found once the lookups catch up, never marked
+    refused while its order rests (a later signal could then enter beside it, I1)."""
+    world = World(tmp_path, faults="timeout_after:on=submit,nth=1")
+    bot = await world.start()
+    bot.ctx.timeframe = "1h"
+    limit = (price() * Decimal("0.9")).quantize(Decimal("0.01"))
+    intent = await bot.desk.place(
+        symbol="SPY", side=OrderSide.BUY, qty=Decimal(10), purpose=Purpose.ENTRY,
+        type=OrderType.LIMIT, limit_price=limit,
+    )  # fmt: skip
+    assert intent.status is IntentStatus.UNKNOWN
+    looked_up = bot.venue.order
+
+    async def lagging(client_order_id: str, symbol: str | None):
+        raise NotFound("paper", "not yet")
+
+    bot.venue.order = lagging  # type: ignore[method-assign]
+    world.clock.now += timedelta(seconds=16)
+    resolved = await bot.desk.resolve(intent, {})  # (the open orders lag too)
+    assert resolved.status is IntentStatus.UNKNOWN, resolved.reason
+    assert "holds an order under its id" in (resolved.reason or "")
+    assert world.venue_orders(intent.client_order_id) == 1
+    bot.venue.order = looked_up  # type: ignore[method-assign]
+    found = await bot.desk.resolve(resolved, await bot.open_orders())
+    assert found.status is IntentStatus.ACCEPTED
     await world.close()
 
 

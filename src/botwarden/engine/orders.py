@@ -41,6 +41,7 @@ from botwarden.engine.ids import ClientIds
 from botwarden.state.manager import StateManager, Transaction
 from botwarden.venues.base import (
     Ambiguous,
+    DuplicateOrder,
     FillPage,
     NotFound,
     OrderRequest,
@@ -294,7 +295,7 @@ class OrderDesk:
                 OrderRequest.from_intent(stop, reduce_only=True),
                 OrderRequest.from_intent(target, reduce_only=True),
             )
-        except Ambiguous as error:
+        except (Ambiguous, DuplicateOrder) as error:  # (a duplicate: there, looked up)
             for leg in (stop, target):
                 unknown = leg.mark_unknown(ctx.clock(), str(error))
                 await self._store(unknown, "unknown", error, told)
@@ -462,6 +463,11 @@ class OrderDesk:
         except Ambiguous as error:
             unknown = intent.mark_unknown(ctx.clock(), str(error))
             return await self._store(unknown, "unknown", error, told)
+        except DuplicateOrder as error:  # an order is there under this id: looked up
+            held = intent.mark_unknown(
+                ctx.clock(), f"the venue holds an order under its id: {error}"
+            )
+            return await self._store(held, "unknown", error, told)
         except (Rejected, NotFound, OrderRefused) as error:
             return await self._store(intent.reject(ctx.clock(), str(error)), "alert", error, told)
         except Retryable as error:  # nothing reached the venue: it never existed there

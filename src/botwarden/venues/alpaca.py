@@ -59,6 +59,7 @@ from botwarden.venues.base import (
     Bar,
     Capabilities,
     ClockReading,
+    DuplicateOrder,
     FillPage,
     NotFound,
     OrderRequest,
@@ -119,6 +120,9 @@ QTY_STEP = Decimal("0.000000001")
 CRYPTO_STOP_BAND = Decimal("0.05")
 """How far past its stop price a crypto stop-limit's limit lies (5%)."""
 CRYPTO_TIME_IN_FORCE = frozenset({TimeInForce.GTC, TimeInForce.IOC})
+ALPACA_DUPLICATE_ID = 40010001
+"""Alpaca's code for "client_order_id must be unique"."""
+
 STOCK_CALENDAR_SPAN = 7
 """How many times its bars' own width a stock's bars may stretch over in calendar
 time: Alpaca's cover some 16 hours of 24 (pre-market to after-hours) and 5 days of 7,
@@ -282,7 +286,8 @@ class AlpacaVenue:
         if status == 404:
             return NotFound(self.name, text)
         if status in (400, 403, 409, 422):
-            return Rejected(self.name, text, code=None if code is None else str(code))
+            refused = DuplicateOrder if code == ALPACA_DUPLICATE_ID else Rejected
+            return refused(self.name, text, code=None if code is None else str(code))
         if status == 503:
             return Retryable(self.name, text)
         return Ambiguous(self.name, text)

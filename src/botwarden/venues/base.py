@@ -75,6 +75,11 @@ class Rejected(VenueError):
         self.code = code
 
 
+class DuplicateOrder(Rejected):
+    """The venue already holds an order under this client order id, and refused this
+    one: proof that the first request arrived, whatever a lookup says yet."""
+
+
 class NotFound(VenueError):
     """The venue has no such order, symbol or timeframe."""
 

@@ -55,6 +55,7 @@ from botwarden.venues.base import (
     Bar,
     Capabilities,
     ClockReading,
+    DuplicateOrder,
     FillPage,
     NotFound,
     OrderRequest,
@@ -402,6 +403,8 @@ class CcxtVenue:
             return NotFound(self.name, text)
         if code == _NOT_OPEN_CODE:
             return Rejected(self.name, text, code="not_open")
+        if code == -4116 or (code == -2010 and "duplicate" in msg.lower()):
+            return DuplicateOrder(self.name, text, code=str(code))  # (USD-M; spot)
         if code in _AMBIGUOUS_CODES or -1099 <= code <= -1000:
             # Binance's 10xx are about the server and the connection, not the order:
             # one it does not name may have been taken.

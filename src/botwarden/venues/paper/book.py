@@ -28,6 +28,7 @@ from botwarden.domain.orders import OrderType
 from botwarden.errors import BotwardenError
 from botwarden.venues.base import (
     Balance,
+    DuplicateOrder,
     NotFound,
     OrderRequest,
     OrderState,
@@ -421,7 +422,7 @@ class PaperBook:
             " AND final = 0" if self.settings.client_ids == "binance" else ""
         )
         if self._db.execute(f"SELECT 1 FROM orders WHERE {clause}", (client_order_id,)).fetchone():
-            raise Rejected(
+            raise DuplicateOrder(
                 self.NAME,
                 f"duplicate client order id {client_order_id!r}",
                 code="duplicate_client_id",
