@@ -113,6 +113,10 @@ def test_environment_variables_fill_in_secrets(
             "venue.foo: unknown field; allowed here: stored_key, api_key,",
         ),
         (
+            "bot_id: b\nbacktest: {markets: {BTC/USDT: {tik: 0.01}}}\n",
+            "backtest.markets.BTC/USDT.tik: unknown field; allowed here: tick, qty_step,",
+        ),
+        (
             "bot_id: b\norder: 10\n",
             "order: expected a mapping of settings (`name: value` pairs), not 10",
         ),

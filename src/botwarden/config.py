@@ -353,6 +353,8 @@ def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     while parts:
         field = model.model_fields.get(str(parts.pop(0)))
         models = _models_in(field.annotation) if field is not None else []
+        if field is not None and typing.get_origin(field.annotation) is dict and parts:
+            parts.pop(0)  # (a mapping of settings: its key, a symbol say, is next)
         if len(models) > 1 and parts:  # a tagged union: the tag is next in the path
             tag = parts.pop(0)
             models = [m for m in models if _tag(m) == tag]

@@ -73,6 +73,12 @@ def render_summary(console: Console, results: Results, title: str) -> None:
             f"{side} {plain(abs(qty))} {held['symbol']} from {price},"
             f" unrealized {held['unrealized']} (after its entry's fees)",
         )
+    for symbol, missing in summary["calendars"].items():
+        table.add_row(
+            "calendars differ",
+            f"{symbol} had no bar at {missing} of the passes (another symbol's bar opened):"
+            " its market orders then filled at its last close",
+        )
     for gap in summary["gaps"]:
         missing = gap["missing_bars"]
         after = datetime.fromisoformat(gap["after"])

@@ -23,6 +23,7 @@ from botwarden.domain.models import Fill, OrderSide
 from botwarden.domain.numbers import money, plain, span
 from botwarden.domain.orders import Purpose
 from botwarden.domain.positions import Trade
+from botwarden.domain.timeframes import width
 from botwarden.state.manager import StateManager
 from botwarden.state.sqlite import SqliteStore
 from botwarden.venues.base import VenueOrder
@@ -259,12 +260,28 @@ def _summary(plan: Plan, account: Account, trades: list[ClosedTrade]) -> dict[st
              "unrealized": money(h.unrealized)}
             for h in account.held
         ],
+        "calendars": _calendars(plan),
         "gaps": [
             {"symbol": g.symbol, "after": g.after.isoformat(), "resumes": g.resumes.isoformat(),
              "missing_bars": g.missing}
             for g in plan.history.gaps
         ],
     }  # fmt: skip
+
+
+def _calendars(plan: Plan) -> dict[str, int]:
+    """For each symbol that had no bar at some of the passes (another's bar opened
+    then), how many: its market orders of those passes filled at its last close."""
+    size = width(plan.history.timeframe)
+    shift = size if plan.config.backtest.fill == "close" else timedelta(0)
+    looked = [t - shift for t in plan.passes()[:-1]]
+    found = {}
+    for symbol, rows in plan.history.bars.items():
+        opens = {b.time for b in rows}
+        missing = sum(t not in opens for t in looked)
+        if missing:
+            found[symbol] = missing
+    return found
 
 
 async def read_results(plan: Plan, folder: Path) -> Results:
