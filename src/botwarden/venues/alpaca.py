@@ -610,7 +610,6 @@ class AlpacaVenue:
 
     async def bars(self, symbol: str, timeframe: str, limit: int) -> Sequence[Bar]:
         from alpaca.common.enums import Sort
-        from alpaca.data.requests import CryptoBarsRequest, StockBarsRequest
 
         frame, width = _timeframe(timeframe)
         crypto = "/" in symbol
@@ -625,34 +624,17 @@ class AlpacaVenue:
             "limit": limit + 2,  # (the newest may be still forming)
             "sort": Sort.DESC,
         }
-        if crypto:
-            request: Any = CryptoBarsRequest(**fields)
-            ask = self._crypto_data.get_crypto_bars
-        else:
-            request = StockBarsRequest(**fields)
-            ask = self._data.get_stock_bars
-        # Alpaca's clock read with them (at once: no round trip more), to leave out a
-        # bar still forming by Alpaca's now, not the host's.
-        clock, bar_set = await asyncio.gather(
-            self.read_clock(), self._call("bars", lambda: ask(request), self._reads)
-        )
-        found = sorted(bar_set.data.get(symbol, []), key=lambda b: b.timestamp)
-        found = [b for b in found if b.timestamp + width <= clock.venue_time]  # completed
-        return [_bar(b) for b in found[-limit:]]
+        completed = await self._completed_bars(symbol, fields, width)
+        return completed[-limit:]
 
-    async def history(
-        self, symbol: str, timeframe: str, start: datetime, end: datetime
-    ) -> Sequence[Bar]:
-        """One request: alpaca-py follows Alpaca's page tokens itself when no `limit`
-        is given."""
-        from alpaca.common.enums import Sort
+    async def _completed_bars(
+        self, symbol: str, fields: dict[str, Any], width: timedelta
+    ) -> list[Bar]:
+        """The bars one request with `fields` asks for, oldest first, but the one still
+        forming: Alpaca's clock is read with them (at once: no round trip more), to
+        tell by Alpaca's now, not the host's."""
         from alpaca.data.requests import CryptoBarsRequest, StockBarsRequest
 
-        frame, width = _timeframe(timeframe)
-        fields = {
-            "symbol_or_symbols": symbol, "timeframe": frame, "start": start,
-            "end": end - timedelta(microseconds=1), "sort": Sort.ASC,
-        }  # fmt: skip
         if "/" in symbol:
             request: Any = CryptoBarsRequest(**fields)
             ask = self._crypto_data.get_crypto_bars
@@ -663,11 +645,22 @@ class AlpacaVenue:
             self.read_clock(), self._call("bars", lambda: ask(request), self._reads)
         )
         found = sorted(bar_set.data.get(symbol, []), key=lambda b: b.timestamp)
-        return [
-            _bar(b)
-            for b in found
-            if start <= b.timestamp < end and b.timestamp + width <= clock.venue_time
-        ]
+        return [_bar(b) for b in found if b.timestamp + width <= clock.venue_time]
+
+    async def history(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> Sequence[Bar]:
+        """One request: alpaca-py follows Alpaca's page tokens itself when no `limit`
+        is given."""
+        from alpaca.common.enums import Sort
+
+        frame, width = _timeframe(timeframe)
+        fields = {
+            "symbol_or_symbols": symbol, "timeframe": frame, "start": start,
+            "end": end - timedelta(microseconds=1), "sort": Sort.ASC,
+        }  # fmt: skip
+        completed = await self._completed_bars(symbol, fields, width)
+        return [b for b in completed if start <= b.time < end]
 
     async def market(self, symbol: str) -> MarketRules:
         """How the bot may size and price orders in `symbol` (see the module's notes)."""
