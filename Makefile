@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/cli.py
 	$(BIN)/python benchmarks/history.py
 	$(BIN)/python benchmarks/api.py
+	$(BIN)/python benchmarks/backtest.py
 
 clean:
 	rm -rf $(VENV) examples/state .pytest_cache .ruff_cache
