@@ -145,7 +145,7 @@ def render_status(console: Console, reports: list[BotReport], home: Path) -> Non
     if not reports:
         console.print(f"no bots in {home} yet: `botwarden start CONFIG` starts one")
         return
-    if console.width < WIDE_STATUS:
+    if console.width < WIDE_STATUS:  # (a script reads `status --json`)
         _render_status_lines(console, reports)
         return
     table = Table(title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)

@@ -202,6 +202,23 @@ async def test_a_resend_refused_as_a_duplicate_is_looked_up_not_taken_as_refused
     await world.close()
 
 
+async def test_a_first_request_refused_as_a_duplicate_is_refused(tmp_path: Path) -> None:
+    """Only a request sent again proves, by its duplicate, that the first arrived: a
+    first one whose id another order holds is refused, with an alert."""
+    from botwarden.venues.base import OrderRequest
+
+    world = World(tmp_path)
+    bot = await world.start()
+    taken = bot.ctx.ids.make(0)  # the id the bot's next order will carry
+    other = OrderRequest(client_order_id=taken, symbol="SPY", side=OrderSide.BUY,
+                         type=OrderType.MARKET, qty=Decimal(1))  # fmt: skip
+    world.book.submit(other, world.clock.now)
+    intent = await buy(bot)
+    assert intent.client_order_id == taken
+    assert intent.status is IntentStatus.REJECTED and "duplicate" in (intent.reason or "")
+    await world.close()
+
+
 async def test_a_bot_on_a_real_venue_drops_such_an_entry_and_a_backtest_sends_it(
     tmp_path: Path,
 ) -> None:
@@ -212,9 +229,10 @@ async def test_a_bot_on_a_real_venue_drops_such_an_entry_and_a_backtest_sends_it
     from botwarden.state.manager import StateManager
     from botwarden.state.sqlite import SqliteStore
     from tests.engine.harness import CONFIG, Exchange
+    from tests.support.strategies import OnceLong
 
     exchange = Exchange(tmp_path)
-    live = await exchange.runner()
+    live = await exchange.runner(OnceLong())  # (a strategy decides, as in any live bot)
     assert live.ctx.timeframe is None, "a live bot drops it"
     await live.state.close()
     config = BotConfig.model_validate(CONFIG)

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from botwarden.config import BotConfig
 from botwarden.domain.models import BotStatus
 from botwarden.domain.orders import OrderType
 from botwarden.strategies.base import Signal
+from botwarden.venues.paper.venue import PaperVenue
 from tests.conftest import whole
-from tests.engine.harness import Exchange
+from tests.engine.harness import CONFIG, Exchange, started
 
 STRATEGY = '''
 from pathlib import Path
@@ -277,3 +279,49 @@ def test_bars_are_a_list_and_a_data_frame() -> None:
         KeyError, match=r"bars of '1d' were not asked for.*timeframes = \{'1d': 50\}"
     ):
         shown.of("1d")
+
+
+class ShortHistory(PaperVenue):
+    """A venue that serves only its last three bars (a market just listed)."""
+
+    async def bars(self, symbol: str, timeframe: str, limit: int):
+        return (await super().bars(symbol, timeframe, limit))[-3:]
+
+
+class Counting:
+    name = "counting"
+    bars_needed = 5
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    def decide(self, symbol, bars, position):
+        self.asked.append(len(bars))
+        if position is None:
+            return Signal.long(symbol, bars[-1], "in")
+        return None
+
+
+async def test_short_history_waits_for_an_entry_but_never_for_an_exit(tmp_path: Path) -> None:
+    """With fewer bars than it needs the strategy is not asked while nothing is held; a
+    position held, it is asked with the bars there are: its exit never waits."""
+    exchange = Exchange(tmp_path)
+    config = BotConfig.model_validate(CONFIG)
+    flat = Counting()
+    short = ShortHistory(exchange.book, exchange.clock)
+    runner = await started(config, exchange.state_path, short, exchange.clock, flat)
+    await exchange.hours(runner, 3)
+    assert flat.asked == [] and exchange.book.positions() == []
+    await runner.state.close()
+    holding = Counting()
+    runner = await started(config, exchange.state_path, PaperVenue(exchange.book, exchange.clock),
+                           exchange.clock, holding)  # fmt: skip
+    await exchange.hours(runner, 1)
+    assert [p.qty for p in exchange.book.positions()] == [Decimal(10)]
+    await runner.state.close()
+    held = Counting()
+    runner = await started(config, exchange.state_path, short, exchange.clock, held)
+    await exchange.hours(runner, 2)
+    assert held.asked == [3, 3], "asked with the three bars there are"
+    await runner.state.close()
+    exchange.book.close()

@@ -67,8 +67,8 @@ def _worker(argv: list[str], folder: Path) -> subprocess.Popen[bytes]:
 def _failed(child: subprocess.Popen[bytes], folder: Path) -> BotwardenError:
     log = (folder / "worker.log").read_text(errors="replace").strip()
     return BotwardenError(
-        f"the backtest's process ended with exit status {child.returncode}"
-        f" ({folder / 'worker.log'}): {log.splitlines()[-1] if log else 'nothing said'}"
+        f"the backtest's process ended with exit status {child.returncode}:"
+        f" {log.splitlines()[-1] if log else 'it said nothing'}"
     )
 
 

@@ -244,7 +244,7 @@ async def run(
     state = StateManager(config.bot_id, SqliteStore(folder / STATE), clock=clock)
     await state.open()
     strategy_log = logging.getLogger("botwarden.strategy")
-    strategy_log.disabled = True  # (its first failure ends the run: said once, below)
+    was_disabled, strategy_log.disabled = strategy_log.disabled, True  # (said once, below)
     try:
         runner = Runner(settings(config), state, venue, clock, None, strategy, exact_lookups=True)
         await runner.start()
@@ -266,6 +266,6 @@ async def run(
                 each_pass(at)
         await runner.stopped()
     finally:
-        strategy_log.disabled = False
+        strategy_log.disabled = was_disabled
         await state.close()
         book.close()

@@ -295,7 +295,7 @@ class OrderDesk:
                 OrderRequest.from_intent(stop, reduce_only=True),
                 OrderRequest.from_intent(target, reduce_only=True),
             )
-        except (Ambiguous, DuplicateOrder) as error:  # (a duplicate: there, looked up)
+        except Ambiguous as error:
             for leg in (stop, target):
                 unknown = leg.mark_unknown(ctx.clock(), str(error))
                 await self._store(unknown, "unknown", error, told)
@@ -445,9 +445,13 @@ class OrderDesk:
             Decimal(0),
         )
 
-    async def send(self, intent: OrderIntent, told: Told | None = None) -> OrderIntent:
+    async def send(
+        self, intent: OrderIntent, told: Told | None = None, again: bool = False
+    ) -> OrderIntent:
         """Send a SUBMITTING intent and store what the venue answered (with `told`'s
-        writes): in place of the order it `replaces`, while that one may still rest."""
+        writes): in place of the order it `replaces`, while that one may still rest.
+        `again`: it was sent before and not found since (a refusal of its id as a
+        duplicate then proves the first request arrived)."""
         ctx = self.ctx
         request = OrderRequest.from_intent(intent, reduce_only=intent.purpose is not Purpose.ENTRY)
         self.sent_filling += intent.type is OrderType.MARKET
@@ -463,7 +467,12 @@ class OrderDesk:
         except Ambiguous as error:
             unknown = intent.mark_unknown(ctx.clock(), str(error))
             return await self._store(unknown, "unknown", error, told)
-        except DuplicateOrder as error:  # an order is there under this id: looked up
+        except DuplicateOrder as error:
+            if not again:  # (a first request: an id taken by another order, not proof)
+                refused = intent.reject(ctx.clock(), str(error))
+                return await self._store(refused, "alert", error, told)
+            # Sent again: the venue holds the first one after all, whatever the lookups
+            # said. It is looked up, never taken as refused.
             held = intent.mark_unknown(
                 ctx.clock(), f"the venue holds an order under its id: {error}"
             )
@@ -588,16 +597,16 @@ class OrderDesk:
         # Still needed: the same id again, never a new one.
         if current.status is IntentStatus.SUBMITTING:  # stored; the process stopped there
             current = current.mark_unknown(ctx.clock(), "no answer stored")
-        again = current.submit(ctx.clock(), ctx.ids.epoch)
+        resent = current.submit(ctx.clock(), ctx.ids.epoch)
         async with ctx.state.transaction() as tx:
-            tx.save_order(again)
+            tx.save_order(resent)
             tx.add_event(
                 ctx.clock(),
                 "order",
                 f"{cid} not found {where} for {waited}: sent again under the same id",
                 {"client_order_id": cid},
             )
-        return await self.send(again)
+        return await self.send(resent, again=True)
 
     async def _stop_beside(
         self, intent: OrderIntent, open_orders: dict[str, VenueOrder]

@@ -642,6 +642,7 @@ class Runner:
         failures = [*self._hook_failures, *await self._tell_strategy()]
         self._hook_failures = []
         signals = []
+        asked_all = True
         for symbol in self.settings.symbols:  # every symbol decided before any is acted on
             try:
                 signal, bars = await self._decide(symbol)
@@ -649,9 +650,10 @@ class Runner:
                 failures.append(failure)
                 continue
             signals.append(signal)
+            asked_all &= len(bars) >= self.strategy.bars_needed
             if signal is None and decisions.isEnabledFor(logging.INFO):  # (a signal: told)
                 decisions.info("%s: %s", self.settings.bot_id, self._nothing(symbol, bars))
-        await self._strategy_checked(failures)  # (failing: no entries this pass)
+        await self._strategy_checked(failures, asked_all)  # (failing: no entries this pass)
         for signal in signals:
             if signal is not None and not await self.state.is_signal_processed(signal.id):
                 permit = Permit(
@@ -684,7 +686,8 @@ class Runner:
         return await self.trader.act(signal, price, permit)
 
     async def _decide(self, symbol: str) -> tuple[Signal | None, Bars]:
-        """What the strategy says of `symbol` now, and the bars it said it on."""
+        """What the strategy says of `symbol` now, and the bars it said it on (fewer
+        than it needs, and nothing held: it was not asked)."""
         venue, strategy, main = self.ctx.venue, self.strategy, self.settings.strategy.timeframe
         others = {
             timeframe: await venue.bars(symbol, timeframe, needed)
@@ -692,9 +695,11 @@ class Runner:
             if timeframe != main
         }
         bars = Bars(await venue.bars(symbol, main, strategy.bars_needed), main, others)
-        if len(bars) < strategy.bars_needed:
-            return None, bars  # (not asked before it has the bars it said it needs)
         held = _copy(await self.ctx.position_in(symbol))
+        if len(bars) < strategy.bars_needed and held is None:
+            # Not asked for an entry before it has the bars it said it needs; holding a
+            # position, it is asked with the bars there are (its exit never waits).
+            return None, bars
         signal = await self._strategy_calls().call(
             "decide", lambda: strategy.decide(symbol, bars, held)
         )
@@ -752,7 +757,9 @@ class Runner:
         """What the strategy's last failure was, while it has not decided again."""
         return self._strategy_failure
 
-    async def _strategy_checked(self, failures: list[StrategyFailed]) -> None:
+    async def _strategy_checked(
+        self, failures: list[StrategyFailed], asked_all: bool = True
+    ) -> None:
         """A strategy that raised (or answered nonsense) puts the bot in error, told once
         per failure (the same call, line and kind of error is not told again while it
         keeps failing), and takes no entries until it decides again; everything else
@@ -787,8 +794,8 @@ class Runner:
                         logged=True,
                     )
             return
-        if self._strategy_failure is None:
-            return
+        if self._strategy_failure is None or not asked_all:
+            return  # (decided again only once asked about every symbol)
         self._strategy_failure = None
         self._told.clear()
         async with self.state.transaction() as tx:

@@ -36,7 +36,8 @@ the tests in tests/test_$name.py with what yours should do.
 
 What the engine guarantees, each pass (every `engine.check_interval`), per symbol:
 - `bars`: completed bars of the config's timeframe, oldest first, the last
-  `bars_needed` of them (fewer where the venue has less history); the bar still
+  `bars_needed` of them (fewer only while a position is held and the venue has
+  less history: with nothing held, decide() waits for them); the bar still
   forming is never among them.
 - `position`: what the bot holds in the symbol (side, size, entry_price,
   entry_time, stop_price, take_profit, custom), or None when it holds nothing.

@@ -120,8 +120,9 @@ QTY_STEP = Decimal("0.000000001")
 CRYPTO_STOP_BAND = Decimal("0.05")
 """How far past its stop price a crypto stop-limit's limit lies (5%)."""
 CRYPTO_TIME_IN_FORCE = frozenset({TimeInForce.GTC, TimeInForce.IOC})
-ALPACA_DUPLICATE_ID = 40010001
-"""Alpaca's code for "client_order_id must be unique"."""
+ALPACA_DUPLICATE_MESSAGE = "client_order_id must be unique"
+"""Alpaca's words for a reused client order id. Its code, 40010001, is the one of
+every invalid request (an order type a coin cannot take, say): the words tell."""
 
 STOCK_CALENDAR_SPAN = 7
 """How many times its bars' own width a stock's bars may stretch over in calendar
@@ -286,7 +287,8 @@ class AlpacaVenue:
         if status == 404:
             return NotFound(self.name, text)
         if status in (400, 403, 409, 422):
-            refused = DuplicateOrder if code == ALPACA_DUPLICATE_ID else Rejected
+            duplicate = code == 40010001 and ALPACA_DUPLICATE_MESSAGE in str(message).lower()
+            refused = DuplicateOrder if duplicate else Rejected
             return refused(self.name, text, code=None if code is None else str(code))
         if status == 503:
             return Retryable(self.name, text)

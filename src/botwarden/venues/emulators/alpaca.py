@@ -312,6 +312,8 @@ def create_app(venue: PaperVenue, key: str | None = None, secret: str | None = N
         message = str(error).removeprefix(f"{error.venue}: ")
         if isinstance(error, Rejected):
             status, code = _REJECTIONS.get(error.code or "", (422, 42210000))
+            if error.code == "duplicate_client_id":
+                message = "client_order_id must be unique"  # (Alpaca's words)
             return _error(status, code, message)
         if isinstance(error, NotFound):
             return _error(404, 40410000, message)
