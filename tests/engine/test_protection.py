@@ -13,7 +13,7 @@ from botwarden.domain.models import OrderSide
 from botwarden.domain.orders import IntentStatus, OrderType, Purpose
 from botwarden.domain.positions import StopPolicy
 from botwarden.engine.checks import check_promises
-from botwarden.venues.base import Ambiguous, OrderState, Rejected
+from botwarden.venues.base import Ambiguous, OrderState, Rejected, Retryable
 from botwarden.venues.paper.faults import FaultPlan
 from botwarden.venues.paper.venue import PaperVenue
 from tests.conftest import whole
@@ -315,4 +315,44 @@ async def test_a_pair_placed_anew_first_cancels_a_guard_resting_beside_it(
     assert stop.qty == Decimal(10) and stop.oco_with is not None, "one pair, for all of it"
     state = await whole(bot.ctx.state)
     assert check_promises(state, world.book, bot.ctx.ids) == []
+    await world.close()
+
+
+async def test_a_stop_grown_to_its_position_never_rests_beside_a_guard(tmp_path: Path) -> None:
+    """No reduce-only: a position of 10 holds a stop for 5 and a guard stop for the
+    other 5 (sent while the store could not write). Its stop grows to 10 only once the
+    guard is gone: both resting, they could sell 15 and open a short (the torture
+    simulator found it, seed 1348, with the guard's cancel failing)."""
+    from botwarden.venues.base import OrderRequest
+
+    world = World(tmp_path)
+    bot = await world.start()
+    await bot.desk.place(symbol="SPY", side=OrderSide.BUY, qty=Decimal(10), purpose=Purpose.ENTRY)
+    await bot.desk.sync_fills()
+    [position] = (await whole(bot.ctx.state)).positions.values()
+    stop_at = (FEED.price("SPY", T0) * Decimal("0.97")).quantize(Decimal("0.01"))
+
+    def mine(tx, intent) -> None:
+        tx.save_position(
+            position.evolve(stop_price=stop_at, stop_client_order_id=intent.client_order_id)
+        )
+
+    await bot.desk.place(
+        symbol="SPY", side=OrderSide.SELL, qty=Decimal(5), purpose=Purpose.STOP,
+        position_id=position.id, type=OrderType.STOP, stop_price=stop_at, also=mine,
+    )  # fmt: skip
+    guard = OrderRequest(
+        client_order_id=bot.ctx.ids.guard_stop_id(position.id), symbol="SPY",
+        side=OrderSide.SELL, type=OrderType.STOP, qty=Decimal(5), stop_price=stop_at,
+    )  # fmt: skip
+    world.book.submit(guard, world.clock.now)
+    bot.venue.faults = FaultPlan.parse("error_before:on=cancel,times=1")  # the guard's
+    with pytest.raises(Retryable):
+        await bot.protect()  # (the pass ends there, as the runner's would)
+    resting = [o for o in world.book.open_orders("SPY") if o.type is OrderType.STOP]
+    assert sum(o.qty for o in resting) <= 10, [(o.client_order_id, o.qty) for o in resting]
+    bot.venue.faults = FaultPlan.parse("")
+    await bot.protect()  # the next pass: the guard goes, then the stop grows
+    resting = [o for o in world.book.open_orders("SPY") if o.type is OrderType.STOP]
+    assert [o.qty for o in resting] == [Decimal(10)]
     await world.close()

@@ -155,6 +155,11 @@ class Protector:
             underwater = ctx.stop.underwater(position, wanted, price)
             if underwater is not None:
                 return await self._past_its_stop(position, wanted, price, underwater, cover)
+            keep = {live.client_order_id} if live is not None else set()
+            if not ctx.venue.capabilities.reduce_only and not await self._cancel_other_stops(
+                position, open_orders, keep
+            ):
+                return True  # a guard or a stray beside the new size could sell twice
             await self._replace(position, live, wanted, cover)
         await self._sweep(position, open_orders)
         await self._keep_take_profit(position, open_orders, target, cover)
