@@ -313,14 +313,19 @@ def describe_validation_error(error: ValidationError, model: type[BaseModel]) ->
     parts = [
         p
         for i, p in enumerate(first["loc"])
-        if not (i and first["loc"][i - 1] == "venue" and p in _VENUE_TYPES)
+        if not (i and first["loc"][i - 1] in ("venue", "prices") and p in _VENUE_TYPES)
     ]
     loc = ".".join(str(part) for part in parts) or "(top level)"
     kind = first["type"]
+    ctx = first.get("ctx", {})
+    # (the tag's name as the file spells it: "'type' | 'from'" names its alias last)
+    tag = ctx.get("discriminator", "type").split("|")[-1].strip().strip("'")
     if kind == "union_tag_invalid":
-        ctx = first.get("ctx", {})
-        loc += f".{ctx.get('discriminator', 'type').strip(chr(39))}"
+        loc += f".{tag}"
         message = f"{ctx.get('tag')!r} is not allowed; use one of {ctx.get('expected_tags')}"
+    elif kind == "union_tag_not_found":
+        loc += f".{tag}"
+        message = "missing (required)"
     elif kind == "extra_forbidden":
         allowed = _allowed_fields(model, tuple(first["loc"][:-1]))
         message = f"unknown field; allowed here: {', '.join(allowed)}"

@@ -327,8 +327,9 @@ class CcxtVenue:
                 "%s: fills are looked for by the venue's time; set this host's clock (NTP)",
                 clock.describe(self.name),
             )
-        # The keys are proven now, not at the first order.
-        await _later(self.balance(), "the account could not be read")
+        # The keys are proven now, not at the first order (none: market data only).
+        if self._key:
+            await _later(self.balance(), "the account could not be read")
 
     async def close(self) -> None:
         if self._exchange is not None:

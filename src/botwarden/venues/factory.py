@@ -16,11 +16,15 @@ from botwarden.venues.paper.book import BookSettings, PaperBook
 from botwarden.venues.paper.faults import FaultPlan
 from botwarden.venues.paper.feed import Instrument, RandomWalkFeed
 from botwarden.venues.paper.venue import AcceleratedClock, PaperVenue, utc_now
+from botwarden.venues.retry import READS, RetryPolicy
 from botwarden.venues.settings import (
+    AlpacaPrices,
     AlpacaVenueSettings,
+    CcxtPrices,
     CcxtVenueSettings,
     KeyedVenueSettings,
     PaperVenueSettings,
+    PriceSource,
     VenueSettings,
 )
 
@@ -61,19 +65,89 @@ def book_settings(settings: PaperVenueSettings) -> BookSettings:
     )
 
 
+PRICE_READS = RetryPolicy(attempts=2, deadline=5.0, retry_on=READS.retry_on)
+"""A price source that does not answer soon is an outage of the paper exchange: the
+engine tries again at its own pace, not the source's retries at every call."""
+
+
 def open_paper_venue(
     settings: PaperVenueSettings,
     flow_id: str,
     base_dir: Path,
     clock: Callable[[], datetime] = utc_now,
+    symbols: Sequence[str] = (),
 ) -> PaperVenue:
-    book = paper_book(settings, resolve_path(settings.path, flow_id, base_dir))
+    """`symbols`: the bot's markets (on live prices, the ones priced)."""
+    path = resolve_path(settings.path, flow_id, base_dir)
     faults = FaultPlan.parse(settings.faults, seed=settings.fault_seed)
+    if settings.prices is not None:
+        from botwarden.venues.paper.live import LiveFeed
+
+        live = LiveFeed(
+            open_price_source(settings.prices, base_dir, symbols, clock),
+            symbols,
+            path.with_name(f"{path.stem}.prices.db"),
+            settings.prices.on_outage,
+        )
+        book = PaperBook(path, live, book_settings(settings))
+
+        def exchange_time() -> datetime:  # the source's, skewed by a fault if one says so
+            return clock() + live.offset + faults.clock_skew
+
+        return PaperVenue(book, exchange_time, faults, host_clock=clock, live=live)
+    book = paper_book(settings, path)
     # Anchored even at speed 1: a book that once ran faster keeps its timeline.
     exchange_clock = AcceleratedClock(
         book, settings.speed, real=clock, start=settings.start, skew=faults.clock_skew
     )
     return PaperVenue(book, exchange_clock, faults, host_clock=clock)
+
+
+def open_price_source(
+    prices: PriceSource,
+    base_dir: Path,
+    symbols: Sequence[str],
+    clock: Callable[[], datetime] = utc_now,
+) -> Venue:
+    """The venue whose market data a paper exchange on live prices trades on (`clock`:
+    the host's, which the source's is read against)."""
+    if isinstance(prices, AlpacaPrices):
+        from botwarden.venues.alpaca import AlpacaVenue
+
+        key, secret = credentials(prices, ("ALPACA_API_KEY", "ALPACA_SECRET_KEY"), base_dir)
+        return AlpacaVenue(
+            key,
+            secret,
+            paper=prices.paper,
+            base_url=prices.base_url,
+            data_url=prices.data_url,
+            timeout=prices.timeout.total_seconds(),
+            reads=PRICE_READS,
+            symbols=symbols,
+            host_clock=clock,
+        )
+    assert isinstance(prices, CcxtPrices)
+    from botwarden.venues.ccxt import CcxtVenue
+
+    try:  # (public data: keys are used if there are any)
+        key, secret = credentials(
+            prices, ("BOTWARDEN_CCXT_API_KEY", "BOTWARDEN_CCXT_SECRET"), base_dir
+        )
+    except ConfigError:
+        key = secret = ""
+    return CcxtVenue(
+        _known_exchange(prices.exchange, "venue.prices.exchange"),
+        key,
+        secret,
+        base_url=prices.base_url,
+        symbols=symbols,
+        options=prices.options,
+        timeout=prices.timeout.total_seconds(),
+        reads=PRICE_READS,
+        clock_tolerance=prices.clock_tolerance,
+        throttle=prices.throttle,
+        host_clock=clock,
+    )
 
 
 def read_secrets_file(path: Path) -> dict[str, str]:
@@ -144,18 +218,13 @@ def open_ccxt_venue(
     """`symbols`: the bot's markets, where fills are looked for besides
     `venue.symbols` (Binance lists fills one market at a time: a stop that filled while
     the bot was down, in a market only the bot's `symbols` named, was never found)."""
-    from botwarden.venues.ccxt import CcxtVenue, known_exchanges
+    from botwarden.venues.ccxt import CcxtVenue
 
-    known = known_exchanges()
-    if settings.exchange not in known:
-        close = difflib.get_close_matches(settings.exchange, known, n=3)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
-        raise ConfigError(f"venue.exchange: ccxt knows no exchange {settings.exchange!r}{hint}")
     key, secret = credentials(
         settings, ("BOTWARDEN_CCXT_API_KEY", "BOTWARDEN_CCXT_SECRET"), base_dir
     )
     return CcxtVenue(
-        settings.exchange,
+        _known_exchange(settings.exchange, "venue.exchange"),
         key,
         secret,
         base_url=settings.base_url,
@@ -165,6 +234,17 @@ def open_ccxt_venue(
         clock_tolerance=settings.clock_tolerance,
         throttle=settings.throttle,
     )
+
+
+def _known_exchange(exchange: str, field: str) -> str:
+    from botwarden.venues.ccxt import known_exchanges
+
+    known = known_exchanges()
+    if exchange not in known:
+        close = difflib.get_close_matches(exchange, known, n=3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise ConfigError(f"{field}: ccxt knows no exchange {exchange!r}{hint}")
+    return exchange
 
 
 def open_venue(
@@ -180,4 +260,4 @@ def open_venue(
         return open_alpaca_venue(settings, base_dir, symbols)
     if isinstance(settings, CcxtVenueSettings):
         return open_ccxt_venue(settings, base_dir, symbols)
-    return open_paper_venue(settings, flow_id, base_dir, clock)
+    return open_paper_venue(settings, flow_id, base_dir, clock, symbols)

@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 from botwarden.domain.models import Duration, UtcDatetime
 from botwarden.errors import ConfigError
@@ -36,50 +36,6 @@ def _default_instruments() -> dict[str, PaperInstrument]:
         ),
         "ETH/USDT": PaperInstrument(price=Decimal("3000"), volatility=0.035, **crypto),
     }
-
-
-class PaperVenueSettings(Settings):
-    """The simulated exchange, the embedded default: no keys, no network."""
-
-    type: Literal["paper"] = "paper"
-    path: str = "state/{flow_id}.paper.db"
-    """The exchange's own book; relative to the config file's folder."""
-    seed: int = 7
-    """Decides the price path: the same seed, the same prices."""
-    currency: str = "USD"
-    starting_cash: Decimal = Field(default=Decimal("100000"), gt=0)
-    fee_rate: Decimal = Field(default=Decimal("0"), ge=0, lt=1)
-    slippage: Decimal = Field(default=Decimal("0"), ge=0, lt=1)
-    client_ids: Literal["alpaca", "binance"] = "alpaca"
-    """Whose rule for reused client order ids: alpaca (never) or binance (once filled)."""
-    shorting: bool = True
-    reduce_only: bool = False
-    """Honour reduce-only orders like a futures venue (an exit never flips a position);
-    false: like a stock broker, where the bot cancels a position's stops before exiting."""
-    replaces: bool = True
-    """An order can be replaced by another in one request (Alpaca, Binance spot), which
-    moves a trailing stop with never a moment without one; false: like an exchange that
-    cannot, where the stop is canceled and then placed again."""
-    speed: float = Field(default=1.0, gt=0)
-    """Exchange time runs this many times faster than the wall clock (60: an hour a minute)."""
-    start: UtcDatetime | None = None
-    """The exchange's time when its book is first opened (default: now). With the same
-    seed, the same start gives the same prices: a run that can be replayed."""
-    instruments: dict[str, PaperInstrument] = Field(default_factory=_default_instruments)
-    faults: str = ""
-    """Injected faults, e.g. `timeout_after:on=submit,p=0.1; rate_limit:p=0.05`."""
-    fault_seed: int = 0
-
-    @field_validator("faults")
-    @classmethod
-    def _faults_parse(cls, spec: str) -> str:
-        from botwarden.venues.paper.faults import FaultPlan
-
-        try:
-            FaultPlan.parse(spec, where="faults")
-        except ConfigError as error:
-            raise ValueError(str(error).removeprefix("faults: ")) from None
-        return spec
 
 
 class KeyedVenueSettings(Settings):
@@ -131,6 +87,93 @@ class CcxtVenueSettings(KeyedVenueSettings):
     throttle: bool = True
     """ccxt paces requests by the exchange's published rate limits (Binance's weights:
     seconds a pass); off only for a venue that limits nothing, such as the emulator."""
+
+
+class LivePrices(Settings):
+    """What the paper exchange on live prices does when its source does not answer."""
+
+    on_outage: Literal["refuse", "last_known"] = "refuse"
+    """refuse: it refuses every request (as a venue in an outage) and, once the source
+    answers, replays what the market did meanwhile; last_known: it goes on trading on
+    the last prices it was told (and does not replay the outage)."""
+
+
+class CcxtPrices(LivePrices, CcxtVenueSettings):
+    """An exchange's public market data through ccxt (keys, if given, are used, but
+    none are needed)."""
+
+    type: Literal["ccxt"] = Field(alias="from")
+
+
+class AlpacaPrices(LivePrices, AlpacaVenueSettings):
+    """Alpaca's market data (it needs the account's keys, found as for the venue)."""
+
+    type: Literal["alpaca"] = Field(alias="from")
+
+
+PriceSource = Annotated[CcxtPrices | AlpacaPrices, Field(discriminator="type")]
+
+
+class PaperVenueSettings(Settings):
+    """The simulated exchange, the embedded default: no keys, no network."""
+
+    type: Literal["paper"] = "paper"
+    path: str = "state/{flow_id}.paper.db"
+    """The exchange's own book; relative to the config file's folder."""
+    seed: int = 7
+    """Decides the price path: the same seed, the same prices."""
+    currency: str = "USD"
+    starting_cash: Decimal = Field(default=Decimal("100000"), gt=0)
+    fee_rate: Decimal = Field(default=Decimal("0"), ge=0, lt=1)
+    slippage: Decimal = Field(default=Decimal("0"), ge=0, lt=1)
+    client_ids: Literal["alpaca", "binance"] = "alpaca"
+    """Whose rule for reused client order ids: alpaca (never) or binance (once filled)."""
+    shorting: bool = True
+    reduce_only: bool = False
+    """Honour reduce-only orders like a futures venue (an exit never flips a position);
+    false: like a stock broker, where the bot cancels a position's stops before exiting."""
+    replaces: bool = True
+    """An order can be replaced by another in one request (Alpaca, Binance spot), which
+    moves a trailing stop with never a moment without one; false: like an exchange that
+    cannot, where the stop is canceled and then placed again."""
+    speed: float = Field(default=1.0, gt=0)
+    """Exchange time runs this many times faster than the wall clock (60: an hour a minute)."""
+    start: UtcDatetime | None = None
+    """The exchange's time when its book is first opened (default: now). With the same
+    seed, the same start gives the same prices: a run that can be replayed."""
+    instruments: dict[str, PaperInstrument] = Field(default_factory=_default_instruments)
+    prices: PriceSource | None = None
+    """Live prices from a real venue's market data (`{from: ccxt, exchange: binance}`),
+    filled locally; None: a seeded random walk of `instruments`."""
+    faults: str = ""
+    """Injected faults, e.g. `timeout_after:on=submit,p=0.1; rate_limit:p=0.05`."""
+    fault_seed: int = 0
+
+    @field_validator("faults")
+    @classmethod
+    def _faults_parse(cls, spec: str) -> str:
+        from botwarden.venues.paper.faults import FaultPlan
+
+        try:
+            FaultPlan.parse(spec, where="faults")
+        except ConfigError as error:
+            raise ValueError(str(error).removeprefix("faults: ")) from None
+        return spec
+
+    @model_validator(mode="after")
+    def _live_prices_on_the_real_clock(self) -> PaperVenueSettings:
+        if self.prices is None:
+            return self
+        if self.speed != 1 or self.start is not None:
+            raise ValueError(
+                "prices: a paper exchange on live prices runs on the real clock (no speed or start)"
+            )
+        if "instruments" in self.model_fields_set:
+            raise ValueError(
+                "prices: on live prices the bot's symbols are priced by the source, with its"
+                " rules (no instruments)"
+            )
+        return self
 
 
 def _paper_unless_named(value: Any) -> Any:

@@ -679,10 +679,14 @@ class PaperBook:
         if order.type is OrderType.MARKET:  # the rest of a partly filled market order
             return self._slipped(self.feed.price(order.symbol, until), order.side), until
         if order.type is OrderType.STOP:
-            touched = self.feed.first_touch(order.symbol, buy, after, until, stop=order.stop_price)
+            touched = self.feed.first_touch(
+                order.symbol, buy, after, until, stop=order.stop_price, placed=order.created_at
+            )
             # A stop becomes a market order: it pays the slippage a market order does.
             return touched and (self._slipped(touched[0], order.side), touched[1])
-        return self.feed.first_touch(order.symbol, buy, after, until, limit=order.limit_price)
+        return self.feed.first_touch(
+            order.symbol, buy, after, until, limit=order.limit_price, placed=order.created_at
+        )
 
 
 def _not_a_pair(stop: OrderRequest, take_profit: OrderRequest) -> str | None:

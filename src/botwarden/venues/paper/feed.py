@@ -45,10 +45,11 @@ class Instrument:
 
 
 class Feed(Protocol):
-    """Where the paper exchange's prices come from: what its book fills at, what its
-    venue quotes and what bars it serves. Every answer is a function of its arguments:
-    a book that comes back after a crash, or that looks at an hour it missed, asks again
-    and is told the same."""
+    """Where the paper exchange's book takes its prices: what it fills at and what its
+    venue quotes. Every answer is a function of its arguments: a book that comes back
+    after a crash, or that looks at an hour it missed, asks again and is told the same.
+    (The bars the venue serves come from the feed where it has its own, a random walk
+    or a recording; a live feed's from its source.)"""
 
     instruments: Mapping[str, Instrument]
 
@@ -71,14 +72,13 @@ class Feed(Protocol):
         *,
         stop: Decimal | None = None,
         limit: Decimal | None = None,
+        placed: datetime | None = None,
     ) -> tuple[Decimal, datetime] | None:
         """Where and when the prices of (`after`, `until`] first reached a buy (or
         sell) stop at `stop`, or a limit at `limit`: the price it fills at (past a
-        stop's price after a gap) and the time; None if they never did."""
-        ...
-
-    def bars(self, symbol: str, timeframe: str, at: datetime, limit: int) -> list[Bar]:
-        """The newest `limit` bars of `timeframe` completed by `at`, oldest first."""
+        stop's price after a gap) and the time; None if they never did. `placed`: when
+        the order was placed (a bar that began before it says nothing of its prices
+        after it)."""
         ...
 
 
@@ -176,9 +176,11 @@ class RandomWalkFeed:
         *,
         stop: Decimal | None = None,
         limit: Decimal | None = None,
+        placed: datetime | None = None,
     ) -> tuple[Decimal, datetime] | None:
         """The path walked step by step: a stop fills where the path is when it crosses
-        (beyond the stop after a gap), a limit at its price."""
+        (beyond the stop after a gap), a limit at its price. (Every step after `after`
+        is after `placed`: the book looked when the order was placed.)"""
         for index in range(self.step_index(after) + 1, self.step_index(until) + 1):
             price = self.price_at_step(symbol, index)
             if stop is not None and (price >= stop if buy else price <= stop):

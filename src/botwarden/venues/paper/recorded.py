@@ -86,10 +86,14 @@ class RecordedFeed:
         *,
         stop: Decimal | None = None,
         limit: Decimal | None = None,
+        placed: datetime | None = None,
     ) -> tuple[Decimal, datetime] | None:
-        """Each bar that completed in (`after`, `until`], oldest first."""
+        """Each bar that completed in (`after`, `until`], oldest first, but one that
+        opened before `placed` (a backtest places its orders as a bar opens)."""
         bars = self._bars[symbol]
         for bar in bars[self._completed(symbol, after) : self._completed(symbol, until)]:
+            if placed is not None and bar.time < placed:
+                continue
             if stop is not None and (bar.high >= stop if buy else bar.low <= stop):
                 return (max(bar.open, stop) if buy else min(bar.open, stop)), bar.time
             if limit is not None and (bar.low <= limit if buy else bar.high >= limit):

@@ -30,6 +30,7 @@ from botwarden.venues.base import (
 )
 from botwarden.venues.paper.book import PaperBook
 from botwarden.venues.paper.faults import FaultKind, FaultPlan
+from botwarden.venues.paper.live import LiveFeed
 from botwarden.venues.rules import enforce
 
 T = TypeVar("T")
@@ -75,8 +76,12 @@ class PaperVenue:
         faults: FaultPlan | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         host_clock: Callable[[], datetime] = utc_now,
+        live: LiveFeed | None = None,
     ) -> None:
+        """`live`: the book's feed when it takes live prices from a real venue (then
+        the bars this venue serves are the source's)."""
         self.book = book
+        self.live = live
         self.faults = faults or FaultPlan([])
         self.clock = clock
         """The exchange's time: the wall clock, an accelerated one, or a test's."""
@@ -110,6 +115,8 @@ class PaperVenue:
             kind is FaultKind.SERVER_ERROR and self.faults.coin()
         ):
             raise Ambiguous(self.name, f"{injected}: no answer")
+        if self.live is not None:  # (its clock is the source's: read again, maybe)
+            now = await self.live.catch_up(self.clock, self.book.processed_until())
         self.book.advance(now)
         result = effect(now)
         if kind in (FaultKind.TIMEOUT_AFTER, FaultKind.SERVER_ERROR):
@@ -123,9 +130,13 @@ class PaperVenue:
             raise NotFound(self.name, f"unknown symbol {symbol!r}")
 
     async def connect(self) -> None:
+        if self.live is not None:
+            await self.live.connect(self.clock, self.book.processed_until())
         self.book.advance(self.clock())
 
     async def close(self) -> None:
+        if self.live is not None:
+            await self.live.close()
         self.book.close()
 
     async def read_clock(self) -> ClockReading:
@@ -229,6 +240,9 @@ class PaperVenue:
         """The last `limit` completed bars, oldest first, as the feed has them."""
         self._known(symbol)
         timeframe_width(self.name, timeframe)  # (one the venue does not serve: it says so)
+        if self.live is not None:
+            await self._call("bars", lambda now: None)  # (its faults; the prices up to now)
+            return await self.live.source.bars(symbol, timeframe, limit)
         return await self._call(
             "bars", lambda now: self.book.feed.bars(symbol, timeframe, now, limit)
         )
@@ -238,6 +252,9 @@ class PaperVenue:
     ) -> list[Bar]:
         self._known(symbol)
         size = timeframe_width(self.name, timeframe)
+        if self.live is not None:
+            await self._call("bars", lambda now: None)
+            return await self.live.source.history(symbol, timeframe, start, end)
 
         def read(now: datetime) -> list[Bar]:
             until = min(now, end + size)
@@ -249,6 +266,8 @@ class PaperVenue:
 
     async def market(self, symbol: str) -> MarketRules:
         self._known(symbol)
+        if self.live is not None:  # the source's own rules, but for shorting
+            return self.live.rules[symbol].evolve(shortable=self.book.settings.shorting)
         instrument = self.book.feed.instrument(symbol)
         return MarketRules(
             symbol=symbol,

@@ -1,0 +1,304 @@
+"""Prices for the paper exchange from a real venue's market data: paper trading on live
+prices (`venue: {type: paper, prices: {from: ccxt, exchange: binance}}`).
+
+The book fills locally, as ever; only its prices come from elsewhere. Before the paper
+venue answers anything, the feed catches up with the source (`catch_up`): the 1-minute
+bars completed since it last looked (the whole gap after a restart or an outage, page
+by page) and each symbol's last price now. Both are kept in a file beside the book, so
+the book replays what it missed on what the market did, never on a guess.
+
+What the book fills at (the fill model, in docs/backtesting.md):
+- a market order: the last price the source told, sampled when the venue is asked;
+- a resting stop or limit: each price sampled since the book last looked and each
+  1-minute bar completed since (a stop at its price, at the bar's open after a gap),
+  in the order they happened. A bar is not looked at for an order placed after the
+  bar opened (its low may have come before the order); a fill from a bar is stamped
+  with the bar's end.
+
+When the source does not answer (`on_outage`):
+- `refuse` (the default): the paper venue refuses every request, as a venue in an
+  outage would (`Retryable`): nothing fills at a price nobody told. Once the source
+  answers again its bars of the outage are read and the book replays them: a stop the
+  market crossed meanwhile fills where the market crossed it.
+- `last_known`: the venue goes on answering on the last prices known; through the
+  outage the book sees them stand still, and it does not replay the outage afterwards.
+Either way the strategy's bars come from the source itself: during an outage there
+are none, and the engine waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from botwarden.domain.markets import MarketRules
+from botwarden.domain.timeframes import bar_open
+from botwarden.errors import BotwardenError
+from botwarden.venues.base import Retryable, Venue, VenueError
+from botwarden.venues.paper.feed import Instrument
+
+log = logging.getLogger(__name__)
+
+OnOutage = Literal["refuse", "last_known"]
+
+MINUTE = timedelta(minutes=1)
+MINUTE_MS = 60_000
+SAMPLE_EVERY = timedelta(seconds=1)
+"""Calls of one pass come within a second of each other: they share one look."""
+RETRY_AFTER = timedelta(seconds=5)
+"""After the source failed, calls within this long are refused without asking it."""
+CLOCK_EVERY = timedelta(minutes=10)
+"""How often the source's clock is read again."""
+KEEP = timedelta(days=1)
+"""What the book processed longer ago than this is pruned from the recording."""
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS bars (symbol TEXT NOT NULL, time INTEGER NOT NULL,"
+    " open TEXT NOT NULL, high TEXT NOT NULL, low TEXT NOT NULL, close TEXT NOT NULL,"
+    " PRIMARY KEY (symbol, time))",
+    "CREATE TABLE IF NOT EXISTS quotes (symbol TEXT NOT NULL, time INTEGER NOT NULL,"
+    " price TEXT NOT NULL, PRIMARY KEY (symbol, time))",
+)
+
+
+def _within(now: datetime, then: datetime | None, span: timedelta) -> bool:
+    """`now` is less than `span` after `then` (and not before it: a clock set back)."""
+    return then is not None and timedelta(0) <= now - then < span
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _time(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+class LiveFeed:
+    """A `Feed` over what a source venue told, recorded at `path`; `catch_up` brings
+    it up to now. `connect` first: the symbols' rules come from the source."""
+
+    def __init__(
+        self, source: Venue, symbols: Sequence[str], path: Path, on_outage: OnOutage = "refuse"
+    ) -> None:
+        self.source = source
+        self.on_outage = on_outage
+        self.path = Path(path)
+        self._symbols = list(dict.fromkeys(symbols))
+        self.instruments: Mapping[str, Instrument] = {}
+        self.rules: dict[str, MarketRules] = {}
+        self._latest: dict[str, tuple[datetime, Decimal]] = {}
+        """Each symbol's newest price told: what almost every price asked for is."""
+        self.offset = timedelta(0)
+        """The source's clock minus the host's, as last read: the paper exchange keeps
+        the source's time (a host whose clock is off is told so, as by a real venue)."""
+        self._clock_read: datetime | None = None
+        self._looked: datetime | None = None
+        self._failure: VenueError | None = None
+        self._outage_since: datetime | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+        except (OSError, sqlite3.Error) as error:
+            raise BotwardenError(
+                f"paper exchange prices {self.path}: cannot open it ({error}): the bot must"
+                f" be able to write in {self.path.parent}"
+            ) from None
+        for symbol in self._symbols:
+            row = self._db.execute(
+                "SELECT time, price FROM quotes WHERE symbol = ? ORDER BY time DESC LIMIT 1",
+                (symbol,),
+            ).fetchone()
+            if row is not None:
+                self._latest[symbol] = (_time(row[0]), Decimal(row[1]))
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    # -- the source ------------------------------------------------------------------------
+    async def connect(self, clock: Callable[[], datetime], since: datetime | None) -> None:
+        """Connect to the source, learn the symbols' rules and its clock, and catch up
+        to `clock()` (the paper exchange's time, which follows the source's): `Retryable`
+        if the source cannot be reached, for nothing is known to trade on yet."""
+        if not self._symbols:
+            raise BotwardenError("the paper exchange on live prices needs the bot's symbols")
+        await self.source.connect()
+        self.rules = {symbol: await self.source.market(symbol) for symbol in self._symbols}
+        self._looked = self._clock_read = None
+        await self.catch_up(clock, since)
+        self.instruments = {
+            symbol: Instrument(
+                symbol=symbol,
+                start_price=self._latest[symbol][1],
+                tick=rules.price_tick or Decimal("0.01"),
+                qty_step=rules.qty_step,
+                min_notional=rules.min_notional,
+            )
+            for symbol, rules in self.rules.items()
+        }
+
+    async def close(self) -> None:
+        await self.source.close()
+        self._db.close()
+
+    async def catch_up(self, clock: Callable[[], datetime], since: datetime | None) -> datetime:
+        """Record what the market did up to now, by `clock` (the paper exchange's time,
+        the source's), from the last bar recorded (or from `since`, what the book has
+        processed): the minutes completed and the last prices; returns that now. A
+        source that does not answer is an outage (see the module's notes)."""
+        now = clock()
+        if _within(now, self._looked, RETRY_AFTER if self._failure else SAMPLE_EVERY):
+            self._refuse_if_blind()
+            return now
+        try:
+            if not _within(now, self._clock_read, CLOCK_EVERY):  # (or the host's jumped)
+                await self._read_clock()
+                now = self._clock_read = clock()
+            self._looked = now
+            for symbol in self._symbols:
+                await self._record_bars(symbol, now, since)
+            prices = await self.source.last_prices(self._symbols)
+        except VenueError as error:
+            self._looked = now
+            self._failure = error
+            if self._outage_since is None:
+                self._outage_since = now
+                log.warning("%s", self._outage_message())
+            self._refuse_if_blind()
+            return now
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO quotes VALUES (?, ?, ?)",
+                [(symbol, _ms(now), str(price)) for symbol, price in prices.items()],
+            )
+        self._latest.update({symbol: (now, price) for symbol, price in prices.items()})
+        if self._outage_since is not None:
+            log.warning(
+                "the price source %s answers again (since %s it had not)",
+                self.name,
+                self._outage_since.isoformat(timespec="seconds"),
+            )
+        self._failure = self._outage_since = None
+        if since is not None:
+            self._prune(since - KEEP)
+        return now
+
+    async def _read_clock(self) -> None:
+        reading = await self.source.read_clock()
+        self.offset = reading.venue_time - reading.host_time
+
+    def _outage_message(self) -> str:
+        after = (
+            "the paper exchange refuses every request until it does"
+            if self.on_outage == "refuse"
+            else "the paper exchange trades on the last prices known (on_outage: last_known)"
+        )
+        return f"the price source {self.name} does not answer ({self._failure}); {after}"
+
+    def _refuse_if_blind(self) -> None:
+        if self._failure is None:
+            return
+        if self.on_outage == "refuse" or len(self._latest) < len(self._symbols):
+            raise Retryable("paper", self._outage_message())
+
+    async def _record_bars(self, symbol: str, now: datetime, since: datetime | None) -> None:
+        """The 1-minute bars completed since the last one recorded."""
+        row = self._db.execute("SELECT MAX(time) FROM bars WHERE symbol = ?", (symbol,)).fetchone()
+        # (none yet: from what the book has processed; nothing before it matters)
+        start = _time(row[0]) + MINUTE if row[0] is not None else bar_open("1m", since or now)
+        if start + MINUTE > now:
+            return  # (no minute has ended since)
+        bars = await self.source.history(symbol, "1m", start, now)
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO bars VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (symbol, _ms(b.time), str(b.open), str(b.high), str(b.low), str(b.close))
+                    for b in bars
+                ],
+            )
+
+    def _prune(self, before: datetime) -> None:
+        with self._db:
+            for table in ("bars", "quotes"):
+                self._db.execute(
+                    f"DELETE FROM {table} WHERE time < ? AND time < (SELECT MAX(time) FROM"
+                    f" {table} AS newest WHERE newest.symbol = {table}.symbol)",
+                    (_ms(before),),
+                )
+
+    # -- the Feed the book asks --------------------------------------------------------
+    def symbols(self) -> list[str]:
+        return sorted(self.instruments)
+
+    def instrument(self, symbol: str) -> Instrument:
+        return self.instruments[symbol]
+
+    def price(self, symbol: str, at: datetime) -> Decimal:
+        """The newest price told by `at`: a sampled price, or a completed bar's close."""
+        latest = self._latest.get(symbol)
+        if latest is not None and latest[0] <= at:
+            return latest[1]
+        told = []
+        quote = self._db.execute(
+            "SELECT time, price FROM quotes WHERE symbol = ? AND time <= ?"
+            " ORDER BY time DESC LIMIT 1",
+            (symbol, _ms(at)),
+        ).fetchone()
+        if quote is not None:
+            told.append(quote)
+        bar = self._db.execute(
+            "SELECT time + ?, close FROM bars WHERE symbol = ? AND time + ? <= ?"
+            " ORDER BY time DESC LIMIT 1",
+            (MINUTE_MS, symbol, MINUTE_MS, _ms(at)),
+        ).fetchone()
+        if bar is not None:
+            told.append(bar)
+        if told:
+            return Decimal(max(told)[1])
+        if latest is not None:  # (a moment before anything was told: the first price)
+            return latest[1]
+        raise Retryable("paper", f"no price of {symbol} is known yet from {self.name}")
+
+    def first_touch(
+        self,
+        symbol: str,
+        buy: bool,
+        after: datetime,
+        until: datetime,
+        *,
+        stop: Decimal | None = None,
+        limit: Decimal | None = None,
+        placed: datetime | None = None,
+    ) -> tuple[Decimal, datetime] | None:
+        """The prices sampled in (`after`, `until`] and the minutes that ended in it
+        (but those that began before `placed`), in time order; a minute at its end."""
+        lo, hi = _ms(after), _ms(until)
+        events: list[tuple[int, int, Decimal, Decimal, Decimal]] = []
+        for time, open_, high, low in self._db.execute(
+            "SELECT time, open, high, low FROM bars WHERE symbol = ? AND time + ? > ?"
+            " AND time + ? <= ? AND time >= ?",
+            (symbol, MINUTE_MS, lo, MINUTE_MS, hi, _ms(placed) if placed else 0),
+        ):
+            events.append((time + MINUTE_MS, 0, Decimal(open_), Decimal(high), Decimal(low)))
+        for time, price in self._db.execute(
+            "SELECT time, price FROM quotes WHERE symbol = ? AND time > ? AND time <= ?",
+            (symbol, lo, hi),
+        ):
+            events.append((time, 1, *(Decimal(price),) * 3))
+        for time, _, open_, high, low in sorted(events):
+            if stop is not None and (high >= stop if buy else low <= stop):
+                return (max(open_, stop) if buy else min(open_, stop)), _time(time)
+            if limit is not None and (low <= limit if buy else high >= limit):
+                return (min(open_, limit) if buy else max(open_, limit)), _time(time)
+        return None
