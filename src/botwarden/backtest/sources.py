@@ -26,14 +26,17 @@ from botwarden.domain.models import Bar
 from botwarden.domain.timeframes import width
 from botwarden.process.home import botwarden_home
 from botwarden.venues.base import Venue
-from botwarden.venues.settings import AlpacaVenueSettings, CcxtVenueSettings
+from botwarden.venues.settings import AlpacaVenueSettings, CcxtVenueSettings, PaperVenueSettings
 
 COLUMNS = ("time", "open", "high", "low", "close", "volume")
 
 
 def venue_key(config: BotConfig) -> str:
-    """A folder name for the venue and host the config names."""
+    """A folder name for the venue and host the config names (a paper exchange on live
+    prices: its source's)."""
     venue = config.venue
+    if isinstance(venue, PaperVenueSettings) and venue.prices is not None:
+        venue = venue.prices
     if isinstance(venue, CcxtVenueSettings):
         name, where = f"ccxt-{venue.exchange}", venue.base_url or ""
     elif isinstance(venue, AlpacaVenueSettings):
