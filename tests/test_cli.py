@@ -348,3 +348,7 @@ def test_the_demo_kills_restarts_and_checks_every_promise(tmp_path: Path) -> Non
     assert held and int(held.group(1)) >= 1, result.stdout
     assert "already running" in result.stdout, "a second instance was refused"
     assert (tmp_path / "demo" / "state" / "golden_cross.db").exists()
+    # What each run said went to a file, not to a pipe nobody read while it ran: one
+    # full (64 KiB of log lines, in a minute's demo) hung the last run on its SIGTERM.
+    said = sorted((tmp_path / "demo").glob("run-*.stderr"))
+    assert len(said) == 4 and "starting as instance" in said[-1].read_text()

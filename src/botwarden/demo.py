@@ -82,14 +82,16 @@ def _environment(config: Path) -> dict[str, str]:
     return {**os.environ, "COLUMNS": "200", "BOTWARDEN_HOME": str(config.parent / "home")}
 
 
-def _start(config: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "botwarden", "run", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_environment(config),
-    )
+def _start(config: Path, said: Path) -> subprocess.Popen:
+    """`botwarden run CONFIG`, what it says on stderr kept in `said` (a pipe nobody
+    reads while it runs would fill, and the bot would hang writing to it)."""
+    with said.open("w") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", "botwarden", "run", str(config), "--quiet"],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env=_environment(config),
+        )
 
 
 def holding(book: Path) -> bool:
@@ -115,7 +117,8 @@ def campaign(
     for number in range(kills + 1):
         run = Run()
         done.runs.append(run)
-        process = _start(config)
+        said = config.parent / f"run-{number + 1}.stderr"
+        process = _start(config, said)
         last = number == kills
         budget = seconds - (time.monotonic() - started)
         lifetime = budget if last else rng.uniform(0.35, 0.8) * budget / (kills - number)
@@ -149,7 +152,7 @@ def campaign(
             )
             time.sleep(0.05)
         if process.poll() is not None:
-            run.ended = f"exited by itself ({process.returncode}): {process.stderr.read()[-300:]}"
+            run.ended = f"exited by itself ({process.returncode}): {said.read_text()[-300:]}"
             continue
         if last:
             process.send_signal(signal.SIGTERM)
