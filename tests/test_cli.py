@@ -143,21 +143,34 @@ def test_run_says_what_each_pass_decided_unless_quiet(tmp_path: Path, botwarden_
     assert log.count("no signal on the 1h bar") >= 4, "the log keeps every line"
 
 
-def test_status_reads_whole_in_an_80_column_terminal(tmp_path: Path) -> None:
+def shown_at(columns: str, cwd: Path, *command: str) -> str:
+    """What `botwarden COMMAND` prints in a terminal this wide: every line fits, and
+    nothing is cut short."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "botwarden", *command],
+        cwd=cwd, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "COLUMNS": columns},
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert all(len(line) <= int(columns) for line in shown.stdout.splitlines()), shown.stdout
+    assert "…" not in shown.stdout, "nothing cut short"
+    return shown.stdout
+
+
+def test_status_and_the_state_read_whole_in_an_80_column_terminal(tmp_path: Path) -> None:
     config = write_config(tmp_path / "bot.yaml", "bot_id: a_bot_with_a_long_name\n")
-    trade(config, tmp_path)
+    trade(config, tmp_path, ticks=60)
+    state = json.loads(botwarden("state", "show", str(config), "--json", cwd=tmp_path).stdout)
+    [position] = state["positions"]
+    [stop] = [i for i in state["pending_orders"] if i["purpose"] == "stop"]
     for columns in ("80", "200"):
-        shown = subprocess.run(
-            [sys.executable, "-m", "botwarden", "status"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=60,
-            env={**os.environ, "COLUMNS": columns},
-        )  # fmt: skip
-        assert shown.returncode == 0, shown.stderr
-        lines = shown.stdout.splitlines()
-        assert all(len(line) <= int(columns) for line in lines), shown.stdout
-        assert "…" not in shown.stdout, "nothing cut short"
-        assert "a_bot_with_a_long_name" in shown.stdout and "stopped" in shown.stdout
-        assert re.search(r"-?\d+\.\d\d \(\d+", shown.stdout), "the PnL and its trades"
+        shown = shown_at(columns, tmp_path, "status")
+        assert "a_bot_with_a_long_name" in shown and "stopped" in shown
+        assert re.search(r"-?\d+\.\d\d \(\d+", shown), "the PnL and its trades"
+        shown = shown_at(columns, tmp_path, "state", "show", str(config))
+        for told in (position["symbol"], position["entry_price"], position["stop_price"],
+                     stop["client_order_id"]):  # fmt: skip
+            assert told in shown, (told, shown)
 
 
 def test_state_moves_from_sqlite_to_jsonfile_and_redis(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from botwarden.config import BotConfig
 from botwarden.domain.models import BotStatus
-from botwarden.domain.numbers import age, money, span
+from botwarden.domain.numbers import age, approx, money, plain, span
 from botwarden.redact import redact_url
 from botwarden.state.factory import StoredBot
 from botwarden.state.records import document
@@ -63,6 +63,8 @@ def render_state(console: Console, stored: StoredBot, store: str, now: datetime)
     bot = state.bot
     style = STATUS_STYLE.get(bot.status, "white")
     summary = Table.grid(padding=(0, 2))
+    summary.add_column(no_wrap=True)
+    summary.add_column(overflow="fold")  # (a long store path: whole, on two lines)
     summary.add_row("status", f"[{style}]{bot.status.value}[/]")
     summary.add_row("store", store)
     summary.add_row("heartbeat", age(bot.seen_at or bot.heartbeat_at, now))  # (wall clock)
@@ -75,36 +77,9 @@ def render_state(console: Console, stored: StoredBot, store: str, now: datetime)
     if bot.last_error:
         summary.add_row("last error", f"[red]{bot.last_error}[/]")
 
-    positions = Table(title="Positions", title_justify="left", expand=False)
-    columns = ("symbol", "side", "size", "entry", "entered", "stop", "stop order", "take-profit")
-    for column in (*columns, "best"):
-        positions.add_column(column)
-    for p in state.positions.values():
-        stop = str(p.stop_price) if p.stop_price else "[red]none[/]"
-        stop_order = p.stop_venue_order_id or p.stop_client_order_id or "[red]none[/]"
-        positions.add_row(
-            p.symbol, p.side.value, str(p.size), str(p.entry_price), age(p.entry_time, now),
-            stop, stop_order, str(p.take_profit or ""), str(p.best_price or ""),
-        )  # fmt: skip
-
-    pending = Table(title="Pending order intents", title_justify="left")
-    for column in (
-        "client order id",
-        "symbol",
-        "side",
-        "type",
-        "qty",
-        "filled",
-        "purpose",
-        "status",
-    ):
-        pending.add_column(column)
-    for i in state.intents.values():
-        status = f"[yellow]{i.status.value}[/]" if i.status.value == "unknown" else i.status.value
-        pending.add_row(
-            i.client_order_id, i.symbol, i.side.value, i.type.value, str(i.qty),
-            str(i.filled_qty), i.purpose.value, status,
-        )  # fmt: skip
+    narrow = console.width < WIDE_STATUS
+    positions = _position_lines(state, now) if narrow else _position_table(state, now)
+    pending = _intent_lines(state) if narrow else _intent_table(state)
 
     risk = state.risk
     risk_grid = Table.grid(padding=(0, 2))
@@ -136,6 +111,77 @@ def render_state(console: Console, stored: StoredBot, store: str, now: datetime)
             Panel(signals, title="signals", expand=False),
         )
     )
+
+
+def _stop_of(p: Any) -> tuple[str, str]:
+    stop = approx(p.stop_price) if p.stop_price else "[red]none[/]"
+    return stop, p.stop_venue_order_id or p.stop_client_order_id or "[red]none[/]"
+
+
+def _position_table(state: Any, now: datetime) -> Table:
+    positions = Table(title="Positions", title_justify="left", expand=False)
+    columns = ("symbol", "side", "size", "entry", "entered", "stop", "stop order", "take-profit")
+    for column in (*columns, "best"):
+        positions.add_column(column)
+    for p in state.positions.values():
+        stop, stop_order = _stop_of(p)
+        positions.add_row(
+            p.symbol, p.side.value, plain(p.size), approx(p.entry_price), age(p.entry_time, now),
+            stop, stop_order, _price_or_blank(p.take_profit), _price_or_blank(p.best_price),
+        )  # fmt: skip
+    return positions
+
+
+def _position_lines(state: Any, now: datetime) -> Group:
+    """The positions in a narrow terminal: two lines each, nothing cut."""
+    lines: list[Any] = [Text("Positions", style="italic")]
+    for p in state.positions.values():
+        stop, stop_order = _stop_of(p)
+        lines.append(
+            f"  {escape(p.symbol)} {p.side.value} {plain(p.size)} at {approx(p.entry_price)},"
+            f" entered {age(p.entry_time, now)}"
+        )
+        extra = "".join(
+            f", {name} {approx(value)}"
+            for name, value in (("take-profit", p.take_profit), ("best", p.best_price))
+            if value
+        )
+        lines.append(f"    stop {stop} ({escape(stop_order)}){extra}")
+    return Group(*lines)
+
+
+def _intent_table(state: Any) -> Table:
+    pending = Table(title="Pending order intents", title_justify="left")
+    for column in (
+        "client order id", "symbol", "side", "type", "qty", "filled", "purpose", "status",
+    ):  # fmt: skip
+        pending.add_column(column)
+    for i in state.intents.values():
+        pending.add_row(
+            i.client_order_id, i.symbol, i.side.value, i.type.value, plain(i.qty),
+            plain(i.filled_qty), i.purpose.value, _intent_status(i),
+        )  # fmt: skip
+    return pending
+
+
+def _intent_lines(state: Any) -> Group:
+    lines: list[Any] = [Text("Pending order intents", style="italic")]
+    for i in state.intents.values():
+        filled = f", {plain(i.filled_qty)} filled" if i.filled_qty else ""
+        lines.append(
+            f"  {escape(i.client_order_id)}: {i.purpose.value} order, {i.side.value} {i.type.value}"
+            f" {plain(i.qty)} {escape(i.symbol)}{filled}, {_intent_status(i)}"
+        )
+    return Group(*lines)
+
+
+def _intent_status(intent: Any) -> str:
+    status = intent.status.value
+    return f"[yellow]{status}[/]" if status == "unknown" else status
+
+
+def _price_or_blank(value: Any) -> str:
+    return approx(value) if value else ""
 
 
 def render_status(console: Console, reports: list[BotReport], home: Path) -> None:
@@ -174,7 +220,8 @@ def render_status(console: Console, reports: list[BotReport], home: Path) -> Non
 
 
 WIDE_STATUS = 110
-"""Columns a terminal needs for `status`'s table; a narrower one gets lines instead."""
+"""Columns a terminal needs for the tables of `status` and `state show`; a narrower one
+gets lines instead."""
 
 
 def _render_status_lines(console: Console, reports: list[BotReport]) -> None:
