@@ -421,8 +421,10 @@ def load_config(path: str | Path) -> BotConfig:
 
 
 def _warn_if_keys_readable(path: Path, config: BotConfig) -> None:
-    keys_inside = getattr(config.venue, "api_key", None) or getattr(
-        config.venue, "secret_key", None
+    sections = [config.venue, getattr(config.venue, "prices", None)]
+    keys_inside = any(
+        getattr(section, "api_key", None) or getattr(section, "secret_key", None)
+        for section in sections
     )
     if keys_inside and path.stat().st_mode & 0o077:
         log.warning(

@@ -9,6 +9,7 @@ same port), never by telling the feed."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 from collections.abc import Iterator
@@ -22,14 +23,16 @@ from typing import Any
 import pytest
 
 from botwarden.config import BotConfig
-from botwarden.domain.models import BotStatus, OrderSide
+from botwarden.domain.markets import MarketRules
+from botwarden.domain.models import Bar, BotStatus, OrderSide
 from botwarden.domain.orders import OrderType
 from botwarden.engine.checks import check_promises
 from botwarden.engine.runner import Runner
-from botwarden.venues.base import OrderRequest, OrderState, Retryable
+from botwarden.venues.base import ClockReading, OrderRequest, OrderState, Retryable
 from botwarden.venues.emulators.server import serving
 from botwarden.venues.factory import open_paper_venue
 from botwarden.venues.paper.book import BookSettings, PaperBook
+from botwarden.venues.paper.live import LiveFeed
 from botwarden.venues.paper.venue import PaperVenue
 from botwarden.venues.settings import PaperVenueSettings
 from tests.conftest import whole
@@ -115,8 +118,10 @@ def paper_on(
 ORDERS = itertools.count(1)
 
 
-def order(kind: OrderType, side: OrderSide, qty: str, **prices: Decimal) -> OrderRequest:
-    return OrderRequest(client_order_id=f"order-{next(ORDERS)}", symbol=VOLATILE, side=side,
+def order(
+    kind: OrderType, side: OrderSide, qty: str, symbol: str = VOLATILE, **prices: Decimal
+) -> OrderRequest:
+    return OrderRequest(client_order_id=f"order-{next(ORDERS)}", symbol=symbol, side=side,
                         type=kind, qty=Decimal(qty), **prices)  # fmt: skip
 
 
@@ -290,3 +295,137 @@ async def test_a_bot_on_live_prices_keeps_its_promises_through_a_crash_and_an_ou
     assert held.symbol == VOLATILE
     await runner.venue.close()
     await runner.state.close()
+
+
+# -- the timing a real source has and an emulator does not ----------------------------
+
+
+class Scripted:
+    """A source whose answers a test writes: the bars it has published so far and its
+    last price (a minute's bar may come late, as Alpaca's aggregated bars do)."""
+
+    name = "scripted"
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.published: list[Bar] = []
+        self.last = Decimal(100)
+        self.down = False
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def market(self, symbol: str) -> MarketRules:
+        return MarketRules(symbol=symbol, price_tick=Decimal("0.01"), qty_step=Decimal(1))
+
+    async def read_clock(self) -> ClockReading:
+        await self._answer()
+        return ClockReading(self.clock.now, self.clock.now)
+
+    async def history(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> list:
+        await self._answer()
+        return [b for b in self.published if start <= b.time < end]
+
+    async def last_prices(self, symbols: list[str]) -> dict[str, Decimal]:
+        await self._answer()
+        return dict.fromkeys(symbols, self.last)
+
+    async def _answer(self) -> None:
+        await asyncio.sleep(0.01)  # (on the wire a moment: another call may come meanwhile)
+        if self.down:
+            raise Retryable(self.name, "could not connect")
+
+    def publish(self, opened: datetime, low: str, high: str = "100") -> None:
+        self.published.append(Bar(time=opened, open=Decimal(100), high=Decimal(high),
+                                  low=Decimal(low), close=Decimal(100), volume=0))  # fmt: skip
+
+
+@pytest.fixture
+def scripted(tmp_path: Path) -> Iterator[tuple[Scripted, PaperVenue]]:
+    clock = Clock()
+    source = Scripted(clock)
+    feed = LiveFeed(source, ["X"], tmp_path / "prices.db", host=clock)
+    book = PaperBook(tmp_path / "paper.db", feed, BookSettings(shorting=False))
+    yield source, PaperVenue(book, clock, live=feed)
+    book.close()
+
+
+async def holding(venue: PaperVenue, qty: str) -> None:
+    await venue.connect()
+    await venue.submit(OrderRequest(client_order_id="buy", symbol="X", side=OrderSide.BUY,
+                                    type=OrderType.MARKET, qty=Decimal(qty)))  # fmt: skip
+
+
+async def test_a_minutes_bar_published_late_is_still_looked_at(
+    scripted: tuple[Scripted, PaperVenue],
+) -> None:
+    source, venue = scripted
+    await holding(venue, "2")
+    placed = source.clock.now
+    await venue.submit(
+        order(OrderType.STOP, OrderSide.SELL, "2", stop_price=Decimal(95), symbol="X")
+    )
+    # The minute after it dips to 90, but its bar is not published when it ends...
+    for _ in range(5):
+        source.clock.now += timedelta(seconds=30)
+        await venue.positions()
+    assert venue.book.processed_until() > placed + timedelta(minutes=2)
+    assert venue.book.positions(), "(nothing known yet of the dip)"
+    source.publish(placed + timedelta(minutes=1), low="90")  # ...only now
+    source.clock.now += timedelta(seconds=30)
+    assert await venue.positions() == []
+    exit_fill = (await venue.fills()).fills[-1]
+    assert exit_fill.price == Decimal(95)
+
+
+async def test_a_price_sampled_inside_a_minute_leaves_the_pair_to_the_minutes_stop(
+    scripted: tuple[Scripted, PaperVenue],
+) -> None:
+    source, venue = scripted
+    await holding(venue, "2")
+    placed = source.clock.now
+    stop = order(OrderType.STOP, OrderSide.SELL, "2", stop_price=Decimal(95), symbol="X")
+    take_profit = order(OrderType.LIMIT, OrderSide.SELL, "2", limit_price=Decimal(105), symbol="X")
+    await venue.submit_oco(stop, take_profit)
+    # Inside the next minute 106 is read, and the bot dies before its book looks (the
+    # price recorded, not yet processed)...
+    source.last, source.clock.now = Decimal(106), placed + timedelta(minutes=1, seconds=30)
+    assert venue.live is not None
+    await venue.live.catch_up(venue.clock, venue.book.processed_until())
+    # ...and the minute's bar, which it finds when it looks again, reached 90 too.
+    source.publish(placed + timedelta(minutes=1), low="90", high="106")
+    source.last, source.clock.now = Decimal(100), placed + timedelta(minutes=2, seconds=10)
+    await venue.positions()
+    exit_fill = (await venue.fills()).fills[-1]
+    assert (exit_fill.client_order_id, exit_fill.price) == (stop.client_order_id, Decimal(95))
+
+
+async def test_a_limit_reached_by_a_sampled_price_fills_at_its_own(
+    scripted: tuple[Scripted, PaperVenue],
+) -> None:
+    source, venue = scripted
+    await holding(venue, "1")
+    await venue.submit(
+        order(OrderType.LIMIT, OrderSide.SELL, "1", limit_price=Decimal(105), symbol="X")
+    )
+    source.last = Decimal(108)
+    source.clock.now += timedelta(seconds=20)
+    await venue.positions()
+    exit_fill = (await venue.fills()).fills[-1]
+    assert exit_fill.price == Decimal(105)
+
+
+async def test_calls_sent_together_in_an_outage_are_all_refused(
+    scripted: tuple[Scripted, PaperVenue],
+) -> None:
+    source, venue = scripted
+    await holding(venue, "1")
+    processed = venue.book.processed_until()
+    source.down = True
+    source.clock.now += timedelta(seconds=30)
+    answers = await asyncio.gather(
+        venue.positions(), venue.open_orders(), venue.balance(), return_exceptions=True
+    )
+    assert all(isinstance(a, Retryable) for a in answers), answers
+    assert venue.book.processed_until() == processed

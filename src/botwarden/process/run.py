@@ -15,6 +15,7 @@ import os
 import signal
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -92,12 +93,20 @@ def open_bot_venue(config: BotConfig) -> Venue:
     """The venue a bot's config names, not connected yet. A key stored through the API
     (`stored_key`) is decrypted here, at the edge: the venue layer knows no key store.
     The venue learns the bot's `symbols` (see `open_venue`)."""
-    settings = config.venue
+    settings = _revealed(config.venue)
+    prices = getattr(settings, "prices", None)  # (a paper exchange on Alpaca's prices)
+    if prices is not None:
+        settings = settings.model_copy(update={"prices": _revealed(prices)})
+    return open_venue(settings, config.bot_id, config.base_dir, symbols=config.symbols)
+
+
+def _revealed(settings: Any) -> Any:
+    """`settings` with the key stored under its `stored_key` written in, if it names one."""
     if isinstance(settings, KeyedVenueSettings) and settings.stored_key is not None:
         key, secret = KeyStore(botwarden_home()).reveal(settings.stored_key)
         keys = {"api_key": SecretStr(key), "secret_key": SecretStr(secret)}
-        settings = settings.model_copy(update=keys)
-    return open_venue(settings, config.bot_id, config.base_dir, symbols=config.symbols)
+        return settings.model_copy(update=keys)
+    return settings
 
 
 @contextlib.asynccontextmanager

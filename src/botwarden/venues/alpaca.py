@@ -220,6 +220,7 @@ class AlpacaVenue:
             raise AuthError(
                 self.name, "the alpaca venue needs alpaca-py: pip install 'botwarden[alpaca]'"
             ) from error
+        await self.close()  # a connect before this one: its HTTP sessions
         self._trading = TradingClient(
             self._key, self._secret, paper=self._paper, url_override=self._base_url
         )

@@ -81,19 +81,17 @@ def open_paper_venue(
     path = resolve_path(settings.path, flow_id, base_dir)
     faults = FaultPlan.parse(settings.faults, seed=settings.fault_seed)
     if settings.prices is not None:
-        from botwarden.venues.paper.live import LiveFeed
+        from botwarden.venues.paper.live import LiveFeed, SourceClock
 
         live = LiveFeed(
             open_price_source(settings.prices, base_dir, symbols, clock),
             symbols,
             path.with_name(f"{path.stem}.prices.db"),
             settings.prices.on_outage,
+            host=clock,
         )
         book = PaperBook(path, live, book_settings(settings))
-
-        def exchange_time() -> datetime:  # the source's, skewed by a fault if one says so
-            return clock() + live.offset + faults.clock_skew
-
+        exchange_time = SourceClock(live, clock, book.processed_until(), faults.clock_skew)
         return PaperVenue(book, exchange_time, faults, host_clock=clock, live=live)
     book = paper_book(settings, path)
     # Anchored even at speed 1: a book that once ran faster keeps its timeline.
@@ -129,16 +127,10 @@ def open_price_source(
     assert isinstance(prices, CcxtPrices)
     from botwarden.venues.ccxt import CcxtVenue
 
-    try:  # (public data: keys are used if there are any)
-        key, secret = credentials(
-            prices, ("BOTWARDEN_CCXT_API_KEY", "BOTWARDEN_CCXT_SECRET"), base_dir
-        )
-    except ConfigError:
-        key = secret = ""
-    return CcxtVenue(
+    return CcxtVenue(  # (public data: no keys, never those in the environment)
         _known_exchange(prices.exchange, "venue.prices.exchange"),
-        key,
-        secret,
+        "",
+        "",
         base_url=prices.base_url,
         symbols=symbols,
         options=prices.options,

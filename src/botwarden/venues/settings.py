@@ -99,10 +99,21 @@ class LivePrices(Settings):
 
 
 class CcxtPrices(LivePrices, CcxtVenueSettings):
-    """An exchange's public market data through ccxt (keys, if given, are used, but
-    none are needed)."""
+    """An exchange's public market data through ccxt: no keys (a paper bot never holds
+    an exchange's trading keys)."""
 
     type: Literal["ccxt"] = Field(alias="from")
+
+    @model_validator(mode="after")
+    def _no_keys(self) -> CcxtPrices:
+        given = [n for n in ("stored_key", "api_key", "secret_key", "secrets_file")
+                 if getattr(self, n) is not None]  # fmt: skip
+        if given:
+            raise ValueError(
+                f"{given[0]}: an exchange's market data is public, and a paper bot holds no"
+                " trading keys: leave the keys out"
+            )
+        return self
 
 
 class AlpacaPrices(LivePrices, AlpacaVenueSettings):

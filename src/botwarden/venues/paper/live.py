@@ -28,6 +28,7 @@ are none, and the engine waits.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -39,7 +40,7 @@ from typing import Literal
 from botwarden.domain.markets import MarketRules
 from botwarden.domain.timeframes import bar_open
 from botwarden.errors import BotwardenError
-from botwarden.venues.base import Retryable, Venue, VenueError
+from botwarden.venues.base import Ambiguous, Retryable, Venue, VenueError
 from botwarden.venues.paper.feed import Instrument
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,19 @@ RETRY_AFTER = timedelta(seconds=5)
 CLOCK_EVERY = timedelta(minutes=10)
 """How often the source's clock is read again."""
 KEEP = timedelta(days=1)
-"""What the book processed longer ago than this is pruned from the recording."""
+"""What the book processed longer ago than this is pruned from the recording..."""
+PRUNE_EVERY = timedelta(minutes=1)
+"""...at most this often."""
 
 _SCHEMA = (
+    # `seen`: when the bar was recorded (a source may publish a minute's bar late: the
+    # book looks at it when it came, not when it ended).
     "CREATE TABLE IF NOT EXISTS bars (symbol TEXT NOT NULL, time INTEGER NOT NULL,"
     " open TEXT NOT NULL, high TEXT NOT NULL, low TEXT NOT NULL, close TEXT NOT NULL,"
-    " PRIMARY KEY (symbol, time))",
+    " seen INTEGER NOT NULL, PRIMARY KEY (symbol, time))",
+    "CREATE INDEX IF NOT EXISTS bars_by_seen ON bars (symbol, seen)",
+    # The open of the next minute wanted from the source, per symbol.
+    "CREATE TABLE IF NOT EXISTS wanted (symbol TEXT PRIMARY KEY, next INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS quotes (symbol TEXT NOT NULL, time INTEGER NOT NULL,"
     " price TEXT NOT NULL, PRIMARY KEY (symbol, time))",
 )
@@ -79,14 +87,47 @@ def _time(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
+class SourceClock:
+    """The paper exchange's time on live prices: the host's clock plus the source's
+    offset (`LiveFeed.offset`, read again now and then), plus `skew` (the clock_skew
+    fault); never before a time it told already, nor before `floor` (what the book
+    had processed): a reading of the offset a little off must not turn it back."""
+
+    def __init__(
+        self,
+        feed: LiveFeed,
+        host: Callable[[], datetime],
+        floor: datetime | None,
+        skew: timedelta = timedelta(0),
+    ) -> None:
+        self._feed, self._host, self._skew = feed, host, skew
+        self._last = floor
+
+    def __call__(self) -> datetime:
+        now = self._host() + self._feed.offset + self._skew
+        if not self._feed.offset_read:
+            return now  # (a guess until the source's clock is read: not a floor)
+        if self._last is not None and now < self._last:
+            return self._last
+        self._last = now
+        return now
+
+
 class LiveFeed:
     """A `Feed` over what a source venue told, recorded at `path`; `catch_up` brings
     it up to now. `connect` first: the symbols' rules come from the source."""
 
     def __init__(
-        self, source: Venue, symbols: Sequence[str], path: Path, on_outage: OnOutage = "refuse"
+        self,
+        source: Venue,
+        symbols: Sequence[str],
+        path: Path,
+        on_outage: OnOutage = "refuse",
+        host: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """`host`: this host's clock, which the source's is read against."""
         self.source = source
+        self._host = host
         self.on_outage = on_outage
         self.path = Path(path)
         self._symbols = list(dict.fromkeys(symbols))
@@ -97,7 +138,12 @@ class LiveFeed:
         self.offset = timedelta(0)
         """The source's clock minus the host's, as last read: the paper exchange keeps
         the source's time (a host whose clock is off is told so, as by a real venue)."""
+        self.offset_read = False
         self._clock_read: datetime | None = None
+        """The host's time when the source's clock was last read."""
+        self._pruned: datetime | None = None
+        self._looking = asyncio.Lock()
+        """One look at a time: calls sent together (a pair of orders) wait for it."""
         self._looked: datetime | None = None
         self._failure: VenueError | None = None
         self._outage_since: datetime | None = None
@@ -148,40 +194,33 @@ class LiveFeed:
         }
 
     async def close(self) -> None:
-        await self.source.close()
-        self._db.close()
+        try:
+            await self.source.close()
+        finally:
+            self._db.close()
 
     async def catch_up(self, clock: Callable[[], datetime], since: datetime | None) -> datetime:
         """Record what the market did up to now, by `clock` (the paper exchange's time,
-        the source's), from the last bar recorded (or from `since`, what the book has
-        processed): the minutes completed and the last prices; returns that now. A
-        source that does not answer is an outage (see the module's notes)."""
-        now = clock()
-        if _within(now, self._looked, RETRY_AFTER if self._failure else SAMPLE_EVERY):
-            self._refuse_if_blind()
-            return now
-        try:
-            if not _within(now, self._clock_read, CLOCK_EVERY):  # (or the host's jumped)
-                await self._read_clock()
-                now = self._clock_read = clock()
-            self._looked = now
-            for symbol in self._symbols:
-                await self._record_bars(symbol, now, since)
-            prices = await self.source.last_prices(self._symbols)
-        except VenueError as error:
-            self._looked = now
-            self._failure = error
-            if self._outage_since is None:
-                self._outage_since = now
-                log.warning("%s", self._outage_message())
-            self._refuse_if_blind()
-            return now
-        with self._db:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO quotes VALUES (?, ?, ?)",
-                [(symbol, _ms(now), str(price)) for symbol, price in prices.items()],
-            )
-        self._latest.update({symbol: (now, price) for symbol, price in prices.items()})
+        the source's), since the last minute recorded (at first, since `since`, what
+        the book has processed): the minutes completed and the last prices; returns
+        that now. A source that does not answer is an outage (the module's notes); one
+        that answers no (a symbol it does not list, keys it refuses) says so."""
+        async with self._looking:  # (how long since the last look: by the host's clock)
+            now, looking = clock(), self._host()
+            if _within(looking, self._looked, RETRY_AFTER if self._failure else SAMPLE_EVERY):
+                self._refuse_if_blind()
+                return now
+            try:
+                now = await self._look(clock, since)
+            except (Retryable, Ambiguous) as error:
+                self._looked = looking
+                self._failure = error
+                if self._outage_since is None:
+                    self._outage_since = now
+                    log.warning("%s", self._outage_message())
+                self._refuse_if_blind()
+                return now
+            self._looked = looking
         if self._outage_since is not None:
             log.warning(
                 "the price source %s answers again (since %s it had not)",
@@ -189,13 +228,31 @@ class LiveFeed:
                 self._outage_since.isoformat(timespec="seconds"),
             )
         self._failure = self._outage_since = None
-        if since is not None:
+        if since is not None and not _within(now, self._pruned, PRUNE_EVERY):
             self._prune(since - KEEP)
+            self._pruned = now
+        return now
+
+    async def _look(self, clock: Callable[[], datetime], since: datetime | None) -> datetime:
+        if not _within(self._host(), self._clock_read, CLOCK_EVERY):  # (or the host's jumped)
+            await self._read_clock()
+            self._clock_read = self._host()
+        now = clock()
+        for symbol in self._symbols:
+            await self._record_bars(symbol, now, since)
+        prices = await self.source.last_prices(self._symbols)
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO quotes VALUES (?, ?, ?)",
+                [(symbol, _ms(now), str(price)) for symbol, price in prices.items()],
+            )
+        self._latest.update({symbol: (now, price) for symbol, price in prices.items()})
         return now
 
     async def _read_clock(self) -> None:
         reading = await self.source.read_clock()
         self.offset = reading.venue_time - reading.host_time
+        self.offset_read = True
 
     def _outage_message(self) -> str:
         after = (
@@ -212,20 +269,25 @@ class LiveFeed:
             raise Retryable("paper", self._outage_message())
 
     async def _record_bars(self, symbol: str, now: datetime, since: datetime | None) -> None:
-        """The 1-minute bars completed since the last one recorded."""
-        row = self._db.execute("SELECT MAX(time) FROM bars WHERE symbol = ?", (symbol,)).fetchone()
-        # (none yet: from what the book has processed; nothing before it matters)
-        start = _time(row[0]) + MINUTE if row[0] is not None else bar_open("1m", since or now)
+        """The 1-minute bars completed since the last one recorded (at first, since
+        what the book has processed: nothing before it matters)."""
+        row = self._db.execute("SELECT next FROM wanted WHERE symbol = ?", (symbol,)).fetchone()
+        start = _time(row[0]) if row else bar_open("1m", since or now)
         if start + MINUTE > now:
             return  # (no minute has ended since)
-        bars = await self.source.history(symbol, "1m", start, now)
+        bars = [b for b in await self.source.history(symbol, "1m", start, now) if b.time >= start]
+        following = bars[-1].time + MINUTE if bars else start
         with self._db:
             self._db.executemany(
-                "INSERT OR REPLACE INTO bars VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO bars VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (symbol, _ms(b.time), str(b.open), str(b.high), str(b.low), str(b.close))
+                    (symbol, _ms(b.time), str(b.open), str(b.high), str(b.low), str(b.close),
+                     _ms(now))
                     for b in bars
                 ],
+            )  # fmt: skip
+            self._db.execute(
+                "INSERT OR REPLACE INTO wanted VALUES (?, ?)", (symbol, _ms(following))
             )
 
     def _prune(self, before: datetime) -> None:
@@ -281,24 +343,35 @@ class LiveFeed:
         limit: Decimal | None = None,
         placed: datetime | None = None,
     ) -> tuple[Decimal, datetime] | None:
-        """The prices sampled in (`after`, `until`] and the minutes that ended in it
-        (but those that began before `placed`), in time order; a minute at its end."""
+        """The minutes recorded in (`after`, `until`] (but those that began before
+        `placed`), each at its end (or at `after`, one that came late), and the prices
+        sampled in it outside those minutes, in time order. A price sampled inside a
+        minute looked at is left to the minute's high and low, which decide with the
+        stop first (they cannot say which came first). A stop reached fills at its
+        price, or where the market was past it (a bar's open, a price sampled); a limit
+        at its price, or at a bar's better open."""
         lo, hi = _ms(after), _ms(until)
         events: list[tuple[int, int, Decimal, Decimal, Decimal]] = []
+        spans: list[tuple[int, int]] = []
         for time, open_, high, low in self._db.execute(
-            "SELECT time, open, high, low FROM bars WHERE symbol = ? AND time + ? > ?"
-            " AND time + ? <= ? AND time >= ?",
-            (symbol, MINUTE_MS, lo, MINUTE_MS, hi, _ms(placed) if placed else 0),
+            "SELECT time, open, high, low FROM bars WHERE symbol = ? AND seen > ?"
+            " AND seen <= ? AND time >= ?",
+            (symbol, lo, hi, _ms(placed) if placed else 0),
         ):
-            events.append((time + MINUTE_MS, 0, Decimal(open_), Decimal(high), Decimal(low)))
+            spans.append((time, time + MINUTE_MS))
+            at = max(time + MINUTE_MS, lo)
+            events.append((at, 0, Decimal(open_), Decimal(high), Decimal(low)))
         for time, price in self._db.execute(
             "SELECT time, price FROM quotes WHERE symbol = ? AND time > ? AND time <= ?",
             (symbol, lo, hi),
         ):
-            events.append((time, 1, *(Decimal(price),) * 3))
-        for time, _, open_, high, low in sorted(events):
+            if not any(begin <= time < end for begin, end in spans):
+                events.append((time, 1, *(Decimal(price),) * 3))
+        for time, sampled, open_, high, low in sorted(events):
             if stop is not None and (high >= stop if buy else low <= stop):
                 return (max(open_, stop) if buy else min(open_, stop)), _time(time)
             if limit is not None and (low <= limit if buy else high >= limit):
+                if sampled:  # (the market went through its price to get there)
+                    return limit, _time(time)
                 return (min(open_, limit) if buy else max(open_, limit)), _time(time)
         return None
