@@ -215,6 +215,28 @@ async def test_on_the_last_known_prices_when_declared(source: Source, tmp_path: 
     await venue.close()
 
 
+async def test_on_the_last_known_prices_a_stop_the_outage_crossed_fills_once_it_is_seen(
+    source: Source, tmp_path: Path
+) -> None:
+    venue = paper_on(source, tmp_path, on_outage="last_known")
+    await venue.connect()
+    await venue.submit(order(OrderType.MARKET, OrderSide.BUY, "2"))
+    stop = (source.price(source.clock.now) * Decimal("0.9")).quantize(Decimal("0.01"))
+    placed = source.clock.now
+    await venue.submit(order(OrderType.STOP, OrderSide.SELL, "2", stop_price=stop))
+    crossed = source.first_below(stop, placed)
+    with source.down():
+        source.clock.now = crossed + timedelta(minutes=30)
+        assert [p.qty for p in await venue.positions()] == [Decimal(2)], "(nothing seen yet)"
+    processed = venue.book.processed_until()
+    source.clock.now += timedelta(minutes=5)
+    assert await venue.positions() == []
+    exit_fill = (await venue.fills()).fills[-1]
+    assert exit_fill.price == stop, "at its price, as the market crossed it"
+    assert exit_fill.time == processed, "stamped when it could first be seen, never before"
+    await venue.close()
+
+
 async def test_nothing_to_trade_on_before_the_source_ever_answered(
     source: Source, tmp_path: Path
 ) -> None:

@@ -95,7 +95,8 @@ class LivePrices(Settings):
     on_outage: Literal["refuse", "last_known"] = "refuse"
     """refuse: it refuses every request (as a venue in an outage) and, once the source
     answers, replays what the market did meanwhile; last_known: it goes on trading on
-    the last prices it was told (and does not replay the outage)."""
+    the last prices it was told, and tries what rested through the outage against the
+    market's minutes once the source tells them."""
 
 
 class CcxtPrices(LivePrices, CcxtVenueSettings):

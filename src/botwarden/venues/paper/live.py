@@ -7,21 +7,22 @@ bars completed since it last looked (the whole gap after a restart or an outage,
 by page) and each symbol's last price now. Both are kept in a file beside the book, so
 the book replays what it missed on what the market did, never on a guess.
 
-What the book fills at (the fill model, in docs/backtesting.md):
+What the book fills at (docs/venues.md, "On live prices"):
 - a market order: the last price the source told, sampled when the venue is asked;
 - a resting stop or limit: each price sampled since the book last looked and each
-  1-minute bar completed since (a stop at its price, at the bar's open after a gap),
-  in the order they happened. A bar is not looked at for an order placed after the
-  bar opened (its low may have come before the order); a fill from a bar is stamped
-  with the bar's end.
+  1-minute bar recorded since, in the order they happened (a bar at its end, or when it
+  came if the source published it late). Where a bar and a price sampled inside it
+  disagree, the bar decides, its stop first. A bar is not looked at for an order placed
+  after the bar opened (its low may have come before the order).
 
 When the source does not answer (`on_outage`):
 - `refuse` (the default): the paper venue refuses every request, as a venue in an
   outage would (`Retryable`): nothing fills at a price nobody told. Once the source
   answers again its bars of the outage are read and the book replays them: a stop the
   market crossed meanwhile fills where the market crossed it.
-- `last_known`: the venue goes on answering on the last prices known; through the
-  outage the book sees them stand still, and it does not replay the outage afterwards.
+- `last_known`: the venue goes on answering on the last prices known; once the source
+  answers again, the orders that rested through the outage are tried against its
+  minutes (a fill stamped when they came: the book had passed them meanwhile).
 Either way the strategy's bars come from the source itself: during an outage there
 are none, and the engine waits.
 """
@@ -272,7 +273,11 @@ class LiveFeed:
         """The 1-minute bars completed since the last one recorded (at first, since
         what the book has processed: nothing before it matters)."""
         row = self._db.execute("SELECT next FROM wanted WHERE symbol = ?", (symbol,)).fetchone()
-        start = _time(row[0]) if row else bar_open("1m", since or now)
+        if row is None:  # (from then on, every minute is wanted until it is recorded)
+            row = (_ms(bar_open("1m", since or now)),)
+            with self._db:
+                self._db.execute("INSERT INTO wanted VALUES (?, ?)", (symbol, row[0]))
+        start = _time(row[0])
         if start + MINUTE > now:
             return  # (no minute has ended since)
         bars = [b for b in await self.source.history(symbol, "1m", start, now) if b.time >= start]
@@ -351,7 +356,8 @@ class LiveFeed:
         price, or where the market was past it (a bar's open, a price sampled); a limit
         at its price, or at a bar's better open."""
         lo, hi = _ms(after), _ms(until)
-        events: list[tuple[int, int, Decimal, Decimal, Decimal]] = []
+        # (when it is stamped, when it happened, a price sampled after a bar, prices)
+        events: list[tuple[int, int, int, Decimal, Decimal, Decimal]] = []
         spans: list[tuple[int, int]] = []
         for time, open_, high, low in self._db.execute(
             "SELECT time, open, high, low FROM bars WHERE symbol = ? AND seen > ?"
@@ -359,15 +365,15 @@ class LiveFeed:
             (symbol, lo, hi, _ms(placed) if placed else 0),
         ):
             spans.append((time, time + MINUTE_MS))
-            at = max(time + MINUTE_MS, lo)
-            events.append((at, 0, Decimal(open_), Decimal(high), Decimal(low)))
+            end = time + MINUTE_MS
+            events.append((max(end, lo), end, 0, Decimal(open_), Decimal(high), Decimal(low)))
         for time, price in self._db.execute(
             "SELECT time, price FROM quotes WHERE symbol = ? AND time > ? AND time <= ?",
             (symbol, lo, hi),
         ):
             if not any(begin <= time < end for begin, end in spans):
-                events.append((time, 1, *(Decimal(price),) * 3))
-        for time, sampled, open_, high, low in sorted(events):
+                events.append((time, time, 1, *(Decimal(price),) * 3))
+        for time, _, sampled, open_, high, low in sorted(events, key=lambda e: e[:3]):
             if stop is not None and (high >= stop if buy else low <= stop):
                 return (max(open_, stop) if buy else min(open_, stop)), _time(time)
             if limit is not None and (low <= limit if buy else high >= limit):
