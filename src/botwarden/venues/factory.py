@@ -110,20 +110,7 @@ def open_price_source(
     """The venue whose market data a paper exchange on live prices trades on (`clock`:
     the host's, which the source's is read against)."""
     if isinstance(prices, AlpacaPrices):
-        from botwarden.venues.alpaca import AlpacaVenue
-
-        key, secret = credentials(prices, ("ALPACA_API_KEY", "ALPACA_SECRET_KEY"), base_dir)
-        return AlpacaVenue(
-            key,
-            secret,
-            paper=prices.paper,
-            base_url=prices.base_url,
-            data_url=prices.data_url,
-            timeout=prices.timeout.total_seconds(),
-            reads=PRICE_READS,
-            symbols=symbols,
-            host_clock=clock,
-        )
+        return open_alpaca_venue(prices, base_dir, symbols, reads=PRICE_READS, host_clock=clock)
     assert isinstance(prices, CcxtPrices)
     from botwarden.venues.ccxt import CcxtVenue
 
@@ -185,7 +172,11 @@ def credentials(
 
 
 def open_alpaca_venue(
-    settings: AlpacaVenueSettings, base_dir: Path, symbols: Sequence[str] = ()
+    settings: AlpacaVenueSettings,
+    base_dir: Path,
+    symbols: Sequence[str] = (),
+    reads: RetryPolicy = READS,
+    host_clock: Callable[[], datetime] = utc_now,
 ) -> Venue:
     """`symbols`: the bot's markets, which decide what the account can hold (no
     take-profit beside a stop where a coin is traded: Alpaca's crypto orders are
@@ -200,7 +191,9 @@ def open_alpaca_venue(
         base_url=settings.base_url,
         data_url=settings.data_url,
         timeout=settings.timeout.total_seconds(),
+        reads=reads,
         symbols=symbols,
+        host_clock=host_clock,
     )
 
 

@@ -14,7 +14,7 @@ Prices come from the feed; the book never stores them. Money is `Decimal` throug
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -50,6 +50,28 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS orders_by_client_id ON orders (client_order_id, seq)",
     "CREATE TABLE IF NOT EXISTS fills (seq INTEGER PRIMARY KEY, doc TEXT NOT NULL)",
 )
+
+
+def open_paper_file(
+    path: Path, what: str, schema: Sequence[str | tuple[str, tuple[str, ...]]]
+) -> sqlite3.Connection:
+    """One of the paper exchange's own SQLite files (its book, its recorded prices),
+    made with `schema` (statements, or statements and their parameters) if new.
+    NORMAL in WAL mode survives a process crash (what a simulated exchange must
+    survive) without paying an fsync per order."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        for statement in schema:
+            db.execute(*((statement,) if isinstance(statement, str) else statement))
+    except (OSError, sqlite3.Error) as error:  # a folder it may not write, say
+        raise BotwardenError(
+            f"{what} {path}: cannot open it ({error}): the bot must be able to write in"
+            f" {path.parent}"
+        ) from None
+    return db
 
 
 @dataclass(frozen=True)
@@ -93,23 +115,8 @@ class PaperBook:
             uri = f"{self.path.resolve().as_uri()}?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            # NORMAL in WAL mode survives a process crash (what a simulated exchange must
-            # survive) without paying an fsync per order.
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            for statement in _SCHEMA:
-                self._db.execute(statement)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('cash', ?)", (str(settings.starting_cash),)
-            )
-        except (OSError, sqlite3.Error) as error:  # a folder it may not write, say
-            raise BotwardenError(
-                f"paper exchange book {self.path}: cannot open it ({error}): the bot must be"
-                f" able to write in {self.path.parent}"
-            ) from None
+        cash = ("INSERT OR IGNORE INTO meta VALUES ('cash', ?)", (str(settings.starting_cash),))
+        self._db = open_paper_file(self.path, "paper exchange book", (*_SCHEMA, cash))
 
     def close(self) -> None:
         self._db.close()

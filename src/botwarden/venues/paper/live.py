@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -42,6 +41,7 @@ from botwarden.domain.markets import MarketRules
 from botwarden.domain.timeframes import bar_open
 from botwarden.errors import BotwardenError
 from botwarden.venues.base import Ambiguous, Retryable, Venue, VenueError
+from botwarden.venues.paper.book import open_paper_file
 from botwarden.venues.paper.feed import Instrument
 
 log = logging.getLogger(__name__)
@@ -148,18 +148,7 @@ class LiveFeed:
         self._looked: datetime | None = None
         self._failure: VenueError | None = None
         self._outage_since: datetime | None = None
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            for statement in _SCHEMA:
-                self._db.execute(statement)
-        except (OSError, sqlite3.Error) as error:
-            raise BotwardenError(
-                f"paper exchange prices {self.path}: cannot open it ({error}): the bot must"
-                f" be able to write in {self.path.parent}"
-            ) from None
+        self._db = open_paper_file(self.path, "paper exchange prices", _SCHEMA)
         for symbol in self._symbols:
             row = self._db.execute(
                 "SELECT time, price FROM quotes WHERE symbol = ? ORDER BY time DESC LIMIT 1",
