@@ -239,7 +239,7 @@ def test_the_checker_catches_a_position_left_bare_while_the_store_fails(tmp_path
     failing stays without a stop until the store writes again: the campaign's check
     from the venue's book, while the store is down, says so."""
     broken = Options(sabotage=frozenset({"outage_guard"}))
-    summary = run_campaign(range(300), broken, jobs=1, history_dir=tmp_path)
+    summary = run_campaign(range(300), broken, jobs=2, history_dir=tmp_path)
     bare = [
         f
         for r in summary.failures
@@ -262,7 +262,7 @@ def test_the_checker_catches_a_lost_state_taken_for_a_new_bot(
 
     monkeypatch.setattr(Runner, "_epoch_above_the_venue", never_looks)
     only_losses = Options(faults=frozenset({"crash", "state_loss"}))
-    summary = run_campaign(range(120), only_losses, jobs=1, history_dir=tmp_path)
+    summary = run_campaign(range(120), only_losses, jobs=2, history_dir=tmp_path)
     assert summary.faults["state_loss"] >= 10
     assert summary.failures, "a lost state taken for a new bot breaks a promise"
 
@@ -279,6 +279,6 @@ def test_the_checker_catches_a_trading_day_that_goes_back(
         return day - timedelta(days=1) if local.time() < self.day_starts_at else day
 
     monkeypatch.setattr(RiskLimits, "trading_day", naive_day)
-    summary = run_campaign(range(300), Options(faults=frozenset()), jobs=1, history_dir=tmp_path)
+    summary = run_campaign(range(300), Options(faults=frozenset()), jobs=2, history_dir=tmp_path)
     errors = [r.error for r in summary.failures if r.error]
     assert any("went back" in e for e in errors)
