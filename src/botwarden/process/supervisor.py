@@ -190,7 +190,7 @@ class BotReport:
     positions: list[PositionView] = field(default_factory=list)
     open_orders: int = 0
     trading_day: str | None = None
-    pnl_today: str = "0"
+    pnl_today: str = "0.00"
     trades_today: int = 0
     """Trades closed in the trading day."""
     entries_today: int = 0
