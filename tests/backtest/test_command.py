@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.test_cli import assert_one_line_error, botwarden
@@ -100,6 +101,13 @@ def test_mistakes_in_what_is_asked_are_one_line(tmp_path: Path) -> None:
     assert_one_line_error(none, 2, "no bars to backtest on: give --data")
     date = botwarden("backtest", str(path), "--from", "yesterday", cwd=tmp_path)
     assert_one_line_error(date, 2, "'yesterday' is not a date")
+    # From the venue's own history: what cannot be there yet is said before it is asked.
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    ahead = botwarden("backtest", str(path), "--data", "venue", "--from", tomorrow, cwd=tmp_path)
+    assert_one_line_error(ahead, 2, f"--from {tomorrow}: the venue has no bars from then yet")
+    reversed_ = botwarden("backtest", str(path), "--data", "venue", "--from", "2026-12-02",
+                          "--to", "2026-12-01", cwd=tmp_path)  # fmt: skip
+    assert_one_line_error(reversed_, 2, "--from 2026-12-02 is not before --to 2026-12-01")
 
 
 def test_kills_are_counted_and_compared(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from botwarden.domain.models import Bar, BotStatus, OrderSide
 from botwarden.domain.orders import OrderType
 from botwarden.engine.checks import check_promises
 from botwarden.engine.runner import Runner
+from botwarden.errors import UntradableSymbol
 from botwarden.venues.base import ClockReading, OrderRequest, OrderState, Retryable
 from botwarden.venues.emulators.server import serving
 from botwarden.venues.factory import open_paper_venue
@@ -101,7 +102,11 @@ def source(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Source]:
 
 
 def paper_on(
-    source: Source, tmp_path: Path, on_outage: str = "refuse", host: Clock | None = None
+    source: Source,
+    tmp_path: Path,
+    on_outage: str = "refuse",
+    host: Clock | None = None,
+    symbols: tuple[str, ...] = (VOLATILE,),
 ) -> PaperVenue:
     """The paper exchange on `source`'s prices, on a host whose clock is `host` (by
     default the source's)."""
@@ -112,7 +117,7 @@ def paper_on(
     prices |= {"base_url": source.url, "on_outage": on_outage}
     settings = PaperVenueSettings(path="paper.db", currency="USDT", prices=prices)
     clock = host or source.clock
-    return open_paper_venue(settings, "live", tmp_path, clock, symbols=[VOLATILE])
+    return open_paper_venue(settings, "live", tmp_path, clock, symbols=list(symbols))
 
 
 ORDERS = itertools.count(1)
@@ -245,6 +250,15 @@ async def test_nothing_to_trade_on_before_the_source_ever_answered(
         await venue.connect()
     await venue.connect()  # (once it answers)
     assert await venue.last_price(VOLATILE) == source.price(source.clock.now)
+    await venue.close()
+
+
+async def test_a_symbol_the_source_does_not_list_is_the_configs_mistake_not_an_outage(
+    source: Source, tmp_path: Path
+) -> None:
+    venue = paper_on(source, tmp_path, symbols=(VOLATILE, "NOPE/USDT"))
+    with pytest.raises(UntradableSymbol, match="'NOPE/USDT' cannot be traded on"):
+        await venue.connect()
     await venue.close()
 
 

@@ -70,6 +70,8 @@ class History:
         if empty:
             spans = "; ".join(
                 f"{s} from {self.bars[s][0].time:%Y-%m-%d} to {self.bars[s][-1].time:%Y-%m-%d}"
+                if self.bars[s]
+                else f"no {s} at all"
                 for s in empty
             )
             raise DataError(

@@ -86,6 +86,10 @@ class Plan:
                 raise ConfigError("--data venue: give --from DATE, the first day to trade")
             since = day(start)
             until = day(end) + timedelta(days=1) if end is not None else utc_now()
+            if end is not None and since >= until:
+                raise ConfigError(f"--from {start} is not before --to {end}")
+            if since >= utc_now():
+                raise ConfigError(f"--from {start}: the venue has no bars from then yet")
             history = asyncio.run(_from_the_venue(config, since, until))
             return cls(config, history.between(since, until), since, until)
         history = read_bars(data, config.symbols)

@@ -119,7 +119,6 @@ def open_price_source(
         "",
         "",
         base_url=prices.base_url,
-        symbols=symbols,
         options=prices.options,
         timeout=prices.timeout.total_seconds(),
         reads=PRICE_READS,

@@ -39,8 +39,8 @@ from typing import Literal
 
 from botwarden.domain.markets import MarketRules
 from botwarden.domain.timeframes import bar_open
-from botwarden.errors import BotwardenError
-from botwarden.venues.base import Ambiguous, Retryable, Venue, VenueError
+from botwarden.errors import BotwardenError, UntradableSymbol
+from botwarden.venues.base import Ambiguous, NotFound, Retryable, Venue, VenueError
 from botwarden.venues.paper.book import open_paper_file
 from botwarden.venues.paper.feed import Instrument
 
@@ -169,7 +169,7 @@ class LiveFeed:
         if not self._symbols:
             raise BotwardenError("the paper exchange on live prices needs the bot's symbols")
         await self.source.connect()
-        self.rules = {symbol: await self.source.market(symbol) for symbol in self._symbols}
+        self.rules = {symbol: await self._rules(symbol) for symbol in self._symbols}
         self._looked = self._clock_read = None
         await self.catch_up(clock, since)
         self.instruments = {
@@ -182,6 +182,12 @@ class LiveFeed:
             )
             for symbol, rules in self.rules.items()
         }
+
+    async def _rules(self, symbol: str) -> MarketRules:
+        try:
+            return await self.source.market(symbol)
+        except NotFound as error:  # (not a price source's outage: the config's mistake)
+            raise UntradableSymbol(symbol, f"{self.name}, the price source", str(error)) from None
 
     async def close(self) -> None:
         try:
