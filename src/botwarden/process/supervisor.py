@@ -482,8 +482,12 @@ class Supervisor:
             def answered() -> bool:
                 stored = asyncio.run(_read_bot(config, events_after=since - 1))
                 after[:] = [stored]
-                taken = any(e.data.get("resolved_by") for e in stored.events)
-                return taken and not stored.state.bot.acknowledged  # recovered again since
+                taken = [e.seq for e in stored.events if e.data.get("resolved_by")]
+                # The state and the events are two reads: a state from before the word
+                # was taken would pass for one recovered since.
+                state = stored.state
+                current = bool(taken) and state.ledger.next_event_seq > taken[-1]
+                return current and not state.bot.acknowledged  # recovered again since
 
             if not _wait_for(answered, wait):
                 return Resolved(bot_id, pid, None)
