@@ -26,8 +26,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Every core: each test file on one worker (a file's tests share its servers and names).
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 # The proof CI runs: 2,000 simulated seeds (every fault kind), 40 seeds of a month
 # each (every restart recovers beside a month of history), 100 trials of real

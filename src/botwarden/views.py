@@ -466,3 +466,81 @@ def render_trades(
         won = f"{summed.wins / summed.trades:.0%}" if summed.trades else "-"
         periods.add_row(label, str(summed.trades), won, money(summed.fees), money(summed.pnl))
     console.print(periods)
+
+
+def unrealized_pnl(position: Any, price: Any) -> Any:
+    """What `position` would make closed at `price`, before the fees of its exit."""
+    gain = (price - position.entry_price) * position.size
+    return (gain if position.side.value == "long" else -gain) - position.entry_fees
+
+
+def market_as_json(
+    config: BotConfig,
+    state: Any,
+    seen: dict[str, Any] | None,
+    stops_live: dict[str, bool | None],
+    trades: list[Any],
+    purposes: dict[str, Any],
+) -> dict[str, Any]:
+    """The dashboard's picture of a bot's market: each symbol's recent bars and price
+    (as its last pass saw them: `seen`, the market view file), its position with the
+    stop, the take-profit and the unrealized PnL, and the trades closed on those bars
+    with what closed each; the account's balance and equity. Money and prices are
+    strings at full precision, with the decimal places each market shows them with."""
+    from decimal import Decimal
+
+    seen = seen or {}
+    shown, unrealized = [], Decimal(0)
+    positions = {p.symbol: p for p in state.positions.values()}
+    for symbol in config.symbols:
+        there = seen.get("symbols", {}).get(symbol, {})
+        price = Decimal(there["price"]) if "price" in there else None
+        held = positions.get(symbol)
+        position = None
+        if held is not None:
+            pnl = None if price is None else unrealized_pnl(held, price)
+            unrealized += pnl or 0
+            position = {
+                "side": held.side.value,
+                "size": str(held.size),
+                "entry_price": str(held.entry_price),
+                "entry_time": held.entry_time.isoformat(),
+                "stop_price": None if held.stop_price is None else str(held.stop_price),
+                "take_profit": None if held.take_profit is None else str(held.take_profit),
+                "stop_live": stops_live.get(symbol),
+                "unrealized_pnl": None if pnl is None else str(pnl),
+            }
+        closed = [
+            {
+                "side": t.side.value,
+                "qty": str(t.qty),
+                "entry_time": t.entry_time.isoformat(),
+                "entry_price": str(t.entry_price),
+                "exit_time": t.exit_time.isoformat(),
+                "exit_price": str(t.exit_price),
+                "pnl": str(t.pnl),
+                "exit_reason": getattr(purposes.get(t.closed_by), "value", "exit"),
+            }
+            for t in trades
+            if t.symbol == symbol
+        ]
+        shown.append({
+            "symbol": symbol,
+            "price": there.get("price"),
+            "price_places": there.get("price_places"),
+            "qty_places": there.get("qty_places"),
+            "bars": there.get("bars", {"time": [], "open": [], "high": [], "low": [], "close": []}),
+            "position": position,
+            "trades": closed,
+        })  # fmt: skip
+    balance = seen.get("balance")
+    return {
+        "bot_id": config.bot_id,
+        "seen_at": seen.get("time"),
+        "speed": seen.get("speed", 1.0),
+        "timeframe": seen.get("timeframe", config.strategy.timeframe),
+        "balance": balance,
+        "equity": None if balance is None else balance["equity"],
+        "unrealized_pnl": str(unrealized),
+        "symbols": shown,
+    }

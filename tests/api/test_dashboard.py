@@ -4,9 +4,13 @@ turn grey, all without reloading the page. A screenshot is kept as an artifact."
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,4 +142,137 @@ def test_a_users_strategy_file_shows_with_its_bracket(
         assert float(target.get_attribute("data-take-profit")) > entry, "above a long's entry"
     finally:
         server.client.post("/api/v1/bots/mine/stop", params={"timeout": 5})
+        server.close()
+
+
+def _near(pixels: Any, color: str, within: int = 40) -> Any:
+    """Where an RGB image (an array) is `color`, give or take antialiasing."""
+    import numpy as np
+
+    rgb = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)])
+    return np.abs(pixels.astype(int) - rgb).sum(axis=-1) <= within
+
+
+def test_the_price_chart_shows_candles_trades_and_the_stop(
+    browser, botwarden_home: Path, tmp_path: Path
+) -> None:
+    """The bot's price chart in real Chromium, read off a screenshot: green and red
+    candles, the entries marked, and the stop's line across the chart at the height
+    of the stop resting on the venue (what the positions table says)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from playwright.sync_api import expect
+
+    server = Server(botwarden_home)
+    try:
+        slower = bot_config(tmp_path)  # (an hour in half a second: trades every few)
+        slower.write_text(slower.read_text().replace("speed: 36000", "speed: 7200"))
+        server.client.post("/api/v1/bots", json={"config": str(slower)})
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.goto(f"{server.url}/#token={server.token}")
+        card = page.locator(f'[data-bot="{BOT}"]')
+
+        def holding() -> bool:
+            return bool(server.client.get(f"/api/v1/bots/{BOT}/positions").json())
+
+        def closed() -> int:
+            return server.client.get(f"/api/v1/bots/{BOT}").json()["report"]["trades_total"]
+
+        # Stopped, the bot keeps its position and the stop it placed: a still picture.
+        # (Stopped between two trades, it holds nothing: it is started again.)
+        for _ in range(5):
+            card.locator('[data-action="start"]').click()
+            expect(card).to_have_attribute("data-status", "running", timeout=30_000)
+            deadline = time.monotonic() + 90
+            while closed() < 2 or not holding():
+                assert time.monotonic() < deadline, "two trades closed and a position held"
+                time.sleep(0.1)
+            server.client.post(f"/api/v1/bots/{BOT}/stop", params={"timeout": 30})
+            expect(card).to_have_attribute("data-status", "stopped", timeout=60_000)
+            if holding():
+                break
+        assert holding(), "stopped holding a position"
+        chart = card.locator('[data-chart="golden_spy/SPY"]')
+        expect(chart).to_have_attribute("aria-label", re.compile("stop at"), timeout=30_000)
+        page.wait_for_timeout(500)  # (plotly's drawing done)
+
+        drawn = chart.evaluate(
+            """(div) => ({
+                stop: div.layout.shapes[0].y0,
+                y: div._fullLayout.yaxis.l2p(Number(div.layout.shapes[0].y0))
+                   + div._fullLayout._size.t,
+                left: div._fullLayout._size.l, width: div._fullLayout._size.w,
+                candles: div.data[0].x.length, entries: div.data[1].x.length,
+                exits: div.data[2].x.length,
+                points: div.querySelectorAll(".scatterlayer path.point").length,
+            })"""
+        )
+        row = card.locator('[data-position="SPY"] td')
+        assert float(drawn["stop"]) == float(row.nth(6).inner_text()), "the table's stop"
+        assert drawn["candles"] >= 100 and drawn["exits"] >= 2 and drawn["entries"] >= 3
+        assert drawn["points"] >= drawn["entries"] + drawn["exits"] - 4, "markers drawn"
+
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = chart.screenshot(path=str(ARTIFACTS / "dashboard-chart.png"))
+        image = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"))
+        up, down = _near(image, "#1a7f37").sum(), _near(image, "#cf222e").sum()
+        entries = _near(image, "#0969da").sum()
+        assert up > 300 and down > 300, f"green and red candles ({up}, {down} pixels)"
+        assert entries > 30, f"the entries marked ({entries} pixels)"
+        scale = image.shape[1] / chart.bounding_box()["width"]
+        y = round(drawn["y"] * scale)
+        left, right = round(drawn["left"] * scale), round((drawn["left"] + drawn["width"]) * scale)
+        orange = _near(image[:, left:right], "#e16f24").sum(axis=1)  # by row
+        on_line = orange[y - 1 : y + 2].max()
+        assert on_line > 0.4 * (right - left), f"the stop's line across at y={y} ({on_line} px)"
+        assert orange[: y - 3].max() < 0.05 * (right - left), "and no other line above it"
+        assert problems == []
+    finally:
+        server.client.post(f"/api/v1/bots/{BOT}/stop", params={"timeout": 5})
+        server.close()
+
+
+def test_a_backtest_report_opens_from_the_dashboard(
+    browser, botwarden_home: Path, tmp_path: Path
+) -> None:
+    """A backtest written with --out is listed on the dashboard; its report opens there
+    with its charts drawn by the plotly botwarden serves, its scripts kept from the
+    dashboard's token."""
+    from playwright.sync_api import expect
+
+    from tests.backtest.test_command import config
+    from tests.test_cli import botwarden
+
+    ran = botwarden("backtest", str(config(tmp_path)), "--out", "report", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    server = Server(botwarden_home)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.goto(f"{server.url}/#token={server.token}")
+        row = page.locator("#backtests [data-backtest]")
+        expect(row).to_have_count(1)
+        expect(row).to_contain_text(f"{summary['total_return_pct']:.2f}%")
+        row.locator('[data-action="report"]').click()
+        frame = page.frame_locator("#report-frame")
+        expect(frame.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
+        expect(frame.locator("body")).to_contain_text("buy and hold")
+        assert frame.locator(".js-plotly-plot .boxlayer .trace").count() >= 2, "candles drawn"
+        kept_away = page.frame(url="about:srcdoc").evaluate(
+            "() => { try { return localStorage.getItem('botwarden-token'); }"
+            " catch (error) { return 'refused'; } }"
+        )
+        assert kept_away == "refused", "the report's scripts cannot read the token"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-backtest.png"))
+        page.locator("#report button").click()
+        expect(page.locator("#report")).to_be_hidden()
+        assert problems == []
+    finally:
         server.close()

@@ -8,6 +8,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
+
 from tests.test_cli import assert_one_line_error, botwarden
 
 DATA = Path(__file__).parents[2] / "examples" / "data"
@@ -185,3 +187,45 @@ def test_nothing_decided_on_the_last_bar_fills(tmp_path: Path) -> None:
     with sqlite3.connect(out / "book.db") as book:
         times = [row[0] for row in book.execute("SELECT json_extract(doc, '$.time') FROM fills")]
     assert times and max(times) < "2010-07-01", times
+
+
+def test_a_written_backtest_is_listed_for_the_dashboard(
+    tmp_path: Path, botwarden_home: Path
+) -> None:
+    """A run written with --out is listed by the API with its summary and its report;
+    one whose folder is gone drops out; nothing else is listed or served."""
+    from tests.api.server import Server
+
+    out = tmp_path / "report"
+    ran = botwarden("backtest", str(config(tmp_path)), "--out", str(out), cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    again = botwarden("backtest", str(config(tmp_path)), "--out", "b", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    botwarden("backtest", str(config(tmp_path)), cwd=tmp_path)  # (no --out: not listed)
+    summary = json.loads((out / "summary.json").read_text())
+    server = Server(botwarden_home)
+    try:
+        runs = server.client.get("/api/v1/backtests").json()
+        assert [r["folder"] for r in runs] == [str(tmp_path / "b"), str(out)], "newest first"
+        assert len({r["id"] for r in runs}) == 2 and all(r["bot_id"] == "trial" for r in runs)
+        shown = runs[1]["summary"]
+        for key in ("total_return_pct", "max_drawdown_pct", "sharpe", "trades", "start"):
+            assert shown[key] == summary[key]
+        report = server.client.get(f"/api/v1/backtests/{runs[1]['id']}/report")
+        assert report.status_code == 200 and report.text == (out / "report.html").read_text()
+        assert report.headers["content-type"].startswith("text/html")
+        unknown = server.client.get("/api/v1/backtests/20990101T000000Z-trial/report")
+        assert unknown.status_code == 404 and "no backtest" in unknown.json()["error"]
+        outside = server.client.get("/api/v1/backtests/..%2F..%2Fetc/report")
+        assert outside.status_code in (404, 422)
+        token_less = httpx.get(f"{server.url}/api/v1/backtests")
+        assert token_less.status_code == 401
+
+        for path in out.iterdir():
+            path.unlink()
+        out.rmdir()
+        assert [r["folder"] for r in server.client.get("/api/v1/backtests").json()] == [
+            str(tmp_path / "b")
+        ]
+    finally:
+        server.close()

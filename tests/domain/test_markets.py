@@ -14,6 +14,7 @@ from botwarden.domain.markets import (
     check_time_in_force,
     fit_price,
     fit_qty,
+    places,
 )
 from botwarden.domain.models import OrderSide
 
@@ -65,3 +66,23 @@ def test_order_value_and_time_in_force_are_checked() -> None:
     ):
         check_time_in_force(TimeInForce.DAY, ALPACA_CRYPTO)
     check_time_in_force(TimeInForce.GTC, ALPACA_CRYPTO)
+
+
+@pytest.mark.parametrize(
+    ("step", "written"),
+    [
+        ("0.01", 2),  # the paper exchange's tick; Alpaca's for US stocks
+        ("1", 0),  # whole shares
+        ("1E-9", 9),  # Alpaca's crypto lots (and fractional shares)
+        ("0.00001", 5),  # Binance's BTCUSDT lot step
+        ("0.10", 1),  # Binance's BTCUSDT tick, as it is sent: "0.10"
+        ("1.000", 0),
+        ("0.5", 1),
+        ("0.25", 2),
+        ("5", 0),
+        ("1E+1", 0),
+    ],
+)
+def test_a_step_is_written_with_its_own_places(step: str, written: int) -> None:
+    assert places(Decimal(step)) == written
+    assert places(None) is None

@@ -5,11 +5,15 @@
     GET  /api/v1/bots                    every bot's report (as `botwarden status`)
     POST /api/v1/bots                    {"config": PATH}: make a bot known, not started
     GET  /api/v1/bots/{id}               report, config (keys masked), state summary
-    GET  /api/v1/bots/{id}/positions | orders | fills | events
+    GET  /api/v1/bots/{id}/positions | orders | fills | trades | pnl | events
+    GET  /api/v1/bots/{id}/market        each symbol's bars, price, position and trades
+                                         as the bot's last pass saw them; the balance
     POST /api/v1/bots/{id}/start | stop | restart | resolve
     POST /api/v1/keys                    {"name", "api_key", "secret_key"}: a venue key,
                                          kept encrypted; shown only by name and last 4
     GET  /api/v1/keys · DELETE /api/v1/keys/{name}
+    GET  /api/v1/backtests               the backtests written with --out, with summaries
+    GET  /api/v1/backtests/{id}/report   one's report.html
     GET  /api/v1/events/stream           server-sent events: status changes, fills,
                                          stops placed, alerts, every event of the bots
     GET  /metrics                        Prometheus text format
@@ -31,22 +35,31 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
+from importlib.util import find_spec
 from pathlib import Path as FilePath
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from botwarden.api.bodies import NewBot, NewKey
 from botwarden.api.gate import Gate
 from botwarden.api.watch import Watcher, metrics_text
+from botwarden.backtest.listing import RUN_ID, UnknownBacktest, kept_report, kept_runs
 from botwarden.errors import BotwardenError, ConfigError, StateError
 from botwarden.keystore import KeyExists, KeyStore, KeyStoreError, UnknownKey
 from botwarden.process.home import UnknownBot
 from botwarden.process.lock import AlreadyRunning
+from botwarden.process.market import read_market
 from botwarden.process.supervisor import (
     BotReport,
     DrivenByCode,
@@ -58,11 +71,21 @@ from botwarden.state.factory import StoredBot, open_store
 from botwarden.state.history import History
 from botwarden.state.memory import MemoryStore
 from botwarden.state.records import document
-from botwarden.views import bot_now, bot_today, config_as_json, pnl_periods, since_time
+from botwarden.views import (
+    bot_now,
+    bot_today,
+    config_as_json,
+    market_as_json,
+    pnl_periods,
+    since_time,
+)
 
 log = logging.getLogger(__name__)
 
 STATIC = FilePath(__file__).parent / "static"
+PLOTLY_JS = FilePath(find_spec("plotly").origin).parent / "package_data" / "plotly.min.js"
+CHART_TRADES = 500
+"""The newest closed trades drawn on a bot's price charts."""
 T = TypeVar("T")
 
 BotIdParam = Annotated[
@@ -71,10 +94,12 @@ BotIdParam = Annotated[
 KeyNameParam = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="The key's name.")
 ]
+RunIdParam = Annotated[str, Path(pattern=RUN_ID.pattern, description="The backtest's id.")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many, newest.")]
 
 STATUS_OF_ERROR: dict[type[BotwardenError], int] = {  # the first that matches
     UnknownBot: 404,
+    UnknownBacktest: 404,
     UnknownKey: 404,
     KeyExists: 409,
     KeyStoreError: 503,  # no master key, or not one: the server's setting
@@ -233,6 +258,27 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
             "days": [{"day": day.isoformat(), **document(s)} for day, s in days.items()],
         }
 
+    @api.get("/bots/{bot_id}/market")
+    async def market(bot_id: BotIdParam) -> dict[str, Any]:
+        """Each symbol's recent bars and last price as the bot's last pass saw them,
+        its position there (stop, take-profit, unrealized PnL) and the trades closed on
+        those bars; the account's balance and equity. `seen_at` is null (and the bars
+        empty) before the bot's first pass."""
+        report, stored = await look(bot_id)
+        config = await off_loop(lambda: supervisor.config(bot_id))
+        seen = await off_loop(lambda: read_market(supervisor.files(bot_id).market))
+        first = [t for s in (seen or {}).get("symbols", {}).values() for t in s["bars"]["time"][:1]]
+        since = min(datetime.fromisoformat(t) for t in first) if first else None
+
+        async def closed(h: History) -> tuple[list[Any], dict[str, Any]]:
+            trades = await h.trades(since=since, limit=CHART_TRADES, newest_first=True)
+            orders = await h.orders_by_id([t.closed_by for t in trades])
+            return trades[::-1], {cid: o.purpose for cid, o in orders.items()}
+
+        trades, purposes = await history(bot_id, closed)
+        live = {p.symbol: p.stop_live for p in report.positions}
+        return market_as_json(config, stored.state, seen, live, trades, purposes)
+
     @api.get("/bots/{bot_id}/events")
     async def events(
         bot_id: BotIdParam,
@@ -277,6 +323,19 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
         done = await off_loop(lambda: supervisor.resolve(bot_id))
         watcher.poke()
         return asdict(done)
+
+    # -- backtests ----------------------------------------------------------------------
+    @api.get("/backtests")
+    async def backtests() -> list[dict[str, Any]]:
+        """Every backtest written with `--out` from this home, newest first, with its
+        summary (while its folder holds it)."""
+        return [run.as_json() for run in await off_loop(lambda: kept_runs(supervisor.root))]
+
+    @api.get("/backtests/{run_id}/report", response_class=HTMLResponse)
+    async def backtest_report(run_id: RunIdParam) -> HTMLResponse:
+        """The run's report.html (its script is plotly's, at /static/plotly.min.js)."""
+        path = await off_loop(lambda: kept_report(run_id, supervisor.root))
+        return HTMLResponse(await off_loop(lambda: path.read_text(encoding="utf-8")))
 
     # -- stored venue keys ----------------------------------------------------------------
     @api.post("/keys", status_code=201)
@@ -333,6 +392,12 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
     @app.get("/", include_in_schema=False)
     async def dashboard() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    async def plotly_js() -> FileResponse:
+        # plotly's own script, from the installed package: the dashboard needs no CDN.
+        # Asked again each load, answered "not modified" while the package is the same.
+        return FileResponse(PLOTLY_JS, headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _error_handlers(app)

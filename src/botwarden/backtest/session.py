@@ -9,10 +9,11 @@ import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from botwarden.backtest.kills import Kills, run_killed
+from botwarden.backtest.listing import note_run
 from botwarden.backtest.report import write_html
 from botwarden.backtest.results import Results, read_results
 from botwarden.backtest.run import Plan, check_strategy, run
@@ -118,4 +119,5 @@ def backtest(
             results.write(folder)
             write_html(results, folder / "report.html")
             stack.pop_all()  # (done: kept)
+            note_run(folder, plan.config.bot_id, datetime.now(UTC))  # (for the dashboard)
         return Outcome(results, killed, record, tuple(found), out)

@@ -40,6 +40,14 @@ class MarketRules(DomainModel):
     shortable: bool = True
 
 
+def places(step: Decimal | None) -> int | None:
+    """The decimal places a step is written with (0.01: 2, 1E-8: 8, 5: 0), to show a
+    price or a quantity as its market does; None where the market sets no step."""
+    if step is None:
+        return None
+    return max(0, -int(step.normalize().as_tuple().exponent))
+
+
 class OrderRefused(BotwardenError):
     """Refused here, before it was sent: it would break the market's rules."""
 

@@ -37,7 +37,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from botwarden.domain import risk as rules
-from botwarden.domain.models import BotStatus, Instance, Position, Topic
+from botwarden.domain.models import Bar, BotStatus, Instance, Position, Topic
 from botwarden.domain.orders import OrderIntent, Purpose
 from botwarden.engine.deadline import StrategyCalls
 from botwarden.engine.ids import ClientIds
@@ -46,6 +46,7 @@ from botwarden.engine.outage import OutageGuard
 from botwarden.engine.protection import Protector
 from botwarden.engine.recovery import Recovery, RecoveryReport
 from botwarden.engine.settings import BotSettings
+from botwarden.engine.sight import CHART_BARS, Seen, Sight
 from botwarden.engine.signals import Permit, Skipped, Trader, Why, take_profits_refused
 from botwarden.errors import (
     ConfigError,
@@ -69,6 +70,7 @@ from botwarden.venues.base import (
     Venue,
     VenueError,
     VenueOrder,
+    timeframe_width,
 )
 
 log = logging.getLogger(__name__)
@@ -150,6 +152,11 @@ class Runner:
         """What cut the last pass short (a venue that did not answer, a store that did
         not write); None: it ran to its end."""
         self._balance: Balance | None = None
+        self.sight: Sight | None = None
+        """Told what each pass saw of the market (for the dashboard); None: nobody looks."""
+        self._bars_seen: dict[str, list[Bar]] = {}
+        self._bars_due: datetime | None = None
+        """When a bot whose own code decides next fetches its chart's bars."""
         self._hook_failures: list[StrategyFailed] = []
         """What the hooks raised after this pass's decisions: told at the next."""
         self._told: set[tuple[str, str | None, str]] = set()
@@ -620,6 +627,27 @@ class Runner:
             await desk.sync_fills()  # the pass ends knowing what its orders did
         # Between two reads of the fills, every fill recorded is behind the cursor.
         await self._keep_history(open_orders)
+        if self.sight is not None:
+            await self._show(prices)
+
+    async def _show(self, prices: dict[str, Decimal]) -> None:
+        """What the pass saw, to whoever watches. A bot whose own code decides asks
+        for no bars of its own: its chart's are fetched here, once a bar."""
+        symbols, timeframe = self.settings.symbols, self.settings.strategy.timeframe
+        now = self.clock()
+        if not self.decides and (self._bars_due is None or now >= self._bars_due):
+            with contextlib.suppress(VenueError):  # a chart is not worth a pass
+                self._bars_due = now + timeframe_width(self.venue.name, timeframe)
+                for symbol in symbols:
+                    bars = await self.ctx.venue.bars(symbol, timeframe, CHART_BARS)
+                    self._bars_seen[symbol] = list(bars)
+        markets = {}
+        for symbol in symbols:
+            with contextlib.suppress(VenueError):
+                markets[symbol] = await self.protector.market(symbol)  # (kept once read)
+        balance = None if self.protect_only else self._balance
+        seen = Seen(now, self.speed, timeframe, prices, self._bars_seen, markets, balance)
+        self.sight.saw(seen)
 
     async def _keep_history(self, open_orders: dict[str, VenueOrder]) -> None:
         """Retention's step of the pass. A record it cannot read stops it, said once,
@@ -694,7 +722,11 @@ class Runner:
             for timeframe, needed in strategy.timeframes.items()
             if timeframe != main
         }
-        bars = Bars(await venue.bars(symbol, main, strategy.bars_needed), main, others)
+        needed = strategy.bars_needed
+        wanted = needed if self.sight is None else max(needed, CHART_BARS)
+        recent = list(await venue.bars(symbol, main, wanted))
+        self._bars_seen[symbol] = recent
+        bars = Bars(recent[max(0, len(recent) - needed) :], main, others)
         held = _copy(await self.ctx.position_in(symbol))
         if len(bars) < strategy.bars_needed and held is None:
             # Not asked for an entry before it has the bars it said it needs; holding a

@@ -6,7 +6,10 @@
                        kernel's start time of that PID (a PID alone may be reused)
         bot.log        the bot's log, whether run in the foreground or started
         console.log    what a detached process printed (a crash before logging began)
+        market.json    what the bot's last pass saw of its market (bars, prices, the
+                       balance), for the dashboard: a view, not state
         supervise.lock serializes start, stop and resolve of one bot
+    backtests/<id>.json  where a backtest written with --out is (the dashboard lists it)
 
 Several installations (and every test) stay apart by pointing `BOTWARDEN_HOME`
 elsewhere. A bot's lock is not here: it lives beside the bot's state, so that two
@@ -56,6 +59,10 @@ class BotFiles:
     @property
     def console(self) -> Path:
         return self.dir / "console.log"
+
+    @property
+    def market(self) -> Path:
+        return self.dir / "market.json"
 
     @property
     def supervise_lock(self) -> Path:

@@ -26,8 +26,9 @@ from botwarden.engine.runner import Flattened, Runner, require_fit
 from botwarden.errors import BotwardenError, StateCorruptError, StateLost
 from botwarden.keystore import KeyStore
 from botwarden.notify import Notifier
-from botwarden.process.home import READY_FD, botwarden_home
+from botwarden.process.home import READY_FD, bot_files, botwarden_home
 from botwarden.process.lock import InstanceLock, lock_path
+from botwarden.process.market import MarketFile
 from botwarden.state.manager import StateManager, Transaction, utc_now
 from botwarden.strategies.loading import LoadedStrategy
 from botwarden.venues.base import Venue
@@ -143,6 +144,7 @@ async def bot_instance(
                     on_running()
                 settings = config.bot_settings()
                 runner = Runner(settings, state, venue, clock, notifier, strategy, decides)
+                runner.sight = MarketFile(bot_files(config.bot_id).market)
                 if notifier is not None:
                     notifier.start_from((await state.snapshot()).ledger.next_event_seq)
                 try:

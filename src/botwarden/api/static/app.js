@@ -1,10 +1,16 @@
 // The botwarden dashboard: every bot, live. No framework and nothing from a CDN: the
 // page talks to the control API with the token (kept in this browser only) and redraws
-// whenever the event stream says something changed.
+// whenever the event stream says something changed. Charts are plotly's, its script
+// served by botwarden from the installed package.
 "use strict";
 
 const TOKEN_KEY = "botwarden-token";
 const RECENT_TRADES = 8;
+const COLORS = {  // the stop and the take-profit in colours no candle has
+  up: "#1a7f37", down: "#cf222e", entry: "#0969da", stop: "#e16f24", target: "#8250df",
+  grid: "#d0d7de",
+};
+const charts = new Map();  // chart divs by bot and symbol, kept across redraws
 let token = tokenFromFragment() || localStorage.getItem(TOKEN_KEY) || "";
 let redrawing = null;
 let streaming = null;
@@ -66,8 +72,25 @@ function span(seconds) {
 }
 
 function money(value) {
+  if (value === null || value === undefined) return "-";
   const n = Number(value);
   return el("span", { class: n > 0 ? "pnl-up" : n < 0 ? "pnl-down" : null }, n.toFixed(2));
+}
+
+function cents(value) {
+  return value === null || value === undefined ? "-" : Number(value).toFixed(2);
+}
+
+function shown(value, places) {
+  // A price or a quantity as its market writes it (places from its tick or lot step);
+  // as the API gave it where the market sets none.
+  if (value === null || value === undefined) return "-";
+  return places === null || places === undefined ? String(value) : Number(value).toFixed(places);
+}
+
+function utc(iso) {
+  // The API's times are UTC ("...+00:00"); plotly takes them without the offset.
+  return iso.slice(0, 19).replace("T", " ");
 }
 
 function table(columns, rows) {
@@ -76,17 +99,26 @@ function table(columns, rows) {
     el("tbody", {}, rows));
 }
 
-function positionsTable(positions) {
+function positionsTable(positions, market) {
   if (!positions.length) return el("p", { class: "muted" }, "no positions");
-  const columns = ["symbol", "side", "size", "entry", "stop", "take-profit", "on the venue"];
-  return table(columns, positions.map((p) =>
-    el("tr", { "data-position": p.symbol },
-      el("td", {}, p.symbol), el("td", {}, p.side), el("td", {}, p.size),
-      el("td", {}, p.entry_price), el("td", {}, p.stop_price || "-"),
-      el("td", { "data-take-profit": p.take_profit || "" }, p.take_profit || "-"),
+  const of = marketsOf(market);
+  const columns = ["symbol", "side", "size", "entry", "price", "unrealized", "stop",
+    "take-profit", "on the venue"];
+  return table(columns, positions.map((p) => {
+    const m = of[p.symbol] || {};
+    const places = m.price_places;
+    return el("tr", { "data-position": p.symbol },
+      el("td", {}, p.symbol), el("td", {}, p.side), el("td", {}, shown(p.size, m.qty_places)),
+      el("td", { "data-entry": p.entry_price }, shown(p.entry_price, places)),
+      el("td", {}, shown(m.price, places)),
+      el("td", { "data-unrealized": m.position?.unrealized_pnl ?? "" },
+        money(m.position?.unrealized_pnl)),
+      el("td", {}, shown(p.stop_price, places)),
+      el("td", { "data-take-profit": p.take_profit || "" }, shown(p.take_profit, places)),
       el("td", { "data-stop-live": String(Boolean(p.stop_live)) },
         p.stop_live ? el("span", { class: "live-stop" }, "stop live")
-          : el("span", { class: "no-stop" }, "NO STOP")))));
+          : el("span", { class: "no-stop" }, "NO STOP")));
+  }));
 }
 
 function ordersTable(orders) {
@@ -96,37 +128,144 @@ function ordersTable(orders) {
       el("td", {}, o.qty), el("td", {}, o.type), el("td", {}, o.status))));
 }
 
-function tradesTable(trades) {
-  if (!trades.length) return el("p", { class: "muted" }, "no trades yet");
-  return table(["closed (UTC)", "symbol", "side", "qty", "entry", "exit", "fees", "PnL"],
-    trades.slice(-RECENT_TRADES).reverse().map((t) =>
-      el("tr", {}, el("td", {}, t.exit_time.slice(0, 16).replace("T", " ")), el("td", {}, t.symbol),
-        el("td", {}, t.side), el("td", {}, t.qty), el("td", {}, t.entry_price),
-        el("td", {}, t.exit_price), el("td", {}, money(t.fees)), el("td", {}, money(t.pnl)))));
+function marketsOf(market) {
+  return Object.fromEntries((market?.symbols || []).map((m) => [m.symbol, m]));
 }
 
-function pnlChart(days) {
-  // Realized PnL, summed day after trading day, over the bot's whole history.
-  const width = 600, height = 90, pad = 6;
-  const sums = [0];
-  for (const d of days) sums.push(sums[sums.length - 1] + Number(d.pnl));
+function tradesTable(trades, market) {
+  if (!trades.length) return el("p", { class: "muted" }, "no trades yet");
+  const of = marketsOf(market);
+  return table(["closed (UTC)", "symbol", "side", "qty", "entry", "exit", "fees", "PnL"],
+    trades.slice(-RECENT_TRADES).reverse().map((t) => {
+      const m = of[t.symbol] || {};
+      return el("tr", {}, el("td", {}, utc(t.exit_time).slice(0, 16)), el("td", {}, t.symbol),
+        el("td", {}, t.side), el("td", {}, shown(t.qty, m.qty_places)),
+        el("td", {}, shown(t.entry_price, m.price_places)),
+        el("td", {}, shown(t.exit_price, m.price_places)), el("td", {}, money(t.fees)),
+        el("td", {}, money(t.pnl)));
+    }));
+}
+
+// -- charts (plotly) --------------------------------------------------------------------
+function chartDiv(key, label) {
+  // One div per chart, kept from redraw to redraw: plotly updates it in place.
+  let div = charts.get(key);
+  if (!div) {
+    div = el("div", { class: "chart", "data-chart": key, role: "img", "aria-label": label });
+    charts.set(key, div);
+  }
+  div.setAttribute("aria-label", label);
+  return div;
+}
+
+function clockTitle(market) {
+  return market.speed === 1 ? "time (UTC)" : `the exchange's clock (UTC, running ${market.speed}x)`;
+}
+
+function priceFigure(market, m) {
+  // The symbol's candles, every entry and exit on them, and the position's live stop
+  // and take-profit as lines across the chart.
+  const bars = m.bars;
+  const traces = [{
+    type: "candlestick", name: m.symbol, x: bars.time.map(utc),
+    open: bars.open, high: bars.high, low: bars.low, close: bars.close,
+    increasing: { line: { color: COLORS.up } }, decreasing: { line: { color: COLORS.down } },
+    showlegend: false,
+  }];
+  const first = bars.time.length ? bars.time[0] : null;
+  const entries = m.trades.filter((t) => !first || t.entry_time >= first)
+    .map((t) => ({ time: t.entry_time, price: t.entry_price, side: t.side }));
+  if (m.position) entries.push({ time: m.position.entry_time, price: m.position.entry_price, side: m.position.side });
+  traces.push({
+    type: "scatter", mode: "markers", name: "entry", x: entries.map((e) => utc(e.time)),
+    y: entries.map((e) => e.price), text: entries.map((e) => `${e.side} entry at ${e.price}`),
+    hoverinfo: "x+text",
+    marker: { color: COLORS.entry, size: 11, line: { color: "white", width: 1 },
+      symbol: entries.map((e) => (e.side === "long" ? "triangle-up" : "triangle-down")) },
+  });
+  traces.push({
+    type: "scatter", mode: "markers", name: "exit", x: m.trades.map((t) => utc(t.exit_time)),
+    y: m.trades.map((t) => t.exit_price), hoverinfo: "x+text",
+    text: m.trades.map((t) => `${t.exit_reason.replace("_", "-")} at ${t.exit_price}, PnL ${Number(t.pnl).toFixed(2)}`),
+    marker: { size: 11, symbol: "x", line: { width: 1 },
+      color: m.trades.map((t) => (Number(t.pnl) >= 0 ? COLORS.up : COLORS.down)) },
+  });
+  const shapes = [], annotations = [];
+  const level = (price, color, label) => {
+    shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: price, y1: price,
+      line: { color, width: 2, dash: "dash" } });
+    annotations.push({ xref: "paper", x: 1, y: price, xanchor: "right", yanchor: "bottom",
+      text: `${label} ${shown(price, m.price_places)}`, showarrow: false, font: { color, size: 11 } });
+  };
+  if (m.position?.stop_price) level(m.position.stop_price, COLORS.stop, "stop");
+  if (m.position?.take_profit) level(m.position.take_profit, COLORS.target, "take-profit");
+  const layout = {
+    height: 260, margin: { l: 56, r: 12, t: 8, b: 40 }, shapes, annotations,
+    paper_bgcolor: "white", plot_bgcolor: "#fbfcfd", showlegend: false, uirevision: m.symbol,
+    xaxis: { type: "date", rangeslider: { visible: false }, title: { text: clockTitle(market) },
+      gridcolor: COLORS.grid },
+    yaxis: { title: { text: m.symbol }, tickformat: m.price_places === null ? "" : `.${m.price_places}f`,
+      gridcolor: COLORS.grid },
+  };
+  return { traces, layout };
+}
+
+function pnlFigure(days) {
+  // Realized PnL: one bar per trading day, and the running total (the equity the
+  // closed trades made) as a line on its own axis.
+  const x = days.map((d) => d.day);
+  let total = 0;
+  const sums = days.map((d) => (total += Number(d.pnl)));
+  const traces = [
+    { type: "bar", name: "day's PnL", x, y: days.map((d) => Number(d.pnl)),
+      marker: { color: days.map((d) => (Number(d.pnl) >= 0 ? COLORS.up : COLORS.down)) },
+      hovertemplate: "%{x}: %{y:.2f}<extra>day's PnL</extra>" },
+    { type: "scatter", mode: "lines+markers", name: "total", x, y: sums, yaxis: "y2",
+      line: { color: COLORS.entry }, hovertemplate: "%{x}: %{y:.2f}<extra>total</extra>" },
+  ];
+  const layout = {
+    height: 220, margin: { l: 56, r: 56, t: 8, b: 40 }, paper_bgcolor: "white",
+    plot_bgcolor: "#fbfcfd", legend: { orientation: "h", y: 1.12 }, uirevision: "pnl",
+    xaxis: { type: "date", title: { text: "trading day" }, gridcolor: COLORS.grid },
+    yaxis: { title: { text: "day's PnL" }, tickformat: ".2f", gridcolor: COLORS.grid, zeroline: true },
+    yaxis2: { title: { text: "total" }, tickformat: ".2f", overlaying: "y", side: "right", showgrid: false },
+  };
+  return { traces, layout };
+}
+
+function draw(div, figure) {
+  if (typeof Plotly === "undefined") {  // (its script did not load: say so, once per chart)
+    div.textContent = "charts need plotly's script (/static/plotly.min.js), which did not load";
+    return;
+  }
+  Plotly.react(div, figure.traces, figure.layout, { displaylogo: false, responsive: true });
+}
+
+function marketSection(bot, market, drawing) {
+  if (!market) return null;
+  const parts = [];
+  for (const m of market.symbols) {
+    if (!m.bars.time.length) {
+      parts.push(el("p", { class: "muted" }, `${m.symbol}: no bars seen yet (the bot's first pass draws them)`));
+      continue;
+    }
+    const label = `${m.symbol}: ${m.bars.time.length} ${market.timeframe} bars, ${m.trades.length} trades`
+      + (m.position?.stop_price ? `, stop at ${m.position.stop_price}` : "");
+    const div = chartDiv(`${bot.bot_id}/${m.symbol}`, label);
+    drawing.push(() => draw(div, priceFigure(market, m)));
+    parts.push(div);
+  }
+  return [el("h3", {}, "market"), parts];
+}
+
+function pnlSection(bot, pnl, drawing) {
+  const days = pnl ? pnl.days : [];
+  if (!days.length) return [el("h3", {}, "realized PnL"), el("p", { class: "muted" }, "no closed trades yet")];
   const trades = days.reduce((n, d) => n + d.trades, 0);
-  const low = Math.min(...sums), high = Math.max(...sums), range = high - low || 1;
-  const x = (i) => pad + (i * (width - 2 * pad)) / Math.max(1, sums.length - 1);
-  const y = (v) => height - pad - ((v - low) * (height - 2 * pad)) / range;
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("class", "chart");
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  svg.setAttribute("preserveAspectRatio", "none");
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label",
-    `realized PnL over ${days.length} days, ${trades} trades: ${sums.at(-1).toFixed(2)}`);
-  const zero = document.createElementNS(svg.namespaceURI, "line");
-  for (const [k, v] of Object.entries({ x1: 0, x2: width, y1: y(0), y2: y(0) })) zero.setAttribute(k, v);
-  const line = document.createElementNS(svg.namespaceURI, "polyline");
-  line.setAttribute("points", sums.map((v, i) => `${x(i)},${y(v)}`).join(" "));
-  svg.append(zero, line);
-  return svg;
+  const total = days.reduce((sum, d) => sum + Number(d.pnl), 0);
+  const div = chartDiv(`${bot.bot_id}/pnl`, `realized PnL over ${days.length} days, ${trades} trades: ${total.toFixed(2)}`);
+  drawing.push(() => draw(div, pnlFigure(days)));
+  return [el("h3", {}, "realized PnL"), div];
 }
 
 function actions(bot) {
@@ -142,7 +281,8 @@ function actions(bot) {
     startable ? button("restart", "Restart", running) : null);
 }
 
-function card(bot, details) {
+function card(bot, details, drawing) {
+  const market = details.market;
   const facts = [
     ["strategy", bot.strategy || "-"], ["pid", bot.pid ?? "not running"], ["uptime", span(bot.uptime_seconds)],
     ["heartbeat", bot.heartbeat_seconds === null ? "never" : `${span(bot.heartbeat_seconds)} ago`],
@@ -153,6 +293,10 @@ function card(bot, details) {
     ["drawdown", bot.drawdown === null ? "-" : `${(Number(bot.drawdown) * 100).toFixed(2)}%`],
     ["PnL 7 days", details.pnl ? money(details.pnl.periods["7d"].pnl) : "-"],
     ["PnL all time", money(bot.pnl_total)], ["trades all time", bot.trades_total],
+    ["equity", el("span", { "data-equity": market?.equity ?? "" }, cents(market?.equity))],
+    ["cash", cents(market?.balance?.cash)],
+    ["unrealized PnL", el("span", { "data-unrealized-total": market?.unrealized_pnl ?? "" },
+      money(market?.unrealized_pnl))],
   ];
   return el("section", { class: "bot", "data-bot": bot.bot_id, "data-status": bot.status },
     el("h2", {}, bot.bot_id,
@@ -165,27 +309,73 @@ function card(bot, details) {
     el("h3", {}, "positions"), positionsTable(details.positions || bot.positions.map((p) => ({
       symbol: p.symbol, side: p.side, size: p.size, entry_price: p.entry, stop_price: p.stop_price,
       take_profit: p.take_profit, stop_live: p.stop_live,
-    })) ),
+    })), market),
+    marketSection(bot, market, drawing),
     el("h3", {}, "open orders"), ordersTable(details.orders || []),
-    el("h3", {}, "realized PnL"), pnlChart(details.pnl ? details.pnl.days : []),
-    el("h3", {}, "recent trades"), tradesTable(details.trades || []));
+    pnlSection(bot, details.pnl, drawing),
+    el("h3", {}, "recent trades"), tradesTable(details.trades || [], market));
 }
 
 async function detailsOf(bot) {
   if (bot.problem) return {};
   const id = encodeURIComponent(bot.bot_id);
-  const [positions, orders, trades, pnl] = await Promise.all([
+  const [positions, orders, trades, pnl, market] = await Promise.all([
     api(`/api/v1/bots/${id}/positions`), api(`/api/v1/bots/${id}/orders?pending=true`),
     api(`/api/v1/bots/${id}/trades?limit=${RECENT_TRADES}`), api(`/api/v1/bots/${id}/pnl`),
+    api(`/api/v1/bots/${id}/market`),
   ].map((p) => p.catch((error) => { if (error instanceof Unauthorized) throw error; return null; })));
-  return { positions, orders, trades, pnl };
+  return { positions, orders, trades, pnl, market };
+}
+
+// -- backtests ----------------------------------------------------------------------------
+function pct(value) {
+  return value === null || value === undefined ? "-" : `${Number(value).toFixed(2)}%`;
+}
+
+function backtestsTable(runs) {
+  return table(["written (UTC)", "bot", "bars", "from", "to", "return", "buy and hold",
+    "max drawdown", "Sharpe", "trades", ""], runs.map((run) => {
+    const s = run.summary;
+    return el("tr", { "data-backtest": run.id },
+      el("td", {}, utc(run.written_at).slice(0, 16)), el("td", {}, run.bot_id),
+      el("td", {}, `${(s.symbols || []).join(", ")} ${s.timeframe || ""}`),
+      el("td", {}, (s.start || "").slice(0, 10)), el("td", {}, (s.end || "").slice(0, 10)),
+      el("td", {}, money(s.total_return_pct), "%"), el("td", {}, pct(s.buy_and_hold_return_pct)),
+      el("td", {}, pct(s.max_drawdown_pct)), el("td", {}, s.sharpe ?? "-"),
+      el("td", {}, s.trades ?? "-"),
+      el("td", {}, el("button", { type: "button", "data-action": "report",
+        onclick: () => showReport(run) }, "Report")));
+  }));
+}
+
+async function showReport(run) {
+  const response = await fetch(`/api/v1/backtests/${encodeURIComponent(run.id)}/report`, {
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  if (!response.ok) return say(`backtest ${run.id}: its report cannot be read (${response.status})`);
+  // The report loads plotly's script beside it: here, the one botwarden serves.
+  const page = (await response.text()).replace("<head>", '<head><base href="/static/">');
+  document.getElementById("report-title").textContent =
+    `backtest of ${run.bot_id}, written ${utc(run.written_at)} UTC (${run.folder})`;
+  document.getElementById("report-frame").srcdoc = page;
+  document.getElementById("report").showModal();
+}
+
+async function redrawBacktests() {
+  const runs = await api("/api/v1/backtests");
+  document.getElementById("backtests").hidden = !runs.length;
+  document.getElementById("backtest-list").replaceChildren(backtestsTable(runs));
 }
 
 async function redraw() {
+  redrawBacktests().catch(handle);
   const bots = await api("/api/v1/bots");
   const details = await Promise.all(bots.map(detailsOf));
   const main = document.getElementById("bots");
-  main.replaceChildren(...bots.map((bot, i) => card(bot, details[i])));
+  const drawing = [];  // charts are drawn once their divs are on the page
+  main.replaceChildren(...bots.map((bot, i) => card(bot, details[i], drawing)));
+  for (const [key, div] of charts) if (!div.isConnected) charts.delete(key);
+  for (const drawOne of drawing) drawOne();
   if (!bots.length) {
     main.append(el("p", { class: "muted" }, "No bots yet: `botwarden start CONFIG` starts one."));
   }
