@@ -214,10 +214,13 @@ function pnlFigure(days) {
   // Realized PnL: one bar per trading day, and the running total (the equity the
   // closed trades made) as a line on its own axis.
   const x = days.map((d) => d.day);
+  const DAY = 86400000;  // (ms: a date axis counts in them)
+  const first = Date.parse(x[0]), last = Date.parse(x[x.length - 1]);
+  const ticks = Math.max(1, Math.ceil((last - first) / DAY / 8)) * DAY;  // whole days
   let total = 0;
   const sums = days.map((d) => (total += Number(d.pnl)));
   const traces = [
-    { type: "bar", name: "day's PnL", x, y: days.map((d) => Number(d.pnl)),
+    { type: "bar", name: "day's PnL", x, y: days.map((d) => Number(d.pnl)), width: 0.8 * DAY,
       marker: { color: days.map((d) => (Number(d.pnl) >= 0 ? COLORS.up : COLORS.down)) },
       hovertemplate: "%{x}: %{y:.2f}<extra>day's PnL</extra>" },
     { type: "scatter", mode: "lines+markers", name: "total", x, y: sums, yaxis: "y2",
@@ -226,7 +229,8 @@ function pnlFigure(days) {
   const layout = {
     height: 220, margin: { l: 56, r: 56, t: 8, b: 40 }, paper_bgcolor: "white",
     plot_bgcolor: "#fbfcfd", legend: { orientation: "h", y: 1.12 }, uirevision: "pnl",
-    xaxis: { type: "date", title: { text: "trading day" }, gridcolor: COLORS.grid },
+    xaxis: { type: "date", title: { text: "trading day" }, gridcolor: COLORS.grid,
+      range: [first - DAY, last + DAY], dtick: ticks, tickformat: "%b %d\n%Y" },
     yaxis: { title: { text: "day's PnL" }, tickformat: ".2f", gridcolor: COLORS.grid, zeroline: true },
     yaxis2: { title: { text: "total" }, tickformat: ".2f", overlaying: "y", side: "right", showgrid: false },
   };
