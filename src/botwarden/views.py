@@ -489,6 +489,8 @@ def market_as_json(
     strings at full precision, with the decimal places each market shows them with."""
     from decimal import Decimal
 
+    from botwarden.domain.timeframes import width
+
     seen = seen or {}
     shown, unrealized = [], Decimal(0)
     positions = {p.symbol: p for p in state.positions.values()}
@@ -534,11 +536,13 @@ def market_as_json(
             "trades": closed,
         })  # fmt: skip
     balance = seen.get("balance")
+    timeframe = seen.get("timeframe", config.strategy.timeframe)
     return {
         "bot_id": config.bot_id,
         "seen_at": seen.get("time"),
         "speed": seen.get("speed", 1.0),
-        "timeframe": seen.get("timeframe", config.strategy.timeframe),
+        "timeframe": timeframe,
+        "bar_seconds": width(timeframe).total_seconds(),
         "balance": balance,
         "equity": None if balance is None else balance["equity"],
         "unrealized_pnl": str(unrealized),

@@ -165,6 +165,7 @@ def test_the_event_stream_tells_of_a_bot_started(server: Server, tmp_path: Path)
     kinds = [kind for kind, _ in seen]
     statuses = [data["status"] for kind, data in seen if kind == "bot_status"]
     assert "running" in statuses and "stop_placed" in kinds, seen
+    assert "market" in kinds, "a pass saw the market again: the charts and prices redraw"
     assert all(data["bot_id"] == BOT for _, data in seen)
 
 

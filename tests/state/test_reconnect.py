@@ -21,10 +21,14 @@ async def test_postgres_reports_the_lost_write_then_reconnects(tmp_path: Path) -
         await store.open()
         await store.apply("bot", Change([Put("positions", "p1", {"v": 1})]))
         with psycopg.connect(backend.settings["postgres"]["dsn"], autocommit=True) as admin:
-            admin.execute(
+            # (only this store's: other tests run beside this one)
+            mine = f"botwarden:{backend.settings['postgres']['schema']}"
+            killed = admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE application_name = 'botwarden' AND pid <> pg_backend_pid()"
-            )
+                " WHERE application_name = %s AND pid <> pg_backend_pid()",
+                (mine,),
+            ).fetchall()
+            assert killed, f"the store's connection should be named {mine}"
 
         with pytest.raises(StoreUnavailable, match="may or may not have committed"):
             await store.apply("bot", Change([Put("positions", "p2", {"v": 2})]))
@@ -45,8 +49,9 @@ async def test_redis_replays_an_idempotent_write_on_a_new_connection(tmp_path: P
         await store.open()
         await store.apply("bot", Change([Put("positions", "p1", {"v": 1})]))
         admin = redis.Redis.from_url(backend.settings["redis"]["url"], decode_responses=True)
-        killed = [c["id"] for c in admin.client_list() if c.get("name") == "botwarden"]
-        assert killed, "the store's connection should be named botwarden"
+        mine = f"botwarden:{backend.settings['redis']['key_prefix']}"  # (not other tests')
+        killed = [c["id"] for c in admin.client_list() if c.get("name") == mine]
+        assert killed, f"the store's connection should be named {mine}"
         for client_id in killed:
             admin.client_kill_filter(_id=client_id)
         admin.close()

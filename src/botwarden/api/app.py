@@ -83,7 +83,6 @@ from botwarden.views import (
 log = logging.getLogger(__name__)
 
 STATIC = FilePath(__file__).parent / "static"
-PLOTLY_JS = FilePath(find_spec("plotly").origin).parent / "package_data" / "plotly.min.js"
 CHART_TRADES = 500
 """The newest closed trades drawn on a bot's price charts."""
 T = TypeVar("T")
@@ -397,7 +396,11 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
     async def plotly_js() -> FileResponse:
         # plotly's own script, from the installed package: the dashboard needs no CDN.
         # Asked again each load, answered "not modified" while the package is the same.
-        return FileResponse(PLOTLY_JS, headers={"Cache-Control": "no-cache"})
+        spec = find_spec("plotly")  # (without it, the page says its charts cannot load)
+        if spec is None or spec.origin is None:
+            raise HTTPException(404, "plotly is not installed: pip install plotly")
+        script = FilePath(spec.origin).parent / "package_data" / "plotly.min.js"
+        return FileResponse(script, headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _error_handlers(app)

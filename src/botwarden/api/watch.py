@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 from typing import Any
 
 from botwarden.domain.models import BotStatus
@@ -29,8 +30,9 @@ class Watcher:
         self.supervisor = supervisor
         self.interval = interval
         self._subscribers: set[asyncio.Queue[Message]] = set()
-        self._seen: dict[str, tuple[str, int]] = {}
-        """Bot -> (its status, its next event's seq) at the last look."""
+        self._seen: dict[str, tuple[str, int, int | None]] = {}
+        """Bot -> (its status, its next event's seq, when its market view was written)
+        at the last look."""
         self._looked = False
         """A first look was taken since someone subscribed: a bot seen now is new."""
         self._poke = asyncio.Event()
@@ -69,29 +71,32 @@ class Watcher:
             self._looked = False
             return
         looks = await asyncio.to_thread(lambda: asyncio.run(self._look_all()))
-        for report, state in looks:
-            self._compare(report, state)
+        for report, state, market in looks:
+            self._compare(report, state, market)
         self._looked = True
 
-    async def _look_all(self) -> list[tuple[BotReport, StoredBot | None]]:
+    async def _look_all(self) -> list[tuple[BotReport, StoredBot | None, int | None]]:
         looks = []
         for bot_id in known_bots(self.supervisor.root):
             seen = self._seen.get(bot_id)  # its events since then are news
-            looks.append(await self.supervisor.look(bot_id, seen[1] - 1 if seen else None))
+            report, stored = await self.supervisor.look(bot_id, seen[1] - 1 if seen else None)
+            looks.append((report, stored, _written(self.supervisor.files(bot_id).market)))
         return looks
 
-    def _compare(self, report: BotReport, stored: StoredBot | None) -> None:
+    def _compare(self, report: BotReport, stored: StoredBot | None, market: int | None) -> None:
         bot = report.bot_id
         before = self._seen.get(bot)
         next_seq = stored.state.ledger.next_event_seq if stored is not None else None
         if next_seq is None:
             next_seq = before[1] if before else 0
-        self._seen[bot] = (report.status, next_seq)
+        self._seen[bot] = (report.status, next_seq, market)
         if before is None:  # first seen: what it was before is not news, unless it is new
             if self._looked:
                 self._publish("bot_added", {"bot_id": bot, "status": report.status})
             return
-        was, since = before
+        was, since, market_before = before
+        if market != market_before:  # a pass saw the market again: prices, PnL, charts
+            self._publish("market", {"bot_id": bot})
         if was != report.status:
             self._publish(
                 "bot_status",
@@ -111,6 +116,13 @@ class Watcher:
         for queue in self._subscribers:
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait((kind, data))
+
+
+def _written(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def metrics_text(reports: list[BotReport]) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,12 +81,12 @@ def kept_runs(root: Path | None = None) -> list[KeptRun]:
     if not notes.is_dir():
         return []
     runs = []
-    for path in sorted(notes.glob("*.json"), key=os.path.getmtime, reverse=True):
+    for path in notes.glob("*.json"):
         try:
             runs.append(_read(path))
         except UnknownBacktest:
             continue
-    return runs
+    return sorted(runs, key=lambda run: (run.written_at, run.id), reverse=True)
 
 
 def kept_report(run_id: str, root: Path | None = None) -> Path:

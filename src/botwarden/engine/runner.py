@@ -32,7 +32,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -155,6 +155,10 @@ class Runner:
         self.sight: Sight | None = None
         """Told what each pass saw of the market (for the dashboard); None: nobody looks."""
         self._bars_seen: dict[str, list[Bar]] = {}
+        """Each symbol's newest bars, for the sight's chart (`CHART_BARS` of them)."""
+        self._chart_gaps: set[str] = set()
+        """Symbols whose chart's bars stopped short of the newest: the next pass asks for
+        a chart's worth (otherwise a pass asks only for what the strategy needs)."""
         self._bars_due: datetime | None = None
         """When a bot whose own code decides next fetches its chart's bars."""
         self._hook_failures: list[StrategyFailed] = []
@@ -637,7 +641,8 @@ class Runner:
         now = self.clock()
         if not self.decides and (self._bars_due is None or now >= self._bars_due):
             with contextlib.suppress(VenueError):  # a chart is not worth a pass
-                self._bars_due = now + timeframe_width(self.venue.name, timeframe)
+                bar = timeframe_width(self.venue.name, timeframe)
+                self._bars_due = _bar_start(now, bar) + bar  # (once the next bar is out)
                 for symbol in symbols:
                     bars = await self.ctx.venue.bars(symbol, timeframe, CHART_BARS)
                     self._bars_seen[symbol] = list(bars)
@@ -647,7 +652,10 @@ class Runner:
                 markets[symbol] = await self.protector.market(symbol)  # (kept once read)
         balance = None if self.protect_only else self._balance
         seen = Seen(now, self.speed, timeframe, prices, self._bars_seen, markets, balance)
-        self.sight.saw(seen)
+        try:
+            self.sight.saw(seen)
+        except Exception:  # (its own failures it says itself: this is a bug of its own)
+            log.exception("%s: the market view failed; trading goes on", self.settings.bot_id)
 
     async def _keep_history(self, open_orders: dict[str, VenueOrder]) -> None:
         """Retention's step of the pass. A record it cannot read stops it, said once,
@@ -723,9 +731,12 @@ class Runner:
             if timeframe != main
         }
         needed = strategy.bars_needed
-        wanted = needed if self.sight is None else max(needed, CHART_BARS)
+        charting = self.sight is not None
+        whole = symbol not in self._bars_seen or symbol in self._chart_gaps
+        wanted = max(needed, CHART_BARS) if charting and whole else needed
         recent = list(await venue.bars(symbol, main, wanted))
-        self._bars_seen[symbol] = recent
+        if charting:
+            self._chart(symbol, recent, timeframe_width(venue.name, main), whole)
         bars = Bars(recent[max(0, len(recent) - needed) :], main, others)
         held = _copy(await self.ctx.position_in(symbol))
         if len(bars) < strategy.bars_needed and held is None:
@@ -736,6 +747,20 @@ class Runner:
             "decide", lambda: strategy.decide(symbol, bars, held)
         )
         return signal, bars
+
+    def _chart(self, symbol: str, recent: list[Bar], bar: timedelta, whole: bool) -> None:
+        """The chart's bars of `symbol`: `recent`, a chart's worth if `whole`, else the
+        newest merged in. Passes further apart than the bars the strategy asks for
+        leave a gap: the next pass asks for a chart's worth."""
+        if whole:
+            self._bars_seen[symbol] = recent[-CHART_BARS:]
+            self._chart_gaps.discard(symbol)
+            return
+        kept = self._bars_seen[symbol]
+        if kept and recent and recent[0].time > kept[-1].time + bar:
+            self._chart_gaps.add(symbol)
+        merged = {b.time: b for b in kept} | {b.time: b for b in recent}
+        self._bars_seen[symbol] = [merged[t] for t in sorted(merged)][-CHART_BARS:]
 
     def _nothing(self, symbol: str, bars: Bars) -> str:
         """One line for a person watching a pass that gave `symbol` no signal: why not
@@ -953,6 +978,13 @@ def _failure_key(failure: StrategyFailed) -> tuple[str, str | None, str]:
     """What makes two failures the same one: the call, the line, the kind of error (not
     the message, which may carry a value that changes every pass)."""
     return failure.call, failure.where, failure.problem.partition(":")[0]
+
+
+def _bar_start(at: datetime, bar: timedelta) -> datetime:
+    """The opening of the bar of width `bar` that `at` falls in (bars counted from the
+    epoch, as venues count minutes, hours and days in UTC)."""
+    epoch = datetime(1970, 1, 1, tzinfo=at.tzinfo)
+    return at - (at - epoch) % bar
 
 
 def _copy(position: Position | None) -> Position | None:

@@ -58,7 +58,7 @@ class MarketFile:
             path.parent.mkdir(parents=True, exist_ok=True)
 
     def saw(self, seen: Seen) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        tmp = self.path.with_name(f".{self.path.name}.tmp")  # (one writer: the bot's lock)
         try:
             tmp.write_text(json.dumps(market_document(seen)), encoding="utf-8")
             os.replace(tmp, self.path)

@@ -102,7 +102,8 @@ class PostgresStore:
             self._dsn,
             autocommit=True,
             connect_timeout=int(self._timeout),
-            application_name="botwarden",  # how operators find it in pg_stat_activity
+            # How operators find it in pg_stat_activity: botwarden, and whose schema.
+            application_name=f"botwarden:{self._schema}"[:63],
         )
         # Session-level, so it holds for every later transaction on this connection.
         schema = psycopg.sql.Identifier(self._schema)

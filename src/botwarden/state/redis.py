@@ -175,7 +175,8 @@ class RedisStore:
                 decode_responses=True,
                 socket_timeout=self._timeout,
                 socket_connect_timeout=self._timeout,
-                client_name="botwarden",  # how operators find it in CLIENT LIST
+                # How operators find it in CLIENT LIST: botwarden, and whose keys.
+                client_name=re.sub(r"[^A-Za-z0-9_.:{}-]", "_", f"botwarden:{self._prefix}"),
                 # A dropped connection is retried on a new one. Safe for writes too: a
                 # change is a set of puts and deletes under an epoch check, so running
                 # it twice leaves the same state.

@@ -166,19 +166,29 @@ function priceFigure(market, m) {
   // The symbol's candles, every entry and exit on them, and the position's live stop
   // and take-profit as lines across the chart.
   const bars = m.bars;
+  // A candle spans its bar (plotly centres it on x): half a bar after the open, so a
+  // fill inside the bar is marked on its candle.
+  const half = (market.bar_seconds * 1000) / 2;
+  const middle = (iso) => utc(new Date(Date.parse(iso) + half).toISOString().replace("Z", "+00:00"));
   const traces = [{
-    type: "candlestick", name: m.symbol, x: bars.time.map(utc),
+    type: "candlestick", name: m.symbol, x: bars.time.map(middle),
     open: bars.open, high: bars.high, low: bars.low, close: bars.close,
     increasing: { line: { color: COLORS.up } }, decreasing: { line: { color: COLORS.down } },
     showlegend: false,
   }];
   const first = bars.time.length ? bars.time[0] : null;
-  const entries = m.trades.filter((t) => !first || t.entry_time >= first)
-    .map((t) => ({ time: t.entry_time, price: t.entry_price, side: t.side }));
-  if (m.position) entries.push({ time: m.position.entry_time, price: m.position.entry_price, side: m.position.side });
+  const shownBars = (t) => !first || t >= first;  // (older ones would stretch the axis)
+  const entries = m.trades.filter((t) => shownBars(t.entry_time))
+    .map((t) => ({ time: t.entry_time, price: t.entry_price, side: t.side, qty: t.qty }));
+  if (m.position && shownBars(m.position.entry_time)) {
+    const p = m.position;
+    entries.push({ time: p.entry_time, price: p.entry_price, side: p.side, qty: p.size });
+  }
+  const price = (value) => shown(value, m.price_places);
   traces.push({
     type: "scatter", mode: "markers", name: "entry", x: entries.map((e) => utc(e.time)),
-    y: entries.map((e) => e.price), text: entries.map((e) => `${e.side} entry at ${e.price}`),
+    y: entries.map((e) => e.price),
+    text: entries.map((e) => `${e.side} entry, ${shown(e.qty, m.qty_places)} at ${price(e.price)}`),
     hoverinfo: "x+text",
     marker: { color: COLORS.entry, size: 11, line: { color: "white", width: 1 },
       symbol: entries.map((e) => (e.side === "long" ? "triangle-up" : "triangle-down")) },
@@ -186,26 +196,32 @@ function priceFigure(market, m) {
   traces.push({
     type: "scatter", mode: "markers", name: "exit", x: m.trades.map((t) => utc(t.exit_time)),
     y: m.trades.map((t) => t.exit_price), hoverinfo: "x+text",
-    text: m.trades.map((t) => `${t.exit_reason.replace("_", "-")} at ${t.exit_price}, PnL ${Number(t.pnl).toFixed(2)}`),
+    text: m.trades.map((t) => `exit by ${t.exit_reason.replace("_", "-")}, filled at`
+      + ` ${price(t.exit_price)}: PnL ${Number(t.pnl).toFixed(2)}`),
     marker: { size: 11, symbol: "x", line: { width: 1 },
       color: m.trades.map((t) => (Number(t.pnl) >= 0 ? COLORS.up : COLORS.down)) },
   });
   const shapes = [], annotations = [];
-  const level = (price, color, label) => {
-    shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: price, y1: price,
-      line: { color, width: 2, dash: "dash" } });
-    annotations.push({ xref: "paper", x: 1, y: price, xanchor: "right", yanchor: "bottom",
-      text: `${label} ${shown(price, m.price_places)}`, showarrow: false, font: { color, size: 11 } });
+  const level = (at, color, label, dash) => {
+    shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: at, y1: at,
+      line: { color, width: 2, dash } });
+    // (in the right margin, off the newest candles)
+    annotations.push({ xref: "paper", x: 1, y: at, xanchor: "left", yanchor: "middle",
+      text: `${label}<br>${price(at)}`, showarrow: false, font: { color, size: 11 }, align: "left" });
   };
-  if (m.position?.stop_price) level(m.position.stop_price, COLORS.stop, "stop");
-  if (m.position?.take_profit) level(m.position.take_profit, COLORS.target, "take-profit");
+  const p = m.position;
+  if (p?.stop_price) {
+    if (p.stop_live === false) level(p.stop_price, COLORS.down, "stop, NOT<br>on the venue", "dot");
+    else level(p.stop_price, COLORS.stop, "stop", "dash");
+  }
+  if (p?.take_profit) level(p.take_profit, COLORS.target, "take-profit", "dash");
   const layout = {
-    height: 260, margin: { l: 56, r: 12, t: 8, b: 40 }, shapes, annotations,
+    height: 280, margin: { l: 8, r: 84, t: 8, b: 8 }, shapes, annotations,
     paper_bgcolor: "white", plot_bgcolor: "#fbfcfd", showlegend: false, uirevision: m.symbol,
     xaxis: { type: "date", rangeslider: { visible: false }, title: { text: clockTitle(market) },
-      gridcolor: COLORS.grid },
-    yaxis: { title: { text: m.symbol }, tickformat: m.price_places === null ? "" : `.${m.price_places}f`,
-      gridcolor: COLORS.grid },
+      gridcolor: COLORS.grid, automargin: true },
+    yaxis: { title: { text: m.symbol, standoff: 8 }, automargin: true, gridcolor: COLORS.grid,
+      tickformat: m.price_places === null ? "" : `.${m.price_places}f` },
   };
   return { traces, layout };
 }
@@ -223,16 +239,16 @@ function pnlFigure(days) {
     { type: "bar", name: "day's PnL", x, y: days.map((d) => Number(d.pnl)), width: 0.8 * DAY,
       marker: { color: days.map((d) => (Number(d.pnl) >= 0 ? COLORS.up : COLORS.down)) },
       hovertemplate: "%{x}: %{y:.2f}<extra>day's PnL</extra>" },
-    { type: "scatter", mode: "lines+markers", name: "total", x, y: sums, yaxis: "y2",
-      line: { color: COLORS.entry }, hovertemplate: "%{x}: %{y:.2f}<extra>total</extra>" },
+    { type: "scatter", mode: "lines+markers", name: "running total", x, y: sums,
+      line: { color: COLORS.entry }, hovertemplate: "%{x}: %{y:.2f}<extra>running total</extra>" },
   ];
   const layout = {
-    height: 220, margin: { l: 56, r: 56, t: 8, b: 40 }, paper_bgcolor: "white",
+    height: 240, margin: { l: 8, r: 16, t: 8, b: 8 }, paper_bgcolor: "white",
     plot_bgcolor: "#fbfcfd", legend: { orientation: "h", y: 1.12 }, uirevision: "pnl",
     xaxis: { type: "date", title: { text: "trading day" }, gridcolor: COLORS.grid,
-      range: [first - DAY, last + DAY], dtick: ticks, tickformat: "%b %d\n%Y" },
-    yaxis: { title: { text: "day's PnL" }, tickformat: ".2f", gridcolor: COLORS.grid, zeroline: true },
-    yaxis2: { title: { text: "total" }, tickformat: ".2f", overlaying: "y", side: "right", showgrid: false },
+      range: [first - DAY, last + DAY], dtick: ticks, tickformat: "%b %d\n%Y", automargin: true },
+    yaxis: { title: { text: "realized PnL", standoff: 8 }, tickformat: ".2f", automargin: true,
+      gridcolor: COLORS.grid, zeroline: true, zerolinecolor: "#8c959f" },
   };
   return { traces, layout };
 }
@@ -259,7 +275,9 @@ function marketSection(bot, market, drawing) {
     drawing.push(() => draw(div, priceFigure(market, m)));
     parts.push(div);
   }
-  return [el("h3", {}, "market"), parts];
+  const clock = market.speed === 1 ? "UTC" : `UTC, the exchange's clock at ${market.speed}x`;
+  const when = market.seen_at ? `as its last pass saw it, at ${utc(market.seen_at)} ${clock}` : "";
+  return [el("h3", {}, "market"), el("p", { class: "muted", "data-seen-at": market.seen_at || "" }, when), parts];
 }
 
 function pnlSection(bot, pnl, drawing) {
@@ -337,15 +355,16 @@ function pct(value) {
 }
 
 function backtestsTable(runs) {
-  return table(["written (UTC)", "bot", "bars", "from", "to", "return", "buy and hold",
+  return table(["written (UTC)", "bot", "symbols", "from", "to", "return", "buy and hold",
     "max drawdown", "Sharpe", "trades", ""], runs.map((run) => {
     const s = run.summary;
     return el("tr", { "data-backtest": run.id },
       el("td", {}, utc(run.written_at).slice(0, 16)), el("td", {}, run.bot_id),
       el("td", {}, `${(s.symbols || []).join(", ")} ${s.timeframe || ""}`),
       el("td", {}, (s.start || "").slice(0, 10)), el("td", {}, (s.end || "").slice(0, 10)),
-      el("td", {}, money(s.total_return_pct), "%"), el("td", {}, pct(s.buy_and_hold_return_pct)),
-      el("td", {}, pct(s.max_drawdown_pct)), el("td", {}, s.sharpe ?? "-"),
+      el("td", {}, s.total_return_pct === null ? "-" : [money(s.total_return_pct), "%"]),
+      el("td", {}, pct(s.buy_and_hold_return_pct)), el("td", {}, pct(s.max_drawdown_pct)),
+      el("td", {}, s.sharpe === null || s.sharpe === undefined ? "-" : Number(s.sharpe).toFixed(2)),
       el("td", {}, s.trades ?? "-"),
       el("td", {}, el("button", { type: "button", "data-action": "report",
         onclick: () => showReport(run) }, "Report")));
@@ -353,9 +372,16 @@ function backtestsTable(runs) {
 }
 
 async function showReport(run) {
-  const response = await fetch(`/api/v1/backtests/${encodeURIComponent(run.id)}/report`, {
-    headers: { Authorization: `Bearer ${token}` },
-  });
+  const sentWith = token;
+  let response;
+  try {
+    response = await fetch(`/api/v1/backtests/${encodeURIComponent(run.id)}/report`, {
+      headers: { Authorization: `Bearer ${sentWith}` },
+    });
+  } catch (error) {
+    return say(`backtest ${run.id}: its report cannot be read (${error.message})`);
+  }
+  if (response.status === 401) return handle(new Unauthorized(sentWith));
   if (!response.ok) return say(`backtest ${run.id}: its report cannot be read (${response.status})`);
   // The report loads plotly's script beside it: here, the one botwarden serves.
   const page = (await response.text()).replace("<head>", '<head><base href="/static/">');
