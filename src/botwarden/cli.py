@@ -550,11 +550,12 @@ def trades(bot: str, since: str | None, as_csv: bool) -> None:
     from datetime import datetime
 
     from botwarden.config import load_config
+    from botwarden.process.clock import bot_now, bot_today
     from botwarden.process.home import bot_files
     from botwarden.state.factory import StoredBot
     from botwarden.state.history import History
     from botwarden.state.manager import utc_now
-    from botwarden.views import bot_now, bot_today, render_trades, since_time, trades_as_csv
+    from botwarden.views import render_trades, since_time, trades_as_csv
 
     config = load_config(Path(bot_files(bot).read_record()["config"]))
 
@@ -562,7 +563,7 @@ def trades(bot: str, since: str | None, as_csv: bool) -> None:
         async with _opened_store(config, existing=True) as store:
             history = History(store, config.bot_id)
             stored = await StoredBot.read(store, config.bot_id)
-            now = bot_now(stored.state, utc_now())
+            now = bot_now(config, stored.state, utc_now())
             start = since_time(since, now) if since is not None else None
             return stored, start, await history.trades(since=start), await history.days()
 

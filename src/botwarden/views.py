@@ -380,23 +380,6 @@ def since_time(text: str, now: datetime, name: str = "--since") -> datetime:
         ) from None
 
 
-def bot_today(config: BotConfig, state: Any, wall_clock: datetime) -> Any:
-    """The bot's trading day now: by the wall clock, or the day its own clock reached
-    if that is later (a paper exchange running fast lives ahead of the wall clock), as
-    `status` counts "today"."""
-    days = [config.risk.trading_day(wall_clock), state.risk.trading_day]
-    if state.pnl is not None:
-        days.append(state.pnl.day)
-    return max(d for d in days if d is not None)
-
-
-def bot_now(state: Any, wall_clock: datetime) -> datetime:
-    """The bot's clock as its state last showed it (its heartbeat, by its own clock),
-    or the wall clock if that is later."""
-    beat = state.bot.heartbeat_at
-    return max(wall_clock, beat) if beat is not None else wall_clock
-
-
 def trades_as_csv(trades: list[Any]) -> str:
     import csv
     import io

@@ -56,6 +56,11 @@ def test_a_backtest_prints_its_summary_and_writes_its_report(tmp_path: Path) -> 
     page = (out / "report.html").read_text()
     assert 'src="plotly.min.js"' in page and (out / "plotly.min.js").stat().st_size > 1e6
     assert "candlestick" in page and "AAPL stop" in page
+    table = page[page.index('<table class="trades">') :]
+    rows = [row.split("</td><td>") for row in table.split("<tr><td>")[1:]]
+    assert len(rows) == len(trades) and all(len(r[4].split(".")[1]) == 2 for r in rows), (
+        "the report's prices to the cent, as stocks trade (trades.csv keeps them whole)"
+    )
 
 
 def test_without_out_nothing_is_written(tmp_path: Path) -> None:

@@ -57,6 +57,7 @@ from botwarden.api.watch import Watcher, metrics_text
 from botwarden.backtest.listing import RUN_ID, UnknownBacktest, kept_report, kept_runs
 from botwarden.errors import BotwardenError, ConfigError, StateError
 from botwarden.keystore import KeyExists, KeyStore, KeyStoreError, UnknownKey
+from botwarden.process.clock import bot_now, bot_today
 from botwarden.process.home import UnknownBot
 from botwarden.process.lock import AlreadyRunning
 from botwarden.process.market import read_market
@@ -72,8 +73,6 @@ from botwarden.state.history import History
 from botwarden.state.memory import MemoryStore
 from botwarden.state.records import document
 from botwarden.views import (
-    bot_now,
-    bot_today,
     config_as_json,
     market_as_json,
     pnl_periods,
@@ -236,7 +235,9 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
         start = None
         if since is not None:
             _, stored = await look(bot_id)
-            start = since_time(since, bot_now(stored.state, datetime.now(UTC)), "since")
+            config = await off_loop(lambda: supervisor.config(bot_id))
+            now = await off_loop(lambda: bot_now(config, stored.state, datetime.now(UTC)))
+            start = since_time(since, now, "since")
         newest = await history(
             bot_id, lambda h: h.trades(since=start, limit=limit, newest_first=True)
         )
@@ -248,7 +249,7 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
         _, stored = await look(bot_id)
         config = await off_loop(lambda: supervisor.config(bot_id))
         days = await history(bot_id, lambda h: h.days())
-        today = bot_today(config, stored.state, datetime.now(UTC))
+        today = await off_loop(lambda: bot_today(config, stored.state, datetime.now(UTC)))
         book = stored.state.pnl
         return {
             "bot_id": bot_id,

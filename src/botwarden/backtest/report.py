@@ -63,7 +63,7 @@ def render_summary(console: Console, results: Results, title: str) -> None:
     table.add_column()
     for name, shown in ROWS:
         table.add_row(name, shown(summary))
-    ticks = {s: i.tick for s, i in instruments(results.plan.config, results.plan.history).items()}
+    ticks = _ticks(results)
     for held in summary["open_at_end"]:
         price = Decimal(held["avg_price"]).quantize(ticks[held["symbol"]])
         qty = Decimal(held["qty"])
@@ -221,8 +221,11 @@ def _page(results: Results, chart: str) -> str:
     rows = "".join(
         f"<tr><th>{escape(name)}</th><td>{escape(shown(summary))}</td></tr>" for name, shown in ROWS
     )
+    ticks = _ticks(results)
     trades = "".join(
-        "<tr>" + "".join(f"<td>{escape(value)}</td>" for value in _shown_trade(c)) + "</tr>"
+        "<tr>"
+        + "".join(f"<td>{escape(value)}</td>" for value in _shown_trade(c, ticks[c.trade.symbol]))
+        + "</tr>"
         for c in results.trades
     )
     head = "".join(f"<th>{h}</th>" for h in TRADE_HEADINGS)
@@ -249,12 +252,19 @@ td.n {{ text-align: right; }}
 TRADE_HEADINGS = ("symbol", "side", "qty", "entry", "at", "exit", "at", "PnL", "closed by")
 
 
-def _shown_trade(closed: ClosedTrade) -> tuple[str, ...]:
+def _ticks(results: Results) -> dict[str, Decimal]:
+    """Each symbol's price tick, to show prices with (a fill's price, slippage on it,
+    may be finer: trades.csv and summary.json keep it whole)."""
+    plan = results.plan
+    return {s: i.tick for s, i in instruments(plan.config, plan.history).items()}
+
+
+def _shown_trade(closed: ClosedTrade, tick: Decimal) -> tuple[str, ...]:
     t = closed.trade
     return (
         t.symbol, t.side.value, plain(t.qty), f"{t.entry_time:%Y-%m-%d %H:%M}",
-        plain(t.entry_price), f"{t.exit_time:%Y-%m-%d %H:%M}", plain(t.exit_price),
-        money(t.pnl), closed.exit_reason.replace("_", "-"),
+        str(t.entry_price.quantize(tick)), f"{t.exit_time:%Y-%m-%d %H:%M}",
+        str(t.exit_price.quantize(tick)), money(t.pnl), closed.exit_reason.replace("_", "-"),
     )  # fmt: skip
 
 

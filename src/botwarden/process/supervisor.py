@@ -509,6 +509,7 @@ class Supervisor:
         `report.problem` says why), with its events after `events_after` if asked."""
         from botwarden.domain.models import BotStatus
         from botwarden.domain.numbers import age
+        from botwarden.process.clock import bot_today
 
         _reap()
         files = self.files(bot_id)
@@ -541,7 +542,7 @@ class Supervisor:
             locked = lock_pid is not None
             report.status = BotStatus.RUNNING.value if locked else BotStatus.STOPPED.value
             return report, None
-        _fill(report, read, config.risk.trading_day(datetime.now(UTC)))
+        _fill(report, read, bot_today(config, state, datetime.now(UTC)))  # (its clock's)
         stored = state.bot.status
         if state.bot.instance is None and stored is not BotStatus.ERROR:
             stored = BotStatus.STOPPED  # never ran (an ERROR: it could not start)

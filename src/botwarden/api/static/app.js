@@ -135,7 +135,8 @@ function marketsOf(market) {
 function tradesTable(trades, market) {
   if (!trades.length) return el("p", { class: "muted" }, "no trades yet");
   const of = marketsOf(market);
-  return table(["closed (UTC)", "symbol", "side", "qty", "entry", "exit", "fees", "PnL"],
+  const closed = !market || market.speed === 1 ? "closed (UTC)" : "closed (UTC, exchange clock)";
+  return table([closed, "symbol", "side", "qty", "entry", "exit", "fees", "PnL"],
     trades.slice(-RECENT_TRADES).reverse().map((t) => {
       const m = of[t.symbol] || {};
       return el("tr", {}, el("td", {}, utc(t.exit_time).slice(0, 16)), el("td", {}, t.symbol),

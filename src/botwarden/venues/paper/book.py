@@ -149,11 +149,10 @@ class PaperBook:
         """
         stored = self._meta("clock_anchor")
         if stored is not None:
-            venue_text, real_text, speed_text = stored.split(" ")
-            venue, real = datetime.fromisoformat(venue_text), datetime.fromisoformat(real_text)
-            if float(speed_text) == speed:
+            venue, real, kept_speed = _anchor(stored)
+            if kept_speed == speed:
                 return venue, real
-            venue_now = venue + (real_now - real) * float(speed_text)
+            venue_now = venue + (real_now - real) * kept_speed
         else:
             venue_now = start or real_now
         processed = self._meta("processed_until")
@@ -694,6 +693,32 @@ class PaperBook:
         return self.feed.first_touch(
             order.symbol, buy, after, until, limit=order.limit_price, placed=order.created_at
         )
+
+
+def _anchor(stored: str) -> tuple[datetime, datetime, float]:
+    """The clock anchor as kept: (exchange time, wall time, speed)."""
+    venue_text, real_text, speed_text = stored.split(" ")
+    return datetime.fromisoformat(venue_text), datetime.fromisoformat(real_text), float(speed_text)
+
+
+def exchange_time(path: Path, real_now: datetime) -> datetime | None:
+    """The time of the paper exchange whose book is at `path`, at wall time `real_now`,
+    by the timeline its book keeps (a fast one, or one started in the past), read
+    without writing; None if there is no book, or its clock never ran."""
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'clock_anchor'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:  # (not a book, or one being made: its owner will say)
+        return None
+    if row is None:
+        return None
+    venue, real, speed = _anchor(row[0])
+    return venue + (real_now - real) * speed
 
 
 def _not_a_pair(stop: OrderRequest, take_profit: OrderRequest) -> str | None:
