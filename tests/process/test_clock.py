@@ -9,16 +9,8 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from tests.support.processes import CONFIG  # (36000x, from 2026-03-02)
 from tests.test_cli import botwarden
-
-CONFIG = """\
-bot_id: behind
-symbols: [SPY]
-order: {qty: 10}
-strategy: {name: golden_cross, params: {fast: 3, slow: 8}, timeframe: 1h}
-venue: {type: paper, speed: 36000, start: 2026-03-02T14:30:00Z}
-engine: {check_interval: 1h}
-"""
 
 
 def status(folder: Path) -> dict:
