@@ -552,6 +552,7 @@ def trades(bot: str, since: str | None, as_csv: bool) -> None:
     from botwarden.config import load_config
     from botwarden.process.clock import bot_now, bot_today
     from botwarden.process.home import bot_files
+    from botwarden.process.market import read_market
     from botwarden.state.factory import StoredBot
     from botwarden.state.history import History
     from botwarden.state.manager import utc_now
@@ -573,7 +574,9 @@ def trades(bot: str, since: str | None, as_csv: bool) -> None:
     else:
         today = bot_today(config, stored.state, utc_now())
         book = stored.state.pnl
-        render_trades(_rich(), config.bot_id, closed, book, days, today, start)
+        seen = read_market(bot_files(bot).market) or {}
+        places = {s: m.get("price_places") for s, m in seen.get("symbols", {}).items()}
+        render_trades(_rich(), config.bot_id, closed, book, days, today, start, places)
 
 
 @app.command("backtest")

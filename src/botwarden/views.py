@@ -425,9 +425,17 @@ def render_trades(
     days: dict[Any, Any],
     today: Any,
     since: datetime | None = None,
+    price_places: dict[str, int | None] | None = None,
 ) -> None:
     """The trades (closed from `since`), then the PnL of `today` (the bot's trading day
-    now), of the last 7 and 30 trading days, and of all time."""
+    now), of the last 7 and 30 trading days, and of all time. `price_places`: each
+    symbol's, as its market writes prices (from the bot's market view), where known."""
+    places_of = price_places or {}
+
+    def price(symbol: str, value: Any) -> str:
+        shown = places_of.get(symbol)
+        return str(value) if shown is None else f"{value:.{shown}f}"
+
     table = Table(title=f"Closed trades of {bot_id}", title_justify="left", box=box.SIMPLE)
     for column in ("closed", "symbol", "side", "qty", "entry", "exit", "fees", "PnL", "held"):
         table.add_column(column, justify="right" if column in ("qty", "fees", "PnL") else "left")
@@ -436,7 +444,7 @@ def render_trades(
         style = "green" if t.pnl > 0 else "red" if t.pnl < 0 else ""
         table.add_row(
             f"{t.exit_time:%Y-%m-%d %H:%M}", t.symbol, t.side.value, str(t.qty),
-            str(t.entry_price), str(t.exit_price), money(t.fees),
+            price(t.symbol, t.entry_price), price(t.symbol, t.exit_price), money(t.fees),
             f"[{style}]{money(t.pnl)}[/]" if style else money(t.pnl), held,
         )  # fmt: skip
     nothing = f"no closed trades{f' since {since:%Y-%m-%d %H:%M} UTC' if since else ''}"

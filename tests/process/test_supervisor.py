@@ -501,10 +501,14 @@ def test_trades_lists_every_closed_trade_and_the_pnl_per_period(
                     tx.record_trade(trade, day, before)
 
     asyncio.run(traded())
+    # Its last pass saw SPY's market, priced in cents: the prices are shown in them.
+    market = {"symbols": {"SPY": {"price": "101", "price_places": 2, "qty_places": None}}}
+    supervisor.files("golden_spy").market.write_text(json.dumps(market))
     shown = cli("trades", "golden_spy")
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert sum(" SPY " in line for line in lines) == 4, shown.stdout
+    assert all(" 100.00 " in line and " 101.00 " in line for line in lines if " SPY " in line)
     assert "5h" in shown.stdout, "how long each was held"
     [today] = [line.split() for line in lines if line.strip().startswith("today")]
     [week] = [line.split() for line in lines if line.strip().startswith("7 days")]
