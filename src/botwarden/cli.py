@@ -547,10 +547,10 @@ def status(bot: str | None, as_json: bool) -> None:
 def trades(bot: str, since: str | None, as_csv: bool) -> None:
     """The bot's closed trades, oldest first: entry, exit, fees, PnL and how long each
     was held; then its PnL per day, week and all time."""
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
     from botwarden.config import load_config
-    from botwarden.process.clock import bot_now, bot_today
+    from botwarden.process.clock import bot_clock, bot_now, bot_today
     from botwarden.process.home import bot_files
     from botwarden.process.market import read_market
     from botwarden.state.factory import StoredBot
@@ -576,7 +576,10 @@ def trades(bot: str, since: str | None, as_csv: bool) -> None:
         book = stored.state.pnl
         seen = read_market(bot_files(bot).market) or {}
         places = {s: m.get("price_places") for s, m in seen.get("symbols", {}).items()}
-        render_trades(_rich(), config.bot_id, closed, book, days, today, start, places)
+        wall = utc_now()
+        own = abs(bot_clock(config, wall) - wall) > timedelta(minutes=1)
+        clock = ", by the paper exchange's clock" if own else ""
+        render_trades(_rich(), config.bot_id, closed, book, days, today, start, places, clock)
 
 
 @app.command("backtest")

@@ -426,17 +426,20 @@ def render_trades(
     today: Any,
     since: datetime | None = None,
     price_places: dict[str, int | None] | None = None,
+    clock: str = "",
 ) -> None:
     """The trades (closed from `since`), then the PnL of `today` (the bot's trading day
     now), of the last 7 and 30 trading days, and of all time. `price_places`: each
-    symbol's, as its market writes prices (from the bot's market view), where known."""
+    symbol's, as its market writes prices (from the bot's market view), where known;
+    `clock`: said of the times after "UTC" (", by the paper exchange's clock")."""
     places_of = price_places or {}
 
     def price(symbol: str, value: Any) -> str:
         shown = places_of.get(symbol)
         return str(value) if shown is None else f"{value:.{shown}f}"
 
-    table = Table(title=f"Closed trades of {bot_id}", title_justify="left", box=box.SIMPLE)
+    title = f"Closed trades of {bot_id} (times in UTC{clock})"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE)
     for column in ("closed", "symbol", "side", "qty", "entry", "exit", "fees", "PnL", "held"):
         table.add_column(column, justify="right" if column in ("qty", "fees", "PnL") else "left")
     for t in trades:

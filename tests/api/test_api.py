@@ -153,7 +153,7 @@ def test_the_event_stream_tells_of_a_bot_started(server: Server, tmp_path: Path)
                     kind = line.removeprefix("event: ")
                 elif line.startswith("data: "):
                     seen.append((kind, json.loads(line.removeprefix("data: "))))
-                    if kind == "stop_placed":
+                    if {"stop_placed", "market"} <= {k for k, _ in seen}:
                         return
 
     listener = threading.Thread(target=listen, daemon=True)

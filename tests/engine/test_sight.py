@@ -50,9 +50,11 @@ async def test_a_watched_bot_asks_for_a_chart_once_then_for_what_its_strategy_ne
     # Passes further apart than the strategy's bars reach: the gap is filled at once.
     asked.clear()
     exchange.clock.now += timedelta(hours=needed + 5)
-    await exchange.hours(runner, 2)
-    assert asked == [needed, CHART_BARS]
+    await exchange.hours(runner, 1)
+    assert asked == [CHART_BARS]
     assert sight.seen[-1].bars["SPY"] == list(await venue_bars("SPY", "1h", CHART_BARS))
+    await exchange.hours(runner, 1)
+    assert asked == [CHART_BARS, needed]
     await runner.state.close()
 
 

@@ -86,7 +86,7 @@ def kept_runs(root: Path | None = None) -> list[KeptRun]:
             runs.append(_read(path))
         except UnknownBacktest:
             continue
-    return sorted(runs, key=lambda run: (run.written_at, run.id), reverse=True)
+    return sorted(runs, key=lambda run: run.written_at, reverse=True)  # (to the microsecond)
 
 
 def kept_report(run_id: str, root: Path | None = None) -> Path:

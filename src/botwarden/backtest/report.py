@@ -113,7 +113,7 @@ def write_html(results: Results, path: Path) -> None:
     from plotly.offline import get_plotlyjs
     from plotly.subplots import make_subplots
 
-    plan, summary = results.plan, results.summary
+    plan, summary, ticks = results.plan, results.summary, _ticks(results)
     symbols = list(plan.config.symbols)
     fig = make_subplots(
         rows=1 + len(symbols),
@@ -169,15 +169,17 @@ def write_html(results: Results, path: Path) -> None:
                     row=row, col=1,
                 )  # fmt: skip
         closed = [c for c in results.trades if c.trade.symbol == symbol]
+        tick = ticks[symbol]
         for side, shape in ((Side.LONG, "triangle-up"), (Side.SHORT, "triangle-down")):
             opened = [c.trade for c in closed if c.trade.side is side]
             _markers(fig, row, f"{symbol} {side.value} entry",
                      [(t.entry_time, t.entry_price,
-                       f"{side.value} {plain(t.qty)} at {plain(t.entry_price)}") for t in opened],
+                       f"{side.value} {plain(t.qty)} at {t.entry_price.quantize(tick):f}")
+                      for t in opened],
                      {"symbol": shape, "size": 10, "color": "royalblue"})  # fmt: skip
         _markers(fig, row, f"{symbol} exit",
                  [(c.trade.exit_time, c.trade.exit_price,
-                   f"{c.exit_reason.replace('_', '-')} at {plain(c.trade.exit_price)},"
+                   f"{c.exit_reason.replace('_', '-')} at {c.trade.exit_price.quantize(tick):f},"
                    f" PnL {money(c.trade.pnl)}") for c in closed],
                  {"symbol": "x", "size": 9, "color": "black"})  # fmt: skip
         fig.update_xaxes(rangeslider_visible=False, row=row, col=1)
@@ -263,8 +265,8 @@ def _shown_trade(closed: ClosedTrade, tick: Decimal) -> tuple[str, ...]:
     t = closed.trade
     return (
         t.symbol, t.side.value, plain(t.qty), f"{t.entry_time:%Y-%m-%d %H:%M}",
-        str(t.entry_price.quantize(tick)), f"{t.exit_time:%Y-%m-%d %H:%M}",
-        str(t.exit_price.quantize(tick)), money(t.pnl), closed.exit_reason.replace("_", "-"),
+        f"{t.entry_price.quantize(tick):f}", f"{t.exit_time:%Y-%m-%d %H:%M}",
+        f"{t.exit_price.quantize(tick):f}", money(t.pnl), closed.exit_reason.replace("_", "-"),
     )  # fmt: skip
 
 

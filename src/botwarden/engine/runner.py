@@ -39,6 +39,7 @@ from typing import Protocol
 from botwarden.domain import risk as rules
 from botwarden.domain.models import Bar, BotStatus, Instance, Position, Topic
 from botwarden.domain.orders import OrderIntent, Purpose
+from botwarden.domain.timeframes import bar_open
 from botwarden.engine.deadline import StrategyCalls
 from botwarden.engine.ids import ClientIds
 from botwarden.engine.orders import BREAKER, WAITING, Context, OrderDesk
@@ -161,6 +162,8 @@ class Runner:
         a chart's worth (otherwise a pass asks only for what the strategy needs)."""
         self._bars_due: datetime | None = None
         """When a bot whose own code decides next fetches its chart's bars."""
+        self._sight_failed: str | None = None
+        """What the sight last raised, while it keeps raising it (said once)."""
         self._hook_failures: list[StrategyFailed] = []
         """What the hooks raised after this pass's decisions: told at the next."""
         self._told: set[tuple[str, str | None, str]] = set()
@@ -642,7 +645,7 @@ class Runner:
         if not self.decides and (self._bars_due is None or now >= self._bars_due):
             with contextlib.suppress(VenueError):  # a chart is not worth a pass
                 bar = timeframe_width(self.venue.name, timeframe)
-                self._bars_due = _bar_start(now, bar) + bar  # (once the next bar is out)
+                self._bars_due = bar_open(timeframe, now) + bar  # (once the next bar is out)
                 for symbol in symbols:
                     bars = await self.ctx.venue.bars(symbol, timeframe, CHART_BARS)
                     self._bars_seen[symbol] = list(bars)
@@ -654,8 +657,12 @@ class Runner:
         seen = Seen(now, self.speed, timeframe, prices, self._bars_seen, markets, balance)
         try:
             self.sight.saw(seen)
-        except Exception:  # (its own failures it says itself: this is a bug of its own)
-            log.exception("%s: the market view failed; trading goes on", self.settings.bot_id)
+        except Exception as error:  # (its own failures it says itself: a bug of its own)
+            if repr(error) != self._sight_failed:
+                log.exception("%s: the market view failed; trading goes on", self.settings.bot_id)
+            self._sight_failed = repr(error)
+        else:
+            self._sight_failed = None
 
     async def _keep_history(self, open_orders: dict[str, VenueOrder]) -> None:
         """Retention's step of the pass. A record it cannot read stops it, said once,
@@ -732,8 +739,8 @@ class Runner:
         }
         needed = strategy.bars_needed
         charting = self.sight is not None
-        whole = symbol not in self._bars_seen or symbol in self._chart_gaps
-        wanted = max(needed, CHART_BARS) if charting and whole else needed
+        whole = charting and self._chart_short(symbol, main, needed)
+        wanted = max(needed, CHART_BARS) if whole else needed
         recent = list(await venue.bars(symbol, main, wanted))
         if charting:
             self._chart(symbol, recent, timeframe_width(venue.name, main), whole)
@@ -747,6 +754,15 @@ class Runner:
             "decide", lambda: strategy.decide(symbol, bars, held)
         )
         return signal, bars
+
+    def _chart_short(self, symbol: str, timeframe: str, needed: int) -> bool:
+        """The chart of `symbol` wants a chart's worth of bars: it has none, a gap was
+        found, or the `needed` newest would not reach back to its last."""
+        kept = self._bars_seen.get(symbol)
+        if not kept or symbol in self._chart_gaps:
+            return True
+        bar = timeframe_width(self.venue.name, timeframe)
+        return kept[-1].time + bar * (needed + 1) < bar_open(timeframe, self.clock())
 
     def _chart(self, symbol: str, recent: list[Bar], bar: timedelta, whole: bool) -> None:
         """The chart's bars of `symbol`: `recent`, a chart's worth if `whole`, else the
@@ -978,13 +994,6 @@ def _failure_key(failure: StrategyFailed) -> tuple[str, str | None, str]:
     """What makes two failures the same one: the call, the line, the kind of error (not
     the message, which may carry a value that changes every pass)."""
     return failure.call, failure.where, failure.problem.partition(":")[0]
-
-
-def _bar_start(at: datetime, bar: timedelta) -> datetime:
-    """The opening of the bar of width `bar` that `at` falls in (bars counted from the
-    epoch, as venues count minutes, hours and days in UTC)."""
-    epoch = datetime(1970, 1, 1, tzinfo=at.tzinfo)
-    return at - (at - epoch) % bar
 
 
 def _copy(position: Position | None) -> Position | None:

@@ -509,7 +509,7 @@ class Supervisor:
         `report.problem` says why), with its events after `events_after` if asked."""
         from botwarden.domain.models import BotStatus
         from botwarden.domain.numbers import age
-        from botwarden.process.clock import bot_today
+        from botwarden.process.clock import bot_now, bot_today
 
         _reap()
         files = self.files(bot_id)
@@ -542,7 +542,8 @@ class Supervisor:
             locked = lock_pid is not None
             report.status = BotStatus.RUNNING.value if locked else BotStatus.STOPPED.value
             return report, None
-        _fill(report, read, bot_today(config, state, datetime.now(UTC)))  # (its clock's)
+        wall = datetime.now(UTC)
+        _fill(report, read, bot_today(config, state, wall), bot_now(config, state, wall))
         stored = state.bot.status
         if state.bot.instance is None and stored is not BotStatus.ERROR:
             stored = BotStatus.STOPPED  # never ran (an ERROR: it could not start)
@@ -644,17 +645,17 @@ def _true_status(stored: BotStatus, locked: bool, starting: bool) -> BotStatus:
     return stored
 
 
-def _fill(report: BotReport, stored: StoredBot, today: date) -> None:
-    """The report's figures from the state. `today`: the trading day by the wall clock;
-    a bot that has not reached it (stopped, say) shows that day's counters, zero, never
-    an older day's as today's."""
+def _fill(report: BotReport, stored: StoredBot, today: date, now: datetime) -> None:
+    """The report's figures from the state. `today` and `now`: the trading day and the
+    time by the bot's clock (`process/clock.py`); a bot that has not reached that day
+    (stopped, say) shows its counters, zero, never an older day's as today's."""
     from botwarden.domain import risk as rules
     from botwarden.domain.models import BotStatus
     from botwarden.domain.numbers import money
     from botwarden.domain.orders import IntentStatus
 
     state = stored.state
-    bot, risk, now = state.bot, rules.roll_day(state.risk, today), datetime.now(UTC)
+    bot, risk = state.bot, rules.roll_day(state.risk, today)
     for p in state.positions.values():
         stop = state.intents.get(p.stop_client_order_id or "")
         live = stop is not None and stop.status in (
@@ -680,7 +681,7 @@ def _fill(report: BotReport, stored: StoredBot, today: date) -> None:
             report.trades_today = state.pnl.today.trades
     report.losing_streak = risk.consecutive_losses
     report.drawdown = f"{risk.drawdown:.6f}" if risk.peak_equity is not None else None
-    if risk.breaker_until is not None and risk.breaker_until > now:
+    if risk.breaker_until is not None and risk.breaker_until > now:  # (by the bot's clock)
         report.breaker = f"until {risk.breaker_until.isoformat()}: {risk.breaker_reason}"
     report.last_error = bot.last_error
     if bot.status is BotStatus.NEEDS_ATTENTION:
@@ -689,7 +690,8 @@ def _fill(report: BotReport, stored: StoredBot, today: date) -> None:
     report.last_run_at = _iso(bot.last_run_at)
     report.last_updated_at = _iso(bot.last_updated_at)
     if bot.seen_at is not None:
-        report.heartbeat_seconds = round(max(0.0, (now - bot.seen_at).total_seconds()), 3)
+        shown = (datetime.now(UTC) - bot.seen_at).total_seconds()  # (both by the wall clock)
+        report.heartbeat_seconds = round(max(0.0, shown), 3)
 
 
 def _iso(at: datetime | None) -> str | None:

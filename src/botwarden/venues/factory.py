@@ -12,7 +12,7 @@ from pathlib import Path
 from botwarden.errors import ConfigError
 from botwarden.state.settings import resolve_path
 from botwarden.venues.base import Venue
-from botwarden.venues.paper.book import BookSettings, PaperBook, exchange_time
+from botwarden.venues.paper.book import BookSettings, PaperBook
 from botwarden.venues.paper.faults import FaultPlan
 from botwarden.venues.paper.feed import Instrument, RandomWalkFeed
 from botwarden.venues.paper.venue import AcceleratedClock, PaperVenue, utc_now
@@ -91,23 +91,14 @@ def open_paper_venue(
             host=clock,
         )
         book = PaperBook(path, live, book_settings(settings))
-        exchange_time = SourceClock(live, clock, book.processed_until(), faults.clock_skew)
-        return PaperVenue(book, exchange_time, faults, host_clock=clock, live=live)
+        source_time = SourceClock(live, clock, book.processed_until(), faults.clock_skew)
+        return PaperVenue(book, source_time, faults, host_clock=clock, live=live)
     book = paper_book(settings, path)
     # Anchored even at speed 1: a book that once ran faster keeps its timeline.
     exchange_clock = AcceleratedClock(
         book, settings.speed, real=clock, start=settings.start, skew=faults.clock_skew
     )
     return PaperVenue(book, exchange_clock, faults, host_clock=clock)
-
-
-def exchange_now(settings: VenueSettings, flow_id: str, base_dir: Path, wall: datetime) -> datetime:
-    """The bot's venue's time now: for a paper exchange with its book's own timeline
-    (running fast, or started in the past), that timeline's; else the wall clock's."""
-    if isinstance(settings, PaperVenueSettings) and settings.prices is None:
-        path = resolve_path(settings.path, flow_id, base_dir)
-        return exchange_time(path, wall) or wall
-    return wall
 
 
 def open_price_source(

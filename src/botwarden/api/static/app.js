@@ -13,6 +13,8 @@ const COLORS = {  // the stop and the take-profit in colours no candle has
 const charts = new Map();  // chart divs by bot and symbol, kept across redraws
 let token = tokenFromFragment() || localStorage.getItem(TOKEN_KEY) || "";
 let redrawing = null;
+let redrawAgain = false;
+const MARKET_REDRAW = 1000;  // ms: a fast bot's passes redraw its charts at most this often
 let streaming = null;
 
 function tokenFromFragment() {
@@ -121,11 +123,21 @@ function positionsTable(positions, market) {
   }));
 }
 
-function ordersTable(orders) {
+function ordersTable(orders, market) {
   if (!orders.length) return el("p", { class: "muted" }, "no open orders");
-  return table(["client order id", "purpose", "side", "qty", "type", "status"], orders.map((o) =>
-    el("tr", {}, el("td", {}, o.client_order_id), el("td", {}, o.purpose), el("td", {}, o.side),
-      el("td", {}, o.qty), el("td", {}, o.type), el("td", {}, o.status))));
+  const of = marketsOf(market);
+  // A stop moved in one request: the old one's end is the venue's word at the next pass.
+  const replacedBy = Object.fromEntries(orders.filter((o) => o.replaces).map((o) => [o.replaces, o]));
+  return table(["client order id", "purpose", "side", "qty", "type", "price", "status"], orders.map((o) => {
+    const places = (of[o.symbol] || {}).price_places;
+    const newer = replacedBy[o.client_order_id];
+    const status = newer && !["rejected", "canceled"].includes(newer.status)
+      ? `replaced by ${newer.client_order_id} (ends when the venue says so)` : o.status;
+    return el("tr", { "data-order": o.client_order_id },
+      el("td", {}, o.client_order_id), el("td", {}, o.purpose), el("td", {}, o.side),
+      el("td", {}, o.qty), el("td", {}, o.type),
+      el("td", {}, shown(o.stop_price || o.limit_price, places)), el("td", {}, status));
+  }));
 }
 
 function marketsOf(market) {
@@ -334,7 +346,7 @@ function card(bot, details, drawing) {
       take_profit: p.take_profit, stop_live: p.stop_live,
     })), market),
     marketSection(bot, market, drawing),
-    el("h3", {}, "open orders"), ordersTable(details.orders || []),
+    el("h3", {}, "open orders"), ordersTable(details.orders || [], market),
     pnlSection(bot, details.pnl, drawing),
     el("h3", {}, "recent trades"), tradesTable(details.trades || [], market));
 }
@@ -412,18 +424,27 @@ async function redraw() {
   }
 }
 
-function scheduleRedraw() {
-  // Many events arrive together (a fill, its trade, a stop): one redraw for all.
-  if (redrawing) return;
+function scheduleRedraw(delay = 150) {
+  // Many events arrive together (a fill, its trade, a stop): one redraw for all, and
+  // one at a time (one asked for meanwhile follows it: never an older one drawn last).
+  if (redrawing) {
+    redrawAgain = true;
+    return;
+  }
   redrawing = setTimeout(async () => {
-    redrawing = null;
     try {
       await redraw();
       say(null);
     } catch (error) {
       handle(error);
+    } finally {
+      redrawing = null;
+      if (redrawAgain) {
+        redrawAgain = false;
+        scheduleRedraw(delay);
+      }
     }
-  }, 150);
+  }, delay);
 }
 
 // -- acting -----------------------------------------------------------------------------
@@ -464,7 +485,8 @@ async function stream() {
       while ((end = buffer.indexOf("\n\n")) >= 0) {
         const message = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
-        if (/^event: /m.test(message)) scheduleRedraw();
+        if (/^event: market$/m.test(message)) scheduleRedraw(MARKET_REDRAW);
+        else if (/^event: /m.test(message)) scheduleRedraw();
       }
     }
   } catch (error) {

@@ -37,6 +37,7 @@ from botwarden.venues.base import (
     VenuePosition,
 )
 from botwarden.venues.paper.feed import Feed
+from botwarden.venues.timeline import anchor_text, parse_anchor
 
 ClientIds = Literal["alpaca", "binance"]
 
@@ -149,7 +150,7 @@ class PaperBook:
         """
         stored = self._meta("clock_anchor")
         if stored is not None:
-            venue, real, kept_speed = _anchor(stored)
+            venue, real, kept_speed = parse_anchor(stored)
             if kept_speed == speed:
                 return venue, real
             venue_now = venue + (real_now - real) * kept_speed
@@ -158,7 +159,7 @@ class PaperBook:
         processed = self._meta("processed_until")
         if processed is not None:
             venue_now = max(venue_now, datetime.fromisoformat(processed) - skew)
-        self._set_meta("clock_anchor", f"{venue_now.isoformat()} {real_now.isoformat()} {speed!r}")
+        self._set_meta("clock_anchor", anchor_text(venue_now, real_now, speed))
         return venue_now, real_now
 
     # -- small persistence helpers --------------------------------------------------------
@@ -693,32 +694,6 @@ class PaperBook:
         return self.feed.first_touch(
             order.symbol, buy, after, until, limit=order.limit_price, placed=order.created_at
         )
-
-
-def _anchor(stored: str) -> tuple[datetime, datetime, float]:
-    """The clock anchor as kept: (exchange time, wall time, speed)."""
-    venue_text, real_text, speed_text = stored.split(" ")
-    return datetime.fromisoformat(venue_text), datetime.fromisoformat(real_text), float(speed_text)
-
-
-def exchange_time(path: Path, real_now: datetime) -> datetime | None:
-    """The time of the paper exchange whose book is at `path`, at wall time `real_now`,
-    by the timeline its book keeps (a fast one, or one started in the past), read
-    without writing; None if there is no book, or its clock never ran."""
-    if not path.is_file():
-        return None
-    try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            row = db.execute("SELECT value FROM meta WHERE key = 'clock_anchor'").fetchone()
-        finally:
-            db.close()
-    except sqlite3.Error:  # (not a book, or one being made: its owner will say)
-        return None
-    if row is None:
-        return None
-    venue, real, speed = _anchor(row[0])
-    return venue + (real_now - real) * speed
 
 
 def _not_a_pair(stop: OrderRequest, take_profit: OrderRequest) -> str | None:
