@@ -242,7 +242,7 @@ function priceFigure(market, m) {
 function pnlFigure(days) {
   // Realized PnL: one bar per trading day, and the running total (the equity the
   // closed trades made) as a line on its own axis.
-  const x = days.map((d) => d.day);
+  const x = days.map((d) => `${d.day} 12:00`);  // (a day's bar over its day, not its midnight)
   const DAY = 86400000;  // (ms: a date axis counts in them)
   const first = Date.parse(x[0]), last = Date.parse(x[x.length - 1]);
   const ticks = Math.max(1, Math.ceil((last - first) / DAY / 8)) * DAY;  // whole days
