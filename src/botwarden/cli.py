@@ -547,10 +547,10 @@ def status(bot: str | None, as_json: bool) -> None:
 def trades(bot: str, since: str | None, as_csv: bool) -> None:
     """The bot's closed trades, oldest first: entry, exit, fees, PnL and how long each
     was held; then its PnL per day, week and all time."""
-    from datetime import datetime, timedelta
+    from datetime import datetime
 
     from botwarden.config import load_config
-    from botwarden.process.clock import bot_clock, bot_now, bot_today
+    from botwarden.process.clock import BotTime, bot_time
     from botwarden.process.home import bot_files
     from botwarden.process.market import read_market
     from botwarden.state.factory import StoredBot
@@ -560,26 +560,23 @@ def trades(bot: str, since: str | None, as_csv: bool) -> None:
 
     config = load_config(Path(bot_files(bot).read_record()["config"]))
 
-    async def read() -> tuple[StoredBot, datetime | None, list[Any], dict[Any, Any]]:
+    async def read() -> tuple[StoredBot, BotTime, datetime | None, list[Any], dict[Any, Any]]:
         async with _opened_store(config, existing=True) as store:
             history = History(store, config.bot_id)
             stored = await StoredBot.read(store, config.bot_id)
-            now = bot_now(config, stored.state, utc_now())
-            start = since_time(since, now) if since is not None else None
-            return stored, start, await history.trades(since=start), await history.days()
+            when = bot_time(config, stored.state, utc_now())
+            start = since_time(since, when.now) if since is not None else None
+            return stored, when, start, await history.trades(since=start), await history.days()
 
-    stored, start, closed, days = _run(read())
+    stored, when, start, closed, days = _run(read())
     if as_csv:
         sys.stdout.write(trades_as_csv(closed))
     else:
-        today = bot_today(config, stored.state, utc_now())
         book = stored.state.pnl
         seen = read_market(bot_files(bot).market) or {}
         places = {s: m.get("price_places") for s, m in seen.get("symbols", {}).items()}
-        wall = utc_now()
-        own = abs(bot_clock(config, wall) - wall) > timedelta(minutes=1)
-        clock = ", by the paper exchange's clock" if own else ""
-        render_trades(_rich(), config.bot_id, closed, book, days, today, start, places, clock)
+        clock = ", by the paper exchange's clock" if when.own else ""
+        render_trades(_rich(), config.bot_id, closed, book, days, when.today, start, places, clock)
 
 
 @app.command("backtest")

@@ -57,7 +57,7 @@ from botwarden.api.watch import Watcher, metrics_text
 from botwarden.backtest.listing import RUN_ID, UnknownBacktest, kept_report, kept_runs
 from botwarden.errors import BotwardenError, ConfigError, StateError
 from botwarden.keystore import KeyExists, KeyStore, KeyStoreError, UnknownKey
-from botwarden.process.clock import bot_now, bot_today
+from botwarden.process.clock import bot_time
 from botwarden.process.home import UnknownBot
 from botwarden.process.lock import AlreadyRunning
 from botwarden.process.market import read_market
@@ -236,8 +236,8 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
         if since is not None:
             _, stored = await look(bot_id)
             config = await off_loop(lambda: supervisor.config(bot_id))
-            now = await off_loop(lambda: bot_now(config, stored.state, datetime.now(UTC)))
-            start = since_time(since, now, "since")
+            when = await off_loop(lambda: bot_time(config, stored.state, datetime.now(UTC)))
+            start = since_time(since, when.now, "since")
         newest = await history(
             bot_id, lambda h: h.trades(since=start, limit=limit, newest_first=True)
         )
@@ -249,7 +249,8 @@ def create_app(supervisor: Supervisor, token: str, watch_interval: float = 1.0) 
         _, stored = await look(bot_id)
         config = await off_loop(lambda: supervisor.config(bot_id))
         days = await history(bot_id, lambda h: h.days())
-        today = await off_loop(lambda: bot_today(config, stored.state, datetime.now(UTC)))
+        when = await off_loop(lambda: bot_time(config, stored.state, datetime.now(UTC)))
+        today = when.today
         book = stored.state.pnl
         return {
             "bot_id": bot_id,

@@ -193,7 +193,7 @@ def write_html(results: Results, path: Path) -> None:
     )
     chart = fig.to_html(include_plotlyjs=False, full_html=False)
     (path.parent / "plotly.min.js").write_text(get_plotlyjs())
-    path.write_text(_page(results, chart))
+    path.write_text(_page(results, chart, ticks))
 
 
 def _markers(fig: Any, row: int, name: str, points: list[tuple], marker: dict) -> None:
@@ -217,13 +217,12 @@ def _markers(fig: Any, row: int, name: str, points: list[tuple], marker: dict) -
     )
 
 
-def _page(results: Results, chart: str) -> str:
+def _page(results: Results, chart: str, ticks: dict[str, Decimal]) -> str:
     """report.html: the summary, the charts, then every closed trade."""
     summary = results.summary
     rows = "".join(
         f"<tr><th>{escape(name)}</th><td>{escape(shown(summary))}</td></tr>" for name, shown in ROWS
     )
-    ticks = _ticks(results)
     trades = "".join(
         "<tr>"
         + "".join(f"<td>{escape(value)}</td>" for value in _shown_trade(c, ticks[c.trade.symbol]))

@@ -4,7 +4,8 @@ keeps, not the wall clock's."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from botwarden.config import BotConfig
@@ -28,18 +29,25 @@ def bot_clock(
     return exchange_time(book, wall_clock) or last_seen or wall_clock
 
 
-def bot_today(config: BotConfig, state: Any, wall_clock: datetime) -> date:
-    """The bot's trading day now, by its clock (`bot_clock`), or the last day it
-    reached if that is later."""
-    now = bot_clock(config, wall_clock, state.bot.heartbeat_at)
-    days = [config.risk.trading_day(now), state.risk.trading_day]
+@dataclass(frozen=True)
+class BotTime:
+    now: datetime
+    """By the bot's clock (`bot_clock`), or its last heartbeat by that clock if later."""
+    today: date
+    """Its trading day by that clock, or the last day it reached if that is later."""
+    own: bool
+    """Its clock is not the wall clock's (a paper exchange's timeline, a minute or more
+    off): a time shown should say so."""
+
+
+def bot_time(config: BotConfig, state: Any, wall_clock: datetime) -> BotTime:
+    """The bot's time and trading day now, as `status`, `trades` and the API count
+    them (its book read once)."""
+    beat = state.bot.heartbeat_at
+    clock = bot_clock(config, wall_clock, beat)
+    days = [config.risk.trading_day(clock), state.risk.trading_day]
     if state.pnl is not None:
         days.append(state.pnl.day)
-    return max(d for d in days if d is not None)
-
-
-def bot_now(config: BotConfig, state: Any, wall_clock: datetime) -> datetime:
-    """The bot's clock (`bot_clock`), or its last heartbeat by that clock if later."""
-    beat = state.bot.heartbeat_at
-    now = bot_clock(config, wall_clock, beat)
-    return max(now, beat) if beat is not None else now
+    now = max(clock, beat) if beat is not None else clock
+    own = abs(clock - wall_clock) > timedelta(minutes=1)
+    return BotTime(now, max(d for d in days if d is not None), own)

@@ -509,7 +509,7 @@ class Supervisor:
         `report.problem` says why), with its events after `events_after` if asked."""
         from botwarden.domain.models import BotStatus
         from botwarden.domain.numbers import age
-        from botwarden.process.clock import bot_now, bot_today
+        from botwarden.process.clock import bot_time
 
         _reap()
         files = self.files(bot_id)
@@ -542,8 +542,8 @@ class Supervisor:
             locked = lock_pid is not None
             report.status = BotStatus.RUNNING.value if locked else BotStatus.STOPPED.value
             return report, None
-        wall = datetime.now(UTC)
-        _fill(report, read, bot_today(config, state, wall), bot_now(config, state, wall))
+        when = bot_time(config, state, datetime.now(UTC))
+        _fill(report, read, when.today, when.now)
         stored = state.bot.status
         if state.bot.instance is None and stored is not BotStatus.ERROR:
             stored = BotStatus.STOPPED  # never ran (an ERROR: it could not start)
