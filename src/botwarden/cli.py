@@ -90,6 +90,20 @@ timeout_option = click.option(
     help="Seconds to wait after SIGTERM before SIGKILL.",
 )
 
+takeover_option = click.option(
+    "--takeover",
+    is_flag=True,
+    help="Take the bot over from an instance on another host that holds its lease (a"
+    " store hosts share): that instance is fenced out, its next write and order refused.",
+)
+
+standby_option = click.option(
+    "--standby",
+    is_flag=True,
+    help="While an instance on another host holds the bot's lease, stand by (status"
+    " `standby`) and take over, recovery first, once its lease runs out.",
+)
+
 
 def _json_option(instead_of: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option(
@@ -340,12 +354,23 @@ def venue_serve(
     help="Not what each pass decided, symbol by symbol: only orders, fills and worse"
     " (the log file keeps every line).",
 )
-def run(config: Path, ticks: int | None, log_format: LogFormat, quiet: bool) -> None:
+@takeover_option
+@standby_option
+def run(
+    config: Path,
+    ticks: int | None,
+    log_format: LogFormat,
+    quiet: bool,
+    takeover: bool,
+    standby: bool,
+) -> None:
     """Run a bot in the foreground until SIGTERM or Ctrl-C: recovery first, then the loop.
 
     Each pass says what the strategy made of each symbol (waiting for bars, no signal,
     a signal and what became of it); --quiet leaves that to the log file. One instance
-    per bot: a second one exits at once, naming the first one's PID.
+    per bot: a second one exits at once, naming the first one's PID (on this host) or
+    its host, PID and lease (on a store hosts share), unless --takeover, or --standby
+    (then it waits, and takes over once that instance's lease runs out).
     """
     from botwarden.config import load_config
     from botwarden.process.home import bot_files
@@ -365,7 +390,18 @@ def run(config: Path, ticks: int | None, log_format: LogFormat, quiet: bool) -> 
     # Remembered for status, stop and logs once this config really runs the bot (its
     # lock held, its state open): a run refused earlier takes nothing over.
     remember = lambda: files.remember(config, lock_path(settings))  # noqa: E731
-    _run(run_bot(settings, ticks=ticks, on_running=remember, strategy=strategy))
+    if takeover and standby:
+        raise click.UsageError("--takeover and --standby: one or the other")
+    _run(
+        run_bot(
+            settings,
+            ticks=ticks,
+            on_running=remember,
+            strategy=strategy,
+            takeover=takeover,
+            standby=standby,
+        )
+    )
 
 
 def _log_to(path: Path, log_format: LogFormat, decisions: bool = True) -> None:
@@ -388,17 +424,22 @@ def _log_to(path: Path, log_format: LogFormat, decisions: bool = True) -> None:
 
 @app.command("start")
 @config_argument
-def start(config: Path) -> None:
+@takeover_option
+@standby_option
+def start(config: Path, takeover: bool, standby: bool) -> None:
     """Start a bot in the background (its own session and process group), once.
 
-    Refused, naming the PID, if the bot already runs. Returns once the new process
-    holds the bot's lock; if it exits first, its reason is the error.
+    Refused, naming the PID, if the bot already runs (on another host sharing its
+    store: naming the host, unless --takeover). Returns once the new process holds the
+    bot's lock and lease; if it exits first, its reason is the error.
     """
     from botwarden.config import load_config
     from botwarden.process.supervisor import Supervisor
 
     supervisor = Supervisor()
-    launch = supervisor.start(config)
+    if takeover and standby:
+        raise click.UsageError("--takeover and --standby: one or the other")
+    launch = supervisor.start(config, takeover=takeover, standby=standby)
     files = supervisor.files(load_config(config).bot_id)
     if launch.confirmed:
         said = f"started bot {files.bot_id} (pid {launch.pid}); log: {files.log}"

@@ -87,9 +87,10 @@ class FencedOut(StateError):
     """A newer instance of this bot has taken over; this one must not write or trade."""
 
     def __init__(self, flow_id: str, epoch: int, current: int) -> None:
+        why = "another instance took over" if current > epoch else "never granted by it"
         super().__init__(
             f"bot {flow_id}: write refused, this instance holds epoch {epoch} but the store"
-            f" is at epoch {current} (another instance took over)"
+            f" is at epoch {current} ({why})"
         )
         self.flow_id = flow_id
         self.epoch = epoch

@@ -30,6 +30,7 @@ STATUS_STYLE = {
     BotStatus.STOPPED: "bright_black",
     BotStatus.ERROR: "red",
     BotStatus.PENDING: "blue",
+    BotStatus.STANDBY: "cyan",
     BotStatus.NEEDS_ATTENTION: "yellow",
 }
 

@@ -88,10 +88,9 @@ class World:
 
     async def start(self) -> Bot:
         """A new instance: a new manager on the same file, a new epoch."""
-        self.epoch += 1
         state = StateManager(BOT, SqliteStore(self.state_path), clock=self.clock)
         await state.open()
-        await state.fence(self.epoch)
+        self.epoch = await state.claim(self.epoch + 1)
         venue = PaperVenue(self.book, self.clock, FaultPlan.parse(self.faults), self._late)
         ctx = Context(
             bot_id=BOT,

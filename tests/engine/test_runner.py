@@ -214,7 +214,9 @@ async def test_the_daily_reset_happens_on_a_quiet_day_and_shows_in_the_counters(
     async with runner.state.transaction() as tx:  # yesterday's loss, as a bot left it
         day = exchange.clock.now.date()
         tx.save_risk_state(tx.state.risk.evolve(trading_day=day, daily_pnl=Decimal(-40)))
-    await runner.state.set_status(BotStatus.RUNNING, "a venue error earlier today")
+    async with runner.state.transaction() as tx:
+        assert tx.state.bot.status is BotStatus.RUNNING
+        tx.save_bot_record(tx.state.bot.evolve(last_error="a venue error earlier today"))
     while exchange.clock.now.date() == day:
         await exchange.hours(runner, 1)
     state = await whole(runner.state)

@@ -48,7 +48,7 @@ def position(bot: str, size: int, n: int = 0) -> Position:
 async def traded(backend: Backend, bot: str = "bot", positions: int = 1) -> None:
     """A bot that ran: its positions, events, and a heartbeat; its store closed."""
     async with StateManager.from_config(bot, backend.settings, base_dir=backend.base_dir) as m:
-        await m.fence(1)
+        await m.claim()
         for n in range(positions):
             await m.save_position(position(bot, 10, n))
         async with m.transaction() as tx:
@@ -148,7 +148,7 @@ async def test_a_look_at_a_server_store_changes_nothing(server_backend: Backend)
     async with StateManager.from_config(
         "bot", server_backend.settings, base_dir=server_backend.base_dir
     ) as m:
-        await m.fence(1)
+        await m.claim()
         sent = entry("bot-1-000001").submit(T0, 1)
         await m.save_order(sent)
         await m.record_fill(fill(), intent=sent.fill(T0, Decimal(10), Decimal(450)))
@@ -207,7 +207,7 @@ def test_a_bot_that_did_not_change_is_not_decoded_again(file_backend: Backend) -
 
     async def beat() -> None:
         async with StateManager.from_config("bot", file_backend.settings, base_dir=folder) as m:
-            await m.fence(1)
+            await m.claim()
             await m.heartbeat()
 
     asyncio.run(beat())
@@ -257,7 +257,7 @@ async def test_every_change_is_seen_at_the_next_look(durable_backend: Backend) -
     for n, change in enumerate(changes):
         await manager.open()
         if n == 0:
-            await manager.fence(1)
+            await manager.claim()
         await change(manager)
         async with manager.transaction() as tx:
             tx.add_event(T0, "status", f"after change {n}")

@@ -330,6 +330,7 @@ async def test_a_wrong_typed_redis_key_leaves_the_change_unapplied(tmp_path: Pat
     for backend in make_backend("redis", tmp_path):
         store = backend.store()
         await store.open()
+        await store.claim_epoch("bot")
         await store.apply("bot", Change([Put("positions", "p0", {"v": "before"})], epoch=1))
         prefix = backend.settings["redis"]["key_prefix"]
         client = redis.Redis.from_url(backend.settings["redis"]["url"], decode_responses=True)

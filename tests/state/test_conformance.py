@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -85,6 +86,7 @@ async def test_ops_on_one_key_in_one_change_apply_in_order(store: StateStore) ->
 
 
 async def test_bots_are_namespaced(store: StateStore) -> None:
+    assert await store.claim_epoch("alpha", 3) == 3
     await store.apply("alpha", Change([Put("positions", "p1", {"owner": "alpha"})], epoch=3))
     await store.apply("beta", Change([Put("positions", "p1", {"owner": "beta"})]))
     assert docs(await store.load("alpha"), "positions") == {"p1": {"owner": "alpha"}}
@@ -185,8 +187,9 @@ async def test_a_record_moves_from_live_to_history_in_one_change(store: StateSto
 
 
 async def test_fencing_refuses_writes_from_an_older_epoch(store: StateStore) -> None:
+    assert await store.claim_epoch("bot") == 1
     await store.apply("bot", Change([Put("positions", "p1", {"by": "first"})], epoch=1))
-    await store.apply("bot", Change([], epoch=2))  # a new instance takes over
+    assert await store.claim_epoch("bot") == 2  # a new instance takes over
     assert await store.epoch("bot") == 2
 
     with pytest.raises(FencedOut) as refused:
@@ -201,10 +204,56 @@ async def test_fencing_refuses_writes_from_an_older_epoch(store: StateStore) -> 
     assert await store.epoch("bot") == 2
 
 
+async def test_an_epoch_the_store_never_granted_is_refused(store: StateStore) -> None:
+    """Computed by an instance itself (the last epoch + 1, as two hosts starting at
+    once would both compute), an epoch is not the store's: refused, nothing written."""
+    await store.claim_epoch("bot")
+    with pytest.raises(FencedOut, match="never granted") as refused:
+        await store.apply("bot", Change([Put("positions", "p1", {"by": "self-made"})], epoch=2))
+    assert (refused.value.epoch, refused.value.current) == (2, 1)
+    with pytest.raises(FencedOut):  # nor on a bot the store has never heard of
+        await store.apply("new", Change([Put("positions", "p1", {})], epoch=1))
+    assert await store.load("bot") == {name: {} for name in LIVE}
+    assert await store.load("new") == {name: {} for name in LIVE}
+    assert (await store.epoch("bot"), await store.epoch("new")) == (1, 0)
+
+
+async def test_an_epoch_is_granted_above_every_one_before_and_at_least_as_asked(
+    store: StateStore,
+) -> None:
+    assert await store.claim_epoch("bot", 1_700_000_000) == 1_700_000_000
+    assert await store.claim_epoch("bot", 5) == 1_700_000_001  # (never lower)
+    assert await store.claim_epoch("bot") == 1_700_000_002
+    assert await store.flows() == ["bot"]  # a claim registers the bot
+
+
 async def test_an_unfenced_write_never_lowers_the_epoch(store: StateStore) -> None:
-    await store.apply("bot", Change([], epoch=5))
+    await store.claim_epoch("bot", 5)
     await store.apply("bot", Change([Put("meta", "note", {"by": "operator tool"})]))
     assert await store.epoch("bot") == 5
+
+
+async def test_instances_claiming_at_once_are_granted_distinct_epochs(
+    durable_backend: Backend,
+) -> None:
+    """Two instances (two connections, as two hosts have) claim together, again and
+    again: never the same epoch twice, and only the last granted can write."""
+    stores = [durable_backend.store() for _ in range(2)]
+    for each in stores:
+        await each.open()
+    try:
+        granted: list[int] = []
+        for _ in range(10):
+            granted += await asyncio.gather(*(each.claim_epoch("bot") for each in stores))
+        assert sorted(granted) == list(range(1, 21))
+        newest = max(granted)
+        for each in stores:
+            with pytest.raises(FencedOut):
+                await each.apply("bot", Change([Put("meta", "m", {})], epoch=newest - 1))
+        await stores[0].apply("bot", Change([Put("meta", "m", {"by": newest})], epoch=newest))
+    finally:
+        for each in stores:
+            await each.close()
 
 
 async def test_an_empty_change_registers_the_bot(store: StateStore) -> None:
@@ -226,6 +275,7 @@ def test_an_unknown_collection_is_refused_before_any_backend_sees_it() -> None:
 async def test_state_survives_closing_and_reopening(durable_backend: Backend) -> None:
     first = durable_backend.store()
     await first.open()
+    await first.claim_epoch("bot", 7)
     await first.apply("bot", Change([Put("positions", "p1", {"size": "3"})], epoch=7))
     await first.close()
 

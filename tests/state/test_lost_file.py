@@ -41,6 +41,7 @@ async def replaced_by_another_bots_state(path: Path) -> None:
 async def opened(backend: Backend) -> StateStore:
     store = backend.store()
     await store.open()
+    await store.claim_epoch("bot")  # (the changes below are epoch 1's)
     await store.apply("bot", change(1))
     return store
 

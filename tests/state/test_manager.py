@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from botwarden.domain import BotStatus, Fill, OrderIntent, Position, RiskState
+from botwarden.domain import (
+    BotEvent,
+    BotStatus,
+    Fill,
+    IllegalBotTransition,
+    OrderIntent,
+    Position,
+    RiskState,
+)
 from botwarden.domain.orders import IntentStatus
 from botwarden.errors import FencedOut
 from botwarden.state.base import Change, Snapshot, StateStore, encode
@@ -302,31 +310,37 @@ async def test_heartbeat_and_staleness(manager: StateManager, clock: Clock) -> N
 async def test_status_lifecycle_keeps_run_time_and_last_error(
     manager: StateManager, clock: Clock
 ) -> None:
-    record = await manager.set_status(BotStatus.RUNNING)
+    assert (await manager.move(BotEvent.START)).status is BotStatus.PENDING
+    record = await manager.move(BotEvent.RECOVER)
+    assert record.status is BotStatus.RUNNING
     assert record.last_run_at == T0 and record.last_error is None
     clock.advance(minutes=5)
-    record = await manager.set_status(BotStatus.ERROR, "error: API key rejected by venue")
+    record = await manager.move(BotEvent.FAIL, "error: API key rejected by venue")
     assert record.status is BotStatus.ERROR
     assert record.last_error == "error: API key rejected by venue"
     assert record.last_run_at == T0 and record.last_updated_at == clock.now
     assert (await manager.get_bot_record()) == record
+    with pytest.raises(IllegalBotTransition, match="bot bot: cannot decide again from pending"):
+        await manager.move(BotEvent.START)
+        await manager.move(BotEvent.DECIDE_AGAIN)
+    assert (await manager.get_bot_record()).status is BotStatus.PENDING, "refused: unwritten"
 
 
 async def test_a_fenced_out_instance_cannot_write(backend: Backend, clock: Clock) -> None:
     old = StateManager("bot", backend.store(), clock=clock)
     await old.open()
-    await old.fence(1)
+    assert await old.claim() == 1
     await old.save_position(position("p1"))
 
     new = StateManager("bot", backend.store(), clock=clock)
     await new.open()
     await old.update_daily_pnl(Decimal("-100"))  # the old instance's last word
-    await new.fence(2)
+    assert await new.claim() == 2
 
     with pytest.raises(FencedOut):
         await old.save_position(position("p1", size="99"))
     with pytest.raises(FencedOut):
-        await old.fence(1)
+        await old.fence(1)  # (it cannot carry on as the holder of epoch 1 either)
     assert await old.get_positions() == [position("p1")], "a refused write changes nothing"
 
     # Taking over carries on from everything the old instance wrote, not from what
@@ -347,7 +361,7 @@ async def test_an_instance_that_never_fenced_is_refused_once_another_has(
 
     owner = StateManager("bot", backend.store(), clock=clock)
     await owner.open()
-    await owner.fence(1)
+    await owner.claim()
     with pytest.raises(FencedOut):
         await careless.save_position(position("p1", size="99"))
     for state in (careless, owner):

@@ -158,7 +158,7 @@ async def test_a_writer_upgrades_layout_1_keeping_every_record(layout_1: Backend
             assert str(live.risk.daily_pnl) == "12.5"
             assert await state.store.epoch(bot) == 1
             # And it goes on from there: a terminal intent of today's code is history.
-            await state.fence(2)
+            assert await state.claim() == 2
             await state.save_order(
                 live.intents[f"{bot}-1-5"].cancel(live.intents[f"{bot}-1-5"].created_at)
             )

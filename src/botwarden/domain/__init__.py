@@ -1,9 +1,11 @@
 """Pure data and pure rules: no storage, no venue, no clock."""
 
 from botwarden.domain.models import (
+    BotEvent,
     BotRecord,
     BotStatus,
     Fill,
+    IllegalBotTransition,
     Instance,
     OrderSide,
     Position,
@@ -21,9 +23,11 @@ from botwarden.domain.orders import (
 )
 
 __all__ = [
+    "BotEvent",
     "BotRecord",
     "BotStatus",
     "Fill",
+    "IllegalBotTransition",
     "IllegalTransition",
     "Instance",
     "IntentEvent",

@@ -416,11 +416,79 @@ class Topic(StrEnum):
 
 
 class BotStatus(StrEnum):
+    """Where a bot is in its life; moved only through `BOT_TRANSITIONS`."""
+
+    STANDBY = "standby"
+    """An instance waits for the bot's lease, held elsewhere, to take over."""
     PENDING = "pending"
+    """An instance holds the lease and recovers (or retries recovery)."""
     RUNNING = "running"
     STOPPED = "stopped"
     ERROR = "error"
     NEEDS_ATTENTION = "needs_attention"
+    """An operator must look (`botwarden resolve`)."""
+
+
+class BotEvent(StrEnum):
+    """What moves a bot's status (`BOT_TRANSITIONS`)."""
+
+    STAND_BY = "stand by"
+    """An instance waits for the lease."""
+    START = "start"
+    """An instance was granted the lease and begins its recovery."""
+    RETRY = "retry"
+    """Recovery did not finish (the venue or the store failed): tried again."""
+    RECOVER = "recover"
+    """Recovery finished, nothing for an operator."""
+    ATTENTION = "ask for attention"
+    """Recovery, or a pass, found what an operator must decide."""
+    STRATEGY_FAIL = "fail in the strategy"
+    """The strategy raised or answered nonsense: no entries until it decides again."""
+    DECIDE_AGAIN = "decide again"
+    """The strategy decided for every symbol again."""
+    STOP = "stop"
+    FAIL = "fail"
+    """The instance could not start, or ended by an error."""
+    RESOLVE = "resolve"
+    """An operator resolved a stopped bot's "needs attention"."""
+
+
+_B, _V = BotStatus, BotEvent
+BOT_TRANSITIONS: dict[tuple[BotStatus, BotEvent], BotStatus] = {
+    **{(status, _V.START): _B.PENDING for status in _B},
+    **{(status, _V.FAIL): _B.ERROR for status in _B},
+    **{(status, _V.STAND_BY): _B.STANDBY for status in (_B.STOPPED, _B.ERROR, _B.STANDBY)},
+    **{(status, _V.RETRY): _B.PENDING for status in (_B.PENDING, _B.NEEDS_ATTENTION)},
+    **{(status, _V.RECOVER): _B.RUNNING for status in (_B.PENDING, _B.NEEDS_ATTENTION)},
+    **{
+        (status, _V.ATTENTION): _B.NEEDS_ATTENTION
+        for status in (_B.PENDING, _B.RUNNING, _B.ERROR, _B.NEEDS_ATTENTION)
+    },
+    **{(status, _V.STRATEGY_FAIL): _B.ERROR for status in (_B.PENDING, _B.RUNNING, _B.ERROR)},
+    (_B.ERROR, _V.DECIDE_AGAIN): _B.RUNNING,
+    **{
+        (status, _V.STOP): _B.STOPPED
+        for status in (_B.STANDBY, _B.PENDING, _B.RUNNING, _B.ERROR, _B.STOPPED)
+    },
+    # Only an operator clears "needs attention": stopped, the bot still needs it.
+    (_B.NEEDS_ATTENTION, _V.STOP): _B.NEEDS_ATTENTION,
+    (_B.NEEDS_ATTENTION, _V.RESOLVE): _B.STOPPED,
+}
+"""Every move of a bot's status: (status, event) -> status. Anything else is a bug
+(`IllegalBotTransition`); the suite walks every pair."""
+
+
+class IllegalBotTransition(ValueError):
+    def __init__(self, bot_id: str, status: BotStatus, event: BotEvent) -> None:
+        super().__init__(f"bot {bot_id}: cannot {event.value} from {status.value}")
+
+
+def next_bot_status(status: BotStatus, event: BotEvent, bot_id: str = "?") -> BotStatus:
+    """The status after `event`, or `IllegalBotTransition` if the table has no such move."""
+    try:
+        return BOT_TRANSITIONS[(status, event)]
+    except KeyError:
+        raise IllegalBotTransition(bot_id, status, event) from None
 
 
 class Instance(DomainModel):
@@ -448,3 +516,11 @@ class BotRecord(DomainModel):
     accepted), then this is cleared. What is still wrong (an orphan left for an
     operator, a position too far past its stop) asks for attention again."""
     instance: Instance | None = None
+
+    def move(self, event: BotEvent, now: datetime, **changes: Any) -> BotRecord:
+        """The record after `event` at `now`, with `changes` (`IllegalBotTransition` if
+        the status may not move so). Running again stamps `last_run_at`."""
+        status = next_bot_status(self.status, event, self.bot_id)
+        if status is BotStatus.RUNNING:
+            changes.setdefault("last_run_at", now)
+        return self.evolve(status=status, last_updated_at=now, **changes)

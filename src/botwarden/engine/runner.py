@@ -37,11 +37,12 @@ from decimal import Decimal
 from typing import Protocol
 
 from botwarden.domain import risk as rules
-from botwarden.domain.models import Bar, BotStatus, Instance, Position, Topic
+from botwarden.domain.models import Bar, BotEvent, BotStatus, Instance, Position, Topic
 from botwarden.domain.orders import OrderIntent, Purpose
 from botwarden.domain.timeframes import bar_open
 from botwarden.engine.deadline import StrategyCalls
 from botwarden.engine.ids import ClientIds
+from botwarden.engine.leased import LeasedVenue
 from botwarden.engine.orders import BREAKER, WAITING, Context, OrderDesk
 from botwarden.engine.outage import OutageGuard
 from botwarden.engine.protection import Protector
@@ -57,8 +58,10 @@ from botwarden.errors import (
     StoreUnavailable,
     UntradableSymbol,
 )
+from botwarden.state.lease import HostLeases, LeaseExpired, Tenure
 from botwarden.state.manager import StateManager
 from botwarden.state.records import BotState
+from botwarden.state.settings import LeaseSettings
 from botwarden.strategies.bars import Bars
 from botwarden.strategies.base import Signal
 from botwarden.strategies.loading import LoadedStrategy, StrategyFailed
@@ -130,14 +133,21 @@ class Runner:
         strategy: LoadedStrategy | None = None,
         decides: bool = True,
         exact_lookups: bool = False,
+        tenure: Tenure | None = None,
     ) -> None:
         """`decides`: False for a bot whose own code decides (`botwarden.bot`): its
         passes read fills, resolve and protect, and ask no strategy; its signals come
         through `act`. `exact_lookups`: the venue answers every lookup exactly and at
         once, with no lag (a backtest's paper book): an entry written ahead that it has
         not got was never sent, and goes at once under its own id, as the pass that
-        wrote it would have sent it (see `OrderDesk.resolve`); elsewhere it is dropped."""
+        wrote it would have sent it (see `OrderDesk.resolve`); elsewhere it is dropped.
+        `tenure`: this instance's hold on the bot's lease (acquired by the process,
+        which keeps it renewed); without one, an epoch claimed from the store at start.
+        Nothing leaves for the venue without it (`LeasedVenue`)."""
         require_fit(settings, venue)
+        self.tenure = tenure or Tenure(
+            HostLeases(state.store), settings.bot_id, LeaseSettings().ttl.total_seconds()
+        )
         self.settings = settings
         self.state = state
         self.notifications = notifications
@@ -212,8 +222,15 @@ class Runner:
 
     async def _start(self, rebuilt_after: str | None) -> RecoveryReport | None:
         settings, state = self.settings, self.state
+        # Granted by the store, above every epoch it granted (an instance may have
+        # claimed one and died before its record said so); a lost state's from the time.
+        # First: from here on nobody else writes, and `fence` reloads what they did.
+        lost_at = int(time.time()) if rebuilt_after is not None else 0
+        if self.tenure.epoch == 0 or lost_at:  # (acquired again by its holder)
+            await self.tenure.acquire(at_least=lost_at)
+        epoch = self.tenure.epoch
+        await state.fence(epoch)
         stored = await state.snapshot()
-        previous = stored.bot.instance
         # Nothing of the bot's trading: a new bot, or a lost state (looked for at the
         # venue until the bot has an order; an instance record alone proves nothing, an
         # instance may have died while it looked). The ledger says it too once the bot
@@ -222,13 +239,6 @@ class Runner:
         self._fresh = not (
             stored.intents or stored.positions or ordered or await state.history.traded()
         )
-        # Above the last instance's, and above any the store was fenced at (an instance
-        # may have raised its epoch and died before its record said so).
-        stored_epoch = await state.store.epoch(settings.bot_id)
-        epoch = max(previous.epoch if previous else 0, stored_epoch) + 1
-        if rebuilt_after is not None:
-            epoch = max(epoch, int(time.time()))
-        await state.fence(epoch)
         if (await state.snapshot()).pnl is None:  # a state of layout 1, or a new bot
             booked = await state.book_past_trades(settings.risk.trading_day)
             if booked:
@@ -237,11 +247,7 @@ class Runner:
             host=socket.gethostname(), pid=os.getpid(), epoch=epoch, started_at=self.clock()
         )
         async with state.transaction() as tx:
-            tx.save_bot_record(
-                tx.state.bot.evolve(
-                    instance=instance, status=BotStatus.PENDING, last_updated_at=self.clock()
-                )
-            )
+            tx.save_bot_record(tx.state.bot.move(BotEvent.START, self.clock(), instance=instance))
             tx.add_event(
                 self.clock(),
                 "status",
@@ -253,7 +259,7 @@ class Runner:
         ctx = Context(
             bot_id=settings.bot_id,
             state=state,
-            venue=self.venue,
+            venue=LeasedVenue(self.venue, self.tenure),  # type: ignore[arg-type]
             ids=ClientIds(settings.bot_id, epoch),
             clock=self.clock,
             stop=settings.stop,
@@ -326,7 +332,7 @@ class Runner:
             why = f"recovery not finished: {error}; trying again in {self.retry_pause():.0f} s"
             log.warning("%s: %s, no entries until then", self.settings.bot_id, why)
             with contextlib.suppress(StateError):  # the store may be what fails
-                await self.state.set_status(BotStatus.PENDING, why)
+                await self.state.move(BotEvent.RETRY, why)
             return
         finally:
             self.desk.forget_read_ahead()  # (for this attempt only: fills go on coming)
@@ -336,8 +342,8 @@ class Runner:
         with contextlib.suppress(VenueError):  # (a limit entry that expired while down)
             await self.trader.cancel_stale_entries(await self._open())
         self.protect_only = report.protect_only
-        status = BotStatus.NEEDS_ATTENTION if report.needs_attention else BotStatus.RUNNING
-        await self.state.set_status(status, acknowledged=False, clear_error=True)
+        outcome = BotEvent.ATTENTION if report.needs_attention else BotEvent.RECOVER
+        await self.state.move(outcome, acknowledged=False, clear_error=True)
 
     async def _epoch_above_the_venue(self) -> None:
         """No instance may make a client order id the venue has seen: the epoch goes
@@ -360,9 +366,9 @@ class Runner:
         lost = self._fresh and not self._rebuild
         if highest < ids.epoch and not lost:
             return
-        epoch = max(highest + 1, ids.epoch)
-        if lost:
-            epoch = max(epoch, int(time.time()))
+        epoch = await self.tenure.acquire(
+            at_least=max(highest + 1, int(time.time()) if lost else 0)
+        )
         await self.state.fence(epoch)
         self.ctx.ids = ClientIds(self.settings.bot_id, epoch)
         now = self.clock()
@@ -490,6 +496,7 @@ class Runner:
         assert self.ctx is not None, "start() first"
         self.pass_error = None
         try:
+            self.tenure.require()  # (no pass at all without the lease: see `_no_lease`)
             await self._write_down_the_outage()
             await self._start_day()
             await self._beat()
@@ -504,6 +511,8 @@ class Runner:
         except StateLost as error:
             await self._state_lost(error)
             raise
+        except LeaseExpired as error:
+            self._no_lease(error)
         except VenueError as error:
             self.pass_error = error
             log.warning("%s: tick cut short: %s", self.settings.bot_id, error)
@@ -525,6 +534,15 @@ class Runner:
                 self._store_failing = False
         await self._publish()
 
+    def _no_lease(self, error: LeaseExpired) -> None:
+        """The lease is not renewed (its store slow or out of reach): another instance
+        may be granted it soon, so this one does nothing, not even guard a stop, until
+        it is renewed; the stops resting on the venue go on protecting."""
+        self.pass_error = error
+        if not self._store_failing:
+            log.error("%s: %s", self.settings.bot_id, error)
+        self._store_failing = True
+
     def _frozen(self) -> bool:
         """Manual recovery found something for an operator: nothing is touched."""
         needs_attention = self.report is not None and self.report.needs_attention
@@ -544,6 +562,8 @@ class Runner:
         `engine/outage.py`), and the operator is told of every guard at once."""
         if self.report is None or not self.guard_without_store:
             return  # not recovered yet: nothing is known to guard
+        if not self.tenure.may_send:
+            return  # (another instance may hold the bot by now: see `_no_lease`)
         try:
             known = await self.state.snapshot()
         except StateError:  # cannot even read: the last copy known
@@ -623,7 +643,7 @@ class Runner:
         exposed = await self.protector.protect_all(open_orders, prices)
         status = (await self.state.snapshot()).bot.status
         if exposed and status in (BotStatus.RUNNING, BotStatus.ERROR):
-            await self.state.set_status(BotStatus.NEEDS_ATTENTION)
+            await self.state.move(BotEvent.ATTENTION)
             await self._note(
                 f"needs attention: {', '.join(exposed)} left without a stop by policy",
                 Topic.NEEDS_ATTENTION,
@@ -849,11 +869,9 @@ class Runner:
             if not fresh and not stale_status:
                 return
             async with self.state.transaction() as tx:
-                if bot.status is not BotStatus.NEEDS_ATTENTION:
-                    record = tx.state.bot.evolve(
-                        status=BotStatus.ERROR,
-                        last_error=self._strategy_failure,
-                        last_updated_at=now,
+                if bot.status is not BotStatus.NEEDS_ATTENTION:  # (an operator's first)
+                    record = tx.state.bot.move(
+                        BotEvent.STRATEGY_FAIL, now, last_error=self._strategy_failure
                     )
                     tx.save_bot_record(record)
                 for failure in fresh:
@@ -873,11 +891,7 @@ class Runner:
         self._told.clear()
         async with self.state.transaction() as tx:
             if tx.state.bot.status is BotStatus.ERROR:
-                tx.save_bot_record(
-                    tx.state.bot.evolve(
-                        status=BotStatus.RUNNING, last_error=None, last_updated_at=now
-                    )
-                )
+                tx.save_bot_record(tx.state.bot.move(BotEvent.DECIDE_AGAIN, now, last_error=None))
             tx.add_event(now, "status", f"strategy {self.strategy.name} decides again")
 
     async def _open(self) -> dict[str, VenueOrder]:
@@ -964,11 +978,10 @@ class Runner:
         """Record how the run ended: stopped, or error with its message. A bot that needs
         attention still does once stopped: only an operator clears that."""
         if error is None:
-            if (await self.state.snapshot()).bot.status is not BotStatus.NEEDS_ATTENTION:
-                await self.state.set_status(BotStatus.STOPPED)
+            await self.state.move(BotEvent.STOP)  # (needs attention, it still does)
         else:
             message = f"{type(error).__name__}: {error}"
-            await self.state.set_status(BotStatus.ERROR, message)
+            await self.state.move(BotEvent.FAIL, message)
             await self._note(f"stopped by an error: {message}", Topic.ERROR, logged=True)
         await self._publish()
 

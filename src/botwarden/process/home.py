@@ -65,6 +65,11 @@ class BotFiles:
         return self.dir / "market.json"
 
     @property
+    def standby(self) -> Path:
+        """There while the bot's process on this host stands by (`run --standby`)."""
+        return self.dir / "standby.json"
+
+    @property
     def supervise_lock(self) -> Path:
         return self.dir / "supervise.lock"
 

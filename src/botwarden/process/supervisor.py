@@ -143,11 +143,9 @@ class Resolved:
 
 
 def _acknowledge(tx: Transaction, now: datetime) -> None:
-    from botwarden.domain.models import BotStatus
+    from botwarden.domain.models import BotEvent
 
-    tx.save_bot_record(
-        tx.state.bot.evolve(status=BotStatus.STOPPED, acknowledged=True, last_updated_at=now)
-    )
+    tx.save_bot_record(tx.state.bot.move(BotEvent.RESOLVE, now, acknowledged=True))
     tx.add_event(
         now,
         "status",
@@ -274,11 +272,18 @@ class Supervisor:
             files.remember(config_path, lock_path(config))
         return config.bot_id
 
-    def start(self, config_path: Path, check_strategy: bool = True) -> Launch:
+    def start(
+        self,
+        config_path: Path,
+        check_strategy: bool = True,
+        takeover: bool = False,
+        standby: bool = False,
+    ) -> Launch:
         """Launch the bot in the background; returns once it says it started (its lock
         held, its state open, its recovery done or retrying), or after `start_wait`
         seconds. Raises `AlreadyRunning` (naming the PID) or `StartFailed` (with the
-        bot's last words)."""
+        bot's last words: `LeaseHeld`'s, when an instance elsewhere holds the bot and not
+        `takeover`)."""
         config_path = config_path.resolve()
         config = _load_config(config_path)  # a broken config is refused here, not later
         if check_strategy:  # and a strategy that cannot be imported or built (a process
@@ -293,9 +298,12 @@ class Supervisor:
                 )
             files.refuse_if_driven_by_code(config.default_strategy)
             files.remember(config_path, lock_path(config))
-            return self._launch(config, config_path, files)
+            options = ["--takeover"] * takeover + ["--standby"] * standby
+            return self._launch(config, config_path, files, options)
 
-    def _launch(self, config: BotConfig, config_path: Path, files: BotFiles) -> Launch:
+    def _launch(
+        self, config: BotConfig, config_path: Path, files: BotFiles, options: list[str]
+    ) -> Launch:
         """Launch `botwarden run CONFIG` detached; wait until it says it started."""
         ready, told = os.pipe()
         with contextlib.suppress(FileNotFoundError):
@@ -306,7 +314,7 @@ class Supervisor:
                 console.write(f"--- {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC: starting\n".encode())
                 console.flush()
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "botwarden", "run", str(config_path)],
+                    [sys.executable, "-m", "botwarden", "run", str(config_path), *options],
                     stdin=subprocess.DEVNULL,
                     stdout=console,
                     stderr=subprocess.STDOUT,
@@ -549,6 +557,9 @@ class Supervisor:
             stored = BotStatus.STOPPED  # never ran (an ERROR: it could not start)
             report.problem = _state_gone(config, files)
         report.status = _true_status(stored, lock_pid is not None, starting).value
+        if (waiting := _standing_by(files, lock_pid)) is not None:
+            report.status = BotStatus.STANDBY.value
+            report.problem = waiting
         if report.status == BotStatus.ERROR and stored is not BotStatus.ERROR:
             seen = age(state.bot.seen_at, datetime.now(UTC)) if state.bot.seen_at else "never"
             report.last_error = (
@@ -626,6 +637,19 @@ def _state_gone(config: BotConfig, files: BotFiles) -> str | None:
         f"no state at {path}, though the bot has run (its log says so): deleted or moved?"
         " Its next start rebuilds it from the venue"
     )
+
+
+def _standing_by(files: BotFiles, lock_pid: int | None) -> str | None:
+    """What the bot's process here stands by for (`run --standby`), if it does."""
+    if lock_pid is None:
+        return None
+    try:
+        told = json.loads(files.standby.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(told, dict) or told.get("pid") != lock_pid:
+        return None  # (left by a standby killed before it ended)
+    return f"standing by since {told.get('since')}: the bot runs {told.get('holder')}"
 
 
 def _true_status(stored: BotStatus, locked: bool, starting: bool) -> BotStatus:
@@ -732,12 +756,9 @@ def _record_kill(config_path: Path, timeout: float) -> None:
     """A bot killed with SIGKILL could not record its stop: the supervisor does."""
 
     def stopped(tx: Transaction, now: datetime) -> None:
-        from botwarden.domain.models import BotStatus
+        from botwarden.domain.models import BotEvent
 
-        bot = tx.state.bot
-        if bot.status is not BotStatus.NEEDS_ATTENTION:  # only an operator clears that
-            bot = bot.evolve(status=BotStatus.STOPPED)
-        tx.save_bot_record(bot.evolve(last_updated_at=now))
+        tx.save_bot_record(tx.state.bot.move(BotEvent.STOP, now))  # (needs attention stays)
         message = f"stopped by the operator: SIGKILL after {timeout:g}s (SIGTERM not obeyed)"
         tx.add_event(now, "status", message)
 

@@ -5,11 +5,13 @@ by id, and one fencing epoch. It knows nothing of positions or orders: the
 `StateManager` turns domain objects into documents and back. Keeping the port this
 small is what lets one conformance suite prove every backend.
 
-Two guarantees every backend gives (promise I6):
+Three guarantees every backend gives (promises I4 and I6):
 - `apply` writes a whole `Change` or nothing, and durably before it returns;
-- a change carrying an `epoch` lower than the flow's stored epoch is refused
-  (`FencedOut`) inside the same atomic write, so an instance that was taken over
-  cannot write state any more (promise I4). A higher epoch raises the stored one.
+- epochs are granted by the store alone (`claim_epoch`), each once: two instances
+  claiming at the same moment, from two hosts, get two epochs;
+- a change carrying an `epoch` other than the flow's stored one is refused
+  (`FencedOut`) inside the same atomic write: a lower one is an instance that was
+  taken over, a higher one was never granted. Only the newest claimant writes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+from botwarden.errors import StateError
 
 SCHEMA_VERSION = 2
 """Layout version of what the stores hold. A store written by a newer version is refused.
@@ -64,7 +68,8 @@ class Change:
 
     ops: Sequence[Op] = field(default_factory=tuple)
     epoch: int | None = None
-    """The writer's fencing epoch; None for tools that do not trade (export, import)."""
+    """The writer's fencing epoch, as the store granted it; None for tools that do not
+    trade (export, import). A store that never granted one is at epoch 0."""
 
     def __post_init__(self) -> None:
         for op in self.ops:
@@ -110,6 +115,12 @@ class Encoded(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"Encoded({self.text!r})"
+
+
+def refuse_if_readonly(store: StateStore) -> None:
+    """A store opened `readonly` (a command that only looks) writes nothing: one error."""
+    if getattr(store, "readonly", False):
+        raise StateError(f"{store.describe()}: opened read-only, not for writing")
 
 
 def empty_snapshot() -> Snapshot:
@@ -186,4 +197,10 @@ class StateStore(Protocol):
 
     async def epoch(self, flow_id: str) -> int:
         """The flow's fencing epoch (0 if it never had one)."""
+        ...
+
+    async def claim_epoch(self, flow_id: str, at_least: int = 0) -> int:
+        """Grant a new fencing epoch, atomically: above every one granted before, and
+        at least `at_least`. From then on only changes at that epoch are written. The
+        flow is registered (`flows`) if it was not."""
         ...

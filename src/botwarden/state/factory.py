@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypedDict, Unpack
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from botwarden.domain.models import Event, Fill
 from botwarden.state.base import Snapshot, StateStore
 from botwarden.state.history import History
 from botwarden.state.records import BotState, decode
 from botwarden.state.settings import StateSettings, resolve_path
+
+if TYPE_CHECKING:
+    from botwarden.state.lease import Leases
 
 
 def open_store(
@@ -57,6 +60,26 @@ def open_store(
 
         return PostgresStore(settings.postgres.dsn, settings.postgres.db_schema, readonly=readonly)
     raise ValueError(f"unknown state backend {backend!r}")  # config validation prevents this
+
+
+def open_leases(settings: StateSettings, store: StateStore, *, readonly: bool = False) -> Leases:
+    """The leases of the configured backend (not yet opened): a server's on a store
+    object of their own (their own connection), another host's those of `store`, the
+    bot's own (`HostLeases`)."""
+    from botwarden.state.lease import HostLeases
+
+    backend = settings.backend
+    if backend == "redis":
+        from botwarden.state.redis import RedisLeases, RedisStore
+
+        own = RedisStore(settings.redis.url, settings.redis.key_prefix, readonly=readonly)
+        return RedisLeases(own)
+    if backend == "postgres":
+        from botwarden.state.postgres import PostgresLeases, PostgresStore
+
+        own = PostgresStore(settings.postgres.dsn, settings.postgres.db_schema, readonly=readonly)
+        return PostgresLeases(own)
+    return HostLeases(store)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from botwarden.state.base import (
     Records,
     Snapshot,
     encode,
+    refuse_if_readonly,
 )
 from botwarden.state.files import atomic_write, quarantine, refuse_another_format
 from botwarden.state.upgrade import past_intent_keys
@@ -113,19 +114,11 @@ class JsonFileStore:
         return within.of(self._records(flow_id, collection))
 
     async def apply(self, flow_id: str, change: Change) -> None:
-        if self.readonly:
-            raise StateError(f"{self.describe()}: opened read-only, not for writing")
-        with self._locked():
-            self._refresh()
-            if flow_id in self._seen and flow_id not in self._flows:
-                raise StateLost(self.path, f"was replaced by a file without bot {flow_id}")
-            if self._version < SCHEMA_VERSION:  # replaced meanwhile by an older botwarden
-                self._flows = _upgraded(self._flows)
-            flow = dict(self._flows.get(flow_id) or {})
+        def changed(flow: dict[str, Any]) -> None:
             current = int(flow.get("epoch", 0))
-            if change.epoch is not None and change.epoch < current:
+            if change.epoch is not None and change.epoch != current:
                 raise FencedOut(flow_id, change.epoch, current)
-            flow["epoch"] = max(current, change.epoch or 0)
+            flow["epoch"] = current
             touched: dict[str, dict[str, Any]] = {}
             for op in change.ops:
                 records = touched.setdefault(op.collection, dict(flow.get(op.collection, {})))
@@ -136,6 +129,27 @@ class JsonFileStore:
                 else:
                     records.pop(op.key, None)
             flow.update(touched)
+
+        self._rewrite(flow_id, changed)
+
+    async def claim_epoch(self, flow_id: str, at_least: int = 0) -> int:
+        def claimed(flow: dict[str, Any]) -> None:
+            flow["epoch"] = max(int(flow.get("epoch", 0)) + 1, at_least)
+
+        return int(self._rewrite(flow_id, claimed)["epoch"])
+
+    def _rewrite(self, flow_id: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """The file rewritten, under its lock, with the flow as `change` leaves a copy
+        of it (raising writes nothing); the flow written."""
+        refuse_if_readonly(self)
+        with self._locked():
+            self._refresh()
+            if flow_id in self._seen and flow_id not in self._flows:
+                raise StateLost(self.path, f"was replaced by a file without bot {flow_id}")
+            if self._version < SCHEMA_VERSION:  # replaced meanwhile by an older botwarden
+                self._flows = _upgraded(self._flows)
+            flow = dict(self._flows.get(flow_id) or {})
+            change(flow)
             flows = {**self._flows, flow_id: flow}
             try:
                 self._write(flows)
@@ -143,6 +157,7 @@ class JsonFileStore:
                 raise StoreUnavailable(f"{self.describe()}: {error}") from error
             self._flows = flows
             self._seen.add(flow_id)
+            return flow
 
     async def count(self, flow_id: str, collection: str) -> int:
         self._refresh()

@@ -37,8 +37,8 @@ from pydantic import ValidationError
 
 from botwarden.domain import risk as rules
 from botwarden.domain.models import (
+    BotEvent,
     BotRecord,
-    BotStatus,
     Event,
     Fill,
     Ledger,
@@ -404,9 +404,9 @@ class StateManager:
         self.flow_id = flow_id
         self.store = store
         self.epoch = epoch
-        """This instance's fencing epoch; every write carries it (see `fence`). An
-        instance that never fenced writes as epoch 0, so once any instance of the bot
-        has fenced, the store refuses it."""
+        """This instance's fencing epoch; every write carries it (see `claim`). An
+        instance that never claimed one writes as epoch 0, so once any instance of the
+        bot has, the store refuses it."""
         self._clock = clock
         self._signal_retention = signal_retention
         self.history_keep = history_keep
@@ -516,10 +516,17 @@ class StateManager:
             if log.isEnabledFor(level):
                 log.log(level, "%s: %s", self.flow_id, event.message)
 
+    async def claim(self, at_least: int = 0) -> int:
+        """Take over the bot under a new epoch the store grants (above every one granted
+        before, at least `at_least`): from now on it refuses every other instance's
+        writes. The epoch held."""
+        await self.fence(await self.store.claim_epoch(self.flow_id, at_least))
+        return self.epoch
+
     async def fence(self, epoch: int) -> None:
-        """Take over as the instance holding `epoch`: from now on the store refuses
-        writes from any instance with a lower epoch (raises `FencedOut` if a higher
-        one already took over)."""
+        """Carry on as the instance holding `epoch`, which the store granted (`claim`,
+        or a lease): every write carries it. `FencedOut` if the store has granted
+        another since."""
         async with self._lock:
             await self.store.apply(self.flow_id, Change((), epoch=epoch))
             self.epoch = epoch
@@ -635,34 +642,28 @@ class StateManager:
         async with self.transaction() as tx:
             tx.set_last_bar_time(at)
 
-    async def _update_bot(self, **changes: Any) -> BotRecord:
-        async with self.transaction() as tx:
-            record = tx.state.bot.evolve(**changes)
-            tx.save_bot_record(record)
-        return record
-
-    async def set_status(
+    async def move(
         self,
-        status: BotStatus,
+        event: BotEvent,
         error: str | None = None,
         *,
         acknowledged: bool | None = None,
         clear_error: bool = False,
     ) -> BotRecord:
-        """Move the bot's lifecycle status; `error` is kept as the last error message
-        (`clear_error`: the last one is over), `acknowledged` (if given) set in the
-        same write."""
-        now = self._clock()
-        changes: dict[str, Any] = {"status": status, "last_updated_at": now}
+        """Move the bot's lifecycle status by `event` (`BOT_TRANSITIONS`); `error` is
+        kept as the last error message (`clear_error`: the last one is over),
+        `acknowledged` (if given) set in the same write."""
+        changes: dict[str, Any] = {}
         if clear_error:
             changes["last_error"] = None
         if acknowledged is not None:
             changes["acknowledged"] = acknowledged
-        if status is BotStatus.RUNNING:
-            changes["last_run_at"] = now
         if error is not None:
             changes["last_error"] = error
-        return await self._update_bot(**changes)
+        async with self.transaction() as tx:
+            record = tx.state.bot.move(event, self._clock(), **changes)
+            tx.save_bot_record(record)
+        return record
 
     async def heartbeat(self) -> None:
         async with self.transaction() as tx:

@@ -54,7 +54,7 @@ class MemoryStore:
 
     async def apply(self, flow_id: str, change: Change) -> None:
         current = self._epochs.get(flow_id, 0)
-        if change.epoch is not None and change.epoch < current:
+        if change.epoch is not None and change.epoch != current:
             raise FencedOut(flow_id, change.epoch, current)
         # Encode everything first (the only step that can fail), then write: a change
         # that fails halfway leaves nothing applied.
@@ -62,14 +62,15 @@ class MemoryStore:
             (op.collection, op.key, encode(op.value) if isinstance(op, Put) else None)
             for op in change.ops
         ]
-        stored = self._flows.setdefault(flow_id, {name: {} for name in COLLECTIONS})
+        stored = self._flow(flow_id)
         for collection, key, text in staged:
             if text is None:
                 stored[collection].pop(key, None)
             else:
                 stored[collection][key] = text
-        if change.epoch is not None and change.epoch > current:
-            self._epochs[flow_id] = change.epoch
+
+    def _flow(self, flow_id: str) -> dict[str, dict[str, str]]:
+        return self._flows.setdefault(flow_id, {name: {} for name in COLLECTIONS})
 
     async def count(self, flow_id: str, collection: str) -> int:
         return len(self._records(flow_id, collection))
@@ -79,3 +80,8 @@ class MemoryStore:
 
     async def epoch(self, flow_id: str) -> int:
         return self._epochs.get(flow_id, 0)
+
+    async def claim_epoch(self, flow_id: str, at_least: int = 0) -> int:
+        self._flow(flow_id)
+        self._epochs[flow_id] = max(self._epochs.get(flow_id, 0) + 1, at_least)
+        return self._epochs[flow_id]

@@ -13,6 +13,7 @@ the server itself refuses a write. An older layout is read as it is (layout 1: o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +21,17 @@ from typing import Any
 
 from botwarden.errors import SchemaVersionError, StateError, StoreUnavailable
 from botwarden.redact import redact_url, scrub
-from botwarden.state.base import EVERY, SCHEMA_VERSION, Change, KeyRange, Records, Snapshot, encode
+from botwarden.state.base import (
+    EVERY,
+    SCHEMA_VERSION,
+    Change,
+    KeyRange,
+    Records,
+    Snapshot,
+    encode,
+    refuse_if_readonly,
+)
+from botwarden.state.lease import Holder, LeaseHeld, LeaseLost, LeaseRecord
 from botwarden.state.sql import (
     HISTORY_TABLE,
     LEGACY_TABLE,
@@ -46,6 +57,12 @@ _DDL = (
     # Keys compare byte by byte (COLLATE "C"), as in every other backend: a history
     # scan is a range of the primary key, in the order the keys were made to sort,
     # whatever the database's own collation.
+    # A bot's lease (state/lease.py): its holder and times, by the server's clock.
+    "CREATE TABLE IF NOT EXISTS botwarden_leases ("
+    " flow_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL, host TEXT NOT NULL,"
+    " pid INTEGER NOT NULL, token TEXT NOT NULL, acquired_at TIMESTAMPTZ NOT NULL,"
+    " renewed_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL,"
+    " released BOOLEAN NOT NULL DEFAULT false)",
     *(
         f"CREATE TABLE IF NOT EXISTS {table} ("
         ' flow_id TEXT NOT NULL, collection TEXT NOT NULL, key TEXT COLLATE "C" NOT NULL,'
@@ -228,13 +245,12 @@ class PostgresStore:
         return [(key, doc) for key, doc in rows]
 
     async def apply(self, flow_id: str, change: Change) -> None:
-        if self.readonly:
-            raise StateError(f"{self.describe()}: opened read-only, not for writing")
+        refuse_if_readonly(self)
         upserts, deletes = split_ops(flow_id, change)
         with self._errors("lost during a write, which may or may not have committed"):
             conn = await self._connection()
             async with conn.transaction():
-                cursor = await conn.execute(_STATEMENTS.claim_flow, (flow_id, change.epoch or 0))
+                cursor = await conn.execute(_STATEMENTS.claim_flow, (flow_id,))
                 if error := fenced(flow_id, change, (await cursor.fetchone())[0]):
                     raise error
                 async with conn.cursor() as batch:
@@ -262,6 +278,140 @@ class PostgresStore:
     async def epoch(self, flow_id: str) -> int:
         rows = await self._query(_STATEMENTS.epoch, (flow_id,))
         return int(rows[0][0]) if rows else 0
+
+    async def claim_epoch(self, flow_id: str, at_least: int = 0) -> int:
+        refuse_if_readonly(self)
+        with self._errors("lost while granting an epoch, which may or may not have committed"):
+            conn = await self._connection()
+            cursor = await conn.execute(_STATEMENTS.claim_epoch, (flow_id, max(at_least, 1)))
+            return int((await cursor.fetchone())[0])
+
+
+_LEASE = (
+    "SELECT epoch, host, pid, token, acquired_at, renewed_at, expires_at, released,"
+    " clock_timestamp() FROM botwarden_leases WHERE flow_id = %s"
+)
+
+
+class PostgresLeases:
+    """Bots' leases in PostgreSQL, in `botwarden_leases` beside their state. Acquiring
+    locks the bot's flow row first (as every change of its state does), so a grant,
+    a renewal and a write of the state are serialised; every time is the server's
+    `clock_timestamp()`.
+
+    On its own store object (its own connection): a renewal never runs inside, nor
+    waits for, a transaction of the bot's."""
+
+    shared = True
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+
+    def describe(self) -> str:
+        return self.store.describe()
+
+    async def open(self) -> None:
+        await self.store.open()
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    async def acquire(
+        self, bot_id: str, holder: Holder, ttl: float, *, takeover: bool = False, at_least: int = 0
+    ) -> int:
+        store = self.store
+        refuse_if_readonly(store)
+        with store._errors("lost while acquiring the lease, which may or may not have committed"):
+            conn = await store._connection()
+            async with conn.transaction():
+                cursor = await conn.execute(_STATEMENTS.claim_flow, (bot_id,))
+                stored = (await cursor.fetchone())[0]
+                # FOR UPDATE: a renewal committing after this read would be overwritten
+                # by the grant below, and its holder told it still holds the bot.
+                lease = await conn.execute(_LEASE + " FOR UPDATE", (bot_id,))
+                held = _record(bot_id, await lease.fetchone())
+                theirs = held is not None and held.live and held.holder.token != holder.token
+                if theirs and not takeover:
+                    raise LeaseHeld(held)
+                epoch = max(stored + 1, at_least)
+                await conn.execute(
+                    "UPDATE botwarden_flows SET epoch = %s WHERE flow_id = %s", (epoch, bot_id)
+                )
+                # (acquired again by its live holder: held since it was first acquired)
+                keeps = held is not None and held.live and held.holder.token == holder.token
+                await conn.execute(
+                    "INSERT INTO botwarden_leases (flow_id, epoch, host, pid, token, acquired_at,"
+                    " renewed_at, expires_at) VALUES (%s, %s, %s, %s, %s, clock_timestamp(),"
+                    " clock_timestamp(), clock_timestamp() + make_interval(secs => %s))"
+                    " ON CONFLICT (flow_id) DO UPDATE SET epoch = excluded.epoch,"
+                    " host = excluded.host, pid = excluded.pid, token = excluded.token,"
+                    " acquired_at = CASE WHEN %s THEN botwarden_leases.acquired_at"
+                    " ELSE excluded.acquired_at END, renewed_at = excluded.renewed_at,"
+                    " expires_at = excluded.expires_at, released = false",
+                    (bot_id, epoch, holder.host, holder.pid, holder.token, ttl, keeps),
+                )
+        return epoch
+
+    async def renew(self, bot_id: str, holder: Holder, epoch: int, ttl: float) -> None:
+        await self._renew(bot_id, holder, epoch, ttl)
+
+    async def release(self, bot_id: str, holder: Holder, epoch: int) -> None:
+        with contextlib.suppress(LeaseLost):  # (someone else's by now: nothing to let go)
+            await self._renew(bot_id, holder, epoch, None)
+
+    async def _renew(self, bot_id: str, holder: Holder, epoch: int, ttl: float | None) -> None:
+        """Renewed for `ttl` seconds, or let go (None), if still `holder`'s at `epoch`."""
+        change = (
+            "released = true, expires_at = clock_timestamp()"
+            if ttl is None
+            else "renewed_at = clock_timestamp(),"
+            " expires_at = clock_timestamp() + make_interval(secs => %s)"
+        )
+        rows = await self.store._query(
+            f"UPDATE botwarden_leases AS lease SET {change} FROM botwarden_flows AS flow"
+            " WHERE lease.flow_id = %s AND lease.token = %s AND lease.epoch = %s"
+            " AND NOT lease.released AND flow.flow_id = lease.flow_id AND flow.epoch = %s"
+            " RETURNING lease.epoch",
+            (*(() if ttl is None else (ttl,)), bot_id, holder.token, epoch, epoch),
+        )
+        if not rows:
+            raise LeaseLost(bot_id, epoch, await self.read(bot_id))
+
+    async def read(self, bot_id: str) -> LeaseRecord | None:
+        if not await self._has_leases():
+            return None
+        rows = await self.store._query(_LEASE, (bot_id,))
+        return _record(bot_id, rows[0]) if rows else None
+
+    async def every(self) -> list[LeaseRecord]:
+        if not await self._has_leases():
+            return []
+        rows = await self.store._query(
+            "SELECT flow_id, epoch, host, pid, token, acquired_at, renewed_at, expires_at,"
+            " released, clock_timestamp() FROM botwarden_leases ORDER BY flow_id"
+        )
+        return [record for row in rows if (record := _record(row[0], row[1:])) is not None]
+
+    async def _has_leases(self) -> bool:
+        """False on a layout written before leases (read-only opens create nothing)."""
+        rows = await self.store._query("SELECT to_regclass('botwarden_leases') IS NOT NULL")
+        return bool(rows and rows[0][0])
+
+
+def _record(bot_id: str, row: Sequence[Any] | None) -> LeaseRecord | None:
+    if row is None:
+        return None
+    epoch, host, pid, token, acquired, renewed, expires, released, now = row
+    return LeaseRecord(
+        bot_id=bot_id,
+        epoch=int(epoch),
+        holder=Holder(host, int(pid), token),
+        acquired_at=acquired,
+        renewed_at=renewed,
+        expires_at=expires,
+        read_at=now,
+        released=bool(released),
+    )
 
 
 def _first_line(error: Exception) -> str:

@@ -25,10 +25,12 @@ prefix nobody wrote holds no bots.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from botwarden.errors import FencedOut, SchemaVersionError, StateError, StoreUnavailable
@@ -45,7 +47,9 @@ from botwarden.state.base import (
     Records,
     Snapshot,
     encode,
+    refuse_if_readonly,
 )
+from botwarden.state.lease import Holder, LeaseHeld, LeaseLost, LeaseRecord
 from botwarden.state.upgrade import past_intent_keys
 
 log = logging.getLogger(__name__)
@@ -73,14 +77,8 @@ local stored = tonumber(redis.call('GET', KEYS[2]) or '0')
 if stored == nil then
   return redis.error_reply('BADEPOCH ' .. KEYS[2] .. ' is not a number')
 end
-if ARGV[1] ~= '' then
-  local epoch = tonumber(ARGV[1])
-  if epoch < stored then
-    return redis.error_reply('FENCED ' .. stored)
-  end
-  if epoch > stored then
-    redis.call('SET', KEYS[2], epoch)
-  end
+if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= stored then
+  return redis.error_reply('FENCED ' .. stored)
 end
 if redis.call('SADD', KEYS[1], ARGV[2]) == 1 then
   redis.call('SET', KEYS[#KEYS], 'layout 2')
@@ -101,6 +99,92 @@ while i <= #ARGV do
 end
 return stored
 """
+
+
+def _types(*wanted: str) -> str:
+    """Lua that refuses to go on if KEYS[i] exists as another type than `wanted[i]`."""
+    listed = ", ".join(f"'{want}'" for want in wanted)
+    return f"""
+for i, want in ipairs({{{listed}}}) do
+  local found = redis.call('TYPE', KEYS[i])['ok']
+  if found ~= 'none' and found ~= want then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' is a ' .. found)
+  end
+end
+"""
+
+
+# KEYS: the bots' set, the bot's epoch, the bot's marker of layout 2 (then, for a lease,
+# its hash). ARGV: the bot, the least epoch to grant. Leaves `epoch`: the one granted.
+_GRANT = """
+local stored = tonumber(redis.call('GET', KEYS[2]) or '0')
+if stored == nil then
+  return redis.error_reply('BADEPOCH ' .. KEYS[2] .. ' is not a number')
+end
+local epoch = math.max(stored + 1, tonumber(ARGV[2]))
+redis.call('SET', KEYS[2], string.format('%d', epoch))
+if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
+  redis.call('SET', KEYS[3], 'layout 2')
+end
+"""
+
+_CLAIM = _types("set", "string", "string") + _GRANT + "return epoch"
+
+# Milliseconds by the server's clock, and the lease's fields, as `_LEASE_FIELDS` names them.
+_NOW_AND_LEASE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local held = redis.call('HMGET', KEYS[#KEYS], 'token', 'epoch', 'host', 'pid', 'acquired',
+  'renewed', 'expires', 'released')
+local function told(word)
+  return {word, string.format('%d', now), held[1], held[2], held[3], held[4], held[5],
+    held[6], held[7], held[8]}
+end
+"""
+
+# KEYS: as `_GRANT`, then the lease's hash. ARGV: as `_GRANT`, then the holder's token,
+# host and PID, the ttl in ms, '1' to take over.
+_ACQUIRE = (
+    _types("set", "string", "string", "hash")
+    + _NOW_AND_LEASE
+    + """
+if held[1] and held[1] ~= ARGV[3] and held[8] ~= '1' and tonumber(held[7]) > now
+    and ARGV[7] ~= '1' then
+  return told('held')
+end
+"""
+    + _GRANT
+    + """
+local acquired = now
+if held[1] == ARGV[3] and held[8] ~= '1' then acquired = tonumber(held[5]) end
+redis.call('HSET', KEYS[4], 'token', ARGV[3], 'epoch', string.format('%d', epoch),
+  'host', ARGV[4], 'pid', ARGV[5], 'acquired', string.format('%d', acquired),
+  'renewed', string.format('%d', now), 'expires', string.format('%d', now + tonumber(ARGV[6])),
+  'released', '0')
+return {'granted', string.format('%d', epoch)}
+"""
+)
+
+# KEYS: the bot's epoch, its lease's hash. ARGV: the token, the epoch, the ttl in ms ('' to
+# let the lease go).
+_RENEW = (
+    _NOW_AND_LEASE
+    + """
+if held[1] ~= ARGV[1] or held[2] ~= ARGV[2] or held[8] == '1'
+    or tonumber(redis.call('GET', KEYS[1]) or '0') ~= tonumber(ARGV[2]) then
+  return told('lost')
+end
+if ARGV[3] == '' then
+  redis.call('HSET', KEYS[2], 'released', '1', 'expires', string.format('%d', now))
+else
+  redis.call('HSET', KEYS[2], 'renewed', string.format('%d', now),
+    'expires', string.format('%d', now + tonumber(ARGV[3])))
+end
+return told('ok')
+"""
+)
+
+_READ = _NOW_AND_LEASE + "return told('read')"
 
 _FENCED = re.compile(r"FENCED (\d+)")
 
@@ -132,6 +216,7 @@ class RedisStore:
         """Opened read-only on layout 1: every collection under its layout-1 name."""
         self._client: Any = None
         self._script: Any = None
+        self._claim: Any = None
 
     def describe(self) -> str:
         return f"redis {redact_url(self._url)} (prefix {self._prefix!r})"
@@ -213,6 +298,7 @@ class RedisStore:
                 config.get("appendfsync"),
             )
         self._script = self._client.register_script(_APPLY)
+        self._claim = self._client.register_script(_CLAIM)
 
     async def _upgrade(self) -> None:
         """Version 1 to 2 as one MULTI/EXEC (atomic, one unit in the AOF): fills and
@@ -321,8 +407,7 @@ class RedisStore:
         return [(key, found[key]) for key in keys if key in found]
 
     async def apply(self, flow_id: str, change: Change) -> None:
-        if self.readonly:
-            raise StateError(f"{self.describe()}: opened read-only, not for writing")
+        refuse_if_readonly(self)
         args: list[Any] = ["" if change.epoch is None else change.epoch, flow_id, len(COLLECTIONS)]
         for op in change.ops:
             hash_at, index_at = _HASH[op.collection], _INDEX[op.collection]
@@ -351,3 +436,120 @@ class RedisStore:
         with self._errors():
             value = await self._client.get(self._keys(flow_id)[1])
         return int(value or 0)
+
+    async def claim_epoch(self, flow_id: str, at_least: int = 0) -> int:
+        refuse_if_readonly(self)
+        with self._errors():
+            return int(await self._claim(keys=self._grant_keys(flow_id), args=[flow_id, at_least]))
+
+    def _grant_keys(self, flow_id: str) -> list[str]:
+        """What granting an epoch touches: the bots' set, the epoch, the layout marker."""
+        keys = self._keys(flow_id)
+        return [keys[0], keys[1], keys[-1]]
+
+    def _lease(self, flow_id: str) -> str:
+        return f"{self._prefix}:{{{flow_id}}}:lease"
+
+
+class RedisLeases:
+    """Bots' leases in Redis, beside their state (the module's layout, plus
+    `bw:{<bot>}:lease`: a hash of the holder, its epoch and its times in ms by the
+    server's clock). Every step is one script: atomic, and timed by Redis's `TIME`.
+
+    On its own store object (its own connections): renewals never wait behind a change
+    of the bot's."""
+
+    shared = True
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+        self._scripts: dict[str, Any] = {}
+
+    def describe(self) -> str:
+        return self.store.describe()
+
+    async def open(self) -> None:
+        await self.store.open()
+        client = self.store._client
+        for name, script in (("acquire", _ACQUIRE), ("renew", _RENEW), ("read", _READ)):
+            self._scripts[name] = client.register_script(script)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    async def _run(self, name: str, keys: list[str], args: list[Any]) -> list[str | None]:
+        with self.store._errors():
+            return list(await self._scripts[name](keys=keys, args=args))
+
+    async def acquire(
+        self, bot_id: str, holder: Holder, ttl: float, *, takeover: bool = False, at_least: int = 0
+    ) -> int:
+        store = self.store
+        refuse_if_readonly(store)
+        args = [bot_id, at_least, holder.token, holder.host, holder.pid, int(ttl * 1000)]
+        answer = await self._run(
+            "acquire",
+            [*store._grant_keys(bot_id), store._lease(bot_id)],
+            [*args, "1" if takeover else "0"],
+        )
+        if answer[0] == "held":
+            raise LeaseHeld(_record(bot_id, answer))
+        return int(answer[1] or 0)
+
+    async def renew(self, bot_id: str, holder: Holder, epoch: int, ttl: float) -> None:
+        await self._renew(bot_id, holder, epoch, int(ttl * 1000))
+
+    async def release(self, bot_id: str, holder: Holder, epoch: int) -> None:
+        with contextlib.suppress(LeaseLost):  # (someone else's by now: nothing to let go)
+            await self._renew(bot_id, holder, epoch, "")
+
+    async def _renew(self, bot_id: str, holder: Holder, epoch: int, ttl: int | str) -> None:
+        keys = [self.store._keys(bot_id)[1], self.store._lease(bot_id)]
+        answer = await self._run("renew", keys, [holder.token, epoch, ttl])
+        if answer[0] == "lost":
+            raise LeaseLost(bot_id, epoch, _record(bot_id, answer))
+
+    async def read(self, bot_id: str) -> LeaseRecord | None:
+        if self.store.readonly:  # (a script, even one that only reads, is refused by
+            # a read-only replica; a reader asks with plain commands)
+            return await self._read_plain(bot_id)
+        return _record(bot_id, await self._run("read", [self.store._lease(bot_id)], []))
+
+    async def _read_plain(self, bot_id: str) -> LeaseRecord | None:
+        client = self.store._client
+        with self.store._errors():
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.time()
+                pipe.hmget(self.store._lease(bot_id), *_LEASE_FIELDS)
+                (seconds, micros), held = await pipe.execute()
+        now = seconds * 1000 + micros // 1000
+        return _record(bot_id, ["read", str(now), *held])
+
+    async def every(self) -> list[LeaseRecord]:
+        records = [await self._read_plain(bot_id) for bot_id in await self.store.flows()]
+        return [record for record in records if record is not None]
+
+
+_LEASE_FIELDS = ("token", "epoch", "host", "pid", "acquired", "renewed", "expires", "released")
+
+
+def _record(bot_id: str, answer: list[str | None]) -> LeaseRecord | None:
+    """A lease as a script tells it: a word, the server's time in ms, then the lease's
+    fields (`_LEASE_FIELDS`, each None if absent)."""
+    now, fields = answer[1], dict(zip(_LEASE_FIELDS, answer[2:], strict=True))
+    if fields["token"] is None or now is None:
+        return None
+
+    def at(ms: str | None) -> datetime:
+        return datetime.fromtimestamp(int(ms or 0) / 1000, UTC)
+
+    return LeaseRecord(
+        bot_id=bot_id,
+        epoch=int(fields["epoch"] or 0),
+        holder=Holder(fields["host"] or "?", int(fields["pid"] or 0), fields["token"]),
+        acquired_at=at(fields["acquired"]),
+        renewed_at=at(fields["renewed"]),
+        expires_at=at(fields["expires"]),
+        read_at=at(now),
+        released=fields["released"] == "1",
+    )

@@ -74,6 +74,23 @@ class HistorySettings(Settings):
         return keep
 
 
+class LeaseSettings(Settings):
+    """The lease that decides which one instance of a bot trades, on a store hosts
+    share (redis, postgres): see docs/operating.md, "Several hosts, one store"."""
+
+    ttl: Duration = timedelta(seconds=10)
+    """How long a lease lasts unless renewed (four times a ttl): a killed instance's
+    bot may be started elsewhere a ttl after its last renewal; an instance that cannot
+    renew stops sending orders after 80% of it."""
+
+    @field_validator("ttl")
+    @classmethod
+    def _sensible(cls, ttl: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= ttl <= timedelta(minutes=10):
+            raise ValueError(f"ttl {format_duration(ttl)} is out of range: 1s to 10m")
+        return ttl
+
+
 class StateSettings(Settings):
     backend: Backend = DEFAULT_BACKEND
     sqlite: SqliteSettings = SqliteSettings()
@@ -85,6 +102,7 @@ class StateSettings(Settings):
     signal_retention: Duration = timedelta(days=7)
     """How long a processed signal id is remembered (de-duplication window)."""
     history: HistorySettings = HistorySettings()
+    lease: LeaseSettings = LeaseSettings()
 
 
 def resolve_path(template: str, flow_id: str, base_dir: Path) -> Path:

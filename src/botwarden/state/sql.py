@@ -7,8 +7,9 @@ live state) and `botwarden_history` (one per document of the history). Layout 1 
 one `botwarden_records` for both: the upgrade renames it, so a process of layout 1
 still running on the store fails on its next write instead of writing where nobody
 reads.
-A change is one transaction: claim the flow row (which checks and raises the epoch
-and, in PostgreSQL, locks the row), then the puts and deletes, then commit.
+A change is one transaction: claim the flow row (its epoch, which must be the
+change's; in PostgreSQL this locks the row), then the puts and deletes, then commit.
+An epoch is granted by one statement (or transaction) that raises the row's.
 
 The embedded stores run their statements on the event loop's thread. A durable commit
 costs about as much as one fsync (~0.2 ms here) and the caller must wait for it anyway
@@ -46,6 +47,7 @@ from botwarden.state.base import (
     Snapshot,
     empty_snapshot,
     encode,
+    refuse_if_readonly,
 )
 from botwarden.state.files import FileId, file_id, fsync_dir, quarantine, refuse_another_format
 from botwarden.state.upgrade import past_intent_keys
@@ -72,6 +74,7 @@ class Statements:
     claim_flow: str
     flows: str
     epoch: str
+    claim_epoch: str
     read_version: str
     write_version: str
     upgrade_version: str
@@ -90,13 +93,20 @@ class Statements:
         tables = (LIVE_TABLE, HISTORY_TABLE, LEGACY_TABLE)
         where = f"WHERE flow_id = {p} AND collection = {p}"
         return cls(
-            # The flow row is the change's fence: the stored epoch only ever rises, and
-            # the caller compares the returned epoch with its own before committing.
+            # The flow row is the change's fence: claimed (and so locked, on a server)
+            # unchanged, and the caller compares the epoch returned with its own before
+            # committing.
             claim_flow=(
+                f"INSERT INTO botwarden_flows (flow_id, epoch) VALUES ({p}, 0) "
+                "ON CONFLICT (flow_id) DO UPDATE SET epoch = botwarden_flows.epoch"
+                " RETURNING epoch"
+            ),
+            # A new epoch, above every one granted and at least the one asked for.
+            claim_epoch=(
                 f"INSERT INTO botwarden_flows (flow_id, epoch) VALUES ({p}, {p}) "
                 "ON CONFLICT (flow_id) DO UPDATE SET epoch = CASE "
                 "WHEN excluded.epoch > botwarden_flows.epoch THEN excluded.epoch "
-                "ELSE botwarden_flows.epoch END RETURNING epoch"
+                "ELSE botwarden_flows.epoch + 1 END RETURNING epoch"
             ),
             flows="SELECT flow_id FROM botwarden_flows ORDER BY flow_id",
             epoch=f"SELECT epoch FROM botwarden_flows WHERE flow_id = {p}",
@@ -179,8 +189,8 @@ def split_ops(flow_id: str, change: Change) -> tuple[list[tuple[Any, ...]], list
 
 
 def fenced(flow_id: str, change: Change, stored_epoch: int) -> FencedOut | None:
-    """The error to raise if the flow's epoch is beyond the change's, else None."""
-    if change.epoch is not None and stored_epoch > change.epoch:
+    """The error to raise if the change is not at the flow's epoch, else None."""
+    if change.epoch is not None and stored_epoch != change.epoch:
         return FencedOut(flow_id, change.epoch, stored_epoch)
     return None
 
@@ -328,9 +338,7 @@ class EmbeddedSqlStore:
         """Version 1 to 2 in one transaction: the live table renamed (see the module's
         doc), the history table made, fills and events moved into it, and terminal
         intents moved there as `past_intents`."""
-        cursor = self._conn.cursor()
-        cursor.execute(self._begin)
-        try:
+        with self._transaction() as cursor:
             cursor.execute(f"ALTER TABLE {LEGACY_TABLE} RENAME TO {LIVE_TABLE}")
             for statement in self.ddl:  # (IF NOT EXISTS: the history table is new)
                 cursor.execute(statement)
@@ -341,11 +349,6 @@ class EmbeddedSqlStore:
                 self._upsert(cursor, (flow_id, "past_intents", key, doc))
                 self._delete(cursor, (flow_id, "intents", key))
             cursor.execute(self.statements.upgrade_version, (SCHEMA_VERSION,))
-            cursor.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(*self.driver_errors):
-                cursor.execute("ROLLBACK")
-            raise
         log.info("%s: upgraded to layout version %d", self.describe(), SCHEMA_VERSION)
 
     def _table(self, collection: str) -> str:
@@ -406,8 +409,7 @@ class EmbeddedSqlStore:
         return [(key, doc) for key, doc in rows]
 
     async def apply(self, flow_id: str, change: Change) -> None:
-        if self.readonly:
-            raise StateError(f"{self.describe()}: opened read-only, not for writing")
+        refuse_if_readonly(self)
         with self._errors():
             self._apply(flow_id, change)
         # After the commit, not before: a file lost between a check and the commit
@@ -416,12 +418,8 @@ class EmbeddedSqlStore:
 
     def _apply(self, flow_id: str, change: Change) -> None:
         upserts, deletes = split_ops(flow_id, change)
-        cursor = self._conn.cursor()
-        cursor.execute(self._begin)
-        try:
-            if error := fenced(
-                flow_id, change, self._claim_flow(cursor, flow_id, change.epoch or 0)
-            ):
+        with self._transaction() as cursor:
+            if error := fenced(flow_id, change, self._claim_flow(cursor, flow_id)):
                 raise error
             # Encoding happens here, inside the transaction: a value that cannot be
             # encoded aborts the whole change.
@@ -429,6 +427,15 @@ class EmbeddedSqlStore:
                 self._upsert(cursor, (*row[:3], encode(row[3])))
             for row in deletes:
                 self._delete(cursor, row)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """A cursor inside one write transaction: committed if the block ends cleanly,
+        rolled back if it raises."""
+        cursor = self._conn.cursor()
+        cursor.execute(self._begin)
+        try:
+            yield cursor
             cursor.execute("COMMIT")
         except BaseException:
             # A failed COMMIT (a full disk) may have rolled back already; the error
@@ -439,24 +446,17 @@ class EmbeddedSqlStore:
 
     _begin = "BEGIN"
 
-    def _claim_flow(self, cursor: Any, flow_id: str, epoch: int) -> int:
-        """Register the flow, raise its epoch to `epoch` if higher; the stored epoch.
+    def _claim_flow(self, cursor: Any, flow_id: str) -> int:
+        """Register the flow if new; its stored epoch.
 
-        Read first, written only when it changes: a change rarely moves the epoch, and
-        an upsert rewrote the flow's row (one more page in SQLite's WAL to sync, and
-        twice an UPDATE's CPU in DuckDB) at every change. Race-free: the transaction
-        holds the file's write lock (SQLite's BEGIN IMMEDIATE; one DuckDB process)."""
+        Read, not upserted: an upsert rewrote the flow's row (one more page in SQLite's
+        WAL to sync, and twice an UPDATE's CPU in DuckDB) at every change. Race-free:
+        the transaction holds the file's write lock (SQLite's BEGIN IMMEDIATE; one
+        DuckDB process)."""
         row = cursor.execute(self.statements.epoch, (flow_id,)).fetchone()
         if row is None:
-            cursor.execute(
-                "INSERT INTO botwarden_flows (flow_id, epoch) VALUES (?, ?)", (flow_id, epoch)
-            )
-            return epoch
-        if epoch > row[0]:
-            cursor.execute(
-                "UPDATE botwarden_flows SET epoch = ? WHERE flow_id = ?", (epoch, flow_id)
-            )
-            return epoch
+            cursor.execute("INSERT INTO botwarden_flows (flow_id, epoch) VALUES (?, 0)", (flow_id,))
+            return 0
         return int(row[0])
 
     def _upsert(self, cursor: Any, row: tuple[str, str, str, str]) -> None:
@@ -479,3 +479,13 @@ class EmbeddedSqlStore:
         with self._errors():
             row = self._conn.execute(self.statements.epoch, (flow_id,)).fetchone()
         return 0 if row is None else int(row[0])
+
+    async def claim_epoch(self, flow_id: str, at_least: int = 0) -> int:
+        refuse_if_readonly(self)
+        with self._errors(), self._transaction() as cursor:
+            epoch = max(self._claim_flow(cursor, flow_id) + 1, at_least)
+            cursor.execute(
+                "UPDATE botwarden_flows SET epoch = ? WHERE flow_id = ?", (epoch, flow_id)
+            )
+        self._check_files()
+        return epoch

@@ -240,7 +240,7 @@ def _intent(trip: RoundTrip, fill: Fill, purpose: Purpose, at: datetime) -> Orde
 
 async def write_instance(manager: StateManager, config: BotConfig, trips: list[RoundTrip]) -> None:
     """The instance of epoch 1 that traded the past, and its start; stopped since."""
-    await manager.fence(EPOCH)
+    await manager.claim(EPOCH)  # (a new state: granted EPOCH itself)
     began, ended = trips[0].entry_at - timedelta(minutes=1), trips[-1].exit_at
     async with manager.transaction() as tx:
         instance = Instance(host="the-past", pid=1, epoch=EPOCH, started_at=began)
